@@ -1,0 +1,20 @@
+import { PGlite, types } from '@electric-sql/pglite';
+
+let t = Date.now();
+const db = new PGlite();
+await db.query('select 1');
+console.log('start ms', Date.now() - t);
+t = Date.now();
+const db2 = new PGlite({ parsers: { [types.INT8]: (v) => v, [types.NUMERIC]: (v) => v } });
+await db2.query('select 1');
+console.log('2nd start ms', Date.now() - t);
+const r = await db2.query('select 9007199254740993::bigint as b, 1.50::numeric n');
+console.log(r.rows);
+t = Date.now();
+const dump = await db2.dumpDataDir('gzip');
+console.log('dump ms', Date.now() - t, dump.size);
+t = Date.now();
+const db3 = new PGlite({ loadDataDir: dump });
+await db3.query('select 1');
+console.log('load ms', Date.now() - t);
+console.log(typeof db2.clone);

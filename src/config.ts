@@ -1,0 +1,62 @@
+/** Configuration from the environment, validated once at start with one message per bad value. */
+import { z } from 'zod';
+import { Ratio } from './domain/money.ts';
+
+const decimal = (name: string, min: string) =>
+  z.string().refine((v) => /^\d+(\.\d+)?$/.test(v) && Ratio.parse(v).cmp(Ratio.parse(min)) >= 0, {
+    message: `${name} must be a decimal number of at least ${min}`,
+  });
+
+const url = z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' });
+
+const schema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(4100),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .optional(),
+  DATABASE_READ_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .optional(),
+  TALLY_DATA_DIR: z.string().min(1).default('./.tally'),
+  TALLY_ADMIN_KEY: z
+    .string()
+    .min(24, 'must be at least 24 characters')
+    .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces')
+    .optional(),
+  TALLY_DEMO: z.enum(['0', '1'], { message: 'must be 0 or 1' }).default('1'),
+  TALLY_PUBLIC_URL: url.optional(),
+  TALLY_MAX_EVENT_COST: decimal('TALLY_MAX_EVENT_COST', '0.000001').default('1000'),
+  TALLY_DEFAULT_MARKUP: decimal('TALLY_DEFAULT_MARKUP', '0').default('1.5'),
+  TALLY_BODY_LIMIT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(5 * 1024 * 1024),
+  TALLY_LOG: z.enum(['json', 'off'], { message: 'must be json or off' }).default('json'),
+  STRIPE_SECRET_KEY: z
+    .string()
+    .regex(/^(sk|rk)_/, 'must start with sk_ or rk_')
+    .optional(),
+  STRIPE_WEBHOOK_SECRET: z.string().startsWith('whsec_', 'must start with whsec_').optional(),
+  STRIPE_API_BASE: url.optional(),
+  OPENAI_API_KEY: z.string().min(1).optional(),
+  ANTHROPIC_API_KEY: z.string().min(1).optional(),
+  TALLY_UPSTREAM_OPENAI_URL: url.default('https://api.openai.com'),
+  TALLY_UPSTREAM_ANTHROPIC_URL: url.default('https://api.anthropic.com'),
+});
+
+export type Config = z.infer<typeof schema>;
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // An empty variable counts as unset, as in most deployment tools.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(present);
+  if (parsed.success) return parsed.data;
+  const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+  throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+}

@@ -1,0 +1,24 @@
+/** Prefixed random ids (`org_`, `mem_`, `key_`, ...) and secret keys. */
+import { createHash, randomBytes } from 'node:crypto';
+
+const ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
+
+function randomText(length: number): string {
+  const bytes = randomBytes(length * 2);
+  let out = '';
+  // Rejection sampling keeps every character equally likely.
+  for (let i = 0; out.length < length && i < bytes.length; i++) {
+    const b = bytes[i]!;
+    if (b < 248) out += ALPHABET[b % 62];
+  }
+  return out.length === length ? out : out + randomText(length - out.length);
+}
+
+export type IdPrefix = 'org' | 'mem' | 'ws' | 'key' | 'op' | 'req';
+
+export const newId = (prefix: IdPrefix): string => `${prefix}_${randomText(20)}`;
+
+/** A secret API key. Only its hash is stored; the prefix tells operator keys from org keys. */
+export const newSecret = (kind: 'op' | 'sk'): string => `tally_${kind}_${randomText(40)}`;
+
+export const hashSecret = (secret: string): string => createHash('sha256').update(secret).digest('hex');

@@ -1,0 +1,146 @@
+/**
+ * Exact arithmetic for money and credits. A `Ratio` is a fraction of two bigints, so products,
+ * sums and quotients of decimal prices are exact; rounding happens only where a caller asks for it
+ * (see `roundHalfEven`). No JavaScript number ever holds an amount.
+ */
+
+const DECIMAL = /^-?\d+(\.\d+)?$/;
+
+export class Ratio {
+  private constructor(
+    readonly num: bigint,
+    readonly den: bigint,
+  ) {}
+
+  static of(num: bigint, den = 1n): Ratio {
+    if (den === 0n) throw new RangeError('division by zero');
+    if (den < 0n) {
+      num = -num;
+      den = -den;
+    }
+    const g = gcd(num < 0n ? -num : num, den);
+    return new Ratio(num / g, den / g);
+  }
+
+  static readonly ZERO = Ratio.of(0n);
+  static readonly ONE = Ratio.of(1n);
+
+  /** Parses a plain decimal string such as "0.075" or "-12"; no exponents, no floats. */
+  static parse(text: string): Ratio {
+    if (!DECIMAL.test(text)) throw new RangeError(`not a decimal number: ${text}`);
+    const negative = text.startsWith('-');
+    const [whole, fraction = ''] = (negative ? text.slice(1) : text).split('.');
+    const num = BigInt(`${whole}${fraction}`) * (negative ? -1n : 1n);
+    return Ratio.of(num, 10n ** BigInt(fraction.length));
+  }
+
+  static int(value: bigint | number): Ratio {
+    if (typeof value === 'number' && !Number.isSafeInteger(value))
+      throw new RangeError(`not an integer: ${value}`);
+    return Ratio.of(BigInt(value));
+  }
+
+  /** An amount held as integer units of 10^-scale (micro-credits have scale 6). */
+  static fromUnits(units: bigint, scale: number): Ratio {
+    return Ratio.of(units, 10n ** BigInt(scale));
+  }
+
+  add(other: Ratio): Ratio {
+    return Ratio.of(this.num * other.den + other.num * this.den, this.den * other.den);
+  }
+  sub(other: Ratio): Ratio {
+    return Ratio.of(this.num * other.den - other.num * this.den, this.den * other.den);
+  }
+  mul(other: Ratio): Ratio {
+    return Ratio.of(this.num * other.num, this.den * other.den);
+  }
+  div(other: Ratio): Ratio {
+    return Ratio.of(this.num * other.den, this.den * other.num);
+  }
+  cmp(other: Ratio): number {
+    const left = this.num * other.den;
+    const right = other.num * this.den;
+    return left < right ? -1 : left > right ? 1 : 0;
+  }
+  isZero(): boolean {
+    return this.num === 0n;
+  }
+  isNegative(): boolean {
+    return this.num < 0n;
+  }
+
+  /** Integer units of 10^-scale, rounded half to even: the single rounding rule of Tally. */
+  roundHalfEven(scale: number): bigint {
+    const scaled = this.num * 10n ** BigInt(scale);
+    const quotient = scaled / this.den;
+    const remainder = scaled % this.den;
+    if (remainder === 0n) return quotient;
+    const twice = 2n * (remainder < 0n ? -remainder : remainder);
+    const away = scaled < 0n ? -1n : 1n;
+    if (twice > this.den) return quotient + away;
+    if (twice < this.den) return quotient;
+    return quotient % 2n === 0n ? quotient : quotient + away;
+  }
+
+  /** The exact decimal text when the fraction terminates within `maxScale` digits, else rounded. */
+  toDecimal(maxScale = 12): string {
+    return formatUnits(this.roundHalfEven(maxScale), maxScale);
+  }
+}
+
+function gcd(a: bigint, b: bigint): bigint {
+  while (b !== 0n) [a, b] = [b, a % b];
+  return a === 0n ? 1n : a;
+}
+
+/** Formats integer units of 10^-scale as a canonical decimal string without trailing zeros. */
+export function formatUnits(units: bigint, scale: number): string {
+  const negative = units < 0n;
+  const digits = (negative ? -units : units).toString().padStart(scale + 1, '0');
+  const whole = digits.slice(0, digits.length - scale);
+  const fraction = digits.slice(digits.length - scale).replace(/0+$/, '');
+  return `${negative ? '-' : ''}${whole}${fraction ? `.${fraction}` : ''}`;
+}
+
+/** Parses a decimal string into integer units of 10^-scale; refuses more digits than the scale holds. */
+export function parseUnits(text: string, scale: number): bigint {
+  const value = Ratio.parse(text);
+  const units = value.roundHalfEven(scale);
+  if (Ratio.fromUnits(units, scale).cmp(value) !== 0) {
+    throw new RangeError(`more than ${scale} decimal places: ${text}`);
+  }
+  return units;
+}
+
+/**
+ * Splits `total` units over parts in proportion to `weights` (largest remainder), so the parts
+ * always add up to the total exactly: used to show an event's cost per token kind.
+ */
+export function allocate(total: bigint, weights: Ratio[]): bigint[] {
+  const sum = weights.reduce((acc, w) => acc.add(w), Ratio.ZERO);
+  if (sum.isZero()) return weights.map((_, i) => (i === 0 ? total : 0n));
+  const exact = weights.map((w) => w.div(sum).mul(Ratio.int(total)));
+  const floors = exact.map((e) => floorDiv(e.num, e.den));
+  let left = total - floors.reduce((a, b) => a + b, 0n);
+  const order = exact
+    .map((e, i) => ({ i, rest: e.sub(Ratio.int(floors[i]!)) }))
+    .sort((a, b) => b.rest.cmp(a.rest) || a.i - b.i);
+  for (const { i } of order) {
+    if (left <= 0n) break;
+    floors[i]! += 1n;
+    left -= 1n;
+  }
+  return floors;
+}
+
+function floorDiv(num: bigint, den: bigint): bigint {
+  const q = num / den;
+  return num % den !== 0n && num < 0n !== den < 0n ? q - 1n : q;
+}
+
+/** Credits are held as integer micro-credits everywhere (BIGINT in SQL). */
+export const CREDIT_SCALE = 6;
+/** Provider cost in USD is reported to 10 decimal places. */
+export const PROVIDER_COST_SCALE = 10;
+
+export const formatCredits = (micro: bigint): string => formatUnits(micro, CREDIT_SCALE);

@@ -1,0 +1,34 @@
+/**
+ * Roles and what they may do: the single table the API, the web app and the tests read.
+ * The operator (the SaaS running Tally) may do everything on every org.
+ */
+export const ROLES = ['owner', 'admin', 'billing', 'member', 'viewer'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const PERMISSIONS = {
+  'org:read': 'See the organization and its settings',
+  'org:update': 'Change organization settings',
+  'members:read': 'List members and workspaces',
+  'members:write': 'Add, change, remove and erase members; manage workspaces',
+  'keys:write': 'Create and revoke API keys',
+  'usage:read': 'See usage, balance, limits and prices',
+  'events:write': 'Send usage events and place holds',
+  'billing:purchase': 'Buy credit top-ups and see payments',
+  'limits:write': 'Set limits and budgets',
+  'webhooks:write': 'Manage webhook endpoints',
+  'embed:create': 'Mint embed tokens for the usage page',
+} as const;
+export type Permission = keyof typeof PERMISSIONS;
+
+const ALL = Object.keys(PERMISSIONS) as Permission[];
+
+export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
+  owner: ALL,
+  admin: ALL,
+  billing: ['org:read', 'members:read', 'usage:read', 'billing:purchase', 'limits:write'],
+  member: ['org:read', 'members:read', 'usage:read', 'events:write'],
+  viewer: ['org:read', 'members:read', 'usage:read'],
+};
+
+export const roleAllows = (role: Role, permission: Permission): boolean =>
+  ROLE_PERMISSIONS[role].includes(permission);

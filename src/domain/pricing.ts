@@ -1,0 +1,195 @@
+/**
+ * Pricing of one usage event, exact end to end. The single rounding rule of Tally lives here:
+ * the exact sell amount of an event is divided by the org's credit value and rounded once, half to
+ * even, to whole micro-credits. The currency amount is then credits x credit value (exact), and the
+ * per-kind parts are allocated from the rounded total so they always add up to it.
+ */
+import { allocate, CREDIT_SCALE, PROVIDER_COST_SCALE, Ratio } from './money.ts';
+
+/** The countable things an event can carry in `usage`. */
+export const USAGE_KEYS = [
+  'input_tokens',
+  'output_tokens',
+  'cache_read_tokens',
+  'cache_write_tokens',
+  'input_audio_tokens',
+  'output_audio_tokens',
+  'images',
+  'seconds',
+  'requests',
+  'web_searches',
+] as const;
+export type UsageKey = (typeof USAGE_KEYS)[number];
+export type Usage = Partial<Record<UsageKey, number>>;
+
+/** What an event is billed for: its quantities split into the kinds that carry their own price. */
+export const COMPONENTS = [
+  'input',
+  'cache_read',
+  'cache_write',
+  'input_audio',
+  'output',
+  'output_audio',
+  'images',
+  'seconds',
+  'requests',
+  'web_searches',
+] as const;
+export type Component = (typeof COMPONENTS)[number];
+
+/** Provider catalog price per component: the catalog's key, and how many units its price is for. */
+export const CATALOG_KEYS: Record<Component, { key: string; per: bigint } | null> = {
+  input: { key: 'input_mtok', per: 1_000_000n },
+  cache_read: { key: 'cache_read_mtok', per: 1_000_000n },
+  cache_write: { key: 'cache_write_mtok', per: 1_000_000n },
+  input_audio: { key: 'input_audio_mtok', per: 1_000_000n },
+  output: { key: 'output_mtok', per: 1_000_000n },
+  output_audio: { key: 'output_audio_mtok', per: 1_000_000n },
+  web_searches: { key: 'web_searches_kcount', per: 1_000n },
+  requests: { key: 'requests_kcount', per: 1_000n },
+  images: null,
+  seconds: null,
+};
+
+/** Sell price units, as shown in the price list. */
+export const SELL_UNITS = {
+  per_1k_tokens: 1_000n,
+  per_1m_tokens: 1_000_000n,
+  per_image: 1n,
+  per_minute: 60n,
+  per_second: 1n,
+  per_request: 1n,
+  per_1k_requests: 1_000n,
+} as const;
+export type SellUnit = keyof typeof SELL_UNITS;
+
+/** A catalog price: a decimal string, or a base price with long-context tiers. */
+export type TieredPrice = { base: string; tiers: { start: number; price: string }[] };
+export type PriceValue = string | TieredPrice;
+export type ProviderPriceSpec = Record<string, PriceValue>;
+
+export type SellOverride = { price: string; unit: SellUnit };
+
+export interface PricingInput {
+  usage: Usage;
+  /** Provider list prices in USD (catalog keys), or null when the catalog does not know the model. */
+  providerPrices: ProviderPriceSpec | null;
+  /** Explicit sell prices in the org currency, per component; they win over cost x markup x FX. */
+  sellOverrides: Partial<Record<Component, SellOverride>>;
+  markup: Ratio;
+  /** Units of org currency per USD. */
+  fxRate: Ratio;
+  /** Org currency per credit. */
+  creditValue: Ratio;
+}
+
+export interface PricedComponent {
+  component: Component;
+  quantity: bigint;
+  providerCostUsd: string;
+  credits: bigint;
+}
+
+export type PricingResult =
+  | { ok: true; credits: bigint; providerCostUsd: bigint; components: PricedComponent[] }
+  | { ok: false; code: 'model_unpriced' | 'component_unpriced'; detail: string; component?: Component };
+
+const INPUT_PARTS = ['cache_read', 'cache_write', 'input_audio'] as const;
+
+/** Quantities per component; a sub-kind with no price of its own is billed as its parent. */
+function quantities(usage: Usage, hasPrice: (c: Component) => boolean): Map<Component, bigint> {
+  const q = (k: UsageKey) => BigInt(usage[k] ?? 0);
+  const out = new Map<Component, bigint>();
+  let input = q('input_tokens');
+  for (const part of INPUT_PARTS) {
+    const amount = q(`${part}_tokens` as UsageKey);
+    if (amount > 0n && hasPrice(part)) {
+      out.set(part, amount);
+      input -= amount;
+    }
+  }
+  out.set('input', input);
+  let output = q('output_tokens');
+  const outputAudio = q('output_audio_tokens');
+  if (outputAudio > 0n && hasPrice('output_audio')) {
+    out.set('output_audio', outputAudio);
+    output -= outputAudio;
+  }
+  out.set('output', output);
+  for (const unit of ['images', 'seconds', 'web_searches', 'requests'] as const) out.set(unit, q(unit));
+  return out;
+}
+
+/** The price that applies to all tokens of a kind: the last tier whose start the input exceeds. */
+export function tierPrice(value: PriceValue, totalInputTokens: bigint): Ratio {
+  if (typeof value === 'string') return Ratio.parse(value);
+  let price = value.base;
+  for (const tier of [...value.tiers].sort((a, b) => a.start - b.start)) {
+    if (totalInputTokens > BigInt(tier.start)) price = tier.price;
+  }
+  return Ratio.parse(price);
+}
+
+export function priceEvent(input: PricingInput): PricingResult {
+  const { usage, providerPrices, sellOverrides } = input;
+  const catalogValue = (c: Component): PriceValue | undefined => {
+    const ref = CATALOG_KEYS[c];
+    return ref && providerPrices ? providerPrices[ref.key] : undefined;
+  };
+  const hasPrice = (c: Component) => sellOverrides[c] !== undefined || catalogValue(c) !== undefined;
+  if (!providerPrices && Object.keys(sellOverrides).length === 0) {
+    return { ok: false, code: 'model_unpriced', detail: 'no price' };
+  }
+  const totalInput = BigInt(usage.input_tokens ?? 0);
+  const parts: { component: Component; quantity: bigint; cost: Ratio; sell: Ratio }[] = [];
+  for (const [component, quantity] of quantities(usage, hasPrice)) {
+    if (quantity <= 0n) continue;
+    const override = sellOverrides[component];
+    const value = catalogValue(component);
+    const ref = CATALOG_KEYS[component];
+    const cost =
+      value !== undefined && ref ? tierPrice(value, totalInput).mul(Ratio.of(quantity, ref.per)) : null;
+    let sell: Ratio;
+    if (override) sell = Ratio.parse(override.price).mul(Ratio.of(quantity, SELL_UNITS[override.unit]));
+    else if (cost) sell = cost.mul(input.markup).mul(input.fxRate);
+    else {
+      return {
+        ok: false,
+        code: 'component_unpriced',
+        component,
+        detail: `no price for ${component.replace('_', ' ')}`,
+      };
+    }
+    parts.push({ component, quantity, cost: cost ?? Ratio.ZERO, sell });
+  }
+  const totalSell = parts.reduce((acc, p) => acc.add(p.sell), Ratio.ZERO);
+  const credits = totalSell.div(input.creditValue).roundHalfEven(CREDIT_SCALE);
+  const totalCost = parts.reduce((acc, p) => acc.add(p.cost), Ratio.ZERO);
+  const providerCostUsd = totalCost.roundHalfEven(PROVIDER_COST_SCALE);
+  const creditParts = allocate(
+    credits,
+    parts.map((p) => p.sell),
+  );
+  const costParts = allocate(
+    providerCostUsd,
+    parts.map((p) => p.cost),
+  );
+  return {
+    ok: true,
+    credits,
+    providerCostUsd,
+    components: parts.map((p, i) => ({
+      component: p.component,
+      quantity: p.quantity,
+      providerCostUsd: Ratio.fromUnits(costParts[i]!, PROVIDER_COST_SCALE).toDecimal(PROVIDER_COST_SCALE),
+      credits: creditParts[i]!,
+    })),
+  };
+}
+
+/** The currency value of credits: exact, since the credit value is a finite decimal. */
+export function creditsToMoney(microCredits: bigint, creditValue: Ratio): string {
+  return Ratio.fromUnits(microCredits, CREDIT_SCALE)
+    .mul(creditValue)
+    .toDecimal(CREDIT_SCALE + 6);
+}

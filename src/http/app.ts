@@ -1,0 +1,96 @@
+/** The HTTP app: middleware order, route groups and the mapping of every failure to problem+json. */
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { bodyLimit } from 'hono/body-limit';
+import { routePath } from 'hono/route';
+import type { Config } from '../config.ts';
+import { newId } from '../domain/ids.ts';
+import type { PriceBook } from '../services/pricing/priceBook.ts';
+import type { Db } from '../store/db.ts';
+import type { AppEnv } from './env.ts';
+import type { Logger } from './logger.ts';
+import { createMetrics } from './metrics.ts';
+import { authMiddleware } from './middleware/auth.ts';
+import { idempotencyMiddleware } from './middleware/idempotency.ts';
+import { errorToProblem, problem, validationProblem } from './problem.ts';
+import { eventRoutes } from './routes/events.ts';
+import { keyRoutes } from './routes/keys.ts';
+import { memberRoutes } from './routes/members.ts';
+import { opsRoutes } from './routes/ops.ts';
+import { orgRoutes } from './routes/orgs.ts';
+import { pricingRoutes } from './routes/pricing.ts';
+
+export interface AppDeps {
+  db: Db;
+  config: Config;
+  prices: PriceBook;
+  logger: Logger;
+}
+
+export function buildApp(deps: AppDeps) {
+  const metrics = createMetrics();
+  const app = new OpenAPIHono<AppEnv>({
+    defaultHook: (result, c) =>
+      result.success ? undefined : validationProblem(c, result.error, result.target),
+  });
+
+  app.use('*', async (c, next) => {
+    const started = performance.now();
+    const incoming = c.req.header('x-request-id');
+    const requestId = incoming && /^[\w.-]{1,64}$/.test(incoming) ? incoming : newId('req');
+    c.set('requestId', requestId);
+    await next();
+    c.header('x-request-id', requestId);
+    const route = routePath(c);
+    const seconds = (performance.now() - started) / 1000;
+    metrics.requests.inc({ method: c.req.method, route, status: String(c.res.status) });
+    metrics.duration.observe({ method: c.req.method, route }, seconds);
+    deps.logger.info({
+      request_id: requestId,
+      method: c.req.method,
+      route,
+      path: c.req.path,
+      status: c.res.status,
+      ms: Math.round(seconds * 10_000) / 10,
+      principal: c.get('ctx')?.principal.id,
+    });
+  });
+  app.use(
+    '/v1/*',
+    bodyLimit({
+      maxSize: deps.config.TALLY_BODY_LIMIT_BYTES,
+      onError: (c) =>
+        problem(
+          c,
+          413,
+          'payload_too_large',
+          `The request body is larger than ${deps.config.TALLY_BODY_LIMIT_BYTES} bytes`,
+        ),
+    }),
+  );
+  app.use('/v1/*', async (c, next) => {
+    const type = c.req.header('content-type');
+    if (['POST', 'PUT', 'PATCH'].includes(c.req.method) && type && !/^application\/json\b/i.test(type)) {
+      return problem(c, 415, 'unsupported_media_type', 'Send the body as application/json');
+    }
+    await next();
+  });
+  app.use('/v1/*', authMiddleware(deps));
+  app.use('/v1/*', idempotencyMiddleware(deps.db));
+
+  orgRoutes(app);
+  memberRoutes(app);
+  keyRoutes(app);
+  eventRoutes(app, (statuses) => {
+    for (const status of statuses) metrics.events.inc({ status });
+  });
+  pricingRoutes(app);
+  opsRoutes(app, { db: deps.db, metrics });
+
+  app.notFound((c) => problem(c, 404, 'not_found', `No route for ${c.req.method} ${c.req.path}`));
+  app.onError((error, c) =>
+    errorToProblem(c, error, (e) =>
+      deps.logger.error({ request_id: c.get('requestId'), error: e instanceof Error ? e.stack : String(e) }),
+    ),
+  );
+  return app;
+}

@@ -1,0 +1,104 @@
+import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
+import { USAGE_KEYS } from '../../domain/pricing.ts';
+import { ingestEvents } from '../../services/events/ingestEvents.ts';
+import type { AppEnv } from '../env.ts';
+import { body, errorResponses, json, Text, Timestamp } from '../schemas.ts';
+
+const Count = z.int('must be a whole number no larger than 2^53 - 1').min(0, 'must not be negative');
+
+export const UsageSchema = z
+  .strictObject(
+    Object.fromEntries(USAGE_KEYS.map((k) => [k, Count.optional()])) as Record<
+      (typeof USAGE_KEYS)[number],
+      z.ZodOptional<typeof Count>
+    >,
+  )
+  .superRefine((u, ctx) => {
+    const input = u.input_tokens ?? 0;
+    const cached = (u.cache_read_tokens ?? 0) + (u.cache_write_tokens ?? 0);
+    if (cached > input) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cache_read_tokens'],
+        message: `cache_read_tokens + cache_write_tokens (${cached}) may not exceed input_tokens (${input}), which counts every input token`,
+      });
+    }
+    if ((u.input_audio_tokens ?? 0) > input) {
+      ctx.addIssue({ code: 'custom', path: ['input_audio_tokens'], message: 'may not exceed input_tokens' });
+    }
+    if ((u.output_audio_tokens ?? 0) > (u.output_tokens ?? 0)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['output_audio_tokens'],
+        message: 'may not exceed output_tokens',
+      });
+    }
+  })
+  .openapi('Usage');
+
+const METADATA_MAX_BYTES = 16 * 1024;
+const Dimension = z.string().min(1).max(200).optional();
+
+export const EventSchema = z
+  .strictObject({
+    id: Text(200).openapi({ description: 'Client-chosen; the idempotency key of the event within the org' }),
+    org_id: z.string().max(64).optional().openapi({ description: 'Only with an operator key' }),
+    member: Text(200).openapi({ description: "The host app's user id (the member's external_id)" }),
+    feature: Text(200),
+    provider: Text(100),
+    model: Text(200),
+    occurred_at: Timestamp,
+    surface: Dimension,
+    workspace: Dimension,
+    workspace_group: Dimension,
+    project: Dimension,
+    conversation_id: Dimension,
+    message_id: Dimension,
+    parent_id: Dimension,
+    usage: UsageSchema,
+    metadata: z
+      .record(z.string().max(200), z.unknown())
+      .refine(
+        (m) => JSON.stringify(m).length <= METADATA_MAX_BYTES,
+        `must be at most ${METADATA_MAX_BYTES} bytes as JSON`,
+      )
+      .optional(),
+  })
+  .openapi('UsageEvent');
+
+const EventBatch = z
+  .strictObject({
+    events: z.array(EventSchema).min(1, 'send 1 to 1 000 events').max(1000, 'send 1 to 1 000 events'),
+  })
+  .openapi('EventBatch');
+
+const EventResultSchema = z
+  .object({
+    id: z.string(),
+    status: z.enum(['accepted', 'duplicate', 'rejected']),
+    credits: z.string().nullable(),
+    cost: z.string().nullable(),
+    currency: z.string().nullable(),
+    error: z.object({ code: z.string(), message: z.string() }).nullable(),
+  })
+  .openapi('EventResult');
+
+export const IngestAnswer = z.object({ results: z.array(EventResultSchema) }).openapi('IngestAnswer');
+
+export function eventRoutes(app: OpenAPIHono<AppEnv>, onResults: (statuses: string[]) => void) {
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/events',
+      tags: ['Usage in'],
+      summary: 'Send 1 to 1 000 usage events; one result per event, in request order',
+      request: body(EventBatch),
+      responses: { 200: json(IngestAnswer, 'Per-event results'), ...errorResponses },
+    }),
+    async (c) => {
+      const results = await ingestEvents(c.get('ctx'), c.req.valid('json').events);
+      onResults(results.map((r) => r.status));
+      return c.json({ results }, 200);
+    },
+  );
+}

@@ -1,0 +1,86 @@
+/** Building blocks of the request and response contracts; the OpenAPI document is generated from them. */
+import { z } from '@hono/zod-openapi';
+import { isCalendarDate, isTimeZone } from '../domain/calendar.ts';
+import { ROLES } from '../domain/permissions.ts';
+
+export const ProblemSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.int(),
+    detail: z.string(),
+    code: z.string(),
+    param: z.string().optional(),
+    request_id: z.string().optional(),
+  })
+  .openapi('Problem');
+
+const problemContent = { 'application/problem+json': { schema: ProblemSchema } };
+
+/** The error answers every authenticated route may give. */
+export const errorResponses = {
+  400: { description: 'Malformed request', content: problemContent },
+  401: { description: 'Missing, invalid, revoked or expired key', content: problemContent },
+  403: { description: 'The key may not do this', content: problemContent },
+  404: { description: 'Not found (also: another org)', content: problemContent },
+  409: { description: 'Conflict', content: problemContent },
+  413: { description: 'Body too large', content: problemContent },
+  422: { description: 'A field is invalid; `param` names it', content: problemContent },
+} as const;
+
+export const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { 'application/json': { schema } },
+});
+
+export const body = <T extends z.ZodType>(schema: T) => ({
+  body: { content: { 'application/json': { schema } }, required: true },
+});
+
+/** A decimal amount as a string: never a JSON number, so no float ever holds it. */
+export const Decimal = z
+  .string()
+  .max(40)
+  .regex(/^-?\d+(\.\d+)?$/, 'must be a decimal number written as a string, such as "12.50"')
+  .openapi({ example: '12.5' });
+
+export const PositiveDecimal = (maxScale: number) =>
+  z
+    .string()
+    .max(40)
+    .regex(
+      new RegExp(`^\\d+(\\.\\d{1,${maxScale}})?$`),
+      `must be a non-negative decimal string with at most ${maxScale} decimals`,
+    );
+
+export const Text = (max: number) => z.string().min(1).max(max);
+export const OptionalText = (max: number) => z.string().max(max).nullish();
+
+export const Currency = z.enum(['EUR', 'USD']);
+export const Role = z.enum(ROLES);
+export const BillingMode = z.enum(['credits', 'byom', 'byok']);
+export const TimeZone = z
+  .string()
+  .max(64)
+  .refine(isTimeZone, 'must be an IANA time zone such as Europe/Berlin');
+export const CalendarDate = z.string().max(10).refine(isCalendarDate, 'must be a date as YYYY-MM-DD');
+export const Timestamp = z.iso.datetime({
+  offset: true,
+  message: 'must be an RFC 3339 time such as 2026-01-31T12:00:00Z',
+});
+
+export const Id = (prefix: string) =>
+  z
+    .string()
+    .max(64)
+    .openapi({ example: `${prefix}_4f9Qk2aLx0mN8pR1sT7v` });
+
+export const OrgParam = z.object({ org: Id('org').openapi({ param: { name: 'org', in: 'path' } }) });
+
+export const ListQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(50),
+  cursor: z.string().max(512).optional(),
+});
+
+export const pageOf = <T extends z.ZodType>(item: T) =>
+  z.object({ data: z.array(item), has_more: z.boolean(), next_cursor: z.string().nullable() });

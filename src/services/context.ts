@@ -1,0 +1,54 @@
+/** Who is calling, for which tenant, and the shared parts every verb needs. */
+import type { Config } from '../config.ts';
+import { type Permission, type Role, roleAllows } from '../domain/permissions.ts';
+import type { Db, Queryable } from '../store/db.ts';
+import { ServiceError } from './errors.ts';
+import type { PriceBook } from './pricing/priceBook.ts';
+
+export type Principal =
+  | { kind: 'operator'; id: string }
+  | { kind: 'org_key'; id: string; orgId: string; role: Role };
+
+export interface Ctx {
+  db: Db;
+  config: Config;
+  prices: PriceBook;
+  principal: Principal;
+  requestId: string;
+}
+
+export const actorOf = (ctx: Ctx): string => ctx.principal.id;
+
+export function requireOperator(ctx: Ctx): void {
+  if (ctx.principal.kind !== 'operator') {
+    throw new ServiceError(403, 'forbidden', 'This action needs the operator key');
+  }
+}
+
+/**
+ * The org id a caller may act on. Another org's id is answered exactly like a missing one (404),
+ * so a key never learns which other orgs exist.
+ */
+export function scopeOrg(ctx: Ctx, orgId: string, permission: Permission): string {
+  const p = ctx.principal;
+  if (p.kind === 'operator') return orgId;
+  if (p.orgId !== orgId) throw new ServiceError(404, 'not_found', 'Organization not found', 'org');
+  if (!roleAllows(p.role, permission)) {
+    throw new ServiceError(403, 'forbidden', `The ${p.role} role may not do this (needs ${permission})`);
+  }
+  return orgId;
+}
+
+export async function audit(
+  tx: Queryable,
+  ctx: Ctx,
+  orgId: string,
+  action: string,
+  target: string | null,
+  data: Record<string, unknown> = {},
+): Promise<void> {
+  await tx.query(
+    'INSERT INTO audit_log (org_id, actor, action, target, data, request_id) VALUES ($1, $2, $3, $4, $5, $6)',
+    [orgId, actorOf(ctx), action, target, JSON.stringify(data), ctx.requestId],
+  );
+}

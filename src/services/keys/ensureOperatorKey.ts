@@ -1,0 +1,25 @@
+/**
+ * Makes sure an operator key exists. A key from TALLY_ADMIN_KEY is registered by its hash; without
+ * one, the first start generates a key and returns it so it can be printed once.
+ */
+import { hashSecret, newId, newSecret } from '../../domain/ids.ts';
+import type { Db } from '../../store/db.ts';
+
+export async function ensureOperatorKey(db: Db, configured: string | undefined): Promise<string | null> {
+  if (configured) {
+    await db.query(
+      `INSERT INTO operator_keys (id, key_hash) VALUES ('op_env', $1)
+       ON CONFLICT (id) DO UPDATE SET key_hash = EXCLUDED.key_hash, revoked_at = NULL`,
+      [hashSecret(configured)],
+    );
+    return null;
+  }
+  const secret = newSecret('op');
+  const inserted = await db.query(
+    `INSERT INTO operator_keys (id, key_hash)
+     SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM operator_keys WHERE revoked_at IS NULL AND id <> 'op_env')
+     RETURNING id`,
+    [newId('op'), hashSecret(secret)],
+  );
+  return inserted.length > 0 ? secret : null;
+}

@@ -1,0 +1,45 @@
+/** The org as stored and as the API shows it. */
+import { formatCredits, formatUnits, parseUnits } from '../../domain/money.ts';
+import type { Queryable } from '../../store/db.ts';
+import { notFound } from '../errors.ts';
+
+export interface OrgRow {
+  id: string;
+  external_id: string | null;
+  name: string;
+  currency: 'EUR' | 'USD';
+  timezone: string;
+  billing_mode: 'credits' | 'byom' | 'byok';
+  credit_value: string;
+  plan_allowance_credits: string;
+  billing_cycle_anchor: string;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export const ORG_COLUMNS = `id, external_id, name, currency, timezone, billing_mode, credit_value::text AS credit_value,
+  plan_allowance_credits, to_char(billing_cycle_anchor, 'YYYY-MM-DD') AS billing_cycle_anchor, created_at, updated_at`;
+
+export function orgView(row: OrgRow) {
+  return {
+    id: row.id,
+    object: 'org' as const,
+    name: row.name,
+    external_id: row.external_id,
+    currency: row.currency,
+    timezone: row.timezone,
+    billing_mode: row.billing_mode,
+    credit_value: formatUnits(parseUnits(row.credit_value, 6), 6),
+    plan_allowance_credits: formatCredits(BigInt(row.plan_allowance_credits)),
+    billing_cycle_anchor: row.billing_cycle_anchor,
+    created_at: row.created_at.toISOString(),
+    updated_at: row.updated_at.toISOString(),
+  };
+}
+export type OrgView = ReturnType<typeof orgView>;
+
+export async function loadOrg(q: Queryable, orgId: string): Promise<OrgRow> {
+  const [row] = await q.query<OrgRow>(`SELECT ${ORG_COLUMNS} FROM orgs WHERE id = $1`, [orgId]);
+  if (!row) throw notFound('Organization', 'org');
+  return row;
+}

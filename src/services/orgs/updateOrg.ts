@@ -1,0 +1,55 @@
+import { CREDIT_SCALE, parseUnits } from '../../domain/money.ts';
+import { audit, type Ctx, scopeOrg } from '../context.ts';
+import { ServiceError } from '../errors.ts';
+import { loadOrg, ORG_COLUMNS, type OrgRow, type OrgView, orgView } from './shape.ts';
+
+export interface UpdateOrgInput {
+  name?: string;
+  timezone?: string;
+  billing_mode?: 'credits' | 'byom' | 'byok';
+  credit_value?: string;
+  plan_allowance_credits?: string;
+  billing_cycle_anchor?: string;
+  external_id?: string | null;
+}
+
+/**
+ * Changes org settings. Currency is fixed at creation: amounts already charged are in it.
+ * Billing terms (credit value, allowance, mode) are the operator's to change, not the tenant's.
+ */
+export async function updateOrg(ctx: Ctx, orgId: string, input: UpdateOrgInput): Promise<OrgView> {
+  scopeOrg(ctx, orgId, 'org:update');
+  const terms = [
+    'billing_mode',
+    'credit_value',
+    'plan_allowance_credits',
+    'billing_cycle_anchor',
+    'external_id',
+  ] as const;
+  if (ctx.principal.kind !== 'operator') {
+    const field = terms.find((t) => input[t] !== undefined);
+    if (field) throw new ServiceError(403, 'forbidden', `Only the operator may change ${field}`, field);
+  }
+  return ctx.db.transaction(async (tx) => {
+    const current = await loadOrg(tx, orgId);
+    const [row] = await tx.query<OrgRow>(
+      `UPDATE orgs SET name = $2, timezone = $3, billing_mode = $4, credit_value = $5,
+              plan_allowance_credits = $6, billing_cycle_anchor = $7, external_id = $8, updated_at = now()
+        WHERE id = $1 RETURNING ${ORG_COLUMNS}`,
+      [
+        orgId,
+        input.name ?? current.name,
+        input.timezone ?? current.timezone,
+        input.billing_mode ?? current.billing_mode,
+        input.credit_value ?? current.credit_value,
+        input.plan_allowance_credits !== undefined
+          ? parseUnits(input.plan_allowance_credits, CREDIT_SCALE).toString()
+          : current.plan_allowance_credits,
+        input.billing_cycle_anchor ?? current.billing_cycle_anchor,
+        input.external_id !== undefined ? input.external_id : current.external_id,
+      ],
+    );
+    await audit(tx, ctx, orgId, 'org.updated', orgId, { ...input });
+    return orgView(row!);
+  });
+}

@@ -1,0 +1,160 @@
+/**
+ * The sell price list: what one unit of each operation costs in a currency, as the org sees it.
+ * A price is either set explicitly (source `sell_price`) or derived as provider cost x markup x FX.
+ */
+import { Ratio } from '../../domain/money.ts';
+import {
+  CATALOG_KEYS,
+  COMPONENTS,
+  type Component,
+  SELL_UNITS,
+  type SellUnit,
+  tierPrice,
+} from '../../domain/pricing.ts';
+import type { Ctx } from '../context.ts';
+import { ServiceError } from '../errors.ts';
+import { loadOrg } from '../orgs/shape.ts';
+import { decodeCursor, type Page, toPage } from '../pagination.ts';
+
+export const UNIT_LABELS: Record<SellUnit, string> = {
+  per_1k_tokens: 'per 1 000 tokens',
+  per_1m_tokens: 'per 1 000 000 tokens',
+  per_image: 'per image',
+  per_minute: 'per minute',
+  per_second: 'per second',
+  per_request: 'per request',
+  per_1k_requests: 'per 1 000 requests',
+};
+
+const OPERATION_LABELS: Record<Component, string> = {
+  input: 'Input tokens',
+  cache_read: 'Cached input tokens (read)',
+  cache_write: 'Cache write tokens',
+  input_audio: 'Audio input tokens',
+  output: 'Output tokens',
+  output_audio: 'Audio output tokens',
+  images: 'Images',
+  seconds: 'Audio / video time',
+  requests: 'Requests',
+  web_searches: 'Web searches',
+};
+
+const DEFAULT_UNIT: Record<Component, SellUnit> = {
+  input: 'per_1k_tokens',
+  cache_read: 'per_1k_tokens',
+  cache_write: 'per_1k_tokens',
+  input_audio: 'per_1k_tokens',
+  output: 'per_1k_tokens',
+  output_audio: 'per_1k_tokens',
+  images: 'per_image',
+  seconds: 'per_minute',
+  requests: 'per_request',
+  web_searches: 'per_request',
+};
+
+export interface PriceView {
+  id: string;
+  object: 'price';
+  provider: string;
+  model: string;
+  model_name: string | null;
+  component: Component;
+  operation: string;
+  unit: SellUnit;
+  unit_label: string;
+  price: string;
+  currency: 'EUR' | 'USD';
+  source: 'markup' | 'sell_price';
+  long_context: { above_input_tokens: number; price: string }[];
+}
+
+export async function listPrices(
+  ctx: Ctx,
+  query: { q?: string; currency?: 'EUR' | 'USD'; limit: number; cursor?: string },
+): Promise<Page<PriceView>> {
+  const orgId = ctx.principal.kind === 'org_key' ? ctx.principal.orgId : null;
+  const currency = query.currency ?? (orgId ? (await loadOrg(ctx.db, orgId)).currency : 'USD');
+  await ctx.prices.refresh(ctx.db);
+  const now = new Date();
+  const fx = ctx.prices.fxRate(currency, now);
+  if (!fx)
+    throw new ServiceError(
+      409,
+      'fx_rate_missing',
+      `No exchange rate from USD to ${currency} is set`,
+      'currency',
+    );
+  const factor = Ratio.parse(ctx.prices.markupText()).mul(Ratio.parse(fx));
+  const rows = new Map<string, PriceView>();
+  for (const model of ctx.prices.current(now)) {
+    for (const component of COMPONENTS) {
+      const ref = CATALOG_KEYS[component];
+      const value = ref ? model.prices[ref.key] : undefined;
+      if (!ref || value === undefined) continue;
+      const unit = DEFAULT_UNIT[component];
+      const perUnit = (p: Ratio) => p.mul(factor).mul(Ratio.of(SELL_UNITS[unit], ref.per)).toDecimal(12);
+      const view: PriceView = {
+        id: `${model.provider}/${model.model}/${component}`,
+        object: 'price',
+        provider: model.provider,
+        model: model.model,
+        model_name: model.name,
+        component,
+        operation: `${model.name ?? model.model}: ${OPERATION_LABELS[component]}`,
+        unit,
+        unit_label: UNIT_LABELS[unit],
+        price: perUnit(tierPrice(value, 0n)),
+        currency,
+        source: 'markup',
+        long_context:
+          typeof value === 'string'
+            ? []
+            : value.tiers.map((t) => ({ above_input_tokens: t.start, price: perUnit(Ratio.parse(t.price)) })),
+      };
+      rows.set(view.id, view);
+    }
+  }
+  // Operator-wide prices first, then the org's own, each oldest first: the last one written wins.
+  const sells = ctx.prices
+    .sellRows()
+    .filter(
+      (s) => s.currency === currency && s.valid_from <= now && (s.org_id === null || s.org_id === orgId),
+    )
+    .sort(
+      (a, b) =>
+        Number(a.org_id !== null) - Number(b.org_id !== null) ||
+        a.valid_from.getTime() - b.valid_from.getTime(),
+    );
+  for (const sell of sells) {
+    const id = `${sell.provider}/${sell.model}/${sell.component}`;
+    const existing = rows.get(id);
+    rows.set(id, {
+      id,
+      object: 'price',
+      provider: sell.provider,
+      model: sell.model,
+      model_name: existing?.model_name ?? null,
+      component: sell.component,
+      operation: `${existing?.model_name ?? sell.model}: ${OPERATION_LABELS[sell.component]}`,
+      unit: sell.unit,
+      unit_label: UNIT_LABELS[sell.unit],
+      price: Ratio.parse(sell.price).toDecimal(12),
+      currency,
+      source: 'sell_price',
+      long_context: [],
+    });
+  }
+  const needle = query.q?.toLowerCase();
+  const after = decodeCursor(query.cursor, 1)?.[0] as string | undefined;
+  const list = [...rows.values()]
+    .filter((r) => !needle || `${r.id} ${r.operation}`.toLowerCase().includes(needle))
+    .sort((a, b) => (a.id < b.id ? -1 : 1))
+    .filter((r) => after === undefined || r.id > after)
+    .slice(0, query.limit + 1);
+  return toPage(
+    list,
+    query.limit,
+    (r) => [r.id],
+    (r) => r,
+  );
+}

@@ -1,0 +1,90 @@
+/**
+ * The one place that knows whether Tally runs on embedded Postgres (PGlite, one process, a data
+ * folder) or on a Postgres server (pg pool). Everything else sees `Db` and writes plain SQL.
+ * BIGINT and NUMERIC come back as strings on both, so no amount ever passes through a float.
+ */
+import { mkdirSync } from 'node:fs';
+import { PGlite, types as pgliteTypes } from '@electric-sql/pglite';
+import pg from 'pg';
+
+export interface Queryable {
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(sql: string): Promise<void>;
+}
+
+export interface Db extends Queryable {
+  readonly kind: 'embedded' | 'server';
+  /** Runs `fn` in one transaction; commits when it resolves, rolls back when it throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+  /** Embedded only: the whole data folder as a gzipped tarball (test templates, backups). */
+  dump?: () => Promise<Blob>;
+}
+
+const TEXT_PARSERS = {
+  [pgliteTypes.INT8]: (v: string) => v,
+  [pgliteTypes.NUMERIC]: (v: string) => v,
+};
+
+export async function openEmbedded(options: { dataDir?: string; loadDataDir?: Blob } = {}): Promise<Db> {
+  if (options.dataDir) mkdirSync(options.dataDir, { recursive: true });
+  const pglite = new PGlite({
+    ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+    ...(options.loadDataDir ? { loadDataDir: options.loadDataDir } : {}),
+    parsers: TEXT_PARSERS,
+  });
+  await pglite.waitReady;
+  type Target = Pick<PGlite, 'query' | 'exec'>;
+  const wrap = (target: Target): Queryable => ({
+    query: async (sql, params) => (await target.query(sql, params as unknown[])).rows as never,
+    exec: async (sql) => {
+      await target.exec(sql);
+    },
+  });
+  return {
+    kind: 'embedded',
+    ...wrap(pglite),
+    transaction: (fn) => pglite.transaction((tx) => fn(wrap(tx))),
+    close: () => pglite.close(),
+    dump: async () => pglite.dumpDataDir('gzip'),
+  };
+}
+
+const serverTypes = {
+  getTypeParser: (oid: number, format?: string) =>
+    oid === 20 || oid === 1700 ? (v: string) => v : pg.types.getTypeParser(oid, format as 'text'),
+} as pg.CustomTypesConfig;
+
+export async function openServer(url: string, options: { max?: number } = {}): Promise<Db> {
+  const pool = new pg.Pool({ connectionString: url, max: options.max ?? 20, types: serverTypes });
+  // An idle client that loses its server (restart, failover) must not crash the process.
+  pool.on('error', () => {});
+  const client = await pool.connect();
+  client.release();
+  const wrap = (target: pg.Pool | pg.PoolClient): Queryable => ({
+    query: async (sql, params) => (await target.query(sql, params)).rows,
+    exec: async (sql) => {
+      await target.query(sql);
+    },
+  });
+  return {
+    kind: 'server',
+    ...wrap(pool),
+    transaction: async (fn) => {
+      const conn = await pool.connect();
+      try {
+        await conn.query('BEGIN');
+        const result = await fn(wrap(conn));
+        await conn.query('COMMIT');
+        return result;
+      } catch (error) {
+        await conn.query('ROLLBACK').catch(() => {});
+        throw error;
+      } finally {
+        conn.release();
+      }
+    },
+    close: () => pool.end(),
+  };
+}
