@@ -19,6 +19,10 @@ import { withRetry } from '../../store/retry.ts';
 import type { Ctx } from '../context.ts';
 import { scopeOrg } from '../context.ts';
 import { ServiceError } from '../errors.ts';
+import { applyCharges } from '../ledger/applyCharges.ts';
+import { lockBalance } from '../ledger/balances.ts';
+import { ensurePlanGrant } from '../ledger/ensurePlanGrant.ts';
+import { addToCounters, type Dimensions, loadLimitSettings, scopesFor } from '../limits/scopes.ts';
 import { ORG_COLUMNS, type OrgRow } from '../orgs/shape.ts';
 
 export type EventResult =
@@ -228,14 +232,29 @@ export async function ingestEvents(
   return results;
 }
 
+type StoredRow = Dimensions & {
+  org_id: string;
+  id: string;
+  occurred_at: string;
+  credits: string;
+  [column: string]: unknown;
+};
+
 async function store(tx: Queryable, ctx: Ctx, events: PricedEvent[]): Promise<Map<number, EventResult>> {
   const sorted = [...events].sort((a, b) =>
     compare(a.org.id + '\u0000' + a.input.id, b.org.id + '\u0000' + b.input.id),
   );
+  // The org balance row is the first lock every credit-changing transaction takes (holds too),
+  // so batches and captures of one org queue there instead of deadlocking on rollup rows.
+  const orgs = [...new Map(sorted.map((e) => [e.org.id, e.org])).values()];
+  for (const org of orgs) {
+    await lockBalance(tx, org.id);
+    await ensurePlanGrant(tx, org);
+  }
   const memberIds = await ensureMembers(tx, sorted);
   await ensureWorkspaces(tx, sorted);
   const apiKeyId = ctx.principal.kind === 'org_key' ? ctx.principal.id : '';
-  const rows = sorted.map((e) => ({
+  const rows: StoredRow[] = sorted.map((e) => ({
     org_id: e.org.id,
     id: e.input.id,
     member_id: memberIds.get(`${e.org.id}\u0000${e.input.member}`)!,
@@ -288,6 +307,12 @@ async function store(tx: Queryable, ctx: Ctx, events: PricedEvent[]): Promise<Ma
   const isNew = new Set(inserted.map((r) => `${r.org_id}\u0000${r.id}`));
   const fresh = rows.filter((r) => isNew.has(`${r.org_id}\u0000${r.id}`));
   await addToRollup(tx, fresh);
+  for (const org of orgs)
+    await chargeAndCount(
+      tx,
+      org,
+      fresh.filter((r) => r.org_id === org.id),
+    );
 
   const earlier = await loadExisting(
     tx,
@@ -327,6 +352,30 @@ async function store(tx: Queryable, ctx: Ctx, events: PricedEvent[]): Promise<Ma
     );
   }
   return out;
+}
+
+/** Draws the new events' credits from the org's grants and adds them to its limit counters. */
+async function chargeAndCount(tx: Queryable, org: OrgRow, rows: StoredRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  if (org.billing_mode === 'credits') {
+    await applyCharges(
+      tx,
+      org.id,
+      rows.map((r) => ({ amount: BigInt(r.credits), eventId: r.id })),
+    );
+  }
+  const settings = await loadLimitSettings(tx, org.id);
+  await addToCounters(
+    tx,
+    org.id,
+    rows.flatMap((r) =>
+      scopesFor(org, settings, r, new Date(r.occurred_at)).map((s) => ({
+        ...s,
+        spent: BigInt(r.credits),
+        held: 0n,
+      })),
+    ),
+  );
 }
 
 const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

@@ -1,0 +1,77 @@
+/**
+ * Calendar months and billing cycles in an org's time zone. A cycle starts on the anchor's day of
+ * the month (clamped to short months) at local midnight, so a DST change moves its UTC instant.
+ */
+
+/** The UTC offset of a zone at an instant, in minutes (e.g. +60 for Europe/Berlin in winter). */
+function offsetMinutes(zone: string, at: Date): number {
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone: zone,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: 'numeric',
+    day: 'numeric',
+    hour: 'numeric',
+    minute: 'numeric',
+    second: 'numeric',
+  }).formatToParts(at);
+  const get = (type: string) => Number(parts.find((p) => p.type === type)!.value);
+  const asUtc = Date.UTC(
+    get('year'),
+    get('month') - 1,
+    get('day'),
+    get('hour'),
+    get('minute'),
+    get('second'),
+  );
+  return Math.round((asUtc - Math.floor(at.getTime() / 1000) * 1000) / 60000);
+}
+
+/** The instant of local midnight starting a calendar date in a zone. */
+export function startOfLocalDay(zone: string, year: number, month: number, day: number): Date {
+  const guess = Date.UTC(year, month - 1, day);
+  let at = guess - offsetMinutes(zone, new Date(guess)) * 60000;
+  // A second pass settles the case where the offset differs between the guess and the answer.
+  at = guess - offsetMinutes(zone, new Date(at)) * 60000;
+  return new Date(at);
+}
+
+/** Year, month (1-12) and day of an instant in a zone. */
+export function localDate(zone: string, at: Date): { year: number; month: number; day: number } {
+  const local = new Date(at.getTime() + offsetMinutes(zone, at) * 60000);
+  return { year: local.getUTCFullYear(), month: local.getUTCMonth() + 1, day: local.getUTCDate() };
+}
+
+const daysInMonth = (year: number, month: number) => new Date(Date.UTC(year, month, 0)).getUTCDate();
+
+function addMonths(year: number, month: number, delta: number): { year: number; month: number } {
+  const index = year * 12 + (month - 1) + delta;
+  return { year: Math.floor(index / 12), month: (index % 12) + 1 };
+}
+
+export interface Period {
+  start: Date;
+  end: Date;
+}
+
+export function calendarMonth(zone: string, at: Date): Period {
+  const { year, month } = localDate(zone, at);
+  const next = addMonths(year, month, 1);
+  return {
+    start: startOfLocalDay(zone, year, month, 1),
+    end: startOfLocalDay(zone, next.year, next.month, 1),
+  };
+}
+
+/** The billing cycle containing `at`, for a cycle anchored on `anchorDay` of each month. */
+export function billingCycle(zone: string, anchorDay: number, at: Date): Period {
+  const startIn = (y: number, m: number) =>
+    startOfLocalDay(zone, y, m, Math.min(anchorDay, daysInMonth(y, m)));
+  const { year, month } = localDate(zone, at);
+  let start = { year, month };
+  if (startIn(year, month) > at) start = addMonths(year, month, -1);
+  const next = addMonths(start.year, start.month, 1);
+  return { start: startIn(start.year, start.month), end: startIn(next.year, next.month) };
+}
+
+export const anchorDayOf = (anchorDate: string): number => Number(anchorDate.slice(8, 10));

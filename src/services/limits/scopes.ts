@@ -1,0 +1,168 @@
+/**
+ * The limits that apply to a charge: the org's monthly allowed limit and every budget whose scope
+ * the charge falls in. Amounts are converted once into the org's credit unit (micro-credits, or
+ * micro-USD for BYOM orgs), rounding the limit down so it can never be passed by rounding.
+ */
+import { CREDIT_SCALE, Ratio } from '../../domain/money.ts';
+import { anchorDayOf, billingCycle, calendarMonth } from '../../domain/periods.ts';
+import type { Queryable } from '../../store/db.ts';
+import type { OrgRow } from '../orgs/shape.ts';
+
+export interface Dimensions {
+  member_id: string;
+  workspace: string;
+  workspace_group: string;
+  project: string;
+  api_key_id: string;
+}
+
+export interface LimitScope {
+  scope: string;
+  periodStart: Date;
+  /** Units allowed in the period, or null for a scope that is only counted. */
+  limit: bigint | null;
+  hard: boolean;
+  kind: 'org' | 'budget';
+  budgetId?: string;
+  name: string;
+}
+
+export interface LimitSettings {
+  alertThreshold: string | null;
+  allowedLimit: string | null;
+  budgets: {
+    id: string;
+    name: string;
+    scope_kind: keyof Dimensions | 'member';
+    scope_id: string;
+    period: 'month' | 'cycle';
+    amount: string;
+    enforcement: 'hard' | 'soft';
+  }[];
+}
+
+export async function loadLimitSettings(q: Queryable, orgId: string): Promise<LimitSettings> {
+  const [limits] = await q.query<{ alert_threshold: string | null; allowed_limit: string | null }>(
+    'SELECT alert_threshold::text, allowed_limit::text FROM org_limits WHERE org_id = $1',
+    [orgId],
+  );
+  const budgets = await q.query<LimitSettings['budgets'][number]>(
+    `SELECT id, name, scope_kind, scope_id, period, amount::text AS amount, enforcement
+       FROM budgets WHERE org_id = $1 AND deleted_at IS NULL ORDER BY id`,
+    [orgId],
+  );
+  return {
+    alertThreshold: limits?.alert_threshold ?? null,
+    allowedLimit: limits?.allowed_limit ?? null,
+    budgets,
+  };
+}
+
+/** Money in the org currency (USD for BYOM) to the org's credit unit, rounded down. */
+export function toUnits(org: OrgRow, money: string): bigint {
+  const perUnit = org.billing_mode === 'byom' ? Ratio.ONE : Ratio.parse(org.credit_value);
+  const exact = Ratio.parse(money)
+    .div(perUnit)
+    .mul(Ratio.int(10n ** BigInt(CREDIT_SCALE)));
+  return exact.num / exact.den;
+}
+
+const SCOPE_FIELD: Record<string, keyof Dimensions> = {
+  member: 'member_id',
+  workspace: 'workspace',
+  workspace_group: 'workspace_group',
+  project: 'project',
+  api_key: 'api_key_id',
+};
+
+export function scopesFor(org: OrgRow, settings: LimitSettings, dims: Dimensions, at: Date): LimitScope[] {
+  const month = calendarMonth(org.timezone, at).start;
+  const scopes: LimitScope[] = [
+    {
+      scope: 'org',
+      periodStart: month,
+      limit: settings.allowedLimit === null ? null : toUnits(org, settings.allowedLimit),
+      hard: true,
+      kind: 'org',
+      name: 'monthly limit',
+    },
+  ];
+  for (const b of settings.budgets) {
+    const value = dims[SCOPE_FIELD[b.scope_kind]!];
+    if (!value || value !== b.scope_id) continue;
+    const periodStart =
+      b.period === 'month'
+        ? month
+        : billingCycle(org.timezone, anchorDayOf(org.billing_cycle_anchor), at).start;
+    scopes.push({
+      scope: `budget:${b.id}`,
+      periodStart,
+      limit: toUnits(org, b.amount),
+      hard: b.enforcement === 'hard',
+      kind: 'budget',
+      budgetId: b.id,
+      name: b.name,
+    });
+  }
+  return scopes;
+}
+
+/** Adds spend (and moves holds) on the counters of the given scopes; counters are created on first use. */
+export async function addToCounters(
+  tx: Queryable,
+  orgId: string,
+  changes: { scope: string; periodStart: Date; spent: bigint; held: bigint }[],
+): Promise<void> {
+  const merged = new Map<string, { scope: string; period_start: string; spent: bigint; held: bigint }>();
+  for (const c of changes) {
+    const key = `${c.scope}\u0000${c.periodStart.toISOString()}`;
+    const row = merged.get(key) ?? {
+      scope: c.scope,
+      period_start: c.periodStart.toISOString(),
+      spent: 0n,
+      held: 0n,
+    };
+    row.spent += c.spent;
+    row.held += c.held;
+    merged.set(key, row);
+  }
+  if (merged.size === 0) return;
+  const rows = [...merged.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([, r]) => ({ ...r, spent: String(r.spent), held: String(r.held) }));
+  await tx.query(
+    `INSERT INTO spend_counters (org_id, scope, period_start, spent, held)
+     SELECT $1, scope, period_start, spent, held
+       FROM jsonb_to_recordset($2::jsonb) AS x(scope text, period_start timestamptz, spent bigint, held bigint)
+     ON CONFLICT (org_id, scope, period_start) DO UPDATE
+       SET spent = spend_counters.spent + EXCLUDED.spent, held = spend_counters.held + EXCLUDED.held`,
+    [orgId, JSON.stringify(rows)],
+  );
+}
+
+export async function readCounters(
+  q: Queryable,
+  orgId: string,
+  scopes: LimitScope[],
+): Promise<Map<string, { spent: bigint; held: bigint }>> {
+  if (scopes.length === 0) return new Map();
+  const rows = await q.query<{ scope: string; period_start: Date; spent: string; held: string }>(
+    `SELECT c.scope, c.period_start, c.spent, c.held FROM spend_counters c
+       JOIN jsonb_to_recordset($2::jsonb) AS x(scope text, period_start timestamptz)
+         ON c.scope = x.scope AND c.period_start = x.period_start
+      WHERE c.org_id = $1`,
+    [
+      orgId,
+      JSON.stringify(scopes.map((s) => ({ scope: s.scope, period_start: s.periodStart.toISOString() }))),
+    ],
+  );
+  return new Map(
+    rows.map((r) => [
+      `${r.scope}\u0000${r.period_start.toISOString()}`,
+      { spent: BigInt(r.spent), held: BigInt(r.held) },
+    ]),
+  );
+}
+
+export const counterKey = (s: { scope: string; periodStart: Date }) =>
+  `${s.scope}\u0000${s.periodStart.toISOString()}`;
