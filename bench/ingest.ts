@@ -1,0 +1,398 @@
+/**
+ * Ingest throughput: batches of 1 000 realistic events over real HTTP into a Tally started as
+ * `npm start` starts it, from several concurrent keep-alive clients, with pricing, idempotency
+ * (event ids and an Idempotency-Key per request) and hourly rollups on. Beside it, the physical
+ * baseline: a raw COPY of the very rows Tally stored into the same `events` table.
+ */
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import type { UsageEventInput } from '../src/domain/usageEvent.ts';
+import {
+  BENCH_OPERATOR_KEY,
+  type BenchDatabase,
+  type DatabaseKind,
+  openBenchDatabase,
+  type RunningTally,
+} from './support/databases.ts';
+import { DEFAULT_SHAPE, makeEvents } from './support/events.ts';
+import { cpuProfile, type ProfileSummary } from './support/profile.ts';
+import { SqlTimer, type StatementStats } from './support/sqlTimer.ts';
+import { fmt, median } from './support/stats.ts';
+import type { BenchModule, BenchOptions, BenchResult, Measurement, Section } from './types.ts';
+
+const BATCH = 1000;
+const CLIENTS = 4;
+const ORGS = 4;
+const RUNS = 3;
+const TARGET: Record<DatabaseKind, number> = { embedded: 5_000, server: 20_000 };
+
+/** Timed batches per run, warm-up batches before them, batches of the profiled run. */
+const SIZES = {
+  full: { embedded: { batches: 24, warmup: 4 }, server: { batches: 60, warmup: 8 } },
+  quick: { embedded: { batches: 4, warmup: 1 }, server: { batches: 8, warmup: 2 } },
+} as const;
+
+interface Batch {
+  body: string;
+  key: string;
+  size: number;
+}
+
+interface RunFigures {
+  events: number;
+  seconds: number;
+  rate: number;
+  copyRate: number;
+  nodeCpu: number;
+  machineCpu: number;
+  latencies: number[];
+  sql: StatementStats[];
+  batches: number;
+}
+
+/** Busy and total jiffies of the whole machine, from /proc/stat. */
+function machineTicks(): { busy: number; total: number } {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8')
+      .split('\n')[0]!
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    const total = fields.reduce((a, b) => a + b, 0);
+    return { busy: total - fields[3]! - (fields[4] ?? 0), total };
+  } catch {
+    return { busy: Number.NaN, total: Number.NaN };
+  }
+}
+
+async function call(run: RunningTally, method: string, path: string, body: unknown): Promise<any> {
+  const res = await fetch(run.url + path, {
+    method,
+    headers: { authorization: `Bearer ${BENCH_OPERATOR_KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const answer = await res.json();
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(answer)}`);
+  return answer;
+}
+
+async function createOrgs(run: RunningTally, count: number, tag: string): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const euro = i % 2 === 0;
+    const org = await call(run, 'POST', '/v1/orgs', {
+      name: `Bench ${tag} ${i}`,
+      currency: euro ? 'EUR' : 'USD',
+      timezone: euro ? 'Europe/Berlin' : 'America/New_York',
+    });
+    ids.push(org.id);
+  }
+  return ids;
+}
+
+function batchesOf(events: UsageEventInput[], tag: string): Batch[] {
+  const out: Batch[] = [];
+  for (let at = 0; at < events.length; at += BATCH) {
+    const slice = events.slice(at, at + BATCH);
+    out.push({
+      body: JSON.stringify({ events: slice }),
+      key: `bench-${tag}-${at / BATCH}`,
+      size: slice.length,
+    });
+  }
+  return out;
+}
+
+async function send(url: string, batch: Batch): Promise<void> {
+  const res = await fetch(`${url}/v1/events`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${BENCH_OPERATOR_KEY}`,
+      'content-type': 'application/json',
+      'idempotency-key': batch.key,
+    },
+    body: batch.body,
+  });
+  const answer = (await res.json()) as { results?: { status: string; error: unknown }[] };
+  if (res.status !== 200 || !answer.results) {
+    throw new Error(`POST /v1/events: ${res.status} ${JSON.stringify(answer).slice(0, 500)}`);
+  }
+  if (answer.results.length !== batch.size) throw new Error(`expected ${batch.size} results`);
+  const bad = answer.results.find((r) => r.status !== 'accepted');
+  if (bad) throw new Error(`an event was not accepted: ${JSON.stringify(bad)}`);
+}
+
+/** `clients` keep-alive clients take the next batch until none is left. */
+async function drive(url: string, batches: Batch[], clients: number) {
+  let next = 0;
+  const latencies: number[] = [];
+  const client = async () => {
+    while (next < batches.length) {
+      const batch = batches[next++]!;
+      const started = performance.now();
+      await send(url, batch);
+      latencies.push(performance.now() - started);
+    }
+  };
+  const started = performance.now();
+  await Promise.all(Array.from({ length: clients }, client));
+  return { ms: performance.now() - started, latencies };
+}
+
+interface OneRun {
+  figures: RunFigures | null;
+  profile: ProfileSummary | null;
+}
+
+/** One run on a fresh database: warm up, time the batches, verify, then the COPY baseline. */
+async function oneRun(
+  database: BenchDatabase,
+  kind: DatabaseKind,
+  runNo: number,
+  sizes: { batches: number; warmup: number },
+  mode: 'timed' | 'profiled',
+  log: (line: string) => void,
+): Promise<OneRun> {
+  const timer = new SqlTimer();
+  const tally = await database.startTally(timer);
+  let ingested: { ms: number; latencies: number[] } | null = null;
+  let profile: ProfileSummary | null = null;
+  const tag = `${kind}-${runNo}`;
+  const events = sizes.batches * BATCH;
+  let orgIds: string[];
+  let nodeCpu = Number.NaN;
+  let machineCpu = Number.NaN;
+  let sql: StatementStats[] = [];
+  try {
+    const warmOrgs = await createOrgs(tally, 1, `${tag}-warmup`);
+    const warm = batchesOf(
+      makeEvents({ ...DEFAULT_SHAPE, orgIds: warmOrgs }, sizes.warmup * BATCH, `w${tag}`, 7),
+      `w${tag}`,
+    );
+    await drive(tally.url, warm, CLIENTS);
+
+    orgIds = await createOrgs(tally, ORGS, tag);
+    const batches = batchesOf(makeEvents({ ...DEFAULT_SHAPE, orgIds }, events, `e${tag}`, 1000 + runNo), tag);
+    timer.reset();
+    const cpuBefore = process.cpuUsage();
+    const ticksBefore = machineTicks();
+    if (mode === 'profiled') {
+      const profiled = await cpuProfile(() => drive(tally.url, batches, CLIENTS));
+      ingested = profiled.result;
+      profile = profiled.summary;
+    } else {
+      ingested = await drive(tally.url, batches, CLIENTS);
+    }
+    const cpu = process.cpuUsage(cpuBefore);
+    const ticksAfter = machineTicks();
+    sql = timer.snapshot();
+    nodeCpu = (cpu.user + cpu.system) / 1000 / ingested.ms;
+    machineCpu = (ticksAfter.busy - ticksBefore.busy) / (ticksAfter.total - ticksBefore.total);
+
+    const [stored] = await tally.tally.db.query<{ n: string; calls: string }>(
+      `SELECT (SELECT count(*) FROM events WHERE org_id = ANY($1::text[])) AS n,
+              (SELECT coalesce(sum(calls), 0) FROM usage_hourly WHERE org_id = ANY($1::text[])) AS calls`,
+      [orgIds],
+    );
+    if (Number(stored!.n) !== events || Number(stored!.calls) !== events) {
+      throw new Error(`expected ${events} events and rollup calls, found ${stored!.n} and ${stored!.calls}`);
+    }
+  } finally {
+    await tally.stop();
+  }
+  const rate = events / (ingested.ms / 1000);
+  log(
+    `  ${database.label} ${mode} run ${runNo}: ${fmt(rate)} events/s (${events} events in ${(ingested.ms / 1000).toFixed(2)} s)`,
+  );
+  if (mode === 'profiled') return { figures: null, profile };
+
+  const list = orgIds.map((id) => `'${id}'`).join(', ');
+  const copy = await database.withRaw(async (raw) => {
+    const data = await raw.copyOut(`SELECT * FROM events WHERE org_id IN (${list})`);
+    await raw.query('TRUNCATE events');
+    const result = await raw.copyIn('events', data);
+    const [count] = await raw.query<{ n: number }>('SELECT count(*)::int AS n FROM events');
+    if (result.rows !== events || count!.n !== events) {
+      throw new Error(`COPY wrote ${result.rows} rows, table has ${count!.n}, expected ${events}`);
+    }
+    return result;
+  });
+  const copyRate = events / (copy.ms / 1000);
+  log(
+    `  ${database.label} COPY baseline run ${runNo}: ${fmt(copyRate)} rows/s (${(copy.ms / 1000).toFixed(2)} s)`,
+  );
+  return {
+    figures: {
+      events,
+      seconds: ingested.ms / 1000,
+      rate,
+      copyRate,
+      nodeCpu,
+      machineCpu,
+      latencies: ingested.latencies,
+      sql,
+      batches: sizes.batches,
+    },
+    profile: null,
+  };
+}
+
+const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(0)} %` : '-');
+const quantile = (values: number[], q: number) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+};
+
+function runsSection(label: string, runs: RunFigures[]): string[] {
+  return [
+    `${label}: ${CLIENTS} concurrent clients, batches of ${BATCH}, ${ORGS} orgs (EUR and USD), operator key.`,
+    '',
+    '| run | events | seconds | events/s | COPY rows/s | Node CPU (of one core) | machine CPU (all cores) | batch latency p50 / p95 ms |',
+    '|---|---|---|---|---|---|---|---|',
+    ...runs.map(
+      (r, i) =>
+        `| ${i + 1} | ${r.events} | ${r.seconds.toFixed(2)} | ${fmt(r.rate)} | ${fmt(r.copyRate)} | ${pct(r.nodeCpu)} | ${pct(
+          r.machineCpu,
+        )} | ${fmt(quantile(r.latencies, 0.5))} / ${fmt(quantile(r.latencies, 0.95))} |`,
+    ),
+  ];
+}
+
+/** Mean time per batch of each statement over all timed runs (waits included under concurrency). */
+function phaseSection(runs: RunFigures[]): string[] {
+  const batches = runs.reduce((a, r) => a + r.batches, 0);
+  const wallPerBatch = runs.reduce((a, r) => a + r.seconds * 1000, 0) / batches;
+  const merged = new Map<string, StatementStats>();
+  for (const r of runs) {
+    for (const s of r.sql) {
+      const entry = merged.get(s.label) ?? { label: s.label, count: 0, ms: 0 };
+      entry.count += s.count;
+      entry.ms += s.ms;
+      merged.set(s.label, entry);
+    }
+  }
+  const latency = median(runs.flatMap((r) => r.latencies));
+  return [
+    `Wall time per batch (total time / batches, ${CLIENTS} clients in parallel): ${fmt(wallPerBatch)} ms;`,
+    `median request latency seen by a client: ${fmt(latency)} ms.`,
+    '',
+    '| statement (as sent by Tally) | calls per batch | ms per batch |',
+    '|---|---|---|',
+    ...[...merged.values()]
+      .sort((a, b) => b.ms - a.ms)
+      .map((s) => `| ${s.label} | ${(s.count / batches).toFixed(1)} | ${fmt(s.ms / batches)} |`),
+  ];
+}
+
+function profileSection(profile: ProfileSummary): string[] {
+  const share = (ms: number) => `${((ms / profile.totalMs) * 100).toFixed(1)} %`;
+  return [
+    `Self time of the Node.js process during one extra run (not counted above), sampled every 0.5 ms, ${fmt(
+      profile.totalMs,
+    )} ms in all.`,
+    '',
+    '| where | share |',
+    '|---|---|',
+    ...profile.byArea.slice(0, 14).map((a) => `| ${a.area} | ${share(a.ms)} |`),
+    '',
+    '| hottest functions | share |',
+    '|---|---|',
+    ...profile.byFunction.slice(0, 15).map((f) => `| ${f.fn.replace(/\|/g, '\\|')} | ${share(f.ms)} |`),
+  ];
+}
+
+/** Plain reading of the figures: which resource ran out. */
+function reading(label: string, runs: RunFigures[], target: number): string[] {
+  const rate = median(runs.map((r) => r.rate));
+  const node = median(runs.map((r) => r.nodeCpu));
+  const machineCpu = median(runs.map((r) => r.machineCpu));
+  const cores = cpus().length;
+  const lines = [
+    `- ${label}: ${fmt(rate)} events/s is ${((rate / target) * 100).toFixed(0)} % of the ${fmt(target)} target; ` +
+      `the Node.js process used ${pct(node)} of one core and the machine ${pct(machineCpu)} of its ${cores} cores.`,
+  ];
+  if (node >= 0.85)
+    lines.push(
+      `  The Node.js process is CPU-bound (one core), so time in JS and in-process work decides the rate.`,
+    );
+  else if (machineCpu >= 0.85)
+    lines.push('  The machine is CPU-bound (all cores busy), shared by Node.js and Postgres.');
+  return lines;
+}
+
+export const ingest: BenchModule = {
+  name: 'ingest',
+  description:
+    'Events per second accepted by `POST /v1/events`: batches of 1 000 realistic events (4 orgs in EUR and USD, 250 members ' +
+    'each, 6 features, 7 surfaces, 12 workspaces, 9 OpenAI/Anthropic/Google models priced from the catalog, prompt-cache ' +
+    'reads and writes, conversations, some metadata, spread over 72 hourly buckets) sent over real HTTP by 4 concurrent ' +
+    'keep-alive clients in the same process to a Tally started with `listen()` from src/server.ts (pricing, event-id ' +
+    'idempotency, an `Idempotency-Key` per request, hourly rollups; request log off). Every run starts on a fresh database, ' +
+    'warms up, then times the batches; every event must come back `accepted`, and the stored rows and the rollup calls are ' +
+    'counted afterwards. Baseline: the same rows, exported from `events`, written back into the emptied `events` table ' +
+    "(same indexes) with one raw `COPY` (pg-copy-streams on the server, `COPY FROM '/dev/blob'` on PGlite); ratio = Tally / COPY. " +
+    'Figures are the median of 3 runs, with min and max.',
+  async run(options: BenchOptions): Promise<BenchResult> {
+    const measurements: Measurement[] = [];
+    const sections: BenchResult['sections'] = [];
+    const readings: string[] = [];
+    const profiles: [string, ProfileSummary][] = [];
+    const size = options.quick ? SIZES.quick : SIZES.full;
+    for (const kind of options.databases) {
+      const runs: RunFigures[] = [];
+      let label = '';
+      for (let run = 1; run <= RUNS; run++) {
+        const database = await openBenchDatabase(kind, options.serverUrl);
+        label = database.label;
+        try {
+          const { figures } = await oneRun(database, kind, run, size[kind], 'timed', options.log);
+          runs.push(figures!);
+        } finally {
+          await database.dispose();
+        }
+      }
+      measurements.push({
+        benchmark: 'ingest, batches of 1 000 over HTTP',
+        database: label,
+        unit: 'events/s',
+        better: 'higher',
+        runs: runs.map((r) => r.rate),
+        baseline: { label: 'COPY rows/s', runs: runs.map((r) => r.copyRate) },
+        target: TARGET[kind],
+      });
+      const perRun: Section = { title: `Ingest runs on ${label}`, lines: runsSection(label, runs) };
+      perRun.lines.push(
+        '',
+        'Where a batch spends its time in SQL (measured around each statement Tally sends):',
+        '',
+      );
+      perRun.lines.push(...phaseSection(runs));
+      sections.push(perRun);
+      readings.push(...reading(label, runs, TARGET[kind]));
+      if (options.profile) {
+        const database = await openBenchDatabase(kind, options.serverUrl);
+        try {
+          const { profile } = await oneRun(database, kind, RUNS + 1, size[kind], 'profiled', options.log);
+          sections.push({ title: `CPU profile of ingest on ${label}`, lines: profileSection(profile!) });
+          profiles.push([label, profile!]);
+        } finally {
+          await database.dispose();
+        }
+      }
+    }
+    for (const [label, profile] of profiles) {
+      const share = (ms: number) => `${((ms / profile.totalMs) * 100).toFixed(0)} %`;
+      const areas = profile.byArea.slice(0, 3).map((a) => `${a.area} ${share(a.ms)}`);
+      const fns = profile.byFunction
+        .filter((f) => !f.fn.startsWith('('))
+        .slice(0, 3)
+        .map((f) => `${f.fn} ${share(f.ms)}`);
+      readings.push(
+        `- Profile on ${label}, Node.js self time: ${areas.join(', ')}; hottest functions: ${fns.join(', ')}.`,
+      );
+    }
+    sections.push({ title: 'Reading', lines: readings });
+    return { measurements, sections };
+  },
+};

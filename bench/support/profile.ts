@@ -1,0 +1,73 @@
+/**
+ * A CPU profile of this process around some work (node:inspector), summarised by where the time
+ * went: Tally's own files, each package, PGlite's WebAssembly, the garbage collector, idle.
+ */
+import { Session } from 'node:inspector/promises';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+}
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+export interface ProfileSummary {
+  totalMs: number;
+  byArea: { area: string; ms: number }[];
+  byFunction: { fn: string; ms: number }[];
+}
+
+function areaOf(url: string, fn: string): string {
+  if (!url) return fn.startsWith('(') ? fn : '(native)';
+  if (url.startsWith('wasm://')) return 'PGlite WebAssembly (Postgres itself)';
+  if (url.startsWith('node:')) return 'Node.js internals';
+  const pkg = url.match(/node_modules\/((?:@[^/]+\/)?[^/]+)/)?.[1];
+  if (pkg) return pkg;
+  const src = url.match(/\/(src|bench)\/(.+)$/);
+  if (src) return `${src[1]}/${src[2]}`;
+  return url;
+}
+
+export async function cpuProfile<T>(work: () => Promise<T>): Promise<{ result: T; summary: ProfileSummary }> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 500 });
+  await session.post('Profiler.start');
+  let result: T;
+  let profile: Profile;
+  try {
+    result = await work();
+  } finally {
+    profile = ((await session.post('Profiler.stop')) as unknown as { profile: Profile }).profile;
+    session.disconnect();
+  }
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const areas = new Map<string, number>();
+  const fns = new Map<string, number>();
+  let total = 0;
+  profile.samples.forEach((id, i) => {
+    const ms = (profile.timeDeltas[i] ?? 0) / 1000;
+    const frame = byId.get(id)?.callFrame;
+    if (!frame) return;
+    total += ms;
+    const area = areaOf(frame.url, frame.functionName);
+    areas.set(area, (areas.get(area) ?? 0) + ms);
+    const where =
+      area.startsWith('src/') || area.startsWith('bench/') ? `${area}:${frame.lineNumber + 1}` : area;
+    const fn = `${frame.functionName || '(anonymous)'} (${where})`;
+    fns.set(fn, (fns.get(fn) ?? 0) + ms);
+  });
+  const top = (map: Map<string, number>) => [...map.entries()].sort((a, b) => b[1] - a[1]);
+  return {
+    result: result!,
+    summary: {
+      totalMs: total,
+      byArea: top(areas).map(([area, ms]) => ({ area, ms })),
+      byFunction: top(fns).map(([fn, ms]) => ({ fn, ms })),
+    },
+  };
+}
