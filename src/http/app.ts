@@ -1,5 +1,6 @@
 /** The HTTP app: middleware order, route groups and the mapping of every failure to problem+json. */
 import { OpenAPIHono } from '@hono/zod-openapi';
+import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { routePath } from 'hono/route';
 import type { Config } from '../config.ts';
@@ -11,9 +12,12 @@ import type { Logger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
 import { authMiddleware } from './middleware/auth.ts';
 import { idempotencyMiddleware } from './middleware/idempotency.ts';
+import { jsonGuard } from './middleware/jsonGuard.ts';
 import { errorToProblem, problem, validationProblem } from './problem.ts';
 import { eventRoutes } from './routes/events.ts';
 import { keyRoutes } from './routes/keys.ts';
+import { ledgerRoutes } from './routes/ledger.ts';
+import { limitRoutes } from './routes/limits.ts';
 import { memberRoutes } from './routes/members.ts';
 import { opsRoutes } from './routes/ops.ts';
 import { orgRoutes } from './routes/orgs.ts';
@@ -69,12 +73,23 @@ export function buildApp(deps: AppDeps) {
   );
   app.use('/v1/*', async (c, next) => {
     const type = c.req.header('content-type');
-    if (['POST', 'PUT', 'PATCH'].includes(c.req.method) && type && !/^application\/json\b/i.test(type)) {
+    if (['POST', 'PUT', 'PATCH'].includes(c.req.method) && type && !/^application\/json\s*(;|$)/i.test(type)) {
       return problem(c, 415, 'unsupported_media_type', 'Send the body as application/json');
     }
     await next();
   });
   app.use('/v1/*', authMiddleware(deps));
+  // Tenant isolation for every org-scoped route, before any validation or work: an org key sees
+  // another org exactly as a missing one. Services check again (scopeOrg); this makes it uniform.
+  const ownOrgOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
+    const principal = c.get('ctx').principal;
+    if (principal.kind === 'org_key' && c.req.param('org') !== principal.orgId) {
+      return problem(c, 404, 'not_found', 'Organization not found', 'org');
+    }
+    await next();
+  };
+  app.use('/v1/orgs/:org/*', ownOrgOnly);
+  app.use('/v1/*', jsonGuard());
   app.use('/v1/*', idempotencyMiddleware(deps.db));
 
   orgRoutes(app);
@@ -84,6 +99,8 @@ export function buildApp(deps: AppDeps) {
     for (const status of statuses) metrics.events.inc({ status });
   });
   pricingRoutes(app);
+  ledgerRoutes(app);
+  limitRoutes(app);
   opsRoutes(app, { db: deps.db, metrics });
 
   app.notFound((c) => problem(c, 404, 'not_found', `No route for ${c.req.method} ${c.req.path}`));

@@ -1,15 +1,16 @@
+import type { GrantKind } from '../../domain/drawdown.ts';
 import { formatCredits } from '../../domain/money.ts';
 
 export interface GrantRecord {
   org_id: string;
   id: string;
-  kind: string;
+  kind: GrantKind;
   source: string;
   amount: string;
   consumed: string;
   expired: string;
   remaining: string;
-  status: string;
+  status: 'active' | 'expired' | 'voided';
   effective_at: Date;
   expires_at: Date | null;
   reason: string | null;

@@ -1,0 +1,109 @@
+/**
+ * The balance page's figures: what is available, held and in overage, per grant kind (monthly vs
+ * bonus), and the billing cycle with the average spend per day and the projected run-out.
+ */
+import { DRAW_ORDER } from '../../domain/drawdown.ts';
+import { formatCredits, Ratio } from '../../domain/money.ts';
+import { anchorDayOf, billingCycle } from '../../domain/periods.ts';
+import { creditsToMoney } from '../../domain/pricing.ts';
+import { type Ctx, scopeOrg } from '../context.ts';
+import { loadOrg } from '../orgs/shape.ts';
+import { available, readBalance } from './balances.ts';
+import { ensurePlanGrant } from './ensurePlanGrant.ts';
+
+const DAY_MS = 86_400_000;
+
+export async function getBalance(ctx: Ctx, orgId: string, now = new Date()) {
+  scopeOrg(ctx, orgId, 'usage:read');
+  const org = await loadOrg(ctx.db, orgId);
+  await ctx.db.transaction((tx) => ensurePlanGrant(tx, org, now));
+  const balance = await readBalance(ctx.db, orgId);
+  const cycle = billingCycle(org.timezone, anchorDayOf(org.billing_cycle_anchor), now);
+  const kinds = await ctx.db.query<{ kind: string; granted: string; used: string; remaining: string }>(
+    `SELECT kind, sum(amount)::text AS granted, sum(consumed)::text AS used, sum(remaining)::text AS remaining
+       FROM grants WHERE org_id = $1 AND (status = 'active' OR (kind = 'plan' AND cycle_start = $2))
+      GROUP BY kind`,
+    [orgId, cycle.start.toISOString()],
+  );
+  const [spent] = await ctx.db.query<{ credits: string | null }>(
+    'SELECT sum(credits)::text AS credits FROM usage_hourly WHERE org_id = $1 AND bucket >= $2 AND bucket < $3',
+    [
+      orgId,
+      new Date(cycle.start.getTime() - (cycle.start.getTime() % 3_600_000)).toISOString(),
+      cycle.end.toISOString(),
+    ],
+  );
+  const cycleSpend = BigInt(spent?.credits ?? '0');
+  const daysElapsed = Math.max(1, Math.ceil((now.getTime() - cycle.start.getTime()) / DAY_MS));
+  const daysRemaining = Math.max(0, Math.ceil((cycle.end.getTime() - now.getTime()) / DAY_MS));
+  const perDay = Ratio.of(cycleSpend, BigInt(daysElapsed));
+  const free = available(balance);
+  const runOut = perDay.isZero()
+    ? null
+    : Number(
+        Ratio.of(free > 0n ? free : 0n)
+          .div(perDay)
+          .roundHalfEven(0),
+      );
+  const view = (micro: bigint) => formatCredits(micro);
+  const byKind = Object.fromEntries(
+    DRAW_ORDER.map((kind) => {
+      const row = kinds.find((k) => k.kind === kind);
+      return [
+        kind,
+        {
+          granted_credits: view(BigInt(row?.granted ?? 0)),
+          used_credits: view(BigInt(row?.used ?? 0)),
+          remaining_credits: view(BigInt(row?.remaining ?? 0)),
+        },
+      ];
+    }),
+  );
+  const sumKinds = (names: string[], field: 'granted' | 'used' | 'remaining') =>
+    view(kinds.filter((k) => names.includes(k.kind)).reduce((acc, k) => acc + BigInt(k[field]), 0n));
+  const bonusKinds = ['bonus', 'topup', 'promo', 'adjustment'];
+  const creditValue = org.billing_mode === 'byom' ? Ratio.ONE : Ratio.parse(org.credit_value);
+  return {
+    object: 'balance' as const,
+    org_id: orgId,
+    billing_mode: org.billing_mode,
+    tracking: org.billing_mode === 'byok' ? ('unavailable' as const) : ('available' as const),
+    notice:
+      org.billing_mode === 'byok'
+        ? "Calls go straight to your own provider account, so Tally cannot track their cost; see your provider's console."
+        : null,
+    unit: org.billing_mode === 'byom' ? ('usd' as const) : ('credits' as const),
+    currency: org.billing_mode === 'byom' ? 'USD' : org.currency,
+    available_credits: view(free > 0n ? free : 0n),
+    available_amount: creditsToMoney(free > 0n ? free : 0n, creditValue),
+    held_credits: view(balance.held),
+    overage_credits: view(balance.overage),
+    overage_amount: creditsToMoney(balance.overage, creditValue),
+    granted_credits: view(balance.granted),
+    consumed_credits: view(balance.consumed),
+    expired_credits: view(balance.expired),
+    remaining_credits: view(balance.remaining),
+    by_kind: byKind,
+    monthly: {
+      granted_credits: sumKinds(['plan'], 'granted'),
+      used_credits: sumKinds(['plan'], 'used'),
+      remaining_credits: sumKinds(['plan'], 'remaining'),
+    },
+    bonus: {
+      granted_credits: sumKinds(bonusKinds, 'granted'),
+      used_credits: sumKinds(bonusKinds, 'used'),
+      remaining_credits: sumKinds(bonusKinds, 'remaining'),
+    },
+    cycle: {
+      start: cycle.start.toISOString(),
+      end: cycle.end.toISOString(),
+      days_elapsed: daysElapsed,
+      days_remaining: daysRemaining,
+      spent_credits: view(cycleSpend),
+      average_per_day_credits: formatCredits(perDay.roundHalfEven(0)),
+      run_out_in_days: runOut,
+      runs_out_before_cycle_end: runOut !== null && runOut < daysRemaining,
+    },
+  };
+}
+export type BalanceView = Awaited<ReturnType<typeof getBalance>>;

@@ -1,0 +1,48 @@
+import { CREDIT_SCALE, formatUnits, parseUnits, Ratio } from '../../domain/money.ts';
+import { calendarMonth } from '../../domain/periods.ts';
+import { creditsToMoney } from '../../domain/pricing.ts';
+import { type Ctx, scopeOrg } from '../context.ts';
+import { loadOrg, type OrgRow } from '../orgs/shape.ts';
+import { counterKey, loadLimitSettings, readCounters } from './scopes.ts';
+
+const money = (text: string | null) => (text === null ? null : formatUnits(parseUnits(text, 6), 6));
+
+export function unitValue(org: OrgRow): Ratio {
+  return org.billing_mode === 'byom' ? Ratio.ONE : Ratio.parse(org.credit_value);
+}
+
+/** The org's monthly limits with this month's spend and holds against them. */
+export async function getLimits(ctx: Ctx, orgId: string, now = new Date()) {
+  scopeOrg(ctx, orgId, 'usage:read');
+  const org = await loadOrg(ctx.db, orgId);
+  const settings = await loadLimitSettings(ctx.db, orgId);
+  const month = calendarMonth(org.timezone, now);
+  const scope = { scope: 'org', periodStart: month.start };
+  const counter = (
+    await readCounters(ctx.db, orgId, [{ ...scope, limit: null, hard: true, kind: 'org', name: '' }])
+  ).get(counterKey(scope)) ?? { spent: 0n, held: 0n };
+  const spent = Ratio.parse(creditsToMoney(counter.spent, unitValue(org)));
+  const status: 'ok' | 'alert' | 'exceeded' =
+    settings.allowedLimit !== null && spent.cmp(Ratio.parse(settings.allowedLimit)) >= 0
+      ? 'exceeded'
+      : settings.alertThreshold !== null && spent.cmp(Ratio.parse(settings.alertThreshold)) >= 0
+        ? 'alert'
+        : 'ok';
+  return {
+    object: 'limits' as const,
+    org_id: orgId,
+    currency: org.billing_mode === 'byom' ? 'USD' : org.currency,
+    basis: org.billing_mode === 'byom' ? ('provider_cost' as const) : ('credits' as const),
+    period: {
+      kind: 'calendar_month' as const,
+      start: month.start.toISOString(),
+      end: month.end.toISOString(),
+    },
+    alert_threshold: money(settings.alertThreshold),
+    allowed_limit: money(settings.allowedLimit),
+    spent: spent.toDecimal(CREDIT_SCALE + 6),
+    held: creditsToMoney(counter.held, unitValue(org)),
+    status,
+  };
+}
+export type LimitsView = Awaited<ReturnType<typeof getLimits>>;

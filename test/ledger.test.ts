@@ -1,0 +1,131 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BalanceSchema, GrantSchema } from '../src/http/routes/ledger.ts';
+import { LimitsSchema } from '../src/http/routes/limits.ts';
+import { checkLedger } from '../src/services/ledger/checkLedger.ts';
+import { createOrgWithKey, minutesAgo, startTally, type TestTally } from './support/harness.ts';
+
+let t: TestTally;
+beforeAll(async () => {
+  t = await startTally();
+});
+afterAll(() => t.close());
+
+// gpt-4o: $2.50 / $10 per million tokens; 1.5 markup; 1 USD = 0.92 EUR; 1 credit = EUR 0.01.
+// 100 000 input + 50 000 output = $0.25 + $0.50 = $0.75 -> EUR 1.035 -> 103.5 credits.
+const chat = (id: string) => ({
+  id,
+  member: 'u1',
+  feature: 'Chat',
+  provider: 'openai',
+  model: 'gpt-4o',
+  occurred_at: minutesAgo(1),
+  usage: { input_tokens: 100_000, output_tokens: 50_000 },
+});
+
+describe('ledger: happy path', () => {
+  it('issues the plan allowance once and draws plan first, then bonus, then into overage', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const bonus = await t.call('POST', `/v1/orgs/${org.id}/grants`, {
+      body: { kind: 'bonus', amount_credits: '100' },
+    });
+    expect(bonus.status).toBe(201);
+    GrantSchema.parse(bonus.body);
+
+    const sent = await t.call('POST', '/v1/events', {
+      key,
+      body: { events: [1, 2, 3, 4, 5].map((n) => chat(`c${n}`)) },
+    });
+    expect(sent.body.results.map((r: any) => r.credits)).toEqual([
+      '103.5',
+      '103.5',
+      '103.5',
+      '103.5',
+      '103.5',
+    ]);
+
+    const balance = await t.call('GET', `/v1/orgs/${org.id}/balance`, { key });
+    expect(balance.status).toBe(200);
+    BalanceSchema.parse(balance.body);
+    // 517.5 spent: 500 plan, then 17.5 of the 100 bonus.
+    expect(balance.body.monthly).toEqual({
+      granted_credits: '500',
+      used_credits: '500',
+      remaining_credits: '0',
+    });
+    expect(balance.body.bonus).toEqual({
+      granted_credits: '100',
+      used_credits: '17.5',
+      remaining_credits: '82.5',
+    });
+    expect(balance.body.available_credits).toBe('82.5');
+
+    await t.call('POST', '/v1/events', { key, body: { events: [chat('c6')] } });
+    const after = await t.call('GET', `/v1/orgs/${org.id}/balance`, { key });
+    expect(after.body.available_credits).toBe('0');
+    expect(after.body.overage_credits).toBe('21');
+
+    // A new grant pays off the overage first.
+    await t.call('POST', `/v1/orgs/${org.id}/grants`, { body: { kind: 'topup', amount_credits: '50' } });
+    const paid = await t.call('GET', `/v1/orgs/${org.id}/balance`, { key });
+    expect(paid.body.overage_credits).toBe('0');
+    expect(paid.body.available_credits).toBe('29');
+    expect(await checkLedger(t.db, org.id)).toEqual([]);
+
+    // c5 straddles the end of the plan allowance: each grant it drew from is traceable.
+    const ledger = await t.call('GET', `/v1/orgs/${org.id}/ledger?event=c5`, { key });
+    const grants = await t.call('GET', `/v1/orgs/${org.id}/grants`, { key });
+    const idOf = (kind: string) => grants.body.data.find((g: any) => g.kind === kind).id;
+    expect(ledger.body.data.map((e: any) => [e.kind, e.grant_id, e.amount_credits])).toEqual([
+      ['debit', idOf('bonus'), '-17.5'],
+      ['debit', idOf('plan'), '-86'],
+    ]);
+  });
+
+  it('voids what is left of a grant', async () => {
+    const { org } = await createOrgWithKey(t);
+    const grant = await t.call('POST', `/v1/orgs/${org.id}/grants`, {
+      body: { kind: 'promo', amount_credits: '10' },
+    });
+    const voided = await t.call('POST', `/v1/orgs/${org.id}/grants/${grant.body.id}/void`, { body: {} });
+    expect(voided.body).toMatchObject({ status: 'voided', expired_credits: '10', remaining_credits: '0' });
+    expect(await checkLedger(t.db, org.id)).toEqual([]);
+  });
+
+  it('keeps limits with threshold <= limit', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const bad = await t.call('PUT', `/v1/orgs/${org.id}/limits`, {
+      key,
+      body: { alert_threshold: '20', allowed_limit: '10' },
+    });
+    expect(bad.status).toBe(422);
+    expect(bad.body.param).toBe('alert_threshold');
+    const ok = await t.call('PUT', `/v1/orgs/${org.id}/limits`, {
+      key,
+      body: { alert_threshold: '1', allowed_limit: '2' },
+    });
+    expect(ok.status).toBe(200);
+    LimitsSchema.parse(ok.body);
+    await t.call('POST', '/v1/events', { key, body: { events: [chat('l1')] } });
+    const limits = await t.call('GET', `/v1/orgs/${org.id}/limits`, { key });
+    expect(limits.body).toMatchObject({ spent: '1.035', status: 'alert' });
+  });
+});
+
+describe('ledger: errors and security', () => {
+  it('refuses grants from org keys and plan grants from anyone', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    expect(
+      (
+        await t.call('POST', `/v1/orgs/${org.id}/grants`, {
+          key,
+          body: { kind: 'bonus', amount_credits: '5' },
+        })
+      ).status,
+    ).toBe(403);
+    const plan = await t.call('POST', `/v1/orgs/${org.id}/grants`, {
+      body: { kind: 'plan', amount_credits: '5' },
+    });
+    expect(plan.status).toBe(422);
+    expect(plan.body.param).toBe('kind');
+  });
+});
