@@ -1,72 +1,24 @@
 /**
  * Records a batch of usage events: each priced once, stored once, counted once.
  * The event id is the idempotency key within the org: a retry with the same content answers
- * `duplicate`, another event reusing the id is rejected. Members, workspaces, events and the
- * hourly rollup are written in one transaction, in a fixed lock order so batches never deadlock.
+ * `duplicate`, another event reusing the id is rejected. Everything is written in one transaction.
  */
-
-import { newId } from '../../domain/ids.ts';
-import { CREDIT_SCALE, Ratio } from '../../domain/money.ts';
-import { creditsToMoney, priceEvent } from '../../domain/pricing.ts';
-import {
-  contentHash,
-  normalizedUsage,
-  timestampProblem,
-  type UsageEventInput,
-} from '../../domain/usageEvent.ts';
-import type { Queryable } from '../../store/db.ts';
+import { contentHash, type UsageEventInput } from '../../domain/usageEvent.ts';
 import { withRetry } from '../../store/retry.ts';
-import type { Ctx } from '../context.ts';
-import { scopeOrg } from '../context.ts';
+import { type Ctx, scopeOrg } from '../context.ts';
 import { ServiceError } from '../errors.ts';
-import { applyCharges } from '../ledger/applyCharges.ts';
-import { lockBalance } from '../ledger/balances.ts';
-import { ensurePlanGrant } from '../ledger/ensurePlanGrant.ts';
-import { addToCounters, type Dimensions, loadLimitSettings, scopesFor } from '../limits/scopes.ts';
 import { ORG_COLUMNS, type OrgRow } from '../orgs/shape.ts';
+import {
+  type EventResult,
+  type IngestOptions,
+  type PricedEvent,
+  priceUsageEvent,
+  rejected,
+} from './priceUsageEvent.ts';
+import { recordEvents } from './recordEvents.ts';
 
-export type EventResult =
-  | {
-      id: string;
-      status: 'accepted' | 'duplicate';
-      credits: string;
-      cost: string;
-      currency: string;
-      error: null;
-    }
-  | {
-      id: string;
-      status: 'rejected';
-      credits: null;
-      cost: null;
-      currency: null;
-      error: { code: string; message: string };
-    };
+export type { EventResult, IngestOptions };
 
-interface PricedEvent {
-  index: number;
-  input: UsageEventInput;
-  org: OrgRow;
-  hash: string;
-  credits: bigint;
-  cost: string;
-  currency: string;
-  providerCostUsd: string;
-  components: unknown;
-  providerPriceId: string | null;
-  pricing: Record<string, unknown>;
-}
-
-const rejected = (id: string, code: string, message: string): EventResult => ({
-  id,
-  status: 'rejected',
-  credits: null,
-  cost: null,
-  currency: null,
-  error: { code, message },
-});
-
-/** Which org each event belongs to; an org the caller may not see is answered as not found. */
 async function resolveOrgs(ctx: Ctx, events: UsageEventInput[]): Promise<OrgRow[]> {
   const ids = events.map((e, i) => {
     if (ctx.principal.kind === 'org_key') return e.org_id ?? ctx.principal.orgId;
@@ -100,89 +52,6 @@ async function resolveOrgs(ctx: Ctx, events: UsageEventInput[]): Promise<OrgRow[
   return ids.map((id) => byId.get(id)!);
 }
 
-export interface IngestOptions {
-  /** Trusted loaders (demo data, the CLI importer) may record history older than the 35-day window. */
-  backfill?: boolean;
-}
-
-function price(
-  ctx: Ctx,
-  input: UsageEventInput,
-  org: OrgRow,
-  index: number,
-  now: Date,
-  options: IngestOptions,
-): PricedEvent | EventResult {
-  const at = new Date(input.occurred_at);
-  const late = options.backfill && at <= now ? null : timestampProblem(at, now);
-  if (late) return rejected(input.id, 'timestamp_out_of_range', late);
-  const provider = input.provider.toLowerCase();
-  const resolved = ctx.prices.resolve(org.id, org.currency, provider, input.model, at);
-  if (!resolved) {
-    return rejected(input.id, 'fx_rate_missing', `No exchange rate from USD to ${org.currency} is set`);
-  }
-  const creditValue = Ratio.parse(org.credit_value);
-  const result = priceEvent({
-    usage: input.usage,
-    providerPrices: resolved.providerPrice?.prices ?? null,
-    sellOverrides: resolved.sellOverrides,
-    markup: resolved.markup,
-    fxRate: resolved.fxRate,
-    creditValue,
-  });
-  const untracked = org.billing_mode === 'byok';
-  if (!result.ok && !untracked) {
-    const what = `model "${input.model}" of provider "${input.provider}"`;
-    return rejected(
-      input.id,
-      'model_unpriced',
-      result.code === 'model_unpriced'
-        ? `No price is known for ${what}; the operator or the org can add one`
-        : `No price is set for the ${result.component} used by ${what}`,
-    );
-  }
-  const priced = result.ok ? result : { credits: 0n, providerCostUsd: 0n, components: [] };
-  // BYOM orgs pay their provider themselves: Tally shows provider cost in USD and charges no credits.
-  // BYOK calls are not tracked in money at all, only in tokens.
-  const credits = org.billing_mode === 'credits' ? priced.credits : 0n;
-  const providerCostUsd = Ratio.fromUnits(priced.providerCostUsd, 10).toDecimal(10);
-  const cost =
-    org.billing_mode === 'credits' ? creditsToMoney(credits, creditValue) : untracked ? '0' : providerCostUsd;
-  const currency = org.billing_mode === 'byom' ? 'USD' : org.currency;
-  if (Ratio.parse(cost).cmp(Ratio.parse(ctx.config.TALLY_MAX_EVENT_COST)) > 0) {
-    return rejected(
-      input.id,
-      'amount_too_large',
-      `This event would cost ${cost} ${currency}, above the ceiling of ${ctx.config.TALLY_MAX_EVENT_COST} for one event`,
-    );
-  }
-  return {
-    index,
-    input,
-    org,
-    hash: contentHash(input),
-    credits,
-    cost,
-    currency,
-    providerCostUsd,
-    components: priced.components.map((c) => ({
-      component: c.component,
-      quantity: c.quantity.toString(),
-      credits: Ratio.fromUnits(c.credits, CREDIT_SCALE).toDecimal(CREDIT_SCALE),
-      provider_cost_usd: c.providerCostUsd,
-    })),
-    providerPriceId: resolved.providerPrice?.id ?? null,
-    pricing: {
-      provider_price_id: resolved.providerPrice?.id ?? null,
-      sell_price_ids: resolved.sellPriceIds,
-      markup: resolved.markupText,
-      fx_rate: resolved.fxRateText,
-      credit_value: org.credit_value,
-      billing_mode: org.billing_mode,
-    },
-  };
-}
-
 export async function ingestEvents(
   ctx: Ctx,
   events: UsageEventInput[],
@@ -203,7 +72,7 @@ export async function ingestEvents(
       repeats.push({ index, of: earlier, hash: contentHash(input) });
       return;
     }
-    const outcome = price(ctx, input, org, index, now, options);
+    const outcome = priceUsageEvent(ctx, input, org, index, now, options);
     if ('status' in outcome) results[index] = outcome;
     else {
       firstInBatch.set(key, outcome);
@@ -213,7 +82,7 @@ export async function ingestEvents(
 
   const stored =
     toStore.length > 0
-      ? await withRetry(() => ctx.db.transaction((tx) => store(tx, ctx, toStore)))
+      ? await withRetry(() => ctx.db.transaction((tx) => recordEvents(tx, ctx, toStore)))
       : new Map();
   for (const event of toStore) results[event.index] = stored.get(event.index)!;
   for (const { index, of, hash } of repeats) {
@@ -230,295 +99,4 @@ export async function ingestEvents(
           : { ...first, status: 'duplicate' };
   }
   return results;
-}
-
-type StoredRow = Dimensions & {
-  org_id: string;
-  id: string;
-  occurred_at: string;
-  credits: string;
-  [column: string]: unknown;
-};
-
-async function store(tx: Queryable, ctx: Ctx, events: PricedEvent[]): Promise<Map<number, EventResult>> {
-  const sorted = [...events].sort((a, b) =>
-    compare(a.org.id + '\u0000' + a.input.id, b.org.id + '\u0000' + b.input.id),
-  );
-  // The org balance row is the first lock every credit-changing transaction takes (holds too),
-  // so batches and captures of one org queue there instead of deadlocking on rollup rows.
-  const orgs = [...new Map(sorted.map((e) => [e.org.id, e.org])).values()];
-  for (const org of orgs) {
-    await lockBalance(tx, org.id);
-    await ensurePlanGrant(tx, org);
-  }
-  const memberIds = await ensureMembers(tx, sorted);
-  await ensureWorkspaces(tx, sorted);
-  const apiKeyId = ctx.principal.kind === 'org_key' ? ctx.principal.id : '';
-  const rows: StoredRow[] = sorted.map((e) => ({
-    org_id: e.org.id,
-    id: e.input.id,
-    member_id: memberIds.get(`${e.org.id}\u0000${e.input.member}`)!,
-    api_key_id: apiKeyId,
-    feature: e.input.feature,
-    provider: e.input.provider.toLowerCase(),
-    model: e.input.model,
-    surface: e.input.surface ?? '',
-    workspace: e.input.workspace ?? '',
-    workspace_group: e.input.workspace_group ?? '',
-    project: e.input.project ?? '',
-    conversation_id: e.input.conversation_id ?? null,
-    message_id: e.input.message_id ?? null,
-    parent_id: e.input.parent_id ?? null,
-    occurred_at: new Date(e.input.occurred_at).toISOString(),
-    input_tokens: e.input.usage.input_tokens ?? 0,
-    output_tokens: e.input.usage.output_tokens ?? 0,
-    cache_read_tokens: e.input.usage.cache_read_tokens ?? 0,
-    cache_write_tokens: e.input.usage.cache_write_tokens ?? 0,
-    usage: normalizedUsage(e.input.usage),
-    credits: e.credits.toString(),
-    cost: e.cost,
-    currency: e.currency,
-    provider_cost_usd: e.providerCostUsd,
-    components: e.components,
-    provider_price_id: e.providerPriceId,
-    pricing: e.pricing,
-    content_hash: e.hash,
-    metadata: e.input.metadata ?? null,
-  }));
-  const inserted = await tx.query<{ org_id: string; id: string }>(
-    `INSERT INTO events (org_id, id, member_id, api_key_id, feature, provider, model, surface, workspace,
-       workspace_group, project, conversation_id, message_id, parent_id, occurred_at, input_tokens, output_tokens,
-       cache_read_tokens, cache_write_tokens, usage, credits, cost, currency, provider_cost_usd, components,
-       provider_price_id, pricing, content_hash, metadata)
-     SELECT org_id, id, member_id, NULLIF(api_key_id, ''), feature, provider, model, surface, workspace,
-       workspace_group, project, conversation_id, message_id, parent_id, occurred_at, input_tokens, output_tokens,
-       cache_read_tokens, cache_write_tokens, usage, credits, cost, currency, provider_cost_usd, components,
-       provider_price_id, pricing, content_hash, metadata
-       FROM jsonb_to_recordset($1::jsonb) AS x(org_id text, id text, member_id text, api_key_id text, feature text,
-         provider text, model text, surface text, workspace text, workspace_group text, project text,
-         conversation_id text, message_id text, parent_id text, occurred_at timestamptz, input_tokens bigint,
-         output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint, usage jsonb, credits bigint,
-         cost numeric, currency text, provider_cost_usd numeric, components jsonb, provider_price_id bigint,
-         pricing jsonb, content_hash text, metadata jsonb)
-     ON CONFLICT (org_id, id) DO NOTHING
-     RETURNING org_id, id`,
-    [JSON.stringify(rows)],
-  );
-  const isNew = new Set(inserted.map((r) => `${r.org_id}\u0000${r.id}`));
-  const fresh = rows.filter((r) => isNew.has(`${r.org_id}\u0000${r.id}`));
-  await addToRollup(tx, fresh);
-  for (const org of orgs)
-    await chargeAndCount(
-      tx,
-      org,
-      fresh.filter((r) => r.org_id === org.id),
-    );
-
-  const earlier = await loadExisting(
-    tx,
-    sorted.filter((e) => !isNew.has(`${e.org.id}\u0000${e.input.id}`)),
-  );
-  const out = new Map<number, EventResult>();
-  for (const e of sorted) {
-    const key = `${e.org.id}\u0000${e.input.id}`;
-    if (isNew.has(key)) {
-      out.set(e.index, {
-        id: e.input.id,
-        status: 'accepted',
-        credits: Ratio.fromUnits(e.credits, CREDIT_SCALE).toDecimal(CREDIT_SCALE),
-        cost: e.cost,
-        currency: e.currency,
-        error: null,
-      });
-      continue;
-    }
-    const prior = earlier.get(key)!;
-    out.set(
-      e.index,
-      prior.content_hash === e.hash
-        ? {
-            id: e.input.id,
-            status: 'duplicate',
-            credits: Ratio.fromUnits(BigInt(prior.credits), CREDIT_SCALE).toDecimal(CREDIT_SCALE),
-            cost: Ratio.parse(prior.cost).toDecimal(12),
-            currency: prior.currency,
-            error: null,
-          }
-        : rejected(
-            e.input.id,
-            'idempotency_conflict',
-            'An event with this id and other content was recorded before',
-          ),
-    );
-  }
-  return out;
-}
-
-/** Draws the new events' credits from the org's grants and adds them to its limit counters. */
-async function chargeAndCount(tx: Queryable, org: OrgRow, rows: StoredRow[]): Promise<void> {
-  if (rows.length === 0) return;
-  if (org.billing_mode === 'credits') {
-    await applyCharges(
-      tx,
-      org.id,
-      rows.map((r) => ({ amount: BigInt(r.credits), eventId: r.id })),
-    );
-  }
-  const settings = await loadLimitSettings(tx, org.id);
-  await addToCounters(
-    tx,
-    org.id,
-    rows.flatMap((r) =>
-      scopesFor(org, settings, r, new Date(r.occurred_at)).map((s) => ({
-        ...s,
-        spent: BigInt(r.credits),
-        held: 0n,
-      })),
-    ),
-  );
-}
-
-const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-
-/** Members are known by the host app's id; one seen for the first time is created. */
-async function ensureMembers(tx: Queryable, events: PricedEvent[]): Promise<Map<string, string>> {
-  const pairs = [...new Map(events.map((e) => [`${e.org.id}\u0000${e.input.member}`, e])).values()]
-    .map((e) => ({ org_id: e.org.id, external_id: e.input.member, id: newId('mem') }))
-    .sort((a, b) => compare(a.org_id + '\u0000' + a.external_id, b.org_id + '\u0000' + b.external_id));
-  const json = JSON.stringify(pairs);
-  await tx.query(
-    `INSERT INTO members (org_id, id, external_id, role)
-     SELECT org_id, id, external_id, 'member' FROM jsonb_to_recordset($1::jsonb) AS x(org_id text, id text, external_id text)
-     ON CONFLICT (org_id, external_id) DO NOTHING`,
-    [json],
-  );
-  const rows = await tx.query<{ org_id: string; id: string; external_id: string }>(
-    `SELECT m.org_id, m.id, m.external_id FROM members m
-       JOIN jsonb_to_recordset($1::jsonb) AS x(org_id text, external_id text)
-         ON m.org_id = x.org_id AND m.external_id = x.external_id`,
-    [json],
-  );
-  return new Map(rows.map((r) => [`${r.org_id}\u0000${r.external_id}`, r.id]));
-}
-
-async function ensureWorkspaces(tx: Queryable, events: PricedEvent[]): Promise<void> {
-  const named = events.filter((e) => e.input.workspace);
-  if (named.length === 0) return;
-  const rows = [...new Map(named.map((e) => [`${e.org.id}\u0000${e.input.workspace}`, e])).values()]
-    .map((e) => ({
-      org_id: e.org.id,
-      id: newId('ws'),
-      external_id: e.input.workspace!,
-      workspace_group: e.input.workspace_group ?? null,
-    }))
-    .sort((a, b) => compare(a.org_id + '\u0000' + a.external_id, b.org_id + '\u0000' + b.external_id));
-  await tx.query(
-    `INSERT INTO workspaces (org_id, id, external_id, name, workspace_group)
-     SELECT org_id, id, external_id, external_id, workspace_group
-       FROM jsonb_to_recordset($1::jsonb) AS x(org_id text, id text, external_id text, workspace_group text)
-     ON CONFLICT (org_id, external_id) DO NOTHING`,
-    [JSON.stringify(rows)],
-  );
-}
-
-const ROLLUP_DIMENSIONS = [
-  'member_id',
-  'feature',
-  'provider',
-  'model',
-  'surface',
-  'workspace',
-  'workspace_group',
-  'project',
-  'api_key_id',
-] as const;
-
-/** Adds newly stored events to the hourly rollup, summed per key first so each row is touched once. */
-async function addToRollup(tx: Queryable, rows: Record<string, unknown>[]): Promise<void> {
-  if (rows.length === 0) return;
-  const buckets = new Map<
-    string,
-    Record<string, unknown> & { calls: bigint; credits: bigint; cost: Ratio; pcost: Ratio; t: bigint[] }
-  >();
-  for (const row of rows) {
-    const hour = new Date(row.occurred_at as string);
-    hour.setUTCMinutes(0, 0, 0);
-    const dims = [row.org_id, hour.toISOString(), ...ROLLUP_DIMENSIONS.map((d) => row[d] as string)];
-    const key = dims.join('\u0000');
-    let bucket = buckets.get(key);
-    if (!bucket) {
-      bucket = {
-        org_id: row.org_id,
-        bucket: hour.toISOString(),
-        ...Object.fromEntries(ROLLUP_DIMENSIONS.map((d) => [d, row[d]])),
-        calls: 0n,
-        credits: 0n,
-        cost: Ratio.ZERO,
-        pcost: Ratio.ZERO,
-        t: [0n, 0n, 0n, 0n],
-      };
-      buckets.set(key, bucket);
-    }
-    bucket.calls += 1n;
-    bucket.credits += BigInt(row.credits as string);
-    bucket.cost = bucket.cost.add(Ratio.parse(row.cost as string));
-    bucket.pcost = bucket.pcost.add(Ratio.parse(row.provider_cost_usd as string));
-    ['input_tokens', 'output_tokens', 'cache_read_tokens', 'cache_write_tokens'].forEach((k, i) => {
-      bucket.t[i]! += BigInt(row[k] as number);
-    });
-  }
-  const payload = [...buckets.entries()]
-    .sort(([a], [b]) => compare(a, b))
-    .map(([, b]) => ({
-      ...Object.fromEntries(['org_id', 'bucket', ...ROLLUP_DIMENSIONS].map((d) => [d, b[d]])),
-      calls: b.calls.toString(),
-      credits: b.credits.toString(),
-      cost: b.cost.toDecimal(12),
-      provider_cost_usd: b.pcost.toDecimal(10),
-      input_tokens: b.t[0]!.toString(),
-      output_tokens: b.t[1]!.toString(),
-      cache_read_tokens: b.t[2]!.toString(),
-      cache_write_tokens: b.t[3]!.toString(),
-    }));
-  const dims = ROLLUP_DIMENSIONS.join(', ');
-  await tx.query(
-    `INSERT INTO usage_hourly (org_id, bucket, ${dims}, calls, credits, cost, provider_cost_usd,
-       input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
-     SELECT org_id, bucket, ${dims}, calls, credits, cost, provider_cost_usd,
-       input_tokens, output_tokens, cache_read_tokens, cache_write_tokens
-       FROM jsonb_to_recordset($1::jsonb) AS x(org_id text, bucket timestamptz, member_id text, feature text,
-         provider text, model text, surface text, workspace text, workspace_group text, project text,
-         api_key_id text, calls bigint, credits bigint, cost numeric, provider_cost_usd numeric,
-         input_tokens bigint, output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint)
-     ON CONFLICT (org_id, bucket, ${dims}) DO UPDATE SET
-       calls = usage_hourly.calls + EXCLUDED.calls,
-       credits = usage_hourly.credits + EXCLUDED.credits,
-       cost = usage_hourly.cost + EXCLUDED.cost,
-       provider_cost_usd = usage_hourly.provider_cost_usd + EXCLUDED.provider_cost_usd,
-       input_tokens = usage_hourly.input_tokens + EXCLUDED.input_tokens,
-       output_tokens = usage_hourly.output_tokens + EXCLUDED.output_tokens,
-       cache_read_tokens = usage_hourly.cache_read_tokens + EXCLUDED.cache_read_tokens,
-       cache_write_tokens = usage_hourly.cache_write_tokens + EXCLUDED.cache_write_tokens`,
-    [JSON.stringify(payload)],
-  );
-}
-
-async function loadExisting(
-  tx: Queryable,
-  events: PricedEvent[],
-): Promise<Map<string, { content_hash: string; credits: string; cost: string; currency: string }>> {
-  if (events.length === 0) return new Map();
-  const rows = await tx.query<{
-    org_id: string;
-    id: string;
-    content_hash: string;
-    credits: string;
-    cost: string;
-    currency: string;
-  }>(
-    `SELECT e.org_id, e.id, e.content_hash, e.credits, e.cost, e.currency FROM events e
-       JOIN jsonb_to_recordset($1::jsonb) AS x(org_id text, id text) ON e.org_id = x.org_id AND e.id = x.id`,
-    [JSON.stringify(events.map((e) => ({ org_id: e.org.id, id: e.input.id })))],
-  );
-  return new Map(rows.map((r) => [`${r.org_id}\u0000${r.id}`, r]));
 }

@@ -1,0 +1,134 @@
+/**
+ * Prices one usage event for its org (credits, currency amount, provider cost, per-component
+ * parts, and the price rows used), or answers why it is rejected. No database access.
+ */
+import { CREDIT_SCALE, Ratio } from '../../domain/money.ts';
+import { creditsToMoney, priceEvent } from '../../domain/pricing.ts';
+import { contentHash, timestampProblem, type UsageEventInput } from '../../domain/usageEvent.ts';
+import type { Ctx } from '../context.ts';
+import type { OrgRow } from '../orgs/shape.ts';
+
+export type EventResult =
+  | {
+      id: string;
+      status: 'accepted' | 'duplicate';
+      credits: string;
+      cost: string;
+      currency: string;
+      error: null;
+    }
+  | {
+      id: string;
+      status: 'rejected';
+      credits: null;
+      cost: null;
+      currency: null;
+      error: { code: string; message: string };
+    };
+
+export interface PricedEvent {
+  index: number;
+  input: UsageEventInput;
+  org: OrgRow;
+  hash: string;
+  credits: bigint;
+  cost: string;
+  currency: string;
+  providerCostUsd: string;
+  components: unknown;
+  providerPriceId: string | null;
+  pricing: Record<string, unknown>;
+}
+
+export const rejected = (id: string, code: string, message: string): EventResult => ({
+  id,
+  status: 'rejected',
+  credits: null,
+  cost: null,
+  currency: null,
+  error: { code, message },
+});
+
+/** Which org each event belongs to; an org the caller may not see is answered as not found. */
+export interface IngestOptions {
+  /** Trusted loaders (demo data, the CLI importer) may record history older than the 35-day window. */
+  backfill?: boolean;
+}
+
+export function priceUsageEvent(
+  ctx: Ctx,
+  input: UsageEventInput,
+  org: OrgRow,
+  index: number,
+  now: Date,
+  options: IngestOptions,
+): PricedEvent | EventResult {
+  const at = new Date(input.occurred_at);
+  const late = options.backfill && at <= now ? null : timestampProblem(at, now);
+  if (late) return rejected(input.id, 'timestamp_out_of_range', late);
+  const provider = input.provider.toLowerCase();
+  const resolved = ctx.prices.resolve(org.id, org.currency, provider, input.model, at);
+  if (!resolved) {
+    return rejected(input.id, 'fx_rate_missing', `No exchange rate from USD to ${org.currency} is set`);
+  }
+  const creditValue = Ratio.parse(org.credit_value);
+  const result = priceEvent({
+    usage: input.usage,
+    providerPrices: resolved.providerPrice?.prices ?? null,
+    sellOverrides: resolved.sellOverrides,
+    markup: resolved.markup,
+    fxRate: resolved.fxRate,
+    creditValue,
+  });
+  const untracked = org.billing_mode === 'byok';
+  if (!result.ok && !untracked) {
+    const what = `model "${input.model}" of provider "${input.provider}"`;
+    return rejected(
+      input.id,
+      'model_unpriced',
+      result.code === 'model_unpriced'
+        ? `No price is known for ${what}; the operator or the org can add one`
+        : `No price is set for the ${result.component} used by ${what}`,
+    );
+  }
+  const priced = result.ok ? result : { credits: 0n, providerCostUsd: 0n, components: [] };
+  // BYOM orgs pay their provider themselves: Tally shows provider cost in USD and charges no credits.
+  // BYOK calls are not tracked in money at all, only in tokens.
+  const credits = org.billing_mode === 'credits' ? priced.credits : 0n;
+  const providerCostUsd = Ratio.fromUnits(priced.providerCostUsd, 10).toDecimal(10);
+  const cost =
+    org.billing_mode === 'credits' ? creditsToMoney(credits, creditValue) : untracked ? '0' : providerCostUsd;
+  const currency = org.billing_mode === 'byom' ? 'USD' : org.currency;
+  if (Ratio.parse(cost).cmp(Ratio.parse(ctx.config.TALLY_MAX_EVENT_COST)) > 0) {
+    return rejected(
+      input.id,
+      'amount_too_large',
+      `This event would cost ${cost} ${currency}, above the ceiling of ${ctx.config.TALLY_MAX_EVENT_COST} for one event`,
+    );
+  }
+  return {
+    index,
+    input,
+    org,
+    hash: contentHash(input),
+    credits,
+    cost,
+    currency,
+    providerCostUsd,
+    components: priced.components.map((c) => ({
+      component: c.component,
+      quantity: c.quantity.toString(),
+      credits: Ratio.fromUnits(c.credits, CREDIT_SCALE).toDecimal(CREDIT_SCALE),
+      provider_cost_usd: c.providerCostUsd,
+    })),
+    providerPriceId: resolved.providerPrice?.id ?? null,
+    pricing: {
+      provider_price_id: resolved.providerPrice?.id ?? null,
+      sell_price_ids: resolved.sellPriceIds,
+      markup: resolved.markupText,
+      fx_rate: resolved.fxRateText,
+      credit_value: org.credit_value,
+      billing_mode: org.billing_mode,
+    },
+  };
+}
