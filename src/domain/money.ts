@@ -13,6 +13,7 @@ export class Ratio {
   ) {}
 
   static of(num: bigint, den = 1n): Ratio {
+    if (typeof num !== 'bigint' || typeof den !== 'bigint') throw new TypeError('Ratio.of takes bigints');
     if (den === 0n) throw new RangeError('division by zero');
     if (den < 0n) {
       num = -num;
@@ -27,6 +28,7 @@ export class Ratio {
 
   /** Parses a plain decimal string such as "0.075" or "-12"; no exponents, no floats. */
   static parse(text: string): Ratio {
+    if (typeof text !== 'string') throw new TypeError(`not a decimal string: ${String(text)}`);
     if (!DECIMAL.test(text)) throw new RangeError(`not a decimal number: ${text}`);
     const negative = text.startsWith('-');
     const [whole, fraction = ''] = (negative ? text.slice(1) : text).split('.');
@@ -117,6 +119,10 @@ export function parseUnits(text: string, scale: number): bigint {
  * always add up to the total exactly: used to show an event's cost per token kind.
  */
 export function allocate(total: bigint, weights: Ratio[]): bigint[] {
+  if (weights.length === 0) {
+    if (total !== 0n) throw new RangeError('cannot allocate a non-zero total over no parts');
+    return [];
+  }
   const sum = weights.reduce((acc, w) => acc.add(w), Ratio.ZERO);
   if (sum.isZero()) return weights.map((_, i) => (i === 0 ? total : 0n));
   const exact = weights.map((w) => w.div(sum).mul(Ratio.int(total)));

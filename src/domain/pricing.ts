@@ -1,8 +1,28 @@
 /**
- * Pricing of one usage event, exact end to end. The single rounding rule of Tally lives here:
- * the exact sell amount of an event is divided by the org's credit value and rounded once, half to
- * even, to whole micro-credits. The currency amount is then credits x credit value (exact), and the
- * per-kind parts are allocated from the rounded total so they always add up to it.
+ * Pricing of one usage event, exact end to end.
+ *
+ * THE ROUNDING RULE (the only place Tally rounds an event's amount):
+ *   1. The exact sell amount of the event, in the org currency, is the sum over its components of
+ *      either the explicit sell price x quantity / sell unit, or the provider list price (USD) x
+ *      quantity / catalog unit x markup x FX rate. Nothing is rounded here: these are `Ratio`s.
+ *   2. credits = sell amount / credit value, rounded ONCE, half to even, to whole micro-credits
+ *      (6 decimals): `roundHalfEven(CREDIT_SCALE)`.
+ *   3. cost (org currency) = credits x credit value, exact (the credit value has at most 6 decimals,
+ *      so the product has at most 12); see `creditsToMoney`.
+ *   4. The per-component credits are the rounded total allocated by largest remainder in proportion
+ *      to each component's exact sell amount (`allocate`), so they add up to the total exactly.
+ *   5. The provider cost in USD (what BYOM orgs see as their cost) is the exact catalog cost rounded
+ *      once, half to even, to 10 decimals; its per-component parts are allocated the same way.
+ *
+ * CATALOG SEMANTICS (as `@pydantic/genai-prices`): prices are USD per million tokens (`*_mtok`),
+ * per thousand (`*_kcount`) or per hour of audio (`audio_hours`). `input_tokens` counts every input
+ * token; the cache-read, cache-write and audio-input tokens among them are priced at their own rate
+ * when the price has one, else at the input rate (likewise audio among `output_tokens`). A tiered
+ * ("long context") price applies to ALL tokens of its kind at the last tier whose `start` the
+ * event's total `input_tokens` exceeds. A model the catalog knows charges nothing for a kind it has
+ * no price for (a free model has no prices at all); a model the catalog does not know needs a sell
+ * price for every kind it uses, and so does anything the catalog cannot price (images). A model with
+ * a per-request price charges one request per event unless `usage.requests` says how many.
  */
 import { allocate, CREDIT_SCALE, PROVIDER_COST_SCALE, Ratio } from './money.ts';
 
@@ -47,8 +67,8 @@ export const CATALOG_KEYS: Record<Component, { key: string; per: bigint } | null
   output_audio: { key: 'output_audio_mtok', per: 1_000_000n },
   web_searches: { key: 'web_searches_kcount', per: 1_000n },
   requests: { key: 'requests_kcount', per: 1_000n },
+  seconds: { key: 'audio_hours', per: 3_600n },
   images: null,
-  seconds: null,
 };
 
 /** Sell price units, as shown in the price list. */
@@ -81,6 +101,12 @@ export interface PricingInput {
   fxRate: Ratio;
   /** Org currency per credit. */
   creditValue: Ratio;
+  /**
+   * Requests counted when `usage.requests` is absent or 0 and the model has a per-request price:
+   * one event is one call (default 1). A caller pricing a part of a call (a streamed increment)
+   * passes 0 so the request is charged once.
+   */
+  defaultRequests?: bigint;
 }
 
 export interface PricedComponent {
@@ -97,7 +123,11 @@ export type PricingResult =
 const INPUT_PARTS = ['cache_read', 'cache_write', 'input_audio'] as const;
 
 /** Quantities per component; a sub-kind with no price of its own is billed as its parent. */
-function quantities(usage: Usage, hasPrice: (c: Component) => boolean): Map<Component, bigint> {
+function quantities(
+  usage: Usage,
+  hasPrice: (c: Component) => boolean,
+  defaultRequests: bigint,
+): Map<Component, bigint> {
   const q = (k: UsageKey) => BigInt(usage[k] ?? 0);
   const out = new Map<Component, bigint>();
   let input = q('input_tokens');
@@ -116,7 +146,9 @@ function quantities(usage: Usage, hasPrice: (c: Component) => boolean): Map<Comp
     output -= outputAudio;
   }
   out.set('output', output);
-  for (const unit of ['images', 'seconds', 'web_searches', 'requests'] as const) out.set(unit, q(unit));
+  for (const unit of ['images', 'seconds', 'web_searches'] as const) out.set(unit, q(unit));
+  const requests = q('requests');
+  out.set('requests', requests > 0n ? requests : hasPrice('requests') ? defaultRequests : 0n);
   return out;
 }
 
@@ -142,13 +174,15 @@ export function priceEvent(input: PricingInput): PricingResult {
   }
   const totalInput = BigInt(usage.input_tokens ?? 0);
   const parts: { component: Component; quantity: bigint; cost: Ratio; sell: Ratio }[] = [];
-  for (const [component, quantity] of quantities(usage, hasPrice)) {
+  for (const [component, quantity] of quantities(usage, hasPrice, input.defaultRequests ?? 1n)) {
     if (quantity <= 0n) continue;
     const override = sellOverrides[component];
     const value = catalogValue(component);
     const ref = CATALOG_KEYS[component];
-    const cost =
-      value !== undefined && ref ? tierPrice(value, totalInput).mul(Ratio.of(quantity, ref.per)) : null;
+    let cost: Ratio | null = null;
+    if (value !== undefined && ref) cost = tierPrice(value, totalInput).mul(Ratio.of(quantity, ref.per));
+    // A catalog model without a price for this kind does not charge for it (genai-prices semantics).
+    else if (providerPrices && ref) cost = Ratio.ZERO;
     let sell: Ratio;
     if (override) sell = Ratio.parse(override.price).mul(Ratio.of(quantity, SELL_UNITS[override.unit]));
     else if (cost) sell = cost.mul(input.markup).mul(input.fxRate);
