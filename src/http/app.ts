@@ -73,7 +73,11 @@ export function buildApp(deps: AppDeps) {
   );
   app.use('/v1/*', async (c, next) => {
     const type = c.req.header('content-type');
-    if (['POST', 'PUT', 'PATCH'].includes(c.req.method) && type && !/^application\/json\s*(;|$)/i.test(type)) {
+    if (
+      ['POST', 'PUT', 'PATCH'].includes(c.req.method) &&
+      type &&
+      !/^application\/json\s*(;|$)/i.test(type)
+    ) {
       return problem(c, 415, 'unsupported_media_type', 'Send the body as application/json');
     }
     await next();

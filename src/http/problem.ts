@@ -61,6 +61,13 @@ export function paramOf(path: PropertyKey[]): string {
   }, '');
 }
 
+const TARGETS: Record<string, string> = {
+  json: 'The request body',
+  query: 'The query string',
+  param: 'The path',
+  header: 'The headers',
+};
+
 export function validationProblem(c: Context, error: ZodError, target: string): Response {
   const issue = error.issues[0]!;
   const param = paramOf(issue.path);
@@ -69,21 +76,45 @@ export function validationProblem(c: Context, error: ZodError, target: string): 
     const full = param ? `${param}.${key}` : key;
     return problem(c, 422, 'unknown_field', `Unknown field "${full}"`, full);
   }
-  const where = param || target;
-  return problem(c, target === 'json' ? 422 : 400, 'invalid_field', `${where}: ${issue.message}`, where);
+  const status = target === 'json' ? 422 : 400;
+  // A fault of the body as a whole (an array, null, a string) names no field.
+  if (!param) {
+    const what = TARGETS[target] ?? target;
+    const detail =
+      target === 'json' && issue.code === 'invalid_type'
+        ? `${what} must be a JSON object (${issue.message})`
+        : `${what}: ${issue.message}`;
+    return problem(c, status, 'invalid_field', detail);
+  }
+  return problem(c, status, 'invalid_field', `${param}: ${issue.message}`, param);
 }
 
 const PG_UNAVAILABLE = new Set(['57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '53300']);
 const NET_UNAVAILABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE']);
 
+/** A 401 tells the client how to authenticate (RFC 9110 section 11.6.1). */
+const CHALLENGE = { 'www-authenticate': 'Bearer realm="tally"' };
+
 export function errorToProblem(c: Context, error: unknown, log: (e: unknown) => void): Response {
-  if (error instanceof ServiceError) return problem(c, error.status, error.code, error.message, error.param);
+  if (error instanceof ServiceError) {
+    return problem(
+      c,
+      error.status,
+      error.code,
+      error.message,
+      error.param,
+      error.status === 401 ? CHALLENGE : undefined,
+    );
+  }
   if (error instanceof HTTPException) {
     const status = error.status;
     if (status === 400 && /json/i.test(error.message)) {
       return problem(c, 400, 'invalid_json', 'The request body is not valid JSON');
     }
     if (status === 413) return problem(c, 413, 'payload_too_large', 'The request body is too large');
+    if (status === 415) {
+      return problem(c, 415, 'unsupported_media_type', 'Send the body as application/json');
+    }
     return problem(c, status, 'http_error', error.message || TITLES[status] || 'Error');
   }
   const code = (error as { code?: string }).code;

@@ -53,7 +53,8 @@ export const PositiveDecimal = (maxScale: number) =>
       `must be a non-negative decimal string with at most ${maxScale} decimals`,
     );
 
-export const Text = (max: number) => z.string().min(1).max(max);
+/** Required text: not empty, not only spaces, at most `max` characters. */
+export const Text = (max: number) => z.string().min(1).max(max).regex(/\S/, 'must not be blank');
 export const OptionalText = (max: number) => z.string().max(max).nullish();
 
 export const Currency = z.enum(['EUR', 'USD']);

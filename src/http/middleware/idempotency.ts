@@ -1,7 +1,12 @@
 /**
  * Idempotency-Key on mutating requests: the same key with the same request answers the stored
- * response; the same key with another request is a 409. The key is claimed before the work
- * runs, so two concurrent requests with one key cannot both do it.
+ * response (byte for byte, flagged `idempotent-replayed: true`); the same key with another request
+ * is a 409. The key is claimed before the work runs, so two concurrent requests with one key cannot
+ * both do it: the second gets a 409 `idempotency_key_in_progress` and may retry.
+ *
+ * A response that carries a secret (an API key, a signing secret, a token) is never stored: the
+ * secret is shown once, and the database keeps hashes only. A replay of such a request answers a
+ * 409 that names the object created the first time, so the client can revoke it and start again.
  */
 import { createHash } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
@@ -11,67 +16,152 @@ import type { AppEnv } from '../env.ts';
 import { problem } from '../problem.ts';
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** Top-level answer fields that hold a secret shown only once (`key` only when it is a Tally key). */
+export const SECRET_FIELDS = ['key', 'secret', 'token', 'signing_secret', 'client_secret'] as const;
+/** A claim whose request never finished (the process died) may be taken over after this long. */
+const STALE_CLAIM = '10 minutes';
+const KEY_SHAPE = /^[\x21-\x7e][\x20-\x7e]{0,254}$/;
+
+interface Withheld {
+  withheld_secret: true;
+  object: string | null;
+  id: string | null;
+}
+
+function holdsSecret(body: unknown): body is Record<string, unknown> {
+  return (
+    typeof body === 'object' &&
+    body !== null &&
+    !Array.isArray(body) &&
+    SECRET_FIELDS.some((f) => {
+      const value = (body as Record<string, unknown>)[f];
+      return typeof value === 'string' && (f !== 'key' || value.startsWith('tally_'));
+    })
+  );
+}
+
+const isWithheld = (stored: unknown): stored is Withheld =>
+  typeof stored === 'object' && stored !== null && (stored as Withheld).withheld_secret === true;
 
 export function idempotencyMiddleware(db: Db): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const key = c.req.header('idempotency-key');
-    if (!key || !MUTATING.has(c.req.method)) return next();
-    if (key.length > 255)
+    if (key === undefined || !MUTATING.has(c.req.method)) return next();
+    if (!KEY_SHAPE.test(key)) {
       return problem(
         c,
         400,
         'invalid_header',
-        'Idempotency-Key must be at most 255 characters',
+        'Idempotency-Key must be 1 to 255 printable ASCII characters',
         'Idempotency-Key',
       );
+    }
     const principal = c.get('ctx').principal.id;
+    const url = new URL(c.req.url);
     const body = await c.req.text();
-    const hash = createHash('sha256').update(`${c.req.method} ${c.req.path}\n${body}`).digest('base64url');
+    const hash = createHash('sha256')
+      .update(`${c.req.method} ${url.pathname}${url.search}\n${body}`)
+      .digest('base64url');
     const claimed = await db.query(
       `INSERT INTO idempotency_keys (principal, key, request_hash) VALUES ($1, $2, $3)
-       ON CONFLICT (principal, key) DO NOTHING RETURNING key`,
+       ON CONFLICT (principal, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, created_at = now()
+         WHERE idempotency_keys.status IS NULL AND idempotency_keys.created_at < now() - interval '${STALE_CLAIM}'
+       RETURNING key`,
       [principal, key, hash],
     );
-    if (claimed.length === 0) {
-      const [prior] = await db.query<{ request_hash: string; status: number | null; response: unknown }>(
-        'SELECT request_hash, status, response FROM idempotency_keys WHERE principal = $1 AND key = $2',
-        [principal, key],
-      );
-      if (!prior || prior.request_hash !== hash) {
-        return problem(
-          c,
-          409,
-          'idempotency_key_reused',
-          'This Idempotency-Key was used with another request',
-          'Idempotency-Key',
-        );
-      }
-      if (prior.status === null) {
-        return problem(
-          c,
-          409,
-          'idempotency_key_in_progress',
-          'A request with this Idempotency-Key is still running',
-          'Idempotency-Key',
-        );
-      }
-      return c.body(JSON.stringify(prior.response), prior.status as ContentfulStatusCode, {
-        'content-type': 'application/json',
-        'idempotent-replayed': 'true',
-      });
-    }
+    if (claimed.length === 0) return answerFromPrior(c, db, principal, key, hash);
+
     await next();
     const res = c.res;
-    const isJson = res.headers.get('content-type')?.includes('json');
-    if (res.status >= 500 || !isJson) {
-      // A failure on our side may be retried with the same key.
-      await db.query('DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2', [principal, key]);
-      return;
+    const type = res.headers.get('content-type') ?? '';
+    let text: string | null = null;
+    if (res.status < 500 && /json/i.test(type)) text = await res.clone().text();
+    try {
+      if (text === null) {
+        // A failure on our side may be retried with the same key.
+        await db.query('DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2', [principal, key]);
+        return;
+      }
+      let parsed: unknown = null;
+      try {
+        parsed = JSON.parse(text);
+      } catch {}
+      // Stored as a JSON string, so the replay is the same bytes (jsonb would reorder the keys).
+      const stored: unknown =
+        res.status < 300 && holdsSecret(parsed)
+          ? ({
+              withheld_secret: true,
+              object: typeof parsed.object === 'string' ? parsed.object : null,
+              id: typeof parsed.id === 'string' ? parsed.id : null,
+            } satisfies Withheld)
+          : text;
+      await db.query(
+        'UPDATE idempotency_keys SET status = $3, response = $4 WHERE principal = $1 AND key = $2',
+        [principal, key, res.status, JSON.stringify(stored)],
+      );
+    } catch {
+      // The work is done and its answer is on its way; a retry will see the claim as in progress
+      // until it goes stale.
     }
-    const text = await res.clone().text();
-    await db.query(
-      'UPDATE idempotency_keys SET status = $3, response = $4 WHERE principal = $1 AND key = $2',
-      [principal, key, res.status, text],
-    );
   };
+}
+
+async function answerFromPrior(
+  c: Parameters<MiddlewareHandler<AppEnv>>[0],
+  db: Db,
+  principal: string,
+  key: string,
+  hash: string,
+): Promise<Response> {
+  const [prior] = await db.query<{ request_hash: string; status: number | null; response: unknown }>(
+    'SELECT request_hash, status, response FROM idempotency_keys WHERE principal = $1 AND key = $2',
+    [principal, key],
+  );
+  if (!prior) {
+    // Deleted after a failure between our insert and this read: the client may simply retry.
+    return problem(
+      c,
+      409,
+      'idempotency_key_in_progress',
+      'A request with this Idempotency-Key just failed; retry it',
+      'Idempotency-Key',
+      { 'retry-after': '1' },
+    );
+  }
+  if (prior.request_hash !== hash) {
+    return problem(
+      c,
+      409,
+      'idempotency_key_reused',
+      'This Idempotency-Key was used with another request (method, path or body differ)',
+      'Idempotency-Key',
+    );
+  }
+  if (prior.status === null) {
+    return problem(
+      c,
+      409,
+      'idempotency_key_in_progress',
+      'A request with this Idempotency-Key is still running; retry shortly',
+      'Idempotency-Key',
+      { 'retry-after': '1' },
+    );
+  }
+  if (isWithheld(prior.response)) {
+    const what = prior.response.id
+      ? `${prior.response.object ?? 'object'} ${prior.response.id}`
+      : 'the object';
+    return problem(
+      c,
+      409,
+      'idempotency_secret_withheld',
+      `The first request with this Idempotency-Key created ${what}; its secret is shown only once and is not replayed. Revoke it if the secret was lost, and create another with a new Idempotency-Key`,
+      'Idempotency-Key',
+    );
+  }
+  const text = typeof prior.response === 'string' ? prior.response : JSON.stringify(prior.response);
+  return c.body(text, prior.status as ContentfulStatusCode, {
+    'content-type': prior.status >= 400 ? 'application/problem+json' : 'application/json',
+    'idempotent-replayed': 'true',
+  });
 }
