@@ -854,7 +854,7 @@ describe('pricing over HTTP', () => {
     expect(whisper.get('openai/whisper-1/seconds')).toMatchObject({ price: '0.009', unit: 'per_minute' }); // 0.36/60 x 1.5
   });
 
-  it('shows BYOM orgs their provider cost in USD and charges no credits', async () => {
+  it('shows BYOM orgs their provider cost in USD, rounded once half-to-even to micro-dollars, and charges no credits', async () => {
     const byomUsd = await createOrgWithKey(t, {
       name: 'Own Keys LLC',
       currency: 'USD',
@@ -868,6 +868,8 @@ describe('pricing over HTTP', () => {
       caseOf('claude-3-5-haiku'),
       caseOf('at 200001'),
     ];
+    // 0.5150025 USD is a tie at 6 decimals: half-to-even keeps 0.515002.
+    const byomCost = ['0.0075', '0.03', '0.0628', '0.515002'];
     for (const org of [byomUsd, byomEur]) {
       const results = await send(
         t,
@@ -878,7 +880,7 @@ describe('pricing over HTTP', () => {
         expect(r).toMatchObject({
           status: 'accepted',
           credits: '0',
-          cost: picks[i]!.providerCost,
+          cost: byomCost[i],
           currency: 'USD',
         });
       });

@@ -14,6 +14,7 @@ import { authMiddleware } from './middleware/auth.ts';
 import { idempotencyMiddleware } from './middleware/idempotency.ts';
 import { jsonGuard } from './middleware/jsonGuard.ts';
 import { errorToProblem, problem, validationProblem } from './problem.ts';
+import { authorizationRoutes } from './routes/authorizations.ts';
 import { eventRoutes } from './routes/events.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { ledgerRoutes } from './routes/ledger.ts';
@@ -104,6 +105,7 @@ export function buildApp(deps: AppDeps) {
   });
   pricingRoutes(app);
   ledgerRoutes(app);
+  authorizationRoutes(app);
   limitRoutes(app);
   opsRoutes(app, { db: deps.db, metrics });
 

@@ -73,7 +73,7 @@ const AddModelPrice = z
     provider: Text(100),
     model: Text(200),
     name: OptionalText(200),
-    prices: z.record(z.enum(PRICE_KEYS as [string, ...string[]]), z.union([Price, TieredPrice])),
+    prices: z.partialRecord(z.enum(PRICE_KEYS as [string, ...string[]]), z.union([Price, TieredPrice])),
     context_window: z.int().min(1).nullish(),
     valid_from: z.string().max(40).optional(),
   })

@@ -82,7 +82,11 @@ export async function ingestEvents(
 
   const stored =
     toStore.length > 0
-      ? await withRetry(() => ctx.db.transaction((tx) => recordEvents(tx, ctx, toStore)))
+      ? await withRetry(() =>
+          ctx.db.transaction((tx) =>
+            recordEvents(tx, ctx, toStore, { charge: true, history: options.backfill ?? false }),
+          ),
+        )
       : new Map();
   for (const event of toStore) results[event.index] = stored.get(event.index)!;
   for (const { index, of, hash } of repeats) {

@@ -32,6 +32,8 @@ export interface PricedEvent {
   org: OrgRow;
   hash: string;
   credits: bigint;
+  /** What counts against limits and budgets: micro-credits, or micro-USD for BYOM orgs. */
+  units: bigint;
   cost: string;
   currency: string;
   providerCostUsd: string;
@@ -40,7 +42,9 @@ export interface PricedEvent {
   pricing: Record<string, unknown>;
 }
 
-export const rejected = (id: string, code: string, message: string): EventResult => ({
+export type RejectedResult = Extract<EventResult, { status: 'rejected' }>;
+
+export const rejected = (id: string, code: string, message: string): RejectedResult => ({
   id,
   status: 'rejected',
   credits: null,
@@ -62,7 +66,7 @@ export function priceUsageEvent(
   index: number,
   now: Date,
   options: IngestOptions,
-): PricedEvent | EventResult {
+): PricedEvent | RejectedResult {
   const at = new Date(input.occurred_at);
   const late = options.backfill && at <= now ? null : timestampProblem(at, now);
   if (late) return rejected(input.id, 'timestamp_out_of_range', late);
@@ -80,8 +84,7 @@ export function priceUsageEvent(
     fxRate: resolved.fxRate,
     creditValue,
   });
-  const untracked = org.billing_mode === 'byok';
-  if (!result.ok && !untracked) {
+  if (!result.ok && org.billing_mode !== 'byok') {
     const what = `model "${input.model}" of provider "${input.provider}"`;
     return rejected(
       input.id,
@@ -92,12 +95,16 @@ export function priceUsageEvent(
     );
   }
   const priced = result.ok ? result : { credits: 0n, providerCostUsd: 0n, components: [] };
-  // BYOM orgs pay their provider themselves: Tally shows provider cost in USD and charges no credits.
-  // BYOK calls are not tracked in money at all, only in tokens.
+  // BYOM orgs pay their provider themselves: Tally shows provider cost in USD (rounded once, half
+  // to even, to micro-dollars) and charges no credits. BYOK calls are tracked in tokens only.
   const credits = org.billing_mode === 'credits' ? priced.credits : 0n;
-  const providerCostUsd = Ratio.fromUnits(priced.providerCostUsd, 10).toDecimal(10);
+  const exactCost = Ratio.fromUnits(priced.providerCostUsd, 10);
+  const providerCostUsd = exactCost.toDecimal(10);
+  const byomMicroUsd = org.billing_mode === 'byom' ? exactCost.roundHalfEven(CREDIT_SCALE) : 0n;
   const cost =
-    org.billing_mode === 'credits' ? creditsToMoney(credits, creditValue) : untracked ? '0' : providerCostUsd;
+    org.billing_mode === 'credits'
+      ? creditsToMoney(credits, creditValue)
+      : Ratio.fromUnits(byomMicroUsd, CREDIT_SCALE).toDecimal(CREDIT_SCALE);
   const currency = org.billing_mode === 'byom' ? 'USD' : org.currency;
   if (Ratio.parse(cost).cmp(Ratio.parse(ctx.config.TALLY_MAX_EVENT_COST)) > 0) {
     return rejected(
@@ -112,6 +119,7 @@ export function priceUsageEvent(
     org,
     hash: contentHash(input),
     credits,
+    units: org.billing_mode === 'credits' ? credits : byomMicroUsd,
     cost,
     currency,
     providerCostUsd,

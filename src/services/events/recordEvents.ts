@@ -6,6 +6,7 @@
  */
 import { newId } from '../../domain/ids.ts';
 import { CREDIT_SCALE, Ratio } from '../../domain/money.ts';
+import { anchorDayOf, billingCycle } from '../../domain/periods.ts';
 import { normalizedUsage } from '../../domain/usageEvent.ts';
 import type { Queryable } from '../../store/db.ts';
 import type { Ctx } from '../context.ts';
@@ -13,6 +14,7 @@ import { applyCharges } from '../ledger/applyCharges.ts';
 import { lockBalance } from '../ledger/balances.ts';
 import { ensurePlanGrant } from '../ledger/ensurePlanGrant.ts';
 import { addToCounters, type Dimensions, loadLimitSettings, scopesFor } from '../limits/scopes.ts';
+import { ensureMembers, memberKey } from '../members/ensureMembers.ts';
 import type { OrgRow } from '../orgs/shape.ts';
 import { type EventResult, type PricedEvent, rejected } from './priceUsageEvent.ts';
 
@@ -21,12 +23,15 @@ type StoredRow = Dimensions & {
   id: string;
   occurred_at: string;
   credits: string;
+  units: string;
   [column: string]: unknown;
 };
 
 export interface RecordOptions {
   /** False when an authorization already drew the credits and counted the spend (capture). */
   charge: boolean;
+  /** A trusted import of history: events before the current billing cycle draw no credits. */
+  history?: boolean;
 }
 
 export async function recordEvents(
@@ -45,13 +50,16 @@ export async function recordEvents(
     await lockBalance(tx, org.id);
     await ensurePlanGrant(tx, org);
   }
-  const memberIds = await ensureMembers(tx, sorted);
+  const memberIds = await ensureMembers(
+    tx,
+    sorted.map((e) => ({ orgId: e.org.id, externalId: e.input.member })),
+  );
   await ensureWorkspaces(tx, sorted);
   const apiKeyId = ctx.principal.kind === 'org_key' ? ctx.principal.id : '';
   const rows: StoredRow[] = sorted.map((e) => ({
     org_id: e.org.id,
     id: e.input.id,
-    member_id: memberIds.get(`${e.org.id}\u0000${e.input.member}`)!,
+    member_id: memberIds.get(memberKey(e.org.id, e.input.member))!,
     api_key_id: apiKeyId,
     feature: e.input.feature,
     provider: e.input.provider.toLowerCase(),
@@ -70,6 +78,7 @@ export async function recordEvents(
     cache_write_tokens: e.input.usage.cache_write_tokens ?? 0,
     usage: normalizedUsage(e.input.usage),
     credits: e.credits.toString(),
+    units: e.units.toString(),
     cost: e.cost,
     currency: e.currency,
     provider_cost_usd: e.providerCostUsd,
@@ -107,6 +116,7 @@ export async function recordEvents(
         tx,
         org,
         fresh.filter((r) => r.org_id === org.id),
+        options.history ?? false,
       );
   }
 
@@ -151,13 +161,21 @@ export async function recordEvents(
 }
 
 /** Draws the new events' credits from the org's grants and adds them to its limit counters. */
-async function chargeAndCount(tx: Queryable, org: OrgRow, rows: StoredRow[]): Promise<void> {
+async function chargeAndCount(
+  tx: Queryable,
+  org: OrgRow,
+  rows: StoredRow[],
+  history: boolean,
+): Promise<void> {
   if (rows.length === 0) return;
   if (org.billing_mode === 'credits') {
+    // Imported history from before the current cycle was paid for in its own cycle.
+    const cycleStart = billingCycle(org.timezone, anchorDayOf(org.billing_cycle_anchor), new Date()).start;
+    const payable = history ? rows.filter((r) => new Date(r.occurred_at) >= cycleStart) : rows;
     await applyCharges(
       tx,
       org.id,
-      rows.map((r) => ({ amount: BigInt(r.credits), eventId: r.id })),
+      payable.map((r) => ({ amount: BigInt(r.credits), eventId: r.id })),
     );
   }
   const settings = await loadLimitSettings(tx, org.id);
@@ -167,7 +185,7 @@ async function chargeAndCount(tx: Queryable, org: OrgRow, rows: StoredRow[]): Pr
     rows.flatMap((r) =>
       scopesFor(org, settings, r, new Date(r.occurred_at)).map((s) => ({
         ...s,
-        spent: BigInt(r.credits),
+        spent: BigInt(r.units),
         held: 0n,
       })),
     ),
@@ -175,27 +193,6 @@ async function chargeAndCount(tx: Queryable, org: OrgRow, rows: StoredRow[]): Pr
 }
 
 const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-
-/** Members are known by the host app's id; one seen for the first time is created. */
-export async function ensureMembers(tx: Queryable, events: PricedEvent[]): Promise<Map<string, string>> {
-  const pairs = [...new Map(events.map((e) => [`${e.org.id}\u0000${e.input.member}`, e])).values()]
-    .map((e) => ({ org_id: e.org.id, external_id: e.input.member, id: newId('mem') }))
-    .sort((a, b) => compare(a.org_id + '\u0000' + a.external_id, b.org_id + '\u0000' + b.external_id));
-  const json = JSON.stringify(pairs);
-  await tx.query(
-    `INSERT INTO members (org_id, id, external_id, role)
-     SELECT org_id, id, external_id, 'member' FROM jsonb_to_recordset($1::jsonb) AS x(org_id text, id text, external_id text)
-     ON CONFLICT (org_id, external_id) DO NOTHING`,
-    [json],
-  );
-  const rows = await tx.query<{ org_id: string; id: string; external_id: string }>(
-    `SELECT m.org_id, m.id, m.external_id FROM members m
-       JOIN jsonb_to_recordset($1::jsonb) AS x(org_id text, external_id text)
-         ON m.org_id = x.org_id AND m.external_id = x.external_id`,
-    [json],
-  );
-  return new Map(rows.map((r) => [`${r.org_id}\u0000${r.external_id}`, r.id]));
-}
 
 async function ensureWorkspaces(tx: Queryable, events: PricedEvent[]): Promise<void> {
   const named = events.filter((e) => e.input.workspace);

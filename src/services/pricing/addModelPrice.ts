@@ -13,7 +13,7 @@ export interface AddModelPriceInput {
   provider: string;
   model: string;
   name?: string | null;
-  prices: ProviderPriceSpec;
+  prices: Partial<ProviderPriceSpec>;
   context_window?: number | null;
   valid_from?: string;
 }
@@ -25,7 +25,7 @@ export async function addModelPrice(ctx: Ctx, input: AddModelPriceInput): Promis
   if (unknown) throw invalid(`prices.${unknown}`, `Unknown price key; use one of ${PRICE_KEYS.join(', ')}`);
   if (Object.keys(input.prices).length === 0) throw invalid('prices', 'Give at least one price');
   const validFrom = effectiveFrom(input.valid_from);
-  return ctx.db.transaction(async (tx) => {
+  const result = await ctx.db.transaction(async (tx) => {
     const [row] = await tx.query<Parameters<typeof modelView>[0]>(
       `INSERT INTO provider_prices (origin, provider, model, name, match, valid_from, prices, context_window)
        VALUES ('operator', $1, $2, $3, $4, $5, $6, $7)
@@ -44,4 +44,7 @@ export async function addModelPrice(ctx: Ctx, input: AddModelPriceInput): Promis
     await audit(tx, ctx, 'operator', 'model_price.added', `${input.provider}/${input.model}`, { ...input });
     return modelView(row!);
   });
+  // This process prices with the change at once; others see it within a second.
+  await ctx.prices.refresh(ctx.db, true);
+  return result;
 }

@@ -85,7 +85,10 @@ export class PriceBook {
     const fx = await db.query<{ currency: string; rate: string; valid_from: Date }>(
       'SELECT currency, rate, valid_from FROM fx_rates ORDER BY valid_from, id',
     );
-    this.fx = group(fx, (r) => r.currency);
+    this.fx = group(
+      fx.map((r) => ({ ...r, rate: Ratio.parse(r.rate).toDecimal(10) })),
+      (r) => r.currency,
+    );
     const [markup] = await db.query<{ value: string }>(
       "SELECT value FROM operator_settings WHERE key = 'default_markup'",
     );

@@ -10,7 +10,7 @@ export async function setFxRate(ctx: Ctx, currency: 'EUR', input: { rate: string
   const rate = Ratio.parse(input.rate);
   if (rate.cmp(Ratio.ZERO) <= 0) throw invalid('rate', 'rate must be greater than 0');
   const validFrom = effectiveFrom(input.valid_from);
-  return ctx.db.transaction(async (tx) => {
+  const result = await ctx.db.transaction(async (tx) => {
     await tx.query('INSERT INTO fx_rates (currency, rate, valid_from) VALUES ($1, $2, $3)', [
       currency,
       input.rate,
@@ -26,4 +26,7 @@ export async function setFxRate(ctx: Ctx, currency: 'EUR', input: { rate: string
       valid_from: validFrom.toISOString(),
     };
   });
+  // This process prices with the change at once; others see it within a second.
+  await ctx.prices.refresh(ctx.db, true);
+  return result;
 }

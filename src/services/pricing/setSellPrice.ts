@@ -25,7 +25,7 @@ export async function setSellPrice(ctx: Ctx, input: SetSellPriceInput) {
   requireOperator(ctx);
   const validFrom = effectiveFrom(input.valid_from);
   if (Ratio.parse(input.price).isNegative()) throw invalid('price', 'price must not be negative');
-  return ctx.db.transaction(async (tx) => {
+  const result = await ctx.db.transaction(async (tx) => {
     if (input.org_id) {
       const org = await loadOrg(tx, input.org_id);
       if (org.currency !== input.currency) {
@@ -59,4 +59,7 @@ export async function setSellPrice(ctx: Ctx, input: SetSellPriceInput) {
       valid_from: row!.valid_from.toISOString(),
     };
   });
+  // This process prices with the change at once; others see it within a second.
+  await ctx.prices.refresh(ctx.db, true);
+  return result;
 }

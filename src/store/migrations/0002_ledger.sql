@@ -81,7 +81,8 @@ CREATE TABLE spend_counters (
   scope text NOT NULL,
   period_start timestamptz NOT NULL,
   spent bigint NOT NULL DEFAULT 0,
-  held bigint NOT NULL DEFAULT 0 CHECK (held >= 0),
+  -- No CHECK here: an upsert's insert row carries the (negative) delta of a release.
+  held bigint NOT NULL DEFAULT 0,
   PRIMARY KEY (org_id, scope, period_start)
 );
 
@@ -89,6 +90,7 @@ CREATE TABLE authorizations (
   org_id text NOT NULL REFERENCES orgs (id),
   id text NOT NULL,
   member_id text NOT NULL,
+  member_external_id text NOT NULL,
   api_key_id text,
   feature text NOT NULL,
   provider text NOT NULL,

@@ -1,0 +1,143 @@
+import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
+import { authorize } from '../../services/authorizations/authorize.ts';
+import {
+  captureAuthorization,
+  voidAuthorization,
+} from '../../services/authorizations/finishAuthorization.ts';
+import { incrementAuthorization } from '../../services/authorizations/incrementAuthorization.ts';
+import type { AppEnv } from '../env.ts';
+import { body, errorResponses, Id, json, PositiveDecimal, Text } from '../schemas.ts';
+import { UsageSchema } from './events.ts';
+
+const Count = z.int().min(0);
+const Dimension = z.string().min(1).max(200).optional();
+
+const Authorize = z
+  .strictObject({
+    org_id: z.string().max(64).optional().openapi({ description: 'Only with an operator key' }),
+    member: Text(200),
+    feature: Text(200),
+    provider: Text(100),
+    model: Text(200),
+    estimate: z.union([
+      z.strictObject({ input_tokens: Count, max_output_tokens: Count }),
+      z.strictObject({ credits: PositiveDecimal(6) }),
+    ]),
+    ttl_seconds: z.int().min(5).max(86_400).optional(),
+    workspace: Dimension,
+    workspace_group: Dimension,
+    project: Dimension,
+  })
+  .openapi('Authorize');
+
+export const AuthorizationSchema = z
+  .object({
+    id: z.string().nullable(),
+    object: z.literal('authorization'),
+    approved: z.boolean(),
+    reason: z
+      .enum(['insufficient_credits', 'quota_exceeded', 'budget_exceeded', 'byok_untracked', 'partial'])
+      .nullable(),
+    budget: z.object({ id: z.string(), name: z.string() }).nullable(),
+    held_credits: z.string(),
+    available_credits: z.string(),
+    expires_at: z.string().nullable(),
+  })
+  .openapi('Authorization');
+
+export const IncrementSchema = z
+  .object({
+    object: z.literal('authorization_increment'),
+    charged_credits: z.string(),
+    total_charged_credits: z.string(),
+    unbilled_credits: z.string(),
+    held_credits: z.string(),
+    action: z.enum(['continue', 'stop']),
+  })
+  .openapi('AuthorizationIncrement');
+
+export const CaptureSchema = z
+  .object({
+    object: z.literal('authorization'),
+    id: z.string(),
+    status: z.literal('captured'),
+    credits: z.string(),
+    cost: z.string(),
+    currency: z.string(),
+    event_id: z.string(),
+    unbilled_credits: z.string(),
+  })
+  .openapi('Capture');
+
+const VoidSchema = z
+  .object({
+    object: z.literal('authorization'),
+    id: z.string(),
+    status: z.literal('voided'),
+    charged_credits: z.string(),
+  })
+  .openapi('Void');
+
+const AuthParam = z.object({ id: Id('auth').openapi({ param: { name: 'id', in: 'path' } }) });
+
+export function authorizationRoutes(app: OpenAPIHono<AppEnv>) {
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/authorizations',
+      tags: ['Holds'],
+      summary: 'Hold credits before a model call; a denial is 200 with approved: false and the reason',
+      request: body(Authorize),
+      responses: { 200: json(AuthorizationSchema, 'Approved or denied'), ...errorResponses },
+    }),
+    async (c) => c.json(await authorize(c.get('ctx'), c.req.valid('json')), 200),
+  );
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/authorizations/{id}/increments',
+      tags: ['Holds'],
+      summary: 'Bill usage streamed since the previous increment; answers continue or stop',
+      request: { params: AuthParam, ...body(z.strictObject({ usage: UsageSchema }).openapi('Increment')) },
+      responses: { 200: json(IncrementSchema, 'What was billed'), ...errorResponses },
+    }),
+    async (c) =>
+      c.json(
+        await incrementAuthorization(c.get('ctx'), c.req.valid('param').id, c.req.valid('json').usage),
+        200,
+      ),
+  );
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/authorizations/{id}/capture',
+      tags: ['Holds'],
+      summary: 'Record the final usage (idempotent) and release the rest of the hold',
+      request: {
+        params: AuthParam,
+        ...body(
+          z
+            .strictObject({ usage: UsageSchema, event_id: z.string().min(1).max(200).optional() })
+            .openapi('CaptureInput'),
+        ),
+      },
+      responses: { 200: json(CaptureSchema, 'The captured call'), ...errorResponses },
+    }),
+    async (c) =>
+      c.json(
+        (await captureAuthorization(c.get('ctx'), c.req.valid('param').id, c.req.valid('json'))) as never,
+        200,
+      ),
+  );
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/v1/authorizations/{id}/void',
+      tags: ['Holds'],
+      summary: 'Release the hold (usage already billed by increments stays billed)',
+      request: { params: AuthParam },
+      responses: { 200: json(VoidSchema, 'Voided'), ...errorResponses },
+    }),
+    async (c) => c.json((await voidAuthorization(c.get('ctx'), c.req.valid('param').id)) as never, 200),
+  );
+}

@@ -1,0 +1,166 @@
+/**
+ * Places a hold before a model call, as a card authorization does: the estimate is reserved
+ * against credits and every hard limit and budget the call falls under, under the org's balance
+ * lock, so concurrent holds (from any number of Tally processes) can never promise the same room.
+ * A denial is an answer (`approved: false` with the reason), not an error.
+ */
+
+import { newId } from '../../domain/ids.ts';
+import { CREDIT_SCALE, parseUnits } from '../../domain/money.ts';
+import type { Usage } from '../../domain/pricing.ts';
+import { withRetry } from '../../store/retry.ts';
+import { type Ctx, scopeOrg } from '../context.ts';
+import { invalid, ServiceError } from '../errors.ts';
+import { priceUsageEvent } from '../events/priceUsageEvent.ts';
+import { addToBalance, lockBalance, readBalance } from '../ledger/balances.ts';
+import { ensurePlanGrant } from '../ledger/ensurePlanGrant.ts';
+import { expireDueGrants } from '../ledger/expireGrants.ts';
+import { addToCounters, loadLimitSettings, scopesFor } from '../limits/scopes.ts';
+import { ensureMembers, memberKey } from '../members/ensureMembers.ts';
+import { loadOrg, type OrgRow } from '../orgs/shape.ts';
+import { headroom } from './headroom.ts';
+import { credits } from './shape.ts';
+
+export interface AuthorizeInput {
+  org_id?: string;
+  member: string;
+  feature: string;
+  provider: string;
+  model: string;
+  estimate: { input_tokens: number; max_output_tokens: number } | { credits: string };
+  ttl_seconds?: number;
+  workspace?: string;
+  workspace_group?: string;
+  project?: string;
+}
+
+export const DEFAULT_HOLD_TTL_SECONDS = 600;
+
+/** Prices usage for an authorization's model at `now`; an unpriced model is the caller's error. */
+export function unitsFor(
+  ctx: Ctx,
+  org: OrgRow,
+  call: { provider: string; model: string },
+  usage: Usage,
+  now: Date,
+) {
+  const priced = priceUsageEvent(
+    ctx,
+    {
+      id: 'authorization',
+      member: '-',
+      feature: '-',
+      provider: call.provider,
+      model: call.model,
+      occurred_at: now.toISOString(),
+      usage,
+    },
+    org,
+    0,
+    now,
+    {},
+  );
+  if ('status' in priced) throw new ServiceError(422, priced.error.code, priced.error.message, 'model');
+  return priced;
+}
+
+export async function authorize(ctx: Ctx, input: AuthorizeInput) {
+  const orgId = ctx.principal.kind === 'org_key' ? ctx.principal.orgId : input.org_id;
+  if (!orgId) throw invalid('org_id', 'org_id is required with an operator key');
+  scopeOrg(ctx, orgId, 'events:write');
+  const org = await loadOrg(ctx.db, orgId);
+  await ctx.prices.refresh(ctx.db);
+  const now = new Date();
+  const estimate =
+    'credits' in input.estimate
+      ? parseUnits(input.estimate.credits, CREDIT_SCALE)
+      : unitsFor(
+          ctx,
+          org,
+          input,
+          { input_tokens: input.estimate.input_tokens, output_tokens: input.estimate.max_output_tokens },
+          now,
+        ).units;
+  const expiresAt = new Date(now.getTime() + (input.ttl_seconds ?? DEFAULT_HOLD_TTL_SECONDS) * 1000);
+  const id = newId('auth');
+  const apiKeyId = ctx.principal.kind === 'org_key' ? ctx.principal.id : '';
+
+  return withRetry(() =>
+    ctx.db.transaction(async (tx) => {
+      await lockBalance(tx, orgId);
+      await ensurePlanGrant(tx, org, now);
+      await expireDueGrants(tx, orgId, now);
+      const balance = await readBalance(tx, orgId);
+      const members = await ensureMembers(tx, [{ orgId, externalId: input.member }]);
+      const dims = {
+        member_id: members.get(memberKey(orgId, input.member))!,
+        workspace: input.workspace ?? '',
+        workspace_group: input.workspace_group ?? '',
+        project: input.project ?? '',
+        api_key_id: apiKeyId,
+      };
+      const scopes = scopesFor(org, await loadLimitSettings(tx, orgId), dims, now);
+      const untracked = org.billing_mode === 'byok';
+      const room = untracked ? null : await headroom(tx, org, balance, scopes);
+      const hold = untracked ? 0n : estimate < room!.room ? estimate : room!.room;
+      if (room && hold <= 0n && estimate > 0n) {
+        const tightest = room.tightest!;
+        return {
+          id: null,
+          object: 'authorization' as const,
+          approved: false,
+          reason: tightest.reason,
+          budget: tightest.budget ?? null,
+          held_credits: '0',
+          available_credits: credits(room.room > 0n ? room.room : 0n),
+          expires_at: null,
+        };
+      }
+      await tx.query(
+        `INSERT INTO authorizations (org_id, id, member_id, member_external_id, api_key_id, feature, provider, model,
+           workspace, workspace_group, project, status, held, scopes, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'active', $12, $13, $14)`,
+        [
+          orgId,
+          id,
+          dims.member_id,
+          input.member,
+          apiKeyId || null,
+          input.feature,
+          input.provider.toLowerCase(),
+          input.model,
+          dims.workspace,
+          dims.workspace_group,
+          dims.project,
+          String(hold),
+          JSON.stringify(scopes.map((s) => ({ scope: s.scope, period_start: s.periodStart.toISOString() }))),
+          expiresAt.toISOString(),
+        ],
+      );
+      if (hold > 0n) {
+        await addToCounters(
+          tx,
+          orgId,
+          scopes.map((s) => ({ ...s, spent: 0n, held: hold })),
+        );
+        if (org.billing_mode === 'credits') {
+          await tx.query(
+            `INSERT INTO ledger_entries (org_id, kind, amount, authorization_id, memo) VALUES ($1, 'hold', $2, $3, 'hold placed')`,
+            [orgId, String(hold), id],
+          );
+          await addToBalance(tx, orgId, { held: hold });
+        }
+      }
+      return {
+        id,
+        object: 'authorization' as const,
+        approved: true,
+        reason: untracked ? ('byok_untracked' as const) : hold < estimate ? ('partial' as const) : null,
+        budget: null,
+        held_credits: credits(hold),
+        available_credits: room ? credits(room.room - hold > 0n ? room.room - hold : 0n) : '0',
+        expires_at: expiresAt.toISOString(),
+      };
+    }),
+  );
+}

@@ -1,0 +1,101 @@
+/**
+ * Ends an authorization: capture (final usage reported), void (caller gave up) or expiry (the
+ * caller vanished). Usage already billed through increments is always recorded as the call's
+ * event, so a client that disconnects mid-stream still pays for what it streamed.
+ */
+import type { Usage } from '../../domain/pricing.ts';
+import { withRetry } from '../../store/retry.ts';
+import type { Ctx } from '../context.ts';
+import { ServiceError } from '../errors.ts';
+import { lockBalance } from '../ledger/balances.ts';
+import { loadOrg } from '../orgs/shape.ts';
+import { unitsFor } from './authorize.ts';
+import { bill, recordCall, releaseHold } from './settle.ts';
+import { type AuthorizationRow, authorizationOrg, credits, lockAuthorization } from './shape.ts';
+
+type Ending = { kind: 'capture'; usage: Usage; eventId?: string } | { kind: 'void' } | { kind: 'expire' };
+
+export async function finishAuthorization(ctx: Ctx, id: string, ending: Ending) {
+  await ctx.prices.refresh(ctx.db);
+  const outcome = await withRetry(() =>
+    ctx.db.transaction(async (tx) => {
+      await lockBalance(tx, await authorizationOrg(tx, ctx.principal, id));
+      const auth = await lockAuthorization(tx, ctx.principal, id);
+      const now = new Date();
+      if (auth.status === 'captured' && ending.kind === 'capture') return { replay: auth.result! };
+      if (auth.status !== 'active') return { refused: auth.status };
+      const expired = auth.expires_at <= now;
+      if (ending.kind === 'expire' && !expired) return { refused: 'active' };
+      const org = await loadOrg(tx, auth.org_id);
+      if (ending.kind === 'capture' && !expired)
+        return { done: await capture(tx, ctx, org, auth, ending, now) };
+      // Void, expiry, or a capture that came too late: bill nothing more, record what was billed.
+      await releaseHold(tx, org, auth);
+      if (BigInt(auth.charged) > 0n && Object.keys(auth.usage).length > 0) {
+        await recordCall(tx, ctx, org, auth, auth.usage, auth.id, now);
+      }
+      const status = ending.kind === 'void' ? 'voided' : 'expired';
+      const result = {
+        object: 'authorization' as const,
+        id: auth.id,
+        status,
+        charged_credits: credits(BigInt(auth.charged)),
+      };
+      await setStatus(tx, auth, status, result);
+      return ending.kind === 'capture' ? { refused: 'expired' } : { done: result };
+    }),
+  );
+  if ('refused' in outcome) {
+    throw new ServiceError(409, 'authorization_not_active', `The authorization is ${outcome.refused}`);
+  }
+  return 'replay' in outcome ? outcome.replay : outcome.done;
+}
+
+async function capture(
+  tx: Parameters<typeof bill>[0],
+  ctx: Ctx,
+  org: Parameters<typeof bill>[1],
+  auth: AuthorizationRow,
+  ending: { usage: Usage; eventId?: string },
+  now: Date,
+) {
+  const total = unitsFor(ctx, org, auth, ending.usage, now).units;
+  const already = BigInt(auth.charged);
+  const eventId = ending.eventId ?? auth.id;
+  const { unbilled } = await bill(tx, org, auth, total > already ? total - already : 0n, eventId);
+  await releaseHold(tx, org, auth);
+  const event = await recordCall(tx, ctx, org, auth, ending.usage, eventId, now);
+  const result = {
+    object: 'authorization' as const,
+    id: auth.id,
+    status: 'captured' as const,
+    credits: credits(BigInt(auth.charged)),
+    cost: event.cost,
+    currency: event.currency,
+    event_id: eventId,
+    unbilled_credits: credits(unbilled),
+  };
+  await setStatus(tx, auth, 'captured', result);
+  return result;
+}
+
+async function setStatus(
+  tx: Parameters<typeof bill>[0],
+  auth: AuthorizationRow,
+  status: string,
+  result: object,
+) {
+  await tx.query(
+    'UPDATE authorizations SET status = $3, result = $4, finished_at = now() WHERE org_id = $1 AND id = $2',
+    [auth.org_id, auth.id, status, JSON.stringify(result)],
+  );
+}
+
+export const captureAuthorization = (ctx: Ctx, id: string, input: { usage: Usage; event_id?: string }) =>
+  finishAuthorization(ctx, id, {
+    kind: 'capture',
+    usage: input.usage,
+    ...(input.event_id ? { eventId: input.event_id } : {}),
+  });
+
+export const voidAuthorization = (ctx: Ctx, id: string) => finishAuthorization(ctx, id, { kind: 'void' });

@@ -1,0 +1,45 @@
+/**
+ * How many more units an org may commit right now: the smallest room left among its credits
+ * (credits orgs) and every hard limit and budget the call falls under. Read with the org's
+ * balance row locked, so no other hold or charge can take the same room meanwhile.
+ */
+import type { Queryable } from '../../store/db.ts';
+import { available, type BalanceRow } from '../ledger/balances.ts';
+import { counterKey, type LimitScope, readCounters } from '../limits/scopes.ts';
+import type { OrgRow } from '../orgs/shape.ts';
+
+export type DenialReason = 'insufficient_credits' | 'quota_exceeded' | 'budget_exceeded';
+
+export interface Headroom {
+  room: bigint;
+  /** What leaves the least room, to name in a denial. */
+  tightest: { reason: DenialReason; budget?: { id: string; name: string } } | null;
+}
+
+export async function headroom(
+  tx: Queryable,
+  org: OrgRow,
+  balance: BalanceRow,
+  scopes: LimitScope[],
+): Promise<Headroom> {
+  let best: Headroom = { room: -1n, tightest: null };
+  const consider = (room: bigint, tightest: Headroom['tightest']) => {
+    if (best.tightest === null || room < best.room) best = { room, tightest };
+  };
+  if (org.billing_mode === 'credits') consider(available(balance), { reason: 'insufficient_credits' });
+  const counters = await readCounters(tx, org.id, scopes);
+  for (const s of scopes) {
+    if (!s.hard || s.limit === null) continue;
+    const c = counters.get(counterKey(s)) ?? { spent: 0n, held: 0n };
+    const room = s.limit - c.spent - c.held;
+    consider(
+      room,
+      s.kind === 'org'
+        ? { reason: 'quota_exceeded' }
+        : { reason: 'budget_exceeded', budget: { id: s.budgetId!, name: s.name } },
+    );
+  }
+  return best.tightest === null
+    ? { room: BigInt(Number.MAX_SAFE_INTEGER) * 1_000_000n, tightest: null }
+    : best;
+}

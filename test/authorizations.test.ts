@@ -1,0 +1,142 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuthorizationSchema, CaptureSchema, IncrementSchema } from '../src/http/routes/authorizations.ts';
+import { checkLedger } from '../src/services/ledger/checkLedger.ts';
+import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
+
+let t: TestTally;
+beforeAll(async () => {
+  t = await startTally();
+});
+afterAll(() => t.close());
+
+// gpt-4o at 1.5 x markup and EUR 0.92 / USD, 1 credit = EUR 0.01:
+// 1 000 input tokens = 0.345 credits, 1 000 output tokens = 1.38 credits.
+const call = { member: 'u1', feature: 'Chat', provider: 'openai', model: 'gpt-4o' };
+
+async function balanceOf(orgId: string) {
+  return (await t.call('GET', `/v1/orgs/${orgId}/balance`)).body;
+}
+
+describe('holds: happy path', () => {
+  it('holds an estimate, bills increments while streaming, captures and releases the rest', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const auth = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { input_tokens: 10_000, max_output_tokens: 10_000 } },
+    });
+    expect(auth.status).toBe(200);
+    AuthorizationSchema.parse(auth.body);
+    // 10 000 in = 3.45, 10 000 out = 13.8 -> 17.25 credits held.
+    expect(auth.body).toMatchObject({ approved: true, held_credits: '17.25', available_credits: '482.75' });
+    expect((await balanceOf(org.id)).held_credits).toBe('17.25');
+
+    const inc = await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      key,
+      body: { usage: { input_tokens: 10_000, output_tokens: 1_000 } },
+    });
+    IncrementSchema.parse(inc.body);
+    expect(inc.body).toMatchObject({ charged_credits: '4.83', total_charged_credits: '4.83', action: 'continue' });
+    const during = await balanceOf(org.id);
+    expect(during).toMatchObject({ held_credits: '12.42', available_credits: '482.75' });
+
+    const cap = await t.call('POST', `/v1/authorizations/${auth.body.id}/capture`, {
+      key,
+      body: { usage: { input_tokens: 10_000, output_tokens: 3_000 } },
+    });
+    expect(cap.status).toBe(200);
+    CaptureSchema.parse(cap.body);
+    // 3.45 + 4.14 = 7.59 credits in all; EUR 0.0759.
+    expect(cap.body).toMatchObject({ credits: '7.59', cost: '0.0759', event_id: auth.body.id, unbilled_credits: '0' });
+    const after = await balanceOf(org.id);
+    expect(after).toMatchObject({ held_credits: '0', available_credits: '492.41' });
+    // Capture is idempotent.
+    const again = await t.call('POST', `/v1/authorizations/${auth.body.id}/capture`, {
+      key,
+      body: { usage: { input_tokens: 10_000, output_tokens: 3_000 } },
+    });
+    expect(again.body).toEqual(cap.body);
+    expect(await checkLedger(t.db, org.id)).toEqual([]);
+    const events = await t.db.query<{ credits: string }>('SELECT credits FROM events WHERE org_id = $1', [org.id]);
+    expect(events).toEqual([{ credits: '7590000' }]);
+  });
+
+  it('void bills what was streamed (a client that disconnects still pays)', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const auth = await t.call('POST', '/v1/authorizations', { key, body: { ...call, estimate: { credits: '10' } } });
+    await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, { key, body: { usage: { output_tokens: 1_000 } } });
+    const voided = await t.call('POST', `/v1/authorizations/${auth.body.id}/void`, { key });
+    expect(voided.body).toMatchObject({ status: 'voided', charged_credits: '1.38' });
+    expect(await balanceOf(org.id)).toMatchObject({ held_credits: '0', available_credits: '498.62' });
+    expect(await checkLedger(t.db, org.id)).toEqual([]);
+  });
+});
+
+describe('holds: limits', () => {
+  it('denies with quota_exceeded at the hard limit and never bills past it', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    // EUR 0.10 a month = 10 credits.
+    await t.call('PUT', `/v1/orgs/${org.id}/limits`, { key, body: { alert_threshold: '0.05', allowed_limit: '0.1' } });
+    const auth = await t.call('POST', '/v1/authorizations', { key, body: { ...call, estimate: { credits: '8' } } });
+    expect(auth.body).toMatchObject({ approved: true, held_credits: '8', available_credits: '2' });
+    const second = await t.call('POST', '/v1/authorizations', { key, body: { ...call, estimate: { credits: '5' } } });
+    expect(second.body).toMatchObject({ approved: true, reason: 'partial', held_credits: '2' });
+    const third = await t.call('POST', '/v1/authorizations', { key, body: { ...call, estimate: { credits: '1' } } });
+    expect(third.body).toMatchObject({ approved: false, reason: 'quota_exceeded', held_credits: '0' });
+
+    // 10 000 output tokens = 13.8 credits wanted; only the 8 held fit (the other 2 are held elsewhere).
+    const inc = await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      key,
+      body: { usage: { output_tokens: 10_000 } },
+    });
+    expect(inc.body).toMatchObject({ charged_credits: '8', unbilled_credits: '5.8', action: 'stop' });
+    await t.call('POST', `/v1/authorizations/${second.body.id}/void`, { key });
+    const limits = await t.call('GET', `/v1/orgs/${org.id}/limits`, { key });
+    expect(limits.body).toMatchObject({ spent: '0.08', held: '0' });
+  });
+
+  it('names the budget that blocks', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const member = await t.call('POST', `/v1/orgs/${org.id}/members`, { key, body: { external_id: 'capped' } });
+    const budget = await t.call('POST', `/v1/orgs/${org.id}/budgets`, {
+      key,
+      body: { name: 'Intern cap', scope: { kind: 'member', id: member.body.id }, amount: '0', period: 'month' },
+    });
+    expect(budget.status).toBe(201);
+    const denied = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, member: 'capped', estimate: { credits: '1' } },
+    });
+    expect(denied.body).toMatchObject({
+      approved: false,
+      reason: 'budget_exceeded',
+      budget: { id: budget.body.id, name: 'Intern cap' },
+    });
+  });
+});
+
+describe('holds: errors and security', () => {
+  it('hides other orgs and refuses finished holds', async () => {
+    const a = await createOrgWithKey(t);
+    const b = await createOrgWithKey(t);
+    const auth = await t.call('POST', '/v1/authorizations', { key: a.key, body: { ...call, estimate: { credits: '1' } } });
+    const foreign = await t.call('POST', `/v1/authorizations/${auth.body.id}/void`, { key: b.key });
+    expect(foreign.status).toBe(404);
+    await t.call('POST', `/v1/authorizations/${auth.body.id}/void`, { key: a.key });
+    const again = await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      key: a.key,
+      body: { usage: { output_tokens: 1 } },
+    });
+    expect(again.status).toBe(409);
+    expect(again.body.code).toBe('authorization_not_active');
+  });
+
+  it('rejects an unpriced model with a clear error', async () => {
+    const { key } = await createOrgWithKey(t);
+    const res = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, model: 'no-such-model', estimate: { input_tokens: 1, max_output_tokens: 1 } },
+    });
+    expect(res.status).toBe(422);
+    expect(res.body.detail).toContain('no-such-model');
+  });
+});
