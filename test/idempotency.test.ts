@@ -23,13 +23,16 @@ afterAll(() => t?.close());
 
 type Org = Awaited<ReturnType<typeof createOrgWithKey>>;
 
+// One fixed time for the whole file: a retry must carry exactly the same content.
+const OCCURRED_AT = minutesAgo(2);
+
 const event = (overrides: Record<string, unknown> = {}) => ({
   id: 'evt-1',
   member: 'alice',
   feature: 'Chat',
   provider: 'openai',
   model: 'gpt-4o',
-  occurred_at: minutesAgo(2),
+  occurred_at: OCCURRED_AT,
   usage: { input_tokens: 1000, output_tokens: 200 },
   ...overrides,
 });
