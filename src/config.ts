@@ -36,6 +36,7 @@ const schema = z.object({
     .min(1024)
     .default(5 * 1024 * 1024),
   TALLY_LOG: z.enum(['json', 'off'], { message: 'must be json or off' }).default('json'),
+  TALLY_JOBS: z.enum(['0', '1'], { message: 'must be 0 or 1' }).default('1'),
   STRIPE_SECRET_KEY: z
     .string()
     .regex(/^(sk|rk)_/, 'must start with sk_ or rk_')

@@ -1,6 +1,8 @@
 /** `npm start`: Tally on the configured database, with the demo organization on a fresh install. */
 import { ConfigError, loadConfig } from './config.ts';
 import { seedDemo } from './demo/seedDemo.ts';
+import { jobCatalog } from './jobs/catalog.ts';
+import { registerJobs, startScheduler } from './jobs/runner.ts';
 import { listen, prepare } from './server.ts';
 
 async function main() {
@@ -8,6 +10,12 @@ async function main() {
   const tally = await prepare(config);
   const demo = config.TALLY_DEMO === '1' ? await seedDemo(tally) : null;
   const { url, close } = await listen(tally);
+  let stopJobs = async () => {};
+  if (config.TALLY_JOBS === '1') {
+    const jobs = jobCatalog({ ...tally, principal: { kind: 'operator', id: 'op_jobs' }, requestId: 'jobs' });
+    await registerJobs(tally.db, jobs);
+    stopJobs = startScheduler(tally.db, jobs, tally.logger);
+  }
   const publicUrl = config.TALLY_PUBLIC_URL ?? url;
   const lines = [
     '',
@@ -27,6 +35,7 @@ async function main() {
   process.stderr.write(`${lines.join('\n')}\n\n`);
   const stop = async () => {
     await close();
+    await stopJobs();
     await tally.db.close();
     process.exit(0);
   };

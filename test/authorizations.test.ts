@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthorizationSchema, CaptureSchema, IncrementSchema } from '../src/http/routes/authorizations.ts';
+import { expireHolds } from '../src/services/authorizations/expireHolds.ts';
 import { checkLedger } from '../src/services/ledger/checkLedger.ts';
 import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
 
@@ -35,7 +36,11 @@ describe('holds: happy path', () => {
       body: { usage: { input_tokens: 10_000, output_tokens: 1_000 } },
     });
     IncrementSchema.parse(inc.body);
-    expect(inc.body).toMatchObject({ charged_credits: '4.83', total_charged_credits: '4.83', action: 'continue' });
+    expect(inc.body).toMatchObject({
+      charged_credits: '4.83',
+      total_charged_credits: '4.83',
+      action: 'continue',
+    });
     const during = await balanceOf(org.id);
     expect(during).toMatchObject({ held_credits: '12.42', available_credits: '482.75' });
 
@@ -46,7 +51,12 @@ describe('holds: happy path', () => {
     expect(cap.status).toBe(200);
     CaptureSchema.parse(cap.body);
     // 3.45 + 4.14 = 7.59 credits in all; EUR 0.0759.
-    expect(cap.body).toMatchObject({ credits: '7.59', cost: '0.0759', event_id: auth.body.id, unbilled_credits: '0' });
+    expect(cap.body).toMatchObject({
+      credits: '7.59',
+      cost: '0.0759',
+      event_id: auth.body.id,
+      unbilled_credits: '0',
+    });
     const after = await balanceOf(org.id);
     expect(after).toMatchObject({ held_credits: '0', available_credits: '492.41' });
     // Capture is idempotent.
@@ -56,14 +66,22 @@ describe('holds: happy path', () => {
     });
     expect(again.body).toEqual(cap.body);
     expect(await checkLedger(t.db, org.id)).toEqual([]);
-    const events = await t.db.query<{ credits: string }>('SELECT credits FROM events WHERE org_id = $1', [org.id]);
+    const events = await t.db.query<{ credits: string }>('SELECT credits FROM events WHERE org_id = $1', [
+      org.id,
+    ]);
     expect(events).toEqual([{ credits: '7590000' }]);
   });
 
   it('void bills what was streamed (a client that disconnects still pays)', async () => {
     const { org, key } = await createOrgWithKey(t);
-    const auth = await t.call('POST', '/v1/authorizations', { key, body: { ...call, estimate: { credits: '10' } } });
-    await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, { key, body: { usage: { output_tokens: 1_000 } } });
+    const auth = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { credits: '10' } },
+    });
+    await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      key,
+      body: { usage: { output_tokens: 1_000 } },
+    });
     const voided = await t.call('POST', `/v1/authorizations/${auth.body.id}/void`, { key });
     expect(voided.body).toMatchObject({ status: 'voided', charged_credits: '1.38' });
     expect(await balanceOf(org.id)).toMatchObject({ held_credits: '0', available_credits: '498.62' });
@@ -75,12 +93,24 @@ describe('holds: limits', () => {
   it('denies with quota_exceeded at the hard limit and never bills past it', async () => {
     const { org, key } = await createOrgWithKey(t);
     // EUR 0.10 a month = 10 credits.
-    await t.call('PUT', `/v1/orgs/${org.id}/limits`, { key, body: { alert_threshold: '0.05', allowed_limit: '0.1' } });
-    const auth = await t.call('POST', '/v1/authorizations', { key, body: { ...call, estimate: { credits: '8' } } });
+    await t.call('PUT', `/v1/orgs/${org.id}/limits`, {
+      key,
+      body: { alert_threshold: '0.05', allowed_limit: '0.1' },
+    });
+    const auth = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { credits: '8' } },
+    });
     expect(auth.body).toMatchObject({ approved: true, held_credits: '8', available_credits: '2' });
-    const second = await t.call('POST', '/v1/authorizations', { key, body: { ...call, estimate: { credits: '5' } } });
+    const second = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { credits: '5' } },
+    });
     expect(second.body).toMatchObject({ approved: true, reason: 'partial', held_credits: '2' });
-    const third = await t.call('POST', '/v1/authorizations', { key, body: { ...call, estimate: { credits: '1' } } });
+    const third = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { credits: '1' } },
+    });
     expect(third.body).toMatchObject({ approved: false, reason: 'quota_exceeded', held_credits: '0' });
 
     // 10 000 output tokens = 13.8 credits wanted; only the 8 held fit (the other 2 are held elsewhere).
@@ -96,10 +126,18 @@ describe('holds: limits', () => {
 
   it('names the budget that blocks', async () => {
     const { org, key } = await createOrgWithKey(t);
-    const member = await t.call('POST', `/v1/orgs/${org.id}/members`, { key, body: { external_id: 'capped' } });
+    const member = await t.call('POST', `/v1/orgs/${org.id}/members`, {
+      key,
+      body: { external_id: 'capped' },
+    });
     const budget = await t.call('POST', `/v1/orgs/${org.id}/budgets`, {
       key,
-      body: { name: 'Intern cap', scope: { kind: 'member', id: member.body.id }, amount: '0', period: 'month' },
+      body: {
+        name: 'Intern cap',
+        scope: { kind: 'member', id: member.body.id },
+        amount: '0',
+        period: 'month',
+      },
     });
     expect(budget.status).toBe(201);
     const denied = await t.call('POST', '/v1/authorizations', {
@@ -118,7 +156,10 @@ describe('holds: errors and security', () => {
   it('hides other orgs and refuses finished holds', async () => {
     const a = await createOrgWithKey(t);
     const b = await createOrgWithKey(t);
-    const auth = await t.call('POST', '/v1/authorizations', { key: a.key, body: { ...call, estimate: { credits: '1' } } });
+    const auth = await t.call('POST', '/v1/authorizations', {
+      key: a.key,
+      body: { ...call, estimate: { credits: '1' } },
+    });
     const foreign = await t.call('POST', `/v1/authorizations/${auth.body.id}/void`, { key: b.key });
     expect(foreign.status).toBe(404);
     await t.call('POST', `/v1/authorizations/${auth.body.id}/void`, { key: a.key });
@@ -138,5 +179,55 @@ describe('holds: errors and security', () => {
     });
     expect(res.status).toBe(422);
     expect(res.body.detail).toContain('no-such-model');
+  });
+});
+
+describe('holds: expiry', () => {
+  const expireNow = (id: string) =>
+    t.db.query("UPDATE authorizations SET expires_at = now() - interval '1 second' WHERE id = $1", [id]);
+
+  it('the expiry job releases the hold and bills what was streamed', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const auth = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { credits: '10' } },
+    });
+    await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      key,
+      body: { usage: { output_tokens: 1_000 } },
+    });
+    await expireNow(auth.body.id);
+    const ctx = { ...t, principal: { kind: 'operator' as const, id: 'op_jobs' }, requestId: 'test' };
+    expect(await expireHolds(ctx)).toEqual({ expired: 1 });
+    expect(await expireHolds(ctx)).toEqual({ expired: 0 });
+    expect(await balanceOf(org.id)).toMatchObject({ held_credits: '0', available_credits: '498.62' });
+    const [event] = await t.db.query<{ credits: string }>('SELECT credits FROM events WHERE org_id = $1', [
+      org.id,
+    ]);
+    expect(event).toEqual({ credits: '1380000' });
+    expect(await checkLedger(t.db, org.id)).toEqual([]);
+  });
+
+  it('a capture that arrives after expiry is refused, and the streamed part is still billed once', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const auth = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { credits: '10' } },
+    });
+    await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      key,
+      body: { usage: { output_tokens: 1_000 } },
+    });
+    await expireNow(auth.body.id);
+    const late = await t.call('POST', `/v1/authorizations/${auth.body.id}/capture`, {
+      key,
+      body: { usage: { output_tokens: 2_000 } },
+    });
+    expect(late.status).toBe(409);
+    expect(late.body.detail).toContain('expired');
+    const ctx = { ...t, principal: { kind: 'operator' as const, id: 'op_jobs' }, requestId: 'test' };
+    expect(await expireHolds(ctx)).toEqual({ expired: 0 });
+    expect(await balanceOf(org.id)).toMatchObject({ held_credits: '0', available_credits: '498.62' });
+    expect(await checkLedger(t.db, org.id)).toEqual([]);
   });
 });

@@ -1,0 +1,17 @@
+/** The typed catalog of scheduled jobs; each handler calls verbs with the operator's authority. */
+
+import { expireHolds } from '../services/authorizations/expireHolds.ts';
+import type { Ctx } from '../services/context.ts';
+import { expireGrantsEverywhere } from '../services/ledger/expireGrantsEverywhere.ts';
+import { issuePlanGrants } from '../services/ledger/issuePlanGrants.ts';
+import { purgeIdempotencyKeys } from '../services/maintenance/purgeIdempotencyKeys.ts';
+import type { JobDefinition } from './runner.ts';
+
+export function jobCatalog(ctx: Ctx): JobDefinition[] {
+  return [
+    { name: 'expire_holds', everySeconds: 10, run: () => expireHolds(ctx) },
+    { name: 'expire_grants', everySeconds: 60, run: () => expireGrantsEverywhere(ctx.db) },
+    { name: 'issue_plan_grants', everySeconds: 60, run: () => issuePlanGrants(ctx.db) },
+    { name: 'purge_idempotency_keys', everySeconds: 3600, run: () => purgeIdempotencyKeys(ctx.db) },
+  ];
+}

@@ -1,0 +1,22 @@
+import type { Ctx } from '../context.ts';
+import { ServiceError } from '../errors.ts';
+import { finishAuthorization } from './finishAuthorization.ts';
+
+/** Ends holds past their TTL: the rest of the hold is released, streamed usage stays billed. */
+export async function expireHolds(ctx: Ctx, batch = 500): Promise<{ expired: number }> {
+  const due = await ctx.db.query<{ id: string }>(
+    `SELECT id FROM authorizations WHERE status = 'active' AND expires_at <= now() ORDER BY expires_at LIMIT $1`,
+    [batch],
+  );
+  let expired = 0;
+  for (const { id } of due) {
+    try {
+      await finishAuthorization(ctx, id, { kind: 'expire' });
+      expired++;
+    } catch (error) {
+      // Captured or voided meanwhile by the caller: nothing left to expire.
+      if (!(error instanceof ServiceError && error.status === 409)) throw error;
+    }
+  }
+  return { expired };
+}
