@@ -1,5 +1,7 @@
 /** The one console table of a bench run, and BENCHMARKS.md. */
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import type { BenchModule, BenchResult, Measurement } from '../types.ts';
 import type { Machine } from './machine.ts';
 import { fmt, max, median, min } from './stats.ts';
@@ -144,4 +146,16 @@ export function writeBenchmarksMd(
     ...sections.flatMap((s) => [s, '']),
   ].join('\n');
   writeFileSync(file, text);
+  formatWithBiome(file);
+}
+
+/** `npm run lint` checks Markdown too: the file is written in the project's own format. */
+function formatWithBiome(file: string): void {
+  const require = createRequire(import.meta.url);
+  const biome = require.resolve('@biomejs/biome/bin/biome');
+  try {
+    execFileSync(process.execPath, [biome, 'format', '--write', file], { stdio: 'ignore' });
+  } catch {
+    process.stderr.write(`biome could not format ${file}; run npx biome format --write ${file}\n`);
+  }
 }
