@@ -5,6 +5,7 @@
  */
 
 const DECIMAL = /^-?\d+(\.\d+)?$/;
+const PARSED = new Map<string, Ratio>();
 
 export class Ratio {
   private constructor(
@@ -29,11 +30,17 @@ export class Ratio {
   /** Parses a plain decimal string such as "0.075" or "-12"; no exponents, no floats. */
   static parse(text: string): Ratio {
     if (typeof text !== 'string') throw new TypeError(`not a decimal string: ${String(text)}`);
+    // Prices, rates and credit values repeat on every event; a Ratio is immutable, so share it.
+    const known = PARSED.get(text);
+    if (known) return known;
     if (!DECIMAL.test(text)) throw new RangeError(`not a decimal number: ${text}`);
     const negative = text.startsWith('-');
     const [whole, fraction = ''] = (negative ? text.slice(1) : text).split('.');
     const num = BigInt(`${whole}${fraction}`) * (negative ? -1n : 1n);
-    return Ratio.of(num, 10n ** BigInt(fraction.length));
+    const value = Ratio.of(num, 10n ** BigInt(fraction.length));
+    if (PARSED.size >= 50_000) PARSED.clear();
+    PARSED.set(text, value);
+    return value;
   }
 
   static int(value: bigint | number): Ratio {
@@ -112,6 +119,20 @@ export function parseUnits(text: string, scale: number): bigint {
     throw new RangeError(`more than ${scale} decimal places: ${text}`);
   }
   return units;
+}
+
+/**
+ * Integer units of 10^-scale for a plain decimal string with at most `scale` decimals: a fast,
+ * exact path for summing stored amounts (no fractions, no division).
+ */
+export function decimalUnits(text: string, scale: number): bigint {
+  const negative = text.startsWith('-');
+  const [whole, fraction = ''] = (negative ? text.slice(1) : text).split('.');
+  if (fraction.length > scale || !/^\d+$/.test(whole! + fraction)) {
+    throw new RangeError(`not a decimal with at most ${scale} places: ${text}`);
+  }
+  const units = BigInt(whole! + fraction.padEnd(scale, '0'));
+  return negative ? -units : units;
 }
 
 /**

@@ -3,18 +3,30 @@
  * the month (clamped to short months) at local midnight, so a DST change moves its UTC instant.
  */
 
+// Building a DateTimeFormat costs far more than using one, and the hot path asks per event.
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+function formatterFor(zone: string): Intl.DateTimeFormat {
+  let f = formatters.get(zone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-US', {
+      timeZone: zone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    });
+    formatters.set(zone, f);
+  }
+  return f;
+}
+
 /** The UTC offset of a zone at an instant, in minutes (e.g. +60 for Europe/Berlin in winter). */
 function offsetMinutes(zone: string, at: Date): number {
-  const parts = new Intl.DateTimeFormat('en-US', {
-    timeZone: zone,
-    hourCycle: 'h23',
-    year: 'numeric',
-    month: 'numeric',
-    day: 'numeric',
-    hour: 'numeric',
-    minute: 'numeric',
-    second: 'numeric',
-  }).formatToParts(at);
+  const parts = formatterFor(zone).formatToParts(at);
   const get = (type: string) => Number(parts.find((p) => p.type === type)!.value);
   const asUtc = Date.UTC(
     get('year'),
@@ -54,7 +66,23 @@ export interface Period {
   end: Date;
 }
 
+// The last period computed per zone (and anchor): most instants asked about fall inside it.
+const recent = new Map<string, Period>();
+
+function remembered(key: string, at: Date, compute: () => Period): Period {
+  const hit = recent.get(key);
+  if (hit && hit.start <= at && at < hit.end) return hit;
+  const period = compute();
+  if (recent.size > 10_000) recent.clear();
+  recent.set(key, period);
+  return period;
+}
+
 export function calendarMonth(zone: string, at: Date): Period {
+  return remembered(zone, at, () => computeCalendarMonth(zone, at));
+}
+
+function computeCalendarMonth(zone: string, at: Date): Period {
   const { year, month } = localDate(zone, at);
   const next = addMonths(year, month, 1);
   return {
@@ -65,6 +93,10 @@ export function calendarMonth(zone: string, at: Date): Period {
 
 /** The billing cycle containing `at`, for a cycle anchored on `anchorDay` of each month. */
 export function billingCycle(zone: string, anchorDay: number, at: Date): Period {
+  return remembered(`${zone}\u0000${anchorDay}`, at, () => computeBillingCycle(zone, anchorDay, at));
+}
+
+function computeBillingCycle(zone: string, anchorDay: number, at: Date): Period {
   const startIn = (y: number, m: number) =>
     startOfLocalDay(zone, y, m, Math.min(anchorDay, daysInMonth(y, m)));
   const { year, month } = localDate(zone, at);

@@ -5,7 +5,7 @@
  * so concurrent batches of one org queue instead of deadlocking.
  */
 import { newId } from '../../domain/ids.ts';
-import { CREDIT_SCALE, Ratio } from '../../domain/money.ts';
+import { CREDIT_SCALE, decimalUnits, formatUnits, PROVIDER_COST_SCALE, Ratio } from '../../domain/money.ts';
 import { anchorDayOf, billingCycle } from '../../domain/periods.ts';
 import { normalizedUsage } from '../../domain/usageEvent.ts';
 import type { Queryable } from '../../store/db.ts';
@@ -40,9 +40,10 @@ export async function recordEvents(
   events: PricedEvent[],
   options: RecordOptions = { charge: true },
 ): Promise<Map<number, EventResult>> {
-  const sorted = [...events].sort((a, b) =>
-    compare(a.org.id + '\u0000' + a.input.id, b.org.id + '\u0000' + b.input.id),
-  );
+  const sorted = events
+    .map((e) => ({ e, key: `${e.org.id}\u0000${e.input.id}` }))
+    .sort((a, b) => compare(a.key, b.key))
+    .map(({ e }) => e);
   // The org balance row is the first lock every credit-changing transaction takes (holds too),
   // so batches and captures of one org queue there instead of deadlocking on rollup rows.
   const orgs = [...new Map(sorted.map((e) => [e.org.id, e.org])).values()];
@@ -214,6 +215,10 @@ async function ensureWorkspaces(tx: Queryable, events: PricedEvent[]): Promise<v
   );
 }
 
+const TOKEN_COLUMNS = ['input_tokens', 'output_tokens', 'cache_read_tokens', 'cache_write_tokens'] as const;
+/** Event costs are stored with 12 decimals (NUMERIC(30, 12)). */
+const COST_SCALE = 12;
+
 const ROLLUP_DIMENSIONS = [
   'member_id',
   'feature',
@@ -229,45 +234,42 @@ const ROLLUP_DIMENSIONS = [
 /** Adds newly stored events to the hourly rollup, summed per key first so each row is touched once. */
 async function addToRollup(tx: Queryable, rows: Record<string, unknown>[]): Promise<void> {
   if (rows.length === 0) return;
-  const buckets = new Map<
-    string,
-    Record<string, unknown> & { calls: bigint; credits: bigint; cost: Ratio; pcost: Ratio; t: bigint[] }
-  >();
+  type Bucket = {
+    dims: Record<string, unknown>;
+    calls: bigint;
+    credits: bigint;
+    cost: bigint;
+    pcost: bigint;
+    t: bigint[];
+  };
+  const buckets = new Map<string, Bucket>();
   for (const row of rows) {
-    const hour = new Date(row.occurred_at as string);
-    hour.setUTCMinutes(0, 0, 0);
-    const dims = [row.org_id, hour.toISOString(), ...ROLLUP_DIMENSIONS.map((d) => row[d] as string)];
-    const key = dims.join('\u0000');
+    // occurred_at is a normalised ISO string: its first 13 characters name the UTC hour.
+    const hour = `${(row.occurred_at as string).slice(0, 13)}:00:00.000Z`;
+    const dims: Record<string, unknown> = { org_id: row.org_id, bucket: hour };
+    for (const d of ROLLUP_DIMENSIONS) dims[d] = row[d];
+    const key = Object.values(dims).join('\u0000');
     let bucket = buckets.get(key);
     if (!bucket) {
-      bucket = {
-        org_id: row.org_id,
-        bucket: hour.toISOString(),
-        ...Object.fromEntries(ROLLUP_DIMENSIONS.map((d) => [d, row[d]])),
-        calls: 0n,
-        credits: 0n,
-        cost: Ratio.ZERO,
-        pcost: Ratio.ZERO,
-        t: [0n, 0n, 0n, 0n],
-      };
+      bucket = { dims, calls: 0n, credits: 0n, cost: 0n, pcost: 0n, t: [0n, 0n, 0n, 0n] };
       buckets.set(key, bucket);
     }
     bucket.calls += 1n;
     bucket.credits += BigInt(row.credits as string);
-    bucket.cost = bucket.cost.add(Ratio.parse(row.cost as string));
-    bucket.pcost = bucket.pcost.add(Ratio.parse(row.provider_cost_usd as string));
-    ['input_tokens', 'output_tokens', 'cache_read_tokens', 'cache_write_tokens'].forEach((k, i) => {
+    bucket.cost += decimalUnits(row.cost as string, COST_SCALE);
+    bucket.pcost += decimalUnits(row.provider_cost_usd as string, PROVIDER_COST_SCALE);
+    TOKEN_COLUMNS.forEach((k, i) => {
       bucket.t[i]! += BigInt(row[k] as number);
     });
   }
   const payload = [...buckets.entries()]
     .sort(([a], [b]) => compare(a, b))
     .map(([, b]) => ({
-      ...Object.fromEntries(['org_id', 'bucket', ...ROLLUP_DIMENSIONS].map((d) => [d, b[d]])),
+      ...b.dims,
       calls: b.calls.toString(),
       credits: b.credits.toString(),
-      cost: b.cost.toDecimal(12),
-      provider_cost_usd: b.pcost.toDecimal(10),
+      cost: formatUnits(b.cost, COST_SCALE),
+      provider_cost_usd: formatUnits(b.pcost, PROVIDER_COST_SCALE),
       input_tokens: b.t[0]!.toString(),
       output_tokens: b.t[1]!.toString(),
       cache_read_tokens: b.t[2]!.toString(),
