@@ -259,10 +259,8 @@ function runsSection(label: string, runs: RunFigures[]): string[] {
   ];
 }
 
-/** Mean time per batch of each statement over all timed runs (waits included under concurrency). */
-function phaseSection(runs: RunFigures[]): string[] {
-  const batches = runs.reduce((a, r) => a + r.batches, 0);
-  const wallPerBatch = runs.reduce((a, r) => a + r.seconds * 1000, 0) / batches;
+/** Statement timings of all timed runs, summed, with the number of batches they cover. */
+function mergedSql(runs: RunFigures[]): { batches: number; stats: StatementStats[] } {
   const merged = new Map<string, StatementStats>();
   for (const r of runs) {
     for (const s of r.sql) {
@@ -272,6 +270,18 @@ function phaseSection(runs: RunFigures[]): string[] {
       merged.set(s.label, entry);
     }
   }
+  return {
+    batches: runs.reduce((a, r) => a + r.batches, 0),
+    stats: [...merged.values()].sort((a, b) => b.ms - a.ms),
+  };
+}
+
+const TX_LABEL = 'transaction (whole, incl. BEGIN/COMMIT and waits)';
+
+/** Mean time per batch of each statement over all timed runs (waits included under concurrency). */
+function phaseSection(runs: RunFigures[]): string[] {
+  const { batches, stats } = mergedSql(runs);
+  const wallPerBatch = runs.reduce((a, r) => a + r.seconds * 1000, 0) / batches;
   const latency = median(runs.flatMap((r) => r.latencies));
   return [
     `Wall time per batch (total time / batches, ${CLIENTS} clients in parallel): ${fmt(wallPerBatch)} ms;`,
@@ -279,9 +289,7 @@ function phaseSection(runs: RunFigures[]): string[] {
     '',
     '| statement (as sent by Tally) | calls per batch | ms per batch |',
     '|---|---|---|',
-    ...[...merged.values()]
-      .sort((a, b) => b.ms - a.ms)
-      .map((s) => `| ${s.label} | ${(s.count / batches).toFixed(1)} | ${fmt(s.ms / batches)} |`),
+    ...stats.map((s) => `| ${s.label} | ${(s.count / batches).toFixed(1)} | ${fmt(s.ms / batches)} |`),
   ];
 }
 
@@ -312,6 +320,19 @@ function reading(label: string, runs: RunFigures[], target: number): string[] {
     `- ${label}: ${fmt(rate)} events/s is ${((rate / target) * 100).toFixed(0)} % of the ${fmt(target)} target; ` +
       `the Node.js process used ${pct(node)} of one core and the machine ${pct(machineCpu)} of its ${cores} cores.`,
   ];
+  const { batches, stats } = mergedSql(runs);
+  const tx = stats.find((s) => s.label === TX_LABEL);
+  const inTx = stats.filter((s) => s.label.trimStart().startsWith('tx: '));
+  if (tx && inTx.length > 0) {
+    const statements = inTx.reduce((a, s) => a + s.ms, 0) / batches;
+    const top = inTx[0]!;
+    lines.push(
+      `  A batch's transaction lasts ${fmt(tx.ms / batches)} ms; its statements take ${fmt(statements)} ms of it ` +
+        `(the longest, ${top.label.trimStart().slice(4)}, ${fmt(top.ms / batches)} ms, lock waits included), the rest is ` +
+        'JavaScript run while the transaction is open' +
+        (label === 'PGlite' ? ' and waiting for the one PGlite connection.' : '.'),
+    );
+  }
   if (node >= 0.85)
     lines.push(
       `  The Node.js process is CPU-bound (one core), so time in JS and in-process work decides the rate.`,

@@ -56,9 +56,8 @@ export async function cpuProfile<T>(work: () => Promise<T>): Promise<{ result: T
     total += ms;
     const area = areaOf(frame.url, frame.functionName);
     areas.set(area, (areas.get(area) ?? 0) + ms);
-    const where =
-      area.startsWith('src/') || area.startsWith('bench/') ? `${area}:${frame.lineNumber + 1}` : area;
-    const fn = `${frame.functionName || '(anonymous)'} (${where})`;
+    // Line numbers are those of tsx's compiled output, so only the function and its file are named.
+    const fn = area === frame.functionName ? area : `${frame.functionName || '(anonymous)'} (${area})`;
     fns.set(fn, (fns.get(fn) ?? 0) + ms);
   });
   const top = (map: Map<string, number>) => [...map.entries()].sort((a, b) => b[1] - a[1]);
