@@ -48,6 +48,8 @@ export interface BenchDatabase {
   version(): Promise<string>;
   startTally(timer?: SqlTimer): Promise<RunningTally>;
   withRaw<T>(fn: (raw: RawDb) => Promise<T>): Promise<T>;
+  /** Process ids of the server backends serving this database (none for PGlite: it runs in Node). */
+  backendPids(): Promise<number[]>;
   dispose(): Promise<void>;
 }
 
@@ -106,6 +108,7 @@ export function embeddedDatabase(): BenchDatabase {
       withRaw(async (raw) => shortVersion((await raw.query<{ v: string }>('SELECT version() v'))[0]!.v)),
     startTally: (timer) => start({ TALLY_DATA_DIR: dir }, timer),
     withRaw,
+    backendPids: async () => [],
     dispose: async () => rmSync(dir, { recursive: true, force: true }),
   };
 }
@@ -153,6 +156,10 @@ export async function serverDatabase(adminUrl: string): Promise<BenchDatabase> {
     version: async () => shortVersion((await admin.query('SELECT version() v')).rows[0].v),
     startTally: (timer) => start({ DATABASE_URL: url.toString() }, timer),
     withRaw,
+    backendPids: async () =>
+      (
+        await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1', [name])
+      ).rows.map((r) => r.pid),
     dispose: async () => {
       await admin.query(
         'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',

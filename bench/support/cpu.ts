@@ -1,0 +1,77 @@
+/**
+ * Where the machine's CPU went during a measurement, from /proc (Linux): the whole machine, this
+ * Node.js process, and given processes (the Postgres server's backends), all in cores busy.
+ */
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+
+export interface CpuSnapshot {
+  at: number;
+  machine: { busy: number; total: number };
+  node: NodeJS.CpuUsage;
+  pids: Map<number, number>;
+}
+
+export interface CpuFigures {
+  /** Cores busy on the whole machine. */
+  machine: number;
+  node: number;
+  /** The given processes (NaN when none were given or /proc cannot tell). */
+  others: number;
+  /** Everything else running on the machine meanwhile. */
+  rest: number;
+}
+
+function machineTicks(): { busy: number; total: number } {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8')
+      .split('\n')[0]!
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    const total = fields.reduce((a, b) => a + b, 0);
+    return { busy: total - fields[3]! - (fields[4] ?? 0), total };
+  } catch {
+    return { busy: Number.NaN, total: Number.NaN };
+  }
+}
+
+/** utime + stime of a process in clock ticks, or NaN when it is gone or not local. */
+function processTicks(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(rest[11]) + Number(rest[12]);
+  } catch {
+    return Number.NaN;
+  }
+}
+
+export function cpuSnapshot(pids: number[] = []): CpuSnapshot {
+  return {
+    at: performance.now(),
+    machine: machineTicks(),
+    node: process.cpuUsage(),
+    pids: new Map(pids.map((pid) => [pid, processTicks(pid)])),
+  };
+}
+
+/** CPU used between `before` and now; `pids` are the processes to count now (new ones from zero). */
+export function cpuSince(before: CpuSnapshot, pids: number[] = []): CpuFigures {
+  const after = cpuSnapshot(pids);
+  const cores = availableParallelism();
+  const ticksPerCore = (after.machine.total - before.machine.total) / cores;
+  const machine = (after.machine.busy - before.machine.busy) / ticksPerCore;
+  const nodeUsage = process.cpuUsage(before.node);
+  const node = (nodeUsage.user + nodeUsage.system) / 1000 / (after.at - before.at);
+  let others = Number.NaN;
+  if (pids.length > 0) {
+    let ticks = 0;
+    for (const [pid, now] of after.pids) {
+      if (Number.isFinite(now)) ticks += now - (before.pids.get(pid) ?? 0);
+    }
+    others = ticks / ticksPerCore;
+  }
+  return { machine, node, others, rest: machine - node - (Number.isFinite(others) ? others : 0) };
+}
