@@ -23,6 +23,7 @@ import { memberRoutes } from './routes/members.ts';
 import { opsRoutes } from './routes/ops.ts';
 import { orgRoutes } from './routes/orgs.ts';
 import { pricingRoutes } from './routes/pricing.ts';
+import { usageRoutes } from './routes/usage.ts';
 
 export interface AppDeps {
   db: Db;
@@ -107,6 +108,7 @@ export function buildApp(deps: AppDeps) {
   ledgerRoutes(app);
   authorizationRoutes(app);
   limitRoutes(app);
+  usageRoutes(app);
   opsRoutes(app, { db: deps.db, metrics });
 
   app.notFound((c) => problem(c, 404, 'not_found', `No route for ${c.req.method} ${c.req.path}`));

@@ -1,0 +1,154 @@
+/**
+ * The usage chart: hour, day or week buckets in the org's time zone (24 h hourly, 7 d daily, 30 d
+ * weekly by default), optionally split by surface (web vs CLI), feature, model, member or another
+ * dimension, and a cumulative mode for the cumulative spend chart. Empty buckets are listed with
+ * zeros; each bucket's groups add up to the bucket and the buckets to `total`, exactly.
+ *
+ * Buckets come from the hourly rollup, whose rows are UTC hours: an hour belongs to the local day
+ * (or week) it falls in, except in zones with a half-hour or 45-minute offset, where an hour
+ * belongs to the day its end falls in (a day there starts at the UTC hour before local midnight,
+ * as in domain/ranges.ts).
+ */
+import { floorHour } from '../../domain/ranges.ts';
+import type { Ctx } from '../context.ts';
+import {
+  addTotals,
+  DIMENSION_KEY,
+  type Dimension,
+  figuresView,
+  labelsFor,
+  loadScope,
+  rangeView,
+  SUM_COLUMNS,
+  type SumRow,
+  type Totals,
+  totalsOf,
+  type UsageQuery,
+  weightOf,
+  whereOf,
+  zeroTotals,
+} from './scope.ts';
+
+export const OTHER_KEY = '__other__';
+
+export interface TimeseriesQuery extends UsageQuery {
+  split?: Dimension | undefined;
+  /** Groups beyond the top N of the whole range are summed into one "Other" group. */
+  split_limit: number;
+  cumulative: boolean;
+}
+
+export async function getUsageTimeseries(ctx: Ctx, orgId: string, query: TimeseriesQuery, now = new Date()) {
+  const scope = await loadScope(ctx, orgId, query, now);
+  const { range } = scope;
+  const g = range.granularity;
+  // Hours are hours everywhere; days and weeks are the org's.
+  const zone = g === 'hour' ? 'UTC' : scope.org.timezone;
+  // The local bucket an hour row belongs to: that of its last instant (see the header).
+  const localOf = (ts: string) =>
+    `date_trunc('${g}', (${ts} + interval '1 hour' - interval '1 microsecond') AT TIME ZONE $2)`;
+  const buckets = await ctx.db.query<{ local: string; start: Date }>(
+    `SELECT to_char(s, 'YYYY-MM-DD"T"HH24:MI:SS') AS local, (s AT TIME ZONE $2) AS start
+       FROM generate_series(${localOf('$1::timestamptz')}, ${localOf("($3::timestamptz - interval '1 hour')")},
+                            interval '1 ${g}') AS s`,
+    [range.start.toISOString(), zone, range.end.toISOString()],
+  );
+  const params: unknown[] = [];
+  const where = whereOf('rollup', orgId, range, query, params);
+  params.push(zone);
+  const keyExpr = query.split ? DIMENSION_KEY[query.split] : "''";
+  const rows = await ctx.db.query<SumRow & { local: string; key: string }>(
+    `SELECT to_char(date_trunc('${g}', (bucket + interval '1 hour' - interval '1 microsecond') AT TIME ZONE $${params.length}),
+                    'YYYY-MM-DD"T"HH24:MI:SS') AS local,
+            ${keyExpr} AS key, ${SUM_COLUMNS}
+       FROM usage_hourly WHERE ${where} GROUP BY 1, 2`,
+    params,
+  );
+
+  // The split groups shown: the top N of the whole range by what the org pays in, the rest "Other".
+  const byKey = new Map<string, Totals>();
+  for (const r of rows)
+    addTotals(byKey.get(r.key) ?? byKey.set(r.key, zeroTotals()).get(r.key)!, totalsOf(r));
+  const ranked = [...byKey.entries()]
+    .sort(([ka, a], [kb, b]) => {
+      const wa = weightOf(a, scope.unit);
+      const wb = weightOf(b, scope.unit);
+      return wa > wb ? -1 : wa < wb ? 1 : ka < kb ? -1 : ka > kb ? 1 : 0;
+    })
+    .map(([k]) => k);
+  const shown = query.split ? ranked.slice(0, query.split_limit) : [];
+  const folded = query.split !== undefined && ranked.length > shown.length;
+  const groupOf = (key: string) => (shown.includes(key) ? key : OTHER_KEY);
+  const labels = query.split ? await labelsFor(ctx.db, orgId, query.split, shown) : new Map();
+  const series = [
+    ...shown.map((key) => ({ key, label: labels.get(key)?.label ?? key })),
+    ...(folded ? [{ key: OTHER_KEY, label: 'Other' }] : []),
+  ];
+
+  const perBucket = new Map<string, { total: Totals; groups: Map<string, Totals> }>();
+  for (const r of rows) {
+    let b = perBucket.get(r.local);
+    if (!b) {
+      b = { total: zeroTotals(), groups: new Map() };
+      perBucket.set(r.local, b);
+    }
+    const t = totalsOf(r);
+    addTotals(b.total, t);
+    if (query.split) {
+      const k = groupOf(r.key);
+      addTotals(b.groups.get(k) ?? b.groups.set(k, zeroTotals()).get(k)!, t);
+    }
+  }
+
+  const running = { total: zeroTotals(), groups: new Map(series.map((s) => [s.key, zeroTotals()])) };
+  const grand = zeroTotals();
+  const data = buckets.map((b, i) => {
+    const own = perBucket.get(b.local) ?? { total: zeroTotals(), groups: new Map<string, Totals>() };
+    addTotals(grand, own.total);
+    // Bucket edges are whole UTC hours inside the range (the first week may start mid-week).
+    const start = new Date(Math.max(floorHour(new Date(b.start)).getTime(), range.start.getTime()));
+    const next = buckets[i + 1];
+    const end = next ? floorHour(new Date(next.start)) : range.end;
+    let figures = own.total;
+    let groups = series.map((s) => ({ key: s.key, t: own.groups.get(s.key) ?? zeroTotals() }));
+    if (query.cumulative) {
+      figures = { ...addTotals(running.total, own.total) };
+      groups = groups.map(({ key, t }) => ({ key, t: { ...addTotals(running.groups.get(key)!, t) } }));
+    }
+    const view = figuresView(figures, scope.operator);
+    return {
+      start: start.toISOString(),
+      end: end.toISOString(),
+      ...view,
+      ...(query.split
+        ? {
+            groups: groups.map(({ key, t }) => {
+              const g = figuresView(t, scope.operator);
+              return { key, credits: g.credits, cost: g.cost, calls: g.calls };
+            }),
+          }
+        : {}),
+    };
+  });
+  const total = figuresView(grand, scope.operator);
+  return {
+    object: 'usage_timeseries' as const,
+    org_id: orgId,
+    range: rangeView(range),
+    granularity: g,
+    timezone: scope.org.timezone,
+    cumulative: query.cumulative,
+    split: query.split ?? null,
+    unit: scope.unit,
+    currency: scope.currency,
+    series,
+    total: {
+      credits: total.credits,
+      cost: total.cost,
+      provider_cost_usd: total.provider_cost_usd,
+      calls: total.calls,
+    },
+    data,
+  };
+}
+export type UsageTimeseries = Awaited<ReturnType<typeof getUsageTimeseries>>;

@@ -1,0 +1,143 @@
+/**
+ * The activity log: every call in the range, newest first, 50 a page by default, with a keyset
+ * cursor on (occurred_at, seq) so a page costs the same at any depth, and every usage filter.
+ * Each row names the member (a removed one as "Unknown user"), feature, provider and model, tokens
+ * by kind, credits and cost; BYOK rows carry tokens and no credits. `has_more` is false on the
+ * last page ("End of activity for this period").
+ */
+import { decimalUnits, formatCredits, formatUnits } from '../../domain/money.ts';
+import type { Ctx } from '../context.ts';
+import { ServiceError } from '../errors.ts';
+import { decodeCursor, toPage } from '../pagination.ts';
+import {
+  COST_SCALE,
+  loadScope,
+  type MemberLabelRow,
+  memberLabel,
+  PCOST_SCALE,
+  rangeView,
+  type UsageQuery,
+  whereOf,
+} from './scope.ts';
+
+export interface EventsQuery extends UsageQuery {
+  limit: number;
+  cursor?: string | undefined;
+}
+
+interface EventRow {
+  id: string;
+  at: string;
+  seq: string;
+  member_id: string | null;
+  m_name: string | null;
+  m_email: string | null;
+  m_external_id: string | null;
+  m_status: 'active' | 'removed' | null;
+  api_key_id: string | null;
+  feature: string;
+  provider: string;
+  model: string;
+  surface: string;
+  workspace: string;
+  workspace_group: string;
+  project: string;
+  conversation_id: string | null;
+  input_tokens: string;
+  output_tokens: string;
+  cache_read_tokens: string;
+  cache_write_tokens: string;
+  credits: string;
+  cost: string;
+  currency: string;
+  provider_cost_usd: string;
+}
+
+const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+
+export async function listUsageEvents(ctx: Ctx, orgId: string, query: EventsQuery, now = new Date()) {
+  const scope = await loadScope(ctx, orgId, query, now);
+  const after = decodeCursor(query.cursor, 2);
+  if (
+    after &&
+    !(typeof after[0] === 'string' && CURSOR_TIME.test(after[0]) && /^\d+$/.test(String(after[1])))
+  ) {
+    throw new ServiceError(400, 'invalid_cursor', 'The cursor is not one this API returned', 'cursor');
+  }
+  const params: unknown[] = [];
+  const where = whereOf('events', orgId, scope.range, query, params);
+  params.push(after?.[0] ?? null, after ? String(after[1]) : null, query.limit + 1);
+  const n = params.length;
+  const rows = await ctx.db.query<EventRow>(
+    `SELECT e.id, to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at,
+            e.seq::text AS seq, e.member_id, m.name AS m_name, m.email AS m_email,
+            m.external_id AS m_external_id, m.status AS m_status, e.api_key_id, e.feature, e.provider,
+            e.model, e.surface, e.workspace, e.workspace_group, e.project, e.conversation_id,
+            e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens, e.credits,
+            e.cost::text AS cost, e.currency, e.provider_cost_usd::text AS provider_cost_usd
+       FROM events e
+       LEFT JOIN members m ON m.org_id = e.org_id AND m.id = e.member_id
+      WHERE ${where}
+        AND ($${n - 2}::timestamptz IS NULL OR (e.occurred_at, e.seq) < ($${n - 2}::timestamptz, $${n - 1}::bigint))
+      ORDER BY e.occurred_at DESC, e.seq DESC
+      LIMIT $${n}`,
+    params,
+  );
+  const page = toPage(
+    rows,
+    query.limit,
+    (r) => [r.at, r.seq],
+    (r) => {
+      const member: MemberLabelRow | undefined =
+        r.member_id && r.m_status
+          ? {
+              id: r.member_id,
+              name: r.m_name,
+              email: r.m_email,
+              external_id: r.m_external_id,
+              status: r.m_status,
+            }
+          : undefined;
+      const active = member?.status === 'active';
+      const input = BigInt(r.input_tokens);
+      const output = BigInt(r.output_tokens);
+      return {
+        id: r.id,
+        object: 'usage_event' as const,
+        occurred_at: `${r.at.slice(0, 23)}Z`,
+        member: {
+          id: r.member_id,
+          label: memberLabel(member),
+          name: active ? member.name : null,
+          email: active ? member.email : null,
+          external_id: active ? member.external_id : null,
+          removed: !active,
+        },
+        feature: r.feature,
+        provider: r.provider,
+        model: r.model,
+        surface: r.surface || null,
+        workspace: r.workspace || null,
+        workspace_group: r.workspace_group || null,
+        project: r.project || null,
+        api_key_id: r.api_key_id,
+        conversation_id: r.conversation_id,
+        tokens: {
+          input: Number(input),
+          output: Number(output),
+          cache_read: Number(r.cache_read_tokens),
+          cache_write: Number(r.cache_write_tokens),
+          total: Number(input + output),
+        },
+        credits: formatCredits(BigInt(r.credits)),
+        cost: formatUnits(decimalUnits(r.cost, COST_SCALE), COST_SCALE),
+        currency: r.currency,
+        provider_cost_usd: scope.operator
+          ? formatUnits(decimalUnits(r.provider_cost_usd, PCOST_SCALE), PCOST_SCALE)
+          : null,
+      };
+    },
+  );
+  return { ...page, range: rangeView(scope.range), unit: scope.unit };
+}
+export type UsageEventsPage = Awaited<ReturnType<typeof listUsageEvents>>;
