@@ -26,9 +26,18 @@ export async function getUsageSummary(ctx: Ctx, orgId: string, query: UsageQuery
     const [row] = await ctx.db.query<
       SumRow & { active_members: number; features: number; model_tiers: number }
     >(
-      `SELECT ${SUM_COLUMNS}, count(DISTINCT member_id)::int AS active_members,
+      // Summed per (member, feature, model) first: one hash aggregate, then the distinct counts
+      // run over a few hundred groups instead of sorting every rollup row three times.
+      `WITH g AS (
+         SELECT member_id, feature, provider, model, sum(calls) AS calls, sum(credits) AS credits,
+                sum(cost) AS cost, sum(provider_cost_usd) AS provider_cost_usd,
+                sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+                sum(cache_read_tokens) AS cache_read_tokens, sum(cache_write_tokens) AS cache_write_tokens
+           FROM usage_hourly WHERE ${where} GROUP BY 1, 2, 3, 4
+       )
+       SELECT ${SUM_COLUMNS}, count(DISTINCT member_id)::int AS active_members,
               count(DISTINCT feature)::int AS features, count(DISTINCT (provider, model))::int AS model_tiers
-         FROM usage_hourly WHERE ${where}`,
+         FROM g`,
       params,
     );
     return row!;
