@@ -264,7 +264,7 @@ export function usageRoutes(app: OpenAPIHono<AppEnv>) {
       request: {
         params: OrgParam,
         query: UsageQuery.extend({
-          by: z.enum(DIMENSIONS),
+          by: z.enum(DIMENSIONS).default('feature'),
           limit: z.coerce.number().int().min(1).max(500).default(5),
           cursor: Cursor,
         }),
