@@ -14,6 +14,7 @@ import { authMiddleware } from './middleware/auth.ts';
 import { idempotencyMiddleware } from './middleware/idempotency.ts';
 import { jsonGuard } from './middleware/jsonGuard.ts';
 import { errorToProblem, problem, validationProblem } from './problem.ts';
+import { alertRoutes } from './routes/alerts.ts';
 import { authorizationRoutes } from './routes/authorizations.ts';
 import { eventRoutes } from './routes/events.ts';
 import { keyRoutes } from './routes/keys.ts';
@@ -24,6 +25,7 @@ import { opsRoutes } from './routes/ops.ts';
 import { orgRoutes } from './routes/orgs.ts';
 import { pricingRoutes } from './routes/pricing.ts';
 import { usageRoutes } from './routes/usage.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
 
 export interface AppDeps {
   db: Db;
@@ -109,6 +111,8 @@ export function buildApp(deps: AppDeps) {
   authorizationRoutes(app);
   limitRoutes(app);
   usageRoutes(app);
+  alertRoutes(app);
+  webhookRoutes(app);
   opsRoutes(app, { db: deps.db, metrics });
 
   app.notFound((c) => problem(c, 404, 'not_found', `No route for ${c.req.method} ${c.req.path}`));

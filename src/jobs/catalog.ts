@@ -1,10 +1,13 @@
 /** The typed catalog of scheduled jobs; each handler calls verbs with the operator's authority. */
 
+import { checkProjectedRunOut } from '../services/alerts/checkProjectedRunOut.ts';
 import { expireHolds } from '../services/authorizations/expireHolds.ts';
 import type { Ctx } from '../services/context.ts';
 import { expireGrantsEverywhere } from '../services/ledger/expireGrantsEverywhere.ts';
 import { issuePlanGrants } from '../services/ledger/issuePlanGrants.ts';
 import { purgeIdempotencyKeys } from '../services/maintenance/purgeIdempotencyKeys.ts';
+import { deliverWebhooks } from '../services/webhooks/deliverWebhooks.ts';
+import { sendDailySummaries } from '../services/webhooks/sendDailySummaries.ts';
 import type { JobDefinition } from './runner.ts';
 
 export function jobCatalog(ctx: Ctx): JobDefinition[] {
@@ -13,5 +16,9 @@ export function jobCatalog(ctx: Ctx): JobDefinition[] {
     { name: 'expire_grants', everySeconds: 60, run: () => expireGrantsEverywhere(ctx.db) },
     { name: 'issue_plan_grants', everySeconds: 60, run: () => issuePlanGrants(ctx.db) },
     { name: 'purge_idempotency_keys', everySeconds: 3600, run: () => purgeIdempotencyKeys(ctx.db) },
+    // Its rounds stop starting after 20 s, well inside the scheduler's 60 s lease.
+    { name: 'deliver_webhooks', everySeconds: 2, run: () => deliverWebhooks(ctx.db, { budgetMs: 20_000 }) },
+    { name: 'daily_usage_summaries', everySeconds: 900, run: () => sendDailySummaries(ctx.db) },
+    { name: 'projected_run_out_alerts', everySeconds: 3600, run: () => checkProjectedRunOut(ctx) },
   ];
 }

@@ -9,6 +9,7 @@ import { newId } from '../../domain/ids.ts';
 import { CREDIT_SCALE, parseUnits } from '../../domain/money.ts';
 import type { Usage } from '../../domain/pricing.ts';
 import { withRetry } from '../../store/retry.ts';
+import { recordDeniedHold } from '../alerts/recordDeniedHold.ts';
 import { type Ctx, scopeOrg } from '../context.ts';
 import { invalid, ServiceError } from '../errors.ts';
 import { priceUsageEvent } from '../events/priceUsageEvent.ts';
@@ -105,6 +106,12 @@ export async function authorize(ctx: Ctx, input: AuthorizeInput) {
       const hold = untracked ? 0n : estimate < room!.room ? estimate : room!.room;
       if (room && hold <= 0n && estimate > 0n) {
         const tightest = room.tightest!;
+        // A denial by a limit or budget is committed with its quota.exceeded alert (once per period).
+        await recordDeniedHold(tx, org, scopes, tightest, {
+          member: input.member,
+          feature: input.feature,
+          estimate,
+        });
         return {
           id: null,
           object: 'authorization' as const,

@@ -6,11 +6,12 @@
 import { allocate, CREDIT_SCALE, Ratio } from '../../domain/money.ts';
 import { creditsToMoney, type Usage } from '../../domain/pricing.ts';
 import type { Queryable } from '../../store/db.ts';
+import { evaluateSpendAlerts } from '../alerts/evaluateSpendAlerts.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import type { PricedEvent } from '../events/priceUsageEvent.ts';
 import { recordEvents } from '../events/recordEvents.ts';
-import { applyCharges } from '../ledger/applyCharges.ts';
+import { applyCharges, type ChargeOutcome } from '../ledger/applyCharges.ts';
 import { addToBalance, lockBalance } from '../ledger/balances.ts';
 import { addToCounters, type LimitScope, loadLimitSettings, toUnits } from '../limits/scopes.ts';
 import type { OrgRow } from '../orgs/shape.ts';
@@ -25,7 +26,17 @@ async function scopesOf(tx: Queryable, org: OrgRow, auth: AuthorizationRow): Pro
     const periodStart = new Date(period_start);
     if (scope === 'org') {
       const limit = settings.allowedLimit === null ? null : toUnits(org, settings.allowedLimit);
-      return { scope, periodStart, limit, hard: true, kind: 'org' as const, name: 'monthly limit' };
+      const alertAt = settings.alertThreshold === null ? null : toUnits(org, settings.alertThreshold);
+      return {
+        scope,
+        periodStart,
+        limit,
+        hard: true,
+        kind: 'org' as const,
+        name: 'monthly limit',
+        period: 'month' as const,
+        alertAt,
+      };
     }
     const budget = settings.budgets.find((b) => `budget:${b.id}` === scope);
     return {
@@ -36,6 +47,7 @@ async function scopesOf(tx: Queryable, org: OrgRow, auth: AuthorizationRow): Pro
       kind: 'budget' as const,
       budgetId: budget?.id ?? scope.slice('budget:'.length),
       name: budget?.name ?? 'deleted budget',
+      ...(budget ? { period: budget.period } : {}),
     };
   });
 }
@@ -63,15 +75,17 @@ export async function bill(
   const fromHold = wanted < held ? wanted : held;
   const beyond = wanted - fromHold < free ? wanted - fromHold : free;
   const billed = fromHold + beyond;
+  let charged: ChargeOutcome | null = null;
   if (org.billing_mode === 'credits') {
     await releaseFromBalance(tx, org.id, auth.id, fromHold);
-    await applyCharges(tx, org.id, [{ amount: billed, eventId, authorizationId: auth.id }]);
+    charged = await applyCharges(tx, org.id, [{ amount: billed, eventId, authorizationId: auth.id }]);
   }
-  await addToCounters(
+  const counters = await addToCounters(
     tx,
     org.id,
     scopes.map((s) => ({ ...s, spent: billed, held: -fromHold })),
   );
+  if (billed > 0n) await evaluateSpendAlerts(tx, org, { scopes, counters, charged });
   await tx.query(
     'UPDATE authorizations SET held = held - $3, charged = charged + $4 WHERE org_id = $1 AND id = $2',
     [org.id, auth.id, String(fromHold), String(billed)],

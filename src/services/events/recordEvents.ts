@@ -9,8 +9,9 @@ import { CREDIT_SCALE, decimalUnits, formatUnits, PROVIDER_COST_SCALE, Ratio } f
 import { anchorDayOf, billingCycle } from '../../domain/periods.ts';
 import { normalizedUsage } from '../../domain/usageEvent.ts';
 import type { Queryable } from '../../store/db.ts';
+import { evaluateSpendAlerts } from '../alerts/evaluateSpendAlerts.ts';
 import type { Ctx } from '../context.ts';
-import { applyCharges } from '../ledger/applyCharges.ts';
+import { applyCharges, type ChargeOutcome } from '../ledger/applyCharges.ts';
 import { lockBalance } from '../ledger/balances.ts';
 import { ensurePlanGrant } from '../ledger/ensurePlanGrant.ts';
 import { addToCounters, type Dimensions, loadLimitSettings, scopesFor } from '../limits/scopes.ts';
@@ -169,28 +170,28 @@ async function chargeAndCount(
   history: boolean,
 ): Promise<void> {
   if (rows.length === 0) return;
+  let charged: ChargeOutcome | null = null;
   if (org.billing_mode === 'credits') {
     // Imported history from before the current cycle was paid for in its own cycle.
     const cycleStart = billingCycle(org.timezone, anchorDayOf(org.billing_cycle_anchor), new Date()).start;
     const payable = history ? rows.filter((r) => new Date(r.occurred_at) >= cycleStart) : rows;
-    await applyCharges(
+    charged = await applyCharges(
       tx,
       org.id,
       payable.map((r) => ({ amount: BigInt(r.credits), eventId: r.id })),
     );
   }
   const settings = await loadLimitSettings(tx, org.id);
-  await addToCounters(
-    tx,
-    org.id,
-    rows.flatMap((r) =>
-      scopesFor(org, settings, r, new Date(r.occurred_at)).map((s) => ({
-        ...s,
-        spent: BigInt(r.units),
-        held: 0n,
-      })),
-    ),
+  const changes = rows.flatMap((r) =>
+    scopesFor(org, settings, r, new Date(r.occurred_at)).map((s) => ({
+      ...s,
+      spent: BigInt(r.units),
+      held: 0n,
+    })),
   );
+  const counters = await addToCounters(tx, org.id, changes);
+  // Alerts fire in this transaction, so they exist exactly when the spend that fired them does.
+  await evaluateSpendAlerts(tx, org, { scopes: changes.filter((c) => c.spent > 0n), counters, charged });
 }
 
 const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

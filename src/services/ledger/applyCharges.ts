@@ -5,7 +5,7 @@
  */
 import { drawDown } from '../../domain/drawdown.ts';
 import type { Queryable } from '../../store/db.ts';
-import { activeGrants, addToBalance, lockBalance } from './balances.ts';
+import { activeGrants, addToBalance, type BalanceRow, type GrantRow, lockBalance } from './balances.ts';
 import { expireDueGrants } from './expireGrants.ts';
 
 export interface Charge {
@@ -14,11 +14,21 @@ export interface Charge {
   authorizationId?: string | null;
 }
 
-export async function applyCharges(tx: Queryable, orgId: string, charges: Charge[]): Promise<void> {
+/** The org's balance and active grants once the charges are drawn (for alerts on credits). */
+export interface ChargeOutcome {
+  balance: BalanceRow;
+  grants: GrantRow[];
+}
+
+export async function applyCharges(
+  tx: Queryable,
+  orgId: string,
+  charges: Charge[],
+): Promise<ChargeOutcome | null> {
   const billable = charges.filter((c) => c.amount > 0n);
-  if (billable.length === 0) return;
-  await lockBalance(tx, orgId);
-  await expireDueGrants(tx, orgId);
+  if (billable.length === 0) return null;
+  const before = await lockBalance(tx, orgId);
+  const expired = await expireDueGrants(tx, orgId);
   const grants = await activeGrants(tx, orgId);
   const outcome = drawDown(
     grants,
@@ -61,4 +71,18 @@ export async function applyCharges(tx: Queryable, orgId: string, charges: Charge
   );
   const drawn = [...perGrant.values()].reduce((a, b) => a + b, 0n);
   await addToBalance(tx, orgId, { consumed: drawn, remaining: -drawn, overage });
+  return {
+    // The row as this transaction left it, without reading it again: expiry, then the draw-down.
+    balance: {
+      ...before,
+      expired: before.expired + expired,
+      consumed: before.consumed + drawn,
+      remaining: before.remaining - expired - drawn,
+      overage: before.overage + overage,
+    },
+    grants: grants.map((g) => {
+      const used = perGrant.get(g.id) ?? 0n;
+      return { ...g, consumed: g.consumed + used, remaining: g.remaining - used };
+    }),
+  };
 }

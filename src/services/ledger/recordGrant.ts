@@ -5,8 +5,9 @@
 import type { GrantKind } from '../../domain/drawdown.ts';
 import { newId } from '../../domain/ids.ts';
 import type { Queryable } from '../../store/db.ts';
+import { emitWebhookEvent } from '../webhooks/emitWebhookEvent.ts';
 import { addToBalance, lockBalance } from './balances.ts';
-import { GRANT_COLUMNS, type GrantRecord } from './shape.ts';
+import { GRANT_COLUMNS, type GrantRecord, grantView } from './shape.ts';
 
 export interface NewGrant {
   kind: GrantKind;
@@ -69,5 +70,6 @@ export async function recordGrant(
     remaining: grant.amount - settled,
     overage: -settled,
   });
+  await emitWebhookEvent(tx, orgId, 'grant.created', grantView(row));
   return row;
 }

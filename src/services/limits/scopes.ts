@@ -25,6 +25,18 @@ export interface LimitScope {
   kind: 'org' | 'budget';
   budgetId?: string;
   name: string;
+  /** Which period the scope counts in (an org's limit is always per calendar month). */
+  period?: 'month' | 'cycle';
+  /** The org's alert threshold in units (org scope only), for the alert it fires. */
+  alertAt?: bigint | null;
+}
+
+/** A counter's values after a change, as `addToCounters` leaves them. */
+export interface CounterValue {
+  scope: string;
+  periodStart: Date;
+  spent: bigint;
+  held: bigint;
 }
 
 export interface LimitSettings {
@@ -75,16 +87,35 @@ const SCOPE_FIELD: Record<string, keyof Dimensions> = {
   api_key: 'api_key_id',
 };
 
+// The org's limit and alert threshold in units, per loaded settings (one org's): a batch of
+// events asks for them once per event.
+const orgUnits = new WeakMap<LimitSettings, { limit: bigint | null; alertAt: bigint | null }>();
+
+function orgUnitsOf(org: OrgRow, settings: LimitSettings) {
+  let units = orgUnits.get(settings);
+  if (!units) {
+    units = {
+      limit: settings.allowedLimit === null ? null : toUnits(org, settings.allowedLimit),
+      alertAt: settings.alertThreshold === null ? null : toUnits(org, settings.alertThreshold),
+    };
+    orgUnits.set(settings, units);
+  }
+  return units;
+}
+
 export function scopesFor(org: OrgRow, settings: LimitSettings, dims: Dimensions, at: Date): LimitScope[] {
   const month = calendarMonth(org.timezone, at).start;
+  const { limit, alertAt } = orgUnitsOf(org, settings);
   const scopes: LimitScope[] = [
     {
       scope: 'org',
       periodStart: month,
-      limit: settings.allowedLimit === null ? null : toUnits(org, settings.allowedLimit),
+      limit,
       hard: true,
       kind: 'org',
       name: 'monthly limit',
+      period: 'month',
+      alertAt,
     },
   ];
   for (const b of settings.budgets) {
@@ -102,17 +133,21 @@ export function scopesFor(org: OrgRow, settings: LimitSettings, dims: Dimensions
       kind: 'budget',
       budgetId: b.id,
       name: b.name,
+      period: b.period,
     });
   }
   return scopes;
 }
 
-/** Adds spend (and moves holds) on the counters of the given scopes; counters are created on first use. */
+/**
+ * Adds spend (and moves holds) on the counters of the given scopes; counters are created on first
+ * use. Returns the counters' new values, so alerts can be judged in the same transaction.
+ */
 export async function addToCounters(
   tx: Queryable,
   orgId: string,
   changes: { scope: string; periodStart: Date; spent: bigint; held: bigint }[],
-): Promise<void> {
+): Promise<CounterValue[]> {
   const merged = new Map<string, { scope: string; period_start: string; spent: bigint; held: bigint }>();
   for (const c of changes) {
     const key = `${c.scope}\u0000${c.periodStart.toISOString()}`;
@@ -126,18 +161,25 @@ export async function addToCounters(
     row.held += c.held;
     merged.set(key, row);
   }
-  if (merged.size === 0) return;
+  if (merged.size === 0) return [];
   const rows = [...merged.entries()]
     .sort(([a], [b]) => (a < b ? -1 : 1))
     .map(([, r]) => ({ ...r, spent: String(r.spent), held: String(r.held) }));
-  await tx.query(
+  const updated = await tx.query<{ scope: string; period_start: Date; spent: string; held: string }>(
     `INSERT INTO spend_counters (org_id, scope, period_start, spent, held)
      SELECT $1, scope, period_start, spent, held
        FROM jsonb_to_recordset($2::jsonb) AS x(scope text, period_start timestamptz, spent bigint, held bigint)
      ON CONFLICT (org_id, scope, period_start) DO UPDATE
-       SET spent = spend_counters.spent + EXCLUDED.spent, held = spend_counters.held + EXCLUDED.held`,
+       SET spent = spend_counters.spent + EXCLUDED.spent, held = spend_counters.held + EXCLUDED.held
+     RETURNING scope, period_start, spent, held`,
     [orgId, JSON.stringify(rows)],
   );
+  return updated.map((r) => ({
+    scope: r.scope,
+    periodStart: r.period_start,
+    spent: BigInt(r.spent),
+    held: BigInt(r.held),
+  }));
 }
 
 export async function readCounters(

@@ -1,0 +1,180 @@
+/**
+ * Judges, in the transaction that changed spend, which alerts the change fired: 75/90/95/100 % of
+ * the org's monthly allowed limit and of each budget, the alert threshold itself, quota.exceeded
+ * when a hard limit is reached, 75/90/95/100 % of the cycle's plan allowance, and credits.low when
+ * available credits fall under 10 % of the plan allowance. A change that jumps past several
+ * percentages fires the highest one only. Each alert is stored once per scope and period.
+ */
+import { formatCredits } from '../../domain/money.ts';
+import { anchorDayOf, billingCycle, calendarMonth } from '../../domain/periods.ts';
+import { creditsToMoney } from '../../domain/pricing.ts';
+import type { Queryable } from '../../store/db.ts';
+import type { ChargeOutcome } from '../ledger/applyCharges.ts';
+import { available } from '../ledger/balances.ts';
+import { unitValue } from '../limits/getLimits.ts';
+import { type CounterValue, counterKey, type LimitScope } from '../limits/scopes.ts';
+import type { OrgRow } from '../orgs/shape.ts';
+import { recordAlerts } from './recordAlerts.ts';
+import type { AlertCandidate } from './shape.ts';
+
+export const ALERT_PERCENTAGES = [75, 90, 95, 100] as const;
+/** credits.low fires when available credits fall under this share of the plan allowance. */
+export const CREDITS_LOW_PERCENT = 10;
+
+/** The highest alert percentage `used` has reached of `total`, or null. */
+export function reachedPercent(used: bigint, total: bigint): number | null {
+  if (used <= 0n) return null;
+  for (const p of [...ALERT_PERCENTAGES].reverse()) {
+    if (used * 100n >= BigInt(p) * total) return p;
+  }
+  return null;
+}
+
+export interface SpendChange {
+  /** The scopes whose spend went up, with their limits. */
+  scopes: LimitScope[];
+  /** The counters' values after the change (from `addToCounters`). */
+  counters: CounterValue[];
+  /** What the draw-down left (credits orgs), or null when nothing was drawn. */
+  charged: ChargeOutcome | null;
+}
+
+export async function evaluateSpendAlerts(
+  tx: Queryable,
+  org: OrgRow,
+  change: SpendChange,
+  now = new Date(),
+): Promise<string[]> {
+  const candidates = [
+    ...limitAlerts(org, change.scopes, change.counters),
+    ...(change.charged ? creditAlerts(org, change.charged, now) : []),
+  ];
+  return candidates.length === 0 ? [] : recordAlerts(tx, org.id, candidates, now);
+}
+
+export const alertScopeOf = (s: LimitScope) => (s.kind === 'org' ? 'monthly_limit' : `budget:${s.budgetId}`);
+
+export function periodEndOf(org: OrgRow, s: LimitScope): Date {
+  return s.period === 'cycle'
+    ? billingCycle(org.timezone, anchorDayOf(org.billing_cycle_anchor), s.periodStart).end
+    : calendarMonth(org.timezone, s.periodStart).end;
+}
+
+/** What an alert on a limited scope says: the scope, its period and spend against the amount. */
+export function limitDetails(org: OrgRow, s: LimitScope, spent: bigint, amount: bigint) {
+  const value = unitValue(org);
+  const inCredits = org.billing_mode === 'credits';
+  return {
+    scope_kind: s.kind === 'org' ? 'monthly_limit' : 'budget',
+    budget_id: s.budgetId ?? null,
+    name: s.name,
+    hard: s.hard,
+    period_start: s.periodStart.toISOString(),
+    period_end: periodEndOf(org, s).toISOString(),
+    currency: org.billing_mode === 'byom' ? 'USD' : org.currency,
+    spent_amount: creditsToMoney(spent, value),
+    limit_amount: creditsToMoney(amount, value),
+    spent_credits: inCredits ? formatCredits(spent) : null,
+    limit_credits: inCredits ? formatCredits(amount) : null,
+  };
+}
+
+function limitAlerts(org: OrgRow, scopes: LimitScope[], counters: CounterValue[]): AlertCandidate[] {
+  // A batch repeats the same few scopes once per event: judge each scope and period once.
+  const unique = new Map(scopes.map((s) => [`${s.scope}\u0000${s.periodStart.getTime()}`, s]));
+  const values = new Map(counters.map((c) => [counterKey(c), c]));
+  const out: AlertCandidate[] = [];
+  for (const s of unique.values()) {
+    const counter = values.get(counterKey(s));
+    if (!counter) continue;
+    const spent = counter.spent;
+    if (s.limit !== null) {
+      const percent = reachedPercent(spent, s.limit);
+      if (percent !== null) {
+        out.push({
+          type: 'alert.threshold_crossed',
+          scope: alertScopeOf(s),
+          periodStart: s.periodStart,
+          thresholdPercent: percent,
+          details: limitDetails(org, s, spent, s.limit),
+        });
+      }
+      if (s.hard && spent > 0n && spent >= s.limit) {
+        out.push({
+          type: 'quota.exceeded',
+          scope: alertScopeOf(s),
+          periodStart: s.periodStart,
+          thresholdPercent: 100,
+          details: {
+            ...limitDetails(org, s, spent, s.limit),
+            reason: s.kind === 'org' ? 'quota_exceeded' : 'budget_exceeded',
+          },
+        });
+      }
+    }
+    if (
+      s.kind === 'org' &&
+      s.alertAt !== undefined &&
+      s.alertAt !== null &&
+      spent > 0n &&
+      spent >= s.alertAt
+    ) {
+      out.push({
+        type: 'alert.threshold_crossed',
+        scope: 'alert_threshold',
+        periodStart: s.periodStart,
+        thresholdPercent: 100,
+        details: {
+          ...limitDetails(org, s, spent, s.alertAt),
+          scope_kind: 'alert_threshold',
+          name: 'alert threshold',
+        },
+      });
+    }
+  }
+  return out;
+}
+
+function creditAlerts(org: OrgRow, charged: ChargeOutcome, now: Date): AlertCandidate[] {
+  const allowance = BigInt(org.plan_allowance_credits);
+  if (org.billing_mode !== 'credits' || allowance === 0n) return [];
+  const cycle = billingCycle(org.timezone, anchorDayOf(org.billing_cycle_anchor), now);
+  const out: AlertCandidate[] = [];
+  const plan = charged.grants.find((g) => g.kind === 'plan');
+  const percent = plan ? reachedPercent(plan.consumed, plan.amount) : null;
+  if (plan && percent !== null) {
+    out.push({
+      type: 'alert.threshold_crossed',
+      scope: 'plan_allowance',
+      periodStart: cycle.start,
+      thresholdPercent: percent,
+      details: {
+        scope_kind: 'plan_allowance',
+        name: 'plan allowance',
+        period_start: cycle.start.toISOString(),
+        period_end: cycle.end.toISOString(),
+        allowance_credits: formatCredits(plan.amount),
+        used_credits: formatCredits(plan.consumed),
+        remaining_credits: formatCredits(plan.remaining),
+      },
+    });
+  }
+  const free = available(charged.balance);
+  if (free * 100n < BigInt(CREDITS_LOW_PERCENT) * allowance) {
+    out.push({
+      type: 'credits.low',
+      scope: 'credits',
+      periodStart: cycle.start,
+      thresholdPercent: CREDITS_LOW_PERCENT,
+      details: {
+        period_start: cycle.start.toISOString(),
+        period_end: cycle.end.toISOString(),
+        available_credits: formatCredits(free > 0n ? free : 0n),
+        overage_credits: formatCredits(charged.balance.overage),
+        plan_allowance_credits: formatCredits(allowance),
+        threshold_credits: formatCredits((allowance * BigInt(CREDITS_LOW_PERCENT)) / 100n),
+      },
+    });
+  }
+  return out;
+}
