@@ -39,13 +39,39 @@ function offsetMinutes(zone: string, at: Date): number {
   return Math.round((asUtc - Math.floor(at.getTime() / 1000) * 1000) / 60000);
 }
 
-/** The instant of local midnight starting a calendar date in a zone. */
+const DAY_MS = 86_400_000;
+
+/**
+ * The first instant of a calendar date in a zone: local midnight or, where the clocks jump over
+ * midnight (America/Santiago and America/Havana on their DST days), the instant of the jump.
+ */
 export function startOfLocalDay(zone: string, year: number, month: number, day: number): Date {
   const guess = Date.UTC(year, month - 1, day);
-  let at = guess - offsetMinutes(zone, new Date(guess)) * 60000;
-  // A second pass settles the case where the offset differs between the guess and the answer.
-  at = guess - offsetMinutes(zone, new Date(at)) * 60000;
-  return new Date(at);
+  const offset = (t: number) => offsetMinutes(zone, new Date(t));
+  const before = offset(guess - DAY_MS);
+  const after = offset(guess + DAY_MS);
+  // Local midnight read with each offset in force around that day: a reading is real when the
+  // zone has that offset at the instant it gives; the earliest real one starts the day.
+  let start: number | null = null;
+  for (const o of before === after ? [before] : [before, after]) {
+    const at = guess - o * 60_000;
+    if (offset(at) === o && (start === null || at < start)) start = at;
+  }
+  if (start !== null) return new Date(start);
+  // Midnight never happened: the day begins when the clocks jump into it, the first minute
+  // between the two readings whose local date is this day.
+  const dayOf = (t: number) => {
+    const d = localDate(zone, new Date(t));
+    return Date.UTC(d.year, d.month - 1, d.day);
+  };
+  let lo = guess - Math.max(before, after) * 60_000 - 60_000;
+  let hi = guess - Math.min(before, after) * 60_000;
+  while (hi - lo > 60_000) {
+    const mid = lo + Math.floor((hi - lo) / 120_000) * 60_000;
+    if (dayOf(mid) >= guess) hi = mid;
+    else lo = mid;
+  }
+  return new Date(hi);
 }
 
 /** Year, month (1-12) and day of an instant in a zone. */

@@ -1,6 +1,7 @@
 /**
  * Re-derives every kept balance from the append-only entries and reports each difference.
- * Invariant checked: granted - consumed - expired = remaining, per grant and per org.
+ * Invariant checked: granted - consumed - expired = remaining, per grant and per org; and what
+ * each hold still reserves, per authorization, adds up to the org's held credits.
  */
 import type { Queryable } from '../../store/db.ts';
 
@@ -52,5 +53,22 @@ export async function checkLedger(q: Queryable, orgId?: string): Promise<LedgerD
       WHERE ($1::text IS NULL OR b.org_id = $1) AND f.kept <> f.derived`,
     [orgId ?? null],
   );
-  return [...grants, ...orgs];
+  // What each hold still reserves, re-derived from its hold and release entries (credits orgs:
+  // the only ones whose holds reserve credits).
+  const holds = await q.query<LedgerDifference>(
+    `WITH derived AS (
+       SELECT org_id, authorization_id, sum(amount) AS held
+         FROM ledger_entries
+        WHERE kind IN ('hold', 'hold_release') AND authorization_id IS NOT NULL
+          AND ($1::text IS NULL OR org_id = $1)
+        GROUP BY org_id, authorization_id)
+     SELECT a.org_id, NULL AS grant_id, 'held by ' || a.id AS field, a.held::text AS kept,
+            COALESCE(d.held, 0)::text AS derived
+       FROM authorizations a
+       JOIN orgs o ON o.id = a.org_id AND o.billing_mode = 'credits'
+       LEFT JOIN derived d ON d.org_id = a.org_id AND d.authorization_id = a.id
+      WHERE ($1::text IS NULL OR a.org_id = $1) AND a.held <> COALESCE(d.held, 0)`,
+    [orgId ?? null],
+  );
+  return [...grants, ...orgs, ...holds];
 }

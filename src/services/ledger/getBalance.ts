@@ -8,15 +8,27 @@ import { anchorDayOf, billingCycle } from '../../domain/periods.ts';
 import { creditsToMoney } from '../../domain/pricing.ts';
 import { type Ctx, scopeOrg } from '../context.ts';
 import { loadOrg } from '../orgs/shape.ts';
-import { available, readBalance } from './balances.ts';
+import { available, lockBalance, readBalance } from './balances.ts';
 import { ensurePlanGrant } from './ensurePlanGrant.ts';
+import { expireDueGrants } from './expireGrants.ts';
 
 const DAY_MS = 86_400_000;
 
 export async function getBalance(ctx: Ctx, orgId: string, now = new Date()) {
   scopeOrg(ctx, orgId, 'usage:read');
   const org = await loadOrg(ctx.db, orgId);
-  await ctx.db.transaction((tx) => ensurePlanGrant(tx, org, now));
+  await ctx.db.transaction(async (tx) => {
+    await ensurePlanGrant(tx, org, now);
+    // A grant past its expiry leaves the balance now, not when the job or the next charge runs.
+    const due = await tx.query(
+      `SELECT 1 FROM grants WHERE org_id = $1 AND status = 'active' AND expires_at <= $2 LIMIT 1`,
+      [orgId, now.toISOString()],
+    );
+    if (due.length > 0) {
+      await lockBalance(tx, orgId);
+      await expireDueGrants(tx, orgId, now);
+    }
+  });
   const balance = await readBalance(ctx.db, orgId);
   const cycle = billingCycle(org.timezone, anchorDayOf(org.billing_cycle_anchor), now);
   const kinds = await ctx.db.query<{ kind: string; granted: string; used: string; remaining: string }>(
