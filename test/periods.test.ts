@@ -276,14 +276,8 @@ describe('plan allowance: one grant per billing cycle', () => {
     expect(await checkLedger(t.db, res.body.id)).toEqual([]);
   });
 
-  // BUG (src/services/ledger/ensurePlanGrant.ts): the per-process cache `ensured` is set before the
-  // surrounding transaction commits. When that transaction rolls back (an error later in the same
-  // request, or a deadlock retried by withRetry in authorize), the cache still says "ensured", so
-  // this process never inserts the cycle's plan grant again: the org goes without its allowance
-  // for the whole cycle (in a single-process install the issue_plan_grants job shares the cache).
-  // `it.fails` keeps the suite green while the bug stands; fixing it makes this test fail: then
-  // turn it into a plain `it`.
-  it.fails('issues the grant again after a transaction that ensured it rolled back', async () => {
+  // A transaction that issued the grant may roll back: the next one must issue it again.
+  it('issues the grant again after a transaction that ensured it rolled back', async () => {
     const ny = await org('America/New_York', '2026-01-08');
     const now = at('2026-03-08T05:00:00.000Z');
     await expect(

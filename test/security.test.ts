@@ -117,7 +117,17 @@ describe('tenant isolation', () => {
     const doc = (await t.call('GET', '/openapi.json', { key: '' })).body as {
       paths: Record<string, Record<string, unknown>>;
     };
-    const ids: Record<string, string> = { org: B.org.id, member: B.memberId, key: B.keyId };
+    // Real ids of B's records, so the operator's control call reaches each route's own answer.
+    const endpoint = await t.call('POST', `/v1/orgs/${B.org.id}/webhook_endpoints`, {
+      body: { url: 'https://example.com/hook' },
+    });
+    expect(endpoint.status).toBe(201);
+    const ids: Record<string, string> = {
+      org: B.org.id,
+      member: B.memberId,
+      key: B.keyId,
+      endpoint: endpoint.body.id,
+    };
     const routes = Object.entries(doc.paths)
       .filter(([path]) => path.includes('{org}'))
       .flatMap(([path, methods]) =>
