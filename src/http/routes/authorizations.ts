@@ -124,10 +124,7 @@ export function authorizationRoutes(app: OpenAPIHono<AppEnv>) {
       responses: { 200: json(CaptureSchema, 'The captured call'), ...errorResponses },
     }),
     async (c) =>
-      c.json(
-        (await captureAuthorization(c.get('ctx'), c.req.valid('param').id, c.req.valid('json'))) as never,
-        200,
-      ),
+      c.json(await captureAuthorization(c.get('ctx'), c.req.valid('param').id, c.req.valid('json')), 200),
   );
   app.openapi(
     createRoute({
@@ -138,6 +135,6 @@ export function authorizationRoutes(app: OpenAPIHono<AppEnv>) {
       request: { params: AuthParam },
       responses: { 200: json(VoidSchema, 'Voided'), ...errorResponses },
     }),
-    async (c) => c.json((await voidAuthorization(c.get('ctx'), c.req.valid('param').id)) as never, 200),
+    async (c) => c.json(await voidAuthorization(c.get('ctx'), c.req.valid('param').id), 200),
   );
 }

@@ -15,40 +15,68 @@ import { type AuthorizationRow, authorizationOrg, credits, lockAuthorization } f
 
 type Ending = { kind: 'capture'; usage: Usage; eventId?: string } | { kind: 'void' } | { kind: 'expire' };
 
-export async function finishAuthorization(ctx: Ctx, id: string, ending: Ending) {
+export interface CaptureResult {
+  object: 'authorization';
+  id: string;
+  status: 'captured';
+  credits: string;
+  cost: string;
+  currency: string;
+  event_id: string;
+  unbilled_credits: string;
+}
+
+type Outcome =
+  | { kind: 'replay' | 'done'; result: CaptureResult | EndResult }
+  | { kind: 'refused'; status: string };
+
+export interface EndResult {
+  object: 'authorization';
+  id: string;
+  status: 'voided' | 'expired';
+  charged_credits: string;
+}
+
+export async function finishAuthorization(
+  ctx: Ctx,
+  id: string,
+  ending: Ending,
+): Promise<CaptureResult | EndResult> {
   await ctx.prices.refresh(ctx.db);
   const outcome = await withRetry(() =>
-    ctx.db.transaction(async (tx) => {
+    ctx.db.transaction(async (tx): Promise<Outcome> => {
       await lockBalance(tx, await authorizationOrg(tx, ctx.principal, id));
       const auth = await lockAuthorization(tx, ctx.principal, id);
       const now = new Date();
-      if (auth.status === 'captured' && ending.kind === 'capture') return { replay: auth.result! };
-      if (auth.status !== 'active') return { refused: auth.status };
+      if (auth.status === 'captured' && ending.kind === 'capture') {
+        return { kind: 'replay', result: auth.result as unknown as CaptureResult };
+      }
+      if (auth.status !== 'active') return { kind: 'refused', status: auth.status };
       const expired = auth.expires_at <= now;
-      if (ending.kind === 'expire' && !expired) return { refused: 'active' };
+      if (ending.kind === 'expire' && !expired) return { kind: 'refused', status: 'active' };
       const org = await loadOrg(tx, auth.org_id);
       if (ending.kind === 'capture' && !expired)
-        return { done: await capture(tx, ctx, org, auth, ending, now) };
+        return { kind: 'done', result: await capture(tx, ctx, org, auth, ending, now) };
       // Void, expiry, or a capture that came too late: bill nothing more, record what was billed.
       await releaseHold(tx, org, auth);
       if (BigInt(auth.charged) > 0n && Object.keys(auth.usage).length > 0) {
         await recordCall(tx, ctx, org, auth, auth.usage, auth.id, now);
       }
-      const status = ending.kind === 'void' ? 'voided' : 'expired';
-      const result = {
+      const status = ending.kind === 'void' ? ('voided' as const) : ('expired' as const);
+      const result: EndResult = {
         object: 'authorization' as const,
         id: auth.id,
         status,
         charged_credits: credits(BigInt(auth.charged)),
       };
       await setStatus(tx, auth, status, result);
-      return ending.kind === 'capture' ? { refused: 'expired' } : { done: result };
+      return ending.kind === 'capture' ? { kind: 'refused', status: 'expired' } : { kind: 'done', result };
     }),
   );
-  if ('refused' in outcome) {
-    throw new ServiceError(409, 'authorization_not_active', `The authorization is ${outcome.refused}`);
+  if (outcome.kind === 'refused') {
+    throw new ServiceError(409, 'authorization_not_active', `The authorization is ${outcome.status}`);
   }
-  return 'replay' in outcome ? outcome.replay : outcome.done;
+  return outcome.result;
 }
 
 async function capture(
@@ -65,10 +93,10 @@ async function capture(
   const { unbilled } = await bill(tx, org, auth, total > already ? total - already : 0n, eventId);
   await releaseHold(tx, org, auth);
   const event = await recordCall(tx, ctx, org, auth, ending.usage, eventId, now);
-  const result = {
-    object: 'authorization' as const,
+  const result: CaptureResult = {
+    object: 'authorization',
     id: auth.id,
-    status: 'captured' as const,
+    status: 'captured',
     credits: credits(BigInt(auth.charged)),
     cost: event.cost,
     currency: event.currency,
@@ -91,11 +119,24 @@ async function setStatus(
   );
 }
 
-export const captureAuthorization = (ctx: Ctx, id: string, input: { usage: Usage; event_id?: string }) =>
-  finishAuthorization(ctx, id, {
+export async function captureAuthorization(
+  ctx: Ctx,
+  id: string,
+  input: { usage: Usage; event_id?: string },
+): Promise<CaptureResult> {
+  const result = await finishAuthorization(ctx, id, {
     kind: 'capture',
     usage: input.usage,
     ...(input.event_id ? { eventId: input.event_id } : {}),
   });
+  if (result.status !== 'captured')
+    throw new ServiceError(409, 'authorization_not_active', `The authorization is ${result.status}`);
+  return result;
+}
 
-export const voidAuthorization = (ctx: Ctx, id: string) => finishAuthorization(ctx, id, { kind: 'void' });
+export async function voidAuthorization(ctx: Ctx, id: string): Promise<EndResult & { status: 'voided' }> {
+  const result = await finishAuthorization(ctx, id, { kind: 'void' });
+  if (result.status !== 'voided')
+    throw new ServiceError(409, 'authorization_not_active', `The authorization is ${result.status}`);
+  return { ...result, status: 'voided' };
+}
