@@ -14,7 +14,20 @@ function randomText(length: number): string {
   return out.length === length ? out : out + randomText(length - out.length);
 }
 
-export type IdPrefix = 'org' | 'mem' | 'ws' | 'key' | 'op' | 'req' | 'grt' | 'auth' | 'bud';
+export type IdPrefix =
+  | 'org'
+  | 'mem'
+  | 'ws'
+  | 'key'
+  | 'op'
+  | 'req'
+  | 'grt'
+  | 'auth'
+  | 'bud'
+  | 'alt'
+  | 'we'
+  | 'msg'
+  | 'wrk';
 
 export const newId = (prefix: IdPrefix): string => `${prefix}_${randomText(20)}`;
 

@@ -66,7 +66,7 @@ export function startScheduler(
   logger: Logger,
   tickMs = 1000,
 ): () => Promise<void> {
-  const worker = newId('req').replace('req_', 'wrk_');
+  const worker = newId('wrk');
   let running: Promise<unknown> = Promise.resolve();
   let stopped = false;
   const timer = setInterval(() => {

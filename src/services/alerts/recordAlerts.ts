@@ -3,9 +3,10 @@
  * (org, type, scope, period, threshold): the unique key turns every later attempt, from any
  * process, into a no-op, and the message is written only with the alert row that was inserted.
  */
+
+import { newId } from '../../domain/ids.ts';
 import type { Queryable } from '../../store/db.ts';
 import { FAN_OUT } from '../webhooks/emitWebhookEvent.ts';
-import { newObjectId } from '../webhooks/eventTypes.ts';
 import { type AlertCandidate, alertView } from './shape.ts';
 
 // Alerts known to be committed already, so the hot path (every event batch past a threshold)
@@ -33,7 +34,7 @@ export async function recordAlerts(
   );
   if (fresh.length === 0) return [];
   const rows = fresh.map(([key, c], ord) => {
-    const id = newObjectId('alt');
+    const id = newId('alt');
     const alert = {
       org_id: orgId,
       id,
@@ -48,7 +49,7 @@ export async function recordAlerts(
       key,
       ord,
       id,
-      message_id: newObjectId('msg'),
+      message_id: newId('msg'),
       type: c.type,
       scope: c.scope,
       period_start: c.periodStart.toISOString(),

@@ -1,6 +1,7 @@
+import { newId } from '../../domain/ids.ts';
 import { audit, type Ctx } from '../context.ts';
 import { loadOrg } from '../orgs/shape.ts';
-import { newObjectId, type WebhookEventType } from './eventTypes.ts';
+import type { WebhookEventType } from './eventTypes.ts';
 import {
   ENDPOINT_COLUMNS,
   type EndpointOwner,
@@ -35,7 +36,7 @@ export async function createWebhookEndpoint(
       `INSERT INTO webhook_endpoints (id, org_id, url, description, secret, event_types)
        VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${ENDPOINT_COLUMNS}`,
       [
-        newObjectId('we'),
+        newId('we'),
         owner,
         input.url,
         input.description ?? null,

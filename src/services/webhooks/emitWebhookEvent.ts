@@ -3,8 +3,10 @@
  * type (the org's own and the operator-wide ones), in the caller's transaction: the message exists
  * exactly when the change it reports was committed.
  */
+
+import { newId } from '../../domain/ids.ts';
 import type { Queryable } from '../../store/db.ts';
-import { newObjectId, type WebhookEventType } from './eventTypes.ts';
+import type { WebhookEventType } from './eventTypes.ts';
 
 /**
  * The deliveries for the messages a CTE named `m` returned (`org_id, id, type, seq`), one per
@@ -49,7 +51,7 @@ export async function emitWebhookEvent(
      SELECT id FROM m`,
     [
       orgId,
-      newObjectId('msg'),
+      newId('msg'),
       type,
       JSON.stringify(envelope(type, at, data)),
       options.dedupeKey ?? null,
