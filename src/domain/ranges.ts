@@ -223,3 +223,47 @@ export function trendOf(
     label: `${percent > 0 ? '+' : '-'}${whole} %`,
   };
 }
+
+export interface Interval {
+  start: Date;
+  end: Date;
+}
+
+const floorDay = (t: number) => Math.floor(t / DAY_MS) * DAY_MS;
+const ceilDay = (t: number) => Math.ceil(t / DAY_MS) * DAY_MS;
+
+function pushMerged(into: Interval[], start: number, end: number): void {
+  if (end <= start) return;
+  const last = into[into.length - 1];
+  if (last && last.end.getTime() === start) last.end = new Date(end);
+  else into.push({ start: new Date(start), end: new Date(end) });
+}
+
+/**
+ * How the rollups cover report buckets delimited by `edges` (whole UTC hours, ascending; bucket i
+ * is [edges[i], edges[i + 1])): the UTC days lying fully inside one bucket are read from the daily
+ * rollup, every other hour from the hourly one. Answers both sets as merged intervals; together
+ * they cover [edges[0], edges[last]) exactly once, and no day interval crosses a bucket edge, so a
+ * daily row belongs to the same bucket as each of its hours.
+ */
+export function rollupIntervals(edges: Date[]): { days: Interval[]; hours: Interval[] } {
+  const days: Interval[] = [];
+  const hours: Interval[] = [];
+  for (let i = 0; i + 1 < edges.length; i++) {
+    const lo = edges[i]!.getTime();
+    const hi = edges[i + 1]!.getTime();
+    if (lo % HOUR_MS !== 0 || hi % HOUR_MS !== 0 || hi < lo) {
+      throw new RangeError('rollup edges must be ascending whole UTC hours');
+    }
+    const dayLo = ceilDay(lo);
+    const dayHi = floorDay(hi);
+    if (dayLo < dayHi) {
+      pushMerged(hours, lo, dayLo);
+      pushMerged(days, dayLo, dayHi);
+      pushMerged(hours, dayHi, hi);
+    } else {
+      pushMerged(hours, lo, hi);
+    }
+  }
+  return { days, hours };
+}

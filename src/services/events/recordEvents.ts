@@ -232,17 +232,61 @@ const ROLLUP_DIMENSIONS = [
   'api_key_id',
 ] as const;
 
-/** Adds newly stored events to the hourly rollup, summed per key first so each row is touched once. */
+type Sums = { calls: bigint; credits: bigint; cost: bigint; pcost: bigint; t: bigint[] };
+const zeroSums = (): Sums => ({ calls: 0n, credits: 0n, cost: 0n, pcost: 0n, t: [0n, 0n, 0n, 0n] });
+function addSums(into: Sums, more: Sums): void {
+  into.calls += more.calls;
+  into.credits += more.credits;
+  into.cost += more.cost;
+  into.pcost += more.pcost;
+  for (let i = 0; i < 4; i++) into.t[i]! += more.t[i]!;
+}
+const sumColumns = (b: Sums) => ({
+  calls: b.calls.toString(),
+  credits: b.credits.toString(),
+  cost: formatUnits(b.cost, COST_SCALE),
+  provider_cost_usd: formatUnits(b.pcost, PROVIDER_COST_SCALE),
+  input_tokens: b.t[0]!.toString(),
+  output_tokens: b.t[1]!.toString(),
+  cache_read_tokens: b.t[2]!.toString(),
+  cache_write_tokens: b.t[3]!.toString(),
+});
+const SUM_UPDATES = `calls = t.calls + EXCLUDED.calls,
+       credits = t.credits + EXCLUDED.credits,
+       cost = t.cost + EXCLUDED.cost,
+       provider_cost_usd = t.provider_cost_usd + EXCLUDED.provider_cost_usd,
+       input_tokens = t.input_tokens + EXCLUDED.input_tokens,
+       output_tokens = t.output_tokens + EXCLUDED.output_tokens,
+       cache_read_tokens = t.cache_read_tokens + EXCLUDED.cache_read_tokens,
+       cache_write_tokens = t.cache_write_tokens + EXCLUDED.cache_write_tokens`;
+
+/**
+ * The keys of the narrow rollups (usage_hourly_dim, usage_daily_dim; migration 0005) a wide rollup
+ * row adds to: the org total ('all') and one key per dimension, as services/usage/scope.ts reads them.
+ */
+function dimensionKeys(d: Record<string, unknown>): [string, string][] {
+  return [
+    ['all', ''],
+    ['member', d.member_id as string],
+    ['feature', d.feature as string],
+    ['model', `${d.provider as string}/${d.model as string}`],
+    ['provider', d.provider as string],
+    ['workspace', d.workspace as string],
+    ['workspace_group', d.workspace_group as string],
+    ['surface', d.surface as string],
+    ['project', d.project as string],
+    ['api_key', d.api_key_id as string],
+  ];
+}
+
+/**
+ * Adds newly stored events to the rollups, summed per key first so each row is touched once: the
+ * wide hourly rollup (every dimension in the key), and the narrow ones (one dimension per row) per
+ * UTC hour and per UTC day. One statement per table, rows in key order.
+ */
 async function addToRollup(tx: Queryable, rows: Record<string, unknown>[]): Promise<void> {
   if (rows.length === 0) return;
-  type Bucket = {
-    dims: Record<string, unknown>;
-    calls: bigint;
-    credits: bigint;
-    cost: bigint;
-    pcost: bigint;
-    t: bigint[];
-  };
+  type Bucket = Sums & { dims: Record<string, unknown> };
   const buckets = new Map<string, Bucket>();
   for (const row of rows) {
     // occurred_at is a normalised ISO string: its first 13 characters name the UTC hour.
@@ -252,7 +296,7 @@ async function addToRollup(tx: Queryable, rows: Record<string, unknown>[]): Prom
     const key = Object.values(dims).join('\u0000');
     let bucket = buckets.get(key);
     if (!bucket) {
-      bucket = { dims, calls: 0n, credits: 0n, cost: 0n, pcost: 0n, t: [0n, 0n, 0n, 0n] };
+      bucket = { dims, ...zeroSums() };
       buckets.set(key, bucket);
     }
     bucket.calls += 1n;
@@ -263,22 +307,41 @@ async function addToRollup(tx: Queryable, rows: Record<string, unknown>[]): Prom
       bucket.t[i]! += BigInt(row[k] as number);
     });
   }
+  // The narrow rollups, folded from the wide buckets (fewer rows than events).
+  type DimBucket = Sums & { org_id: string; dimension: string; bucket: string; key: string };
+  const hourly = new Map<string, DimBucket>();
+  const daily = new Map<string, DimBucket>();
+  const fold = (
+    into: Map<string, DimBucket>,
+    org: string,
+    dimension: string,
+    at: string,
+    key: string,
+    b: Sums,
+  ) => {
+    const id = `${org}\u0000${dimension}\u0000${at}\u0000${key}`;
+    let d = into.get(id);
+    if (!d) {
+      d = { org_id: org, dimension, bucket: at, key, ...zeroSums() };
+      into.set(id, d);
+    }
+    addSums(d, b);
+  };
+  for (const b of buckets.values()) {
+    const org = b.dims.org_id as string;
+    const hour = b.dims.bucket as string;
+    const day = `${hour.slice(0, 10)}T00:00:00.000Z`;
+    for (const [dimension, key] of dimensionKeys(b.dims)) {
+      fold(hourly, org, dimension, hour, key, b);
+      fold(daily, org, dimension, day, key, b);
+    }
+  }
   const payload = [...buckets.entries()]
     .sort(([a], [b]) => compare(a, b))
-    .map(([, b]) => ({
-      ...b.dims,
-      calls: b.calls.toString(),
-      credits: b.credits.toString(),
-      cost: formatUnits(b.cost, COST_SCALE),
-      provider_cost_usd: formatUnits(b.pcost, PROVIDER_COST_SCALE),
-      input_tokens: b.t[0]!.toString(),
-      output_tokens: b.t[1]!.toString(),
-      cache_read_tokens: b.t[2]!.toString(),
-      cache_write_tokens: b.t[3]!.toString(),
-    }));
+    .map(([, b]) => ({ ...b.dims, ...sumColumns(b) }));
   const dims = ROLLUP_DIMENSIONS.join(', ');
   await tx.query(
-    `INSERT INTO usage_hourly (org_id, bucket, ${dims}, calls, credits, cost, provider_cost_usd,
+    `INSERT INTO usage_hourly AS t (org_id, bucket, ${dims}, calls, credits, cost, provider_cost_usd,
        input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
      SELECT org_id, bucket, ${dims}, calls, credits, cost, provider_cost_usd,
        input_tokens, output_tokens, cache_read_tokens, cache_write_tokens
@@ -287,16 +350,35 @@ async function addToRollup(tx: Queryable, rows: Record<string, unknown>[]): Prom
          api_key_id text, calls bigint, credits bigint, cost numeric, provider_cost_usd numeric,
          input_tokens bigint, output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint)
      ON CONFLICT (org_id, bucket, ${dims}) DO UPDATE SET
-       calls = usage_hourly.calls + EXCLUDED.calls,
-       credits = usage_hourly.credits + EXCLUDED.credits,
-       cost = usage_hourly.cost + EXCLUDED.cost,
-       provider_cost_usd = usage_hourly.provider_cost_usd + EXCLUDED.provider_cost_usd,
-       input_tokens = usage_hourly.input_tokens + EXCLUDED.input_tokens,
-       output_tokens = usage_hourly.output_tokens + EXCLUDED.output_tokens,
-       cache_read_tokens = usage_hourly.cache_read_tokens + EXCLUDED.cache_read_tokens,
-       cache_write_tokens = usage_hourly.cache_write_tokens + EXCLUDED.cache_write_tokens`,
+       ${SUM_UPDATES}`,
     [JSON.stringify(payload)],
   );
+  for (const [table, sums] of [
+    ['usage_hourly_dim', hourly],
+    ['usage_daily_dim', daily],
+  ] as const) {
+    const narrow = [...sums.entries()]
+      .sort(([a], [b]) => compare(a, b))
+      .map(([, d]) => ({
+        org_id: d.org_id,
+        dimension: d.dimension,
+        bucket: d.bucket,
+        key: d.key,
+        ...sumColumns(d),
+      }));
+    await tx.query(
+      `INSERT INTO ${table} AS t (org_id, dimension, bucket, key, calls, credits, cost, provider_cost_usd,
+         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
+       SELECT org_id, dimension, bucket, key, calls, credits, cost, provider_cost_usd,
+         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens
+         FROM jsonb_to_recordset($1::jsonb) AS x(org_id text, dimension text, bucket timestamptz, key text,
+           calls bigint, credits bigint, cost numeric, provider_cost_usd numeric, input_tokens bigint,
+           output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint)
+       ON CONFLICT (org_id, dimension, bucket, key) DO UPDATE SET
+         ${SUM_UPDATES}`,
+      [JSON.stringify(narrow)],
+    );
+  }
 }
 
 async function loadExisting(

@@ -1,6 +1,6 @@
 /**
  * Month-by-month totals of one year in the org's time zone, with the same month of the year
- * before beside each (year-over-year), from the hourly rollup.
+ * before beside each (year-over-year), from the rollups (see source.ts).
  */
 import { dateIn } from '../../domain/calendar.ts';
 import { startOfLocalDay } from '../../domain/periods.ts';
@@ -15,9 +15,9 @@ import {
   type Totals,
   totalsOf,
   type UsageFilters,
-  whereOf,
   zeroTotals,
 } from './scope.ts';
+import { planOf, sourceSql } from './source.ts';
 
 export interface MonthlyQuery extends UsageFilters {
   /** The org's current year when absent. */
@@ -29,17 +29,17 @@ export async function getMonthlyUsage(ctx: Ctx, orgId: string, query: MonthlyQue
   const zone = scope.org.timezone;
   const year = query.year ?? Number(dateIn(zone, now).slice(0, 4));
   const { year: _, ...filters } = query;
-  const bounds = {
-    start: floorHour(startOfLocalDay(zone, year - 1, 1, 1)),
-    end: floorHour(startOfLocalDay(zone, year + 1, 1, 1)),
-  };
+  // Month edges in the org zone, on whole UTC hours (as domain/ranges.ts floors local midnights).
+  const edges = Array.from({ length: 25 }, (_, i) =>
+    floorHour(startOfLocalDay(zone, year - 1 + Math.floor(i / 12), (i % 12) + 1, 1)),
+  );
   const params: unknown[] = [];
-  const where = whereOf('rollup', orgId, bounds, filters, params);
+  const src = sourceSql(planOf(null, filters), orgId, null, edges, filters, params);
   params.push(zone);
   const rows = await ctx.db.query<SumRow & { month: string }>(
     `SELECT to_char(date_trunc('month', (bucket + interval '1 hour' - interval '1 microsecond') AT TIME ZONE $${params.length}),
                     'YYYY-MM') AS month, ${SUM_COLUMNS}
-       FROM usage_hourly WHERE ${where} GROUP BY 1`,
+       FROM ${src} AS u GROUP BY 1`,
     params,
   );
   const byMonth = new Map(rows.map((r) => [r.month, totalsOf(r)]));

@@ -4,6 +4,7 @@
  * what the org pays in (credits; USD for BYOM; tokens for BYOK), keyset-paginated so a page can
  * show the top 5 and then "show all".
  *
+ * Read from the narrow rollup of the dimension (or the wide one under other filters; see source.ts).
  * Shares are decimal fractions with 4 places, allocated over all groups by largest remainder in
  * SQL, so they always add up to exactly 1 (0 when nothing was spent); the rows add up to `total`.
  */
@@ -12,7 +13,6 @@ import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import { decodeCursor, encodeCursor } from '../pagination.ts';
 import {
-  DIMENSION_KEY,
   type Dimension,
   figuresView,
   labelsFor,
@@ -23,9 +23,9 @@ import {
   totalsOf,
   type UsageQuery,
   weightSql,
-  whereOf,
   zeroTotals,
 } from './scope.ts';
+import { planOf, sourceSql } from './source.ts';
 
 const SHARE_SCALE = 4;
 const SHARE_UNITS = 10n ** BigInt(SHARE_SCALE);
@@ -54,13 +54,20 @@ export async function getUsageBreakdown(ctx: Ctx, orgId: string, query: Breakdow
     throw new ServiceError(400, 'invalid_cursor', 'The cursor is not one this API returned', 'cursor');
   }
   const params: unknown[] = [];
-  const where = whereOf('rollup', orgId, scope.range, query, params);
+  const src = sourceSql(
+    planOf(query.by, query),
+    orgId,
+    query.by,
+    [scope.range.start, scope.range.end],
+    query,
+    params,
+  );
   params.push(after?.[0] ?? null, after?.[1] ?? null, query.limit + 1);
   const n = params.length;
   const rows = await ctx.db.query<GroupRow>(
     `WITH g AS (
-       SELECT ${DIMENSION_KEY[query.by]} AS key, ${SUM_COLUMNS}, sum(${weightSql(scope.unit)}) AS weight
-         FROM usage_hourly WHERE ${where} GROUP BY 1
+       SELECT key, ${SUM_COLUMNS}, sum(${weightSql(scope.unit)}) AS weight
+         FROM ${src} AS u GROUP BY 1
      ), s AS (
        SELECT g.*, sum(weight) OVER () AS total, count(*) OVER () AS groups,
               sum(calls::bigint) OVER () AS total_calls, sum(credits::bigint) OVER () AS total_credits,

@@ -1,7 +1,8 @@
 /**
  * The summary tile: credits and their currency equivalent, provider cost (operator view), calls,
  * active members, unique features and model tiers, tokens by kind, and the trend against the
- * previous period ("+N %", "-N %", "flat"), all from the hourly rollup.
+ * previous period ("+N %", "-N %", "flat"), from the narrow rollups when no filter is given (see
+ * source.ts), else from the wide hourly rollup.
  */
 import { trendOf } from '../../domain/ranges.ts';
 import type { Ctx } from '../context.ts';
@@ -16,12 +17,40 @@ import {
   weightOf,
   whereOf,
 } from './scope.ts';
+import { type Plan, planOf, sourceSql } from './source.ts';
+
+/** `sum(x)` -> `sum(x) FILTER (WHERE cond)` in a SELECT list of sums. */
+const filtered = (columns: string, cond: string) =>
+  columns.replace(/sum\((\w+)\)/g, `sum($1) FILTER (WHERE ${cond})`);
 
 export async function getUsageSummary(ctx: Ctx, orgId: string, query: UsageQuery, now = new Date()) {
   const scope = await loadScope(ctx, orgId, query, now);
   const { range } = scope;
+  // The distinct counts need every dimension of the same events: a filter forces the wide rollup.
+  const narrow = planOf(null, query);
+  const plan: Plan = narrow.table === 'narrow' && narrow.filter === null ? narrow : { table: 'wide' };
   const read = async (bounds: { start: Date; end: Date }) => {
     const params: unknown[] = [];
+    if (plan.table === 'narrow') {
+      // The org total, plus the member, feature and model keys seen (one row per key and day/hour).
+      const src = sourceSql(plan, orgId, null, [bounds.start, bounds.end], query, params, [
+        'all',
+        'member',
+        'feature',
+        'model',
+      ]);
+      const [row] = await ctx.db.query<
+        SumRow & { active_members: number; features: number; model_tiers: number }
+      >(
+        `SELECT ${filtered(SUM_COLUMNS, "u.dimension = 'all'")},
+                count(DISTINCT key) FILTER (WHERE u.dimension = 'member')::int AS active_members,
+                count(DISTINCT key) FILTER (WHERE u.dimension = 'feature')::int AS features,
+                count(DISTINCT key) FILTER (WHERE u.dimension = 'model')::int AS model_tiers
+           FROM ${src} AS u`,
+        params,
+      );
+      return row!;
+    }
     const where = whereOf('rollup', orgId, bounds, query, params);
     const [row] = await ctx.db.query<
       SumRow & { active_members: number; features: number; model_tiers: number }

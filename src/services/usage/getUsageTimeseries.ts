@@ -4,7 +4,8 @@
  * dimension, and a cumulative mode for the cumulative spend chart. Empty buckets are listed with
  * zeros; each bucket's groups add up to the bucket and the buckets to `total`, exactly.
  *
- * Buckets come from the hourly rollup, whose rows are UTC hours: an hour belongs to the local day
+ * Buckets come from the rollups (the narrow ones unless filters on other dimensions than the split
+ * need the wide one; see source.ts), whose rows are UTC hours or whole UTC days inside one bucket: an hour belongs to the local day
  * (or week) it falls in, except in zones with a half-hour or 45-minute offset, where an hour
  * belongs to the day its end falls in (a day there starts at the UTC hour before local midnight,
  * as in domain/ranges.ts).
@@ -13,7 +14,6 @@ import { floorHour } from '../../domain/ranges.ts';
 import type { Ctx } from '../context.ts';
 import {
   addTotals,
-  DIMENSION_KEY,
   type Dimension,
   figuresView,
   labelsFor,
@@ -25,9 +25,9 @@ import {
   totalsOf,
   type UsageQuery,
   weightOf,
-  whereOf,
   zeroTotals,
 } from './scope.ts';
+import { planOf, sourceSql } from './source.ts';
 
 export const OTHER_KEY = '__other__';
 
@@ -53,15 +53,16 @@ export async function getUsageTimeseries(ctx: Ctx, orgId: string, query: Timeser
                             interval '1 ${g}') AS s`,
     [range.start.toISOString(), zone, range.end.toISOString()],
   );
+  // Bucket edges: whole UTC hours inside the range (the first bucket may start mid-week).
+  const edges = [range.start, ...buckets.slice(1).map((b) => floorHour(new Date(b.start))), range.end];
   const params: unknown[] = [];
-  const where = whereOf('rollup', orgId, range, query, params);
+  const src = sourceSql(planOf(query.split ?? null, query), orgId, query.split ?? null, edges, query, params);
   params.push(zone);
-  const keyExpr = query.split ? DIMENSION_KEY[query.split] : "''";
   const rows = await ctx.db.query<SumRow & { local: string; key: string }>(
     `SELECT to_char(date_trunc('${g}', (bucket + interval '1 hour' - interval '1 microsecond') AT TIME ZONE $${params.length}),
                     'YYYY-MM-DD"T"HH24:MI:SS') AS local,
-            ${keyExpr} AS key, ${SUM_COLUMNS}
-       FROM usage_hourly WHERE ${where} GROUP BY 1, 2`,
+            key, ${SUM_COLUMNS}
+       FROM ${src} AS u GROUP BY 1, 2`,
     params,
   );
 
@@ -105,10 +106,8 @@ export async function getUsageTimeseries(ctx: Ctx, orgId: string, query: Timeser
   const data = buckets.map((b, i) => {
     const own = perBucket.get(b.local) ?? { total: zeroTotals(), groups: new Map<string, Totals>() };
     addTotals(grand, own.total);
-    // Bucket edges are whole UTC hours inside the range (the first week may start mid-week).
-    const start = new Date(Math.max(floorHour(new Date(b.start)).getTime(), range.start.getTime()));
-    const next = buckets[i + 1];
-    const end = next ? floorHour(new Date(next.start)) : range.end;
+    const start = edges[i]!;
+    const end = edges[i + 1]!;
     let figures = own.total;
     let groups = series.map((s) => ({ key: s.key, t: own.groups.get(s.key) ?? zeroTotals() }));
     if (query.cumulative) {
