@@ -43,6 +43,8 @@ const schema = z.object({
     .optional(),
   STRIPE_WEBHOOK_SECRET: z.string().startsWith('whsec_', 'must start with whsec_').optional(),
   STRIPE_API_BASE: url.optional(),
+  /** The largest top-up one checkout may buy, in the org currency. */
+  TALLY_MAX_TOPUP: decimal('TALLY_MAX_TOPUP', '1').default('10000'),
   OPENAI_API_KEY: z.string().min(1).optional(),
   ANTHROPIC_API_KEY: z.string().min(1).optional(),
   TALLY_UPSTREAM_OPENAI_URL: url.default('https://api.openai.com'),

@@ -23,6 +23,7 @@ import { limitRoutes } from './routes/limits.ts';
 import { memberRoutes } from './routes/members.ts';
 import { opsRoutes } from './routes/ops.ts';
 import { orgRoutes } from './routes/orgs.ts';
+import { paymentRoutes, unauthenticatedPaymentRoutes } from './routes/payments.ts';
 import { pricingRoutes } from './routes/pricing.ts';
 import { usageRoutes } from './routes/usage.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
@@ -86,6 +87,8 @@ export function buildApp(deps: AppDeps) {
     }
     await next();
   });
+  // The Stripe webhook and the local checkout page authenticate otherwise: they answer before auth runs.
+  unauthenticatedPaymentRoutes(app, deps);
   app.use('/v1/*', authMiddleware(deps));
   // Tenant isolation for every org-scoped route, before any validation or work: an org key sees
   // another org exactly as a missing one. Services check again (scopeOrg); this makes it uniform.
@@ -113,6 +116,7 @@ export function buildApp(deps: AppDeps) {
   usageRoutes(app);
   alertRoutes(app);
   webhookRoutes(app);
+  paymentRoutes(app);
   opsRoutes(app, { db: deps.db, metrics });
 
   app.notFound((c) => problem(c, 404, 'not_found', `No route for ${c.req.method} ${c.req.path}`));
