@@ -122,11 +122,18 @@ describe('tenant isolation', () => {
       body: { url: 'https://example.com/hook' },
     });
     expect(endpoint.status).toBe(201);
+    // A completed top-up of B (the local provider: no Stripe keys here), for the payment routes.
+    const checkout = await t.call('POST', `/v1/orgs/${B.org.id}/checkout_sessions`, {
+      body: { amount: '10' },
+    });
+    const paid = await t.call('POST', `${new URL(checkout.body.url).pathname}/confirm`, { key: '' });
+    expect(paid.body.status).toBe('completed');
     const ids: Record<string, string> = {
       org: B.org.id,
       member: B.memberId,
       key: B.keyId,
       endpoint: endpoint.body.id,
+      payment: checkout.body.id,
     };
     const routes = Object.entries(doc.paths)
       .filter(([path]) => path.includes('{org}'))
