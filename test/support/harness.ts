@@ -31,7 +31,7 @@ export async function freshDb(): Promise<{ db: Db; url?: string }> {
   await admin.end();
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;
-  return { db: await openServer(url.toString(), { max: 30 }), url: url.toString() };
+  return { db: await openServer(url.toString(), { max: 12 }), url: url.toString() };
 }
 
 export const OPERATOR_KEY = 'tally_op_test_operator_key_0123456789abcdef';

@@ -45,13 +45,7 @@ export async function recordEvents(
     .map((e) => ({ e, key: `${e.org.id}\u0000${e.input.id}` }))
     .sort((a, b) => compare(a.key, b.key))
     .map(({ e }) => e);
-  // The org balance row is the first lock every credit-changing transaction takes (holds too),
-  // so batches and captures of one org queue there instead of deadlocking on rollup rows.
   const orgs = [...new Map(sorted.map((e) => [e.org.id, e.org])).values()];
-  for (const org of orgs) {
-    await lockBalance(tx, org.id);
-    await ensurePlanGrant(tx, org);
-  }
   const memberIds = await ensureMembers(
     tx,
     sorted.map((e) => ({ orgId: e.org.id, externalId: e.input.member })),
@@ -109,6 +103,14 @@ export async function recordEvents(
      RETURNING org_id, id`,
     [JSON.stringify(rows)],
   );
+  // The org balance row is locked before any shared row of the org (rollups, grants, counters),
+  // as holds and captures do, so they queue there instead of deadlocking. The event rows come
+  // first: they are the bulk of the work and no other writer shares them, so batches of one org
+  // overlap while inserting and only queue for the short rest.
+  for (const org of orgs) {
+    await lockBalance(tx, org.id);
+    await ensurePlanGrant(tx, org);
+  }
   const isNew = new Set(inserted.map((r) => `${r.org_id}\u0000${r.id}`));
   const fresh = rows.filter((r) => isNew.has(`${r.org_id}\u0000${r.id}`));
   await addToRollup(tx, fresh);
@@ -232,25 +234,9 @@ const ROLLUP_DIMENSIONS = [
   'api_key_id',
 ] as const;
 
+/** Sums of one rollup key, kept in integer units (cost and provider cost scaled) while adding. */
 type Sums = { calls: bigint; credits: bigint; cost: bigint; pcost: bigint; t: bigint[] };
-const zeroSums = (): Sums => ({ calls: 0n, credits: 0n, cost: 0n, pcost: 0n, t: [0n, 0n, 0n, 0n] });
-function addSums(into: Sums, more: Sums): void {
-  into.calls += more.calls;
-  into.credits += more.credits;
-  into.cost += more.cost;
-  into.pcost += more.pcost;
-  for (let i = 0; i < 4; i++) into.t[i]! += more.t[i]!;
-}
-const sumColumns = (b: Sums) => ({
-  calls: b.calls.toString(),
-  credits: b.credits.toString(),
-  cost: formatUnits(b.cost, COST_SCALE),
-  provider_cost_usd: formatUnits(b.pcost, PROVIDER_COST_SCALE),
-  input_tokens: b.t[0]!.toString(),
-  output_tokens: b.t[1]!.toString(),
-  cache_read_tokens: b.t[2]!.toString(),
-  cache_write_tokens: b.t[3]!.toString(),
-});
+
 const SUM_UPDATES = `calls = t.calls + EXCLUDED.calls,
        credits = t.credits + EXCLUDED.credits,
        cost = t.cost + EXCLUDED.cost,
@@ -259,30 +245,17 @@ const SUM_UPDATES = `calls = t.calls + EXCLUDED.calls,
        output_tokens = t.output_tokens + EXCLUDED.output_tokens,
        cache_read_tokens = t.cache_read_tokens + EXCLUDED.cache_read_tokens,
        cache_write_tokens = t.cache_write_tokens + EXCLUDED.cache_write_tokens`;
+const SUMS = `sum(calls), sum(credits), sum(cost), sum(provider_cost_usd), sum(input_tokens), sum(output_tokens),
+         sum(cache_read_tokens), sum(cache_write_tokens)`;
+const NARROW_COLUMNS = `org_id, dimension, bucket, key, calls, credits, cost, provider_cost_usd, input_tokens,
+       output_tokens, cache_read_tokens, cache_write_tokens`;
 
 /**
- * The keys of the narrow rollups (usage_hourly_dim, usage_daily_dim; migration 0005) a wide rollup
- * row adds to: the org total ('all') and one key per dimension, as services/usage/scope.ts reads them.
- */
-function dimensionKeys(d: Record<string, unknown>): [string, string][] {
-  return [
-    ['all', ''],
-    ['member', d.member_id as string],
-    ['feature', d.feature as string],
-    ['model', `${d.provider as string}/${d.model as string}`],
-    ['provider', d.provider as string],
-    ['workspace', d.workspace as string],
-    ['workspace_group', d.workspace_group as string],
-    ['surface', d.surface as string],
-    ['project', d.project as string],
-    ['api_key', d.api_key_id as string],
-  ];
-}
-
-/**
- * Adds newly stored events to the rollups, summed per key first so each row is touched once: the
- * wide hourly rollup (every dimension in the key), and the narrow ones (one dimension per row) per
- * UTC hour and per UTC day. One statement per table, rows in key order.
+ * Adds newly stored events to the rollups in one statement: the events are summed per wide key in
+ * JS first (each row is touched once), then Postgres upserts the wide hourly rollup and fans the
+ * same rows out into the narrow ones (migration 0005; one dimension per row, 'all' being the org
+ * total, keys as services/usage/source.ts reads them) per UTC hour and per UTC day, each in key
+ * order. The fan-out happens in SQL so the narrow rows never cross the wire.
  */
 async function addToRollup(tx: Queryable, rows: Record<string, unknown>[]): Promise<void> {
   if (rows.length === 0) return;
@@ -296,7 +269,7 @@ async function addToRollup(tx: Queryable, rows: Record<string, unknown>[]): Prom
     const key = Object.values(dims).join('\u0000');
     let bucket = buckets.get(key);
     if (!bucket) {
-      bucket = { dims, ...zeroSums() };
+      bucket = { dims, calls: 0n, credits: 0n, cost: 0n, pcost: 0n, t: [0n, 0n, 0n, 0n] };
       buckets.set(key, bucket);
     }
     bucket.calls += 1n;
@@ -307,78 +280,51 @@ async function addToRollup(tx: Queryable, rows: Record<string, unknown>[]): Prom
       bucket.t[i]! += BigInt(row[k] as number);
     });
   }
-  // The narrow rollups, folded from the wide buckets (fewer rows than events).
-  type DimBucket = Sums & { org_id: string; dimension: string; bucket: string; key: string };
-  const hourly = new Map<string, DimBucket>();
-  const daily = new Map<string, DimBucket>();
-  const fold = (
-    into: Map<string, DimBucket>,
-    org: string,
-    dimension: string,
-    at: string,
-    key: string,
-    b: Sums,
-  ) => {
-    const id = `${org}\u0000${dimension}\u0000${at}\u0000${key}`;
-    let d = into.get(id);
-    if (!d) {
-      d = { org_id: org, dimension, bucket: at, key, ...zeroSums() };
-      into.set(id, d);
-    }
-    addSums(d, b);
-  };
-  for (const b of buckets.values()) {
-    const org = b.dims.org_id as string;
-    const hour = b.dims.bucket as string;
-    const day = `${hour.slice(0, 10)}T00:00:00.000Z`;
-    for (const [dimension, key] of dimensionKeys(b.dims)) {
-      fold(hourly, org, dimension, hour, key, b);
-      fold(daily, org, dimension, day, key, b);
-    }
-  }
   const payload = [...buckets.entries()]
     .sort(([a], [b]) => compare(a, b))
-    .map(([, b]) => ({ ...b.dims, ...sumColumns(b) }));
+    .map(([, b]) => ({
+      ...b.dims,
+      calls: b.calls.toString(),
+      credits: b.credits.toString(),
+      cost: formatUnits(b.cost, COST_SCALE),
+      provider_cost_usd: formatUnits(b.pcost, PROVIDER_COST_SCALE),
+      input_tokens: b.t[0]!.toString(),
+      output_tokens: b.t[1]!.toString(),
+      cache_read_tokens: b.t[2]!.toString(),
+      cache_write_tokens: b.t[3]!.toString(),
+    }));
   const dims = ROLLUP_DIMENSIONS.join(', ');
   await tx.query(
-    `INSERT INTO usage_hourly AS t (org_id, bucket, ${dims}, calls, credits, cost, provider_cost_usd,
-       input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
-     SELECT org_id, bucket, ${dims}, calls, credits, cost, provider_cost_usd,
-       input_tokens, output_tokens, cache_read_tokens, cache_write_tokens
-       FROM jsonb_to_recordset($1::jsonb) AS x(org_id text, bucket timestamptz, member_id text, feature text,
-         provider text, model text, surface text, workspace text, workspace_group text, project text,
-         api_key_id text, calls bigint, credits bigint, cost numeric, provider_cost_usd numeric,
+    `WITH x AS MATERIALIZED (
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(org_id text, bucket timestamptz, member_id text,
+         feature text, provider text, model text, surface text, workspace text, workspace_group text,
+         project text, api_key_id text, calls bigint, credits bigint, cost numeric, provider_cost_usd numeric,
          input_tokens bigint, output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint)
-     ON CONFLICT (org_id, bucket, ${dims}) DO UPDATE SET
-       ${SUM_UPDATES}`,
+     ), wide AS (
+       INSERT INTO usage_hourly AS t (org_id, bucket, ${dims}, calls, credits, cost, provider_cost_usd,
+         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
+       SELECT org_id, bucket, ${dims}, calls, credits, cost, provider_cost_usd,
+         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens FROM x
+       ON CONFLICT (org_id, bucket, ${dims}) DO UPDATE SET ${SUM_UPDATES}
+     ), d AS MATERIALIZED (
+       SELECT x.org_id, v.dimension, x.bucket, v.key, x.calls, x.credits, x.cost, x.provider_cost_usd,
+              x.input_tokens, x.output_tokens, x.cache_read_tokens, x.cache_write_tokens
+         FROM x CROSS JOIN LATERAL (VALUES
+           ('all', ''), ('member', x.member_id), ('feature', x.feature), ('model', x.provider || '/' || x.model),
+           ('provider', x.provider), ('workspace', x.workspace), ('workspace_group', x.workspace_group),
+           ('surface', x.surface), ('project', x.project), ('api_key', x.api_key_id)
+         ) AS v (dimension, key)
+     ), hourly AS (
+       INSERT INTO usage_hourly_dim AS t (${NARROW_COLUMNS})
+       SELECT org_id, dimension, bucket, key, ${SUMS} FROM d GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+       ON CONFLICT (org_id, dimension, bucket, key) DO UPDATE SET ${SUM_UPDATES}
+     )
+     INSERT INTO usage_daily_dim AS t (${NARROW_COLUMNS})
+     SELECT org_id, dimension, date_trunc('day', bucket AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', key, ${SUMS}
+       FROM d GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+     ON CONFLICT (org_id, dimension, bucket, key) DO UPDATE SET ${SUM_UPDATES}`,
     [JSON.stringify(payload)],
   );
-  for (const [table, sums] of [
-    ['usage_hourly_dim', hourly],
-    ['usage_daily_dim', daily],
-  ] as const) {
-    const narrow = [...sums.entries()]
-      .sort(([a], [b]) => compare(a, b))
-      .map(([, d]) => ({
-        org_id: d.org_id,
-        dimension: d.dimension,
-        bucket: d.bucket,
-        key: d.key,
-        ...sumColumns(d),
-      }));
-    await tx.query(
-      `INSERT INTO ${table} AS t (org_id, dimension, bucket, key, calls, credits, cost, provider_cost_usd,
-         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
-       SELECT org_id, dimension, bucket, key, calls, credits, cost, provider_cost_usd,
-         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens
-         FROM jsonb_to_recordset($1::jsonb) AS x(org_id text, dimension text, bucket timestamptz, key text,
-           calls bigint, credits bigint, cost numeric, provider_cost_usd numeric, input_tokens bigint,
-           output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint)
-       ON CONFLICT (org_id, dimension, bucket, key) DO UPDATE SET
-         ${SUM_UPDATES}`,
-      [JSON.stringify(narrow)],
-    );
-  }
 }
 
 async function loadExisting(
