@@ -26,6 +26,7 @@ import { orgRoutes } from './routes/orgs.ts';
 import { paymentRoutes, unauthenticatedPaymentRoutes } from './routes/payments.ts';
 import { pricingRoutes } from './routes/pricing.ts';
 import { usageRoutes } from './routes/usage.ts';
+import { usageExportRoutes } from './routes/usageExport.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 
 export interface AppDeps {
@@ -114,6 +115,7 @@ export function buildApp(deps: AppDeps) {
   authorizationRoutes(app);
   limitRoutes(app);
   usageRoutes(app);
+  usageExportRoutes(app);
   alertRoutes(app);
   webhookRoutes(app);
   paymentRoutes(app);

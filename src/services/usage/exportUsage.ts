@@ -1,0 +1,212 @@
+/**
+ * Usage export: every event of a range and its filters, oldest first, as CSV, JSON Lines or one JSON
+ * array, streamed. Rows are read in batches on a keyset cursor (occurred_at, seq), each batch a
+ * short query of its own, and written out before the next is read: memory stays flat however many
+ * rows the range holds. Amounts are exact decimal strings. Events that arrive while an export runs
+ * may be missed if they are older than the export's position (re-export to include them).
+ *
+ * Columns (in this order; the CSV header names them):
+ * occurred_at, event_id, member_id, member_external_id, member_name, feature, provider, model, surface,
+ * workspace, workspace_group, project, api_key_id, conversation_id, input_tokens, output_tokens,
+ * cache_read_tokens, cache_write_tokens, credits, cost, currency, provider_cost_usd (operator keys only).
+ */
+import { decimalUnits, formatCredits, formatUnits } from '../../domain/money.ts';
+import type { Ctx } from '../context.ts';
+import { COST_SCALE, loadScope, PCOST_SCALE, UNKNOWN_USER, type UsageQuery, whereOf } from './scope.ts';
+
+export const EXPORT_FORMATS = ['csv', 'jsonl', 'json'] as const;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+
+export const EXPORT_COLUMNS = [
+  'occurred_at',
+  'event_id',
+  'member_id',
+  'member_external_id',
+  'member_name',
+  'feature',
+  'provider',
+  'model',
+  'surface',
+  'workspace',
+  'workspace_group',
+  'project',
+  'api_key_id',
+  'conversation_id',
+  'input_tokens',
+  'output_tokens',
+  'cache_read_tokens',
+  'cache_write_tokens',
+  'credits',
+  'cost',
+  'currency',
+  'provider_cost_usd',
+] as const;
+type Column = (typeof EXPORT_COLUMNS)[number];
+type ExportRow = Record<Column, string | null>;
+
+interface DbRow {
+  at: string;
+  seq: string;
+  id: string;
+  member_id: string | null;
+  m_external_id: string | null;
+  m_name: string | null;
+  m_status: string | null;
+  feature: string;
+  provider: string;
+  model: string;
+  surface: string;
+  workspace: string;
+  workspace_group: string;
+  project: string;
+  api_key_id: string | null;
+  conversation_id: string | null;
+  input_tokens: string;
+  output_tokens: string;
+  cache_read_tokens: string;
+  cache_write_tokens: string;
+  credits: string;
+  cost: string;
+  currency: string;
+  provider_cost_usd: string;
+}
+
+/** Text columns a spreadsheet could read as a formula are prefixed with a quote (CSV only). */
+const TEXT_COLUMNS = new Set<Column>([
+  'member_external_id',
+  'member_name',
+  'feature',
+  'model',
+  'surface',
+  'workspace',
+  'workspace_group',
+  'project',
+  'conversation_id',
+  'event_id',
+]);
+
+function csvCell(column: Column, value: string | null): string {
+  if (value === null) return '';
+  let text = value;
+  if (TEXT_COLUMNS.has(column) && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+export interface ExportOptions {
+  batchSize?: number;
+  now?: Date;
+}
+
+/** Checks access and the range now (so errors answer as problems), then returns the stream. */
+export async function exportUsage(
+  ctx: Ctx,
+  orgId: string,
+  query: UsageQuery,
+  format: ExportFormat,
+  options: ExportOptions = {},
+) {
+  const scope = await loadScope(ctx, orgId, query, options.now ?? new Date());
+  const batch = options.batchSize ?? 2000;
+  const params: unknown[] = [];
+  const where = whereOf('events', orgId, scope.range, query, params);
+  const n = params.length;
+  const sql = `SELECT to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at,
+         e.seq::text AS seq, e.id, e.member_id, m.external_id AS m_external_id, m.name AS m_name,
+         m.status AS m_status, e.feature, e.provider, e.model, e.surface, e.workspace, e.workspace_group,
+         e.project, e.api_key_id, e.conversation_id, e.input_tokens, e.output_tokens, e.cache_read_tokens,
+         e.cache_write_tokens, e.credits, e.cost::text AS cost, e.currency, e.provider_cost_usd::text AS provider_cost_usd
+    FROM events e
+    LEFT JOIN members m ON m.org_id = e.org_id AND m.id = e.member_id
+   WHERE ${where}
+     AND ($${n + 1}::timestamptz IS NULL OR (e.occurred_at, e.seq) > ($${n + 1}::timestamptz, $${n + 2}::bigint))
+   ORDER BY e.occurred_at, e.seq
+   LIMIT $${n + 3}`;
+
+  const shape = (r: DbRow): ExportRow => {
+    const active = r.m_status === 'active';
+    return {
+      occurred_at: `${r.at.slice(0, 23)}Z`,
+      event_id: r.id,
+      member_id: r.member_id,
+      member_external_id: active ? r.m_external_id : null,
+      member_name: r.member_id === null ? null : active ? (r.m_name ?? r.m_external_id) : UNKNOWN_USER,
+      feature: r.feature,
+      provider: r.provider,
+      model: r.model,
+      surface: r.surface || null,
+      workspace: r.workspace || null,
+      workspace_group: r.workspace_group || null,
+      project: r.project || null,
+      api_key_id: r.api_key_id,
+      conversation_id: r.conversation_id,
+      input_tokens: r.input_tokens,
+      output_tokens: r.output_tokens,
+      cache_read_tokens: r.cache_read_tokens,
+      cache_write_tokens: r.cache_write_tokens,
+      credits: formatCredits(BigInt(r.credits)),
+      cost: formatUnits(decimalUnits(r.cost, COST_SCALE), COST_SCALE),
+      currency: r.currency,
+      provider_cost_usd: scope.operator
+        ? formatUnits(decimalUnits(r.provider_cost_usd, PCOST_SCALE), PCOST_SCALE)
+        : null,
+    };
+  };
+  const encode = (row: ExportRow, first: boolean): string => {
+    if (format === 'csv') return `${EXPORT_COLUMNS.map((c) => csvCell(c, row[c])).join(',')}\r\n`;
+    if (format === 'jsonl') return `${JSON.stringify(row)}\n`;
+    return `${first ? '' : ',\n'}${JSON.stringify(row)}`;
+  };
+
+  const encoder = new TextEncoder();
+  let after: [string, string] | null = null;
+  let first = true;
+  let finished = false;
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (format === 'csv') controller.enqueue(encoder.encode(`${EXPORT_COLUMNS.join(',')}\r\n`));
+      if (format === 'json') controller.enqueue(encoder.encode('[\n'));
+    },
+    async pull(controller) {
+      if (finished) return;
+      try {
+        const rows = await ctx.db.query<DbRow>(sql, [
+          ...params,
+          after?.[0] ?? null,
+          after?.[1] ?? null,
+          batch,
+        ]);
+        let text = '';
+        for (const r of rows) {
+          text += encode(shape(r), first);
+          first = false;
+        }
+        if (rows.length > 0) {
+          const last = rows[rows.length - 1]!;
+          after = [last.at, last.seq];
+        }
+        if (rows.length < batch) {
+          finished = true;
+          if (format === 'json') text += first ? ']\n' : '\n]\n';
+          if (text) controller.enqueue(encoder.encode(text));
+          controller.close();
+          return;
+        }
+        controller.enqueue(encoder.encode(text));
+      } catch (error) {
+        controller.error(error);
+      }
+    },
+  });
+  const start = scope.range.start.toISOString().slice(0, 10);
+  const end = scope.range.end.toISOString().slice(0, 10);
+  return {
+    stream,
+    contentType:
+      format === 'csv'
+        ? 'text/csv; charset=utf-8'
+        : format === 'jsonl'
+          ? 'application/x-ndjson'
+          : 'application/json',
+    filename: `usage-${orgId}-${start}-${end}.${format}`,
+  };
+}
