@@ -8,14 +8,16 @@
  */
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { authorize } from './authorize.ts';
 import { ingest } from './ingest.ts';
 import { embeddedDatabase } from './support/databases.ts';
 import { machine } from './support/machine.ts';
 import { consoleTable, targetLine, writeBenchmarksMd } from './support/report.ts';
 import type { BenchModule, BenchOptions, BenchResult } from './types.ts';
+import { usage } from './usage.ts';
 
 /** Every benchmark, in the order they run and appear in BENCHMARKS.md. */
-export const MODULES: BenchModule[] = [ingest];
+export const MODULES: BenchModule[] = [ingest, authorize];
 
 const OUTPUT = fileURLToPath(new URL('../BENCHMARKS.md', import.meta.url));
 

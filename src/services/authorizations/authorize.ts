@@ -88,11 +88,13 @@ export async function authorize(ctx: Ctx, input: AuthorizeInput) {
 
   return withRetry(() =>
     ctx.db.transaction(async (tx) => {
-      await lockBalance(tx, orgId);
-      await ensurePlanGrant(tx, org, now);
-      await expireDueGrants(tx, orgId, now);
-      const balance = await readBalance(tx, orgId);
+      // What needs no lock comes first, so the org's balance lock is held as briefly as possible.
       const members = await ensureMembers(tx, [{ orgId, externalId: input.member }]);
+      const settings = await loadLimitSettings(tx, orgId);
+      const locked = await lockBalance(tx, orgId);
+      const issued = await ensurePlanGrant(tx, org, now);
+      const expired = await expireDueGrants(tx, orgId, now);
+      const balance = issued || expired > 0n ? await readBalance(tx, orgId) : locked;
       const dims = {
         member_id: members.get(memberKey(orgId, input.member))!,
         workspace: input.workspace ?? '',
@@ -100,7 +102,7 @@ export async function authorize(ctx: Ctx, input: AuthorizeInput) {
         project: input.project ?? '',
         api_key_id: apiKeyId,
       };
-      const scopes = scopesFor(org, await loadLimitSettings(tx, orgId), dims, now);
+      const scopes = scopesFor(org, settings, dims, now);
       const untracked = org.billing_mode === 'byok';
       const room = untracked ? null : await headroom(tx, org, balance, scopes);
       const hold = untracked ? 0n : estimate < room!.room ? estimate : room!.room;

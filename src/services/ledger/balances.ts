@@ -13,11 +13,16 @@ export interface BalanceRow {
 
 /** Locks the org's balance row (creating it on first use): every credit change of an org queues here. */
 export async function lockBalance(tx: Queryable, orgId: string): Promise<BalanceRow> {
-  await tx.query('INSERT INTO org_balances (org_id) VALUES ($1) ON CONFLICT (org_id) DO NOTHING', [orgId]);
-  const [row] = await tx.query<Record<keyof BalanceRow, string>>(
-    'SELECT granted, consumed, expired, remaining, held, overage FROM org_balances WHERE org_id = $1 FOR UPDATE',
-    [orgId],
-  );
+  const select = () =>
+    tx.query<Record<keyof BalanceRow, string>>(
+      'SELECT granted, consumed, expired, remaining, held, overage FROM org_balances WHERE org_id = $1 FOR UPDATE',
+      [orgId],
+    );
+  let [row] = await select();
+  if (!row) {
+    await tx.query('INSERT INTO org_balances (org_id) VALUES ($1) ON CONFLICT (org_id) DO NOTHING', [orgId]);
+    [row] = await select();
+  }
   return toBalance(row!);
 }
 

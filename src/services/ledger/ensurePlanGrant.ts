@@ -10,15 +10,16 @@ import type { Queryable } from '../../store/db.ts';
 import type { OrgRow } from '../orgs/shape.ts';
 import { recordGrant } from './recordGrant.ts';
 
-export async function ensurePlanGrant(tx: Queryable, org: OrgRow, now = new Date()): Promise<void> {
-  if (org.billing_mode !== 'credits' || BigInt(org.plan_allowance_credits) === 0n) return;
+/** Answers whether it issued a grant (the balance changed). */
+export async function ensurePlanGrant(tx: Queryable, org: OrgRow, now = new Date()): Promise<boolean> {
+  if (org.billing_mode !== 'credits' || BigInt(org.plan_allowance_credits) === 0n) return false;
   const running = await tx.query(
     `SELECT 1 FROM grants WHERE org_id = $1 AND kind = 'plan' AND effective_at <= $2 AND expires_at > $2 LIMIT 1`,
     [org.id, now.toISOString()],
   );
-  if (running.length > 0) return;
+  if (running.length > 0) return false;
   const cycle = billingCycle(org.timezone, anchorDayOf(org.billing_cycle_anchor), now);
-  await recordGrant(tx, org.id, {
+  const issued = await recordGrant(tx, org.id, {
     kind: 'plan',
     source: 'plan',
     amount: BigInt(org.plan_allowance_credits),
@@ -28,4 +29,5 @@ export async function ensurePlanGrant(tx: Queryable, org: OrgRow, now = new Date
     reason: `Plan allowance, cycle from ${cycle.start.toISOString().slice(0, 10)}`,
     createdBy: 'plan',
   });
+  return issued !== null;
 }

@@ -1,0 +1,126 @@
+/**
+ * Authorization round trip: POST /v1/authorizations over real HTTP at a fixed arrival rate (open
+ * loop: requests leave on schedule whether or not earlier ones have answered, and latency counts
+ * from the scheduled start, so queueing is not hidden). Each hold takes the org's balance lock.
+ */
+import { BENCH_OPERATOR_KEY, openBenchDatabase } from './support/databases.ts';
+import { median } from './support/stats.ts';
+import type { BenchModule, BenchOptions, BenchResult, Measurement } from './types.ts';
+
+const RATES = [500, 2000];
+const RUNS = 3;
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function json(url: string, key: string, method: string, body?: unknown) {
+  const res = await fetch(url, {
+    method,
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const answer = (await res.json()) as Record<string, unknown>;
+  if (res.status >= 300) throw new Error(`${method} ${url}: ${res.status} ${JSON.stringify(answer)}`);
+  return answer;
+}
+
+/** Sends `rate` holds a second for `seconds`; answers the sorted latencies in ms. */
+async function openLoop(base: string, key: string, rate: number, seconds: number): Promise<number[]> {
+  const total = rate * seconds;
+  const latencies: number[] = [];
+  const pending: Promise<void>[] = [];
+  const started = performance.now();
+  let sent = 0;
+  let failures = 0;
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * rate) + 1);
+    for (; sent < due; sent++) {
+      const scheduled = started + (sent / rate) * 1000;
+      const member = `bench-member-${sent % 100}`;
+      pending.push(
+        json(`${base}/v1/authorizations`, key, 'POST', {
+          member,
+          feature: 'Chat',
+          provider: 'openai',
+          model: 'gpt-4o-mini',
+          estimate: { credits: '1' },
+        }).then(
+          (answer) => {
+            if (answer.approved !== true) failures++;
+            latencies.push(performance.now() - scheduled);
+          },
+          () => {
+            failures++;
+          },
+        ),
+      );
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  await Promise.all(pending);
+  if (failures > 0) throw new Error(`${failures} of ${total} holds failed or were denied`);
+  return latencies.sort((a, b) => a - b);
+}
+
+export const authorize: BenchModule = {
+  name: 'authorize',
+  description:
+    'Hold round trip: `POST /v1/authorizations` (estimate 1 credit, 100 members of one EUR org with a monthly limit and a large grant) over real HTTP from the same process, at a fixed arrival rate (open loop; latency counted from each request’s scheduled start). Each hold locks the org balance row, reads limits and counters, and writes the hold, its ledger entry and the counters in one transaction. Figures are the median over runs of each run’s p50 and p99.',
+  async run(options: BenchOptions): Promise<BenchResult> {
+    const measurements: Measurement[] = [];
+    const lines: string[] = [];
+    const seconds = options.quick ? 2 : 10;
+    for (const kind of options.databases.filter((k) => k === 'server')) {
+      const database = await openBenchDatabase(kind, options.serverUrl);
+      try {
+        const running = await database.startTally();
+        const base = running.url;
+        const op = BENCH_OPERATOR_KEY;
+        const org = await json(`${base}/v1/orgs`, op, 'POST', {
+          name: 'Bench',
+          currency: 'EUR',
+          timezone: 'Europe/Berlin',
+        });
+        await json(`${base}/v1/orgs/${org.id}/grants`, op, 'POST', {
+          kind: 'topup',
+          amount_credits: '100000000',
+        });
+        const key = (await json(`${base}/v1/orgs/${org.id}/api_keys`, op, 'POST', { name: 'bench' }))
+          .key as string;
+        await json(`${base}/v1/orgs/${org.id}/limits`, key, 'PUT', {
+          alert_threshold: '900000',
+          allowed_limit: '1000000',
+        });
+        await openLoop(base, key, 200, 1);
+        for (const rate of RATES) {
+          const p50: number[] = [];
+          const p99: number[] = [];
+          for (let run = 1; run <= RUNS; run++) {
+            const latencies = await openLoop(base, key, rate, seconds);
+            p50.push(percentile(latencies, 50));
+            p99.push(percentile(latencies, 99));
+            options.log(
+              `  ${database.label} ${rate}/s run ${run}: p50 ${p50.at(-1)!.toFixed(2)} ms, p99 ${p99.at(-1)!.toFixed(2)} ms (${latencies.length} holds)`,
+            );
+          }
+          const common = { database: database.label, unit: 'ms', better: 'lower' as const };
+          measurements.push({ benchmark: `hold round trip p50 at ${rate}/s`, runs: p50, ...common });
+          measurements.push({
+            benchmark: `hold round trip p99 at ${rate}/s`,
+            runs: p99,
+            ...common,
+            ...(rate === 500 ? { target: 5 } : {}),
+          });
+          lines.push(
+            `- ${rate}/s for ${seconds} s x ${RUNS} runs: p50 median ${median(p50).toFixed(2)} ms, p99 median ${median(p99).toFixed(2)} ms`,
+          );
+        }
+        await running.stop();
+      } finally {
+        await database.dispose();
+      }
+    }
+    return { measurements, sections: [{ title: 'Hold round trip runs', lines }] };
+  },
+};
