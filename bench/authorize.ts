@@ -70,7 +70,7 @@ export const authorize: BenchModule = {
   async run(options: BenchOptions): Promise<BenchResult> {
     const measurements: Measurement[] = [];
     const lines: string[] = [];
-    const seconds = options.quick ? 2 : 10;
+    const seconds = options.quick ? 2 : 5;
     for (const kind of options.databases.filter((k) => k === 'server')) {
       const database = await openBenchDatabase(kind, options.serverUrl);
       try {
