@@ -1,14 +1,13 @@
 /**
- * The narrow rollups (usage_hourly_dim, usage_daily_dim; migration 0005): how a report's buckets are
- * cut into UTC days and hours, that every dimension of them equals the wide rollup and raw events,
- * that reports read from them agree with raw SQL in zones with odd offsets, and that the migration's
- * backfill rebuilds them from the wide rollup.
+ * The narrow rollups (usage_hourly_total, usage_daily_dim; migration 0005): which rollup a report
+ * reads, that every row of them equals the wide rollup, that reports read from them agree with raw
+ * SQL in zones with odd offsets and across a time-zone change, and that the migration's backfill
+ * rebuilds them from the wide rollup.
  */
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decimalUnits } from '../src/domain/money.ts';
-import { rollupIntervals } from '../src/domain/ranges.ts';
 import {
   UsageBreakdownSchema,
   UsageMonthlySchema,
@@ -18,67 +17,9 @@ import {
 import { planOf } from '../src/services/usage/source.ts';
 import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
 
-const HOUR = 3_600_000;
 const DAY = 86_400_000;
 
-describe('rollupIntervals', () => {
-  it('covers the buckets exactly once, with days that never cross a bucket edge', () => {
-    const base = Date.UTC(2026, 0, 1);
-    fc.assert(
-      fc.property(
-        fc.integer({ min: -48, max: 48 }),
-        fc.array(fc.integer({ min: 0, max: 24 * 9 }), { minLength: 1, maxLength: 12 }),
-        (first, steps) => {
-          const edges = [new Date(base + first * HOUR)];
-          for (const s of steps) edges.push(new Date(edges[edges.length - 1]!.getTime() + s * HOUR));
-          const { days, hours } = rollupIntervals(edges);
-          const covered = new Map<number, number>();
-          for (const i of days) {
-            expect(i.start.getTime() % DAY).toBe(0);
-            expect(i.end.getTime() % DAY).toBe(0);
-          }
-          for (const i of [...days, ...hours]) {
-            expect(i.end.getTime()).toBeGreaterThan(i.start.getTime());
-            for (let t = i.start.getTime(); t < i.end.getTime(); t += HOUR)
-              covered.set(t, (covered.get(t) ?? 0) + 1);
-          }
-          const start = edges[0]!.getTime();
-          const end = edges[edges.length - 1]!.getTime();
-          expect(covered.size).toBe((end - start) / HOUR);
-          for (const [t, n] of covered) {
-            expect(n).toBe(1);
-            expect(t >= start && t < end).toBe(true);
-          }
-          // A day interval lies inside one bucket only.
-          for (const d of days) {
-            for (let t = d.start.getTime(); t < d.end.getTime(); t += DAY) {
-              const inner = edges.filter((e) => e.getTime() > t && e.getTime() < t + DAY);
-              expect(inner).toEqual([]);
-            }
-          }
-        },
-      ),
-      { numRuns: 100 },
-    );
-  });
-
-  it('reads a 30-day Berlin range as whole days plus the edge hours', () => {
-    const { days, hours } = rollupIntervals([
-      new Date('2026-03-01T23:00:00Z'),
-      new Date('2026-03-31T14:00:00Z'),
-    ]);
-    expect(days).toEqual([
-      { start: new Date('2026-03-02T00:00:00Z'), end: new Date('2026-03-31T00:00:00Z') },
-    ]);
-    expect(hours).toEqual([
-      { start: new Date('2026-03-01T23:00:00Z'), end: new Date('2026-03-02T00:00:00Z') },
-      { start: new Date('2026-03-31T00:00:00Z'), end: new Date('2026-03-31T14:00:00Z') },
-    ]);
-    expect(() =>
-      rollupIntervals([new Date('2026-03-01T23:30:00Z'), new Date('2026-03-02T23:00:00Z')]),
-    ).toThrow();
-  });
-
+describe('rollup plan', () => {
   it('picks the narrow rollup unless a filter is on another dimension', () => {
     expect(planOf(null, {})).toEqual({ table: 'narrow', dimension: 'all', filter: null });
     expect(planOf('member', {})).toEqual({ table: 'narrow', dimension: 'member', filter: null });
@@ -126,45 +67,48 @@ const DIM_SQL: Record<string, string> = {
   project: 'project',
   api_key: 'api_key_id',
 };
-const SUMS = `sum(calls)::text AS calls, sum(credits)::text AS credits, sum(cost)::text AS cost,
-  sum(provider_cost_usd)::text AS pcost, sum(input_tokens)::text AS input, sum(output_tokens)::text AS output,
-  sum(cache_read_tokens)::text AS cr, sum(cache_write_tokens)::text AS cw`;
+const SUMS = `sum(calls), sum(credits), sum(cost), sum(provider_cost_usd), sum(input_tokens), sum(output_tokens),
+  sum(cache_read_tokens), sum(cache_write_tokens)`;
 
-/** Every row of the narrow tables of one org, as comparable sorted strings. */
-async function narrowRows(orgId: string) {
-  const hourly = await t.db.query<Record<string, string>>(
-    `SELECT dimension, bucket::text AS bucket, key, ${SUMS} FROM usage_hourly_dim WHERE org_id = $1
-      GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+/**
+ * Every narrow row of one org beside the same sums taken from the wide rollup: the hourly totals per
+ * hour, each daily row over the hours [bucket, day_end) of its key. Also checks that the daily rows
+ * of a dimension never overlap and hold every event once.
+ */
+async function narrowVersusWide(orgId: string) {
+  const totals = await t.db.query<Record<string, string>>(
+    `SELECT n.bucket::text AS bucket, row(n.calls, n.credits, n.cost, n.provider_cost_usd, n.input_tokens,
+            n.output_tokens, n.cache_read_tokens, n.cache_write_tokens)::text AS narrow,
+            (SELECT row(${SUMS}) FROM usage_hourly h WHERE h.org_id = n.org_id AND h.bucket = n.bucket)::text AS wide
+       FROM usage_hourly_total n WHERE n.org_id = $1 ORDER BY 1`,
     [orgId],
   );
   const daily = await t.db.query<Record<string, string>>(
-    `SELECT dimension, bucket::text AS bucket, key, ${SUMS} FROM usage_daily_dim WHERE org_id = $1
-      GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+    `SELECT n.dimension, n.bucket::text AS bucket, n.key, row(n.calls, n.credits, n.cost, n.provider_cost_usd,
+            n.input_tokens, n.output_tokens, n.cache_read_tokens, n.cache_write_tokens)::text AS narrow,
+            (SELECT row(${SUMS}) FROM usage_hourly h
+              WHERE h.org_id = n.org_id AND h.bucket >= n.bucket AND h.bucket < n.day_end
+                AND CASE n.dimension ${Object.entries(DIM_SQL)
+                  .map(([d, k]) => `WHEN '${d}' THEN ${k}`)
+                  .join(' ')} END = n.key)::text AS wide
+       FROM usage_daily_dim n WHERE n.org_id = $1 ORDER BY 1, 2, 3`,
     [orgId],
   );
-  return { hourly, daily };
+  const [counts] = await t.db.query<{ events: string; days: string; hours: string }>(
+    `SELECT (SELECT count(*) FROM events WHERE org_id = $1)::text AS events,
+            (SELECT sum(calls) FROM usage_daily_dim WHERE org_id = $1 AND dimension = 'surface')::text AS days,
+            (SELECT sum(calls) FROM usage_hourly_total WHERE org_id = $1)::text AS hours`,
+    [orgId],
+  );
+  return { totals, daily, counts: counts! };
 }
 
-/** The same rows derived from the wide rollup. */
-async function fromWide(orgId: string) {
-  const per = (bucket: string) =>
-    Object.entries(DIM_SQL)
-      .map(
-        ([dim, key]) =>
-          `SELECT '${dim}' AS dimension, ${bucket} AS b, ${key} AS key, calls, credits, cost, provider_cost_usd,
-                  input_tokens, output_tokens, cache_read_tokens, cache_write_tokens
-             FROM usage_hourly WHERE org_id = $1`,
-      )
-      .join(' UNION ALL ');
-  const q = (bucket: string) =>
-    t.db.query<Record<string, string>>(
-      `SELECT dimension, b::text AS bucket, key, ${SUMS} FROM (${per(bucket)}) x GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
-      [orgId],
-    );
-  return {
-    hourly: await q('bucket'),
-    daily: await q("date_trunc('day', bucket AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"),
-  };
+/** `days` false: after a zone change two days share hours, so a day row holds part of them. */
+function expectNarrowEqualsWide(v: Awaited<ReturnType<typeof narrowVersusWide>>, days = true) {
+  for (const r of [...v.totals, ...(days ? v.daily : [])]) expect(r.narrow, JSON.stringify(r)).toBe(r.wide);
+  expect(v.counts.days).toBe(v.counts.events);
+  expect(v.counts.hours).toBe(v.counts.events);
+  expect(v.daily.length).toBeGreaterThan(0);
 }
 
 async function send(key: string, events: unknown[]) {
@@ -215,7 +159,7 @@ describe('narrow rollups on random traffic in odd time zones', () => {
           usage: { input_tokens: e.input, output_tokens: e.output },
         })),
       );
-      expect(await narrowRows(org.id)).toEqual(await fromWide(org.id));
+      expectNarrowEqualsWide(await narrowVersusWide(org.id));
 
       const base = `/v1/orgs/${org.id}/usage`;
       for (const range of ['1d', '7d', '30d', 'mtd', 'last_month']) {
@@ -301,9 +245,77 @@ describe('narrow rollups on random traffic in odd time zones', () => {
   }
 });
 
+/** The narrow rows of one org as text, for before/after comparisons. */
+async function narrowSnapshot(orgId: string) {
+  return {
+    totals: await t.db.query(
+      'SELECT t::text AS r FROM usage_hourly_total t WHERE org_id = $1 ORDER BY bucket',
+      [orgId],
+    ),
+    daily: await t.db.query(
+      'SELECT d::text AS r FROM usage_daily_dim d WHERE org_id = $1 ORDER BY dimension, bucket, day_end, key',
+      [orgId],
+    ),
+  };
+}
+
+describe('a time-zone change', () => {
+  it('keeps every report exact while days of two zones overlap', async () => {
+    const { org, key } = await createOrgWithKey(t, { timezone: 'Europe/Berlin' });
+    const batch = (tag: string, n: number) =>
+      Array.from({ length: n }, (_, i) => ({
+        id: `${tag}${i}`,
+        member: `m${i % 3}`,
+        feature: FEATURES[i % 3],
+        provider: MODELS[i % 4]![0],
+        model: MODELS[i % 4]![1],
+        occurred_at: ago(((i * 7919) % (20 * 24 * 60)) * 60_000 + 60_000),
+        usage: { input_tokens: 100 + i, output_tokens: 10 + i },
+      }));
+    await send(key, batch('berlin', 120));
+    const patched = await t.call('PATCH', `/v1/orgs/${org.id}`, {
+      body: { timezone: 'America/Los_Angeles' },
+    });
+    expect(patched.status, JSON.stringify(patched.body)).toBe(200);
+    await send(key, batch('la', 120));
+    const overlaps = await t.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM usage_daily_dim a JOIN usage_daily_dim b
+          ON a.org_id = b.org_id AND a.dimension = 'all' AND b.dimension = 'all'
+         AND a.bucket < b.bucket AND b.bucket < a.day_end
+       WHERE a.org_id = $1`,
+      [org.id],
+    );
+    expect(overlaps[0]!.n).toBeGreaterThan(0);
+    expectNarrowEqualsWide(await narrowVersusWide(org.id), false);
+    const base = `/v1/orgs/${org.id}/usage`;
+    for (const range of ['7d', '30d']) {
+      const s = UsageSummarySchema.parse(
+        (await t.call('GET', `${base}/summary?range=${range}`, { key })).body,
+      );
+      const raw = await rawGroups(org.id, s.range.start, s.range.end, "''");
+      expect([credits(s.credits), s.calls]).toEqual([raw[0]![1], raw[0]![3]]);
+      const b = UsageBreakdownSchema.parse(
+        (await t.call('GET', `${base}/breakdown?range=${range}&by=feature&limit=10`, { key })).body,
+      );
+      expect(
+        b.data
+          .map((r) => [r.key, credits(r.credits), cost(r.cost), r.calls])
+          .sort((x, y) => (x[0]! < y[0]! ? -1 : 1)),
+      ).toEqual(await rawGroups(org.id, s.range.start, s.range.end, 'feature'));
+      const ts = UsageTimeseriesSchema.parse(
+        (await t.call('GET', `${base}/timeseries?range=${range}&granularity=day&split=member`, { key })).body,
+      );
+      for (const d of ts.data) {
+        const [r] = await rawGroups(org.id, d.start, d.end, "''");
+        expect([d.start, credits(d.credits)]).toEqual([d.start, r?.[1] ?? 0n]);
+      }
+    }
+  });
+});
+
 describe('migration 0005 backfill', () => {
   it('rebuilds the narrow rollups from the wide one', async () => {
-    const { org, key } = await createOrgWithKey(t, { timezone: 'Australia/Adelaide' });
+    const { org, key } = await createOrgWithKey(t, { timezone: 'Asia/Katmandu' });
     await send(
       key,
       Array.from({ length: 60 }, (_, i) => ({
@@ -317,17 +329,17 @@ describe('migration 0005 backfill', () => {
         usage: { input_tokens: 100 + i, output_tokens: 10 + i },
       })),
     );
-    const before = await narrowRows(org.id);
+    const before = await narrowSnapshot(org.id);
     const sql = readFileSync(
       new URL('../src/store/migrations/0005_usage_rollups.sql', import.meta.url),
       'utf8',
     );
     const backfill = sql.slice(sql.indexOf('-- Usage recorded before this migration'));
     await t.db.transaction(async (tx) => {
-      await tx.exec('DELETE FROM usage_hourly_dim; DELETE FROM usage_daily_dim;');
+      await tx.exec('DELETE FROM usage_hourly_total; DELETE FROM usage_daily_dim;');
       await tx.exec(backfill);
     });
-    expect(await narrowRows(org.id)).toEqual(before);
+    expect(await narrowSnapshot(org.id)).toEqual(before);
     expect(before.daily.length).toBeGreaterThan(0);
   });
 });

@@ -247,15 +247,16 @@ const SUM_UPDATES = `calls = t.calls + EXCLUDED.calls,
        cache_write_tokens = t.cache_write_tokens + EXCLUDED.cache_write_tokens`;
 const SUMS = `sum(calls), sum(credits), sum(cost), sum(provider_cost_usd), sum(input_tokens), sum(output_tokens),
          sum(cache_read_tokens), sum(cache_write_tokens)`;
-const NARROW_COLUMNS = `org_id, dimension, bucket, key, calls, credits, cost, provider_cost_usd, input_tokens,
-       output_tokens, cache_read_tokens, cache_write_tokens`;
+const SUM_NAMES = `calls, credits, cost, provider_cost_usd, input_tokens, output_tokens, cache_read_tokens,
+       cache_write_tokens`;
 
 /**
  * Adds newly stored events to the rollups in one statement: the events are summed per wide key in
- * JS first (each row is touched once), then Postgres upserts the wide hourly rollup and fans the
- * same rows out into the narrow ones (migration 0005; one dimension per row, 'all' being the org
- * total, keys as services/usage/source.ts reads them) per UTC hour and per UTC day, each in key
- * order. The fan-out happens in SQL so the narrow rows never cross the wire.
+ * JS first (each row is touched once), then Postgres upserts the wide hourly rollup, the org's
+ * hourly total, and fans the same rows out into the narrow daily rollup (one dimension per row per
+ * day of the org's time zone, 'all' being the org total, keys as services/usage/source.ts reads
+ * them; see migration 0005), each table in key order. The fan-out happens in SQL so the narrow
+ * rows never cross the wire.
  */
 async function addToRollup(tx: Queryable, rows: Record<string, unknown>[]): Promise<void> {
   if (rows.length === 0) return;
@@ -301,28 +302,29 @@ async function addToRollup(tx: Queryable, rows: Record<string, unknown>[]): Prom
          project text, api_key_id text, calls bigint, credits bigint, cost numeric, provider_cost_usd numeric,
          input_tokens bigint, output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint)
      ), wide AS (
-       INSERT INTO usage_hourly AS t (org_id, bucket, ${dims}, calls, credits, cost, provider_cost_usd,
-         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
-       SELECT org_id, bucket, ${dims}, calls, credits, cost, provider_cost_usd,
-         input_tokens, output_tokens, cache_read_tokens, cache_write_tokens FROM x
+       INSERT INTO usage_hourly AS t (org_id, bucket, ${dims}, ${SUM_NAMES})
+       SELECT org_id, bucket, ${dims}, ${SUM_NAMES} FROM x
        ON CONFLICT (org_id, bucket, ${dims}) DO UPDATE SET ${SUM_UPDATES}
-     ), d AS MATERIALIZED (
-       SELECT x.org_id, v.dimension, x.bucket, v.key, x.calls, x.credits, x.cost, x.provider_cost_usd,
-              x.input_tokens, x.output_tokens, x.cache_read_tokens, x.cache_write_tokens
-         FROM x CROSS JOIN LATERAL (VALUES
-           ('all', ''), ('member', x.member_id), ('feature', x.feature), ('model', x.provider || '/' || x.model),
-           ('provider', x.provider), ('workspace', x.workspace), ('workspace_group', x.workspace_group),
-           ('surface', x.surface), ('project', x.project), ('api_key', x.api_key_id)
-         ) AS v (dimension, key)
-     ), hourly AS (
-       INSERT INTO usage_hourly_dim AS t (${NARROW_COLUMNS})
-       SELECT org_id, dimension, bucket, key, ${SUMS} FROM d GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-       ON CONFLICT (org_id, dimension, bucket, key) DO UPDATE SET ${SUM_UPDATES}
+     ), total AS (
+       INSERT INTO usage_hourly_total AS t (org_id, bucket, ${SUM_NAMES})
+       SELECT org_id, bucket, ${SUMS} FROM x GROUP BY 1, 2 ORDER BY 1, 2
+       ON CONFLICT (org_id, bucket) DO UPDATE SET ${SUM_UPDATES}
+     ), day AS MATERIALIZED (
+       SELECT k.org_id, k.bucket, l.day_start, l.day_end
+         FROM (SELECT DISTINCT org_id, bucket FROM x) AS k
+         JOIN orgs o ON o.id = k.org_id
+        CROSS JOIN LATERAL usage_local_day(k.bucket, o.timezone) AS l
      )
-     INSERT INTO usage_daily_dim AS t (${NARROW_COLUMNS})
-     SELECT org_id, dimension, date_trunc('day', bucket AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', key, ${SUMS}
-       FROM d GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-     ON CONFLICT (org_id, dimension, bucket, key) DO UPDATE SET ${SUM_UPDATES}`,
+     INSERT INTO usage_daily_dim AS t (org_id, dimension, bucket, day_end, key, ${SUM_NAMES})
+     SELECT x.org_id, v.dimension, day.day_start, day.day_end, v.key, ${SUMS}
+       FROM x JOIN day ON day.org_id = x.org_id AND day.bucket = x.bucket
+      CROSS JOIN LATERAL (VALUES
+        ('all', ''), ('member', x.member_id), ('feature', x.feature), ('model', x.provider || '/' || x.model),
+        ('provider', x.provider), ('workspace', x.workspace), ('workspace_group', x.workspace_group),
+        ('surface', x.surface), ('project', x.project), ('api_key', x.api_key_id)
+      ) AS v (dimension, key)
+      GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+     ON CONFLICT (org_id, dimension, bucket, day_end, key) DO UPDATE SET ${SUM_UPDATES}`,
     [JSON.stringify(payload)],
   );
 }

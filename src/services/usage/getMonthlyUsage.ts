@@ -34,7 +34,7 @@ export async function getMonthlyUsage(ctx: Ctx, orgId: string, query: MonthlyQue
     floorHour(startOfLocalDay(zone, year - 1 + Math.floor(i / 12), (i % 12) + 1, 1)),
   );
   const params: unknown[] = [];
-  const src = sourceSql(planOf(null, filters), orgId, null, edges, filters, params);
+  const src = await sourceSql(ctx.db, planOf(null, filters), orgId, null, edges, filters, params);
   params.push(zone);
   const rows = await ctx.db.query<SumRow & { month: string }>(
     `SELECT to_char(date_trunc('month', (bucket + interval '1 hour' - interval '1 microsecond') AT TIME ZONE $${params.length}),

@@ -54,7 +54,8 @@ export async function getUsageBreakdown(ctx: Ctx, orgId: string, query: Breakdow
     throw new ServiceError(400, 'invalid_cursor', 'The cursor is not one this API returned', 'cursor');
   }
   const params: unknown[] = [];
-  const src = sourceSql(
+  const src = await sourceSql(
+    ctx.db,
     planOf(query.by, query),
     orgId,
     query.by,

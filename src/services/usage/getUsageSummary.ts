@@ -17,11 +17,7 @@ import {
   weightOf,
   whereOf,
 } from './scope.ts';
-import { type Plan, planOf, sourceSql } from './source.ts';
-
-/** `sum(x)` -> `sum(x) FILTER (WHERE cond)` in a SELECT list of sums. */
-const filtered = (columns: string, cond: string) =>
-  columns.replace(/sum\((\w+)\)/g, `sum($1) FILTER (WHERE ${cond})`);
+import { coverageOf, dailyPart, hourlyPart, type Plan, planOf } from './source.ts';
 
 export async function getUsageSummary(ctx: Ctx, orgId: string, query: UsageQuery, now = new Date()) {
   const scope = await loadScope(ctx, orgId, query, now);
@@ -32,21 +28,36 @@ export async function getUsageSummary(ctx: Ctx, orgId: string, query: UsageQuery
   const read = async (bounds: { start: Date; end: Date }) => {
     const params: unknown[] = [];
     if (plan.table === 'narrow') {
-      // The org total, plus the member, feature and model keys seen (one row per key and day/hour).
-      const src = sourceSql(plan, orgId, null, [bounds.start, bounds.end], query, params, [
-        'all',
-        'member',
-        'feature',
-        'model',
-      ]);
+      // Whole org-local days: the org total and the member, feature and model keys seen, one row
+      // each per day. The other hours: the hourly total, and the keys from the wide rollup.
+      const { days, hours } = await coverageOf(ctx.db, orgId, [bounds.start, bounds.end]);
+      const p = (value: unknown) => {
+        params.push(value);
+        return `$${params.length}`;
+      };
+      const daily = dailyPart(plan, orgId, ['all', 'member', 'feature', 'model'], days, p);
+      const hourly = hourlyPart(plan, orgId, null, hours, {}, params);
+      const org = p(orgId);
+      const lo = p(hours.map((h) => h.start.toISOString()));
+      const hi = p(hours.map((h) => h.end.toISOString()));
+      const distinct = (dimension: string, column: string) =>
+        `(SELECT count(*) FROM (SELECT key FROM d WHERE dimension = '${dimension}' UNION SELECT ${column} FROM w) AS k)::int`;
       const [row] = await ctx.db.query<
         SumRow & { active_members: number; features: number; model_tiers: number }
       >(
-        `SELECT ${filtered(SUM_COLUMNS, "u.dimension = 'all'")},
-                count(DISTINCT key) FILTER (WHERE u.dimension = 'member')::int AS active_members,
-                count(DISTINCT key) FILTER (WHERE u.dimension = 'feature')::int AS features,
-                count(DISTINCT key) FILTER (WHERE u.dimension = 'model')::int AS model_tiers
-           FROM ${src} AS u`,
+        `WITH d AS MATERIALIZED (${daily}),
+              w AS MATERIALIZED (
+                SELECT w.member_id, w.feature, w.provider || '/' || w.model AS model
+                  FROM unnest(${lo}::timestamptz[], ${hi}::timestamptz[]) AS s (lo, hi)
+                 CROSS JOIN LATERAL (
+                   SELECT member_id, feature, provider, model FROM usage_hourly
+                    WHERE org_id = ${org} AND bucket >= s.lo AND bucket < s.hi
+                 ) AS w
+                 GROUP BY 1, 2, 3
+              )
+         SELECT t.*, ${distinct('member', 'member_id')} AS active_members,
+                ${distinct('feature', 'feature')} AS features, ${distinct('model', 'model')} AS model_tiers
+           FROM (SELECT ${SUM_COLUMNS} FROM (SELECT * FROM d WHERE dimension = 'all' UNION ALL ${hourly}) AS u) AS t`,
         params,
       );
       return row!;

@@ -56,7 +56,15 @@ export async function getUsageTimeseries(ctx: Ctx, orgId: string, query: Timeser
   // Bucket edges: whole UTC hours inside the range (the first bucket may start mid-week).
   const edges = [range.start, ...buckets.slice(1).map((b) => floorHour(new Date(b.start))), range.end];
   const params: unknown[] = [];
-  const src = sourceSql(planOf(query.split ?? null, query), orgId, query.split ?? null, edges, query, params);
+  const src = await sourceSql(
+    ctx.db,
+    planOf(query.split ?? null, query),
+    orgId,
+    query.split ?? null,
+    edges,
+    query,
+    params,
+  );
   params.push(zone);
   const rows = await ctx.db.query<SumRow & { local: string; key: string }>(
     `SELECT to_char(date_trunc('${g}', (bucket + interval '1 hour' - interval '1 microsecond') AT TIME ZONE $${params.length}),

@@ -105,12 +105,12 @@ export function rangeOf(org: OrgRow, query: UsageQuery, now: Date): ResolvedRang
 
 /**
  * The WHERE clause of a usage query: the org first (every query is tenant-scoped), the time
- * bounds, then each filter given. `params` grows as placeholders are added.
+ * bounds (unless null), then each filter given. `params` grows as placeholders are added.
  */
 export function whereOf(
   source: 'rollup' | 'events',
   orgId: string,
-  bounds: { start: Date; end: Date },
+  bounds: { start: Date; end: Date } | null,
   filters: UsageFilters,
   params: unknown[],
 ): string {
@@ -121,11 +121,11 @@ export function whereOf(
   const col = (name: string) => (source === 'events' ? `e.${name}` : name);
   const time = source === 'events' ? 'e.occurred_at' : 'bucket';
   const org = p(orgId);
-  const parts = [
-    `${col('org_id')} = ${org}`,
-    `${time} >= ${p(bounds.start.toISOString())}`,
-    `${time} < ${p(bounds.end.toISOString())}`,
-  ];
+  const parts = [`${col('org_id')} = ${org}`];
+  // No bounds: the caller bounds the time itself (several intervals, see source.ts).
+  if (bounds) {
+    parts.push(`${time} >= ${p(bounds.start.toISOString())}`, `${time} < ${p(bounds.end.toISOString())}`);
+  }
   for (const name of FILTERS) {
     const value = filters[name];
     if (value === undefined) continue;

@@ -3,18 +3,23 @@
  * `(dimension, bucket, key, calls, credits, cost, provider_cost_usd, input_tokens, output_tokens,
  * cache_read_tokens, cache_write_tokens)` that the report sums and groups as it likes.
  *
- * - The narrow rollups (`usage_daily_dim`, `usage_hourly_dim`, migration 0005) hold one dimension
- *   per row ('all' is the org total). They answer a report that groups by at most one dimension and
- *   filters on nothing but that same dimension: the UTC days lying fully inside one of the report's
- *   buckets come from the daily table, the hours left over from the hourly one (see
- *   `rollupIntervals` in domain/ranges.ts), so a 30-day breakdown reads about 30 x keys rows.
+ * - A report grouped by at most one dimension, filtered on nothing but that same dimension, reads
+ *   the narrow rollups (migration 0005): the org-local days lying fully inside one of its buckets
+ *   from `usage_daily_dim` (one dimension per row), every other hour (today so far, a rolling 24 h,
+ *   hourly buckets) from `usage_hourly_total` for totals or the wide `usage_hourly` for a dimension.
+ *   A 30-day breakdown then reads about 30 x keys daily rows plus the hours of today.
  * - Anything else (a filter on another dimension than the one grouped by, two filters, a model
  *   filter, whose `model` or `provider/model` match needs both columns) reads the wide hourly rollup
  *   `usage_hourly`, keyed on every dimension at once.
  *
- * Both give the same sums to the last unit: every event is in exactly one row of each table.
+ * Days are those of the org's zone when the events were recorded. A day row is used only when no
+ * other day row overlaps it (after a time-zone change days of two zones can) and it lies inside one
+ * report bucket; its hours are then in no other day row, and every hour not covered so is read
+ * hourly. Every event is in exactly one row of each table, so all paths give the same sums to the
+ * last unit.
  */
-import { rollupIntervals } from '../../domain/ranges.ts';
+import type { Interval } from '../../domain/ranges.ts';
+import type { Queryable } from '../../store/db.ts';
 import { DIMENSION_KEY, type Dimension, FILTERS, type UsageFilters, whereOf } from './scope.ts';
 
 export type Plan =
@@ -35,27 +40,83 @@ export function planOf(by: Dimension | null, filters: UsageFilters): Plan {
   return { table: 'wide' };
 }
 
-const SUMS =
+export const SUM_NAMES =
   'calls, credits, cost, provider_cost_usd, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens';
+const prefixed = (alias: string) =>
+  SUM_NAMES.split(', ')
+    .map((c) => `${alias}.${c}`)
+    .join(', ');
+
+const DAY_MS = 86_400_000;
+
+/** Day rows to read (each [start, end) exactly as stored) and the hours left to read hourly. */
+export interface Coverage {
+  days: Interval[];
+  hours: Interval[];
+}
 
 /**
- * Rows of `plan` for the report buckets delimited by `edges` (whole UTC hours, ascending: bucket i
- * is [edges[i], edges[i + 1])), the key being that of `by` (or '' for totals). `dimensions` widens a
- * narrow read to several dimensions at once (the summary's distinct counts); `params` grows.
+ * Which stored org-local days answer the report buckets delimited by `edges` (whole UTC hours,
+ * ascending: bucket i is [edges[i], edges[i + 1])): those overlapping no other stored day and lying
+ * inside one bucket. The rest of the span is left to hourly rows.
  */
-export function sourceSql(
+export async function coverageOf(db: Queryable, orgId: string, edges: Date[]): Promise<Coverage> {
+  const start = edges[0]!;
+  const end = edges[edges.length - 1]!;
+  const stored = await db.query<{ s: Date; e: Date }>(
+    `SELECT DISTINCT bucket AS s, day_end AS e FROM usage_daily_dim
+      WHERE org_id = $1 AND dimension = 'all' AND bucket >= $2 AND bucket < $3 AND day_end > $4
+      ORDER BY 1, 2`,
+    // A stored day is at most a few hours longer than 24 (DST, zone changes): look 3 days back.
+    [orgId, new Date(start.getTime() - 3 * DAY_MS).toISOString(), end.toISOString(), start.toISOString()],
+  );
+  const segs = stored.map((r) => ({ s: new Date(r.s).getTime(), e: new Date(r.e).getTime() }));
+  const days: Interval[] = [];
+  let bucket = 0;
+  let endBefore = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < segs.length; i++) {
+    const { s, e } = segs[i]!;
+    const next = segs[i + 1];
+    // Sorted by start: a day overlaps another if one before it ends after its start, or the next
+    // one starts before its end.
+    const overlaps = endBefore > s || (next !== undefined && next.s < e);
+    endBefore = Math.max(endBefore, e);
+    if (overlaps) continue;
+    while (bucket + 1 < edges.length && edges[bucket + 1]!.getTime() <= s) bucket++;
+    if (bucket + 1 >= edges.length) break;
+    if (s >= edges[bucket]!.getTime() && e <= edges[bucket + 1]!.getTime()) {
+      days.push({ start: new Date(s), end: new Date(e) });
+    }
+  }
+  const hours: Interval[] = [];
+  let at = start.getTime();
+  for (const d of days) {
+    if (d.start.getTime() > at) hours.push({ start: new Date(at), end: d.start });
+    at = d.end.getTime();
+  }
+  if (end.getTime() > at) hours.push({ start: new Date(at), end });
+  return { days, hours };
+}
+
+/**
+ * Rows of `plan` for the report buckets delimited by `edges`, the key being that of `by` (or ''
+ * for totals). `dimensions` widens a narrow read of the days to several dimensions at once (the
+ * summary's distinct counts read their hours separately); `params` grows.
+ */
+export async function sourceSql(
+  db: Queryable,
   plan: Plan,
   orgId: string,
   by: Dimension | null,
   edges: Date[],
   filters: UsageFilters,
   params: unknown[],
-  dimensions?: (Dimension | 'all')[],
-): string {
+): Promise<string> {
   const p = (value: unknown) => {
     params.push(value);
     return `$${params.length}`;
   };
+  const keyOf = by ? DIMENSION_KEY[by] : "''";
   if (plan.table === 'wide') {
     const where = whereOf(
       'rollup',
@@ -64,11 +125,24 @@ export function sourceSql(
       filters,
       params,
     );
-    return `(SELECT NULL::text AS dimension, bucket, ${by ? DIMENSION_KEY[by] : "''"} AS key, ${SUMS}
-               FROM usage_hourly WHERE ${where})`;
+    return `(SELECT NULL::text AS dimension, bucket, ${keyOf} AS key, ${SUM_NAMES} FROM usage_hourly WHERE ${where})`;
   }
+  const { days, hours } = await coverageOf(db, orgId, edges);
+  // Both parts always: an empty list of days or hours reads nothing.
+  return `(${dailyPart(plan, orgId, [plan.dimension], days, p)}
+           UNION ALL
+           ${hourlyPart(plan, orgId, by, hours, filters, params)})`;
+}
+
+/** The day rows of `dimensions` for the stored days `days` (exact [bucket, day_end) pairs). */
+export function dailyPart(
+  plan: Extract<Plan, { table: 'narrow' }>,
+  orgId: string,
+  dimensions: (Dimension | 'all')[],
+  days: Interval[],
+  p: (value: unknown) => string,
+): string {
   const org = p(orgId);
-  const dims = p(dimensions ?? [plan.dimension]);
   let keyFilter = '';
   if (plan.filter) {
     const v = p(plan.filter.value);
@@ -79,26 +153,51 @@ export function sourceSql(
           ? ` AND r.key = lower(${v})`
           : ` AND r.key = ${v}`;
   }
-  const { days, hours } = rollupIntervals(edges);
-  const part = (table: string, intervals: { start: Date; end: Date }[]) => {
-    const lo = p(intervals.map((i) => i.start.toISOString()));
-    const hi = p(intervals.map((i) => i.end.toISOString()));
-    // LATERAL: one index range scan of (org_id, dimension, bucket) per interval.
-    return `SELECT r.dimension, r.bucket, r.key, r.${SUMS.split(', ').join(', r.')}
+  const starts = p(days.map((d) => d.start.toISOString()));
+  const ends = p(days.map((d) => d.end.toISOString()));
+  const dims = p(dimensions);
+  // LATERAL: one index range scan of (org_id, dimension, bucket, day_end) per day and dimension.
+  return `SELECT r.dimension, r.bucket, r.key, ${prefixed('r')}
+            FROM unnest(${starts}::timestamptz[], ${ends}::timestamptz[]) AS s (b, e)
+           CROSS JOIN unnest(${dims}::text[]) AS dm (dimension)
+           CROSS JOIN LATERAL (
+             SELECT * FROM usage_daily_dim r
+              WHERE r.org_id = ${org} AND r.dimension = dm.dimension AND r.bucket = s.b AND r.day_end = s.e${keyFilter}
+           ) AS r`;
+}
+
+/**
+ * The hours `hours` of one dimension (the wide rollup, under the plan's filter) or of the org total
+ * (`usage_hourly_total`, when neither a dimension nor a filter is asked for).
+ */
+export function hourlyPart(
+  plan: Extract<Plan, { table: 'narrow' }>,
+  orgId: string,
+  by: Dimension | null,
+  hours: Interval[],
+  filters: UsageFilters,
+  params: unknown[],
+): string {
+  const p = (value: unknown) => {
+    params.push(value);
+    return `$${params.length}`;
+  };
+  const lo = p(hours.map((h) => h.start.toISOString()));
+  const hi = p(hours.map((h) => h.end.toISOString()));
+  if (plan.dimension === 'all') {
+    const org = p(orgId);
+    return `SELECT 'all'::text AS dimension, t.bucket, ''::text AS key, ${prefixed('t')}
               FROM unnest(${lo}::timestamptz[], ${hi}::timestamptz[]) AS s (lo, hi)
              CROSS JOIN LATERAL (
-               SELECT * FROM ${table} r
-                WHERE r.org_id = ${org} AND r.dimension = ANY(${dims}::text[])
-                  AND r.bucket >= s.lo AND r.bucket < s.hi${keyFilter}
-             ) AS r`;
-  };
-  const parts = [
-    ...(days.length > 0 ? [part('usage_daily_dim', days)] : []),
-    ...(hours.length > 0 ? [part('usage_hourly_dim', hours)] : []),
-  ];
-  if (parts.length === 0)
-    return `(SELECT NULL::text AS dimension, NULL::timestamptz AS bucket, ''::text AS key, ${SUMS.split(', ')
-      .map((c) => `0::numeric AS ${c}`)
-      .join(', ')} WHERE false)`;
-  return `(${parts.join('\n UNION ALL\n')})`;
+               SELECT * FROM usage_hourly_total t WHERE t.org_id = ${org} AND t.bucket >= s.lo AND t.bucket < s.hi
+             ) AS t`;
+  }
+  // The wide rollup with the usual WHERE clause, bounded by each interval.
+  const where = `${whereOf('rollup', orgId, null, filters, params)} AND bucket >= s.lo AND bucket < s.hi`;
+  const keyOf = by ? DIMENSION_KEY[by] : "''";
+  return `SELECT '${plan.dimension}'::text AS dimension, w.bucket, w.key, ${prefixed('w')}
+            FROM unnest(${lo}::timestamptz[], ${hi}::timestamptz[]) AS s (lo, hi)
+           CROSS JOIN LATERAL (
+             SELECT bucket, ${keyOf} AS key, ${SUM_NAMES} FROM usage_hourly WHERE ${where}
+           ) AS w`;
 }
