@@ -50,6 +50,7 @@ export async function createCheckoutSession(
   if (value.cmp(max) > 0) {
     throw invalid('amount', `amount must be at most ${max.toDecimal(digits)} ${org.currency}`);
   }
+  if (minor > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid('amount', 'amount is too large');
   const credits = value.div(Ratio.parse(org.credit_value)).roundHalfEven(CREDIT_SCALE);
   const id = newPaymentId();
   const base = (ctx.config.TALLY_PUBLIC_URL ?? origin).replace(/\/+$/, '');
@@ -91,6 +92,7 @@ export async function createCheckoutSession(
               quantity: 1,
               price_data: {
                 currency: org.currency.toLowerCase(),
+                // Stripe takes integer minor units as a JSON number: exact below 2^53 (checked above).
                 unit_amount: Number(minor),
                 product_data: { name: `${formatCredits(credits)} credits (${org.name})` },
               },
