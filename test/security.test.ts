@@ -54,7 +54,11 @@ beforeAll(async () => {
   });
   const ingest = await t.call('POST', '/v1/events', {
     key: b.key,
-    body: { events: [event({ id: 'b-event', member: 'b-secret-user', workspace: 'b-ws' })] },
+    body: {
+      events: [
+        event({ id: 'b-event', member: 'b-secret-user', workspace: 'b-ws', conversation_id: 'b-conv' }),
+      ],
+    },
   });
   expect(ingest.body.results[0].status, JSON.stringify(ingest.body)).toBe('accepted');
   B = { ...b, memberId: member.body.id, eventId: 'b-event' };
@@ -134,6 +138,8 @@ describe('tenant isolation', () => {
       key: B.keyId,
       endpoint: endpoint.body.id,
       payment: checkout.body.id,
+      date: '2026-01-01',
+      conversation: 'b-conv',
     };
     const routes = Object.entries(doc.paths)
       .filter(([path]) => path.includes('{org}'))

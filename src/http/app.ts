@@ -27,6 +27,7 @@ import { paymentRoutes, unauthenticatedPaymentRoutes } from './routes/payments.t
 import { pricingRoutes } from './routes/pricing.ts';
 import { usageRoutes } from './routes/usage.ts';
 import { usageExportRoutes } from './routes/usageExport.ts';
+import { usageInsightRoutes } from './routes/usageInsights.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 
 export interface AppDeps {
@@ -115,6 +116,7 @@ export function buildApp(deps: AppDeps) {
   authorizationRoutes(app);
   limitRoutes(app);
   usageRoutes(app);
+  usageInsightRoutes(app);
   usageExportRoutes(app);
   alertRoutes(app);
   webhookRoutes(app);

@@ -11,10 +11,10 @@ import { DIMENSIONS } from '../../services/usage/scope.ts';
 import type { AppEnv } from '../env.ts';
 import { errorResponses, json, OrgParam, Text } from '../schemas.ts';
 
-const Amount = z.string().openapi({ example: '125.5' });
-const Count = z.int().nonnegative();
+export const Amount = z.string().openapi({ example: '125.5' });
+export const Count = z.int().nonnegative();
 
-const Filters = {
+export const Filters = {
   member: Text(200).optional().openapi({ description: "Member id (mem_...) or the host app's user id" }),
   feature: Text(200).optional(),
   model: Text(200).optional().openapi({ description: 'Model name, or provider/model' }),
@@ -38,10 +38,10 @@ const Range = {
     .openapi({ description: 'range=custom: YYYY-MM-DD (included) or RFC 3339 time (excluded)' }),
   granularity: z.enum(GRANULARITIES).optional(),
 };
-const UsageQuery = z.strictObject({ ...Range, ...Filters });
-const Cursor = z.string().max(512).optional();
+export const UsageQuery = z.strictObject({ ...Range, ...Filters });
+export const Cursor = z.string().max(512).optional();
 
-const RangeSchema = z
+export const RangeSchema = z
   .object({
     name: z.enum(RANGES),
     start: z.string(),
@@ -50,10 +50,10 @@ const RangeSchema = z
     previous_end: z.string(),
   })
   .openapi('UsageRange');
-const Tokens = z
+export const Tokens = z
   .object({ input: Count, output: Count, cache_read: Count, cache_write: Count, total: Count })
   .openapi('TokenCounts');
-const Unit = z.enum(['credits', 'usd', 'tokens']).openapi({
+export const Unit = z.enum(['credits', 'usd', 'tokens']).openapi({
   description: 'What the org pays in: credits; USD provider cost (BYOM); tokens only (BYOK)',
 });
 const Figures = {
@@ -63,7 +63,7 @@ const Figures = {
   calls: Count,
   tokens: Tokens,
 };
-const Total = z.object({
+export const Total = z.object({
   credits: Amount,
   cost: Amount,
   provider_cost_usd: Amount.nullable(),

@@ -1,0 +1,265 @@
+/**
+ * Usage insights: the itemized entries of one day, one conversation with its messages and files,
+ * patterns (busiest hours and weekdays, week over week), the spend forecast and spend anomalies.
+ */
+import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
+import { getConversation } from '../../services/usage/getConversation.ts';
+import { getDayItems } from '../../services/usage/getDayItems.ts';
+import { getUsageAnomalies } from '../../services/usage/getUsageAnomalies.ts';
+import { getUsageForecast } from '../../services/usage/getUsageForecast.ts';
+import { getUsagePatterns } from '../../services/usage/getUsagePatterns.ts';
+import type { AppEnv } from '../env.ts';
+import { errorResponses, json, OrgParam, Text } from '../schemas.ts';
+import { Amount, Count, Cursor, Filters, RangeSchema, Tokens, Total, Unit, UsageQuery } from './usage.ts';
+
+const Operator = Amount.nullable().openapi({ description: 'Operator keys only' });
+
+export const UsageDaySchema = z
+  .object({
+    object: z.literal('usage_day'),
+    org_id: z.string(),
+    date: z.string(),
+    timezone: z.string(),
+    start: z.string(),
+    end: z.string(),
+    unit: Unit,
+    currency: z.string(),
+    total: Total,
+    data: z.array(
+      z.object({
+        category: z.string().openapi({ description: 'The feature' }),
+        operation: z.string().openapi({ example: 'openai/gpt-4o output tokens' }),
+        provider: z.string(),
+        model: z.string(),
+        component: z.string(),
+        quantity: z.string().openapi({ description: 'Units of the component (tokens, images, ...)' }),
+        billing_unit: z.string().openapi({ example: '1K tokens' }),
+        unit_price: Amount.openapi({ description: 'Cost per billing unit, 8 decimals' }),
+        calls: Count,
+        credits: Amount,
+        cost: Amount,
+        provider_cost_usd: Operator,
+      }),
+    ),
+    truncated: z.boolean(),
+  })
+  .openapi('UsageDay');
+
+const ConversationFigures = {
+  calls: Count,
+  tokens: Tokens,
+  input_breakdown: z
+    .object({ message: z.int().nullable(), context: z.int().nullable(), files: z.int().nullable() })
+    .openapi({ description: 'From metadata.input_tokens of the events, when they say' }),
+  credits: Amount,
+  cost: Amount,
+  provider_cost_usd: Operator,
+};
+export const ConversationUsageSchema = z
+  .object({
+    object: z.literal('conversation_usage'),
+    id: z.string(),
+    org_id: z.string(),
+    unit: Unit,
+    currency: z.string(),
+    started_at: z.string(),
+    ended_at: z.string(),
+    duration_seconds: z.int().nonnegative(),
+    members: Count,
+    messages: Count,
+    ...ConversationFigures,
+    files: z.array(
+      z.object({
+        id: z.string(),
+        name: z.string().nullable(),
+        size_bytes: z.int().nullable(),
+        extracted_tokens: z.int().nullable(),
+        messages: Count,
+      }),
+    ),
+    data: z.array(
+      z.object({
+        message_id: z.string(),
+        started_at: z.string(),
+        ended_at: z.string(),
+        models: z.array(z.string()),
+        features: z.array(z.string()),
+        ...ConversationFigures,
+      }),
+    ),
+    has_more: z.boolean(),
+    next_cursor: z.string().nullable(),
+  })
+  .openapi('ConversationUsage');
+
+const Cell = { credits: Amount, cost: Amount, calls: Count, tokens: Count, share: z.string() };
+const Trend = z.object({
+  direction: z.enum(['up', 'down', 'flat', 'new']),
+  percent: z.int().nullable(),
+  label: z.string(),
+});
+const Short = z.object({ credits: Amount, cost: Amount, calls: Count, tokens: Count });
+export const UsagePatternsSchema = z
+  .object({
+    object: z.literal('usage_patterns'),
+    org_id: z.string(),
+    range: RangeSchema,
+    timezone: z.string(),
+    unit: Unit,
+    currency: z.string(),
+    total: Short,
+    busiest_hour: z.int().min(0).max(23).nullable(),
+    busiest_weekday: z.int().min(1).max(7).nullable().openapi({ description: '1 = Monday ... 7 = Sunday' }),
+    hours: z.array(z.object({ hour: z.int(), ...Cell })),
+    weekdays: z.array(z.object({ weekday: z.int(), name: z.string(), days: Count, ...Cell })),
+    weeks: z.array(
+      z.object({
+        start: z.string(),
+        end: z.string(),
+        credits: Amount,
+        cost: Amount,
+        calls: Count,
+        change: Trend.nullable(),
+      }),
+    ),
+    week_over_week: z.object({ current: Short, previous: Short, trend: Trend }),
+  })
+  .openapi('UsagePatterns');
+
+const Scenario = z.object({ amount: Amount, cost: Amount });
+const Scenarios = { conservative: Scenario, likely: Scenario, aggressive: Scenario };
+export const UsageForecastSchema = z
+  .object({
+    object: z.literal('usage_forecast'),
+    org_id: z.string(),
+    timezone: z.string(),
+    unit: Unit,
+    currency: z.string(),
+    method: z.string(),
+    as_of: z.string(),
+    history_days: Count,
+    weekday_factors: z.array(z.string()).openapi({ description: 'Sunday first' }),
+    trend_per_day: Amount,
+    today: z.object({ date: z.string(), actual: Scenario, elapsed: z.string() }),
+    next_30_days: z.object({ start: z.string(), end: z.string(), ...Scenarios }),
+    end_of_month: z.object({ month: z.string(), end: z.string(), month_to_date: Scenario, ...Scenarios }),
+    run_out: z
+      .object({
+        available: Amount,
+        likely_date: z.string().nullable(),
+        earliest_date: z.string().nullable(),
+        latest_date: z.string().nullable(),
+      })
+      .nullable()
+      .openapi({ description: 'Credit orgs only; a date is null when not within a year' }),
+  })
+  .openapi('UsageForecast');
+
+export const UsageAnomaliesSchema = z
+  .object({
+    object: z.literal('usage_anomalies'),
+    org_id: z.string(),
+    timezone: z.string(),
+    unit: Unit,
+    currency: z.string(),
+    measure: z.enum(['credits', 'usd', 'calls']),
+    baseline_days: Count,
+    days: Count,
+    method: z.string(),
+    data: z.array(
+      z.object({
+        date: z.string(),
+        scope: z.enum(['org', 'member', 'feature']),
+        key: z.string(),
+        label: z.string(),
+        value: Amount,
+        median: Amount,
+        mad: Amount,
+        score: z.number(),
+        severity: z.enum(['low', 'medium', 'high']),
+      }),
+    ),
+  })
+  .openapi('UsageAnomalies');
+
+const route = <R extends Parameters<typeof createRoute>[0]>(r: R) => createRoute({ tags: ['Usage'], ...r });
+
+export function usageInsightRoutes(app: OpenAPIHono<AppEnv>) {
+  app.openapi(
+    route({
+      method: 'get',
+      path: '/v1/orgs/{org}/usage/days/{date}',
+      summary: 'Itemized entries of one day: category, operation, unit price, quantity and cost',
+      request: {
+        params: OrgParam.extend({
+          date: z
+            .string()
+            .max(10)
+            .openapi({ param: { name: 'date', in: 'path' }, example: '2026-03-14' }),
+        }),
+        query: z.strictObject(Filters),
+      },
+      responses: { 200: json(UsageDaySchema, 'The day'), ...errorResponses },
+    }),
+    async (c) => {
+      const { org, date } = c.req.valid('param');
+      return c.json(await getDayItems(c.get('ctx'), org, date, c.req.valid('query')), 200);
+    },
+  );
+  app.openapi(
+    route({
+      method: 'get',
+      path: '/v1/orgs/{org}/conversations/{conversation}',
+      summary: 'One conversation: totals, duration, files, and its messages oldest first',
+      request: {
+        params: OrgParam.extend({
+          conversation: Text(200).openapi({ param: { name: 'conversation', in: 'path' } }),
+        }),
+        query: z.strictObject({
+          limit: z.coerce.number().int().min(1).max(500).default(100),
+          cursor: Cursor,
+        }),
+      },
+      responses: { 200: json(ConversationUsageSchema, 'The conversation'), ...errorResponses },
+    }),
+    async (c) => {
+      const { org, conversation } = c.req.valid('param');
+      return c.json(await getConversation(c.get('ctx'), org, conversation, c.req.valid('query')), 200);
+    },
+  );
+  app.openapi(
+    route({
+      method: 'get',
+      path: '/v1/orgs/{org}/usage/patterns',
+      summary: 'Busiest hours and weekdays in the org time zone, and week over week',
+      request: { params: OrgParam, query: UsageQuery },
+      responses: { 200: json(UsagePatternsSchema, 'The patterns'), ...errorResponses },
+    }),
+    async (c) =>
+      c.json(await getUsagePatterns(c.get('ctx'), c.req.valid('param').org, c.req.valid('query')), 200),
+  );
+  app.openapi(
+    route({
+      method: 'get',
+      path: '/v1/orgs/{org}/usage/forecast',
+      summary: 'Next 30 days and end of month (conservative, likely, aggressive) and the run-out date',
+      request: { params: OrgParam, query: z.strictObject({}) },
+      responses: { 200: json(UsageForecastSchema, 'The forecast'), ...errorResponses },
+    }),
+    async (c) => c.json(await getUsageForecast(c.get('ctx'), c.req.valid('param').org), 200),
+  );
+  app.openapi(
+    route({
+      method: 'get',
+      path: '/v1/orgs/{org}/usage/anomalies',
+      summary: 'Unusual daily spend of the org, members and features against the trailing 4 weeks',
+      request: {
+        params: OrgParam,
+        query: z.strictObject({ days: z.coerce.number().int().min(1).max(30).default(7) }),
+      },
+      responses: { 200: json(UsageAnomaliesSchema, 'The anomalies'), ...errorResponses },
+    }),
+    async (c) =>
+      c.json(await getUsageAnomalies(c.get('ctx'), c.req.valid('param').org, c.req.valid('query')), 200),
+  );
+}

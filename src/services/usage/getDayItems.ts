@@ -1,0 +1,166 @@
+/**
+ * Itemized entries of one day in the org's time zone (the daily detail page): one line per
+ * category (feature), operation (provider, model and priced component: input tokens, cached input,
+ * output tokens, images, ...), with the quantity, the unit price and the cost, read from the
+ * components each event was priced with (`events.components`).
+ *
+ * Credits per line are the sums of the components' credits, which add up to each event's credits,
+ * so the lines add up to the day's total exactly. The cost of a line is its credits times the
+ * credit value the event was priced at (exact); for BYOM orgs, whose cost is the provider cost, it
+ * is the components' provider cost (10 decimals; the day's total is the events' cost, each rounded
+ * to micro-dollars). The unit price is cost / quantity per billing unit, rounded once, half to even,
+ * to 8 decimals. An event without priced components (BYOK) is one "call" line with its tokens.
+ */
+import { isCalendarDate } from '../../domain/calendar.ts';
+import { decimalUnits, formatCredits, formatUnits, Ratio } from '../../domain/money.ts';
+import { startOfLocalDay } from '../../domain/periods.ts';
+import { floorHour } from '../../domain/ranges.ts';
+import type { Ctx } from '../context.ts';
+import { ServiceError } from '../errors.ts';
+import {
+  COST_SCALE,
+  figuresView,
+  loadScope,
+  PCOST_SCALE,
+  type SumRow,
+  totalsOf,
+  type UsageFilters,
+  whereOf,
+} from './scope.ts';
+
+/** How many units of each component a unit price is quoted for, and what that unit is called. */
+const BILLING_UNITS: Record<string, { per: bigint; unit: string }> = {
+  input: { per: 1000n, unit: '1K tokens' },
+  cache_read: { per: 1000n, unit: '1K tokens' },
+  cache_write: { per: 1000n, unit: '1K tokens' },
+  input_audio: { per: 1000n, unit: '1K tokens' },
+  output: { per: 1000n, unit: '1K tokens' },
+  output_audio: { per: 1000n, unit: '1K tokens' },
+  images: { per: 1n, unit: 'image' },
+  seconds: { per: 60n, unit: 'minute' },
+  requests: { per: 1n, unit: 'request' },
+  web_searches: { per: 1n, unit: 'search' },
+  call: { per: 1n, unit: 'call' },
+};
+const COMPONENT_LABEL: Record<string, string> = {
+  input: 'input tokens',
+  cache_read: 'cached input tokens',
+  cache_write: 'cache write tokens',
+  input_audio: 'audio input tokens',
+  output: 'output tokens',
+  output_audio: 'audio output tokens',
+  images: 'images',
+  seconds: 'audio seconds',
+  requests: 'requests',
+  web_searches: 'web searches',
+  call: 'calls (unpriced)',
+};
+const UNIT_PRICE_SCALE = 8;
+export const MAX_DAY_ITEMS = 2_000;
+
+export async function getDayItems(
+  ctx: Ctx,
+  orgId: string,
+  date: string,
+  filters: UsageFilters,
+  now = new Date(),
+) {
+  const scope = await loadScope(ctx, orgId, { range: '1d' }, now);
+  if (!isCalendarDate(date)) {
+    throw new ServiceError(400, 'invalid_field', 'date must be a calendar date (YYYY-MM-DD)', 'date');
+  }
+  const zone = scope.org.timezone;
+  const [y, m, d] = date.split('-').map(Number) as [number, number, number];
+  const next = new Date(Date.UTC(y, m - 1, d + 1));
+  // The day on whole UTC hours, as report ranges and the daily totals cut it.
+  const start = floorHour(startOfLocalDay(zone, y, m, d));
+  const end = floorHour(
+    startOfLocalDay(zone, next.getUTCFullYear(), next.getUTCMonth() + 1, next.getUTCDate()),
+  );
+  const params: unknown[] = [];
+  const where = whereOf('events', orgId, { start, end }, filters, params);
+  const items = await ctx.db.query<{
+    category: string;
+    provider: string;
+    model: string;
+    component: string;
+    quantity: string;
+    calls: string;
+    credits: string;
+    cost: string;
+    provider_cost_usd: string;
+  }>(
+    `SELECT e.feature AS category, e.provider, e.model, coalesce(c->>'component', 'call') AS component,
+            sum(coalesce((c->>'quantity')::numeric, 1))::text AS quantity, count(DISTINCT e.id)::text AS calls,
+            round(sum(coalesce((c->>'credits')::numeric, e.credits / 1000000.0)), 6)::text AS credits,
+            round(sum(CASE WHEN e.pricing->>'billing_mode' = 'byom' THEN coalesce((c->>'provider_cost_usd')::numeric, e.cost)
+                           WHEN c IS NULL THEN e.cost
+                           ELSE (c->>'credits')::numeric * (e.pricing->>'credit_value')::numeric END), 12)::text AS cost,
+            round(sum(coalesce((c->>'provider_cost_usd')::numeric, e.provider_cost_usd)), 10)::text AS provider_cost_usd
+       FROM events e
+       LEFT JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(e.components) = 'array' THEN e.components END) AS c
+         ON true
+      WHERE ${where}
+      GROUP BY 1, 2, 3, 4
+      ORDER BY sum(coalesce((c->>'credits')::numeric, e.credits / 1000000.0)) DESC, 1, 2, 3, 4
+      LIMIT ${MAX_DAY_ITEMS + 1}`,
+    params,
+  );
+  const totalParams: unknown[] = [];
+  const [total] = await ctx.db.query<SumRow>(
+    `SELECT count(*)::text AS calls, coalesce(sum(credits), 0)::text AS credits, coalesce(sum(cost), 0)::text AS cost,
+            coalesce(sum(provider_cost_usd), 0)::text AS provider_cost_usd,
+            coalesce(sum(input_tokens), 0)::text AS input_tokens, coalesce(sum(output_tokens), 0)::text AS output_tokens,
+            coalesce(sum(cache_read_tokens), 0)::text AS cache_read_tokens,
+            coalesce(sum(cache_write_tokens), 0)::text AS cache_write_tokens
+       FROM events e WHERE ${whereOf('events', orgId, { start, end }, filters, totalParams)}`,
+    totalParams,
+  );
+  const truncated = items.length > MAX_DAY_ITEMS;
+  return {
+    object: 'usage_day' as const,
+    org_id: orgId,
+    date,
+    timezone: zone,
+    start: start.toISOString(),
+    end: end.toISOString(),
+    unit: scope.unit,
+    currency: scope.currency,
+    total: (() => {
+      const v = figuresView(totalsOf(total!), scope.operator);
+      return { credits: v.credits, cost: v.cost, provider_cost_usd: v.provider_cost_usd, calls: v.calls };
+    })(),
+    data: items.slice(0, MAX_DAY_ITEMS).map((r) => {
+      const billing = BILLING_UNITS[r.component] ?? { per: 1n, unit: 'unit' };
+      const quantity = BigInt(r.quantity.split('.')[0]!);
+      const cost = decimalUnits(r.cost, COST_SCALE);
+      const unitPrice =
+        quantity > 0n
+          ? formatUnits(
+              Ratio.fromUnits(cost, COST_SCALE)
+                .mul(Ratio.of(billing.per, quantity))
+                .roundHalfEven(UNIT_PRICE_SCALE),
+              UNIT_PRICE_SCALE,
+            )
+          : '0';
+      return {
+        category: r.category,
+        operation: `${r.provider}/${r.model} ${COMPONENT_LABEL[r.component] ?? r.component}`,
+        provider: r.provider,
+        model: r.model,
+        component: r.component,
+        quantity: quantity.toString(),
+        billing_unit: billing.unit,
+        unit_price: unitPrice,
+        calls: Number(r.calls),
+        credits: formatCredits(decimalUnits(r.credits, 6)),
+        cost: formatUnits(cost, COST_SCALE),
+        provider_cost_usd: scope.operator
+          ? formatUnits(decimalUnits(r.provider_cost_usd, PCOST_SCALE), PCOST_SCALE)
+          : null,
+      };
+    }),
+    truncated,
+  };
+}
+export type UsageDay = Awaited<ReturnType<typeof getDayItems>>;
