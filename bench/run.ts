@@ -17,7 +17,7 @@ import type { BenchModule, BenchOptions, BenchResult } from './types.ts';
 import { usage } from './usage.ts';
 
 /** Every benchmark, in the order they run and appear in BENCHMARKS.md. */
-export const MODULES: BenchModule[] = [ingest, authorize];
+export const MODULES: BenchModule[] = [ingest, authorize, usage];
 
 const OUTPUT = fileURLToPath(new URL('../BENCHMARKS.md', import.meta.url));
 
