@@ -14,7 +14,7 @@ import {
   UsageSummarySchema,
   UsageTimeseriesSchema,
 } from '../src/http/routes/usage.ts';
-import { planOf } from '../src/services/usage/source.ts';
+import { coverageOf, planOf } from '../src/services/usage/source.ts';
 import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
 
 const DAY = 86_400_000;
@@ -258,6 +258,53 @@ async function narrowSnapshot(orgId: string) {
     ),
   };
 }
+
+describe('coverage of report buckets by stored days', () => {
+  it('uses a day clipped by the range only when its clipped hours hold no usage, never overlapping days', async () => {
+    const org = 'org_coverage_test';
+    const z = (iso: string) => new Date(iso);
+    const day = (s: string, e: string) =>
+      t.db.query(
+        `INSERT INTO usage_daily_dim (org_id, dimension, bucket, day_end, key, calls, credits, cost, provider_cost_usd,
+           input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
+         VALUES ($1, 'all', $2, $3, '', 1, 1, 0, 0, 0, 0, 0, 0)`,
+        [org, s, e],
+      );
+    const hour = (h: string) =>
+      t.db.query(
+        `INSERT INTO usage_hourly_total (org_id, bucket, calls, credits, cost, provider_cost_usd, input_tokens,
+           output_tokens, cache_read_tokens, cache_write_tokens) VALUES ($1, $2, 1, 1, 0, 0, 0, 0, 0, 0)`,
+        [org, h],
+      );
+    await day('2026-03-01T23:00:00Z', '2026-03-02T23:00:00Z');
+    await day('2026-03-02T23:00:00Z', '2026-03-03T23:00:00Z');
+    await hour('2026-03-02T05:00:00Z');
+    await hour('2026-03-03T05:00:00Z');
+    const edges = [z('2026-03-01T23:00:00Z'), z('2026-03-03T08:00:00Z')];
+    let c = await coverageOf(t.db, org, edges);
+    // Today (the second day) ends after the range, but holds nothing later: read as a day.
+    expect(c.days.map((d) => [d.from.toISOString(), d.to.toISOString()])).toEqual([
+      ['2026-03-01T23:00:00.000Z', '2026-03-02T23:00:00.000Z'],
+      ['2026-03-02T23:00:00.000Z', '2026-03-03T08:00:00.000Z'],
+    ]);
+    expect(c.hours).toEqual([]);
+    // An event dated after the range end (clocks may run 5 minutes ahead): today is read hourly.
+    await hour('2026-03-03T08:00:00Z');
+    c = await coverageOf(t.db, org, edges);
+    expect(c.days).toHaveLength(1);
+    expect(c.hours).toEqual([{ start: z('2026-03-02T23:00:00Z'), end: z('2026-03-03T08:00:00Z') }]);
+    // Two report buckets cutting the first day: it is read hourly.
+    c = await coverageOf(t.db, org, [edges[0]!, z('2026-03-02T12:00:00Z'), edges[1]!]);
+    expect(c.days).toEqual([]);
+    expect(c.hours).toEqual([{ start: edges[0], end: edges[1] }]);
+    // A day of another zone overlapping the first: neither is used.
+    await day('2026-03-02T08:00:00Z', '2026-03-03T08:00:00Z');
+    c = await coverageOf(t.db, org, [z('2026-03-01T23:00:00Z'), z('2026-03-05T00:00:00Z')]);
+    expect(c.days).toEqual([]);
+    await t.db.query('DELETE FROM usage_daily_dim WHERE org_id = $1', [org]);
+    await t.db.query('DELETE FROM usage_hourly_total WHERE org_id = $1', [org]);
+  });
+});
 
 describe('a time-zone change', () => {
   it('keeps every report exact while days of two zones overlap', async () => {

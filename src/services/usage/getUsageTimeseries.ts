@@ -27,7 +27,7 @@ import {
   weightOf,
   zeroTotals,
 } from './scope.ts';
-import { planOf, sourceSql } from './source.ts';
+import { planOf, SUM_NAMES, sourceSql } from './source.ts';
 
 export const OTHER_KEY = '__other__';
 
@@ -70,7 +70,10 @@ export async function getUsageTimeseries(ctx: Ctx, orgId: string, query: Timeser
     `SELECT to_char(date_trunc('${g}', (bucket + interval '1 hour' - interval '1 microsecond') AT TIME ZONE $${params.length}),
                     'YYYY-MM-DD"T"HH24:MI:SS') AS local,
             key, ${SUM_COLUMNS}
-       FROM ${src} AS u GROUP BY 1, 2`,
+       FROM (SELECT bucket, key, ${SUM_NAMES.split(', ')
+         .map((c) => `sum(${c}) AS ${c}`)
+         .join(', ')} FROM ${src} AS r GROUP BY 1, 2) AS u
+      GROUP BY 1, 2`,
     params,
   );
 

@@ -49,29 +49,48 @@ const prefixed = (alias: string) =>
 
 const DAY_MS = 86_400_000;
 
-/** Day rows to read (each [start, end) exactly as stored) and the hours left to read hourly. */
+/**
+ * Day rows to read, each named by its stored [start, end) and standing for the span [from, to) of
+ * the report (the day clipped to the range, when the hours clipped off hold no usage), and the
+ * hours left to read hourly.
+ */
 export interface Coverage {
-  days: Interval[];
+  days: (Interval & { from: Date; to: Date })[];
   hours: Interval[];
 }
 
 /**
  * Which stored org-local days answer the report buckets delimited by `edges` (whole UTC hours,
- * ascending: bucket i is [edges[i], edges[i + 1])): those overlapping no other stored day and lying
- * inside one bucket. The rest of the span is left to hourly rows.
+ * ascending: bucket i is [edges[i], edges[i + 1])): those overlapping no other stored day whose
+ * span inside the report lies in one bucket, and which hold no usage outside the report (today's
+ * row, for a range ending with the current hour, once no event is dated later: events may be up to
+ * 5 minutes ahead of the clock). The rest of the span is left to hourly rows.
  */
 export async function coverageOf(db: Queryable, orgId: string, edges: Date[]): Promise<Coverage> {
-  const start = edges[0]!;
-  const end = edges[edges.length - 1]!;
-  const stored = await db.query<{ s: Date; e: Date }>(
-    `SELECT DISTINCT bucket AS s, day_end AS e FROM usage_daily_dim
+  const start = edges[0]!.getTime();
+  const end = edges[edges.length - 1]!.getTime();
+  // A stored day is at most a few hours longer than 24 (DST, zone changes): look 3 days around.
+  const rows = await db.query<{ kind: 'day' | 'hour'; s: Date; e: Date }>(
+    `SELECT 'day' AS kind, bucket AS s, day_end AS e FROM usage_daily_dim
       WHERE org_id = $1 AND dimension = 'all' AND bucket >= $2 AND bucket < $3 AND day_end > $4
-      ORDER BY 1, 2`,
-    // A stored day is at most a few hours longer than 24 (DST, zone changes): look 3 days back.
-    [orgId, new Date(start.getTime() - 3 * DAY_MS).toISOString(), end.toISOString(), start.toISOString()],
+     UNION ALL
+     SELECT 'hour', bucket, bucket FROM usage_hourly_total
+      WHERE org_id = $1 AND ((bucket >= $2 AND bucket < $4) OR (bucket >= $3 AND bucket < $5))
+     ORDER BY 1, 2, 3`,
+    [
+      orgId,
+      new Date(start - 3 * DAY_MS).toISOString(),
+      new Date(end).toISOString(),
+      new Date(start).toISOString(),
+      new Date(end + 3 * DAY_MS).toISOString(),
+    ],
   );
-  const segs = stored.map((r) => ({ s: new Date(r.s).getTime(), e: new Date(r.e).getTime() }));
-  const days: Interval[] = [];
+  const used = rows.filter((r) => r.kind === 'hour').map((r) => new Date(r.s).getTime());
+  const usageIn = (lo: number, hi: number) => used.some((h) => h >= lo && h < hi);
+  const segs = rows
+    .filter((r) => r.kind === 'day')
+    .map((r) => ({ s: new Date(r.s).getTime(), e: new Date(r.e).getTime() }));
+  const days: Coverage['days'] = [];
   let bucket = 0;
   let endBefore = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < segs.length; i++) {
@@ -82,19 +101,22 @@ export async function coverageOf(db: Queryable, orgId: string, edges: Date[]): P
     const overlaps = endBefore > s || (next !== undefined && next.s < e);
     endBefore = Math.max(endBefore, e);
     if (overlaps) continue;
-    while (bucket + 1 < edges.length && edges[bucket + 1]!.getTime() <= s) bucket++;
+    const from = Math.max(s, start);
+    const to = Math.min(e, end);
+    if (from >= to || usageIn(s, from) || usageIn(to, e)) continue;
+    while (bucket + 1 < edges.length && edges[bucket + 1]!.getTime() <= from) bucket++;
     if (bucket + 1 >= edges.length) break;
-    if (s >= edges[bucket]!.getTime() && e <= edges[bucket + 1]!.getTime()) {
-      days.push({ start: new Date(s), end: new Date(e) });
+    if (from >= edges[bucket]!.getTime() && to <= edges[bucket + 1]!.getTime()) {
+      days.push({ start: new Date(s), end: new Date(e), from: new Date(from), to: new Date(to) });
     }
   }
   const hours: Interval[] = [];
-  let at = start.getTime();
+  let at = start;
   for (const d of days) {
-    if (d.start.getTime() > at) hours.push({ start: new Date(at), end: d.start });
-    at = d.end.getTime();
+    if (d.from.getTime() > at) hours.push({ start: new Date(at), end: d.from });
+    at = d.to.getTime();
   }
-  if (end.getTime() > at) hours.push({ start: new Date(at), end });
+  if (end > at) hours.push({ start: new Date(at), end: new Date(end) });
   return { days, hours };
 }
 
@@ -134,12 +156,15 @@ export async function sourceSql(
            ${hourlyPart(plan, orgId, by, hours, filters, params)})`;
 }
 
-/** The day rows of `dimensions` for the stored days `days` (exact [bucket, day_end) pairs). */
+/**
+ * The day rows of `dimensions` for the stored days `days` (exact [bucket, day_end) pairs), each
+ * dated at the start of its span in the report (so a time series puts it in the right bucket).
+ */
 export function dailyPart(
   plan: Extract<Plan, { table: 'narrow' }>,
   orgId: string,
   dimensions: (Dimension | 'all')[],
-  days: Interval[],
+  days: Coverage['days'],
   p: (value: unknown) => string,
 ): string {
   const org = p(orgId);
@@ -155,10 +180,11 @@ export function dailyPart(
   }
   const starts = p(days.map((d) => d.start.toISOString()));
   const ends = p(days.map((d) => d.end.toISOString()));
+  const froms = p(days.map((d) => d.from.toISOString()));
   const dims = p(dimensions);
   // LATERAL: one index range scan of (org_id, dimension, bucket, day_end) per day and dimension.
-  return `SELECT r.dimension, r.bucket, r.key, ${prefixed('r')}
-            FROM unnest(${starts}::timestamptz[], ${ends}::timestamptz[]) AS s (b, e)
+  return `SELECT r.dimension, s.f AS bucket, r.key, ${prefixed('r')}
+            FROM unnest(${starts}::timestamptz[], ${ends}::timestamptz[], ${froms}::timestamptz[]) AS s (b, e, f)
            CROSS JOIN unnest(${dims}::text[]) AS dm (dimension)
            CROSS JOIN LATERAL (
              SELECT * FROM usage_daily_dim r
