@@ -94,7 +94,7 @@ function generateSql(prefix: string): string {
                'credits', (in_credits / 1000000.0)::text, 'provider_cost_usd', round(in_credits * 0.000000007, 10)::text),
              jsonb_build_object('component', 'output', 'quantity', outp::text,
                'credits', (out_credits / 1000000.0)::text, 'provider_cost_usd', round(out_credits * 0.000000007, 10)::text)),
-           '{}'::jsonb, md5(g::text)
+           jsonb_build_object('credit_value', '0.01', 'billing_mode', 'credits'), md5(g::text)
       FROM y ORDER BY at`;
 }
 
@@ -136,7 +136,7 @@ interface DataSet {
   rows: { wide: number; hourlyTotal: number; dailyDim: number };
 }
 
-async function buildDataSet(
+export async function buildDataSet(
   tally: RunningTally,
   size: { events: number; others: number; otherEvents: number },
   log: (line: string) => void,

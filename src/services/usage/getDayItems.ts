@@ -79,6 +79,7 @@ export async function getDayItems(
   );
   const params: unknown[] = [];
   const where = whereOf('events', orgId, { start, end }, filters, params);
+  // The credit value each event was priced at (in its pricing record), else the org's.
   const items = await ctx.db.query<{
     category: string;
     provider: string;
@@ -91,11 +92,12 @@ export async function getDayItems(
     provider_cost_usd: string;
   }>(
     `SELECT e.feature AS category, e.provider, e.model, coalesce(c->>'component', 'call') AS component,
-            sum(coalesce((c->>'quantity')::numeric, 1))::text AS quantity, count(DISTINCT e.id)::text AS calls,
+            sum(coalesce((c->>'quantity')::numeric, 1))::text AS quantity, count(*)::text AS calls,
             round(sum(coalesce((c->>'credits')::numeric, e.credits / 1000000.0)), 6)::text AS credits,
             round(sum(CASE WHEN e.pricing->>'billing_mode' = 'byom' THEN coalesce((c->>'provider_cost_usd')::numeric, e.cost)
                            WHEN c IS NULL THEN e.cost
-                           ELSE (c->>'credits')::numeric * (e.pricing->>'credit_value')::numeric END), 12)::text AS cost,
+                           ELSE (c->>'credits')::numeric
+                                * coalesce((e.pricing->>'credit_value')::numeric, $${params.length + 1}::numeric) END), 12)::text AS cost,
             round(sum(coalesce((c->>'provider_cost_usd')::numeric, e.provider_cost_usd)), 10)::text AS provider_cost_usd
        FROM events e
        LEFT JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(e.components) = 'array' THEN e.components END) AS c
@@ -104,7 +106,7 @@ export async function getDayItems(
       GROUP BY 1, 2, 3, 4
       ORDER BY sum(coalesce((c->>'credits')::numeric, e.credits / 1000000.0)) DESC, 1, 2, 3, 4
       LIMIT ${MAX_DAY_ITEMS + 1}`,
-    params,
+    [...params, scope.org.credit_value],
   );
   const totalParams: unknown[] = [];
   const [total] = await ctx.db.query<SumRow>(

@@ -5,18 +5,19 @@
  * (`robustScore`), with a severity. Only spikes upward are reported, newest and strongest first.
  *
  * Spend is what the org pays in: credits, USD for BYOM, and calls for BYOK (which has no cost).
- * Daily values come from the usage time series (narrow daily rollups), so they equal the daily
- * totals exactly; statistics run on numbers, the amounts shown are the exact decimal strings.
+ * Daily values come from the rollups as the time series reads them (stored org-local days, hours
+ * for the rest), so they equal the daily totals exactly; statistics run on numbers, the amounts shown are the exact decimal strings.
  */
 import { dateIn } from '../../domain/calendar.ts';
 import { robustScore, type Severity } from '../../domain/forecast.ts';
 import { decimalUnits, formatUnits } from '../../domain/money.ts';
+import { startOfLocalDay } from '../../domain/periods.ts';
+import { floorHour } from '../../domain/ranges.ts';
 import type { Ctx } from '../context.ts';
-import { getUsageTimeseries } from './getUsageTimeseries.ts';
-import { COST_SCALE, type Dimension, loadScope } from './scope.ts';
+import { COST_SCALE, type Dimension, labelsFor, loadScope } from './scope.ts';
+import { planOf, sourceSql } from './source.ts';
 
 const DAY_MS = 86_400_000;
-const HOUR_MS = 3_600_000;
 export const BASELINE_DAYS = 28;
 
 export interface AnomalyQuery {
@@ -45,12 +46,6 @@ export async function getUsageAnomalies(ctx: Ctx, orgId: string, query: AnomalyQ
   // Units the score is computed in, and the smallest baseline spread that counts.
   const scale = unit === 'credits' ? 6 : unit === 'usd' ? COST_SCALE : 0;
   const minScale = unit === 'credits' ? 1_000_000 : unit === 'usd' ? 10 ** 10 : 10;
-  const spendOf = (x: { credits: string; cost: string; calls: number }) =>
-    unit === 'credits'
-      ? decimalUnits(x.credits, 6)
-      : unit === 'usd'
-        ? decimalUnits(x.cost, COST_SCALE)
-        : BigInt(x.calls);
   const show = (v: number) => formatUnits(BigInt(Math.round(v)), scale);
 
   const out: Anomaly[] = [];
@@ -78,40 +73,49 @@ export async function getUsageAnomalies(ctx: Ctx, orgId: string, query: AnomalyQ
       });
     }
   };
-  for (const split of [null, 'member', 'feature'] as (Dimension | null)[]) {
-    const ts = await getUsageTimeseries(
-      ctx,
-      orgId,
-      {
-        range: 'custom',
-        from: first,
-        to: today,
-        granularity: 'day',
-        ...(split ? { split } : {}),
-        split_limit: 100_000,
-        cumulative: false,
-      },
-      now,
+  // Local days from `first` to today, on whole UTC hours; one row per day and key.
+  const dates = Array.from({ length: query.days + BASELINE_DAYS }, (_, i) =>
+    new Date(Date.parse(`${first}T00:00:00Z`) + i * DAY_MS).toISOString().slice(0, 10),
+  );
+  const edges = [...dates, new Date(todayUtc + DAY_MS).toISOString().slice(0, 10)].map((d) => {
+    const [y, m, dd] = d.split('-').map(Number) as [number, number, number];
+    return floorHour(startOfLocalDay(zone, y, m, dd));
+  });
+  for (const dimension of ['all', 'member', 'feature'] as const) {
+    const by: Dimension | null = dimension === 'all' ? null : dimension;
+    const params: unknown[] = [];
+    const src = await sourceSql(ctx.db, planOf(by, {}), orgId, by, edges, {}, params);
+    params.push(edges.map((e) => e.toISOString()));
+    const rows = await ctx.db.query<{ i: number; key: string; credits: string; cost: string; calls: string }>(
+      `SELECT width_bucket(bucket, $${params.length}::timestamptz[]) AS i, key, sum(credits)::text AS credits,
+              sum(cost)::text AS cost, sum(calls)::text AS calls
+         FROM ${src} AS u GROUP BY 1, 2`,
+      params,
     );
-    const dates = ts.data.map((b) => dateIn(zone, new Date(new Date(b.start).getTime() + HOUR_MS - 1)));
-    if (!split) {
-      evaluate(
-        'org',
-        '',
-        org.name,
-        ts.data.map((b, i) => ({ date: dates[i]!, value: spendOf(b) })),
-      );
-      continue;
+    const perKey = new Map<string, bigint[]>();
+    for (const r of rows) {
+      const values =
+        perKey.get(r.key) ??
+        perKey
+          .set(
+            r.key,
+            dates.map(() => 0n),
+          )
+          .get(r.key)!;
+      values[r.i - 1]! +=
+        unit === 'credits'
+          ? BigInt(r.credits)
+          : unit === 'usd'
+            ? decimalUnits(r.cost, COST_SCALE)
+            : BigInt(r.calls);
     }
-    for (const s of ts.series) {
+    const labels = by ? await labelsFor(ctx.db, orgId, by, [...perKey.keys()]) : new Map();
+    for (const [key, values] of perKey) {
       evaluate(
-        split as 'member' | 'feature',
-        s.key,
-        s.label,
-        ts.data.map((b, i) => {
-          const g = b.groups?.find((x) => x.key === s.key);
-          return { date: dates[i]!, value: g ? spendOf(g) : 0n };
-        }),
+        dimension === 'all' ? 'org' : dimension,
+        key,
+        dimension === 'all' ? org.name : (labels.get(key)?.label ?? key),
+        values.map((value, i) => ({ date: dates[i]!, value })),
       );
     }
   }

@@ -27,7 +27,7 @@ import {
   weightOf,
   zeroTotals,
 } from './scope.ts';
-import { planOf, SUM_NAMES, sourceSql } from './source.ts';
+import { planOf, sourceSql } from './source.ts';
 
 export const OTHER_KEY = '__other__';
 
@@ -65,17 +65,15 @@ export async function getUsageTimeseries(ctx: Ctx, orgId: string, query: Timeser
     query,
     params,
   );
-  params.push(zone);
-  const rows = await ctx.db.query<SumRow & { local: string; key: string }>(
-    `SELECT to_char(date_trunc('${g}', (bucket + interval '1 hour' - interval '1 microsecond') AT TIME ZONE $${params.length}),
-                    'YYYY-MM-DD"T"HH24:MI:SS') AS local,
-            key, ${SUM_COLUMNS}
-       FROM (SELECT bucket, key, ${SUM_NAMES.split(', ')
-         .map((c) => `sum(${c}) AS ${c}`)
-         .join(', ')} FROM ${src} AS r GROUP BY 1, 2) AS u
-      GROUP BY 1, 2`,
+  // Sums per bucket and key; a row is in the bucket whose edges hold it (a day row lies inside one
+  // bucket, dated at the start of its span in the range).
+  params.push(edges.map((e) => e.toISOString()));
+  const grouped = await ctx.db.query<SumRow & { i: number; key: string }>(
+    `SELECT width_bucket(bucket, $${params.length}::timestamptz[]) AS i, key, ${SUM_COLUMNS}
+       FROM ${src} AS u GROUP BY 1, 2`,
     params,
   );
+  const rows = grouped.map((r) => ({ ...r, local: buckets[r.i - 1]!.local }));
 
   // The split groups shown: the top N of the whole range by what the org pays in, the rest "Other".
   const byKey = new Map<string, Totals>();

@@ -150,10 +150,20 @@ export async function sourceSql(
     return `(SELECT NULL::text AS dimension, bucket, ${keyOf} AS key, ${SUM_NAMES} FROM usage_hourly WHERE ${where})`;
   }
   const { days, hours } = await coverageOf(db, orgId, edges);
-  // Both parts always: an empty list of days or hours reads nothing.
-  return `(${dailyPart(plan, orgId, [plan.dimension], days, p)}
-           UNION ALL
-           ${hourlyPart(plan, orgId, by, hours, filters, params)})`;
+  // Only the parts that read something: the planner then sizes the query right (an unused
+  // hourly part estimated at a month of wide rows turns a small read into a parallel plan).
+  const parts = [
+    ...(days.length > 0 ? [dailyPart(plan, orgId, [plan.dimension], days, p)] : []),
+    ...(hours.length > 0 ? [hourlyPart(plan, orgId, by, hours, filters, params)] : []),
+  ];
+  if (parts.length === 0) {
+    return `(SELECT NULL::text AS dimension, NULL::timestamptz AS bucket, ''::text AS key, ${SUM_NAMES.split(
+      ', ',
+    )
+      .map((c) => `0::numeric AS ${c}`)
+      .join(', ')} WHERE false)`;
+  }
+  return `(${parts.join('\n UNION ALL\n')})`;
 }
 
 /**
