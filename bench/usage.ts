@@ -216,6 +216,7 @@ const SUMS_RAW = `sum(credits) AS credits, sum(cost) AS cost, sum(provider_cost_
 
 function probes(orgId: string, deepPage: number, deepCursor: string): Probe[] {
   const base = `/v1/orgs/${orgId}/usage`;
+  const dayAgo = new Date(Date.now() - 3 * 86_400_000).toLocaleDateString('en-CA', { timeZone: ZONE });
   const where = 'org_id = $1 AND occurred_at >= $2 AND occurred_at < $3';
   const rangeParams = (a: any) => [orgId, a.range.start, a.range.end];
   const summary = (a: any) => ({
@@ -309,6 +310,47 @@ function probes(orgId: string, deepPage: number, deepCursor: string): Probe[] {
         sql: `SELECT date_trunc('day', occurred_at AT TIME ZONE '${ZONE}') AS d, ${SUMS_RAW} FROM events
                WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3 GROUP BY 1`,
         params: [orgId, a.data[0].start, a.data[a.data.length - 1].end],
+      }),
+    },
+    {
+      name: 'items of one day',
+      kind: 'dashboard',
+      path: `${base}/days/${dayAgo}`,
+      naive: (a: any) => ({
+        sql: `SELECT e.feature, e.provider, e.model, c->>'component', sum((c->>'quantity')::numeric),
+                     sum((c->>'credits')::numeric) FROM events e CROSS JOIN LATERAL jsonb_array_elements(e.components) c
+               WHERE e.org_id = $1 AND e.occurred_at >= $2 AND e.occurred_at < $3 GROUP BY 1, 2, 3, 4`,
+        params: [orgId, a.start, a.end],
+      }),
+    },
+    {
+      name: 'patterns 30d',
+      kind: 'dashboard',
+      path: `${base}/patterns?range=30d`,
+      naive: (a: any) => ({
+        sql: `SELECT extract(hour FROM occurred_at AT TIME ZONE '${ZONE}'), extract(isodow FROM occurred_at AT TIME ZONE '${ZONE}'),
+                     ${SUMS_RAW} FROM events WHERE ${where} GROUP BY 1, 2`,
+        params: rangeParams(a),
+      }),
+    },
+    {
+      name: 'forecast',
+      kind: 'dashboard',
+      path: `${base}/forecast`,
+      naive: () => ({
+        sql: `SELECT date_trunc('day', occurred_at AT TIME ZONE '${ZONE}'), ${SUMS_RAW} FROM events
+               WHERE org_id = $1 AND occurred_at >= now() - interval '57 days' GROUP BY 1`,
+        params: [orgId],
+      }),
+    },
+    {
+      name: 'anomalies (7 days, org/member/feature)',
+      kind: 'dashboard',
+      path: `${base}/anomalies`,
+      naive: () => ({
+        sql: `SELECT date_trunc('day', occurred_at AT TIME ZONE '${ZONE}'), member_id, feature, sum(credits) FROM events
+               WHERE org_id = $1 AND occurred_at >= now() - interval '35 days' GROUP BY GROUPING SETS ((1), (1, 2), (1, 3))`,
+        params: [orgId],
       }),
     },
     { name: 'events page 1', kind: 'page', path: `${base}/events?range=30d`, naive: page(0) },
