@@ -12,6 +12,7 @@
  */
 import { decimalUnits, formatCredits, formatUnits } from '../../domain/money.ts';
 import type { Ctx } from '../context.ts';
+import { type EventRow, readEventRows } from './eventRows.ts';
 import { COST_SCALE, loadScope, PCOST_SCALE, UNKNOWN_USER, type UsageQuery, whereOf } from './scope.ts';
 
 export const EXPORT_FORMATS = ['csv', 'jsonl', 'json'] as const;
@@ -43,33 +44,6 @@ export const EXPORT_COLUMNS = [
 ] as const;
 type Column = (typeof EXPORT_COLUMNS)[number];
 type ExportRow = Record<Column, string | null>;
-
-interface DbRow {
-  at: string;
-  seq: string;
-  id: string;
-  member_id: string | null;
-  m_external_id: string | null;
-  m_name: string | null;
-  m_status: string | null;
-  feature: string;
-  provider: string;
-  model: string;
-  surface: string;
-  workspace: string;
-  workspace_group: string;
-  project: string;
-  api_key_id: string | null;
-  conversation_id: string | null;
-  input_tokens: string;
-  output_tokens: string;
-  cache_read_tokens: string;
-  cache_write_tokens: string;
-  credits: string;
-  cost: string;
-  currency: string;
-  provider_cost_usd: string;
-}
 
 /** Text columns a spreadsheet could read as a formula are prefixed with a quote (CSV only). */
 const TEXT_COLUMNS = new Set<Column>([
@@ -109,20 +83,8 @@ export async function exportUsage(
   const batch = options.batchSize ?? 2000;
   const params: unknown[] = [];
   const where = whereOf('events', orgId, scope.range, query, params);
-  const n = params.length;
-  const sql = `SELECT to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at,
-         e.seq::text AS seq, e.id, e.member_id, m.external_id AS m_external_id, m.name AS m_name,
-         m.status AS m_status, e.feature, e.provider, e.model, e.surface, e.workspace, e.workspace_group,
-         e.project, e.api_key_id, e.conversation_id, e.input_tokens, e.output_tokens, e.cache_read_tokens,
-         e.cache_write_tokens, e.credits, e.cost::text AS cost, e.currency, e.provider_cost_usd::text AS provider_cost_usd
-    FROM events e
-    LEFT JOIN members m ON m.org_id = e.org_id AND m.id = e.member_id
-   WHERE ${where}
-     AND ($${n + 1}::timestamptz IS NULL OR (e.occurred_at, e.seq) > ($${n + 1}::timestamptz, $${n + 2}::bigint))
-   ORDER BY e.occurred_at, e.seq
-   LIMIT $${n + 3}`;
 
-  const shape = (r: DbRow): ExportRow => {
+  const shape = (r: EventRow): ExportRow => {
     const active = r.m_status === 'active';
     return {
       occurred_at: `${r.at.slice(0, 23)}Z`,
@@ -169,12 +131,7 @@ export async function exportUsage(
     async pull(controller) {
       if (finished) return;
       try {
-        const rows = await ctx.db.query<DbRow>(sql, [
-          ...params,
-          after?.[0] ?? null,
-          after?.[1] ?? null,
-          batch,
-        ]);
+        const rows = await readEventRows(ctx.db, where, params, after, 'oldest', batch);
         let text = '';
         for (const r of rows) {
           text += encode(shape(r), first);

@@ -9,6 +9,7 @@ import { decimalUnits, formatCredits, formatUnits } from '../../domain/money.ts'
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import { decodeCursor, toPage } from '../pagination.ts';
+import { readEventRows } from './eventRows.ts';
 import {
   COST_SCALE,
   loadScope,
@@ -25,34 +26,6 @@ export interface EventsQuery extends UsageQuery {
   cursor?: string | undefined;
 }
 
-interface EventRow {
-  id: string;
-  at: string;
-  seq: string;
-  member_id: string | null;
-  m_name: string | null;
-  m_email: string | null;
-  m_external_id: string | null;
-  m_status: 'active' | 'removed' | null;
-  api_key_id: string | null;
-  feature: string;
-  provider: string;
-  model: string;
-  surface: string;
-  workspace: string;
-  workspace_group: string;
-  project: string;
-  conversation_id: string | null;
-  input_tokens: string;
-  output_tokens: string;
-  cache_read_tokens: string;
-  cache_write_tokens: string;
-  credits: string;
-  cost: string;
-  currency: string;
-  provider_cost_usd: string;
-}
-
 const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 
 export async function listUsageEvents(ctx: Ctx, orgId: string, query: EventsQuery, now = new Date()) {
@@ -66,22 +39,13 @@ export async function listUsageEvents(ctx: Ctx, orgId: string, query: EventsQuer
   }
   const params: unknown[] = [];
   const where = whereOf('events', orgId, scope.range, query, params);
-  params.push(after?.[0] ?? null, after ? String(after[1]) : null, query.limit + 1);
-  const n = params.length;
-  const rows = await ctx.db.query<EventRow>(
-    `SELECT e.id, to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at,
-            e.seq::text AS seq, e.member_id, m.name AS m_name, m.email AS m_email,
-            m.external_id AS m_external_id, m.status AS m_status, e.api_key_id, e.feature, e.provider,
-            e.model, e.surface, e.workspace, e.workspace_group, e.project, e.conversation_id,
-            e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens, e.credits,
-            e.cost::text AS cost, e.currency, e.provider_cost_usd::text AS provider_cost_usd
-       FROM events e
-       LEFT JOIN members m ON m.org_id = e.org_id AND m.id = e.member_id
-      WHERE ${where}
-        AND ($${n - 2}::timestamptz IS NULL OR (e.occurred_at, e.seq) < ($${n - 2}::timestamptz, $${n - 1}::bigint))
-      ORDER BY e.occurred_at DESC, e.seq DESC
-      LIMIT $${n}`,
+  const rows = await readEventRows(
+    ctx.db,
+    where,
     params,
+    after ? [String(after[0]), String(after[1])] : null,
+    'newest',
+    query.limit + 1,
   );
   const page = toPage(
     rows,

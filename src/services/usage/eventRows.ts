@@ -1,0 +1,65 @@
+/**
+ * Raw events with their member, read on the (occurred_at, seq) keyset: the one query behind the
+ * activity log (newest first, a page) and the export (oldest first, batch after batch).
+ */
+import type { Queryable } from '../../store/db.ts';
+
+export interface EventRow {
+  id: string;
+  /** occurred_at in UTC with microseconds: the cursor's first half. */
+  at: string;
+  seq: string;
+  member_id: string | null;
+  m_name: string | null;
+  m_email: string | null;
+  m_external_id: string | null;
+  m_status: 'active' | 'removed' | null;
+  api_key_id: string | null;
+  feature: string;
+  provider: string;
+  model: string;
+  surface: string;
+  workspace: string;
+  workspace_group: string;
+  project: string;
+  conversation_id: string | null;
+  input_tokens: string;
+  output_tokens: string;
+  cache_read_tokens: string;
+  cache_write_tokens: string;
+  credits: string;
+  cost: string;
+  currency: string;
+  provider_cost_usd: string;
+}
+
+/**
+ * Up to `limit` events matching `where` (built by whereOf with `params`, org_id first) after the
+ * cursor `after`, in the given direction.
+ */
+export function readEventRows(
+  db: Queryable,
+  where: string,
+  params: unknown[],
+  after: [string, string] | null,
+  order: 'newest' | 'oldest',
+  limit: number,
+): Promise<EventRow[]> {
+  const n = params.length;
+  const [cmp, dir] = order === 'newest' ? ['<', 'DESC'] : ['>', 'ASC'];
+  return db.query<EventRow>(
+    `SELECT e.id, to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at,
+            e.seq::text AS seq, e.member_id, m.name AS m_name, m.email AS m_email,
+            m.external_id AS m_external_id, m.status AS m_status, e.api_key_id, e.feature, e.provider,
+            e.model, e.surface, e.workspace, e.workspace_group, e.project, e.conversation_id,
+            e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens, e.credits,
+            e.cost::text AS cost, e.currency, e.provider_cost_usd::text AS provider_cost_usd
+       FROM events e
+       LEFT JOIN members m ON m.org_id = e.org_id AND m.id = e.member_id
+      WHERE ${where}
+        AND ($${n + 1}::timestamptz IS NULL OR (e.occurred_at, e.seq) ${cmp} ($${n + 1}::timestamptz, $${n + 2}::bigint))
+      ORDER BY e.occurred_at ${dir}, e.seq ${dir}
+      LIMIT $${n + 3}`,
+    [...params, after?.[0] ?? null, after?.[1] ?? null, limit],
+  );
+}
