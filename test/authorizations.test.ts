@@ -231,3 +231,36 @@ describe('holds: expiry', () => {
     expect(await checkLedger(t.db, org.id)).toEqual([]);
   });
 });
+
+describe('holds: the captured event', () => {
+  it('is fingerprinted as recorded, so resending it answers duplicate', async () => {
+    const { key } = await createOrgWithKey(t);
+    const auth = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { credits: '5' } },
+    });
+    const usage = { input_tokens: 100, output_tokens: 50 };
+    await t.call('POST', `/v1/authorizations/${auth.body.id}/capture`, {
+      key,
+      body: { usage, event_id: 'cap-1' },
+    });
+    const [row] = await t.db.query<{ occurred_at: Date }>('SELECT occurred_at FROM events WHERE id = $1', [
+      'cap-1',
+    ]);
+    const resent = await t.call('POST', '/v1/events', {
+      key,
+      body: {
+        events: [
+          {
+            id: 'cap-1',
+            ...call,
+            occurred_at: row!.occurred_at.toISOString(),
+            usage,
+            metadata: { authorization_id: auth.body.id },
+          },
+        ],
+      },
+    });
+    expect(resent.body.results[0]).toMatchObject({ status: 'duplicate', credits: '0.1035' });
+  });
+});

@@ -5,6 +5,7 @@
  */
 import { allocate, CREDIT_SCALE, Ratio } from '../../domain/money.ts';
 import { creditsToMoney, type Usage } from '../../domain/pricing.ts';
+import { contentHash, type UsageEventInput } from '../../domain/usageEvent.ts';
 import type { Queryable } from '../../store/db.ts';
 import { evaluateSpendAlerts } from '../alerts/evaluateSpendAlerts.ts';
 import type { Ctx } from '../context.ts';
@@ -135,21 +136,24 @@ export async function recordCall(
 ): Promise<PricedEvent> {
   const priced = unitsFor(ctx, org, auth, usage, now);
   const billed = BigInt(auth.charged);
+  const input: UsageEventInput = {
+    id: eventId,
+    member: auth.member_external_id,
+    feature: auth.feature,
+    provider: auth.provider,
+    model: auth.model,
+    occurred_at: now.toISOString(),
+    ...(auth.workspace ? { workspace: auth.workspace } : {}),
+    ...(auth.workspace_group ? { workspace_group: auth.workspace_group } : {}),
+    ...(auth.project ? { project: auth.project } : {}),
+    usage,
+    metadata: { authorization_id: auth.id },
+  };
+  // The fingerprint is the recorded event's own, not that of the usage priced for it.
   const event: PricedEvent = {
     ...priced,
-    input: {
-      id: eventId,
-      member: auth.member_external_id,
-      feature: auth.feature,
-      provider: auth.provider,
-      model: auth.model,
-      occurred_at: now.toISOString(),
-      ...(auth.workspace ? { workspace: auth.workspace } : {}),
-      ...(auth.workspace_group ? { workspace_group: auth.workspace_group } : {}),
-      ...(auth.project ? { project: auth.project } : {}),
-      usage,
-      metadata: { authorization_id: auth.id },
-    },
+    input,
+    hash: contentHash(input),
     ...withBilled(org, priced, billed),
   };
   const [result] = (await recordEvents(tx, ctx, [event], { charge: false })).values();
