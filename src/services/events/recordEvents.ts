@@ -14,7 +14,13 @@ import type { Ctx } from '../context.ts';
 import { applyCharges, type ChargeOutcome } from '../ledger/applyCharges.ts';
 import { lockBalance } from '../ledger/balances.ts';
 import { ensurePlanGrant } from '../ledger/ensurePlanGrant.ts';
-import { addToCounters, type Dimensions, loadLimitSettings, scopesFor } from '../limits/scopes.ts';
+import {
+  addToCounters,
+  type Dimensions,
+  type LimitSettings,
+  loadLimitSettings,
+  scopesFor,
+} from '../limits/scopes.ts';
 import { ensureMembers, memberKey } from '../members/ensureMembers.ts';
 import type { OrgRow } from '../orgs/shape.ts';
 import { type EventResult, type PricedEvent, rejected } from './priceUsageEvent.ts';
@@ -103,6 +109,9 @@ export async function recordEvents(
      RETURNING org_id, id`,
     [JSON.stringify(rows)],
   );
+  // Limits and budgets are read before the lock, as authorize does: the lock covers writes only.
+  const settings = new Map<string, LimitSettings>();
+  if (options.charge) for (const org of orgs) settings.set(org.id, await loadLimitSettings(tx, org.id));
   // The org balance row is locked before any shared row of the org (rollups, grants, counters),
   // as holds and captures do, so they queue there instead of deadlocking. The event rows come
   // first: they are the bulk of the work and no other writer shares them, so batches of one org
@@ -119,6 +128,7 @@ export async function recordEvents(
       await chargeAndCount(
         tx,
         org,
+        settings.get(org.id)!,
         fresh.filter((r) => r.org_id === org.id),
         options.history ?? false,
       );
@@ -168,6 +178,7 @@ export async function recordEvents(
 async function chargeAndCount(
   tx: Queryable,
   org: OrgRow,
+  settings: LimitSettings,
   rows: StoredRow[],
   history: boolean,
 ): Promise<void> {
@@ -183,7 +194,6 @@ async function chargeAndCount(
       payable.map((r) => ({ amount: BigInt(r.credits), eventId: r.id })),
     );
   }
-  const settings = await loadLimitSettings(tx, org.id);
   const changes = rows.flatMap((r) =>
     scopesFor(org, settings, r, new Date(r.occurred_at)).map((s) => ({
       ...s,
