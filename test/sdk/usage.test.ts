@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import { anthropicUsage, extractUsage, StreamUsage, usageDelta } from '../../sdk/src/usage.ts';
+
+describe('usage extraction', () => {
+  it('keeps OpenAI chat prompt_tokens as the input total (cached tokens are part of it)', () => {
+    const completion = {
+      usage: {
+        prompt_tokens: 1200,
+        completion_tokens: 300,
+        total_tokens: 1500,
+        prompt_tokens_details: { cached_tokens: 1024, audio_tokens: 0 },
+        completion_tokens_details: { reasoning_tokens: 100, audio_tokens: 0 },
+      },
+    };
+    expect(extractUsage('openai', completion)).toEqual({
+      input_tokens: 1200,
+      output_tokens: 300,
+      cache_read_tokens: 1024,
+    });
+  });
+
+  it('reads the OpenAI Responses API usage', () => {
+    const response = {
+      usage: { input_tokens: 50, input_tokens_details: { cached_tokens: 20 }, output_tokens: 7 },
+    };
+    expect(extractUsage('openai', response)).toEqual({
+      input_tokens: 50,
+      output_tokens: 7,
+      cache_read_tokens: 20,
+    });
+  });
+
+  it('adds Anthropic cache reads and writes to its uncached input_tokens', () => {
+    const message = {
+      usage: {
+        input_tokens: 10,
+        cache_read_input_tokens: 2000,
+        cache_creation_input_tokens: 500,
+        output_tokens: 42,
+        server_tool_use: { web_search_requests: 2 },
+      },
+    };
+    expect(extractUsage('anthropic', message)).toEqual({
+      input_tokens: 2510,
+      output_tokens: 42,
+      cache_read_tokens: 2000,
+      cache_write_tokens: 500,
+      web_searches: 2,
+    });
+  });
+
+  it('answers null when there is no usage, and ignores counts that are not whole numbers', () => {
+    expect(extractUsage('openai', { choices: [] })).toBeNull();
+    expect(extractUsage('anthropic', null)).toBeNull();
+    expect(anthropicUsage({ input_tokens: -3, output_tokens: 1.5 })).toBeNull();
+  });
+});
+
+describe('stream usage', () => {
+  it('estimates OpenAI output while streaming, then takes the exact usage chunk', () => {
+    const stream = new StreamUsage('openai');
+    stream.observe({ choices: [{ delta: { role: 'assistant', content: '' } }] });
+    stream.observe({ choices: [{ delta: { content: 'Hello there' } }] });
+    expect(stream.usage).toEqual({ output_tokens: 3 });
+    expect(stream.exact).toBe(false);
+    stream.observe({
+      choices: [{ delta: { tool_calls: [{ function: { arguments: '{"a":1}' } }] } }],
+    });
+    expect(stream.usage).toEqual({ output_tokens: 5 });
+    stream.observe({
+      choices: [],
+      usage: { prompt_tokens: 80, completion_tokens: 4, prompt_tokens_details: { cached_tokens: 64 } },
+    });
+    expect(stream.exact).toBe(true);
+    expect(stream.usage).toEqual({ input_tokens: 80, output_tokens: 4, cache_read_tokens: 64 });
+  });
+
+  it('reads the Responses API completion event', () => {
+    const stream = new StreamUsage('openai');
+    stream.observe({ type: 'response.output_text.delta', delta: 'abcdefgh' });
+    expect(stream.usage).toEqual({ output_tokens: 2 });
+    stream.observe({
+      type: 'response.completed',
+      response: { usage: { input_tokens: 9, output_tokens: 2 } },
+    });
+    expect(stream.usage).toEqual({ input_tokens: 9, output_tokens: 2 });
+  });
+
+  it('takes Anthropic input from message_start and cumulative output from message_delta', () => {
+    const stream = new StreamUsage('anthropic');
+    stream.observe({
+      type: 'message_start',
+      message: {
+        usage: {
+          input_tokens: 5,
+          cache_read_input_tokens: 100,
+          cache_creation_input_tokens: 0,
+          output_tokens: 1,
+        },
+      },
+    });
+    expect(stream.usage).toEqual({ input_tokens: 105, cache_read_tokens: 100 });
+    stream.observe({ type: 'content_block_delta', delta: { type: 'text_delta', text: 'Hi, how can I' } });
+    expect(stream.usage).toEqual({ input_tokens: 105, cache_read_tokens: 100, output_tokens: 4 });
+    stream.observe({
+      type: 'message_delta',
+      delta: { stop_reason: 'end_turn' },
+      usage: { output_tokens: 6 },
+    });
+    expect(stream.exact).toBe(true);
+    expect(stream.usage).toEqual({ input_tokens: 105, cache_read_tokens: 100, output_tokens: 6 });
+  });
+
+  it('gives the difference between two usages, count by count', () => {
+    expect(
+      usageDelta({ input_tokens: 10, output_tokens: 3 }, { input_tokens: 10, output_tokens: 8 }),
+    ).toEqual({
+      output_tokens: 5,
+    });
+  });
+});
