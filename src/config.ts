@@ -49,6 +49,10 @@ const schema = z.object({
   ANTHROPIC_API_KEY: z.string().min(1).optional(),
   TALLY_UPSTREAM_OPENAI_URL: url.default('https://api.openai.com'),
   TALLY_UPSTREAM_ANTHROPIC_URL: url.default('https://api.anthropic.com'),
+  /** Encrypts secrets Tally must read back (an org's own provider key for the gateway). */
+  TALLY_SECRET_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** The gateway bills a stream every this many streamed output tokens (at least). */
+  TALLY_GATEWAY_INCREMENT_TOKENS: z.coerce.number().int().min(1).max(10_000).default(16),
 });
 
 export type Config = z.infer<typeof schema>;
