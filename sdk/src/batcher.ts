@@ -1,0 +1,87 @@
+/**
+ * The in-memory queue behind `track()`: events leave in batches when `batchSize` are waiting or
+ * `flushIntervalMs` after the first one arrived, whichever comes first. A batch keeps its events
+ * (and so their ids) through every retry, so a batch the server counted before the connection
+ * dropped comes back as `duplicate`, never as a second count.
+ */
+import type { EventResult, IngestAnswer, UsageEvent } from './types.ts';
+
+/** The most events one POST /v1/events takes. */
+export const MAX_BATCH_SIZE = 1000;
+
+export interface FailedBatch {
+  events: UsageEvent[];
+  error: unknown;
+}
+
+/** What a flush did: Tally's answer for every event it delivered, and the batches it gave up on. */
+export interface FlushReport {
+  results: EventResult[];
+  failed: FailedBatch[];
+}
+
+export interface BatcherOptions {
+  batchSize: number;
+  flushIntervalMs: number;
+  send: (events: UsageEvent[]) => Promise<IngestAnswer>;
+  /** Told about every batch that could not be delivered (a 4xx, or retries exhausted). */
+  onError: (failure: FailedBatch) => void;
+}
+
+export class EventBatcher {
+  private pending: UsageEvent[] = [];
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private readonly inFlight = new Set<Promise<FlushReport>>();
+
+  constructor(private readonly options: BatcherOptions) {
+    if (!(options.batchSize >= 1 && options.batchSize <= MAX_BATCH_SIZE)) {
+      throw new RangeError(`batchSize must be between 1 and ${MAX_BATCH_SIZE}`);
+    }
+  }
+
+  get pendingCount(): number {
+    return this.pending.length;
+  }
+
+  add(event: UsageEvent): void {
+    this.pending.push(event);
+    if (this.pending.length >= this.options.batchSize) {
+      this.sendPending();
+    } else if (!this.timer) {
+      this.timer = setTimeout(() => this.sendPending(), this.options.flushIntervalMs);
+      // In Node, a waiting batch alone should not keep the process alive; shutdown() flushes it.
+      (this.timer as { unref?: () => void }).unref?.();
+    }
+  }
+
+  /** Sends everything pending and waits for every batch in flight, those already sent included. */
+  async flush(): Promise<FlushReport> {
+    this.sendPending();
+    const reports = await Promise.all([...this.inFlight]);
+    return {
+      results: reports.flatMap((r) => r.results),
+      failed: reports.flatMap((r) => r.failed),
+    };
+  }
+
+  private sendPending(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    while (this.pending.length > 0) {
+      const batch = this.pending.splice(0, this.options.batchSize);
+      const sending = this.deliver(batch).finally(() => this.inFlight.delete(sending));
+      this.inFlight.add(sending);
+    }
+  }
+
+  private async deliver(events: UsageEvent[]): Promise<FlushReport> {
+    try {
+      const answer = await this.options.send(events);
+      return { results: answer.results, failed: [] };
+    } catch (error) {
+      const failure = { events, error };
+      this.options.onError(failure);
+      return { results: [], failed: [failure] };
+    }
+  }
+}

@@ -1,0 +1,126 @@
+/** The Tally client: an org API key and Tally's address, and the calls a host app makes. */
+import { EventBatcher, type FailedBatch, type FlushReport, MAX_BATCH_SIZE } from './batcher.ts';
+import { type MeteredStream, type MeterStreamOptions, meterStream } from './meterStream.ts';
+import { type RetryPolicy, Transport } from './transport.ts';
+import type {
+  Authorization,
+  AuthorizationIncrement,
+  AuthorizeRequest,
+  Capture,
+  CaptureRequest,
+  IngestAnswer,
+  TrackedEvent,
+  Usage,
+  UsageEvent,
+  Void,
+} from './types.ts';
+
+export interface TallyOptions {
+  /** An org API key (or the operator key, then every event and hold names its `org_id`). */
+  apiKey: string;
+  /** Where Tally answers, e.g. `https://tally.example.com` (no `/v1`). */
+  baseUrl: string;
+  /** Events per POST /v1/events, at most 1 000 (default 500). */
+  batchSize?: number;
+  /** Send a partial batch this long after its first event (default 2 000 ms). */
+  flushIntervalMs?: number;
+  retry?: Partial<RetryPolicy>;
+  /** Per attempt (default 30 000 ms). */
+  timeoutMs?: number;
+  /** Told about tracked events that could not be delivered (default: a console warning). */
+  onError?: (failure: FailedBatch) => void;
+  /** Another fetch (a proxy-aware one, a test's); default the global fetch. */
+  fetch?: typeof fetch;
+}
+
+const newId = (prefix: string) => `${prefix}_${crypto.randomUUID().replaceAll('-', '')}`;
+
+export class Tally {
+  private readonly transport: Transport;
+  private readonly batcher: EventBatcher;
+
+  constructor(options: TallyOptions) {
+    if (!options.apiKey) throw new TypeError('Tally needs an apiKey');
+    if (!/^https?:\/\//.test(options.baseUrl ?? '')) throw new TypeError('Tally needs an http(s) baseUrl');
+    this.transport = new Transport({
+      apiKey: options.apiKey,
+      baseUrl: options.baseUrl,
+      retry: { maxRetries: 5, baseDelayMs: 200, maxDelayMs: 30_000, ...options.retry },
+      timeoutMs: options.timeoutMs ?? 30_000,
+      fetch: options.fetch ?? ((input, init) => fetch(input, init)),
+    });
+    this.batcher = new EventBatcher({
+      batchSize: Math.min(options.batchSize ?? 500, MAX_BATCH_SIZE),
+      flushIntervalMs: options.flushIntervalMs ?? 2_000,
+      send: (events) => this.sendEvents(events),
+      onError:
+        options.onError ??
+        ((failure) =>
+          console.warn(`Tally: ${failure.events.length} usage events not delivered:`, failure.error)),
+    });
+  }
+
+  /**
+   * Queues a usage event; it is sent with others by size or interval. Returns the event's id
+   * (generated when absent), which stays the same through every retry.
+   */
+  track(event: TrackedEvent): string {
+    const complete: UsageEvent = {
+      ...event,
+      id: event.id ?? newId('evt'),
+      occurred_at: event.occurred_at ?? new Date().toISOString(),
+    };
+    this.batcher.add(complete);
+    return complete.id;
+  }
+
+  /** Events queued and not yet sent. */
+  get pendingEvents(): number {
+    return this.batcher.pendingCount;
+  }
+
+  /** Sends every queued event now and waits for every batch in flight. */
+  flush(): Promise<FlushReport> {
+    return this.batcher.flush();
+  }
+
+  /** Flushes; call it before the process or worker ends so no tracked event is lost. */
+  shutdown(): Promise<FlushReport> {
+    return this.flush();
+  }
+
+  /** POST /v1/events directly (1 to 1 000 events), retried with the same ids. */
+  sendEvents(events: UsageEvent[]): Promise<IngestAnswer> {
+    return this.transport.request('POST', '/v1/events', { events });
+  }
+
+  /** Holds credits before a model call. A denial is an answer (`approved: false`), not an error. */
+  authorize(request: AuthorizeRequest): Promise<Authorization> {
+    return this.mutate('/v1/authorizations', request);
+  }
+
+  /** Bills usage streamed since the previous increment; `action: "stop"` means end the stream. */
+  increment(authorizationId: string, usage: Usage): Promise<AuthorizationIncrement> {
+    return this.mutate(`/v1/authorizations/${encodeURIComponent(authorizationId)}/increments`, { usage });
+  }
+
+  /** Records the call's final usage totals and releases the rest of the hold. */
+  capture(authorizationId: string, request: CaptureRequest): Promise<Capture> {
+    return this.mutate(`/v1/authorizations/${encodeURIComponent(authorizationId)}/capture`, request);
+  }
+
+  /** Releases the hold (usage already billed by increments stays billed). */
+  void(authorizationId: string): Promise<Void> {
+    return this.mutate(`/v1/authorizations/${encodeURIComponent(authorizationId)}/void`);
+  }
+
+  /** Wraps a model stream (OpenAI or Anthropic chunks): see MeterStreamOptions. */
+  meterStream<T>(source: AsyncIterable<T>, options: MeterStreamOptions): MeteredStream<T> {
+    return meterStream(this, source, options);
+  }
+
+  /** A mutating call, safe to retry: every attempt carries the same Idempotency-Key. */
+  private mutate<T>(path: string, body?: unknown): Promise<T> {
+    return this.transport.request('POST', path, body, { 'idempotency-key': newId('idem') });
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * HTTP to Tally with fetch only (Node 20+, Deno, Bun, edge workers). Retries with exponential
+ * backoff and jitter, and only when a retry cannot change the outcome: the network failed, the
+ * server failed (5xx) or asked to slow down (429, honouring Retry-After). Every other answer is final.
+ */
+import { errorFromResponse, TallyError, TallyNetworkError } from './errors.ts';
+
+export interface RetryPolicy {
+  /** Retries after the first attempt (default 5). */
+  maxRetries: number;
+  /** The first backoff in milliseconds, doubled on each retry (default 200). */
+  baseDelayMs: number;
+  /** The longest wait between attempts, Retry-After included (default 30 000). */
+  maxDelayMs: number;
+}
+
+export interface TransportOptions {
+  apiKey: string;
+  baseUrl: string;
+  retry: RetryPolicy;
+  /** Abort an attempt that takes longer (default 30 000 ms); it counts as a network error. */
+  timeoutMs: number;
+  fetch: typeof fetch;
+}
+
+export function isRetryable(error: unknown): boolean {
+  if (error instanceof TallyNetworkError) return true;
+  return error instanceof TallyError && (error.status === 429 || error.status >= 500);
+}
+
+/** The wait before retry number `attempt` (0-based): half fixed, half random ("equal jitter"). */
+export function backoffDelay(attempt: number, policy: RetryPolicy, random = Math.random): number {
+  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** attempt);
+  return ceiling / 2 + random() * (ceiling / 2);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class Transport {
+  private readonly baseUrl: string;
+
+  constructor(private readonly options: TransportOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+  }
+
+  /**
+   * One JSON request, retried per the policy. The body and headers are identical on every
+   * attempt, so a retried call is the same call (same event ids, same Idempotency-Key).
+   */
+  async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<T> {
+    const { retry } = this.options;
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.attempt<T>(method, path, payload, headers);
+      } catch (error) {
+        if (!isRetryable(error) || attempt >= retry.maxRetries) throw error;
+        const asked = error instanceof TallyError ? error.retryAfterSeconds : undefined;
+        const wait = asked !== undefined ? asked * 1000 : backoffDelay(attempt, retry);
+        await sleep(Math.min(wait, retry.maxDelayMs));
+      }
+    }
+  }
+
+  private async attempt<T>(
+    method: string,
+    path: string,
+    payload: string | undefined,
+    headers: Record<string, string>,
+  ): Promise<T> {
+    let response: Response;
+    try {
+      response = await this.options.fetch(`${this.baseUrl}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${this.options.apiKey}`,
+          accept: 'application/json',
+          ...(payload !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...headers,
+        },
+        body: payload,
+        signal: AbortSignal.timeout(this.options.timeoutMs),
+      });
+    } catch (cause) {
+      throw new TallyNetworkError(`${method} ${path} failed: ${(cause as Error)?.message ?? cause}`, {
+        cause,
+      });
+    }
+    if (!response.ok) throw await errorFromResponse(response);
+    try {
+      return (await response.json()) as T;
+    } catch (cause) {
+      // The connection dropped mid-body: the server may have acted, which retrying is safe for.
+      throw new TallyNetworkError(`${method} ${path}: the answer was cut off`, { cause });
+    }
+  }
+}

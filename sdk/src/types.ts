@@ -1,0 +1,19 @@
+/** Names for the generated OpenAPI schemas the hand-written client speaks. */
+import type { components } from './generated/openapi.ts';
+
+type Schemas = components['schemas'];
+
+export type UsageEvent = Schemas['UsageEvent'];
+export type Usage = Schemas['Usage'];
+export type EventResult = Schemas['EventResult'];
+export type IngestAnswer = Schemas['IngestAnswer'];
+export type AuthorizeRequest = Schemas['Authorize'];
+export type Authorization = Schemas['Authorization'];
+export type AuthorizationIncrement = Schemas['AuthorizationIncrement'];
+export type Capture = Schemas['Capture'];
+export type CaptureRequest = Schemas['CaptureInput'];
+export type Void = Schemas['Void'];
+export type ProblemBody = Schemas['Problem'];
+
+/** An event as `track()` takes it: the id and the time default to a fresh id and now. */
+export type TrackedEvent = Omit<UsageEvent, 'id' | 'occurred_at'> & { id?: string; occurred_at?: string };

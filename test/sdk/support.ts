@@ -1,0 +1,131 @@
+/**
+ * Real sockets for SDK tests: Tally served over HTTP, a fault-injecting proxy in front of it, and a
+ * local model server answering in OpenAI's and Anthropic's streaming wire formats.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
+import type { TestTally } from '../support/harness.ts';
+
+export interface Listening {
+  url: string;
+  close(): Promise<void>;
+}
+
+function listening(server: Server): Promise<Listening> {
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      resolve({
+        url: `http://127.0.0.1:${port}`,
+        close: () =>
+          new Promise((done) => {
+            server.closeAllConnections();
+            server.close(() => done());
+          }),
+      });
+    });
+  });
+}
+
+export function serveTally(t: TestTally): Promise<Listening> {
+  return listening(serve({ fetch: t.app.fetch, port: 0, hostname: '127.0.0.1' }) as Server);
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const part of req) parts.push(part as Buffer);
+  return Buffer.concat(parts);
+}
+
+/**
+ * What the proxy does with one request, in arrival order (requests past the plan pass through):
+ * `pass` forwards; `drop` forwards, lets Tally act, then closes the client's connection without an
+ * answer; `{status}` answers that status itself without forwarding.
+ */
+export type Fault = 'pass' | 'drop' | { status: number; headers?: Record<string, string> };
+
+export interface SeenRequest {
+  method: string;
+  path: string;
+  body: any;
+  at: number;
+}
+
+export interface FaultyProxy extends Listening {
+  seen: SeenRequest[];
+}
+
+export async function startFaultyProxy(target: string, plan: Fault[] = []): Promise<FaultyProxy> {
+  const seen: SeenRequest[] = [];
+  let next = 0;
+  const server = createServer(async (req, res) => {
+    const raw = await readBody(req);
+    seen.push({
+      method: req.method!,
+      path: req.url!,
+      body: raw.length ? JSON.parse(raw.toString()) : undefined,
+      at: Date.now(),
+    });
+    const fault = plan[next++] ?? 'pass';
+    if (typeof fault === 'object') {
+      res.writeHead(fault.status, { 'content-type': 'application/problem+json', ...fault.headers });
+      res.end(JSON.stringify({ type: 'about:blank', title: 'Injected', status: fault.status, detail: 'x' }));
+      return;
+    }
+    const headers = Object.fromEntries(
+      Object.entries(req.headers).filter(
+        ([name]) => !['host', 'connection', 'content-length'].includes(name),
+      ),
+    ) as Record<string, string>;
+    const answer = await fetch(`${target}${req.url}`, {
+      method: req.method,
+      headers,
+      body: raw.length ? raw : undefined,
+    });
+    const text = await answer.text();
+    if (fault === 'drop') {
+      req.socket.destroy();
+      return;
+    }
+    res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'text/plain' });
+    res.end(text);
+  });
+  return { ...(await listening(server)), seen };
+}
+
+/** A model server streaming SSE chunks; `closed` resolves when a client hangs up before the end. */
+export interface ModelServer extends Listening {
+  sent(): number;
+  clientHungUp: Promise<void>;
+}
+
+export async function startModelServer(chunks: (body: any) => unknown[]): Promise<ModelServer> {
+  let sent = 0;
+  let hungUp: () => void = () => {};
+  const clientHungUp = new Promise<void>((resolve) => {
+    hungUp = resolve;
+  });
+  const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
+    const body = JSON.parse((await readBody(req)).toString());
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    let finished = false;
+    res.on('close', () => {
+      if (!finished) hungUp();
+    });
+    for (const chunk of chunks(body)) {
+      if (res.destroyed) return;
+      const event = (chunk as { type?: string }).type;
+      res.write(
+        `${event && req.url?.includes('/messages') ? `event: ${event}\n` : ''}data: ${JSON.stringify(chunk)}\n\n`,
+      );
+      sent++;
+      // Let the client read and react between chunks, as a real model's pace would.
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    if (!req.url?.includes('/messages')) res.write('data: [DONE]\n\n');
+    finished = true;
+    res.end();
+  });
+  return { ...(await listening(server)), sent: () => sent, clientHungUp };
+}
