@@ -2,7 +2,8 @@
  * Refuses JSON bodies that are valid JSON but that Postgres cannot store or that would exhaust the
  * stack: the NUL character (text and jsonb reject it), unpaired UTF-16 surrogates (jsonb rejects
  * them) and absurd nesting. Without this each of them reached the database and answered a 500.
- * The answer is a 422 naming the field at fault, before anything is written.
+ * The answer is a 422 naming the field at fault, before anything is written. A NUL in the path or
+ * the query string (%00) would reach Postgres the same way: a 400 naming the parameter.
  */
 import type { MiddlewareHandler } from 'hono';
 import type { AppEnv } from '../env.ts';
@@ -69,8 +70,21 @@ export function findJsonFault(
   return null;
 }
 
+/** The query parameter (or `path`) holding a NUL character, or null. */
+function urlFault(url: URL): string | null {
+  if (!url.href.includes('%00')) return null;
+  if (url.pathname.includes('%00')) return 'path';
+  for (const [name, value] of url.searchParams) if (`${name}${value}`.includes('\u0000')) return name;
+  return null;
+}
+
 export function jsonGuard(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
+    const inUrl = urlFault(new URL(c.req.url));
+    if (inUrl) {
+      const where = inUrl === 'path' ? 'The path' : inUrl;
+      return problem(c, 400, 'invalid_field', `${where} must not contain the NUL character (%00)`, inUrl);
+    }
     const type = c.req.header('content-type');
     if (!WITH_BODY.has(c.req.method) || !type || !/json/i.test(type)) return next();
     // Read as text: Hono caches it, so the validator and the idempotency check reuse it.

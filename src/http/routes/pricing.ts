@@ -204,7 +204,11 @@ export function pricingRoutes(app: OpenAPIHono<AppEnv>) {
         params: z.object({ currency: z.enum(['EUR']).openapi({ param: { name: 'currency', in: 'path' } }) }),
         ...body(
           z
-            .strictObject({ rate: PositiveDecimal(10), valid_from: z.string().max(40).optional() })
+            .strictObject({
+              // fx_rates.rate is NUMERIC(20, 10): 10 integer digits at most, else a 500 from Postgres.
+              rate: PositiveDecimal(10).regex(/^\d{1,10}(\.|$)/, 'must be below 10 000 000 000'),
+              valid_from: z.string().max(40).optional(),
+            })
             .openapi('SetFxRate'),
         ),
       },
