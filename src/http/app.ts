@@ -17,6 +17,7 @@ import { errorToProblem, problem, validationProblem } from './problem.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { authorizationRoutes } from './routes/authorizations.ts';
 import { eventRoutes } from './routes/events.ts';
+import { gatewayRoutes, gatewaySettingsRoutes } from './routes/gateway.ts';
 import { keyRoutes } from './routes/keys.ts';
 import { ledgerRoutes } from './routes/ledger.ts';
 import { limitRoutes } from './routes/limits.ts';
@@ -91,6 +92,8 @@ export function buildApp(deps: AppDeps) {
   });
   // The Stripe webhook and the local checkout page authenticate otherwise: they answer before auth runs.
   unauthenticatedPaymentRoutes(app, deps);
+  // The gateway answers in each provider's format and reads its own raw body: it stays out of /v1.
+  gatewayRoutes(app, deps);
   app.use('/v1/*', authMiddleware(deps));
   // Tenant isolation for every org-scoped route, before any validation or work: an org key sees
   // another org exactly as a missing one. Services check again (scopeOrg); this makes it uniform.
@@ -121,6 +124,7 @@ export function buildApp(deps: AppDeps) {
   alertRoutes(app);
   webhookRoutes(app);
   paymentRoutes(app);
+  gatewaySettingsRoutes(app);
   opsRoutes(app, { db: deps.db, metrics });
 
   app.notFound((c) => problem(c, 404, 'not_found', `No route for ${c.req.method} ${c.req.path}`));

@@ -1,0 +1,81 @@
+/** Anthropic's wire format: the Messages API, streamed (SSE) or not. */
+import {
+  bearer,
+  type ErrorKind,
+  forwardedHeaders,
+  type ProviderWire,
+  type SseEvent,
+  type StreamState,
+  textIn,
+  tokenLimit,
+} from './wire.ts';
+
+const ERROR_TYPES: Record<ErrorKind, string> = {
+  invalid_request: 'invalid_request_error',
+  authentication: 'authentication_error',
+  permission: 'permission_error',
+  not_found: 'not_found_error',
+  billing: 'billing_error',
+  too_large: 'request_too_large',
+  upstream: 'api_error',
+  internal: 'api_error',
+};
+
+const PROTOCOL_HEADERS = ['accept', 'anthropic-version', 'anthropic-beta'] as const;
+
+/** A cut stream closes its open content blocks and stops with `max_tokens`, as Anthropic would. */
+function messagesStream(): StreamState {
+  const open = new Set<number>();
+  return {
+    observe(event: SseEvent) {
+      const data = event.data;
+      if (data && typeof data.index === 'number') {
+        if (data.type === 'content_block_start') open.add(data.index);
+        if (data.type === 'content_block_stop') open.delete(data.index);
+      }
+      return true;
+    },
+    trailer(outputTokens) {
+      const send = (type: string, data: object) =>
+        `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+      return [
+        ...[...open].map((index) => send('content_block_stop', { index })),
+        send('message_delta', {
+          delta: { stop_reason: 'max_tokens', stop_sequence: null },
+          usage: { output_tokens: outputTokens },
+        }),
+        send('message_stop', {}),
+      ].join('');
+    },
+  };
+}
+
+export const anthropicWire: ProviderWire = {
+  provider: 'anthropic',
+  paths: ['messages'],
+  // The SDK sends `x-api-key`; with `authToken` it sends a bearer token instead.
+  clientSecret: (headers) => headers.get('x-api-key') ?? bearer(headers),
+  upstreamHeaders(incoming, providerKey) {
+    const headers = forwardedHeaders(incoming, PROTOCOL_HEADERS);
+    headers['anthropic-version'] ??= '2023-06-01';
+    if (providerKey) headers['x-api-key'] = providerKey;
+    return headers;
+  },
+  prepare(_path, body, rawBody) {
+    if (typeof body.model !== 'string' || body.model === '') return 'model: Field required';
+    if (!Array.isArray(body.messages)) return 'messages: Field required';
+    const max = tokenLimit(body, ['max_tokens']);
+    if (typeof max === 'string') return max;
+    return {
+      model: body.model,
+      stream: body.stream === true,
+      maxOutputTokens: max,
+      inputText: textIn([body.system, body.messages, body.tools]),
+      upstreamBody: rawBody,
+      streamState: messagesStream,
+    };
+  },
+  errorBody(kind, message) {
+    return { type: 'error', error: { type: ERROR_TYPES[kind], message } };
+  },
+};

@@ -1,0 +1,18 @@
+import { type Ctx, scopeOrg } from '../context.ts';
+import { decodeCursor, type Page, toPage } from '../pagination.ts';
+import { GATEWAY_KEY_COLUMNS, type GatewayKeyRow, type GatewayKeyView, gatewayKeyView } from './shape.ts';
+
+export async function listGatewayKeys(
+  ctx: Ctx,
+  orgId: string,
+  query: { limit: number; cursor?: string },
+): Promise<Page<GatewayKeyView>> {
+  scopeOrg(ctx, orgId, 'keys:write');
+  const after = decodeCursor(query.cursor, 1);
+  const rows = await ctx.db.query<GatewayKeyRow>(
+    `SELECT ${GATEWAY_KEY_COLUMNS} FROM gateway_keys WHERE org_id = $1 AND ($2::text IS NULL OR id > $2)
+      ORDER BY id LIMIT $3`,
+    [orgId, after?.[0] ?? null, query.limit + 1],
+  );
+  return toPage(rows, query.limit, (r) => [r.id], gatewayKeyView);
+}

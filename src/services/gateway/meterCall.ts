@@ -1,0 +1,163 @@
+/**
+ * One metered model call through the gateway: hold credits for the request, forward it upstream,
+ * pass the answer through unchanged while metering it, capture the usage. Every refusal is answered
+ * in the provider's own error format, so the client's SDK raises its usual error.
+ */
+import { estimateTokens, extractUsage } from '../../../sdk/src/usage.ts';
+import type { Usage } from '../../domain/pricing.ts';
+import { authorize } from '../authorizations/authorize.ts';
+import { captureAuthorization, voidAuthorization } from '../authorizations/finishAuthorization.ts';
+import type { Ctx } from '../context.ts';
+import { ServiceError } from '../errors.ts';
+import { meteredStream } from './meteredStream.ts';
+import type { GatewayCaller } from './resolveCaller.ts';
+import { upstreamFor, upstreamUrl } from './upstream.ts';
+import { ERROR_STATUS, type ErrorKind, type ProviderWire, textIn } from './wire.ts';
+
+/** Output tokens held for a request that sets no limit (the catalog knows no output limits). */
+export const DEFAULT_MAX_OUTPUT_TOKENS = 4096;
+/** A hold outlives the longest answer we expect; an abandoned one expires on its own. */
+const HOLD_TTL_SECONDS = 900;
+
+export interface GatewayCall {
+  wire: ProviderWire;
+  /** The endpoint below `/v1/`, e.g. `chat/completions`. */
+  path: string;
+  rawBody: string;
+  headers: Headers;
+  caller: GatewayCaller;
+}
+
+export interface GatewayLog {
+  error(what: string, error: unknown): void;
+}
+
+export function providerError(wire: ProviderWire, kind: ErrorKind, message: string, code?: string): Response {
+  return Response.json(wire.errorBody(kind, message, code), { status: ERROR_STATUS[kind] });
+}
+
+const SERVICE_ERROR_KINDS: Partial<Record<number, ErrorKind>> = {
+  400: 'invalid_request',
+  401: 'authentication',
+  403: 'permission',
+  404: 'not_found',
+  422: 'invalid_request',
+};
+
+/** A refusal by a Tally verb, in the provider's format; anything else is not the client's fault. */
+export function serviceErrorAnswer(wire: ProviderWire, error: unknown): Response {
+  const kind = error instanceof ServiceError ? SERVICE_ERROR_KINDS[error.status] : undefined;
+  if (!kind || !(error instanceof ServiceError)) throw error;
+  return providerError(wire, kind, error.message, error.code);
+}
+
+const DROPPED_HEADERS = [
+  'content-length',
+  'content-encoding',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+];
+
+function passedHeaders(upstream: Headers): Headers {
+  const headers = new Headers(upstream);
+  for (const name of DROPPED_HEADERS) headers.delete(name);
+  return headers;
+}
+
+function parseObject(text: string): Record<string, unknown> | null {
+  try {
+    const value: unknown = JSON.parse(text);
+    return value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+export async function meterCall(ctx: Ctx, call: GatewayCall, log: GatewayLog): Promise<Response> {
+  const { wire, caller } = call;
+  const body = parseObject(call.rawBody);
+  if (!body) return providerError(wire, 'invalid_request', 'The request body must be a JSON object');
+  const request = wire.prepare(call.path, body, call.rawBody);
+  if (typeof request === 'string') return providerError(wire, 'invalid_request', request);
+  if (request.model.length > 200) return providerError(wire, 'invalid_request', 'model is too long');
+
+  const inputEstimate = estimateTokens(request.inputText);
+  let hold: Awaited<ReturnType<typeof authorize>>;
+  try {
+    hold = await authorize(ctx, {
+      ...caller.attribution,
+      provider: wire.provider,
+      model: request.model,
+      estimate: {
+        input_tokens: inputEstimate,
+        max_output_tokens: request.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS,
+      },
+      ttl_seconds: HOLD_TTL_SECONDS,
+    });
+  } catch (error) {
+    return serviceErrorAnswer(wire, error);
+  }
+  if (!hold.approved || !hold.id) {
+    const reason = hold.reason ?? 'denied';
+    return providerError(
+      wire,
+      'billing',
+      `Tally refused the call (${reason}): ${hold.available_credits} credits are available`,
+      reason,
+    );
+  }
+  const authorizationId = hold.id;
+
+  const upstream = await upstreamFor(ctx.db, ctx.config, caller.orgId, wire.provider);
+  const abort = new AbortController();
+  let answer: Response;
+  try {
+    answer = await fetch(upstreamUrl(upstream.baseUrl, call.path), {
+      method: 'POST',
+      headers: wire.upstreamHeaders(call.headers, upstream.key),
+      body: request.upstreamBody,
+      signal: abort.signal,
+    });
+  } catch (error) {
+    log.error('gateway upstream unreachable', error);
+    await voidAuthorization(ctx, authorizationId);
+    return providerError(wire, 'upstream', 'The provider could not be reached');
+  }
+  const headers = passedHeaders(answer.headers);
+  if (!answer.ok) {
+    // Nothing was generated: release the hold and pass the provider's error through as it is.
+    const text = await answer.text();
+    await voidAuthorization(ctx, authorizationId);
+    return new Response(text, { status: answer.status, headers });
+  }
+  if (answer.body && answer.headers.get('content-type')?.includes('text/event-stream')) {
+    const stream = meteredStream({
+      ctx,
+      wire,
+      authorizationId,
+      upstream: answer.body,
+      abortUpstream: () => abort.abort(),
+      state: request.streamState(),
+      inputEstimate,
+      step: ctx.config.TALLY_GATEWAY_INCREMENT_TOKENS,
+      logError: log.error,
+    });
+    return new Response(stream, { status: answer.status, headers });
+  }
+  const text = await answer.text();
+  const parsed = parseObject(text);
+  // Without a usage object (a provider-compatible server may omit it), bill an estimate.
+  const usage: Usage = (parsed && extractUsage(wire.provider, parsed)) ?? {
+    input_tokens: inputEstimate,
+    output_tokens: estimateTokens(textIn(parsed ?? text)),
+  };
+  try {
+    await captureAuthorization(ctx, authorizationId, { usage });
+  } catch (error) {
+    log.error('gateway capture failed', error);
+  }
+  return new Response(text, { status: answer.status, headers });
+}

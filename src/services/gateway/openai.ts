@@ -1,0 +1,126 @@
+/** OpenAI's wire format: Chat Completions and the Responses API, streamed (SSE) or not. */
+import {
+  bearer,
+  type ErrorKind,
+  forwardedHeaders,
+  type ProviderWire,
+  type SseEvent,
+  type StreamState,
+  textIn,
+  tokenLimit,
+} from './wire.ts';
+
+const ERROR_TYPES: Record<ErrorKind, string> = {
+  invalid_request: 'invalid_request_error',
+  authentication: 'invalid_request_error',
+  permission: 'invalid_request_error',
+  not_found: 'invalid_request_error',
+  billing: 'insufficient_quota',
+  too_large: 'invalid_request_error',
+  upstream: 'server_error',
+  internal: 'server_error',
+};
+
+const PROTOCOL_HEADERS = ['accept', 'openai-organization', 'openai-project', 'openai-beta'] as const;
+
+type Json = Record<string, unknown>;
+
+/** Chat chunks: the gateway drops the usage chunk it asked for itself, and ends a cut stream with `length`. */
+function chatStream(clientWantsUsage: boolean): StreamState {
+  let last: { id?: unknown; created?: unknown; model?: unknown } = {};
+  const choices = new Set<number>();
+  return {
+    observe(event: SseEvent) {
+      const chunk = event.data;
+      if (!chunk) return true;
+      last = { id: chunk.id, created: chunk.created, model: chunk.model };
+      const list = Array.isArray(chunk.choices) ? (chunk.choices as Json[]) : [];
+      for (const choice of list) if (typeof choice.index === 'number') choices.add(choice.index);
+      const usageOnly = list.length === 0 && chunk.usage != null;
+      return clientWantsUsage || !usageOnly;
+    },
+    trailer() {
+      const ends = [...(choices.size > 0 ? choices : [0])].map(
+        (index) =>
+          `data: ${JSON.stringify({
+            ...last,
+            object: 'chat.completion.chunk',
+            choices: [{ index, delta: {}, logprobs: null, finish_reason: 'length' }],
+          })}\n\n`,
+      );
+      return `${ends.join('')}data: [DONE]\n\n`;
+    },
+  };
+}
+
+/** Responses API events: a cut stream ends with `response.incomplete`, as when max_output_tokens is hit. */
+function responsesStream(): StreamState {
+  let response: Json = {};
+  let sequence = 0;
+  return {
+    observe(event: SseEvent) {
+      const data = event.data;
+      if (!data) return true;
+      if (typeof data.sequence_number === 'number') sequence = data.sequence_number;
+      if (data.response && typeof data.response === 'object') response = data.response as Json;
+      return true;
+    },
+    trailer() {
+      const incomplete = {
+        type: 'response.incomplete',
+        sequence_number: sequence + 1,
+        response: { ...response, status: 'incomplete', incomplete_details: { reason: 'max_output_tokens' } },
+      };
+      return `event: response.incomplete\ndata: ${JSON.stringify(incomplete)}\n\n`;
+    },
+  };
+}
+
+export const openaiWire: ProviderWire = {
+  provider: 'openai',
+  paths: ['chat/completions', 'responses'],
+  clientSecret: (headers) => bearer(headers),
+  upstreamHeaders(incoming, providerKey) {
+    const headers = forwardedHeaders(incoming, PROTOCOL_HEADERS);
+    if (providerKey) headers.authorization = `Bearer ${providerKey}`;
+    return headers;
+  },
+  prepare(path, body, rawBody) {
+    if (typeof body.model !== 'string' || body.model === '') return 'model must be a non-empty string';
+    const stream = body.stream === true;
+    if (path === 'responses') {
+      const max = tokenLimit(body, ['max_output_tokens']);
+      if (typeof max === 'string') return max;
+      return {
+        model: body.model,
+        stream,
+        maxOutputTokens: max,
+        inputText: textIn([body.instructions, body.input, body.tools]),
+        upstreamBody: rawBody,
+        streamState: responsesStream,
+      };
+    }
+    const max = tokenLimit(body, ['max_completion_tokens', 'max_tokens']);
+    if (typeof max === 'string') return max;
+    if (!Array.isArray(body.messages)) return 'messages must be an array';
+    const options = body.stream_options;
+    const clientWantsUsage =
+      options !== null && typeof options === 'object' && (options as Json).include_usage === true;
+    // The final usage chunk is how Tally learns the exact counts of a stream; ask for it.
+    const upstreamBody =
+      stream && !clientWantsUsage
+        ? JSON.stringify({ ...body, stream_options: { ...(options as Json), include_usage: true } })
+        : rawBody;
+    return {
+      model: body.model,
+      stream,
+      maxOutputTokens: max,
+      inputText: textIn([body.messages, body.tools, body.functions]),
+      upstreamBody,
+      streamState: () => chatStream(clientWantsUsage),
+    };
+  },
+  errorBody(kind, message, code) {
+    return { error: { message, type: ERROR_TYPES[kind], param: null, code: code ?? null } };
+  },
+};

@@ -1,0 +1,105 @@
+/**
+ * Who a gateway call is from and whom it is billed to. A gateway key (`tally_vk_...`) stands for an
+ * org with a default member and feature; an org API key (`tally_sk_...`) names the member in the
+ * `tally-member` header. `tally-member`, `tally-feature`, `tally-workspace` and `tally-project`
+ * override a gateway key's defaults per request.
+ */
+import { hashSecret } from '../../domain/ids.ts';
+import type { Queryable } from '../../store/db.ts';
+import type { Principal } from '../context.ts';
+import { ServiceError } from '../errors.ts';
+import { authenticate } from '../keys/authenticate.ts';
+
+export interface Attribution {
+  member: string;
+  feature: string;
+  workspace?: string;
+  project?: string;
+}
+
+export interface GatewayCaller {
+  orgId: string;
+  principal: Principal;
+  attribution: Attribution;
+}
+
+/** Feature name of calls made with an org key that name none. */
+export const DEFAULT_FEATURE = 'gateway';
+
+export const GATEWAY_KEY_PREFIX = 'tally_vk_';
+
+const unauthorized = (detail: string) => new ServiceError(401, 'unauthorized', detail);
+
+function header(headers: Headers, name: string): string | undefined {
+  const value = headers.get(name)?.trim();
+  if (value === undefined || value === '') return undefined;
+  if (value.length > 200)
+    throw new ServiceError(400, 'invalid_header', `${name} is longer than 200 characters`);
+  return value;
+}
+
+export async function resolveCaller(
+  db: Queryable,
+  secret: string | undefined,
+  headers: Headers,
+): Promise<GatewayCaller> {
+  if (!secret) throw unauthorized('Send a Tally gateway key or org API key as the provider API key');
+  const overrides = {
+    member: header(headers, 'tally-member'),
+    feature: header(headers, 'tally-feature'),
+    workspace: header(headers, 'tally-workspace'),
+    project: header(headers, 'tally-project'),
+  };
+  if (secret.startsWith(GATEWAY_KEY_PREFIX)) {
+    const [key] = await db.query<{
+      id: string;
+      org_id: string;
+      member: string;
+      feature: string;
+      workspace: string | null;
+      project: string | null;
+      revoked: boolean;
+    }>(
+      `SELECT id, org_id, member, feature, workspace, project, revoked_at IS NOT NULL AS revoked
+         FROM gateway_keys WHERE key_hash = $1`,
+      [hashSecret(secret)],
+    );
+    if (!key) throw unauthorized('The gateway key is not valid');
+    if (key.revoked) throw unauthorized('The gateway key was revoked');
+    const workspace = overrides.workspace ?? key.workspace ?? undefined;
+    const project = overrides.project ?? key.project ?? undefined;
+    return {
+      orgId: key.org_id,
+      // A gateway key may place holds and report usage for its org, nothing more.
+      principal: { kind: 'org_key', id: key.id, orgId: key.org_id, role: 'member' },
+      attribution: {
+        member: overrides.member ?? key.member,
+        feature: overrides.feature ?? key.feature,
+        ...(workspace ? { workspace } : {}),
+        ...(project ? { project } : {}),
+      },
+    };
+  }
+  if (!secret.startsWith('tally_sk_')) {
+    throw unauthorized('Use a Tally gateway key (tally_vk_...) or an org API key (tally_sk_...)');
+  }
+  const principal = await authenticate(db, secret);
+  if (principal.kind !== 'org_key') throw unauthorized('The operator key cannot call the gateway');
+  if (!overrides.member) {
+    throw new ServiceError(
+      400,
+      'member_required',
+      'With an org API key, name the member in the tally-member header',
+    );
+  }
+  return {
+    orgId: principal.orgId,
+    principal,
+    attribution: {
+      member: overrides.member,
+      feature: overrides.feature ?? DEFAULT_FEATURE,
+      ...(overrides.workspace ? { workspace: overrides.workspace } : {}),
+      ...(overrides.project ? { project: overrides.project } : {}),
+    },
+  };
+}

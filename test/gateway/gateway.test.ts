@@ -1,0 +1,164 @@
+/**
+ * The gateway through the official, unmodified OpenAI and Anthropic clients: answers pass through
+ * unchanged, and each call is recorded with the provider's exact tokens and the same price as the
+ * same usage sent to POST /v1/events.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { tokenText } from '../support/fakeProviders.ts';
+import {
+  anthropicClient,
+  balance,
+  type GatewayFixture,
+  gatewayOrg,
+  lastEvent,
+  openaiClient,
+  pricedThroughEvents,
+  startGateway,
+  UPSTREAM_ANTHROPIC_KEY,
+  UPSTREAM_OPENAI_KEY,
+} from './fixture.ts';
+
+let g: GatewayFixture;
+let orgId: string;
+let key: string;
+const member = { 'tally-member': 'user_42', 'tally-feature': 'chat' };
+const expectedText = Array.from({ length: 12 }, (_, i) => tokenText(i)).join('');
+
+beforeAll(async () => {
+  g = await startGateway();
+  const created = await gatewayOrg(g);
+  orgId = created.org.id;
+  key = created.key;
+});
+afterAll(async () => {
+  await g.close();
+});
+
+/** Fake provider usage (defaults): 1200 input tokens of which 800 cache reads and 100 cache writes, 12 output. */
+const OPENAI_USAGE = { input_tokens: 1200, cache_read_tokens: 800, output_tokens: 12 };
+const ANTHROPIC_USAGE = {
+  input_tokens: 1200,
+  cache_read_tokens: 800,
+  cache_write_tokens: 100,
+  output_tokens: 12,
+};
+
+async function expectRecorded(provider: string, model: string, usage: Record<string, number>) {
+  const event = await lastEvent(g, orgId);
+  expect(event).toMatchObject({ provider, model, feature: 'chat', member: { external_id: 'user_42' } });
+  expect(event.tokens).toMatchObject({
+    input: usage.input_tokens,
+    output: usage.output_tokens,
+    cache_read: usage.cache_read_tokens ?? 0,
+    cache_write: usage.cache_write_tokens ?? 0,
+  });
+  const reference = await pricedThroughEvents(g, { provider, model, usage });
+  expect({ credits: event.credits, cost: event.cost }).toEqual(reference);
+  // The hold is gone: nothing stays reserved after the call.
+  expect((await balance(g, orgId)).held_credits).toBe('0');
+}
+
+describe('OpenAI chat completions', () => {
+  it('answers a plain call unchanged and records its exact usage and price', async () => {
+    const client = openaiClient(g, key, member);
+    const answer = await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'Say twelve words' }],
+      max_completion_tokens: 100,
+    });
+    expect(answer.choices[0]?.message.content).toBe(expectedText);
+    expect(answer.usage?.prompt_tokens).toBe(1200);
+    const upstream = g.fake.requests.at(-1)!;
+    expect(upstream.headers.authorization).toBe(`Bearer ${UPSTREAM_OPENAI_KEY}`);
+    expect(JSON.stringify(upstream.headers)).not.toContain(key);
+    expect(upstream.headers['tally-member']).toBeUndefined();
+    await expectRecorded('openai', 'gpt-4o-mini', OPENAI_USAGE);
+  });
+
+  it('streams chunks through, asks upstream for usage without showing it to a client that did not', async () => {
+    const client = openaiClient(g, key, member);
+    const stream = await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'Say twelve words' }],
+      stream: true,
+    });
+    let text = '';
+    let usageChunks = 0;
+    let finish: string | null = null;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? '';
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+      if (chunk.usage) usageChunks++;
+    }
+    expect(text).toBe(expectedText);
+    expect(finish).toBe('stop');
+    expect(usageChunks).toBe(0);
+    expect(g.fake.requests.at(-1)!.body.stream_options).toEqual({ include_usage: true });
+    await expectRecorded('openai', 'gpt-4o-mini', OPENAI_USAGE);
+  });
+
+  it('passes the usage chunk to a client that asked for it', async () => {
+    const client = openaiClient(g, key, member);
+    const stream = await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'Say twelve words' }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    const usage = [];
+    for await (const chunk of stream) if (chunk.usage) usage.push(chunk.usage);
+    expect(usage).toEqual([expect.objectContaining({ prompt_tokens: 1200, completion_tokens: 12 })]);
+    await expectRecorded('openai', 'gpt-4o-mini', OPENAI_USAGE);
+  });
+});
+
+describe('OpenAI Responses API', () => {
+  it('streams events through and records the usage of response.completed', async () => {
+    const client = openaiClient(g, key, member);
+    const stream = await client.responses.create({
+      model: 'gpt-4o-mini',
+      input: 'Say twelve words',
+      stream: true,
+    });
+    let text = '';
+    for await (const event of stream) if (event.type === 'response.output_text.delta') text += event.delta;
+    expect(text).toBe(expectedText);
+    await expectRecorded('openai', 'gpt-4o-mini', OPENAI_USAGE);
+  });
+
+  it('records a plain call', async () => {
+    const client = openaiClient(g, key, member);
+    const answer = await client.responses.create({ model: 'gpt-4o-mini', input: 'Say twelve words' });
+    expect(answer.output_text).toBe(expectedText);
+    await expectRecorded('openai', 'gpt-4o-mini', OPENAI_USAGE);
+  });
+});
+
+describe('Anthropic messages', () => {
+  it('answers a plain call unchanged and records cache reads and writes exactly', async () => {
+    const client = anthropicClient(g, key, member);
+    const answer = await client.messages.create({
+      model: 'claude-haiku-4-5',
+      max_tokens: 1024,
+      messages: [{ role: 'user', content: 'Say twelve words' }],
+    });
+    expect(answer.content).toEqual([{ type: 'text', text: expectedText }]);
+    const upstream = g.fake.requests.at(-1)!;
+    expect(upstream.headers['x-api-key']).toBe(UPSTREAM_ANTHROPIC_KEY);
+    expect(upstream.headers['anthropic-version']).toBeTruthy();
+    await expectRecorded('anthropic', 'claude-haiku-4-5', ANTHROPIC_USAGE);
+  });
+
+  it('streams events through and records message_start and message_delta usage', async () => {
+    const client = anthropicClient(g, key, member);
+    const stream = client.messages.stream({
+      model: 'claude-haiku-4-5',
+      max_tokens: 1024,
+      messages: [{ role: 'user', content: 'Say twelve words' }],
+    });
+    const message = await stream.finalMessage();
+    expect(message.content).toEqual([{ type: 'text', text: expectedText }]);
+    expect(message.usage.output_tokens).toBe(12);
+    await expectRecorded('anthropic', 'claude-haiku-4-5', ANTHROPIC_USAGE);
+  });
+});

@@ -1,0 +1,255 @@
+/**
+ * A local model provider speaking OpenAI's (Chat Completions, Responses) and Anthropic's
+ * (Messages) wire formats over real HTTP, streamed (SSE, with the usage chunks and cache tokens
+ * each provider sends) or not. Every answer streams `chunks` text events of one token each, with
+ * `chunkDelayMs` between them, and reports exactly those counts as usage.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface FakeBehaviour {
+  /** Output tokens of an answer (one text event each), fewer if the request's limit is lower. */
+  chunks: number;
+  chunkDelayMs: number;
+  /** Input tokens reported, cached ones included (OpenAI's meaning; Anthropic's is derived). */
+  inputTokens: number;
+  cacheReadTokens: number;
+  cacheWriteTokens: number;
+  /** Answer every request with this status and JSON body instead. */
+  failWith: { status: number; body: unknown } | null;
+}
+
+export interface RecordedRequest {
+  path: string;
+  headers: IncomingMessage['headers'];
+  body: Record<string, unknown>;
+}
+
+export interface FakeProviders {
+  url: string;
+  behave(changes: Partial<FakeBehaviour>): void;
+  requests: RecordedRequest[];
+  /** Answers whose client went away before the end. */
+  aborted(): number;
+  close(): Promise<void>;
+}
+
+const DEFAULTS: FakeBehaviour = {
+  chunks: 12,
+  chunkDelayMs: 0,
+  inputTokens: 1200,
+  cacheReadTokens: 800,
+  cacheWriteTokens: 100,
+  failWith: null,
+};
+
+/** The text of output token `i` (what its text event carries). */
+export const tokenText = (i: number) => ` w${i}`;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function startFakeProviders(initial: Partial<FakeBehaviour> = {}): Promise<FakeProviders> {
+  let behaviour: FakeBehaviour = { ...DEFAULTS, ...initial };
+  const requests: RecordedRequest[] = [];
+  let aborted = 0;
+
+  async function stream(res: ServerResponse, events: AsyncIterable<string>) {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    let finished = false;
+    res.on('close', () => {
+      if (!finished) aborted++;
+    });
+    for await (const event of events) {
+      if (res.destroyed) return;
+      res.write(event);
+    }
+    finished = true;
+    res.end();
+  }
+
+  async function* tokens(count: number, each: (i: number) => string) {
+    for (let i = 0; i < count; i++) {
+      if (behaviour.chunkDelayMs > 0) await sleep(behaviour.chunkDelayMs);
+      yield each(i);
+    }
+  }
+
+  const data = (payload: unknown) => `data: ${JSON.stringify(payload)}\n\n`;
+  const named = (type: string, payload: object) =>
+    `event: ${type}\ndata: ${JSON.stringify({ type, ...payload })}\n\n`;
+
+  function chatCompletions(res: ServerResponse, body: Record<string, unknown>, output: number) {
+    const b = behaviour;
+    const usage = {
+      prompt_tokens: b.inputTokens,
+      completion_tokens: output,
+      total_tokens: b.inputTokens + output,
+      prompt_tokens_details: { cached_tokens: b.cacheReadTokens, audio_tokens: 0 },
+      completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0 },
+    };
+    const base = { id: 'chatcmpl-fake', created: 1_763_000_000, model: body.model, system_fingerprint: null };
+    const finish = output < b.chunks ? 'length' : 'stop';
+    if (body.stream !== true) {
+      const text = Array.from({ length: output }, (_, i) => tokenText(i)).join('');
+      const message = { role: 'assistant', content: text, refusal: null };
+      return json(res, 200, {
+        ...base,
+        object: 'chat.completion',
+        choices: [{ index: 0, message, logprobs: null, finish_reason: finish }],
+        usage,
+      });
+    }
+    const withUsage =
+      (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
+    const chunk = (choices: unknown[], extra: object = {}) =>
+      data({
+        ...base,
+        object: 'chat.completion.chunk',
+        choices,
+        ...(withUsage ? { usage: null } : {}),
+        ...extra,
+      });
+    const choice = (delta: object, finish_reason: string | null = null) => ({
+      index: 0,
+      delta,
+      logprobs: null,
+      finish_reason,
+    });
+    return stream(
+      res,
+      (async function* () {
+        yield chunk([choice({ role: 'assistant', content: '', refusal: null })]);
+        yield* tokens(output, (i) => chunk([choice({ content: tokenText(i) })]));
+        yield chunk([choice({}, finish)]);
+        if (withUsage) yield chunk([], { usage });
+        yield 'data: [DONE]\n\n';
+      })(),
+    );
+  }
+
+  function responses(res: ServerResponse, body: Record<string, unknown>, output: number) {
+    const b = behaviour;
+    const usage = {
+      input_tokens: b.inputTokens,
+      input_tokens_details: { cached_tokens: b.cacheReadTokens },
+      output_tokens: output,
+      output_tokens_details: { reasoning_tokens: 0 },
+      total_tokens: b.inputTokens + output,
+    };
+    const text = Array.from({ length: output }, (_, i) => tokenText(i)).join('');
+    const base = { id: 'resp_fake', object: 'response', created_at: 1_763_000_000, model: body.model };
+    const item = (content: object[]) => ({
+      type: 'message',
+      id: 'msg_fake',
+      status: 'completed',
+      role: 'assistant',
+      content,
+    });
+    const done = {
+      ...base,
+      status: 'completed',
+      output: [item([{ type: 'output_text', text, annotations: [] }])],
+      usage,
+    };
+    if (body.stream !== true) return json(res, 200, done);
+    let sequence = 0;
+    const event = (type: string, payload: object) => named(type, { sequence_number: sequence++, ...payload });
+    return stream(
+      res,
+      (async function* () {
+        yield event('response.created', { response: { ...base, status: 'in_progress', output: [] } });
+        yield* tokens(output, (i) =>
+          event('response.output_text.delta', {
+            item_id: 'msg_fake',
+            output_index: 0,
+            content_index: 0,
+            delta: tokenText(i),
+          }),
+        );
+        yield event('response.completed', { response: done });
+      })(),
+    );
+  }
+
+  function messages(res: ServerResponse, body: Record<string, unknown>, output: number) {
+    const b = behaviour;
+    const usage = {
+      input_tokens: b.inputTokens - b.cacheReadTokens - b.cacheWriteTokens,
+      cache_creation_input_tokens: b.cacheWriteTokens,
+      cache_read_input_tokens: b.cacheReadTokens,
+    };
+    const stopReason = output < b.chunks ? 'max_tokens' : 'end_turn';
+    const base = {
+      id: 'msg_fake',
+      type: 'message',
+      role: 'assistant',
+      model: body.model,
+      stop_sequence: null,
+    };
+    if (body.stream !== true) {
+      const text = Array.from({ length: output }, (_, i) => tokenText(i)).join('');
+      return json(res, 200, {
+        ...base,
+        content: [{ type: 'text', text }],
+        stop_reason: stopReason,
+        usage: { ...usage, output_tokens: output },
+      });
+    }
+    return stream(
+      res,
+      (async function* () {
+        yield named('message_start', {
+          message: { ...base, content: [], stop_reason: null, usage: { ...usage, output_tokens: 1 } },
+        });
+        yield named('content_block_start', { index: 0, content_block: { type: 'text', text: '' } });
+        yield named('ping', {});
+        yield* tokens(output, (i) =>
+          named('content_block_delta', { index: 0, delta: { type: 'text_delta', text: tokenText(i) } }),
+        );
+        yield named('content_block_stop', { index: 0 });
+        yield named('message_delta', {
+          delta: { stop_reason: stopReason, stop_sequence: null },
+          usage: { output_tokens: output },
+        });
+        yield named('message_stop', {});
+      })(),
+    );
+  }
+
+  function json(res: ServerResponse, status: number, body: unknown) {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  }
+
+  const server = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, unknown>;
+    const path = req.url ?? '';
+    requests.push({ path, headers: req.headers, body });
+    if (behaviour.failWith) return json(res, behaviour.failWith.status, behaviour.failWith.body);
+    const limit = (body.max_completion_tokens ?? body.max_tokens ?? body.max_output_tokens) as
+      | number
+      | undefined;
+    const output = Math.min(behaviour.chunks, limit ?? Number.POSITIVE_INFINITY);
+    if (req.method === 'POST' && path === '/v1/chat/completions') return chatCompletions(res, body, output);
+    if (req.method === 'POST' && path === '/v1/responses') return responses(res, body, output);
+    if (req.method === 'POST' && path === '/v1/messages') return messages(res, body, output);
+    json(res, 404, { error: { message: `no route ${path}` } });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    behave: (changes) => {
+      behaviour = { ...behaviour, ...changes };
+    },
+    requests,
+    aborted: () => aborted,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
