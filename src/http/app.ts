@@ -16,6 +16,7 @@ import { jsonGuard } from './middleware/jsonGuard.ts';
 import { errorToProblem, problem, validationProblem } from './problem.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { authorizationRoutes } from './routes/authorizations.ts';
+import { embedTokenRoutes } from './routes/embedTokens.ts';
 import { eventRoutes } from './routes/events.ts';
 import { gatewayRoutes, gatewaySettingsRoutes } from './routes/gateway.ts';
 import { keyRoutes } from './routes/keys.ts';
@@ -29,6 +30,7 @@ import { pricingRoutes } from './routes/pricing.ts';
 import { usageRoutes } from './routes/usage.ts';
 import { usageExportRoutes } from './routes/usageExport.ts';
 import { usageInsightRoutes } from './routes/usageInsights.ts';
+import { webRoutes } from './routes/web.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 
 export interface AppDeps {
@@ -125,6 +127,8 @@ export function buildApp(deps: AppDeps) {
   webhookRoutes(app);
   paymentRoutes(app);
   gatewaySettingsRoutes(app);
+  embedTokenRoutes(app);
+  webRoutes(app);
   opsRoutes(app, { db: deps.db, metrics });
 
   app.notFound((c) => problem(c, 404, 'not_found', `No route for ${c.req.method} ${c.req.path}`));

@@ -1,0 +1,26 @@
+/** Turns an embed token into a principal scoped to its org and role, acting as its member. */
+import type { Queryable } from '../../store/db.ts';
+import type { Principal } from '../context.ts';
+import { ServiceError } from '../errors.ts';
+import { embedSigningSecret } from './signingSecret.ts';
+import { decodeEmbedToken } from './token.ts';
+
+export async function authenticateEmbedToken(db: Queryable, token: string): Promise<Principal> {
+  const decoded = decodeEmbedToken(await embedSigningSecret(db), token);
+  if (!decoded.ok) {
+    throw new ServiceError(
+      401,
+      decoded.reason === 'expired' ? 'embed_token_expired' : 'unauthorized',
+      decoded.reason === 'expired' ? 'The embed token has expired' : 'The embed token is not valid',
+    );
+  }
+  const { org, member, role } = decoded.claims;
+  const [row] = await db.query<{ status: string }>(
+    'SELECT status FROM members WHERE org_id = $1 AND id = $2',
+    [org, member],
+  );
+  if (row?.status !== 'active') {
+    throw new ServiceError(401, 'unauthorized', 'The embed token belongs to a member who was removed');
+  }
+  return { kind: 'org_key', id: member, orgId: org, role };
+}

@@ -1,0 +1,136 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { embedSigningSecret } from '../src/services/embedTokens/signingSecret.ts';
+import { encodeEmbedToken } from '../src/services/embedTokens/token.ts';
+import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
+
+describe('embed tokens', () => {
+  let t: TestTally;
+  let orgId: string;
+  let adminKey: string;
+  let memberId: string;
+  let otherOrgId: string;
+
+  beforeAll(async () => {
+    t = await startTally();
+    const { org, key } = await createOrgWithKey(t);
+    orgId = org.id;
+    adminKey = key;
+    const member = await t.call('POST', `/v1/orgs/${orgId}/members`, {
+      key,
+      body: { external_id: 'u_42', name: 'Ada', email: 'ada@example.com', role: 'viewer' },
+    });
+    memberId = member.body.id;
+    otherOrgId = (await createOrgWithKey(t, { name: 'Other' })).org.id;
+  });
+  afterAll(() => t.close());
+
+  const mint = (body: Record<string, unknown>, key = adminKey, org = orgId) =>
+    t.call('POST', `/v1/orgs/${org}/embed_tokens`, { key, body });
+
+  it('mints a token for a member by the host app user id, with the page URL and expiry', async () => {
+    const before = Date.now();
+    const res = await mint({ member: 'u_42', role: 'viewer', ttl_seconds: 600 });
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({ object: 'embed_token', member: memberId, role: 'viewer' });
+    expect(res.body.token).toMatch(/^tally_em_[\w-]+\.[\w-]+$/);
+    expect(res.body.url).toBe(`http://localhost/embed#token=${res.body.token}`);
+    const expires = Date.parse(res.body.expires_at);
+    expect(expires).toBeGreaterThanOrEqual(before + 599_000);
+    expect(expires).toBeLessThanOrEqual(Date.now() + 601_000);
+  });
+
+  it('acts as its member with its role on its own org only', async () => {
+    const { body } = await mint({ member: memberId, role: 'viewer' });
+    const session = await t.call('GET', '/v1/session', { key: body.token });
+    expect(session.body).toMatchObject({ kind: 'embed', org_id: orgId, role: 'viewer', member_id: memberId });
+    expect((await t.call('GET', `/v1/orgs/${orgId}/usage/summary`, { key: body.token })).status).toBe(200);
+    // A viewer may read but not buy credits or set limits: the API refuses, whatever the page shows.
+    const buy = await t.call('POST', `/v1/orgs/${orgId}/checkout_sessions`, {
+      key: body.token,
+      body: { amount: '50' },
+    });
+    expect(buy.status).toBe(403);
+    const limits = await t.call('PUT', `/v1/orgs/${orgId}/limits`, {
+      key: body.token,
+      body: { alert_threshold: '10', allowed_limit: '20' },
+    });
+    expect(limits.status).toBe(403);
+    const other = await t.call('GET', `/v1/orgs/${otherOrgId}/usage/summary`, { key: body.token });
+    expect(other.status).toBe(404);
+  });
+
+  it('refuses an expired, tampered or foreign-signed token', async () => {
+    const secret = await embedSigningSecret(t.db);
+    const expired = encodeEmbedToken(secret, {
+      org: orgId,
+      member: memberId,
+      role: 'admin',
+      exp: Math.floor(Date.now() / 1000) - 1,
+    });
+    const res = await t.call('GET', '/v1/session', { key: expired });
+    expect(res.status).toBe(401);
+    expect(res.body.code).toBe('embed_token_expired');
+
+    const { body } = await mint({ member: memberId, role: 'viewer' });
+    const [claims, signature] = body.token.slice('tally_em_'.length).split('.');
+    const raised = Buffer.from(
+      JSON.stringify({ ...JSON.parse(Buffer.from(claims, 'base64url').toString()), role: 'owner' }),
+    ).toString('base64url');
+    const tampered = await t.call('GET', '/v1/session', { key: `tally_em_${raised}.${signature}` });
+    expect(tampered.status).toBe(401);
+    const otherOrg = await t.call('GET', '/v1/session', {
+      key: `tally_em_${raised.replace(orgId, otherOrgId)}.${signature}`,
+    });
+    expect(otherOrg.status).toBe(401);
+    const forged = encodeEmbedToken('not the secret', {
+      org: orgId,
+      member: memberId,
+      role: 'owner',
+      exp: Math.floor(Date.now() / 1000) + 60,
+    });
+    expect((await t.call('GET', '/v1/session', { key: forged })).status).toBe(401);
+  });
+
+  it('stops working when its member is removed', async () => {
+    const member = await t.call('POST', `/v1/orgs/${orgId}/members`, {
+      key: adminKey,
+      body: { external_id: 'u_leaving', role: 'member' },
+    });
+    const { body } = await mint({ member: 'u_leaving', role: 'member' });
+    expect((await t.call('GET', '/v1/session', { key: body.token })).status).toBe(200);
+    await t.call('DELETE', `/v1/orgs/${orgId}/members/${member.body.id}`, { key: adminKey });
+    expect((await t.call('GET', '/v1/session', { key: body.token })).status).toBe(401);
+    expect((await mint({ member: 'u_leaving', role: 'member' })).status).toBe(404);
+  });
+
+  it('validates the request and needs embed:create', async () => {
+    const bad = await mint({ member: memberId, role: 'superuser' });
+    expect(bad.status).toBe(422);
+    expect(bad.body.param).toBe('role');
+    const long = await mint({ member: memberId, role: 'viewer', ttl_seconds: 86_401 });
+    expect(long.body.param).toBe('ttl_seconds');
+    expect((await mint({ member: 'nobody', role: 'viewer' })).body).toMatchObject({
+      status: 404,
+      param: 'member',
+    });
+    const viewerKey = await t.call('POST', `/v1/orgs/${orgId}/api_keys`, {
+      key: adminKey,
+      body: { name: 'read only', role: 'viewer' },
+    });
+    expect((await mint({ member: memberId, role: 'viewer' }, viewerKey.body.key)).status).toBe(403);
+    expect((await mint({ member: memberId, role: 'viewer' }, adminKey, otherOrgId)).status).toBe(404);
+  });
+
+  it('serves the web app with a strict Content-Security-Policy on every app path', async () => {
+    for (const path of ['/', '/usage', '/usage/payments', '/embed']) {
+      const res = await t.app.request(path);
+      expect([200, 503]).toContain(res.status);
+      if (res.status === 200) {
+        const csp = res.headers.get('content-security-policy')!;
+        expect(csp).toContain("script-src 'self'");
+        expect(csp).toContain("default-src 'none'");
+        expect(csp).not.toContain('unsafe-inline');
+      }
+    }
+  });
+});

@@ -1,0 +1,159 @@
+/**
+ * Forecast, anomalies and recommendations. A panel whose endpoint this Tally does not offer (404)
+ * is left out rather than filled with guesses.
+ */
+import { useOrg } from '../sessionContext.tsx';
+import { unitValue } from '../units.ts';
+import { useApi } from '../useApi.ts';
+import { Await, Panel } from './states.tsx';
+
+interface Projection {
+  amount: string;
+  cost: string;
+}
+interface Forecast {
+  unit: 'credits' | 'usd' | 'tokens';
+  currency: string;
+  method: string;
+  next_30_days: { conservative: Projection; likely: Projection; aggressive: Projection };
+  end_of_month: {
+    month: string;
+    month_to_date: Projection;
+    conservative: Projection;
+    likely: Projection;
+    aggressive: Projection;
+  };
+  run_out: { likely_date: string | null; earliest_date: string | null; latest_date: string | null } | null;
+}
+
+export function ForecastPanel() {
+  const { org, formats } = useOrg();
+  const answer = useApi<Forecast>(`/v1/orgs/${org.id}/usage/forecast`);
+  return (
+    <Panel title="Forecast">
+      <Await loaded={answer} what="the forecast">
+        {(f) => {
+          const format = unitValue(formats, f.unit);
+          const rows: [string, Forecast['next_30_days']][] = [
+            [`End of ${formats.month(f.end_of_month.month)}`, f.end_of_month],
+            ['Next 30 days', f.next_30_days],
+          ];
+          return (
+            <>
+              <table className="table">
+                <thead>
+                  <tr>
+                    <th scope="col">Period</th>
+                    <th scope="col" className="num">
+                      Conservative
+                    </th>
+                    <th scope="col" className="num">
+                      Likely
+                    </th>
+                    <th scope="col" className="num">
+                      Aggressive
+                    </th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {rows.map(([label, p]) => (
+                    <tr key={label}>
+                      <th scope="row">{label}</th>
+                      <td className="num">{format(p.conservative.amount)}</td>
+                      <td className="num strong">{format(p.likely.amount)}</td>
+                      <td className="num">{format(p.aggressive.amount)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+              {f.run_out?.likely_date && (
+                <p>
+                  Credits run out around <strong>{formats.day(f.run_out.likely_date)}</strong>
+                  {f.run_out.earliest_date && <> (earliest {formats.day(f.run_out.earliest_date)})</>}.
+                </p>
+              )}
+              <details>
+                <summary>How this is computed</summary>
+                <p className="muted">{f.method}</p>
+              </details>
+            </>
+          );
+        }}
+      </Await>
+    </Panel>
+  );
+}
+
+interface Anomaly {
+  date: string;
+  scope: 'org' | 'member' | 'feature';
+  key: string;
+  label: string;
+  value: string;
+  median: string;
+  severity: 'low' | 'medium' | 'high';
+}
+
+export function AnomaliesPanel() {
+  const { org, formats } = useOrg();
+  const answer = useApi<{ unit: 'credits' | 'usd' | 'tokens'; data: Anomaly[] }>(
+    `/v1/orgs/${org.id}/usage/anomalies`,
+  );
+  return (
+    <Panel title="Unusual spikes">
+      <Await loaded={answer} what="anomalies">
+        {(a) => {
+          const format = unitValue(formats, a.unit);
+          return a.data.length === 0 ? (
+            <p className="empty">Nothing unusual in the last 7 days.</p>
+          ) : (
+            <ul className="anomalies">
+              {a.data.slice(0, 8).map((item) => (
+                <li key={`${item.date}-${item.scope}-${item.key}`}>
+                  <span className={`severity severity-${item.severity}`}>{item.severity}</span>
+                  <span className="grow">
+                    {formats.day(item.date)}:{' '}
+                    {item.scope === 'org' ? 'the organization' : item.label || 'Unknown user'} spent{' '}
+                    {format(item.value)} (usually {format(item.median)})
+                  </span>
+                </li>
+              ))}
+            </ul>
+          );
+        }}
+      </Await>
+    </Panel>
+  );
+}
+
+interface Recommendation {
+  title?: string;
+  description?: string;
+  detail?: string;
+}
+
+/** Only shown when the API offers recommendations (the endpoint is planned, not in every version). */
+export function RecommendationsPanel() {
+  const { org } = useOrg();
+  const answer = useApi<{ data: Recommendation[] }>(`/v1/orgs/${org.id}/usage/recommendations`);
+  if (answer.error?.status === 404 || (answer.loading && !answer.data)) return null;
+  return (
+    <Panel title="Recommendations">
+      <Await loaded={answer} what="recommendations">
+        {(r) =>
+          r.data.length === 0 ? (
+            <p className="empty">No savings to suggest for this usage.</p>
+          ) : (
+            <ul>
+              {r.data.map((item, i) => (
+                <li key={item.title ?? String(i)}>
+                  <strong>{item.title}</strong> {item.description ?? item.detail}
+                </li>
+              ))}
+            </ul>
+          )
+        }
+      </Await>
+    </Panel>
+  );
+}

@@ -1,0 +1,146 @@
+/**
+ * Charts drawn as SVG, no chart library. Values arrive as decimal strings; Number() turns them into
+ * pixel positions only, while labels and the accessible table show the exact figures.
+ */
+import { useId } from 'react';
+
+export interface LineSeries {
+  key: string;
+  label: string;
+  /** Decimal strings, one per x position. */
+  values: string[];
+}
+
+const WIDTH = 640;
+const HEIGHT = 220;
+const PAD = { left: 56, right: 12, top: 12, bottom: 28 };
+
+function niceMax(max: number): number {
+  if (max <= 0) return 1;
+  const power = 10 ** Math.floor(Math.log10(max));
+  const step = [1, 2, 2.5, 5, 10].find((s) => s * power >= max) ?? 10;
+  return step * power;
+}
+
+export function LineChart({
+  title,
+  xLabels,
+  series,
+  formatValue,
+  formatAxis,
+}: {
+  title: string;
+  xLabels: string[];
+  series: LineSeries[];
+  formatValue(value: string): string;
+  formatAxis(value: number): string;
+}) {
+  const id = useId();
+  const max = niceMax(Math.max(0, ...series.flatMap((s) => s.values.map(Number))));
+  const innerW = WIDTH - PAD.left - PAD.right;
+  const innerH = HEIGHT - PAD.top - PAD.bottom;
+  const x = (i: number) =>
+    PAD.left + (xLabels.length <= 1 ? innerW / 2 : (i * innerW) / (xLabels.length - 1));
+  const y = (v: number) => PAD.top + innerH - (v / max) * innerH;
+  const labelEvery = Math.max(1, Math.ceil(xLabels.length / 8));
+  return (
+    <figure className="chart">
+      <svg viewBox={`0 0 ${WIDTH} ${HEIGHT}`} role="img" aria-labelledby={`${id}-title`}>
+        <title id={`${id}-title`}>{title}</title>
+        {[0, 0.25, 0.5, 0.75, 1].map((f) => (
+          <g key={f} className="grid">
+            <line x1={PAD.left} x2={WIDTH - PAD.right} y1={y(max * f)} y2={y(max * f)} />
+            <text x={PAD.left - 6} y={y(max * f) + 4} textAnchor="end">
+              {formatAxis(max * f)}
+            </text>
+          </g>
+        ))}
+        {xLabels.map((label, i) =>
+          i % labelEvery === 0 ? (
+            <text key={label + String(i)} className="axis" x={x(i)} y={HEIGHT - 8} textAnchor="middle">
+              {label}
+            </text>
+          ) : null,
+        )}
+        {series.map((s, index) => (
+          <g key={s.key} className={`series series-${index % 6}`}>
+            <polyline points={s.values.map((v, i) => `${x(i)},${y(Number(v))}`).join(' ')} />
+            {s.values.map((v, i) => (
+              <circle
+                key={xLabels[i]! + String(i)}
+                cx={x(i)}
+                cy={y(Number(v))}
+                r={xLabels.length > 40 ? 1.5 : 3}
+              >
+                <title>{`${s.label}, ${xLabels[i]}: ${formatValue(v)}`}</title>
+              </circle>
+            ))}
+          </g>
+        ))}
+      </svg>
+      {series.length > 1 && (
+        <figcaption className="legend">
+          {series.map((s, index) => (
+            <span key={s.key} className={`legend-item series-${index % 6}`}>
+              <span className="swatch" aria-hidden="true" />
+              {s.label}
+            </span>
+          ))}
+        </figcaption>
+      )}
+      <table className="sr-only">
+        <caption>{title}</caption>
+        <thead>
+          <tr>
+            <th scope="col">Period</th>
+            {series.map((s) => (
+              <th key={s.key} scope="col">
+                {s.label}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {xLabels.map((label, i) => (
+            <tr key={label + String(i)}>
+              <th scope="row">{label}</th>
+              {series.map((s) => (
+                <td key={s.key}>{formatValue(s.values[i] ?? '0')}</td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </figure>
+  );
+}
+
+/** Horizontal bars, longest = highest, each labelled with its exact figure. */
+export function BarList({
+  rows,
+}: {
+  rows: { key: string; label: string; value: string; text: string; note?: string }[];
+}) {
+  const max = Math.max(0, ...rows.map((r) => Number(r.value)));
+  return (
+    <ul className="bars">
+      {rows.map((row) => (
+        <li key={row.key}>
+          <div className="bar-label">
+            <span>{row.label}</span>
+            <span className="num">
+              {row.text}
+              {row.note && <span className="muted"> · {row.note}</span>}
+            </span>
+          </div>
+          <div className="bar-track" aria-hidden="true">
+            <div
+              className="bar-fill"
+              style={{ width: `${max > 0 ? (Number(row.value) / max) * 100 : 0}%` }}
+            />
+          </div>
+        </li>
+      ))}
+    </ul>
+  );
+}

@@ -1,0 +1,73 @@
+/** Loading, error and empty states that say what happened, shared by every panel. */
+import type { ReactNode } from 'react';
+import type { ApiError } from '../api.ts';
+import type { Loaded } from '../useApi.ts';
+
+export function ErrorNote({ error, retry }: { error: ApiError; retry?: () => void }) {
+  const what =
+    error.status === 403
+      ? 'Your role does not allow this.'
+      : error.status === 401
+        ? 'Your sign-in is no longer valid.'
+        : error.status === 0
+          ? ''
+          : `Tally answered ${error.status}.`;
+  return (
+    <div className="note error" role="alert">
+      <span>
+        {what} {error.message}
+      </span>
+      {retry && (
+        <button type="button" className="link" onClick={retry}>
+          Try again
+        </button>
+      )}
+    </div>
+  );
+}
+
+export const Loading = ({ what }: { what: string }) => (
+  <p className="loading" aria-busy="true">
+    Loading {what}…
+  </p>
+);
+
+export const Empty = ({ children }: { children: ReactNode }) => <p className="empty">{children}</p>;
+
+/** Renders `children(data)` once loaded; the loading and error states otherwise. */
+export function Await<T>({
+  loaded,
+  what,
+  children,
+}: {
+  loaded: Loaded<T>;
+  what: string;
+  children: (data: T) => ReactNode;
+}) {
+  if (loaded.error) return <ErrorNote error={loaded.error} retry={loaded.reload} />;
+  if (!loaded.data) return <Loading what={what} />;
+  return <>{children(loaded.data)}</>;
+}
+
+export function Panel({
+  title,
+  actions,
+  children,
+  className = '',
+}: {
+  title: string;
+  actions?: ReactNode;
+  children: ReactNode;
+  className?: string;
+}) {
+  const id = `panel-${title.toLowerCase().replace(/[^a-z0-9]+/g, '-')}`;
+  return (
+    <section className={`panel ${className}`} aria-labelledby={id}>
+      <header className="panel-head">
+        <h2 id={id}>{title}</h2>
+        {actions && <div className="panel-actions">{actions}</div>}
+      </header>
+      {children}
+    </section>
+  );
+}

@@ -1,0 +1,68 @@
+/**
+ * Numbers and dates for display: in the viewer's locale, the org's currency and the org's time zone.
+ * Decimal strings go to Intl as strings, so formatting never rounds through a float.
+ */
+import { compareDecimal } from './decimal.ts';
+
+export interface Formats {
+  currency: string;
+  timeZone: string;
+  credits(value: string): string;
+  money(value: string, currency?: string): string;
+  count(value: number): string;
+  share(value: string): string;
+  tokens(value: number): string;
+  date(iso: string): string;
+  dateTime(iso: string): string;
+  day(isoDate: string): string;
+  month(isoMonth: string): string;
+}
+
+const asNumeric = (value: string) => value as Intl.StringNumericLiteral;
+
+export function createFormats(currency: string, timeZone: string, locale = navigator.language): Formats {
+  const credits = new Intl.NumberFormat(locale, { maximumFractionDigits: 2 });
+  const moneyFormats = new Map<string, [Intl.NumberFormat, Intl.NumberFormat]>();
+  const moneyFor = (code: string) => {
+    let pair = moneyFormats.get(code);
+    if (!pair) {
+      pair = [
+        new Intl.NumberFormat(locale, { style: 'currency', currency: code }),
+        // Cents hide the cost of a single call: below one unit, up to four decimals.
+        new Intl.NumberFormat(locale, { style: 'currency', currency: code, maximumFractionDigits: 4 }),
+      ];
+      moneyFormats.set(code, pair);
+    }
+    return pair;
+  };
+  const count = new Intl.NumberFormat(locale, { maximumFractionDigits: 0 });
+  const compact = new Intl.NumberFormat(locale, { notation: 'compact', maximumFractionDigits: 1 });
+  const share = new Intl.NumberFormat(locale, { style: 'percent', maximumFractionDigits: 1 });
+  const date = new Intl.DateTimeFormat(locale, { timeZone, dateStyle: 'medium' });
+  const dateTime = new Intl.DateTimeFormat(locale, { timeZone, dateStyle: 'medium', timeStyle: 'short' });
+  const day = new Intl.DateTimeFormat(locale, {
+    timeZone: 'UTC',
+    weekday: 'short',
+    day: 'numeric',
+    month: 'short',
+  });
+  const month = new Intl.DateTimeFormat(locale, { timeZone: 'UTC', month: 'long', year: 'numeric' });
+  return {
+    currency,
+    timeZone,
+    credits: (value) => credits.format(asNumeric(value)),
+    money(value, code = currency) {
+      const [normal, fine] = moneyFor(code);
+      const small = value !== '0' && compareDecimal(value.replace('-', ''), '1') < 0;
+      return (small ? fine : normal).format(asNumeric(value));
+    },
+    count: (value) => count.format(value),
+    share: (value) => share.format(asNumeric(value)),
+    tokens: (value) => compact.format(value),
+    date: (iso) => date.format(new Date(iso)),
+    dateTime: (iso) => dateTime.format(new Date(iso)),
+    // Calendar dates are already in the org's zone: format them as plain dates.
+    day: (isoDate) => day.format(new Date(`${isoDate}T12:00:00Z`)),
+    month: (isoMonth) => month.format(new Date(`${isoMonth}-15T12:00:00Z`)),
+  };
+}

@@ -1,0 +1,123 @@
+/** One conversation: its totals and duration, then each message with its input split and output. */
+import { Await, Panel } from '../components/states.tsx';
+import { Link } from '../router.tsx';
+import { useOrg } from '../sessionContext.tsx';
+import type { Tokens, Unit } from '../types.ts';
+import { spendText } from '../units.ts';
+import { useApi } from '../useApi.ts';
+
+interface Figures {
+  calls: number;
+  tokens: Tokens;
+  input_breakdown: { message: number | null; context: number | null; files: number | null };
+  credits: string;
+  cost: string;
+}
+interface Conversation extends Figures {
+  id: string;
+  unit: Unit;
+  currency: string;
+  started_at: string;
+  duration_seconds: number;
+  members: number;
+  messages: number;
+  files: { id: string; name: string | null; extracted_tokens: number | null; messages: number }[];
+  data: (Figures & { message_id: string; started_at: string; models: string[]; features: string[] })[];
+}
+
+export function ConversationScreen({ id }: { id: string }) {
+  const { org, formats } = useOrg();
+  const conversation = useApi<Conversation>(`/v1/orgs/${org.id}/conversations/${encodeURIComponent(id)}`, {
+    limit: 200,
+  });
+  const split = (b: Figures['input_breakdown']) =>
+    [
+      b.message !== null && `message ${formats.count(b.message)}`,
+      b.context !== null && `context ${formats.count(b.context)}`,
+      b.files !== null && `files ${formats.count(b.files)}`,
+    ]
+      .filter(Boolean)
+      .join(', ');
+  return (
+    <Panel title="Conversation" actions={<Link href="/usage">Back to the overview</Link>}>
+      <Await loaded={conversation} what="the conversation">
+        {(c) => (
+          <>
+            <dl className="cards">
+              <div className="card">
+                <dt>Total</dt>
+                <dd>{spendText(formats, c.unit, c)}</dd>
+                <dd className="muted">{formats.money(c.cost, c.currency)}</dd>
+              </div>
+              <div className="card">
+                <dt>Messages</dt>
+                <dd>{formats.count(c.messages)}</dd>
+              </div>
+              <div className="card">
+                <dt>Input / output tokens</dt>
+                <dd>
+                  {formats.count(c.tokens.input)} / {formats.count(c.tokens.output)}
+                </dd>
+              </div>
+              <div className="card">
+                <dt>Duration</dt>
+                <dd>{formats.count(Math.round(c.duration_seconds / 60))} min</dd>
+              </div>
+            </dl>
+            <p className="muted">Started {formats.dateTime(c.started_at)}</p>
+            <div className="scroll">
+              <table className="table">
+                <thead>
+                  <tr>
+                    <th scope="col">Message</th>
+                    <th scope="col">Feature / model</th>
+                    <th scope="col" className="num">
+                      Input
+                    </th>
+                    <th scope="col" className="num">
+                      Output
+                    </th>
+                    <th scope="col" className="num">
+                      Spend
+                    </th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {c.data.map((m) => (
+                    <tr key={m.message_id}>
+                      <td>{formats.dateTime(m.started_at)}</td>
+                      <td>
+                        {m.features.join(', ')}
+                        <div className="muted">{m.models.join(', ')}</div>
+                      </td>
+                      <td className="num">
+                        {formats.count(m.tokens.input)}
+                        {split(m.input_breakdown) && <div className="muted">{split(m.input_breakdown)}</div>}
+                      </td>
+                      <td className="num">{formats.count(m.tokens.output)}</td>
+                      <td className="num">{spendText(formats, c.unit, m)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+            {c.files.length > 0 && (
+              <>
+                <h3>Files</h3>
+                <ul>
+                  {c.files.map((f) => (
+                    <li key={f.id}>
+                      {f.name ?? f.id}:{' '}
+                      {f.extracted_tokens === null ? '' : `${formats.count(f.extracted_tokens)} tokens, `}used
+                      in {formats.count(f.messages)} messages
+                    </li>
+                  ))}
+                </ul>
+              </>
+            )}
+          </>
+        )}
+      </Await>
+    </Panel>
+  );
+}

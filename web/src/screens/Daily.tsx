@@ -1,0 +1,87 @@
+/** One day, itemized: each operation with its billing unit, calls, credits and cost. */
+import { Await, Panel } from '../components/states.tsx';
+import { Link } from '../router.tsx';
+import { useOrg } from '../sessionContext.tsx';
+import type { Figures, Unit } from '../types.ts';
+import { moneyNote, spendText } from '../units.ts';
+import { useApi } from '../useApi.ts';
+
+interface DayItems {
+  date: string;
+  unit: Unit;
+  currency: string;
+  total: Figures;
+  truncated: boolean;
+  data: (Figures & { operation: string; provider: string; model: string; billing_unit: string })[];
+}
+
+export function DailyScreen({ date }: { date: string }) {
+  const { org, formats } = useOrg();
+  const valid = /^\d{4}-\d{2}-\d{2}$/.test(date);
+  const day = useApi<DayItems>(valid ? `/v1/orgs/${org.id}/usage/days/${date}` : null);
+  if (!valid)
+    return (
+      <p className="empty">
+        That is not a day. <Link href="/usage">Back to the overview</Link>
+      </p>
+    );
+  return (
+    <Panel
+      title={`Daily detail: ${formats.day(date)}`}
+      actions={<Link href="/usage">Back to the overview</Link>}
+    >
+      <Await loaded={day} what="the day's entries">
+        {(d) =>
+          d.data.length === 0 ? (
+            <p className="empty">No usage on this day.</p>
+          ) : (
+            <>
+              <p>
+                Total: <strong>{spendText(formats, d.unit, d.total)}</strong>
+                {moneyNote(formats, d.unit, d.total, d.currency) && (
+                  <> ({moneyNote(formats, d.unit, d.total, d.currency)})</>
+                )}
+                , {formats.count(d.total.calls)} calls
+              </p>
+              <div className="scroll">
+                <table className="table">
+                  <thead>
+                    <tr>
+                      <th scope="col">Operation</th>
+                      <th scope="col">Category</th>
+                      <th scope="col">Billing unit</th>
+                      <th scope="col" className="num">
+                        Calls
+                      </th>
+                      <th scope="col" className="num">
+                        Credits
+                      </th>
+                      <th scope="col" className="num">
+                        Cost
+                      </th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {d.data.map((item) => (
+                      <tr key={item.operation}>
+                        <th scope="row">{item.operation}</th>
+                        <td>
+                          {item.provider} / {item.model}
+                        </td>
+                        <td>{item.billing_unit}</td>
+                        <td className="num">{formats.count(item.calls)}</td>
+                        <td className="num">{formats.credits(item.credits)}</td>
+                        <td className="num">{formats.money(item.cost, d.currency)}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </div>
+              {d.truncated && <p className="muted">Only the largest entries are listed.</p>}
+            </>
+          )
+        }
+      </Await>
+    </Panel>
+  );
+}

@@ -1,0 +1,373 @@
+/** The usage overview: period, member filter, KPIs, allowance, cycle, charts, breakdowns, activity, insights. */
+import { useEffect, useMemo, useState } from 'react';
+import { type Query, saveBlob } from '../api.ts';
+import { ActivityTable } from '../components/Activity.tsx';
+import { AllowanceBar, CycleCards } from '../components/Allowance.tsx';
+import { FeaturePills, MemberShares, ModelBars, TopTable } from '../components/Breakdowns.tsx';
+import { AnomaliesPanel, ForecastPanel, RecommendationsPanel } from '../components/Insights.tsx';
+import { Await, ErrorNote, Panel } from '../components/states.tsx';
+import { CumulativeChart, SurfaceChart } from '../components/UsageCharts.tsx';
+import { Link } from '../router.tsx';
+import { useOrg } from '../sessionContext.tsx';
+import type { Balance, Limits, Member, Page, Summary } from '../types.ts';
+import { moneyNote, spendText } from '../units.ts';
+import { useApi } from '../useApi.ts';
+import { TopUpButton } from './Payments.tsx';
+
+const PERIODS = [
+  ['1d', '24 hours'],
+  ['7d', '7 days'],
+  ['30d', '30 days'],
+  ['mtd', 'This month'],
+  ['last_month', 'Last month'],
+  ['custom', 'Custom'],
+] as const;
+type Period = (typeof PERIODS)[number][0];
+
+/** Live updates: the figures reload on their own this often while the page is open. */
+const LIVE_REFRESH_MS = 30_000;
+
+export function OverviewScreen() {
+  const { org } = useOrg();
+  const [period, setPeriod] = useState<Period>('30d');
+  const [custom, setCustom] = useState({ from: '', to: '' });
+  const [member, setMember] = useState('');
+  const [generation, setGeneration] = useState(0);
+  useEffect(() => {
+    const timer = setInterval(() => {
+      if (document.visibilityState === 'visible') setGeneration((n) => n + 1);
+    }, LIVE_REFRESH_MS);
+    return () => clearInterval(timer);
+  }, []);
+  const customReady =
+    period !== 'custom' || (custom.from !== '' && custom.to !== '' && custom.from <= custom.to);
+  const query: Query = useMemo(
+    () => ({
+      range: period,
+      from: period === 'custom' ? custom.from : undefined,
+      to: period === 'custom' ? custom.to : undefined,
+      member,
+      // Changes on Refresh (and the live timer) so every panel asks again.
+      _: generation || undefined,
+    }),
+    [period, custom, member, generation],
+  );
+
+  return (
+    <div className="overview" key={org.id}>
+      <div className="toolbar">
+        <div className="tabs" role="tablist" aria-label="Period">
+          {PERIODS.map(([value, label]) => (
+            <button
+              key={value}
+              type="button"
+              role="tab"
+              aria-selected={period === value}
+              className={period === value ? 'tab active' : 'tab'}
+              onClick={() => setPeriod(value)}
+            >
+              {label}
+            </button>
+          ))}
+        </div>
+        {period === 'custom' && (
+          <div className="custom-range">
+            <label>
+              From{' '}
+              <input
+                type="date"
+                value={custom.from}
+                onChange={(e) => setCustom({ ...custom, from: e.target.value })}
+              />
+            </label>
+            <label>
+              To{' '}
+              <input
+                type="date"
+                value={custom.to}
+                onChange={(e) => setCustom({ ...custom, to: e.target.value })}
+              />
+            </label>
+            {!customReady && custom.from && custom.to && (
+              <span className="field-error" role="alert">
+                The start must not be after the end.
+              </span>
+            )}
+          </div>
+        )}
+        <MemberFilter value={member} onChange={setMember} />
+        <button type="button" className="secondary" onClick={() => setGeneration((n) => n + 1)}>
+          Refresh
+        </button>
+        <ExportButtons query={query} />
+      </div>
+      {customReady ? (
+        <OverviewBody query={query} generation={generation} />
+      ) : (
+        <p className="empty">Pick a start and an end date.</p>
+      )}
+    </div>
+  );
+}
+
+function MemberFilter({ value, onChange }: { value: string; onChange(id: string): void }) {
+  const { org } = useOrg();
+  const members = useApi<Page<Member>>(`/v1/orgs/${org.id}/members`, { limit: 100 });
+  return (
+    <label className="inline">
+      User{' '}
+      <select value={value} onChange={(e) => onChange(e.target.value)} disabled={!members.data}>
+        <option value="">All users</option>
+        {members.data?.data.map((m) => (
+          <option key={m.id} value={m.id}>
+            {m.name ?? m.email ?? m.external_id ?? 'Unknown user'}
+            {m.status === 'removed' ? ' (removed)' : ''}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+function ExportButtons({ query }: { query: Query }) {
+  const { api, org } = useOrg();
+  const [error, setError] = useState<Error | null>(null);
+  const [busy, setBusy] = useState('');
+  const download = async (format: 'csv' | 'json' | 'pdf') => {
+    setBusy(format);
+    setError(null);
+    try {
+      saveBlob(await api.download(`/v1/orgs/${org.id}/usage/export`, { ...query, format }));
+    } catch (e) {
+      setError(e as Error);
+    } finally {
+      setBusy('');
+    }
+  };
+  return (
+    <fieldset className="exports">
+      <legend className="sr-only">Export</legend>
+      {(['csv', 'json', 'pdf'] as const).map((format) => (
+        <button
+          key={format}
+          type="button"
+          className="secondary"
+          onClick={() => download(format)}
+          disabled={busy !== ''}
+        >
+          {busy === format ? 'Exporting…' : `Export ${format.toUpperCase()}`}
+        </button>
+      ))}
+      {error && <ErrorNote error={error as never} />}
+    </fieldset>
+  );
+}
+
+function OverviewBody({ query, generation }: { query: Query; generation: number }) {
+  const { org } = useOrg();
+  const summary = useApi<Summary>(`/v1/orgs/${org.id}/usage/summary`, query);
+  if (org.billing_mode === 'byok') return <ByokNotice />;
+  return (
+    <>
+      <Await loaded={summary} what="the summary">
+        {(s) => <KpiCards summary={s} />}
+      </Await>
+      <AllowancePanel generation={generation} />
+      {summary.data && summary.data.calls === 0 && query.range !== '1d' && (
+        <p className="empty">
+          No usage yet in this period. When your apps send usage it shows up here within seconds.
+        </p>
+      )}
+      <div className="grid two">
+        <CumulativeChart query={query} />
+        <SurfaceChart query={query} />
+      </div>
+      <div className="grid three">
+        <FeaturePills query={query} />
+        <MemberShares query={query} />
+        <ModelBars query={query} />
+      </div>
+      <div className="grid three">
+        <TopTable by="workspace" query={query} />
+        <TopTable by="workspace_group" query={query} />
+        <TopTable by="member" query={query} />
+      </div>
+      <DailyBreakdown generation={generation} />
+      <ActivityTable query={query} />
+      <div className="grid two">
+        <ForecastPanel />
+        <AnomaliesPanel />
+      </div>
+      <RecommendationsPanel />
+    </>
+  );
+}
+
+function KpiCards({ summary }: { summary: Summary }) {
+  const { formats } = useOrg();
+  const note = moneyNote(formats, summary.unit, summary, summary.currency);
+  return (
+    <dl className="cards kpis" aria-live="polite">
+      <div className="card">
+        <dt>Total spent</dt>
+        <dd data-testid="kpi-spent">{spendText(formats, summary.unit, summary)}</dd>
+        {note && (
+          <dd className="muted" data-testid="kpi-money">
+            {note}
+          </dd>
+        )}
+        <dd>
+          <span
+            className={`trend trend-${summary.trend.direction}`}
+            title="Against the previous period of the same length"
+          >
+            {summary.trend.label}
+          </span>
+        </dd>
+      </div>
+      <div className="card">
+        <dt>Calls</dt>
+        <dd data-testid="kpi-calls">{formats.count(summary.calls)}</dd>
+      </div>
+      <div className="card">
+        <dt>Active members</dt>
+        <dd data-testid="kpi-members">{formats.count(summary.active_members)}</dd>
+      </div>
+      <div className="card">
+        <dt>Features</dt>
+        <dd>{formats.count(summary.features)}</dd>
+      </div>
+      <div className="card">
+        <dt>Model tiers</dt>
+        <dd>{formats.count(summary.model_tiers)}</dd>
+      </div>
+    </dl>
+  );
+}
+
+function AllowancePanel({ generation }: { generation: number }) {
+  const { org, can } = useOrg();
+  const balance = useApi<Balance>(`/v1/orgs/${org.id}/balance`, { _: generation || undefined });
+  const limits = useApi<Limits>(`/v1/orgs/${org.id}/limits`, { _: generation || undefined });
+  const failed = balance.error ?? limits.error;
+  return (
+    <Panel
+      title={org.billing_mode === 'byom' ? 'Spend this cycle (USD)' : 'Credits this cycle'}
+      actions={
+        <>
+          {can('limits:write') && (
+            <Link className="button secondary" href="/usage/limits">
+              Configure limits
+            </Link>
+          )}
+          {org.billing_mode === 'credits' && <TopUpButton />}
+        </>
+      }
+    >
+      {failed ? (
+        <ErrorNote
+          error={failed}
+          retry={() => {
+            balance.reload();
+            limits.reload();
+          }}
+        />
+      ) : balance.data && limits.data ? (
+        <>
+          <AllowanceBar balance={balance.data} limits={limits.data} />
+          <CycleCards balance={balance.data} />
+        </>
+      ) : (
+        <p className="loading">Loading the balance…</p>
+      )}
+    </Panel>
+  );
+}
+
+interface Daily {
+  month: string;
+  unit: Summary['unit'];
+  currency: string;
+  data: { date: string; credits: string; cost: string; calls: number }[];
+}
+
+function DailyBreakdown({ generation }: { generation: number }) {
+  const { org, formats } = useOrg();
+  const daily = useApi<Daily>(`/v1/orgs/${org.id}/usage/daily`, { _: generation || undefined });
+  return (
+    <Panel title="Daily breakdown this month">
+      <Await loaded={daily} what="daily totals">
+        {(d) => {
+          const days = d.data.filter((day) => day.calls > 0).reverse();
+          return days.length === 0 ? (
+            <p className="empty">No usage this month yet.</p>
+          ) : (
+            <div className="scroll short">
+              <table className="table">
+                <thead>
+                  <tr>
+                    <th scope="col">Day</th>
+                    <th scope="col" className="num">
+                      Spend
+                    </th>
+                    <th scope="col" className="num">
+                      Calls
+                    </th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {days.map((day) => (
+                    <tr key={day.date}>
+                      <th scope="row">
+                        <Link href={`/usage/daily/${day.date}`}>{formats.day(day.date)}</Link>
+                      </th>
+                      <td className="num">
+                        {spendText(formats, d.unit, day)}
+                        {moneyNote(formats, d.unit, day, d.currency) && (
+                          <span className="muted"> · {moneyNote(formats, d.unit, day, d.currency)}</span>
+                        )}
+                      </td>
+                      <td className="num">{formats.count(day.calls)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          );
+        }}
+      </Await>
+    </Panel>
+  );
+}
+
+/** BYOK: calls go to the org's own provider, so there is no cost to show; say so and point to the consoles. */
+function ByokNotice() {
+  const { org } = useOrg();
+  const balance = useApi<Balance>(`/v1/orgs/${org.id}/balance`);
+  return (
+    <Panel title="Usage tracking is not available">
+      <p>
+        {balance.data?.notice ??
+          'This organization uses its own provider keys: calls go straight to the provider, so their cost is not tracked here.'}
+      </p>
+      <p>See your spend in your provider's own console:</p>
+      <ul>
+        <li>
+          <a href="https://platform.openai.com/usage" target="_blank" rel="noreferrer">
+            OpenAI usage
+          </a>
+        </li>
+        <li>
+          <a href="https://console.anthropic.com/settings/usage" target="_blank" rel="noreferrer">
+            Anthropic usage
+          </a>
+        </li>
+        <li>
+          <a href="https://console.cloud.google.com/billing" target="_blank" rel="noreferrer">
+            Google Cloud billing
+          </a>
+        </li>
+      </ul>
+    </Panel>
+  );
+}

@@ -1,0 +1,247 @@
+/** Top-ups (dialog with presets and a custom amount), the return from checkout, and the payments list. */
+import { type FormEvent, useEffect, useRef, useState } from 'react';
+import { saveBlob } from '../api.ts';
+import { Await, ErrorNote, Panel } from '../components/states.tsx';
+import { compareDecimal } from '../decimal.ts';
+import { navigate, useLocation } from '../router.tsx';
+import { useOrg } from '../sessionContext.tsx';
+import type { Page } from '../types.ts';
+import { useApi } from '../useApi.ts';
+
+const PRESETS = ['10', '50', '100', '300', '500', '1000'];
+
+interface Payment {
+  id: string;
+  provider: 'stripe' | 'local';
+  status: 'pending' | 'completed' | 'failed' | 'refunded' | 'disputed';
+  amount: string;
+  currency: string;
+  credits: string;
+  invoice_number: string | null;
+  invoice_url: string | null;
+  created_at: string;
+  completed_at: string | null;
+}
+
+/** Why a custom amount cannot be paid, or null when it can. */
+export function amountProblem(text: string): string | null {
+  const value = text.trim();
+  if (!value) return 'Enter an amount.';
+  if (!/^\d+(\.\d{1,2})?$/.test(value))
+    return 'Enter a number with at most two decimals, such as 25 or 25.50.';
+  if (compareDecimal(value, '1') < 0) return 'The smallest top-up is 1.';
+  return null;
+}
+
+export function TopUpButton() {
+  const { can, org, api, formats } = useOrg();
+  const dialog = useRef<HTMLDialogElement>(null);
+  const [choice, setChoice] = useState('50');
+  const [custom, setCustom] = useState('');
+  const [problem, setProblem] = useState<string | null>(null);
+  const [error, setError] = useState<Error | null>(null);
+  const [busy, setBusy] = useState(false);
+  if (!can('billing:purchase') || org.billing_mode !== 'credits') return null;
+  const amount = choice === 'custom' ? custom.trim() : choice;
+  const pay = async (event: FormEvent) => {
+    event.preventDefault();
+    const invalid = choice === 'custom' ? amountProblem(custom) : null;
+    setProblem(invalid);
+    if (invalid) return;
+    setBusy(true);
+    setError(null);
+    try {
+      const session = await api.send<{ url: string | null }>('POST', `/v1/orgs/${org.id}/checkout_sessions`, {
+        amount,
+      });
+      if (!session.url) throw new Error('The payment provider gave no checkout page.');
+      location.assign(session.url);
+    } catch (e) {
+      const failure = e as Error & { param?: string };
+      if (failure.param === 'amount') setProblem(failure.message);
+      else setError(failure);
+      setBusy(false);
+    }
+  };
+  return (
+    <>
+      <button type="button" className="primary" onClick={() => dialog.current?.showModal()}>
+        Top up credits
+      </button>
+      <dialog ref={dialog} aria-labelledby="topup-title" className="dialog">
+        <form onSubmit={pay} noValidate>
+          <h2 id="topup-title">Top up credits</h2>
+          <fieldset>
+            <legend>Amount ({org.currency})</legend>
+            <div className="presets">
+              {PRESETS.map((preset) => (
+                <label key={preset} className={choice === preset ? 'preset chosen' : 'preset'}>
+                  <input
+                    type="radio"
+                    name="amount"
+                    value={preset}
+                    checked={choice === preset}
+                    onChange={() => setChoice(preset)}
+                  />
+                  {formats.money(preset, org.currency)}
+                </label>
+              ))}
+              <label className={choice === 'custom' ? 'preset chosen' : 'preset'}>
+                <input
+                  type="radio"
+                  name="amount"
+                  value="custom"
+                  checked={choice === 'custom'}
+                  onChange={() => setChoice('custom')}
+                />
+                Enter a custom amount
+              </label>
+            </div>
+          </fieldset>
+          {choice === 'custom' && (
+            <div className="field">
+              <label htmlFor="custom-amount">Custom amount ({org.currency})</label>
+              <input
+                id="custom-amount"
+                inputMode="decimal"
+                value={custom}
+                onChange={(e) => {
+                  setCustom(e.target.value);
+                  setProblem(amountProblem(e.target.value));
+                }}
+                aria-invalid={Boolean(problem)}
+                aria-describedby="custom-amount-error"
+              />
+              <p id="custom-amount-error" className="field-error" role="alert">
+                {problem}
+              </p>
+            </div>
+          )}
+          {error && <ErrorNote error={error as never} />}
+          <div className="dialog-actions">
+            <button type="button" className="secondary" onClick={() => dialog.current?.close()}>
+              Cancel
+            </button>
+            <button type="submit" className="primary" disabled={busy}>
+              {busy ? 'Opening checkout…' : 'Pay'}
+            </button>
+          </div>
+        </form>
+      </dialog>
+    </>
+  );
+}
+
+/** After checkout: credits arrive when the payment is confirmed, so watch the payment until it is. */
+function CheckoutReturn({ paymentId, outcome }: { paymentId: string; outcome: string }) {
+  const { api, org, formats } = useOrg();
+  const [payment, setPayment] = useState<Payment | null>(null);
+  useEffect(() => {
+    if (outcome !== 'success') return;
+    let stopped = false;
+    const check = async () => {
+      try {
+        const current = await api.get<Payment>(`/v1/orgs/${org.id}/payments/${paymentId}`);
+        if (stopped) return;
+        setPayment(current);
+        if (current.status === 'pending') setTimeout(check, 2000);
+      } catch {
+        if (!stopped) setTimeout(check, 5000);
+      }
+    };
+    check();
+    return () => {
+      stopped = true;
+    };
+  }, [api, org.id, paymentId, outcome]);
+  if (outcome !== 'success') return <p className="note">Checkout was cancelled; nothing was charged.</p>;
+  if (payment?.status === 'completed') {
+    return (
+      <p className="note ok" role="status">
+        Payment received: {formats.credits(payment.credits)} credits were added to your balance.
+      </p>
+    );
+  }
+  if (payment && payment.status !== 'pending') {
+    return <p className="note error">The payment is {payment.status}; no credits were added.</p>;
+  }
+  return (
+    <p className="note" role="status">
+      Thank you! Your credits will appear shortly, as soon as the payment is confirmed.
+    </p>
+  );
+}
+
+export function PaymentsScreen() {
+  const { org, api, formats } = useOrg();
+  const url = useLocation();
+  const paymentId = url.searchParams.get('payment');
+  const outcome = url.searchParams.get('checkout');
+  const payments = useApi<Page<Payment>>(`/v1/orgs/${org.id}/payments`, { limit: 100 });
+  const [error, setError] = useState<Error | null>(null);
+  const invoice = async (payment: Payment) => {
+    try {
+      saveBlob(await api.download(payment.invoice_url!));
+    } catch (e) {
+      setError(e as Error);
+    }
+  };
+  return (
+    <>
+      {paymentId && outcome && <CheckoutReturn paymentId={paymentId} outcome={outcome} />}
+      <Panel title="Payments" actions={<TopUpButton />}>
+        {error && <ErrorNote error={error as never} />}
+        <Await loaded={payments} what="payments">
+          {(page) =>
+            page.data.length === 0 ? (
+              <p className="empty">No top-ups yet.</p>
+            ) : (
+              <table className="table">
+                <thead>
+                  <tr>
+                    <th scope="col">Date</th>
+                    <th scope="col" className="num">
+                      Amount
+                    </th>
+                    <th scope="col" className="num">
+                      Credits
+                    </th>
+                    <th scope="col">Status</th>
+                    <th scope="col">Invoice</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {page.data.map((p) => (
+                    <tr key={p.id}>
+                      <td>{formats.dateTime(p.created_at)}</td>
+                      <td className="num">{formats.money(p.amount, p.currency)}</td>
+                      <td className="num">{formats.credits(p.credits)}</td>
+                      <td>
+                        <span className={`status status-${p.status}`}>{p.status}</span>
+                        {p.provider === 'local' && <span className="tag">test payment</span>}
+                      </td>
+                      <td>
+                        {p.invoice_url ? (
+                          <button type="button" className="link" onClick={() => invoice(p)}>
+                            {p.invoice_number ?? 'Invoice'} (PDF)
+                          </button>
+                        ) : (
+                          <span className="muted">—</span>
+                        )}
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            )
+          }
+        </Await>
+        {paymentId && (
+          <button type="button" className="link" onClick={() => navigate('/usage/payments', true)}>
+            Dismiss
+          </button>
+        )}
+      </Panel>
+    </>
+  );
+}

@@ -1,0 +1,75 @@
+/** The searchable sell price list: operation, price and billing unit. */
+import { useEffect, useState } from 'react';
+import { Await, Panel } from '../components/states.tsx';
+import { useOrg } from '../sessionContext.tsx';
+import type { Page } from '../types.ts';
+import { useApi } from '../useApi.ts';
+
+interface Price {
+  id: string;
+  operation: string;
+  unit_label: string;
+  price: string;
+  currency: string;
+}
+
+export function PricingScreen() {
+  const { formats } = useOrg();
+  const [text, setText] = useState('');
+  const [q, setQ] = useState('');
+  // Search once typing pauses, not on every key.
+  useEffect(() => {
+    const timer = setTimeout(() => setQ(text.trim()), 250);
+    return () => clearTimeout(timer);
+  }, [text]);
+  const prices = useApi<Page<Price>>('/v1/prices', { q, limit: 100 });
+  return (
+    <Panel title="Pricing">
+      <div className="field">
+        <label htmlFor="price-search">Search by name</label>
+        <input
+          id="price-search"
+          type="search"
+          value={text}
+          onChange={(e) => setText(e.target.value)}
+          placeholder="e.g. gpt-4o"
+        />
+      </div>
+      <Await loaded={prices} what="prices">
+        {(page) =>
+          page.data.length === 0 ? (
+            <p className="empty">No price matches “{q}”.</p>
+          ) : (
+            <div className="scroll">
+              <table className="table">
+                <thead>
+                  <tr>
+                    <th scope="col">Name</th>
+                    <th scope="col" className="num">
+                      Price
+                    </th>
+                    <th scope="col">Billing unit</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {page.data.map((p) => (
+                    <tr key={p.id}>
+                      <th scope="row">{p.operation}</th>
+                      <td className="num">{formats.money(p.price, p.currency)}</td>
+                      <td>{p.unit_label}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+              {page.has_more && (
+                <p className="muted">
+                  Showing the first {page.data.length}; refine the search to see others.
+                </p>
+              )}
+            </div>
+          )
+        }
+      </Await>
+    </Panel>
+  );
+}

@@ -1,0 +1,38 @@
+/** Where the host app sends a user whose call was blocked by the monthly limit. */
+import { Await, Panel } from '../components/states.tsx';
+import { Link } from '../router.tsx';
+import { useOrg } from '../sessionContext.tsx';
+import type { Limits } from '../types.ts';
+import { useApi } from '../useApi.ts';
+
+export function QuotaScreen() {
+  const { org, formats, can } = useOrg();
+  const limits = useApi<Limits>(`/v1/orgs/${org.id}/limits`);
+  return (
+    <Panel title="Quota exceeded">
+      <Await loaded={limits} what="the limits">
+        {(l) => (
+          <>
+            {l.status === 'exceeded' ? (
+              <p role="alert">
+                {org.name} has spent {formats.money(l.spent, l.currency)} this month and reached its allowed
+                limit of {l.allowed_limit && formats.money(l.allowed_limit, l.currency)}. AI features that use
+                credits are paused until the limit is raised or the month ends on {formats.date(l.period.end)}
+                .
+              </p>
+            ) : (
+              <p>The monthly limit is not reached right now: AI features are available.</p>
+            )}
+            {can('limits:write') ? (
+              <Link className="button primary" href="/usage/limits">
+                Raise the limit
+              </Link>
+            ) : (
+              <p>Ask an owner or a billing admin of {org.name} to raise the limit.</p>
+            )}
+          </>
+        )}
+      </Await>
+    </Panel>
+  );
+}

@@ -1,0 +1,344 @@
+/** Settings: members and their roles, API keys, webhook endpoints with deliveries and replay. */
+import { type FormEvent, useState } from 'react';
+import { Await, ErrorNote, Panel } from '../components/states.tsx';
+import { useOrg } from '../sessionContext.tsx';
+import type { Member, Page } from '../types.ts';
+import { useApi } from '../useApi.ts';
+
+const ROLES = ['owner', 'admin', 'billing', 'member', 'viewer'];
+
+/** Runs an API change and reports its failure in place. */
+function useAction() {
+  const [error, setError] = useState<Error | null>(null);
+  const run = async (action: () => Promise<unknown>, then?: () => void) => {
+    setError(null);
+    try {
+      await action();
+      then?.();
+    } catch (e) {
+      setError(e as Error);
+    }
+  };
+  return { error, run };
+}
+
+export function SettingsScreen() {
+  const { can } = useOrg();
+  return (
+    <>
+      <MembersPanel />
+      {can('keys:write') && <ApiKeysPanel />}
+      {can('webhooks:write') && <WebhooksPanel />}
+    </>
+  );
+}
+
+function MembersPanel() {
+  const { api, org, can } = useOrg();
+  const members = useApi<Page<Member>>(`/v1/orgs/${org.id}/members`, { limit: 100 });
+  const { error, run } = useAction();
+  const writable = can('members:write');
+  return (
+    <Panel title="Members and roles">
+      {error && <ErrorNote error={error as never} />}
+      <Await loaded={members} what="members">
+        {(page) => (
+          <table className="table">
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">Email</th>
+                <th scope="col">Role</th>
+              </tr>
+            </thead>
+            <tbody>
+              {page.data.map((m) => (
+                <tr key={m.id}>
+                  <th scope="row">
+                    {m.name ?? 'Unknown user'}
+                    {m.status === 'removed' && <span className="tag">removed</span>}
+                  </th>
+                  <td>{m.email}</td>
+                  <td>
+                    {writable && m.status === 'active' ? (
+                      <select
+                        aria-label={`Role of ${m.name ?? m.id}`}
+                        value={m.role}
+                        onChange={(e) =>
+                          run(
+                            () =>
+                              api.send('PATCH', `/v1/orgs/${org.id}/members/${m.id}`, {
+                                role: e.target.value,
+                              }),
+                            members.reload,
+                          )
+                        }
+                      >
+                        {ROLES.map((role) => (
+                          <option key={role}>{role}</option>
+                        ))}
+                      </select>
+                    ) : (
+                      m.role
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Await>
+    </Panel>
+  );
+}
+
+interface ApiKey {
+  id: string;
+  name: string;
+  role: string;
+  key_hint: string;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+function ApiKeysPanel() {
+  const { api, org, formats } = useOrg();
+  const keys = useApi<Page<ApiKey>>(`/v1/orgs/${org.id}/api_keys`, { limit: 100 });
+  const [name, setName] = useState('');
+  const [role, setRole] = useState('member');
+  const [secret, setSecret] = useState('');
+  const { error, run } = useAction();
+  const create = (event: FormEvent) => {
+    event.preventDefault();
+    run(async () => {
+      const created = await api.send<{ key: string }>('POST', `/v1/orgs/${org.id}/api_keys`, {
+        name: name.trim(),
+        role,
+      });
+      setSecret(created.key);
+      setName('');
+    }, keys.reload);
+  };
+  return (
+    <Panel title="API keys">
+      {secret && (
+        <div className="note ok" role="status">
+          Copy the new key now, it is shown only once: <code>{secret}</code>
+        </div>
+      )}
+      {error && <ErrorNote error={error as never} />}
+      <Await loaded={keys} what="API keys">
+        {(page) =>
+          page.data.length === 0 ? (
+            <p className="empty">No API keys.</p>
+          ) : (
+            <table className="table">
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col">Role</th>
+                  <th scope="col">Ends with</th>
+                  <th scope="col">Created</th>
+                  <th scope="col">Status</th>
+                </tr>
+              </thead>
+              <tbody>
+                {page.data.map((k) => (
+                  <tr key={k.id}>
+                    <th scope="row">{k.name}</th>
+                    <td>{k.role}</td>
+                    <td>
+                      <code>…{k.key_hint}</code>
+                    </td>
+                    <td>{formats.date(k.created_at)}</td>
+                    <td>
+                      {k.revoked_at ? (
+                        'revoked'
+                      ) : (
+                        <button
+                          type="button"
+                          className="link"
+                          aria-label={`Revoke key ${k.name}`}
+                          onClick={() =>
+                            run(() => api.send('DELETE', `/v1/orgs/${org.id}/api_keys/${k.id}`), keys.reload)
+                          }
+                        >
+                          Revoke
+                        </button>
+                      )}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )
+        }
+      </Await>
+      <form onSubmit={create} className="form inline-form" noValidate>
+        <label>
+          Key name <input value={name} onChange={(e) => setName(e.target.value)} required />
+        </label>
+        <label>
+          Role{' '}
+          <select value={role} onChange={(e) => setRole(e.target.value)}>
+            {ROLES.map((r) => (
+              <option key={r}>{r}</option>
+            ))}
+          </select>
+        </label>
+        <button type="submit" className="primary" disabled={!name.trim()}>
+          Create key
+        </button>
+      </form>
+    </Panel>
+  );
+}
+
+interface Endpoint {
+  id: string;
+  url: string;
+  description: string | null;
+  event_types: string[];
+  disabled: boolean;
+}
+interface Delivery {
+  id: string;
+  type?: string;
+  status: string;
+  attempts: number;
+  last_status_code: number | null;
+  created_at: string;
+}
+
+function WebhooksPanel() {
+  const { api, org } = useOrg();
+  const base = `/v1/orgs/${org.id}/webhook_endpoints`;
+  const endpoints = useApi<Page<Endpoint>>(base, { limit: 100 });
+  const [url, setUrl] = useState('');
+  const [secret, setSecret] = useState('');
+  const [open, setOpen] = useState<string | null>(null);
+  const { error, run } = useAction();
+  const create = (event: FormEvent) => {
+    event.preventDefault();
+    run(async () => {
+      const created = await api.send<{ secret: string }>('POST', base, { url: url.trim() });
+      setSecret(created.secret);
+      setUrl('');
+    }, endpoints.reload);
+  };
+  return (
+    <Panel title="Webhooks">
+      {secret && (
+        <div className="note ok" role="status">
+          Signing secret (shown once): <code>{secret}</code>
+        </div>
+      )}
+      {error && <ErrorNote error={error as never} />}
+      <Await loaded={endpoints} what="webhook endpoints">
+        {(page) =>
+          page.data.length === 0 ? (
+            <p className="empty">No webhook endpoints.</p>
+          ) : (
+            <ul className="endpoints">
+              {page.data.map((e) => (
+                <li key={e.id}>
+                  <div className="row">
+                    <code className="grow">{e.url}</code>
+                    <span className="muted">
+                      {e.event_types.length ? e.event_types.join(', ') : 'all events'}
+                    </span>
+                    <button
+                      type="button"
+                      className="link"
+                      onClick={() => setOpen(open === e.id ? null : e.id)}
+                      aria-expanded={open === e.id}
+                    >
+                      Deliveries
+                    </button>
+                    <button
+                      type="button"
+                      className="link"
+                      aria-label={`Delete endpoint ${e.url}`}
+                      onClick={() => run(() => api.send('DELETE', `${base}/${e.id}`), endpoints.reload)}
+                    >
+                      Delete
+                    </button>
+                  </div>
+                  {open === e.id && <Deliveries path={`${base}/${e.id}/deliveries`} />}
+                </li>
+              ))}
+            </ul>
+          )
+        }
+      </Await>
+      <form onSubmit={create} className="form inline-form" noValidate>
+        <label>
+          Endpoint URL{' '}
+          <input
+            type="url"
+            value={url}
+            onChange={(e) => setUrl(e.target.value)}
+            placeholder="https://example.com/hooks/tally"
+          />
+        </label>
+        <button type="submit" className="primary" disabled={!url.trim()}>
+          Add endpoint
+        </button>
+      </form>
+    </Panel>
+  );
+}
+
+function Deliveries({ path }: { path: string }) {
+  const { api, formats } = useOrg();
+  const deliveries = useApi<Page<Delivery>>(path, { limit: 20 });
+  const { error, run } = useAction();
+  return (
+    <div className="deliveries">
+      {error && <ErrorNote error={error as never} />}
+      <Await loaded={deliveries} what="deliveries">
+        {(page) =>
+          page.data.length === 0 ? (
+            <p className="empty">Nothing sent yet.</p>
+          ) : (
+            <table className="table">
+              <thead>
+                <tr>
+                  <th scope="col">When</th>
+                  <th scope="col">Event</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Attempts</th>
+                  <th scope="col">Replay</th>
+                </tr>
+              </thead>
+              <tbody>
+                {page.data.map((d) => (
+                  <tr key={d.id}>
+                    <td>{formats.dateTime(d.created_at)}</td>
+                    <td>{d.type ?? '—'}</td>
+                    <td>
+                      {d.status}
+                      {d.last_status_code !== null && ` (${d.last_status_code})`}
+                    </td>
+                    <td>{d.attempts}</td>
+                    <td>
+                      <button
+                        type="button"
+                        className="link"
+                        onClick={() =>
+                          run(() => api.send('POST', `${path}/${d.id}/replay`), deliveries.reload)
+                        }
+                      >
+                        Replay
+                      </button>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )
+        }
+      </Await>
+    </div>
+  );
+}

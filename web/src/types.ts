@@ -1,0 +1,159 @@
+/** The API answers the app reads (the fields it uses; amounts are decimal strings). */
+
+export interface Page<T> {
+  data: T[];
+  has_more: boolean;
+  next_cursor: string | null;
+}
+
+export interface Session {
+  kind: 'operator' | 'org_key' | 'embed';
+  org_id: string | null;
+  role: string | null;
+  member_id: string | null;
+  permissions: string[];
+}
+
+export interface Org {
+  id: string;
+  name: string;
+  currency: string;
+  timezone: string;
+  billing_mode: 'credits' | 'byom' | 'byok';
+  credit_value: string;
+  plan_allowance_credits: string;
+  created_at: string;
+}
+
+export interface Figures {
+  credits: string;
+  cost: string;
+  calls: number;
+}
+
+export interface Tokens {
+  input: number;
+  output: number;
+  cache_read: number;
+  cache_write: number;
+  total: number;
+}
+
+export interface UsageRange {
+  name: string;
+  start: string;
+  end: string;
+}
+
+export type Unit = 'credits' | 'usd' | 'tokens';
+
+export interface Summary extends Figures {
+  range: UsageRange;
+  unit: Unit;
+  currency: string;
+  provider_cost_usd?: string;
+  tokens: Tokens;
+  active_members: number;
+  features: number;
+  model_tiers: number;
+  trend: { direction: 'up' | 'down' | 'flat'; percent: number | null; label: string };
+}
+
+export interface GrantSplit {
+  granted_credits: string;
+  used_credits: string;
+  remaining_credits: string;
+}
+
+export interface Balance {
+  billing_mode: Org['billing_mode'];
+  tracking: string;
+  notice: string | null;
+  unit: Unit;
+  currency: string;
+  available_credits: string;
+  available_amount: string;
+  held_credits: string;
+  overage_credits: string;
+  granted_credits: string;
+  consumed_credits: string;
+  remaining_credits: string;
+  monthly: GrantSplit;
+  bonus: GrantSplit;
+  cycle: {
+    start: string;
+    end: string;
+    days_elapsed: number;
+    days_remaining: number;
+    spent_credits: string;
+    average_per_day_credits: string;
+    run_out_in_days: number | null;
+    runs_out_before_cycle_end: boolean;
+  };
+}
+
+export interface Limits {
+  currency: string;
+  basis: string;
+  alert_threshold: string | null;
+  allowed_limit: string | null;
+  spent: string;
+  held: string;
+  status: string;
+  period: { start: string; end: string };
+}
+
+export interface SeriesPoint extends Figures {
+  start: string;
+  end: string;
+  groups?: { key: string; credits: string; cost: string; calls: number }[];
+}
+
+export interface Timeseries {
+  granularity: 'hour' | 'day' | 'week';
+  unit: Unit;
+  cumulative: boolean;
+  series: { key: string; label: string }[];
+  total: Figures;
+  data: SeriesPoint[];
+}
+
+export interface BreakdownRow extends Figures {
+  key: string;
+  label: string;
+  email?: string | null;
+  share: string;
+  tokens: Tokens;
+}
+
+export interface Breakdown extends Page<BreakdownRow> {
+  by: string;
+  unit: Unit;
+  groups: number;
+  total: Figures;
+}
+
+export interface UsageEvent {
+  id: string;
+  occurred_at: string;
+  member: { id: string | null; label: string; email: string | null; removed: boolean } | null;
+  feature: string;
+  provider: string;
+  model: string;
+  surface: string | null;
+  workspace: string | null;
+  conversation_id: string | null;
+  tokens: Tokens;
+  credits: string;
+  cost: string;
+  currency: string;
+}
+
+export interface Member {
+  id: string;
+  external_id: string | null;
+  name: string | null;
+  email: string | null;
+  role: string;
+  status: 'active' | 'removed';
+}

@@ -1,0 +1,28 @@
+/** What the org pays in, shown the same way everywhere: credits (with money), USD for BYOM, tokens for BYOK. */
+import type { Formats } from './format.ts';
+import type { Figures, Unit } from './types.ts';
+
+export function spendText(formats: Formats, unit: Unit, figures: Figures): string {
+  if (unit === 'usd') return formats.money(figures.cost, 'USD');
+  if (unit === 'tokens') return `${formats.count(Number(figures.credits))} tokens`;
+  return `${formats.credits(figures.credits)} credits`;
+}
+
+/** The currency equivalent under a credit figure (nothing to add for USD or token orgs). */
+export function moneyNote(formats: Formats, unit: Unit, figures: Figures, currency = formats.currency) {
+  return unit === 'credits' ? formats.money(figures.cost, currency) : null;
+}
+
+/** A bare amount in the unit, for chart axes and series values. */
+export function unitValue(formats: Formats, unit: Unit) {
+  return (value: string) =>
+    unit === 'usd'
+      ? formats.money(value, 'USD')
+      : unit === 'tokens'
+        ? formats.count(Number(value))
+        : formats.credits(value);
+}
+
+/** The figure a chart draws for a point: credits, or the USD cost for BYOM. */
+export const plotted = (unit: Unit, figures: { credits: string; cost: string }) =>
+  unit === 'usd' ? figures.cost : figures.credits;
