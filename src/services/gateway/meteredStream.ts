@@ -2,7 +2,8 @@
  * A provider's SSE answer passed through to the client event by event, metered as it goes.
  *
  * Billing while streaming: every `step` streamed text events the output streamed since the last
- * increment is billed through the authorization. Each text event counts as ONE token: providers
+ * increment is billed through the authorization, and the stream waits for Tally's answer before
+ * running two steps ahead of it. Each text event counts as ONE token: providers
  * send whole tokens per event, so this never bills more than the provider will report, and the
  * capture at the end (with the provider's exact usage) bills the rest. Anthropic's input counts,
  * exact from `message_start`, are billed as soon as they arrive.
@@ -156,6 +157,9 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
     async pull() {
       // Read until there is something to send, so every pull answers (a stream pulls once per read).
       while (phase === 'streaming') {
+        // However fast upstream is, at most two steps stream ahead of what Tally has approved.
+        while (increment && textEvents - billedTextEvents >= options.step) await increment;
+        if (phase !== 'streaming') return;
         let chunk: Awaited<ReturnType<typeof reader.read>>;
         try {
           chunk = await reader.read();

@@ -99,14 +99,17 @@ const BINARY_KEYS = new Set(['image_url', 'source', 'file_data', 'file', 'input_
 /** Every string a request part holds, binary payloads left out, for a token estimate. */
 export function textIn(value: unknown): string {
   if (typeof value === 'string') return value;
-  if (Array.isArray(value)) return value.map(textIn).join(' ');
-  if (value !== null && typeof value === 'object') {
-    return Object.entries(value)
-      .filter(([key]) => !BINARY_KEYS.has(key))
-      .map(([, v]) => textIn(v))
-      .join(' ');
-  }
-  return '';
+  const parts = Array.isArray(value)
+    ? value
+    : value !== null && typeof value === 'object'
+      ? Object.entries(value)
+          .filter(([key]) => !BINARY_KEYS.has(key))
+          .map(([, v]) => v)
+      : [];
+  return parts
+    .map(textIn)
+    .filter((text) => text !== '')
+    .join(' ');
 }
 
 /** A positive integer token limit, null when absent, or what is wrong with it. */

@@ -1,0 +1,258 @@
+/**
+ * What the gateway refuses and cuts: a limit reached mid-stream ends the answer cleanly and bills
+ * nothing past the limit; a client that goes away pays for what was streamed; a denied hold is a
+ * 402 in the provider's format; upstream errors pass through; bad keys and bodies are refused.
+ */
+import { APIError as AnthropicError } from '@anthropic-ai/sdk';
+import { APIError as OpenAIError } from 'openai';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { estimateTokens } from '../../sdk/src/usage.ts';
+import { tokenText } from '../support/fakeProviders.ts';
+import {
+  anthropicClient,
+  balance,
+  type GatewayFixture,
+  gatewayOrg,
+  lastEvent,
+  openaiClient,
+  startGateway,
+} from './fixture.ts';
+
+let g: GatewayFixture;
+const member = { 'tally-member': 'user_7', 'tally-feature': 'chat' };
+const prompt = [{ role: 'user' as const, content: 'Write a long essay' }];
+
+beforeAll(async () => {
+  g = await startGateway();
+});
+afterEach(() => {
+  g.fake.behave({ chunks: 12, chunkDelayMs: 0, failWith: null });
+});
+afterAll(async () => {
+  await g.close();
+});
+
+/** An org whose monthly limit is `limit` EUR. */
+async function limitedOrg(limit: string) {
+  const created = await gatewayOrg(g);
+  const set = await g.tally.call('PUT', `/v1/orgs/${created.org.id}/limits`, {
+    body: { alert_threshold: limit, allowed_limit: limit },
+  });
+  expect(set.status).toBe(200);
+  return created;
+}
+
+async function monthCost(orgId: string): Promise<number> {
+  const summary = await g.tally.call('GET', `/v1/orgs/${orgId}/usage/summary?range=mtd`);
+  return Number(summary.body.cost);
+}
+
+describe('a limit reached mid-stream', () => {
+  it('cuts an OpenAI stream with finish_reason length and bills nothing past the limit', async () => {
+    // gpt-4o in EUR: the cached prompt costs about 0.003, each output token about 0.0000135.
+    const { org, key } = await limitedOrg('0.01');
+    // A provider paced at 1000 tokens a second, so the cut finds it still answering.
+    g.fake.behave({ chunks: 5000, chunkDelayMs: 1 });
+    const abortedBefore = g.fake.aborted();
+    const stream = await openaiClient(g, key, member).chat.completions.create({
+      model: 'gpt-4o',
+      messages: prompt,
+      stream: true,
+    });
+    let tokens = 0;
+    let finish: string | null = null;
+    for await (const chunk of stream) {
+      if (chunk.choices[0]?.delta.content) tokens++;
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    expect(finish).toBe('length');
+    expect(tokens).toBeGreaterThan(50);
+    expect(tokens).toBeLessThan(1000);
+    await expect.poll(() => g.fake.aborted()).toBe(abortedBefore + 1);
+    expect(await monthCost(org.id)).toBeLessThanOrEqual(0.01);
+    expect(await monthCost(org.id)).toBeGreaterThan(0.009);
+    const after = await balance(g, org.id);
+    expect(after.held_credits).toBe('0');
+    // Further calls are refused before they reach the provider.
+    const requests = g.fake.requests.length;
+    const denied = await openaiClient(g, key, member)
+      .chat.completions.create({ model: 'gpt-4o', messages: prompt })
+      .catch((e: unknown) => e);
+    expect(denied).toBeInstanceOf(OpenAIError);
+    expect((denied as OpenAIError).status).toBe(402);
+    expect(g.fake.requests.length).toBe(requests);
+  });
+
+  it('cuts an Anthropic stream with stop_reason max_tokens and a complete message', async () => {
+    const { org, key } = await limitedOrg('0.01');
+    g.fake.behave({ chunks: 5000 });
+    const stream = anthropicClient(g, key, member).messages.stream({
+      model: 'claude-haiku-4-5',
+      max_tokens: 8000,
+      messages: prompt,
+    });
+    const message = await stream.finalMessage();
+    expect(message.stop_reason).toBe('max_tokens');
+    const text = message.content[0]?.type === 'text' ? message.content[0].text : '';
+    expect(text.length).toBeGreaterThan(0);
+    expect(text.length).toBeLessThan(tokenText(0).length * 5000);
+    expect(await monthCost(org.id)).toBeLessThanOrEqual(0.01);
+    expect((await balance(g, org.id)).held_credits).toBe('0');
+  });
+});
+
+describe('a client that disconnects', () => {
+  it('pays for the streamed part, estimated from the text, and the rest of the hold is released', async () => {
+    const { org, key } = await gatewayOrg(g);
+    g.fake.behave({ chunks: 2000, chunkDelayMs: 2 });
+    const abortedBefore = g.fake.aborted();
+    const controller = new AbortController();
+    const stream = await openaiClient(g, key, member).chat.completions.create(
+      { model: 'gpt-4o-mini', messages: prompt, stream: true },
+      { signal: controller.signal },
+    );
+    let received = 0;
+    for await (const chunk of stream) {
+      if (chunk.choices[0]?.delta.content) received++;
+      if (received === 40) break;
+    }
+    controller.abort();
+    await expect.poll(() => g.fake.aborted()).toBe(abortedBefore + 1);
+    await expect.poll(async () => (await balance(g, org.id)).held_credits).toBe('0');
+    const event = await lastEvent(g, org.id);
+    // OpenAI reports no usage before the end: input is estimated from the request's text (roles
+    // and contents), output from the streamed text (4 characters a token, at least one per event).
+    expect(event.tokens.input).toBe(estimateTokens(`user ${prompt[0]!.content}`));
+    const estimate = (n: number) =>
+      Array.from({ length: n }, (_, i) => estimateTokens(tokenText(i))).reduce((a, b) => a + b, 0);
+    expect(event.tokens.output).toBeGreaterThanOrEqual(estimate(40));
+    expect(event.tokens.output).toBeLessThan(estimate(200));
+    expect(Number(event.credits)).toBeGreaterThan(0);
+  });
+
+  it('bills Anthropic input exactly from message_start when the client leaves early', async () => {
+    const { org, key } = await gatewayOrg(g);
+    g.fake.behave({ chunks: 2000, chunkDelayMs: 2 });
+    const controller = new AbortController();
+    const stream = await anthropicClient(g, key, member).messages.create(
+      { model: 'claude-haiku-4-5', max_tokens: 4000, messages: prompt, stream: true },
+      { signal: controller.signal },
+    );
+    let deltas = 0;
+    for await (const event of stream) {
+      if (event.type === 'content_block_delta' && ++deltas === 30) break;
+    }
+    controller.abort();
+    await expect.poll(async () => (await balance(g, org.id)).held_credits).toBe('0');
+    const event = await lastEvent(g, org.id);
+    expect(event.tokens).toMatchObject({ input: 1200, cache_read: 800, cache_write: 100 });
+    expect(event.tokens.output).toBeGreaterThanOrEqual(30);
+  });
+});
+
+describe('refusals in the provider format', () => {
+  it('answers a denied hold with 402 and the reason, for both clients', async () => {
+    const { key } = await limitedOrg('0');
+    const requests = g.fake.requests.length;
+    const openai = await openaiClient(g, key, member)
+      .chat.completions.create({ model: 'gpt-4o-mini', messages: prompt })
+      .catch((e: unknown) => e as OpenAIError);
+    expect(openai).toBeInstanceOf(OpenAIError);
+    expect(openai).toMatchObject({ status: 402, code: 'quota_exceeded', type: 'insufficient_quota' });
+    const anthropic = await anthropicClient(g, key, member)
+      .messages.create({ model: 'claude-haiku-4-5', max_tokens: 100, messages: prompt })
+      .catch((e: unknown) => e as AnthropicError);
+    expect(anthropic).toBeInstanceOf(AnthropicError);
+    expect((anthropic as AnthropicError).status).toBe(402);
+    expect((anthropic as AnthropicError).error).toMatchObject({
+      type: 'error',
+      error: { type: 'billing_error', message: expect.stringContaining('quota_exceeded') },
+    });
+    expect(g.fake.requests.length).toBe(requests);
+  });
+
+  it('passes upstream 4xx and 5xx through with their status and body, and holds nothing', async () => {
+    const { org, key } = await gatewayOrg(g);
+    const body = {
+      error: { message: 'Rate limit reached', type: 'requests', param: null, code: 'rate_limit' },
+    };
+    for (const status of [429, 500]) {
+      g.fake.behave({ failWith: { status, body } });
+      const error = await openaiClient(g, key, member)
+        .chat.completions.create({ model: 'gpt-4o-mini', messages: prompt, stream: true })
+        .catch((e: unknown) => e as OpenAIError);
+      expect(error).toMatchObject({ status, error: body.error });
+    }
+    const overloaded = { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } };
+    g.fake.behave({ failWith: { status: 529, body: overloaded } });
+    const anthropic = await anthropicClient(g, key, member)
+      .messages.create({ model: 'claude-haiku-4-5', max_tokens: 100, messages: prompt })
+      .catch((e: unknown) => e as AnthropicError);
+    expect(anthropic).toMatchObject({ status: 529, error: overloaded });
+    const after = await balance(g, org.id);
+    expect(after.held_credits).toBe('0');
+    expect(after.available_credits).toBe('500');
+  });
+
+  it('refuses bad keys with 401 in each format', async () => {
+    const openai = await openaiClient(g, 'tally_sk_not_a_real_key', member)
+      .chat.completions.create({ model: 'gpt-4o-mini', messages: prompt })
+      .catch((e: unknown) => e as OpenAIError);
+    expect(openai).toMatchObject({ status: 401, error: { type: 'invalid_request_error' } });
+    const anthropic = await anthropicClient(g, 'sk-ant-something', member)
+      .messages.create({ model: 'claude-haiku-4-5', max_tokens: 100, messages: prompt })
+      .catch((e: unknown) => e as AnthropicError);
+    expect(anthropic).toMatchObject({ status: 401, error: { error: { type: 'authentication_error' } } });
+  });
+
+  it('answers malformed requests 400 in the provider format, never 5xx', async () => {
+    const { key } = await gatewayOrg(g);
+    const send = (path: string, body: string, headers: Record<string, string> = {}) =>
+      fetch(`${g.base}${path}`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${key}`,
+          'content-type': 'application/json',
+          ...member,
+          ...headers,
+        },
+        body,
+      });
+    const cases: [string, string, number][] = [
+      ['/gateway/openai/v1/chat/completions', '{"model": "gpt-4o-mini", "messages": [', 400],
+      ['/gateway/openai/v1/chat/completions', '[]', 400],
+      ['/gateway/openai/v1/chat/completions', '{"messages": []}', 400],
+      [
+        '/gateway/openai/v1/chat/completions',
+        '{"model": "gpt-4o-mini", "messages": [], "max_tokens": -1}',
+        400,
+      ],
+      ['/gateway/openai/v1/chat/completions', '{"model": "no-such-model", "messages": []}', 400],
+      [
+        '/gateway/anthropic/v1/messages',
+        '{"model": "claude-haiku-4-5", "max_tokens": "many", "messages": []}',
+        400,
+      ],
+      ['/gateway/anthropic/v1/messages', '\u0000\u0001', 400],
+      ['/gateway/openai/v1/embeddings', '{}', 404],
+      ['/gateway/nope/v1/x', '{}', 404],
+    ];
+    for (const [path, body, status] of cases) {
+      const res = await send(path, body);
+      expect({ path, body, status: res.status }).toEqual({ path, body, status });
+      const answer = await res.json();
+      expect(path.includes('anthropic') ? answer.type : typeof answer.error.message).toBe(
+        path.includes('anthropic') ? 'error' : 'string',
+      );
+    }
+    const noMember = await send(
+      '/gateway/openai/v1/chat/completions',
+      '{"model":"gpt-4o-mini","messages":[]}',
+      {
+        'tally-member': '',
+      },
+    );
+    expect(noMember.status).toBe(400);
+    expect((await noMember.json()).error.code).toBe('member_required');
+  });
+});
