@@ -18,6 +18,9 @@ import {
   startGateway,
 } from './fixture.ts';
 
+/** OpenAI's `{error: {...}}` or Anthropic's `{type: "error", error: {...}}`. */
+type ProviderErrorBody = { type?: string; error: { message?: string; type: string; code?: string } };
+
 let g: GatewayFixture;
 const member = { 'tally-member': 'user_7', 'tally-feature': 'chat' };
 const prompt = [{ role: 'user' as const, content: 'Write a long essay' }];
@@ -240,10 +243,10 @@ describe('refusals in the provider format', () => {
     for (const [path, body, status] of cases) {
       const res = await send(path, body);
       expect({ path, body, status: res.status }).toEqual({ path, body, status });
-      const answer = await res.json();
-      expect(path.includes('anthropic') ? answer.type : typeof answer.error.message).toBe(
-        path.includes('anthropic') ? 'error' : 'string',
-      );
+      const answer = (await res.json()) as ProviderErrorBody;
+      if (path.includes('anthropic'))
+        expect(answer).toMatchObject({ type: 'error', error: { type: expect.any(String) } });
+      else expect(answer).toMatchObject({ error: { message: expect.any(String), type: expect.any(String) } });
     }
     const noMember = await send(
       '/gateway/openai/v1/chat/completions',
@@ -253,6 +256,6 @@ describe('refusals in the provider format', () => {
       },
     );
     expect(noMember.status).toBe(400);
-    expect((await noMember.json()).error.code).toBe('member_required');
+    expect(((await noMember.json()) as ProviderErrorBody).error.code).toBe('member_required');
   });
 });
