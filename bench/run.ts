@@ -4,6 +4,7 @@
  *
  * Environment: BENCH_QUICK=1 (small sizes; BENCHMARKS.md left alone unless BENCH_WRITE=1),
  * BENCH_DB=embedded|server|both, BENCH_PROFILE=0|1 (extra CPU-profiled run; default on unless quick),
+ * BENCH_SECTIONS=1 (also print the detail sections, e.g. profiles, that BENCHMARKS.md gets),
  * TALLY_BENCH_DATABASE_URL (the Postgres server, default postgres://postgres@127.0.0.1:5432/postgres).
  */
 import { fileURLToPath } from 'node:url';
@@ -80,6 +81,11 @@ async function main() {
   for (const m of measurements) {
     const line = targetLine(m);
     if (line) process.stdout.write(`${line}\n`);
+  }
+  if (env.BENCH_SECTIONS === '1') {
+    for (const section of [...results.values()].flatMap((r) => r.sections)) {
+      process.stdout.write(`\n### ${section.title}\n\n${section.lines.join('\n')}\n`);
+    }
   }
   const seconds = ((performance.now() - started) / 1000).toFixed(0);
   if (!quick || env.BENCH_WRITE === '1') {

@@ -8,15 +8,20 @@
 import { newId } from '../../domain/ids.ts';
 import { CREDIT_SCALE, parseUnits } from '../../domain/money.ts';
 import type { Usage } from '../../domain/pricing.ts';
+import type { Queryable } from '../../store/db.ts';
 import { withRetry } from '../../store/retry.ts';
 import { recordDeniedHold } from '../alerts/recordDeniedHold.ts';
 import { type Ctx, scopeOrg } from '../context.ts';
 import { invalid, ServiceError } from '../errors.ts';
 import { priceUsageEvent } from '../events/priceUsageEvent.ts';
-import { addToBalance, lockBalance, readBalance } from '../ledger/balances.ts';
-import { ensurePlanGrant } from '../ledger/ensurePlanGrant.ts';
-import { expireDueGrants } from '../ledger/expireGrants.ts';
-import { addToCounters, loadLimitSettings, scopesFor } from '../limits/scopes.ts';
+import { lockForSpend } from '../ledger/lockForSpend.ts';
+import {
+  COUNTER_UPSERT,
+  type Dimensions,
+  type LimitScope,
+  loadLimitSettings,
+  scopesFor,
+} from '../limits/scopes.ts';
 import { ensureMembers, memberKey } from '../members/ensureMembers.ts';
 import { loadOrg, type OrgRow } from '../orgs/shape.ts';
 import { headroom } from './headroom.ts';
@@ -69,8 +74,15 @@ export async function authorize(ctx: Ctx, input: AuthorizeInput) {
   const orgId = ctx.principal.kind === 'org_key' ? ctx.principal.orgId : input.org_id;
   if (!orgId) throw invalid('org_id', 'org_id is required with an operator key');
   scopeOrg(ctx, orgId, 'events:write');
-  const org = await loadOrg(ctx.db, orgId);
-  await ctx.prices.refresh(ctx.db);
+  // What needs no lock is read up front and side by side (a pool serves them on separate
+  // connections), so the transaction is the lock, one read, one write and the commit. Limits are
+  // read before the lock, as ingest does; the counters they are judged against are read under it.
+  const [org, settings, members] = await Promise.all([
+    loadOrg(ctx.db, orgId),
+    loadLimitSettings(ctx.db, orgId),
+    ensureMembers(ctx.db, [{ orgId, externalId: input.member }]),
+    ctx.prices.refresh(ctx.db),
+  ]);
   const now = new Date();
   const estimate =
     'credits' in input.estimate
@@ -85,26 +97,20 @@ export async function authorize(ctx: Ctx, input: AuthorizeInput) {
   const expiresAt = new Date(now.getTime() + (input.ttl_seconds ?? DEFAULT_HOLD_TTL_SECONDS) * 1000);
   const id = newId('auth');
   const apiKeyId = ctx.principal.kind === 'org_key' ? ctx.principal.id : '';
+  const dims = {
+    member_id: members.get(memberKey(orgId, input.member))!,
+    workspace: input.workspace ?? '',
+    workspace_group: input.workspace_group ?? '',
+    project: input.project ?? '',
+    api_key_id: apiKeyId,
+  };
+  const scopes = scopesFor(org, settings, dims, now);
+  const untracked = org.billing_mode === 'byok';
 
   return withRetry(() =>
     ctx.db.transaction(async (tx) => {
-      // What needs no lock comes first, so the org's balance lock is held as briefly as possible.
-      const members = await ensureMembers(tx, [{ orgId, externalId: input.member }]);
-      const settings = await loadLimitSettings(tx, orgId);
-      const locked = await lockBalance(tx, orgId);
-      const issued = await ensurePlanGrant(tx, org, now);
-      const expired = await expireDueGrants(tx, orgId, now);
-      const balance = issued || expired > 0n ? await readBalance(tx, orgId) : locked;
-      const dims = {
-        member_id: members.get(memberKey(orgId, input.member))!,
-        workspace: input.workspace ?? '',
-        workspace_group: input.workspace_group ?? '',
-        project: input.project ?? '',
-        api_key_id: apiKeyId,
-      };
-      const scopes = scopesFor(org, settings, dims, now);
-      const untracked = org.billing_mode === 'byok';
-      const room = untracked ? null : await headroom(tx, org, balance, scopes);
+      const { balance, counters } = await lockForSpend(tx, org, scopes, now);
+      const room = untracked ? null : headroom(org, balance, scopes, counters);
       const hold = untracked ? 0n : estimate < room!.room ? estimate : room!.room;
       if (room && hold <= 0n && estimate > 0n) {
         const tightest = room.tightest!;
@@ -125,41 +131,14 @@ export async function authorize(ctx: Ctx, input: AuthorizeInput) {
           expires_at: null,
         };
       }
-      await tx.query(
-        `INSERT INTO authorizations (org_id, id, member_id, member_external_id, api_key_id, feature, provider, model,
-           workspace, workspace_group, project, status, held, scopes, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'active', $12, $13, $14)`,
-        [
-          orgId,
-          id,
-          dims.member_id,
-          input.member,
-          apiKeyId || null,
-          input.feature,
-          input.provider.toLowerCase(),
-          input.model,
-          dims.workspace,
-          dims.workspace_group,
-          dims.project,
-          String(hold),
-          JSON.stringify(scopes.map((s) => ({ scope: s.scope, period_start: s.periodStart.toISOString() }))),
-          expiresAt.toISOString(),
-        ],
-      );
-      if (hold > 0n) {
-        await addToCounters(
-          tx,
-          orgId,
-          scopes.map((s) => ({ ...s, spent: 0n, held: hold })),
-        );
-        if (org.billing_mode === 'credits') {
-          await tx.query(
-            `INSERT INTO ledger_entries (org_id, kind, amount, authorization_id, memo) VALUES ($1, 'hold', $2, $3, 'hold placed')`,
-            [orgId, String(hold), id],
-          );
-          await addToBalance(tx, orgId, { held: hold });
-        }
-      }
+      await placeHold(tx, org, {
+        id,
+        input,
+        dims,
+        hold,
+        scopes,
+        expiresAt,
+      });
       return {
         id,
         object: 'authorization' as const,
@@ -171,5 +150,63 @@ export async function authorize(ctx: Ctx, input: AuthorizeInput) {
         expires_at: expiresAt.toISOString(),
       };
     }),
+  );
+}
+
+/**
+ * Writes an approved hold in one statement: the authorization, the held units on every limit
+ * counter it falls under and, for credits orgs, the `hold` ledger entry and the balance's held sum.
+ */
+async function placeHold(
+  tx: Queryable,
+  org: OrgRow,
+  hold: {
+    id: string;
+    input: AuthorizeInput;
+    dims: Dimensions;
+    hold: bigint;
+    scopes: LimitScope[];
+    expiresAt: Date;
+  },
+): Promise<void> {
+  const { input, dims } = hold;
+  const counted = hold.hold > 0n;
+  const inLedger = counted && org.billing_mode === 'credits';
+  const scopeRefs = hold.scopes.map((s) => ({ scope: s.scope, period_start: s.periodStart.toISOString() }));
+  await tx.query(
+    `WITH hold AS (
+       INSERT INTO authorizations (org_id, id, member_id, member_external_id, api_key_id, feature, provider, model,
+         workspace, workspace_group, project, status, held, scopes, expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'active', $12, $13, $14)
+     ), counters AS (
+       ${COUNTER_UPSERT(
+         '$1',
+         `(SELECT scope, period_start, 0 AS spent, $12::bigint AS held
+             FROM jsonb_to_recordset($13::jsonb) AS x(scope text, period_start timestamptz)
+            WHERE $15 ORDER BY scope, period_start) AS x`,
+       )}
+     ), ledger AS (
+       INSERT INTO ledger_entries (org_id, kind, amount, authorization_id, memo)
+       SELECT $1, 'hold', $12, $2, 'hold placed' WHERE $16
+     )
+     UPDATE org_balances SET held = held + $12, updated_at = now() WHERE org_id = $1 AND $16`,
+    [
+      org.id,
+      hold.id,
+      dims.member_id,
+      input.member,
+      dims.api_key_id || null,
+      input.feature,
+      input.provider.toLowerCase(),
+      input.model,
+      dims.workspace,
+      dims.workspace_group,
+      dims.project,
+      String(hold.hold),
+      JSON.stringify(scopeRefs),
+      hold.expiresAt.toISOString(),
+      counted,
+      inLedger,
+    ],
   );
 }

@@ -1,11 +1,11 @@
 /**
  * How many more units an org may commit right now: the smallest room left among its credits
- * (credits orgs) and every hard limit and budget the call falls under. Read with the org's
- * balance row locked, so no other hold or charge can take the same room meanwhile.
+ * (credits orgs) and every hard limit and budget the call falls under. Judged on the balance and
+ * counters read with the org's balance row locked (lockForSpend), so no other hold or charge can
+ * take the same room meanwhile.
  */
-import type { Queryable } from '../../store/db.ts';
 import { available, type BalanceRow } from '../ledger/balances.ts';
-import { counterKey, type LimitScope, readCounters } from '../limits/scopes.ts';
+import { type CounterTotals, counterKey, type LimitScope } from '../limits/scopes.ts';
 import type { OrgRow } from '../orgs/shape.ts';
 
 export type DenialReason = 'insufficient_credits' | 'quota_exceeded' | 'budget_exceeded';
@@ -16,18 +16,17 @@ export interface Headroom {
   tightest: { reason: DenialReason; budget?: { id: string; name: string } } | null;
 }
 
-export async function headroom(
-  tx: Queryable,
+export function headroom(
   org: OrgRow,
   balance: BalanceRow,
   scopes: LimitScope[],
-): Promise<Headroom> {
+  counters: CounterTotals,
+): Headroom {
   let best: Headroom = { room: -1n, tightest: null };
   const consider = (room: bigint, tightest: Headroom['tightest']) => {
     if (best.tightest === null || room < best.room) best = { room, tightest };
   };
   if (org.billing_mode === 'credits') consider(available(balance), { reason: 'insufficient_credits' });
-  const counters = await readCounters(tx, org.id, scopes);
   for (const s of scopes) {
     if (!s.hard || s.limit === null) continue;
     const c = counters.get(counterKey(s)) ?? { spent: 0n, held: 0n };

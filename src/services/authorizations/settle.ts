@@ -13,7 +13,8 @@ import { ServiceError } from '../errors.ts';
 import type { PricedEvent } from '../events/priceUsageEvent.ts';
 import { recordEvents } from '../events/recordEvents.ts';
 import { applyCharges, type ChargeOutcome } from '../ledger/applyCharges.ts';
-import { addToBalance, lockBalance } from '../ledger/balances.ts';
+import { addToBalance } from '../ledger/balances.ts';
+import { lockForSpend } from '../ledger/lockForSpend.ts';
 import { addToCounters, type LimitScope, loadLimitSettings, toUnits } from '../limits/scopes.ts';
 import type { OrgRow } from '../orgs/shape.ts';
 import { unitsFor } from './authorize.ts';
@@ -69,9 +70,9 @@ export async function bill(
   eventId: string | null,
 ): Promise<Billed> {
   const held = BigInt(auth.held);
-  const balance = await lockBalance(tx, org.id);
   const scopes = await scopesOf(tx, org, auth);
-  const room = (await headroom(tx, org, balance, scopes)).room;
+  const { balance, counters: before } = await lockForSpend(tx, org, scopes, new Date());
+  const room = headroom(org, balance, scopes, before).room;
   const free = room > 0n ? room : 0n;
   const fromHold = wanted < held ? wanted : held;
   const beyond = wanted - fromHold < free ? wanted - fromHold : free;

@@ -36,7 +36,7 @@ export async function readBalance(q: Queryable, orgId: string): Promise<BalanceR
     : { granted: 0n, consumed: 0n, expired: 0n, remaining: 0n, held: 0n, overage: 0n };
 }
 
-const toBalance = (row: Record<keyof BalanceRow, string>): BalanceRow => ({
+export const toBalance = (row: Record<keyof BalanceRow, string>): BalanceRow => ({
   granted: BigInt(row.granted),
   consumed: BigInt(row.consumed),
   expired: BigInt(row.expired),

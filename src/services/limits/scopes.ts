@@ -53,20 +53,25 @@ export interface LimitSettings {
   }[];
 }
 
+/** The org's limits and live budgets, in one round trip (holds read them on every call). */
 export async function loadLimitSettings(q: Queryable, orgId: string): Promise<LimitSettings> {
-  const [limits] = await q.query<{ alert_threshold: string | null; allowed_limit: string | null }>(
-    'SELECT alert_threshold::text, allowed_limit::text FROM org_limits WHERE org_id = $1',
-    [orgId],
-  );
-  const budgets = await q.query<LimitSettings['budgets'][number]>(
-    `SELECT id, name, scope_kind, scope_id, period, amount::text AS amount, enforcement
-       FROM budgets WHERE org_id = $1 AND deleted_at IS NULL ORDER BY id`,
+  const [row] = await q.query<{
+    alert_threshold: string | null;
+    allowed_limit: string | null;
+    budgets: LimitSettings['budgets'] | null;
+  }>(
+    `SELECT (SELECT alert_threshold::text FROM org_limits WHERE org_id = $1) AS alert_threshold,
+            (SELECT allowed_limit::text FROM org_limits WHERE org_id = $1) AS allowed_limit,
+            (SELECT json_agg(json_build_object('id', id, 'name', name, 'scope_kind', scope_kind,
+                      'scope_id', scope_id, 'period', period, 'amount', amount::text, 'enforcement', enforcement)
+                      ORDER BY id)
+               FROM budgets WHERE org_id = $1 AND deleted_at IS NULL) AS budgets`,
     [orgId],
   );
   return {
-    alertThreshold: limits?.alert_threshold ?? null,
-    allowedLimit: limits?.allowed_limit ?? null,
-    budgets,
+    alertThreshold: row?.alert_threshold ?? null,
+    allowedLimit: row?.allowed_limit ?? null,
+    budgets: row?.budgets ?? [],
   };
 }
 
@@ -140,6 +145,16 @@ export function scopesFor(org: OrgRow, settings: LimitSettings, dims: Dimensions
 }
 
 /**
+ * The statement that adds `spent` and `held` deltas (the columns of `source`, one row per counter
+ * in key order) to an org's counters, creating them on first use; for use alone or inside a CTE.
+ */
+export const COUNTER_UPSERT = (orgParam: string, source: string) =>
+  `INSERT INTO spend_counters (org_id, scope, period_start, spent, held)
+     SELECT ${orgParam}, scope, period_start, spent, held FROM ${source}
+     ON CONFLICT (org_id, scope, period_start) DO UPDATE
+       SET spent = spend_counters.spent + EXCLUDED.spent, held = spend_counters.held + EXCLUDED.held`;
+
+/**
  * Adds spend (and moves holds) on the counters of the given scopes; counters are created on first
  * use. Returns the counters' new values, so alerts can be judged in the same transaction.
  */
@@ -166,11 +181,10 @@ export async function addToCounters(
     .sort(([a], [b]) => (a < b ? -1 : 1))
     .map(([, r]) => ({ ...r, spent: String(r.spent), held: String(r.held) }));
   const updated = await tx.query<{ scope: string; period_start: Date; spent: string; held: string }>(
-    `INSERT INTO spend_counters (org_id, scope, period_start, spent, held)
-     SELECT $1, scope, period_start, spent, held
-       FROM jsonb_to_recordset($2::jsonb) AS x(scope text, period_start timestamptz, spent bigint, held bigint)
-     ON CONFLICT (org_id, scope, period_start) DO UPDATE
-       SET spent = spend_counters.spent + EXCLUDED.spent, held = spend_counters.held + EXCLUDED.held
+    `${COUNTER_UPSERT(
+      '$1',
+      'jsonb_to_recordset($2::jsonb) AS x(scope text, period_start timestamptz, spent bigint, held bigint)',
+    )}
      RETURNING scope, period_start, spent, held`,
     [orgId, JSON.stringify(rows)],
   );
@@ -182,11 +196,14 @@ export async function addToCounters(
   }));
 }
 
+/** Spent and held units per counter, keyed by `counterKey`. */
+export type CounterTotals = Map<string, { spent: bigint; held: bigint }>;
+
 export async function readCounters(
   q: Queryable,
   orgId: string,
   scopes: LimitScope[],
-): Promise<Map<string, { spent: bigint; held: bigint }>> {
+): Promise<CounterTotals> {
   if (scopes.length === 0) return new Map();
   const rows = await q.query<{ scope: string; period_start: Date; spent: string; held: string }>(
     `SELECT c.scope, c.period_start, c.spent, c.held FROM spend_counters c
