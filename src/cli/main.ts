@@ -1,62 +1,91 @@
 /**
- * `npm run tally -- <command>`: operator commands against the configured database.
- *   check    re-derive every balance from the ledger entries and report each difference
- *   migrate  apply pending migrations and exit
+ * `tally <command>` (or `npm run tally -- <command>`): operator commands beside the database.
+ * Each command is one file in ./commands; `tally <command> --help` describes it.
  */
-import { ConfigError, loadConfig } from '../config.ts';
-import { checkLedger } from '../services/ledger/checkLedger.ts';
-import { openDatabase } from '../store/open.ts';
+import { fileURLToPath } from 'node:url';
+import { ConfigError } from '../config.ts';
+import { ServiceError } from '../services/errors.ts';
+import { CliError, type CliIo, type Command, helpText, parseCommandArgs, UsageError } from './command.ts';
+import { checkCommand } from './commands/check.ts';
+import { exportCommand } from './commands/export.ts';
+import { importCommand } from './commands/import.ts';
+import { keysCreateCommand } from './commands/keysCreate.ts';
+import { migrateCommand } from './commands/migrate.ts';
+import { pricesRefreshCommand } from './commands/prices.ts';
+import { seedCommand } from './commands/seed.ts';
+import { startCommand } from './commands/start.ts';
 
-const HELP = `Usage: npm run tally -- <command> [--org <org id>]
+export const COMMANDS: Command[] = [
+  startCommand,
+  migrateCommand,
+  seedCommand,
+  importCommand,
+  exportCommand,
+  keysCreateCommand,
+  pricesRefreshCommand,
+  checkCommand,
+];
 
-Commands:
-  check     Re-derive grant and org balances from the append-only ledger; exit 1 on any difference
-  migrate   Apply pending migrations and exit
-`;
+function overview(commands: Command[], heading = 'Usage: tally <command> [options]'): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  const lines = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
+  return `${heading}\n\nCommands:\n${lines.join('\n')}\n\nRun tally <command> --help for its options.\n`;
+}
 
-async function main(argv: string[]) {
-  const [command, ...rest] = argv;
-  if (!command || command === '--help' || command === 'help') {
-    process.stdout.write(HELP);
+/** Runs one command line and answers its exit code; never exits the process itself. */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const [first, second] = argv;
+  if (!first || first === '--help' || first === '-h' || first === 'help') {
+    io.stdout.write(overview(COMMANDS));
     return 0;
   }
-  const config = loadConfig();
-  const db = await openDatabase(config);
+  const command =
+    COMMANDS.find((c) => c.name === `${first} ${second}`) ?? COMMANDS.find((c) => c.name === first);
+  if (!command) {
+    // `tally keys` alone: the commands of that group.
+    const group = COMMANDS.filter((c) => c.name.startsWith(`${first} `));
+    if (group.length > 0) {
+      const asked = second === undefined || second === '--help' || second === '-h';
+      (asked ? io.stdout : io.stderr).write(overview(group, `Usage: tally ${first} <command> [options]`));
+      return asked ? 0 : 2;
+    }
+    io.stderr.write(`Unknown command "${first}".\n\n${overview(COMMANDS)}`);
+    return 2;
+  }
+  const rest = argv.slice(command.name.split(' ').length);
   try {
-    if (command === 'migrate') {
-      process.stdout.write('Migrations applied.\n');
+    const args = parseCommandArgs(command, rest);
+    if (args.help) {
+      io.stdout.write(helpText(command));
       return 0;
     }
-    if (command === 'check') {
-      const orgFlag = rest.indexOf('--org');
-      const orgId = orgFlag >= 0 ? rest[orgFlag + 1] : undefined;
-      const differences = await checkLedger(db, orgId);
-      if (differences.length === 0) {
-        process.stdout.write(
-          `Ledger consistent${orgId ? ` for ${orgId}` : ''}: every balance re-derives exactly.\n`,
-        );
-        return 0;
-      }
-      for (const d of differences) {
-        process.stdout.write(
-          `${d.org_id} ${d.grant_id ?? '(org)'} ${d.field}: kept ${d.kept}, derived ${d.derived}\n`,
-        );
-      }
+    return await command.run(args, io);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.stderr.write(
+        `tally ${command.name}: ${error.message}\nRun tally ${command.name} --help for usage.\n`,
+      );
+      return 2;
+    }
+    if (error instanceof CliError || error instanceof ConfigError) {
+      io.stderr.write(`tally ${command.name}: ${error.message}\n`);
       return 1;
     }
-    process.stderr.write(`Unknown command "${command}".\n\n${HELP}`);
-    return 2;
-  } finally {
-    await db.close();
+    if (error instanceof ServiceError) {
+      const param = error.param ? ` (${error.param})` : '';
+      io.stderr.write(`tally ${command.name}: ${error.message}${param}\n`);
+      return 1;
+    }
+    throw error;
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error) => {
-    process.stderr.write(
-      `${error instanceof ConfigError ? error.message : (error?.stack ?? String(error))}\n`,
-    );
-    process.exit(1);
-  },
-);
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env }).then(
+    (code) => process.exit(code),
+    (error) => {
+      process.stderr.write(`${error?.stack ?? String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}
