@@ -80,7 +80,9 @@ export async function bill(
   let charged: ChargeOutcome | null = null;
   if (org.billing_mode === 'credits') {
     await releaseFromBalance(tx, org.id, auth.id, fromHold);
-    charged = await applyCharges(tx, org.id, [{ amount: billed, eventId, authorizationId: auth.id }]);
+    charged = await applyCharges(tx, org.id, { ...balance, held: balance.held - fromHold }, [
+      { amount: billed, eventId, authorizationId: auth.id },
+    ]);
   }
   const counters = await addToCounters(
     tx,

@@ -12,8 +12,8 @@ import type { Queryable } from '../../store/db.ts';
 import { evaluateSpendAlerts } from '../alerts/evaluateSpendAlerts.ts';
 import type { Ctx } from '../context.ts';
 import { applyCharges, type ChargeOutcome } from '../ledger/applyCharges.ts';
-import { lockBalance } from '../ledger/balances.ts';
-import { ensurePlanGrant } from '../ledger/ensurePlanGrant.ts';
+import type { BalanceRow } from '../ledger/balances.ts';
+import { lockForSpend } from '../ledger/lockForSpend.ts';
 import {
   addToCounters,
   type Dimensions,
@@ -116,10 +116,9 @@ export async function recordEvents(
   // as holds and captures do, so they queue there instead of deadlocking. The event rows come
   // first: they are the bulk of the work and no other writer shares them, so batches of one org
   // overlap while inserting and only queue for the short rest.
-  for (const org of orgs) {
-    await lockBalance(tx, org.id);
-    await ensurePlanGrant(tx, org);
-  }
+  const now = new Date();
+  const balances = new Map<string, BalanceRow>();
+  for (const org of orgs) balances.set(org.id, (await lockForSpend(tx, org, [], now)).balance);
   const isNew = new Set(inserted.map((r) => `${r.org_id}\u0000${r.id}`));
   const fresh = rows.filter((r) => isNew.has(`${r.org_id}\u0000${r.id}`));
   await addToRollup(tx, fresh);
@@ -128,6 +127,7 @@ export async function recordEvents(
       await chargeAndCount(
         tx,
         org,
+        balances.get(org.id)!,
         settings.get(org.id)!,
         fresh.filter((r) => r.org_id === org.id),
         options.history ?? false,
@@ -178,6 +178,7 @@ export async function recordEvents(
 async function chargeAndCount(
   tx: Queryable,
   org: OrgRow,
+  balance: BalanceRow,
   settings: LimitSettings,
   rows: StoredRow[],
   history: boolean,
@@ -191,6 +192,7 @@ async function chargeAndCount(
     charged = await applyCharges(
       tx,
       org.id,
+      balance,
       payable.map((r) => ({ amount: BigInt(r.credits), eventId: r.id })),
     );
   }

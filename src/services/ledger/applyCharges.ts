@@ -1,12 +1,19 @@
 /**
  * Draws charges from an org's grants and records them: one `debit` entry per event and grant it
  * drew from (so every charge traces to its funding), and `overage` for what no grant covered.
- * Runs inside the caller's transaction, with the org's balance row locked.
+ * Runs inside the caller's transaction, with the org's balance row locked and due grants expired
+ * (lockForSpend); `balance` is the row as this transaction sees it. Reads the grants, then
+ * writes grants, entries and balance in one statement.
  */
 import { drawDown } from '../../domain/drawdown.ts';
 import type { Queryable } from '../../store/db.ts';
-import { activeGrants, addToBalance, type BalanceRow, type GrantRow, lockBalance } from './balances.ts';
-import { expireDueGrants } from './expireGrants.ts';
+import {
+  ADD_TO_BALANCE,
+  activeGrants,
+  type BalanceRow,
+  balanceDeltaParams,
+  type GrantRow,
+} from './balances.ts';
 
 export interface Charge {
   amount: bigint;
@@ -23,12 +30,11 @@ export interface ChargeOutcome {
 export async function applyCharges(
   tx: Queryable,
   orgId: string,
+  balance: BalanceRow,
   charges: Charge[],
 ): Promise<ChargeOutcome | null> {
   const billable = charges.filter((c) => c.amount > 0n);
   if (billable.length === 0) return null;
-  const before = await lockBalance(tx, orgId);
-  const expired = await expireDueGrants(tx, orgId);
   const grants = await activeGrants(tx, orgId);
   const outcome = drawDown(
     grants,
@@ -55,30 +61,32 @@ export async function applyCharges(
       overage += o.overage;
     }
   });
-  if (perGrant.size > 0) {
-    await tx.query(
-      `UPDATE grants g SET consumed = g.consumed + x.amount, remaining = g.remaining - x.amount
-         FROM jsonb_to_recordset($2::jsonb) AS x(id text, amount bigint)
-        WHERE g.org_id = $1 AND g.id = x.id`,
-      [orgId, JSON.stringify([...perGrant].map(([id, amount]) => ({ id, amount: String(amount) })))],
-    );
-  }
-  await tx.query(
-    `INSERT INTO ledger_entries (org_id, kind, grant_id, amount, event_id, authorization_id)
-     SELECT $1, kind, grant_id, amount, event_id, authorization_id
-       FROM jsonb_to_recordset($2::jsonb) AS x(kind text, grant_id text, amount bigint, event_id text, authorization_id text)`,
-    [orgId, JSON.stringify(entries)],
-  );
   const drawn = [...perGrant.values()].reduce((a, b) => a + b, 0n);
-  await addToBalance(tx, orgId, { consumed: drawn, remaining: -drawn, overage });
+  await tx.query(
+    `WITH drawn AS (
+       UPDATE grants g SET consumed = g.consumed + x.amount, remaining = g.remaining - x.amount
+         FROM jsonb_to_recordset($8::jsonb) AS x(id text, amount bigint)
+        WHERE g.org_id = $1 AND g.id = x.id
+     ), entries AS (
+       INSERT INTO ledger_entries (org_id, kind, grant_id, amount, event_id, authorization_id)
+       SELECT $1, kind, grant_id, amount, event_id, authorization_id
+         FROM jsonb_to_recordset($9::jsonb)
+           AS x(kind text, grant_id text, amount bigint, event_id text, authorization_id text)
+     )
+     ${ADD_TO_BALANCE}`,
+    [
+      ...balanceDeltaParams(orgId, { consumed: drawn, remaining: -drawn, overage }),
+      JSON.stringify([...perGrant].map(([id, amount]) => ({ id, amount: String(amount) }))),
+      JSON.stringify(entries),
+    ],
+  );
   return {
-    // The row as this transaction left it, without reading it again: expiry, then the draw-down.
+    // The row as this transaction left it, without reading it again.
     balance: {
-      ...before,
-      expired: before.expired + expired,
-      consumed: before.consumed + drawn,
-      remaining: before.remaining - expired - drawn,
-      overage: before.overage + overage,
+      ...balance,
+      consumed: balance.consumed + drawn,
+      remaining: balance.remaining - drawn,
+      overage: balance.overage + overage,
     },
     grants: grants.map((g) => {
       const used = perGrant.get(g.id) ?? 0n;
