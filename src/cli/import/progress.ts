@@ -8,7 +8,7 @@ const BAR_WIDTH = 30;
 
 export class Progress {
   private readonly started = performance.now();
-  private lastDraw = 0;
+  private lastDraw = this.started;
 
   constructor(
     private readonly out: Output,
@@ -35,7 +35,12 @@ export class Progress {
 
   /** A message on its own line, clearing a partly drawn bar first. */
   message(text: string): void {
-    this.out.write(`${this.out.isTTY ? '\r\x1b[K' : ''}${text}\n`);
+    if (!this.out.isTTY) {
+      this.out.write(`${text}\n`);
+      return;
+    }
+    this.out.write(`\r\x1b[K${text}\n`);
+    // Redraw the bar under the message at the next update.
     this.lastDraw = 0;
   }
 
