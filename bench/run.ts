@@ -10,6 +10,7 @@
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { authorize } from './authorize.ts';
+import { gateway } from './gateway.ts';
 import { ingest } from './ingest.ts';
 import { embeddedDatabase } from './support/databases.ts';
 import { machine } from './support/machine.ts';
@@ -18,7 +19,7 @@ import type { BenchModule, BenchOptions, BenchResult } from './types.ts';
 import { usage } from './usage.ts';
 
 /** Every benchmark, in the order they run and appear in BENCHMARKS.md. */
-export const MODULES: BenchModule[] = [ingest, authorize, usage];
+export const MODULES: BenchModule[] = [ingest, authorize, usage, gateway];
 
 const OUTPUT = fileURLToPath(new URL('../BENCHMARKS.md', import.meta.url));
 
