@@ -1,6 +1,7 @@
 /**
  * Usage insights: the itemized entries of one day, one conversation with its messages and files,
- * patterns (busiest hours and weekdays, week over week), the spend forecast and spend anomalies.
+ * patterns (busiest hours and weekdays, week over week), the spend forecast, spend anomalies and
+ * recommendations.
  */
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { getConversation } from '../../services/usage/getConversation.ts';
@@ -8,6 +9,7 @@ import { getDayItems } from '../../services/usage/getDayItems.ts';
 import { getUsageAnomalies } from '../../services/usage/getUsageAnomalies.ts';
 import { getUsageForecast } from '../../services/usage/getUsageForecast.ts';
 import { getUsagePatterns } from '../../services/usage/getUsagePatterns.ts';
+import { getUsageRecommendations } from '../../services/usage/getUsageRecommendations.ts';
 import type { AppEnv } from '../env.ts';
 import { errorResponses, json, OrgParam, Text } from '../schemas.ts';
 import { Amount, Count, Cursor, Filters, RangeSchema, Tokens, Total, Unit, UsageQuery } from './usage.ts';
@@ -182,6 +184,39 @@ export const UsageAnomaliesSchema = z
   })
   .openapi('UsageAnomalies');
 
+const Nullable = Amount.nullable();
+export const UsageRecommendationsSchema = z
+  .object({
+    object: z.literal('usage_recommendations'),
+    org_id: z.string(),
+    range: RangeSchema,
+    unit: z.enum(['credits', 'usd']),
+    currency: z.string(),
+    total_spend: Amount,
+    data: z.array(
+      z.object({
+        id: z.string(),
+        kind: z.enum(['switch_model', 'prompt_caching', 'review_member', 'set_limit']),
+        title: z.string(),
+        detail: z.string(),
+        feature: z.string().nullable(),
+        current_model: z.string().nullable().openapi({ example: 'openai/gpt-4o' }),
+        suggested_model: z.string().nullable().openapi({ example: 'openai/gpt-4o-mini' }),
+        member_id: z.string().nullable(),
+        calls: z.int().nullable(),
+        savings: Nullable.openapi({ description: 'Estimated saving in the range, in the unit' }),
+        savings_cost: Nullable.openapi({ description: 'The same in the currency' }),
+        savings_share: z
+          .string()
+          .nullable()
+          .openapi({ description: 'Percent of the total spend', example: '17.0' }),
+        monthly_savings: Nullable.openapi({ description: 'The saving scaled to 30 days' }),
+        monthly_savings_cost: Nullable,
+      }),
+    ),
+  })
+  .openapi('UsageRecommendations');
+
 const route = <R extends Parameters<typeof createRoute>[0]>(r: R) => createRoute({ tags: ['Usage'], ...r });
 
 export function usageInsightRoutes(app: OpenAPIHono<AppEnv>) {
@@ -261,5 +296,19 @@ export function usageInsightRoutes(app: OpenAPIHono<AppEnv>) {
     }),
     async (c) =>
       c.json(await getUsageAnomalies(c.get('ctx'), c.req.valid('param').org, c.req.valid('query')), 200),
+  );
+  app.openapi(
+    route({
+      method: 'get',
+      path: '/v1/orgs/{org}/usage/recommendations',
+      summary: 'Ways to spend less (cheaper model, prompt caching, limits), ranked by estimated saving',
+      request: { params: OrgParam, query: UsageQuery },
+      responses: { 200: json(UsageRecommendationsSchema, 'The recommendations'), ...errorResponses },
+    }),
+    async (c) =>
+      c.json(
+        await getUsageRecommendations(c.get('ctx'), c.req.valid('param').org, c.req.valid('query')),
+        200,
+      ),
   );
 }
