@@ -39,7 +39,8 @@ export async function killTree(pid: number): Promise<void> {
   }
 }
 
-function isAlive(pid: number): boolean {
+/** Whether the process still runs (a zombie, killed but not yet reaped, does not). */
+export function isAlive(pid: number): boolean {
   try {
     // A zombie (killed, not yet reaped by its parent) no longer serves anything.
     return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
