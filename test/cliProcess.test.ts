@@ -1,0 +1,134 @@
+/**
+ * The `tally` bin as a user runs it: a child process on a database of its own (a Postgres server
+ * database, or an embedded data folder), checked from the test through the API afterwards.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { COMMANDS } from '../src/cli/main.ts';
+import { loadConfig } from '../src/config.ts';
+import { prepare, type Tally } from '../src/server.ts';
+import { freshDb, OPERATOR_KEY, onServer } from './support/harness.ts';
+
+const run = promisify(execFile);
+const BIN = join(import.meta.dirname, '../bin/tally.mjs');
+
+let dir: string;
+let env: Record<string, string>;
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'tally-bin-'));
+  if (onServer) {
+    const { db, url } = await freshDb();
+    await db.close();
+    env = { DATABASE_URL: url! };
+  } else {
+    env = { TALLY_DATA_DIR: join(dir, 'data') };
+  }
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The bin with only the database settings of this test (and the operator key) in its environment. */
+async function tally(...argv: string[]) {
+  const { DATABASE_URL: _url, TALLY_DATA_DIR: _dir, TALLY_ADMIN_KEY: _key, ...inherited } = process.env;
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...argv], {
+      env: { ...inherited, ...env, TALLY_ADMIN_KEY: OPERATOR_KEY },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+/** Tally on the bin's database, in this process (an embedded folder takes one process at a time). */
+async function onTheDatabase<T>(fn: (t: Tally) => Promise<T>): Promise<T> {
+  const t = await prepare(loadConfig({ ...env, TALLY_ADMIN_KEY: OPERATOR_KEY, TALLY_LOG: 'off' }));
+  try {
+    return await fn(t);
+  } finally {
+    await t.db.close();
+  }
+}
+
+async function request(t: Tally, method: string, path: string, key: string, body?: unknown) {
+  const res = await t.app.request(path, {
+    method,
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+describe('tally bin', () => {
+  it('answers --help for every command', async () => {
+    const helps = await Promise.all(COMMANDS.map((c) => tally(...c.name.split(' '), '--help')));
+    helps.forEach((help, i) => {
+      expect(help.code).toBe(0);
+      expect(help.stdout).toMatch(new RegExp(`^Usage: tally ${COMMANDS[i]!.name}`));
+      expect(help.stdout).toContain('-h, --help');
+    });
+    const overview = await tally('--help');
+    for (const command of COMMANDS) expect(overview.stdout).toContain(`  ${command.name} `);
+  });
+
+  it('keeps npm run tally working (src/cli/main.ts runs on its own)', async () => {
+    const { stdout } = await run(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', 'migrate', '--help'],
+      {
+        cwd: join(import.meta.dirname, '..'),
+      },
+    );
+    expect(stdout).toMatch(/^Usage: tally migrate/);
+  });
+
+  it('migrates, then keys create prints a key that works', async () => {
+    expect(await tally('migrate')).toMatchObject({ code: 0, stdout: 'Migrations applied.\n' });
+    const org = await onTheDatabase((t) =>
+      request(t, 'POST', '/v1/orgs', OPERATOR_KEY, { name: 'Bin', currency: 'USD', timezone: 'UTC' }),
+    );
+    expect(org.status).toBe(201);
+
+    const created = await tally(
+      'keys',
+      'create',
+      '--org',
+      org.body.id,
+      '--name',
+      'backend',
+      '--role',
+      'viewer',
+    );
+    expect(created.code).toBe(0);
+    expect(created.stderr).toMatch(/Created key key_\w+ \(viewer\)/);
+    const key = created.stdout.trim();
+    expect(key).toMatch(/^\S{24,}$/);
+    const seen = await onTheDatabase((t) => request(t, 'GET', `/v1/orgs/${org.body.id}`, key));
+    expect(seen).toMatchObject({ status: 200, body: { id: org.body.id } });
+    const refused = await onTheDatabase((t) => request(t, 'GET', `/v1/orgs/${org.body.id}`, `${key}x`));
+    expect(refused.status).toBe(401);
+
+    const missing = await tally('keys', 'create', '--org', 'org_nope');
+    expect(missing).toMatchObject({ code: 1, stderr: expect.stringContaining('Organization not found') });
+  });
+
+  it('exits non-zero and names the line of a bad row', async () => {
+    const org = await onTheDatabase((t) =>
+      request(t, 'POST', '/v1/orgs', OPERATOR_KEY, { name: 'Rows', currency: 'EUR', timezone: 'UTC' }),
+    );
+    const file = join(dir, 'rows.csv');
+    const at = new Date(Date.now() - 3_600_000).toISOString();
+    writeFileSync(
+      file,
+      `member,feature,provider,model,occurred_at,input_tokens\nu1,Chat,openai,gpt-4o,${at},10\nu1,,openai,gpt-4o,${at},10\n`,
+    );
+    const result = await tally('import', file, '--org', org.body.id);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('rows.csv line 3: feature:');
+    expect(result.stdout).toContain('2 rows, 1 accepted');
+  });
+});
