@@ -112,6 +112,11 @@ describe('holds: limits', () => {
       body: { ...call, estimate: { credits: '1' } },
     });
     expect(third.body).toMatchObject({ approved: false, reason: 'quota_exceeded', held_credits: '0' });
+    // The denial hands the host app the page that explains the block.
+    const quota = new URL(third.body.quota_url);
+    expect(quota.pathname).toBe('/usage/quota');
+    expect(Object.fromEntries(quota.searchParams)).toEqual({ org: org.id, reason: 'quota_exceeded' });
+    expect(second.body.quota_url).toBeNull();
 
     // 10 000 output tokens = 13.8 credits wanted; only the 8 held fit (the other 2 are held elsewhere).
     const inc = await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
@@ -149,6 +154,7 @@ describe('holds: limits', () => {
       reason: 'budget_exceeded',
       budget: { id: budget.body.id, name: 'Intern cap' },
     });
+    expect(new URL(denied.body.quota_url).searchParams.get('budget')).toBe(budget.body.id);
   });
 });
 

@@ -6,6 +6,7 @@ import {
 } from '../../services/authorizations/finishAuthorization.ts';
 import { incrementAuthorization } from '../../services/authorizations/incrementAuthorization.ts';
 import type { AppEnv } from '../env.ts';
+import { publicBase, quotaPageUrl } from '../links.ts';
 import { body, errorResponses, Id, json, PositiveDecimal, Text } from '../schemas.ts';
 import { UsageSchema } from './events.ts';
 
@@ -42,6 +43,10 @@ export const AuthorizationSchema = z
     held_credits: z.string(),
     available_credits: z.string(),
     expires_at: z.string().nullable(),
+    quota_url: z.string().nullable().openapi({
+      description:
+        'On a denial: the usage page that explains the block (limit, budget or credits) and offers what the member may do; send the user there',
+    }),
   })
   .openapi('Authorization');
 
@@ -90,7 +95,17 @@ export function authorizationRoutes(app: OpenAPIHono<AppEnv>) {
       request: body(Authorize),
       responses: { 200: json(AuthorizationSchema, 'Approved or denied'), ...errorResponses },
     }),
-    async (c) => c.json(await authorize(c.get('ctx'), c.req.valid('json')), 200),
+    async (c) => {
+      const ctx = c.get('ctx');
+      const input = c.req.valid('json');
+      const result = await authorize(ctx, input);
+      const orgId = ctx.principal.kind === 'org_key' ? ctx.principal.orgId : input.org_id!;
+      const quota =
+        result.approved || !result.reason
+          ? null
+          : quotaPageUrl(publicBase(ctx.config, c.req.url), orgId, result.reason, result.budget?.id);
+      return c.json({ ...result, quota_url: quota }, 200);
+    },
   );
   app.openapi(
     createRoute({
