@@ -48,7 +48,7 @@ async function post(target: TallyProcess, path: string, body: unknown, key = OPE
     body: JSON.stringify(body),
     signal: AbortSignal.timeout(30_000),
   });
-  return { status: res.status, headers: res.headers, body: await res.json() };
+  return { status: res.status, headers: res.headers, body: (await res.json()) as any };
 }
 
 it('answers 503 while Postgres is down, recovers by itself and loses no acknowledged event', async () => {
@@ -67,7 +67,8 @@ it('answers 503 while Postgres is down, recovers by itself and loses no acknowle
     let pending: ReturnType<typeof eventBatch> | null = null;
     // (Resends end 30 s after the load does, so a Tally that died fails the test instead of hanging it.)
     for (let turn = n; Date.now() < stopAt || (pending && Date.now() < stopAt + 30_000); turn++) {
-      const events = pending ?? eventBatch(nextBatch++ * BATCH, BATCH, { minutesBack: 60 });
+      const events: ReturnType<typeof eventBatch> =
+        pending ?? eventBatch(nextBatch++ * BATCH, BATCH, { minutesBack: 60 });
       let outcome: string;
       try {
         const res = await post(processes[turn % processes.length]!, '/v1/events', { events }, key);
@@ -92,7 +93,7 @@ it('answers 503 while Postgres is down, recovers by itself and loses no acknowle
       if (pending) await new Promise((r) => setTimeout(r, 100));
     }
   };
-  const readyDuringOutage: number[] = [];
+  const readyDuringOutage: (number | string)[] = [];
   const scenario = async () => {
     await new Promise((r) => setTimeout(r, 3_000));
     const restart = postgres.restart(DOWN_MS);
