@@ -85,6 +85,9 @@ export async function meterCall(ctx: Ctx, call: GatewayCall, log: GatewayLog): P
   if (request.model.length > 200) return providerError(wire, 'invalid_request', 'model is too long');
 
   const inputEstimate = estimateTokens(request.inputText);
+  // Where to send the call is read while the hold is placed: one round trip less before forwarding.
+  const upstreamLookup = upstreamFor(ctx.db, ctx.config, caller.orgId, wire.provider);
+  upstreamLookup.catch(() => {}); // awaited below once the hold is approved; a denial never needs it
   let hold: Awaited<ReturnType<typeof authorize>>;
   try {
     hold = await authorize(ctx, {
@@ -111,7 +114,13 @@ export async function meterCall(ctx: Ctx, call: GatewayCall, log: GatewayLog): P
   }
   const authorizationId = hold.id;
 
-  const upstream = await upstreamFor(ctx.db, ctx.config, caller.orgId, wire.provider);
+  let upstream: Awaited<typeof upstreamLookup>;
+  try {
+    upstream = await upstreamLookup;
+  } catch (error) {
+    await voidAuthorization(ctx, authorizationId);
+    throw error;
+  }
   const abort = new AbortController();
   let answer: Response;
   try {
