@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decimalUnits, formatCredits } from '../src/domain/money.ts';
 import type { Ctx } from '../src/services/context.ts';
 import { EXPORT_COLUMNS, exportUsage } from '../src/services/usage/exportUsage.ts';
+import { FOCUS_COLUMNS } from '../src/services/usage/focusColumns.ts';
 import { createOrgWithKey, minutesAgo, startTally, type TestTally } from './support/harness.ts';
 
 let t: TestTally;
@@ -131,11 +132,65 @@ describe('usage export', () => {
     expect(smallRows.every((r) => r.provider_cost_usd !== null)).toBe(true);
   });
 
+  it('exports the FOCUS column set: one usage charge per event, costs adding up to the default export', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const events = Array.from({ length: 6 }, (_, n) =>
+      event(`f${n}`, n, { workspace: n % 2 ? 'ws-a' : undefined }),
+    );
+    events[2] = event('f2', 2, { feature: '@SUM(A1)', project: 'apollo' });
+    expect((await t.call('POST', '/v1/events', { key, body: { events } })).status).toBe(200);
+    const res = await t.app.request(`/v1/orgs/${org.id}/usage/export?format=csv&columns=focus`, {
+      headers: { authorization: `Bearer ${key}` },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-disposition')).toMatch(/filename="usage-focus-org_.*\.csv"/);
+    const [header, ...rows] = parseCsv(await res.text());
+    expect(header).toEqual([...FOCUS_COLUMNS]);
+    const focus = rows.map((r) => Object.fromEntries(FOCUS_COLUMNS.map((c, i) => [c, r[i]!])));
+    const plain = (await t.call('GET', `/v1/orgs/${org.id}/usage/export?format=json`, { key })).body as {
+      event_id: string;
+      cost: string;
+      credits: string;
+      occurred_at: string;
+    }[];
+    expect(focus.map((r) => r.x_EventId)).toEqual(plain.map((r) => r.event_id));
+    focus.forEach((r, i) => {
+      const p = plain[i]!;
+      expect(r).toMatchObject({
+        BilledCost: p.cost,
+        EffectiveCost: p.cost,
+        BillingCurrency: 'EUR',
+        BillingAccountId: org.id,
+        ChargeCategory: 'Usage',
+        ChargeFrequency: 'Usage-Based',
+        PricingQuantity: p.credits,
+        PricingUnit: 'Credits',
+        ResourceId: 'openai/gpt-4o',
+        ServiceCategory: 'AI and Machine Learning',
+      });
+      // The charge period is the event's hour; the billing period the org's cycle around it.
+      const at = Date.parse(p.occurred_at);
+      expect(Date.parse(r.ChargePeriodStart!)).toBeLessThanOrEqual(at);
+      expect(Date.parse(r.ChargePeriodEnd!) - Date.parse(r.ChargePeriodStart!)).toBe(3_600_000);
+      expect(Date.parse(r.BillingPeriodStart!)).toBeLessThanOrEqual(at);
+      expect(Date.parse(r.BillingPeriodEnd!)).toBeGreaterThan(at);
+    });
+    expect(focus[1]!.SubAccountId).toBe('ws-a');
+    expect(focus[0]!.SubAccountId).toBe('');
+    expect(focus[2]!.ServiceName).toBe(`'@SUM(A1)`);
+    expect(JSON.parse(focus[2]!.Tags!)).toEqual({ project: 'apollo' });
+    const sum = (xs: string[]) => xs.reduce((a, x) => a + decimalUnits(x, 12), 0n);
+    expect(sum(focus.map((r) => r.BilledCost!))).toBe(sum(plain.map((r) => r.cost)));
+  });
+
   it('refuses bad input with a problem', async () => {
     const { org, key } = await createOrgWithKey(t);
     const bad = await t.call('GET', `/v1/orgs/${org.id}/usage/export?format=xml`, { key });
     expect(bad.status).toBe(400);
     expect(bad.body.param).toBe('format');
+    const columns = await t.call('GET', `/v1/orgs/${org.id}/usage/export?columns=cur`, { key });
+    expect(columns.status).toBe(400);
+    expect(columns.body.param).toBe('columns');
     const range = await t.call('GET', `/v1/orgs/${org.id}/usage/export?range=custom&from=nope`, { key });
     expect(range.status).toBe(400);
   });

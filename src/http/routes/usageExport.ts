@@ -1,7 +1,13 @@
 /** Usage export: CSV, JSON Lines or a JSON array, streamed in constant memory. */
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { GRANULARITIES, RANGES } from '../../domain/ranges.ts';
-import { EXPORT_COLUMNS, EXPORT_FORMATS, exportUsage } from '../../services/usage/exportUsage.ts';
+import {
+  EXPORT_COLUMN_SETS,
+  EXPORT_COLUMNS,
+  EXPORT_FORMATS,
+  exportUsage,
+} from '../../services/usage/exportUsage.ts';
+import { FOCUS_COLUMNS } from '../../services/usage/focusColumns.ts';
 import type { AppEnv } from '../env.ts';
 import { errorResponses, OrgParam, Text } from '../schemas.ts';
 
@@ -9,6 +15,12 @@ const ExportQuery = z.strictObject({
   format: z.enum(EXPORT_FORMATS).default('csv').openapi({
     description: 'csv (a header row, CRLF), jsonl (one JSON object per line) or json (one array)',
   }),
+  columns: z
+    .enum(EXPORT_COLUMN_SETS)
+    .default('tally')
+    .openapi({
+      description: `tally (the columns below) or focus (the FinOps FOCUS column set: ${FOCUS_COLUMNS.join(', ')})`,
+    }),
   range: z.enum(RANGES).optional().openapi({ description: 'Default 30d (custom when from/to are given)' }),
   from: z.string().max(40).optional(),
   to: z.string().max(40).optional(),
@@ -46,8 +58,8 @@ export function usageExportRoutes(app: OpenAPIHono<AppEnv>) {
       },
     }),
     async (c) => {
-      const { format, ...query } = c.req.valid('query');
-      const out = await exportUsage(c.get('ctx'), c.req.valid('param').org, query, format);
+      const { format, columns, ...query } = c.req.valid('query');
+      const out = await exportUsage(c.get('ctx'), c.req.valid('param').org, query, format, { columns });
       return c.body(out.stream, 200, {
         'content-type': out.contentType,
         'content-disposition': `attachment; filename="${out.filename}"`,

@@ -9,14 +9,18 @@
  * occurred_at, event_id, member_id, member_external_id, member_name, feature, provider, model, surface,
  * workspace, workspace_group, project, api_key_id, conversation_id, input_tokens, output_tokens,
  * cache_read_tokens, cache_write_tokens, credits, cost, currency, provider_cost_usd (operator keys only).
+ * With `columns=focus` the rows carry the FOCUS column set instead (focusColumns.ts).
  */
 import { decimalUnits, formatCredits, formatUnits } from '../../domain/money.ts';
 import type { Ctx } from '../context.ts';
 import { type EventRow, readEventRows } from './eventRows.ts';
+import { FOCUS_COLUMNS, FOCUS_TEXT_COLUMNS, focusRow, type TallyRow } from './focusColumns.ts';
 import { COST_SCALE, loadScope, PCOST_SCALE, UNKNOWN_USER, type UsageQuery, whereOf } from './scope.ts';
 
 export const EXPORT_FORMATS = ['csv', 'jsonl', 'json'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+export const EXPORT_COLUMN_SETS = ['tally', 'focus'] as const;
+export type ExportColumnSet = (typeof EXPORT_COLUMN_SETS)[number];
 
 export const EXPORT_COLUMNS = [
   'occurred_at',
@@ -46,7 +50,7 @@ type Column = (typeof EXPORT_COLUMNS)[number];
 type ExportRow = Record<Column, string | null>;
 
 /** Text columns a spreadsheet could read as a formula are prefixed with a quote (CSV only). */
-const TEXT_COLUMNS = new Set<Column>([
+const TEXT_COLUMNS: ReadonlySet<string> = new Set<Column>([
   'member_external_id',
   'member_name',
   'feature',
@@ -59,16 +63,17 @@ const TEXT_COLUMNS = new Set<Column>([
   'event_id',
 ]);
 
-function csvCell(column: Column, value: string | null): string {
+function csvCell(guarded: ReadonlySet<string>, column: string, value: string | null): string {
   if (value === null) return '';
   let text = value;
-  if (TEXT_COLUMNS.has(column) && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+  if (guarded.has(column) && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
 export interface ExportOptions {
   batchSize?: number;
   now?: Date;
+  columns?: ExportColumnSet;
 }
 
 /** Checks access and the range now (so errors answer as problems), then returns the stream. */
@@ -113,8 +118,12 @@ export async function exportUsage(
         : null,
     };
   };
-  const encode = (row: ExportRow, first: boolean): string => {
-    if (format === 'csv') return `${EXPORT_COLUMNS.map((c) => csvCell(c, row[c])).join(',')}\r\n`;
+  const focus = options.columns === 'focus';
+  const columns: readonly string[] = focus ? FOCUS_COLUMNS : EXPORT_COLUMNS;
+  const textColumns = focus ? FOCUS_TEXT_COLUMNS : TEXT_COLUMNS;
+  const encode = (tallyRow: ExportRow, first: boolean): string => {
+    const row: Record<string, string | null> = focus ? focusRow(scope.org, tallyRow as TallyRow) : tallyRow;
+    if (format === 'csv') return `${columns.map((c) => csvCell(textColumns, c, row[c]!)).join(',')}\r\n`;
     if (format === 'jsonl') return `${JSON.stringify(row)}\n`;
     return `${first ? '' : ',\n'}${JSON.stringify(row)}`;
   };
@@ -125,7 +134,7 @@ export async function exportUsage(
   let finished = false;
   const stream = new ReadableStream<Uint8Array>({
     start(controller) {
-      if (format === 'csv') controller.enqueue(encoder.encode(`${EXPORT_COLUMNS.join(',')}\r\n`));
+      if (format === 'csv') controller.enqueue(encoder.encode(`${columns.join(',')}\r\n`));
       if (format === 'json') controller.enqueue(encoder.encode('[\n'));
     },
     async pull(controller) {
@@ -164,6 +173,6 @@ export async function exportUsage(
         : format === 'jsonl'
           ? 'application/x-ndjson'
           : 'application/json',
-    filename: `usage-${orgId}-${start}-${end}.${format}`,
+    filename: `usage-${focus ? 'focus-' : ''}${orgId}-${start}-${end}.${format}`,
   };
 }
