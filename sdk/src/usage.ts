@@ -97,9 +97,18 @@ export function extractUsage(provider: ProviderName, response: unknown): TallyUs
   return provider === 'openai' ? openAIUsage(body.usage) : anthropicUsage(body.usage);
 }
 
-/** Output tokens assumed for a piece of streamed text before the provider reports exact counts. */
+/** Tokens in a piece of text at about 4 characters a token, at least 1 (0 for no text). */
 export function estimateTokens(text: string): number {
   return text.length === 0 ? 0 : Math.max(1, Math.ceil(text.length / 4));
+}
+
+/**
+ * Output tokens assumed for streamed text before the provider reports exact counts. It errs low
+ * (a chunk is at least one token; English averages over 4 characters a token), because what an
+ * increment bills stays billed: the capture then bills the exact rest, never refunds.
+ */
+export function estimateOutputTokens(textChunks: number, characters: number): number {
+  return Math.max(textChunks, Math.floor(characters / 5));
 }
 
 /** The text or tool-call arguments a stream chunk adds to the answer (what it will be billed for). */
@@ -131,7 +140,7 @@ function generatedText(provider: ProviderName, chunk: Json): string {
 
 /**
  * Follows a model stream chunk by chunk and knows its usage so far: the provider's exact counts
- * as soon as it reports them, else an estimate of the output generated (4 characters a token).
+ * as soon as it reports them, else a low estimate of the output generated (estimateOutputTokens).
  *
  * OpenAI reports usage in the last chat chunk (with `stream_options.include_usage`) or in
  * `response.completed`; Anthropic reports input in `message_start` and cumulative output in
@@ -139,7 +148,8 @@ function generatedText(provider: ProviderName, chunk: Json): string {
  */
 export class StreamUsage {
   private reported: TallyUsage = {};
-  private estimatedOutput = 0;
+  private textChunks = 0;
+  private characters = 0;
   private outputReported = false;
 
   constructor(readonly provider: ProviderName) {}
@@ -148,7 +158,11 @@ export class StreamUsage {
   observe(chunk: unknown): void {
     const c = record(chunk);
     if (!c) return;
-    this.estimatedOutput += estimateTokens(generatedText(this.provider, c));
+    const text = generatedText(this.provider, c);
+    if (text) {
+      this.textChunks++;
+      this.characters += text.length;
+    }
     const usage = this.chunkUsage(c);
     if (!usage) return;
     // Anthropic's later events repeat or grow earlier counts; keep the largest seen for each.
@@ -166,7 +180,10 @@ export class StreamUsage {
   /** The usage so far: reported counts, with the output estimated until the provider reports it. */
   get usage(): TallyUsage {
     if (this.outputReported) return { ...this.reported };
-    return compact({ ...this.reported, output_tokens: this.estimatedOutput });
+    return compact({
+      ...this.reported,
+      output_tokens: estimateOutputTokens(this.textChunks, this.characters),
+    });
   }
 
   private chunkUsage(chunk: Json): TallyUsage | null {
