@@ -3,10 +3,11 @@
  * tests call it, so a fresh clone needs nothing beyond `npm install && npm start`. A lock directory keeps
  * two callers (parallel test files) from building over each other.
  */
+import { execFile } from 'node:child_process';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'vite';
+import { promisify } from 'node:util';
 
 const WEB = fileURLToPath(new URL('..', import.meta.url));
 const BUILT = join(WEB, '../dist/web/index.html');
@@ -44,14 +45,32 @@ export async function ensureWebBuilt(): Promise<'built' | 'fresh'> {
       break;
     } catch {
       // Someone else is building; a lock older than two minutes is left over from a crash.
-      const age = Date.now() - (await stat(LOCK).then((s) => s.mtimeMs, () => Date.now()));
+      const age =
+        Date.now() -
+        (await stat(LOCK).then(
+          (s) => s.mtimeMs,
+          () => Date.now(),
+        ));
       if (age > 120_000) await rm(LOCK, { recursive: true, force: true });
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
   }
   try {
     if (!(await isStale())) return 'fresh';
-    await build({ configFile: join(WEB, 'vite.config.ts'), logLevel: 'warn' });
+    // A child process with NODE_ENV=production: the caller's (vitest sets "test") would select
+    // React's development build.
+    await promisify(execFile)(
+      process.execPath,
+      [
+        join(WEB, '../node_modules/vite/bin/vite.js'),
+        'build',
+        '--config',
+        join(WEB, 'vite.config.ts'),
+        '--logLevel',
+        'warn',
+      ],
+      { env: { ...process.env, NODE_ENV: 'production' } },
+    );
     return 'built';
   } finally {
     await rm(LOCK, { recursive: true, force: true });

@@ -71,6 +71,9 @@ function SignedIn({ credential, onSignOut }: { credential: string; onSignOut(): 
   useEffect(() => {
     api.get<Session>('/v1/session').then((s) => {
       setSession(s);
+      // An operator may arrive on a link that names the org (the API's quota_url does).
+      const named = new URLSearchParams(location.search).get('org');
+      if (!s.org_id && named) chooseOrg(named);
       setOrgId(s.org_id ?? readChosenOrg());
     }, setError);
   }, [api]);

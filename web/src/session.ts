@@ -5,24 +5,44 @@
 const CREDENTIAL = 'tally.credential';
 const ORG = 'tally.org';
 
+/**
+ * Browsers that block third-party storage refuse sessionStorage to the page framed by a host app:
+ * it then keeps the credential in memory, for as long as the frame's document lives.
+ */
+function openStore(): Pick<Storage, 'getItem' | 'setItem' | 'removeItem'> {
+  try {
+    const storage = window.sessionStorage;
+    storage.getItem(CREDENTIAL);
+    return storage;
+  } catch {
+    const memory = new Map<string, string>();
+    return {
+      getItem: (name) => memory.get(name) ?? null,
+      setItem: (name, value) => void memory.set(name, value),
+      removeItem: (name) => void memory.delete(name),
+    };
+  }
+}
+const store = openStore();
+
 export const isEmbedToken = (secret: string) => secret.startsWith('tally_em_');
 
 export function readCredential(): string | null {
-  return sessionStorage.getItem(CREDENTIAL);
+  return store.getItem(CREDENTIAL);
 }
 
 export function saveCredential(secret: string): void {
-  sessionStorage.setItem(CREDENTIAL, secret);
+  store.setItem(CREDENTIAL, secret);
 }
 
 export function signOut(): void {
-  sessionStorage.removeItem(CREDENTIAL);
-  sessionStorage.removeItem(ORG);
+  store.removeItem(CREDENTIAL);
+  store.removeItem(ORG);
 }
 
 /** The org an operator picked in the organizations list (org keys and embed tokens have their own). */
-export const readChosenOrg = () => sessionStorage.getItem(ORG);
-export const chooseOrg = (orgId: string) => sessionStorage.setItem(ORG, orgId);
+export const readChosenOrg = () => store.getItem(ORG);
+export const chooseOrg = (orgId: string) => store.setItem(ORG, orgId);
 
 /** An embed link carries its token (and an optional theme) in the URL fragment: taken once, then removed. */
 export function takeEmbedFragment(): { token: string | null; theme: Record<string, string> } {

@@ -114,9 +114,14 @@ function MemberFilter({ value, onChange }: { value: string; onChange(id: string)
   const { org } = useOrg();
   const members = useApi<Page<Member>>(`/v1/orgs/${org.id}/members`, { limit: 100 });
   return (
-    <label className="inline">
-      User{' '}
-      <select value={value} onChange={(e) => onChange(e.target.value)} disabled={!members.data}>
+    <div className="inline">
+      <label htmlFor="member-filter">User</label>
+      <select
+        id="member-filter"
+        value={value}
+        onChange={(e) => onChange(e.target.value)}
+        disabled={!members.data}
+      >
         <option value="">All users</option>
         {members.data?.data.map((m) => (
           <option key={m.id} value={m.id}>
@@ -125,7 +130,7 @@ function MemberFilter({ value, onChange }: { value: string; onChange(id: string)
           </option>
         ))}
       </select>
-    </label>
+    </div>
   );
 }
 

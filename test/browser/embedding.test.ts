@@ -1,0 +1,204 @@
+/**
+ * Embedding and money in a real browser: embed tokens in an iframe on another origin (and an expired one
+ * refused), what a viewer is not offered, a top-up through the local payment provider, and the
+ * <tally-usage-bar> element following ingested usage live.
+ */
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  embedLink,
+  formatCount,
+  launchBrowser,
+  screenshot,
+  startHostPage,
+  startWebTally,
+  type WebTally,
+} from './support.ts';
+
+const credits = (value: string) =>
+  new Intl.NumberFormat('en-US', { maximumFractionDigits: 2 }).format(value as never);
+
+describe('embedding, roles, top-ups and the usage bar', () => {
+  let web: WebTally;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    [web, browser] = await Promise.all([startWebTally({ volume: 0.1, days: 40 }), launchBrowser()]);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await web?.close();
+  });
+
+  async function newPage(): Promise<Page> {
+    const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    page.on('pageerror', (error) => {
+      throw error;
+    });
+    return page;
+  }
+
+  const balance = (orgId = web.orgId) =>
+    web.tally.call('GET', `/v1/orgs/${orgId}/balance`).then((r) => r.body);
+
+  it('opens the page in an iframe on the host app with an embed token; an expired one is refused', async () => {
+    const live = await embedLink(web, 'admin');
+    const expired = await embedLink(web, 'admin', { ttl_seconds: 1 });
+    const host = await startHostPage(`<!doctype html><title>Host app</title>
+      <iframe id="live" title="Usage" src="${live.url}" width="1200" height="800"></iframe>
+      <iframe id="expired" title="Expired usage" src="about:blank" width="600" height="300"></iframe>`);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const page = await newPage();
+      await page.goto(host.url);
+      const frame = page.frameLocator('#live');
+      const summary = await web.tally.call('GET', `/v1/orgs/${web.orgId}/usage/summary?range=30d`);
+      await expect
+        .poll(() => frame.getByTestId('kpi-calls').textContent())
+        .toBe(formatCount(summary.body.calls));
+      // The embedded page offers no sign-out: the host app owns the session.
+      expect(await frame.getByRole('button', { name: 'Sign out' }).count()).toBe(0);
+      await page.locator('#expired').evaluate((el, url) => {
+        (el as HTMLIFrameElement).src = url;
+      }, expired.url);
+      await page.frameLocator('#expired').getByText('This usage link can no longer be used').waitFor();
+      await page.frameLocator('#expired').getByText('The embed token has expired').waitFor();
+      await screenshot(page, 'embedded-iframe');
+      await page.context().close();
+    } finally {
+      await host.close();
+    }
+  });
+
+  it('offers a viewer no top-up, no limits and no payments', async () => {
+    const page = await newPage();
+    await page.goto((await embedLink(web, 'viewer', { member: 'u_1010' })).url);
+    await page.getByTestId('kpi-calls').waitFor();
+    await page.getByText('Days remaining').waitFor();
+    expect(await page.getByRole('button', { name: 'Top up credits' }).count()).toBe(0);
+    expect(await page.getByRole('link', { name: 'Configure limits' }).count()).toBe(0);
+    expect(await page.getByRole('link', { name: 'Payments' }).count()).toBe(0);
+    await page.getByRole('link', { name: 'Limits' }).click();
+    await page.getByText('Alert threshold').first().waitFor();
+    expect(await page.getByRole('button', { name: 'Save' }).count()).toBe(0);
+    await screenshot(page, 'viewer-limits');
+    await page.context().close();
+  });
+
+  it('tops up through the local payment provider and the balance rises', async () => {
+    const before = await balance();
+    const page = await newPage();
+    await page.goto((await embedLink(web, 'billing', { member: 'u_1007' })).url);
+    await page.getByRole('button', { name: 'Top up credits' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Top up credits' });
+    await dialog.getByText('Enter a custom amount').click();
+    await dialog.getByLabel('Custom amount (EUR)').fill('0.5');
+    await dialog.getByText('The smallest top-up is 1.').waitFor();
+    await dialog.getByLabel('Custom amount (EUR)').fill('12.345');
+    await dialog.getByText('at most two decimals').waitFor();
+    await screenshot(page, 'topup-dialog');
+    await dialog.getByLabel('€50.00').check();
+    await dialog.getByRole('button', { name: 'Pay' }).click();
+    await page.waitForURL(/\/local-checkout\//);
+    await page.getByRole('button', { name: /Pay/ }).click();
+    await page.waitForURL(/\/usage\/payments\?payment=pay_.*checkout=success/);
+    await page.getByText('5,000 credits were added to your balance').waitFor();
+    await page.locator('tbody tr', { hasText: 'completed' }).first().waitFor();
+    await screenshot(page, 'payments-after-topup');
+    const after = await balance();
+    expect(Number(after.available_credits) - Number(before.available_credits)).toBeCloseTo(5000, 6);
+    await page.context().close();
+  });
+
+  it('shows the special states: an empty new org, BYOK without tracking, BYOM in USD', async () => {
+    const states = [
+      ['credits', 'empty-org', 'No usage yet in this period'],
+      ['byok', 'byok', 'Usage tracking is not available'],
+      ['byom', 'byom', 'Spend this cycle (USD)'],
+    ] as const;
+    for (const [mode, name, text] of states) {
+      const org = await web.tally.call('POST', '/v1/orgs', {
+        body: { name: `New ${mode}`, currency: 'EUR', timezone: 'Europe/Paris', billing_mode: mode },
+      });
+      await web.tally.call('POST', `/v1/orgs/${org.body.id}/members`, {
+        body: { external_id: 'first', name: 'First User', role: 'owner' },
+      });
+      const page = await newPage();
+      await page.goto((await embedLink(web, 'owner', { member: 'first', orgId: org.body.id })).url);
+      await page.getByText(text).first().waitFor();
+      if (mode === 'credits') await page.getByText('No activity in this period.').waitFor();
+      if (mode === 'byom') await expect.poll(() => page.getByTestId('kpi-spent').textContent()).toBe('$0.00');
+      if (mode === 'byok') expect(await page.getByRole('link', { name: 'OpenAI usage' }).count()).toBe(1);
+      await screenshot(page, name);
+      await page.context().close();
+    }
+  });
+
+  it('updates <tally-usage-bar> live as usage is ingested, with referral from 50 % and upgrade from 75 %', async () => {
+    const org = await web.tally.call('POST', '/v1/orgs', {
+      body: {
+        name: 'Small Team',
+        currency: 'EUR',
+        timezone: 'Europe/Berlin',
+        billing_mode: 'credits',
+        plan_allowance_credits: '400',
+      },
+    });
+    const orgId = org.body.id;
+    await web.tally.call('POST', `/v1/orgs/${orgId}/members`, {
+      body: { external_id: 'dev-1', name: 'Dev One', role: 'member' },
+    });
+    const { token } = await embedLink(web, 'member', { member: 'dev-1', orgId });
+    const host = await startHostPage(`<!doctype html><title>Editor</title>
+      <style>tally-usage-bar { --tally-accent: #0a7d43; }</style>
+      <header><tally-usage-bar token="${token}" refresh="1" upgrade-url="#upgrade"></tally-usage-bar></header>
+      <script type="module" src="${web.url}/usage-bar.js"></script>`);
+    try {
+      const page = await newPage();
+      await page.goto(host.url);
+      const bar = page.frameLocator('tally-usage-bar iframe');
+      const available = bar.getByTestId('bar-available');
+      await expect.poll(() => available.textContent()).toBe('400');
+      let n = 0;
+      let used = 0;
+      const seen = new Set<string>();
+      while (used < 0.8) {
+        n += 1;
+        const ingest = await web.tally.call('POST', '/v1/events', {
+          body: {
+            events: [
+              {
+                id: `bar-${n}`,
+                org_id: orgId,
+                member: 'dev-1',
+                feature: 'Agents',
+                provider: 'openai',
+                model: 'gpt-4o',
+                occurred_at: new Date().toISOString(),
+                usage: { input_tokens: 200_000, output_tokens: 20_000 },
+              },
+            ],
+          },
+        });
+        expect(ingest.body.results[0].status).toBe('accepted');
+        const now = await balance(orgId);
+        used = 1 - Number(now.available_credits) / 400;
+        await expect
+          .poll(() => available.textContent(), { timeout: 10_000 })
+          .toBe(credits(now.available_credits));
+        const buttons = (await bar.getByRole('button').allTextContents()).join(',');
+        expect(buttons.includes('Invite a friend')).toBe(used >= 0.5);
+        expect(buttons.includes('Upgrade')).toBe(used >= 0.75);
+        seen.add(buttons);
+      }
+      expect(seen.size).toBeGreaterThan(1);
+      await screenshot(page, 'usage-bar');
+      await bar.getByRole('button', { name: 'Upgrade' }).click();
+      await page.waitForURL(/#upgrade$/);
+      await page.context().close();
+    } finally {
+      await host.close();
+    }
+  });
+});

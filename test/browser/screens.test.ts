@@ -1,0 +1,188 @@
+/**
+ * The usage page in a real browser on the demo data: every screen renders (a screenshot of each is saved
+ * under test-artifacts/screens), figures match the API, paging and expanding work, limits validate inline.
+ */
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatCount, launchBrowser, screenshot, startWebTally, type WebTally } from './support.ts';
+
+describe('usage page screens', () => {
+  let web: WebTally;
+  let browser: Browser;
+  let context: BrowserContext;
+  let page: Page;
+  let ownerKey: string;
+
+  beforeAll(async () => {
+    [web, browser] = await Promise.all([startWebTally({ volume: 0.15, days: 75 }), launchBrowser()]);
+    const key = await web.tally.call('POST', `/v1/orgs/${web.orgId}/api_keys`, {
+      body: { name: 'browser test', role: 'owner' },
+    });
+    ownerKey = key.body.key;
+    context = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 900 } });
+    page = await context.newPage();
+    page.on('pageerror', (error) => {
+      throw error;
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await web?.close();
+  });
+
+  const api = (path: string) => web.tally.call('GET', `/v1/orgs/${web.orgId}${path}`).then((r) => r.body);
+  const kpiCalls = () => page.getByTestId('kpi-calls');
+
+  it('signs in with an API key and opens the overview with the API figures', async () => {
+    await page.goto(`${web.url}/`);
+    await page.getByLabel('API key').fill('tally_sk_not_a_real_key');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('not valid');
+    await page.getByLabel('API key').fill(ownerKey);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const summary = await api('/usage/summary?range=30d');
+    await expect.poll(() => kpiCalls().textContent()).toBe(formatCount(summary.calls));
+    await expect
+      .poll(() => page.getByTestId('kpi-members').textContent())
+      .toBe(String(summary.active_members));
+    await page.getByRole('heading', { name: 'Recent activity' }).waitFor();
+    await page.locator('.chart svg polyline').first().waitFor();
+    await page.getByText('Days remaining').waitFor();
+    await screenshot(page, 'overview');
+  });
+
+  it('switches periods and shows what the API says for each', async () => {
+    for (const [tab, range] of [
+      ['7 days', '7d'],
+      ['This month', 'mtd'],
+      ['Last month', 'last_month'],
+      ['24 hours', '1d'],
+    ] as const) {
+      await page.getByRole('tab', { name: tab }).click();
+      const summary = await api(`/usage/summary?range=${range}`);
+      await expect.poll(() => kpiCalls().textContent()).toBe(formatCount(summary.calls));
+      const credits = new Intl.NumberFormat('en-US', { maximumFractionDigits: 2 }).format(summary.credits);
+      await expect.poll(() => page.getByTestId('kpi-spent').textContent()).toBe(`${credits} credits`);
+    }
+  });
+
+  it('filters by member', async () => {
+    await page.getByRole('tab', { name: '30 days' }).click();
+    const members = await web.tally.call('GET', `/v1/orgs/${web.orgId}/members?limit=100`);
+    const lukas = members.body.data.find((m: any) => m.name === 'Lukas Schneider');
+    await page.getByLabel('User', { exact: true }).selectOption(lukas.id);
+    const summary = await api(`/usage/summary?range=30d&member=${lukas.id}`);
+    await expect.poll(() => kpiCalls().textContent()).toBe(formatCount(summary.calls));
+    await page.getByLabel('User', { exact: true }).selectOption('');
+  });
+
+  it('loads more activity until the end of the period, every event once', async () => {
+    await page.getByRole('tab', { name: '7 days' }).click();
+    const { calls } = await api('/usage/summary?range=7d');
+    expect(calls).toBeGreaterThan(50);
+    await expect.poll(() => kpiCalls().textContent()).toBe(formatCount(calls));
+    const rows = page.locator('table.activity tbody tr');
+    await expect.poll(() => rows.count()).toBe(50);
+    const loadMore = page.getByRole('button', { name: 'Load more' });
+    while (await loadMore.isVisible()) {
+      const before = await rows.count();
+      await loadMore.click();
+      await expect.poll(() => rows.count()).toBeGreaterThan(before);
+    }
+    await page.getByText('End of activity for this period').waitFor();
+    expect(await rows.count()).toBe(calls);
+  });
+
+  it('shows the top 5 members, then all of them, then the top 5 again', async () => {
+    await page.getByRole('tab', { name: '30 days' }).click();
+    const byMember = await api('/usage/breakdown?range=30d&by=member&limit=5');
+    expect(byMember.groups).toBeGreaterThan(5);
+    const list = page.locator('.member-list li');
+    await expect.poll(() => list.count()).toBe(5);
+    await page.getByRole('button', { name: `Show all (${byMember.groups})` }).click();
+    await expect.poll(() => list.count()).toBe(byMember.groups);
+    // The removed demo member's usage stays, under "Unknown user" (or their kept name).
+    await page.getByRole('button', { name: 'Show top 5' }).click();
+    await expect.poll(() => list.count()).toBe(5);
+  });
+
+  it('expands the top workspaces table with Show more', async () => {
+    const panel = page.locator('section', { has: page.getByRole('heading', { name: 'Top workspaces' }) });
+    const rows = panel.locator('tbody tr');
+    await expect.poll(() => rows.count()).toBe(5);
+    await panel.getByRole('button', { name: 'Show more' }).click();
+    const all = await api('/usage/breakdown?range=30d&by=workspace&limit=10');
+    await expect.poll(() => rows.count()).toBe(Math.min(10, all.groups));
+  });
+
+  it('opens a day from the daily breakdown with its itemized entries', async () => {
+    const firstDay = page.locator('section', {
+      has: page.getByRole('heading', { name: 'Daily breakdown this month' }),
+    });
+    await firstDay.locator('tbody a').first().click();
+    await page.getByRole('heading', { name: /Daily detail/ }).waitFor();
+    await page.locator('table tbody tr').first().waitFor();
+    await screenshot(page, 'daily-detail');
+  });
+
+  it('opens a conversation from the activity log', async () => {
+    await page.goto(`${web.url}/usage`);
+    await page.locator('table.activity a').first().click();
+    await page.getByRole('heading', { name: 'Conversation' }).waitFor();
+    await page.getByText('Messages', { exact: true }).waitFor();
+    await screenshot(page, 'conversation');
+  });
+
+  it('blocks a threshold above the limit inline, then saves valid limits', async () => {
+    await page.goto(`${web.url}/usage/limits`);
+    await page.getByLabel('Alert threshold (EUR)').fill('200');
+    await page.getByLabel('Allowed limit (EUR)').fill('100');
+    await page.getByText('The alert threshold must not exceed the allowed limit.').waitFor();
+    expect(await page.getByRole('button', { name: 'Save' }).isDisabled()).toBe(true);
+    await screenshot(page, 'limits-invalid');
+    await page.getByLabel('Alert threshold (EUR)').fill('80');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByText('Saved').waitFor();
+    const limits = await api('/limits');
+    expect([limits.alert_threshold, limits.allowed_limit]).toEqual(['80', '100']);
+    await screenshot(page, 'limits');
+  });
+
+  it('renders every other screen', async () => {
+    const screens: [string, string, string][] = [
+      ['/usage/monthly', /Monthly history/.source, 'monthly'],
+      ['/usage/payments', 'Payments', 'payments'],
+      ['/usage/pricing', 'Pricing', 'pricing'],
+      ['/usage/alerts', 'Alerts', 'alerts'],
+      ['/usage/settings', 'Members and roles', 'settings'],
+      ['/usage/quota', 'Quota exceeded', 'quota'],
+    ];
+    for (const [path, heading, name] of screens) {
+      await page.goto(`${web.url}${path}`);
+      await page.getByRole('heading', { name: new RegExp(heading) }).waitFor();
+      await page.locator('.loading').first().waitFor({ state: 'detached' });
+      await screenshot(page, name);
+    }
+    await page.goto(`${web.url}/usage/pricing`);
+    await page.getByLabel('Search by name').fill('claude');
+    await expect
+      .poll(async () => (await page.locator('tbody th').allTextContents()).every((t) => /claude/i.test(t)))
+      .toBe(true);
+    const alerts = await api('/alerts');
+    await page.goto(`${web.url}/usage/alerts`);
+    if (alerts.data.length === 0) await page.getByText('No alerts yet').waitFor();
+    else await expect.poll(() => page.locator('tbody tr').count()).toBe(alerts.data.length);
+  });
+
+  it('fits a phone screen', async () => {
+    // Same tab: the sign-in lives in this tab's sessionStorage.
+    const phone = page;
+    await phone.setViewportSize({ width: 375, height: 800 });
+    await phone.goto(`${web.url}/usage`);
+    await phone.getByTestId('kpi-calls').waitFor();
+    await phone.getByRole('heading', { name: 'Recent activity' }).waitFor();
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow).toBeLessThanOrEqual(0);
+    await screenshot(phone, 'overview-phone');
+  });
+});

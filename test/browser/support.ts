@@ -1,0 +1,90 @@
+/**
+ * Browser tests: Debian's Chromium driven by playwright-core against a real Tally (the harness's app on a
+ * real socket) loaded with the demo organization. One browser and one Tally per test file.
+ */
+import { mkdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { seedDemo } from '../../src/demo/seedDemo.ts';
+import { listen } from '../../src/server.ts';
+import { ensureWebBuilt } from '../../web/scripts/ensureBuilt.ts';
+import { startTally, type TestTally } from '../support/harness.ts';
+
+export const CHROMIUM = process.env.TALLY_CHROMIUM ?? '/usr/bin/chromium';
+export const SCREENS_DIR = 'test-artifacts/screens';
+
+export function launchBrowser(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+export interface WebTally {
+  tally: TestTally;
+  url: string;
+  orgId: string;
+  close(): Promise<void>;
+}
+
+/** A listening Tally with the demo org (lighter than `npm start`'s, for the tests' run time). */
+export async function startWebTally(demo: { volume: number; days: number }): Promise<WebTally> {
+  await ensureWebBuilt();
+  const tally = await startTally({ PORT: '0', HOST: '127.0.0.1' });
+  const seeded = await seedDemo(tally, { ...demo, now: new Date() });
+  const server = await listen(tally);
+  return {
+    tally,
+    url: server.url,
+    orgId: seeded!.orgId,
+    async close() {
+      await server.close();
+      await tally.close();
+    },
+  };
+}
+
+/** Mints an embed token for a demo member and role through the public API. */
+export async function embedLink(
+  web: WebTally,
+  role: string,
+  options: { member?: string; ttl_seconds?: number; orgId?: string } = {},
+): Promise<{ token: string; url: string }> {
+  const orgId = options.orgId ?? web.orgId;
+  const res = await web.tally.call('POST', `/v1/orgs/${orgId}/embed_tokens`, {
+    body: { member: options.member ?? 'u_1001', role, ttl_seconds: options.ttl_seconds },
+  });
+  if (res.status !== 201) throw new Error(`embed token: ${JSON.stringify(res.body)}`);
+  // The token's URL names the address the API was called on; the browser reaches Tally here.
+  return { token: res.body.token, url: `${web.url}/embed#token=${res.body.token}` };
+}
+
+export async function screenshot(page: Page, name: string): Promise<void> {
+  mkdirSync(SCREENS_DIR, { recursive: true });
+  await page.screenshot({ path: `${SCREENS_DIR}/${name}.png`, fullPage: true });
+}
+
+/** Another origin, standing in for the host app that embeds the page. */
+export async function startHostPage(html: string): Promise<{ url: string; close(): Promise<void> }> {
+  const server: Server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(html);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    // localhost, not 127.0.0.1: a different origin from Tally's.
+    url: `http://localhost:${port}/`,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
+export const formatCount = (n: number) => new Intl.NumberFormat('en-US').format(n);
