@@ -39,7 +39,7 @@ async function isStale(): Promise<boolean> {
 export async function ensureWebBuilt(): Promise<'built' | 'fresh'> {
   if (!(await isStale())) return 'fresh';
   await mkdir(join(WEB, '../dist'), { recursive: true });
-  for (let waited = 0; ; waited += 200) {
+  for (;;) {
     try {
       await mkdir(LOCK);
       break;
