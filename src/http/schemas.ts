@@ -51,7 +51,10 @@ export const PositiveDecimal = (maxScale: number) =>
     .regex(
       new RegExp(`^\\d+(\\.\\d{1,${maxScale}})?$`),
       `must be a non-negative decimal string with at most ${maxScale} decimals`,
-    );
+    )
+    // Credits are BIGINT micro-credits (below 9.2 x 10^12 credits) and money NUMERIC(20, 6) or wider:
+    // past 12 integer digits a value would overflow its column and answer a 500.
+    .regex(/^\d{1,12}(\.|$)/, 'must be below 1 000 000 000 000');
 
 /** Required text: not empty, not only spaces, at most `max` characters. */
 export const Text = (max: number) => z.string().min(1).max(max).regex(/\S/, 'must not be blank');
