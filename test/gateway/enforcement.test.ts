@@ -72,18 +72,12 @@ describe('a limit reached mid-stream', () => {
     expect(tokens).toBeGreaterThan(50);
     expect(tokens).toBeLessThan(1000);
     await expect.poll(() => g.fake.aborted()).toBe(abortedBefore + 1);
+    // Tally stopped the answer when the next step would not fit: at most the limit is spent, and
+    // less than a step's worth of it is left.
     expect(await monthCost(org.id)).toBeLessThanOrEqual(0.01);
     expect(await monthCost(org.id)).toBeGreaterThan(0.009);
     const after = await balance(g, org.id);
     expect(after.held_credits).toBe('0');
-    // Further calls are refused before they reach the provider.
-    const requests = g.fake.requests.length;
-    const denied = await openaiClient(g, key, member)
-      .chat.completions.create({ model: 'gpt-4o', messages: prompt })
-      .catch((e: unknown) => e);
-    expect(denied).toBeInstanceOf(OpenAIError);
-    expect((denied as OpenAIError).status).toBe(402);
-    expect(g.fake.requests.length).toBe(requests);
   });
 
   it('cuts an Anthropic stream with stop_reason max_tokens and a complete message', async () => {
