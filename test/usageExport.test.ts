@@ -5,6 +5,7 @@
  */
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { extractText, getDocumentProxy } from 'unpdf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decimalUnits, formatCredits } from '../src/domain/money.ts';
 import type { Ctx } from '../src/services/context.ts';
@@ -181,6 +182,50 @@ describe('usage export', () => {
     expect(JSON.parse(focus[2]!.Tags!)).toEqual({ project: 'apollo' });
     const sum = (xs: string[]) => xs.reduce((a, x) => a + decimalUnits(x, 12), 0n);
     expect(sum(focus.map((r) => r.BilledCost!))).toBe(sum(plain.map((r) => r.cost)));
+  });
+
+  it('renders the PDF usage report with the figures the API answers', async () => {
+    const { org, key } = await createOrgWithKey(t, { name: 'Report Co' });
+    expect(
+      (
+        await t.call('PUT', `/v1/orgs/${org.id}/limits`, {
+          key,
+          body: { alert_threshold: '0.01', allowed_limit: '10' },
+        })
+      ).status,
+    ).toBe(200);
+    const events = Array.from({ length: 8 }, (_, n) =>
+      event(`p${n}`, n, {
+        feature: n % 2 ? 'Summarize' : 'Chat',
+        conversation_id: n < 5 ? 'conv-big' : 'conv-small',
+      }),
+    );
+    expect((await t.call('POST', '/v1/events', { key, body: { events } })).status).toBe(200);
+    const res = await t.app.request(`/v1/orgs/${org.id}/usage/export?format=pdf&range=7d`, {
+      headers: { authorization: `Bearer ${key}` },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/pdf');
+    expect(res.headers.get('content-disposition')).toMatch(/filename="usage-report-org_.*\.pdf"/);
+    const pdf = new Uint8Array(await res.arrayBuffer());
+    const { text } = await extractText(await getDocumentProxy(pdf), { mergePages: true });
+    const summary = (await t.call('GET', `/v1/orgs/${org.id}/usage/summary?range=7d`, { key })).body;
+    const flat = text.replace(/\s+/g, ' ');
+    expect(flat).toContain('Usage report');
+    expect(flat).toContain('Report Co');
+    expect(flat).toContain(`Spent: ${summary.credits} credits`);
+    expect(flat).toContain(`Calls: ${summary.calls}`);
+    const byFeature = (await t.call('GET', `/v1/orgs/${org.id}/usage/breakdown?by=feature&range=7d`, { key }))
+      .body;
+    for (const row of byFeature.data) expect(flat).toContain(`${row.label}: ${row.credits} credits`);
+    expect(flat).toContain('conv-big');
+    expect(flat.indexOf('conv-big')).toBeLessThan(flat.indexOf('conv-small'));
+    expect(flat).toContain('Monthly limit: EUR 10.00');
+    expect(flat).toContain('alert.threshold_crossed');
+
+    const bad = await t.call('GET', `/v1/orgs/${org.id}/usage/export?format=pdf&columns=focus`, { key });
+    expect(bad.status).toBe(422);
+    expect(bad.body.param).toBe('columns');
   });
 
   it('refuses bad input with a problem', async () => {
