@@ -162,3 +162,16 @@ describe('Anthropic messages', () => {
     await expectRecorded('anthropic', 'claude-haiku-4-5', ANTHROPIC_USAGE);
   });
 });
+
+it('documents the gateway endpoints and settings in the served OpenAPI document', async () => {
+  const doc = await g.tally.call('GET', '/openapi.json');
+  expect(Object.keys(doc.body.paths)).toEqual(
+    expect.arrayContaining([
+      '/gateway/openai/v1/chat/completions',
+      '/gateway/openai/v1/responses',
+      '/gateway/anthropic/v1/messages',
+      '/v1/orgs/{org}/gateway_keys',
+      '/v1/orgs/{org}/gateway/upstreams/{provider}',
+    ]),
+  );
+});

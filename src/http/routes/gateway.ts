@@ -57,6 +57,7 @@ export function gatewayRoutes(app: OpenAPIHono<AppEnv>, deps: GatewayDeps) {
     }),
   );
 
+  documentGatewayPaths(app);
   app.post('/gateway/:provider/v1/*', async (c) => {
     const wire = WIRES[c.req.param('provider')];
     const prefix = `/gateway/${c.req.param('provider')}/v1/`;
@@ -84,6 +85,59 @@ export function gatewayRoutes(app: OpenAPIHono<AppEnv>, deps: GatewayDeps) {
   app.all('/gateway/*', (c) =>
     providerError(wireOf(c), 'not_found', `The gateway does not serve ${c.req.method} ${c.req.path}`),
   );
+}
+
+/** The proxied endpoints in the OpenAPI document: their bodies are the providers' own. */
+function documentGatewayPaths(app: OpenAPIHono<AppEnv>) {
+  const attribution = z.object({
+    'tally-member': z
+      .string()
+      .max(200)
+      .optional()
+      .openapi({ description: 'The member billed (required with an org API key)' }),
+    'tally-feature': z.string().max(200).optional().openapi({ description: 'The feature billed' }),
+    'tally-workspace': z.string().max(200).optional(),
+    'tally-project': z.string().max(200).optional(),
+  });
+  const providerBody = z
+    .record(z.string(), z.unknown())
+    .openapi({ description: "The provider's own request" });
+  const endpoints = [
+    [
+      '/gateway/openai/v1/chat/completions',
+      'OpenAI Chat Completions through the metering gateway',
+      'Bearer gateway key or org key',
+    ],
+    [
+      '/gateway/openai/v1/responses',
+      'OpenAI Responses API through the metering gateway',
+      'Bearer gateway key or org key',
+    ],
+    [
+      '/gateway/anthropic/v1/messages',
+      'Anthropic Messages through the metering gateway',
+      'x-api-key: gateway key or org key',
+    ],
+  ] as const;
+  for (const [path, summary, auth] of endpoints) {
+    app.openAPIRegistry.registerPath({
+      method: 'post',
+      path,
+      tags: ['Gateway'],
+      summary,
+      description: `Authenticate as the provider SDK does (${auth}). Streamed (SSE) or not; the answer is the provider's, passed through unchanged. Errors are in the provider's format: 402 when Tally refuses the hold, 401 for a bad key, 400 for a malformed request; upstream errors pass through.`,
+      request: {
+        headers: attribution,
+        body: { content: { 'application/json': { schema: providerBody } }, required: true },
+      },
+      responses: {
+        200: { description: "The provider's answer (JSON or text/event-stream)" },
+        400: { description: 'Malformed request (provider error format)' },
+        401: { description: 'Missing or invalid key (provider error format)' },
+        402: { description: 'Hold refused: limit, budget or credits (provider error format)' },
+      },
+    });
+  }
 }
 
 const Dimension = Text(200);
