@@ -17,9 +17,10 @@ import { machine } from './support/machine.ts';
 import { consoleTable, targetLine, writeBenchmarksMd } from './support/report.ts';
 import type { BenchModule, BenchOptions, BenchResult } from './types.ts';
 import { usage } from './usage.ts';
+import { web } from './web.ts';
 
 /** Every benchmark, in the order they run and appear in BENCHMARKS.md. */
-export const MODULES: BenchModule[] = [ingest, authorize, usage, gateway];
+export const MODULES: BenchModule[] = [ingest, authorize, usage, gateway, web];
 
 const OUTPUT = fileURLToPath(new URL('../BENCHMARKS.md', import.meta.url));
 

@@ -59,8 +59,8 @@ describe('embedding, roles, top-ups and the usage bar', () => {
         .toBe(formatCount(summary.body.calls));
       // The embedded page offers no sign-out: the host app owns the session.
       expect(await frame.getByRole('button', { name: 'Sign out' }).count()).toBe(0);
-      await page.locator('#expired').evaluate((el, url) => {
-        (el as HTMLIFrameElement).src = url;
+      await page.locator('#expired').evaluate((el: { src: string }, url) => {
+        el.src = url;
       }, expired.url);
       await page.frameLocator('#expired').getByText('This usage link can no longer be used').waitFor();
       await page.frameLocator('#expired').getByText('The embed token has expired').waitFor();

@@ -181,7 +181,8 @@ describe('usage page screens', () => {
     await phone.goto(`${web.url}/usage`);
     await phone.getByTestId('kpi-calls').waitFor();
     await phone.getByRole('heading', { name: 'Recent activity' }).waitFor();
-    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    // (A string: it runs in the page, and the tests' typings have no DOM.)
+    const overflow = await phone.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
     expect(overflow).toBeLessThanOrEqual(0);
     await screenshot(phone, 'overview-phone');
   });
