@@ -1,10 +1,10 @@
 /**
  * A provider's SSE answer passed through to the client event by event, metered as it goes.
  *
- * Billing while streaming: every `step` streamed text events the output streamed since the last
- * increment is billed through the authorization, and the stream waits for Tally's answer before
- * running two steps ahead of it. Each text event counts as ONE token: providers
- * send whole tokens per event, so this never bills more than the provider will report, and the
+ * Billing while streaming: every `step` output tokens streamed since the last increment are billed
+ * through the authorization, and the stream waits for Tally's answer before running two steps
+ * ahead of it. Streamed output is counted low (the SDK's StreamUsage: one token per text event,
+ * or 5 characters a token if that is more), because what an increment bills stays billed; the
  * capture at the end (with the provider's exact usage) bills the rest. Anthropic's input counts,
  * exact from `message_start`, are billed as soon as they arrive.
  *
@@ -13,8 +13,8 @@
  * - Tally answers `stop` (the next step would not fit the limit, or usage went unbilled): the
  *   client gets a clean end (the provider's own "output limit reached" events), upstream is aborted;
  * - the client disconnects: upstream is aborted.
- * When no exact usage arrived, the capture bills the estimate: output at 4 characters a token (at
- * least one per text event), input as reported (Anthropic) or estimated from the request (OpenAI).
+ * When no exact usage arrived, the capture bills the same low estimate of the output, and the input
+ * as reported (Anthropic) or estimated from the request (OpenAI).
  */
 import { StreamUsage } from '../../../sdk/src/usage.ts';
 import type { Usage } from '../../domain/pricing.ts';
@@ -50,8 +50,7 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
   const encoder = new TextEncoder();
   let buffer = '';
   let phase: Phase = 'streaming';
-  let textEvents = 0;
-  let billedTextEvents = 0;
+  let billedOutput = 0;
   let inputBilled = false;
   let increment: Promise<void> | null = null;
   let settled: Promise<void> | null = null;
@@ -61,9 +60,7 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
   /** What the call used: exact when the provider said so, else the documented estimate. */
   function usedSoFar(): Usage {
     const used: Usage = usage.usage;
-    if (usage.exact) return used;
-    used.output_tokens = Math.max(used.output_tokens ?? 0, textEvents);
-    used.input_tokens ??= options.inputEstimate;
+    if (!usage.exact) used.input_tokens ??= options.inputEstimate;
     return used;
   }
 
@@ -115,6 +112,8 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
       });
   }
 
+  const pendingOutput = () => (usage.exact ? 0 : (usage.usage.output_tokens ?? 0) - billedOutput);
+
   /** One increment at a time; the next one carries everything streamed meanwhile. */
   function meter() {
     if (increment || phase !== 'streaming' || usage.exact) return;
@@ -126,9 +125,9 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
       bill({ input_tokens, cache_read_tokens, cache_write_tokens }, false);
       return;
     }
-    const pending = textEvents - billedTextEvents;
+    const pending = pendingOutput();
     if (pending < options.step) return;
-    billedTextEvents = textEvents;
+    billedOutput += pending;
     bill({ output_tokens: pending }, true);
   }
 
@@ -138,13 +137,7 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
     for (let end = EVENT_END.exec(buffer); end; end = EVENT_END.exec(buffer)) {
       const event = parseSseEvent(buffer.slice(0, end.index + end[0].length));
       buffer = buffer.slice(event.raw.length);
-      if (event.data && !usage.exact) {
-        const before = usage.usage.output_tokens ?? 0;
-        usage.observe(event.data);
-        if (!usage.exact && (usage.usage.output_tokens ?? 0) > before) textEvents++;
-      } else if (event.data) {
-        usage.observe(event.data);
-      }
+      if (event.data) usage.observe(event.data);
       if (state.observe(event)) out += event.raw;
     }
     return out;
@@ -158,7 +151,7 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
       // Read until there is something to send, so every pull answers (a stream pulls once per read).
       while (phase === 'streaming') {
         // However fast upstream is, at most two steps stream ahead of what Tally has approved.
-        while (increment && textEvents - billedTextEvents >= options.step) await increment;
+        while (increment && pendingOutput() >= options.step) await increment;
         if (phase !== 'streaming') return;
         let chunk: Awaited<ReturnType<typeof reader.read>>;
         try {
