@@ -35,6 +35,23 @@ const schema = z.object({
     .int()
     .min(1024)
     .default(5 * 1024 * 1024),
+  /** Requests per second per key and process (0: no limit), and the burst a key may send at once. */
+  TALLY_RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(0).default(10_000),
+  TALLY_RATE_LIMIT_BURST: z.coerce.number().int().min(1).default(20_000),
+  /** Browser origins allowed to call the API (CORS), comma-separated; unset: none. */
+  TALLY_CORS_ORIGINS: z
+    .string()
+    .transform((v) =>
+      v
+        .split(',')
+        .map((o) => o.trim())
+        .filter(Boolean),
+    )
+    .refine((list) => list.every((o) => URL.canParse(o) && new URL(o).origin === o), {
+      message:
+        'must be origins such as https://app.example.com, comma-separated (no path, no trailing slash)',
+    })
+    .default([]),
   TALLY_LOG: z.enum(['json', 'off'], { message: 'must be json or off' }).default('json'),
   TALLY_JOBS: z.enum(['0', '1'], { message: 'must be 0 or 1' }).default('1'),
   STRIPE_SECRET_KEY: z

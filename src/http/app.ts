@@ -11,8 +11,10 @@ import type { AppEnv } from './env.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
 import { authMiddleware } from './middleware/auth.ts';
+import { corsMiddleware } from './middleware/cors.ts';
 import { idempotencyMiddleware } from './middleware/idempotency.ts';
 import { jsonGuard } from './middleware/jsonGuard.ts';
+import { rateLimitMiddleware } from './middleware/rateLimit.ts';
 import { errorToProblem, problem, validationProblem } from './problem.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { authorizationRoutes } from './routes/authorizations.ts';
@@ -68,6 +70,8 @@ export function buildApp(deps: AppDeps) {
       principal: c.get('ctx')?.principal.id,
     });
   });
+  // First, so that every answer to an allowed origin (errors too) carries its CORS headers.
+  app.use('/v1/*', corsMiddleware(deps.config.TALLY_CORS_ORIGINS));
   app.use(
     '/v1/*',
     bodyLimit({
@@ -97,6 +101,13 @@ export function buildApp(deps: AppDeps) {
   // The gateway answers in each provider's format and reads its own raw body: it stays out of /v1.
   gatewayRoutes(app, deps);
   app.use('/v1/*', authMiddleware(deps));
+  app.use(
+    '/v1/*',
+    rateLimitMiddleware({
+      perSecond: deps.config.TALLY_RATE_LIMIT_PER_SECOND,
+      burst: deps.config.TALLY_RATE_LIMIT_BURST,
+    }),
+  );
   // Tenant isolation for every org-scoped route, before any validation or work: an org key sees
   // another org exactly as a missing one. Services check again (scopeOrg); this makes it uniform.
   const ownOrgOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
