@@ -29,19 +29,26 @@ function scripts() {
     });
 }
 
-/**
- * Every panel of the overview has its answer: figures, charts, tables, forecast; nothing still loading.
- * (A string: it runs in the page, and this project's Node typings have no DOM.)
- */
-const FULLY_RENDERED = [
-  'document.querySelector(\'[data-testid="kpi-calls"]\') !== null',
-  "document.querySelectorAll('.chart polyline').length >= 2",
-  "document.querySelectorAll('table.activity tbody tr').length > 0",
-  "document.querySelector('.member-list li') !== null",
-  "document.querySelector('.cycle-cards') !== null",
-  "document.body.textContent.includes('Conservative')",
-  "document.querySelectorAll('.loading').length === 0",
-].join(' && ');
+/** The little of the page's DOM the check reads (this project's Node typings have no DOM). */
+interface PageDocument {
+  querySelector(selector: string): unknown;
+  querySelectorAll(selector: string): { length: number };
+  body: { textContent: string | null };
+}
+
+/** Every panel of the overview has its answer: figures, charts, tables, forecast; nothing still loading. */
+function fullyRendered(): boolean {
+  const doc = (globalThis as unknown as { document: PageDocument }).document;
+  return (
+    doc.querySelector('[data-testid="kpi-calls"]') !== null &&
+    doc.querySelectorAll('.chart polyline').length >= 2 &&
+    doc.querySelectorAll('table.activity tbody tr').length > 0 &&
+    doc.querySelector('.member-list li') !== null &&
+    doc.querySelector('.cycle-cards') !== null &&
+    doc.body.textContent?.includes('Conservative') === true &&
+    doc.querySelectorAll('.loading').length === 0
+  );
+}
 
 export const web: BenchModule = {
   name: 'web',
@@ -93,8 +100,8 @@ export const web: BenchModule = {
         const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 900 } });
         const page = await context.newPage();
         await page.goto(`${server.url}/embed#token=${token}`);
-        await page.waitForFunction(FULLY_RENDERED, undefined, { polling: 'raf', timeout: 30_000 });
-        renders.push(await page.evaluate<number>('performance.now()'));
+        await page.waitForFunction(fullyRendered, undefined, { polling: 'raf', timeout: 30_000 });
+        renders.push(await page.evaluate(() => performance.now()));
         await context.close();
         options.log(`  overview rendered in ${Math.round(renders.at(-1)!)} ms`);
       }

@@ -181,8 +181,14 @@ describe('usage page screens', () => {
     await phone.goto(`${web.url}/usage`);
     await phone.getByTestId('kpi-calls').waitFor();
     await phone.getByRole('heading', { name: 'Recent activity' }).waitFor();
-    // (A string: it runs in the page, and the tests' typings have no DOM.)
-    const overflow = await phone.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
+    const overflow = await phone.evaluate(() => {
+      // Runs in the page (the tests' typings have no DOM).
+      const page = globalThis as unknown as {
+        innerWidth: number;
+        document: { documentElement: { scrollWidth: number } };
+      };
+      return win.document.documentElement.scrollWidth - win.innerWidth;
+    });
     expect(overflow).toBeLessThanOrEqual(0);
     await screenshot(phone, 'overview-phone');
   });
