@@ -41,12 +41,18 @@ let t: TestTally;
 let http: { url: string; close: () => Promise<void> };
 let doc: OpenApiDoc;
 let world: FuzzWorld;
+const serverErrors = new Map<string, string>();
 
 beforeAll(async () => {
   t = await startTally();
   http = await listen(t);
   doc = (await t.call('GET', '/openapi.json', { key: '' })).body;
   world = await buildWorld(t);
+  // What the server logs about a 500 goes into the failure report.
+  t.logger.error = (fields) => {
+    if (typeof fields.request_id === 'string')
+      serverErrors.set(fields.request_id, String(fields.error).slice(0, 300));
+  };
 });
 afterAll(async () => {
   await http?.close();
@@ -183,7 +189,8 @@ async function send(req: FuzzRequest, overHttp: boolean): Promise<Answer> {
 /** What is wrong with an answer, or null. */
 function fault(req: FuzzRequest, answer: Answer, wrote: Record<string, number>): string | null {
   if (answer.status >= 500 && !configurationAnswer(req, answer)) {
-    return `status ${answer.status}: ${answer.text.slice(0, 300)}`;
+    const requestId = /"request_id":"([^"]+)"/.exec(answer.text)?.[1] ?? '';
+    return `status ${answer.status}: ${serverErrors.get(requestId) ?? answer.text.slice(0, 300)}`;
   }
   if (answer.status < 400) return null;
   if (!/^application\/problem\+json/.test(answer.contentType)) return `error as ${answer.contentType}`;
@@ -198,7 +205,7 @@ function fault(req: FuzzRequest, answer: Answer, wrote: Record<string, number>):
   if (parsed.data.status !== answer.status)
     return `problem status ${parsed.data.status} in a ${answer.status}`;
   if (Object.keys(wrote).length > 0)
-    return `refused with ${answer.status} yet wrote rows ${JSON.stringify(wrote)}`;
+    return `refused with ${answer.status} yet wrote rows (table: count, -1 a change the fingerprint saw) ${JSON.stringify(wrote)}`;
   return null;
 }
 
@@ -206,7 +213,19 @@ function fault(req: FuzzRequest, answer: Answer, wrote: Record<string, number>):
  * Faults found by this run in code the fuzzer's author does not own, reported to its owner: each is
  * counted and printed, never silently passed. Remove an entry once its fault is fixed.
  */
-const KNOWN_FAULTS: { name: string; matches: (req: FuzzRequest, answer: Answer) => boolean }[] = [
+const KNOWN_FAULTS: {
+  name: string;
+  matches: (req: FuzzRequest, answer: Answer, wrote: Record<string, number>) => boolean;
+}[] = [
+  {
+    // The member named by a hold is created before the hold is refused, in a transaction of its own.
+    name: 'src/services/authorizations: a refused hold still creates the member it names',
+    matches: (req, answer, wrote) =>
+      req.path === '/v1/authorizations' &&
+      answer.status >= 400 &&
+      answer.status < 500 &&
+      Object.keys(wrote).join() === 'members',
+  },
   {
     // voidGrant locks (so inserts) the org's balance row before it reads the grant: for an org id that
     // does not exist the insert breaks the foreign key and the request answers 500, not 404.
@@ -265,9 +284,11 @@ it(`answers ${REQUESTS} generated requests without a 5xx, with problem+json erro
       if (committed.length > 0) locksOnly += Object.keys(wrote).length === 0 ? 1 : 0;
       if (refusedNow && before) {
         fingerprinted++;
-        expect(await tableFingerprint(t.db), `${req.method} ${req.path} ${req.body ?? ''}`).toEqual(before);
+        const after = await tableFingerprint(t.db);
+        // Deletes too show here (the transaction-id check sees inserts and updates only).
+        for (const table of Object.keys(after)) if (after[table] !== before[table]) wrote[table] ??= -1;
       }
-      const known = KNOWN_FAULTS.find((k) => k.matches(req, answer));
+      const known = KNOWN_FAULTS.find((k) => k.matches(req, answer, wrote));
       if (known) knownSeen.set(known.name, (knownSeen.get(known.name) ?? 0) + 1);
       const problemFound = known ? null : fault(req, answer, wrote);
       if (problemFound && failures.length < 50) {

@@ -42,15 +42,16 @@ export interface FuzzWorld {
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
 
-/** Path parameter values that name nothing or are not ids at all. */
+/**
+ * Path parameter values that name nothing or are not ids at all. (Not `..`: the URL parser resolves
+ * it, and the request leaves the operation for another route.)
+ */
 const STRANGE_IDS = [
   'org_00000000000000000000',
   'mem_doesnotexist',
   'x',
   '0',
   '-1',
-  '..',
-  '%2e%2e',
   '%00',
   'a'.repeat(300),
   '2026-02-30',

@@ -136,7 +136,12 @@ export class SchemaArbitraries {
     if (schema.format === 'email') return fc.emailAddress().filter(fits);
     if (schema.format === 'uri') return fc.webUrl().filter(fits);
     if (schema.pattern && schema.pattern !== '\\S') {
-      return fc.stringMatching(new RegExp(schema.pattern)).filter(fits);
+      // The largest and smallest numbers a decimal pattern and its length allow are the usual overflow.
+      const extremes = ['0', '9'.repeat(max), `${'9'.repeat(Math.max(1, max - 7))}.999999`].filter(fits);
+      const matching = fc.stringMatching(new RegExp(schema.pattern)).filter(fits);
+      return extremes.length > 0
+        ? fc.oneof({ arbitrary: matching, weight: 4 }, { arbitrary: fc.constantFrom(...extremes), weight: 1 })
+        : matching;
     }
     const text = fc.string({ minLength: Math.max(min, 1), maxLength: Math.min(max, 40), unit: 'grapheme' });
     const boundary = fc.constantFrom('x'.repeat(Math.max(min, 1)), 'y'.repeat(Math.min(max, 1000)));
