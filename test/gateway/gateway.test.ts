@@ -175,3 +175,25 @@ it('documents the gateway endpoints and settings in the served OpenAPI document'
     ]),
   );
 });
+
+it('bills a long stream in many increments and still records exactly the price of its usage', async () => {
+  g.fake.behave({ chunks: 403 });
+  try {
+    for (const model of ['claude-haiku-4-5', 'claude-opus-4-1']) {
+      const message = await anthropicClient(g, key, member)
+        .messages.stream({ model, max_tokens: 1000, messages: [{ role: 'user', content: 'Go on' }] })
+        .finalMessage();
+      expect(message.usage.output_tokens).toBe(403);
+      await expectRecorded('anthropic', model, { ...ANTHROPIC_USAGE, output_tokens: 403 });
+    }
+    const stream = await openaiClient(g, key, member).chat.completions.create({
+      model: 'gpt-4.1-nano',
+      messages: [{ role: 'user', content: 'Go on' }],
+      stream: true,
+    });
+    for await (const _ of stream);
+    await expectRecorded('openai', 'gpt-4.1-nano', { ...OPENAI_USAGE, output_tokens: 403 });
+  } finally {
+    g.fake.behave({ chunks: 12 });
+  }
+});
