@@ -183,7 +183,7 @@ describe('usage page screens', () => {
     await phone.getByRole('heading', { name: 'Recent activity' }).waitFor();
     const overflow = await phone.evaluate(() => {
       // Runs in the page (the tests' typings have no DOM).
-      const page = globalThis as unknown as {
+      const win = globalThis as unknown as {
         innerWidth: number;
         document: { documentElement: { scrollWidth: number } };
       };
