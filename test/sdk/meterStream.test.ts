@@ -57,13 +57,13 @@ describe('meterStream', () => {
   it('stops an OpenAI stream when Tally answers stop, and captures what Tally billed', async () => {
     const { org, key } = await createOrgWithKey(t);
     // EUR 0.10 a month = 10 credits; 1 000 gpt-4o input tokens are 0.345 credits and output 1.38
-    // per 1 000 tokens, so the limit is reached after about 7 000 of the 16 000 output tokens
-    // (about 87 of the 200 chunks) this stream would send.
+    // per 1 000 tokens, so the limit is reached after about 7 000 output tokens (about 87 chunks)
+    // of the 1 600 000 this stream would send.
     await t.call('PUT', `/v1/orgs/${org.id}/limits`, {
       body: { alert_threshold: '0.05', allowed_limit: '0.1' },
     });
     const model = await modelServer(() =>
-      openAIChunks(200, { prompt_tokens: 1000, completion_tokens: 20_000, total_tokens: 21_000 }),
+      openAIChunks(20_000, { prompt_tokens: 1000, completion_tokens: 1_600_000, total_tokens: 1_601_000 }),
     );
     const openai = new OpenAI({ apiKey: 'sk-local', baseURL: `${model.url}/v1`, maxRetries: 0 });
     const tally = new Tally({ apiKey: key, baseUrl: server.url });
@@ -73,7 +73,7 @@ describe('meterStream', () => {
       feature: 'Chat',
       provider: 'openai',
       model: 'gpt-4o',
-      estimate: { input_tokens: 1000, max_output_tokens: 20_000 },
+      estimate: { input_tokens: 1000, max_output_tokens: 1_600_000 },
     });
     expect(hold).toMatchObject({ approved: true, reason: 'partial' });
     const stream = await openai.chat.completions.create({
@@ -98,7 +98,7 @@ describe('meterStream', () => {
     expect(received).toBeGreaterThan(80);
     expect(received).toBeLessThan(95);
     await model.clientHungUp;
-    expect(model.sent()).toBeLessThan(202);
+    expect(model.sent()).toBeLessThan(20_000);
     // Captured: the input the hold was placed with and the output that streamed (estimated).
     expect(outcome.usage).toEqual({ input_tokens: 1000, output_tokens: received * 80 });
     expect(outcome.capture).toMatchObject({ status: 'captured', event_id: hold.id });

@@ -2,6 +2,8 @@
  * Real sockets for SDK tests: Tally served over HTTP, a fault-injecting proxy in front of it, and a
  * local model server answering in OpenAI's and Anthropic's streaming wire formats.
  */
+
+import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
@@ -94,7 +96,7 @@ export async function startFaultyProxy(target: string, plan: Fault[] = []): Prom
   return { ...(await listening(server)), seen };
 }
 
-/** A model server streaming SSE chunks; `closed` resolves when a client hangs up before the end. */
+/** A model server streaming SSE chunks; `clientHungUp` resolves when a client hangs up before the end. */
 export interface ModelServer extends Listening {
   sent(): number;
   clientHungUp: Promise<void>;
@@ -116,11 +118,13 @@ export async function startModelServer(chunks: (body: any) => unknown[]): Promis
     for (const chunk of chunks(body)) {
       if (res.destroyed) return;
       const event = (chunk as { type?: string }).type;
-      res.write(
-        `${event && req.url?.includes('/messages') ? `event: ${event}\n` : ''}data: ${JSON.stringify(chunk)}\n\n`,
-      );
+      const named = event && req.url?.includes('/messages') ? `event: ${event}\n` : '';
       sent++;
-      // Let the client read and react between chunks, as a real model's pace would.
+      // At a model's pace (and never faster than the client reads), so a client that stops
+      // early hangs up before the whole answer was written.
+      if (!res.write(`${named}data: ${JSON.stringify(chunk)}\n\n`)) {
+        await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      }
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
     if (!req.url?.includes('/messages')) res.write('data: [DONE]\n\n');
