@@ -10,12 +10,20 @@ export class RoundRobin {
   private turn = 0;
   /** Requests that had to be sent again, and why (status or error code). */
   readonly retries = new Map<string, number>();
+  private readonly inFlight = new Map<TallyProcess, number>();
 
   constructor(readonly processes: TallyProcess[]) {}
 
   private next(): TallyProcess | undefined {
     if (this.processes.length === 0) return undefined;
     return this.processes[this.turn++ % this.processes.length];
+  }
+
+  /** Takes a process out of the rotation and waits until none of its requests is still running. */
+  async drain(target: TallyProcess): Promise<void> {
+    const index = this.processes.indexOf(target);
+    if (index >= 0) this.processes.splice(index, 1);
+    while ((this.inFlight.get(target) ?? 0) > 0) await new Promise((r) => setTimeout(r, 10));
   }
 
   /** Sends until an answer below 500 (and not 429) comes back, or `deadlineMs` passes. */
@@ -29,6 +37,7 @@ export class RoundRobin {
       const target = this.next();
       let why: string;
       if (target) {
+        this.inFlight.set(target, (this.inFlight.get(target) ?? 0) + 1);
         try {
           const res = await fetch(`${target.url}${path}`, {
             method,
@@ -52,6 +61,8 @@ export class RoundRobin {
         } catch (e) {
           const cause = (e as { cause?: { code?: string } }).cause;
           why = cause?.code ?? (e as Error).name;
+        } finally {
+          this.inFlight.set(target, this.inFlight.get(target)! - 1);
         }
       } else {
         why = 'no process';
