@@ -42,7 +42,7 @@ async function processesOn(url: string, count: number): Promise<TallyProcess[]> 
   // One after the other (the first creates the operator key); the last reads dashboards from
   // DATABASE_READ_URL, here the same database, so that path is exercised too.
   for (let i = 0; i < count; i++) {
-    const readUrl = i === count - 1 && count > 1 ? { DATABASE_READ_URL: url } : {};
+    const readUrl: Record<string, string> = i === count - 1 && count > 1 ? { DATABASE_READ_URL: url } : {};
     started.push(
       await startProcess({ databaseUrl: url, jobs: true, env: { TALLY_LOG: 'json', ...readUrl } }),
     );
