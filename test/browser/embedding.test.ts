@@ -106,6 +106,14 @@ describe('embedding, roles, top-ups and the usage bar', () => {
     await page.getByText('5,000 credits were added to your balance').waitFor();
     await page.locator('tbody tr', { hasText: 'completed' }).first().waitFor();
     await screenshot(page, 'payments-after-topup');
+    const [invoice] = await Promise.all([
+      page.waitForEvent('download'),
+      page
+        .getByRole('button', { name: /\(PDF\)/ })
+        .first()
+        .click(),
+    ]);
+    expect(invoice.suggestedFilename()).toMatch(/\.pdf$/);
     const after = await balance();
     expect(Number(after.available_credits) - Number(before.available_credits)).toBeCloseTo(5000, 6);
     await page.context().close();

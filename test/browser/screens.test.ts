@@ -4,6 +4,7 @@
  */
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OPERATOR_KEY } from '../support/harness.ts';
 import { formatCount, launchBrowser, screenshot, startWebTally, type WebTally } from './support.ts';
 
 describe('usage page screens', () => {
@@ -66,6 +67,15 @@ describe('usage page screens', () => {
     }
   });
 
+  it('moves between periods with the keyboard', async () => {
+    await page.getByRole('tab', { name: '24 hours' }).focus();
+    await page.keyboard.press('ArrowRight');
+    await expect.poll(() => page.getByRole('tab', { selected: true }).textContent()).toBe('7 days');
+    const { calls } = await api('/usage/summary?range=7d');
+    await expect.poll(() => kpiCalls().textContent()).toBe(formatCount(calls));
+    expect(await page.evaluate(() => (globalThis as any).document.activeElement.textContent)).toBe('7 days');
+  });
+
   it('filters by member', async () => {
     await page.getByRole('tab', { name: '30 days' }).click();
     const members = await web.tally.call('GET', `/v1/orgs/${web.orgId}/members?limit=100`);
@@ -113,6 +123,19 @@ describe('usage page screens', () => {
     await panel.getByRole('button', { name: 'Show more' }).click();
     const all = await api('/usage/breakdown?range=30d&by=workspace&limit=10');
     await expect.poll(() => rows.count()).toBe(Math.min(10, all.groups));
+  });
+
+  it('exports the period as CSV, JSON and PDF downloads', async () => {
+    for (const format of ['CSV', 'JSON', 'PDF']) {
+      const [download] = await Promise.all([
+        page.waitForEvent('download'),
+        page.getByRole('button', { name: `Export ${format}` }).click(),
+      ]);
+      expect(download.suggestedFilename().toLowerCase()).toMatch(
+        new RegExp(`\\.(${format.toLowerCase()}|jsonl)$`),
+      );
+      expect(await download.failure()).toBeNull();
+    }
   });
 
   it('opens a day from the daily breakdown with its itemized entries', async () => {
@@ -191,5 +214,19 @@ describe('usage page screens', () => {
     });
     expect(overflow).toBeLessThanOrEqual(0);
     await screenshot(phone, 'overview-phone');
+  });
+
+  it('lists every organization with its spend for the operator', async () => {
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('API key').fill(OPERATOR_KEY);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'All organizations' }).waitFor();
+    const { calls } = await api('/usage/summary?range=mtd');
+    const row = page.locator('tr', { has: page.getByRole('button', { name: 'Northwind Labs' }) });
+    await expect.poll(() => row.locator('td').last().textContent()).toBe(formatCount(calls));
+    await screenshot(page, 'operator-orgs');
+    await page.getByRole('button', { name: 'Northwind Labs' }).click();
+    await page.getByTestId('kpi-calls').waitFor();
   });
 });

@@ -103,7 +103,7 @@ export function ActivityTable({ query }: { query: Query }) {
                   </tbody>
                 </table>
               </div>
-              {more.error && <ErrorNote error={more.error as never} retry={loadMore} />}
+              {more.error && <ErrorNote error={more.error} retry={loadMore} />}
               {cursor ? (
                 <button type="button" className="secondary" onClick={loadMore} disabled={more.loading}>
                   {more.loading ? 'Loading…' : 'Load more'}

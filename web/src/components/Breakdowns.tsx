@@ -190,7 +190,7 @@ export function TopTable({ by, query }: { by: keyof typeof TOP_LABELS; query: Qu
                   ))}
                 </tbody>
               </table>
-              {more.error && <ErrorNote error={more.error as never} retry={showMore} />}
+              {more.error && <ErrorNote error={more.error} retry={showMore} />}
               {cursor && (
                 <button type="button" className="link" onClick={showMore} disabled={more.loading}>
                   {more.loading ? 'Loading…' : 'Show more'}

@@ -1,17 +1,19 @@
 /** Loading, error and empty states that say what happened, shared by every panel. */
 import type { ReactNode } from 'react';
-import type { ApiError } from '../api.ts';
+import { ApiError } from '../api.ts';
 import type { Loaded } from '../useApi.ts';
 
-export function ErrorNote({ error, retry }: { error: ApiError; retry?: () => void }) {
+/** Any failure: an API problem says what Tally answered; anything else shows its message. */
+export function ErrorNote({ error, retry }: { error: Error; retry?: () => void }) {
+  const status = error instanceof ApiError ? error.status : 0;
   const what =
-    error.status === 403
+    status === 403
       ? 'Your role does not allow this.'
-      : error.status === 401
+      : status === 401
         ? 'Your sign-in is no longer valid.'
-        : error.status === 0
+        : status === 0
           ? ''
-          : `Tally answered ${error.status}.`;
+          : `Tally answered ${status}.`;
   return (
     <div className="note error" role="alert">
       <span>

@@ -134,7 +134,7 @@ function LimitsForm({ limits, onSaved }: { limits: Limits; onSaved(): void }) {
         When spending reaches the allowed limit, credit-consuming features stop until the limit is raised or
         the month ends.
       </p>
-      {error && <ErrorNote error={error as never} />}
+      {error && <ErrorNote error={error} />}
       <button type="submit" className="primary" disabled={blocked}>
         Save
       </button>
@@ -292,7 +292,7 @@ function Budgets() {
               {fieldError}
             </p>
           )}
-          {error && <ErrorNote error={error as never} />}
+          {error && <ErrorNote error={error} />}
           <button type="submit" className="primary">
             Add budget
           </button>

@@ -60,7 +60,7 @@ function OrgRow({ org, onPick }: { org: Org; onPick(id: string): void }) {
       <td>{org.billing_mode}</td>
       {summary instanceof Error ? (
         <td colSpan={3}>
-          <ErrorNote error={summary as never} />
+          <ErrorNote error={summary} />
         </td>
       ) : (
         <>

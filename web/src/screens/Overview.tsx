@@ -1,5 +1,5 @@
 /** The usage overview: period, member filter, KPIs, allowance, cycle, charts, breakdowns, activity, insights. */
-import { useEffect, useMemo, useState } from 'react';
+import { type KeyboardEvent, useEffect, useMemo, useState } from 'react';
 import { type Query, saveBlob } from '../api.ts';
 import { ActivityTable } from '../components/Activity.tsx';
 import { AllowanceBar, CycleCards } from '../components/Allowance.tsx';
@@ -56,20 +56,7 @@ export function OverviewScreen() {
   return (
     <div className="overview" key={org.id}>
       <div className="toolbar">
-        <div className="tabs" role="tablist" aria-label="Period">
-          {PERIODS.map(([value, label]) => (
-            <button
-              key={value}
-              type="button"
-              role="tab"
-              aria-selected={period === value}
-              className={period === value ? 'tab active' : 'tab'}
-              onClick={() => setPeriod(value)}
-            >
-              {label}
-            </button>
-          ))}
-        </div>
+        <PeriodTabs period={period} onChange={setPeriod} />
         {period === 'custom' && (
           <div className="custom-range">
             <label>
@@ -106,6 +93,37 @@ export function OverviewScreen() {
       ) : (
         <p className="empty">Pick a start and an end date.</p>
       )}
+    </div>
+  );
+}
+
+/** The period tabs, keyboard-operable as a tab list: arrows move between periods, Tab leaves the list. */
+function PeriodTabs({ period, onChange }: { period: Period; onChange(period: Period): void }) {
+  const move = (event: KeyboardEvent<HTMLDivElement>) => {
+    const step = event.key === 'ArrowRight' ? 1 : event.key === 'ArrowLeft' ? -1 : 0;
+    if (!step) return;
+    event.preventDefault();
+    const index = PERIODS.findIndex(([value]) => value === period);
+    const next = PERIODS[(index + step + PERIODS.length) % PERIODS.length]![0];
+    onChange(next);
+    event.currentTarget.querySelector<HTMLButtonElement>(`[data-period="${next}"]`)?.focus();
+  };
+  return (
+    <div className="tabs" role="tablist" aria-label="Period" onKeyDown={move}>
+      {PERIODS.map(([value, label]) => (
+        <button
+          key={value}
+          type="button"
+          role="tab"
+          data-period={value}
+          aria-selected={period === value}
+          tabIndex={period === value ? 0 : -1}
+          className={period === value ? 'tab active' : 'tab'}
+          onClick={() => onChange(value)}
+        >
+          {label}
+        </button>
+      ))}
     </div>
   );
 }
@@ -163,7 +181,7 @@ function ExportButtons({ query }: { query: Query }) {
           {busy === format ? 'Exporting…' : `Export ${format.toUpperCase()}`}
         </button>
       ))}
-      {error && <ErrorNote error={error as never} />}
+      {error && <ErrorNote error={error} />}
     </fieldset>
   );
 }

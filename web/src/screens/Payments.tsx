@@ -117,7 +117,7 @@ export function TopUpButton() {
               </p>
             </div>
           )}
-          {error && <ErrorNote error={error as never} />}
+          {error && <ErrorNote error={error} />}
           <div className="dialog-actions">
             <button type="button" className="secondary" onClick={() => dialog.current?.close()}>
               Cancel
@@ -190,7 +190,7 @@ export function PaymentsScreen() {
     <>
       {paymentId && outcome && <CheckoutReturn paymentId={paymentId} outcome={outcome} />}
       <Panel title="Payments" actions={<TopUpButton />}>
-        {error && <ErrorNote error={error as never} />}
+        {error && <ErrorNote error={error} />}
         <Await loaded={payments} what="payments">
           {(page) =>
             page.data.length === 0 ? (

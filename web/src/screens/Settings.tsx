@@ -40,7 +40,7 @@ function MembersPanel() {
   const writable = can('members:write');
   return (
     <Panel title="Members and roles">
-      {error && <ErrorNote error={error as never} />}
+      {error && <ErrorNote error={error} />}
       <Await loaded={members} what="members">
         {(page) => (
           <table className="table">
@@ -126,7 +126,7 @@ function ApiKeysPanel() {
           Copy the new key now, it is shown only once: <code>{secret}</code>
         </div>
       )}
-      {error && <ErrorNote error={error as never} />}
+      {error && <ErrorNote error={error} />}
       <Await loaded={keys} what="API keys">
         {(page) =>
           page.data.length === 0 ? (
@@ -233,7 +233,7 @@ function WebhooksPanel() {
           Signing secret (shown once): <code>{secret}</code>
         </div>
       )}
-      {error && <ErrorNote error={error as never} />}
+      {error && <ErrorNote error={error} />}
       <Await loaded={endpoints} what="webhook endpoints">
         {(page) =>
           page.data.length === 0 ? (
@@ -295,7 +295,7 @@ function Deliveries({ path }: { path: string }) {
   const { error, run } = useAction();
   return (
     <div className="deliveries">
-      {error && <ErrorNote error={error as never} />}
+      {error && <ErrorNote error={error} />}
       <Await loaded={deliveries} what="deliveries">
         {(page) =>
           page.data.length === 0 ? (
