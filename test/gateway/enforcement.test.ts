@@ -29,7 +29,7 @@ beforeAll(async () => {
   g = await startGateway();
 });
 afterEach(() => {
-  g.fake.behave({ chunks: 12, chunkDelayMs: 0, failWith: null });
+  g.fake.behave({ chunks: 12, chunkDelayMs: 0, failWith: null, dropAfterEvents: null });
 });
 afterAll(async () => {
   await g.close();
@@ -147,6 +147,25 @@ describe('a client that disconnects', () => {
     const event = await lastEvent(g, org.id);
     expect(event.tokens).toMatchObject({ input: 1200, cache_read: 800, cache_write: 100 });
     expect(event.tokens.output).toBeGreaterThanOrEqual(30);
+  });
+});
+
+describe('a provider that fails mid-answer', () => {
+  it("ends the client's stream with an error event in the provider format and bills what was streamed", async () => {
+    const { org, key } = await gatewayOrg(g);
+    g.fake.behave({ chunks: 100, chunkDelayMs: 2, dropAfterEvents: 31 });
+    const stream = anthropicClient(g, key, member).messages.stream({
+      model: 'claude-haiku-4-5',
+      max_tokens: 1000,
+      messages: prompt,
+    });
+    const failure = await stream.finalMessage().catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(AnthropicError);
+    expect(String(failure)).toContain('The provider connection failed mid-answer');
+    await expect.poll(async () => (await balance(g, org.id)).held_credits).toBe('0');
+    // message_start, content_block_start and ping came first: 28 text events were streamed.
+    const event = await lastEvent(g, org.id);
+    expect(event.tokens).toMatchObject({ input: 1200, cache_read: 800, cache_write: 100, output: 28 });
   });
 });
 

@@ -17,6 +17,8 @@ export interface FakeBehaviour {
   cacheWriteTokens: number;
   /** Answer every request with this status and JSON body instead. */
   failWith: { status: number; body: unknown } | null;
+  /** Drop the connection after this many streamed events, as a provider crash would. */
+  dropAfterEvents: number | null;
 }
 
 export interface RecordedRequest {
@@ -41,6 +43,7 @@ const DEFAULTS: FakeBehaviour = {
   cacheReadTokens: 800,
   cacheWriteTokens: 100,
   failWith: null,
+  dropAfterEvents: null,
 };
 
 /** The text of output token `i` (what its text event carries). */
@@ -59,8 +62,10 @@ export async function startFakeProviders(initial: Partial<FakeBehaviour> = {}): 
     res.on('close', () => {
       if (!finished) aborted++;
     });
+    let sent = 0;
     for await (const event of events) {
       if (res.destroyed) return;
+      if (sent++ === behaviour.dropAfterEvents) return void res.destroy();
       res.write(event);
     }
     finished = true;

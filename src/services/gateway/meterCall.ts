@@ -135,12 +135,11 @@ export async function meterCall(ctx: Ctx, call: GatewayCall, log: GatewayLog): P
     await voidAuthorization(ctx, authorizationId);
     return providerError(wire, 'upstream', 'The provider could not be reached');
   }
-  const headers = passedHeaders(answer.headers);
   if (!answer.ok) {
     // Nothing was generated: release the hold and pass the provider's error through as it is.
-    const text = await answer.text();
+    const text = await answer.text().catch(() => '');
     await voidAuthorization(ctx, authorizationId);
-    return new Response(text, { status: answer.status, headers });
+    return new Response(text, { status: answer.status, headers: passedHeaders(answer.headers) });
   }
   if (answer.body && answer.headers.get('content-type')?.includes('text/event-stream')) {
     const stream = meteredStream({
@@ -154,9 +153,28 @@ export async function meterCall(ctx: Ctx, call: GatewayCall, log: GatewayLog): P
       step: ctx.config.TALLY_GATEWAY_INCREMENT_TOKENS,
       logError: log.error,
     });
-    return new Response(stream, { status: answer.status, headers });
+    return new Response(stream, { status: answer.status, headers: passedHeaders(answer.headers) });
   }
-  const text = await answer.text();
+  return plainAnswer(ctx, wire, authorizationId, answer, inputEstimate, log);
+}
+
+/** A whole (not streamed) answer: captured with its usage before it is passed on unchanged. */
+async function plainAnswer(
+  ctx: Ctx,
+  wire: ProviderWire,
+  authorizationId: string,
+  answer: Response,
+  inputEstimate: number,
+  log: GatewayLog,
+): Promise<Response> {
+  let text: string;
+  try {
+    text = await answer.text();
+  } catch (error) {
+    log.error('gateway upstream answer failed', error);
+    await voidAuthorization(ctx, authorizationId);
+    return providerError(wire, 'upstream', 'The provider connection failed mid-answer');
+  }
   const parsed = parseObject(text);
   // Without a usage object (a provider-compatible server may omit it), bill an estimate.
   const usage: Usage = (parsed && extractUsage(wire.provider, parsed)) ?? {
@@ -168,5 +186,5 @@ export async function meterCall(ctx: Ctx, call: GatewayCall, log: GatewayLog): P
   } catch (error) {
     log.error('gateway capture failed', error);
   }
-  return new Response(text, { status: answer.status, headers });
+  return new Response(text, { status: answer.status, headers: passedHeaders(answer.headers) });
 }

@@ -165,7 +165,11 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
         if (phase !== 'streaming') return;
         if (chunk.done) {
           buffer += decoder.decode();
-          const rest = drain() + buffer;
+          const out = drain();
+          // A last event without its closing blank line still counts.
+          const last = parseSseEvent(buffer);
+          if (last.data) usage.observe(last.data);
+          const rest = out + buffer;
           phase = 'ending';
           if (rest) controller.enqueue(encoder.encode(rest));
           await settle();
