@@ -1,12 +1,9 @@
 /**
  * Top-ups, payments and invoices. The real `stripe` package talks to a local HTTP server that speaks
- * Stripe's wire format for the one call Tally makes (POST /v1/checkout/sessions, form-encoded in,
- * JSON out), configured through STRIPE_API_BASE; webhooks are signed with the SDK's own test-header
- * helper. Invoices are parsed back from the PDF's text.
+ * Stripe's wire format (support/fakeStripe.ts), configured through STRIPE_API_BASE; webhooks are
+ * signed with the SDK's own test-header helper. Invoices are parsed back from the PDF's text.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import Stripe from 'stripe';
 import { extractText, getDocumentProxy } from 'unpdf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,89 +14,17 @@ import { CheckoutSessionSchema, InvoiceSettingsSchema, PaymentSchema } from '../
 import { ProblemSchema, pageOf } from '../src/http/schemas.ts';
 import { checkLedger } from '../src/services/ledger/checkLedger.ts';
 import { paymentProvider } from '../src/services/payments/provider.ts';
+import { type FakeStripe, startFakeStripe, stripeEvent } from './support/fakeStripe.ts';
 import { createOrgWithKey, minutesAgo, onServer, startTally, type TestTally } from './support/harness.ts';
 
 const WEBHOOK_SECRET = 'whsec_test_secret_for_payments_0123456789';
 const sdk = new Stripe('sk_test_local_only');
 
-// ---------------------------------------------------------------------------------------------
-// A local server speaking Stripe's wire format for Checkout Sessions.
-
-interface StripeCall {
-  method: string;
-  path: string;
-  form: URLSearchParams;
-  headers: Record<string, string | string[] | undefined>;
-}
-
-let fake: { server: Server; calls: StripeCall[]; base: string; fail: boolean };
-
-async function startFakeStripe() {
-  const calls: StripeCall[] = [];
-  const state = { fail: false };
-  let n = 0;
-  const server = createServer((req, res) => {
-    let text = '';
-    req.on('data', (c) => {
-      text += c;
-    });
-    req.on('end', () => {
-      const form = new URLSearchParams(text);
-      calls.push({ method: req.method!, path: req.url!, form, headers: req.headers });
-      const send = (status: number, body: unknown) => {
-        res.writeHead(status, {
-          'content-type': 'application/json',
-          'request-id': `req_fake_${calls.length}`,
-        });
-        res.end(JSON.stringify(body));
-      };
-      if (req.headers.authorization !== 'Bearer sk_test_tally_payments') {
-        return send(401, { error: { type: 'invalid_request_error', message: 'Invalid API Key provided' } });
-      }
-      if (req.method === 'POST' && req.url === '/v1/checkout/sessions') {
-        if (state.fail) {
-          return send(500, { error: { type: 'api_error', message: 'Something went wrong' } });
-        }
-        const id = `cs_test_${++n}_${randomBytes(6).toString('hex')}`;
-        return send(200, {
-          id,
-          object: 'checkout.session',
-          mode: form.get('mode'),
-          status: 'open',
-          payment_status: 'unpaid',
-          url: `https://checkout.stripe.test/c/pay/${id}`,
-          amount_total: Number(form.get('line_items[0][price_data][unit_amount]')),
-          currency: form.get('line_items[0][price_data][currency]'),
-          client_reference_id: form.get('client_reference_id'),
-          metadata: { org_id: form.get('metadata[org_id]'), payment_id: form.get('metadata[payment_id]') },
-          success_url: form.get('success_url'),
-          cancel_url: form.get('cancel_url'),
-          livemode: false,
-        });
-      }
-      send(404, {
-        error: { type: 'invalid_request_error', message: `Unrecognized request URL (${req.url})` },
-      });
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  fake = {
-    server,
-    calls,
-    base: `http://127.0.0.1:${port}`,
-    get fail() {
-      return state.fail;
-    },
-    set fail(v: boolean) {
-      state.fail = v;
-    },
-  };
-}
+let fake: FakeStripe;
 
 let t: TestTally;
 beforeAll(async () => {
-  await startFakeStripe();
+  fake = await startFakeStripe('sk_test_tally_payments');
   t = await startTally({
     STRIPE_SECRET_KEY: 'sk_test_tally_payments',
     STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET,
@@ -109,28 +34,11 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await t?.close();
-  await new Promise((r) => fake.server.close(r));
+  await fake.close();
 });
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-let eventSeq = 0;
-const evtId = () => `evt_test_${++eventSeq}_${randomBytes(4).toString('hex')}`;
-
-function event(type: string, object: Record<string, unknown>, id = evtId()) {
-  return {
-    id,
-    object: 'event',
-    api_version: '2026-10-28.endive',
-    created: Math.floor(Date.now() / 1000),
-    livemode: false,
-    pending_webhooks: 1,
-    request: { id: null, idempotency_key: null },
-    type,
-    data: { object },
-  };
-}
 
 interface Checkout {
   id: string;
@@ -145,7 +53,7 @@ function sessionEvent(
   overrides: Record<string, unknown> = {},
   minor = BigInt(cents(c.amount)),
 ) {
-  return event(type, {
+  return stripeEvent(type, {
     id: c.checkout_session_id,
     object: 'checkout.session',
     mode: 'payment',
@@ -330,7 +238,7 @@ describe('payments: happy path with Stripe', () => {
     expect(await available(t, org.id)).toBe('465');
 
     const charge = (amountRefunded: number) =>
-      event('charge.refunded', {
+      stripeEvent('charge.refunded', {
         id: `ch_${c.id.slice(4)}`,
         object: 'charge',
         amount: 1000,
@@ -360,7 +268,7 @@ describe('payments: happy path with Stripe', () => {
     const start = BigInt(await available(t, org.id));
     const c = await checkout(t, org.id, key, '100');
     const refund = (amountRefunded: number) =>
-      event('charge.refunded', {
+      stripeEvent('charge.refunded', {
         id: `ch_${c.id.slice(4)}`,
         object: 'charge',
         amount: 10_000,
@@ -381,7 +289,7 @@ describe('payments: happy path with Stripe', () => {
     expect(BigInt(await available(t, org.id)) - start).toBe(5000n);
     expect(await payment(t, org.id, c.id)).toMatchObject({ status: 'completed', refunded_amount: '50' });
 
-    const dispute = event('charge.dispute.created', {
+    const dispute = stripeEvent('charge.dispute.created', {
       id: `dp_${c.id.slice(4)}`,
       object: 'dispute',
       amount: 2000,
@@ -455,7 +363,7 @@ describe('payments: errors and security', () => {
     );
     expect(res.status).toBe(200);
     expect(res.body.outcome).toBe('ignored_unknown_payment');
-    const other = await deliver(event('customer.created', { id: 'cus_1', object: 'customer' }));
+    const other = await deliver(stripeEvent('customer.created', { id: 'cus_1', object: 'customer' }));
     expect(other.body.outcome).toBe('ignored_type');
     expect(await t.db.query('SELECT id FROM grants')).toEqual(grantsBefore);
   });
@@ -513,7 +421,7 @@ describe('payments: errors and security', () => {
 
   it('answers 503 and marks the payment failed when Stripe cannot create the session', async () => {
     const { org, key } = await createOrgWithKey(t);
-    fake.fail = true;
+    fake.state.failCheckout = true;
     try {
       const res = await t.call('POST', `/v1/orgs/${org.id}/checkout_sessions`, {
         key,
@@ -521,7 +429,7 @@ describe('payments: errors and security', () => {
       });
       expect(res.status).toBe(503);
     } finally {
-      fake.fail = false;
+      fake.state.failCheckout = false;
     }
     const page = await t.call('GET', `/v1/orgs/${org.id}/payments`, { key });
     expect(page.body.data.map((p: { status: string }) => p.status)).toEqual(['failed']);

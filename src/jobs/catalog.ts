@@ -6,6 +6,7 @@ import type { Ctx } from '../services/context.ts';
 import { expireGrantsEverywhere } from '../services/ledger/expireGrantsEverywhere.ts';
 import { issuePlanGrants } from '../services/ledger/issuePlanGrants.ts';
 import { purgeIdempotencyKeys } from '../services/maintenance/purgeIdempotencyKeys.ts';
+import { runAutoTopups } from '../services/payments/runAutoTopups.ts';
 import { deliverWebhooks } from '../services/webhooks/deliverWebhooks.ts';
 import { sendDailySummaries } from '../services/webhooks/sendDailySummaries.ts';
 import type { JobDefinition } from './runner.ts';
@@ -20,5 +21,6 @@ export function jobCatalog(ctx: Ctx): JobDefinition[] {
     { name: 'deliver_webhooks', everySeconds: 2, run: () => deliverWebhooks(ctx.db, { budgetMs: 20_000 }) },
     { name: 'daily_usage_summaries', everySeconds: 900, run: () => sendDailySummaries(ctx.db) },
     { name: 'projected_run_out_alerts', everySeconds: 3600, run: () => checkProjectedRunOut(ctx) },
+    { name: 'auto_topups', everySeconds: 15, run: () => runAutoTopups(ctx) },
   ];
 }

@@ -5,6 +5,7 @@
  */
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Config } from '../../config.ts';
+import { getAutoTopup, setAutoTopup } from '../../services/payments/autoTopupSettings.ts';
 import { createCheckoutSession, TOPUP_PRESETS } from '../../services/payments/createCheckoutSession.ts';
 import { handleStripeWebhook } from '../../services/payments/handleStripeWebhook.ts';
 import { getInvoiceSettings, setInvoiceSettings } from '../../services/payments/invoiceSettings.ts';
@@ -52,6 +53,7 @@ export const PaymentSchema = z
     object: z.literal('payment'),
     org_id: z.string(),
     provider: z.enum(['stripe', 'local']),
+    kind: z.enum(['checkout', 'auto_topup']).openapi({ description: 'A checkout, or an automatic top-up' }),
     status: z.enum(['pending', 'completed', 'failed', 'refunded', 'disputed']),
     amount: Amount,
     currency: z.enum(['EUR', 'USD']),
@@ -97,8 +99,50 @@ const CreateCheckout = z
         description: `In the org currency: a preset (${TOPUP_PRESETS.join(', ')}) or any amount from 1 to TALLY_MAX_TOPUP`,
         example: '50',
       }),
+    save_payment_method: z.boolean().optional().openapi({
+      description: 'Keep the card (Stripe) for automatic top-ups, charged without the buyer present',
+    }),
   })
   .openapi('CreateCheckoutSession');
+
+const CreditAmount = z
+  .string()
+  .max(40)
+  .regex(/^\d+(\.\d{1,6})?$/, 'must be a decimal string of credits, such as "100"');
+export const AutoTopupSchema = z
+  .object({
+    object: z.literal('auto_topup'),
+    org_id: z.string(),
+    enabled: z.boolean(),
+    threshold_credits: z.string(),
+    target_credits: z.string(),
+    monthly_cap: Amount,
+    currency: z.enum(['EUR', 'USD']),
+    payment_method: z
+      .enum(['stripe_saved_card', 'local'])
+      .nullable()
+      .openapi({ description: 'How automatic top-ups pay; null: no card saved yet' }),
+    purchased_this_month: Amount.openapi({
+      description: 'Automatic purchases this calendar month, pending or done',
+    }),
+    disabled_reason: z
+      .string()
+      .nullable()
+      .openapi({ description: 'Why Tally turned it off (a declined card)' }),
+  })
+  .openapi('AutoTopup');
+const SetAutoTopup = z
+  .strictObject({
+    enabled: z.boolean(),
+    threshold_credits: CreditAmount.openapi({ description: 'Top up when available credits fall below this' }),
+    target_credits: CreditAmount.openapi({ description: 'Buy enough to reach this; above the threshold' }),
+    monthly_cap: z
+      .string()
+      .max(40)
+      .regex(/^\d+(\.\d{1,2})?$/, 'must be a decimal string with at most 2 decimals, such as "200"')
+      .openapi({ description: 'Most automatic purchases per calendar month, in the org currency' }),
+  })
+  .openapi('SetAutoTopup');
 
 const PaymentParams = OrgParam.extend({
   payment: Id('pay').openapi({ param: { name: 'payment', in: 'path' } }),
@@ -106,6 +150,30 @@ const PaymentParams = OrgParam.extend({
 const Status = z.enum(['pending', 'completed', 'failed', 'refunded', 'disputed']);
 
 export function paymentRoutes(app: OpenAPIHono<AppEnv>) {
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/v1/orgs/{org}/auto_topup',
+      tags: ['Payments'],
+      summary: 'Automatic top-up settings and what it bought this month',
+      request: { params: OrgParam },
+      responses: { 200: json(AutoTopupSchema, 'The settings'), ...errorResponses },
+    }),
+    async (c) => c.json(await getAutoTopup(c.get('ctx'), c.req.valid('param').org), 200),
+  );
+  app.openapi(
+    createRoute({
+      method: 'put',
+      path: '/v1/orgs/{org}/auto_topup',
+      tags: ['Payments'],
+      summary: 'Turn automatic top-up on or off: below a threshold, buy up to a target within a monthly cap',
+      description:
+        'Needs billing:purchase. With Stripe, a card saved by a checkout with save_payment_method: true is charged off-session; a declined card turns it off and sends auto_topup.failed.',
+      request: { params: OrgParam, ...body(SetAutoTopup) },
+      responses: { 200: json(AutoTopupSchema, 'The settings'), ...errorResponses },
+    }),
+    async (c) => c.json(await setAutoTopup(c.get('ctx'), c.req.valid('param').org, c.req.valid('json')), 200),
+  );
   app.openapi(
     createRoute({
       method: 'post',

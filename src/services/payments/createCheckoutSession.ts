@@ -21,7 +21,7 @@ export const newPaymentId = (): string => newId('req').replace(/^req_/, 'pay_');
 export async function createCheckoutSession(
   ctx: Ctx,
   orgId: string,
-  input: { amount: string },
+  input: { amount: string; save_payment_method?: boolean },
   origin: string,
 ) {
   scopeOrg(ctx, orgId, 'billing:purchase');
@@ -61,8 +61,8 @@ export async function createCheckoutSession(
   await ctx.db.transaction(async (tx) => {
     await tx.query(
       `INSERT INTO payments (org_id, id, provider, amount, currency, credits, checkout_session_id, checkout_url,
-                             success_url, cancel_url, created_by)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+                             success_url, cancel_url, created_by, save_payment_method)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
       [
         orgId,
         id,
@@ -75,6 +75,7 @@ export async function createCheckoutSession(
         `${back}&checkout=success`,
         `${back}&checkout=cancelled`,
         ctx.principal.id,
+        input.save_payment_method ?? false,
       ],
     );
     await audit(tx, ctx, orgId, 'checkout.created', id, { provider, amount, currency: org.currency });
@@ -99,7 +100,12 @@ export async function createCheckoutSession(
             },
           ],
           metadata: { org_id: orgId, payment_id: id },
-          payment_intent_data: { metadata: { org_id: orgId, payment_id: id } },
+          payment_intent_data: {
+            metadata: { org_id: orgId, payment_id: id },
+            // Kept on a new customer for automatic top-ups, charged without the buyer present.
+            ...(input.save_payment_method ? { setup_future_usage: 'off_session' as const } : {}),
+          },
+          ...(input.save_payment_method ? { customer_creation: 'always' as const } : {}),
           success_url: `${back}&checkout=success`,
           cancel_url: `${back}&checkout=cancelled`,
         },

@@ -13,6 +13,7 @@ import type { Db, Queryable } from '../../store/db.ts';
 import { withRetry } from '../../store/retry.ts';
 import { ServiceError } from '../errors.ts';
 import { lockBalance } from '../ledger/balances.ts';
+import { rememberStripeCustomer } from './autoTopupSettings.ts';
 import { stripeClient } from './provider.ts';
 import { completePayment, lockPayment, recordReversal } from './settlePayment.ts';
 
@@ -167,6 +168,11 @@ async function processEvent(tx: Queryable, event: Stripe.Event): Promise<string>
         },
         ACTOR,
       );
+      // The buyer asked to keep the card for automatic top-ups: Stripe saved it on this customer.
+      const customer = refOf(s.customer);
+      if (payment.save_payment_method && customer && outcome === 'completed') {
+        await rememberStripeCustomer(tx, payment.org_id, customer);
+      }
       break;
     }
     case 'checkout.session.async_payment_failed':

@@ -8,6 +8,8 @@ export interface PaymentRow {
   org_id: string;
   id: string;
   provider: 'stripe' | 'local';
+  kind: 'checkout' | 'auto_topup';
+  save_payment_method: boolean;
   amount: string;
   currency: Currency;
   credits: string;
@@ -38,7 +40,7 @@ export interface InvoiceParty {
   lines: string[];
 }
 
-export const PAYMENT_COLUMNS = `org_id, id, provider, amount::text AS amount, currency, credits, status,
+export const PAYMENT_COLUMNS = `org_id, id, provider, kind, save_payment_method, amount::text AS amount, currency, credits, status,
   checkout_session_id, checkout_url, success_url, cancel_url, payment_reference, grant_id, invoice_number,
   vat_rate::text AS vat_rate, net_amount::text AS net_amount, vat_amount::text AS vat_amount, seller, buyer,
   refunded_amount::text AS refunded_amount, disputed_amount::text AS disputed_amount, reversed_credits,
@@ -56,6 +58,7 @@ export function paymentView(row: PaymentRow) {
     object: 'payment' as const,
     org_id: row.org_id,
     provider: row.provider,
+    kind: row.kind,
     status: row.status,
     amount: money(row.amount, row.currency),
     currency: row.currency,

@@ -8,5 +8,11 @@ export const ALERT_TYPES = [
 ] as const;
 export type AlertType = (typeof ALERT_TYPES)[number];
 
-export const WEBHOOK_EVENT_TYPES = [...ALERT_TYPES, 'grant.created', 'usage.daily_summary'] as const;
+export const WEBHOOK_EVENT_TYPES = [
+  ...ALERT_TYPES,
+  'grant.created',
+  'usage.daily_summary',
+  'auto_topup.succeeded',
+  'auto_topup.failed',
+] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
