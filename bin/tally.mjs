@@ -3,9 +3,10 @@
 import { register } from 'tsx/esm/api';
 
 register();
-const { runCli } = await import('../src/cli/main.ts');
+const { runCli, interruptOnSignals } = await import('../src/cli/main.ts');
 process.exitCode = await runCli(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,
   env: process.env,
+  interruptible: interruptOnSignals,
 });

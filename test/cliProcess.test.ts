@@ -2,8 +2,9 @@
  * The `tally` bin as a user runs it: a child process on a database of its own (a Postgres server
  * database, or an embedded data folder), checked from the test through the API afterwards.
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -131,4 +132,54 @@ describe('tally bin', () => {
     expect(result.stderr).toContain('rows.csv line 3: feature:');
     expect(result.stdout).toContain('2 rows, 1 accepted');
   });
+
+  it('stops an import on Ctrl-C after the batch in flight, and resumes it from there', async () => {
+    const org = await onTheDatabase((t) =>
+      request(t, 'POST', '/v1/orgs', OPERATOR_KEY, { name: 'Resume', currency: 'EUR', timezone: 'UTC' }),
+    );
+    const rows = 20_000;
+    const at = new Date(Date.now() - 3_600_000).toISOString();
+    const file = join(dir, 'big.jsonl');
+    const line = (i: number) =>
+      JSON.stringify({
+        member: `u${i % 9}`,
+        feature: 'Chat',
+        provider: 'openai',
+        model: 'gpt-4o',
+        occurred_at: at,
+        usage: { input_tokens: 100 + i },
+      });
+    writeFileSync(file, Array.from({ length: rows }, (_, i) => line(i)).join('\n'));
+
+    const { DATABASE_URL: _url, TALLY_DATA_DIR: _dir, TALLY_ADMIN_KEY: _key, ...inherited } = process.env;
+    const child = spawn(process.execPath, [BIN, 'import', file, '--org', org.body.id], {
+      env: { ...inherited, ...env, TALLY_ADMIN_KEY: OPERATOR_KEY },
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    const exited = once(child, 'exit');
+    const state = `${file}.tally-import`;
+    while (!existsSync(state)) await new Promise((resolve) => setTimeout(resolve, 20));
+    child.kill('SIGINT');
+    const [code] = await exited;
+    expect(code).toBe(130);
+    const saved = JSON.parse(readFileSync(state, 'utf8'));
+    expect(stderr).toContain(`Interrupted: rows up to line ${saved.line} are imported`);
+    expect(saved.line).toBeLessThan(rows);
+    const counted = async () =>
+      onTheDatabase(async (t) => {
+        const [row] = await t.db.query<{ n: string }>('SELECT count(*) AS n FROM events WHERE org_id = $1', [
+          org.body.id,
+        ]);
+        return Number(row!.n);
+      });
+    expect(await counted()).toBe(saved.line);
+
+    const resumed = await tally('import', file, '--org', org.body.id);
+    expect(resumed.code).toBe(0);
+    expect(resumed.stderr).toContain(`Resuming big.jsonl after line ${saved.line}`);
+    expect(resumed.stdout).toContain(`${rows} rows, ${rows} accepted, 0 duplicate`);
+    expect(await counted()).toBe(rows);
+    expect(existsSync(state)).toBe(false);
+  }, 300_000);
 });

@@ -12,6 +12,11 @@ export interface CliIo {
   stdout: Output;
   stderr: Output;
   env: Record<string, string | undefined>;
+  /**
+   * Called by a command that can stop at a safe point: from then on an interrupt (Ctrl-C,
+   * SIGTERM) aborts the signal instead of ending the process. Other commands end as usual.
+   */
+  interruptible?: () => AbortSignal;
   /** Opens Tally on the configured database; default per `env` (DATABASE_URL or TALLY_DATA_DIR). */
   openTally?: () => Promise<OpenedTally>;
 }

@@ -80,8 +80,30 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   }
 }
 
+/**
+ * The first SIGINT or SIGTERM asks the running command to stop at a safe point (an import after
+ * its current batch); a second one ends the process at once.
+ */
+export function interruptOnSignals(): AbortSignal {
+  const controller = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+    process.stderr.write(`\n${signal}: stopping at the next safe point (again to stop at once)\n`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return controller.signal;
+}
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env }).then(
+  const io = {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+    interruptible: interruptOnSignals,
+  };
+  runCli(process.argv.slice(2), io).then(
     (code) => process.exit(code),
     (error) => {
       process.stderr.write(`${error?.stack ?? String(error)}\n`);

@@ -27,6 +27,8 @@ import { operatorCtx, withTally } from '../runtime.ts';
 
 /** The API's ceiling for one batch, and the unit an import commits and resumes by. */
 const BATCH_SIZE = 1000;
+/** The exit code of a command stopped by a signal (128 + SIGINT). */
+const INTERRUPTED = 130;
 /** Bad rows printed one by one; past this only their count is. */
 const MAX_PRINTED_ERRORS = 50;
 
@@ -67,7 +69,8 @@ export const importCommand: Command = {
     'Event ids come from the id column; rows without one get an id derived from the file name and',
     'the line number, so importing the same file again adds nothing (rows come back duplicate).',
     'Rows go in batches of 1 000; after each, the position is saved in the state file, and an',
-    'interrupted import started again resumes after the last saved batch.',
+    'interrupted import started again resumes after the last saved batch. Ctrl-C stops after the',
+    'batch being sent (exit code 130).',
     'Bad rows are reported with their line number and skipped; the exit code is then 1.',
   ].join('\n'),
   options: {
@@ -104,6 +107,8 @@ export const importCommand: Command = {
     if (resumed) io.stderr.write(`Resuming ${name} after line ${resumed.line} (saved in ${statePath}).\n`);
 
     const started = performance.now();
+    let interruptedAt: number | null = null;
+    const interrupt = io.interruptible?.();
     await withTally(io, async (opened) => {
       const ctx = operatorCtx(opened, 'cli-import');
       let columns = resumed?.columns ?? null;
@@ -169,10 +174,20 @@ export const importCommand: Command = {
           report(rowLine, result.error);
         } else {
           batch.push({ event: result.event, line: rowLine });
-          if (batch.length === BATCH_SIZE)
+          if (batch.length === BATCH_SIZE) {
             await flush({ offset: line.end, line: line.number, invalid: counts.invalid });
+            if (interrupt?.aborted) {
+              interruptedAt = line.number;
+              break;
+            }
+          }
         }
         progress.update(rowsRead, line.end);
+      }
+      if (interruptedAt !== null) {
+        await sending;
+        progress.done();
+        return;
       }
       const open = csv.unterminatedLine;
       if (open !== null) {
@@ -184,6 +199,12 @@ export const importCommand: Command = {
       progress.update(rowsRead, size, true);
       progress.done();
     });
+    if (interruptedAt !== null) {
+      io.stderr.write(
+        `Interrupted: rows up to line ${interruptedAt} are imported and saved in ${statePath}; run the same command again to resume.\n`,
+      );
+      return INTERRUPTED;
+    }
     clearCheckpoint(statePath);
 
     const rows = counts.accepted + counts.duplicate + counts.rejected + counts.invalid;
