@@ -59,6 +59,36 @@ describe('embed tokens', () => {
     expect(other.status).toBe(404);
   });
 
+  it('may not send usage or place holds, whatever its role: that is for the host backend', async () => {
+    const { body } = await mint({ member: memberId, role: 'owner' });
+    const event = {
+      id: 'from-the-browser',
+      member: 'u_42',
+      feature: 'Chat',
+      provider: 'openai',
+      model: 'gpt-4o-mini',
+      occurred_at: new Date().toISOString(),
+      usage: { input_tokens: 10, output_tokens: 10 },
+    };
+    const events = await t.call('POST', '/v1/events', { key: body.token, body: { events: [event] } });
+    expect(events.status).toBe(403);
+    const hold = await t.call('POST', '/v1/authorizations', {
+      key: body.token,
+      body: {
+        member: 'u_42',
+        feature: 'Chat',
+        provider: 'openai',
+        model: 'gpt-4o-mini',
+        estimate: { credits: '1' },
+      },
+    });
+    expect(hold.status).toBe(403);
+    const [stored] = await t.db.query<{ n: string }>('SELECT count(*) AS n FROM events WHERE org_id = $1', [
+      orgId,
+    ]);
+    expect(Number(stored!.n)).toBe(0);
+  });
+
   it('refuses an expired, tampered or foreign-signed token', async () => {
     const secret = await embedSigningSecret(t.db);
     const expired = encodeEmbedToken(secret, {

@@ -6,6 +6,10 @@ import { authenticate } from '../../services/keys/authenticate.ts';
 import type { PriceBook } from '../../services/pricing/priceBook.ts';
 import type { Db } from '../../store/db.ts';
 import type { AppEnv } from '../env.ts';
+import { problem } from '../problem.ts';
+
+/** What only the host app's backend does: an embed token (held by a browser) may not send usage or place holds. */
+const BACKEND_ONLY = /^\/v1\/(events|authorizations)(\/|$)/;
 
 /**
  * Authenticates the bearer credential (an API key, or an embed token scoped to one org, member and
@@ -19,8 +23,12 @@ export function authMiddleware(deps: {
   return async (c, next) => {
     const header = c.req.header('authorization');
     const secret = header?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
-    const principal = secret?.startsWith(EMBED_TOKEN_PREFIX)
-      ? await authenticateEmbedToken(deps.db, secret)
+    const embedded = secret?.startsWith(EMBED_TOKEN_PREFIX) ?? false;
+    if (embedded && BACKEND_ONLY.test(c.req.path)) {
+      return problem(c, 403, 'forbidden', 'An embed token opens the usage page; send usage with an API key');
+    }
+    const principal = embedded
+      ? await authenticateEmbedToken(deps.db, secret!)
       : await authenticate(deps.db, secret);
     c.set('ctx', { ...deps, principal, requestId: c.get('requestId') });
     await next();
