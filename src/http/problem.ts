@@ -91,6 +91,9 @@ export function validationProblem(c: Context, error: ZodError, target: string): 
 
 const PG_UNAVAILABLE = new Set(['57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '53300']);
 const NET_UNAVAILABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE']);
+/** pg's own errors for a connection the server cut (a restart): no SQLSTATE, only the message. */
+const CONNECTION_LOST =
+  /^(Connection terminated|Client has encountered a connection error|Client was closed)/;
 
 /** A 401 tells the client how to authenticate (RFC 9110 section 11.6.1). */
 const CHALLENGE = { 'www-authenticate': 'Bearer realm="tally"' };
@@ -119,7 +122,8 @@ export function errorToProblem(c: Context, error: unknown, log: (e: unknown) => 
   }
   const code = (error as { code?: string }).code;
   if (code === '23505') return problem(c, 409, 'conflict', 'A record with this identifier exists');
-  if ((code && PG_UNAVAILABLE.has(code)) || (code && NET_UNAVAILABLE.has(code))) {
+  const lost = !code && error instanceof Error && CONNECTION_LOST.test(error.message);
+  if ((code && PG_UNAVAILABLE.has(code)) || (code && NET_UNAVAILABLE.has(code)) || lost) {
     return problem(c, 503, 'unavailable', 'The database is unavailable; retry shortly', undefined, {
       'retry-after': '1',
     });
