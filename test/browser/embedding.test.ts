@@ -7,7 +7,6 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   embedLink,
-  formatCount,
   launchBrowser,
   screenshot,
   startHostPage,
@@ -46,7 +45,7 @@ describe('embedding, roles, top-ups and the usage bar', () => {
     const live = await embedLink(web, 'admin');
     const expired = await embedLink(web, 'admin', { ttl_seconds: 1 });
     const host = await startHostPage(`<!doctype html><title>Host app</title>
-      <iframe id="live" title="Usage" src="${live.url}" width="1200" height="800"></iframe>
+      <iframe id="live" title="Usage" src="${live.url}&locale=de-DE" width="1200" height="800"></iframe>
       <iframe id="expired" title="Expired usage" src="about:blank" width="600" height="300"></iframe>`);
     try {
       await new Promise((resolve) => setTimeout(resolve, 1500));
@@ -54,9 +53,10 @@ describe('embedding, roles, top-ups and the usage bar', () => {
       await page.goto(host.url);
       const frame = page.frameLocator('#live');
       const summary = await web.tally.call('GET', `/v1/orgs/${web.orgId}/usage/summary?range=30d`);
-      await expect
-        .poll(() => frame.getByTestId('kpi-calls').textContent())
-        .toBe(formatCount(summary.body.calls));
+      // The host app chose German for its user: numbers follow it, in the org's currency.
+      const german = new Intl.NumberFormat('de-DE').format(summary.body.calls);
+      await expect.poll(() => frame.getByTestId('kpi-calls').textContent()).toBe(german);
+      expect(await frame.getByTestId('kpi-money').textContent()).toMatch(/^[\d.]+,\d{2}\s€$/);
       // The embedded page offers no sign-out: the host app owns the session.
       expect(await frame.getByRole('button', { name: 'Sign out' }).count()).toBe(0);
       await page.locator('#expired').evaluate((el: { src: string }, url) => {

@@ -21,6 +21,7 @@ import {
   isEmbedToken,
   readChosenOrg,
   readCredential,
+  readLocale,
   saveCredential,
   signOut,
   takeEmbedFragment,
@@ -100,7 +101,7 @@ function SignedIn({ credential, onSignOut }: { credential: string; onSignOut(): 
   }
   if (!session || (orgId && !org)) return <Loading what="your usage page" />;
 
-  const formats = createFormats(org?.currency ?? 'USD', org?.timezone ?? 'UTC');
+  const formats = createFormats(org?.currency ?? 'USD', org?.timezone ?? 'UTC', readLocale());
   const value: SessionValue = {
     api,
     session,

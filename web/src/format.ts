@@ -1,10 +1,11 @@
 /**
- * Numbers and dates for display: in the viewer's locale, the org's currency and the org's time zone.
+ * Numbers and dates for display: in the host app's or the viewer's locale, the org's currency and the org's time zone.
  * Decimal strings go to Intl as strings, so formatting never rounds through a float.
  */
 import { compareDecimal } from './decimal.ts';
 
 export interface Formats {
+  locale: string;
   currency: string;
   timeZone: string;
   credits(value: string): string;
@@ -20,7 +21,7 @@ export interface Formats {
 
 const asNumeric = (value: string) => value as Intl.StringNumericLiteral;
 
-export function createFormats(currency: string, timeZone: string, locale = navigator.language): Formats {
+export function createFormats(currency: string, timeZone: string, locale: string): Formats {
   const credits = new Intl.NumberFormat(locale, { maximumFractionDigits: 2 });
   const moneyFormats = new Map<string, [Intl.NumberFormat, Intl.NumberFormat]>();
   const moneyFor = (code: string) => {
@@ -48,6 +49,7 @@ export function createFormats(currency: string, timeZone: string, locale = navig
   });
   const month = new Intl.DateTimeFormat(locale, { timeZone: 'UTC', month: 'long', year: 'numeric' });
   return {
+    locale,
     currency,
     timeZone,
     credits: (value) => credits.format(asNumeric(value)),

@@ -4,6 +4,7 @@
  */
 const CREDENTIAL = 'tally.credential';
 const ORG = 'tally.org';
+const LOCALE = 'tally.locale';
 
 /**
  * Browsers that block third-party storage refuse sessionStorage to the page framed by a host app:
@@ -44,9 +45,25 @@ export function signOut(): void {
 export const readChosenOrg = () => store.getItem(ORG);
 export const chooseOrg = (orgId: string) => store.setItem(ORG, orgId);
 
-/** An embed link carries its token (and an optional theme) in the URL fragment: taken once, then removed. */
+/** The locale numbers and dates are shown in: the host app's choice for its user, else the browser's. */
+export const readLocale = (): string => store.getItem(LOCALE) ?? navigator.language;
+
+function saveLocale(tag: string | null): void {
+  if (!tag) return;
+  try {
+    store.setItem(LOCALE, Intl.getCanonicalLocales(tag)[0]!);
+  } catch {
+    // Not a language tag: keep the browser's.
+  }
+}
+
+/**
+ * An embed link carries its token (and an optional theme and locale) in the URL fragment: taken once,
+ * then removed from the address.
+ */
 export function takeEmbedFragment(): { token: string | null; theme: Record<string, string> } {
   const params = new URLSearchParams(location.hash.slice(1));
+  saveLocale(params.get('locale'));
   const theme: Record<string, string> = {};
   for (const [name, value] of params) {
     if (name.startsWith('--tally-')) theme[name] = value;

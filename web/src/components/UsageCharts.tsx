@@ -1,6 +1,7 @@
 /** The cumulative spend chart (total or by feature) and the usage chart split web vs CLI by granularity. */
 import { useState } from 'react';
 import type { Query } from '../api.ts';
+import type { Formats } from '../format.ts';
 import { useOrg } from '../sessionContext.tsx';
 import type { Timeseries } from '../types.ts';
 import { plotted, unitValue } from '../units.ts';
@@ -8,12 +9,12 @@ import { useApi } from '../useApi.ts';
 import { LineChart, type LineSeries } from './charts.tsx';
 import { Await, Panel } from './states.tsx';
 
-function bucketLabel(start: string, granularity: Timeseries['granularity'], timeZone: string) {
+function bucketLabel(start: string, granularity: Timeseries['granularity'], formats: Formats) {
   const options: Intl.DateTimeFormatOptions =
     granularity === 'hour'
-      ? { hour: '2-digit', minute: '2-digit', timeZone }
-      : { day: 'numeric', month: 'short', timeZone };
-  return new Intl.DateTimeFormat(navigator.language, options).format(new Date(start));
+      ? { hour: '2-digit', minute: '2-digit', timeZone: formats.timeZone }
+      : { day: 'numeric', month: 'short', timeZone: formats.timeZone };
+  return new Intl.DateTimeFormat(formats.locale, options).format(new Date(start));
 }
 
 function toSeries(answer: Timeseries, totalLabel: string): LineSeries[] {
@@ -45,7 +46,7 @@ function SeriesChart({
   return (
     <LineChart
       title={title}
-      xLabels={answer.data.map((p) => bucketLabel(p.start, answer.granularity, formats.timeZone))}
+      xLabels={answer.data.map((p) => bucketLabel(p.start, answer.granularity, formats))}
       series={toSeries(answer, totalLabel)}
       formatValue={format}
       formatAxis={(n) => format(String(Math.round(n * 100) / 100))}

@@ -3,6 +3,7 @@ import { useEffect, useState } from 'react';
 import type { Api } from '../api.ts';
 import { Await, ErrorNote, Panel } from '../components/states.tsx';
 import { createFormats } from '../format.ts';
+import { readLocale } from '../session.ts';
 import { useSession } from '../sessionContext.tsx';
 import type { Org, Page, Summary } from '../types.ts';
 import { useApi } from '../useApi.ts';
@@ -49,7 +50,7 @@ export function OrgsScreen({ onPick }: { onPick(id: string): void }) {
 function OrgRow({ org, onPick }: { org: Org; onPick(id: string): void }) {
   const { api } = useSession();
   const summary = useMonthSummary(api, org.id);
-  const formats = createFormats(org.currency, org.timezone);
+  const formats = createFormats(org.currency, org.timezone, readLocale());
   return (
     <tr>
       <th scope="row">

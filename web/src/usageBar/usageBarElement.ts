@@ -2,6 +2,7 @@
  * <tally-usage-bar token="tally_em_..."> for a host app's pages: frames Tally's compact usage bar
  * (same-origin with the API, so no CORS and no key on the host page) and re-emits its buttons as
  * `tally-upgrade` / `tally-referral` events. Attributes: token (an embed token), refresh (seconds),
+ * locale (e.g. de-DE),
  * upgrade-url and referral-url (followed unless a listener calls preventDefault). Theme with the
  * --tally-* CSS variables on the element.
  */
@@ -16,7 +17,7 @@ const THEME_VARIABLES = [
 const TALLY_ORIGIN = new URL(import.meta.url).origin;
 
 class TallyUsageBar extends HTMLElement {
-  static observedAttributes = ['token', 'refresh'];
+  static observedAttributes = ['token', 'refresh', 'locale'];
   private frame: HTMLIFrameElement | null = null;
 
   private readonly onMessage = (event: MessageEvent) => {
@@ -61,6 +62,8 @@ class TallyUsageBar extends HTMLElement {
     const token = this.getAttribute('token');
     if (!token || !this.frame) return;
     const fragment = new URLSearchParams({ token });
+    const locale = this.getAttribute('locale');
+    if (locale) fragment.set('locale', locale);
     const computed = getComputedStyle(this);
     for (const name of THEME_VARIABLES) {
       const value = computed.getPropertyValue(name).trim();
