@@ -7,6 +7,7 @@
  * stream closes once the capture is committed).
  */
 import { type ChildProcess, fork } from 'node:child_process';
+import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { startFakeProviders } from '../test/support/fakeProviders.ts';
 import { BENCH_OPERATOR_KEY, openBenchDatabase } from './support/databases.ts';
@@ -223,6 +224,10 @@ export const gateway: BenchModule = {
     } finally {
       upstream.child.disconnect();
     }
+    // Other work on the machine (tests, other benches) inflates every figure here; say how much.
+    lines.unshift(
+      `- 1-minute load average when these runs ended: ${loadavg()[0]!.toFixed(2)} on ${availableParallelism()} cores.`,
+    );
     return { measurements, sections: [{ title: 'Gateway overhead runs', lines }] };
   },
 };
