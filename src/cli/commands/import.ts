@@ -1,39 +1,16 @@
 import { statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
-import type { UsageEventInput } from '../../domain/usageEvent.ts';
-import { ServiceError } from '../../services/errors.ts';
-import { ingestEvents } from '../../services/events/ingestEvents.ts';
 import { CliError, type Command, type Parsed, stringOption, UsageError } from '../command.ts';
-import {
-  type Checkpoint,
-  clearCheckpoint,
-  type ImportCounts,
-  readCheckpoint,
-  writeCheckpoint,
-} from '../import/checkpoint.ts';
-import { readLines } from '../import/lines.ts';
+import { clearCheckpoint, readCheckpoint, rowsCounted } from '../import/checkpoint.ts';
+import { importFile } from '../import/importFile.ts';
 import { Progress, rowsPerSecond } from '../import/progress.ts';
-import {
-  CSV_COLUMNS,
-  CsvRecords,
-  csvHeader,
-  csvRecordToEvent,
-  type ImportFormat,
-  jsonLineToEvent,
-  type RowContext,
-  type RowResult,
-} from '../import/rows.ts';
+import { CSV_COLUMNS, type ImportFormat } from '../import/rows.ts';
 import { operatorCtx, withTally } from '../runtime.ts';
 
-/** The API's ceiling for one batch, and the unit an import commits and resumes by. */
-const BATCH_SIZE = 1000;
 /** The exit code of a command stopped by a signal (128 + SIGINT). */
 const INTERRUPTED = 130;
 /** Bad rows printed one by one; past this only their count is. */
 const MAX_PRINTED_ERRORS = 50;
-
-/** Where a batch ends in the file, and how many invalid rows came before that point. */
-type Position = Pick<Checkpoint, 'offset' | 'line'> & { invalid: number };
 
 function wrap(text: string, width: number): string[] {
   const lines = [''];
@@ -95,110 +72,32 @@ export const importCommand: Command = {
     }
     const statePath = stringOption(args, 'state') ?? `${path}.tally-import`;
     const resumed = args.values.restart ? null : readCheckpoint(statePath, size);
-    const context: RowContext = { orgId: stringOption(args, 'org'), fileKey: basename(path) };
     const name = basename(path);
-    const counts: ImportCounts = resumed?.counts ?? { accepted: 0, duplicate: 0, rejected: 0, invalid: 0 };
-    const startedWith = counts.accepted + counts.duplicate + counts.rejected + counts.invalid;
     const progress = new Progress(io.stderr, size);
     let printed = 0;
     const report = (line: number, message: string) => {
       if (printed++ < MAX_PRINTED_ERRORS) progress.message(`${name} line ${line}: ${message}`);
     };
     if (resumed) io.stderr.write(`Resuming ${name} after line ${resumed.line} (saved in ${statePath}).\n`);
+    const startedWith = resumed ? rowsCounted(resumed.counts) : 0;
 
     const started = performance.now();
-    let interruptedAt: number | null = null;
     const interrupt = io.interruptible?.();
-    await withTally(io, async (opened) => {
-      const ctx = operatorCtx(opened, 'cli-import');
-      let columns = resumed?.columns ?? null;
-      let batch: { event: UsageEventInput; line: number }[] = [];
-      // One batch is sent while the next is read; they commit (and checkpoint) in file order.
-      let sending: Promise<void> = Promise.resolve();
-
-      const send = async (rows: typeof batch, position: Position) => {
-        let results: Awaited<ReturnType<typeof ingestEvents>>;
-        try {
-          results = await ingestEvents(
-            ctx,
-            rows.map((r) => r.event),
-            { backfill: true },
-          );
-        } catch (error) {
-          if (!(error instanceof ServiceError)) throw error;
-          const index = /^events\[(\d+)\]/.exec(error.param ?? '')?.[1];
-          const line = index === undefined ? rows[0]!.line : rows[Number(index)]!.line;
-          throw new CliError(`${name} line ${line}: ${error.message}`);
-        }
-        results.forEach((result, i) => {
-          counts[result.status]++;
-          if (result.status === 'rejected') report(rows[i]!.line, `rejected: ${result.error?.message}`);
-        });
-        // Rows read past this batch are not in the checkpoint: a resume reads them again.
-        const { invalid, ...at } = position;
-        writeCheckpoint(statePath, { ...at, size, columns, counts: { ...counts, invalid } });
-      };
-      const flush = async (position: Position) => {
-        const rows = batch;
-        batch = [];
-        await sending;
-        sending = send(rows, position);
-        // Surface a failure now rather than after the whole file is read.
-        sending.catch(() => {});
-      };
-
-      const csv = new CsvRecords();
-      let rowsRead = startedWith;
-      for await (const line of readLines(path, resumed ?? undefined)) {
-        let result: RowResult;
-        let rowLine = line.number;
-        if (format === 'csv') {
-          const record = csv.push(line.text, line.number);
-          if (!record) continue;
-          rowLine = record.line;
-          if (columns === null) {
-            const header = csvHeader(record.fields);
-            if ('error' in header) throw new CliError(`${name} line ${record.line}: ${header.error}`);
-            columns = header.columns;
-            continue;
-          }
-          if (record.fields.length === 1 && record.fields[0] === '') continue;
-          result = csvRecordToEvent(columns, record.fields, rowLine, context);
-        } else {
-          if (line.text.trim() === '') continue;
-          result = jsonLineToEvent(line.text, rowLine, context);
-        }
-        rowsRead++;
-        if ('error' in result) {
-          counts.invalid++;
-          report(rowLine, result.error);
-        } else {
-          batch.push({ event: result.event, line: rowLine });
-          if (batch.length === BATCH_SIZE) {
-            await flush({ offset: line.end, line: line.number, invalid: counts.invalid });
-            if (interrupt?.aborted) {
-              interruptedAt = line.number;
-              break;
-            }
-          }
-        }
-        progress.update(rowsRead, line.end);
-      }
-      if (interruptedAt !== null) {
-        await sending;
-        progress.done();
-        return;
-      }
-      const open = csv.unterminatedLine;
-      if (open !== null) {
-        counts.invalid++;
-        report(open, 'a quoted field is not closed before the end of the file');
-      }
-      if (batch.length > 0) await flush({ offset: size, line: 0, invalid: counts.invalid });
-      await sending;
-      progress.update(rowsRead, size, true);
-      progress.done();
-    });
+    const { counts, interruptedAt } = await withTally(io, (opened) =>
+      importFile({
+        ctx: operatorCtx(opened, 'cli-import'),
+        path,
+        name,
+        size,
+        format,
+        rows: { orgId: stringOption(args, 'org'), fileKey: name },
+        statePath,
+        resumed,
+        progress,
+        report,
+        ...(interrupt ? { interrupt } : {}),
+      }),
+    );
     if (interruptedAt !== null) {
       io.stderr.write(
         `Interrupted: rows up to line ${interruptedAt} are imported and saved in ${statePath}; run the same command again to resume.\n`,
@@ -207,7 +106,7 @@ export const importCommand: Command = {
     }
     clearCheckpoint(statePath);
 
-    const rows = counts.accepted + counts.duplicate + counts.rejected + counts.invalid;
+    const rows = rowsCounted(counts);
     const seconds = (performance.now() - started) / 1000;
     if (printed > MAX_PRINTED_ERRORS)
       io.stderr.write(`... and ${printed - MAX_PRINTED_ERRORS} more bad rows.\n`);

@@ -24,6 +24,8 @@ export interface ImportCounts {
   invalid: number;
 }
 
+export const rowsCounted = (c: ImportCounts): number => c.accepted + c.duplicate + c.rejected + c.invalid;
+
 export function readCheckpoint(path: string, fileSize: number): Checkpoint | null {
   if (!existsSync(path)) return null;
   try {
