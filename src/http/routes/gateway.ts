@@ -73,12 +73,10 @@ export function gatewayRoutes(app: OpenAPIHono<AppEnv>, deps: GatewayDeps) {
       const rawBody = await c.req.text();
       return await meterCall(ctx, { wire, path, rawBody, headers, caller }, { error: logError(c) });
     } catch (error) {
-      try {
-        return serviceErrorAnswer(wire, error);
-      } catch {
-        logError(c)('gateway call failed', error);
-        return providerError(wire, 'internal', 'Something went wrong in the gateway; it has been logged');
-      }
+      const refusal = serviceErrorAnswer(wire, error);
+      if (refusal) return refusal;
+      logError(c)('gateway call failed', error);
+      return providerError(wire, 'internal', 'Something went wrong in the gateway; it has been logged');
     }
   });
 

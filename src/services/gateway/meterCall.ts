@@ -44,11 +44,10 @@ const SERVICE_ERROR_KINDS: Partial<Record<number, ErrorKind>> = {
   422: 'invalid_request',
 };
 
-/** A refusal by a Tally verb, in the provider's format; anything else is not the client's fault. */
-export function serviceErrorAnswer(wire: ProviderWire, error: unknown): Response {
+/** A refusal by a Tally verb, in the provider's format; null for anything that is not the client's fault. */
+export function serviceErrorAnswer(wire: ProviderWire, error: unknown): Response | null {
   const kind = error instanceof ServiceError ? SERVICE_ERROR_KINDS[error.status] : undefined;
-  if (!kind || !(error instanceof ServiceError)) throw error;
-  return providerError(wire, kind, error.message, error.code);
+  return kind && error instanceof ServiceError ? providerError(wire, kind, error.message, error.code) : null;
 }
 
 const DROPPED_HEADERS = [
@@ -101,7 +100,9 @@ export async function meterCall(ctx: Ctx, call: GatewayCall, log: GatewayLog): P
       ttl_seconds: HOLD_TTL_SECONDS,
     });
   } catch (error) {
-    return serviceErrorAnswer(wire, error);
+    const refusal = serviceErrorAnswer(wire, error);
+    if (refusal) return refusal;
+    throw error;
   }
   if (!hold.approved || !hold.id) {
     const reason = hold.reason ?? 'denied';
