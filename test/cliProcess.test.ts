@@ -87,6 +87,35 @@ describe('tally bin', () => {
     expect(stdout).toMatch(/^Usage: tally migrate/);
   });
 
+  it('start serves the API until SIGTERM', async () => {
+    const { DATABASE_URL: _url, TALLY_DATA_DIR: _dir, TALLY_ADMIN_KEY: _key, ...inherited } = process.env;
+    const child = spawn(process.execPath, [BIN, 'start', '--port', '0', '--host', '127.0.0.1'], {
+      env: {
+        ...inherited,
+        ...env,
+        TALLY_ADMIN_KEY: OPERATOR_KEY,
+        TALLY_DEMO: '0',
+        TALLY_JOBS: '0',
+        TALLY_LOG: 'off',
+      },
+    });
+    const exited = once(child, 'exit');
+    let stderr = '';
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stderr.on('data', (chunk) => {
+        stderr += chunk;
+        const found = /API docs: +(http:\/\/[\d.:]+)\/docs/.exec(stderr);
+        if (found) resolve(found[1]!);
+      });
+      child.on('exit', () => reject(new Error(`start exited: ${stderr}`)));
+    });
+    const ready = await fetch(`${url}/readyz`);
+    expect(ready.status).toBe(200);
+    child.kill('SIGTERM');
+    const [code] = await exited;
+    expect(code).toBe(0);
+  }, 120_000);
+
   it('migrates, then keys create prints a key that works', async () => {
     expect(await tally('migrate')).toMatchObject({ code: 0, stdout: 'Migrations applied.\n' });
     const org = await onTheDatabase((t) =>
