@@ -143,6 +143,56 @@ describe('embedding, roles, top-ups and the usage bar', () => {
     }
   });
 
+  it('opens the quota page that a blocked hold links to', async () => {
+    const org = await web.tally.call('POST', '/v1/orgs', {
+      body: { name: 'Capped', currency: 'EUR', timezone: 'Europe/Berlin', billing_mode: 'credits' },
+    });
+    const orgId = org.body.id;
+    await web.tally.call('POST', `/v1/orgs/${orgId}/members`, {
+      body: { external_id: 'cap-1', name: 'Cap Owner', role: 'owner' },
+    });
+    await web.tally.call('PUT', `/v1/orgs/${orgId}/limits`, {
+      body: { alert_threshold: '0.01', allowed_limit: '0.02' },
+    });
+    const spent = await web.tally.call('POST', '/v1/events', {
+      body: {
+        events: [
+          {
+            id: 'cap-event',
+            org_id: orgId,
+            member: 'cap-1',
+            feature: 'Chat',
+            provider: 'openai',
+            model: 'gpt-4o',
+            occurred_at: new Date().toISOString(),
+            usage: { input_tokens: 100_000, output_tokens: 10_000 },
+          },
+        ],
+      },
+    });
+    expect(spent.body.results[0].status).toBe('accepted');
+    const hold = await web.tally.call('POST', '/v1/authorizations', {
+      body: {
+        org_id: orgId,
+        member: 'cap-1',
+        feature: 'Chat',
+        provider: 'openai',
+        model: 'gpt-4o',
+        estimate: { credits: '1' },
+      },
+    });
+    expect(hold.body).toMatchObject({ approved: false, reason: 'quota_exceeded' });
+    const quota = new URL(hold.body.quota_url);
+    const link = await embedLink(web, 'owner', { member: 'cap-1', orgId });
+    const page = await newPage();
+    await page.goto(`${link.url}&next=${encodeURIComponent(quota.pathname + quota.search)}`);
+    await page.getByRole('heading', { name: 'Quota exceeded' }).waitFor();
+    await page.getByText('reached its allowed limit of €0.02').waitFor();
+    await page.getByRole('link', { name: 'Raise the limit' }).waitFor();
+    await screenshot(page, 'quota-exceeded');
+    await page.context().close();
+  });
+
   it('updates <tally-usage-bar> live as usage is ingested, with referral from 50 % and upgrade from 75 %', async () => {
     const org = await web.tally.call('POST', '/v1/orgs', {
       body: {

@@ -16,38 +16,13 @@ import { PricingScreen } from './screens/Pricing.tsx';
 import { QuotaScreen } from './screens/Quota.tsx';
 import { SettingsScreen } from './screens/Settings.tsx';
 import { SignIn } from './screens/SignIn.tsx';
-import {
-  chooseOrg,
-  isEmbedToken,
-  readChosenOrg,
-  readCredential,
-  readLocale,
-  saveCredential,
-  signOut,
-  takeEmbedFragment,
-} from './session.ts';
+import { chooseOrg, isEmbedToken, readChosenOrg, readCredential, readLocale, signOut } from './session.ts';
 import { SessionContext, type SessionValue, useSession as useSessionValue } from './sessionContext.tsx';
 import type { Org, Session } from './types.ts';
 import { UsageBar } from './usageBar/UsageBar.tsx';
 
-/** An embed link's token replaces whatever this tab held; its theme variables style the page. */
-function takeEmbedLink(): void {
-  if (!location.pathname.startsWith('/embed')) return;
-  const { token, theme } = takeEmbedFragment();
-  for (const [name, value] of Object.entries(theme)) document.documentElement.style.setProperty(name, value);
-  if (token) saveCredential(token);
-  history.replaceState(
-    null,
-    '',
-    `${location.pathname === '/embed' ? '/usage' : location.pathname}${location.search}`,
-  );
-}
-
 export function App() {
-  const [credential, setCredential] = useState(() => {
-    takeEmbedLink();
-    return readCredential();
-  });
+  const [credential, setCredential] = useState(readCredential);
   if (!credential) return <SignIn onSignedIn={setCredential} />;
   return (
     <SignedIn

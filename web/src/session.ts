@@ -61,12 +61,34 @@ function saveLocale(tag: string | null): void {
  * An embed link carries its token (and an optional theme and locale) in the URL fragment: taken once,
  * then removed from the address.
  */
-export function takeEmbedFragment(): { token: string | null; theme: Record<string, string> } {
+function takeEmbedFragment(): { token: string | null; theme: Record<string, string>; next: string } {
   const params = new URLSearchParams(location.hash.slice(1));
   saveLocale(params.get('locale'));
   const theme: Record<string, string> = {};
   for (const [name, value] of params) {
     if (name.startsWith('--tally-')) theme[name] = value;
   }
-  return { token: params.get('token'), theme };
+  // Where to open, e.g. the quota page; only a page of this app, never another site.
+  const next = params.get('next') ?? '';
+  return {
+    token: params.get('token'),
+    theme,
+    next: /^\/usage(\/[\w/.-]*)?(\?[^#]*)?$/.test(next) ? next : '/usage',
+  };
+}
+
+/**
+ * Opening an embed link: its token replaces whatever this tab held, its theme variables style the
+ * page, and the address becomes the page it asked for. Runs before the first render.
+ */
+export function takeEmbedLink(): void {
+  if (!location.pathname.startsWith('/embed')) return;
+  const { token, theme, next } = takeEmbedFragment();
+  for (const [name, value] of Object.entries(theme)) document.documentElement.style.setProperty(name, value);
+  if (token) saveCredential(token);
+  history.replaceState(
+    null,
+    '',
+    location.pathname === '/embed' ? next : `${location.pathname}${location.search}`,
+  );
 }
