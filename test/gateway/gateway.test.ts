@@ -197,3 +197,15 @@ it('bills a long stream in many increments and still records exactly the price o
     g.fake.behave({ chunks: 12 });
   }
 });
+
+it('passes the model list through, unmetered, to a caller with a valid key', async () => {
+  const openaiModels = await openaiClient(g, key).models.list();
+  expect(openaiModels.data.map((m) => m.id)).toEqual(['gpt-4o-mini']);
+  const anthropicModels = await anthropicClient(g, key).models.list();
+  expect(anthropicModels.data.map((m) => m.id)).toEqual(['claude-haiku-4-5']);
+  expect(g.fake.requests.at(-1)!.headers['x-api-key']).toBe(UPSTREAM_ANTHROPIC_KEY);
+  const refused = await openaiClient(g, 'tally_sk_wrong')
+    .models.list()
+    .catch((e: { status?: number }) => e);
+  expect(refused).toMatchObject({ status: 401 });
+});

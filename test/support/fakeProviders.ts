@@ -237,6 +237,21 @@ export async function startFakeProviders(initial: Partial<FakeBehaviour> = {}): 
       | number
       | undefined;
     const output = Math.min(behaviour.chunks, limit ?? Number.POSITIVE_INFINITY);
+    if (req.method === 'GET' && path === '/v1/models') {
+      // Both providers list models here; Anthropic clients authenticate with x-api-key.
+      return json(
+        res,
+        200,
+        req.headers['x-api-key']
+          ? {
+              data: [{ type: 'model', id: 'claude-haiku-4-5' }],
+              has_more: false,
+              first_id: null,
+              last_id: null,
+            }
+          : { object: 'list', data: [{ id: 'gpt-4o-mini', object: 'model', created: 0, owned_by: 'fake' }] },
+      );
+    }
     if (req.method === 'POST' && path === '/v1/chat/completions') return chatCompletions(res, body, output);
     if (req.method === 'POST' && path === '/v1/responses') return responses(res, body, output);
     if (req.method === 'POST' && path === '/v1/messages') return messages(res, body, output);

@@ -12,6 +12,7 @@ import { createGatewayKey } from '../../services/gateway/createGatewayKey.ts';
 import { deleteGatewayUpstream } from '../../services/gateway/deleteGatewayUpstream.ts';
 import { listGatewayKeys } from '../../services/gateway/listGatewayKeys.ts';
 import { listGatewayUpstreams } from '../../services/gateway/listGatewayUpstreams.ts';
+import { listModels } from '../../services/gateway/listModels.ts';
 import { meterCall, providerError, serviceErrorAnswer } from '../../services/gateway/meterCall.ts';
 import { openaiWire } from '../../services/gateway/openai.ts';
 import { resolveCaller } from '../../services/gateway/resolveCaller.ts';
@@ -77,6 +78,22 @@ export function gatewayRoutes(app: OpenAPIHono<AppEnv>, deps: GatewayDeps) {
       if (refusal) return refusal;
       logError(c)('gateway call failed', error);
       return providerError(wire, 'internal', 'Something went wrong in the gateway; it has been logged');
+    }
+  });
+
+  app.get('/gateway/:provider/v1/models', async (c) => {
+    const wire = WIRES[c.req.param('provider')];
+    if (!wire) return providerError(openaiWire, 'not_found', `The gateway does not serve GET ${c.req.path}`);
+    try {
+      const headers = c.req.raw.headers;
+      const caller = await resolveCaller(deps.db, wire.clientSecret(headers), headers, { billed: false });
+      const ctx = { ...deps, principal: caller.principal, requestId: c.get('requestId') };
+      return await listModels(ctx, wire, caller, headers);
+    } catch (error) {
+      const refusal = serviceErrorAnswer(wire, error);
+      if (refusal) return refusal;
+      logError(c)('gateway model list failed', error);
+      return providerError(wire, 'upstream', 'The provider could not be reached');
     }
   });
 

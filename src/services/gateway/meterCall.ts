@@ -58,7 +58,8 @@ const DROPPED_HEADERS = [
   'keep-alive',
 ];
 
-function passedHeaders(upstream: Headers): Headers {
+/** The provider's answer headers, less those that described the body as it came over the wire. */
+export function passedHeaders(upstream: Headers): Headers {
   const headers = new Headers(upstream);
   for (const name of DROPPED_HEADERS) headers.delete(name);
   return headers;

@@ -38,10 +38,12 @@ function header(headers: Headers, name: string): string | undefined {
   return value;
 }
 
+/** `billed: false` for calls Tally does not meter (the model list): no member is needed. */
 export async function resolveCaller(
   db: Queryable,
   secret: string | undefined,
   headers: Headers,
+  { billed } = { billed: true },
 ): Promise<GatewayCaller> {
   if (!secret) throw unauthorized('Send a Tally gateway key or org API key as the provider API key');
   const overrides = {
@@ -85,7 +87,7 @@ export async function resolveCaller(
   }
   const principal = await authenticate(db, secret);
   if (principal.kind !== 'org_key') throw unauthorized('The operator key cannot call the gateway');
-  if (!overrides.member) {
+  if (!overrides.member && billed) {
     throw new ServiceError(
       400,
       'member_required',
@@ -96,7 +98,7 @@ export async function resolveCaller(
     orgId: principal.orgId,
     principal,
     attribution: {
-      member: overrides.member,
+      member: overrides.member ?? '', // only ever empty for a call that is not billed
       feature: overrides.feature ?? DEFAULT_FEATURE,
       ...(overrides.workspace ? { workspace: overrides.workspace } : {}),
       ...(overrides.project ? { project: overrides.project } : {}),
