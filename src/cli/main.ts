@@ -3,7 +3,6 @@
  * Each command is one file in ./commands; `tally <command> --help` describes it.
  */
 import { fileURLToPath } from 'node:url';
-import { ConfigError } from '../config.ts';
 import { ServiceError } from '../services/errors.ts';
 import { CliError, type CliIo, type Command, helpText, parseCommandArgs, UsageError } from './command.ts';
 import { checkCommand } from './commands/check.ts';
@@ -67,7 +66,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       );
       return 2;
     }
-    if (error instanceof CliError || error instanceof ConfigError) {
+    if (error instanceof CliError) {
       io.stderr.write(`tally ${command.name}: ${error.message}\n`);
       return 1;
     }

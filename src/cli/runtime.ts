@@ -1,12 +1,26 @@
-/** Opening Tally for a command, and acting as the operator (the CLI runs beside the database). */
-import { loadConfig } from '../config.ts';
-import { prepare } from '../server.ts';
+/**
+ * Opening Tally for a command, and acting as the operator (the CLI runs beside the database).
+ * The server modules load only when a command needs them, so `--help` answers at once.
+ */
+import type { Config } from '../config.ts';
 import type { Ctx } from '../services/context.ts';
-import type { CliIo, OpenedTally } from './command.ts';
+import { CliError, type CliIo, type OpenedTally } from './command.ts';
+
+/** The configuration from the command's environment; a bad value is a CliError naming it. */
+export async function loadCliConfig(io: CliIo): Promise<Config> {
+  const { ConfigError, loadConfig } = await import('../config.ts');
+  try {
+    return loadConfig({ TALLY_LOG: 'off', ...io.env });
+  } catch (error) {
+    throw error instanceof ConfigError ? new CliError(error.message) : error;
+  }
+}
 
 export async function openTally(io: CliIo): Promise<OpenedTally> {
   if (io.openTally) return io.openTally();
-  const tally = await prepare(loadConfig({ TALLY_LOG: 'off', ...io.env }));
+  const config = await loadCliConfig(io);
+  const { prepare } = await import('../server.ts');
+  const tally = await prepare(config);
   if (tally.generatedOperatorKey) {
     io.stderr.write(
       `Operator key (generated now, shown once, keep it safe): ${tally.generatedOperatorKey}\n`,

@@ -1,4 +1,3 @@
-import { checkLedger } from '../../services/ledger/checkLedger.ts';
 import { type Command, stringOption } from '../command.ts';
 import { withTally } from '../runtime.ts';
 
@@ -11,6 +10,7 @@ export const checkCommand: Command = {
   positionals: { min: 0, max: 0 },
   async run(args, io) {
     const orgId = stringOption(args, 'org');
+    const { checkLedger } = await import('../../services/ledger/checkLedger.ts');
     const differences = await withTally(io, ({ tally }) => checkLedger(tally.db, orgId));
     if (differences.length === 0) {
       io.stdout.write(

@@ -2,9 +2,8 @@ import { statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { CliError, type Command, type Parsed, stringOption, UsageError } from '../command.ts';
 import { clearCheckpoint, readCheckpoint, rowsCounted } from '../import/checkpoint.ts';
-import { importFile } from '../import/importFile.ts';
+import { CSV_COLUMNS, type ImportFormat } from '../import/columns.ts';
 import { Progress, rowsPerSecond } from '../import/progress.ts';
-import { CSV_COLUMNS, type ImportFormat } from '../import/rows.ts';
 import { operatorCtx, withTally } from '../runtime.ts';
 
 /** The exit code of a command stopped by a signal (128 + SIGINT). */
@@ -83,6 +82,7 @@ export const importCommand: Command = {
 
     const started = performance.now();
     const interrupt = io.interruptible?.();
+    const { importFile } = await import('../import/importFile.ts');
     const { counts, interruptedAt } = await withTally(io, (opened) =>
       importFile({
         ctx: operatorCtx(opened, 'cli-import'),

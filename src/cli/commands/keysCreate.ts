@@ -1,5 +1,4 @@
 import { ROLES, type Role } from '../../domain/permissions.ts';
-import { createApiKey } from '../../services/keys/createApiKey.ts';
 import { type Command, requiredOption, stringOption, UsageError } from '../command.ts';
 import { operatorCtx, withTally } from '../runtime.ts';
 
@@ -22,6 +21,7 @@ export const keysCreateCommand: Command = {
     if (!(ROLES as readonly string[]).includes(role)) {
       throw new UsageError(`--role must be one of ${ROLES.join(', ')}`);
     }
+    const { createApiKey } = await import('../../services/keys/createApiKey.ts');
     const key = await withTally(io, (opened) =>
       createApiKey(operatorCtx(opened, 'cli-keys-create'), orgId, {
         name: stringOption(args, 'name') ?? 'cli',

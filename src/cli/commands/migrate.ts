@@ -1,6 +1,5 @@
-import { loadConfig } from '../../config.ts';
-import { openDatabase } from '../../store/open.ts';
 import type { Command } from '../command.ts';
+import { loadCliConfig } from '../runtime.ts';
 
 export const migrateCommand: Command = {
   name: 'migrate',
@@ -11,7 +10,9 @@ export const migrateCommand: Command = {
   options: {},
   positionals: { min: 0, max: 0 },
   async run(_args, io) {
-    const db = await openDatabase(loadConfig(io.env));
+    const config = await loadCliConfig(io);
+    const { openDatabase } = await import('../../store/open.ts');
+    const db = await openDatabase(config);
     await db.close();
     io.stdout.write('Migrations applied.\n');
     return 0;

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Provider } from '@pydantic/genai-prices';
-import { loadCatalog } from '../../services/pricing/loadCatalog.ts';
 import { CliError, type Command, requiredOption, stringOption } from '../command.ts';
 import { withTally } from '../runtime.ts';
 
@@ -46,6 +45,7 @@ export const pricesRefreshCommand: Command = {
     const version =
       stringOption(args, 'version') ??
       `file-${createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 12)}`;
+    const { loadCatalog } = await import('../../services/pricing/loadCatalog.ts');
     const result = await withTally(io, async ({ tally }) => {
       try {
         return await loadCatalog(tally.db, { providers, version });

@@ -1,4 +1,3 @@
-import { seedDemo } from '../../demo/seedDemo.ts';
 import { type Command, UsageError } from '../command.ts';
 import { withTally } from '../runtime.ts';
 
@@ -11,6 +10,7 @@ export const seedCommand: Command = {
   positionals: { min: 0, max: 0 },
   async run(args, io) {
     if (!args.values.demo) throw new UsageError('Say what to seed: --demo');
+    const { seedDemo } = await import('../../demo/seedDemo.ts');
     const result = await withTally(io, ({ tally }) =>
       // Asked for explicitly, so TALLY_DEMO=0 (start empty) does not apply.
       seedDemo({ ...tally, config: { ...tally.config, TALLY_DEMO: '1' } }),

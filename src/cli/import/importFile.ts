@@ -9,13 +9,13 @@ import { ServiceError } from '../../services/errors.ts';
 import { ingestEvents } from '../../services/events/ingestEvents.ts';
 import { CliError } from '../command.ts';
 import { type Checkpoint, type ImportCounts, rowsCounted, writeCheckpoint } from './checkpoint.ts';
+import type { ImportFormat } from './columns.ts';
 import { readLines } from './lines.ts';
 import type { Progress } from './progress.ts';
 import {
   CsvRecords,
   csvHeader,
   csvRecordToEvent,
-  type ImportFormat,
   jsonLineToEvent,
   type RowContext,
   type RowResult,

@@ -8,8 +8,7 @@ import { USAGE_KEYS } from '../../domain/pricing.ts';
 import type { UsageEventInput } from '../../domain/usageEvent.ts';
 import { paramOf } from '../../http/problem.ts';
 import { EventSchema } from '../../http/routes/events.ts';
-
-export type ImportFormat = 'csv' | 'jsonl';
+import { CSV_COLUMNS } from './columns.ts';
 
 export interface RowContext {
   /** The org of rows without an org_id column/field. */
@@ -20,25 +19,7 @@ export interface RowContext {
 
 export type RowResult = { event: UsageEventInput } | { error: string };
 
-const EVENT_FIELDS = [
-  'id',
-  'org_id',
-  'member',
-  'feature',
-  'provider',
-  'model',
-  'occurred_at',
-  'surface',
-  'workspace',
-  'workspace_group',
-  'project',
-  'conversation_id',
-  'message_id',
-  'parent_id',
-  'metadata',
-] as const;
 const USAGE_COLUMNS = new Set<string>(USAGE_KEYS);
-export const CSV_COLUMNS = [...EVENT_FIELDS, ...USAGE_KEYS];
 
 /** The same file and line always give the same id, so importing a file again adds nothing. */
 export function derivedEventId(fileKey: string, line: number): string {
@@ -117,7 +98,7 @@ export class CsvRecords {
 /** Checks a CSV header: every column must be an event field or a usage count. */
 export function csvHeader(fields: string[]): { columns: string[] } | { error: string } {
   const columns = fields.map((f) => f.trim());
-  const unknown = columns.find((c) => !(CSV_COLUMNS as string[]).includes(c));
+  const unknown = columns.find((c) => !CSV_COLUMNS.includes(c));
   if (unknown !== undefined) {
     return { error: `unknown column "${unknown}" (known: ${CSV_COLUMNS.join(', ')})` };
   }
