@@ -26,7 +26,7 @@ const member = { 'tally-member': 'user_7', 'tally-feature': 'chat' };
 const prompt = [{ role: 'user' as const, content: 'Write a long essay' }];
 
 beforeAll(async () => {
-  g = await startGateway();
+  g = await startGateway({ TALLY_BODY_LIMIT_BYTES: '65536' });
 });
 afterEach(() => {
   g.fake.behave({ chunks: 12, chunkDelayMs: 0, failWith: null, dropAfterEvents: null });
@@ -272,6 +272,22 @@ describe('refusals in the provider format', () => {
       },
     );
     expect(noMember.status).toBe(400);
+    const longMember = await send(
+      '/gateway/openai/v1/chat/completions',
+      '{"model":"gpt-4o-mini","messages":[]}',
+      {
+        'tally-member': 'm'.repeat(201),
+      },
+    );
+    expect(longMember.status).toBe(400);
+    const huge = JSON.stringify({
+      model: 'claude-haiku-4-5',
+      max_tokens: 10,
+      messages: [{ role: 'user', content: 'x'.repeat(70_000) }],
+    });
+    const tooLarge = await send('/gateway/anthropic/v1/messages', huge);
+    expect(tooLarge.status).toBe(413);
+    expect(await tooLarge.json()).toMatchObject({ type: 'error', error: { type: 'request_too_large' } });
     expect(((await noMember.json()) as ProviderErrorBody).error.code).toBe('member_required');
   });
 });
