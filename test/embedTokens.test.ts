@@ -27,6 +27,18 @@ describe('embed tokens', () => {
   const mint = (body: Record<string, unknown>, key = adminKey, org = orgId) =>
     t.call('POST', `/v1/orgs/${org}/embed_tokens`, { key, body });
 
+  it('refuses a token before any was minted, writing nothing', async () => {
+    const forged = encodeEmbedToken('guessed', {
+      org: orgId,
+      member: memberId,
+      role: 'owner',
+      exp: Math.floor(Date.now() / 1000) + 60,
+    });
+    expect((await t.call('GET', '/v1/session', { key: forged })).status).toBe(401);
+    const secrets = await t.db.query("SELECT 1 FROM operator_settings WHERE key = 'embed_token_secret'");
+    expect(secrets).toHaveLength(0);
+  });
+
   it('mints a token for a member by the host app user id, with the page URL and expiry', async () => {
     const before = Date.now();
     const res = await mint({ member: 'u_42', role: 'viewer', ttl_seconds: 600 });

@@ -2,11 +2,12 @@
 import type { Queryable } from '../../store/db.ts';
 import type { Principal } from '../context.ts';
 import { ServiceError } from '../errors.ts';
-import { embedSigningSecret } from './signingSecret.ts';
+import { readEmbedSigningSecret } from './signingSecret.ts';
 import { decodeEmbedToken } from './token.ts';
 
 export async function authenticateEmbedToken(db: Queryable, token: string): Promise<Principal> {
-  const decoded = decodeEmbedToken(await embedSigningSecret(db), token);
+  const secret = await readEmbedSigningSecret(db);
+  const decoded = secret ? decodeEmbedToken(secret, token) : ({ ok: false, reason: 'invalid' } as const);
   if (!decoded.ok) {
     throw new ServiceError(
       401,
