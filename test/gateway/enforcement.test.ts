@@ -80,6 +80,28 @@ describe('a limit reached mid-stream', () => {
     expect(after.held_credits).toBe('0');
   });
 
+  it('ends a cut Responses API stream with response.incomplete', async () => {
+    const { org, key } = await limitedOrg('0.01');
+    g.fake.behave({ chunks: 5000, chunkDelayMs: 1 });
+    const stream = await openaiClient(g, key, member).responses.create({
+      model: 'gpt-4o',
+      input: 'Write a long essay',
+      stream: true,
+    });
+    const types: string[] = [];
+    let last: unknown = null;
+    for await (const event of stream) {
+      types.push(event.type);
+      last = event;
+    }
+    expect(types.length).toBeLessThan(1000);
+    expect(last).toMatchObject({
+      type: 'response.incomplete',
+      response: { status: 'incomplete', incomplete_details: { reason: 'max_output_tokens' } },
+    });
+    expect(await monthCost(org.id)).toBeLessThanOrEqual(0.01);
+  });
+
   it('cuts an Anthropic stream with stop_reason max_tokens and a complete message', async () => {
     const { org, key } = await limitedOrg('0.01');
     g.fake.behave({ chunks: 5000 });
