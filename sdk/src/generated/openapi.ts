@@ -179,6 +179,219 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/gateway/openai/v1/chat/completions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * OpenAI Chat Completions through the metering gateway
+         * @description Authenticate as the provider SDK does (Bearer gateway key or org key). Streamed (SSE) or not; the answer is the provider's, passed through unchanged. Errors are in the provider's format: 402 when Tally refuses the hold, 401 for a bad key, 400 for a malformed request; upstream errors pass through.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description The member billed (required with an org API key) */
+                    "tally-member"?: string;
+                    /** @description The feature billed */
+                    "tally-feature"?: string;
+                    "tally-workspace"?: string;
+                    "tally-project"?: string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            responses: {
+                /** @description The provider's answer (JSON or text/event-stream) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Malformed request (provider error format) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Missing or invalid key (provider error format) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Hold refused: limit, budget or credits (provider error format) */
+                402: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/gateway/openai/v1/responses": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * OpenAI Responses API through the metering gateway
+         * @description Authenticate as the provider SDK does (Bearer gateway key or org key). Streamed (SSE) or not; the answer is the provider's, passed through unchanged. Errors are in the provider's format: 402 when Tally refuses the hold, 401 for a bad key, 400 for a malformed request; upstream errors pass through.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description The member billed (required with an org API key) */
+                    "tally-member"?: string;
+                    /** @description The feature billed */
+                    "tally-feature"?: string;
+                    "tally-workspace"?: string;
+                    "tally-project"?: string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            responses: {
+                /** @description The provider's answer (JSON or text/event-stream) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Malformed request (provider error format) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Missing or invalid key (provider error format) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Hold refused: limit, budget or credits (provider error format) */
+                402: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/gateway/anthropic/v1/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Anthropic Messages through the metering gateway
+         * @description Authenticate as the provider SDK does (x-api-key: gateway key or org key). Streamed (SSE) or not; the answer is the provider's, passed through unchanged. Errors are in the provider's format: 402 when Tally refuses the hold, 401 for a bad key, 400 for a malformed request; upstream errors pass through.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description The member billed (required with an org API key) */
+                    "tally-member"?: string;
+                    /** @description The feature billed */
+                    "tally-feature"?: string;
+                    "tally-workspace"?: string;
+                    "tally-project"?: string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            responses: {
+                /** @description The provider's answer (JSON or text/event-stream) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Malformed request (provider error format) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Missing or invalid key (provider error format) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Hold refused: limit, budget or credits (provider error format) */
+                402: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/orgs": {
         parameters: {
             query?: never;
@@ -6394,6 +6607,199 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/orgs/{org}/auto_topup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Automatic top-up settings and what it bought this month */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    org: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The settings */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AutoTopup"];
+                    };
+                };
+                /** @description Malformed request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, revoked or expired key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (also: another org) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Body too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A field is invalid; `param` names it */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        /**
+         * Turn automatic top-up on or off: below a threshold, buy up to a target within a monthly cap
+         * @description Needs billing:purchase. With Stripe, a card saved by a checkout with save_payment_method: true is charged off-session; a declined card turns it off and sends auto_topup.failed.
+         */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    org: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["SetAutoTopup"];
+                };
+            };
+            responses: {
+                /** @description The settings */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AutoTopup"];
+                    };
+                };
+                /** @description Malformed request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, revoked or expired key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (also: another org) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Body too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A field is invalid; `param` names it */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/orgs/{org}/checkout_sessions": {
         parameters: {
             query?: never;
@@ -7831,6 +8237,11 @@ export interface components {
             org_id: string;
             /** @enum {string} */
             provider: "stripe" | "local";
+            /**
+             * @description A checkout, or an automatic top-up
+             * @enum {string}
+             */
+            kind: "checkout" | "auto_topup";
             /** @enum {string} */
             status: "pending" | "completed" | "failed" | "refunded" | "disputed";
             /** @example 50 */
@@ -9114,7 +9525,7 @@ export interface components {
             url: string;
             description: string | null;
             /** @description Empty: every event type */
-            event_types: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "grant.created" | "usage.daily_summary")[];
+            event_types: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "grant.created" | "usage.daily_summary" | "auto_topup.succeeded" | "auto_topup.failed")[];
             disabled: boolean;
             created_at: string;
         };
@@ -9126,7 +9537,7 @@ export interface components {
             url: string;
             description?: string | null;
             /** @description Only these types; empty or absent: every type */
-            event_types?: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "grant.created" | "usage.daily_summary")[];
+            event_types?: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "grant.created" | "usage.daily_summary" | "auto_topup.succeeded" | "auto_topup.failed")[];
         };
         WebhookDelivery: {
             id: string;
@@ -9137,7 +9548,7 @@ export interface components {
             /** @description Sent as the webhook-id header */
             message_id: string;
             /** @enum {string} */
-            event_type: "alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "grant.created" | "usage.daily_summary";
+            event_type: "alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "grant.created" | "usage.daily_summary" | "auto_topup.succeeded" | "auto_topup.failed";
             /** @enum {string} */
             status: "pending" | "succeeded" | "failed";
             attempts: number;
@@ -9151,6 +9562,39 @@ export interface components {
             payload: {
                 [key: string]: unknown;
             };
+        };
+        AutoTopup: {
+            /** @enum {string} */
+            object: "auto_topup";
+            org_id: string;
+            enabled: boolean;
+            threshold_credits: string;
+            target_credits: string;
+            /** @example 50 */
+            monthly_cap: string;
+            /** @enum {string} */
+            currency: "EUR" | "USD";
+            /**
+             * @description How automatic top-ups pay; null: no card saved yet
+             * @enum {string|null}
+             */
+            payment_method: "stripe_saved_card" | "local" | null;
+            /**
+             * @description Automatic purchases this calendar month, pending or done
+             * @example 50
+             */
+            purchased_this_month: string;
+            /** @description Why Tally turned it off (a declined card) */
+            disabled_reason: string | null;
+        };
+        SetAutoTopup: {
+            enabled: boolean;
+            /** @description Top up when available credits fall below this */
+            threshold_credits: string;
+            /** @description Buy enough to reach this; above the threshold */
+            target_credits: string;
+            /** @description Most automatic purchases per calendar month, in the org currency */
+            monthly_cap: string;
         };
         CheckoutSession: {
             /** @description The payment id (pay_...) */
@@ -9176,6 +9620,8 @@ export interface components {
              * @example 50
              */
             amount: string;
+            /** @description Keep the card (Stripe) for automatic top-ups, charged without the buyer present */
+            save_payment_method?: boolean;
         };
         InvoiceSettings: {
             /** @enum {string} */
