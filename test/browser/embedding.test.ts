@@ -114,6 +114,26 @@ describe('embedding, roles, top-ups and the usage bar', () => {
         .click(),
     ]);
     expect(invoice.suggestedFilename()).toMatch(/\.pdf$/);
+
+    // Automatic top-up: the target must be above the threshold, checked as you type.
+    const auto = page.locator('section', { has: page.getByRole('heading', { name: 'Automatic top-up' }) });
+    await auto.getByLabel('Top up automatically when credits run low').check();
+    await auto.getByLabel('When available credits fall below').fill('1000');
+    await auto.getByLabel('Buy enough to reach (credits)').fill('500');
+    await auto.getByText('The target must be above the threshold.').waitFor();
+    expect(await auto.getByRole('button', { name: 'Save automatic top-up' }).isDisabled()).toBe(true);
+    await auto.getByLabel('Buy enough to reach (credits)').fill('3000');
+    await auto.getByLabel('At most per month (EUR)').fill('200');
+    await auto.getByRole('button', { name: 'Save automatic top-up' }).click();
+    await auto.getByText('Saved').waitFor();
+    const settings = await web.tally.call('GET', `/v1/orgs/${web.orgId}/auto_topup`);
+    expect(settings.body).toMatchObject({
+      enabled: true,
+      threshold_credits: '1000',
+      target_credits: '3000',
+      monthly_cap: '200',
+    });
+    await screenshot(page, 'payments-auto-topup');
     const after = await balance();
     expect(Number(after.available_credits) - Number(before.available_credits)).toBeCloseTo(5000, 6);
     await page.context().close();

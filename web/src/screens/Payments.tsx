@@ -7,12 +7,14 @@ import { navigate, useLocation } from '../router.tsx';
 import { useOrg } from '../sessionContext.tsx';
 import type { Page } from '../types.ts';
 import { useApi } from '../useApi.ts';
+import { AutoTopupPanel } from './AutoTopup.tsx';
 
 const PRESETS = ['10', '50', '100', '300', '500', '1000'];
 
 interface Payment {
   id: string;
   provider: 'stripe' | 'local';
+  kind?: 'checkout' | 'auto_topup';
   status: 'pending' | 'completed' | 'failed' | 'refunded' | 'disputed';
   amount: string;
   currency: string;
@@ -218,6 +220,7 @@ export function PaymentsScreen() {
                       <td className="num">{formats.credits(p.credits)}</td>
                       <td>
                         <span className={`status status-${p.status}`}>{p.status}</span>
+                        {p.kind === 'auto_topup' && <span className="tag">automatic</span>}
                         {p.provider === 'local' && <span className="tag">test payment</span>}
                       </td>
                       <td>
@@ -242,6 +245,7 @@ export function PaymentsScreen() {
           </button>
         )}
       </Panel>
+      <AutoTopupPanel />
     </>
   );
 }
