@@ -21,7 +21,9 @@ const ERROR_TYPES: Record<ErrorKind, string> = {
   internal: 'server_error',
 };
 
-const PROTOCOL_HEADERS = ['accept', 'openai-organization', 'openai-project', 'openai-beta'] as const;
+// Not openai-organization or openai-project: they name an account of the key's owner (the
+// operator, or the org's own upstream), which the client does not know.
+const PROTOCOL_HEADERS = ['accept', 'openai-beta'] as const;
 
 type Json = Record<string, unknown>;
 
