@@ -99,6 +99,7 @@ describe('embedding, roles, top-ups and the usage bar', () => {
     await dialog.getByText('at most two decimals').waitFor();
     await screenshot(page, 'topup-dialog');
     await dialog.getByLabel('€50.00').check();
+    await dialog.getByLabel('Save the card for automatic top-ups').check();
     await dialog.getByRole('button', { name: 'Pay' }).click();
     await page.waitForURL(/\/local-checkout\//);
     await page.getByRole('button', { name: /Pay/ }).click();

@@ -43,6 +43,7 @@ export function TopUpButton() {
   const [problem, setProblem] = useState<string | null>(null);
   const [error, setError] = useState<Error | null>(null);
   const [busy, setBusy] = useState(false);
+  const [saveCard, setSaveCard] = useState(false);
   if (!can('billing:purchase') || org.billing_mode !== 'credits') return null;
   const amount = choice === 'custom' ? custom.trim() : choice;
   const pay = async (event: FormEvent) => {
@@ -53,9 +54,11 @@ export function TopUpButton() {
     setBusy(true);
     setError(null);
     try {
-      const session = await api.send<{ url: string | null }>('POST', `/v1/orgs/${org.id}/checkout_sessions`, {
-        amount,
-      });
+      const session = await api.send<{ url: string | null }>(
+        'POST',
+        `/v1/orgs/${org.id}/checkout_sessions`,
+        saveCard ? { amount, save_payment_method: true } : { amount },
+      );
       if (!session.url) throw new Error('The payment provider gave no checkout page.');
       location.assign(session.url);
     } catch (e) {
@@ -119,6 +122,10 @@ export function TopUpButton() {
               </p>
             </div>
           )}
+          <label className="inline">
+            <input type="checkbox" checked={saveCard} onChange={(e) => setSaveCard(e.target.checked)} /> Save
+            the card for automatic top-ups
+          </label>
           {error && <ErrorNote error={error} />}
           <div className="dialog-actions">
             <button type="button" className="secondary" onClick={() => dialog.current?.close()}>
