@@ -40,15 +40,19 @@ export interface MeteredStream<T> extends AsyncIterable<T> {
   readonly outcome: Promise<StreamOutcome>;
 }
 
+function authorizationIdOf(authorization: MeterStreamOptions['authorization']): string {
+  const id = typeof authorization === 'string' ? authorization : authorization.id;
+  // A denied authorization has no id: there is nothing to bill the stream against.
+  if (!id) throw new TypeError('meterStream needs an approved authorization (it has no id)');
+  return id;
+}
+
 export function meterStream<T>(
   api: HoldApi,
   source: AsyncIterable<T>,
   options: MeterStreamOptions,
 ): MeteredStream<T> {
-  const authorizationId =
-    typeof options.authorization === 'string' ? options.authorization : options.authorization.id;
-  if (!authorizationId) throw new TypeError('meterStream needs an approved authorization (it has no id)');
-  const id: string = authorizationId;
+  const id = authorizationIdOf(options.authorization);
   const every = options.incrementEveryTokens ?? 20;
   const tracker = new StreamUsage(options.provider);
   const increments: AuthorizationIncrement[] = [];
