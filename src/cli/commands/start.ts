@@ -17,7 +17,7 @@ export const startCommand: Command = {
     host: { type: 'string', value: 'HOST', description: 'Listen on this address (default $HOST or 0.0.0.0)' },
   },
   positionals: { min: 0, max: 0 },
-  async run(args, io) {
+  async run(args) {
     const port = stringOption(args, 'port');
     const host = stringOption(args, 'host');
     if (port) process.env.PORT = port;
