@@ -105,10 +105,13 @@ const CreateCheckout = z
   })
   .openapi('CreateCheckoutSession');
 
+/** Past 12 integer digits an amount overflows BIGINT micro-credits or NUMERIC(20, 2): a 500. */
+const BELOW_A_TRILLION = /^\d{1,12}(\.|$)/;
 const CreditAmount = z
   .string()
   .max(40)
-  .regex(/^\d+(\.\d{1,6})?$/, 'must be a decimal string of credits, such as "100"');
+  .regex(/^\d+(\.\d{1,6})?$/, 'must be a decimal string of credits, such as "100"')
+  .regex(BELOW_A_TRILLION, 'must be below 1 000 000 000 000');
 export const AutoTopupSchema = z
   .object({
     object: z.literal('auto_topup'),
@@ -140,6 +143,7 @@ const SetAutoTopup = z
       .string()
       .max(40)
       .regex(/^\d+(\.\d{1,2})?$/, 'must be a decimal string with at most 2 decimals, such as "200"')
+      .regex(BELOW_A_TRILLION, 'must be below 1 000 000 000 000')
       .openapi({ description: 'Most automatic purchases per calendar month, in the org currency' }),
   })
   .openapi('SetAutoTopup');
