@@ -36,6 +36,7 @@ const WARM_UP = Math.min(5_000, Math.floor(REQUESTS / 10));
 const FINGERPRINTED = 300;
 /** How much the heap may grow between the warm-up and the end (metrics by route and caches level off). */
 const HEAP_CEILING_MIB = 32;
+const CLOSED_UPSTREAM = 'http://127.0.0.1:9';
 
 let t: TestTally;
 let http: { url: string; close: () => Promise<void> };
@@ -44,7 +45,13 @@ let world: FuzzWorld;
 const serverErrors = new Map<string, string>();
 
 beforeAll(async () => {
-  t = await startTally();
+  // The gateway's upstreams point at a closed local port: no generated request leaves the machine.
+  t = await startTally({
+    TALLY_UPSTREAM_OPENAI_URL: CLOSED_UPSTREAM,
+    TALLY_UPSTREAM_ANTHROPIC_URL: CLOSED_UPSTREAM,
+    OPENAI_API_KEY: 'sk-fuzz',
+    ANTHROPIC_API_KEY: 'sk-ant-fuzz',
+  });
   http = await listen(t);
   doc = (await t.call('GET', '/openapi.json', { key: '' })).body;
   world = await buildWorld(t);
@@ -188,6 +195,7 @@ async function send(req: FuzzRequest, overHttp: boolean): Promise<Answer> {
 
 /** What is wrong with an answer, or null. */
 function fault(req: FuzzRequest, answer: Answer, wrote: Record<string, number>): string | null {
+  if (req.path.startsWith('/gateway/')) return gatewayFault(req, answer) ?? writeFault(answer, wrote);
   if (answer.status >= 500 && !configurationAnswer(req, answer)) {
     const requestId = /"request_id":"([^"]+)"/.exec(answer.text)?.[1] ?? '';
     return `status ${answer.status}: ${serverErrors.get(requestId) ?? answer.text.slice(0, 300)}`;
@@ -204,6 +212,11 @@ function fault(req: FuzzRequest, answer: Answer, wrote: Record<string, number>):
   if (!parsed.success) return `error body is not a problem: ${answer.text.slice(0, 200)}`;
   if (parsed.data.status !== answer.status)
     return `problem status ${parsed.data.status} in a ${answer.status}`;
+  return writeFault(answer, wrote);
+}
+
+function writeFault(answer: Answer, wrote: Record<string, number>): string | null {
+  if (answer.status < 400) return null;
   if (Object.keys(wrote).length > 0)
     return `refused with ${answer.status} yet wrote rows (table: count, -1 a change the fingerprint saw) ${JSON.stringify(wrote)}`;
   return null;
@@ -236,6 +249,28 @@ const KNOWN_FAULTS: {
       !world.ids.org!.some((id) => req.path.startsWith(`/v1/orgs/${id}/`)),
   },
 ];
+
+/**
+ * The gateway answers in each provider's own format (`{error: {type, message}}`, for Anthropic
+ * inside `{type: "error"}`), not problem+json; its 502 is the proxy's answer for the upstream
+ * this run cannot reach.
+ */
+function gatewayFault(req: FuzzRequest, answer: Answer): string | null {
+  if (answer.status < 400) return null;
+  if (answer.status >= 500 && answer.status !== 502)
+    return `status ${answer.status}: ${answer.text.slice(0, 300)}`;
+  let body: { type?: unknown; error?: { type?: unknown; message?: unknown } };
+  try {
+    body = JSON.parse(answer.text);
+  } catch {
+    return `gateway error body is not JSON: ${answer.text.slice(0, 200)}`;
+  }
+  const shaped = typeof body.error?.type === 'string' && typeof body.error?.message === 'string';
+  const anthropic = req.path.startsWith('/gateway/anthropic/');
+  if (!shaped || (anthropic && body.type !== 'error'))
+    return `gateway error not in the provider's format: ${answer.text.slice(0, 200)}`;
+  return null;
+}
 
 /**
  * The one 5xx that is an answer, not a fault: Stripe's webhook while STRIPE_WEBHOOK_SECRET is unset
