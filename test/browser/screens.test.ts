@@ -168,7 +168,21 @@ describe('usage page screens', () => {
     await page.getByText('Saved').waitFor();
     const limits = await api('/limits');
     expect([limits.alert_threshold, limits.allowed_limit]).toEqual(['80', '100']);
+
+    await page.getByLabel('Name', { exact: true }).fill('Platform cap');
+    await page.getByLabel('Covers').selectOption('workspace');
+    await page.getByLabel('Which (id or name)').fill('platform');
+    await page.getByLabel('Amount (EUR)').fill('25');
+    await page.getByRole('button', { name: 'Add budget' }).click();
+    await page.getByRole('row', { name: /Platform cap/ }).waitFor();
+    const budgets = await api('/budgets');
+    expect(budgets.data).toMatchObject([
+      { name: 'Platform cap', amount: '25', scope: { kind: 'workspace' } },
+    ]);
     await screenshot(page, 'limits');
+    await page.getByRole('button', { name: 'Remove budget Platform cap' }).click();
+    await page.getByText('No budgets.').waitFor();
+    expect((await api('/budgets')).data).toEqual([]);
   });
 
   it('renders every other screen', async () => {
