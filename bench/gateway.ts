@@ -13,8 +13,10 @@ import { startFakeProviders } from '../test/support/fakeProviders.ts';
 import { BENCH_OPERATOR_KEY, openBenchDatabase } from './support/databases.ts';
 import type { BenchModule, BenchOptions, BenchResult, Measurement } from './types.ts';
 
-/** The brief's figure is at 200 streams; 20 shows the overhead before queueing dominates. */
-const CONCURRENCY = [20, 200];
+/** The brief's figure is at 200 streams; 1 (one at a time) and 20 show the overhead before queueing. */
+const CONCURRENCY = [1, 20, 200];
+/** Streams sent one after another when measuring one at a time. */
+const IN_A_ROW = 50;
 /** Streams are spread over this many orgs: holds of one org queue on its balance lock. */
 const ORGS = 20;
 const CHUNKS = 20;
@@ -98,34 +100,43 @@ async function stream(url: string, headers: Record<string, string>, concurrency:
   return { firstByte, lastEvent, closed: performance.now() - started };
 }
 
+/** `concurrency` tasks at once, or `IN_A_ROW` one after another for a concurrency of 1. */
+async function gather<T>(concurrency: number, task: (i: number) => Promise<T>): Promise<T[]> {
+  if (concurrency > 1) return Promise.all(Array.from({ length: concurrency }, (_, i) => task(i)));
+  const results: T[] = [];
+  for (let i = 0; i < IN_A_ROW; i++) results.push(await task(i));
+  return results;
+}
+
+const streamsLabel = (concurrency: number) =>
+  concurrency === 1 ? `1 stream at a time (${IN_A_ROW} in a row)` : `${concurrency} streams`;
+
 /** `concurrency` holds at once through POST /v1/authorizations: what a gateway call waits for first. */
 async function holdRound(base: string, keys: string[], concurrency: number): Promise<number[]> {
-  const latencies = await Promise.all(
-    Array.from({ length: concurrency }, async (_, i) => {
-      const started = performance.now();
-      await json(`${base}/v1/authorizations`, keys[i % keys.length]!, 'POST', {
-        member: `member-${i % 50}`,
-        feature: 'chat',
-        provider: 'openai',
-        model: 'gpt-4o-mini',
-        estimate: { credits: '1' },
-      });
-      return performance.now() - started;
-    }),
-  );
+  const latencies = await gather(concurrency, async (i) => {
+    const started = performance.now();
+    await json(`${base}/v1/authorizations`, keys[i % keys.length]!, 'POST', {
+      member: `member-${i % 50}`,
+      feature: 'chat',
+      provider: 'openai',
+      model: 'gpt-4o-mini',
+      estimate: { credits: '1' },
+    });
+    return performance.now() - started;
+  });
   return latencies.sort((a, b) => a - b);
 }
 
 /** `concurrency` streams at once; answers the sorted latencies of each point. */
 async function round(concurrency: number, send: (i: number) => Promise<Timing>) {
-  const timings = await Promise.all(Array.from({ length: concurrency }, (_, i) => send(i)));
+  const timings = await gather(concurrency, send);
   const sorted = (key: keyof Timing) => timings.map((t) => t[key]).sort((a, b) => a - b);
   return { firstByte: sorted('firstByte'), lastEvent: sorted('lastEvent'), closed: sorted('closed') };
 }
 
 export const gateway: BenchModule = {
   name: 'gateway',
-  description: `Gateway overhead: ${CONCURRENCY.join(' and ')} concurrent streamed chat completions (${CHUNKS} chunks ${CHUNK_DELAY_MS} ms apart from a local upstream in its own process, spread over ${ORGS} orgs with monthly limits) sent straight to the upstream and through \`/gateway/openai/v1/chat/completions\`, read as raw SSE with fetch from the Tally process. Each gateway stream places a hold, bills one increment while streaming and captures before it closes. Added latency = gateway percentile - direct percentile, at the first byte (after the hold), at the last event (\`[DONE]\`) and at the close of the stream (after the capture); figures are medians over runs. For reference, the same number of holds at once through \`POST /v1/authorizations\`: the first byte waits for one (and for the key lookup), the close for the capture.`,
+  description: `Gateway overhead: streamed chat completions one at a time (${IN_A_ROW} in a row), then ${CONCURRENCY.slice(1).join(' and ')} at once (${CHUNKS} chunks ${CHUNK_DELAY_MS} ms apart from a local upstream in its own process, spread over ${ORGS} orgs with monthly limits) sent straight to the upstream and through \`/gateway/openai/v1/chat/completions\`, read as raw SSE with fetch from the Tally process. Each gateway stream places a hold, bills one increment while streaming and captures before it closes. Added latency = gateway percentile - direct percentile, at the first byte (after the hold), at the last event (\`[DONE]\`) and at the close of the stream (after the capture); figures are medians over runs. For reference, the same number of holds at once through \`POST /v1/authorizations\`: the first byte waits for one (and for the key lookup), the close for the capture.`,
   async run(options: BenchOptions): Promise<BenchResult> {
     const measurements: Measurement[] = [];
     const lines: string[] = [];
@@ -189,16 +200,16 @@ export const gateway: BenchModule = {
                 for (const p of [50, 99]) {
                   const d = percentile(base[key], p);
                   const t = percentile(through[key], p);
-                  const name = `gateway added latency, ${what} p${p}, ${concurrency} streams`;
+                  const name = `gateway added latency, ${what} p${p}, ${streamsLabel(concurrency)}`;
                   added.set(name, [...(added.get(name) ?? []), t - d]);
                   lines.push(
-                    `- ${database.label}, ${concurrency} streams, run ${run}, ${what} p${p}: direct ${d.toFixed(1)} ms, through the gateway ${t.toFixed(1)} ms, added ${(t - d).toFixed(1)} ms`,
+                    `- ${database.label}, ${streamsLabel(concurrency)}, run ${run}, ${what} p${p}: direct ${d.toFixed(1)} ms, through the gateway ${t.toFixed(1)} ms, added ${(t - d).toFixed(1)} ms`,
                   );
                 }
               }
               const holds = await holdRound(running.url, keys, concurrency);
               for (const p of [50, 99]) {
-                const name = `hold round trip p${p}, ${concurrency} at once (for reference)`;
+                const name = `hold round trip p${p}, ${concurrency === 1 ? 'one at a time' : `${concurrency} at once`} (for reference)`;
                 added.set(name, [...(added.get(name) ?? []), percentile(holds, p)]);
               }
               options.log(`  ${database.label} ${concurrency} streams run ${run} done`);
