@@ -191,7 +191,7 @@ describe('usage page screens', () => {
       ['/usage/payments', 'Payments', 'payments'],
       ['/usage/pricing', 'Pricing', 'pricing'],
       ['/usage/alerts', 'Alerts', 'alerts'],
-      ['/usage/settings', 'Members and roles', 'settings'],
+      ['/usage/settings', 'Members and roles', 'settings-members'],
       ['/usage/quota', 'Quota exceeded', 'quota'],
     ];
     for (const [path, heading, name] of screens) {
@@ -209,6 +209,31 @@ describe('usage page screens', () => {
     await page.goto(`${web.url}/usage/alerts`);
     if (alerts.data.length === 0) await page.getByText('No alerts yet').waitFor();
     else await expect.poll(() => page.locator('tbody tr').count()).toBe(alerts.data.length);
+  });
+
+  it('manages members, API keys and webhooks in settings', async () => {
+    await page.goto(`${web.url}/usage/settings`);
+    const members = await web.tally.call('GET', `/v1/orgs/${web.orgId}/members?limit=100`);
+    const noah = members.body.data.find((m: any) => m.name === 'Noah Fischer');
+    await page.getByLabel('Role of Noah Fischer').selectOption('viewer');
+    const roleOf = async (id: string) =>
+      (await web.tally.call('GET', `/v1/orgs/${web.orgId}/members?limit=100`)).body.data.find(
+        (m: any) => m.id === id,
+      ).role;
+    await expect.poll(() => roleOf(noah.id)).toBe('viewer');
+
+    await page.getByLabel('Key name').fill('reporting');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const secret = await page.locator('.note.ok code').textContent();
+    expect(secret).toMatch(/^tally_sk_/);
+    expect((await web.tally.call('GET', '/v1/session', { key: secret! })).body.org_id).toBe(web.orgId);
+
+    await page.getByLabel('Endpoint URL').fill('https://hooks.example.com/tally');
+    await page.getByRole('button', { name: 'Add endpoint' }).click();
+    await page.getByText('https://hooks.example.com/tally').waitFor();
+    await page.getByRole('button', { name: 'Deliveries' }).click();
+    await page.getByText('Nothing sent yet.').waitFor();
+    await screenshot(page, 'settings');
   });
 
   it('fits a phone screen', async () => {
