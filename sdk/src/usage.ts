@@ -97,7 +97,7 @@ export function extractUsage(provider: ProviderName, response: unknown): TallyUs
   return provider === 'openai' ? openAIUsage(body.usage) : anthropicUsage(body.usage);
 }
 
-/** Tokens in a piece of text at about 4 characters a token, at least 1 (0 for no text). */
+/** Tokens in a piece of text at about 4 characters a token, at least 1 (0 for no text): a hold's estimate of a prompt. */
 export function estimateTokens(text: string): number {
   return text.length === 0 ? 0 : Math.max(1, Math.ceil(text.length / 4));
 }
