@@ -111,7 +111,10 @@ describe('usage page screens', () => {
     await expect.poll(() => list.count()).toBe(5);
     await page.getByRole('button', { name: `Show all (${byMember.groups})` }).click();
     await expect.poll(() => list.count()).toBe(byMember.groups);
-    // The removed demo member's usage stays, under "Unknown user" (or their kept name).
+    // The removed demo member's usage stays, under "Unknown user".
+    const all = await api('/usage/breakdown?range=30d&by=member&limit=500');
+    expect(all.data.map((row: any) => row.label)).toContain('Unknown user');
+    await list.filter({ hasText: 'Unknown user' }).first().waitFor();
     await page.getByRole('button', { name: 'Show top 5' }).click();
     await expect.poll(() => list.count()).toBe(5);
   });
