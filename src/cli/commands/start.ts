@@ -22,6 +22,9 @@ export const startCommand: Command = {
     const host = stringOption(args, 'host');
     if (port) process.env.PORT = port;
     if (host) process.env.HOST = host;
+    // As `npm start`: build the web app when it is missing or older than its sources.
+    const { ensureWebBuilt } = await import('../../../web/scripts/ensureBuilt.ts');
+    await ensureWebBuilt();
     // The server entry point runs on import and keeps the process alive until a signal.
     await import('../../main.ts');
     return new Promise<number>(() => {});
