@@ -275,6 +275,17 @@ describe('embedding, roles, top-ups and the usage bar', () => {
       await screenshot(page, 'usage-bar');
       await bar.getByRole('button', { name: 'Upgrade' }).click();
       await page.waitForURL(/#upgrade$/);
+
+      // On track to run out before the cycle ends: the overview warns, with the way to buy more.
+      expect((await balance(orgId)).cycle.runs_out_before_cycle_end).toBe(true);
+      const owner = await web.tally.call('POST', `/v1/orgs/${orgId}/members`, {
+        body: { external_id: 'owner-1', name: 'Owner One', role: 'owner' },
+      });
+      expect(owner.status).toBe(201);
+      await page.goto((await embedLink(web, 'owner', { member: 'owner-1', orgId })).url);
+      await page.getByText('At the current rate your credits run out').waitFor();
+      await page.getByRole('link', { name: 'Upgrade or top up' }).click();
+      await page.getByRole('heading', { name: 'Payments' }).waitFor();
       await page.context().close();
     } finally {
       await host.close();
