@@ -7,6 +7,7 @@
  *
  * TALLY_FUZZ_REQUESTS (default 100 000) sets the count, TALLY_FUZZ_SEED the seed.
  */
+import { request as httpRequest } from 'node:http';
 import { serve } from '@hono/node-server';
 import fc from 'fast-check';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -189,8 +190,52 @@ async function send(req: FuzzRequest, overHttp: boolean): Promise<Answer> {
     headers: req.headers,
     ...(req.body !== undefined ? { body: req.body } : {}),
   };
-  const res = overHttp ? await fetch(`${http.url}${req.path}`, init) : await t.app.request(req.path, init);
+  let res: Response;
+  try {
+    res = overHttp ? await overSocket(req) : await t.app.request(req.path, init);
+  } catch (e) {
+    // No answer at all (a connection the server cut): a fault like a 5xx, reported with the request.
+    const cause = (e as { cause?: { code?: string } }).cause?.code ?? String(e);
+    return { status: 599, contentType: '', text: `no answer: ${cause}` };
+  }
   return { status: res.status, contentType: res.headers.get('content-type') ?? '', text: await res.text() };
+}
+
+/**
+ * One request on a connection of its own (no keep-alive: a reused socket the server had just
+ * closed would read as a reset the server did not cause).
+ */
+function overSocket(req: FuzzRequest): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const outgoing = httpRequest(
+      `${http.url}${req.path}`,
+      {
+        method: req.method,
+        // Node sends a DELETE body unframed unless told its length.
+        headers: {
+          ...req.headers,
+          ...(req.body !== undefined ? { 'content-length': Buffer.byteLength(req.body) } : {}),
+        },
+        agent: false,
+      },
+      (incoming) => {
+        const chunks: Buffer[] = [];
+        incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
+        incoming.on('error', reject);
+        incoming.on('end', () => {
+          const headers = new Headers();
+          for (const [name, value] of Object.entries(incoming.headers)) {
+            if (typeof value === 'string') headers.set(name, value);
+          }
+          const status = incoming.statusCode ?? 0;
+          const body = [204, 304].includes(status) ? null : Buffer.concat(chunks);
+          resolve(new Response(body, { status, headers }));
+        });
+      },
+    );
+    outgoing.on('error', (e) => reject(Object.assign(new Error('no answer'), { cause: e })));
+    outgoing.end(req.body);
+  });
 }
 
 /** What is wrong with an answer, or null. */
