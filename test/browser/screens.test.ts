@@ -147,7 +147,15 @@ describe('usage page screens', () => {
     });
     await firstDay.locator('tbody a').first().click();
     await page.getByRole('heading', { name: /Daily detail/ }).waitFor();
-    await page.locator('table tbody tr').first().waitFor();
+    const date = new URL(page.url()).pathname.split('/').pop();
+    const day = await api(`/usage/days/${date}`);
+    const rows = page.locator('table tbody tr');
+    await expect.poll(() => rows.count()).toBe(day.data.length);
+    // Category, operation, unit price per billing unit, quantity, calls, cost: as the API itemizes them.
+    const first = await rows.first().locator('td, th').allTextContents();
+    expect(first[0]).toBe(day.data[0].category);
+    expect(first[1]).toBe(day.data[0].operation);
+    expect(first[2]).toContain(`/ ${day.data[0].billing_unit}`);
     await screenshot(page, 'daily-detail');
   });
 

@@ -10,6 +10,8 @@ export interface Formats {
   timeZone: string;
   credits(value: string): string;
   money(value: string, currency?: string): string;
+  /** A unit price: down to the eighth decimal the API gives, so small prices do not show as zero. */
+  price(value: string, currency: string): string;
   count(value: number): string;
   share(value: string): string;
   tokens(value: number): string;
@@ -58,6 +60,10 @@ export function createFormats(currency: string, timeZone: string, locale: string
       const small = value !== '0' && compareDecimal(value.replace('-', ''), '1') < 0;
       return (small ? fine : normal).format(asNumeric(value));
     },
+    price: (value, code) =>
+      new Intl.NumberFormat(locale, { style: 'currency', currency: code, maximumFractionDigits: 8 }).format(
+        asNumeric(value),
+      ),
     count: (value) => count.format(value),
     share: (value) => share.format(asNumeric(value)),
     tokens: (value) => compact.format(value),

@@ -1,7 +1,8 @@
 /**
- * Forecast, anomalies and recommendations. A panel whose endpoint this Tally does not offer (404)
- * is left out rather than filled with guesses.
+ * Forecast, anomalies and recommendations, as the API computes them. A panel whose endpoint this
+ * Tally does not offer (404) is left out rather than filled with guesses.
  */
+import type { Query } from '../api.ts';
 import { useOrg } from '../sessionContext.tsx';
 import { unitValue } from '../units.ts';
 import { useApi } from '../useApi.ts';
@@ -127,16 +128,21 @@ export function AnomaliesPanel() {
 }
 
 interface Recommendation {
-  title?: string;
-  description?: string;
-  detail?: string;
+  id: string;
+  title: string;
+  detail: string;
+  monthly_savings_cost: string | null;
 }
 
-/** Only shown when the API offers recommendations (the endpoint is planned, not in every version). */
-export function RecommendationsPanel() {
-  const { org } = useOrg();
-  const answer = useApi<{ data: Recommendation[] }>(`/v1/orgs/${org.id}/usage/recommendations`);
-  if (answer.error?.status === 404 || (answer.loading && !answer.data)) return null;
+/** Cost cuts computed by the API from the org's own usage, each with the figure it rests on. */
+export function RecommendationsPanel({ query }: { query: Query }) {
+  const { org, formats } = useOrg();
+  const answer = useApi<{ currency: string; data: Recommendation[] }>(
+    `/v1/orgs/${org.id}/usage/recommendations`,
+    query,
+  );
+  // A Tally without this endpoint (404) shows no panel rather than an error.
+  if (answer.error?.status === 404) return null;
   return (
     <Panel title="Recommendations">
       <Await loaded={answer} what="recommendations">
@@ -144,10 +150,17 @@ export function RecommendationsPanel() {
           r.data.length === 0 ? (
             <p className="empty">No savings to suggest for this usage.</p>
           ) : (
-            <ul>
-              {r.data.map((item, i) => (
-                <li key={item.title ?? String(i)}>
-                  <strong>{item.title}</strong> {item.description ?? item.detail}
+            <ul className="recommendations">
+              {r.data.map((item) => (
+                <li key={item.id}>
+                  <strong>{item.title}</strong>
+                  {item.monthly_savings_cost && (
+                    <span className="saving">
+                      {' '}
+                      saves about {formats.money(item.monthly_savings_cost, r.currency)} a month
+                    </span>
+                  )}
+                  <p className="muted">{item.detail}</p>
                 </li>
               ))}
             </ul>

@@ -12,7 +12,14 @@ interface DayItems {
   currency: string;
   total: Figures;
   truncated: boolean;
-  data: (Figures & { operation: string; provider: string; model: string; billing_unit: string })[];
+  data: (Figures & {
+    category: string;
+    operation: string;
+    component: string;
+    quantity: string;
+    billing_unit: string;
+    unit_price: string;
+  })[];
 }
 
 export function DailyScreen({ date }: { date: string }) {
@@ -47,14 +54,16 @@ export function DailyScreen({ date }: { date: string }) {
                 <table className="table">
                   <thead>
                     <tr>
-                      <th scope="col">Operation</th>
                       <th scope="col">Category</th>
-                      <th scope="col">Billing unit</th>
+                      <th scope="col">Operation</th>
                       <th scope="col" className="num">
-                        Calls
+                        Unit price
                       </th>
                       <th scope="col" className="num">
-                        Credits
+                        Quantity
+                      </th>
+                      <th scope="col" className="num">
+                        Calls
                       </th>
                       <th scope="col" className="num">
                         Cost
@@ -63,15 +72,20 @@ export function DailyScreen({ date }: { date: string }) {
                   </thead>
                   <tbody>
                     {d.data.map((item) => (
-                      <tr key={item.operation}>
+                      <tr key={`${item.category}|${item.operation}|${item.component}`}>
+                        <td>{item.category}</td>
                         <th scope="row">{item.operation}</th>
-                        <td>
-                          {item.provider} / {item.model}
+                        <td className="num">
+                          {formats.price(item.unit_price, d.currency)} / {item.billing_unit}
                         </td>
-                        <td>{item.billing_unit}</td>
+                        <td className="num">{formats.credits(item.quantity)}</td>
                         <td className="num">{formats.count(item.calls)}</td>
-                        <td className="num">{formats.credits(item.credits)}</td>
-                        <td className="num">{formats.money(item.cost, d.currency)}</td>
+                        <td className="num">
+                          {formats.money(item.cost, d.currency)}
+                          {d.unit === 'credits' && (
+                            <div className="muted">{formats.credits(item.credits)} credits</div>
+                          )}
+                        </td>
                       </tr>
                     ))}
                   </tbody>

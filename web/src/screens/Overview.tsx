@@ -221,7 +221,7 @@ function OverviewBody({ query, generation }: { query: Query; generation: number 
         <ForecastPanel />
         <AnomaliesPanel />
       </div>
-      <RecommendationsPanel />
+      <RecommendationsPanel query={query} />
     </>
   );
 }
