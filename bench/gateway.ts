@@ -237,7 +237,7 @@ export const gateway: BenchModule = {
     }
     // Other work on the machine (tests, other benches) inflates every figure here; say how much.
     lines.unshift(
-      `- 1-minute load average when these runs ended: ${loadavg()[0]!.toFixed(2)} on ${availableParallelism()} cores.`,
+      `- 1-minute load average when these runs ended: ${loadavg()[0]!.toFixed(2)} on ${availableParallelism()} cores (above the core count, other work shared the machine and every figure here is inflated).`,
     );
     return { measurements, sections: [{ title: 'Gateway overhead runs', lines }] };
   },

@@ -257,6 +257,9 @@ export async function startFakeProviders(initial: Partial<FakeBehaviour> = {}): 
     if (req.method === 'POST' && path === '/v1/messages') return messages(res, body, output);
     json(res, 404, { error: { message: `no route ${path}` } });
   });
+  // Idle keep-alive connections stay open longer than a slow hold takes, so a client never reuses
+  // a socket the server is closing at that moment (fetch would fail the request).
+  server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
