@@ -69,6 +69,18 @@ describe('usage page screens', () => {
     }
   });
 
+  it('shows a custom range picked with the date inputs', async () => {
+    const day = (daysAgo: number) => new Date(Date.now() - daysAgo * 86_400_000).toISOString().slice(0, 10);
+    await page.getByRole('tab', { name: 'Custom' }).click();
+    await page.getByLabel('From').fill(day(3));
+    await page.getByLabel('To').fill(day(10));
+    await page.getByText('The start must not be after the end.').waitFor();
+    await page.getByLabel('To').fill(day(3));
+    await page.getByLabel('From').fill(day(10));
+    const summary = await api(`/usage/summary?range=custom&from=${day(10)}&to=${day(3)}`);
+    await expect.poll(() => kpiCalls().textContent()).toBe(formatCount(summary.calls));
+  });
+
   it('moves between periods with the keyboard', async () => {
     await page.getByRole('tab', { name: '24 hours' }).focus();
     await page.keyboard.press('ArrowRight');

@@ -103,7 +103,9 @@ function PeriodTabs({ period, onChange }: { period: Period; onChange(period: Per
     const step = event.key === 'ArrowRight' ? 1 : event.key === 'ArrowLeft' ? -1 : 0;
     if (!step) return;
     event.preventDefault();
-    const index = PERIODS.findIndex(([value]) => value === period);
+    // From the focused tab (the pattern's rule), which is the selected one unless clicked elsewhere.
+    const focused = (event.target as HTMLElement).dataset.period ?? period;
+    const index = PERIODS.findIndex(([value]) => value === focused);
     const next = PERIODS[(index + step + PERIODS.length) % PERIODS.length]![0];
     onChange(next);
     event.currentTarget.querySelector<HTMLButtonElement>(`[data-period="${next}"]`)?.focus();
