@@ -49,6 +49,8 @@ describe('usage page screens', () => {
     await page.getByRole('heading', { name: 'Recent activity' }).waitFor();
     await page.locator('.chart svg polyline').first().waitFor();
     await page.getByText('Days remaining').waitFor();
+    const patterns = await api('/usage/patterns?range=30d');
+    await page.getByText(`Busiest hour: ${String(patterns.busiest_hour).padStart(2, '0')}:00`).waitFor();
     const recommendations = await api('/usage/recommendations?range=30d');
     await expect.poll(() => page.locator('.recommendations li').count()).toBe(recommendations.data.length);
     await screenshot(page, 'overview');

@@ -6,6 +6,7 @@ import type { Query } from '../api.ts';
 import { useOrg } from '../sessionContext.tsx';
 import { unitValue } from '../units.ts';
 import { useApi } from '../useApi.ts';
+import { BarList, ColumnChart } from './charts.tsx';
 import { Await, Panel } from './states.tsx';
 
 interface Projection {
@@ -166,6 +167,65 @@ export function RecommendationsPanel({ query }: { query: Query }) {
             </ul>
           )
         }
+      </Await>
+    </Panel>
+  );
+}
+
+interface Cell {
+  credits: string;
+  cost: string;
+  calls: number;
+  share: string;
+}
+interface Patterns {
+  unit: 'credits' | 'usd' | 'tokens';
+  busiest_hour: number | null;
+  hours: (Cell & { hour: number })[];
+  weekdays: (Cell & { weekday: number; name: string })[];
+  week_over_week: { trend: { label: string } };
+}
+
+/** When the organization uses AI: busiest hours (org time zone) and weekdays, and the week-over-week change. */
+export function PatternsPanel({ query }: { query: Query }) {
+  const { org, formats } = useOrg();
+  const answer = useApi<Patterns>(`/v1/orgs/${org.id}/usage/patterns`, query);
+  if (answer.error?.status === 404) return null;
+  return (
+    <Panel title="When your team uses AI">
+      <Await loaded={answer} what="usage patterns">
+        {(p) => {
+          const format = unitValue(formats, p.unit);
+          const value = (c: Cell) => (p.unit === 'usd' ? c.cost : c.credits);
+          if (p.busiest_hour === null) return <p className="empty">No usage in this period.</p>;
+          return (
+            <>
+              <p>
+                Busiest hour: <strong>{String(p.busiest_hour).padStart(2, '0')}:00</strong> (
+                {formats.timeZone}) · this week against last: <strong>{p.week_over_week.trend.label}</strong>
+              </p>
+              <ColumnChart
+                title="Spend by hour of day"
+                columns={p.hours.map((h) => ({
+                  key: String(h.hour),
+                  label: `${String(h.hour).padStart(2, '0')}h`,
+                  value: value(h),
+                  text: `${format(value(h))}, ${formats.count(h.calls)} calls`,
+                  highlight: h.hour === p.busiest_hour,
+                }))}
+              />
+              <BarList
+                rows={p.weekdays.map((d) => ({
+                  key: d.name,
+                  label: d.name,
+                  value: value(d),
+                  text: format(value(d)),
+                  note: formats.share(d.share),
+                }))}
+              />
+            </>
+          );
+        }}
       </Await>
     </Panel>
   );

@@ -144,3 +144,53 @@ export function BarList({
     </ul>
   );
 }
+
+/** Vertical columns (e.g. the 24 hours of a day), each with its exact figure in a tooltip. */
+export function ColumnChart({
+  title,
+  columns,
+}: {
+  title: string;
+  columns: { key: string; label: string; value: string; text: string; highlight?: boolean }[];
+}) {
+  const id = useId();
+  const height = 120;
+  const width = 640;
+  const gap = 4;
+  const max = Math.max(0, ...columns.map((c) => Number(c.value)));
+  const columnWidth = (width - gap * (columns.length - 1)) / Math.max(1, columns.length);
+  return (
+    <figure className="chart">
+      <svg viewBox={`0 0 ${width} ${height + 18}`} role="img" aria-labelledby={`${id}-title`}>
+        <title id={`${id}-title`}>{title}</title>
+        {columns.map((c, i) => {
+          const h = max > 0 ? (Number(c.value) / max) * height : 0;
+          const x = i * (columnWidth + gap);
+          return (
+            <g key={c.key} className={c.highlight ? 'column highlight' : 'column'}>
+              <rect x={x} y={height - h} width={columnWidth} height={h} rx={2}>
+                <title>{`${c.label}: ${c.text}`}</title>
+              </rect>
+              {i % 3 === 0 && (
+                <text x={x + columnWidth / 2} y={height + 14} textAnchor="middle">
+                  {c.label}
+                </text>
+              )}
+            </g>
+          );
+        })}
+      </svg>
+      <table className="sr-only">
+        <caption>{title}</caption>
+        <tbody>
+          {columns.map((c) => (
+            <tr key={c.key}>
+              <th scope="row">{c.label}</th>
+              <td>{c.text}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </figure>
+  );
+}

@@ -4,7 +4,12 @@ import { type Query, saveBlob } from '../api.ts';
 import { ActivityTable } from '../components/Activity.tsx';
 import { AllowanceBar, CycleCards } from '../components/Allowance.tsx';
 import { FeaturePills, MemberShares, ModelBars, TopTable } from '../components/Breakdowns.tsx';
-import { AnomaliesPanel, ForecastPanel, RecommendationsPanel } from '../components/Insights.tsx';
+import {
+  AnomaliesPanel,
+  ForecastPanel,
+  PatternsPanel,
+  RecommendationsPanel,
+} from '../components/Insights.tsx';
 import { Await, ErrorNote, Panel } from '../components/states.tsx';
 import { CumulativeChart, SurfaceChart } from '../components/UsageCharts.tsx';
 import { Link } from '../router.tsx';
@@ -223,7 +228,10 @@ function OverviewBody({ query, generation }: { query: Query; generation: number 
         <ForecastPanel />
         <AnomaliesPanel />
       </div>
-      <RecommendationsPanel query={query} />
+      <div className="grid two">
+        <RecommendationsPanel query={query} />
+        <PatternsPanel query={query} />
+      </div>
     </>
   );
 }
