@@ -239,11 +239,16 @@ function overSocket(req: FuzzRequest): Promise<Response> {
 }
 
 /** What is wrong with an answer, or null. */
+/** What the server logged for the request of this answer (a 500's cause), or ''. */
+function loggedError(answer: Answer): string {
+  const requestId = /"request_id":"([^"]+)"/.exec(answer.text)?.[1] ?? '';
+  return serverErrors.get(requestId) ?? '';
+}
+
 function fault(req: FuzzRequest, answer: Answer, wrote: Record<string, number>): string | null {
   if (req.path.startsWith('/gateway/')) return gatewayFault(req, answer) ?? writeFault(answer, wrote);
   if (answer.status >= 500 && !configurationAnswer(req, answer)) {
-    const requestId = /"request_id":"([^"]+)"/.exec(answer.text)?.[1] ?? '';
-    return `status ${answer.status}: ${serverErrors.get(requestId) ?? answer.text.slice(0, 300)}`;
+    return `status ${answer.status}: ${loggedError(answer) || answer.text.slice(0, 300)}`;
   }
   if (answer.status < 400) return null;
   if (!/^application\/problem\+json/.test(answer.contentType)) return `error as ${answer.contentType}`;
@@ -275,6 +280,24 @@ const KNOWN_FAULTS: {
   name: string;
   matches: (req: FuzzRequest, answer: Answer, wrote: Record<string, number>) => boolean;
 }[] = [
+  {
+    // An estimate that prices to 0 micro-credits (0 tokens, "0" credits, or an org whose credit is
+    // worth a fortune) breaks CHECK (held > 0) instead of being refused.
+    name: 'src/services/authorizations/authorize.ts: a hold of 0 credits is a 500 (authorizations_held_check)',
+    matches: (req, answer) =>
+      answer.status === 500 &&
+      req.path === '/v1/authorizations' &&
+      loggedError(answer).includes('authorizations_held_check'),
+  },
+  {
+    // An amount that buys less than a micro-credit (an org whose credit is worth a fortune) breaks
+    // CHECK (credits > 0) instead of being refused.
+    name: 'src/services/payments/createCheckoutSession.ts: a top-up worth 0 credits is a 500 (payments_credits_check)',
+    matches: (req, answer) =>
+      answer.status === 500 &&
+      req.path.endsWith('/checkout_sessions') &&
+      loggedError(answer).includes('payments_credits_check'),
+  },
   {
     // The member named by a hold is created before the hold is refused, in a transaction of its own.
     name: 'src/services/authorizations: a refused hold still creates the member it names',
