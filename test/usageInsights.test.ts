@@ -14,6 +14,7 @@ import {
   UsageForecastSchema,
   UsagePatternsSchema,
 } from '../src/http/routes/usageInsights.ts';
+import { detectAnomalies } from '../src/services/usage/detectAnomalies.ts';
 import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
 
 let t: TestTally;
@@ -292,6 +293,29 @@ describe('usage insights over HTTP', () => {
       expect(credits(x.value)).toBeGreaterThan(credits(x.median));
     }
     expect(a.data.filter((x) => x.date !== today())).toEqual([]);
+  });
+
+  it('fires anomaly.detected once per spike, however often the job runs', async () => {
+    const jobCtx = {
+      db: t.db,
+      config: t.config,
+      prices: t.prices,
+      principal: { kind: 'operator' as const, id: 'job' },
+      requestId: 'job',
+    };
+    const first = await detectAnomalies(jobCtx);
+    const again = await detectAnomalies(jobCtx);
+    expect(again.sent).toBe(0);
+    const messages = await t.db.query<{ payload: { data: { scope: string; label: string; date: string } } }>(
+      `SELECT payload FROM webhook_messages WHERE org_id = $1 AND type = 'anomaly.detected' ORDER BY seq`,
+      [org.id],
+    );
+    expect(messages.length).toBeGreaterThanOrEqual(3);
+    expect(first.sent).toBeGreaterThanOrEqual(messages.length);
+    expect(new Set(messages.map((m) => `${m.payload.data.scope}:${m.payload.data.label}`))).toEqual(
+      new Set(['org:Acme', 'member:mallory', 'feature:Deep research']),
+    );
+    expect(messages.every((m) => m.payload.data.date === today())).toBe(true);
   });
 });
 

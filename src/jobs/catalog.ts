@@ -7,6 +7,7 @@ import { expireGrantsEverywhere } from '../services/ledger/expireGrantsEverywher
 import { issuePlanGrants } from '../services/ledger/issuePlanGrants.ts';
 import { purgeIdempotencyKeys } from '../services/maintenance/purgeIdempotencyKeys.ts';
 import { runAutoTopups } from '../services/payments/runAutoTopups.ts';
+import { detectAnomalies } from '../services/usage/detectAnomalies.ts';
 import { deliverWebhooks } from '../services/webhooks/deliverWebhooks.ts';
 import { sendDailySummaries } from '../services/webhooks/sendDailySummaries.ts';
 import type { JobDefinition } from './runner.ts';
@@ -22,5 +23,6 @@ export function jobCatalog(ctx: Ctx): JobDefinition[] {
     { name: 'daily_usage_summaries', everySeconds: 900, run: () => sendDailySummaries(ctx.db) },
     { name: 'projected_run_out_alerts', everySeconds: 3600, run: () => checkProjectedRunOut(ctx) },
     { name: 'auto_topups', everySeconds: 15, run: () => runAutoTopups(ctx) },
+    { name: 'detect_anomalies', everySeconds: 900, run: () => detectAnomalies(ctx) },
   ];
 }

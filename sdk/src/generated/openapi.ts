@@ -9525,7 +9525,7 @@ export interface components {
             url: string;
             description: string | null;
             /** @description Empty: every event type */
-            event_types: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "grant.created" | "usage.daily_summary" | "auto_topup.succeeded" | "auto_topup.failed")[];
+            event_types: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "grant.created" | "usage.daily_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed")[];
             disabled: boolean;
             created_at: string;
         };
@@ -9537,7 +9537,7 @@ export interface components {
             url: string;
             description?: string | null;
             /** @description Only these types; empty or absent: every type */
-            event_types?: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "grant.created" | "usage.daily_summary" | "auto_topup.succeeded" | "auto_topup.failed")[];
+            event_types?: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "grant.created" | "usage.daily_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed")[];
         };
         WebhookDelivery: {
             id: string;
@@ -9548,7 +9548,7 @@ export interface components {
             /** @description Sent as the webhook-id header */
             message_id: string;
             /** @enum {string} */
-            event_type: "alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "grant.created" | "usage.daily_summary" | "auto_topup.succeeded" | "auto_topup.failed";
+            event_type: "alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "grant.created" | "usage.daily_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed";
             /** @enum {string} */
             status: "pending" | "succeeded" | "failed";
             attempts: number;

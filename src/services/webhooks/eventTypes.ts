@@ -12,6 +12,7 @@ export const WEBHOOK_EVENT_TYPES = [
   ...ALERT_TYPES,
   'grant.created',
   'usage.daily_summary',
+  'anomaly.detected',
   'auto_topup.succeeded',
   'auto_topup.failed',
 ] as const;
