@@ -60,6 +60,9 @@ export async function openServer(url: string, options: { max?: number } = {}): P
   const pool = new pg.Pool({ connectionString: url, max: options.max ?? 20, types: serverTypes });
   // An idle client that loses its server (restart, failover) must not crash the process.
   pool.on('error', () => {});
+  // A client in use when its server goes away emits 'error' too: its query fails (and the request
+  // answers 503); the event itself must not crash the process.
+  pool.on('connect', (client) => client.on('error', () => {}));
   const client = await pool.connect();
   client.release();
   const wrap = (target: pg.Pool | pg.PoolClient): Queryable => ({

@@ -279,44 +279,7 @@ function writeFault(answer: Answer, wrote: Record<string, number>): string | nul
 const KNOWN_FAULTS: {
   name: string;
   matches: (req: FuzzRequest, answer: Answer, wrote: Record<string, number>) => boolean;
-}[] = [
-  {
-    // An estimate that prices to 0 micro-credits (0 tokens, "0" credits, or an org whose credit is
-    // worth a fortune) breaks CHECK (held > 0) instead of being refused.
-    name: 'src/services/authorizations/authorize.ts: a hold of 0 credits is a 500 (authorizations_held_check)',
-    matches: (req, answer) =>
-      answer.status === 500 &&
-      req.path === '/v1/authorizations' &&
-      loggedError(answer).includes('authorizations_held_check'),
-  },
-  {
-    // An amount that buys less than a micro-credit (an org whose credit is worth a fortune) breaks
-    // CHECK (credits > 0) instead of being refused.
-    name: 'src/services/payments/createCheckoutSession.ts: a top-up worth 0 credits is a 500 (payments_credits_check)',
-    matches: (req, answer) =>
-      answer.status === 500 &&
-      req.path.endsWith('/checkout_sessions') &&
-      loggedError(answer).includes('payments_credits_check'),
-  },
-  {
-    // The member named by a hold is created before the hold is refused, in a transaction of its own.
-    name: 'src/services/authorizations: a refused hold still creates the member it names',
-    matches: (req, answer, wrote) =>
-      req.path === '/v1/authorizations' &&
-      answer.status >= 400 &&
-      answer.status < 500 &&
-      Object.keys(wrote).join() === 'members',
-  },
-  {
-    // voidGrant locks (so inserts) the org's balance row before it reads the grant: for an org id that
-    // does not exist the insert breaks the foreign key and the request answers 500, not 404.
-    name: 'src/services/ledger/voidGrant.ts: void of a grant under an unknown org is a 500',
-    matches: (req, answer) =>
-      answer.status === 500 &&
-      /^\/v1\/orgs\/[^/]+\/grants\/[^/]+\/void$/.test(req.path) &&
-      !world.ids.org!.some((id) => req.path.startsWith(`/v1/orgs/${id}/`)),
-  },
-];
+}[] = [];
 
 /**
  * The gateway answers in each provider's own format (`{error: {type, message}}`, for Anthropic

@@ -75,12 +75,11 @@ export async function authorize(ctx: Ctx, input: AuthorizeInput) {
   if (!orgId) throw invalid('org_id', 'org_id is required with an operator key');
   scopeOrg(ctx, orgId, 'events:write');
   // What needs no lock is read up front and side by side (a pool serves them on separate
-  // connections), so the transaction is the lock, one read, one write and the commit. Limits are
-  // read before the lock, as ingest does; the counters they are judged against are read under it.
-  const [org, settings, members] = await Promise.all([
+  // connections), so the lock is held for one read, one write and the commit. Limits are read
+  // before the lock, as ingest does; the counters they are judged against are read under it.
+  const [org, settings] = await Promise.all([
     loadOrg(ctx.db, orgId),
     loadLimitSettings(ctx.db, orgId),
-    ensureMembers(ctx.db, [{ orgId, externalId: input.member }]),
     ctx.prices.refresh(ctx.db),
   ]);
   const now = new Date();
@@ -97,21 +96,25 @@ export async function authorize(ctx: Ctx, input: AuthorizeInput) {
   const expiresAt = new Date(now.getTime() + (input.ttl_seconds ?? DEFAULT_HOLD_TTL_SECONDS) * 1000);
   const id = newId('auth');
   const apiKeyId = ctx.principal.kind === 'org_key' ? ctx.principal.id : '';
-  const dims = {
-    member_id: members.get(memberKey(orgId, input.member))!,
-    workspace: input.workspace ?? '',
-    workspace_group: input.workspace_group ?? '',
-    project: input.project ?? '',
-    api_key_id: apiKeyId,
-  };
-  const scopes = scopesFor(org, settings, dims, now);
   const untracked = org.billing_mode === 'byok';
 
   return withRetry(() =>
     ctx.db.transaction(async (tx) => {
+      // In the transaction, so a hold refused with an error creates no member; before the lock.
+      const members = await ensureMembers(tx, [{ orgId, externalId: input.member }]);
+      const dims = {
+        member_id: members.get(memberKey(orgId, input.member))!,
+        workspace: input.workspace ?? '',
+        workspace_group: input.workspace_group ?? '',
+        project: input.project ?? '',
+        api_key_id: apiKeyId,
+      };
+      const scopes = scopesFor(org, settings, dims, now);
       const { balance, counters } = await lockForSpend(tx, org, scopes, now);
       const room = untracked ? null : headroom(org, balance, scopes, counters);
-      const hold = untracked ? 0n : estimate < room!.room ? estimate : room!.room;
+      // Never more than the estimate, never less than nothing (room is negative in overage).
+      const free = room === null || room.room < 0n ? 0n : room.room;
+      const hold = untracked ? 0n : estimate < free ? estimate : free;
       if (room && hold <= 0n && estimate > 0n) {
         const tightest = room.tightest!;
         // A denial by a limit or budget is committed with its quota.exceeded alert (once per period).

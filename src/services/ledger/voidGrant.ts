@@ -1,5 +1,6 @@
 import { audit, type Ctx, requireOperator } from '../context.ts';
 import { ServiceError } from '../errors.ts';
+import { loadOrg } from '../orgs/shape.ts';
 import { addToBalance, lockBalance } from './balances.ts';
 import { GRANT_COLUMNS, type GrantRecord, type GrantView, grantView } from './shape.ts';
 
@@ -11,6 +12,8 @@ export async function voidGrant(
   reason?: string | null,
 ): Promise<GrantView> {
   requireOperator(ctx);
+  // A missing org answers 404 before its balance row is locked (and would be created).
+  await loadOrg(ctx.db, orgId);
   return ctx.db.transaction(async (tx) => {
     await lockBalance(tx, orgId);
     const [grant] = await tx.query<GrantRecord>(

@@ -52,6 +52,9 @@ export async function createCheckoutSession(
   }
   if (minor > BigInt(Number.MAX_SAFE_INTEGER)) throw invalid('amount', 'amount is too large');
   const credits = value.div(Ratio.parse(org.credit_value)).roundHalfEven(CREDIT_SCALE);
+  if (credits <= 0n) {
+    throw invalid('amount', `amount buys no credits at this org's credit value (${org.credit_value})`);
+  }
   const id = newPaymentId();
   const base = (ctx.config.TALLY_PUBLIC_URL ?? origin).replace(/\/+$/, '');
   const back = `${base}/usage/payments?payment=${id}`;
