@@ -50,6 +50,11 @@ async function call(run: RunningTally, method: string, path: string, body?: unkn
     method,
     headers: { authorization: `Bearer ${BENCH_OPERATOR_KEY}`, 'content-type': 'application/json' },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  }).catch((error: Error) => {
+    // fetch hides why it failed (refused, reset, timed out) in `cause`.
+    throw new Error(
+      `${method} ${path}: ${error.message} (${String((error.cause as Error)?.message ?? error.cause)})`,
+    );
   });
   const answer = await res.json();
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(answer).slice(0, 300)}`);
