@@ -84,3 +84,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
   throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
 }
+
+/** The address users reach Tally at, for links in answers: TALLY_PUBLIC_URL, else `fallback`; no trailing slash. */
+export const publicBase = (config: Config, fallback: string): string =>
+  (config.TALLY_PUBLIC_URL ?? fallback).replace(/\/+$/, '');

@@ -1,4 +1,5 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
+import { publicBase } from '../../config.ts';
 import { authorize } from '../../services/authorizations/authorize.ts';
 import {
   captureAuthorization,
@@ -6,7 +7,7 @@ import {
 } from '../../services/authorizations/finishAuthorization.ts';
 import { incrementAuthorization } from '../../services/authorizations/incrementAuthorization.ts';
 import type { AppEnv } from '../env.ts';
-import { publicBase, quotaPageUrl } from '../links.ts';
+import { quotaPageUrl } from '../links.ts';
 import { body, errorResponses, Id, json, PositiveDecimal, Text } from '../schemas.ts';
 import { UsageSchema } from './events.ts';
 
@@ -103,7 +104,12 @@ export function authorizationRoutes(app: OpenAPIHono<AppEnv>) {
       const quota =
         result.approved || !result.reason
           ? null
-          : quotaPageUrl(publicBase(ctx.config, c.req.url), orgId, result.reason, result.budget?.id);
+          : quotaPageUrl(
+              publicBase(ctx.config, new URL(c.req.url).origin),
+              orgId,
+              result.reason,
+              result.budget?.id,
+            );
       return c.json({ ...result, quota_url: quota }, 200);
     },
   );

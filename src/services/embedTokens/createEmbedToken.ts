@@ -1,4 +1,5 @@
 /** Mints a short-lived token that opens the usage page for one member with one role. */
+import { publicBase } from '../../config.ts';
 import type { Role } from '../../domain/permissions.ts';
 import { audit, type Ctx, scopeOrg } from '../context.ts';
 import { notFound } from '../errors.ts';
@@ -42,7 +43,7 @@ export async function createEmbedToken(
     exp,
   });
   await audit(ctx.db, ctx, orgId, 'embed_token.created', member.id, { role: input.role, exp });
-  const base = (ctx.config.TALLY_PUBLIC_URL ?? origin).replace(/\/+$/, '');
+  const base = publicBase(ctx.config, origin);
   return {
     object: 'embed_token',
     token,

@@ -3,7 +3,9 @@
  * then a Stripe Checkout Session for exactly that amount, or a local checkout page when Stripe is
  * not configured. Credits are added only when the payment is confirmed (webhook or local confirm).
  */
+
 import { randomBytes } from 'node:crypto';
+import { publicBase } from '../../config.ts';
 import { newId } from '../../domain/ids.ts';
 import { CREDIT_SCALE, formatCredits, formatUnits, Ratio } from '../../domain/money.ts';
 import { MINOR_DIGITS, toMinor } from '../../domain/vat.ts';
@@ -56,7 +58,7 @@ export async function createCheckoutSession(
     throw invalid('amount', `amount buys no credits at this org's credit value (${org.credit_value})`);
   }
   const id = newPaymentId();
-  const base = (ctx.config.TALLY_PUBLIC_URL ?? origin).replace(/\/+$/, '');
+  const base = publicBase(ctx.config, origin);
   const back = `${base}/usage/payments?payment=${id}`;
   const amount = formatUnits(minor, digits);
   const localSession = provider === 'local' ? `lcs_${randomBytes(24).toString('base64url')}` : null;

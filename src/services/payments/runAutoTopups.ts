@@ -8,7 +8,9 @@
  * `auto_topup.failed`. A network or Stripe server error leaves the payment pending: the next run
  * charges it again under the same idempotency key, so the card is charged at most once.
  */
+
 import Stripe from 'stripe';
+import { publicBase } from '../../config.ts';
 import { CREDIT_SCALE, formatCredits, formatUnits, Ratio } from '../../domain/money.ts';
 import { MINOR_DIGITS, toMinor } from '../../domain/vat.ts';
 import type { Queryable } from '../../store/db.ts';
@@ -80,7 +82,7 @@ async function startPurchase(ctx: Ctx, orgId: string, provider: 'stripe' | 'loca
       if (minor < unit) return false;
       const amount = Ratio.fromUnits(minor, digits);
       const credits = amount.div(Ratio.parse(org.credit_value)).roundHalfEven(CREDIT_SCALE);
-      const back = `${(ctx.config.TALLY_PUBLIC_URL ?? '').replace(/\/+$/, '')}/usage/payments`;
+      const back = `${publicBase(ctx.config, '')}/usage/payments`;
       const inserted = await tx.query(
         `INSERT INTO payments (org_id, id, provider, kind, amount, currency, credits, success_url, cancel_url, created_by)
          VALUES ($1, $2, $3, 'auto_topup', $4, $5, $6, $7, $7, $8)
