@@ -71,6 +71,55 @@ describe('embed tokens', () => {
     expect(other.status).toBe(404);
   });
 
+  it('is an embed principal: the role table grants its permissions, less what a browser must not hold', async () => {
+    const { body } = await mint({ member: memberId, role: 'owner', ttl_seconds: 300 });
+    const session = await t.call('GET', '/v1/session', { key: body.token });
+    expect(session.body).toMatchObject({ kind: 'embed', role: 'owner', expires_at: body.expires_at });
+    expect(session.body.permissions).toContain('billing:purchase');
+    expect(session.body.permissions).toContain('limits:write');
+    for (const withheld of ['events:write', 'keys:write', 'embed:create']) {
+      expect(session.body.permissions).not.toContain(withheld);
+    }
+    const keySession = await t.call('GET', '/v1/session', { key: adminKey });
+    expect(keySession.body).toMatchObject({ kind: 'org_key', member_id: null, expires_at: null });
+    expect(keySession.body.permissions).toContain('keys:write');
+    // A short-lived browser token cannot turn itself into a lasting credential.
+    const key = await t.call('POST', `/v1/orgs/${orgId}/api_keys`, {
+      key: body.token,
+      body: { name: 'escalate', role: 'owner' },
+    });
+    expect(key.status).toBe(403);
+    expect(key.body.detail).toContain('embed token');
+    expect((await mint({ member: memberId, role: 'owner', ttl_seconds: 86_400 }, body.token)).status).toBe(
+      403,
+    );
+  });
+
+  it('names the member in the audit rows of what it changes', async () => {
+    const { body } = await mint({ member: memberId, role: 'admin' });
+    const res = await t.call('PUT', `/v1/orgs/${orgId}/limits`, {
+      key: body.token,
+      body: { alert_threshold: '10', allowed_limit: '20' },
+    });
+    expect(res.status).toBe(200);
+    const rows = await t.db.query<{ actor: string; action: string }>(
+      'SELECT actor, action FROM audit_log WHERE org_id = $1 ORDER BY id DESC LIMIT 1',
+      [orgId],
+    );
+    expect(rows[0]!.actor).toBe(memberId);
+  });
+
+  it("is refused on another org's paths before any work, as if the org did not exist", async () => {
+    const { body } = await mint({ member: memberId, role: 'owner' });
+    for (const path of ['/balance', '/limits', '/members', '/usage/events']) {
+      const res = await t.call('GET', `/v1/orgs/${otherOrgId}${path}`, { key: body.token });
+      expect(res.status).toBe(404);
+      expect(res.body.param).toBe('org');
+    }
+    const orgs = await t.call('GET', '/v1/orgs', { key: body.token });
+    expect(orgs.body.data.map((o: { id: string }) => o.id)).toEqual([orgId]);
+  });
+
   it('may not send usage or place holds, whatever its role: that is for the host backend', async () => {
     const { body } = await mint({ member: memberId, role: 'owner' });
     const event = {

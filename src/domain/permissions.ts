@@ -30,5 +30,12 @@ export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
   viewer: ['org:read', 'members:read', 'usage:read'],
 };
 
-export const roleAllows = (role: Role, permission: Permission): boolean =>
-  ROLE_PERMISSIONS[role].includes(permission);
+/**
+ * What an embed token never grants, whatever its role: it lives in a browser, so usage comes from the
+ * host app's backend, and it mints no credential that would outlive it (API keys, other embed tokens).
+ */
+export const EMBED_WITHHELD: readonly Permission[] = ['events:write', 'keys:write', 'embed:create'];
+
+/** What a member may do on the usage page opened with an embed token of this role. */
+export const embedPermissions = (role: Role): readonly Permission[] =>
+  ROLE_PERMISSIONS[role].filter((permission) => !EMBED_WITHHELD.includes(permission));

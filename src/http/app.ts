@@ -112,7 +112,7 @@ export function buildApp(deps: AppDeps) {
   // another org exactly as a missing one. Services check again (scopeOrg); this makes it uniform.
   const ownOrgOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
     const principal = c.get('ctx').principal;
-    if (principal.kind === 'org_key' && c.req.param('org') !== principal.orgId) {
+    if (principal.kind !== 'operator' && c.req.param('org') !== principal.orgId) {
       return problem(c, 404, 'not_found', 'Organization not found', 'org');
     }
     await next();

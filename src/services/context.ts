@@ -1,13 +1,21 @@
 /** Who is calling, for which tenant, and the shared parts every verb needs. */
 import type { Config } from '../config.ts';
-import { type Permission, type Role, roleAllows } from '../domain/permissions.ts';
+import {
+  embedPermissions,
+  PERMISSIONS,
+  type Permission,
+  ROLE_PERMISSIONS,
+  type Role,
+} from '../domain/permissions.ts';
 import type { Db, Queryable } from '../store/db.ts';
 import { ServiceError } from './errors.ts';
 import type { PriceBook } from './pricing/priceBook.ts';
 
 export type Principal =
   | { kind: 'operator'; id: string }
-  | { kind: 'org_key'; id: string; orgId: string; role: Role };
+  | { kind: 'org_key'; id: string; orgId: string; role: Role }
+  /** A member on the usage page the host app opened with an embed token; `id` is the member's. */
+  | { kind: 'embed'; id: string; orgId: string; memberId: string; role: Role; expiresAt: Date };
 
 export interface Ctx {
   db: Db;
@@ -17,7 +25,14 @@ export interface Ctx {
   requestId: string;
 }
 
+/** Who audit rows name: the operator key, the API key, or the member behind an embed token. */
 export const actorOf = (ctx: Ctx): string => ctx.principal.id;
+
+/** Everything the principal may do, from the role table (an embed token withholds what a browser must not). */
+export function permissionsOf(principal: Principal): readonly Permission[] {
+  if (principal.kind === 'operator') return Object.keys(PERMISSIONS) as Permission[];
+  return principal.kind === 'embed' ? embedPermissions(principal.role) : ROLE_PERMISSIONS[principal.role];
+}
 
 export function requireOperator(ctx: Ctx): void {
   if (ctx.principal.kind !== 'operator') {
@@ -33,8 +48,9 @@ export function scopeOrg(ctx: Ctx, orgId: string, permission: Permission): strin
   const p = ctx.principal;
   if (p.kind === 'operator') return orgId;
   if (p.orgId !== orgId) throw new ServiceError(404, 'not_found', 'Organization not found', 'org');
-  if (!roleAllows(p.role, permission)) {
-    throw new ServiceError(403, 'forbidden', `The ${p.role} role may not do this (needs ${permission})`);
+  if (!permissionsOf(p).includes(permission)) {
+    const who = p.kind === 'embed' ? `An embed token with the ${p.role} role` : `The ${p.role} role`;
+    throw new ServiceError(403, 'forbidden', `${who} may not do this (needs ${permission})`);
   }
   return orgId;
 }

@@ -86,6 +86,16 @@ describe('embedding, roles, top-ups and the usage bar', () => {
     await page.context().close();
   });
 
+  it('offers an embedded owner members and webhooks, but no API keys: the token withholds keys:write', async () => {
+    const page = await newPage();
+    await page.goto((await embedLink(web, 'owner', { member: 'u_1002' })).url);
+    await page.getByRole('link', { name: 'Settings' }).click();
+    await page.getByRole('heading', { name: 'Members and roles' }).waitFor();
+    await page.getByRole('heading', { name: 'Webhooks' }).waitFor();
+    expect(await page.getByRole('heading', { name: 'API keys' }).count()).toBe(0);
+    await page.context().close();
+  });
+
   it('tops up through the local payment provider and the balance rises', async () => {
     const before = await balance();
     const page = await newPage();

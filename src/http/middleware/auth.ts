@@ -8,7 +8,10 @@ import type { Db } from '../../store/db.ts';
 import type { AppEnv } from '../env.ts';
 import { problem } from '../problem.ts';
 
-/** What only the host app's backend does: an embed token (held by a browser) may not send usage or place holds. */
+/**
+ * What only the host app's backend does. An embed token's principal lacks events:write anyway; refusing
+ * these paths up front answers with the reason before any body is read.
+ */
 const BACKEND_ONLY = /^\/v1\/(events|authorizations)(\/|$)/;
 
 /**

@@ -3,7 +3,8 @@
  * stands for (operator, org key or embed token) to decide what to offer.
  */
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
-import { PERMISSIONS, type Permission, ROLE_PERMISSIONS } from '../../domain/permissions.ts';
+import { PERMISSIONS, type Permission } from '../../domain/permissions.ts';
+import { permissionsOf } from '../../services/context.ts';
 import {
   createEmbedToken,
   EMBED_TTL_DEFAULT_SECONDS,
@@ -46,6 +47,12 @@ const SessionSchema = z
     role: Role.nullable(),
     member_id: z.string().nullable(),
     permissions: z.array(z.enum(Object.keys(PERMISSIONS) as [Permission, ...Permission[]])),
+    expires_at: z
+      .string()
+      .nullable()
+      .openapi({
+        description: 'When an embed token stops working (the host app mints a new one); null for keys',
+      }),
   })
   .openapi('Session');
 
@@ -82,29 +89,16 @@ export function embedTokenRoutes(app: OpenAPIHono<AppEnv>) {
     }),
     (c) => {
       const principal = c.get('ctx').principal;
-      if (principal.kind === 'operator') {
-        return c.json(
-          {
-            object: 'session' as const,
-            kind: 'operator' as const,
-            org_id: null,
-            role: null,
-            member_id: null,
-            permissions: Object.keys(PERMISSIONS) as Permission[],
-          },
-          200,
-        );
-      }
-      // An embed token acts as its member; an API key has its own key id.
-      const embedded = principal.id.startsWith('mem_');
+      const scoped = principal.kind !== 'operator';
       return c.json(
         {
           object: 'session' as const,
-          kind: embedded ? ('embed' as const) : ('org_key' as const),
-          org_id: principal.orgId,
-          role: principal.role,
-          member_id: embedded ? principal.id : null,
-          permissions: [...ROLE_PERMISSIONS[principal.role]],
+          kind: principal.kind,
+          org_id: scoped ? principal.orgId : null,
+          role: scoped ? principal.role : null,
+          member_id: principal.kind === 'embed' ? principal.memberId : null,
+          permissions: [...permissionsOf(principal)],
+          expires_at: principal.kind === 'embed' ? principal.expiresAt.toISOString() : null,
         },
         200,
       );

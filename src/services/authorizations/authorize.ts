@@ -71,7 +71,7 @@ export function unitsFor(
 }
 
 export async function authorize(ctx: Ctx, input: AuthorizeInput) {
-  const orgId = ctx.principal.kind === 'org_key' ? ctx.principal.orgId : input.org_id;
+  const orgId = ctx.principal.kind === 'operator' ? input.org_id : ctx.principal.orgId;
   if (!orgId) throw invalid('org_id', 'org_id is required with an operator key');
   scopeOrg(ctx, orgId, 'events:write');
   // What needs no lock is read up front and side by side (a pool serves them on separate
@@ -98,6 +98,8 @@ export async function authorize(ctx: Ctx, input: AuthorizeInput) {
   const apiKeyId = ctx.principal.kind === 'org_key' ? ctx.principal.id : '';
   const untracked = org.billing_mode === 'byok';
 
+  const placed = await placeHoldAtOnce(ctx, org, settings, input, { id, apiKeyId, estimate, expiresAt, now });
+  if (placed) return placed;
   return withRetry(() =>
     ctx.db.transaction(async (tx) => {
       // In the transaction, so a hold refused with an error creates no member; before the lock.

@@ -31,7 +31,7 @@ const COLUMNS = `org_id, id, member_id, member_external_id, api_key_id, feature,
 
 /** The org of an authorization the caller may see, read without a lock (to take the org lock first). */
 export async function authorizationOrg(q: Queryable, principal: Principal, id: string): Promise<string> {
-  const orgId = principal.kind === 'org_key' ? principal.orgId : null;
+  const orgId = principal.kind === 'operator' ? null : principal.orgId;
   const [row] = await q.query<{ org_id: string }>(
     'SELECT org_id FROM authorizations WHERE id = $1 AND ($2::text IS NULL OR org_id = $2)',
     [id, orgId],
@@ -46,7 +46,7 @@ export async function lockAuthorization(
   principal: Principal,
   id: string,
 ): Promise<AuthorizationRow> {
-  const orgId = principal.kind === 'org_key' ? principal.orgId : null;
+  const orgId = principal.kind === 'operator' ? null : principal.orgId;
   const [row] = await tx.query<AuthorizationRow>(
     `SELECT ${COLUMNS} FROM authorizations WHERE id = $1 AND ($2::text IS NULL OR org_id = $2) FOR UPDATE`,
     [id, orgId],

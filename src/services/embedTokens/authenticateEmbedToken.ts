@@ -1,4 +1,4 @@
-/** Turns an embed token into a principal scoped to its org and role, acting as its member. */
+/** Turns an embed token into the embed principal: its org, its member (who must still be active), role and expiry. */
 import type { Queryable } from '../../store/db.ts';
 import type { Principal } from '../context.ts';
 import { ServiceError } from '../errors.ts';
@@ -15,7 +15,7 @@ export async function authenticateEmbedToken(db: Queryable, token: string): Prom
       decoded.reason === 'expired' ? 'The embed token has expired' : 'The embed token is not valid',
     );
   }
-  const { org, member, role } = decoded.claims;
+  const { org, member, role, exp } = decoded.claims;
   const [row] = await db.query<{ status: string }>(
     'SELECT status FROM members WHERE org_id = $1 AND id = $2',
     [org, member],
@@ -23,5 +23,5 @@ export async function authenticateEmbedToken(db: Queryable, token: string): Prom
   if (row?.status !== 'active') {
     throw new ServiceError(401, 'unauthorized', 'The embed token belongs to a member who was removed');
   }
-  return { kind: 'org_key', id: member, orgId: org, role };
+  return { kind: 'embed', id: member, orgId: org, memberId: member, role, expiresAt: new Date(exp * 1000) };
 }

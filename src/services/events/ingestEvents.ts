@@ -21,7 +21,7 @@ export type { EventResult, IngestOptions };
 
 async function resolveOrgs(ctx: Ctx, events: UsageEventInput[]): Promise<OrgRow[]> {
   const ids = events.map((e, i) => {
-    if (ctx.principal.kind === 'org_key') return e.org_id ?? ctx.principal.orgId;
+    if (ctx.principal.kind !== 'operator') return e.org_id ?? ctx.principal.orgId;
     if (!e.org_id)
       throw new ServiceError(
         422,

@@ -72,7 +72,7 @@ export async function listPrices(
   ctx: Ctx,
   query: { q?: string; currency?: 'EUR' | 'USD'; limit: number; cursor?: string },
 ): Promise<Page<PriceView>> {
-  const orgId = ctx.principal.kind === 'org_key' ? ctx.principal.orgId : null;
+  const orgId = ctx.principal.kind === 'operator' ? null : ctx.principal.orgId;
   const currency = query.currency ?? (orgId ? (await loadOrg(ctx.db, orgId)).currency : 'USD');
   await ctx.prices.refresh(ctx.db);
   const now = new Date();
