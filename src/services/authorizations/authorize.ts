@@ -98,8 +98,6 @@ export async function authorize(ctx: Ctx, input: AuthorizeInput) {
   const apiKeyId = ctx.principal.kind === 'org_key' ? ctx.principal.id : '';
   const untracked = org.billing_mode === 'byok';
 
-  const placed = await placeHoldAtOnce(ctx, org, settings, input, { id, apiKeyId, estimate, expiresAt, now });
-  if (placed) return placed;
   return withRetry(() =>
     ctx.db.transaction(async (tx) => {
       // In the transaction, so a hold refused with an error creates no member; before the lock.
