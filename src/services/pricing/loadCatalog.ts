@@ -1,12 +1,13 @@
 /**
  * Loads the provider cost catalog of `@pydantic/genai-prices` into the database as a new version.
- * Prices already on file are kept; a model whose price changed gets a new row starting now, so
- * events priced before keep the row they were charged at.
+ * Each model's ordered price list is kept whole (see domain/priceList.ts). A model whose list is
+ * unchanged keeps its rows; a model whose list changed gets the whole new list, in force from now,
+ * so events priced before keep the rows they were charged at.
  */
 import { createRequire } from 'node:module';
 import { type Provider, waitForUpdate } from '@pydantic/genai-prices';
 import type { PriceValue, ProviderPriceSpec } from '../../domain/pricing.ts';
-import type { Db } from '../../store/db.ts';
+import type { Db, Queryable } from '../../store/db.ts';
 import { bumpPriceGeneration } from './priceBook.ts';
 
 const SOURCE = 'genai-prices';
@@ -43,6 +44,7 @@ interface CatalogRow {
   timeOfDay: { start_time: string; end_time: string } | null;
   prices: ProviderPriceSpec;
   contextWindow: number | null;
+  position: number;
 }
 
 export function catalogRows(providers: Provider[]): CatalogRow[] {
@@ -57,10 +59,11 @@ export function catalogRows(providers: Provider[]): CatalogRow[] {
         contextWindow: model.context_window ?? null,
       };
       const variants = Array.isArray(model.prices) ? model.prices : [{ prices: model.prices }];
-      for (const variant of variants) {
+      for (const [position, variant] of variants.entries()) {
         const c = 'constraint' in variant ? variant.constraint : undefined;
         rows.push({
           ...base,
+          position,
           validFrom: c && 'start_date' in c ? `${c.start_date}T00:00:00Z` : null,
           timeOfDay: c && 'start_time' in c ? { start_time: c.start_time, end_time: c.end_time } : null,
           prices: toSpec(variant.prices as Record<string, unknown>),
@@ -100,28 +103,87 @@ export async function loadCatalog(
       'INSERT INTO catalog_versions (source, version, models) VALUES ($1, $2, $3) RETURNING id',
       [SOURCE, version, new Set(rows.map((r) => `${r.provider}/${r.model}`)).size],
     );
-    // A row is new unless the same model already has the same prices, start and window on file.
+    const changed = await changedModels(tx, rows);
+    const incoming = rows.filter((r) => changed.has(modelKey(r)));
     const [result] = await tx.query<{ n: string }>(
       `WITH incoming AS (
          SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(provider text, model text, name text, match jsonb,
-           "validFrom" timestamptz, "timeOfDay" jsonb, prices jsonb, "contextWindow" integer)
+           "validFrom" timestamptz, "timeOfDay" jsonb, prices jsonb, "contextWindow" integer, position integer)
        ), inserted AS (
          INSERT INTO provider_prices (catalog_version_id, origin, provider, model, name, match, valid_from,
-                                      time_of_day, prices, context_window)
+                                      time_of_day, prices, context_window, list_from, list_position)
          SELECT $2, 'catalog', i.provider, i.model, i.name, i.match,
-                COALESCE(i."validFrom", CASE WHEN $3 THEN $4::timestamptz ELSE now() END),
-                i."timeOfDay", i.prices, i."contextWindow"
+                COALESCE(i."validFrom", l.list_from), i."timeOfDay", i.prices, i."contextWindow",
+                l.list_from, i.position
            FROM incoming i
-          WHERE NOT EXISTS (
-            SELECT 1 FROM provider_prices p
-             WHERE p.origin = 'catalog' AND p.provider = i.provider AND p.model = i.model
-               AND p.prices = i.prices AND p.time_of_day IS NOT DISTINCT FROM i."timeOfDay"
-               AND (i."validFrom" IS NULL OR p.valid_from = i."validFrom"))
+          CROSS JOIN (SELECT CASE WHEN $3 THEN $4::timestamptz ELSE now() END AS list_from) l
          RETURNING 1)
        SELECT count(*) AS n FROM inserted`,
-      [JSON.stringify(rows), versionRow!.id, initial, EPOCH],
+      [JSON.stringify(incoming), versionRow!.id, initial, EPOCH],
     );
     await bumpPriceGeneration(tx);
     return { version, inserted: Number(result!.n), loaded: true };
   });
+}
+
+const modelKey = (r: { provider: string; model: string }) => `${r.provider}\u0000${r.model}`;
+
+/** A list entry as text that compares equal exactly when prices, start date and window are equal. */
+function entryText(prices: unknown, validFrom: string | null, timeOfDay: unknown): string {
+  return stableJson([prices, validFrom === null ? null : new Date(validFrom).toISOString(), timeOfDay]);
+}
+
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** The models whose incoming price list differs from the list on file now (or that are new). */
+async function changedModels(tx: Queryable, rows: CatalogRow[]): Promise<Set<string>> {
+  const stored = await tx.query<{
+    provider: string;
+    model: string;
+    list_from: Date;
+    catalog_version_id: number;
+    list_position: number;
+    valid_from: Date;
+    time_of_day: unknown;
+    prices: unknown;
+  }>(
+    `SELECT DISTINCT ON (p.provider, p.model, p.list_position)
+            p.provider, p.model, p.list_from, p.catalog_version_id, p.list_position, p.valid_from,
+            p.time_of_day, p.prices
+       FROM provider_prices p
+       JOIN (SELECT DISTINCT ON (provider, model) provider, model, list_from, catalog_version_id
+               FROM provider_prices WHERE origin = 'catalog'
+              ORDER BY provider, model, list_from DESC, catalog_version_id DESC) cur
+         ON cur.provider = p.provider AND cur.model = p.model AND cur.list_from = p.list_from
+        AND cur.catalog_version_id = p.catalog_version_id
+      WHERE p.origin = 'catalog'
+      ORDER BY p.provider, p.model, p.list_position`,
+  );
+  const onFile = new Map<string, string[]>();
+  for (const r of stored) {
+    // An entry without a start date was stored as starting with its list.
+    const dated = r.valid_from.getTime() !== r.list_from.getTime() ? r.valid_from.toISOString() : null;
+    const list = onFile.get(modelKey(r)) ?? [];
+    list[r.list_position] = entryText(r.prices, dated, r.time_of_day);
+    onFile.set(modelKey(r), list);
+  }
+  const incoming = new Map<string, string[]>();
+  for (const r of rows) {
+    const list = incoming.get(modelKey(r)) ?? [];
+    list[r.position] = entryText(r.prices, r.validFrom, r.timeOfDay);
+    incoming.set(modelKey(r), list);
+  }
+  const changed = new Set<string>();
+  for (const [key, list] of incoming) {
+    const current = onFile.get(key);
+    if (!current || current.length !== list.length || current.some((e, i) => e !== list[i])) changed.add(key);
+  }
+  return changed;
 }

@@ -4,8 +4,9 @@
  * reloads when it sees a new generation, checked at most once a second.
  */
 
-import { inTimeOfDay, type MatchRule, matchesModel } from '../../domain/modelMatch.ts';
+import { type MatchRule, matchesModel } from '../../domain/modelMatch.ts';
 import { Ratio } from '../../domain/money.ts';
+import { pickListEntry } from '../../domain/priceList.ts';
 import type { Component, ProviderPriceSpec, SellOverride, SellUnit } from '../../domain/pricing.ts';
 import type { Queryable } from '../../store/db.ts';
 
@@ -20,6 +21,9 @@ export interface ProviderPriceRow {
   time_of_day: { start_time: string; end_time: string } | null;
   prices: ProviderPriceSpec;
   context_window: number | null;
+  /** Catalog rows only: when the model's price list they belong to took effect, and their place in it. */
+  list_from: Date | null;
+  list_position: number | null;
 }
 
 interface SellPriceRow {
@@ -73,7 +77,8 @@ export class PriceBook {
 
   private async load(db: Queryable): Promise<void> {
     const rows = await db.query<ProviderPriceRow>(
-      `SELECT id, origin, provider, model, name, match, valid_from, time_of_day, prices, context_window
+      `SELECT id, origin, provider, model, name, match, valid_from, time_of_day, prices, context_window,
+              list_from, list_position
          FROM provider_prices ORDER BY valid_from, id`,
     );
     this.byProvider = group(rows, (r) => r.provider);
@@ -111,17 +116,29 @@ export class PriceBook {
     return found;
   }
 
-  /** The provider list price in force for a model at an instant (the newest that has started). */
+  /**
+   * The provider list price in force for a model at an instant: the catalog's newest list that has
+   * taken effect, evaluated as genai-prices does, unless an operator price started at or after it.
+   */
   providerPrice(provider: string, model: string, at: Date): ProviderPriceRow | null {
     const id = this.catalogModel(provider, model);
     if (!id) return null;
-    let best: ProviderPriceRow | null = null;
+    let operator: ProviderPriceRow | null = null;
+    let listFrom: Date | null = null;
+    let list: ProviderPriceRow[] = [];
     for (const row of this.byProvider.get(provider) ?? []) {
-      if (row.model !== id || row.valid_from > at) continue;
-      if (row.time_of_day && !inTimeOfDay(row.time_of_day, at)) continue;
-      if (!best || rank(row) >= rank(best)) best = row;
+      if (row.model !== id) continue;
+      if (row.list_from === null) {
+        if (row.valid_from <= at && (!operator || row.valid_from >= operator.valid_from)) operator = row;
+      } else if (row.list_from <= at) {
+        // Rows come ordered by start, so a list that took effect later replaces the one gathered so far.
+        if (!listFrom || row.list_from > listFrom) [listFrom, list] = [row.list_from, []];
+        if (row.list_from.getTime() === listFrom.getTime()) list.push(row);
+      }
     }
-    return best;
+    const catalog = pickListEntry(list, at);
+    if (operator && (!catalog || operator.valid_from >= catalog.valid_from)) return operator;
+    return catalog;
   }
 
   resolve(orgId: string, currency: string, provider: string, model: string, at: Date): ResolvedPrice | null {
@@ -173,11 +190,6 @@ export class PriceBook {
   markupText(): string {
     return this.markup;
   }
-}
-
-/** Operator rows beat catalog rows; later starts beat earlier ones; time windows beat all-day. */
-function rank(row: ProviderPriceRow): number {
-  return row.valid_from.getTime() * 4 + (row.origin === 'operator' ? 2 : 0) + (row.time_of_day ? 1 : 0);
 }
 
 function latest<T extends { valid_from: Date }>(rows: T[], at: Date): T | undefined {
