@@ -2,7 +2,8 @@
  * The narrow rollups (usage_hourly_total, usage_daily_dim; migration 0005): which rollup a report
  * reads, that every row of them equals the wide rollup, that reports read from them agree with raw
  * SQL in zones with odd offsets and across a time-zone change, and that the migration's backfill
- * rebuilds them from the wide rollup.
+ * rebuilds them from the wide rollup; the integration and tool dimensions (migration 0011) against
+ * the events and that migration's backfill.
  */
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
@@ -91,7 +92,7 @@ async function narrowVersusWide(orgId: string) {
                 AND CASE n.dimension ${Object.entries(DIM_SQL)
                   .map(([d, k]) => `WHEN '${d}' THEN ${k}`)
                   .join(' ')} END = n.key)::text AS wide
-       FROM usage_daily_dim n WHERE n.org_id = $1 ORDER BY 1, 2, 3`,
+       FROM usage_daily_dim n WHERE n.org_id = $1 AND n.dimension NOT IN ('integration', 'tool') ORDER BY 1, 2, 3`,
     [orgId],
   );
   const [counts] = await t.db.query<{ events: string; days: string; hours: string }>(
@@ -388,5 +389,99 @@ describe('migration 0005 backfill', () => {
     });
     expect(await narrowSnapshot(org.id)).toEqual(before);
     expect(before.daily.length).toBeGreaterThan(0);
+  });
+});
+
+describe('integration and tool dimensions', () => {
+  it('count only events with an integration surface or a metadata tool, on the days of the other rows', async () => {
+    const { org, key } = await createOrgWithKey(t, { timezone: 'Asia/Katmandu' });
+    const long = `  ${'\u{1F527}'.repeat(150)}${'t'.repeat(100)}`;
+    const surfaces = ['web', 'cli', 'api', 'mobile', undefined, 'slack', 'vscode'] as const;
+    const metadata = [
+      { tool: ' web_search\n' },
+      { tool: 'code_exec' },
+      { tool: long },
+      { tool: 5 },
+      { tool: ' \t ' },
+      { other: 'x' },
+      undefined,
+    ] as const;
+    // The tool key each entry of `metadata` should give (null: no row).
+    const expectedTool = [
+      'web_search',
+      'code_exec',
+      Array.from(long.trim()).slice(0, 200).join(''),
+      null,
+      null,
+      null,
+      null,
+    ];
+    const events = Array.from({ length: 140 }, (_, i) => ({
+      id: `it${i}`,
+      member: `m${i % 4}`,
+      feature: FEATURES[i % 3],
+      provider: MODELS[i % 4]![0],
+      model: MODELS[i % 4]![1],
+      occurred_at: ago(((i * 7919) % (20 * 24 * 60)) * 60_000 + 60_000),
+      ...(surfaces[i % 7] ? { surface: surfaces[i % 7] } : {}),
+      ...(metadata[Math.floor(i / 7) % 7] ? { metadata: metadata[Math.floor(i / 7) % 7] } : {}),
+      usage: { input_tokens: 100 + i, output_tokens: 10 + i },
+    }));
+    await send(key, events);
+
+    const stored = new Map(
+      (
+        await t.db.query<{ id: string; credits: string }>(
+          'SELECT id, credits::text AS credits FROM events WHERE org_id = $1',
+          [org.id],
+        )
+      ).map((r) => [r.id, BigInt(r.credits)]),
+    );
+    const expected = new Map<string, { calls: number; credits: bigint }>();
+    const add = (dimension: string, k: string, id: string) => {
+      const e = expected.get(`${dimension}/${k}`) ?? { calls: 0, credits: 0n };
+      expected.set(`${dimension}/${k}`, { calls: e.calls + 1, credits: e.credits + stored.get(id)! });
+    };
+    events.forEach((e, i) => {
+      if (e.surface === 'slack' || e.surface === 'vscode') add('integration', e.surface, e.id);
+      const tool = expectedTool[Math.floor(i / 7) % 7];
+      if (tool) add('tool', tool, e.id);
+    });
+    const rows = await t.db.query<{ dimension: string; key: string; calls: number; credits: string }>(
+      `SELECT dimension, key, sum(calls)::int AS calls, sum(credits)::text AS credits FROM usage_daily_dim
+        WHERE org_id = $1 AND dimension IN ('integration', 'tool') GROUP BY 1, 2`,
+      [org.id],
+    );
+    expect(
+      new Map(rows.map((r) => [`${r.dimension}/${r.key}`, { calls: r.calls, credits: BigInt(r.credits) }])),
+    ).toEqual(expected);
+    expect(expected.size).toBe(5);
+    // Every row lies on a day the org total has too.
+    const [stray] = await t.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM usage_daily_dim d
+        WHERE d.org_id = $1 AND d.dimension IN ('integration', 'tool') AND NOT EXISTS (
+          SELECT 1 FROM usage_daily_dim a WHERE a.org_id = d.org_id AND a.dimension = 'all'
+             AND a.bucket = d.bucket AND a.day_end = d.day_end)`,
+      [org.id],
+    );
+    expect(stray!.n).toBe(0);
+
+    // Migration 0011 rebuilds the same rows from the stored events.
+    const snapshot = () =>
+      t.db.query(
+        `SELECT d::text AS r FROM usage_daily_dim d WHERE org_id = $1 AND dimension IN ('integration', 'tool')
+          ORDER BY dimension, bucket, day_end, key`,
+        [org.id],
+      );
+    const before = await snapshot();
+    const backfill = readFileSync(
+      new URL('../src/store/migrations/0011_rollup_integration_tool.sql', import.meta.url),
+      'utf8',
+    );
+    await t.db.transaction(async (tx) => {
+      await tx.exec("DELETE FROM usage_daily_dim WHERE dimension IN ('integration', 'tool')");
+      await tx.exec(backfill);
+    });
+    expect(await snapshot()).toEqual(before);
   });
 });

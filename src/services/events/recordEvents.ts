@@ -246,6 +246,21 @@ const ROLLUP_DIMENSIONS = [
   'api_key_id',
 ] as const;
 
+/** Surfaces Tally knows; any other surface names an integration (the `integration` rollup dimension). */
+const BUILT_IN_SURFACES = ['web', 'cli', 'api', 'mobile'] as const;
+const TOOL_MAX_CHARS = 200;
+/** ASCII whitespace only, so migration 0011 (btrim) trims exactly as ingest does. */
+const EDGE_SPACE = /^[\t\n\v\f\r ]+|[\t\n\v\f\r ]+$/g;
+
+/** The `tool` rollup key of an event: its string `metadata.tool`, trimmed and cut to 200 characters. */
+function toolOf(metadata: unknown): string | null {
+  const tool = (metadata as Record<string, unknown> | null)?.tool;
+  if (typeof tool !== 'string') return null;
+  const trimmed = tool.replace(EDGE_SPACE, '');
+  if (trimmed === '') return null;
+  return trimmed.length > TOOL_MAX_CHARS ? Array.from(trimmed).slice(0, TOOL_MAX_CHARS).join('') : trimmed;
+}
+
 /** Sums of one rollup key, kept in integer units (cost and provider cost scaled) while adding. */
 type Sums = { calls: bigint; credits: bigint; cost: bigint; pcost: bigint; t: bigint[] };
 
@@ -267,8 +282,8 @@ const SUM_NAMES = `calls, credits, cost, provider_cost_usd, input_tokens, output
  * JS first (each row is touched once), then Postgres upserts the wide hourly rollup, the org's
  * hourly total, and fans the same rows out into the narrow daily rollup (one dimension per row per
  * day of the org's time zone, 'all' being the org total, keys as services/usage/source.ts reads
- * them; see migration 0005), each table in key order. The fan-out happens in SQL so the narrow
- * rows never cross the wire.
+ * them; see migration 0005; 'integration' and 'tool' only for events that have one, migration
+ * 0011), each table in key order. The fan-out happens in SQL so the narrow rows never cross the wire.
  */
 async function addToRollup(tx: Queryable, rows: Record<string, unknown>[]): Promise<void> {
   if (rows.length === 0) return;
@@ -279,6 +294,8 @@ async function addToRollup(tx: Queryable, rows: Record<string, unknown>[]): Prom
     const hour = `${(row.occurred_at as string).slice(0, 13)}:00:00.000Z`;
     const dims: Record<string, unknown> = { org_id: row.org_id, bucket: hour };
     for (const d of ROLLUP_DIMENSIONS) dims[d] = row[d];
+    // Not a column of the wide rollup: it only splits the rows sent, which the wide insert merges.
+    dims.tool = toolOf(row.metadata);
     const key = Object.values(dims).join('\u0000');
     let bucket = buckets.get(key);
     if (!bucket) {
@@ -311,11 +328,12 @@ async function addToRollup(tx: Queryable, rows: Record<string, unknown>[]): Prom
     `WITH x AS MATERIALIZED (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(org_id text, bucket timestamptz, member_id text,
          feature text, provider text, model text, surface text, workspace text, workspace_group text,
-         project text, api_key_id text, calls bigint, credits bigint, cost numeric, provider_cost_usd numeric,
+         project text, api_key_id text, tool text, calls bigint, credits bigint, cost numeric, provider_cost_usd numeric,
          input_tokens bigint, output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint)
      ), wide AS (
        INSERT INTO usage_hourly AS t (org_id, bucket, ${dims}, ${SUM_NAMES})
-       SELECT org_id, bucket, ${dims}, ${SUM_NAMES} FROM x
+       SELECT org_id, bucket, ${dims}, ${SUMS} FROM x GROUP BY org_id, bucket, ${dims}
+        ORDER BY org_id, bucket, ${dims}
        ON CONFLICT (org_id, bucket, ${dims}) DO UPDATE SET ${SUM_UPDATES}
      ), total AS (
        INSERT INTO usage_hourly_total AS t (org_id, bucket, ${SUM_NAMES})
@@ -333,8 +351,12 @@ async function addToRollup(tx: Queryable, rows: Record<string, unknown>[]): Prom
       CROSS JOIN LATERAL (VALUES
         ('all', ''), ('member', x.member_id), ('feature', x.feature), ('model', x.provider || '/' || x.model),
         ('provider', x.provider), ('workspace', x.workspace), ('workspace_group', x.workspace_group),
-        ('surface', x.surface), ('project', x.project), ('api_key', x.api_key_id)
+        ('surface', x.surface), ('project', x.project), ('api_key', x.api_key_id),
+        ('integration', CASE WHEN x.surface NOT IN ('', ${BUILT_IN_SURFACES.map((b) => `'${b}'`).join(', ')})
+                        THEN x.surface END),
+        ('tool', x.tool)
       ) AS v (dimension, key)
+      WHERE v.key IS NOT NULL
       GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
      ON CONFLICT (org_id, dimension, bucket, day_end, key) DO UPDATE SET ${SUM_UPDATES}`,
     [JSON.stringify(payload)],
