@@ -29,6 +29,7 @@ import { opsRoutes } from './routes/ops.ts';
 import { orgRoutes } from './routes/orgs.ts';
 import { paymentRoutes, unauthenticatedPaymentRoutes } from './routes/payments.ts';
 import { pricingRoutes } from './routes/pricing.ts';
+import { retentionRoutes } from './routes/retention.ts';
 import { usageRoutes } from './routes/usage.ts';
 import { usageExportRoutes } from './routes/usageExport.ts';
 import { usageInsightRoutes } from './routes/usageInsights.ts';
@@ -139,6 +140,7 @@ export function buildApp(deps: AppDeps) {
   paymentRoutes(app);
   gatewaySettingsRoutes(app);
   embedTokenRoutes(app);
+  retentionRoutes(app);
   webRoutes(app);
   opsRoutes(app, { db: deps.db, metrics });
 

@@ -5,6 +5,7 @@ import { expireHolds } from '../services/authorizations/expireHolds.ts';
 import type { Ctx } from '../services/context.ts';
 import { expireGrantsEverywhere } from '../services/ledger/expireGrantsEverywhere.ts';
 import { issuePlanGrants } from '../services/ledger/issuePlanGrants.ts';
+import { purgeExpiredEvents } from '../services/maintenance/purgeExpiredEvents.ts';
 import { purgeIdempotencyKeys } from '../services/maintenance/purgeIdempotencyKeys.ts';
 import { runAutoTopups } from '../services/payments/runAutoTopups.ts';
 import { detectAnomalies } from '../services/usage/detectAnomalies.ts';
@@ -24,5 +25,11 @@ export function jobCatalog(ctx: Ctx): JobDefinition[] {
     { name: 'projected_run_out_alerts', everySeconds: 3600, run: () => checkProjectedRunOut(ctx) },
     { name: 'auto_topups', everySeconds: 15, run: () => runAutoTopups(ctx) },
     { name: 'detect_anomalies', everySeconds: 900, run: () => detectAnomalies(ctx) },
+    // Batches stop starting after 20 s, inside the lease; the next run goes on where it stopped.
+    {
+      name: 'purge_raw_events',
+      everySeconds: 3600,
+      run: () => purgeExpiredEvents(ctx.db, { budgetMs: 20_000 }),
+    },
   ];
 }
