@@ -10,6 +10,8 @@
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { authorize } from './authorize.ts';
+import { coldStart } from './coldStart.ts';
+import { exportBench } from './export.ts';
 import { gateway } from './gateway.ts';
 import { ingest } from './ingest.ts';
 import { embeddedDatabase } from './support/databases.ts';
@@ -20,7 +22,7 @@ import { usage } from './usage.ts';
 import { web } from './web.ts';
 
 /** Every benchmark, in the order they run and appear in BENCHMARKS.md. */
-export const MODULES: BenchModule[] = [ingest, authorize, usage, gateway, web];
+export const MODULES: BenchModule[] = [ingest, authorize, usage, exportBench, gateway, web, coldStart];
 
 const OUTPUT = fileURLToPath(new URL('../BENCHMARKS.md', import.meta.url));
 
