@@ -150,6 +150,49 @@ describe('embedding, roles, top-ups and the usage bar', () => {
     await page.context().close();
   });
 
+  it('opens checkout in a new tab when embedded (payment pages refuse frames); the frame shows the credits', async () => {
+    const before = await balance();
+    const link = await embedLink(web, 'billing', { member: 'u_1007' });
+    const host = await startHostPage(`<!doctype html><title>Host app</title>
+      <iframe id="usage" title="Usage" src="${link.url}&next=%2Fusage%2Fpayments" width="1200" height="800"></iframe>`);
+    try {
+      const page = await newPage();
+      await page.goto(host.url);
+      const frame = page.frameLocator('#usage');
+      const available = frame.getByTestId('payments-available');
+      await expect.poll(() => available.textContent()).toBe(credits(before.available_credits));
+      await frame.getByRole('button', { name: 'Top up credits' }).click();
+      const dialog = frame.getByRole('dialog', { name: 'Top up credits' });
+      await dialog.getByLabel('€10.00').check();
+      const [checkout] = await Promise.all([
+        page.waitForEvent('popup'),
+        dialog.getByRole('button', { name: 'Pay' }).click(),
+      ]);
+      await checkout.waitForURL(/\/local-checkout\//);
+      // The host page is still there, its frame waiting for the payment made in the other tab.
+      expect(page.url()).toBe(host.url);
+      await frame
+        .getByText('Complete the payment in the checkout tab. Your credits will appear shortly')
+        .waitFor();
+      expect(await checkout.evaluate(() => (globalThis as unknown as { opener: unknown }).opener)).toBeNull();
+      await checkout.getByRole('button', { name: /Pay/ }).click();
+      await checkout.waitForURL(/\/usage\/payments\?payment=pay_.*checkout=success/);
+      // That tab holds no credential (the host app keeps the session): it thanks and sends the buyer back.
+      await checkout.getByRole('heading', { name: 'Thank you for your payment' }).waitFor();
+      await checkout.getByText('Your credits will appear shortly on your usage page').waitFor();
+      await screenshot(checkout, 'checkout-returned-tab');
+      await frame.getByText('1,000 credits were added to your balance').waitFor();
+      const after = await balance();
+      expect(Number(after.available_credits) - Number(before.available_credits)).toBeCloseTo(1000, 6);
+      await expect.poll(() => available.textContent()).toBe(credits(after.available_credits));
+      await frame.locator('tbody tr', { hasText: 'completed' }).first().waitFor();
+      await screenshot(page, 'embedded-topup-done');
+      await page.context().close();
+    } finally {
+      await host.close();
+    }
+  });
+
   it('shows the special states: an empty new org, BYOK without tracking, BYOM in USD', async () => {
     const states = [
       ['credits', 'empty-org', 'No usage yet in this period'],

@@ -11,7 +11,7 @@ import { LimitsScreen } from './screens/Limits.tsx';
 import { MonthlyScreen } from './screens/Monthly.tsx';
 import { OrgsScreen } from './screens/Orgs.tsx';
 import { OverviewScreen } from './screens/Overview.tsx';
-import { PaymentsScreen } from './screens/Payments.tsx';
+import { CheckoutReturnedTab, PaymentsScreen } from './screens/Payments.tsx';
 import { PricingScreen } from './screens/Pricing.tsx';
 import { QuotaScreen } from './screens/Quota.tsx';
 import { SettingsScreen } from './screens/Settings.tsx';
@@ -23,6 +23,10 @@ import { UsageBar } from './usageBar/UsageBar.tsx';
 
 export function App() {
   const [credential, setCredential] = useState(readCredential);
+  const checkout = new URLSearchParams(location.search).get('checkout');
+  if (!credential && location.pathname === '/usage/payments' && checkout) {
+    return <CheckoutReturnedTab outcome={checkout} />;
+  }
   if (!credential) return <SignIn onSignedIn={setCredential} />;
   return (
     <SignedIn

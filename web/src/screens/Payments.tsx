@@ -1,11 +1,11 @@
 /** Top-ups (dialog with presets and a custom amount), the return from checkout, and the payments list. */
-import { type FormEvent, useEffect, useRef, useState } from 'react';
+import { type FormEvent, useCallback, useEffect, useRef, useState } from 'react';
 import { saveBlob } from '../api.ts';
 import { Await, ErrorNote, Panel } from '../components/states.tsx';
 import { compareDecimal } from '../decimal.ts';
 import { navigate, useLocation } from '../router.tsx';
 import { useOrg } from '../sessionContext.tsx';
-import type { Page } from '../types.ts';
+import type { Balance, Page } from '../types.ts';
 import { useApi } from '../useApi.ts';
 import { AutoTopupPanel } from './AutoTopup.tsx';
 
@@ -35,6 +35,12 @@ export function amountProblem(text: string): string | null {
   return null;
 }
 
+/**
+ * Payment pages (Stripe Checkout) refuse to be framed: when the usage page runs inside the host app's
+ * iframe, checkout opens in a new tab and this frame follows the payment until the credits arrive.
+ */
+const framed = () => window.self !== window.top;
+
 export function TopUpButton() {
   const { can, org, api, formats } = useOrg();
   const dialog = useRef<HTMLDialogElement>(null);
@@ -44,6 +50,8 @@ export function TopUpButton() {
   const [error, setError] = useState<Error | null>(null);
   const [busy, setBusy] = useState(false);
   const [saveCard, setSaveCard] = useState(false);
+  /** A checkout the browser would not open in a new tab: offered as a link to click. */
+  const [blocked, setBlocked] = useState<{ url: string; payment: string } | null>(null);
   if (!can('billing:purchase') || org.billing_mode !== 'credits') return null;
   const amount = choice === 'custom' ? custom.trim() : choice;
   const pay = async (event: FormEvent) => {
@@ -53,20 +61,37 @@ export function TopUpButton() {
     if (invalid) return;
     setBusy(true);
     setError(null);
+    // Opened now, while the click still counts as one (a tab opened after the API answers is blocked).
+    const tab = framed() ? window.open('', '_blank') : null;
     try {
-      const session = await api.send<{ url: string | null }>(
+      const session = await api.send<{ id: string; url: string | null }>(
         'POST',
         `/v1/orgs/${org.id}/checkout_sessions`,
         saveCard ? { amount, save_payment_method: true } : { amount },
       );
       if (!session.url) throw new Error('The payment provider gave no checkout page.');
-      location.assign(session.url);
+      if (!framed()) return location.assign(session.url);
+      if (tab) {
+        // The checkout page gets no handle on this frame.
+        tab.opener = null;
+        tab.location.href = session.url;
+        follow(session.id);
+      } else {
+        setBlocked({ url: session.url, payment: session.id });
+      }
     } catch (e) {
+      tab?.close();
       const failure = e as Error & { param?: string };
       if (failure.param === 'amount') setProblem(failure.message);
       else setError(failure);
-      setBusy(false);
     }
+    setBusy(false);
+  };
+  /** The frame waits on the payments page for the payment made in the other tab. */
+  const follow = (payment: string) => {
+    dialog.current?.close();
+    setBlocked(null);
+    navigate(`/usage/payments?payment=${payment}&checkout=opened`);
   };
   return (
     <>
@@ -127,6 +152,19 @@ export function TopUpButton() {
             the card for automatic top-ups
           </label>
           {error && <ErrorNote error={error} />}
+          {blocked && (
+            <p className="note" role="status">
+              The browser did not open the checkout tab.{' '}
+              <a
+                href={blocked.url}
+                target="_blank"
+                rel="noopener noreferrer"
+                onClick={() => follow(blocked.payment)}
+              >
+                Open checkout in a new tab
+              </a>
+            </p>
+          )}
           <div className="dialog-actions">
             <button type="button" className="secondary" onClick={() => dialog.current?.close()}>
               Cancel
@@ -141,12 +179,24 @@ export function TopUpButton() {
   );
 }
 
-/** After checkout: credits arrive when the payment is confirmed, so watch the payment until it is. */
-function CheckoutReturn({ paymentId, outcome }: { paymentId: string; outcome: string }) {
+/**
+ * After checkout: credits arrive when the payment is confirmed, so watch the payment until it is.
+ * "opened" is a framed page whose checkout runs in another tab.
+ */
+function CheckoutReturn({
+  paymentId,
+  outcome,
+  onSettled,
+}: {
+  paymentId: string;
+  outcome: string;
+  onSettled(): void;
+}) {
   const { api, org, formats } = useOrg();
   const [payment, setPayment] = useState<Payment | null>(null);
+  const watched = outcome === 'success' || outcome === 'opened';
   useEffect(() => {
-    if (outcome !== 'success') return;
+    if (!watched) return;
     let stopped = false;
     const check = async () => {
       try {
@@ -154,6 +204,7 @@ function CheckoutReturn({ paymentId, outcome }: { paymentId: string; outcome: st
         if (stopped) return;
         setPayment(current);
         if (current.status === 'pending') setTimeout(check, 2000);
+        else onSettled();
       } catch {
         if (!stopped) setTimeout(check, 5000);
       }
@@ -162,8 +213,8 @@ function CheckoutReturn({ paymentId, outcome }: { paymentId: string; outcome: st
     return () => {
       stopped = true;
     };
-  }, [api, org.id, paymentId, outcome]);
-  if (outcome !== 'success') return <p className="note">Checkout was cancelled; nothing was charged.</p>;
+  }, [api, org.id, paymentId, watched, onSettled]);
+  if (!watched) return <p className="note">Checkout was cancelled; nothing was charged.</p>;
   if (payment?.status === 'completed') {
     return (
       <p className="note ok" role="status">
@@ -176,7 +227,43 @@ function CheckoutReturn({ paymentId, outcome }: { paymentId: string; outcome: st
   }
   return (
     <p className="note" role="status">
-      Thank you! Your credits will appear shortly, as soon as the payment is confirmed.
+      {outcome === 'opened' ? 'Complete the payment in the checkout tab. ' : 'Thank you! '}
+      Your credits will appear shortly, as soon as the payment is confirmed.
+    </p>
+  );
+}
+
+/**
+ * Where checkout returns in a tab that holds no credential (the usage page was embedded in the host
+ * app, which keeps its session): the page that opened checkout shows the credits.
+ */
+export function CheckoutReturnedTab({ outcome }: { outcome: string }) {
+  return (
+    <main className="standalone">
+      <h1>{outcome === 'success' ? 'Thank you for your payment' : 'Checkout was cancelled'}</h1>
+      <p role="status">
+        {outcome === 'success'
+          ? 'Your credits will appear shortly on your usage page, as soon as the payment is confirmed.'
+          : 'Nothing was charged.'}{' '}
+        You can close this tab and go back to the application you came from.
+      </p>
+      <button type="button" className="secondary" onClick={() => window.close()}>
+        Close this tab
+      </button>
+    </main>
+  );
+}
+
+/** What the org has to spend, refreshed when a payment settles. */
+function AvailableCredits({ generation }: { generation: number }) {
+  const { org, formats } = useOrg();
+  const balance = useApi<Balance>(`/v1/orgs/${org.id}/balance`, { _: generation || undefined });
+  if (!balance.data) return null;
+  return (
+    <p className="available">
+      Available:{' '}
+      <strong data-testid="payments-available">{formats.credits(balance.data.available_credits)}</strong>{' '}
+      credits
     </p>
   );
 }
@@ -186,7 +273,12 @@ export function PaymentsScreen() {
   const url = useLocation();
   const paymentId = url.searchParams.get('payment');
   const outcome = url.searchParams.get('checkout');
-  const payments = useApi<Page<Payment>>(`/v1/orgs/${org.id}/payments`, { limit: 100 });
+  const [settled, setSettled] = useState(0);
+  const payments = useApi<Page<Payment>>(`/v1/orgs/${org.id}/payments`, {
+    limit: 100,
+    _: settled || undefined,
+  });
+  const onSettled = useCallback(() => setSettled((n) => n + 1), []);
   const [error, setError] = useState<Error | null>(null);
   const invoice = async (payment: Payment) => {
     try {
@@ -197,8 +289,11 @@ export function PaymentsScreen() {
   };
   return (
     <>
-      {paymentId && outcome && <CheckoutReturn paymentId={paymentId} outcome={outcome} />}
+      {paymentId && outcome && (
+        <CheckoutReturn key={paymentId} paymentId={paymentId} outcome={outcome} onSettled={onSettled} />
+      )}
       <Panel title="Payments" actions={<TopUpButton />}>
+        <AvailableCredits generation={settled} />
         {error && <ErrorNote error={error} />}
         <Await loaded={payments} what="payments">
           {(page) =>
