@@ -24,6 +24,10 @@ export const Filters = {
   surface: Text(200).optional().openapi({ description: 'web, cli, api, mobile or an integration name' }),
   project: Text(200).optional(),
   api_key: Text(200).optional(),
+  integration: Text(200)
+    .optional()
+    .openapi({ description: 'An integration: the surface of calls not made on web, cli, api or mobile' }),
+  tool: Text(200).optional().openapi({ description: 'A tool, as events name it in metadata.tool' }),
 };
 const Range = {
   range: z
@@ -260,7 +264,8 @@ export function usageRoutes(app: OpenAPIHono<AppEnv>) {
     route({
       method: 'get',
       path: '/v1/orgs/{org}/usage/breakdown',
-      summary: 'Usage by feature, member, model, provider, workspace, group, surface, project or key',
+      summary:
+        'Usage by feature, member, model, provider, workspace, group, surface, project, key, integration or tool',
       request: {
         params: OrgParam,
         query: UsageQuery.extend({

@@ -1,10 +1,12 @@
 /**
  * Breakdowns by feature, member, model, provider, workspace, workspace group, surface (web, CLI,
- * integrations), project or API key: credits, cost, calls, tokens and share of the total, ranked by
+ * integrations), project, API key, integration (the surface of calls made through one, 'None' for
+ * the product's own surfaces) or tool (`metadata.tool` of the events): credits, cost, calls, tokens and share of the total, ranked by
  * what the org pays in (credits; USD for BYOM; tokens for BYOK), keyset-paginated so a page can
  * show the top 5 and then "show all".
  *
- * Read from the narrow rollup of the dimension (or the wide one under other filters; see source.ts).
+ * Read from the narrow rollup of the dimension (or the wide one, or raw events for the tool, under
+ * other filters; see source.ts).
  * Shares are decimal fractions with 4 places, allocated over all groups by largest remainder in
  * SQL, so they always add up to exactly 1 (0 when nothing was spent); the rows add up to `total`.
  */

@@ -4,7 +4,7 @@
  * week-over-week change of the weeks in the range, and the range's last 7 days against the 7 before.
  *
  * Hours and weekdays come from the hourly org total (`usage_hourly_total`), or the wide rollup when
- * filters are given; shares are fractions of the total with 4 decimals, rounded down; a UTC hour counts for the local hour and weekday it starts in (in zones with
+ * filters are given (raw events under a tool filter); shares are fractions of the total with 4 decimals, rounded down; a UTC hour counts for the local hour and weekday it starts in (in zones with
  * a half-hour offset, 18:00 UTC is 23:30 local: hour 23). Weeks are those of the time series
  * (Monday to Sunday, local), with the trend of each against the week before. All sums exact.
  */
@@ -27,7 +27,7 @@ import {
   whereOf,
   zeroTotals,
 } from './scope.ts';
-import { planOf } from './source.ts';
+import { planOf, wideRows } from './source.ts';
 
 const WEEK_MS = 7 * 86_400_000;
 export const WEEKDAYS = ['Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday', 'Sunday'];
@@ -38,13 +38,18 @@ export async function getUsagePatterns(ctx: Ctx, orgId: string, query: UsageQuer
   const zone = scope.org.timezone;
   const params: unknown[] = [];
   const plan = planOf(null, query);
-  const table = plan.table === 'narrow' && plan.dimension === 'all' ? 'usage_hourly_total' : 'usage_hourly';
-  const where = whereOf('rollup', orgId, range, table === 'usage_hourly' ? query : {}, params);
+  const totalsOnly = plan.table === 'narrow' && plan.dimension === 'all';
+  // The org's hourly total, or the wide hourly rows under the filters (raw events for a tool).
+  const hourly = (bounds: { start: Date; end: Date }, p: unknown[]) =>
+    totalsOnly
+      ? `usage_hourly_total WHERE ${whereOf('rollup', orgId, bounds, {}, p)}`
+      : `${wideRows(orgId, bounds, query, p, query.tool !== undefined)} AS w`;
+  const from = hourly(range, params);
   params.push(zone);
   const cells = await ctx.db.query<SumRow & { hour: number; weekday: number; hours: string }>(
     `SELECT extract(hour FROM bucket AT TIME ZONE $${params.length})::int AS hour,
             extract(isodow FROM bucket AT TIME ZONE $${params.length})::int AS weekday, ${SUM_COLUMNS}
-       FROM ${table} WHERE ${where} GROUP BY 1, 2`,
+       FROM ${from} GROUP BY 1, 2`,
     params,
   );
   const byHour = Array.from({ length: 24 }, () => zeroTotals());
@@ -111,14 +116,8 @@ export async function getUsagePatterns(ctx: Ctx, orgId: string, query: UsageQuer
   // The last 7 days of the range against the 7 before them.
   const sevenDays = async (end: Date) => {
     const p: unknown[] = [];
-    const w = whereOf(
-      'rollup',
-      orgId,
-      { start: new Date(end.getTime() - WEEK_MS), end },
-      table === 'usage_hourly' ? query : {},
-      p,
-    );
-    const [row] = await ctx.db.query<SumRow>(`SELECT ${SUM_COLUMNS} FROM ${table} WHERE ${w}`, p);
+    const w = hourly({ start: new Date(end.getTime() - WEEK_MS), end }, p);
+    const [row] = await ctx.db.query<SumRow>(`SELECT ${SUM_COLUMNS} FROM ${w}`, p);
     return totalsOf(row!);
   };
   const lastWeek = await sevenDays(range.end);

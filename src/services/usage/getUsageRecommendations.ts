@@ -25,8 +25,8 @@ import {
   type Totals,
   totalsOf,
   type UsageQuery,
-  whereOf,
 } from './scope.ts';
+import { wideRows } from './source.ts';
 
 const MONTH_MS = 30 * 86_400_000;
 /** Below these a feature's input is too small, or its cache use already real, for caching advice. */
@@ -68,16 +68,16 @@ export async function getUsageRecommendations(ctx: Ctx, orgId: string, query: Us
   const { org, range } = scope;
   await ctx.prices.refresh(ctx.db);
   const params: unknown[] = [];
-  const where = whereOf('rollup', org.id, range, query, params);
+  const rows = wideRows(org.id, range, query, params, query.tool !== undefined);
   const [groups, members, limits] = await Promise.all([
     ctx.db.query<SumRow & { feature: string; provider: string; model: string }>(
-      `SELECT feature, provider, model, ${SUM_COLUMNS} FROM usage_hourly WHERE ${where}
+      `SELECT feature, provider, model, ${SUM_COLUMNS} FROM ${rows} AS w
         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
       params,
     ),
     ctx.db.query<MemberLabelRow & SumRow>(
       `SELECT m.id, m.name, m.email, m.external_id, m.status, u.*
-         FROM (SELECT member_id, ${SUM_COLUMNS} FROM usage_hourly WHERE ${where} GROUP BY 1) AS u
+         FROM (SELECT member_id, ${SUM_COLUMNS} FROM ${rows} AS w GROUP BY 1) AS u
          JOIN members m ON m.org_id = $1 AND m.id = u.member_id`,
       params,
     ),

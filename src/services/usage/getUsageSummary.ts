@@ -2,7 +2,7 @@
  * The summary tile: credits and their currency equivalent, provider cost (operator view), calls,
  * active members, unique features and model tiers, tokens by kind, and the trend against the
  * previous period ("+N %", "-N %", "flat"), from the narrow rollups when no filter is given (see
- * source.ts), else from the wide hourly rollup.
+ * source.ts), else from the wide hourly rollup (raw events under a tool filter).
  */
 import { trendOf } from '../../domain/ranges.ts';
 import type { Ctx } from '../context.ts';
@@ -15,16 +15,18 @@ import {
   totalsOf,
   type UsageQuery,
   weightOf,
-  whereOf,
 } from './scope.ts';
-import { coverageOf, dailyPart, hourlyPart, type Plan, planOf } from './source.ts';
+import { coverageOf, dailyPart, hourlyPart, type Plan, planOf, wideRows } from './source.ts';
 
 export async function getUsageSummary(ctx: Ctx, orgId: string, query: UsageQuery, now = new Date()) {
   const scope = await loadScope(ctx, orgId, query, now);
   const { range } = scope;
   // The distinct counts need every dimension of the same events: a filter forces the wide rollup.
   const narrow = planOf(null, query);
-  const plan: Plan = narrow.table === 'narrow' && narrow.filter === null ? narrow : { table: 'wide' };
+  const plan: Plan =
+    narrow.table === 'narrow' && narrow.filter === null
+      ? narrow
+      : { table: 'wide', events: query.tool !== undefined };
   const read = async (bounds: { start: Date; end: Date }) => {
     const params: unknown[] = [];
     if (plan.table === 'narrow') {
@@ -62,7 +64,7 @@ export async function getUsageSummary(ctx: Ctx, orgId: string, query: UsageQuery
       );
       return row!;
     }
-    const where = whereOf('rollup', orgId, bounds, query, params);
+    const rows = wideRows(orgId, bounds, query, params, plan.events);
     const [row] = await ctx.db.query<
       SumRow & { active_members: number; features: number; model_tiers: number }
     >(
@@ -73,7 +75,7 @@ export async function getUsageSummary(ctx: Ctx, orgId: string, query: UsageQuery
                 sum(cost) AS cost, sum(provider_cost_usd) AS provider_cost_usd,
                 sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
                 sum(cache_read_tokens) AS cache_read_tokens, sum(cache_write_tokens) AS cache_write_tokens
-           FROM usage_hourly WHERE ${where} GROUP BY 1, 2, 3, 4
+           FROM ${rows} AS w GROUP BY 1, 2, 3, 4
        )
        SELECT ${SUM_COLUMNS}, count(DISTINCT member_id)::int AS active_members,
               count(DISTINCT feature)::int AS features, count(DISTINCT (provider, model))::int AS model_tiers

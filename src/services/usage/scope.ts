@@ -30,6 +30,8 @@ export const FILTERS = [
   'surface',
   'project',
   'api_key',
+  'integration',
+  'tool',
 ] as const;
 export type FilterName = (typeof FILTERS)[number];
 export type UsageFilters = Partial<Record<FilterName, string | undefined>>;
@@ -42,7 +44,28 @@ export interface UsageQuery extends RangeInput, UsageFilters {
   granularity?: Granularity | undefined;
 }
 
-/** The SQL key of each dimension; the same column names exist in `usage_hourly` and `events`. */
+/**
+ * The integration of a row, from its surface: the product's own surfaces (web, cli, api, mobile)
+ * and none are no integration (''); any other surface names the integration that made the call
+ * (Slack, Gmail, ...). As ingest keys the `integration` rows of usage_daily_dim (migration 0011).
+ */
+export const integrationSql = (surface: string) =>
+  `CASE WHEN ${surface} IN ('', 'web', 'cli', 'api', 'mobile') THEN '' ELSE ${surface} END`;
+/**
+ * The tool of an event: its string `metadata.tool` trimmed of ASCII whitespace and cut to 200
+ * characters, '' when it names none. As ingest keys the `tool` rows of usage_daily_dim (migration
+ * 0011); only raw events carry it otherwise.
+ */
+export const toolSql = (metadata: string) =>
+  `coalesce(CASE WHEN jsonb_typeof(${metadata} -> 'tool') = 'string'
+                 THEN left(btrim(${metadata} ->> 'tool', E' \\t\\n\\r\\f' || chr(11)), 200) END, '')`;
+/** Dimensions whose daily rows exist only for the events that name one (see source.ts dailyPart). */
+export const SPARSE_DIMENSIONS: readonly Dimension[] = ['integration', 'tool'];
+
+/**
+ * The SQL key of each dimension over `usage_hourly` or the rows of source.ts `wideRows` (the same
+ * column names; `tool` exists only in rows read from raw events).
+ */
 export const DIMENSION_KEY: Record<Dimension, string> = {
   member: 'member_id',
   feature: 'feature',
@@ -53,6 +76,8 @@ export const DIMENSION_KEY: Record<Dimension, string> = {
   surface: 'surface',
   project: 'project',
   api_key: "coalesce(api_key_id, '')",
+  integration: integrationSql('surface'),
+  tool: 'tool',
 };
 
 export const UNKNOWN_USER = 'Unknown user';
@@ -145,6 +170,14 @@ export function whereOf(
         break;
       case 'api_key':
         parts.push(`${col('api_key_id')} = ${v}`);
+        break;
+      case 'integration':
+        parts.push(`${integrationSql(col('surface'))} = ${v}`);
+        break;
+      case 'tool':
+        // The hourly rollup has no tool: source.ts reads raw events whenever a tool filter is given.
+        if (source === 'rollup') throw new Error('A tool filter needs raw events (see source.ts wideRows)');
+        parts.push(`${toolSql('e.metadata')} = ${v}`);
         break;
       default:
         parts.push(`${col(name)} = ${v}`);
@@ -307,5 +340,7 @@ export async function labelsFor(
     for (const k of named) out.set(k, { label: k });
   }
   if (dim === 'api_key' && out.has('')) out.set('', { label: 'Operator' });
+  if (dim === 'integration' && out.has('')) out.set('', { label: 'No integration' });
+  if (dim === 'tool' && out.has('')) out.set('', { label: 'No tool' });
   return out;
 }

@@ -10,7 +10,8 @@
  *   A 30-day breakdown then reads about 30 x keys daily rows plus the hours of today.
  * - Anything else (a filter on another dimension than the one grouped by, two filters, a model
  *   filter, whose `model` or `provider/model` match needs both columns) reads the wide hourly rollup
- *   `usage_hourly`, keyed on every dimension at once.
+ *   `usage_hourly`, keyed on every dimension at once; or raw events when the tool is grouped or
+ *   filtered on (no hourly rollup keys it): see `wideRows`.
  *
  * Days are those of the org's zone when the events were recorded. A day row is used only when no
  * other day row overlaps it (after a time-zone change days of two zones can) and it lies inside one
@@ -20,11 +21,20 @@
  */
 import type { Interval } from '../../domain/ranges.ts';
 import type { Queryable } from '../../store/db.ts';
-import { DIMENSION_KEY, type Dimension, FILTERS, type UsageFilters, whereOf } from './scope.ts';
+import {
+  DIMENSION_KEY,
+  type Dimension,
+  FILTERS,
+  SPARSE_DIMENSIONS,
+  toolSql,
+  type UsageFilters,
+  whereOf,
+} from './scope.ts';
 
 export type Plan =
   | { table: 'narrow'; dimension: Dimension | 'all'; filter: { dim: Dimension; value: string } | null }
-  | { table: 'wide' };
+  /** `events`: the tool is asked for (grouped or filtered on), which only raw events carry. */
+  | { table: 'wide'; events: boolean };
 
 /**
  * The narrowest rollup for a report grouped by `by` (null: totals only) under `filters`. A filter
@@ -37,7 +47,37 @@ export function planOf(by: Dimension | null, filters: UsageFilters): Plan {
   if (given.length === 1 && only !== 'model' && (by === null || by === only)) {
     return { table: 'narrow', dimension: only, filter: { dim: only, value: filters[only]! } };
   }
-  return { table: 'wide' };
+  return { table: 'wide', events: by === 'tool' || filters.tool !== undefined };
+}
+
+/**
+ * Hourly rows keyed on every dimension, as a FROM-able subquery with the columns of
+ * `usage_hourly` (bucket, member_id, ..., api_key_id, then the sums) under `filters`, inside
+ * `bounds` (dates, or SQL expressions of a LATERAL interval). `fromEvents` reads raw events
+ * instead, one row per event dated at its UTC hour, with a `tool` column besides: the hourly
+ * rollup keeps no tool. Both give the same sums for the same rows.
+ */
+export function wideRows(
+  orgId: string,
+  bounds: { start: Date; end: Date } | { lo: string; hi: string },
+  filters: UsageFilters,
+  params: unknown[],
+  fromEvents: boolean,
+): string {
+  const dated = 'start' in bounds ? bounds : null;
+  if (!fromEvents) {
+    let where = whereOf('rollup', orgId, dated, filters, params);
+    if (!('start' in bounds)) where += ` AND bucket >= ${bounds.lo} AND bucket < ${bounds.hi}`;
+    return `(SELECT * FROM usage_hourly WHERE ${where})`;
+  }
+  let where = whereOf('events', orgId, dated, filters, params);
+  if (!('start' in bounds)) where += ` AND e.occurred_at >= ${bounds.lo} AND e.occurred_at < ${bounds.hi}`;
+  return `(SELECT date_trunc('hour', e.occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket,
+                  e.member_id, e.feature, e.provider, e.model, e.surface, e.workspace, e.workspace_group,
+                  e.project, coalesce(e.api_key_id, '') AS api_key_id, ${toolSql('e.metadata')} AS tool,
+                  1::bigint AS calls, e.credits, e.cost, e.provider_cost_usd, e.input_tokens, e.output_tokens,
+                  e.cache_read_tokens, e.cache_write_tokens
+             FROM events e WHERE ${where})`;
 }
 
 export const SUM_NAMES =
@@ -140,14 +180,14 @@ export async function sourceSql(
   };
   const keyOf = by ? DIMENSION_KEY[by] : "''";
   if (plan.table === 'wide') {
-    const where = whereOf(
-      'rollup',
+    const rows = wideRows(
       orgId,
       { start: edges[0]!, end: edges[edges.length - 1]! },
       filters,
       params,
+      plan.events,
     );
-    return `(SELECT NULL::text AS dimension, bucket, ${keyOf} AS key, ${SUM_NAMES} FROM usage_hourly WHERE ${where})`;
+    return `(SELECT NULL::text AS dimension, bucket, ${keyOf} AS key, ${SUM_NAMES} FROM ${rows} AS w)`;
   }
   const { days, hours } = await coverageOf(db, orgId, edges);
   // Only the parts that read something: the planner then sizes the query right (an unused
@@ -169,6 +209,8 @@ export async function sourceSql(
 /**
  * The day rows of `dimensions` for the stored days `days` (exact [bucket, day_end) pairs), each
  * dated at the start of its span in the report (so a time series puts it in the right bucket).
+ * Ingest keeps integration and tool rows only for the events that name one: their '' key (none)
+ * is the day's total less those rows, so a report's rows still add up to its total.
  */
 export function dailyPart(
   plan: Extract<Plan, { table: 'narrow' }>,
@@ -178,28 +220,51 @@ export function dailyPart(
   p: (value: unknown) => string,
 ): string {
   const org = p(orgId);
-  let keyFilter = '';
+  let keyFilter = (_key: string) => '';
   if (plan.filter) {
     const v = p(plan.filter.value);
     keyFilter =
       plan.filter.dim === 'member'
-        ? ` AND r.key IN (SELECT id FROM members WHERE org_id = ${org} AND (id = ${v} OR external_id = ${v}))`
+        ? (key) =>
+            ` AND ${key} IN (SELECT id FROM members WHERE org_id = ${org} AND (id = ${v} OR external_id = ${v}))`
         : plan.filter.dim === 'provider'
-          ? ` AND r.key = lower(${v})`
-          : ` AND r.key = ${v}`;
+          ? (key) => ` AND ${key} = lower(${v})`
+          : (key) => ` AND ${key} = ${v}`;
   }
   const starts = p(days.map((d) => d.start.toISOString()));
   const ends = p(days.map((d) => d.end.toISOString()));
   const froms = p(days.map((d) => d.from.toISOString()));
-  const dims = p(dimensions);
-  // LATERAL: one index range scan of (org_id, dimension, bucket, day_end) per day and dimension.
-  return `SELECT r.dimension, s.f AS bucket, r.key, ${prefixed('r')}
-            FROM unnest(${starts}::timestamptz[], ${ends}::timestamptz[], ${froms}::timestamptz[]) AS s (b, e, f)
+  const days_ = `unnest(${starts}::timestamptz[], ${ends}::timestamptz[], ${froms}::timestamptz[]) AS s (b, e, f)`;
+  const dense = dimensions.filter((d) => d === 'all' || !SPARSE_DIMENSIONS.includes(d));
+  const parts: string[] = [];
+  if (dense.length > 0) {
+    const dims = p(dense);
+    // LATERAL: one index range scan of (org_id, dimension, bucket, day_end) per day and dimension.
+    parts.push(`SELECT r.dimension, s.f AS bucket, r.key, ${prefixed('r')}
+            FROM ${days_}
            CROSS JOIN unnest(${dims}::text[]) AS dm (dimension)
            CROSS JOIN LATERAL (
              SELECT * FROM usage_daily_dim r
-              WHERE r.org_id = ${org} AND r.dimension = dm.dimension AND r.bucket = s.b AND r.day_end = s.e${keyFilter}
-           ) AS r`;
+              WHERE r.org_id = ${org} AND r.dimension = dm.dimension AND r.bucket = s.b AND r.day_end = s.e${keyFilter('r.key')}
+           ) AS r`);
+  }
+  for (const dim of dimensions.filter((d) => d !== 'all' && SPARSE_DIMENSIONS.includes(d))) {
+    // The day's 'all' row counts for key '', each row of the dimension for its key and against '';
+    // a day whose every call names one leaves no '' row.
+    const signed = SUM_NAMES.split(', ')
+      .map((c) => `sum(r.${c} * v.sign) AS ${c}`)
+      .join(', ');
+    parts.push(`SELECT '${dim}'::text AS dimension, s.f AS bucket, v.key, ${signed}
+            FROM ${days_}
+           CROSS JOIN LATERAL (
+             SELECT * FROM usage_daily_dim r
+              WHERE r.org_id = ${org} AND r.dimension IN ('all', '${dim}') AND r.bucket = s.b AND r.day_end = s.e
+           ) AS r
+           CROSS JOIN LATERAL (VALUES (r.key, 1), ('', -1)) AS v (key, sign)
+           WHERE (r.dimension <> 'all' OR v.sign = 1)${keyFilter('v.key')}
+           GROUP BY s.f, v.key HAVING sum(r.calls * v.sign) <> 0`);
+  }
+  return parts.join('\n UNION ALL\n');
 }
 
 /**
@@ -228,12 +293,12 @@ export function hourlyPart(
                SELECT * FROM usage_hourly_total t WHERE t.org_id = ${org} AND t.bucket >= s.lo AND t.bucket < s.hi
              ) AS t`;
   }
-  // The wide rollup with the usual WHERE clause, bounded by each interval.
-  const where = `${whereOf('rollup', orgId, null, filters, params)} AND bucket >= s.lo AND bucket < s.hi`;
+  // The wide rows (raw events for the tool) under the usual WHERE clause, bounded by each interval.
+  const rows = wideRows(orgId, { lo: 's.lo', hi: 's.hi' }, filters, params, plan.dimension === 'tool');
   const keyOf = by ? DIMENSION_KEY[by] : "''";
   return `SELECT '${plan.dimension}'::text AS dimension, w.bucket, w.key, ${prefixed('w')}
             FROM unnest(${lo}::timestamptz[], ${hi}::timestamptz[]) AS s (lo, hi)
            CROSS JOIN LATERAL (
-             SELECT bucket, ${keyOf} AS key, ${SUM_NAMES} FROM usage_hourly WHERE ${where}
+             SELECT bucket, ${keyOf} AS key, ${SUM_NAMES} FROM ${rows} AS r
            ) AS w`;
 }
