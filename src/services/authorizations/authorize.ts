@@ -19,12 +19,13 @@ import {
   COUNTER_UPSERT,
   type Dimensions,
   type LimitScope,
+  type LimitSettings,
   loadLimitSettings,
   scopesFor,
 } from '../limits/scopes.ts';
 import { ensureMembers, memberKey } from '../members/ensureMembers.ts';
 import { loadOrg, type OrgRow } from '../orgs/shape.ts';
-import { headroom } from './headroom.ts';
+import { headroom, UNLIMITED } from './headroom.ts';
 import { credits } from './shape.ts';
 
 export interface AuthorizeInput {
@@ -98,6 +99,8 @@ export async function authorize(ctx: Ctx, input: AuthorizeInput) {
   const apiKeyId = ctx.principal.kind === 'org_key' ? ctx.principal.id : '';
   const untracked = org.billing_mode === 'byok';
 
+  const placed = await placeHoldAtOnce(ctx, org, settings, input, { id, apiKeyId, estimate, expiresAt, now });
+  if (placed) return placed;
   return withRetry(() =>
     ctx.db.transaction(async (tx) => {
       // In the transaction, so a hold refused with an error creates no member; before the lock.
@@ -142,16 +145,7 @@ export async function authorize(ctx: Ctx, input: AuthorizeInput) {
         scopes,
         expiresAt,
       });
-      return {
-        id,
-        object: 'authorization' as const,
-        approved: true,
-        reason: untracked ? ('byok_untracked' as const) : hold < estimate ? ('partial' as const) : null,
-        budget: null,
-        held_credits: credits(hold),
-        available_credits: room ? credits(room.room - hold > 0n ? room.room - hold : 0n) : '0',
-        expires_at: expiresAt.toISOString(),
-      };
+      return approved(id, { untracked, estimate, hold, room: room?.room ?? null, expiresAt });
     }),
   );
 }
@@ -212,4 +206,97 @@ async function placeHold(
       inLedger,
     ],
   );
+}
+
+/**
+ * The usual hold in one statement (`tally_place_hold`, migration 0015), outside any transaction,
+ * so the org's balance lock is held inside Postgres only and never waits on this process. Answers
+ * null when the full path must decide: no balance row yet, a plan grant or an expiry due, a
+ * denial (recorded there with its alert), or a member budget whose member is not known yet.
+ */
+async function placeHoldAtOnce(
+  ctx: Ctx,
+  org: OrgRow,
+  settings: LimitSettings,
+  input: AuthorizeInput,
+  hold: { id: string; apiKeyId: string; estimate: bigint; expiresAt: Date; now: Date },
+) {
+  // The member's id decides scopes only through member budgets: then it must exist already.
+  let expectedMember: string | null = null;
+  if (settings.budgets.some((b) => b.scope_kind === 'member')) {
+    const [member] = await ctx.db.query<{ id: string }>(
+      'SELECT id FROM members WHERE org_id = $1 AND external_id = $2',
+      [org.id, input.member],
+    );
+    if (!member) return null;
+    expectedMember = member.id;
+  }
+  const dims = {
+    member_id: expectedMember ?? '',
+    workspace: input.workspace ?? '',
+    workspace_group: input.workspace_group ?? '',
+    project: input.project ?? '',
+    api_key_id: hold.apiKeyId,
+  };
+  const scopes = scopesFor(org, settings, dims, hold.now);
+  const refs = scopes.map((s) => ({ scope: s.scope, period_start: s.periodStart.toISOString() }));
+  const limits = scopes.map((s, i) => ({
+    ...refs[i],
+    limit_units: s.limit === null ? null : String(s.limit),
+    hard: s.hard,
+  }));
+  const untracked = org.billing_mode === 'byok';
+  const [row] = await withRetry(() =>
+    ctx.db.query<{ outcome: 'placed' | 'slow' | 'denied'; room_units: string | null; hold_units: string }>(
+      `SELECT outcome, room_units, hold_units FROM tally_place_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+         $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+      [
+        org.id,
+        hold.now.toISOString(),
+        org.billing_mode === 'credits' && BigInt(org.plan_allowance_credits) > 0n,
+        org.billing_mode === 'credits',
+        untracked,
+        input.member,
+        newId('mem'),
+        expectedMember,
+        String(hold.estimate),
+        JSON.stringify(limits),
+        JSON.stringify(refs),
+        hold.id,
+        hold.apiKeyId || null,
+        input.feature,
+        input.provider.toLowerCase(),
+        input.model,
+        dims.workspace,
+        dims.workspace_group,
+        dims.project,
+        hold.expiresAt.toISOString(),
+      ],
+    ),
+  );
+  if (row?.outcome !== 'placed') return null;
+  return approved(hold.id, {
+    untracked,
+    estimate: hold.estimate,
+    hold: BigInt(row.hold_units),
+    room: untracked ? null : row.room_units === null ? UNLIMITED : BigInt(row.room_units),
+    expiresAt: hold.expiresAt,
+  });
+}
+
+/** The answer to an approved hold; `room` is what was free before it (null: not tracked). */
+function approved(
+  id: string,
+  h: { untracked: boolean; estimate: bigint; hold: bigint; room: bigint | null; expiresAt: Date },
+) {
+  return {
+    id,
+    object: 'authorization' as const,
+    approved: true,
+    reason: h.untracked ? ('byok_untracked' as const) : h.hold < h.estimate ? ('partial' as const) : null,
+    budget: null,
+    held_credits: credits(h.hold),
+    available_credits: h.room === null ? '0' : credits(h.room - h.hold > 0n ? h.room - h.hold : 0n),
+    expires_at: h.expiresAt.toISOString(),
+  };
 }

@@ -16,6 +16,9 @@ export interface Headroom {
   tightest: { reason: DenialReason; budget?: { id: string; name: string } } | null;
 }
 
+/** The room when nothing limits a call (no credits to run out of, no hard limit). */
+export const UNLIMITED = BigInt(Number.MAX_SAFE_INTEGER) * 1_000_000n;
+
 export function headroom(
   org: OrgRow,
   balance: BalanceRow,
@@ -38,7 +41,5 @@ export function headroom(
         : { reason: 'budget_exceeded', budget: { id: s.budgetId!, name: s.name } },
     );
   }
-  return best.tightest === null
-    ? { room: BigInt(Number.MAX_SAFE_INTEGER) * 1_000_000n, tightest: null }
-    : best;
+  return best.tightest === null ? { room: UNLIMITED, tightest: null } : best;
 }

@@ -1,0 +1,104 @@
+-- A hold placed in one statement: the org's balance row is locked, judged and written inside
+-- Postgres, so the lock is held for the time the server needs (a fraction of a millisecond) rather
+-- than for several round trips to a busy Node process. Every hold of an org queues on that lock.
+--
+-- The caller computes the scopes (with their limits in units) exactly as for the full path; this
+-- function only takes the smallest room among credits and the hard limits, as `headroom` does.
+-- Whatever it cannot decide alone it leaves to the full path (outcome 'slow'): no balance row yet,
+-- a plan grant to issue or grants to expire, a member whose id the scopes depend on and that does
+-- not match, and denials (which record their quota.exceeded alert there).
+--
+-- Each statement of a plpgsql function takes a fresh snapshot under READ COMMITTED, so the counters
+-- are read after the lock is granted and see what the previous lock holder committed.
+CREATE FUNCTION tally_place_hold(
+  p_org text,
+  p_now timestamptz,
+  p_plan_needed boolean,
+  p_credits boolean,
+  p_untracked boolean,
+  p_member_external text,
+  p_new_member_id text,
+  p_expected_member_id text,
+  p_estimate bigint,
+  p_scopes jsonb,
+  p_scope_refs jsonb,
+  p_id text,
+  p_api_key_id text,
+  p_feature text,
+  p_provider text,
+  p_model text,
+  p_workspace text,
+  p_workspace_group text,
+  p_project text,
+  p_expires_at timestamptz,
+  OUT outcome text,
+  OUT resolved_member_id text,
+  OUT room_units bigint,
+  OUT hold_units bigint
+) LANGUAGE plpgsql AS $$
+DECLARE
+  balance record;
+  scope_room bigint;
+BEGIN
+  -- The member before the balance lock: the order ingest takes them in.
+  SELECT m.id INTO resolved_member_id FROM members m
+   WHERE m.org_id = p_org AND m.external_id = p_member_external;
+  IF p_expected_member_id IS NOT NULL AND resolved_member_id IS DISTINCT FROM p_expected_member_id THEN
+    outcome := 'slow';
+    RETURN;
+  END IF;
+  IF resolved_member_id IS NULL THEN
+    INSERT INTO members (org_id, id, external_id, role) VALUES (p_org, p_new_member_id, p_member_external, 'member')
+      ON CONFLICT (org_id, external_id) DO NOTHING
+      RETURNING id INTO resolved_member_id;
+    IF resolved_member_id IS NULL THEN
+      SELECT m.id INTO resolved_member_id FROM members m
+       WHERE m.org_id = p_org AND m.external_id = p_member_external;
+    END IF;
+  END IF;
+
+  SELECT b.remaining, b.held, b.overage,
+         EXISTS (SELECT 1 FROM grants g WHERE g.org_id = b.org_id AND g.kind = 'plan'
+                    AND g.effective_at <= p_now AND g.expires_at > p_now) AS plan_running,
+         EXISTS (SELECT 1 FROM grants g WHERE g.org_id = b.org_id AND g.status = 'active'
+                    AND g.expires_at <= p_now) AS expiry_due
+    INTO balance
+    FROM org_balances b WHERE b.org_id = p_org FOR UPDATE OF b;
+  IF NOT FOUND OR (p_plan_needed AND NOT balance.plan_running) OR balance.expiry_due THEN
+    outcome := 'slow';
+    RETURN;
+  END IF;
+
+  SELECT min(x.limit_units - COALESCE(c.spent, 0) - COALESCE(c.held, 0)) INTO scope_room
+    FROM jsonb_to_recordset(p_scopes) AS x(scope text, period_start timestamptz, limit_units bigint, hard boolean)
+    LEFT JOIN spend_counters c
+      ON c.org_id = p_org AND c.scope = x.scope AND c.period_start = x.period_start
+   WHERE x.hard AND x.limit_units IS NOT NULL;
+  -- NULL: nothing limits this call.
+  room_units := least(CASE WHEN p_credits THEN balance.remaining - balance.held - balance.overage END, scope_room);
+  hold_units := CASE WHEN p_untracked THEN 0
+                     ELSE least(p_estimate, greatest(COALESCE(room_units, p_estimate), 0)) END;
+  IF NOT p_untracked AND hold_units <= 0 AND p_estimate > 0 THEN
+    outcome := 'denied';
+    RETURN;
+  END IF;
+
+  INSERT INTO authorizations (org_id, id, member_id, member_external_id, api_key_id, feature, provider, model,
+      workspace, workspace_group, project, status, held, scopes, expires_at)
+    VALUES (p_org, p_id, resolved_member_id, p_member_external, p_api_key_id, p_feature, p_provider, p_model,
+      p_workspace, p_workspace_group, p_project, 'active', hold_units, p_scope_refs, p_expires_at);
+  IF hold_units > 0 THEN
+    INSERT INTO spend_counters (org_id, scope, period_start, spent, held)
+      SELECT p_org, x.scope, x.period_start, 0, hold_units
+        FROM jsonb_to_recordset(p_scope_refs) AS x(scope text, period_start timestamptz)
+       ORDER BY x.scope, x.period_start
+      ON CONFLICT (org_id, scope, period_start) DO UPDATE SET held = spend_counters.held + EXCLUDED.held;
+    IF p_credits THEN
+      INSERT INTO ledger_entries (org_id, kind, amount, authorization_id, memo)
+        VALUES (p_org, 'hold', hold_units, p_id, 'hold placed');
+      UPDATE org_balances SET held = held + hold_units, updated_at = now() WHERE org_id = p_org;
+    END IF;
+  END IF;
+  outcome := 'placed';
+END
+$$;
