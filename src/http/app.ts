@@ -14,7 +14,7 @@ import { authMiddleware } from './middleware/auth.ts';
 import { corsMiddleware } from './middleware/cors.ts';
 import { idempotencyMiddleware } from './middleware/idempotency.ts';
 import { jsonGuard } from './middleware/jsonGuard.ts';
-import { rateLimitMiddleware } from './middleware/rateLimit.ts';
+import { gatewayRateLimitMiddleware, KeyRateLimiter, rateLimitMiddleware } from './middleware/rateLimit.ts';
 import { errorToProblem, problem, validationProblem } from './problem.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { authorizationRoutes } from './routes/authorizations.ts';
@@ -99,16 +99,17 @@ export function buildApp(deps: AppDeps) {
   });
   // The Stripe webhook and the local checkout page authenticate otherwise: they answer before auth runs.
   unauthenticatedPaymentRoutes(app, deps);
+  // One limiter for both: per key, shared with the other processes on a Postgres server.
+  const limiter = new KeyRateLimiter({
+    perSecond: deps.config.TALLY_RATE_LIMIT_PER_SECOND,
+    burst: deps.config.TALLY_RATE_LIMIT_BURST,
+    shared: deps.db,
+  });
+  app.use('/gateway/*', gatewayRateLimitMiddleware(limiter));
   // The gateway answers in each provider's format and reads its own raw body: it stays out of /v1.
   gatewayRoutes(app, deps);
   app.use('/v1/*', authMiddleware(deps));
-  app.use(
-    '/v1/*',
-    rateLimitMiddleware({
-      perSecond: deps.config.TALLY_RATE_LIMIT_PER_SECOND,
-      burst: deps.config.TALLY_RATE_LIMIT_BURST,
-    }),
-  );
+  app.use('/v1/*', rateLimitMiddleware(limiter));
   // Tenant isolation for every org-scoped route, before any validation or work: an org key sees
   // another org exactly as a missing one. Services check again (scopeOrg); this makes it uniform.
   const ownOrgOnly: MiddlewareHandler<AppEnv> = async (c, next) => {

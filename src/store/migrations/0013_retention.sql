@@ -16,3 +16,20 @@ CREATE TABLE raw_event_purges (
   purged_events bigint NOT NULL DEFAULT 0 CHECK (purged_events >= 0),
   purged_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- Rate limits that hold across processes (src/http/middleware/rateLimit.ts): each process adds
+-- its requests per key and second here a few times a second and reads everyone's back. This is
+-- coordination state, not data of any org: it lives in its own schema, unlogged (worthless after
+-- a crash: the limiter starts over), and rows older than a minute are deleted.
+CREATE SCHEMA tally_runtime;
+CREATE UNLOGGED TABLE tally_runtime.rate_limit_counts (
+  bucket text NOT NULL,
+  second bigint NOT NULL,
+  process text NOT NULL,
+  requests integer NOT NULL CHECK (requests > 0),
+  PRIMARY KEY (bucket, second, process)
+);
+CREATE UNLOGGED TABLE tally_runtime.rate_limit_processes (
+  process text PRIMARY KEY,
+  seen_second bigint NOT NULL
+);
