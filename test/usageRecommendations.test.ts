@@ -95,6 +95,51 @@ describe('usage recommendations: happy path', () => {
     expect(after.data.some((r) => r.kind === 'prompt_caching')).toBe(false);
   });
 
+  it('prices calls above a long-context threshold against the standard rate of the same tokens', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const shape = { member: 'ana', feature: 'research', provider: 'google', model: 'gemini-2.5-pro' };
+    const long = { input_tokens: 250_000, output_tokens: 1_000 };
+    await send(key, [
+      ...events('long', 8, { ...shape, usage: long }),
+      ...events('short', 12, { ...shape, usage: { input_tokens: 20_000, output_tokens: 500 } }),
+      // Long too, but on a model without long-context tiers.
+      ...events('flat', 5, { ...shape, provider: 'openai', model: 'gpt-4.1', usage: long }),
+    ]);
+    // The standard rate of a 250k call, charged independently: two 125k halves, each under the
+    // 200k threshold, cost what the whole would at the rate below it (pricing is linear there).
+    const twin = await createOrgWithKey(t);
+    const [whole] = await send(twin.key, events('whole', 1, { ...shape, usage: long }));
+    const halves = await send(
+      twin.key,
+      events('half', 2, { ...shape, usage: { input_tokens: 125_000, output_tokens: 500 } }),
+    );
+    const perCall = micro(whole!.credits) - micro(halves[0]!.credits) - micro(halves[1]!.credits);
+    expect(perCall).toBeGreaterThan(0n);
+
+    const body = await recommendations(org.id, key);
+    const found = body.data.filter((r) => r.kind === 'long_context');
+    expect(found).toHaveLength(1);
+    const rec = found[0]!;
+    expect(rec).toMatchObject({
+      feature: 'research',
+      current_model: 'google/gemini-2.5-pro',
+      calls: 8,
+      long_context: { threshold_tokens: 200_000, calls: 20, long_calls: 8, share_of_calls: '40' },
+    });
+    // The eight calls are priced as one sum (rounded once), the twin's call by call: at most a
+    // micro-credit apart per call.
+    const extra = micro(rec.long_context!.extra);
+    expect(extra - 8n * perCall <= 24n && 8n * perCall - extra <= 24n, `${extra} vs ${8n * perCall}`).toBe(
+      true,
+    );
+    expect(rec.savings).toBe(rec.long_context!.extra);
+    expect(rec.detail).toContain('8 of 20 calls');
+
+    // Under a filter that leaves out the long calls, nothing to say.
+    const r = await t.call('GET', `/v1/orgs/${org.id}/usage/recommendations?range=7d&member=nobody`, { key });
+    expect(UsageRecommendationsSchema.parse(r.body).data.some((x) => x.kind === 'long_context')).toBe(false);
+  });
+
   it('names a member who drives most of the spend, and asks for a limit only while none is set', async () => {
     const { org, key } = await createOrgWithKey(t);
     const shape = { feature: 'chat', provider: 'openai', model: 'gpt-4o-mini', usage: chatCall };

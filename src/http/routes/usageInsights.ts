@@ -196,7 +196,7 @@ export const UsageRecommendationsSchema = z
     data: z.array(
       z.object({
         id: z.string(),
-        kind: z.enum(['switch_model', 'prompt_caching', 'review_member', 'set_limit']),
+        kind: z.enum(['switch_model', 'prompt_caching', 'long_context', 'review_member', 'set_limit']),
         title: z.string(),
         detail: z.string(),
         feature: z.string().nullable(),
@@ -212,6 +212,19 @@ export const UsageRecommendationsSchema = z
           .openapi({ description: 'Percent of the total spend', example: '17.0' }),
         monthly_savings: Nullable.openapi({ description: 'The saving scaled to 30 days' }),
         monthly_savings_cost: Nullable,
+        long_context: z
+          .object({
+            threshold_tokens: Count.openapi({
+              description: 'Input tokens above which the long-context rate applies',
+            }),
+            calls: Count.openapi({ description: 'Calls of the feature on the model in the range' }),
+            long_calls: Count.openapi({ description: 'Those above the threshold' }),
+            share_of_calls: z.string().openapi({ description: 'Percent of the calls', example: '12.5' }),
+            extra: Amount.openapi({ description: 'What they cost beyond the standard rate, in the unit' }),
+            extra_cost: Amount.openapi({ description: 'The same in the currency' }),
+          })
+          .nullable()
+          .openapi({ description: 'long_context only: the figures it rests on' }),
       }),
     ),
   })

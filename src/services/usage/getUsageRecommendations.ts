@@ -5,6 +5,11 @@
  * - prompt_caching: a feature that sends many input tokens with almost no cache reads, on a model
  *   whose cache reads cost less, priced as if half of its input were read from the cache;
  * - review_member: one member drives more than half of the spend of three or more;
+ * - long_context: calls of a feature on a model whose catalog price has long-context tiers (a
+ *   higher rate for the WHOLE call once its input passes a threshold, 128k tokens or more) that
+ *   passed it: the share of calls above the threshold and what they cost beyond the model's
+ *   standard rate (the same tokens priced at the rate just below the threshold), read from the
+ *   raw events of the range (a partial index keeps only calls above 128k input tokens);
  * - set_limit: the org has no monthly limit.
  * Savings are estimates: each (feature, model) is priced as its calls' average call, with today's
  * prices, for the current and the suggested model alike, so price changes inside the range and
@@ -12,7 +17,13 @@
  * BYOM) with the money equivalent; BYOK orgs pay their provider directly, so only limits apply.
  */
 import { CREDIT_SCALE, formatUnits, Ratio } from '../../domain/money.ts';
-import { creditsToMoney, priceEvent, type Usage } from '../../domain/pricing.ts';
+import {
+  creditsToMoney,
+  type ProviderPriceSpec,
+  priceEvent,
+  tierPrice,
+  type Usage,
+} from '../../domain/pricing.ts';
 import type { Ctx } from '../context.ts';
 import type { OrgRow } from '../orgs/shape.ts';
 import {
@@ -25,6 +36,7 @@ import {
   type Totals,
   totalsOf,
   type UsageQuery,
+  whereOf,
 } from './scope.ts';
 import { wideRows } from './source.ts';
 
@@ -37,8 +49,13 @@ const MEMBER_SHARE = Ratio.of(1n, 2n);
 const MEMBERS_FOR_CONCENTRATION = 3;
 /** A switch must save at least this share of the feature's spend on that model to be worth it. */
 const SWITCH_MIN_SHARE = Ratio.of(1n, 10n);
+/**
+ * Tiers starting at this many input tokens or more are long-context prices (the lowest the catalog
+ * has); migration 0012's partial index `events_long_input` holds exactly the calls above it.
+ */
+const LONG_CONTEXT_TOKENS = 128_000;
 
-type Kind = 'switch_model' | 'prompt_caching' | 'review_member' | 'set_limit';
+type Kind = 'switch_model' | 'prompt_caching' | 'long_context' | 'review_member' | 'set_limit';
 
 interface Recommendation {
   id: string;
@@ -55,6 +72,17 @@ interface Recommendation {
   savings_share: string | null;
   monthly_savings: string | null;
   monthly_savings_cost: string | null;
+  /** long_context only: the figures it rests on. */
+  long_context: LongContextBasis | null;
+}
+
+interface LongContextBasis {
+  threshold_tokens: number;
+  calls: number;
+  long_calls: number;
+  share_of_calls: string;
+  extra: string;
+  extra_cost: string;
 }
 
 interface Group extends Totals {
@@ -95,6 +123,8 @@ export async function getUsageRecommendations(ctx: Ctx, orgId: string, query: Us
   const spendOf = (t: Totals) => (org.billing_mode === 'byom' ? t.cost / 1_000_000n : t.credits);
   const total = usage.reduce((sum, g) => sum + spendOf(g), 0n);
   const money = moneyOf(org);
+  const currency = org.billing_mode === 'byom' ? 'USD' : org.currency;
+  const unitName = org.billing_mode === 'byom' ? 'USD' : 'credits';
   const spanMs = BigInt(range.end.getTime() - range.start.getTime());
   const view = (saved: bigint) => {
     const monthly = Ratio.of(saved * BigInt(MONTH_MS), spanMs).roundHalfEven(0);
@@ -153,6 +183,30 @@ export async function getUsageRecommendations(ctx: Ctx, orgId: string, query: Us
         }
       }
     }
+    for (const l of await longContextCalls(ctx, org, range, query, usage, now)) {
+      if (l.extra <= 0n) continue;
+      const model = `${l.provider}/${l.model}`;
+      const share = Ratio.of(l.long * 100n, l.calls).toDecimal(1);
+      const extraCost = money(l.extra);
+      found.push({
+        ...blank('long_context', `long_context:${l.feature}:${model}`),
+        title: `Keep ${l.feature} prompts on ${l.model} under ${l.threshold} input tokens`,
+        detail: `${l.long} of ${l.calls} calls of ${l.feature} on ${l.model} (${share} %) sent more than ${l.threshold} input tokens, where its long-context rate applies to the whole call: they cost ${formatUnits(l.extra, CREDIT_SCALE)} ${unitName} (${extraCost} ${currency}) more than the same tokens at its standard rate. Trimming or summarizing the context, or starting a new conversation, keeps calls under the threshold.`,
+        feature: l.feature,
+        current_model: model,
+        calls: Number(l.long),
+        saved: l.extra,
+        ...view(l.extra),
+        long_context: {
+          threshold_tokens: l.threshold,
+          calls: Number(l.calls),
+          long_calls: Number(l.long),
+          share_of_calls: share,
+          extra: formatUnits(l.extra, CREDIT_SCALE),
+          extra_cost: extraCost,
+        },
+      });
+    }
     const memberSpend = members.map((m) => ({ m, spend: spendOf(totalsOf(m)) }));
     const top = memberSpend.sort((a, b) => (a.spend > b.spend ? -1 : a.spend < b.spend ? 1 : 0))[0];
     if (
@@ -186,7 +240,7 @@ export async function getUsageRecommendations(ctx: Ctx, orgId: string, query: Us
     org_id: org.id,
     range: rangeView(range),
     unit: org.billing_mode === 'byom' ? ('usd' as const) : ('credits' as const),
-    currency: org.billing_mode === 'byom' ? 'USD' : org.currency,
+    currency,
     total_spend: formatUnits(total, CREDIT_SCALE),
     data: found.map(({ saved: _saved, ...r }) => r),
   };
@@ -206,6 +260,7 @@ function blank(kind: Kind, id: string): Omit<Recommendation, 'title' | 'detail'>
     savings_share: null,
     monthly_savings: null,
     monthly_savings_cost: null,
+    long_context: null,
   };
 }
 
@@ -240,20 +295,154 @@ function priceAverageCall(
       : average(t.cacheRead),
     cache_write_tokens: cached ? 0 : average(t.cacheWrite),
   };
+  const perCall = chargeFor(ctx, org, provider, model, usage, 1n, now);
+  return perCall === null ? null : perCall * t.calls;
+}
+
+/**
+ * The charge for `usage` on (provider, model) with today's prices, in micro-units of the org's
+ * spend (credits, or USD for BYOM), counting `requests` calls where a request has a price. `pin`
+ * rewrites the catalog prices first. Null when the model has no price.
+ */
+function chargeFor(
+  ctx: Ctx,
+  org: OrgRow,
+  provider: string,
+  model: string,
+  usage: Usage,
+  requests: bigint,
+  now: Date,
+  pin: (spec: ProviderPriceSpec) => ProviderPriceSpec = (spec) => spec,
+): bigint | null {
   const resolved = ctx.prices.resolve(org.id, org.currency, provider, model, now);
   if (!resolved?.providerPrice) return null;
   const result = priceEvent({
     usage,
-    providerPrices: resolved.providerPrice.prices,
+    providerPrices: pin(resolved.providerPrice.prices),
     sellOverrides: resolved.sellOverrides,
     markup: resolved.markup,
     fxRate: resolved.fxRate,
     creditValue: Ratio.parse(org.credit_value),
+    defaultRequests: requests,
   });
   if (!result.ok) return null;
-  const perCall =
-    org.billing_mode === 'byom'
-      ? Ratio.fromUnits(result.providerCostUsd, 10).roundHalfEven(CREDIT_SCALE)
-      : result.credits;
-  return perCall * t.calls;
+  return org.billing_mode === 'byom'
+    ? Ratio.fromUnits(result.providerCostUsd, 10).roundHalfEven(CREDIT_SCALE)
+    : result.credits;
+}
+
+/** The long-context tier starts of a catalog price (any of its kinds), ascending. */
+function longContextStarts(spec: ProviderPriceSpec): number[] {
+  const starts = new Set<number>();
+  for (const value of Object.values(spec)) {
+    if (typeof value === 'string') continue;
+    for (const tier of value.tiers) if (tier.start >= LONG_CONTEXT_TOKENS) starts.add(tier.start);
+  }
+  return [...starts].sort((a, b) => a - b);
+}
+
+/** The catalog price with every tiered rate fixed at what a call of `inputTokens` pays. */
+const pinnedAt =
+  (inputTokens: bigint) =>
+  (spec: ProviderPriceSpec): ProviderPriceSpec =>
+    Object.fromEntries(
+      Object.entries(spec).map(([key, value]) => [
+        key,
+        typeof value === 'string' ? value : tierPrice(value, inputTokens).toDecimal(20),
+      ]),
+    );
+
+interface LongCalls {
+  feature: string;
+  provider: string;
+  model: string;
+  threshold: number;
+  /** Every call of the (feature, model) in the range, and those above the threshold. */
+  calls: bigint;
+  long: bigint;
+  /** What the long calls cost beyond the same tokens at the standard rate, in the org's unit. */
+  extra: bigint;
+}
+
+/**
+ * Per (feature, model) with long-context tiers: the calls above the lowest such tier, grouped by
+ * the tier they reached and priced per group with today's prices at that tier and at the rate
+ * just below the threshold. Pricing is linear within a tier, so a group is priced as one call
+ * with its summed tokens (rounded once, not per call: an estimate within a micro-unit per group).
+ */
+async function longContextCalls(
+  ctx: Ctx,
+  org: OrgRow,
+  range: { start: Date; end: Date },
+  query: UsageQuery,
+  usage: Group[],
+  now: Date,
+): Promise<LongCalls[]> {
+  const tiered = new Map<string, number[]>();
+  for (const g of usage) {
+    const key = `${g.provider}/${g.model}`;
+    if (tiered.has(key)) continue;
+    const spec = ctx.prices.resolve(org.id, org.currency, g.provider, g.model, now)?.providerPrice?.prices;
+    const starts = spec ? longContextStarts(spec) : [];
+    if (starts.length > 0) tiered.set(key, starts);
+  }
+  if (tiered.size === 0) return [];
+  const params: unknown[] = [];
+  const where = whereOf('events', org.id, range, query, params);
+  params.push(JSON.stringify([...tiered].map(([key, starts]) => ({ key, starts }))));
+  const rows = await ctx.db.query<{
+    feature: string;
+    provider: string;
+    model: string;
+    tier: number;
+    calls: string;
+    input_tokens: string;
+    output_tokens: string;
+    cache_read_tokens: string;
+    cache_write_tokens: string;
+  }>(
+    `SELECT e.feature, e.provider, e.model, t.tier, count(*)::text AS calls,
+            sum(e.input_tokens)::text AS input_tokens, sum(e.output_tokens)::text AS output_tokens,
+            sum(e.cache_read_tokens)::text AS cache_read_tokens, sum(e.cache_write_tokens)::text AS cache_write_tokens
+       FROM events e
+       JOIN jsonb_to_recordset($${params.length}::jsonb) AS m (key text, starts bigint[])
+         ON m.key = e.provider || '/' || e.model
+      CROSS JOIN LATERAL (SELECT count(*)::int AS tier FROM unnest(m.starts) AS s WHERE e.input_tokens > s) AS t
+      WHERE ${where} AND e.input_tokens > ${LONG_CONTEXT_TOKENS} AND t.tier > 0
+      GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4`,
+    params,
+  );
+  const out = new Map<string, LongCalls>();
+  for (const r of rows) {
+    const starts = tiered.get(`${r.provider}/${r.model}`)!;
+    const summed: Usage = {
+      input_tokens: Number(r.input_tokens),
+      output_tokens: Number(r.output_tokens),
+      cache_read_tokens: Number(r.cache_read_tokens),
+      cache_write_tokens: Number(r.cache_write_tokens),
+    };
+    const calls = BigInt(r.calls);
+    const at = (level: bigint) =>
+      chargeFor(ctx, org, r.provider, r.model, summed, calls, now, pinnedAt(level));
+    const charged = at(BigInt(starts[r.tier - 1]!) + 1n);
+    const standard = at(BigInt(starts[0]!));
+    if (charged === null || standard === null) continue;
+    const key = `${r.feature}\u0000${r.provider}/${r.model}`;
+    const group = usage.find(
+      (g) => g.feature === r.feature && g.provider === r.provider && g.model === r.model,
+    );
+    const entry = out.get(key) ?? {
+      feature: r.feature,
+      provider: r.provider,
+      model: r.model,
+      threshold: starts[0]!,
+      calls: group?.calls ?? calls,
+      long: 0n,
+      extra: 0n,
+    };
+    entry.long += calls;
+    entry.extra += charged - standard;
+    out.set(key, entry);
+  }
+  return [...out.values()];
 }
