@@ -54,6 +54,31 @@ const CreateOrg = z
   })
   .openapi('CreateOrg');
 
+const ListOrgsQuery = ListQuery.extend({
+  q: z.string().max(200).optional().openapi({ description: 'Only orgs whose name contains this, any case' }),
+  include: z
+    .enum(['month_spend'])
+    .optional()
+    .openapi({ description: "month_spend: each org's usage this calendar month, in one request" }),
+});
+
+const MonthSpendSchema = z
+  .object({
+    start: z.string(),
+    end: z.string(),
+    calls: z.int(),
+    credits: z.string(),
+    cost: z.string().openapi({ description: 'In currency (BYOK orgs track no cost)' }),
+    currency: Currency,
+  })
+  .openapi('MonthSpend', {
+    description: "The org's usage this calendar month in its time zone, as the summary's mtd range counts it",
+  });
+
+const OrgListItemSchema = OrgSchema.extend({ month_spend: MonthSpendSchema.optional() }).openapi(
+  'OrgListItem',
+);
+
 const UpdateOrg = CreateOrg.omit({ currency: true }).partial().openapi('UpdateOrg');
 
 export function orgRoutes(app: OpenAPIHono<AppEnv>) {
@@ -73,9 +98,10 @@ export function orgRoutes(app: OpenAPIHono<AppEnv>) {
       method: 'get',
       path: '/v1/orgs',
       tags: ['Orgs'],
-      summary: 'List organizations (an org key sees its own)',
-      request: { query: ListQuery },
-      responses: { 200: json(pageOf(OrgSchema), 'A page of orgs'), ...errorResponses },
+      summary:
+        'List organizations (an org key sees its own), optionally searched by name and with their spend',
+      request: { query: ListOrgsQuery },
+      responses: { 200: json(pageOf(OrgListItemSchema), 'A page of orgs'), ...errorResponses },
     }),
     async (c) => c.json(await listOrgs(c.get('ctx'), c.req.valid('query')), 200),
   );

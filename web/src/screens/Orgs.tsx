@@ -1,45 +1,104 @@
-/** Operator view: every organization with its spend this month, from the API's own summaries. */
+/**
+ * Operator view: every organization with its spend this month, a page at a time (Load more), searched by
+ * name. The API sums each page's spend in one request.
+ */
 import { useEffect, useState } from 'react';
-import type { Api } from '../api.ts';
 import { Await, ErrorNote, Panel } from '../components/states.tsx';
 import { createFormats } from '../format.ts';
 import { readLocale } from '../session.ts';
 import { useSession } from '../sessionContext.tsx';
-import type { Org, Page, Summary } from '../types.ts';
+import type { Org, Page } from '../types.ts';
 import { useApi } from '../useApi.ts';
 
+const ORGS_PAGE_SIZE = 50;
+/** Typing pauses this long before the search is sent. */
+const SEARCH_DELAY_MS = 250;
+
+interface OrgWithSpend extends Org {
+  month_spend: { calls: number; credits: string; cost: string; currency: string };
+}
+
 export function OrgsScreen({ onPick }: { onPick(id: string): void }) {
-  const orgs = useApi<Page<Org>>('/v1/orgs', { limit: 100 });
+  const { api } = useSession();
+  const [typed, setTyped] = useState('');
+  const [search, setSearch] = useState('');
+  useEffect(() => {
+    const timer = setTimeout(() => setSearch(typed.trim()), SEARCH_DELAY_MS);
+    return () => clearTimeout(timer);
+  }, [typed]);
+  const query = { limit: ORGS_PAGE_SIZE, include: 'month_spend', q: search };
+  const first = useApi<Page<OrgWithSpend>>('/v1/orgs', query);
+  const [rows, setRows] = useState<OrgWithSpend[]>([]);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const [more, setMore] = useState<{ loading: boolean; error: Error | null }>({
+    loading: false,
+    error: null,
+  });
+  useEffect(() => {
+    setRows(first.data?.data ?? []);
+    setCursor(first.data?.has_more ? first.data.next_cursor : null);
+  }, [first.data]);
+  const loadMore = async () => {
+    setMore({ loading: true, error: null });
+    try {
+      const page = await api.get<Page<OrgWithSpend>>('/v1/orgs', { ...query, cursor });
+      setRows((previous) => [...previous, ...page.data]);
+      setCursor(page.has_more ? page.next_cursor : null);
+      setMore({ loading: false, error: null });
+    } catch (error) {
+      setMore({ loading: false, error: error as Error });
+    }
+  };
   return (
     <Panel title="All organizations">
-      <Await loaded={orgs} what="organizations">
-        {(page) =>
-          page.data.length === 0 ? (
-            <p className="empty">No organizations yet. Create one with POST /v1/orgs.</p>
+      <div className="field">
+        <label htmlFor="org-search">Search by name</label>
+        <input id="org-search" type="search" value={typed} onChange={(e) => setTyped(e.target.value)} />
+      </div>
+      <Await loaded={first} what="organizations">
+        {() =>
+          rows.length === 0 ? (
+            <p className="empty">
+              {search
+                ? `No organization name contains “${search}”.`
+                : 'No organizations yet. Create one with POST /v1/orgs.'}
+            </p>
           ) : (
-            <table className="table">
-              <caption className="sr-only">Organizations and their spend this month</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Organization</th>
-                  <th scope="col">Billing</th>
-                  <th scope="col" className="num">
-                    Credits this month
-                  </th>
-                  <th scope="col" className="num">
-                    Spend this month
-                  </th>
-                  <th scope="col" className="num">
-                    Calls
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {page.data.map((org) => (
-                  <OrgRow key={org.id} org={org} onPick={onPick} />
-                ))}
-              </tbody>
-            </table>
+            <>
+              <table className="table">
+                <caption className="sr-only">Organizations and their spend this month</caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Organization</th>
+                    <th scope="col">Billing</th>
+                    <th scope="col" className="num">
+                      Credits this month
+                    </th>
+                    <th scope="col" className="num">
+                      Spend this month
+                    </th>
+                    <th scope="col" className="num">
+                      Calls
+                    </th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {rows.map((org) => (
+                    <OrgRow key={org.id} org={org} onPick={onPick} />
+                  ))}
+                </tbody>
+              </table>
+              {more.error && <ErrorNote error={more.error} retry={loadMore} />}
+              {cursor ? (
+                <button type="button" className="secondary" onClick={loadMore} disabled={more.loading}>
+                  {more.loading ? 'Loading…' : 'Load more'}
+                </button>
+              ) : (
+                <p className="end-note">
+                  {rows.length === 1 ? 'One organization' : `All ${rows.length} organizations`} shown
+                </p>
+              )}
+            </>
           )
         }
       </Await>
@@ -47,10 +106,9 @@ export function OrgsScreen({ onPick }: { onPick(id: string): void }) {
   );
 }
 
-function OrgRow({ org, onPick }: { org: Org; onPick(id: string): void }) {
-  const { api } = useSession();
-  const summary = useMonthSummary(api, org.id);
+function OrgRow({ org, onPick }: { org: OrgWithSpend; onPick(id: string): void }) {
   const formats = createFormats(org.currency, org.timezone, readLocale());
+  const spend = org.month_spend;
   return (
     <tr>
       <th scope="row">
@@ -59,25 +117,15 @@ function OrgRow({ org, onPick }: { org: Org; onPick(id: string): void }) {
         </button>
       </th>
       <td>{org.billing_mode}</td>
-      {summary instanceof Error ? (
-        <td colSpan={3}>
-          <ErrorNote error={summary} />
-        </td>
-      ) : (
-        <>
-          <td className="num">{summary ? formats.credits(summary.credits) : '…'}</td>
-          <td className="num">{summary ? formats.money(summary.cost, summary.currency) : '…'}</td>
-          <td className="num">{summary ? formats.count(summary.calls) : '…'}</td>
-        </>
-      )}
+      <td className="num">{org.billing_mode === 'credits' ? formats.credits(spend.credits) : '—'}</td>
+      <td className="num">
+        {org.billing_mode === 'byok' ? (
+          <span title="BYOK: the provider bills the customer directly">—</span>
+        ) : (
+          formats.money(spend.cost, spend.currency)
+        )}
+      </td>
+      <td className="num">{formats.count(spend.calls)}</td>
     </tr>
   );
-}
-
-function useMonthSummary(api: Api, orgId: string): Summary | Error | null {
-  const [summary, setSummary] = useState<Summary | Error | null>(null);
-  useEffect(() => {
-    api.get<Summary>(`/v1/orgs/${orgId}/usage/summary`, { range: 'mtd' }).then(setSummary, setSummary);
-  }, [api, orgId]);
-  return summary;
 }
