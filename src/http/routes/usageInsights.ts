@@ -10,6 +10,7 @@ import { getUsageAnomalies } from '../../services/usage/getUsageAnomalies.ts';
 import { getUsageForecast } from '../../services/usage/getUsageForecast.ts';
 import { getUsagePatterns } from '../../services/usage/getUsagePatterns.ts';
 import { getUsageRecommendations } from '../../services/usage/getUsageRecommendations.ts';
+import { listUsageFiles } from '../../services/usage/listUsageFiles.ts';
 import type { AppEnv } from '../env.ts';
 import { errorResponses, json, OrgParam, Text } from '../schemas.ts';
 import { Amount, Count, Cursor, Filters, RangeSchema, Tokens, Total, Unit, UsageQuery } from './usage.ts';
@@ -93,6 +94,37 @@ export const ConversationUsageSchema = z
     next_cursor: z.string().nullable(),
   })
   .openapi('ConversationUsage');
+
+export const UsageFilesSchema = z
+  .object({
+    object: z.literal('usage_files'),
+    org_id: z.string(),
+    range: RangeSchema,
+    unit: Unit,
+    currency: z.string(),
+    data: z.array(
+      z.object({
+        id: z.string(),
+        object: z.literal('usage_file'),
+        name: z.string().nullable(),
+        size_bytes: z.int().nullable(),
+        extracted_tokens: z.int().nullable(),
+        processing: z
+          .object({ calls: Count, credits: Amount, cost: Amount, provider_cost_usd: Operator })
+          .openapi({
+            description:
+              'The calls that processed the file ("processed": true in its metadata.files entry), shared among the files each processed by extracted tokens',
+          }),
+        conversations: Count.openapi({ description: 'Conversations that used it (reuse count)' }),
+        calls: Count.openapi({ description: 'Calls that used it' }),
+        first_used_at: z.string(),
+        last_used_at: z.string(),
+      }),
+    ),
+    has_more: z.boolean(),
+    next_cursor: z.string().nullable(),
+  })
+  .openapi('UsageFiles');
 
 const Cell = { credits: Amount, cost: Amount, calls: Count, tokens: Count, share: z.string() };
 const Trend = z.object({
@@ -253,6 +285,23 @@ export function usageInsightRoutes(app: OpenAPIHono<AppEnv>) {
       const { org, date } = c.req.valid('param');
       return c.json(await getDayItems(c.get('ctx'), org, date, c.req.valid('query')), 200);
     },
+  );
+  app.openapi(
+    route({
+      method: 'get',
+      path: '/v1/orgs/{org}/usage/files',
+      summary: 'Uploaded files used in the range: extracted tokens, processing cost and reuse, latest first',
+      request: {
+        params: OrgParam,
+        query: UsageQuery.extend({
+          limit: z.coerce.number().int().min(1).max(200).default(50),
+          cursor: Cursor,
+        }),
+      },
+      responses: { 200: json(UsageFilesSchema, 'A page of files'), ...errorResponses },
+    }),
+    async (c) =>
+      c.json(await listUsageFiles(c.get('ctx'), c.req.valid('param').org, c.req.valid('query')), 200),
   );
   app.openapi(
     route({
