@@ -5,7 +5,7 @@
  * so concurrent batches of one org queue instead of deadlocking.
  */
 import { newId } from '../../domain/ids.ts';
-import { CREDIT_SCALE, decimalUnits, formatUnits, PROVIDER_COST_SCALE, Ratio } from '../../domain/money.ts';
+import { CREDIT_SCALE, Ratio } from '../../domain/money.ts';
 import { anchorDayOf, billingCycle } from '../../domain/periods.ts';
 import { normalizedUsage } from '../../domain/usageEvent.ts';
 import type { Queryable } from '../../store/db.ts';
@@ -230,10 +230,6 @@ async function ensureWorkspaces(tx: Queryable, events: PricedEvent[]): Promise<v
   );
 }
 
-const TOKEN_COLUMNS = ['input_tokens', 'output_tokens', 'cache_read_tokens', 'cache_write_tokens'] as const;
-/** Event costs are stored with 12 decimals (NUMERIC(30, 12)). */
-const COST_SCALE = 12;
-
 const ROLLUP_DIMENSIONS = [
   'member_id',
   'feature',
@@ -248,21 +244,13 @@ const ROLLUP_DIMENSIONS = [
 
 /** Surfaces Tally knows; any other surface names an integration (the `integration` rollup dimension). */
 const BUILT_IN_SURFACES = ['web', 'cli', 'api', 'mobile'] as const;
-const TOOL_MAX_CHARS = 200;
-/** ASCII whitespace only, so migration 0011 (btrim) trims exactly as ingest does. */
-const EDGE_SPACE = /^[\t\n\v\f\r ]+|[\t\n\v\f\r ]+$/g;
-
-/** The `tool` rollup key of an event: its string `metadata.tool`, trimmed and cut to 200 characters. */
-function toolOf(metadata: unknown): string | null {
-  const tool = (metadata as Record<string, unknown> | null)?.tool;
-  if (typeof tool !== 'string') return null;
-  const trimmed = tool.replace(EDGE_SPACE, '');
-  if (trimmed === '') return null;
-  return trimmed.length > TOOL_MAX_CHARS ? Array.from(trimmed).slice(0, TOOL_MAX_CHARS).join('') : trimmed;
-}
-
-/** Sums of one rollup key, kept in integer units (cost and provider cost scaled) while adding. */
-type Sums = { calls: bigint; credits: bigint; cost: bigint; pcost: bigint; t: bigint[] };
+/**
+ * The `tool` rollup key of an event row `e`: its string `metadata.tool`, trimmed of ASCII
+ * whitespace and cut to 200 characters; NULL when there is none. Migration 0011 backfills with the
+ * same expression.
+ */
+const TOOL_KEY = `CASE WHEN jsonb_typeof(e.metadata -> 'tool') = 'string'
+       THEN nullif(left(btrim(e.metadata ->> 'tool', E' \\t\\n\\r\\f' || chr(11)), 200), '') END`;
 
 const SUM_UPDATES = `calls = t.calls + EXCLUDED.calls,
        credits = t.credits + EXCLUDED.credits,
@@ -276,65 +264,28 @@ const SUMS = `sum(calls), sum(credits), sum(cost), sum(provider_cost_usd), sum(i
          sum(cache_read_tokens), sum(cache_write_tokens)`;
 const SUM_NAMES = `calls, credits, cost, provider_cost_usd, input_tokens, output_tokens, cache_read_tokens,
        cache_write_tokens`;
+const DIMS = ROLLUP_DIMENSIONS.join(', ');
 
 /**
- * Adds newly stored events to the rollups in one statement: the events are summed per wide key in
- * JS first (each row is touched once), then Postgres upserts the wide hourly rollup, the org's
- * hourly total, and fans the same rows out into the narrow daily rollup (one dimension per row per
- * day of the org's time zone, 'all' being the org total, keys as services/usage/source.ts reads
- * them; see migration 0005; 'integration' and 'tool' only for events that have one, migration
- * 0011), each table in key order. The fan-out happens in SQL so the narrow rows never cross the wire.
+ * Adds newly stored events to the rollups in one statement that reads them back from `events` by
+ * key (only the keys cross the wire): Postgres upserts the wide hourly rollup, the org's hourly
+ * total, and fans the events out into the narrow daily rollup (one dimension per row per day of
+ * the org's time zone, 'all' being the org total, keys as services/usage/source.ts reads them; see
+ * migration 0005; 'integration' and 'tool' only for events that have one, migration 0011), each
+ * table in key order.
  */
-async function addToRollup(tx: Queryable, rows: Record<string, unknown>[]): Promise<void> {
-  if (rows.length === 0) return;
-  type Bucket = Sums & { dims: Record<string, unknown> };
-  const buckets = new Map<string, Bucket>();
-  for (const row of rows) {
-    // occurred_at is a normalised ISO string: its first 13 characters name the UTC hour.
-    const hour = `${(row.occurred_at as string).slice(0, 13)}:00:00.000Z`;
-    const dims: Record<string, unknown> = { org_id: row.org_id, bucket: hour };
-    for (const d of ROLLUP_DIMENSIONS) dims[d] = row[d];
-    // Not a column of the wide rollup: it only splits the rows sent, which the wide insert merges.
-    dims.tool = toolOf(row.metadata);
-    const key = Object.values(dims).join('\u0000');
-    let bucket = buckets.get(key);
-    if (!bucket) {
-      bucket = { dims, calls: 0n, credits: 0n, cost: 0n, pcost: 0n, t: [0n, 0n, 0n, 0n] };
-      buckets.set(key, bucket);
-    }
-    bucket.calls += 1n;
-    bucket.credits += BigInt(row.credits as string);
-    bucket.cost += decimalUnits(row.cost as string, COST_SCALE);
-    bucket.pcost += decimalUnits(row.provider_cost_usd as string, PROVIDER_COST_SCALE);
-    TOKEN_COLUMNS.forEach((k, i) => {
-      bucket.t[i]! += BigInt(row[k] as number);
-    });
-  }
-  const payload = [...buckets.entries()]
-    .sort(([a], [b]) => compare(a, b))
-    .map(([, b]) => ({
-      ...b.dims,
-      calls: b.calls.toString(),
-      credits: b.credits.toString(),
-      cost: formatUnits(b.cost, COST_SCALE),
-      provider_cost_usd: formatUnits(b.pcost, PROVIDER_COST_SCALE),
-      input_tokens: b.t[0]!.toString(),
-      output_tokens: b.t[1]!.toString(),
-      cache_read_tokens: b.t[2]!.toString(),
-      cache_write_tokens: b.t[3]!.toString(),
-    }));
-  const dims = ROLLUP_DIMENSIONS.join(', ');
-  await tx.query(
-    `WITH x AS MATERIALIZED (
-       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(org_id text, bucket timestamptz, member_id text,
-         feature text, provider text, model text, surface text, workspace text, workspace_group text,
-         project text, api_key_id text, tool text, calls bigint, credits bigint, cost numeric, provider_cost_usd numeric,
-         input_tokens bigint, output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint)
+const ROLLUP = `WITH x AS MATERIALIZED (
+       SELECT e.org_id, date_trunc('hour', e.occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket,
+              e.member_id, e.feature, e.provider, e.model, e.surface, e.workspace, e.workspace_group, e.project,
+              coalesce(e.api_key_id, '') AS api_key_id, ${TOOL_KEY} AS tool, 1 AS calls, e.credits, e.cost,
+              e.provider_cost_usd, e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens
+         FROM unnest($1::text[], $2::text[]) AS k (org_id, id)
+         JOIN events e ON e.org_id = k.org_id AND e.id = k.id
      ), wide AS (
-       INSERT INTO usage_hourly AS t (org_id, bucket, ${dims}, ${SUM_NAMES})
-       SELECT org_id, bucket, ${dims}, ${SUMS} FROM x GROUP BY org_id, bucket, ${dims}
-        ORDER BY org_id, bucket, ${dims}
-       ON CONFLICT (org_id, bucket, ${dims}) DO UPDATE SET ${SUM_UPDATES}
+       INSERT INTO usage_hourly AS t (org_id, bucket, ${DIMS}, ${SUM_NAMES})
+       SELECT org_id, bucket, ${DIMS}, ${SUMS} FROM x GROUP BY org_id, bucket, ${DIMS}
+        ORDER BY org_id, bucket, ${DIMS}
+       ON CONFLICT (org_id, bucket, ${DIMS}) DO UPDATE SET ${SUM_UPDATES}
      ), total AS (
        INSERT INTO usage_hourly_total AS t (org_id, bucket, ${SUM_NAMES})
        SELECT org_id, bucket, ${SUMS} FROM x GROUP BY 1, 2 ORDER BY 1, 2
@@ -358,9 +309,11 @@ async function addToRollup(tx: Queryable, rows: Record<string, unknown>[]): Prom
       ) AS v (dimension, key)
       WHERE v.key IS NOT NULL
       GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-     ON CONFLICT (org_id, dimension, bucket, day_end, key) DO UPDATE SET ${SUM_UPDATES}`,
-    [JSON.stringify(payload)],
-  );
+     ON CONFLICT (org_id, dimension, bucket, day_end, key) DO UPDATE SET ${SUM_UPDATES}`;
+
+async function addToRollup(tx: Queryable, rows: { org_id: string; id: string }[]): Promise<void> {
+  if (rows.length === 0) return;
+  await tx.query(ROLLUP, [rows.map((r) => r.org_id), rows.map((r) => r.id)]);
 }
 
 async function loadExisting(
