@@ -72,6 +72,38 @@ describe('holds: happy path', () => {
     expect(events).toEqual([{ credits: '7590000' }]);
   });
 
+  it('bills many small increments exactly the price of their total, never a rounding more', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    // gpt-4o-mini input: 0.0000207 credits a token, 20.7 micro-credits: one token alone rounds.
+    const mini = { ...call, model: 'gpt-4o-mini' };
+    const auth = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...mini, estimate: { credits: '1' } },
+    });
+    let last: Record<string, unknown> = {};
+    for (let i = 0; i < 10; i++) {
+      const inc = await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+        key,
+        body: { usage: { input_tokens: 1 } },
+      });
+      expect(inc.status).toBe(200);
+      last = inc.body;
+    }
+    // The running total is priced, not each token: 10 x 20.7 = 207 micro-credits.
+    expect(last.total_charged_credits).toBe('0.000207');
+    const cap = await t.call('POST', `/v1/authorizations/${auth.body.id}/capture`, {
+      key,
+      body: { usage: { input_tokens: 10 } },
+    });
+    // 10 tokens: exactly 207 micro-credits, as one event of 10 tokens would be billed.
+    expect(cap.body).toMatchObject({ credits: '0.000207', unbilled_credits: '0' });
+    const events = await t.db.query<{ credits: string }>('SELECT credits FROM events WHERE org_id = $1', [
+      org.id,
+    ]);
+    expect(events).toEqual([{ credits: '207' }]);
+    expect(await checkLedger(t.db, org.id)).toEqual([]);
+  });
+
   it('void bills what was streamed (a client that disconnects still pays)', async () => {
     const { org, key } = await createOrgWithKey(t);
     const auth = await t.call('POST', '/v1/authorizations', {

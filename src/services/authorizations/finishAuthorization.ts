@@ -4,14 +4,16 @@
  * event, so a client that disconnects mid-stream still pays for what it streamed.
  */
 import type { Usage } from '../../domain/pricing.ts';
+import type { Queryable } from '../../store/db.ts';
 import { withRetry } from '../../store/retry.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
-import { lockBalance } from '../ledger/balances.ts';
+import { lockForSpend } from '../ledger/lockForSpend.ts';
+import { loadLimitSettings } from '../limits/scopes.ts';
 import { loadOrg } from '../orgs/shape.ts';
 import { unitsFor } from './authorize.ts';
-import { bill, recordCall, releaseHold } from './settle.ts';
-import { type AuthorizationRow, authorizationOrg, credits, lockAuthorization } from './shape.ts';
+import { bill, recordCall, scopesOf } from './settle.ts';
+import { type AuthorizationRow, credits, findAuthorization, lockedState } from './shape.ts';
 
 type Ending = { kind: 'capture'; usage: Usage; eventId?: string } | { kind: 'void' } | { kind: 'expire' };
 
@@ -42,23 +44,49 @@ export async function finishAuthorization(
   id: string,
   ending: Ending,
 ): Promise<CaptureResult | EndResult> {
-  await ctx.prices.refresh(ctx.db);
+  const found = await findAuthorization(ctx.db, ctx.principal, id);
+  const [org, settings] = await Promise.all([
+    loadOrg(ctx.db, found.org_id),
+    loadLimitSettings(ctx.db, found.org_id),
+    ctx.prices.refresh(ctx.db),
+  ]);
   const outcome = await withRetry(() =>
     ctx.db.transaction(async (tx): Promise<Outcome> => {
-      await lockBalance(tx, await authorizationOrg(tx, ctx.principal, id));
-      const auth = await lockAuthorization(tx, ctx.principal, id);
       const now = new Date();
+      const scopes = scopesOf(org, settings, found);
+      const lock = await lockForSpend(tx, org, scopes, now, found.id);
+      const auth = lockedState(found, lock.authorization);
       if (auth.status === 'captured' && ending.kind === 'capture') {
         return { kind: 'replay', result: auth.result as unknown as CaptureResult };
       }
       if (auth.status !== 'active') return { kind: 'refused', status: auth.status };
       const expired = auth.expires_at <= now;
       if (ending.kind === 'expire' && !expired) return { kind: 'refused', status: 'active' };
-      const org = await loadOrg(tx, auth.org_id);
-      if (ending.kind === 'capture' && !expired)
-        return { kind: 'done', result: await capture(tx, ctx, org, auth, ending, now) };
+      if (ending.kind === 'capture' && !expired) {
+        const total = unitsFor(ctx, org, auth, ending.usage, now).units;
+        const already = BigInt(auth.charged);
+        const eventId = ending.eventId ?? auth.id;
+        const { unbilled } = await bill(tx, org, auth, scopes, lock, total > already ? total - already : 0n, {
+          eventId,
+          usage: null,
+          release: true,
+        });
+        const event = await recordCall(tx, ctx, org, auth, ending.usage, eventId, now);
+        const result: CaptureResult = {
+          object: 'authorization',
+          id: auth.id,
+          status: 'captured',
+          credits: credits(BigInt(auth.charged)),
+          cost: event.cost,
+          currency: event.currency,
+          event_id: eventId,
+          unbilled_credits: credits(unbilled),
+        };
+        await setStatus(tx, auth, 'captured', result);
+        return { kind: 'done', result };
+      }
       // Void, expiry, or a capture that came too late: bill nothing more, record what was billed.
-      await releaseHold(tx, org, auth);
+      await bill(tx, org, auth, scopes, lock, 0n, { eventId: null, usage: null, release: true });
       if (BigInt(auth.charged) > 0n && Object.keys(auth.usage).length > 0) {
         await recordCall(tx, ctx, org, auth, auth.usage, auth.id, now);
       }
@@ -79,43 +107,12 @@ export async function finishAuthorization(
   return outcome.result;
 }
 
-async function capture(
-  tx: Parameters<typeof bill>[0],
-  ctx: Ctx,
-  org: Parameters<typeof bill>[1],
-  auth: AuthorizationRow,
-  ending: { usage: Usage; eventId?: string },
-  now: Date,
-) {
-  const total = unitsFor(ctx, org, auth, ending.usage, now).units;
-  const already = BigInt(auth.charged);
-  const eventId = ending.eventId ?? auth.id;
-  const { unbilled } = await bill(tx, org, auth, total > already ? total - already : 0n, eventId);
-  await releaseHold(tx, org, auth);
-  const event = await recordCall(tx, ctx, org, auth, ending.usage, eventId, now);
-  const result: CaptureResult = {
-    object: 'authorization',
-    id: auth.id,
-    status: 'captured',
-    credits: credits(BigInt(auth.charged)),
-    cost: event.cost,
-    currency: event.currency,
-    event_id: eventId,
-    unbilled_credits: credits(unbilled),
-  };
-  await setStatus(tx, auth, 'captured', result);
-  return result;
-}
-
-async function setStatus(
-  tx: Parameters<typeof bill>[0],
-  auth: AuthorizationRow,
-  status: string,
-  result: object,
-) {
+/** The authorization's end, with the event it was recorded as (when one was). */
+async function setStatus(tx: Queryable, auth: AuthorizationRow, status: string, result: object) {
   await tx.query(
-    'UPDATE authorizations SET status = $3, result = $4, finished_at = now() WHERE org_id = $1 AND id = $2',
-    [auth.org_id, auth.id, status, JSON.stringify(result)],
+    `UPDATE authorizations SET status = $3, result = $4, event_id = $5, finished_at = now()
+      WHERE org_id = $1 AND id = $2`,
+    [auth.org_id, auth.id, status, JSON.stringify(result), auth.event_id],
   );
 }
 

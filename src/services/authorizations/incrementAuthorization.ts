@@ -5,30 +5,41 @@
 import type { Usage } from '../../domain/pricing.ts';
 import { withRetry } from '../../store/retry.ts';
 import type { Ctx } from '../context.ts';
-import { lockBalance } from '../ledger/balances.ts';
+import { lockForSpend } from '../ledger/lockForSpend.ts';
+import { loadLimitSettings } from '../limits/scopes.ts';
 import { loadOrg } from '../orgs/shape.ts';
 import { unitsFor } from './authorize.ts';
-import { bill } from './settle.ts';
-import { addUsage, authorizationOrg, credits, lockAuthorization, requireActive } from './shape.ts';
+import { bill, scopesOf } from './settle.ts';
+import { addUsage, credits, findAuthorization, lockedState, requireActive } from './shape.ts';
 
 export async function incrementAuthorization(ctx: Ctx, id: string, usage: Usage) {
-  await ctx.prices.refresh(ctx.db);
+  // What needs no lock is read first and side by side; under the lock: one read, the draw-down
+  // and one write.
+  const found = await findAuthorization(ctx.db, ctx.principal, id);
+  const [org, settings] = await Promise.all([
+    loadOrg(ctx.db, found.org_id),
+    loadLimitSettings(ctx.db, found.org_id),
+    ctx.prices.refresh(ctx.db),
+  ]);
   return withRetry(() =>
     ctx.db.transaction(async (tx) => {
-      // Lock order: the org's balance row first, then the authorization (as in authorize and ingest).
-      await lockBalance(tx, await authorizationOrg(tx, ctx.principal, id));
-      const auth = await lockAuthorization(tx, ctx.principal, id);
       const now = new Date();
+      const scopes = scopesOf(org, settings, found);
+      const lock = await lockForSpend(tx, org, scopes, now, found.id);
+      const auth = lockedState(found, lock.authorization);
       requireActive(auth, now);
-      const org = await loadOrg(tx, auth.org_id);
-      // A request fee is charged once per call, at capture, not on every increment.
-      const wanted = unitsFor(ctx, org, auth, { requests: 0, ...usage }, now).units;
-      const result = await bill(tx, org, auth, wanted, null);
-      await tx.query('UPDATE authorizations SET usage = $3 WHERE org_id = $1 AND id = $2', [
-        org.id,
-        auth.id,
-        JSON.stringify(addUsage(auth.usage, usage)),
-      ]);
+      // Priced on the running total and billed the difference, so a call's increments add up to
+      // its exact price (rounding each on its own could pass it a little every time). A request
+      // fee is charged once per call, at capture, not on every increment.
+      const total = addUsage(auth.usage, usage);
+      const priced = (u: Usage) => unitsFor(ctx, org, auth, { requests: 0, ...u }, now).units;
+      const step = priced(total) - priced(auth.usage);
+      const wanted = step > 0n ? step : 0n;
+      const result = await bill(tx, org, auth, scopes, lock, wanted, {
+        eventId: null,
+        usage: total,
+        release: false,
+      });
       return {
         object: 'authorization_increment' as const,
         charged_credits: credits(result.billed),

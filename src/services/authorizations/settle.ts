@@ -1,7 +1,8 @@
 /**
  * Moving an authorization's money: billing usage from its hold (and beyond it only as far as
  * credits, limits and budgets allow), releasing what is left of the hold, and recording the
- * call as a usage event when it ends. Callers hold the org's balance lock and the row lock.
+ * call as a usage event when it ends. Callers hold the org's balance lock and the row lock
+ * (lockForSpend with the authorization).
  */
 import { allocate, CREDIT_SCALE, Ratio } from '../../domain/money.ts';
 import { creditsToMoney, type Usage } from '../../domain/pricing.ts';
@@ -12,18 +13,16 @@ import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import type { PricedEvent } from '../events/priceUsageEvent.ts';
 import { recordEvents } from '../events/recordEvents.ts';
-import { applyCharges, type ChargeOutcome } from '../ledger/applyCharges.ts';
-import { addToBalance } from '../ledger/balances.ts';
-import { lockForSpend } from '../ledger/lockForSpend.ts';
-import { addToCounters, type LimitScope, loadLimitSettings, toUnits } from '../limits/scopes.ts';
+import { applyCharges } from '../ledger/applyCharges.ts';
+import type { SpendLock } from '../ledger/lockForSpend.ts';
+import { COUNTER_UPSERT, type LimitScope, type LimitSettings, toUnits } from '../limits/scopes.ts';
 import type { OrgRow } from '../orgs/shape.ts';
 import { unitsFor } from './authorize.ts';
 import { headroom } from './headroom.ts';
 import type { AuthorizationRow } from './shape.ts';
 
 /** The scopes an authorization counted its hold in, with the limits in force now. */
-async function scopesOf(tx: Queryable, org: OrgRow, auth: AuthorizationRow): Promise<LimitScope[]> {
-  const settings = await loadLimitSettings(tx, org.id);
+export function scopesOf(org: OrgRow, settings: LimitSettings, auth: AuthorizationRow): LimitScope[] {
   return auth.scopes.map(({ scope, period_start }) => {
     const periodStart = new Date(period_start);
     if (scope === 'org') {
@@ -61,70 +60,84 @@ export interface Billed {
   capacity: bigint;
 }
 
-/** Bills `wanted` units: from the hold first, then from free room; what does not fit is reported. */
+export interface BillOptions {
+  eventId: string | null;
+  /** The call's usage so far, stored on the authorization; null leaves it as it is. */
+  usage: Usage | null;
+  /** The call ends: release whatever is left of the hold as well. */
+  release: boolean;
+}
+
+/**
+ * Bills `wanted` units of an authorization locked with the org's balance (`lockForSpend`, which
+ * gives `lock`): from the hold first, then from free room; what does not fit is reported. The
+ * draw-down is one statement pair (applyCharges); the hold release, the counters and the
+ * authorization are written by one more.
+ */
 export async function bill(
   tx: Queryable,
   org: OrgRow,
   auth: AuthorizationRow,
+  scopes: LimitScope[],
+  lock: SpendLock,
   wanted: bigint,
-  eventId: string | null,
+  options: BillOptions,
 ): Promise<Billed> {
   const held = BigInt(auth.held);
-  const scopes = await scopesOf(tx, org, auth);
-  const { balance, counters: before } = await lockForSpend(tx, org, scopes, new Date());
-  const room = headroom(org, balance, scopes, before).room;
+  const room = headroom(org, lock.balance, scopes, lock.counters).room;
   const free = room > 0n ? room : 0n;
   const fromHold = wanted < held ? wanted : held;
   const beyond = wanted - fromHold < free ? wanted - fromHold : free;
   const billed = fromHold + beyond;
-  let charged: ChargeOutcome | null = null;
-  if (org.billing_mode === 'credits') {
-    await releaseFromBalance(tx, org.id, auth.id, fromHold);
-    charged = await applyCharges(tx, org.id, { ...balance, held: balance.held - fromHold }, [
-      { amount: billed, eventId, authorizationId: auth.id },
-    ]);
+  const released = options.release ? held : fromHold;
+  const charged =
+    org.billing_mode === 'credits'
+      ? await applyCharges(tx, org.id, { ...lock.balance, held: lock.balance.held - released }, [
+          { amount: billed, eventId: options.eventId, authorizationId: auth.id },
+        ])
+      : null;
+  const rows = await tx.query<{ scope: string; period_start: Date; spent: string; held: string }>(
+    `WITH released AS (
+       INSERT INTO ledger_entries (org_id, kind, amount, authorization_id, memo)
+       SELECT $1, 'hold_release', -$3::bigint, $2, 'hold used or released' WHERE $5 AND $3::bigint > 0
+     ), balance AS (
+       UPDATE org_balances SET held = held - $3::bigint, updated_at = now()
+        WHERE org_id = $1 AND $5 AND $3::bigint > 0
+     ), authorization_row AS (
+       UPDATE authorizations SET held = held - $3::bigint, charged = charged + $4::bigint,
+              usage = COALESCE($6::jsonb, usage)
+        WHERE org_id = $1 AND id = $2
+     )
+     ${COUNTER_UPSERT(
+       '$1',
+       `(SELECT scope, period_start, $4::bigint AS spent, -$3::bigint AS held
+           FROM jsonb_to_recordset($7::jsonb) AS x(scope text, period_start timestamptz)
+          WHERE $3::bigint <> 0 OR $4::bigint <> 0 ORDER BY scope, period_start) AS x`,
+     )}
+     RETURNING scope, period_start, spent, held`,
+    [
+      org.id,
+      auth.id,
+      String(released),
+      String(billed),
+      org.billing_mode === 'credits',
+      options.usage === null ? null : JSON.stringify(options.usage),
+      JSON.stringify(auth.scopes),
+    ],
+  );
+  if (billed > 0n) {
+    const counters = rows.map((r) => ({
+      scope: r.scope,
+      periodStart: r.period_start,
+      spent: BigInt(r.spent),
+      held: BigInt(r.held),
+    }));
+    await evaluateSpendAlerts(tx, org, { scopes, counters, charged });
   }
-  const counters = await addToCounters(
-    tx,
-    org.id,
-    scopes.map((s) => ({ ...s, spent: billed, held: -fromHold })),
-  );
-  if (billed > 0n) await evaluateSpendAlerts(tx, org, { scopes, counters, charged });
-  await tx.query(
-    'UPDATE authorizations SET held = held - $3, charged = charged + $4 WHERE org_id = $1 AND id = $2',
-    [org.id, auth.id, String(fromHold), String(billed)],
-  );
-  auth.held = String(held - fromHold);
+  auth.held = String(held - released);
   auth.charged = String(BigInt(auth.charged) + billed);
+  if (options.usage !== null) auth.usage = options.usage;
   return { billed, unbilled: wanted - billed, capacity: held - fromHold + (free - beyond) };
-}
-
-async function releaseFromBalance(
-  tx: Queryable,
-  orgId: string,
-  authId: string,
-  amount: bigint,
-): Promise<void> {
-  if (amount <= 0n) return;
-  await tx.query(
-    `INSERT INTO ledger_entries (org_id, kind, amount, authorization_id, memo) VALUES ($1, 'hold_release', $2, $3, 'hold used or released')`,
-    [orgId, String(-amount), authId],
-  );
-  await addToBalance(tx, orgId, { held: -amount });
-}
-
-/** Releases whatever is left of the hold, everywhere it was counted. */
-export async function releaseHold(tx: Queryable, org: OrgRow, auth: AuthorizationRow): Promise<void> {
-  const held = BigInt(auth.held);
-  if (held === 0n) return;
-  if (org.billing_mode === 'credits') await releaseFromBalance(tx, org.id, auth.id, held);
-  await addToCounters(
-    tx,
-    org.id,
-    (await scopesOf(tx, org, auth)).map((s) => ({ ...s, spent: 0n, held: -held })),
-  );
-  await tx.query('UPDATE authorizations SET held = 0 WHERE org_id = $1 AND id = $2', [org.id, auth.id]);
-  auth.held = '0';
 }
 
 /** The call's usage event, priced as usual but carrying exactly the units that were billed. */
@@ -168,11 +181,7 @@ export async function recordCall(
       'event_id',
     );
   }
-  await tx.query('UPDATE authorizations SET event_id = $3 WHERE org_id = $1 AND id = $2', [
-    org.id,
-    auth.id,
-    eventId,
-  ]);
+  auth.event_id = eventId;
   return event;
 }
 

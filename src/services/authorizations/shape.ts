@@ -3,6 +3,7 @@ import type { Usage } from '../../domain/pricing.ts';
 import type { Queryable } from '../../store/db.ts';
 import type { Principal } from '../context.ts';
 import { ServiceError } from '../errors.ts';
+import type { AuthorizationState } from '../ledger/lockForSpend.ts';
 
 export interface AuthorizationRow {
   org_id: string;
@@ -29,30 +30,29 @@ export interface AuthorizationRow {
 const COLUMNS = `org_id, id, member_id, member_external_id, api_key_id, feature, provider, model, workspace,
   workspace_group, project, status, held, charged, usage, scopes, event_id, result, expires_at`;
 
-/** The org of an authorization the caller may see, read without a lock (to take the org lock first). */
-export async function authorizationOrg(q: Queryable, principal: Principal, id: string): Promise<string> {
-  const orgId = principal.kind === 'operator' ? null : principal.orgId;
-  const [row] = await q.query<{ org_id: string }>(
-    'SELECT org_id FROM authorizations WHERE id = $1 AND ($2::text IS NULL OR org_id = $2)',
-    [id, orgId],
-  );
-  if (!row) throw new ServiceError(404, 'not_found', 'Authorization not found', 'id');
-  return row.org_id;
-}
-
-/** Loads and locks an authorization the caller may see; another org's id is answered as missing. */
-export async function lockAuthorization(
-  tx: Queryable,
+/**
+ * An authorization the caller may see, read without a lock: what never changes (its org, call and
+ * scopes) is taken from here, what does (held, charged, status) from lockForSpend under the lock.
+ * Another org's id is answered as missing.
+ */
+export async function findAuthorization(
+  q: Queryable,
   principal: Principal,
   id: string,
 ): Promise<AuthorizationRow> {
-  const orgId = principal.kind === 'operator' ? null : principal.orgId;
-  const [row] = await tx.query<AuthorizationRow>(
-    `SELECT ${COLUMNS} FROM authorizations WHERE id = $1 AND ($2::text IS NULL OR org_id = $2) FOR UPDATE`,
+  const orgId = principal.kind === 'org_key' ? principal.orgId : null;
+  const [row] = await q.query<AuthorizationRow>(
+    `SELECT ${COLUMNS} FROM authorizations WHERE id = $1 AND ($2::text IS NULL OR org_id = $2)`,
     [id, orgId],
   );
   if (!row) throw new ServiceError(404, 'not_found', 'Authorization not found', 'id');
   return row;
+}
+
+/** The authorization as locked: its unchanging part with the state read under the lock. */
+export function lockedState(found: AuthorizationRow, state: AuthorizationState | null): AuthorizationRow {
+  if (!state) throw new ServiceError(404, 'not_found', 'Authorization not found', 'id');
+  return { ...found, ...state };
 }
 
 export function requireActive(auth: AuthorizationRow, now: Date): void {

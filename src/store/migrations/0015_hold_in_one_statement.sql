@@ -102,3 +102,62 @@ BEGIN
   outcome := 'placed';
 END
 $$;
+
+-- The balance lock of a spend decision in one round trip (lockForSpend): locks the org's balance
+-- row (creating it on first use) and, when given, the authorization being billed, then reads the
+-- counters of the given scopes in a statement of their own, so they are read after the lock.
+-- Amounts come back as text: they are exact integers that may not fit a JavaScript number.
+CREATE FUNCTION tally_lock_for_spend(
+  p_org text,
+  p_now timestamptz,
+  p_scope_refs jsonb,
+  p_authorization text,
+  OUT granted text,
+  OUT consumed text,
+  OUT expired text,
+  OUT remaining text,
+  OUT held text,
+  OUT overage text,
+  OUT plan_running boolean,
+  OUT expiry_due boolean,
+  OUT counters jsonb,
+  OUT authorization_state jsonb
+) LANGUAGE plpgsql AS $$
+DECLARE
+  balance record;
+BEGIN
+  FOR attempt IN 1..2 LOOP
+    SELECT b.granted::text AS granted, b.consumed::text AS consumed, b.expired::text AS expired,
+           b.remaining::text AS remaining, b.held::text AS held, b.overage::text AS overage,
+           EXISTS (SELECT 1 FROM grants g WHERE g.org_id = b.org_id AND g.kind = 'plan'
+                      AND g.effective_at <= p_now AND g.expires_at > p_now) AS plan_running,
+           EXISTS (SELECT 1 FROM grants g WHERE g.org_id = b.org_id AND g.status = 'active'
+                      AND g.expires_at <= p_now) AS expiry_due
+      INTO balance
+      FROM org_balances b WHERE b.org_id = p_org FOR UPDATE OF b;
+    EXIT WHEN FOUND;
+    INSERT INTO org_balances (org_id) VALUES (p_org) ON CONFLICT (org_id) DO NOTHING;
+  END LOOP;
+  granted := balance.granted;
+  consumed := balance.consumed;
+  expired := balance.expired;
+  remaining := balance.remaining;
+  held := balance.held;
+  overage := balance.overage;
+  plan_running := balance.plan_running;
+  expiry_due := balance.expiry_due;
+  IF p_authorization IS NOT NULL THEN
+    SELECT jsonb_build_object('status', a.status, 'held', a.held::text, 'charged', a.charged::text,
+             'usage', a.usage, 'event_id', a.event_id, 'result', a.result)
+      INTO authorization_state
+      FROM authorizations a WHERE a.org_id = p_org AND a.id = p_authorization FOR UPDATE OF a;
+  END IF;
+  SELECT COALESCE(jsonb_agg(jsonb_build_object('scope', c.scope, 'period_start', c.period_start,
+           'spent', c.spent::text, 'held', c.held::text)), '[]'::jsonb)
+    INTO counters
+    FROM spend_counters c
+    JOIN jsonb_to_recordset(p_scope_refs) AS x(scope text, period_start timestamptz)
+      ON c.scope = x.scope AND c.period_start = x.period_start
+   WHERE c.org_id = p_org;
+END
+$$;
