@@ -67,26 +67,30 @@ describe('usage files', () => {
       extracted_tokens: 12_500,
     };
     const memo = { id: 'f-memo', name: 'memo.txt', size_bytes: 9_000, extracted_tokens: 2_500 };
-    [processed] = await send(key, [
-      // Uploaded into chat 1: this call extracted both files.
-      call('c1-m1', 100, {
-        conversation_id: 'c1',
-        message_id: 'm1',
-        metadata: {
-          files: [
-            { ...report, processed: true },
-            { ...memo, processed: true },
-          ],
-        },
-      }),
-    ]);
-    [separate] = await send(key, [
-      // A file processed on its own, then used in chat 2.
-      call('x-1', 90, {
-        feature: 'File processing',
-        metadata: { files: [{ id: 'f-sheet', name: 'q3.xlsx', extracted_tokens: 4_000, processed: true }] },
-      }),
-    ]);
+    processed = (
+      await send(key, [
+        // Uploaded into chat 1: this call extracted both files.
+        call('c1-m1', 100, {
+          conversation_id: 'c1',
+          message_id: 'm1',
+          metadata: {
+            files: [
+              { ...report, processed: true },
+              { ...memo, processed: true },
+            ],
+          },
+        }),
+      ])
+    )[0]!;
+    separate = (
+      await send(key, [
+        // A file processed on its own, then used in chat 2.
+        call('x-1', 90, {
+          feature: 'File processing',
+          metadata: { files: [{ id: 'f-sheet', name: 'q3.xlsx', extracted_tokens: 4_000, processed: true }] },
+        }),
+      ])
+    )[0]!;
     await send(key, [
       call('c1-m2', 80, {
         conversation_id: 'c1',

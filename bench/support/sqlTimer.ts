@@ -46,6 +46,7 @@ export class SqlTimer {
     return {
       kind: db.kind,
       ...this.timed(db, ''),
+      read: this.timed(db.read, 'read: '),
       transaction: async (fn) => {
         const started = performance.now();
         try {

@@ -15,6 +15,12 @@ export interface Queryable {
 
 export interface Db extends Queryable {
   readonly kind: 'embedded' | 'server';
+  /**
+   * Where dashboard reads go (usage reports, exports): the read pool of DATABASE_READ_URL (a
+   * replica, whose answers may lag the writes by its replication delay) when one is set, else
+   * this database itself.
+   */
+  readonly read: Queryable;
   /** Runs `fn` in one transaction; commits when it resolves, rolls back when it throws. */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
@@ -42,9 +48,11 @@ export async function openEmbedded(options: { dataDir?: string; loadDataDir?: Bl
       await target.exec(sql);
     },
   });
+  const self = wrap(pglite);
   return {
     kind: 'embedded',
-    ...wrap(pglite),
+    ...self,
+    read: self,
     transaction: (fn) => pglite.transaction((tx) => fn(wrap(tx))),
     close: () => pglite.close(),
     dump: async () => pglite.dumpDataDir('gzip'),
@@ -56,24 +64,36 @@ const serverTypes = {
     oid === 20 || oid === 1700 ? (v: string) => v : pg.types.getTypeParser(oid, format as 'text'),
 } as pg.CustomTypesConfig;
 
-export async function openServer(url: string, options: { max?: number } = {}): Promise<Db> {
-  const pool = new pg.Pool({ connectionString: url, max: options.max ?? 20, types: serverTypes });
-  // An idle client that loses its server (restart, failover) must not crash the process.
-  pool.on('error', () => {});
-  // A client in use when its server goes away emits 'error' too: its query fails (and the request
-  // answers 503); the event itself must not crash the process.
-  pool.on('connect', (client) => client.on('error', () => {}));
-  const client = await pool.connect();
-  client.release();
+export async function openServer(url: string, options: { max?: number; readUrl?: string } = {}): Promise<Db> {
+  const open = async (connectionString: string, application_name: string) => {
+    const pool = new pg.Pool({
+      connectionString,
+      max: options.max ?? 20,
+      types: serverTypes,
+      application_name,
+    });
+    // An idle client that loses its server (restart, failover) must not crash the process.
+    pool.on('error', () => {});
+    // A client in use when its server goes away emits 'error' too: its query fails (and the request
+    // answers 503); the event itself must not crash the process.
+    pool.on('connect', (client) => client.on('error', () => {}));
+    const client = await pool.connect();
+    client.release();
+    return pool;
+  };
+  const pool = await open(url, 'tally');
+  const readPool = options.readUrl ? await open(options.readUrl, 'tally-read') : null;
   const wrap = (target: pg.Pool | pg.PoolClient): Queryable => ({
     query: async (sql, params) => (await target.query(sql, params)).rows,
     exec: async (sql) => {
       await target.query(sql);
     },
   });
+  const self = wrap(pool);
   return {
     kind: 'server',
-    ...wrap(pool),
+    ...self,
+    read: readPool ? wrap(readPool) : self,
     transaction: async (fn) => {
       const conn = await pool.connect();
       try {
@@ -88,6 +108,8 @@ export async function openServer(url: string, options: { max?: number } = {}): P
         conn.release();
       }
     },
-    close: () => pool.end(),
+    close: async () => {
+      await Promise.all([pool.end(), readPool?.end()]);
+    },
   };
 }

@@ -140,7 +140,7 @@ export async function exportUsage(
     async pull(controller) {
       if (finished) return;
       try {
-        const rows = await readEventRows(ctx.db, where, params, after, 'oldest', batch);
+        const rows = await readEventRows(ctx.db.read, where, params, after, 'oldest', batch);
         let text = '';
         for (const r of rows) {
           text += encode(shape(r), first);

@@ -88,7 +88,7 @@ export async function getConversation(
   ) {
     throw new ServiceError(400, 'invalid_cursor', 'The cursor is not one this API returned', 'cursor');
   }
-  const [total] = await ctx.db.query<
+  const [total] = await ctx.db.read.query<
     Sums & { first_at: string | null; last_at: string | null; members: string[] }
   >(
     `SELECT ${SUMS}, ${AT} AS first_at, ${LAST} AS last_at, array_agg(DISTINCT member_id) AS members
@@ -98,7 +98,7 @@ export async function getConversation(
   if (!total || Number(total.calls) === 0) {
     throw new ServiceError(404, 'not_found', 'Conversation not found', 'conversation');
   }
-  const messages = await ctx.db.query<
+  const messages = await ctx.db.read.query<
     Sums & { key: string; first_at: string; last_at: string; models: string[]; features: string[] }
   >(
     `SELECT coalesce(message_id, id) AS key, ${SUMS}, ${AT} AS first_at, ${LAST} AS last_at,
@@ -110,7 +110,7 @@ export async function getConversation(
       LIMIT $5`,
     [orgId, conversationId, after?.[0] ?? null, after?.[1] ?? null, query.limit + 1],
   );
-  const files = await ctx.db.query<{
+  const files = await ctx.db.read.query<{
     id: string;
     name: string | null;
     size_bytes: string | null;
@@ -146,7 +146,7 @@ export async function getConversation(
     members: total.members.filter((m) => m !== null).length,
     messages: Number(
       (
-        await ctx.db.query<{ n: string }>(
+        await ctx.db.read.query<{ n: string }>(
           `SELECT count(DISTINCT coalesce(message_id, id))::text AS n FROM events
             WHERE org_id = $1 AND conversation_id = $2`,
           [orgId, conversationId],

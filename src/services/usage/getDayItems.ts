@@ -80,7 +80,7 @@ export async function getDayItems(
   const params: unknown[] = [];
   const where = whereOf('events', orgId, { start, end }, filters, params);
   // The credit value each event was priced at (in its pricing record), else the org's.
-  const items = await ctx.db.query<{
+  const items = await ctx.db.read.query<{
     category: string;
     provider: string;
     model: string;
@@ -109,7 +109,7 @@ export async function getDayItems(
     [...params, scope.org.credit_value],
   );
   const totalParams: unknown[] = [];
-  const [total] = await ctx.db.query<SumRow>(
+  const [total] = await ctx.db.read.query<SumRow>(
     `SELECT count(*)::text AS calls, coalesce(sum(credits), 0)::text AS credits, coalesce(sum(cost), 0)::text AS cost,
             coalesce(sum(provider_cost_usd), 0)::text AS provider_cost_usd,
             coalesce(sum(input_tokens), 0)::text AS input_tokens, coalesce(sum(output_tokens), 0)::text AS output_tokens,

@@ -34,9 +34,9 @@ export async function getMonthlyUsage(ctx: Ctx, orgId: string, query: MonthlyQue
     floorHour(startOfLocalDay(zone, year - 1 + Math.floor(i / 12), (i % 12) + 1, 1)),
   );
   const params: unknown[] = [];
-  const src = await sourceSql(ctx.db, planOf(null, filters), orgId, null, edges, filters, params);
+  const src = await sourceSql(ctx.db.read, planOf(null, filters), orgId, null, edges, filters, params);
   params.push(zone);
-  const rows = await ctx.db.query<SumRow & { month: string }>(
+  const rows = await ctx.db.read.query<SumRow & { month: string }>(
     `SELECT to_char(date_trunc('month', (bucket + interval '1 hour' - interval '1 microsecond') AT TIME ZONE $${params.length}),
                     'YYYY-MM') AS month, ${SUM_COLUMNS}
        FROM ${src} AS u GROUP BY 1`,

@@ -84,9 +84,9 @@ export async function getUsageAnomalies(ctx: Ctx, orgId: string, query: AnomalyQ
   for (const dimension of ['all', 'member', 'feature'] as const) {
     const by: Dimension | null = dimension === 'all' ? null : dimension;
     const params: unknown[] = [];
-    const src = await sourceSql(ctx.db, planOf(by, {}), orgId, by, edges, {}, params);
+    const src = await sourceSql(ctx.db.read, planOf(by, {}), orgId, by, edges, {}, params);
     params.push(edges.map((e) => e.toISOString()));
-    const rows = await ctx.db.query<{ i: number; key: string; credits: string; cost: string; calls: string }>(
+    const rows = await ctx.db.read.query<{ i: number; key: string; credits: string; cost: string; calls: string }>(
       `SELECT width_bucket(bucket, $${params.length}::timestamptz[]) AS i, key, sum(credits)::text AS credits,
               sum(cost)::text AS cost, sum(calls)::text AS calls
          FROM ${src} AS u GROUP BY 1, 2`,
@@ -109,7 +109,7 @@ export async function getUsageAnomalies(ctx: Ctx, orgId: string, query: AnomalyQ
             ? decimalUnits(r.cost, COST_SCALE)
             : BigInt(r.calls);
     }
-    const labels = by ? await labelsFor(ctx.db, orgId, by, [...perKey.keys()]) : new Map();
+    const labels = by ? await labelsFor(ctx.db.read, orgId, by, [...perKey.keys()]) : new Map();
     for (const [key, values] of perKey) {
       evaluate(
         dimension === 'all' ? 'org' : dimension,

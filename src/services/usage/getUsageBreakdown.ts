@@ -57,7 +57,7 @@ export async function getUsageBreakdown(ctx: Ctx, orgId: string, query: Breakdow
   }
   const params: unknown[] = [];
   const src = await sourceSql(
-    ctx.db,
+    ctx.db.read,
     planOf(query.by, query),
     orgId,
     query.by,
@@ -67,7 +67,7 @@ export async function getUsageBreakdown(ctx: Ctx, orgId: string, query: Breakdow
   );
   params.push(after?.[0] ?? null, after?.[1] ?? null, query.limit + 1);
   const n = params.length;
-  const rows = await ctx.db.query<GroupRow>(
+  const rows = await ctx.db.read.query<GroupRow>(
     `WITH g AS (
        SELECT key, ${SUM_COLUMNS}, sum(${weightSql(scope.unit)}) AS weight
          FROM ${src} AS u GROUP BY 1
@@ -100,7 +100,7 @@ export async function getUsageBreakdown(ctx: Ctx, orgId: string, query: Breakdow
   const has_more = rows.length > query.limit;
   const kept = has_more ? rows.slice(0, query.limit) : rows;
   const labels = await labelsFor(
-    ctx.db,
+    ctx.db.read,
     orgId,
     query.by,
     kept.map((r) => r.key),

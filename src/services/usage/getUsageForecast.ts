@@ -104,7 +104,7 @@ export async function getUsageForecast(ctx: Ctx, orgId: string, now = new Date()
     latest_date: string | null;
   } | null = null;
   if (unit === 'credits') {
-    const free = available(await readBalance(ctx.db, orgId));
+    const free = available(await readBalance(ctx.db.read, orgId));
     const dateFor = (pick: 'likely' | 'aggressive' | 'conservative') => {
       if (free <= 0n) return today;
       const ahead: { ahead: number; weight: number }[] = [];

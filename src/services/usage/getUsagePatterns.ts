@@ -46,7 +46,7 @@ export async function getUsagePatterns(ctx: Ctx, orgId: string, query: UsageQuer
       : `${wideRows(orgId, bounds, query, p, query.tool !== undefined)} AS w`;
   const from = hourly(range, params);
   params.push(zone);
-  const cells = await ctx.db.query<SumRow & { hour: number; weekday: number; hours: string }>(
+  const cells = await ctx.db.read.query<SumRow & { hour: number; weekday: number; hours: string }>(
     `SELECT extract(hour FROM bucket AT TIME ZONE $${params.length})::int AS hour,
             extract(isodow FROM bucket AT TIME ZONE $${params.length})::int AS weekday, ${SUM_COLUMNS}
        FROM ${from} GROUP BY 1, 2`,
@@ -62,7 +62,7 @@ export async function getUsagePatterns(ctx: Ctx, orgId: string, query: UsageQuer
     addTotals(all, t);
   }
   const dayCount = new Map<number, number>();
-  const dows = await ctx.db.query<{ dow: number; n: number }>(
+  const dows = await ctx.db.read.query<{ dow: number; n: number }>(
     `SELECT extract(isodow FROM d)::int AS dow, count(*)::int AS n
        FROM generate_series(date_trunc('day', ($1::timestamptz + interval '1 hour' - interval '1 microsecond') AT TIME ZONE $3),
                             date_trunc('day', ($2::timestamptz - interval '1 microsecond') AT TIME ZONE $3),
@@ -117,7 +117,7 @@ export async function getUsagePatterns(ctx: Ctx, orgId: string, query: UsageQuer
   const sevenDays = async (end: Date) => {
     const p: unknown[] = [];
     const w = hourly({ start: new Date(end.getTime() - WEEK_MS), end }, p);
-    const [row] = await ctx.db.query<SumRow>(`SELECT ${SUM_COLUMNS} FROM ${w}`, p);
+    const [row] = await ctx.db.read.query<SumRow>(`SELECT ${SUM_COLUMNS} FROM ${w}`, p);
     return totalsOf(row!);
   };
   const lastWeek = await sevenDays(range.end);

@@ -98,18 +98,18 @@ export async function getUsageRecommendations(ctx: Ctx, orgId: string, query: Us
   const params: unknown[] = [];
   const rows = wideRows(org.id, range, query, params, query.tool !== undefined);
   const [groups, members, limits] = await Promise.all([
-    ctx.db.query<SumRow & { feature: string; provider: string; model: string }>(
+    ctx.db.read.query<SumRow & { feature: string; provider: string; model: string }>(
       `SELECT feature, provider, model, ${SUM_COLUMNS} FROM ${rows} AS w
         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
       params,
     ),
-    ctx.db.query<MemberLabelRow & SumRow>(
+    ctx.db.read.query<MemberLabelRow & SumRow>(
       `SELECT m.id, m.name, m.email, m.external_id, m.status, u.*
          FROM (SELECT member_id, ${SUM_COLUMNS} FROM ${rows} AS w GROUP BY 1) AS u
          JOIN members m ON m.org_id = $1 AND m.id = u.member_id`,
       params,
     ),
-    ctx.db.query<{ allowed_limit: string | null }>(
+    ctx.db.read.query<{ allowed_limit: string | null }>(
       'SELECT allowed_limit::text FROM org_limits WHERE org_id = $1',
       [org.id],
     ),
@@ -390,7 +390,7 @@ async function longContextCalls(
   const params: unknown[] = [];
   const where = whereOf('events', org.id, range, query, params);
   params.push(JSON.stringify([...tiered].map(([key, starts]) => ({ key, starts }))));
-  const rows = await ctx.db.query<{
+  const rows = await ctx.db.read.query<{
     feature: string;
     provider: string;
     model: string;

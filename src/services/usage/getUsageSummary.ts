@@ -32,7 +32,7 @@ export async function getUsageSummary(ctx: Ctx, orgId: string, query: UsageQuery
     if (plan.table === 'narrow') {
       // Whole org-local days: the org total and the member, feature and model keys seen, one row
       // each per day. The other hours: the hourly total, and the keys from the wide rollup.
-      const { days, hours } = await coverageOf(ctx.db, orgId, [bounds.start, bounds.end]);
+      const { days, hours } = await coverageOf(ctx.db.read, orgId, [bounds.start, bounds.end]);
       const p = (value: unknown) => {
         params.push(value);
         return `$${params.length}`;
@@ -44,7 +44,7 @@ export async function getUsageSummary(ctx: Ctx, orgId: string, query: UsageQuery
       const hi = p(hours.map((h) => h.end.toISOString()));
       const distinct = (dimension: string, column: string) =>
         `(SELECT count(*) FROM (SELECT key FROM d WHERE dimension = '${dimension}' UNION SELECT ${column} FROM w) AS k)::int`;
-      const [row] = await ctx.db.query<
+      const [row] = await ctx.db.read.query<
         SumRow & { active_members: number; features: number; model_tiers: number }
       >(
         `WITH d AS MATERIALIZED (${daily}),
@@ -65,7 +65,7 @@ export async function getUsageSummary(ctx: Ctx, orgId: string, query: UsageQuery
       return row!;
     }
     const rows = wideRows(orgId, bounds, query, params, plan.events);
-    const [row] = await ctx.db.query<
+    const [row] = await ctx.db.read.query<
       SumRow & { active_members: number; features: number; model_tiers: number }
     >(
       // Summed per (member, feature, model) first: one hash aggregate, then the distinct counts

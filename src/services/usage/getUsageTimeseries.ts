@@ -47,7 +47,7 @@ export async function getUsageTimeseries(ctx: Ctx, orgId: string, query: Timeser
   // The local bucket an hour row belongs to: that of its last instant (see the header).
   const localOf = (ts: string) =>
     `date_trunc('${g}', (${ts} + interval '1 hour' - interval '1 microsecond') AT TIME ZONE $2)`;
-  const buckets = await ctx.db.query<{ local: string; start: Date }>(
+  const buckets = await ctx.db.read.query<{ local: string; start: Date }>(
     `SELECT to_char(s, 'YYYY-MM-DD"T"HH24:MI:SS') AS local, (s AT TIME ZONE $2) AS start
        FROM generate_series(${localOf('$1::timestamptz')}, ${localOf("($3::timestamptz - interval '1 hour')")},
                             interval '1 ${g}') AS s`,
@@ -57,7 +57,7 @@ export async function getUsageTimeseries(ctx: Ctx, orgId: string, query: Timeser
   const edges = [range.start, ...buckets.slice(1).map((b) => floorHour(new Date(b.start))), range.end];
   const params: unknown[] = [];
   const src = await sourceSql(
-    ctx.db,
+    ctx.db.read,
     planOf(query.split ?? null, query),
     orgId,
     query.split ?? null,
@@ -68,7 +68,7 @@ export async function getUsageTimeseries(ctx: Ctx, orgId: string, query: Timeser
   // Sums per bucket and key; a row is in the bucket whose edges hold it (a day row lies inside one
   // bucket, dated at the start of its span in the range).
   params.push(edges.map((e) => e.toISOString()));
-  const grouped = await ctx.db.query<SumRow & { i: number; key: string }>(
+  const grouped = await ctx.db.read.query<SumRow & { i: number; key: string }>(
     `SELECT width_bucket(bucket, $${params.length}::timestamptz[]) AS i, key, ${SUM_COLUMNS}
        FROM ${src} AS u GROUP BY 1, 2`,
     params,
@@ -89,7 +89,7 @@ export async function getUsageTimeseries(ctx: Ctx, orgId: string, query: Timeser
   const shown = query.split ? ranked.slice(0, query.split_limit) : [];
   const folded = query.split !== undefined && ranked.length > shown.length;
   const groupOf = (key: string) => (shown.includes(key) ? key : OTHER_KEY);
-  const labels = query.split ? await labelsFor(ctx.db, orgId, query.split, shown) : new Map();
+  const labels = query.split ? await labelsFor(ctx.db.read, orgId, query.split, shown) : new Map();
   const series = [
     ...shown.map((key) => ({ key, label: labels.get(key)?.label ?? key })),
     ...(folded ? [{ key: OTHER_KEY, label: 'Other' }] : []),

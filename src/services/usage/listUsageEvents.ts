@@ -40,7 +40,7 @@ export async function listUsageEvents(ctx: Ctx, orgId: string, query: EventsQuer
   const params: unknown[] = [];
   const where = whereOf('events', orgId, scope.range, query, params);
   const rows = await readEventRows(
-    ctx.db,
+    ctx.db.read,
     where,
     params,
     after ? [String(after[0]), String(after[1])] : null,

@@ -42,7 +42,7 @@ export async function listUsageFiles(ctx: Ctx, orgId: string, query: FilesQuery,
   const where = `${whereOf('events', orgId, scope.range, query, params)} AND e.metadata ? 'files'
     AND jsonb_typeof(x.item -> 'id') = 'string'`;
   const n = params.length;
-  const files = await ctx.db.query<{
+  const files = await ctx.db.read.query<{
     id: string;
     name: string | null;
     size_bytes: string | null;
@@ -130,7 +130,7 @@ async function processingOf(
 ): Promise<Map<string, Processing>> {
   const out = new Map<string, Processing>();
   if (ids.length === 0) return out;
-  const calls = await ctx.db.query<{
+  const calls = await ctx.db.read.query<{
     credits: string;
     cost: string;
     provider_cost_usd: string;

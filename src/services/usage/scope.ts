@@ -102,7 +102,7 @@ export interface UsageScope {
 
 export async function loadScope(ctx: Ctx, orgId: string, query: UsageQuery, now: Date): Promise<UsageScope> {
   scopeOrg(ctx, orgId, 'usage:read');
-  const org = await loadOrg(ctx.db, orgId);
+  const org = await loadOrg(ctx.db.read, orgId);
   return {
     org,
     range: rangeOf(org, query, now),

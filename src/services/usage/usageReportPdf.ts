@@ -47,7 +47,7 @@ export async function usageReportPdf(ctx: Ctx, orgId: string, query: UsageQuery,
     breakdown('feature'),
     breakdown('member'),
     breakdown('model'),
-    ctx.db.query<ConversationRow>(
+    ctx.db.read.query<ConversationRow>(
       `SELECT e.conversation_id, count(*)::text AS calls, sum(e.credits)::text AS credits,
               sum(e.cost)::text AS cost, min(e.occurred_at) AS started, max(e.occurred_at) AS ended
          FROM events e WHERE ${where} AND e.conversation_id IS NOT NULL
