@@ -86,7 +86,13 @@ export async function getUsageAnomalies(ctx: Ctx, orgId: string, query: AnomalyQ
     const params: unknown[] = [];
     const src = await sourceSql(ctx.db.read, planOf(by, {}), orgId, by, edges, {}, params);
     params.push(edges.map((e) => e.toISOString()));
-    const rows = await ctx.db.read.query<{ i: number; key: string; credits: string; cost: string; calls: string }>(
+    const rows = await ctx.db.read.query<{
+      i: number;
+      key: string;
+      credits: string;
+      cost: string;
+      calls: string;
+    }>(
       `SELECT width_bucket(bucket, $${params.length}::timestamptz[]) AS i, key, sum(credits)::text AS credits,
               sum(cost)::text AS cost, sum(calls)::text AS calls
          FROM ${src} AS u GROUP BY 1, 2`,
