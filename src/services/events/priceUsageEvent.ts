@@ -2,10 +2,11 @@
  * Prices one usage event for its org (credits, currency amount, provider cost, per-component
  * parts, and the price rows used), or answers why it is rejected. No database access.
  */
-import { CREDIT_SCALE, Ratio } from '../../domain/money.ts';
+import { CREDIT_SCALE, formatCredits, formatUnits, PROVIDER_COST_SCALE, Ratio } from '../../domain/money.ts';
 import { creditsToMoney, priceEvent } from '../../domain/pricing.ts';
 import { contentHash, timestampProblem, type UsageEventInput } from '../../domain/usageEvent.ts';
 import type { Ctx } from '../context.ts';
+import { toUnits } from '../limits/scopes.ts';
 import type { OrgRow } from '../orgs/shape.ts';
 
 export type EventResult =
@@ -59,6 +60,25 @@ export interface IngestOptions {
   backfill?: boolean;
 }
 
+/**
+ * An org's credit value and the most units (micro-credits, or micro-USD for BYOM orgs) one event
+ * may cost under TALLY_MAX_EVENT_COST, worked out once per org row (a batch shares one row per
+ * org): an event costs more than the ceiling exactly when its units exceed this.
+ */
+const orgTerms = new WeakMap<OrgRow, { creditValue: Ratio; maxUnits: bigint }>();
+
+function termsOf(ctx: Ctx, org: OrgRow): { creditValue: Ratio; maxUnits: bigint } {
+  let terms = orgTerms.get(org);
+  if (!terms) {
+    terms = {
+      creditValue: Ratio.parse(org.credit_value),
+      maxUnits: toUnits(org, ctx.config.TALLY_MAX_EVENT_COST),
+    };
+    orgTerms.set(org, terms);
+  }
+  return terms;
+}
+
 export function priceUsageEvent(
   ctx: Ctx,
   input: UsageEventInput,
@@ -75,7 +95,7 @@ export function priceUsageEvent(
   if (!resolved) {
     return rejected(input.id, 'fx_rate_missing', `No exchange rate from USD to ${org.currency} is set`);
   }
-  const creditValue = Ratio.parse(org.credit_value);
+  const { creditValue, maxUnits } = termsOf(ctx, org);
   const result = priceEvent({
     usage: input.usage,
     providerPrices: resolved.providerPrice?.prices ?? null,
@@ -98,15 +118,17 @@ export function priceUsageEvent(
   // BYOM orgs pay their provider themselves: Tally shows provider cost in USD (rounded once, half
   // to even, to micro-dollars) and charges no credits. BYOK calls are tracked in tokens only.
   const credits = org.billing_mode === 'credits' ? priced.credits : 0n;
-  const exactCost = Ratio.fromUnits(priced.providerCostUsd, 10);
-  const providerCostUsd = exactCost.toDecimal(10);
-  const byomMicroUsd = org.billing_mode === 'byom' ? exactCost.roundHalfEven(CREDIT_SCALE) : 0n;
+  const byomMicroUsd =
+    org.billing_mode === 'byom'
+      ? Ratio.fromUnits(priced.providerCostUsd, PROVIDER_COST_SCALE).roundHalfEven(CREDIT_SCALE)
+      : 0n;
+  const units = org.billing_mode === 'credits' ? credits : byomMicroUsd;
   const cost =
     org.billing_mode === 'credits'
       ? creditsToMoney(credits, creditValue)
-      : Ratio.fromUnits(byomMicroUsd, CREDIT_SCALE).toDecimal(CREDIT_SCALE);
+      : formatUnits(byomMicroUsd, CREDIT_SCALE);
   const currency = org.billing_mode === 'byom' ? 'USD' : org.currency;
-  if (Ratio.parse(cost).cmp(Ratio.parse(ctx.config.TALLY_MAX_EVENT_COST)) > 0) {
+  if (units > maxUnits) {
     return rejected(
       input.id,
       'amount_too_large',
@@ -119,14 +141,14 @@ export function priceUsageEvent(
     org,
     hash: contentHash(input),
     credits,
-    units: org.billing_mode === 'credits' ? credits : byomMicroUsd,
+    units,
     cost,
     currency,
-    providerCostUsd,
+    providerCostUsd: formatUnits(priced.providerCostUsd, PROVIDER_COST_SCALE),
     components: priced.components.map((c) => ({
       component: c.component,
       quantity: c.quantity.toString(),
-      credits: Ratio.fromUnits(c.credits, CREDIT_SCALE).toDecimal(CREDIT_SCALE),
+      credits: formatCredits(c.credits),
       provider_cost_usd: c.providerCostUsd,
     })),
     providerPriceId: resolved.providerPrice?.id ?? null,

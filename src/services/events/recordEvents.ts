@@ -5,7 +5,7 @@
  * so concurrent batches of one org queue instead of deadlocking.
  */
 import { newId } from '../../domain/ids.ts';
-import { CREDIT_SCALE, Ratio } from '../../domain/money.ts';
+import { formatCredits, Ratio } from '../../domain/money.ts';
 import { anchorDayOf, billingCycle } from '../../domain/periods.ts';
 import { normalizedUsage } from '../../domain/usageEvent.ts';
 import type { Queryable } from '../../store/db.ts';
@@ -145,7 +145,7 @@ export async function recordEvents(
       out.set(e.index, {
         id: e.input.id,
         status: 'accepted',
-        credits: Ratio.fromUnits(e.credits, CREDIT_SCALE).toDecimal(CREDIT_SCALE),
+        credits: formatCredits(e.credits),
         cost: e.cost,
         currency: e.currency,
         error: null,
@@ -159,7 +159,7 @@ export async function recordEvents(
         ? {
             id: e.input.id,
             status: 'duplicate',
-            credits: Ratio.fromUnits(BigInt(prior.credits), CREDIT_SCALE).toDecimal(CREDIT_SCALE),
+            credits: formatCredits(BigInt(prior.credits)),
             cost: Ratio.parse(prior.cost).toDecimal(12),
             currency: prior.currency,
             error: null,
@@ -196,13 +196,17 @@ async function chargeAndCount(
       payable.map((r) => ({ amount: BigInt(r.credits), eventId: r.id })),
     );
   }
-  const changes = rows.flatMap((r) =>
-    scopesFor(org, settings, r, new Date(r.occurred_at)).map((s) => ({
-      ...s,
-      spent: BigInt(r.units),
-      held: 0n,
-    })),
-  );
+  // In time order: consecutive events then fall in the period computed last (periods.ts keeps one
+  // per zone), instead of alternating between two months around a month's start.
+  const changes = [...rows]
+    .sort((a, b) => compare(a.occurred_at, b.occurred_at))
+    .flatMap((r) =>
+      scopesFor(org, settings, r, new Date(r.occurred_at)).map((s) => ({
+        ...s,
+        spent: BigInt(r.units),
+        held: 0n,
+      })),
+    );
   const counters = await addToCounters(tx, org.id, changes);
   // Alerts fire in this transaction, so they exist exactly when the spend that fired them does.
   await evaluateSpendAlerts(tx, org, { scopes: changes.filter((c) => c.spent > 0n), counters, charged });
