@@ -4,6 +4,7 @@ import type { Config } from './config.ts';
 import { buildApp } from './http/app.ts';
 import { jsonLogger, type Logger } from './http/logger.ts';
 import { ensureOperatorKey } from './services/keys/ensureOperatorKey.ts';
+import { endOrgWatches } from './services/live/orgChanges.ts';
 import { ensureDefaultFx } from './services/pricing/ensureDefaultFx.ts';
 import { loadCatalog } from './services/pricing/loadCatalog.ts';
 import { PriceBook } from './services/pricing/priceBook.ts';
@@ -41,7 +42,12 @@ export function listen(tally: Tally): Promise<{ url: string; close: () => Promis
         const host = tally.config.HOST === '0.0.0.0' ? 'localhost' : tally.config.HOST;
         resolve({
           url: `http://${host}:${info.port}`,
-          close: () => new Promise<void>((done) => server.close(() => done())),
+          close: () =>
+            new Promise<void>((done) => {
+              server.close(() => done());
+              // Live streams would hold the server open until they end on their own.
+              endOrgWatches(tally.db);
+            }),
         });
       },
     );

@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.ts';
+import { prepare } from '../src/server.ts';
 import { embedSigningSecret } from '../src/services/embedTokens/signingSecret.ts';
 import { encodeEmbedToken } from '../src/services/embedTokens/token.ts';
-import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
+import { openServer } from '../src/store/db.ts';
+import { createOrgWithKey, OPERATOR_KEY, onServer, startTally, type TestTally } from './support/harness.ts';
 
 describe('embed tokens', () => {
   let t: TestTally;
@@ -120,6 +123,32 @@ describe('embed tokens', () => {
     expect(orgs.body.data.map((o: { id: string }) => o.id)).toEqual([orgId]);
   });
 
+  it("follows its org's live stream until the token expires, and no other org's", async () => {
+    const { body } = await mint({ member: memberId, role: 'viewer', ttl_seconds: 2 });
+    const started = Date.now();
+    const res = await t.app.request(`/v1/orgs/${orgId}/usage/stream`, {
+      headers: { authorization: `Bearer ${body.token}` },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('text/event-stream');
+    const text = await res.text();
+    expect(text).toMatch(/^event: ready\n/);
+    // Ended with the token (the stream otherwise lasts a minute).
+    expect(Date.now() - started).toBeLessThan(4000);
+    expect(
+      (
+        await t.app.request(`/v1/orgs/${orgId}/usage/stream`, {
+          headers: { authorization: `Bearer ${body.token}` },
+        })
+      ).status,
+    ).toBe(401);
+    const live = await mint({ member: memberId, role: 'viewer' });
+    const other = await t.app.request(`/v1/orgs/${otherOrgId}/usage/stream`, {
+      headers: { authorization: `Bearer ${live.body.token}` },
+    });
+    expect(other.status).toBe(404);
+  });
+
   it('may not send usage or place holds, whatever its role: that is for the host backend', async () => {
     const { body } = await mint({ member: memberId, role: 'owner' });
     const event = {
@@ -223,5 +252,105 @@ describe('embed tokens', () => {
         expect(csp).not.toContain('unsafe-inline');
       }
     }
+  });
+});
+
+describe('the live usage stream', () => {
+  let t: TestTally;
+  beforeAll(async () => {
+    t = await startTally();
+  });
+  afterAll(() => t.close());
+
+  /** The event names as they arrive, with a deadline for each. */
+  function reader(res: globalThis.Response) {
+    const stream = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    // A read that lost a race against the deadline is kept for the next call: its chunk is not lost.
+    let pending: ReturnType<typeof stream.read> | null = null;
+    return async (deadlineMs: number): Promise<string | null> => {
+      const until = Date.now() + deadlineMs;
+      for (;;) {
+        const end = buffer.indexOf('\n\n');
+        if (end >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const name = block.match(/^event: (.*)$/m)?.[1];
+          if (name) return name;
+          continue;
+        }
+        const left = until - Date.now();
+        if (left <= 0) return null;
+        pending ??= stream.read();
+        const next = await Promise.race([
+          pending,
+          new Promise<null>((resolve) => setTimeout(() => resolve(null), left)),
+        ]);
+        if (next === null) return null;
+        pending = null;
+        if (next.done) return 'end';
+        buffer += next.value;
+      }
+    };
+  }
+
+  it('tells a page on one Tally process of usage sent through another, and of limits set', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    // On a Postgres server the other process is another app on its own pool: only the database links them.
+    const other = onServer
+      ? await prepare(
+          loadConfig({ TALLY_ADMIN_KEY: OPERATOR_KEY, TALLY_LOG: 'off' }),
+          await openServer(t.url!),
+        )
+      : t;
+    const controller = new AbortController();
+    try {
+      const res = await t.app.request(`/v1/orgs/${org.id}/usage/stream`, {
+        headers: { authorization: `Bearer ${key}` },
+        signal: controller.signal,
+      });
+      const next = reader(res);
+      expect(await next(2000)).toBe('ready');
+      expect(await next(1500)).toBeNull();
+      const sent = await other.app.request('/v1/events', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          events: [
+            {
+              id: 'live-1',
+              member: 'u1',
+              feature: 'Chat',
+              provider: 'openai',
+              model: 'gpt-4o-mini',
+              occurred_at: new Date().toISOString(),
+              usage: { input_tokens: 100, output_tokens: 10 },
+            },
+          ],
+        }),
+      });
+      expect(sent.status).toBe(200);
+      expect(await next(3000)).toBe('changed');
+      const limits = await other.app.request(`/v1/orgs/${org.id}/limits`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ alert_threshold: '5', allowed_limit: '9' }),
+      });
+      expect(limits.status).toBe(200);
+      expect(await next(3000)).toBe('changed');
+      expect(await next(1500)).toBeNull();
+    } finally {
+      controller.abort();
+      if (other !== t) await other.db.close();
+    }
+  });
+
+  it('needs usage:read on the org, and an org that exists', async () => {
+    const { key } = await createOrgWithKey(t);
+    const missing = await t.call('GET', '/v1/orgs/org_doesnotexist000000000/usage/stream');
+    expect(missing.status).toBe(404);
+    const foreign = await createOrgWithKey(t, { name: 'Foreign' });
+    const refused = await t.call('GET', `/v1/orgs/${foreign.org.id}/usage/stream`, { key });
+    expect(refused.status).toBe(404);
   });
 });

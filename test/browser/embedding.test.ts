@@ -267,6 +267,48 @@ describe('embedding, roles, top-ups and the usage bar', () => {
     await page.context().close();
   });
 
+  it('pushes new usage to the open overview: the figures change without Refresh', async () => {
+    const org = await web.tally.call('POST', '/v1/orgs', {
+      body: { name: 'Live Team', currency: 'EUR', timezone: 'Europe/Berlin', billing_mode: 'credits' },
+    });
+    const orgId = org.body.id;
+    await web.tally.call('POST', `/v1/orgs/${orgId}/members`, {
+      body: { external_id: 'live-1', name: 'Live One', role: 'owner' },
+    });
+    const ingest = (id: string) =>
+      web.tally.call('POST', '/v1/events', {
+        body: {
+          events: [
+            {
+              id,
+              org_id: orgId,
+              member: 'live-1',
+              feature: 'Chat',
+              provider: 'openai',
+              model: 'gpt-4o-mini',
+              occurred_at: new Date().toISOString(),
+              usage: { input_tokens: 1000, output_tokens: 100 },
+            },
+          ],
+        },
+      });
+    await ingest('live-first');
+    const page = await newPage();
+    await page.goto((await embedLink(web, 'owner', { member: 'live-1', orgId })).url);
+    await expect.poll(() => page.getByTestId('kpi-calls').textContent()).toBe('1');
+    // Let the page's stream start watching, then send usage from the host backend.
+    await page.waitForTimeout(1500);
+    for (const [n, id] of [
+      [2, 'live-second'],
+      [3, 'live-third'],
+    ] as const) {
+      expect((await ingest(id)).body.results[0].status).toBe('accepted');
+      // Pushed within seconds; polling every 30 s would not have shown it yet.
+      await expect.poll(() => page.getByTestId('kpi-calls').textContent(), { timeout: 7000 }).toBe(String(n));
+    }
+    await page.context().close();
+  });
+
   it('updates <tally-usage-bar> live as usage is ingested, with referral from 50 % and upgrade from 75 %', async () => {
     const org = await web.tally.call('POST', '/v1/orgs', {
       body: {
@@ -284,7 +326,7 @@ describe('embedding, roles, top-ups and the usage bar', () => {
     const { token } = await embedLink(web, 'member', { member: 'dev-1', orgId });
     const host = await startHostPage(`<!doctype html><title>Editor</title>
       <style>tally-usage-bar { --tally-accent: #0a7d43; }</style>
-      <header><tally-usage-bar token="${token}" refresh="1" upgrade-url="#upgrade"></tally-usage-bar></header>
+      <header><tally-usage-bar token="${token}" upgrade-url="#upgrade"></tally-usage-bar></header>
       <script type="module" src="${web.url}/usage-bar.js"></script>`);
     try {
       const page = await newPage();

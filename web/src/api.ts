@@ -29,6 +29,8 @@ export interface Api {
   send<T>(method: 'POST' | 'PUT' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T>;
   /** A file answer (export, invoice) as a blob, to hand to the browser as a download. */
   download(path: string, query?: Query): Promise<{ blob: Blob; filename: string }>;
+  /** A streamed answer (server-sent events), its body unread. */
+  stream(path: string, signal: AbortSignal): Promise<Response>;
 }
 
 async function failure(res: Response): Promise<ApiError> {
@@ -62,6 +64,7 @@ export function createApi(secret: string): Api {
     get: async (path, query, signal) => (await call('GET', withQuery(path, query), undefined, signal)).json(),
     send: async (method, path, body) =>
       (await call(method, path, body ?? (method === 'DELETE' ? undefined : {}))).json(),
+    stream: (path, signal) => call('GET', path, undefined, signal),
     async download(path, query) {
       const res = await call('GET', withQuery(path, query));
       const disposition = res.headers.get('content-disposition') ?? '';

@@ -12,6 +12,7 @@ import {
 } from '../components/Insights.tsx';
 import { Await, ErrorNote, Panel } from '../components/states.tsx';
 import { CumulativeChart, SurfaceChart } from '../components/UsageCharts.tsx';
+import { useOrgChanges } from '../live.ts';
 import { Link } from '../router.tsx';
 import { useOrg } from '../sessionContext.tsx';
 import type { Balance, Limits, Member, Page, Summary } from '../types.ts';
@@ -29,8 +30,8 @@ const PERIODS = [
 ] as const;
 type Period = (typeof PERIODS)[number][0];
 
-/** Live updates: the figures reload on their own this often while the page is open. */
-const LIVE_REFRESH_MS = 30_000;
+/** Live updates: the figures reload when the org's usage changes, at most this often. */
+const LIVE_RELOAD_MIN_MS = 5000;
 
 export function OverviewScreen() {
   const { org } = useOrg();
@@ -38,12 +39,10 @@ export function OverviewScreen() {
   const [custom, setCustom] = useState({ from: '', to: '' });
   const [member, setMember] = useState('');
   const [generation, setGeneration] = useState(0);
-  useEffect(() => {
-    const timer = setInterval(() => {
-      if (document.visibilityState === 'visible') setGeneration((n) => n + 1);
-    }, LIVE_REFRESH_MS);
-    return () => clearInterval(timer);
-  }, []);
+  useOrgChanges(org.id, () => setGeneration((n) => n + 1), {
+    throttleMs: LIVE_RELOAD_MIN_MS,
+    catchUpAtStart: false,
+  });
   const customReady =
     period !== 'custom' || (custom.from !== '' && custom.to !== '' && custom.from <= custom.to);
   const query: Query = useMemo(

@@ -5,30 +5,22 @@
  */
 import { useEffect } from 'react';
 import { ratio } from '../decimal.ts';
+import { useOrgChanges } from '../live.ts';
 import { useOrg } from '../sessionContext.tsx';
 import type { Balance } from '../types.ts';
 import { useApi } from '../useApi.ts';
 
 export const REFERRAL_FROM = 0.5;
 export const UPGRADE_FROM = 0.75;
-const DEFAULT_REFRESH_SECONDS = 15;
-
-function refreshSeconds(): number {
-  const asked = Number(new URLSearchParams(location.search).get('refresh'));
-  return Number.isInteger(asked) && asked >= 1 && asked <= 3600 ? asked : DEFAULT_REFRESH_SECONDS;
-}
 
 const tellHost = (type: 'tally:upgrade' | 'tally:referral') => parent.postMessage({ type }, '*');
 
 export function UsageBar() {
   const { org, formats } = useOrg();
   const balance = useApi<Balance>(`/v1/orgs/${org.id}/balance`);
-  const { reload } = balance;
-  useEffect(() => {
-    document.body.classList.add('bar-page');
-    const timer = setInterval(reload, refreshSeconds() * 1000);
-    return () => clearInterval(timer);
-  }, [reload]);
+  useEffect(() => document.body.classList.add('bar-page'), []);
+  // Pushed: the balance reloads as soon as the org's usage changes.
+  useOrgChanges(org.id, balance.reload, { throttleMs: 1000, catchUpAtStart: true });
   const b = balance.data;
   if (!b) return <div className="usage-bar">{balance.error ? balance.error.message : 'Loading…'}</div>;
   const granted = String(Number(b.monthly.granted_credits) + Number(b.bonus.granted_credits));

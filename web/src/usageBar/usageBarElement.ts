@@ -1,8 +1,8 @@
 /**
  * <tally-usage-bar token="tally_em_..."> for a host app's pages: frames Tally's compact usage bar
  * (same-origin with the API, so no CORS and no key on the host page) and re-emits its buttons as
- * `tally-upgrade` / `tally-referral` events. Attributes: token (an embed token), refresh (seconds),
- * locale (e.g. de-DE),
+ * `tally-upgrade` / `tally-referral` events. The balance follows usage live (pushed by Tally).
+ * Attributes: token (an embed token), locale (e.g. de-DE),
  * upgrade-url and referral-url (followed unless a listener calls preventDefault). Theme with the
  * --tally-* CSS variables on the element.
  */
@@ -17,7 +17,7 @@ const THEME_VARIABLES = [
 const TALLY_ORIGIN = new URL(import.meta.url).origin;
 
 class TallyUsageBar extends HTMLElement {
-  static observedAttributes = ['token', 'refresh', 'locale'];
+  static observedAttributes = ['token', 'locale'];
   private frame: HTMLIFrameElement | null = null;
 
   private readonly onMessage = (event: MessageEvent) => {
@@ -69,9 +69,7 @@ class TallyUsageBar extends HTMLElement {
       const value = computed.getPropertyValue(name).trim();
       if (value) fragment.set(name, value);
     }
-    const refresh = this.getAttribute('refresh');
-    const query = refresh ? `?refresh=${encodeURIComponent(refresh)}` : '';
-    this.frame.src = `${TALLY_ORIGIN}/embed/bar${query}#${fragment}`;
+    this.frame.src = `${TALLY_ORIGIN}/embed/bar#${fragment}`;
   }
 }
 
