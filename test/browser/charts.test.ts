@@ -1,0 +1,134 @@
+/**
+ * The overview's charts in a real browser on the demo data: the cumulative spend chart's Total / By
+ * feature toggle and the usage chart's granularity selector draw exactly what the API answers. Each
+ * chart's figures are read from the table it carries for screen readers (every point, labelled).
+ */
+import type { Browser, Locator, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { embedLink, launchBrowser, screenshot, startWebTally, type WebTally } from './support.ts';
+
+interface Timeseries {
+  granularity: 'hour' | 'day' | 'week';
+  unit: string;
+  series: { key: string; label: string }[];
+  data: { start: string; credits: string; groups?: { key: string; credits: string }[] }[];
+}
+
+const credits = (value: string) =>
+  new Intl.NumberFormat('en-US', { maximumFractionDigits: 2 }).format(value as never);
+
+describe('overview charts', () => {
+  let web: WebTally;
+  let browser: Browser;
+  let page: Page;
+  let timeZone: string;
+
+  beforeAll(async () => {
+    [web, browser] = await Promise.all([startWebTally({ volume: 0.1, days: 40 }), launchBrowser()]);
+    timeZone = (await web.tally.call('GET', `/v1/orgs/${web.orgId}`)).body.timezone;
+    const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 900 } });
+    page = await context.newPage();
+    page.on('pageerror', (error) => {
+      throw error;
+    });
+    await page.goto((await embedLink(web, 'owner')).url);
+    await page.getByTestId('kpi-calls').waitFor();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await web?.close();
+  });
+
+  const timeseries = (query: Record<string, string>) =>
+    web.tally
+      .call('GET', `/v1/orgs/${web.orgId}/usage/timeseries?${new URLSearchParams(query)}`)
+      .then((r) => r.body as Timeseries);
+
+  /** The chart's table as the API's answer should fill it: a row per bucket, a column per series. */
+  function expectedTable(answer: Timeseries): string[][] {
+    expect(answer.unit).toBe('credits');
+    const label = new Intl.DateTimeFormat(
+      'en-US',
+      answer.granularity === 'hour'
+        ? { hour: '2-digit', minute: '2-digit', timeZone }
+        : { day: 'numeric', month: 'short', timeZone },
+    );
+    const series = answer.series.length === 0 ? [{ key: '', label: 'Total' }] : answer.series;
+    return [
+      ['Period', ...series.map((s) => s.label)],
+      ...answer.data.map((point) => [
+        label.format(new Date(point.start)),
+        ...series.map((s) =>
+          credits(
+            s.key === '' ? point.credits : (point.groups?.find((g) => g.key === s.key)?.credits ?? '0'),
+          ),
+        ),
+      ]),
+    ];
+  }
+
+  const panel = (title: string) =>
+    page.locator('section', { has: page.getByRole('heading', { name: title, exact: true }) });
+
+  function readTable(table: Locator): Promise<string[][]> {
+    return table.evaluate((element) =>
+      // Runs in the page (the tests' typings have no DOM).
+      [...(element as unknown as { rows: Iterable<{ cells: Iterable<{ textContent: string }> }> }).rows].map(
+        (row) => [...row.cells].map((cell) => cell.textContent),
+      ),
+    );
+  }
+
+  const chartTable = (title: string) => readTable(panel(title).locator('figure table'));
+
+  it('toggles the cumulative spend between the total and each feature, as the API counts them', async () => {
+    const cumulative = panel('Cumulative spend');
+    const base = { range: '30d', cumulative: 'true', split_limit: '6' };
+    const total = await timeseries(base);
+    await expect.poll(() => chartTable('Cumulative spend')).toEqual(expectedTable(total));
+    // Cumulative: the last point is the period's whole spend.
+    const summary = (await web.tally.call('GET', `/v1/orgs/${web.orgId}/usage/summary?range=30d`)).body;
+    expect(total.data.at(-1)!.credits).toBe(summary.credits);
+    expect(await cumulative.locator('.legend').count()).toBe(0);
+
+    await cumulative.getByRole('button', { name: 'By feature' }).click();
+    expect(await cumulative.getByRole('button', { name: 'By feature' }).getAttribute('aria-pressed')).toBe(
+      'true',
+    );
+    const byFeature = await timeseries({ ...base, split: 'feature' });
+    expect(byFeature.series.length).toBeGreaterThan(1);
+    await expect.poll(() => chartTable('Cumulative spend')).toEqual(expectedTable(byFeature));
+    expect(await cumulative.locator('.legend-item').allTextContents()).toEqual(
+      byFeature.series.map((s) => s.label),
+    );
+    expect(await cumulative.locator('svg polyline').count()).toBe(byFeature.series.length);
+    await screenshot(page, 'chart-by-feature');
+
+    await cumulative.getByRole('button', { name: 'Total' }).click();
+    await expect.poll(() => chartTable('Cumulative spend')).toEqual(expectedTable(total));
+    expect(await cumulative.locator('svg polyline').count()).toBe(1);
+  });
+
+  it('draws the web and CLI usage hourly, daily or weekly, as the API buckets them', async () => {
+    const usage = panel('Web and CLI usage');
+    for (const [tab, range, option, granularity] of [
+      ['24 hours', '1d', 'Hourly', 'hour'],
+      ['7 days', '7d', 'Daily', 'day'],
+      ['30 days', '30d', 'Weekly', 'week'],
+      ['30 days', '30d', 'Daily', 'day'],
+    ] as const) {
+      await page.getByRole('tab', { name: tab }).click();
+      await usage.getByLabel('Granularity').selectOption({ label: option });
+      const answer = await timeseries({ range, split: 'surface', granularity });
+      expect(answer.granularity).toBe(granularity);
+      await expect.poll(() => chartTable('Web and CLI usage')).toEqual(expectedTable(answer));
+      if (granularity === 'week') await screenshot(page, 'chart-weekly');
+    }
+    // Automatic: the API's own choice for the range.
+    await page.getByRole('tab', { name: '24 hours' }).click();
+    await usage.getByLabel('Granularity').selectOption({ label: 'Automatic' });
+    const automatic = await timeseries({ range: '1d', split: 'surface' });
+    expect(automatic.granularity).toBe('hour');
+    await expect.poll(() => chartTable('Web and CLI usage')).toEqual(expectedTable(automatic));
+  });
+});
