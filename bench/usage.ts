@@ -10,6 +10,7 @@
  * (`addToRollup` in src/services/events/recordEvents.ts) keeps; test/usageRollups.test.ts checks
  * that ingest and these sums agree. Before timing, the bench checks the rollups against raw events.
  */
+import http from 'node:http';
 import { decimalUnits } from '../src/domain/money.ts';
 import { encodeCursor } from '../src/services/pagination.ts';
 import {
@@ -24,7 +25,8 @@ import type { BenchModule, BenchOptions, BenchResult, Measurement, Section } fro
 
 const SIZES = {
   full: {
-    server: { events: 1_000_000, others: 99, otherEvents: 1_000_000, deepPage: 10_000 },
+    // The issue's data set: 10 million events over 1 000 orgs, the largest with 1 million in a month.
+    server: { events: 1_000_000, others: 999, otherEvents: 9_000_000, deepPage: 10_000 },
     embedded: { events: 1_000_000, others: 0, otherEvents: 0, deepPage: 10_000 },
     reps: 20,
     naiveReps: 5,
@@ -36,6 +38,19 @@ const SIZES = {
     naiveReps: 3,
   },
 } as const;
+/** BENCH_USAGE_EVENTS / BENCH_USAGE_OTHERS / BENCH_USAGE_OTHER_EVENTS: other sizes (a mid-size run). */
+function sizeOf(kind: DatabaseKind, quick: boolean) {
+  const size: { events: number; others: number; otherEvents: number; deepPage: number } = {
+    ...(quick ? SIZES.quick : SIZES.full)[kind],
+  };
+  const env = (name: string) => (process.env[name] ? Number(process.env[name]) : undefined);
+  size.events = env('BENCH_USAGE_EVENTS') ?? size.events;
+  if (kind === 'server') {
+    size.others = env('BENCH_USAGE_OTHERS') ?? size.others;
+    size.otherEvents = env('BENCH_USAGE_OTHER_EVENTS') ?? size.otherEvents;
+  }
+  return size;
+}
 const ROUNDS = 3;
 const PAGE = 50;
 const DAYS = 30;
@@ -44,51 +59,95 @@ const TARGET: Record<DatabaseKind, { dashboard: number; page: number }> = {
   server: { dashboard: 50, page: 10 },
   embedded: { dashboard: 300, page: 300 },
 };
+/** Events sent through POST /v1/events to check the SQL backfill against what ingest keeps. */
+const CHECK_EVENTS = 2_000;
+
+/**
+ * Requests go through an agent of our own, replaced (its idle sockets closed) whenever the process
+ * did something long in between: PGlite runs in this process, so generating data or a naive query
+ * blocks the event loop for seconds, past the server's keep-alive timeout, and the first request
+ * after it would reuse a socket the server is closing at the same instant (read ECONNRESET).
+ */
+let agent = new http.Agent({ keepAlive: true });
+function freshConnections(): void {
+  agent.destroy();
+  agent = new http.Agent({ keepAlive: true });
+}
 
 async function call(run: RunningTally, method: string, path: string, body?: unknown): Promise<any> {
-  const res = await fetch(run.url + path, {
-    method,
-    headers: { authorization: `Bearer ${BENCH_OPERATOR_KEY}`, 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  }).catch((error: Error) => {
-    // fetch hides why it failed (refused, reset, timed out) in `cause`.
-    throw new Error(
-      `${method} ${path}: ${error.message} (${String((error.cause as Error)?.message ?? error.cause)})`,
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+    const req = http.request(
+      run.url + path,
+      {
+        method,
+        agent,
+        headers: {
+          authorization: `Bearer ${BENCH_OPERATOR_KEY}`,
+          'content-type': 'application/json',
+          ...(payload === undefined ? {} : { 'content-length': Buffer.byteLength(payload) }),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() }));
+        res.on('error', reject);
+      },
     );
+    req.on('error', (error) => reject(new Error(`${method} ${path}: ${error.message}`)));
+    req.end(payload);
   });
-  const answer = await res.json();
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(answer).slice(0, 300)}`);
+  const answer = JSON.parse(text);
+  if (status >= 400) throw new Error(`${method} ${path}: ${status} ${text.slice(0, 300)}`);
   return answer;
 }
 
+const FEATURES = ['chat', 'summarize', 'search', 'agent', 'autocomplete', 'translate'];
+const MODELS: [string, string, number, number][] = [
+  // provider, model, micro-credits per input token, per output token
+  ['openai', 'gpt-4o', 250, 1000],
+  ['openai', 'gpt-4o-mini', 15, 60],
+  ['openai', 'gpt-4.1-mini', 40, 160],
+  ['openai', 'gpt-5-mini', 25, 200],
+  ['anthropic', 'claude-sonnet-4-5', 300, 1500],
+  ['anthropic', 'claude-haiku-4-5', 100, 500],
+  ['anthropic', 'claude-opus-4-1', 1500, 7500],
+  ['google', 'gemini-2.5-flash', 30, 250],
+  ['google', 'gemini-2.5-pro', 125, 1000],
+];
+const SURFACES = ['web', 'web', 'web', 'api', 'cli', 'mobile', 'slack', 'gmail'];
+const TOOLS = ['web_search', 'code', 'docs', 'image'];
+const sqlArray = (values: (string | number)[]) =>
+  `ARRAY[${values.map((v) => (typeof v === 'number' ? String(v) : `'${v}'`)).join(', ')}]`;
+
 /**
- * `count` events of `orgs` over the last DAYS days, in time order: 250 members (a few heavy, a long
- * tail), 6 features, 9 models of 3 providers, 7 surfaces, 12 workspaces in 3 groups, projects on 40 %.
- * Credits are per-model micro-credits per token; cost = credits x 0.01 (the default credit value).
+ * `$2` events of the orgs `$1` over the last DAYS days, in time order: 250 members (a few heavy, a
+ * long tail), 6 features, 9 models of 3 providers, 8 surfaces (2 integrations), 12 workspaces in 3
+ * groups, projects on 40 %, a tool on 30 % (metadata.tool). Credits are per-model micro-credits per
+ * token; cost = credits x 0.01 (the default credit value).
  */
 function generateSql(prefix: string): string {
   return `
     WITH x AS (
       SELECT g, ($1::text[])[1 + floor(random() * cardinality($1::text[]))::int] AS org_id,
              floor(random() ^ 2 * 250)::int AS m, floor(random() * 6)::int AS f, floor(random() * 9)::int AS mo,
-             floor(random() * 7)::int AS s, random() AS pr,
+             floor(random() * ${SURFACES.length})::int AS s, random() AS pr, random() AS tl,
              now() - interval '1 minute' - random() * interval '${DAYS} days' AS at,
              200 + floor(random() ^ 3 * 60000)::bigint AS inp, 20 + floor(random() ^ 2 * 4000)::bigint AS outp
         FROM generate_series(1, $2::int) AS g
     ), y AS (
-      SELECT x.*, (ARRAY['openai','openai','openai','openai','anthropic','anthropic','anthropic','google','google'])[mo + 1] AS provider,
-             (ARRAY['gpt-4o','gpt-4o-mini','gpt-4.1-mini','gpt-5-mini','claude-sonnet-4-5','claude-haiku-4-5',
-                    'claude-opus-4-1','gemini-2.5-flash','gemini-2.5-pro'])[mo + 1] AS model,
-             inp * (ARRAY[250, 15, 40, 25, 300, 100, 1500, 30, 125])[mo + 1] AS in_credits,
-             outp * (ARRAY[1000, 60, 160, 200, 1500, 500, 7500, 250, 1000])[mo + 1] AS out_credits
+      SELECT x.*, (${sqlArray(MODELS.map((m) => m[0]))})[mo + 1] AS provider,
+             (${sqlArray(MODELS.map((m) => m[1]))})[mo + 1] AS model,
+             inp * (${sqlArray(MODELS.map((m) => m[2]))})[mo + 1] AS in_credits,
+             outp * (${sqlArray(MODELS.map((m) => m[3]))})[mo + 1] AS out_credits
         FROM x
     )
     INSERT INTO events (org_id, id, member_id, api_key_id, feature, provider, model, surface, workspace,
       workspace_group, project, conversation_id, message_id, occurred_at, input_tokens, output_tokens,
-      usage, credits, cost, currency, provider_cost_usd, components, pricing, content_hash)
-    SELECT org_id, '${prefix}' || g, 'mem_b' || m, NULL,
-           (ARRAY['chat','summarize','search','agent','autocomplete','translate'])[f + 1], provider, model,
-           (ARRAY['web','web','web','api','cli','mobile','slack'])[s + 1], 'ws_' || (m % 12),
+      usage, credits, cost, currency, provider_cost_usd, components, pricing, content_hash, metadata)
+    SELECT org_id, '${prefix}' || g, 'mem_b' || m, NULL, (${sqlArray(FEATURES)})[f + 1], provider, model,
+           (${sqlArray(SURFACES)})[s + 1], 'ws_' || (m % 12),
            'group_' || (m % 12 % 3), CASE WHEN pr < 0.4 THEN 'proj_' || (m % 12) || '_' || (m % 4) ELSE '' END,
            'conv_' || m || '_' || (g % 40), 'msg_' || g, at, inp, outp,
            jsonb_build_object('input_tokens', inp, 'output_tokens', outp),
@@ -99,45 +158,138 @@ function generateSql(prefix: string): string {
                'credits', (in_credits / 1000000.0)::text, 'provider_cost_usd', round(in_credits * 0.000000007, 10)::text),
              jsonb_build_object('component', 'output', 'quantity', outp::text,
                'credits', (out_credits / 1000000.0)::text, 'provider_cost_usd', round(out_credits * 0.000000007, 10)::text)),
-           jsonb_build_object('credit_value', '0.01', 'billing_mode', 'credits'), md5(g::text)
+           jsonb_build_object('credit_value', '0.01', 'billing_mode', 'credits'), md5(g::text),
+           CASE WHEN tl < 0.3 THEN jsonb_build_object('tool', (${sqlArray(TOOLS)})[1 + floor(tl * 40)::int % ${TOOLS.length}]) END
       FROM y ORDER BY at`;
 }
 
-/** The rollups of every org, from raw events, one statement per table (the sums addToRollup keeps). */
-const BACKFILL = [
-  `INSERT INTO usage_hourly (org_id, bucket, member_id, feature, provider, model, surface, workspace,
-     workspace_group, project, api_key_id, calls, credits, cost, provider_cost_usd, input_tokens, output_tokens,
-     cache_read_tokens, cache_write_tokens)
-   SELECT org_id, date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', coalesce(member_id, ''),
-          feature, provider, model, surface, workspace, workspace_group, project, coalesce(api_key_id, ''),
-          count(*), sum(credits), sum(cost), sum(provider_cost_usd), sum(input_tokens), sum(output_tokens),
-          sum(cache_read_tokens), sum(cache_write_tokens)
-     FROM events GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11`,
-  `INSERT INTO usage_hourly_total (org_id, bucket, calls, credits, cost, provider_cost_usd, input_tokens,
-     output_tokens, cache_read_tokens, cache_write_tokens)
-   SELECT org_id, bucket, sum(calls), sum(credits), sum(cost), sum(provider_cost_usd), sum(input_tokens),
-          sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens)
-     FROM usage_hourly GROUP BY 1, 2`,
-  `INSERT INTO usage_daily_dim (org_id, dimension, bucket, day_end, key, calls, credits, cost, provider_cost_usd,
-     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
-   SELECT h.org_id, d.dimension, l.day_start, l.day_end, d.key, sum(h.calls), sum(h.credits), sum(h.cost),
-          sum(h.provider_cost_usd), sum(h.input_tokens), sum(h.output_tokens), sum(h.cache_read_tokens),
-          sum(h.cache_write_tokens)
-     FROM usage_hourly h
-     JOIN orgs o ON o.id = h.org_id
-    CROSS JOIN LATERAL usage_local_day(h.bucket, o.timezone) AS l
-    CROSS JOIN LATERAL (VALUES
-      ('all', ''), ('member', h.member_id), ('feature', h.feature), ('model', h.provider || '/' || h.model),
-      ('provider', h.provider), ('workspace', h.workspace), ('workspace_group', h.workspace_group),
-      ('surface', h.surface), ('project', h.project), ('api_key', h.api_key_id)
-    ) AS d (dimension, key)
-    GROUP BY 1, 2, 3, 4, 5`,
+/**
+ * The rollup rows of the orgs that `orgs` (a condition on org_id) selects, from their raw events:
+ * one SELECT per table giving exactly the rows the ingest path (`addToRollup` in
+ * src/services/events/recordEvents.ts) keeps: the wide hourly rows, the hourly org totals, and the
+ * narrow daily rows of every dimension (migrations 0005 and 0011: 'integration' and 'tool' only for
+ * events naming one) on the org's local days. The daily rows are summed from the wide ones in one
+ * pass (GROUPING SETS) with each (org, hour)'s local day looked up once.
+ */
+function rollupSelects(
+  orgs: string,
+): Record<'usage_hourly' | 'usage_hourly_total' | 'usage_daily_dim', string> {
+  const sums = `sum(calls), sum(credits), sum(cost), sum(provider_cost_usd), sum(input_tokens), sum(output_tokens),
+    sum(cache_read_tokens), sum(cache_write_tokens)`;
+  const named = ROLLUP_SUMS.map((c) => `sum(${c}) AS ${c}`).join(', ');
+  const hourOf = "date_trunc('hour', e.occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'";
+  const integration = "CASE WHEN e.surface NOT IN ('', 'web', 'cli', 'api', 'mobile') THEN e.surface END";
+  const tool = `CASE WHEN jsonb_typeof(e.metadata -> 'tool') = 'string'
+    THEN nullif(left(btrim(e.metadata ->> 'tool', E' \\t\\n\\r\\f' || chr(11)), 200), '') END`;
+  const dims = [
+    ['member', 'member_id'],
+    ['feature', 'feature'],
+    ['model', "provider || '/' || model"],
+    ['provider', 'provider'],
+    ['workspace', 'workspace'],
+    ['workspace_group', 'workspace_group'],
+    ['surface', 'surface'],
+    ['project', 'project'],
+    ['api_key', 'api_key_id'],
+    ['integration', 'integration'],
+    ['tool', 'tool'],
+  ];
+  return {
+    usage_hourly: `SELECT org_id, bucket, member_id, feature, provider, model, surface, workspace, workspace_group,
+        project, api_key_id, ${sums}
+        FROM (SELECT e.org_id, ${hourOf} AS bucket, coalesce(e.member_id, '') AS member_id, e.feature, e.provider,
+                     e.model, e.surface, e.workspace, e.workspace_group, e.project,
+                     coalesce(e.api_key_id, '') AS api_key_id, 1 AS calls, e.credits, e.cost, e.provider_cost_usd,
+                     e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens
+                FROM events e WHERE ${orgs.replaceAll('org_id', 'e.org_id')}) AS e
+       GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11`,
+    usage_hourly_total: `SELECT org_id, bucket, ${sums} FROM usage_hourly WHERE ${orgs} GROUP BY 1, 2`,
+    usage_daily_dim: `WITH w AS (
+        -- The wide rows split by tool (which they do not key), as ingest sums them.
+        SELECT e.org_id, ${hourOf} AS bucket, coalesce(e.member_id, '') AS member_id, e.feature, e.provider, e.model,
+               e.surface, e.workspace, e.workspace_group, e.project, coalesce(e.api_key_id, '') AS api_key_id,
+               ${integration} AS integration, ${tool} AS tool, count(*) AS calls, sum(e.credits) AS credits,
+               sum(e.cost) AS cost, sum(e.provider_cost_usd) AS provider_cost_usd, sum(e.input_tokens) AS input_tokens,
+               sum(e.output_tokens) AS output_tokens, sum(e.cache_read_tokens) AS cache_read_tokens,
+               sum(e.cache_write_tokens) AS cache_write_tokens
+          FROM events e WHERE ${orgs.replaceAll('org_id', 'e.org_id')}
+         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
+      ), day AS (
+        SELECT k.org_id, k.bucket, l.day_start, l.day_end
+          FROM (SELECT DISTINCT org_id, bucket FROM w) AS k
+          JOIN orgs o ON o.id = k.org_id
+         CROSS JOIN LATERAL usage_local_day(k.bucket, o.timezone) AS l
+      ), g AS (
+        SELECT w.org_id, day.day_start, day.day_end,
+               ${dims.map(([name, col]) => `${col} AS ${name}`).join(', ')},
+               GROUPING(${dims.map(([, col]) => col).join(', ')}) AS set, ${named}
+          FROM w JOIN day ON day.org_id = w.org_id AND day.bucket = w.bucket
+         GROUP BY w.org_id, day.day_start, day.day_end,
+               GROUPING SETS ((), ${dims.map(([, col]) => `(${col})`).join(', ')})
+      )
+      SELECT org_id, d.dimension, day_start, day_end, d.key, calls, credits, cost, provider_cost_usd, input_tokens,
+             output_tokens, cache_read_tokens, cache_write_tokens
+        FROM g CROSS JOIN LATERAL (VALUES
+          ${[
+            `(${(1 << dims.length) - 1}, 'all', '')`,
+            ...dims.map(
+              ([name], i) =>
+                `(${((1 << dims.length) - 1) ^ (1 << (dims.length - 1 - i))}, '${name}', ${name})`,
+            ),
+          ].join(',\n          ')}
+        ) AS d (set, dimension, key)
+       WHERE d.set = g.set AND d.key IS NOT NULL`,
+  };
+}
+
+const ROLLUP_SUMS = [
+  'calls',
+  'credits',
+  'cost',
+  'provider_cost_usd',
+  'input_tokens',
+  'output_tokens',
+  'cache_read_tokens',
+  'cache_write_tokens',
 ];
+const ROLLUP_COLUMNS = {
+  usage_hourly: `org_id, bucket, member_id, feature, provider, model, surface, workspace, workspace_group, project,
+    api_key_id, calls, credits, cost, provider_cost_usd, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens`,
+  usage_hourly_total: `org_id, bucket, calls, credits, cost, provider_cost_usd, input_tokens, output_tokens,
+    cache_read_tokens, cache_write_tokens`,
+  usage_daily_dim: `org_id, dimension, bucket, day_end, key, calls, credits, cost, provider_cost_usd, input_tokens,
+    output_tokens, cache_read_tokens, cache_write_tokens`,
+};
+const ROLLUP_TABLES = ['usage_hourly', 'usage_hourly_total', 'usage_daily_dim'] as const;
+
+/** Varied events for POST /v1/events (the ingest check): the bench's dimensions plus odd tools. */
+function checkEvents(count: number) {
+  return Array.from({ length: count }, (_, i) => {
+    const [provider, model] = MODELS[(i * 7) % MODELS.length]!;
+    const tool = [undefined, 'web_search', ' code ', 7, '', 'docs'][i % 6];
+    return {
+      id: `check-${i}`,
+      member: `user_${(i * 13) % 250}`,
+      feature: FEATURES[i % FEATURES.length]!,
+      provider,
+      model,
+      occurred_at: new Date(Date.now() - 60_000 - ((i * 7_919) % (DAYS * 1440)) * 60_000).toISOString(),
+      surface: SURFACES[(i * 3) % SURFACES.length]!,
+      workspace: `ws_${i % 12}`,
+      workspace_group: `group_${i % 3}`,
+      ...(i % 5 < 2 ? { project: `proj_${i % 7}` } : {}),
+      ...(tool !== undefined ? { metadata: { tool } } : {}),
+      usage: { input_tokens: 200 + ((i * 37) % 9_000), output_tokens: 20 + ((i * 11) % 900) },
+    };
+  });
+}
 
 interface DataSet {
   orgId: string;
   events: number;
-  seconds: { events: number; rollups: number };
+  orgs: number;
+  allEvents: number;
+  seconds: { orgs: number; events: number; rollups: number };
   rows: { wide: number; hourlyTotal: number; dailyDim: number };
 }
 
@@ -146,6 +298,7 @@ export async function buildDataSet(
   size: { events: number; others: number; otherEvents: number },
   log: (line: string) => void,
 ): Promise<DataSet> {
+  let started = performance.now();
   const org = await call(tally, 'POST', '/v1/orgs', {
     name: 'Bench large org',
     currency: 'EUR',
@@ -160,6 +313,11 @@ export async function buildDataSet(
     });
     others.push(o.id);
   }
+  const check = await call(tally, 'POST', '/v1/orgs', {
+    name: 'Ingest check',
+    currency: 'EUR',
+    timezone: ZONE,
+  });
   const db = tally.tally.db;
   const all = [org.id, ...others];
   await db.query(
@@ -169,41 +327,79 @@ export async function buildDataSet(
        FROM unnest($1::text[]) AS o, generate_series(0, 249) AS i`,
     [all],
   );
-  let started = performance.now();
+  const orgSeconds = (performance.now() - started) / 1000;
+  // The check org's events go through ingest, which keeps its rollups.
+  const sample = checkEvents(CHECK_EVENTS);
+  for (let i = 0; i < sample.length; i += 500) {
+    const r = await call(tally, 'POST', '/v1/events', {
+      events: sample.slice(i, i + 500).map((e) => ({ ...e, org_id: check.id })),
+    });
+    const refused = r.results.filter((x: { status: string }) => x.status !== 'accepted');
+    if (refused.length > 0) throw new Error(`check events refused: ${JSON.stringify(refused[0])}`);
+  }
+  started = performance.now();
   await db.query('SELECT setseed(0.42)');
-  // In slices, so the background orgs' events interleave with the large org's in time order.
-  const slices = 10;
+  // In slices of at most 500 000 rows, the background orgs' events interleaved with the large org's.
+  const slices = Math.max(1, Math.ceil((size.events + size.otherEvents) / 500_000));
   for (let s = 0; s < slices; s++) {
     await db.query(generateSql(`ev_${s}_`), [[org.id], Math.round(size.events / slices)]);
     if (others.length > 0)
       await db.query(generateSql(`bg_${s}_`), [others, Math.round(size.otherEvents / slices)]);
-    log(`  events ${s + 1}/${slices}`);
+    log(`  events ${s + 1}/${slices} (${((performance.now() - started) / 1000).toFixed(0)} s)`);
   }
   const eventSeconds = (performance.now() - started) / 1000;
   started = performance.now();
-  for (const sql of BACKFILL) await db.query(sql);
+  // Every org but the check org, whose rollups ingest kept.
+  const bulk = rollupSelects(`org_id <> '${check.id}'`);
+  for (const table of ROLLUP_TABLES) {
+    // Room to hash the groups in memory instead of spilling sorts to disk.
+    await db.transaction(async (tx) => {
+      await tx.query("SET LOCAL work_mem = '512MB'");
+      await tx.query(`INSERT INTO ${table} (${ROLLUP_COLUMNS[table]}) ${bulk[table]}`);
+    });
+    log(`  ${table} backfilled (${((performance.now() - started) / 1000).toFixed(0)} s)`);
+  }
   await db.exec('ANALYZE');
   const rollupSeconds = (performance.now() - started) / 1000;
-  const [check] = await db.query<{ events: string; wide: string; hourly: string; daily: string }>(
+  // The backfill's rows for the check org must be exactly those ingest kept.
+  const own = rollupSelects(`org_id = '${check.id}'`);
+  for (const table of ROLLUP_TABLES) {
+    const stored = `SELECT ${ROLLUP_COLUMNS[table]} FROM ${table} WHERE org_id = '${check.id}'`;
+    const [diff] = await db.query<{ missing: string; extra: string; rows: string }>(
+      `SELECT (SELECT count(*) FROM ((${own[table]}) EXCEPT (${stored})) AS a)::text AS missing,
+              (SELECT count(*) FROM ((${stored}) EXCEPT (${own[table]})) AS b)::text AS extra,
+              (SELECT count(*) FROM (${stored}) AS c)::text AS rows`,
+    );
+    if (diff!.missing !== '0' || diff!.extra !== '0' || diff!.rows === '0') {
+      throw new Error(
+        `${table}: the backfill differs from ingest for ${CHECK_EVENTS} events: ${JSON.stringify(diff)}`,
+      );
+    }
+  }
+  log(`  backfill checked against ingest on ${CHECK_EVENTS} events: identical rollup rows`);
+  const [check_] = await db.query<{ events: string; wide: string; hourly: string; daily: string }>(
     `SELECT (SELECT count(*) FROM events WHERE org_id = $1)::text AS events,
             (SELECT sum(calls) FROM usage_hourly WHERE org_id = $1)::text AS wide,
             (SELECT sum(calls) FROM usage_hourly_total WHERE org_id = $1)::text AS hourly,
             (SELECT sum(calls) FROM usage_daily_dim WHERE org_id = $1 AND dimension = 'all')::text AS daily`,
     [org.id],
   );
-  if (new Set([check!.events, check!.wide, check!.hourly, check!.daily]).size !== 1) {
-    throw new Error(`rollups disagree with events: ${JSON.stringify(check)}`);
+  if (new Set([check_!.events, check_!.wide, check_!.hourly, check_!.daily]).size !== 1) {
+    throw new Error(`rollups disagree with events: ${JSON.stringify(check_)}`);
   }
-  const [rows] = await db.query<{ wide: number; hourly: number; daily: number }>(
+  const [rows] = await db.query<{ wide: number; hourly: number; daily: number; all: string }>(
     `SELECT (SELECT count(*) FROM usage_hourly WHERE org_id = $1)::int AS wide,
             (SELECT count(*) FROM usage_hourly_total WHERE org_id = $1)::int AS hourly,
-            (SELECT count(*) FROM usage_daily_dim WHERE org_id = $1)::int AS daily`,
+            (SELECT count(*) FROM usage_daily_dim WHERE org_id = $1)::int AS daily,
+            (SELECT sum(calls) FROM usage_hourly_total)::text AS all`,
     [org.id],
   );
   return {
     orgId: org.id,
-    events: Number(check!.events),
-    seconds: { events: eventSeconds, rollups: rollupSeconds },
+    events: Number(check_!.events),
+    orgs: all.length + 1,
+    allEvents: Number(rows!.all),
+    seconds: { orgs: orgSeconds, events: eventSeconds, rollups: rollupSeconds },
     rows: { wide: rows!.wide, hourlyTotal: rows!.hourly, dailyDim: rows!.daily },
   };
 }
@@ -302,6 +498,24 @@ function probes(orgId: string, deepPage: number, deepCursor: string): Probe[] {
       naive: breakdown("provider || '/' || model"),
     },
     {
+      name: 'breakdown 30d by integration',
+      kind: 'dashboard',
+      path: `${base}/breakdown?range=30d&by=integration`,
+      naive: breakdown(`CASE WHEN surface IN ('', 'web', 'cli', 'api', 'mobile') THEN '' ELSE surface END`),
+    },
+    {
+      name: 'breakdown 30d by tool',
+      kind: 'dashboard',
+      path: `${base}/breakdown?range=30d&by=tool`,
+      naive: breakdown(`coalesce(metadata->>'tool', '')`),
+    },
+    {
+      name: 'breakdown 30d by member, one tool (raw events)',
+      kind: 'dashboard',
+      path: `${base}/breakdown?range=30d&by=member&tool=code`,
+      naive: breakdown('member_id', `AND metadata->>'tool' = 'code'`),
+    },
+    {
       name: 'breakdown 30d by workspace, one member (wide rollup)',
       kind: 'dashboard',
       path: `${base}/breakdown?range=30d&by=workspace&member=user_3`,
@@ -391,14 +605,17 @@ async function measure(
   options: BenchOptions,
 ): Promise<{ figures: ProbeFigures[]; data: DataSet; deepPage: number }> {
   const sizes = options.quick ? SIZES.quick : SIZES.full;
-  const size = sizes[kind];
+  const size = sizeOf(kind, options.quick);
   const tally = await database.startTally();
   try {
-    options.log(`  ${database.label}: generating ${size.events} + ${size.otherEvents} events`);
+    options.log(
+      `  ${database.label}: generating ${size.events} + ${size.otherEvents} events over ${size.others + 1} orgs`,
+    );
     const data = await buildDataSet(tally, size, options.log);
     options.log(
-      `  ${database.label}: events in ${data.seconds.events.toFixed(1)} s, rollups in ${data.seconds.rollups.toFixed(1)} s`,
+      `  ${database.label}: ${data.orgs} orgs in ${data.seconds.orgs.toFixed(1)} s, events in ${data.seconds.events.toFixed(1)} s, rollups in ${data.seconds.rollups.toFixed(1)} s`,
     );
+    freshConnections();
     const summary = await call(tally, 'GET', `/v1/orgs/${data.orgId}/usage/summary?range=30d`);
     const [deep] = await tally.tally.db.query<{ at: string; seq: string }>(
       `SELECT to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at, seq::text AS seq
@@ -414,6 +631,7 @@ async function measure(
       const answer = await call(tally, 'GET', f.probe.path);
       const naive = f.probe.naive(answer);
       const rows = await tally.tally.db.query<Record<string, unknown>>(naive.sql, naive.params);
+      freshConnections();
       if (f.probe.name.startsWith('summary')) {
         const raw = BigInt(String(rows[0]!.credits ?? 0));
         if (decimalUnits(answer.credits, 6) !== raw) {
@@ -437,6 +655,7 @@ async function measure(
         for (let i = 0; i < sizes.naiveReps; i++)
           raw.push((await timed(() => tally.tally.db.query(naive.sql, naive.params)))[0]);
         f.naive.push(raw);
+        freshConnections();
       }
       options.log(`  ${database.label}: round ${round + 1}/${ROUNDS} done`);
     }
