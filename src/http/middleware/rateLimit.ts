@@ -31,6 +31,8 @@ interface Bucket {
   share: number;
   /** When the share was last computed from shared counts (ms of `now`), or -Infinity. */
   sharedAt: number;
+  /** The last request of the key here (ms of `now`): only keys in use are looked up when syncing. */
+  usedAt: number;
 }
 
 /** Past this many buckets, full ones (keys idle long enough to refill) are dropped. */
@@ -94,10 +96,11 @@ export class KeyRateLimiter {
     if (!bucket) {
       if (this.buckets.size >= MAX_BUCKETS) this.prune(at);
       const share = 1 / this.processes;
-      bucket = { tokens: burst * share, at, share, sharedAt: Number.NEGATIVE_INFINITY };
+      bucket = { tokens: burst * share, at, share, sharedAt: Number.NEGATIVE_INFINITY, usedAt: at };
       this.buckets.set(key, bucket);
     } else {
       this.refill(bucket, at);
+      bucket.usedAt = at;
     }
     this.count(key);
     if (this.options.shared?.kind === 'server' && at - this.lastSync >= SYNC_MS && !this.syncing) {
@@ -150,6 +153,14 @@ export class KeyRateLimiter {
     seconds.set(second, (seconds.get(second) ?? 0) + 1);
   }
 
+  /** Keys requested here within the seconds shares are computed over (and the one in progress). */
+  private keysInUse(): string[] {
+    const since = this.now() - (LOOKBACK_SECONDS + 2) * 1000;
+    const keys: string[] = [];
+    for (const [key, bucket] of this.buckets) if (bucket.usedAt >= since) keys.push(key);
+    return keys;
+  }
+
   /** Adds this process's counts to the shared rows, reads every process's, and resizes the buckets. */
   private async sync(): Promise<void> {
     const db = this.options.shared!;
@@ -188,7 +199,7 @@ export class KeyRateLimiter {
          UNION ALL
          SELECT '', '0', '0', count(*)::int FROM tally_runtime.rate_limit_processes
           WHERE seen_second >= $5 AND process <> $1`,
-        [this.process, [...this.buckets.keys()], nowSecond, LOOKBACK_SECONDS, nowSecond - KEEP_SECONDS],
+        [this.process, this.keysInUse(), nowSecond, LOOKBACK_SECONDS, nowSecond - KEEP_SECONDS],
       );
       const at = this.now();
       for (const row of rows) {
@@ -222,10 +233,12 @@ export class KeyRateLimiter {
         ]);
       }
     } catch {
-      // The database is away (it answers 503 elsewhere): the counts go again with the next sync,
-      // and each process limits with the shares it last knew meanwhile.
+      // The database is away (it answers 503 elsewhere): the counts go again with the next sync
+      // (those of the last minute: older ones no longer matter), and each process limits with the
+      // shares it last knew meanwhile.
       for (const [key, bySecond] of flushed) {
         for (const [second, n] of bySecond) {
+          if (second < nowSecond - KEEP_SECONDS) continue;
           let mine = this.pending.get(key);
           if (!mine) {
             mine = new Map();
