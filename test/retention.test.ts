@@ -8,7 +8,7 @@ import { calendarMonth } from '../src/domain/periods.ts';
 import { jobCatalog } from '../src/jobs/catalog.ts';
 import { registerJobs, runDueJob } from '../src/jobs/runner.ts';
 import { purgeExpiredEvents, retentionCutoff } from '../src/services/maintenance/purgeExpiredEvents.ts';
-import { createOrgWithKey, type Response, startTally, type TestTally } from './support/harness.ts';
+import { createOrgWithKey, onServer, type Response, startTally, type TestTally } from './support/harness.ts';
 
 const ZONE = 'America/New_York';
 let t: TestTally;
@@ -231,5 +231,40 @@ describe('purge_raw_events', () => {
     );
     expect(count!.n).toBe(6);
     expect(await figures()).toEqual(before);
+  });
+});
+
+describe.runIf(onServer)('purge_raw_events on a Postgres server', () => {
+  it('lets concurrent runs share the work: each event deleted once, none left, none counted twice', async () => {
+    const { org, key } = await createOrgWithKey(t, { timezone: ZONE });
+    const ingest = await t.call('POST', '/v1/events', {
+      key,
+      body: { events: [event('model', new Date())] },
+    });
+    expect(ingest.body.results[0].status).toBe('accepted');
+    // 3 000 copies of it dated 200 days back (only raw rows: this is about the deleting).
+    const n = 3_000;
+    await t.db.query(
+      `INSERT INTO events (org_id, id, member_id, api_key_id, feature, provider, model, occurred_at, usage, credits, cost,
+                           currency, provider_cost_usd, components, pricing, content_hash)
+       SELECT org_id, 'copy-' || g, member_id, api_key_id, feature, provider, model, now() - interval '200 days', usage,
+              credits, cost, currency, provider_cost_usd, components, pricing, content_hash
+         FROM events, generate_series(1, $2::int) g WHERE org_id = $1 AND id = 'model'`,
+      [org.id, n],
+    );
+    await t.call('PUT', `/v1/orgs/${org.id}/retention`, { body: { raw_event_months: 1 } });
+    const runs = await Promise.all([1, 2, 3].map(() => purgeExpiredEvents(t.db, { batch: 100 })));
+    expect(runs.reduce((sum, r) => sum + r.purged, 0)).toBe(n);
+    const [left] = await t.db.query<{ old: number; all: number }>(
+      `SELECT count(*) FILTER (WHERE occurred_at < now() - interval '100 days')::int AS old, count(*)::int AS all
+         FROM events WHERE org_id = $1`,
+      [org.id],
+    );
+    expect(left).toEqual({ old: 0, all: 1 });
+    const [purges] = await t.db.query<{ purged_events: string }>(
+      'SELECT purged_events FROM raw_event_purges WHERE org_id = $1',
+      [org.id],
+    );
+    expect(Number(purges!.purged_events)).toBe(n);
   });
 });
