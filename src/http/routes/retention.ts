@@ -68,7 +68,8 @@ export function retentionRoutes(app: OpenAPIHono<AppEnv>) {
       method: 'put',
       path: '/v1/settings/retention',
       tags: ['Retention'],
-      summary: 'Set the default raw event retention for orgs without their own (operator)',
+      summary:
+        'Set the default raw event retention for orgs without their own (operator): older raw events are purged, totals stay',
       description: PURGED,
       request: body(SetRetention),
       responses: { 200: json(RetentionSettingsSchema, 'Retention default'), ...errorResponses },
@@ -93,7 +94,7 @@ export function retentionRoutes(app: OpenAPIHono<AppEnv>) {
       path: '/v1/orgs/{org}/retention',
       tags: ['Retention'],
       summary:
-        "Set the org's own raw event retention (an org key may only keep less than the operator's default)",
+        "Set the org's own raw event retention: older raw events are purged, totals stay (an org key may only keep less than the operator's default)",
       description: PURGED,
       request: { params: OrgParam, ...body(SetRetention) },
       responses: { 200: json(OrgRetentionSchema, 'Retention'), ...errorResponses },
