@@ -81,7 +81,9 @@ export async function getUsageAnomalies(ctx: Ctx, orgId: string, query: AnomalyQ
     const [y, m, dd] = d.split('-').map(Number) as [number, number, number];
     return floorHour(startOfLocalDay(zone, y, m, dd));
   });
-  for (const dimension of ['all', 'member', 'feature'] as const) {
+  // The org, member and feature series are read at once (three pool clients on the server), then
+  // evaluated in that order.
+  const read = async (dimension: 'all' | 'member' | 'feature') => {
     const by: Dimension | null = dimension === 'all' ? null : dimension;
     const params: unknown[] = [];
     const src = await sourceSql(ctx.db.read, planOf(by, {}), orgId, by, edges, {}, params);
@@ -116,6 +118,10 @@ export async function getUsageAnomalies(ctx: Ctx, orgId: string, query: AnomalyQ
             : BigInt(r.calls);
     }
     const labels = by ? await labelsFor(ctx.db.read, orgId, by, [...perKey.keys()]) : new Map();
+    return { dimension, perKey, labels };
+  };
+  const series3 = await Promise.all((['all', 'member', 'feature'] as const).map(read));
+  for (const { dimension, perKey, labels } of series3) {
     for (const [key, values] of perKey) {
       evaluate(
         dimension === 'all' ? 'org' : dimension,
