@@ -122,6 +122,38 @@ describe('holds: happy path', () => {
 });
 
 describe('holds: limits', () => {
+  it('judges every hold on the limits in force, however recently they changed', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const team = { ...call, workspace: 'team' };
+    const first = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...team, estimate: { credits: '3' } },
+    });
+    expect(first.body).toMatchObject({ approved: true, held_credits: '3' });
+    // EUR 0.05 a month = 5 credits, 3 of them held already.
+    await t.call('PUT', `/v1/orgs/${org.id}/limits`, {
+      key,
+      body: { alert_threshold: null, allowed_limit: '0.05' },
+    });
+    const second = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...team, estimate: { credits: '4' } },
+    });
+    expect(second.body).toMatchObject({ approved: true, reason: 'partial', held_credits: '2' });
+    await t.call('POST', `/v1/authorizations/${second.body.id}/void`, { key });
+    // A budget made meanwhile binds the next hold at once.
+    const budget = await t.call('POST', `/v1/orgs/${org.id}/budgets`, {
+      key,
+      body: { name: 'Team', scope: { kind: 'workspace', id: 'team' }, amount: '0', period: 'month' },
+    });
+    expect(budget.status).toBe(201);
+    const third = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...team, estimate: { credits: '1' } },
+    });
+    expect(third.body).toMatchObject({ approved: false, reason: 'budget_exceeded' });
+  });
+
   it('denies with quota_exceeded at the hard limit and never bills past it', async () => {
     const { org, key } = await createOrgWithKey(t);
     // EUR 0.10 a month = 10 credits.

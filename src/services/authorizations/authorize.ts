@@ -20,11 +20,11 @@ import {
   type Dimensions,
   type LimitScope,
   type LimitSettings,
-  loadLimitSettings,
   scopesFor,
 } from '../limits/scopes.ts';
+import { requireCurrent, type SpendTerms, StaleSpendTerms, withSpendTerms } from '../limits/spendTerms.ts';
 import { ensureMembers, memberKey } from '../members/ensureMembers.ts';
-import { loadOrg, type OrgRow } from '../orgs/shape.ts';
+import type { OrgRow } from '../orgs/shape.ts';
 import { headroom, UNLIMITED } from './headroom.ts';
 import { credits } from './shape.ts';
 
@@ -75,14 +75,13 @@ export async function authorize(ctx: Ctx, input: AuthorizeInput) {
   const orgId = ctx.principal.kind === 'operator' ? input.org_id : ctx.principal.orgId;
   if (!orgId) throw invalid('org_id', 'org_id is required with an operator key');
   scopeOrg(ctx, orgId, 'events:write');
-  // What needs no lock is read up front and side by side (a pool serves them on separate
-  // connections), so the lock is held for one read, one write and the commit. Limits are read
-  // before the lock, as ingest does; the counters they are judged against are read under it.
-  const [org, settings] = await Promise.all([
-    loadOrg(ctx.db, orgId),
-    loadLimitSettings(ctx.db, orgId),
-    ctx.prices.refresh(ctx.db),
-  ]);
+  await ctx.prices.refresh(ctx.db);
+  // The org's terms and limits come from this process's copy, checked under the lock.
+  return withSpendTerms(ctx.db, orgId, (terms) => authorizeOn(ctx, terms, input));
+}
+
+async function authorizeOn(ctx: Ctx, { org, settings, version }: SpendTerms, input: AuthorizeInput) {
+  const orgId = org.id;
   const now = new Date();
   const estimate =
     'credits' in input.estimate
@@ -99,7 +98,14 @@ export async function authorize(ctx: Ctx, input: AuthorizeInput) {
   const apiKeyId = ctx.principal.kind === 'org_key' ? ctx.principal.id : '';
   const untracked = org.billing_mode === 'byok';
 
-  const placed = await placeHoldAtOnce(ctx, org, settings, input, { id, apiKeyId, estimate, expiresAt, now });
+  const placed = await placeHoldAtOnce(ctx, org, settings, input, {
+    id,
+    apiKeyId,
+    estimate,
+    expiresAt,
+    now,
+    version,
+  });
   if (placed) return placed;
   return withRetry(() =>
     ctx.db.transaction(async (tx) => {
@@ -113,7 +119,8 @@ export async function authorize(ctx: Ctx, input: AuthorizeInput) {
         api_key_id: apiKeyId,
       };
       const scopes = scopesFor(org, settings, dims, now);
-      const { balance, counters } = await lockForSpend(tx, org, scopes, now);
+      const { balance, counters, spendVersion } = await lockForSpend(tx, org, scopes, now);
+      requireCurrent(version, spendVersion);
       const room = untracked ? null : headroom(org, balance, scopes, counters);
       // Never more than the estimate, never less than nothing (room is negative in overage).
       const free = room === null || room.room < 0n ? 0n : room.room;
@@ -213,13 +220,14 @@ async function placeHold(
  * so the org's balance lock is held inside Postgres only and never waits on this process. Answers
  * null when the full path must decide: no balance row yet, a plan grant or an expiry due, a
  * denial (recorded there with its alert), or a member budget whose member is not known yet.
+ * Throws StaleSpendTerms when the org's terms or limits changed since `hold.version`.
  */
 async function placeHoldAtOnce(
   ctx: Ctx,
   org: OrgRow,
   settings: LimitSettings,
   input: AuthorizeInput,
-  hold: { id: string; apiKeyId: string; estimate: bigint; expiresAt: Date; now: Date },
+  hold: { id: string; apiKeyId: string; estimate: bigint; expiresAt: Date; now: Date; version: string },
 ) {
   // The member's id decides scopes only through member budgets: then it must exist already.
   let expectedMember: string | null = null;
@@ -247,9 +255,13 @@ async function placeHoldAtOnce(
   }));
   const untracked = org.billing_mode === 'byok';
   const [row] = await withRetry(() =>
-    ctx.db.query<{ outcome: 'placed' | 'slow' | 'denied'; room_units: string | null; hold_units: string }>(
+    ctx.db.query<{
+      outcome: 'placed' | 'slow' | 'denied' | 'stale';
+      room_units: string | null;
+      hold_units: string;
+    }>(
       `SELECT outcome, room_units, hold_units FROM tally_place_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-         $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+         $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
       [
         org.id,
         hold.now.toISOString(),
@@ -271,9 +283,11 @@ async function placeHoldAtOnce(
         dims.workspace_group,
         dims.project,
         hold.expiresAt.toISOString(),
+        hold.version,
       ],
     ),
   );
+  if (row?.outcome === 'stale') throw new StaleSpendTerms();
   if (row?.outcome !== 'placed') return null;
   return approved(hold.id, {
     untracked,

@@ -9,8 +9,7 @@ import { withRetry } from '../../store/retry.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import { lockForSpend } from '../ledger/lockForSpend.ts';
-import { loadLimitSettings } from '../limits/scopes.ts';
-import { loadOrg } from '../orgs/shape.ts';
+import { requireCurrent, withSpendTerms } from '../limits/spendTerms.ts';
 import { unitsFor } from './authorize.ts';
 import { bill, recordCall, scopesOf } from './settle.ts';
 import { type AuthorizationRow, credits, findAuthorization, lockedState } from './shape.ts';
@@ -44,62 +43,71 @@ export async function finishAuthorization(
   id: string,
   ending: Ending,
 ): Promise<CaptureResult | EndResult> {
-  const found = await findAuthorization(ctx.db, ctx.principal, id);
-  const [org, settings] = await Promise.all([
-    loadOrg(ctx.db, found.org_id),
-    loadLimitSettings(ctx.db, found.org_id),
+  const [found] = await Promise.all([
+    findAuthorization(ctx.db, ctx.principal, id),
     ctx.prices.refresh(ctx.db),
   ]);
-  const outcome = await withRetry(() =>
-    ctx.db.transaction(async (tx): Promise<Outcome> => {
-      const now = new Date();
-      const scopes = scopesOf(org, settings, found);
-      const lock = await lockForSpend(tx, org, scopes, now, found.id);
-      const auth = lockedState(found, lock.authorization);
-      if (auth.status === 'captured' && ending.kind === 'capture') {
-        return { kind: 'replay', result: auth.result as unknown as CaptureResult };
-      }
-      if (auth.status !== 'active') return { kind: 'refused', status: auth.status };
-      const expired = auth.expires_at <= now;
-      if (ending.kind === 'expire' && !expired) return { kind: 'refused', status: 'active' };
-      if (ending.kind === 'capture' && !expired) {
-        const total = unitsFor(ctx, org, auth, ending.usage, now).units;
-        const already = BigInt(auth.charged);
-        const eventId = ending.eventId ?? auth.id;
-        const { unbilled } = await bill(tx, org, auth, scopes, lock, total > already ? total - already : 0n, {
-          eventId,
-          usage: null,
-          release: true,
-        });
-        const event = await recordCall(tx, ctx, org, auth, ending.usage, eventId, now);
-        const result: CaptureResult = {
-          object: 'authorization',
+  const outcome = await withSpendTerms(ctx.db, found.org_id, ({ org, settings, version }) =>
+    withRetry(() =>
+      ctx.db.transaction(async (tx): Promise<Outcome> => {
+        const now = new Date();
+        const scopes = scopesOf(org, settings, found);
+        const lock = await lockForSpend(tx, org, scopes, now, found.id);
+        requireCurrent(version, lock.spendVersion);
+        const auth = lockedState(found, lock.authorization);
+        if (auth.status === 'captured' && ending.kind === 'capture') {
+          return { kind: 'replay', result: auth.result as unknown as CaptureResult };
+        }
+        if (auth.status !== 'active') return { kind: 'refused', status: auth.status };
+        const expired = auth.expires_at <= now;
+        if (ending.kind === 'expire' && !expired) return { kind: 'refused', status: 'active' };
+        if (ending.kind === 'capture' && !expired) {
+          const total = unitsFor(ctx, org, auth, ending.usage, now).units;
+          const already = BigInt(auth.charged);
+          const eventId = ending.eventId ?? auth.id;
+          const { unbilled } = await bill(
+            tx,
+            org,
+            auth,
+            scopes,
+            lock,
+            total > already ? total - already : 0n,
+            {
+              eventId,
+              usage: null,
+              release: true,
+            },
+          );
+          const event = await recordCall(tx, ctx, org, auth, ending.usage, eventId, now);
+          const result: CaptureResult = {
+            object: 'authorization',
+            id: auth.id,
+            status: 'captured',
+            credits: credits(BigInt(auth.charged)),
+            cost: event.cost,
+            currency: event.currency,
+            event_id: eventId,
+            unbilled_credits: credits(unbilled),
+          };
+          await setStatus(tx, auth, 'captured', result);
+          return { kind: 'done', result };
+        }
+        // Void, expiry, or a capture that came too late: bill nothing more, record what was billed.
+        await bill(tx, org, auth, scopes, lock, 0n, { eventId: null, usage: null, release: true });
+        if (BigInt(auth.charged) > 0n && Object.keys(auth.usage).length > 0) {
+          await recordCall(tx, ctx, org, auth, auth.usage, auth.id, now);
+        }
+        const status = ending.kind === 'void' ? ('voided' as const) : ('expired' as const);
+        const result: EndResult = {
+          object: 'authorization' as const,
           id: auth.id,
-          status: 'captured',
-          credits: credits(BigInt(auth.charged)),
-          cost: event.cost,
-          currency: event.currency,
-          event_id: eventId,
-          unbilled_credits: credits(unbilled),
+          status,
+          charged_credits: credits(BigInt(auth.charged)),
         };
-        await setStatus(tx, auth, 'captured', result);
-        return { kind: 'done', result };
-      }
-      // Void, expiry, or a capture that came too late: bill nothing more, record what was billed.
-      await bill(tx, org, auth, scopes, lock, 0n, { eventId: null, usage: null, release: true });
-      if (BigInt(auth.charged) > 0n && Object.keys(auth.usage).length > 0) {
-        await recordCall(tx, ctx, org, auth, auth.usage, auth.id, now);
-      }
-      const status = ending.kind === 'void' ? ('voided' as const) : ('expired' as const);
-      const result: EndResult = {
-        object: 'authorization' as const,
-        id: auth.id,
-        status,
-        charged_credits: credits(BigInt(auth.charged)),
-      };
-      await setStatus(tx, auth, status, result);
-      return ending.kind === 'capture' ? { kind: 'refused', status: 'expired' } : { kind: 'done', result };
-    }),
+        await setStatus(tx, auth, status, result);
+        return ending.kind === 'capture' ? { kind: 'refused', status: 'expired' } : { kind: 'done', result };
+      }),
+    ),
   );
   if (outcome.kind === 'refused') {
     throw new ServiceError(409, 'authorization_not_active', `The authorization is ${outcome.status}`);

@@ -6,8 +6,7 @@ import type { Usage } from '../../domain/pricing.ts';
 import { withRetry } from '../../store/retry.ts';
 import type { Ctx } from '../context.ts';
 import { lockForSpend } from '../ledger/lockForSpend.ts';
-import { loadLimitSettings } from '../limits/scopes.ts';
-import { loadOrg } from '../orgs/shape.ts';
+import { requireCurrent, withSpendTerms } from '../limits/spendTerms.ts';
 import { unitsFor } from './authorize.ts';
 import { bill, scopesOf } from './settle.ts';
 import { addUsage, credits, findAuthorization, lockedState, requireActive } from './shape.ts';
@@ -15,39 +14,41 @@ import { addUsage, credits, findAuthorization, lockedState, requireActive } from
 export async function incrementAuthorization(ctx: Ctx, id: string, usage: Usage) {
   // What needs no lock is read first and side by side; under the lock: one read, the draw-down
   // and one write.
-  const found = await findAuthorization(ctx.db, ctx.principal, id);
-  const [org, settings] = await Promise.all([
-    loadOrg(ctx.db, found.org_id),
-    loadLimitSettings(ctx.db, found.org_id),
+  const [found] = await Promise.all([
+    findAuthorization(ctx.db, ctx.principal, id),
     ctx.prices.refresh(ctx.db),
   ]);
-  return withRetry(() =>
-    ctx.db.transaction(async (tx) => {
-      const now = new Date();
-      const scopes = scopesOf(org, settings, found);
-      const lock = await lockForSpend(tx, org, scopes, now, found.id);
-      const auth = lockedState(found, lock.authorization);
-      requireActive(auth, now);
-      // Priced on the running total and billed the difference, so a call's increments add up to
-      // its exact price (rounding each on its own could pass it a little every time). A request
-      // fee is charged once per call, at capture, not on every increment.
-      const total = addUsage(auth.usage, usage);
-      const priced = (u: Usage) => unitsFor(ctx, org, auth, { requests: 0, ...u }, now).units;
-      const step = priced(total) - priced(auth.usage);
-      const wanted = step > 0n ? step : 0n;
-      const result = await bill(tx, org, auth, scopes, lock, wanted, {
-        eventId: null,
-        usage: total,
-        release: false,
-      });
-      return {
-        object: 'authorization_increment' as const,
-        charged_credits: credits(result.billed),
-        total_charged_credits: credits(BigInt(auth.charged)),
-        unbilled_credits: credits(result.unbilled),
-        held_credits: credits(BigInt(auth.held)),
-        action: result.unbilled > 0n || result.capacity < wanted ? ('stop' as const) : ('continue' as const),
-      };
-    }),
+  return withSpendTerms(ctx.db, found.org_id, ({ org, settings, version }) =>
+    withRetry(() =>
+      ctx.db.transaction(async (tx) => {
+        const now = new Date();
+        const scopes = scopesOf(org, settings, found);
+        const lock = await lockForSpend(tx, org, scopes, now, found.id);
+        requireCurrent(version, lock.spendVersion);
+        const auth = lockedState(found, lock.authorization);
+        requireActive(auth, now);
+        // Priced on the running total and billed the difference, so a call's increments add up to
+        // its exact price (rounding each on its own could pass it a little every time). A request
+        // fee is charged once per call, at capture, not on every increment.
+        const total = addUsage(auth.usage, usage);
+        const priced = (u: Usage) => unitsFor(ctx, org, auth, { requests: 0, ...u }, now).units;
+        const step = priced(total) - priced(auth.usage);
+        const wanted = step > 0n ? step : 0n;
+        const result = await bill(tx, org, auth, scopes, lock, wanted, {
+          eventId: null,
+          usage: total,
+          release: false,
+        });
+        return {
+          object: 'authorization_increment' as const,
+          charged_credits: credits(result.billed),
+          total_charged_credits: credits(BigInt(auth.charged)),
+          unbilled_credits: credits(result.unbilled),
+          held_credits: credits(BigInt(auth.held)),
+          action:
+            result.unbilled > 0n || result.capacity < wanted ? ('stop' as const) : ('continue' as const),
+        };
+      }),
+    ),
   );
 }

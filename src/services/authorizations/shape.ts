@@ -40,7 +40,7 @@ export async function findAuthorization(
   principal: Principal,
   id: string,
 ): Promise<AuthorizationRow> {
-  const orgId = principal.kind === 'org_key' ? principal.orgId : null;
+  const orgId = principal.kind === 'operator' ? null : principal.orgId;
   const [row] = await q.query<AuthorizationRow>(
     `SELECT ${COLUMNS} FROM authorizations WHERE id = $1 AND ($2::text IS NULL OR org_id = $2)`,
     [id, orgId],

@@ -2,8 +2,9 @@
  * Locks an org's balance row for a spend decision (a hold, a streamed increment, a capture, a
  * batch of events) and reads what the decision needs, in one round trip (`tally_lock_for_spend`,
  * migration 0015): the balance, whether housekeeping is due (no plan grant running, a grant past
- * its expiry), the limit counters of the call's scopes and, when billing an authorization, that
- * authorization's state, locked as well. Housekeeping runs only when due.
+ * its expiry), the limit counters of the call's scopes, the version of the org's terms and limits
+ * (spendTerms.ts) and, when billing an authorization, that authorization's state, locked as well.
+ * Housekeeping runs only when due.
  *
  * The counters are read by a statement of their own inside the function: a statement's subqueries
  * see the snapshot taken before it waited for the lock, so they would miss what the transaction it
@@ -33,6 +34,8 @@ export interface SpendLock {
   counters: CounterTotals;
   /** The locked authorization's state when one was named (null if it does not exist). */
   authorization: AuthorizationState | null;
+  /** The org's terms and limits in force (`tally_spend_version`), to check a kept copy against. */
+  spendVersion: string | null;
 }
 
 type LockedRow = Record<keyof BalanceRow, string> & {
@@ -40,6 +43,7 @@ type LockedRow = Record<keyof BalanceRow, string> & {
   expiry_due: boolean;
   counters: { scope: string; period_start: string; spent: string; held: string }[];
   authorization_state: AuthorizationState | null;
+  spend_version: string | null;
 };
 
 export async function lockForSpend(
@@ -66,5 +70,10 @@ export async function lockForSpend(
       { spent: BigInt(c.spent), held: BigInt(c.held) },
     ]),
   );
-  return { balance, counters, authorization: row!.authorization_state };
+  return {
+    balance,
+    counters,
+    authorization: row!.authorization_state,
+    spendVersion: row!.spend_version,
+  };
 }

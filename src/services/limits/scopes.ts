@@ -53,26 +53,30 @@ export interface LimitSettings {
   }[];
 }
 
+/** The columns `loadLimitSettings` reads for the org `$1`, for a statement that reads more beside them. */
+export const LIMIT_SETTINGS_COLUMNS = `(SELECT alert_threshold::text FROM org_limits WHERE org_id = $1) AS alert_threshold,
+  (SELECT allowed_limit::text FROM org_limits WHERE org_id = $1) AS allowed_limit,
+  (SELECT json_agg(json_build_object('id', id, 'name', name, 'scope_kind', scope_kind,
+            'scope_id', scope_id, 'period', period, 'amount', amount::text, 'enforcement', enforcement)
+            ORDER BY id)
+     FROM budgets WHERE org_id = $1 AND deleted_at IS NULL) AS budgets`;
+
+export interface LimitSettingsRow {
+  alert_threshold: string | null;
+  allowed_limit: string | null;
+  budgets: LimitSettings['budgets'] | null;
+}
+
+export const toLimitSettings = (row: LimitSettingsRow | undefined): LimitSettings => ({
+  alertThreshold: row?.alert_threshold ?? null,
+  allowedLimit: row?.allowed_limit ?? null,
+  budgets: row?.budgets ?? [],
+});
+
 /** The org's limits and live budgets, in one round trip (holds read them on every call). */
 export async function loadLimitSettings(q: Queryable, orgId: string): Promise<LimitSettings> {
-  const [row] = await q.query<{
-    alert_threshold: string | null;
-    allowed_limit: string | null;
-    budgets: LimitSettings['budgets'] | null;
-  }>(
-    `SELECT (SELECT alert_threshold::text FROM org_limits WHERE org_id = $1) AS alert_threshold,
-            (SELECT allowed_limit::text FROM org_limits WHERE org_id = $1) AS allowed_limit,
-            (SELECT json_agg(json_build_object('id', id, 'name', name, 'scope_kind', scope_kind,
-                      'scope_id', scope_id, 'period', period, 'amount', amount::text, 'enforcement', enforcement)
-                      ORDER BY id)
-               FROM budgets WHERE org_id = $1 AND deleted_at IS NULL) AS budgets`,
-    [orgId],
-  );
-  return {
-    alertThreshold: row?.alert_threshold ?? null,
-    allowedLimit: row?.allowed_limit ?? null,
-    budgets: row?.budgets ?? [],
-  };
+  const [row] = await q.query<LimitSettingsRow>(`SELECT ${LIMIT_SETTINGS_COLUMNS}`, [orgId]);
+  return toLimitSettings(row);
 }
 
 /** Money in the org currency (USD for BYOM) to the org's credit unit, rounded down. */

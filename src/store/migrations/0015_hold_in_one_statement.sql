@@ -1,3 +1,15 @@
+-- What a spend decision read about an org (its terms, its monthly limits, its live budgets), as
+-- one text: a process that keeps them in memory compares this, read under the balance lock, with
+-- the version it loaded, and reloads when they differ. Budgets never change once made (they are
+-- only deleted), so their ids stand for them.
+CREATE FUNCTION tally_spend_version(p_org text) RETURNS text LANGUAGE sql STABLE AS $$
+  SELECT format('%L|%L|%L|%L|%L|%L|%L|%L|%L', o.billing_mode, o.currency, o.credit_value, o.timezone,
+           o.plan_allowance_credits, o.billing_cycle_anchor, l.alert_threshold, l.allowed_limit,
+           (SELECT string_agg(b.id, ',' ORDER BY b.id) FROM budgets b WHERE b.org_id = o.id AND b.deleted_at IS NULL))
+    FROM orgs o LEFT JOIN org_limits l ON l.org_id = o.id
+   WHERE o.id = p_org
+$$;
+
 -- A hold placed in one statement: the org's balance row is locked, judged and written inside
 -- Postgres, so the lock is held for the time the server needs (a fraction of a millisecond) rather
 -- than for several round trips to a busy Node process. Every hold of an org queues on that lock.
@@ -6,7 +18,8 @@
 -- function only takes the smallest room among credits and the hard limits, as `headroom` does.
 -- Whatever it cannot decide alone it leaves to the full path (outcome 'slow'): no balance row yet,
 -- a plan grant to issue or grants to expire, a member whose id the scopes depend on and that does
--- not match, and denials (which record their quota.exceeded alert there).
+-- not match, and denials (which record their quota.exceeded alert there). Outcome 'stale': the
+-- org's terms or limits changed since the caller loaded them (tally_spend_version).
 --
 -- Each statement of a plpgsql function takes a fresh snapshot under READ COMMITTED, so the counters
 -- are read after the lock is granted and see what the previous lock holder committed.
@@ -31,6 +44,7 @@ CREATE FUNCTION tally_place_hold(
   p_workspace_group text,
   p_project text,
   p_expires_at timestamptz,
+  p_spend_version text,
   OUT outcome text,
   OUT resolved_member_id text,
   OUT room_units bigint,
@@ -66,6 +80,11 @@ BEGIN
     FROM org_balances b WHERE b.org_id = p_org FOR UPDATE OF b;
   IF NOT FOUND OR (p_plan_needed AND NOT balance.plan_running) OR balance.expiry_due THEN
     outcome := 'slow';
+    RETURN;
+  END IF;
+  -- The caller's copy of the org's terms and limits is the one in force, or it must reload it.
+  IF tally_spend_version(p_org) IS DISTINCT FROM p_spend_version THEN
+    outcome := 'stale';
     RETURN;
   END IF;
 
@@ -105,7 +124,8 @@ $$;
 
 -- The balance lock of a spend decision in one round trip (lockForSpend): locks the org's balance
 -- row (creating it on first use) and, when given, the authorization being billed, then reads the
--- counters of the given scopes in a statement of their own, so they are read after the lock.
+-- counters of the given scopes in a statement of their own, so they are read after the lock, and
+-- the version of the org's terms and limits in force (tally_spend_version).
 -- Amounts come back as text: they are exact integers that may not fit a JavaScript number.
 CREATE FUNCTION tally_lock_for_spend(
   p_org text,
@@ -121,7 +141,8 @@ CREATE FUNCTION tally_lock_for_spend(
   OUT plan_running boolean,
   OUT expiry_due boolean,
   OUT counters jsonb,
-  OUT authorization_state jsonb
+  OUT authorization_state jsonb,
+  OUT spend_version text
 ) LANGUAGE plpgsql AS $$
 DECLARE
   balance record;
@@ -146,6 +167,7 @@ BEGIN
   overage := balance.overage;
   plan_running := balance.plan_running;
   expiry_due := balance.expiry_due;
+  spend_version := tally_spend_version(p_org);
   IF p_authorization IS NOT NULL THEN
     SELECT jsonb_build_object('status', a.status, 'held', a.held::text, 'charged', a.charged::text,
              'usage', a.usage, 'event_id', a.event_id, 'result', a.result)
