@@ -18,8 +18,16 @@ import { problem } from '../problem.ts';
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 /** Top-level answer fields that hold a secret shown only once (`key` only when it is a Tally key). */
 export const SECRET_FIELDS = ['key', 'secret', 'token', 'signing_secret', 'client_secret'] as const;
-/** A claim whose request never finished (the process died) may be taken over after this long. */
-const STALE_CLAIM = '10 minutes';
+/**
+ * A request in progress renews its claim every `heartbeatMs`; a claim not renewed for `staleMs`
+ * (its process died mid-request) may be taken over, so a client's resend gets through within
+ * seconds instead of waiting out a fixed lease.
+ */
+export interface ClaimTiming {
+  heartbeatMs: number;
+  staleMs: number;
+}
+const CLAIM_TIMING: ClaimTiming = { heartbeatMs: 5_000, staleMs: 30_000 };
 const KEY_SHAPE = /^[\x21-\x7e][\x20-\x7e]{0,254}$/;
 
 interface Withheld {
@@ -43,7 +51,7 @@ function holdsSecret(body: unknown): body is Record<string, unknown> {
 const isWithheld = (stored: unknown): stored is Withheld =>
   typeof stored === 'object' && stored !== null && (stored as Withheld).withheld_secret === true;
 
-export function idempotencyMiddleware(db: Db): MiddlewareHandler<AppEnv> {
+export function idempotencyMiddleware(db: Db, timing = CLAIM_TIMING): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const key = c.req.header('idempotency-key');
     if (key === undefined || !MUTATING.has(c.req.method)) return next();
@@ -65,13 +73,25 @@ export function idempotencyMiddleware(db: Db): MiddlewareHandler<AppEnv> {
     const claimed = await db.query(
       `INSERT INTO idempotency_keys (principal, key, request_hash) VALUES ($1, $2, $3)
        ON CONFLICT (principal, key) DO UPDATE SET request_hash = EXCLUDED.request_hash, created_at = now()
-         WHERE idempotency_keys.status IS NULL AND idempotency_keys.created_at < now() - interval '${STALE_CLAIM}'
+         WHERE idempotency_keys.status IS NULL
+           AND idempotency_keys.created_at < now() - make_interval(secs => $4::double precision / 1000)
        RETURNING key`,
-      [principal, key, hash],
+      [principal, key, hash, timing.staleMs],
     );
     if (claimed.length === 0) return answerFromPrior(c, db, principal, key, hash);
 
-    await next();
+    const heartbeat = setInterval(() => {
+      db.query(
+        'UPDATE idempotency_keys SET created_at = now() WHERE principal = $1 AND key = $2 AND status IS NULL',
+        [principal, key],
+      ).catch(() => {});
+    }, timing.heartbeatMs);
+    heartbeat.unref();
+    try {
+      await next();
+    } finally {
+      clearInterval(heartbeat);
+    }
     const res = c.res;
     const type = res.headers.get('content-type') ?? '';
     let text: string | null = null;
