@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthorizationSchema, CaptureSchema, IncrementSchema } from '../src/http/routes/authorizations.ts';
 import { expireHolds } from '../src/services/authorizations/expireHolds.ts';
+import { KEY_KEPT_MS } from '../src/services/keys/authenticate.ts';
 import { checkLedger } from '../src/services/ledger/checkLedger.ts';
 import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
 
@@ -223,6 +224,19 @@ describe('holds: limits', () => {
 });
 
 describe('holds: errors and security', () => {
+  it('a key revoked by another Tally process stops placing holds within KEY_KEPT_MS', async () => {
+    const { key, keyId } = await createOrgWithKey(t);
+    const hold = () =>
+      t.call('POST', '/v1/authorizations', { key, body: { ...call, estimate: { credits: '1' } } });
+    expect((await hold()).status).toBe(200);
+    // Another process revokes it: this one learns it from the database only.
+    await t.db.query('UPDATE api_keys SET revoked_at = now() WHERE id = $1', [keyId]);
+    await new Promise((r) => setTimeout(r, KEY_KEPT_MS));
+    const refused = await hold();
+    expect(refused.status).toBe(401);
+    expect(refused.body.detail).toMatch(/revoked/);
+  });
+
   it('hides other orgs and refuses finished holds', async () => {
     const a = await createOrgWithKey(t);
     const b = await createOrgWithKey(t);

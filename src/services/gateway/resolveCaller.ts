@@ -8,7 +8,7 @@ import { hashSecret } from '../../domain/ids.ts';
 import type { Queryable } from '../../store/db.ts';
 import type { Principal } from '../context.ts';
 import { ServiceError } from '../errors.ts';
-import { authenticate } from '../keys/authenticate.ts';
+import { authenticate, KeptKeys } from '../keys/authenticate.ts';
 
 export interface Attribution {
   member: string;
@@ -38,6 +38,37 @@ function header(headers: Headers, name: string): string | undefined {
   return value;
 }
 
+interface GatewayKeyRow {
+  id: string;
+  org_id: string;
+  member: string;
+  feature: string;
+  workspace: string | null;
+  project: string | null;
+}
+
+/** Gateway keys this process checked lately (see KEY_KEPT_MS for how revocation binds). */
+const gatewayKeys = new KeptKeys<GatewayKeyRow>();
+
+/** Call once a gateway key is revoked, so this process refuses it at once. */
+export const forgetGatewayKey = (keyId: string): void => gatewayKeys.forget(keyId);
+
+async function gatewayKey(db: Queryable, secret: string): Promise<GatewayKeyRow> {
+  const hash = hashSecret(secret);
+  const kept = gatewayKeys.get(hash);
+  if (kept) return kept;
+  const [key] = await db.query<GatewayKeyRow & { revoked: boolean }>(
+    `SELECT id, org_id, member, feature, workspace, project, revoked_at IS NOT NULL AS revoked
+       FROM gateway_keys WHERE key_hash = $1`,
+    [hash],
+  );
+  if (!key) throw unauthorized('The gateway key is not valid');
+  if (key.revoked) throw unauthorized('The gateway key was revoked');
+  const { revoked: _, ...row } = key;
+  gatewayKeys.keep(hash, row.id, row, null);
+  return row;
+}
+
 /** `billed: false` for calls Tally does not meter (the model list): no member is needed. */
 export async function resolveCaller(
   db: Queryable,
@@ -53,21 +84,7 @@ export async function resolveCaller(
     project: header(headers, 'tally-project'),
   };
   if (secret.startsWith(GATEWAY_KEY_PREFIX)) {
-    const [key] = await db.query<{
-      id: string;
-      org_id: string;
-      member: string;
-      feature: string;
-      workspace: string | null;
-      project: string | null;
-      revoked: boolean;
-    }>(
-      `SELECT id, org_id, member, feature, workspace, project, revoked_at IS NOT NULL AS revoked
-         FROM gateway_keys WHERE key_hash = $1`,
-      [hashSecret(secret)],
-    );
-    if (!key) throw unauthorized('The gateway key is not valid');
-    if (key.revoked) throw unauthorized('The gateway key was revoked');
+    const key = await gatewayKey(db, secret);
     const workspace = overrides.workspace ?? key.workspace ?? undefined;
     const project = overrides.project ?? key.project ?? undefined;
     return {

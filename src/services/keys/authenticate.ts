@@ -7,6 +7,42 @@ import { ServiceError } from '../errors.ts';
 
 const unauthorized = (detail: string) => new ServiceError(401, 'unauthorized', detail);
 
+/**
+ * How long a process keeps a key it has just checked, so that a busy key is not looked up on
+ * every request. A key revoked through this process stops working at once (`forget`); revoked
+ * through another Tally process, within this time. An expiring key is never kept past its expiry.
+ */
+export const KEY_KEPT_MS = 2_000;
+/** Keys kept per process; past this the copies are dropped and looked up again as used. */
+const MAX_KEPT = 10_000;
+
+export class KeptKeys<T> {
+  private readonly kept = new Map<string, { id: string; value: T; until: number }>();
+
+  get(hash: string, now = Date.now()): T | undefined {
+    const entry = this.kept.get(hash);
+    if (entry && entry.until > now) return entry.value;
+    if (entry) this.kept.delete(hash);
+    return undefined;
+  }
+
+  keep(hash: string, id: string, value: T, expiresAt: Date | null, now = Date.now()): void {
+    if (this.kept.size >= MAX_KEPT) this.kept.clear();
+    const until = Math.min(now + KEY_KEPT_MS, expiresAt?.getTime() ?? Number.POSITIVE_INFINITY);
+    this.kept.set(hash, { id, value, until });
+  }
+
+  /** Drops the key with this id (revoked through this process). */
+  forget(id: string): void {
+    for (const [hash, entry] of this.kept) if (entry.id === id) this.kept.delete(hash);
+  }
+}
+
+const orgKeys = new KeptKeys<Principal>();
+
+/** Call once an org API key is revoked, so this process refuses it at once. */
+export const forgetApiKey = (keyId: string): void => orgKeys.forget(keyId);
+
 export async function authenticate(db: Queryable, secret: string | undefined): Promise<Principal> {
   if (!secret) throw unauthorized('Send an API key as "Authorization: Bearer <key>"');
   const hash = hashSecret(secret);
@@ -18,19 +54,25 @@ export async function authenticate(db: Queryable, secret: string | undefined): P
     if (op) return { kind: 'operator', id: op.id };
     throw unauthorized('The API key is not valid');
   }
+  const kept = orgKeys.get(hash);
+  if (kept) return kept;
   const [key] = await db.query<{
     id: string;
     org_id: string;
     role: Role;
     revoked: boolean;
     expired: boolean;
+    expires_at: Date | null;
   }>(
-    `SELECT id, org_id, role, revoked_at IS NOT NULL AS revoked, COALESCE(expires_at <= now(), false) AS expired
+    `SELECT id, org_id, role, revoked_at IS NOT NULL AS revoked, COALESCE(expires_at <= now(), false) AS expired,
+            expires_at
        FROM api_keys WHERE key_hash = $1`,
     [hash],
   );
   if (!key) throw unauthorized('The API key is not valid');
   if (key.revoked) throw unauthorized('The API key was revoked');
   if (key.expired) throw unauthorized('The API key has expired');
-  return { kind: 'org_key', id: key.id, orgId: key.org_id, role: key.role };
+  const principal: Principal = { kind: 'org_key', id: key.id, orgId: key.org_id, role: key.role };
+  orgKeys.keep(hash, key.id, principal, key.expires_at);
+  return principal;
 }
