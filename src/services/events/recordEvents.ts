@@ -90,25 +90,9 @@ export async function recordEvents(
     content_hash: e.hash,
     metadata: e.input.metadata ?? null,
   }));
-  const inserted = await tx.query<{ org_id: string; id: string }>(
-    `INSERT INTO events (org_id, id, member_id, api_key_id, feature, provider, model, surface, workspace,
-       workspace_group, project, conversation_id, message_id, parent_id, occurred_at, input_tokens, output_tokens,
-       cache_read_tokens, cache_write_tokens, usage, credits, cost, currency, provider_cost_usd, components,
-       provider_price_id, pricing, content_hash, metadata)
-     SELECT org_id, id, member_id, NULLIF(api_key_id, ''), feature, provider, model, surface, workspace,
-       workspace_group, project, conversation_id, message_id, parent_id, occurred_at, input_tokens, output_tokens,
-       cache_read_tokens, cache_write_tokens, usage, credits, cost, currency, provider_cost_usd, components,
-       provider_price_id, pricing, content_hash, metadata
-       FROM jsonb_to_recordset($1::jsonb) AS x(org_id text, id text, member_id text, api_key_id text, feature text,
-         provider text, model text, surface text, workspace text, workspace_group text, project text,
-         conversation_id text, message_id text, parent_id text, occurred_at timestamptz, input_tokens bigint,
-         output_tokens bigint, cache_read_tokens bigint, cache_write_tokens bigint, usage jsonb, credits bigint,
-         cost numeric, currency text, provider_cost_usd numeric, components jsonb, provider_price_id bigint,
-         pricing jsonb, content_hash text, metadata jsonb)
-     ON CONFLICT (org_id, id) DO NOTHING
-     RETURNING org_id, id`,
-    [JSON.stringify(rows)],
-  );
+  const inserted = await tx.query<{ org_id: string; id: string }>(INSERT_EVENTS, [
+    JSON.stringify(rows.map((r) => EVENT_COLUMNS.map(([column]) => r[column]))),
+  ]);
   // Limits and budgets are read before the lock, as authorize does: the lock covers writes only.
   const settings = new Map<string, LimitSettings>();
   if (options.charge) for (const org of orgs) settings.set(org.id, await loadLimitSettings(tx, org.id));
@@ -211,6 +195,56 @@ async function chargeAndCount(
   // Alerts fire in this transaction, so they exist exactly when the spend that fired them does.
   await evaluateSpendAlerts(tx, org, { scopes: changes.filter((c) => c.spent > 0n), counters, charged });
 }
+
+/** The columns of `events` ingest writes, with their SQL types (text when not given). */
+const EVENT_COLUMNS: [keyof StoredRow & string, string?][] = [
+  ['org_id'],
+  ['id'],
+  ['member_id'],
+  ['api_key_id'],
+  ['feature'],
+  ['provider'],
+  ['model'],
+  ['surface'],
+  ['workspace'],
+  ['workspace_group'],
+  ['project'],
+  ['conversation_id'],
+  ['message_id'],
+  ['parent_id'],
+  ['occurred_at', 'timestamptz'],
+  ['input_tokens', 'bigint'],
+  ['output_tokens', 'bigint'],
+  ['cache_read_tokens', 'bigint'],
+  ['cache_write_tokens', 'bigint'],
+  ['usage', 'jsonb'],
+  ['credits', 'bigint'],
+  ['cost', 'numeric'],
+  ['currency'],
+  ['provider_cost_usd', 'numeric'],
+  ['components', 'jsonb'],
+  ['provider_price_id', 'bigint'],
+  ['pricing', 'jsonb'],
+  ['content_hash'],
+  ['metadata', 'jsonb'],
+];
+
+/**
+ * Each row arrives as a JSON array of the column values in EVENT_COLUMNS order: a third less to
+ * send and to parse than objects repeating every column name. A JSON null is SQL NULL; '' as the
+ * API key is the operator's (none).
+ */
+const INSERT_EVENTS = `INSERT INTO events (${EVENT_COLUMNS.map(([column]) => column).join(', ')})
+     SELECT ${EVENT_COLUMNS.map(([column, type], i) =>
+       type === 'jsonb'
+         ? `nullif(r -> ${i}, 'null')`
+         : column === 'api_key_id'
+           ? `nullif(r ->> ${i}, '')`
+           : `(r ->> ${i})${type ? `::${type}` : ''}`,
+     ).join(', ')}
+       FROM jsonb_array_elements($1::jsonb) AS r
+     ON CONFLICT (org_id, id) DO NOTHING
+     RETURNING org_id, id`;
 
 const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
