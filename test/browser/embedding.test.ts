@@ -296,8 +296,8 @@ describe('embedding, roles, top-ups and the usage bar', () => {
     const page = await newPage();
     await page.goto((await embedLink(web, 'owner', { member: 'live-1', orgId })).url);
     await expect.poll(() => page.getByTestId('kpi-calls').textContent()).toBe('1');
-    // Let the page's stream start watching, then send usage from the host backend.
-    await page.waitForTimeout(1500);
+    // Let the page's stream start watching (3 s after the overview opens), then send usage from the host backend.
+    await page.waitForTimeout(4500);
     for (const [n, id] of [
       [2, 'live-second'],
       [3, 'live-third'],

@@ -44,13 +44,18 @@ const sleep = (ms: number, signal: AbortSignal) =>
 /**
  * Calls `onChange` when the org's figures change, at most once per `throttleMs` (the last change is
  * never dropped) and only while the page is visible (a hidden page catches up when shown).
- * `catchUpAtStart` also reloads once the first stream is watching, for what changed while the
- * page loaded.
+ * `startAfterMs` opens the stream later, so a page's first burst of API calls has all the browser's
+ * connections to the server; `catchUpAtStart` reloads once the first stream is watching, for what
+ * changed before.
  */
 export function useOrgChanges(
   orgId: string,
   onChange: () => void,
-  { throttleMs, catchUpAtStart }: { throttleMs: number; catchUpAtStart: boolean },
+  {
+    throttleMs,
+    startAfterMs = 0,
+    catchUpAtStart,
+  }: { throttleMs: number; startAfterMs?: number; catchUpAtStart: boolean },
 ): void {
   const { api } = useSession();
   const latest = useRef(onChange);
@@ -89,6 +94,7 @@ export function useOrgChanges(
     (async () => {
       let connections = 0;
       let failures = 0;
+      await sleep(startAfterMs, signal);
       while (!signal.aborted) {
         const opened = Date.now();
         try {
@@ -113,5 +119,5 @@ export function useOrgChanges(
       clearTimeout(trailing);
       document.removeEventListener('visibilitychange', shown);
     };
-  }, [api, orgId, throttleMs, catchUpAtStart]);
+  }, [api, orgId, throttleMs, startAfterMs, catchUpAtStart]);
 }

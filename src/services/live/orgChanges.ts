@@ -23,6 +23,10 @@ SELECT w.org_id,
   LEFT JOIN org_balances b ON b.org_id = w.org_id
   LEFT JOIN org_limits l ON l.org_id = w.org_id`;
 
+/** What the watcher compares from one tick to the next, for each org. */
+export const readOrgFingerprints = (db: Db, orgIds: string[]) =>
+  db.query<{ org_id: string; fingerprint: string }>(FINGERPRINTS, [orgIds]);
+
 export interface Listener {
   /** The org's figures changed. */
   changed(): void;
@@ -80,7 +84,7 @@ class OrgChangeWatcher {
   }
 
   private read(orgIds: string[]) {
-    return this.db.query<{ org_id: string; fingerprint: string }>(FINGERPRINTS, [orgIds]);
+    return readOrgFingerprints(this.db, orgIds);
   }
 
   private async tick(): Promise<void> {
