@@ -318,7 +318,10 @@ const ROLLUP = `WITH x AS MATERIALIZED (
               coalesce(e.api_key_id, '') AS api_key_id, ${TOOL_KEY} AS tool, 1 AS calls, e.credits, e.cost,
               e.provider_cost_usd, e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens
          FROM unnest($1::text[], $2::text[]) AS k (org_id, id)
-         JOIN events e ON e.org_id = k.org_id AND e.id = k.id
+        -- One primary key lookup per event, never a scan of the table: PGlite keeps no statistics
+        -- to tell the planner how few keys there are, and OFFSET 0 keeps it from turning the
+        -- lookup back into a join.
+        CROSS JOIN LATERAL (SELECT * FROM events WHERE org_id = k.org_id AND id = k.id OFFSET 0) AS e
      ), wide AS (
        INSERT INTO usage_hourly AS t (org_id, bucket, ${DIMS}, ${SUM_NAMES})
        SELECT org_id, bucket, ${DIMS}, ${SUMS} FROM x GROUP BY org_id, bucket, ${DIMS}
