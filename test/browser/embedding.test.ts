@@ -71,6 +71,16 @@ describe('embedding, roles, top-ups and the usage bar', () => {
     }
   });
 
+  it('says the usage link expired when its token does, with the page open', async () => {
+    const page = await newPage();
+    await page.goto((await embedLink(web, 'viewer', { member: 'u_1010', ttl_seconds: 5 })).url);
+    await page.getByTestId('kpi-calls').waitFor();
+    await page.getByText('This usage link can no longer be used').waitFor({ timeout: 10_000 });
+    await page.getByText('The embed token has expired').waitFor();
+    expect(await page.getByTestId('kpi-calls').count()).toBe(0);
+    await page.context().close();
+  });
+
   it('offers a viewer no top-up, no limits and no payments', async () => {
     const page = await newPage();
     await page.goto((await embedLink(web, 'viewer', { member: 'u_1010' })).url);
@@ -187,6 +197,31 @@ describe('embedding, roles, top-ups and the usage bar', () => {
       await expect.poll(() => available.textContent()).toBe(credits(after.available_credits));
       await frame.locator('tbody tr', { hasText: 'completed' }).first().waitFor();
       await screenshot(page, 'embedded-topup-done');
+      await page.context().close();
+    } finally {
+      await host.close();
+    }
+  });
+
+  it('offers checkout as a link when the host page lets no tab open from its frame', async () => {
+    const link = await embedLink(web, 'billing', { member: 'u_1007' });
+    // No allow-popups: the frame's window.open gets nothing.
+    const host = await startHostPage(`<!doctype html><title>Host app</title>
+      <iframe id="usage" title="Usage" sandbox="allow-scripts allow-same-origin allow-forms"
+        src="${link.url}&next=%2Fusage%2Fpayments" width="1200" height="800"></iframe>`);
+    try {
+      const page = await newPage();
+      await page.goto(host.url);
+      const frame = page.frameLocator('#usage');
+      await frame.getByRole('button', { name: 'Top up credits' }).click();
+      const dialog = frame.getByRole('dialog', { name: 'Top up credits' });
+      await dialog.getByLabel('€10.00').check();
+      await dialog.getByRole('button', { name: 'Pay' }).click();
+      await dialog.getByText('The browser did not open the checkout tab.').waitFor();
+      const open = dialog.getByRole('link', { name: 'Open checkout in a new tab' });
+      expect(await open.getAttribute('href')).toMatch(/\/local-checkout\/lcs_/);
+      expect(await open.getAttribute('target')).toBe('_blank');
+      expect(page.context().pages()).toHaveLength(1);
       await page.context().close();
     } finally {
       await host.close();

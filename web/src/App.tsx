@@ -1,6 +1,6 @@
 /** Signs in (API key or embed token), learns the session and the org, then shows the screen for the path. */
 import { type ReactNode, useEffect, useMemo, useState } from 'react';
-import { type ApiError, createApi } from './api.ts';
+import { ApiError, createApi } from './api.ts';
 import { ErrorNote, Loading } from './components/states.tsx';
 import { createFormats } from './format.ts';
 import { Link, navigate, useLocation } from './router.tsx';
@@ -57,6 +57,15 @@ function SignedIn({ credential, onSignOut }: { credential: string; onSignOut(): 
       setOrgId(s.org_id ?? readChosenOrg());
     }, setError);
   }, [api]);
+  // An embed token says when it stops working: the page says so then, not at the next click.
+  useEffect(() => {
+    if (!session?.expires_at) return;
+    const timer = setTimeout(
+      () => setError(new ApiError(401, 'embed_token_expired', 'The embed token has expired')),
+      Date.parse(session.expires_at) - Date.now(),
+    );
+    return () => clearTimeout(timer);
+  }, [session]);
   useEffect(() => {
     if (!orgId) return setOrg(null);
     api.get<Org>(`/v1/orgs/${orgId}`).then(setOrg, setError);

@@ -12,6 +12,8 @@ export interface Session {
   role: string | null;
   member_id: string | null;
   permissions: string[];
+  /** When an embed token stops working; null for keys. */
+  expires_at: string | null;
 }
 
 export interface Org {
