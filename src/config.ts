@@ -54,6 +54,8 @@ const schema = z.object({
     .default([]),
   TALLY_LOG: z.enum(['json', 'off'], { message: 'must be json or off' }).default('json'),
   TALLY_JOBS: z.enum(['0', '1'], { message: 'must be 0 or 1' }).default('1'),
+  /** Node processes serving HTTP on the one port (node:cluster); more than 1 needs DATABASE_URL. */
+  TALLY_WORKERS: z.coerce.number().int().min(1).max(64).default(1),
   STRIPE_SECRET_KEY: z
     .string()
     .regex(/^(sk|rk)_/, 'must start with sk_ or rk_')
