@@ -302,7 +302,7 @@ describe('embedding, roles, top-ups and the usage bar', () => {
     await page.context().close();
   });
 
-  it('pushes new usage to the open overview: the figures change without Refresh', async () => {
+  it('pushes new usage to the open overview: figures change without Refresh, paged lists stay put', async () => {
     const org = await web.tally.call('POST', '/v1/orgs', {
       body: { name: 'Live Team', currency: 'EUR', timezone: 'Europe/Berlin', billing_mode: 'credits' },
     });
@@ -310,37 +310,49 @@ describe('embedding, roles, top-ups and the usage bar', () => {
     await web.tally.call('POST', `/v1/orgs/${orgId}/members`, {
       body: { external_id: 'live-1', name: 'Live One', role: 'owner' },
     });
-    const ingest = (id: string) =>
-      web.tally.call('POST', '/v1/events', {
+    const ingest = async (ids: string[]) => {
+      const res = await web.tally.call('POST', '/v1/events', {
         body: {
-          events: [
-            {
-              id,
-              org_id: orgId,
-              member: 'live-1',
-              feature: 'Chat',
-              provider: 'openai',
-              model: 'gpt-4o-mini',
-              occurred_at: new Date().toISOString(),
-              usage: { input_tokens: 1000, output_tokens: 100 },
-            },
-          ],
+          events: ids.map((id, i) => ({
+            id,
+            org_id: orgId,
+            member: 'live-1',
+            feature: 'Chat',
+            provider: 'openai',
+            model: 'gpt-4o-mini',
+            occurred_at: new Date(Date.now() - (ids.length - i) * 1000).toISOString(),
+            usage: { input_tokens: 1000, output_tokens: 100 },
+          })),
         },
       });
-    await ingest('live-first');
+      expect(res.body.results.every((r: { status: string }) => r.status === 'accepted')).toBe(true);
+    };
+    await ingest(Array.from({ length: 60 }, (_, i) => `live-${i}`));
     const page = await newPage();
     await page.goto((await embedLink(web, 'owner', { member: 'live-1', orgId })).url);
-    await expect.poll(() => page.getByTestId('kpi-calls').textContent()).toBe('1');
+    const calls = page.getByTestId('kpi-calls');
+    const activity = page.locator('section', { has: page.getByRole('heading', { name: 'Recent activity' }) });
+    const activityRows = activity.locator('tbody tr');
+    await expect.poll(() => calls.textContent()).toBe('60');
+    await expect.poll(() => activityRows.count()).toBe(50);
     // Let the page's stream start watching (3 s after the overview opens), then send usage from the host backend.
     await page.waitForTimeout(4500);
-    for (const [n, id] of [
-      [2, 'live-second'],
-      [3, 'live-third'],
-    ] as const) {
-      expect((await ingest(id)).body.results[0].status).toBe('accepted');
-      // Pushed within seconds; polling every 30 s would not have shown it yet.
-      await expect.poll(() => page.getByTestId('kpi-calls').textContent(), { timeout: 7000 }).toBe(String(n));
-    }
+    await ingest(['live-new-1']);
+    // Pushed within seconds; polling every 30 s would not have shown it yet.
+    await expect.poll(() => calls.textContent(), { timeout: 7000 }).toBe('61');
+    await expect.poll(() => activityRows.count()).toBe(50);
+
+    // The reader pages through the activity: a pushed change leaves the list as it is, and says so.
+    await activity.getByRole('button', { name: 'Load more' }).click();
+    await expect.poll(() => activityRows.count()).toBe(61);
+    await ingest(['live-new-2']);
+    await expect.poll(() => calls.textContent(), { timeout: 10_000 }).toBe('62');
+    await activity.getByText('New activity since this list was loaded.').waitFor();
+    expect(await activityRows.count()).toBe(61);
+    await screenshot(page, 'overview-live-behind');
+    await activity.getByRole('button', { name: 'Show the latest' }).click();
+    await expect.poll(() => activityRows.count()).toBe(50);
+    expect(await activity.getByText('New activity since this list was loaded.').count()).toBe(0);
     await page.context().close();
   });
 

@@ -4,7 +4,7 @@
  * Read with fetch, since EventSource cannot send the Authorization header. The stream ends every
  * minute or so and is opened again; each reconnection reloads once, for what happened in between.
  */
-import { useEffect, useRef } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { ApiError } from './api.ts';
 import { useSession } from './sessionContext.tsx';
 
@@ -120,4 +120,31 @@ export function useOrgChanges(
       document.removeEventListener('visibilitychange', shown);
     };
   }, [api, orgId, throttleMs, startAfterMs, catchUpAtStart]);
+}
+
+/**
+ * A list the reader pages through (Load more, Show more) is not cut back to its first page by a live
+ * change: while it shows more than its first page it only says it is `behind`, and `catchUp` reloads
+ * it. `live` counts the changes pushed; `reload` asks for the first page again.
+ */
+export function useLiveList(live: number, paged: boolean, reload: () => void) {
+  const [behind, setBehind] = useState(false);
+  const seen = useRef(live);
+  const latest = useRef({ paged, reload });
+  latest.current = { paged, reload };
+  useEffect(() => {
+    if (live === seen.current) return;
+    seen.current = live;
+    if (latest.current.paged) setBehind(true);
+    else latest.current.reload();
+  }, [live]);
+  return {
+    behind,
+    catchUp() {
+      setBehind(false);
+      reload();
+    },
+    /** The list was loaded afresh (another period or filter, or caught up). */
+    settled: () => setBehind(false),
+  };
 }

@@ -1,31 +1,37 @@
 /** Recent activity: 50 rows a page, Load more on the API's cursor, and the end of the period said plainly. */
 import { useEffect, useState } from 'react';
 import type { Query } from '../api.ts';
+import { useLiveList } from '../live.ts';
 import { Link } from '../router.tsx';
 import { useOrg } from '../sessionContext.tsx';
 import type { Page, UsageEvent } from '../types.ts';
 import { useApi } from '../useApi.ts';
 import { memberName } from './Breakdowns.tsx';
-import { Await, ErrorNote, Panel } from './states.tsx';
+import { Await, BehindNote, ErrorNote, Panel } from './states.tsx';
 
-export function ActivityTable({ query }: { query: Query }) {
+const PAGE = 50;
+
+export function ActivityTable({ query, live }: { query: Query; live: number }) {
   const { api, org, formats } = useOrg();
   const path = `/v1/orgs/${org.id}/usage/events`;
-  const first = useApi<Page<UsageEvent>>(path, { ...query, limit: 50 });
+  const first = useApi<Page<UsageEvent>>(path, { ...query, limit: PAGE });
   const [rows, setRows] = useState<UsageEvent[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
   const [more, setMore] = useState<{ loading: boolean; error: Error | null }>({
     loading: false,
     error: null,
   });
+  const { behind, catchUp, settled } = useLiveList(live, rows.length > PAGE, first.reload);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: `settled` only clears a flag.
   useEffect(() => {
     setRows(first.data?.data ?? []);
     setCursor(first.data?.has_more ? first.data.next_cursor : null);
+    settled();
   }, [first.data]);
   const loadMore = async () => {
     setMore({ loading: true, error: null });
     try {
-      const page = await api.get<Page<UsageEvent>>(path, { ...query, limit: 50, cursor });
+      const page = await api.get<Page<UsageEvent>>(path, { ...query, limit: PAGE, cursor });
       setRows((previous) => [...previous, ...page.data]);
       setCursor(page.has_more ? page.next_cursor : null);
       setMore({ loading: false, error: null });
@@ -36,6 +42,7 @@ export function ActivityTable({ query }: { query: Query }) {
   const byok = org.billing_mode === 'byok';
   return (
     <Panel title="Recent activity">
+      {behind && <BehindNote onCatchUp={catchUp}>New activity since this list was loaded.</BehindNote>}
       <Await loaded={first} what="recent activity">
         {() =>
           rows.length === 0 ? (

@@ -1,12 +1,13 @@
 /** Breakdown cards (feature pills, member colour bar, model bars) and the top workspaces/groups/users tables. */
 import { useEffect, useState } from 'react';
 import type { Query } from '../api.ts';
+import { useLiveList } from '../live.ts';
 import { useOrg } from '../sessionContext.tsx';
 import type { Breakdown, BreakdownRow } from '../types.ts';
 import { moneyNote, spendText } from '../units.ts';
 import { useApi } from '../useApi.ts';
 import { BarList } from './charts.tsx';
-import { Await, ErrorNote, Panel } from './states.tsx';
+import { Await, BehindNote, ErrorNote, Panel } from './states.tsx';
 
 const useBreakdown = (by: string, query: Query, limit: number) =>
   useApi<Breakdown>(`/v1/orgs/${useOrg().org.id}/usage/breakdown`, { ...query, by, limit });
@@ -120,7 +121,7 @@ const TOP_LABELS: Record<string, [string, string]> = {
 };
 
 /** A ranked table, five rows at a time, following the API's cursor. */
-export function TopTable({ by, query }: { by: keyof typeof TOP_LABELS; query: Query }) {
+export function TopTable({ by, query, live }: { by: keyof typeof TOP_LABELS; query: Query; live: number }) {
   const { api, org, formats } = useOrg();
   const [title, column] = TOP_LABELS[by]!;
   const first = useBreakdown(by, query, 5);
@@ -130,9 +131,12 @@ export function TopTable({ by, query }: { by: keyof typeof TOP_LABELS; query: Qu
     loading: false,
     error: null,
   });
+  const { behind, catchUp, settled } = useLiveList(live, rows.length > 5, first.reload);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: `settled` only clears a flag.
   useEffect(() => {
     setRows(first.data?.data ?? []);
     setCursor(first.data?.has_more ? first.data.next_cursor : null);
+    settled();
   }, [first.data]);
   const showMore = async () => {
     if (!cursor) return;
@@ -153,6 +157,7 @@ export function TopTable({ by, query }: { by: keyof typeof TOP_LABELS; query: Qu
   };
   return (
     <Panel title={title}>
+      {behind && <BehindNote onCatchUp={catchUp}>The ranking changed since this list was loaded.</BehindNote>}
       <Await loaded={first} what={title.toLowerCase()}>
         {(b) =>
           rows.length === 0 ? (

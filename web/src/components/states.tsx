@@ -73,3 +73,15 @@ export function Panel({
     </section>
   );
 }
+
+/** A list kept as the reader paged through it while newer figures arrived: one click shows them. */
+export function BehindNote({ children, onCatchUp }: { children: ReactNode; onCatchUp(): void }) {
+  return (
+    <p className="note" role="status">
+      <span>{children}</span>
+      <button type="button" className="link" onClick={onCatchUp}>
+        Show the latest
+      </button>
+    </p>
+  );
+}

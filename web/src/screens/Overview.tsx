@@ -44,25 +44,29 @@ export function OverviewScreen() {
   const [period, setPeriod] = useState<Period>('30d');
   const [custom, setCustom] = useState({ from: '', to: '' });
   const [member, setMember] = useState('');
-  const [generation, setGeneration] = useState(0);
-  useOrgChanges(org.id, () => setGeneration((n) => n + 1), {
+  // Refresh reloads everything; a pushed change reloads everything but the lists being paged through.
+  const [refreshes, setRefreshes] = useState(0);
+  const [live, setLive] = useState(0);
+  const generation = refreshes + live;
+  useOrgChanges(org.id, () => setLive((n) => n + 1), {
     throttleMs: LIVE_RELOAD_MIN_MS,
     startAfterMs: LIVE_START_MS,
     catchUpAtStart: false,
   });
   const customReady =
     period !== 'custom' || (custom.from !== '' && custom.to !== '' && custom.from <= custom.to);
-  const query: Query = useMemo(
+  const listQuery: Query = useMemo(
     () => ({
       range: period,
       from: period === 'custom' ? custom.from : undefined,
       to: period === 'custom' ? custom.to : undefined,
       member,
-      // Changes on Refresh (and the live timer) so every panel asks again.
-      _: generation || undefined,
+      // Changes on Refresh, so every panel asks again.
+      _: refreshes || undefined,
     }),
-    [period, custom, member, generation],
+    [period, custom, member, refreshes],
   );
+  const query: Query = useMemo(() => ({ ...listQuery, _: generation || undefined }), [listQuery, generation]);
 
   return (
     <div className="overview" key={org.id}>
@@ -94,13 +98,13 @@ export function OverviewScreen() {
           </div>
         )}
         <MemberFilter value={member} onChange={setMember} />
-        <button type="button" className="secondary" onClick={() => setGeneration((n) => n + 1)}>
+        <button type="button" className="secondary" onClick={() => setRefreshes((n) => n + 1)}>
           Refresh
         </button>
         <ExportButtons query={query} />
       </div>
       {customReady ? (
-        <OverviewBody query={query} generation={generation} />
+        <OverviewBody query={query} listQuery={listQuery} live={live} generation={generation} />
       ) : (
         <p className="empty">Pick a start and an end date.</p>
       )}
@@ -199,7 +203,18 @@ function ExportButtons({ query }: { query: Query }) {
   );
 }
 
-function OverviewBody({ query, generation }: { query: Query; generation: number }) {
+function OverviewBody({
+  query,
+  listQuery,
+  live,
+  generation,
+}: {
+  query: Query;
+  /** The query of the paged lists, without the live changes (they follow `live` themselves). */
+  listQuery: Query;
+  live: number;
+  generation: number;
+}) {
   const { org } = useOrg();
   const summary = useApi<Summary>(`/v1/orgs/${org.id}/usage/summary`, query);
   if (org.billing_mode === 'byok') return <ByokNotice />;
@@ -224,12 +239,12 @@ function OverviewBody({ query, generation }: { query: Query; generation: number 
         <ModelBars query={query} />
       </div>
       <div className="grid three">
-        <TopTable by="workspace" query={query} />
-        <TopTable by="workspace_group" query={query} />
-        <TopTable by="member" query={query} />
+        <TopTable by="workspace" query={listQuery} live={live} />
+        <TopTable by="workspace_group" query={listQuery} live={live} />
+        <TopTable by="member" query={listQuery} live={live} />
       </div>
       <DailyBreakdown generation={generation} />
-      <ActivityTable query={query} />
+      <ActivityTable query={listQuery} live={live} />
       <div className="grid two">
         <ForecastPanel />
         <AnomaliesPanel />
