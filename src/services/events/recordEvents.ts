@@ -5,7 +5,7 @@
  * so concurrent batches of one org queue instead of deadlocking.
  */
 import { newId } from '../../domain/ids.ts';
-import { formatCredits, Ratio } from '../../domain/money.ts';
+import { decimalUnits, formatCredits, formatUnits, PROVIDER_COST_SCALE, Ratio } from '../../domain/money.ts';
 import { anchorDayOf, billingCycle } from '../../domain/periods.ts';
 import { normalizedUsage } from '../../domain/usageEvent.ts';
 import type { Queryable } from '../../store/db.ts';
@@ -100,12 +100,13 @@ export async function recordEvents(
   // as holds and captures do, so they queue there instead of deadlocking. The event rows come
   // first: they are the bulk of the work and no other writer shares them, so batches of one org
   // overlap while inserting and only queue for the short rest.
+  const isNew = new Set(inserted.map((r) => `${r.org_id}\u0000${r.id}`));
+  const fresh = rows.filter((r) => isNew.has(`${r.org_id}\u0000${r.id}`));
+  const days = await localDaysOf(tx, orgs, fresh);
   const now = new Date();
   const balances = new Map<string, BalanceRow>();
   for (const org of orgs) balances.set(org.id, (await lockForSpend(tx, org, [], now)).balance);
-  const isNew = new Set(inserted.map((r) => `${r.org_id}\u0000${r.id}`));
-  const fresh = rows.filter((r) => isNew.has(`${r.org_id}\u0000${r.id}`));
-  await addToRollup(tx, fresh);
+  await addToRollup(tx, orgs, fresh, days);
   if (options.charge) {
     for (const org of orgs)
       await chargeAndCount(
@@ -281,14 +282,42 @@ const ROLLUP_DIMENSIONS = [
 ] as const;
 
 /** Surfaces Tally knows; any other surface names an integration (the `integration` rollup dimension). */
-const BUILT_IN_SURFACES = ['web', 'cli', 'api', 'mobile'] as const;
+const BUILT_IN_SURFACES = new Set(['', 'web', 'cli', 'api', 'mobile']);
+const TOOL_MAX_CHARS = 200;
+/** ASCII whitespace only, so migration 0011 (btrim) trims exactly as ingest does. */
+const EDGE_SPACE = /^[\t\n\v\f\r ]+|[\t\n\v\f\r ]+$/g;
+
+/** The `tool` rollup key of an event: its string `metadata.tool`, trimmed and cut to 200 characters. */
+function toolOf(metadata: unknown): string | null {
+  const tool = (metadata as Record<string, unknown> | null)?.tool;
+  if (typeof tool !== 'string') return null;
+  const trimmed = tool.replace(EDGE_SPACE, '');
+  if (trimmed === '') return null;
+  return trimmed.length > TOOL_MAX_CHARS ? Array.from(trimmed).slice(0, TOOL_MAX_CHARS).join('') : trimmed;
+}
+
 /**
- * The `tool` rollup key of an event row `e`: its string `metadata.tool`, trimmed of ASCII
- * whitespace and cut to 200 characters; NULL when there is none. Migration 0011 backfills with the
- * same expression.
+ * The narrow daily dimensions (migration 0005; 'integration' and 'tool', migration 0011, only for
+ * events that have one): each event's key per dimension, as services/usage/source.ts reads them.
  */
-const TOOL_KEY = `CASE WHEN jsonb_typeof(e.metadata -> 'tool') = 'string'
-       THEN nullif(left(btrim(e.metadata ->> 'tool', E' \\t\\n\\r\\f' || chr(11)), 200), '') END`;
+const DAILY_KEYS: [string, (r: StoredRow) => string | null][] = [
+  ['all', () => ''],
+  ['member', (r) => r.member_id],
+  ['feature', (r) => r.feature as string],
+  ['model', (r) => `${r.provider}/${r.model}`],
+  ['provider', (r) => r.provider as string],
+  ['workspace', (r) => r.workspace],
+  ['workspace_group', (r) => r.workspace_group],
+  ['surface', (r) => r.surface as string],
+  ['project', (r) => r.project],
+  ['api_key', (r) => r.api_key_id],
+  ['integration', (r) => (BUILT_IN_SURFACES.has(r.surface as string) ? null : (r.surface as string))],
+  ['tool', (r) => toolOf(r.metadata)],
+];
+
+const TOKEN_COLUMNS = ['input_tokens', 'output_tokens', 'cache_read_tokens', 'cache_write_tokens'] as const;
+/** Event costs are stored with 12 decimals (NUMERIC(30, 12)). */
+const COST_SCALE = 12;
 
 const SUM_UPDATES = `calls = t.calls + EXCLUDED.calls,
        credits = t.credits + EXCLUDED.credits,
@@ -305,18 +334,17 @@ const SUM_NAMES = `calls, credits, cost, provider_cost_usd, input_tokens, output
 const DIMS = ROLLUP_DIMENSIONS.join(', ');
 
 /**
- * Adds newly stored events to the rollups in one statement that reads them back from `events` by
- * key (only the keys cross the wire): Postgres upserts the wide hourly rollup, the org's hourly
- * total, and fans the events out into the narrow daily rollup (one dimension per row per day of
- * the org's time zone, 'all' being the org total, keys as services/usage/source.ts reads them; see
- * migration 0005; 'integration' and 'tool' only for events that have one, migration 0011), each
- * table in key order.
+ * Adds newly stored events to the rollups in one statement. The hourly ones are summed by Postgres
+ * from the events read back by key (only the keys cross the wire): the wide rollup and the org's
+ * hourly total. The narrow daily rows (one dimension per row per day of the org's time zone, 'all'
+ * being the org total) come summed from JS, $3: fanning each event out to a dozen rows and sorting
+ * them cost Postgres more than the JS sums do. Each table is written in key order.
  */
 const ROLLUP = `WITH x AS MATERIALIZED (
        SELECT e.org_id, date_trunc('hour', e.occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket,
               e.member_id, e.feature, e.provider, e.model, e.surface, e.workspace, e.workspace_group, e.project,
-              coalesce(e.api_key_id, '') AS api_key_id, ${TOOL_KEY} AS tool, 1 AS calls, e.credits, e.cost,
-              e.provider_cost_usd, e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens
+              coalesce(e.api_key_id, '') AS api_key_id, 1 AS calls, e.credits, e.cost, e.provider_cost_usd,
+              e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens
          FROM unnest($1::text[], $2::text[]) AS k (org_id, id)
         -- One primary key lookup per event, never a scan of the table: PGlite keeps no statistics
         -- to tell the planner how few keys there are, and OFFSET 0 keeps it from turning the
@@ -331,30 +359,109 @@ const ROLLUP = `WITH x AS MATERIALIZED (
        INSERT INTO usage_hourly_total AS t (org_id, bucket, ${SUM_NAMES})
        SELECT org_id, bucket, ${SUMS} FROM x GROUP BY 1, 2 ORDER BY 1, 2
        ON CONFLICT (org_id, bucket) DO UPDATE SET ${SUM_UPDATES}
-     ), day AS MATERIALIZED (
-       SELECT k.org_id, k.bucket, l.day_start, l.day_end
-         FROM (SELECT DISTINCT org_id, bucket FROM x) AS k
-         JOIN orgs o ON o.id = k.org_id
-        CROSS JOIN LATERAL usage_local_day(k.bucket, o.timezone) AS l
      )
      INSERT INTO usage_daily_dim AS t (org_id, dimension, bucket, day_end, key, ${SUM_NAMES})
-     SELECT x.org_id, v.dimension, day.day_start, day.day_end, v.key, ${SUMS}
-       FROM x JOIN day ON day.org_id = x.org_id AND day.bucket = x.bucket
-      CROSS JOIN LATERAL (VALUES
-        ('all', ''), ('member', x.member_id), ('feature', x.feature), ('model', x.provider || '/' || x.model),
-        ('provider', x.provider), ('workspace', x.workspace), ('workspace_group', x.workspace_group),
-        ('surface', x.surface), ('project', x.project), ('api_key', x.api_key_id),
-        ('integration', CASE WHEN x.surface NOT IN ('', ${BUILT_IN_SURFACES.map((b) => `'${b}'`).join(', ')})
-                        THEN x.surface END),
-        ('tool', x.tool)
-      ) AS v (dimension, key)
-      WHERE v.key IS NOT NULL
-      GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+     SELECT r ->> 0, r ->> 1, (r ->> 2)::timestamptz, (r ->> 3)::timestamptz, r ->> 4, (r ->> 5)::bigint,
+            (r ->> 6)::bigint, (r ->> 7)::numeric, (r ->> 8)::numeric, (r ->> 9)::bigint, (r ->> 10)::bigint,
+            (r ->> 11)::bigint, (r ->> 12)::bigint
+       FROM jsonb_array_elements($3::jsonb) AS r
      ON CONFLICT (org_id, dimension, bucket, day_end, key) DO UPDATE SET ${SUM_UPDATES}`;
 
-async function addToRollup(tx: Queryable, rows: { org_id: string; id: string }[]): Promise<void> {
+/**
+ * The local day [start, end) of a UTC hour in a zone, as Postgres computes it (usage_local_day,
+ * migration 0005, with the database's zone rules), remembered per zone and hour: a batch then
+ * asks only about hours it is the first to see.
+ */
+const localDays = new Map<string, [string, string]>();
+const LOCAL_DAYS_KEPT = 100_000;
+
+/** The local days of the events' hours, keyed by zone and hour: from the cache, asking Postgres for the rest. */
+async function localDaysOf(
+  q: Queryable,
+  orgs: OrgRow[],
+  rows: StoredRow[],
+): Promise<Map<string, [string, string]>> {
+  const zoneOf = new Map(orgs.map((o) => [o.id, o.timezone]));
+  const days = new Map<string, [string, string]>();
+  const missing = new Map<string, { zone: string; hour: string }>();
+  for (const r of rows) {
+    const zone = zoneOf.get(r.org_id)!;
+    const hour = hourOf(r);
+    const key = `${zone}\u0000${hour}`;
+    const known = localDays.get(key);
+    if (known) days.set(key, known);
+    else missing.set(key, { zone, hour });
+  }
+  if (missing.size === 0) return days;
+  const asked = [...missing.entries()];
+  const found = await q.query<{ n: string; day_start: Date; day_end: Date }>(
+    `SELECT k.n, l.day_start, l.day_end
+       FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS k (zone, hour, n)
+      CROSS JOIN LATERAL usage_local_day(k.hour, k.zone) AS l`,
+    [asked.map(([, m]) => m.zone), asked.map(([, m]) => m.hour)],
+  );
+  if (localDays.size + found.length > LOCAL_DAYS_KEPT) localDays.clear();
+  for (const f of found) {
+    const key = asked[Number(f.n) - 1]![0];
+    const day: [string, string] = [f.day_start.toISOString(), f.day_end.toISOString()];
+    localDays.set(key, day);
+    days.set(key, day);
+  }
+  return days;
+}
+
+// occurred_at is a normalised ISO string: its first 13 characters name the UTC hour.
+const hourOf = (r: StoredRow) => `${r.occurred_at.slice(0, 13)}:00:00.000Z`;
+
+/** Sums of one rollup row, kept in integer units (cost and provider cost scaled) while adding. */
+type Sums = { calls: number; credits: bigint; cost: bigint; pcost: bigint; t: bigint[] };
+
+async function addToRollup(
+  tx: Queryable,
+  orgs: OrgRow[],
+  rows: StoredRow[],
+  days: Map<string, [string, string]>,
+): Promise<void> {
   if (rows.length === 0) return;
-  await tx.query(ROLLUP, [rows.map((r) => r.org_id), rows.map((r) => r.id)]);
+  const zoneOf = new Map(orgs.map((o) => [o.id, o.timezone]));
+  const daily = new Map<string, { key: string[]; sums: Sums }>();
+  for (const r of rows) {
+    const [dayStart, dayEnd] = days.get(`${zoneOf.get(r.org_id)}\u0000${hourOf(r)}`)!;
+    const credits = BigInt(r.credits);
+    const cost = decimalUnits(r.cost as string, COST_SCALE);
+    const pcost = decimalUnits(r.provider_cost_usd as string, PROVIDER_COST_SCALE);
+    const tokens = TOKEN_COLUMNS.map((c) => BigInt(r[c] as number));
+    for (const [dimension, keyOf] of DAILY_KEYS) {
+      const key = keyOf(r);
+      if (key === null) continue;
+      const id = `${r.org_id}\u0000${dimension}\u0000${dayStart}\u0000${dayEnd}\u0000${key}`;
+      let row = daily.get(id);
+      if (!row) {
+        row = {
+          key: [r.org_id, dimension, dayStart, dayEnd, key],
+          sums: { calls: 0, credits: 0n, cost: 0n, pcost: 0n, t: [0n, 0n, 0n, 0n] },
+        };
+        daily.set(id, row);
+      }
+      const s = row.sums;
+      s.calls += 1;
+      s.credits += credits;
+      s.cost += cost;
+      s.pcost += pcost;
+      for (let i = 0; i < 4; i++) s.t[i]! += tokens[i]!;
+    }
+  }
+  const payload = [...daily.entries()]
+    .sort(([a], [b]) => compare(a, b))
+    .map(([, { key, sums: s }]) => [
+      ...key,
+      String(s.calls),
+      s.credits.toString(),
+      formatUnits(s.cost, COST_SCALE),
+      formatUnits(s.pcost, PROVIDER_COST_SCALE),
+      ...s.t.map(String),
+    ]);
+  await tx.query(ROLLUP, [rows.map((r) => r.org_id), rows.map((r) => r.id), JSON.stringify(payload)]);
 }
 
 async function loadExisting(
