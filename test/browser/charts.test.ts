@@ -14,6 +14,9 @@ interface Timeseries {
   data: { start: string; credits: string; groups?: { key: string; credits: string }[] }[];
 }
 
+/** Waits on the page for longer than expect.poll's default second: a loaded machine is slow. */
+const eventually = <T>(read: () => Promise<T>) => expect.poll(read, { timeout: 8000 });
+
 const credits = (value: string) =>
   new Intl.NumberFormat('en-US', { maximumFractionDigits: 2 }).format(value as never);
 
@@ -85,7 +88,7 @@ describe('overview charts', () => {
     const cumulative = panel('Cumulative spend');
     const base = { range: '30d', cumulative: 'true', split_limit: '6' };
     const total = await timeseries(base);
-    await expect.poll(() => chartTable('Cumulative spend')).toEqual(expectedTable(total));
+    await eventually(() => chartTable('Cumulative spend')).toEqual(expectedTable(total));
     // Cumulative: the last point is the period's whole spend.
     const summary = (await web.tally.call('GET', `/v1/orgs/${web.orgId}/usage/summary?range=30d`)).body;
     expect(total.data.at(-1)!.credits).toBe(summary.credits);
@@ -97,7 +100,7 @@ describe('overview charts', () => {
     );
     const byFeature = await timeseries({ ...base, split: 'feature' });
     expect(byFeature.series.length).toBeGreaterThan(1);
-    await expect.poll(() => chartTable('Cumulative spend')).toEqual(expectedTable(byFeature));
+    await eventually(() => chartTable('Cumulative spend')).toEqual(expectedTable(byFeature));
     expect(await cumulative.locator('.legend-item').allTextContents()).toEqual(
       byFeature.series.map((s) => s.label),
     );
@@ -105,7 +108,7 @@ describe('overview charts', () => {
     await screenshot(page, 'chart-by-feature');
 
     await cumulative.getByRole('button', { name: 'Total' }).click();
-    await expect.poll(() => chartTable('Cumulative spend')).toEqual(expectedTable(total));
+    await eventually(() => chartTable('Cumulative spend')).toEqual(expectedTable(total));
     expect(await cumulative.locator('svg polyline').count()).toBe(1);
   });
 
@@ -121,7 +124,7 @@ describe('overview charts', () => {
       await usage.getByLabel('Granularity').selectOption({ label: option });
       const answer = await timeseries({ range, split: 'surface', granularity });
       expect(answer.granularity).toBe(granularity);
-      await expect.poll(() => chartTable('Web and CLI usage')).toEqual(expectedTable(answer));
+      await eventually(() => chartTable('Web and CLI usage')).toEqual(expectedTable(answer));
       if (granularity === 'week') await screenshot(page, 'chart-weekly');
     }
     // Automatic: the API's own choice for the range.
@@ -129,6 +132,6 @@ describe('overview charts', () => {
     await usage.getByLabel('Granularity').selectOption({ label: 'Automatic' });
     const automatic = await timeseries({ range: '1d', split: 'surface' });
     expect(automatic.granularity).toBe('hour');
-    await expect.poll(() => chartTable('Web and CLI usage')).toEqual(expectedTable(automatic));
+    await eventually(() => chartTable('Web and CLI usage')).toEqual(expectedTable(automatic));
   });
 });

@@ -170,7 +170,9 @@ describe('embedding, roles, top-ups and the usage bar', () => {
       await page.goto(host.url);
       const frame = page.frameLocator('#usage');
       const available = frame.getByTestId('payments-available');
-      await expect.poll(() => available.textContent()).toBe(credits(before.available_credits));
+      await expect
+        .poll(() => available.textContent(), { timeout: 8000 })
+        .toBe(credits(before.available_credits));
       await frame.getByRole('button', { name: 'Top up credits' }).click();
       const dialog = frame.getByRole('dialog', { name: 'Top up credits' });
       await dialog.getByLabel('€10.00').check();
@@ -194,7 +196,9 @@ describe('embedding, roles, top-ups and the usage bar', () => {
       await frame.getByText('1,000 credits were added to your balance').waitFor();
       const after = await balance();
       expect(Number(after.available_credits) - Number(before.available_credits)).toBeCloseTo(1000, 6);
-      await expect.poll(() => available.textContent()).toBe(credits(after.available_credits));
+      await expect
+        .poll(() => available.textContent(), { timeout: 8000 })
+        .toBe(credits(after.available_credits));
       await frame.locator('tbody tr', { hasText: 'completed' }).first().waitFor();
       await screenshot(page, 'embedded-topup-done');
       await page.context().close();
@@ -333,25 +337,25 @@ describe('embedding, roles, top-ups and the usage bar', () => {
     const calls = page.getByTestId('kpi-calls');
     const activity = page.locator('section', { has: page.getByRole('heading', { name: 'Recent activity' }) });
     const activityRows = activity.locator('tbody tr');
-    await expect.poll(() => calls.textContent()).toBe('60');
-    await expect.poll(() => activityRows.count()).toBe(50);
+    await expect.poll(() => calls.textContent(), { timeout: 8000 }).toBe('60');
+    await expect.poll(() => activityRows.count(), { timeout: 8000 }).toBe(50);
     // Let the page's stream start watching (3 s after the overview opens), then send usage from the host backend.
     await page.waitForTimeout(4500);
     await ingest(['live-new-1']);
     // Pushed within seconds; polling every 30 s would not have shown it yet.
     await expect.poll(() => calls.textContent(), { timeout: 7000 }).toBe('61');
-    await expect.poll(() => activityRows.count()).toBe(50);
+    await expect.poll(() => activityRows.count(), { timeout: 8000 }).toBe(50);
 
     // The reader pages through the activity: a pushed change leaves the list as it is, and says so.
     await activity.getByRole('button', { name: 'Load more' }).click();
-    await expect.poll(() => activityRows.count()).toBe(61);
+    await expect.poll(() => activityRows.count(), { timeout: 8000 }).toBe(61);
     await ingest(['live-new-2']);
     await expect.poll(() => calls.textContent(), { timeout: 10_000 }).toBe('62');
     await activity.getByText('New activity since this list was loaded.').waitFor();
     expect(await activityRows.count()).toBe(61);
     await screenshot(page, 'overview-live-behind');
     await activity.getByRole('button', { name: 'Show the latest' }).click();
-    await expect.poll(() => activityRows.count()).toBe(50);
+    await expect.poll(() => activityRows.count(), { timeout: 8000 }).toBe(50);
     expect(await activity.getByText('New activity since this list was loaded.').count()).toBe(0);
     await page.context().close();
   });

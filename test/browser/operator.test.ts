@@ -8,6 +8,9 @@ import { createFormats } from '../../web/src/format.ts';
 import { OPERATOR_KEY } from '../support/harness.ts';
 import { formatCount, launchBrowser, screenshot, startWebTally, type WebTally } from './support.ts';
 
+/** Waits on the page for longer than expect.poll's default second: a loaded machine is slow. */
+const eventually = <T>(read: () => Promise<T>) => expect.poll(read, { timeout: 8000 });
+
 const TENANTS = 55;
 const PAGE_SIZE = 50;
 
@@ -72,9 +75,9 @@ describe('operator view of every organization', () => {
     await page.getByLabel('API key').fill(OPERATOR_KEY);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('heading', { name: 'All organizations' }).waitFor();
-    await expect.poll(() => rows().count()).toBe(PAGE_SIZE);
+    await eventually(() => rows().count()).toBe(PAGE_SIZE);
     await page.getByRole('button', { name: 'Load more' }).click();
-    await expect.poll(() => rows().count()).toBe(total);
+    await eventually(() => rows().count()).toBe(total);
     await page.getByText(`All ${total} organizations shown`).waitFor();
     expect(await page.getByRole('button', { name: 'Load more' }).count()).toBe(0);
     const names = await page.locator('tbody th').allTextContents();
@@ -103,18 +106,18 @@ describe('operator view of every organization', () => {
 
   it('searches by name, any case, with wildcards taken literally', async () => {
     await page.getByLabel('Search by name').fill('tenant 00');
-    await expect.poll(() => rows().count()).toBe(9);
+    await eventually(() => rows().count()).toBe(9);
     expect((await page.locator('tbody th').allTextContents()).sort()).toEqual(
       Array.from({ length: 9 }, (_, i) => `Tenant 00${i + 1}`).sort(),
     );
     await page.getByText('All 9 organizations shown').waitFor();
     await page.getByLabel('Search by name').fill('NORTHWIND');
-    await expect.poll(() => page.locator('tbody th').allTextContents()).toEqual(['Northwind Labs']);
+    await eventually(() => page.locator('tbody th').allTextContents()).toEqual(['Northwind Labs']);
     await page.getByLabel('Search by name').fill('ten%t');
     await page.getByText('No organization name contains “ten%t”.').waitFor();
     await screenshot(page, 'operator-orgs-search');
     await page.getByLabel('Search by name').fill('');
-    await expect.poll(() => rows().count()).toBe(PAGE_SIZE);
+    await eventually(() => rows().count()).toBe(PAGE_SIZE);
   });
 
   it('validates the list query', async () => {
