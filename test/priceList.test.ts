@@ -59,7 +59,7 @@ describe('catalog lists in the price book', () => {
   });
   afterAll(() => tally.close());
 
-  const input = (row: { prices: Record<string, unknown> } | undefined) => row?.prices.input_mtok;
+  const input = (row: { prices: Record<string, unknown> } | null) => row?.prices.input_mtok;
 
   it('prices DeepSeek V4 peak hours at the peak rate after the off-peak start date', () => {
     const offPeak = input(
