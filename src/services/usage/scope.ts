@@ -177,7 +177,9 @@ export function whereOf(
       case 'tool':
         // The hourly rollup has no tool: source.ts reads raw events whenever a tool filter is given.
         if (source === 'rollup') throw new Error('A tool filter needs raw events (see source.ts wideRows)');
-        parts.push(`${toolSql('e.metadata')} = ${v}`);
+        // A tool is named only where metadata has one: that condition lets the partial index
+        // events_tool (migration 0012, on this same expression) serve the filter.
+        parts.push(`e.metadata ? 'tool' AND ${toolSql('e.metadata')} = ${v}`);
         break;
       default:
         parts.push(`${col(name)} = ${v}`);
