@@ -88,19 +88,46 @@ function batchesOf(events: UsageEventInput[], tag: string): Batch[] {
   return out;
 }
 
+interface IngestAnswer {
+  code?: string;
+  results?: { status: string; error: unknown }[];
+}
+
+/**
+ * Posts a batch. A keep-alive socket the server closes just as a request goes out fails the fetch
+ * (seen on a saturated machine): the batch is sent again, which its Idempotency-Key makes safe (a
+ * first attempt still running answers 409 `idempotency_key_in_progress` until it ends).
+ */
+async function post(url: string, batch: Batch): Promise<{ status: number; answer: IngestAnswer }> {
+  for (let attempt = 1; ; attempt++) {
+    let res: Response;
+    try {
+      res = await fetch(`${url}/v1/events`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${BENCH_OPERATOR_KEY}`,
+          'content-type': 'application/json',
+          'idempotency-key': batch.key,
+        },
+        body: batch.body,
+      });
+    } catch (error) {
+      if (attempt >= 3) throw new Error(`POST /v1/events failed ${attempt} times`, { cause: error });
+      continue;
+    }
+    const answer = (await res.json()) as IngestAnswer;
+    if (res.status === 409 && answer.code === 'idempotency_key_in_progress' && attempt < 600) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      continue;
+    }
+    return { status: res.status, answer };
+  }
+}
+
 async function send(url: string, batch: Batch): Promise<void> {
-  const res = await fetch(`${url}/v1/events`, {
-    method: 'POST',
-    headers: {
-      authorization: `Bearer ${BENCH_OPERATOR_KEY}`,
-      'content-type': 'application/json',
-      'idempotency-key': batch.key,
-    },
-    body: batch.body,
-  });
-  const answer = (await res.json()) as { results?: { status: string; error: unknown }[] };
-  if (res.status !== 200 || !answer.results) {
-    throw new Error(`POST /v1/events: ${res.status} ${JSON.stringify(answer).slice(0, 500)}`);
+  const { status, answer } = await post(url, batch);
+  if (status !== 200 || !answer.results) {
+    throw new Error(`POST /v1/events: ${status} ${JSON.stringify(answer).slice(0, 500)}`);
   }
   if (answer.results.length !== batch.size) throw new Error(`expected ${batch.size} results`);
   const bad = answer.results.find((r) => r.status !== 'accepted');

@@ -40,24 +40,21 @@ export async function applyCharges(
     grants,
     billable.map((c) => c.amount),
   );
-  const entries: {
-    kind: string;
-    grant_id: string | null;
-    amount: string;
-    event_id: string | null;
-    authorization_id: string | null;
-  }[] = [];
+  // One JSON array per entry: kind, grant, amount, event, authorization (an ingest batch writes
+  // one per event, so column names repeated per entry would double what is sent and parsed).
+  const entries: [string, string | null, string, string | null, string | null][] = [];
   const perGrant = new Map<string, bigint>();
   let overage = 0n;
   outcome.forEach((o, i) => {
     const charge = billable[i]!;
-    const ref = { event_id: charge.eventId ?? null, authorization_id: charge.authorizationId ?? null };
+    const eventId = charge.eventId ?? null;
+    const authorizationId = charge.authorizationId ?? null;
     for (const d of o.draws) {
-      entries.push({ kind: 'debit', grant_id: d.grantId, amount: String(-d.amount), ...ref });
+      entries.push(['debit', d.grantId, String(-d.amount), eventId, authorizationId]);
       perGrant.set(d.grantId, (perGrant.get(d.grantId) ?? 0n) + d.amount);
     }
     if (o.overage > 0n) {
-      entries.push({ kind: 'overage', grant_id: null, amount: String(-o.overage), ...ref });
+      entries.push(['overage', null, String(-o.overage), eventId, authorizationId]);
       overage += o.overage;
     }
   });
@@ -69,9 +66,7 @@ export async function applyCharges(
         WHERE g.org_id = $1 AND g.id = x.id
      ), entries AS (
        INSERT INTO ledger_entries (org_id, kind, grant_id, amount, event_id, authorization_id)
-       SELECT $1, kind, grant_id, amount, event_id, authorization_id
-         FROM jsonb_to_recordset($9::jsonb)
-           AS x(kind text, grant_id text, amount bigint, event_id text, authorization_id text)
+       SELECT $1, e ->> 0, e ->> 1, (e ->> 2)::bigint, e ->> 3, e ->> 4 FROM jsonb_array_elements($9::jsonb) AS e
      )
      ${ADD_TO_BALANCE}`,
     [
