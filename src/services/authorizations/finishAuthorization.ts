@@ -12,7 +12,13 @@ import { lockForSpend } from '../ledger/lockForSpend.ts';
 import { requireCurrent, withSpendTerms } from '../limits/spendTerms.ts';
 import { unitsFor } from './authorize.ts';
 import { bill, recordCall, scopesOf } from './settle.ts';
-import { type AuthorizationRow, credits, findAuthorization, lockedState } from './shape.ts';
+import {
+  type AuthorizationRow,
+  credits,
+  findAuthorization,
+  forgetAuthorization,
+  lockedState,
+} from './shape.ts';
 
 type Ending = { kind: 'capture'; usage: Usage; eventId?: string } | { kind: 'void' } | { kind: 'expire' };
 
@@ -109,6 +115,7 @@ export async function finishAuthorization(
       }),
     ),
   );
+  forgetAuthorization(found.id);
   if (outcome.kind === 'refused') {
     throw new ServiceError(409, 'authorization_not_active', `The authorization is ${outcome.status}`);
   }

@@ -30,10 +30,14 @@ export interface AuthorizationRow {
 const COLUMNS = `org_id, id, member_id, member_external_id, api_key_id, feature, provider, model, workspace,
   workspace_group, project, status, held, charged, usage, scopes, event_id, result, expires_at`;
 
+/** Authorizations read lately in this process: a stream's increments and capture read it once. */
+const MAX_KEPT = 10_000;
+const kept = new Map<string, AuthorizationRow>();
+
 /**
  * An authorization the caller may see, read without a lock: what never changes (its org, call and
- * scopes) is taken from here, what does (held, charged, status) from lockForSpend under the lock.
- * Another org's id is answered as missing.
+ * scopes) is taken from here, what does (held, charged, status) from lockForSpend under the lock,
+ * so a copy kept from an earlier read serves as well. Another org's id is answered as missing.
  */
 export async function findAuthorization(
   q: Queryable,
@@ -41,18 +45,29 @@ export async function findAuthorization(
   id: string,
 ): Promise<AuthorizationRow> {
   const orgId = principal.kind === 'operator' ? null : principal.orgId;
-  const [row] = await q.query<AuthorizationRow>(
-    `SELECT ${COLUMNS} FROM authorizations WHERE id = $1 AND ($2::text IS NULL OR org_id = $2)`,
-    [id, orgId],
-  );
-  if (!row) throw new ServiceError(404, 'not_found', 'Authorization not found', 'id');
+  let row = kept.get(id);
+  if (!row) {
+    [row] = await q.query<AuthorizationRow>(`SELECT ${COLUMNS} FROM authorizations WHERE id = $1`, [id]);
+    if (row) {
+      if (kept.size >= MAX_KEPT) kept.clear();
+      kept.set(id, row);
+    }
+  }
+  if (!row || (orgId !== null && row.org_id !== orgId)) {
+    throw new ServiceError(404, 'not_found', 'Authorization not found', 'id');
+  }
   return row;
 }
+
+/** Drops the kept copy of an authorization that has ended. */
+export const forgetAuthorization = (id: string): void => {
+  kept.delete(id);
+};
 
 /** The authorization as locked: its unchanging part with the state read under the lock. */
 export function lockedState(found: AuthorizationRow, state: AuthorizationState | null): AuthorizationRow {
   if (!state) throw new ServiceError(404, 'not_found', 'Authorization not found', 'id');
-  return { ...found, ...state };
+  return { ...found, ...state, expires_at: new Date(state.expires_at) };
 }
 
 export function requireActive(auth: AuthorizationRow, now: Date): void {

@@ -27,6 +27,8 @@ export interface AuthorizationState {
   usage: Usage;
   event_id: string | null;
   result: Record<string, unknown> | null;
+  /** JSON text; read under the lock, so expiry is judged on the row itself, not on a kept copy. */
+  expires_at: string;
 }
 
 export interface SpendLock {

@@ -170,7 +170,7 @@ BEGIN
   spend_version := tally_spend_version(p_org);
   IF p_authorization IS NOT NULL THEN
     SELECT jsonb_build_object('status', a.status, 'held', a.held::text, 'charged', a.charged::text,
-             'usage', a.usage, 'event_id', a.event_id, 'result', a.result)
+             'usage', a.usage, 'event_id', a.event_id, 'result', a.result, 'expires_at', a.expires_at)
       INTO authorization_state
       FROM authorizations a WHERE a.org_id = p_org AND a.id = p_authorization FOR UPDATE OF a;
   END IF;
