@@ -15,12 +15,13 @@ const SHORTEST_STREAM_MS = 5000;
 
 /** The event names of a server-sent event stream, as they arrive. */
 async function* eventNames(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
   let buffer = '';
   for (;;) {
     const { done, value } = await reader.read();
     if (done) return;
-    buffer += value;
+    buffer += decoder.decode(value, { stream: true });
     let end = buffer.search(/\r?\n\r?\n/);
     while (end >= 0) {
       const block = buffer.slice(0, end);

@@ -47,12 +47,9 @@ const SessionSchema = z
     role: Role.nullable(),
     member_id: z.string().nullable(),
     permissions: z.array(z.enum(Object.keys(PERMISSIONS) as [Permission, ...Permission[]])),
-    expires_at: z
-      .string()
-      .nullable()
-      .openapi({
-        description: 'When an embed token stops working (the host app mints a new one); null for keys',
-      }),
+    expires_at: z.string().nullable().openapi({
+      description: 'When an embed token stops working (the host app mints a new one); null for keys',
+    }),
   })
   .openapi('Session');
 
