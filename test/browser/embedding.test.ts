@@ -73,9 +73,10 @@ describe('embedding, roles, top-ups and the usage bar', () => {
 
   it('says the usage link expired when its token does, with the page open', async () => {
     const page = await newPage();
-    await page.goto((await embedLink(web, 'viewer', { member: 'u_1010', ttl_seconds: 5 })).url);
-    await page.getByTestId('kpi-calls').waitFor();
-    await page.getByText('This usage link can no longer be used').waitFor({ timeout: 10_000 });
+    // Long enough for the overview to render first on a busy machine (two suites share two cores).
+    await page.goto((await embedLink(web, 'viewer', { member: 'u_1010', ttl_seconds: 12 })).url);
+    await page.getByTestId('kpi-calls').waitFor({ timeout: 12_000 });
+    await page.getByText('This usage link can no longer be used').waitFor({ timeout: 20_000 });
     await page.getByText('The embed token has expired').waitFor();
     expect(await page.getByTestId('kpi-calls').count()).toBe(0);
     await page.context().close();

@@ -399,12 +399,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List organizations (an org key sees its own) */
+        /** List organizations (an org key sees its own), optionally searched by name and with their spend */
         get: {
             parameters: {
                 query?: {
                     limit?: number;
                     cursor?: string;
+                    /** @description Only orgs whose name contains this, any case */
+                    q?: string;
+                    /** @description month_spend: each org's usage this calendar month, in one request */
+                    include?: "month_spend";
                 };
                 header?: never;
                 path?: never;
@@ -419,7 +423,7 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
-                            data: components["schemas"]["Org"][];
+                            data: components["schemas"]["OrgListItem"][];
                             has_more: boolean;
                             next_cursor: string | null;
                         };
@@ -3995,6 +3999,10 @@ export interface paths {
                     surface?: string;
                     project?: string;
                     api_key?: string;
+                    /** @description An integration: the surface of calls not made on web, cli, api or mobile */
+                    integration?: string;
+                    /** @description A tool, as events name it in metadata.tool */
+                    tool?: string;
                 };
                 header?: never;
                 path: {
@@ -4116,7 +4124,11 @@ export interface paths {
                     surface?: string;
                     project?: string;
                     api_key?: string;
-                    split?: "member" | "feature" | "model" | "provider" | "workspace" | "workspace_group" | "surface" | "project" | "api_key";
+                    /** @description An integration: the surface of calls not made on web, cli, api or mobile */
+                    integration?: string;
+                    /** @description A tool, as events name it in metadata.tool */
+                    tool?: string;
+                    split?: "member" | "feature" | "model" | "provider" | "workspace" | "workspace_group" | "surface" | "project" | "api_key" | "integration" | "tool";
                     split_limit?: number;
                     cumulative?: "true" | "false";
                 };
@@ -4217,7 +4229,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Usage by feature, member, model, provider, workspace, group, surface, project or key */
+        /** Usage by feature, member, model, provider, workspace, group, surface, project, key, integration or tool */
         get: {
             parameters: {
                 query?: {
@@ -4240,7 +4252,11 @@ export interface paths {
                     surface?: string;
                     project?: string;
                     api_key?: string;
-                    by?: "member" | "feature" | "model" | "provider" | "workspace" | "workspace_group" | "surface" | "project" | "api_key";
+                    /** @description An integration: the surface of calls not made on web, cli, api or mobile */
+                    integration?: string;
+                    /** @description A tool, as events name it in metadata.tool */
+                    tool?: string;
+                    by?: "member" | "feature" | "model" | "provider" | "workspace" | "workspace_group" | "surface" | "project" | "api_key" | "integration" | "tool";
                     limit?: number;
                     cursor?: string;
                 };
@@ -4364,6 +4380,10 @@ export interface paths {
                     surface?: string;
                     project?: string;
                     api_key?: string;
+                    /** @description An integration: the surface of calls not made on web, cli, api or mobile */
+                    integration?: string;
+                    /** @description A tool, as events name it in metadata.tool */
+                    tool?: string;
                     limit?: number;
                     cursor?: string;
                 };
@@ -4481,6 +4501,10 @@ export interface paths {
                     surface?: string;
                     project?: string;
                     api_key?: string;
+                    /** @description An integration: the surface of calls not made on web, cli, api or mobile */
+                    integration?: string;
+                    /** @description A tool, as events name it in metadata.tool */
+                    tool?: string;
                 };
                 header?: never;
                 path: {
@@ -4596,6 +4620,10 @@ export interface paths {
                     surface?: string;
                     project?: string;
                     api_key?: string;
+                    /** @description An integration: the surface of calls not made on web, cli, api or mobile */
+                    integration?: string;
+                    /** @description A tool, as events name it in metadata.tool */
+                    tool?: string;
                 };
                 header?: never;
                 path: {
@@ -4710,6 +4738,10 @@ export interface paths {
                     surface?: string;
                     project?: string;
                     api_key?: string;
+                    /** @description An integration: the surface of calls not made on web, cli, api or mobile */
+                    integration?: string;
+                    /** @description A tool, as events name it in metadata.tool */
+                    tool?: string;
                 };
                 header?: never;
                 path: {
@@ -4727,6 +4759,133 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["UsageDay"];
+                    };
+                };
+                /** @description Malformed request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, revoked or expired key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (also: another org) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Body too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A field is invalid; `param` names it */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{org}/usage/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Uploaded files used in the range: extracted tokens, processing cost and reuse, latest first */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Default 30d (custom when from/to are given); buckets in the org time zone */
+                    range?: "1d" | "7d" | "30d" | "mtd" | "last_month" | "cycle" | "custom";
+                    /** @description range=custom: YYYY-MM-DD or RFC 3339 time */
+                    from?: string;
+                    /** @description range=custom: YYYY-MM-DD (included) or RFC 3339 time (excluded) */
+                    to?: string;
+                    granularity?: "hour" | "day" | "week";
+                    /** @description Member id (mem_...) or the host app's user id */
+                    member?: string;
+                    feature?: string;
+                    /** @description Model name, or provider/model */
+                    model?: string;
+                    provider?: string;
+                    workspace?: string;
+                    workspace_group?: string;
+                    /** @description web, cli, api, mobile or an integration name */
+                    surface?: string;
+                    project?: string;
+                    api_key?: string;
+                    /** @description An integration: the surface of calls not made on web, cli, api or mobile */
+                    integration?: string;
+                    /** @description A tool, as events name it in metadata.tool */
+                    tool?: string;
+                    limit?: number;
+                    cursor?: string;
+                };
+                header?: never;
+                path: {
+                    org: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A page of files */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["UsageFiles"];
                     };
                 };
                 /** @description Malformed request */
@@ -4937,6 +5096,10 @@ export interface paths {
                     surface?: string;
                     project?: string;
                     api_key?: string;
+                    /** @description An integration: the surface of calls not made on web, cli, api or mobile */
+                    integration?: string;
+                    /** @description A tool, as events name it in metadata.tool */
+                    tool?: string;
                 };
                 header?: never;
                 path: {
@@ -5262,6 +5425,10 @@ export interface paths {
                     surface?: string;
                     project?: string;
                     api_key?: string;
+                    /** @description An integration: the surface of calls not made on web, cli, api or mobile */
+                    integration?: string;
+                    /** @description A tool, as events name it in metadata.tool */
+                    tool?: string;
                 };
                 header?: never;
                 path: {
@@ -8217,6 +8384,626 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/settings/retention": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The default raw event retention (operator)
+         * @description Raw events older than the retention are deleted by the hourly purge_raw_events job: whole
+         *     months of the org's time zone are kept (the current one and the N before it), and never less than the
+         *     35 days within which an event id may still be sent again. After a purge every total stays exactly as it
+         *     was, because it is read from the rollups written with each event: usage summary, timeseries, breakdowns,
+         *     daily and monthly totals, patterns, forecast, anomalies and recommendations, limits and budgets, and
+         *     the balance, ledger, holds, payments and invoices. What a purged period no longer shows: its rows in
+         *     the events log (usage/events) and the exports, its conversations (and the conversation count of the
+         *     usage report PDF), and the itemized lines of usage/days/{date}, which are read from raw events: a
+         *     purged day answers no items and zero totals there.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Retention default */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["RetentionSettings"];
+                    };
+                };
+                /** @description Malformed request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, revoked or expired key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (also: another org) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Body too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A field is invalid; `param` names it */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        /**
+         * Set the default raw event retention for orgs without their own (operator): older raw events are purged, totals stay
+         * @description Raw events older than the retention are deleted by the hourly purge_raw_events job: whole
+         *     months of the org's time zone are kept (the current one and the N before it), and never less than the
+         *     35 days within which an event id may still be sent again. After a purge every total stays exactly as it
+         *     was, because it is read from the rollups written with each event: usage summary, timeseries, breakdowns,
+         *     daily and monthly totals, patterns, forecast, anomalies and recommendations, limits and budgets, and
+         *     the balance, ledger, holds, payments and invoices. What a purged period no longer shows: its rows in
+         *     the events log (usage/events) and the exports, its conversations (and the conversation count of the
+         *     usage report PDF), and the itemized lines of usage/days/{date}, which are read from raw events: a
+         *     purged day answers no items and zero totals there.
+         */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["SetRetention"];
+                };
+            };
+            responses: {
+                /** @description Retention default */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["RetentionSettings"];
+                    };
+                };
+                /** @description Malformed request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, revoked or expired key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (also: another org) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Body too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A field is invalid; `param` names it */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{org}/retention": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The org's raw event retention in force, and how far the purge has gone
+         * @description Raw events older than the retention are deleted by the hourly purge_raw_events job: whole
+         *     months of the org's time zone are kept (the current one and the N before it), and never less than the
+         *     35 days within which an event id may still be sent again. After a purge every total stays exactly as it
+         *     was, because it is read from the rollups written with each event: usage summary, timeseries, breakdowns,
+         *     daily and monthly totals, patterns, forecast, anomalies and recommendations, limits and budgets, and
+         *     the balance, ledger, holds, payments and invoices. What a purged period no longer shows: its rows in
+         *     the events log (usage/events) and the exports, its conversations (and the conversation count of the
+         *     usage report PDF), and the itemized lines of usage/days/{date}, which are read from raw events: a
+         *     purged day answers no items and zero totals there.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    org: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Retention */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OrgRetention"];
+                    };
+                };
+                /** @description Malformed request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, revoked or expired key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (also: another org) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Body too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A field is invalid; `param` names it */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        /**
+         * Set the org's own raw event retention: older raw events are purged, totals stay (an org key may only keep less than the operator's default)
+         * @description Raw events older than the retention are deleted by the hourly purge_raw_events job: whole
+         *     months of the org's time zone are kept (the current one and the N before it), and never less than the
+         *     35 days within which an event id may still be sent again. After a purge every total stays exactly as it
+         *     was, because it is read from the rollups written with each event: usage summary, timeseries, breakdowns,
+         *     daily and monthly totals, patterns, forecast, anomalies and recommendations, limits and budgets, and
+         *     the balance, ledger, holds, payments and invoices. What a purged period no longer shows: its rows in
+         *     the events log (usage/events) and the exports, its conversations (and the conversation count of the
+         *     usage report PDF), and the itemized lines of usage/days/{date}, which are read from raw events: a
+         *     purged day answers no items and zero totals there.
+         */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    org: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["SetRetention"];
+                };
+            };
+            responses: {
+                /** @description Retention */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OrgRetention"];
+                    };
+                };
+                /** @description Malformed request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, revoked or expired key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (also: another org) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Body too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A field is invalid; `param` names it */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        /**
+         * Drop the org's own retention: it follows the operator's default again
+         * @description Raw events older than the retention are deleted by the hourly purge_raw_events job: whole
+         *     months of the org's time zone are kept (the current one and the N before it), and never less than the
+         *     35 days within which an event id may still be sent again. After a purge every total stays exactly as it
+         *     was, because it is read from the rollups written with each event: usage summary, timeseries, breakdowns,
+         *     daily and monthly totals, patterns, forecast, anomalies and recommendations, limits and budgets, and
+         *     the balance, ledger, holds, payments and invoices. What a purged period no longer shows: its rows in
+         *     the events log (usage/events) and the exports, its conversations (and the conversation count of the
+         *     usage report PDF), and the itemized lines of usage/days/{date}, which are read from raw events: a
+         *     purged day answers no items and zero totals there.
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    org: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Retention */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OrgRetention"];
+                    };
+                };
+                /** @description Malformed request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, revoked or expired key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (also: another org) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Body too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A field is invalid; `param` names it */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/orgs/{org}/usage/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Server-sent events: "changed" soon after the org's usage, balance or limits change
+         * @description Sends "ready" once watching, then "changed" (at most once a second) whenever the figures move, from any Tally process. Ends after 60 s (or when an embed token expires): reconnect, and reload once on "ready" to catch up.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    org: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description text/event-stream */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/event-stream": string;
+                    };
+                };
+                /** @description Malformed request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, revoked or expired key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (also: another org) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Body too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A field is invalid; `param` names it */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -8304,6 +9091,20 @@ export interface components {
             credit_value?: string;
             plan_allowance_credits?: string;
             billing_cycle_anchor?: string;
+        };
+        OrgListItem: components["schemas"]["Org"] & {
+            month_spend?: components["schemas"]["MonthSpend"];
+        };
+        /** @description The org's usage this calendar month in its time zone, as the summary's mtd range counts it */
+        MonthSpend: {
+            start: string;
+            end: string;
+            calls: number;
+            credits: string;
+            /** @description In currency (BYOK orgs track no cost) */
+            cost: string;
+            /** @enum {string} */
+            currency: "EUR" | "USD";
         };
         UpdateOrg: {
             name?: string;
@@ -8936,7 +9737,7 @@ export interface components {
             timezone: string;
             cumulative: boolean;
             /** @enum {string|null} */
-            split: "member" | "feature" | "model" | "provider" | "workspace" | "workspace_group" | "surface" | "project" | "api_key" | null;
+            split: "member" | "feature" | "model" | "provider" | "workspace" | "workspace_group" | "surface" | "project" | "api_key" | "integration" | "tool" | null;
             /**
              * @description What the org pays in: credits; USD provider cost (BYOM); tokens only (BYOK)
              * @enum {string}
@@ -8985,7 +9786,7 @@ export interface components {
             object: "usage_breakdown";
             org_id: string;
             /** @enum {string} */
-            by: "member" | "feature" | "model" | "provider" | "workspace" | "workspace_group" | "surface" | "project" | "api_key";
+            by: "member" | "feature" | "model" | "provider" | "workspace" | "workspace_group" | "surface" | "project" | "api_key" | "integration" | "tool";
             range: components["schemas"]["UsageRange"];
             /**
              * @description What the org pays in: credits; USD provider cost (BYOM); tokens only (BYOK)
@@ -9175,6 +9976,47 @@ export interface components {
                 provider_cost_usd: string | null;
             }[];
             truncated: boolean;
+        };
+        UsageFiles: {
+            /** @enum {string} */
+            object: "usage_files";
+            org_id: string;
+            range: components["schemas"]["UsageRange"];
+            /**
+             * @description What the org pays in: credits; USD provider cost (BYOM); tokens only (BYOK)
+             * @enum {string}
+             */
+            unit: "credits" | "usd" | "tokens";
+            currency: string;
+            data: {
+                id: string;
+                /** @enum {string} */
+                object: "usage_file";
+                name: string | null;
+                size_bytes: number | null;
+                extracted_tokens: number | null;
+                /** @description The calls that processed the file ("processed": true in its metadata.files entry), shared among the files each processed by extracted tokens */
+                processing: {
+                    calls: number;
+                    /** @example 125.5 */
+                    credits: string;
+                    /** @example 125.5 */
+                    cost: string;
+                    /**
+                     * @description Operator keys only
+                     * @example 125.5
+                     */
+                    provider_cost_usd: string | null;
+                };
+                /** @description Conversations that used it (reuse count) */
+                conversations: number;
+                /** @description Calls that used it */
+                calls: number;
+                first_used_at: string;
+                last_used_at: string;
+            }[];
+            has_more: boolean;
+            next_cursor: string | null;
         };
         ConversationUsage: {
             /** @enum {string} */
@@ -9461,7 +10303,7 @@ export interface components {
             data: {
                 id: string;
                 /** @enum {string} */
-                kind: "switch_model" | "prompt_caching" | "review_member" | "set_limit";
+                kind: "switch_model" | "prompt_caching" | "long_context" | "review_member" | "set_limit";
                 title: string;
                 detail: string;
                 feature: string | null;
@@ -9493,6 +10335,30 @@ export interface components {
                 monthly_savings: string | null;
                 /** @example 125.5 */
                 monthly_savings_cost: string | null;
+                /** @description long_context only: the figures it rests on */
+                long_context: {
+                    /** @description Input tokens above which the long-context rate applies */
+                    threshold_tokens: number;
+                    /** @description Calls of the feature on the model in the range */
+                    calls: number;
+                    /** @description Those above the threshold */
+                    long_calls: number;
+                    /**
+                     * @description Percent of the calls
+                     * @example 12.5
+                     */
+                    share_of_calls: string;
+                    /**
+                     * @description What they cost beyond the standard rate, in the unit
+                     * @example 125.5
+                     */
+                    extra: string;
+                    /**
+                     * @description The same in the currency
+                     * @example 125.5
+                     */
+                    extra_cost: string;
+                } | null;
             }[];
         };
         Alert: {
@@ -9720,6 +10586,34 @@ export interface components {
             role: "owner" | "admin" | "billing" | "member" | "viewer" | null;
             member_id: string | null;
             permissions: ("org:read" | "org:update" | "members:read" | "members:write" | "keys:write" | "usage:read" | "events:write" | "billing:purchase" | "limits:write" | "webhooks:write" | "embed:create")[];
+            /** @description When an embed token stops working (the host app mints a new one); null for keys */
+            expires_at: string | null;
+        };
+        RetentionSettings: {
+            /** @enum {string} */
+            object: "retention_settings";
+            raw_event_months: number | null;
+        };
+        SetRetention: {
+            /**
+             * @description Whole months to keep raw events; null keeps them forever
+             * @example 13
+             */
+            raw_event_months: number | null;
+        };
+        OrgRetention: {
+            /** @enum {string} */
+            object: "retention";
+            org_id: string;
+            /** @description In force; null: kept forever */
+            raw_event_months: number | null;
+            /**
+             * @description The org's own setting, or the operator's default
+             * @enum {string}
+             */
+            source: "org" | "operator_default";
+            /** @description No raw event before this instant is kept; null: none purged yet */
+            purged_before: string | null;
         };
     };
     responses: never;
