@@ -1,5 +1,5 @@
 /** The usage overview: period, member filter, KPIs, allowance, cycle, charts, breakdowns, activity, insights. */
-import { type KeyboardEvent, useEffect, useMemo, useState } from 'react';
+import { type KeyboardEvent, useMemo, useState } from 'react';
 import { type Query, saveBlob } from '../api.ts';
 import { ActivityTable } from '../components/Activity.tsx';
 import { AllowanceBar, CycleCards } from '../components/Allowance.tsx';
