@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { calendarMonth } from '../src/domain/periods.ts';
 import { jobCatalog } from '../src/jobs/catalog.ts';
 import { registerJobs, runDueJob } from '../src/jobs/runner.ts';
+import type { Ctx } from '../src/services/context.ts';
+import { ingestEvents } from '../src/services/events/ingestEvents.ts';
 import { purgeExpiredEvents, retentionCutoff } from '../src/services/maintenance/purgeExpiredEvents.ts';
 import { createOrgWithKey, onServer, type Response, startTally, type TestTally } from './support/harness.ts';
 
@@ -230,6 +232,28 @@ describe('purge_raw_events', () => {
       [[org.id, forever.org.id]],
     );
     expect(count!.n).toBe(6);
+    expect(await figures()).toEqual(before);
+
+    // A trusted history import of the same events cannot tell a purged one from a new one: refused,
+    // not counted twice; the kept ones are recognised as duplicates.
+    const ctx: Ctx = {
+      db: t.db,
+      config: t.config,
+      prices: t.prices,
+      principal: { kind: 'operator', id: 'op_test' },
+      requestId: 'req_test',
+    };
+    const imported = await ingestEvents(
+      ctx,
+      events.map((e) => ({ ...e, org_id: org.id })),
+      { backfill: true },
+    );
+    expect(imported.map((r) => [r.id, r.status, r.error?.code ?? null])).toEqual([
+      ['old-edge', 'rejected', 'retention_purged'],
+      ['old-day', 'rejected', 'retention_purged'],
+      ['kept-edge', 'duplicate', null],
+      ['kept-now', 'duplicate', null],
+    ]);
     expect(await figures()).toEqual(before);
   });
 });

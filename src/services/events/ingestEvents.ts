@@ -7,6 +7,7 @@ import { contentHash, type UsageEventInput } from '../../domain/usageEvent.ts';
 import { withRetry } from '../../store/retry.ts';
 import { type Ctx, scopeOrg } from '../context.ts';
 import { ServiceError } from '../errors.ts';
+import { rawEventsKeptFrom } from '../maintenance/rawEventsKeptFrom.ts';
 import { ORG_COLUMNS, type OrgRow } from '../orgs/shape.ts';
 import {
   type EventResult,
@@ -64,12 +65,22 @@ export async function ingestEvents(
   const toStore: PricedEvent[] = [];
   const firstInBatch = new Map<string, PricedEvent>();
   const repeats: { index: number; of: PricedEvent; hash: string }[] = [];
+  const keptFrom = options.backfill ? await rawEventsKeptFrom(ctx.db, uniqueOrgs(orgs), now) : null;
   events.forEach((input, index) => {
     const org = orgs[index]!;
     const key = `${org.id}\u0000${input.id}`;
     const earlier = firstInBatch.get(key);
     if (earlier) {
       repeats.push({ index, of: earlier, hash: contentHash(input) });
+      return;
+    }
+    const purgedUntil = keptFrom?.get(org.id);
+    if (purgedUntil && Date.parse(input.occurred_at) < purgedUntil.getTime()) {
+      results[index] = rejected(
+        input.id,
+        'retention_purged',
+        `Raw events before ${purgedUntil.toISOString()} are removed by retention; an event from then cannot be told from one already counted`,
+      );
       return;
     }
     const outcome = priceUsageEvent(ctx, input, org, index, now, options);
@@ -103,4 +114,8 @@ export async function ingestEvents(
           : { ...first, status: 'duplicate' };
   }
   return results;
+}
+
+function uniqueOrgs(orgs: OrgRow[]): OrgRow[] {
+  return [...new Map(orgs.map((o) => [o.id, o])).values()];
 }
