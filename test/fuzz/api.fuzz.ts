@@ -198,7 +198,13 @@ async function send(req: FuzzRequest, overHttp: boolean): Promise<Answer> {
     const cause = (e as { cause?: { code?: string } }).cause?.code ?? String(e);
     return { status: 599, contentType: '', text: `no answer: ${cause}` };
   }
-  return { status: res.status, contentType: res.headers.get('content-type') ?? '', text: await res.text() };
+  const contentType = res.headers.get('content-type') ?? '';
+  // A live stream (server-sent events) stays open for a minute: its status and type are the answer.
+  if (contentType.startsWith('text/event-stream')) {
+    await res.body?.cancel();
+    return { status: res.status, contentType, text: '' };
+  }
+  return { status: res.status, contentType, text: await res.text() };
 }
 
 /**
@@ -219,6 +225,16 @@ function overSocket(req: FuzzRequest): Promise<Response> {
         agent: false,
       },
       (incoming) => {
+        if (String(incoming.headers['content-type'] ?? '').startsWith('text/event-stream')) {
+          resolve(
+            new Response(null, {
+              status: incoming.statusCode ?? 0,
+              headers: { 'content-type': 'text/event-stream' },
+            }),
+          );
+          incoming.destroy();
+          return;
+        }
         const chunks: Buffer[] = [];
         incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
         incoming.on('error', reject);
