@@ -155,6 +155,24 @@ describe('holds: limits', () => {
     expect(third.body).toMatchObject({ approved: false, reason: 'budget_exceeded' });
   });
 
+  it('treats a limit too large for any counter as one that binds nothing (found by the fuzzer: a 500)', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const set = await t.call('PUT', `/v1/orgs/${org.id}/limits`, {
+      key,
+      body: { alert_threshold: '889243313805', allowed_limit: '889243313805' },
+    });
+    expect(set.status, JSON.stringify(set.body)).toBe(200);
+    // The first hold of an org takes the full path; the next ones the one-statement path.
+    for (let i = 0; i < 3; i++) {
+      const auth = await t.call('POST', '/v1/authorizations', {
+        key,
+        body: { ...call, estimate: { credits: '5' } },
+      });
+      expect(auth.status, JSON.stringify(auth.body)).toBe(200);
+      expect(auth.body).toMatchObject({ approved: true, held_credits: '5' });
+    }
+  });
+
   it('denies with quota_exceeded at the hard limit and never bills past it', async () => {
     const { org, key } = await createOrgWithKey(t);
     // EUR 0.10 a month = 10 credits.

@@ -222,6 +222,8 @@ async function placeHold(
  * denial (recorded there with its alert), or a member budget whose member is not known yet.
  * Throws StaleSpendTerms when the org's terms or limits changed since `hold.version`.
  */
+const MAX_BIGINT = 2n ** 63n - 1n;
+
 async function placeHoldAtOnce(
   ctx: Ctx,
   org: OrgRow,
@@ -250,7 +252,8 @@ async function placeHoldAtOnce(
   const refs = scopes.map((s) => ({ scope: s.scope, period_start: s.periodStart.toISOString() }));
   const limits = scopes.map((s, i) => ({
     ...refs[i],
-    limit_units: s.limit === null ? null : String(s.limit),
+    // A limit past the bigint range can never be reached by a bigint counter: it binds nothing.
+    limit_units: s.limit === null || s.limit > MAX_BIGINT ? null : String(s.limit),
     hard: s.hard,
   }));
   const untracked = org.billing_mode === 'byok';
