@@ -17,11 +17,15 @@ export interface PriceListEntry {
 
 /** The entry of one list in force at `at`; `entries` are the whole list, in any order. */
 export function pickListEntry<T extends PriceListEntry>(entries: readonly T[], at: Date): T | null {
-  const ordered = [...entries].sort((a, b) => (b.list_position ?? 0) - (a.list_position ?? 0));
-  for (const entry of ordered) {
+  // One pass, no copy: this runs for every priced event.
+  let last: T | null = null;
+  let first: T | null = null;
+  for (const entry of entries) {
+    const position = entry.list_position ?? 0;
+    if (!first || position < (first.list_position ?? 0)) first = entry;
     if (entry.valid_from > at) continue;
     if (entry.time_of_day && !inTimeOfDay(entry.time_of_day, at)) continue;
-    return entry;
+    if (!last || position > (last.list_position ?? 0)) last = entry;
   }
-  return ordered.at(-1) ?? null;
+  return last ?? first;
 }
