@@ -115,13 +115,21 @@ export function embeddedDatabase(): BenchDatabase {
 
 let serverDatabases = 0;
 
-/** A new database `tally_bench_<pid>_<n>` on the server of `adminUrl`, dropped by dispose(). */
-export async function serverDatabase(adminUrl: string): Promise<BenchDatabase> {
-  const name = `tally_bench_${process.pid}_${++serverDatabases}`;
+/**
+ * A new database `tally_bench_<pid>_<n>` on the server of `adminUrl`, dropped by dispose() unless
+ * `keep`; or, with `existing`, that database as it is (never dropped).
+ */
+export async function serverDatabase(
+  adminUrl: string,
+  options: { existing?: string; keep?: boolean } = {},
+): Promise<BenchDatabase> {
+  const name = options.existing ?? `tally_bench_${process.pid}_${++serverDatabases}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${name}`);
-  await admin.query(`CREATE DATABASE ${name}`);
+  if (!options.existing) {
+    await admin.query(`DROP DATABASE IF EXISTS ${name}`);
+    await admin.query(`CREATE DATABASE ${name}`);
+  }
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   const withRaw = async <T>(fn: (raw: RawDb) => Promise<T>): Promise<T> => {
@@ -165,7 +173,7 @@ export async function serverDatabase(adminUrl: string): Promise<BenchDatabase> {
         'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
         [name],
       );
-      await admin.query(`DROP DATABASE IF EXISTS ${name}`);
+      if (!options.existing && !options.keep) await admin.query(`DROP DATABASE IF EXISTS ${name}`);
       await admin.end();
     },
   };
