@@ -81,7 +81,8 @@ export async function startProcess(options: {
       clearTimeout(timer);
     },
   };
-  const deadline = Date.now() + (options.readyTimeoutMs ?? 30_000);
+  // Generous: three processes compiling and migrating at once on a loaded 2-core machine took over 30 s.
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 90_000);
   for (;;) {
     if (child.exitCode !== null) throw new Error(`Tally exited with ${child.exitCode}:\n${output}`);
     try {
