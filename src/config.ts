@@ -7,6 +7,15 @@ const decimal = (name: string, min: string) =>
     message: `${name} must be a decimal number of at least ${min}`,
   });
 
+const ORIGIN_EXAMPLE =
+  'origins such as https://app.example.com, comma-separated (no path, no trailing slash)';
+const isOrigin = (o: string) => URL.canParse(o) && new URL(o).origin === o;
+const commaList = (v: string) =>
+  v
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
+
 const url = z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' });
 
 const schema = z.object({
@@ -41,17 +50,23 @@ const schema = z.object({
   /** Browser origins allowed to call the API (CORS), comma-separated; unset: none. */
   TALLY_CORS_ORIGINS: z
     .string()
-    .transform((v) =>
-      v
-        .split(',')
-        .map((o) => o.trim())
-        .filter(Boolean),
-    )
-    .refine((list) => list.every((o) => URL.canParse(o) && new URL(o).origin === o), {
-      message:
-        'must be origins such as https://app.example.com, comma-separated (no path, no trailing slash)',
-    })
+    .transform(commaList)
+    .refine((list) => list.every(isOrigin), { message: `must be ${ORIGIN_EXAMPLE}` })
     .default([]),
+  /**
+   * Sites that may show the web app in a frame (CSP frame-ancestors): `*` (any, the default: the
+   * page holds no ambient credential), `none`, or origins, comma-separated.
+   */
+  TALLY_FRAME_ANCESTORS: z
+    .string()
+    .transform((v): '*' | 'none' | string[] => {
+      const word = v.trim();
+      return word === '*' || word === 'none' ? word : commaList(v);
+    })
+    .refine((v) => typeof v === 'string' || (v.length > 0 && v.every(isOrigin)), {
+      message: `must be *, none, or ${ORIGIN_EXAMPLE}`,
+    })
+    .default('*'),
   TALLY_LOG: z.enum(['json', 'off'], { message: 'must be json or off' }).default('json'),
   TALLY_JOBS: z.enum(['0', '1'], { message: 'must be 0 or 1' }).default('1'),
   /** Node processes serving HTTP on the one port (node:cluster); more than 1 needs DATABASE_URL. */

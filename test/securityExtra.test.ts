@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { ProblemSchema } from '../src/http/schemas.ts';
+import { ensureWebBuilt } from '../web/scripts/ensureBuilt.ts';
 import { createOrgWithKey, minutesAgo, OPERATOR_KEY, startTally, type TestTally } from './support/harness.ts';
 
 const APP_ORIGIN = 'https://app.example.com';
@@ -28,7 +29,11 @@ beforeAll(async () => {
   try {
     [limited, t] = await Promise.all([
       startTally({ TALLY_RATE_LIMIT_PER_SECOND: '5', TALLY_RATE_LIMIT_BURST: '5', TALLY_LOG: 'json' }),
-      startTally({ TALLY_CORS_ORIGINS: `${APP_ORIGIN}, http://localhost:5173`, TALLY_LOG: 'json' }),
+      startTally({
+        TALLY_CORS_ORIGINS: `${APP_ORIGIN}, http://localhost:5173`,
+        TALLY_FRAME_ANCESTORS: APP_ORIGIN,
+        TALLY_LOG: 'json',
+      }),
     ]);
   } finally {
     spy.mockRestore();
@@ -153,6 +158,36 @@ describe('CORS', () => {
     expect(
       loadConfig({ TALLY_CORS_ORIGINS: 'https://a.example, http://localhost:5173' }).TALLY_CORS_ORIGINS,
     ).toEqual(['https://a.example', 'http://localhost:5173']);
+  });
+});
+
+describe('sites that may frame the web app', () => {
+  beforeAll(() => ensureWebBuilt(), 300_000);
+  const frameAncestors = async (tally: TestTally, path: string) => {
+    const res = await tally.app.request(path);
+    expect(res.status, path).toBe(200);
+    return res.headers
+      .get('content-security-policy')!
+      .split(';')
+      .map((d) => d.trim())
+      .find((d) => d.startsWith('frame-ancestors'));
+  };
+
+  it('are the configured origins (and the app itself) on every app path, any site by default', async () => {
+    for (const path of ['/', '/usage', '/embed']) {
+      expect(await frameAncestors(t, path)).toBe(`frame-ancestors 'self' ${APP_ORIGIN}`);
+      expect(await frameAncestors(limited, path)).toBe('frame-ancestors *');
+    }
+  });
+
+  it('can be none, and refuse a value that is not an origin list', () => {
+    expect(loadConfig({ TALLY_FRAME_ANCESTORS: 'none' }).TALLY_FRAME_ANCESTORS).toBe('none');
+    expect(() => loadConfig({ TALLY_FRAME_ANCESTORS: 'https://app.example.com/embed' })).toThrow(
+      /TALLY_FRAME_ANCESTORS/,
+    );
+    expect(() => loadConfig({ TALLY_FRAME_ANCESTORS: "'self' https://x.example" })).toThrow(
+      /TALLY_FRAME_ANCESTORS/,
+    );
   });
 });
 

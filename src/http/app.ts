@@ -142,7 +142,7 @@ export function buildApp(deps: AppDeps) {
   gatewaySettingsRoutes(app);
   embedTokenRoutes(app);
   retentionRoutes(app);
-  webRoutes(app);
+  webRoutes(app, deps.config.TALLY_FRAME_ANCESTORS);
   opsRoutes(app, { db: deps.db, metrics });
 
   app.notFound((c) => problem(c, 404, 'not_found', `No route for ${c.req.method} ${c.req.path}`));

@@ -16,20 +16,29 @@ import { errorResponses, OrgParam } from '../schemas.ts';
 export const WEB_DIST = fileURLToPath(new URL('../../../dist/web/', import.meta.url));
 
 /**
- * Only the app's own scripts and styles, no inline code, API calls to this origin only. Any site may
- * frame the page: it holds no ambient credential (no cookies), only the token it was opened with.
+ * Only the app's own scripts and styles, no inline code, API calls to this origin only. The sites
+ * that may frame the page are the operator's choice (TALLY_FRAME_ANCESTORS); any, by default, as the
+ * page holds no ambient credential (no cookies), only the token it was opened with.
  */
-const CSP = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "font-src 'self'",
-  "connect-src 'self'",
-  "form-action 'self'",
-  "base-uri 'none'",
-  'frame-ancestors *',
-].join('; ');
+function contentSecurityPolicy(frameAncestors: '*' | 'none' | string[]): string {
+  const framers =
+    frameAncestors === '*'
+      ? '*'
+      : frameAncestors === 'none'
+        ? "'none'"
+        : ["'self'", ...frameAncestors].join(' ');
+  return [
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "font-src 'self'",
+    "connect-src 'self'",
+    "form-action 'self'",
+    "base-uri 'none'",
+    `frame-ancestors ${framers}`,
+  ].join('; ');
+}
 
 const TYPES: Record<string, string> = {
   '.js': 'text/javascript; charset=utf-8',
@@ -74,7 +83,8 @@ export const LIVE_STREAM_SECONDS = 60;
 /** A comment line this often: proxies keep the response open and a client that left is noticed. */
 const KEEP_ALIVE_MS = 15_000;
 
-export function webRoutes(app: OpenAPIHono<AppEnv>) {
+export function webRoutes(app: OpenAPIHono<AppEnv>, frameAncestors: '*' | 'none' | string[]) {
+  const csp = contentSecurityPolicy(frameAncestors);
   app.openapi(
     createRoute({
       method: 'get',
@@ -147,7 +157,7 @@ export function webRoutes(app: OpenAPIHono<AppEnv>) {
     return c.body(html, 200, {
       'content-type': 'text/html; charset=utf-8',
       'cache-control': 'no-cache',
-      'content-security-policy': CSP,
+      'content-security-policy': csp,
       'referrer-policy': 'no-referrer',
       'x-content-type-options': 'nosniff',
     });
