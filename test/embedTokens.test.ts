@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
+import { MAX_EVENT_AGE_MS } from '../src/domain/usageEvent.ts';
 import { prepare } from '../src/server.ts';
 import { embedSigningSecret } from '../src/services/embedTokens/signingSecret.ts';
 import { encodeEmbedToken } from '../src/services/embedTokens/token.ts';
+import { readOrgFingerprints } from '../src/services/live/orgChanges.ts';
 import { openServer } from '../src/store/db.ts';
 import { createOrgWithKey, OPERATOR_KEY, onServer, startTally, type TestTally } from './support/harness.ts';
 
@@ -293,6 +295,34 @@ describe('the live usage stream', () => {
       }
     };
   }
+
+  it('notices usage dated as far back as ingest accepts, for an org whose balance never moves (BYOK)', async () => {
+    const { org, key } = await createOrgWithKey(t, { billing_mode: 'byok' });
+    const send = async (id: string, agoMs: number) => {
+      const sent = await t.call('POST', '/v1/events', {
+        key,
+        body: {
+          events: [
+            {
+              id,
+              member: 'u1',
+              feature: 'Chat',
+              provider: 'openai',
+              model: 'gpt-4o-mini',
+              occurred_at: new Date(Date.now() - agoMs).toISOString(),
+              usage: { input_tokens: 100, output_tokens: 10 },
+            },
+          ],
+        },
+      });
+      expect(sent.body.results[0].status).toBe('accepted');
+    };
+    await send('recent', 0);
+    const before = await readOrgFingerprints(t.db, [org.id]);
+    await send('oldest', MAX_EVENT_AGE_MS - 60_000);
+    const after = await readOrgFingerprints(t.db, [org.id]);
+    expect(after[0]!.fingerprint).not.toBe(before[0]!.fingerprint);
+  });
 
   it('tells a page on one Tally process of usage sent through another, and of limits set', async () => {
     const { org, key } = await createOrgWithKey(t);

@@ -5,27 +5,37 @@
  * it right whichever Tally process wrote, on PGlite and on a Postgres server alike, and adds nothing to
  * the ingest path. The watcher only runs while someone listens.
  */
+import { MAX_EVENT_AGE_MS } from '../../domain/usageEvent.ts';
 import type { Db } from '../../store/db.ts';
 
 export const WATCH_TICK_MS = 1000;
 
 /**
  * The org's balance row (every charge, hold, grant and payment), its usage count from the daily
- * rollup (every event of any billing mode, kept in the ingest transaction; one row a day, read
- * through its primary key) and its limits.
+ * rollup (every event of any billing mode, kept in the ingest transaction) and its limits. Only the
+ * days the API still accepts events for are counted (read through the primary key), so a tick costs
+ * the same however long the org's history: an operator's import of older history changes no
+ * live page until the next reload.
  */
 const FINGERPRINTS = `
 SELECT w.org_id,
        concat_ws(':', b.granted, b.consumed, b.expired, b.held, b.overage,
-         (SELECT coalesce(sum(d.calls), 0) FROM usage_daily_dim d WHERE d.org_id = w.org_id AND d.dimension = 'all'),
+         (SELECT coalesce(sum(d.calls), 0) FROM usage_daily_dim d
+           WHERE d.org_id = w.org_id AND d.dimension = 'all' AND d.bucket >= $2),
          l.alert_threshold, l.allowed_limit) AS fingerprint
   FROM unnest($1::text[]) AS w(org_id)
   LEFT JOIN org_balances b ON b.org_id = w.org_id
   LEFT JOIN org_limits l ON l.org_id = w.org_id`;
 
+/** A local day starts at most this long before its events (14 hours of zone offset, DST, margin). */
+const DAY_LEAD_MS = 2 * 86_400_000;
+
 /** What the watcher compares from one tick to the next, for each org. */
-export const readOrgFingerprints = (db: Db, orgIds: string[]) =>
-  db.query<{ org_id: string; fingerprint: string }>(FINGERPRINTS, [orgIds]);
+export const readOrgFingerprints = (db: Db, orgIds: string[], now = Date.now()) =>
+  db.query<{ org_id: string; fingerprint: string }>(FINGERPRINTS, [
+    orgIds,
+    new Date(now - MAX_EVENT_AGE_MS - DAY_LEAD_MS).toISOString(),
+  ]);
 
 export interface Listener {
   /** The org's figures changed. */
