@@ -2,9 +2,15 @@
  * Authorization round trip: POST /v1/authorizations over real HTTP at a fixed arrival rate (open
  * loop: requests leave on schedule whether or not earlier ones have answered, and latency counts
  * from the scheduled start, so queueing is not hidden). Each hold takes the org's balance lock.
+ *
+ * The load generator runs in a process of its own (this file, forked) with a keep-alive node:http
+ * client, so its CPU is never charged to the Tally it measures; the CPU each hold cost Tally and
+ * the Postgres backends is read from /proc around every run.
  */
-import { spawn } from 'node:child_process';
-import { loadavg } from 'node:os';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import http from 'node:http';
+import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { BENCH_OPERATOR_KEY, openBenchDatabase } from './support/databases.ts';
 import { median } from './support/stats.ts';
@@ -12,10 +18,20 @@ import type { BenchModule, BenchOptions, BenchResult, Measurement } from './type
 
 const RATES = [500, 2000];
 const RUNS = 3;
-/** Tally also runs as `npm start` does, in its own process(es), so the load generator does not share its CPU. */
+/** Tally also runs as `npm start` does, in its own process(es). */
 const WORKERS = [1, 2];
+/** Set in the forked load generator. */
+const GENERATOR_ENV = 'TALLY_BENCH_AUTHORIZE_GENERATOR';
 
-/** `src/main.ts` on the bench database with TALLY_WORKERS processes; answers its URL and a stop. */
+const holdBody = (i: number) => ({
+  member: `bench-member-${i % 100}`,
+  feature: 'Chat',
+  provider: 'openai',
+  model: 'gpt-4o-mini',
+  estimate: { credits: '1' },
+});
+
+/** `src/main.ts` on the bench database with TALLY_WORKERS processes; answers its URL, pid and a stop. */
 async function startTallyProcesses(databaseUrl: string, workers: number) {
   const child = spawn(
     process.execPath,
@@ -46,6 +62,7 @@ async function startTallyProcesses(databaseUrl: string, workers: number) {
   });
   return {
     url,
+    pid: child.pid!,
     stop: () =>
       new Promise<void>((resolve) => {
         child.once('exit', () => resolve());
@@ -58,25 +75,53 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-async function json(url: string, key: string, method: string, body?: unknown) {
-  const res = await fetch(url, {
-    method,
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
+// ---------------------------------------------------------------------------------------------
+// The client: node:http with keep-alive sockets (undici's fetch cost about as much CPU per request
+// as the hold itself when it shared Tally's process).
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1024 });
+
+function json(url: string, key: string, method: string, body?: unknown): Promise<Record<string, unknown>> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  const headers: Record<string, string | number> = { authorization: `Bearer ${key}` };
+  if (payload !== undefined) {
+    headers['content-type'] = 'application/json';
+    headers['content-length'] = Buffer.byteLength(payload);
+  }
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers, agent }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        text += chunk;
+      });
+      res.on('error', reject);
+      res.on('end', () => {
+        try {
+          const answer = JSON.parse(text) as Record<string, unknown>;
+          if ((res.statusCode ?? 500) >= 300) {
+            reject(new Error(`${method} ${url}: ${res.statusCode} ${text}`));
+          } else resolve(answer);
+        } catch (error) {
+          reject(error);
+        }
+      });
+    });
+    req.on('error', reject);
+    req.end(payload);
   });
-  const answer = (await res.json()) as Record<string, unknown>;
-  if (res.status >= 300) throw new Error(`${method} ${url}: ${res.status} ${JSON.stringify(answer)}`);
-  return answer;
+}
+
+interface Latencies {
+  /** Sorted, in ms. */
+  latencies: number[];
+  failures: number;
 }
 
 /** Sends `rate` holds a second for `seconds`; answers the sorted latencies in ms and the failures. */
-async function openLoop(
-  base: string,
-  key: string,
-  rate: number,
-  seconds: number,
-): Promise<{ latencies: number[]; failures: number }> {
+async function openLoop(base: string, key: string, rate: number, seconds: number): Promise<Latencies> {
   const total = rate * seconds;
+  const url = `${base}/v1/authorizations`;
   const latencies: number[] = [];
   const pending: Promise<void>[] = [];
   const started = performance.now();
@@ -86,15 +131,8 @@ async function openLoop(
     const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * rate) + 1);
     for (; sent < due; sent++) {
       const scheduled = started + (sent / rate) * 1000;
-      const member = `bench-member-${sent % 100}`;
       pending.push(
-        json(`${base}/v1/authorizations`, key, 'POST', {
-          member,
-          feature: 'Chat',
-          provider: 'openai',
-          model: 'gpt-4o-mini',
-          estimate: { credits: '1' },
-        }).then(
+        json(url, key, 'POST', holdBody(sent)).then(
           (answer) => {
             if (answer.approved !== true) failures++;
             latencies.push(performance.now() - scheduled);
@@ -111,134 +149,296 @@ async function openLoop(
   return { latencies: latencies.sort((a, b) => a - b), failures };
 }
 
+/** One client, one hold at a time. */
+async function oneClient(base: string, key: string, count: number): Promise<Latencies> {
+  const url = `${base}/v1/authorizations`;
+  const latencies: number[] = [];
+  let failures = 0;
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now();
+    const answer = await json(url, key, 'POST', holdBody(i));
+    if (answer.approved !== true) failures++;
+    latencies.push(performance.now() - t0);
+  }
+  return { latencies: latencies.sort((a, b) => a - b), failures };
+}
+
+type Job =
+  | { kind: 'open'; base: string; key: string; rate: number; seconds: number }
+  | { kind: 'serial'; base: string; key: string; count: number };
+
+const runJob = (job: Job): Promise<Latencies> =>
+  job.kind === 'open'
+    ? openLoop(job.base, job.key, job.rate, job.seconds)
+    : oneClient(job.base, job.key, job.count);
+
+/** The load generator: this file forked, running one job at a time for the bench process. */
+async function startGenerator() {
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), [], {
+    env: { ...process.env, [GENERATOR_ENV]: '1' },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (code) => reject(new Error(`the load generator exited with ${code}`)));
+  });
+  return {
+    pid: child.pid!,
+    run: (job: Job) =>
+      new Promise<Latencies>((resolve, reject) => {
+        const onExit = (code: number | null) => reject(new Error(`the load generator exited with ${code}`));
+        child.once('exit', onExit);
+        child.once('message', (result) => {
+          child.off('exit', onExit);
+          resolve(result as Latencies);
+        });
+        child.send(job);
+      }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.disconnect();
+      }),
+  };
+}
+
+if (process.env[GENERATOR_ENV] === '1' && process.send) {
+  process.on('message', (job: Job) => {
+    runJob(job).then(
+      (result) => process.send!(result),
+      (error) => {
+        process.stderr.write(`load generator: ${error?.stack ?? String(error)}\n`);
+        process.exit(1);
+      },
+    );
+  });
+  process.on('disconnect', () => {
+    agent.destroy();
+    process.exit(0);
+  });
+  process.send('ready');
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU per hold, from /proc (Linux): user + system time of given processes.
+
+const TICK_MS = 10; // USER_HZ is 100 on Linux
+
+function processTicks(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(rest[11]) + Number(rest[12]);
+  } catch {
+    return 0;
+  }
+}
+
+/** A process and all its descendants (TALLY_WORKERS forks its workers). */
+function processTree(pid: number): number[] {
+  const found = [pid];
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const children = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim();
+      for (const child of children ? children.split(' ') : []) found.push(...processTree(Number(child)));
+    }
+  } catch {}
+  return found;
+}
+
+/** CPU of this process (ms) or of the given processes; ticks of processes met later count from zero. */
+class CpuMeter {
+  private readonly before = new Map<number, number>();
+  private readonly ownBefore = process.cpuUsage();
+  constructor(
+    private readonly pids: () => Promise<number[]> | number[],
+    startPids: number[],
+  ) {
+    for (const pid of startPids) this.before.set(pid, processTicks(pid));
+  }
+
+  static async start(pids: (() => Promise<number[]> | number[]) | 'self'): Promise<CpuMeter> {
+    if (pids === 'self') return new CpuMeter(() => [], []);
+    return new CpuMeter(pids, await pids());
+  }
+
+  /** CPU used since start, in ms. */
+  async ms(): Promise<number> {
+    const pids = await this.pids();
+    if (this.before.size === 0 && pids.length === 0) {
+      const used = process.cpuUsage(this.ownBefore);
+      return (used.user + used.system) / 1000;
+    }
+    let ticks = 0;
+    for (const pid of new Set([...this.before.keys(), ...pids])) {
+      ticks += processTicks(pid) - (this.before.get(pid) ?? 0);
+    }
+    return ticks * TICK_MS;
+  }
+}
+
 export const authorize: BenchModule = {
   name: 'authorize',
   description:
-    'Hold round trip: `POST /v1/authorizations` (estimate 1 credit, 100 members of one EUR org with a monthly limit and a large grant) over real HTTP at a fixed arrival rate (open loop; latency counted from each request’s scheduled start), first from the same process, then with Tally started as `npm start` does in its own process (TALLY_WORKERS=1) and in 2 worker processes (TALLY_WORKERS=2), the load generator staying in the bench process. Each hold is one statement (`tally_place_hold`): it locks the org balance row, reads the counters and writes the hold, its ledger entry and the counters inside Postgres. Figures are the median over runs of each run’s p50 and p99.',
+    'Hold round trip: `POST /v1/authorizations` (estimate 1 credit, 100 members of one EUR org with a monthly limit and a large grant) over real HTTP at a fixed arrival rate (open loop; latency counted from each request’s scheduled start). The load generator is a process of its own (a keep-alive node:http client), so it shares the machine’s 2 cores but never Tally’s event loop. Tally runs first in the bench process (prepare/listen), then as `npm start` does in its own process (TALLY_WORKERS=1) and in 2 worker processes (TALLY_WORKERS=2). Each set of runs follows a 2 s warm-up at 500/s (the connection pool opens its connections, and each new Postgres backend plans the hold function once). Each hold is one statement (`tally_place_hold`): it locks the org balance row, reads the counters and writes the hold, its ledger entry and the counters inside Postgres. Figures are the median over runs of each run’s p50 and p99; CPU per hold is the user + system time of Tally’s process(es) and of the database’s Postgres backends over a run (from /proc) divided by the holds sent.',
   async run(options: BenchOptions): Promise<BenchResult> {
     const measurements: Measurement[] = [];
     const lines: string[] = [];
     const seconds = options.quick ? 2 : 5;
-    for (const kind of options.databases.filter((k) => k === 'server')) {
-      const database = await openBenchDatabase(kind, options.serverUrl);
-      try {
-        const running = await database.startTally();
-        const base = running.url;
-        const op = BENCH_OPERATOR_KEY;
-        const org = await json(`${base}/v1/orgs`, op, 'POST', {
-          name: 'Bench',
-          currency: 'EUR',
-          timezone: 'Europe/Berlin',
-        });
-        await json(`${base}/v1/orgs/${org.id}/grants`, op, 'POST', {
-          kind: 'topup',
-          amount_credits: '100000000',
-        });
-        const key = (await json(`${base}/v1/orgs/${org.id}/api_keys`, op, 'POST', { name: 'bench' }))
-          .key as string;
-        await json(`${base}/v1/orgs/${org.id}/limits`, key, 'PUT', {
-          alert_threshold: '900000',
-          allowed_limit: '1000000',
-        });
-        await openLoop(base, key, 200, 1);
-        // One client, one hold at a time: the unqueued round trip, and so the capacity of one org.
-        const serial: number[] = [];
-        for (let run = 1; run <= RUNS; run++) {
-          const times: number[] = [];
-          for (let i = 0; i < (options.quick ? 100 : 500); i++) {
-            const t0 = performance.now();
-            await json(`${base}/v1/authorizations`, key, 'POST', {
-              member: `bench-member-${i % 100}`,
-              feature: 'Chat',
-              provider: 'openai',
-              model: 'gpt-4o-mini',
-              estimate: { credits: '1' },
-            });
-            times.push(performance.now() - t0);
-          }
-          times.sort((a, b) => a - b);
-          serial.push(percentile(times, 50));
-          options.log(`  ${database.label} one client run ${run}: p50 ${serial.at(-1)!.toFixed(2)} ms`);
-        }
-        measurements.push({
-          benchmark: 'hold round trip p50, one client',
-          database: database.label,
-          unit: 'ms',
-          better: 'lower',
-          runs: serial,
-        });
-        for (const rate of RATES) {
-          const p50: number[] = [];
-          const p99: number[] = [];
+    const load = () => loadavg()[0]!.toFixed(2);
+    const generator = await startGenerator();
+    try {
+      for (const kind of options.databases.filter((k) => k === 'server')) {
+        const database = await openBenchDatabase(kind, options.serverUrl);
+        const common = { database: database.label, unit: 'ms', better: 'lower' as const };
+        /**
+         * Runs `job` RUNS times against a Tally whose CPU `tally` measures; answers p50s, p99s and
+         * the CPU per hold of Tally and of Postgres, and logs each run with the load average.
+         */
+        const measure = async (
+          label: string,
+          tally: (() => Promise<number[]> | number[]) | 'self',
+          job: Job,
+        ) => {
+          const result = {
+            p50: [] as number[],
+            p99: [] as number[],
+            tallyCpu: [] as number[],
+            pgCpu: [] as number[],
+          };
+          const holds = job.kind === 'open' ? job.rate * job.seconds : job.count;
           for (let run = 1; run <= RUNS; run++) {
-            const { latencies, failures } = await openLoop(base, key, rate, seconds);
-            p50.push(percentile(latencies, 50));
-            p99.push(percentile(latencies, 99));
-            options.log(
-              `  ${database.label} ${rate}/s run ${run}: p50 ${p50.at(-1)!.toFixed(2)} ms, p99 ${p99.at(-1)!.toFixed(2)} ms (${latencies.length} holds answered, ${failures} failed)`,
-            );
-            lines.push(
-              `- ${rate}/s run ${run}: ${latencies.length} holds answered, ${failures} failed (connection errors or refusals)`,
-            );
+            const tallyMeter = await CpuMeter.start(tally);
+            const pgMeter = await CpuMeter.start(() => database.backendPids());
+            const { latencies, failures } = await generator.run(job);
+            const tallyMs = (await tallyMeter.ms()) / holds;
+            const pgMs = (await pgMeter.ms()) / holds;
+            result.p50.push(percentile(latencies, 50));
+            result.p99.push(percentile(latencies, 99));
+            result.tallyCpu.push(tallyMs);
+            result.pgCpu.push(pgMs);
+            const text = `${label} run ${run}: p50 ${result.p50.at(-1)!.toFixed(2)} ms, p99 ${result.p99.at(-1)!.toFixed(2)} ms, CPU per hold Tally ${tallyMs.toFixed(2)} ms + Postgres ${pgMs.toFixed(2)} ms (${latencies.length} answered, ${failures} failed, 1-minute load average ${load()})`;
+            options.log(`  ${database.label} ${text}`);
+            lines.push(`- ${text}`);
           }
-          const common = { database: database.label, unit: 'ms', better: 'lower' as const };
-          measurements.push({ benchmark: `hold round trip p50 at ${rate}/s`, runs: p50, ...common });
-          measurements.push({
-            benchmark: `hold round trip p99 at ${rate}/s`,
-            runs: p99,
-            ...common,
-            ...(rate === 500 ? { target: 5 } : {}),
-          });
           lines.push(
-            `- ${rate}/s for ${seconds} s x ${RUNS} runs: p50 median ${median(p50).toFixed(2)} ms, p99 median ${median(p99).toFixed(2)} ms`,
+            `- ${label}, ${RUNS} runs: p50 median ${median(result.p50).toFixed(2)} ms, p99 median ${median(result.p99).toFixed(2)} ms, CPU per hold median Tally ${median(result.tallyCpu).toFixed(2)} ms + Postgres ${median(result.pgCpu).toFixed(2)} ms`,
           );
-        }
-        const databaseUrl = running.tally.config.DATABASE_URL!;
-        await running.stop();
-        // The same holds served by `npm start` in its own process(es): Node's CPU is the limit, so
-        // this shows what TALLY_WORKERS buys beside Postgres and the load generator on this machine.
-        for (const workers of WORKERS) {
-          const tally = await startTallyProcesses(databaseUrl, workers);
-          try {
-            await openLoop(tally.url, key, 200, 1);
-            // At the target rate only: 2 000/s queues for many seconds whichever way Tally runs.
-            for (const rate of [500]) {
-              const p50: number[] = [];
-              const p99: number[] = [];
-              for (let run = 1; run <= RUNS; run++) {
-                const { latencies, failures } = await openLoop(tally.url, key, rate, seconds);
-                p50.push(percentile(latencies, 50));
-                p99.push(percentile(latencies, 99));
-                const load = loadavg()[0]!.toFixed(2);
-                options.log(
-                  `  ${database.label} TALLY_WORKERS=${workers} ${rate}/s run ${run}: p50 ${p50.at(-1)!.toFixed(2)} ms, p99 ${p99.at(-1)!.toFixed(2)} ms (${latencies.length} answered, ${failures} failed, load average ${load})`,
-                );
-                lines.push(
-                  `- own process(es), TALLY_WORKERS=${workers}, ${rate}/s run ${run}: ${latencies.length} holds answered, ${failures} failed; 1-minute load average ${load}`,
-                );
-              }
-              const common = { database: database.label, unit: 'ms', better: 'lower' as const };
-              const where = `Tally in ${workers === 1 ? 'its own process' : `${workers} worker processes`}`;
+          return result;
+        };
+        const warmUp = async (label: string, base: string, key: string) => {
+          const { latencies, failures } = await generator.run({
+            kind: 'open',
+            base,
+            key,
+            rate: 500,
+            seconds: 2,
+          });
+          const text = `${label} warm-up 500/s for 2 s (not counted): p50 ${percentile(latencies, 50).toFixed(2)} ms, p99 ${percentile(latencies, 99).toFixed(2)} ms, ${failures} failed`;
+          options.log(`  ${database.label} ${text}`);
+          lines.push(`- ${text}`);
+        };
+        const cpuRows = (where: string, r: { tallyCpu: number[]; pgCpu: number[] }) => {
+          measurements.push({
+            benchmark: `Tally CPU per hold at 500/s, ${where}`,
+            runs: r.tallyCpu,
+            ...common,
+          });
+          measurements.push({
+            benchmark: `Postgres CPU per hold at 500/s, ${where}`,
+            runs: r.pgCpu,
+            ...common,
+          });
+        };
+        try {
+          const running = await database.startTally();
+          const base = running.url;
+          const op = BENCH_OPERATOR_KEY;
+          const org = await json(`${base}/v1/orgs`, op, 'POST', {
+            name: 'Bench',
+            currency: 'EUR',
+            timezone: 'Europe/Berlin',
+          });
+          await json(`${base}/v1/orgs/${org.id}/grants`, op, 'POST', {
+            kind: 'topup',
+            amount_credits: '100000000',
+          });
+          const key = (await json(`${base}/v1/orgs/${org.id}/api_keys`, op, 'POST', { name: 'bench' }))
+            .key as string;
+          await json(`${base}/v1/orgs/${org.id}/limits`, key, 'PUT', {
+            alert_threshold: '900000',
+            allowed_limit: '1000000',
+          });
+          await warmUp('Tally in the bench process', base, key);
+          // One client, one hold at a time: the unqueued round trip, and so the capacity of one org.
+          const serial = await measure('Tally in the bench process, one client', 'self', {
+            kind: 'serial',
+            base,
+            key,
+            count: options.quick ? 100 : 500,
+          });
+          measurements.push({ benchmark: 'hold round trip p50, one client', runs: serial.p50, ...common });
+          for (const rate of RATES) {
+            const r = await measure(`Tally in the bench process, ${rate}/s`, 'self', {
+              kind: 'open',
+              base,
+              key,
+              rate,
+              seconds,
+            });
+            measurements.push({ benchmark: `hold round trip p50 at ${rate}/s`, runs: r.p50, ...common });
+            measurements.push({
+              benchmark: `hold round trip p99 at ${rate}/s`,
+              runs: r.p99,
+              ...common,
+              ...(rate === 500 ? { target: 5 } : {}),
+            });
+            if (rate === 500) cpuRows('Tally in the bench process', r);
+          }
+          const databaseUrl = running.tally.config.DATABASE_URL!;
+          await running.stop();
+          // The same holds served by `npm start` in its own process(es): what TALLY_WORKERS buys
+          // beside Postgres and the load generator on this machine.
+          for (const workers of WORKERS) {
+            const tally = await startTallyProcesses(databaseUrl, workers);
+            const where = `Tally in ${workers === 1 ? 'its own process' : `${workers} worker processes`}`;
+            try {
+              await warmUp(`TALLY_WORKERS=${workers}`, tally.url, key);
+              // At the target rate only: 2 000/s queues for many seconds whichever way Tally runs.
+              const r = await measure(`TALLY_WORKERS=${workers}, 500/s`, () => processTree(tally.pid), {
+                kind: 'open',
+                base: tally.url,
+                key,
+                rate: 500,
+                seconds,
+              });
               measurements.push({
-                benchmark: `hold round trip p50 at ${rate}/s, ${where}`,
-                runs: p50,
+                benchmark: `hold round trip p50 at 500/s, ${where}`,
+                runs: r.p50,
                 ...common,
               });
               measurements.push({
-                benchmark: `hold round trip p99 at ${rate}/s, ${where}`,
-                runs: p99,
+                benchmark: `hold round trip p99 at 500/s, ${where}`,
+                runs: r.p99,
                 ...common,
                 target: 5,
               });
+              cpuRows(where, r);
+            } finally {
+              await tally.stop();
             }
-          } finally {
-            await tally.stop();
           }
+        } finally {
+          await database.dispose();
         }
-      } finally {
-        await database.dispose();
       }
+    } finally {
+      await generator.stop();
     }
+    lines.push(
+      `- ${availableParallelism()} cores; the runs above are in the order they ran (Tally, Postgres and the load generator share the cores)`,
+    );
     return { measurements, sections: [{ title: 'Hold round trip runs', lines }] };
   },
 };
