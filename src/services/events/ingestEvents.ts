@@ -20,7 +20,11 @@ import { recordEvents } from './recordEvents.ts';
 
 export type { EventResult, IngestOptions };
 
-async function resolveOrgs(ctx: Ctx, events: UsageEventInput[]): Promise<OrgRow[]> {
+/** The org of each event, and each org once. */
+async function resolveOrgs(
+  ctx: Ctx,
+  events: UsageEventInput[],
+): Promise<{ perEvent: OrgRow[]; distinct: OrgRow[] }> {
   const ids = events.map((e, i) => {
     if (ctx.principal.kind !== 'operator') return e.org_id ?? ctx.principal.orgId;
     if (!e.org_id)
@@ -50,7 +54,7 @@ async function resolveOrgs(ctx: Ctx, events: UsageEventInput[]): Promise<OrgRow[
   const missing = ids.findIndex((id) => !byId.has(id));
   if (missing >= 0)
     throw new ServiceError(404, 'not_found', 'Organization not found', `events[${missing}].org_id`);
-  return ids.map((id) => byId.get(id)!);
+  return { perEvent: ids.map((id) => byId.get(id)!), distinct: rows };
 }
 
 export async function ingestEvents(
@@ -58,14 +62,14 @@ export async function ingestEvents(
   events: UsageEventInput[],
   options: IngestOptions = {},
 ): Promise<EventResult[]> {
-  const orgs = await resolveOrgs(ctx, events);
+  const { perEvent: orgs, distinct } = await resolveOrgs(ctx, events);
   await ctx.prices.refresh(ctx.db);
   const now = new Date();
   const results: EventResult[] = new Array(events.length);
   const toStore: PricedEvent[] = [];
   const firstInBatch = new Map<string, PricedEvent>();
   const repeats: { index: number; of: PricedEvent; hash: string }[] = [];
-  const keptFrom = options.backfill ? await rawEventsKeptFrom(ctx.db, uniqueOrgs(orgs), now) : null;
+  const keptFrom = options.backfill ? await rawEventsKeptFrom(ctx.db, distinct, now) : null;
   events.forEach((input, index) => {
     const org = orgs[index]!;
     const key = `${org.id}\u0000${input.id}`;
@@ -114,8 +118,4 @@ export async function ingestEvents(
           : { ...first, status: 'duplicate' };
   }
   return results;
-}
-
-function uniqueOrgs(orgs: OrgRow[]): OrgRow[] {
-  return [...new Map(orgs.map((o) => [o.id, o])).values()];
 }
