@@ -70,8 +70,10 @@ export function findJsonFault(
   return null;
 }
 
-/** The query parameter (or `path`) holding a NUL character, or null. */
-function urlFault(url: URL): string | null {
+/** The query parameter (or `path`) holding a NUL character, or null; parses only a URL that may. */
+function urlFault(href: string): string | null {
+  if (!href.includes('%00') && !href.includes('\u0000')) return null;
+  const url = new URL(href);
   if (!url.href.includes('%00')) return null;
   if (url.pathname.includes('%00')) return 'path';
   for (const [name, value] of url.searchParams) if (`${name}${value}`.includes('\u0000')) return name;
@@ -80,7 +82,7 @@ function urlFault(url: URL): string | null {
 
 export function jsonGuard(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const inUrl = urlFault(new URL(c.req.url));
+    const inUrl = urlFault(c.req.url);
     if (inUrl) {
       const where = inUrl === 'path' ? 'The path' : inUrl;
       return problem(c, 400, 'invalid_field', `${where} must not contain the NUL character (%00)`, inUrl);
