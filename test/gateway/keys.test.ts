@@ -95,6 +95,13 @@ describe("an org's own upstream", () => {
   it('sends that org calls to its own provider account with its own key, shown only by its last characters', async () => {
     const { org, key } = await gatewayOrg(g);
     const byokKey = 'sk-org-own-openai-key-1234';
+    // A call before the setting: the process keeps "no own upstream" for a moment, and the
+    // setting made through it must still apply at once.
+    await openaiClient(g, key, { 'tally-member': 'user_1' }).chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: prompt,
+    });
+    expect(g.fake.requests.at(-1)!.headers.authorization).toBe(`Bearer ${UPSTREAM_OPENAI_KEY}`);
     // Another address is the operator's to set (an org key could otherwise reach internal hosts).
     const byOrg = await g.tally.call('PUT', `/v1/orgs/${org.id}/gateway/upstreams/openai`, {
       key,

@@ -8,6 +8,7 @@ import { ServiceError } from '../errors.ts';
 import { loadOrg } from '../orgs/shape.ts';
 import { seal } from './secretBox.ts';
 import { GATEWAY_UPSTREAM_COLUMNS, type GatewayUpstreamRow, gatewayUpstreamView } from './shape.ts';
+import { forgetUpstream } from './upstream.ts';
 import type { ProviderName } from './wire.ts';
 
 export interface SetGatewayUpstreamInput {
@@ -31,7 +32,7 @@ export async function setGatewayUpstream(
       'Set TALLY_SECRET_KEY so Tally can store provider keys encrypted',
     );
   }
-  return ctx.db.transaction(async (tx) => {
+  const result = await ctx.db.transaction(async (tx) => {
     await loadOrg(tx, orgId);
     const [row] = await tx.query<GatewayUpstreamRow>(
       `INSERT INTO gateway_upstreams (org_id, provider, base_url, api_key_encrypted, key_hint, updated_by)
@@ -52,4 +53,7 @@ export async function setGatewayUpstream(
     await audit(tx, ctx, orgId, 'gateway_upstream.set', provider, { base_url: input.base_url ?? null });
     return gatewayUpstreamView(row!);
   });
+  // Committed: this process's gateway calls use the new setting from now on.
+  forgetUpstream(orgId, provider);
+  return result;
 }

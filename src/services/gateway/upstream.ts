@@ -2,6 +2,7 @@
 import type { Config } from '../../config.ts';
 import type { Queryable } from '../../store/db.ts';
 import { ServiceError } from '../errors.ts';
+import { KEY_KEPT_MS } from '../keys/authenticate.ts';
 import { open } from './secretBox.ts';
 import type { ProviderName } from './wire.ts';
 
@@ -16,16 +17,56 @@ export function operatorUpstream(config: Config, provider: ProviderName): Upstre
     : { baseUrl: config.TALLY_UPSTREAM_ANTHROPIC_URL, key: config.ANTHROPIC_API_KEY ?? null };
 }
 
+interface OwnUpstream {
+  base_url: string | null;
+  api_key_encrypted: string;
+}
+
+/**
+ * An org's own upstream setting (or its absence) as this process read it lately, kept as long as
+ * API keys are (KEY_KEPT_MS): every gateway call needs it, and it changes rarely. A change made
+ * through this process applies at once (`forgetUpstream`); through another Tally process, within
+ * that time. Kept sealed; the operator's fallback is read from the config on every call.
+ */
+const MAX_KEPT = 10_000;
+const kept = new Map<string, { own: OwnUpstream | null; until: number }>();
+/** Bumped by every forget, so that a read which started before a change never keeps the old row. */
+let generation = 0;
+
+/** Call once an org's upstream is set or deleted, so this process uses the new setting at once. */
+export function forgetUpstream(orgId: string, provider: ProviderName): void {
+  generation++;
+  kept.delete(`${orgId}:${provider}`);
+}
+
+async function ownUpstream(
+  db: Queryable,
+  orgId: string,
+  provider: ProviderName,
+): Promise<OwnUpstream | null> {
+  const key = `${orgId}:${provider}`;
+  const now = Date.now();
+  const entry = kept.get(key);
+  if (entry && entry.until > now) return entry.own;
+  const readFrom = generation;
+  const [own] = await db.query<OwnUpstream>(
+    'SELECT base_url, api_key_encrypted FROM gateway_upstreams WHERE org_id = $1 AND provider = $2',
+    [orgId, provider],
+  );
+  if (readFrom === generation) {
+    if (kept.size >= MAX_KEPT) kept.clear();
+    kept.set(key, { own: own ?? null, until: now + KEY_KEPT_MS });
+  }
+  return own ?? null;
+}
+
 export async function upstreamFor(
   db: Queryable,
   config: Config,
   orgId: string,
   provider: ProviderName,
 ): Promise<Upstream> {
-  const [own] = await db.query<{ base_url: string | null; api_key_encrypted: string }>(
-    'SELECT base_url, api_key_encrypted FROM gateway_upstreams WHERE org_id = $1 AND provider = $2',
-    [orgId, provider],
-  );
+  const own = await ownUpstream(db, orgId, provider);
   const fallback = operatorUpstream(config, provider);
   if (!own) return fallback;
   if (!config.TALLY_SECRET_KEY) {
