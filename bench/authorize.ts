@@ -116,6 +116,8 @@ interface Latencies {
   /** Sorted, in ms. */
   latencies: number[];
   failures: number;
+  /** What the first failure was (an error, or a hold answered but not approved). */
+  firstFailure?: string;
 }
 
 /** Sends `rate` holds a second for `seconds`; answers the sorted latencies in ms and the failures. */
@@ -127,6 +129,11 @@ async function openLoop(base: string, key: string, rate: number, seconds: number
   const started = performance.now();
   let sent = 0;
   let failures = 0;
+  let firstFailure: string | undefined;
+  const failed = (what: string) => {
+    failures++;
+    firstFailure ??= what;
+  };
   while (sent < total) {
     const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * rate) + 1);
     for (; sent < due; sent++) {
@@ -134,19 +141,17 @@ async function openLoop(base: string, key: string, rate: number, seconds: number
       pending.push(
         json(url, key, 'POST', holdBody(sent)).then(
           (answer) => {
-            if (answer.approved !== true) failures++;
+            if (answer.approved !== true) failed(`not approved: ${JSON.stringify(answer)}`);
             latencies.push(performance.now() - scheduled);
           },
-          () => {
-            failures++;
-          },
+          (error: Error) => failed(String(error.message ?? error)),
         ),
       );
     }
     await new Promise((r) => setTimeout(r, 1));
   }
   await Promise.all(pending);
-  return { latencies: latencies.sort((a, b) => a - b), failures };
+  return { latencies: latencies.sort((a, b) => a - b), failures, ...(firstFailure ? { firstFailure } : {}) };
 }
 
 /** One client, one hold at a time. */
@@ -231,7 +236,7 @@ function processTicks(pid: number): number {
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return Number(rest[11]) + Number(rest[12]);
   } catch {
-    return 0;
+    return Number.NaN;
   }
 }
 
@@ -255,7 +260,10 @@ class CpuMeter {
     private readonly pids: () => Promise<number[]> | number[],
     startPids: number[],
   ) {
-    for (const pid of startPids) this.before.set(pid, processTicks(pid));
+    for (const pid of startPids) {
+      const ticks = processTicks(pid);
+      if (Number.isFinite(ticks)) this.before.set(pid, ticks);
+    }
   }
 
   static async start(pids: (() => Promise<number[]> | number[]) | 'self'): Promise<CpuMeter> {
@@ -271,8 +279,10 @@ class CpuMeter {
       return (used.user + used.system) / 1000;
     }
     let ticks = 0;
+    // A process gone meanwhile (a backend that closed) is left out: its last ticks are unknown.
     for (const pid of new Set([...this.before.keys(), ...pids])) {
-      ticks += processTicks(pid) - (this.before.get(pid) ?? 0);
+      const now = processTicks(pid);
+      if (Number.isFinite(now)) ticks += now - (this.before.get(pid) ?? 0);
     }
     return ticks * TICK_MS;
   }
@@ -311,14 +321,14 @@ export const authorize: BenchModule = {
           for (let run = 1; run <= RUNS; run++) {
             const tallyMeter = await CpuMeter.start(tally);
             const pgMeter = await CpuMeter.start(() => database.backendPids());
-            const { latencies, failures } = await generator.run(job);
+            const { latencies, failures, firstFailure } = await generator.run(job);
             const tallyMs = (await tallyMeter.ms()) / holds;
             const pgMs = (await pgMeter.ms()) / holds;
             result.p50.push(percentile(latencies, 50));
             result.p99.push(percentile(latencies, 99));
             result.tallyCpu.push(tallyMs);
             result.pgCpu.push(pgMs);
-            const text = `${label} run ${run}: p50 ${result.p50.at(-1)!.toFixed(2)} ms, p99 ${result.p99.at(-1)!.toFixed(2)} ms, CPU per hold Tally ${tallyMs.toFixed(2)} ms + Postgres ${pgMs.toFixed(2)} ms (${latencies.length} answered, ${failures} failed, 1-minute load average ${load()})`;
+            const text = `${label} run ${run}: p50 ${result.p50.at(-1)!.toFixed(2)} ms, p99 ${result.p99.at(-1)!.toFixed(2)} ms, CPU per hold Tally ${tallyMs.toFixed(2)} ms + Postgres ${pgMs.toFixed(2)} ms (${latencies.length} answered, ${failures} failed${firstFailure ? `, first: ${firstFailure.slice(0, 200)}` : ''}, 1-minute load average ${load()})`;
             options.log(`  ${database.label} ${text}`);
             lines.push(`- ${text}`);
           }
