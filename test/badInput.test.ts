@@ -2,8 +2,10 @@
  * Bad input gets a clear 4xx problem+json naming the field at fault, and nothing is written:
  * every table of the database has the same rows after the request as before it.
  */
+import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProblemSchema } from '../src/http/schemas.ts';
+import { listen } from '../src/server.ts';
 import {
   createOrgWithKey,
   minutesAgo,
@@ -19,7 +21,10 @@ let key: string;
 let memberId: string;
 
 beforeAll(async () => {
-  [t, small] = await Promise.all([startTally(), startTally({ TALLY_BODY_LIMIT_BYTES: '2048' })]);
+  [t, small] = await Promise.all([
+    startTally(),
+    startTally({ TALLY_BODY_LIMIT_BYTES: '2048', PORT: '0', HOST: '127.0.0.1' }),
+  ]);
   ({ org, key } = await createOrgWithKey(t));
   const member = await t.call('POST', `/v1/orgs/${org.id}/members`, { key, body: { external_id: 'alice' } });
   memberId = member.body.id;
@@ -373,6 +378,49 @@ describe('POST /v1/events: fields and sizes', () => {
     const at = await small.call('POST', '/v1/events', { key: smallKey, raw: sized(2048, 'at-limit') });
     expect(at.status, JSON.stringify(at.body)).toBe(200);
     expect(at.body.results[0].status).toBe('accepted');
+  });
+
+  it('answers 413 over real HTTP from Content-Length alone, and counts a chunked body as it streams', async () => {
+    const { key: smallKey } = await createOrgWithKey(small);
+    const { url, close } = await listen(small);
+    try {
+      const send = (body: string, chunked: boolean) =>
+        new Promise<{ status: number; text: string }>((resolve, reject) => {
+          const req = httpRequest(`${url}/v1/events`, {
+            method: 'POST',
+            headers: {
+              authorization: `Bearer ${smallKey}`,
+              'content-type': 'application/json',
+              ...(chunked ? {} : { 'content-length': Buffer.byteLength(body) }),
+            },
+          });
+          req.on('response', (res) => {
+            let text = '';
+            res.on('data', (chunk) => {
+              text += chunk;
+            });
+            res.on('end', () => resolve({ status: res.statusCode!, text }));
+          });
+          req.on('error', reject);
+          if (chunked) for (let at = 0; at < body.length; at += 500) req.write(body.slice(at, at + 500));
+          else req.write(body);
+          req.end();
+        });
+      const sized = (bytes: number, id: string) => {
+        const base = JSON.stringify({ events: [event({ id, metadata: { pad: '' } })] });
+        return base.replace('"pad":""', `"pad":"${'p'.repeat(bytes - Buffer.byteLength(base))}"`);
+      };
+      for (const chunked of [false, true]) {
+        const over = await send(sized(2049, `over-${chunked}`), chunked);
+        expect(over.status, over.text).toBe(413);
+        expect(JSON.parse(over.text).code).toBe('payload_too_large');
+        const at = await send(sized(2048, `at-${chunked}`), chunked);
+        expect(at.status, at.text).toBe(200);
+        expect(JSON.parse(at.text).results[0].status).toBe('accepted');
+      }
+    } finally {
+      await close();
+    }
   });
 
   it('answers 404 for an org that does not exist, naming the event', async () => {

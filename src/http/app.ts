@@ -1,7 +1,6 @@
 /** The HTTP app: middleware order, route groups and the mapping of every failure to problem+json. */
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { routePath } from 'hono/route';
 import type { Config } from '../config.ts';
 import { newId } from '../domain/ids.ts';
@@ -11,6 +10,7 @@ import type { AppEnv } from './env.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
 import { authMiddleware } from './middleware/auth.ts';
+import { bodySizeLimit } from './middleware/bodySize.ts';
 import { corsMiddleware } from './middleware/cors.ts';
 import { idempotencyMiddleware } from './middleware/idempotency.ts';
 import { jsonGuard } from './middleware/jsonGuard.ts';
@@ -75,16 +75,14 @@ export function buildApp(deps: AppDeps) {
   app.use('/v1/*', corsMiddleware(deps.config.TALLY_CORS_ORIGINS));
   app.use(
     '/v1/*',
-    bodyLimit({
-      maxSize: deps.config.TALLY_BODY_LIMIT_BYTES,
-      onError: (c) =>
-        problem(
-          c,
-          413,
-          'payload_too_large',
-          `The request body is larger than ${deps.config.TALLY_BODY_LIMIT_BYTES} bytes`,
-        ),
-    }),
+    bodySizeLimit(deps.config.TALLY_BODY_LIMIT_BYTES, (c) =>
+      problem(
+        c,
+        413,
+        'payload_too_large',
+        `The request body is larger than ${deps.config.TALLY_BODY_LIMIT_BYTES} bytes`,
+      ),
+    ),
   );
   app.use('/v1/*', async (c, next) => {
     const type = c.req.header('content-type');
