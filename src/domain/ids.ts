@@ -3,8 +3,20 @@ import { createHash, randomBytes } from 'node:crypto';
 
 const ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
 
+/** Random bytes drawn 4 KiB at a time: one call into the CSPRNG serves about 50 ids instead of one. */
+let pool = Buffer.alloc(0);
+let used = 0;
+function randomSlice(length: number): Buffer {
+  if (used + length > pool.length) {
+    pool = randomBytes(Math.max(4096, length));
+    used = 0;
+  }
+  used += length;
+  return pool.subarray(used - length, used);
+}
+
 function randomText(length: number): string {
-  const bytes = randomBytes(length * 2);
+  const bytes = randomSlice(length * 2);
   let out = '';
   // Rejection sampling keeps every character equally likely.
   for (let i = 0; out.length < length && i < bytes.length; i++) {
