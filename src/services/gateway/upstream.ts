@@ -24,40 +24,39 @@ interface OwnUpstream {
 
 /**
  * An org's own upstream setting (or its absence) as this process read it lately, kept as long as
- * API keys are (KEY_KEPT_MS): every gateway call needs it, and it changes rarely. A change made
- * through this process applies at once (`forgetUpstream`); through another Tally process, within
- * that time. Kept sealed; the operator's fallback is read from the config on every call.
+ * API keys are (KEY_KEPT_MS): every gateway call needs it, and it changes rarely. The read itself
+ * is kept, so calls arriving while it runs share it (under load a read can wait for a pool
+ * connection for a long while, and every call meanwhile would read again). A change made through
+ * this process applies at once (`forgetUpstream`); through another Tally process, within that
+ * time. Kept sealed; the operator's fallback is read from the config on every call.
  */
 const MAX_KEPT = 10_000;
-const kept = new Map<string, { own: OwnUpstream | null; until: number }>();
-/** Bumped by every forget, so that a read which started before a change never keeps the old row. */
-let generation = 0;
+const kept = new Map<string, { own: Promise<OwnUpstream | null>; until: number }>();
 
 /** Call once an org's upstream is set or deleted, so this process uses the new setting at once. */
 export function forgetUpstream(orgId: string, provider: ProviderName): void {
-  generation++;
   kept.delete(`${orgId}:${provider}`);
 }
 
-async function ownUpstream(
-  db: Queryable,
-  orgId: string,
-  provider: ProviderName,
-): Promise<OwnUpstream | null> {
+function ownUpstream(db: Queryable, orgId: string, provider: ProviderName): Promise<OwnUpstream | null> {
   const key = `${orgId}:${provider}`;
   const now = Date.now();
   const entry = kept.get(key);
   if (entry && entry.until > now) return entry.own;
-  const readFrom = generation;
-  const [own] = await db.query<OwnUpstream>(
-    'SELECT base_url, api_key_encrypted FROM gateway_upstreams WHERE org_id = $1 AND provider = $2',
-    [orgId, provider],
-  );
-  if (readFrom === generation) {
-    if (kept.size >= MAX_KEPT) kept.clear();
-    kept.set(key, { own: own ?? null, until: now + KEY_KEPT_MS });
-  }
-  return own ?? null;
+  const own = db
+    .query<OwnUpstream>(
+      'SELECT base_url, api_key_encrypted FROM gateway_upstreams WHERE org_id = $1 AND provider = $2',
+      [orgId, provider],
+    )
+    .then(([row]) => row ?? null);
+  const read = { own, until: now + KEY_KEPT_MS };
+  if (kept.size >= MAX_KEPT) kept.clear();
+  kept.set(key, read);
+  // A failed read is not kept: the next call reads again.
+  own.catch(() => {
+    if (kept.get(key) === read) kept.delete(key);
+  });
+  return own;
 }
 
 export async function upstreamFor(
