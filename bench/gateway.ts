@@ -84,6 +84,8 @@ interface SteadyResult {
   total: number;
   failures: number;
   firstFailure: string | null;
+  /** How long the phase lasted, the tail included. */
+  ms: number;
 }
 
 const STREAM_BODY = JSON.stringify({
@@ -171,6 +173,9 @@ async function steadyLoad(job: SteadyJob): Promise<SteadyResult> {
       } catch (error) {
         failures++;
         firstFailure ??= error instanceof Error ? error.message : String(error);
+        // A refused stream ends at once: wait a stream's length, so refusals never turn the slot
+        // into a tight loop that starves the streams being measured.
+        await new Promise((r) => setTimeout(r, STEADY_CHUNKS * STEADY_CHUNK_DELAY_MS));
       } finally {
         total++;
         if (measured) measuredInFlight--;
@@ -187,6 +192,7 @@ async function steadyLoad(job: SteadyJob): Promise<SteadyResult> {
     total,
     failures,
     firstFailure,
+    ms: performance.now() - started,
   };
 }
 
@@ -474,7 +480,7 @@ export const gateway: BenchModule = {
             }
             add(`Tally CPU per gateway stream, ${steadyLabel}`, nodePerStream);
             if (kind === 'server') add(`Postgres CPU per gateway stream, ${steadyLabel}`, pgPerStream);
-            const text = `${where}: ${base.firstByte.length} direct and ${through.firstByte.length} gateway streams measured (${base.total} and ${through.total} in the phases, ${((through.total / (warmUpMs + measuredMs)) * 1000).toFixed(0)}/s through the gateway); CPU per gateway stream Tally ${nodePerStream.toFixed(1)} ms${kind === 'server' ? ` + Postgres ${pgPerStream.toFixed(1)} ms` : ''}; 1-minute load average ${loadDirect} after the direct phase, ${load()} after the gateway phase`;
+            const text = `${where}: ${base.firstByte.length} direct and ${through.firstByte.length} gateway streams measured (${base.total} and ${through.total} in the phases, ${((through.total / through.ms) * 1000).toFixed(0)}/s through the gateway over ${(through.ms / 1000).toFixed(0)} s, ${through.failures} failed${through.firstFailure ? `, first: ${through.firstFailure.slice(0, 200)}` : ''}); CPU per gateway stream Tally ${nodePerStream.toFixed(1)} ms${kind === 'server' ? ` + Postgres ${pgPerStream.toFixed(1)} ms` : ''}; 1-minute load average ${loadDirect} after the direct phase, ${load()} after the gateway phase`;
             lines.push(`- ${text}`);
             options.log(`  ${text}`);
           }
