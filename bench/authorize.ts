@@ -7,12 +7,14 @@
  * client, so its CPU is never charged to the Tally it measures; the CPU each hold cost Tally and
  * the Postgres backends is read from /proc around every run.
  */
-import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { processTicks } from './support/cpu.ts';
 import { BENCH_OPERATOR_KEY, openBenchDatabase } from './support/databases.ts';
+import { forkGenerator, serveGeneratorJobs } from './support/loadGenerator.ts';
 import { median } from './support/stats.ts';
 import type { BenchModule, BenchOptions, BenchResult, Measurement } from './types.ts';
 
@@ -21,7 +23,7 @@ const RUNS = 3;
 /** Tally also runs as `npm start` does, in its own process(es). */
 const WORKERS = [1, 2];
 /** Set in the forked load generator. */
-const GENERATOR_ENV = 'TALLY_BENCH_AUTHORIZE_GENERATOR';
+const GENERATOR_FLAG = '--authorize-load-generator';
 
 const holdBody = (i: number) => ({
   member: `bench-member-${i % 100}`,
@@ -177,68 +179,12 @@ const runJob = (job: Job): Promise<Latencies> =>
     ? openLoop(job.base, job.key, job.rate, job.seconds)
     : oneClient(job.base, job.key, job.count);
 
-/** The load generator: this file forked, running one job at a time for the bench process. */
-async function startGenerator() {
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), [], {
-    env: { ...process.env, [GENERATOR_ENV]: '1' },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.once('message', () => resolve());
-    child.once('exit', (code) => reject(new Error(`the load generator exited with ${code}`)));
-  });
-  return {
-    pid: child.pid!,
-    run: (job: Job) =>
-      new Promise<Latencies>((resolve, reject) => {
-        const onExit = (code: number | null) => reject(new Error(`the load generator exited with ${code}`));
-        child.once('exit', onExit);
-        child.once('message', (result) => {
-          child.off('exit', onExit);
-          resolve(result as Latencies);
-        });
-        child.send(job);
-      }),
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.disconnect();
-      }),
-  };
-}
-
-if (process.env[GENERATOR_ENV] === '1' && process.send) {
-  process.on('message', (job: Job) => {
-    runJob(job).then(
-      (result) => process.send!(result),
-      (error) => {
-        process.stderr.write(`load generator: ${error?.stack ?? String(error)}\n`);
-        process.exit(1);
-      },
-    );
-  });
-  process.on('disconnect', () => {
-    agent.destroy();
-    process.exit(0);
-  });
-  process.send('ready');
-}
+serveGeneratorJobs<Job, Latencies>(GENERATOR_FLAG, runJob, () => agent.destroy());
 
 // ---------------------------------------------------------------------------------------------
 // CPU per hold, from /proc (Linux): user + system time of given processes.
 
 const TICK_MS = 10; // USER_HZ is 100 on Linux
-
-function processTicks(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(rest[11]) + Number(rest[12]);
-  } catch {
-    return Number.NaN;
-  }
-}
 
 /** A process and all its descendants (TALLY_WORKERS forks its workers). */
 function processTree(pid: number): number[] {
@@ -297,7 +243,7 @@ export const authorize: BenchModule = {
     const lines: string[] = [];
     const seconds = options.quick ? 2 : 5;
     const load = () => loadavg()[0]!.toFixed(2);
-    const generator = await startGenerator();
+    const generator = await forkGenerator<Job, Latencies>(import.meta.url, GENERATOR_FLAG);
     try {
       for (const kind of options.databases.filter((k) => k === 'server')) {
         const database = await openBenchDatabase(kind, options.serverUrl);

@@ -7,12 +7,13 @@
  * stream closes once the capture is committed).
  */
 import { type ChildProcess, fork } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { startFakeProviders } from '../test/support/fakeProviders.ts';
+import { processTicks } from './support/cpu.ts';
 import { BENCH_OPERATOR_KEY, type BenchDatabase, openBenchDatabase } from './support/databases.ts';
+import { forkGenerator, serveGeneratorJobs } from './support/loadGenerator.ts';
 import { cpuProfile, type ProfileSummary } from './support/profile.ts';
 import { SqlTimer } from './support/sqlTimer.ts';
 import type { BenchModule, BenchOptions, BenchResult, Measurement } from './types.ts';
@@ -196,62 +197,14 @@ async function steadyLoad(job: SteadyJob): Promise<SteadyResult> {
   };
 }
 
-if (process.argv.includes(GENERATOR_FLAG) && process.send) {
-  process.on('message', (job: SteadyJob) => {
-    steadyLoad(job).then(
-      (result) => process.send!(result),
-      (error) => {
-        process.stderr.write(`load generator: ${error?.stack ?? String(error)}\n`);
-        process.exit(1);
-      },
-    );
-  });
-  process.on('disconnect', () => {
-    generatorAgent.destroy();
-    process.exit(0);
-  });
-  process.send('ready');
-}
+serveGeneratorJobs<SteadyJob, SteadyResult>(GENERATOR_FLAG, steadyLoad, () => generatorAgent.destroy());
 
-async function startGenerator() {
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), [GENERATOR_FLAG], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.once('message', () => resolve());
-    child.once('exit', (code) => reject(new Error(`the load generator exited with ${code}`)));
-  });
-  return {
-    pid: child.pid!,
-    run: (job: SteadyJob) =>
-      new Promise<SteadyResult>((resolve, reject) => {
-        const onExit = (code: number | null) => reject(new Error(`the load generator exited with ${code}`));
-        child.once('exit', onExit);
-        child.once('message', (result) => {
-          child.off('exit', onExit);
-          resolve(result as SteadyResult);
-        });
-        child.send(job);
-      }),
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.disconnect();
-      }),
-  };
-}
-
-/** user + system CPU of processes from /proc, in ms (USER_HZ 100); gone processes count 0. */
+/** user + system CPU of processes from /proc, in ms (USER_HZ 100); gone processes are left out. */
 function cpuMsOf(pids: number[]): Map<number, number> {
   const out = new Map<number, number>();
   for (const pid of pids) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(pid, (Number(rest[11]) + Number(rest[12])) * 10);
-    } catch {}
+    const ticks = processTicks(pid);
+    if (Number.isFinite(ticks)) out.set(pid, ticks * 10);
   }
   return out;
 }
@@ -421,7 +374,7 @@ export const gateway: BenchModule = {
     const load = () => loadavg()[0]!.toFixed(2);
     const upstream = await startUpstreamProcess(CHUNKS, CHUNK_DELAY_MS);
     const steadyUpstream = await startUpstreamProcess(STEADY_CHUNKS, STEADY_CHUNK_DELAY_MS);
-    const generator = await startGenerator();
+    const generator = await forkGenerator<SteadyJob, SteadyResult>(import.meta.url, GENERATOR_FLAG);
     const aim = (running: Awaited<ReturnType<BenchDatabase['startTally']>>, url: string) =>
       // Bench Tallies start with the default settings; aim this one's gateway at the local upstream.
       Object.assign(running.tally.config, { TALLY_UPSTREAM_OPENAI_URL: url, OPENAI_API_KEY: UPSTREAM_KEY });

@@ -38,7 +38,7 @@ function machineTicks(): { busy: number; total: number } {
 }
 
 /** utime + stime of a process in clock ticks, or NaN when it is gone or not local. */
-function processTicks(pid: number): number {
+export function processTicks(pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
