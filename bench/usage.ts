@@ -646,8 +646,11 @@ async function measure(
     options.log(
       `  ${database.label}: generating ${size.events} + ${size.otherEvents} events over ${size.others + 1} orgs`,
     );
-    const data = reused ? await storedDataSet(tally) : await buildDataSet(tally, size, options.log);
-    if (keep) await storeDataSet(tally, data);
+    // Only the server's data set is kept: PGlite's lives in a temporary folder.
+    const onServer = kind === 'server';
+    const data =
+      onServer && reused ? await storedDataSet(tally) : await buildDataSet(tally, size, options.log);
+    if (onServer && keep) await storeDataSet(tally, data);
     options.log(
       `  ${database.label}: ${data.orgs} orgs in ${data.seconds.orgs.toFixed(1)} s, events in ${data.seconds.events.toFixed(1)} s, rollups in ${data.seconds.rollups.toFixed(1)} s`,
     );
