@@ -13,7 +13,8 @@ export const max = (values: number[]) => Math.max(...values);
 /** 12345.6 -> "12 346"; small figures keep a few significant digits. */
 export function fmt(value: number): string {
   if (!Number.isFinite(value)) return '-';
-  if (Math.abs(value) >= 100 || Number.isInteger(value)) return Math.round(value).toLocaleString('en-US').replace(/,/g, ' ');
+  if (Math.abs(value) >= 100 || Number.isInteger(value))
+    return Math.round(value).toLocaleString('en-US').replace(/,/g, ' ');
   if (Math.abs(value) >= 10) return value.toFixed(1);
   return value.toFixed(2);
 }
