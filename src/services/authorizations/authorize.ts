@@ -83,6 +83,9 @@ export function unitsFor(
  */
 export const HOLDS_IN_FLIGHT_PER_ORG = 2;
 
+/** The largest value of a Postgres bigint (the spend counters' type). */
+const MAX_BIGINT = 2n ** 63n - 1n;
+
 interface Turns {
   running: number;
   waiting: (() => void)[];
@@ -258,8 +261,6 @@ async function placeHold(
  * denial (recorded there with its alert), or a member budget whose member is not known yet.
  * Throws StaleSpendTerms when the org's terms or limits changed since `hold.version`.
  */
-const MAX_BIGINT = 2n ** 63n - 1n;
-
 async function placeHoldAtOnce(
   ctx: Ctx,
   org: OrgRow,
