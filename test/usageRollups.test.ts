@@ -30,7 +30,7 @@ describe('rollup plan', () => {
       filter: { dim: 'feature', value: 'Chat' },
     });
     expect(planOf('feature', { feature: 'Chat' }).table).toBe('narrow');
-    expect(planOf('member', { feature: 'Chat' }).table).toBe('wide');
+    expect(planOf('member', { feature: 'Chat' }).table).toBe('pair');
     expect(planOf(null, { feature: 'Chat', surface: 'web' }).table).toBe('wide');
     expect(planOf('model', { model: 'gpt-4o' }).table).toBe('wide');
   });

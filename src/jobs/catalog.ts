@@ -5,6 +5,7 @@ import { expireHolds } from '../services/authorizations/expireHolds.ts';
 import type { Ctx } from '../services/context.ts';
 import { expireGrantsEverywhere } from '../services/ledger/expireGrantsEverywhere.ts';
 import { issuePlanGrants } from '../services/ledger/issuePlanGrants.ts';
+import { buildUsagePairs } from '../services/maintenance/buildUsagePairs.ts';
 import { purgeExpiredEvents } from '../services/maintenance/purgeExpiredEvents.ts';
 import { purgeIdempotencyKeys } from '../services/maintenance/purgeIdempotencyKeys.ts';
 import { runAutoTopups } from '../services/payments/runAutoTopups.ts';
@@ -25,6 +26,12 @@ export function jobCatalog(ctx: Ctx): JobDefinition[] {
     { name: 'projected_run_out_alerts', everySeconds: 3600, run: () => checkProjectedRunOut(ctx) },
     { name: 'auto_topups', everySeconds: 15, run: () => runAutoTopups(ctx) },
     { name: 'detect_anomalies', everySeconds: 900, run: () => detectAnomalies(ctx) },
+    // Days stop starting after 20 s, inside the lease; the next run goes on where it stopped.
+    {
+      name: 'build_usage_pairs',
+      everySeconds: 600,
+      run: () => buildUsagePairs(ctx.db, { budgetMs: 20_000 }),
+    },
     // Batches stop starting after 20 s, inside the lease; the next run goes on where it stopped.
     {
       name: 'purge_raw_events',

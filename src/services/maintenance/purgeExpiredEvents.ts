@@ -2,8 +2,8 @@
  * Deletes raw events older than each org's retention (retentionSettings.ts), in bounded batches.
  *
  * Only `events` rows go: the rollups (usage_hourly, usage_hourly_total, usage_daily_dim) were
- * written in the same transaction as each event, and ledger entries, holds, payments and invoices
- * refer to an event by its id only (no foreign key), so every total, balance and invoice stays as
+ * written in the same transaction as each event, usage_daily_pair from them before they go, and
+ * ledger entries, holds, payments and invoices refer to an event by its id only (no foreign key), so every total, balance and invoice stays as
  * it was. Each batch is its own short transaction, its rows taken with FOR UPDATE SKIP LOCKED, so
  * ingest and a second worker are never blocked; the job stops starting batches after `budgetMs`
  * and the next run goes on where it stopped.

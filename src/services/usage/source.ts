@@ -8,7 +8,10 @@
  *   from `usage_daily_dim` (one dimension per row), every other hour (today so far, a rolling 24 h,
  *   hourly buckets) from `usage_hourly_total` for totals or the wide `usage_hourly` for a dimension.
  *   A 30-day breakdown then reads about 30 x keys daily rows plus the hours of today.
- * - Anything else (a filter on another dimension than the one grouped by, two filters, a model
+ * - A report grouped by one dimension under one filter on another (not the model) reads the same
+ *   way, its days from `usage_daily_pair` (migration 0018) where the build_usage_pairs job rolled
+ *   a busy day up by pairs and no event came in since, every other hour from the wide rollup.
+ * - Anything else (two filters, a model
  *   filter, whose `model` or `provider/model` match needs both columns) reads the wide hourly rollup
  *   `usage_hourly`, keyed on every dimension at once; or raw events when the tool is grouped or
  *   filtered on (no hourly rollup keys it): see `wideRows`.
@@ -31,21 +34,27 @@ import {
   whereOf,
 } from './scope.ts';
 
+type Filter = { dim: Dimension; value: string };
 export type Plan =
-  | { table: 'narrow'; dimension: Dimension | 'all'; filter: { dim: Dimension; value: string } | null }
+  | { table: 'narrow'; dimension: Dimension | 'all'; filter: Filter | null }
+  /** Grouped by `dimension` under one filter on another: busy days from usage_daily_pair. */
+  | { table: 'pair'; dimension: Dimension; filter: Filter }
   /** `events`: the tool is asked for (grouped or filtered on), which only raw events carry. */
   | { table: 'wide'; events: boolean };
 
 /**
  * The narrowest rollup for a report grouped by `by` (null: totals only) under `filters`. A filter
- * on the grouped dimension itself keeps the narrow table; so does a lone filter on totals.
+ * on the grouped dimension itself keeps the narrow table; so does a lone filter on totals; a lone
+ * filter on another dimension reads pair rows where a day has them.
  */
 export function planOf(by: Dimension | null, filters: UsageFilters): Plan {
   const given = FILTERS.filter((f) => filters[f] !== undefined);
   if (given.length === 0) return { table: 'narrow', dimension: by ?? 'all', filter: null };
   const only = given[0]!;
-  if (given.length === 1 && only !== 'model' && (by === null || by === only)) {
-    return { table: 'narrow', dimension: only, filter: { dim: only, value: filters[only]! } };
+  if (given.length === 1 && only !== 'model') {
+    const filter = { dim: only, value: filters[only]! };
+    if (by === null || by === only) return { table: 'narrow', dimension: only, filter };
+    return { table: 'pair', dimension: by, filter };
   }
   return { table: 'wide', events: by === 'tool' || filters.tool !== undefined };
 }
@@ -95,7 +104,8 @@ const DAY_MS = 86_400_000;
  * hours left to read hourly.
  */
 export interface Coverage {
-  days: (Interval & { from: Date; to: Date })[];
+  /** `paired`: the day's pair rows (usage_daily_pair) hold all of its events. */
+  days: (Interval & { from: Date; to: Date; paired: boolean })[];
   hours: Interval[];
 }
 
@@ -110,11 +120,14 @@ export async function coverageOf(db: Queryable, orgId: string, edges: Date[]): P
   const start = edges[0]!.getTime();
   const end = edges[edges.length - 1]!.getTime();
   // A stored day is at most a few hours longer than 24 (DST, zone changes): look 3 days around.
-  const rows = await db.query<{ kind: 'day' | 'hour'; s: Date; e: Date }>(
-    `SELECT 'day' AS kind, bucket AS s, day_end AS e FROM usage_daily_dim
-      WHERE org_id = $1 AND dimension = 'all' AND bucket >= $2 AND bucket < $3 AND day_end > $4
+  const rows = await db.query<{ kind: 'day' | 'hour'; s: Date; e: Date; paired: boolean }>(
+    `SELECT 'day' AS kind, d.bucket AS s, d.day_end AS e,
+            EXISTS (SELECT 1 FROM usage_pair_days p
+                     WHERE p.org_id = $1 AND p.bucket = d.bucket AND p.day_end = d.day_end AND p.calls = d.calls) AS paired
+       FROM usage_daily_dim d
+      WHERE d.org_id = $1 AND d.dimension = 'all' AND d.bucket >= $2 AND d.bucket < $3 AND d.day_end > $4
      UNION ALL
-     SELECT 'hour', bucket, bucket FROM usage_hourly_total
+     SELECT 'hour', bucket, bucket, false FROM usage_hourly_total
       WHERE org_id = $1 AND ((bucket >= $2 AND bucket < $4) OR (bucket >= $3 AND bucket < $5))
      ORDER BY 1, 2, 3`,
     [
@@ -129,12 +142,12 @@ export async function coverageOf(db: Queryable, orgId: string, edges: Date[]): P
   const usageIn = (lo: number, hi: number) => used.some((h) => h >= lo && h < hi);
   const segs = rows
     .filter((r) => r.kind === 'day')
-    .map((r) => ({ s: new Date(r.s).getTime(), e: new Date(r.e).getTime() }));
+    .map((r) => ({ s: new Date(r.s).getTime(), e: new Date(r.e).getTime(), paired: r.paired }));
   const days: Coverage['days'] = [];
   let bucket = 0;
   let endBefore = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < segs.length; i++) {
-    const { s, e } = segs[i]!;
+    const { s, e, paired } = segs[i]!;
     const next = segs[i + 1];
     // Sorted by start: a day overlaps another if one before it ends after its start, or the next
     // one starts before its end.
@@ -147,9 +160,14 @@ export async function coverageOf(db: Queryable, orgId: string, edges: Date[]): P
     while (bucket + 1 < edges.length && edges[bucket + 1]!.getTime() <= from) bucket++;
     if (bucket + 1 >= edges.length) break;
     if (from >= edges[bucket]!.getTime() && to <= edges[bucket + 1]!.getTime()) {
-      days.push({ start: new Date(s), end: new Date(e), from: new Date(from), to: new Date(to) });
+      days.push({ start: new Date(s), end: new Date(e), from: new Date(from), to: new Date(to), paired });
     }
   }
+  return { days, hours: hoursAround(start, end, days) };
+}
+
+/** The hours of [start, end) outside `days` (ascending, not overlapping). */
+function hoursAround(start: number, end: number, days: Coverage['days']): Interval[] {
   const hours: Interval[] = [];
   let at = start;
   for (const d of days) {
@@ -157,7 +175,7 @@ export async function coverageOf(db: Queryable, orgId: string, edges: Date[]): P
     at = d.to.getTime();
   }
   if (end > at) hours.push({ start: new Date(at), end: new Date(end) });
-  return { days, hours };
+  return hours;
 }
 
 /**
@@ -189,11 +207,22 @@ export async function sourceSql(
     );
     return `(SELECT NULL::text AS dimension, bucket, ${keyOf} AS key, ${SUM_NAMES} FROM ${rows} AS w)`;
   }
-  const { days, hours } = await coverageOf(db, orgId, edges);
+  const coverage = await coverageOf(db, orgId, edges);
+  const days = plan.table === 'pair' ? coverage.days.filter((d) => d.paired) : coverage.days;
+  const hours =
+    plan.table === 'pair'
+      ? hoursAround(edges[0]!.getTime(), edges[edges.length - 1]!.getTime(), days)
+      : coverage.hours;
   // Only the parts that read something: the planner then sizes the query right (an unused
   // hourly part estimated at a month of wide rows turns a small read into a parallel plan).
   const parts = [
-    ...(days.length > 0 ? [dailyPart(plan, orgId, [plan.dimension], days, p)] : []),
+    ...(days.length > 0
+      ? [
+          plan.table === 'pair'
+            ? pairPart(plan, orgId, days, p)
+            : dailyPart(plan, orgId, [plan.dimension], days, p),
+        ]
+      : []),
     ...(hours.length > 0 ? [hourlyPart(plan, orgId, by, hours, filters, params)] : []),
   ];
   if (parts.length === 0) {
@@ -220,21 +249,9 @@ export function dailyPart(
   p: (value: unknown) => string,
 ): string {
   const org = p(orgId);
-  let keyFilter = (_key: string) => '';
-  if (plan.filter) {
-    const v = p(plan.filter.value);
-    keyFilter =
-      plan.filter.dim === 'member'
-        ? (key) =>
-            ` AND ${key} IN (SELECT id FROM members WHERE org_id = ${org} AND (id = ${v} OR external_id = ${v}))`
-        : plan.filter.dim === 'provider'
-          ? (key) => ` AND ${key} = lower(${v})`
-          : (key) => ` AND ${key} = ${v}`;
-  }
-  const starts = p(days.map((d) => d.start.toISOString()));
-  const ends = p(days.map((d) => d.end.toISOString()));
-  const froms = p(days.map((d) => d.from.toISOString()));
-  const days_ = `unnest(${starts}::timestamptz[], ${ends}::timestamptz[], ${froms}::timestamptz[]) AS s (b, e, f)`;
+  const filter = plan.filter;
+  const keyFilter = filter ? (key: string) => ` AND ${keyCondition(filter, key, org, p)}` : () => '';
+  const days_ = daysSql(days, p);
   const dense = dimensions.filter((d) => d === 'all' || !SPARSE_DIMENSIONS.includes(d));
   const parts: string[] = [];
   if (dense.length > 0) {
@@ -267,12 +284,48 @@ export function dailyPart(
   return parts.join('\n UNION ALL\n');
 }
 
+/** The rollup key `key` matching `filter` as scope.ts whereOf matches the column (not the model). */
+function keyCondition(filter: Filter, key: string, org: string, p: (value: unknown) => string): string {
+  const v = p(filter.value);
+  if (filter.dim === 'member') {
+    return `${key} IN (SELECT id FROM members WHERE org_id = ${org} AND (id = ${v} OR external_id = ${v}))`;
+  }
+  return filter.dim === 'provider' ? `${key} = lower(${v})` : `${key} = ${v}`;
+}
+
+/** The stored days `days` as rows (b, e, f): start and end as stored, start of span in the report. */
+function daysSql(days: Coverage['days'], p: (value: unknown) => string): string {
+  const starts = p(days.map((d) => d.start.toISOString()));
+  const ends = p(days.map((d) => d.end.toISOString()));
+  const froms = p(days.map((d) => d.from.toISOString()));
+  return `unnest(${starts}::timestamptz[], ${ends}::timestamptz[], ${froms}::timestamptz[]) AS s (b, e, f)`;
+}
+
+/** The pair rows of the plan's filter and grouped dimension for the paired days `days`. */
+function pairPart(
+  plan: Extract<Plan, { table: 'pair' }>,
+  orgId: string,
+  days: Coverage['days'],
+  p: (value: unknown) => string,
+): string {
+  const org = p(orgId);
+  const filterDim = p(plan.filter.dim);
+  const dim = p(plan.dimension);
+  return `SELECT r.dimension, s.f AS bucket, r.key, ${prefixed('r')}
+            FROM ${daysSql(days, p)}
+           CROSS JOIN LATERAL (
+             SELECT * FROM usage_daily_pair r
+              WHERE r.org_id = ${org} AND r.filter_dim = ${filterDim} AND ${keyCondition(plan.filter, 'r.filter_key', org, p)}
+                AND r.dimension = ${dim} AND r.bucket = s.b AND r.day_end = s.e
+           ) AS r`;
+}
+
 /**
  * The hours `hours` of one dimension (the wide rollup, under the plan's filter) or of the org total
  * (`usage_hourly_total`, when neither a dimension nor a filter is asked for).
  */
 export function hourlyPart(
-  plan: Extract<Plan, { table: 'narrow' }>,
+  plan: Extract<Plan, { table: 'narrow' | 'pair' }>,
   orgId: string,
   by: Dimension | null,
   hours: Interval[],
@@ -294,7 +347,8 @@ export function hourlyPart(
              ) AS t`;
   }
   // The wide rows (raw events for the tool) under the usual WHERE clause, bounded by each interval.
-  const rows = wideRows(orgId, { lo: 's.lo', hi: 's.hi' }, filters, params, plan.dimension === 'tool');
+  const events = plan.dimension === 'tool' || filters.tool !== undefined;
+  const rows = wideRows(orgId, { lo: 's.lo', hi: 's.hi' }, filters, params, events);
   const keyOf = by ? DIMENSION_KEY[by] : "''";
   return `SELECT '${plan.dimension}'::text AS dimension, w.bucket, w.key, ${prefixed('w')}
             FROM unnest(${lo}::timestamptz[], ${hi}::timestamptz[]) AS s (lo, hi)

@@ -1,0 +1,100 @@
+/**
+ * Rolls busy closed days up by pairs of dimensions (usage_daily_pair, migration 0018), so a report
+ * filtered on one dimension and grouped by another reads a few rows a day instead of one per event.
+ *
+ * A day is one stored usage_daily_dim day of the org (its exact [bucket, day_end)), closed an hour
+ * ago at least, still within the age ingest accepts events for (older raw events may be purged),
+ * with at least `minCalls` calls; it is (re)built when it has no pair rows yet or its 'all' row
+ * changed since they were built (a late event). Each day is one transaction: its old pair rows go,
+ * the new ones and the day's marker are written from one snapshot of its raw events, so the marker
+ * counts exactly the events the rows hold. The job stops starting days after `budgetMs`; the next
+ * run goes on where it stopped.
+ */
+import { MAX_EVENT_AGE_MS } from '../../domain/usageEvent.ts';
+import type { Db, Queryable } from '../../store/db.ts';
+import { DIMENSION_KEY, FILTERS } from '../usage/scope.ts';
+import { SUM_NAMES, wideRows } from '../usage/source.ts';
+
+/** Below this many calls a day's wide rows are few enough to read directly. */
+export const PAIR_MIN_CALLS = 1_000;
+const CLOSED_FOR_MS = 3_600_000;
+
+/** A model filter matches the model or provider/model (see scope.ts whereOf): it reads wide rows. */
+export const PAIR_FILTERS = FILTERS.filter((f) => f !== 'model');
+
+export interface BuildPairsOptions {
+  now?: Date;
+  minCalls?: number;
+  /** No new day starts after this long. */
+  budgetMs?: number;
+}
+
+export async function buildUsagePairs(
+  db: Db,
+  options: BuildPairsOptions = {},
+): Promise<{ days: number; rows: number; done: boolean }> {
+  const now = options.now ?? new Date();
+  const started = Date.now();
+  const due = await db.query<{ org_id: string; bucket: Date; day_end: Date }>(
+    `SELECT d.org_id, d.bucket, d.day_end
+       FROM usage_daily_dim d
+       LEFT JOIN usage_pair_days p ON p.org_id = d.org_id AND p.bucket = d.bucket AND p.day_end = d.day_end
+      WHERE d.dimension = 'all' AND d.key = '' AND d.calls >= $1 AND d.day_end <= $2 AND d.bucket >= $3
+        AND (p.org_id IS NULL OR p.day_calls <> d.calls)
+      ORDER BY d.bucket DESC, d.org_id`,
+    [
+      options.minCalls ?? PAIR_MIN_CALLS,
+      new Date(now.getTime() - CLOSED_FOR_MS).toISOString(),
+      new Date(now.getTime() - MAX_EVENT_AGE_MS).toISOString(),
+    ],
+  );
+  let rows = 0;
+  let days = 0;
+  for (const day of due) {
+    if (Date.now() - started > (options.budgetMs ?? 20_000)) return { days, rows, done: false };
+    rows += await db.transaction((tx) =>
+      buildDay(tx, day.org_id, new Date(day.bucket), new Date(day.day_end)),
+    );
+    days++;
+  }
+  return { days, rows, done: true };
+}
+
+async function buildDay(tx: Queryable, orgId: string, bucket: Date, dayEnd: Date): Promise<number> {
+  const day = [orgId, bucket.toISOString(), dayEnd.toISOString()];
+  await tx.query('DELETE FROM usage_daily_pair WHERE org_id = $1 AND bucket = $2 AND day_end = $3', day);
+  const params: unknown[] = [...day];
+  const events = wideRows(orgId, { start: bucket, end: dayEnd }, {}, params, true);
+  // The keys as reports key wide rows (scope.ts DIMENSION_KEY), over the columns of `w`.
+  const keyed = FILTERS.map((d) => `('${d}', ${DIMENSION_KEY[d]})`).join(', ');
+  const sums = SUM_NAMES.split(', ')
+    .map((c) => `sum(w.${c})`)
+    .join(', ');
+  const filterDims = PAIR_FILTERS.map((f) => `'${f}'`).join(', ');
+  // One statement: the events, their pair rows and the marker all come from one snapshot.
+  const [result] = await tx.query<{ rows: string }>(
+    `WITH w AS MATERIALIZED (SELECT * FROM ${events} AS e),
+     pairs AS (
+       INSERT INTO usage_daily_pair (org_id, bucket, day_end, filter_dim, filter_key, dimension, key, ${SUM_NAMES})
+       SELECT $1, $2, $3, f.dim, f.key, g.dim, g.key, ${sums}
+         FROM w
+        CROSS JOIN LATERAL (VALUES ${keyed}) AS f (dim, key)
+        CROSS JOIN LATERAL (VALUES ${keyed}) AS g (dim, key)
+        WHERE f.dim IN (${filterDims}) AND g.dim <> f.dim
+        GROUP BY f.dim, f.key, g.dim, g.key
+       RETURNING 1
+     ),
+     marker AS (
+       INSERT INTO usage_pair_days (org_id, bucket, day_end, calls, day_calls)
+       SELECT $1, $2, $3, (SELECT count(*) FROM w),
+              coalesce((SELECT calls FROM usage_daily_dim
+                         WHERE org_id = $1 AND dimension = 'all' AND bucket = $2 AND day_end = $3 AND key = ''), 0)
+       ON CONFLICT (org_id, bucket, day_end) DO UPDATE
+          SET calls = EXCLUDED.calls, day_calls = EXCLUDED.day_calls, built_at = now()
+       RETURNING 1
+     )
+     SELECT (SELECT count(*) FROM pairs) AS rows, (SELECT count(*) FROM marker) AS marked`,
+    params,
+  );
+  return Number(result?.rows ?? 0);
+}

@@ -1,0 +1,44 @@
+-- Busy days rolled up by pairs of dimensions, for reports filtered on one dimension and grouped by
+-- another (one tool's usage by member, one feature's by model). Without them such a report reads
+-- the wide hourly rollup, or raw events for the tool, about one row per event in varied traffic.
+--
+-- usage_daily_pair: per org-local day (the exact [bucket, day_end) of a usage_daily_dim day), one
+--                   row per (filter dimension, its key, grouped dimension, its key), keys as the
+--                   wide rows of reports key them ('' = not given, 'model' = provider || '/' || model).
+--                   Every dimension but 'model' as filter (a model filter matches two spellings),
+--                   every other dimension as the grouped one.
+-- usage_pair_days:  which days have pair rows: `calls` counts the events they were built from,
+--                   `day_calls` the day's usage_daily_dim 'all' row at that moment (same snapshot).
+--                   A report uses a day's pair rows only while its 'all' row still counts `calls`:
+--                   a late event makes the day read hourly again until the job rebuilds it.
+-- Built for closed days only, by the build_usage_pairs job, never at ingest; quiet days are left to
+-- the wide rollup (few rows), so pairs never outnumber the events they stand for by much.
+CREATE TABLE usage_daily_pair (
+  org_id text NOT NULL,
+  filter_dim text NOT NULL,
+  filter_key text NOT NULL,
+  dimension text NOT NULL,
+  bucket timestamptz NOT NULL,
+  day_end timestamptz NOT NULL,
+  key text NOT NULL,
+  calls bigint NOT NULL,
+  credits bigint NOT NULL,
+  cost numeric(30, 12) NOT NULL,
+  provider_cost_usd numeric(30, 10) NOT NULL,
+  input_tokens bigint NOT NULL,
+  output_tokens bigint NOT NULL,
+  cache_read_tokens bigint NOT NULL,
+  cache_write_tokens bigint NOT NULL,
+  CHECK (day_end > bucket),
+  PRIMARY KEY (org_id, filter_dim, filter_key, dimension, bucket, day_end, key)
+);
+
+CREATE TABLE usage_pair_days (
+  org_id text NOT NULL,
+  bucket timestamptz NOT NULL,
+  day_end timestamptz NOT NULL,
+  calls bigint NOT NULL,
+  day_calls bigint NOT NULL,
+  built_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (org_id, bucket, day_end)
+);
