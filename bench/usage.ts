@@ -14,6 +14,7 @@
  */
 import http from 'node:http';
 import { decimalUnits } from '../src/domain/money.ts';
+import { buildUsagePairs } from '../src/services/maintenance/buildUsagePairs.ts';
 import { encodeCursor } from '../src/services/pagination.ts';
 import {
   BENCH_OPERATOR_KEY,
@@ -520,13 +521,13 @@ function probes(orgId: string, deepPage: number, deepCursor: string): Probe[] {
       naive: breakdown(`coalesce(metadata->>'tool', '')`),
     },
     {
-      name: 'breakdown 30d by member, one tool (raw events)',
+      name: 'breakdown 30d by member, one tool',
       kind: 'dashboard',
       path: `${base}/breakdown?range=30d&by=member&tool=code`,
       naive: breakdown('member_id', `AND metadata->>'tool' = 'code'`),
     },
     {
-      name: 'breakdown 30d by workspace, one member (wide rollup)',
+      name: 'breakdown 30d by workspace, one member',
       kind: 'dashboard',
       path: `${base}/breakdown?range=30d&by=workspace&member=user_3`,
       naive: breakdown('workspace', `AND member_id = 'mem_b3'`),
@@ -603,6 +604,20 @@ async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
   return [performance.now() - started, result];
 }
 
+interface PairBuild {
+  days: number;
+  rows: number;
+  seconds: number;
+}
+
+/** What the build_usage_pairs job does in production, run to the end (nothing due on a kept set). */
+async function buildPairs(tally: RunningTally): Promise<PairBuild> {
+  const [ms, built] = await timed(() =>
+    buildUsagePairs(tally.tally.db, { budgetMs: Number.POSITIVE_INFINITY }),
+  );
+  return { days: built.days, rows: built.rows, seconds: ms / 1000 };
+}
+
 interface ProbeFigures {
   probe: Probe;
   tally: number[][];
@@ -638,7 +653,7 @@ async function measure(
   database: BenchDatabase,
   kind: DatabaseKind,
   options: BenchOptions,
-): Promise<{ figures: ProbeFigures[]; data: DataSet; deepPage: number }> {
+): Promise<{ figures: ProbeFigures[]; data: DataSet; deepPage: number; pairs: PairBuild }> {
   const sizes = options.quick ? SIZES.quick : SIZES.full;
   const size = sizeOf(kind, options.quick);
   const tally = await database.startTally();
@@ -653,6 +668,10 @@ async function measure(
     if (onServer && keep) await storeDataSet(tally, data);
     options.log(
       `  ${database.label}: ${data.orgs} orgs in ${data.seconds.orgs.toFixed(1)} s, events in ${data.seconds.events.toFixed(1)} s, rollups in ${data.seconds.rollups.toFixed(1)} s`,
+    );
+    const pairs = await buildPairs(tally);
+    options.log(
+      `  ${database.label}: pair rollups of ${pairs.days} busy days (${fmt(pairs.rows)} rows) built in ${pairs.seconds.toFixed(1)} s`,
     );
     freshConnections();
     const summary = await call(tally, 'GET', `/v1/orgs/${data.orgId}/usage/summary?range=30d`);
@@ -698,7 +717,7 @@ async function measure(
       }
       options.log(`  ${database.label}: round ${round + 1}/${ROUNDS} done`);
     }
-    return { figures, data, deepPage: size.deepPage };
+    return { figures, data, deepPage: size.deepPage, pairs };
   } finally {
     await tally.stop();
   }
@@ -724,14 +743,16 @@ export const usage: BenchModule = {
           ? await serverDatabase(options.serverUrl, { existing: reused, keep })
           : await openBenchDatabase(kind, options.serverUrl);
       try {
-        const { figures, data, deepPage } = await measure(database, kind, options);
+        const { figures, data, deepPage, pairs } = await measure(database, kind, options);
         const lines = [
           `Data set: ${fmt(data.allEvents)} events over ${fmt(data.orgs)} orgs, generated in ` +
             `${data.seconds.events.toFixed(0)} s, rollups backfilled and the tables vacuumed (autovacuum is off on this server) in ${data.seconds.rollups.toFixed(0)} s ` +
             `(identical to ingest's on the ${fmt(CHECK_EVENTS)}-event sample). ` +
             `Large org: ${fmt(data.events)} events in ${DAYS} days. Its rollup rows: wide \`usage_hourly\` ` +
             `${fmt(data.rows.wide)} (${(data.rows.wide / data.events).toFixed(2)} per event), \`usage_hourly_total\` ` +
-            `${fmt(data.rows.hourlyTotal)}, \`usage_daily_dim\` ${fmt(data.rows.dailyDim)}.`,
+            `${fmt(data.rows.hourlyTotal)}, \`usage_daily_dim\` ${fmt(data.rows.dailyDim)}. ` +
+            `The build_usage_pairs job then rolled ${fmt(pairs.days)} busy days up by pairs of dimensions ` +
+            `(${fmt(pairs.rows)} \`usage_daily_pair\` rows) in ${pairs.seconds.toFixed(0)} s.`,
           '',
           '| answer | Tally p50 ms | Tally p95 ms | naive p50 ms | naive p95 ms | naive / Tally (p95) |',
           '|---|---|---|---|---|---|',
@@ -757,9 +778,9 @@ export const usage: BenchModule = {
         lines.push(
           '',
           `The deep page is page ${deepPage} (${fmt((deepPage - 1) * PAGE)} rows in) through the keyset cursor; its ` +
-            'naive form skips the rows with OFFSET. "One member" filters on another dimension than the one broken down, ' +
-            'so it reads the member\'s rows of the wide rollup; "one tool" reads raw events (no hourly rollup keys the ' +
-            'tool); every other answer reads the narrow ones.',
+            'naive form skips the rows with OFFSET. "One member" and "one tool" filter on another dimension than the one ' +
+            'broken down, so they read pair rows for the closed days and the wide rollup (raw events for the tool) for ' +
+            'today; every other answer reads the narrow ones.',
         );
         sections.push({ title: `Usage dashboards on ${database.label}`, lines });
       } finally {

@@ -288,7 +288,8 @@ export function dailyPart(
 function keyCondition(filter: Filter, key: string, org: string, p: (value: unknown) => string): string {
   const v = p(filter.value);
   if (filter.dim === 'member') {
-    return `${key} IN (SELECT id FROM members WHERE org_id = ${org} AND (id = ${v} OR external_id = ${v}))`;
+    // ARRAY(...) is computed once, and `= ANY` of it is an index condition (IN would filter rows).
+    return `${key} = ANY (ARRAY(SELECT id FROM members WHERE org_id = ${org} AND (id = ${v} OR external_id = ${v})))`;
   }
   return filter.dim === 'provider' ? `${key} = lower(${v})` : `${key} = ${v}`;
 }
