@@ -176,8 +176,20 @@ it('documents the gateway endpoints and settings in the served OpenAPI document'
   );
 });
 
-it('bills a long stream in many increments and still records exactly the price of its usage', async () => {
-  g.fake.behave({ chunks: 403 });
+/** Increments of the call recorded last: usage billed while it streamed (the capture's entries carry its event). */
+async function incrementEntries(): Promise<number> {
+  const event = await lastEvent(g, orgId);
+  const [row] = await g.tally.db.query<{ n: number }>(
+    `SELECT count(DISTINCT created_at)::int AS n FROM ledger_entries
+      WHERE org_id = $1 AND authorization_id = $2 AND kind IN ('debit', 'overage') AND event_id IS NULL`,
+    [orgId, event.id],
+  );
+  return row!.n;
+}
+
+it('bills a long stream while it streams and still records exactly the price of its usage', async () => {
+  // About 2.5 s each: billed at least once while streaming (every 2 s), the rest at capture.
+  g.fake.behave({ chunks: 403, chunkDelayMs: 6 });
   try {
     for (const model of ['claude-haiku-4-5', 'claude-opus-4-1']) {
       const message = await anthropicClient(g, key, member)
@@ -185,6 +197,7 @@ it('bills a long stream in many increments and still records exactly the price o
         .finalMessage();
       expect(message.usage.output_tokens).toBe(403);
       await expectRecorded('anthropic', model, { ...ANTHROPIC_USAGE, output_tokens: 403 });
+      expect(await incrementEntries()).toBeGreaterThanOrEqual(1);
     }
     const stream = await openaiClient(g, key, member).chat.completions.create({
       model: 'gpt-4.1-nano',
@@ -193,8 +206,41 @@ it('bills a long stream in many increments and still records exactly the price o
     });
     for await (const _ of stream);
     await expectRecorded('openai', 'gpt-4.1-nano', { ...OPENAI_USAGE, output_tokens: 403 });
+    expect(await incrementEntries()).toBeGreaterThanOrEqual(1);
   } finally {
-    g.fake.behave({ chunks: 12 });
+    g.fake.behave({ chunks: 12, chunkDelayMs: 0 });
+  }
+});
+
+it('bills a stream its hold covers every 2 seconds, not every few tokens', async () => {
+  try {
+    // 403 tokens at once: the hold (1000 output tokens) covers them, the capture bills them all.
+    g.fake.behave({ chunks: 403 });
+    const fast = await openaiClient(g, key, member).chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'Go on' }],
+      max_completion_tokens: 1000,
+      stream: true,
+    });
+    for await (const _ of fast);
+    await expectRecorded('openai', 'gpt-4o-mini', { ...OPENAI_USAGE, output_tokens: 403 });
+    expect(await incrementEntries()).toBe(0);
+    // 150 tokens over about 3 s: billed once while streaming (twice if the machine is slow), then captured.
+    g.fake.behave({ chunks: 150, chunkDelayMs: 20 });
+    const started = performance.now();
+    const slow = anthropicClient(g, key, member).messages.stream({
+      model: 'claude-haiku-4-5',
+      max_tokens: 1000,
+      messages: [{ role: 'user', content: 'Go on' }],
+    });
+    await slow.finalMessage();
+    const seconds = (performance.now() - started) / 1000;
+    await expectRecorded('anthropic', 'claude-haiku-4-5', { ...ANTHROPIC_USAGE, output_tokens: 150 });
+    const increments = await incrementEntries();
+    expect(increments).toBeGreaterThanOrEqual(1);
+    expect(increments).toBeLessThanOrEqual(Math.floor(seconds / 2));
+  } finally {
+    g.fake.behave({ chunks: 12, chunkDelayMs: 0 });
   }
 });
 

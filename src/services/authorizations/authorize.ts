@@ -26,7 +26,7 @@ import { requireCurrent, type SpendTerms, StaleSpendTerms, withSpendTerms } from
 import { ensureMembers, memberKey } from '../members/ensureMembers.ts';
 import type { OrgRow } from '../orgs/shape.ts';
 import { headroom, UNLIMITED } from './headroom.ts';
-import { credits } from './shape.ts';
+import { type AuthorizationRow, credits, keepAuthorization } from './shape.ts';
 
 export interface AuthorizeInput {
   org_id?: string;
@@ -69,6 +69,24 @@ export function unitsFor(
   );
   if ('status' in priced) throw new ServiceError(422, priced.error.code, priced.error.message, 'model');
   return priced;
+}
+
+/**
+ * The price in units of a call's usage, with the org's kept terms, as its increments price it: for
+ * deciding when to ask Tally, never for billing (which prices again under the lock).
+ */
+export function callPricer(
+  ctx: Ctx,
+  orgId: string,
+  call: { provider: string; model: string },
+): Promise<(usage: Usage) => bigint> {
+  return withSpendTerms(
+    ctx.db,
+    orgId,
+    async ({ org }) =>
+      (usage: Usage) =>
+        unitsFor(ctx, org, call, { requests: 0, ...usage }, new Date()).units,
+  );
 }
 
 /**
@@ -252,6 +270,43 @@ async function placeHold(
       inLedger,
     ],
   );
+  keepAuthorization(placedRow(org.id, hold.id, input, dims, hold.hold, scopeRefs, hold.expiresAt));
+}
+
+/**
+ * The authorization row a hold wrote, kept so that the stream's increments and capture do not read
+ * it back (they take its changing state from the lock anyway).
+ */
+function placedRow(
+  orgId: string,
+  id: string,
+  input: AuthorizeInput,
+  dims: Dimensions,
+  held: bigint,
+  scopes: AuthorizationRow['scopes'],
+  expiresAt: Date,
+): AuthorizationRow {
+  return {
+    org_id: orgId,
+    id,
+    member_id: dims.member_id,
+    member_external_id: input.member,
+    api_key_id: dims.api_key_id || null,
+    feature: input.feature,
+    provider: input.provider.toLowerCase(),
+    model: input.model,
+    workspace: dims.workspace,
+    workspace_group: dims.workspace_group,
+    project: dims.project,
+    status: 'active',
+    held: String(held),
+    charged: '0',
+    usage: {},
+    scopes,
+    event_id: null,
+    result: null,
+    expires_at: expiresAt,
+  };
 }
 
 /**
@@ -297,10 +352,11 @@ async function placeHoldAtOnce(
   const [row] = await withRetry(() =>
     ctx.db.query<{
       outcome: 'placed' | 'slow' | 'denied' | 'stale';
+      resolved_member_id: string;
       room_units: string | null;
       hold_units: string;
     }>(
-      `SELECT outcome, room_units, hold_units FROM tally_place_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+      `SELECT outcome, resolved_member_id, room_units, hold_units FROM tally_place_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
          $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
       [
         org.id,
@@ -329,6 +385,8 @@ async function placeHoldAtOnce(
   );
   if (row?.outcome === 'stale') throw new StaleSpendTerms();
   if (row?.outcome !== 'placed') return null;
+  const placed = { ...dims, member_id: row.resolved_member_id };
+  keepAuthorization(placedRow(org.id, hold.id, input, placed, BigInt(row.hold_units), refs, hold.expiresAt));
   return approved(hold.id, {
     untracked,
     estimate: hold.estimate,

@@ -1,6 +1,7 @@
 /**
  * Bills the usage streamed since the previous increment, as it happens. Answers `stop` once the
- * next increment of the same size would not fit in the hold plus what limits still allow.
+ * next increment (by default one of the same size) would not fit in the hold plus what limits
+ * still allow.
  */
 import type { Usage } from '../../domain/pricing.ts';
 import { withRetry } from '../../store/retry.ts';
@@ -11,7 +12,11 @@ import { unitsFor } from './authorize.ts';
 import { bill, scopesOf } from './settle.ts';
 import { addUsage, credits, findAuthorization, lockedState, requireActive } from './shape.ts';
 
-export async function incrementAuthorization(ctx: Ctx, id: string, usage: Usage) {
+/**
+ * `next` is the usage the stop decision is judged on: the gateway, which bills several steps of
+ * output (and the input) at once, asks whether one more step of output still fits.
+ */
+export async function incrementAuthorization(ctx: Ctx, id: string, usage: Usage, next: Usage = usage) {
   // What needs no lock is read first and side by side; under the lock: one read, the draw-down
   // and one write.
   const [found] = await Promise.all([
@@ -32,8 +37,10 @@ export async function incrementAuthorization(ctx: Ctx, id: string, usage: Usage)
         // fee is charged once per call, at capture, not on every increment.
         const total = addUsage(auth.usage, usage);
         const priced = (u: Usage) => unitsFor(ctx, org, auth, { requests: 0, ...u }, now).units;
-        const step = priced(total) - priced(auth.usage);
+        const totalUnits = priced(total);
+        const step = totalUnits - priced(auth.usage);
         const wanted = step > 0n ? step : 0n;
+        const nextUnits = next === usage ? wanted : priced(addUsage(total, next)) - totalUnits;
         const result = await bill(tx, org, auth, scopes, lock, wanted, {
           eventId: null,
           usage: total,
@@ -46,7 +53,7 @@ export async function incrementAuthorization(ctx: Ctx, id: string, usage: Usage)
           unbilled_credits: credits(result.unbilled),
           held_credits: credits(BigInt(auth.held)),
           action:
-            result.unbilled > 0n || result.capacity < wanted ? ('stop' as const) : ('continue' as const),
+            result.unbilled > 0n || result.capacity < nextUnits ? ('stop' as const) : ('continue' as const),
         };
       }),
     ),

@@ -48,15 +48,18 @@ export async function findAuthorization(
   let row = kept.get(id);
   if (!row) {
     [row] = await q.query<AuthorizationRow>(`SELECT ${COLUMNS} FROM authorizations WHERE id = $1`, [id]);
-    if (row) {
-      if (kept.size >= MAX_KEPT) kept.clear();
-      kept.set(id, row);
-    }
+    if (row) keepAuthorization(row);
   }
   if (!row || (orgId !== null && row.org_id !== orgId)) {
     throw new ServiceError(404, 'not_found', 'Authorization not found', 'id');
   }
   return row;
+}
+
+/** Keeps an authorization as this process wrote or read it (a hold keeps the row it placed). */
+export function keepAuthorization(row: AuthorizationRow): void {
+  if (kept.size >= MAX_KEPT) kept.clear();
+  kept.set(row.id, row);
 }
 
 /** Drops the kept copy of an authorization that has ended. */

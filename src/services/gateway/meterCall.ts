@@ -4,8 +4,9 @@
  * in the provider's own error format, so the client's SDK raises its usual error.
  */
 import { estimateTokens, extractUsage } from '../../../sdk/src/usage.ts';
+import { CREDIT_SCALE, parseUnits } from '../../domain/money.ts';
 import type { Usage } from '../../domain/pricing.ts';
-import { authorize } from '../authorizations/authorize.ts';
+import { authorize, callPricer } from '../authorizations/authorize.ts';
 import { captureAuthorization, voidAuthorization } from '../authorizations/finishAuthorization.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
@@ -18,6 +19,13 @@ import { ERROR_STATUS, type ErrorKind, type ProviderWire, textIn } from './wire.
 export const DEFAULT_MAX_OUTPUT_TOKENS = 4096;
 /** A hold outlives the longest answer we expect; an abandoned one expires on its own. */
 const HOLD_TTL_SECONDS = 900;
+/**
+ * A stream's usage is billed at least this often while its hold covers it (sooner when it might
+ * not): credits go down while an answer streams, and a Tally that dies mid-stream leaves at most
+ * this much of it unbilled when the hold expires. Each increment is a transaction on the org's
+ * balance lock, so billing every few tokens would cost more than the call.
+ */
+const BILL_EVERY_MS = 2000;
 
 export interface GatewayCall {
   wire: ProviderWire;
@@ -117,8 +125,12 @@ export async function meterCall(ctx: Ctx, call: GatewayCall, log: GatewayLog): P
   const authorizationId = hold.id;
 
   let upstream: Awaited<typeof upstreamLookup>;
+  let price: (usage: Usage) => bigint;
   try {
-    upstream = await upstreamLookup;
+    [upstream, price] = await Promise.all([
+      upstreamLookup,
+      callPricer(ctx, caller.orgId, { provider: wire.provider, model: request.model }),
+    ]);
   } catch (error) {
     await voidAuthorization(ctx, authorizationId);
     throw error;
@@ -148,6 +160,9 @@ export async function meterCall(ctx: Ctx, call: GatewayCall, log: GatewayLog): P
       ctx,
       wire,
       authorizationId,
+      held: parseUnits(hold.held_credits, CREDIT_SCALE),
+      price,
+      billEveryMs: BILL_EVERY_MS,
       upstream: answer.body,
       abortUpstream: () => abort.abort(),
       state: request.streamState(),

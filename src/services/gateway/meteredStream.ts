@@ -1,12 +1,17 @@
 /**
  * A provider's SSE answer passed through to the client event by event, metered as it goes.
  *
- * Billing while streaming: every `step` output tokens streamed since the last increment are billed
- * through the authorization, and the stream waits for Tally's answer before running two steps
- * ahead of it. Streamed output is counted low (the SDK's StreamUsage: one token per text event,
- * or 5 characters a token if that is more), because what an increment bills stays billed; the
- * capture at the end (with the provider's exact usage) bills the rest. Anthropic's input counts,
- * exact from `message_start`, are billed as soon as they arrive.
+ * Billing while streaming: the hold placed before the call already reserves what it covers, so
+ * Tally is asked only when it must be. What was streamed and not billed yet is billed through the
+ * authorization at least every `billEveryMs`, and at once when it plus one more `step` of output
+ * might not fit in what is left of the hold (priced locally, on the running total, exactly as the
+ * increment will bill it); then Tally bills it, from the hold and past it as far as limits allow,
+ * and answers `stop` once the next step would not fit. Past the hold every step is asked for, and
+ * the stream waits for Tally's answer before running two steps ahead of it. Streamed output is
+ * counted low (the SDK's StreamUsage: one token per text event, or 5 characters a token if that is
+ * more), because what an increment bills stays billed; the capture at the end (with the
+ * provider's exact usage) bills the rest. Anthropic's input counts, exact from `message_start`,
+ * are billed with the next increment.
  *
  * Endings, each settled once by a capture that releases the rest of the hold:
  * - the upstream answer completes: captured with the provider's exact usage;
@@ -17,9 +22,11 @@
  * as reported (Anthropic) or estimated from the request (OpenAI).
  */
 import { StreamUsage } from '../../../sdk/src/usage.ts';
+import { CREDIT_SCALE, parseUnits } from '../../domain/money.ts';
 import type { Usage } from '../../domain/pricing.ts';
 import { captureAuthorization } from '../authorizations/finishAuthorization.ts';
 import { incrementAuthorization } from '../authorizations/incrementAuthorization.ts';
+import { addUsage } from '../authorizations/shape.ts';
 import type { Ctx } from '../context.ts';
 import { type ProviderWire, parseSseEvent, type StreamState } from './wire.ts';
 
@@ -32,8 +39,14 @@ export interface MeteredStreamOptions {
   state: StreamState;
   /** Input tokens estimated from the request, billed when the provider reports none. */
   inputEstimate: number;
-  /** Streamed text events per increment. */
+  /** Units the hold reserved. */
+  held: bigint;
+  /** The call's price in units for a usage, as its increments price it. */
+  price: (usage: Usage) => bigint;
+  /** Output tokens (streamed text events) by which the stream runs ahead of what Tally approved. */
   step: number;
+  /** Unbilled usage waits at most this long for an increment (while the hold covers it). */
+  billEveryMs: number;
   logError: (what: string, error: unknown) => void;
 }
 
@@ -52,6 +65,13 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
   let phase: Phase = 'streaming';
   let billedOutput = 0;
   let inputBilled = false;
+  /** What the increments billed so far, the authorization's usage as Tally has it. */
+  let billed: Usage = {};
+  /** What is left of the hold, less what increments in flight will take from it. */
+  let heldLeft = options.held;
+  let lastBilledAt = performance.now();
+  /** Output streamed when the hold was last found to cover one more step; -1: not since it changed. */
+  let coveredAt = -1;
   let increment: Promise<void> | null = null;
   let settled: Promise<void> | null = null;
   let controller!: ReadableStreamDefaultController<Uint8Array>;
@@ -94,12 +114,20 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
     end(`: tally stopped this answer: ${why}\n\n${state.trailer(usedSoFar().output_tokens ?? 0)}`);
   }
 
-  function bill(counts: Usage, followAction: boolean) {
-    increment = incrementAuthorization(ctx, authorizationId, counts)
+  function bill(counts: Usage) {
+    const before = billed;
+    billed = addUsage(billed, counts);
+    const share = options.price(billed) - options.price(before);
+    heldLeft = heldLeft > share ? heldLeft - share : 0n;
+    coveredAt = -1;
+    lastBilledAt = performance.now();
+    increment = incrementAuthorization(ctx, authorizationId, counts, { output_tokens: options.step })
       .then(
         (answer) => {
+          heldLeft = parseUnits(answer.held_credits, CREDIT_SCALE);
+          coveredAt = -1;
           if (!isZero(answer.unbilled_credits)) cut('the credit limit is reached');
-          else if (followAction && answer.action === 'stop') cut('the credit limit would be passed');
+          else if (answer.action === 'stop') cut('the credit limit would be passed');
         },
         (error) => {
           options.logError('gateway increment failed', error);
@@ -114,21 +142,42 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
 
   const pendingOutput = () => (usage.exact ? 0 : (usage.usage.output_tokens ?? 0) - billedOutput);
 
+  /** Anthropic's input counts, once known and until billed. */
+  function pendingInput(): Usage | null {
+    if (inputBilled || usage.exact) return null;
+    const known = usage.usage;
+    if (known.input_tokens === undefined) return null;
+    const input: Usage = { input_tokens: known.input_tokens };
+    if (known.cache_read_tokens !== undefined) input.cache_read_tokens = known.cache_read_tokens;
+    if (known.cache_write_tokens !== undefined) input.cache_write_tokens = known.cache_write_tokens;
+    return input;
+  }
+
+  /**
+   * Whether what is streamed and not billed, plus one more step of output, still fits in what is
+   * left of the hold: then it needs no answer from Tally yet. Checked again one step later.
+   */
+  function coveredByHold(): boolean {
+    const output = billedOutput + pendingOutput();
+    const input = pendingInput();
+    if (!input && coveredAt >= 0 && output < coveredAt + options.step) return true;
+    const ahead = addUsage(input ?? {}, { output_tokens: pendingOutput() + options.step });
+    const covered = options.price(addUsage(billed, ahead)) - options.price(billed) <= heldLeft;
+    coveredAt = covered ? output : -1;
+    return covered;
+  }
+
   /** One increment at a time; the next one carries everything streamed meanwhile. */
   function meter() {
     if (increment || phase !== 'streaming' || usage.exact) return;
-    const known = usage.usage;
-    if (!inputBilled && known.input_tokens !== undefined) {
-      inputBilled = true;
-      // Input is billed once and alone, so its size never makes Tally stop the output early.
-      const { input_tokens, cache_read_tokens, cache_write_tokens } = known;
-      bill({ input_tokens, cache_read_tokens, cache_write_tokens }, false);
-      return;
-    }
+    const input = pendingInput();
     const pending = pendingOutput();
-    if (pending < options.step) return;
+    if (!input && pending <= 0) return;
+    const due = performance.now() - lastBilledAt >= options.billEveryMs;
+    if (!due && ((!input && pending < options.step) || coveredByHold())) return;
+    inputBilled ||= input !== null;
     billedOutput += pending;
-    bill({ output_tokens: pending }, true);
+    bill(addUsage(input ?? {}, pending > 0 ? { output_tokens: pending } : {}));
   }
 
   /** Complete events in the buffer: followed, and the ones the client gets, verbatim. */
@@ -150,8 +199,8 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
     async pull() {
       // Read until there is something to send, so every pull answers (a stream pulls once per read).
       while (phase === 'streaming') {
-        // However fast upstream is, at most two steps stream ahead of what Tally has approved.
-        while (increment && pendingOutput() >= options.step) await increment;
+        // However fast upstream is, past the hold at most two steps stream ahead of what Tally approved.
+        while (increment && pendingOutput() >= options.step && !coveredByHold()) await increment;
         if (phase !== 'streaming') return;
         let chunk: Awaited<ReturnType<typeof reader.read>>;
         try {
