@@ -485,3 +485,41 @@ describe('integration and tool dimensions', () => {
     expect(await snapshot()).toEqual(before);
   });
 });
+
+describe('summary distinct counts at the edges of a range', () => {
+  it('count a member, feature and model seen only in hours no stored day covers, never one just outside', async () => {
+    // Katmandu days run 18:00-18:00 UTC on whole hours: a range from 10:00 to 15:00 UTC cuts a day
+    // at each end, whose hours are read from the hourly rows.
+    const { org, key } = await createOrgWithKey(t, { timezone: 'Asia/Katmandu' });
+    const from = Date.parse(`${new Date(Date.now() - 4 * DAY).toISOString().slice(0, 10)}T10:00:00Z`);
+    const to = from + 2 * DAY + 5 * 3_600_000;
+    const event = (id: string, member: string, feature: string, model: number, at: number) => ({
+      id,
+      member,
+      feature,
+      provider: MODELS[model]![0],
+      model: MODELS[model]![1],
+      occurred_at: new Date(at).toISOString(),
+      usage: { input_tokens: 1000, output_tokens: 100 },
+    });
+    await send(key, [
+      ...Array.from({ length: 6 }, (_, i) => event(`mid${i}`, 'm1', 'Chat', 0, from + DAY + i * 3_600_000)),
+      event('inside-start', 'early', 'Summarize CV', 1, from + 20 * 60_000),
+      event('before-start', 'before', 'Generate field', 3, from - 20 * 60_000),
+      event('inside-end', 'late', 'Chat', 2, to - 20 * 60_000),
+      event('after-end', 'after', 'Translate', 3, to + 20 * 60_000),
+    ]);
+    const range = `range=custom&from=${new Date(from).toISOString()}&to=${new Date(to).toISOString()}`;
+    const s = UsageSummarySchema.parse(
+      (await t.call('GET', `/v1/orgs/${org.id}/usage/summary?${range}`, { key })).body,
+    );
+    const [raw] = await t.db.query<{ members: number; features: number; models: number; calls: number }>(
+      `SELECT count(DISTINCT member_id)::int AS members, count(DISTINCT feature)::int AS features,
+              count(DISTINCT (provider, model))::int AS models, count(*)::int AS calls
+         FROM events WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3`,
+      [org.id, s.range.start, s.range.end],
+    );
+    expect(raw).toEqual({ members: 3, features: 2, models: 3, calls: 8 });
+    expect([s.active_members, s.features, s.model_tiers, s.calls]).toEqual([3, 2, 3, 8]);
+  });
+});
