@@ -12,7 +12,7 @@ import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import { meteredStream } from './meteredStream.ts';
 import type { GatewayCaller } from './resolveCaller.ts';
-import { upstreamFor, upstreamUrl } from './upstream.ts';
+import { postUpstream, type UpstreamAnswer, upstreamFor, upstreamUrl } from './upstream.ts';
 import { ERROR_STATUS, type ErrorKind, type ProviderWire, textIn } from './wire.ts';
 
 /** Output tokens held for a request that sets no limit (the catalog knows no output limits). */
@@ -136,26 +136,26 @@ export async function meterCall(ctx: Ctx, call: GatewayCall, log: GatewayLog): P
     throw error;
   }
   const abort = new AbortController();
-  let answer: Response;
+  let answer: UpstreamAnswer;
   try {
-    answer = await fetch(upstreamUrl(upstream.baseUrl, call.path), {
-      method: 'POST',
-      headers: wire.upstreamHeaders(call.headers, upstream.key),
-      body: request.upstreamBody,
-      signal: abort.signal,
-    });
+    answer = await postUpstream(
+      upstreamUrl(upstream.baseUrl, call.path),
+      wire.upstreamHeaders(call.headers, upstream.key),
+      request.upstreamBody,
+      abort.signal,
+    );
   } catch (error) {
     log.error('gateway upstream unreachable', error);
     await voidAuthorization(ctx, authorizationId);
     return providerError(wire, 'upstream', 'The provider could not be reached');
   }
-  if (!answer.ok) {
+  if (answer.status < 200 || answer.status > 299) {
     // Nothing was generated: release the hold and pass the provider's error through as it is.
     const text = await answer.text().catch(() => '');
     await voidAuthorization(ctx, authorizationId);
     return new Response(text, { status: answer.status, headers: passedHeaders(answer.headers) });
   }
-  if (answer.body && answer.headers.get('content-type')?.includes('text/event-stream')) {
+  if (answer.headers.get('content-type')?.includes('text/event-stream')) {
     const stream = meteredStream({
       ctx,
       wire,
@@ -180,7 +180,7 @@ async function plainAnswer(
   ctx: Ctx,
   wire: ProviderWire,
   authorizationId: string,
-  answer: Response,
+  answer: UpstreamAnswer,
   inputEstimate: number,
   log: GatewayLog,
 ): Promise<Response> {

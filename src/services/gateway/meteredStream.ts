@@ -34,7 +34,7 @@ export interface MeteredStreamOptions {
   ctx: Ctx;
   wire: ProviderWire;
   authorizationId: string;
-  upstream: ReadableStream<Uint8Array>;
+  upstream: AsyncIterable<Uint8Array>;
   abortUpstream: () => void;
   state: StreamState;
   /** Input tokens estimated from the request, billed when the provider reports none. */
@@ -58,7 +58,7 @@ const isZero = (decimal: string) => /^0(\.0*)?$/.test(decimal);
 export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uint8Array> {
   const { ctx, wire, authorizationId, state } = options;
   const usage = new StreamUsage(wire.provider);
-  const reader = options.upstream.getReader();
+  const reader = options.upstream[Symbol.asyncIterator]();
   const decoder = new TextDecoder();
   const encoder = new TextEncoder();
   let buffer = '';
@@ -202,9 +202,9 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
         // However fast upstream is, past the hold at most two steps stream ahead of what Tally approved.
         while (increment && pendingOutput() >= options.step && !coveredByHold()) await increment;
         if (phase !== 'streaming') return;
-        let chunk: Awaited<ReturnType<typeof reader.read>>;
+        let chunk: IteratorResult<Uint8Array>;
         try {
-          chunk = await reader.read();
+          chunk = await reader.next();
         } catch (error) {
           if (phase !== 'streaming') return;
           options.logError('gateway upstream stream failed', error);
