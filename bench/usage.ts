@@ -14,6 +14,7 @@
  */
 import http from 'node:http';
 import { decimalUnits } from '../src/domain/money.ts';
+import { buildHourlyDims } from '../src/services/maintenance/buildHourlyDims.ts';
 import { buildUsagePairs } from '../src/services/maintenance/buildUsagePairs.ts';
 import { encodeCursor } from '../src/services/pagination.ts';
 import {
@@ -605,17 +606,21 @@ async function timed<T>(fn: () => Promise<T>): Promise<[number, T]> {
 }
 
 interface PairBuild {
+  hours: number;
+  hourRows: number;
   days: number;
   rows: number;
   seconds: number;
 }
 
-/** What the build_usage_pairs job does in production, run to the end (nothing due on a kept set). */
+/** What the build_usage_rollups job does in production, run to the end (nothing due on a kept set). */
 async function buildPairs(tally: RunningTally): Promise<PairBuild> {
-  const [ms, built] = await timed(() =>
-    buildUsagePairs(tally.tally.db, { budgetMs: Number.POSITIVE_INFINITY }),
-  );
-  return { days: built.days, rows: built.rows, seconds: ms / 1000 };
+  const all = { budgetMs: Number.POSITIVE_INFINITY };
+  const [ms, [hours, days]] = await timed(async () => [
+    await buildHourlyDims(tally.tally.db, all),
+    await buildUsagePairs(tally.tally.db, all),
+  ]);
+  return { hours: hours.hours, hourRows: hours.rows, days: days.days, rows: days.rows, seconds: ms / 1000 };
 }
 
 interface ProbeFigures {
@@ -671,7 +676,7 @@ async function measure(
     );
     const pairs = await buildPairs(tally);
     options.log(
-      `  ${database.label}: pair rollups of ${pairs.days} busy days (${fmt(pairs.rows)} rows) built in ${pairs.seconds.toFixed(1)} s`,
+      `  ${database.label}: job rollups of ${pairs.hours} busy hours (${fmt(pairs.hourRows)} rows) and ${pairs.days} busy days (${fmt(pairs.rows)} pair rows) built in ${pairs.seconds.toFixed(1)} s`,
     );
     freshConnections();
     const summary = await call(tally, 'GET', `/v1/orgs/${data.orgId}/usage/summary?range=30d`);
@@ -751,7 +756,8 @@ export const usage: BenchModule = {
             `Large org: ${fmt(data.events)} events in ${DAYS} days. Its rollup rows: wide \`usage_hourly\` ` +
             `${fmt(data.rows.wide)} (${(data.rows.wide / data.events).toFixed(2)} per event), \`usage_hourly_total\` ` +
             `${fmt(data.rows.hourlyTotal)}, \`usage_daily_dim\` ${fmt(data.rows.dailyDim)}. ` +
-            `The build_usage_pairs job then rolled ${fmt(pairs.days)} busy days up by pairs of dimensions ` +
+            `The build_usage_rollups job then rolled ${fmt(pairs.hours)} busy hours up by dimension ` +
+            `(${fmt(pairs.hourRows)} \`usage_hourly_dim\` rows) and ${fmt(pairs.days)} busy days by pairs of dimensions ` +
             `(${fmt(pairs.rows)} \`usage_daily_pair\` rows) in ${pairs.seconds.toFixed(0)} s.`,
           '',
           '| answer | Tally p50 ms | Tally p95 ms | naive p50 ms | naive p95 ms | naive / Tally (p95) |',

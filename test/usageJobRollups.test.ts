@@ -1,14 +1,16 @@
 /**
- * Pair rollups (usage_daily_pair, migration 0018; the build_usage_pairs job): reports filtered on
- * one dimension and grouped by another read them for busy closed days and agree with raw events to
- * the last unit; a late event sends its day back to hourly rows until the job rebuilds it.
+ * Rollups built by the build_usage_rollups job (migration 0018): hours by dimension
+ * (usage_hourly_dim) and days by pairs of dimensions (usage_daily_pair). Reports read them for busy
+ * closed periods and agree with raw events to the last unit; a late event sends its period back to
+ * the rows ingest keeps until the job rebuilds it.
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decimalUnits } from '../src/domain/money.ts';
 import { UsageBreakdownSchema, UsageTimeseriesSchema } from '../src/http/routes/usage.ts';
+import { buildHourlyDims } from '../src/services/maintenance/buildHourlyDims.ts';
 import { buildUsagePairs } from '../src/services/maintenance/buildUsagePairs.ts';
-import { coverageOf, planOf } from '../src/services/usage/source.ts';
+import { builtHoursOf, coverageOf, planOf } from '../src/services/usage/source.ts';
 import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
 
 let t: TestTally;
@@ -56,15 +58,16 @@ async function rawGroups(
   start: string,
   end: string,
   by: string,
-  filter: string,
-  value: string,
+  filter?: string,
+  value?: string,
 ) {
   const rows = await t.db.query<{ key: string; credits: string; cost: string; calls: string }>(
     `SELECT ${RAW_KEY[by]} AS key, sum(credits)::text AS credits, sum(cost)::text AS cost, count(*)::text AS calls
        FROM events
-      WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND ${RAW_KEY[filter]} = $4
+      WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3
+        AND ${filter ? `${RAW_KEY[filter]} = $4` : '$4::text IS NULL'}
       GROUP BY 1 ORDER BY 1`,
-    [orgId, start, end, value],
+    [orgId, start, end, value ?? null],
   );
   return rows.map((r) => [r.key, BigInt(r.credits), cost(r.cost), Number(r.calls)]);
 }
@@ -236,5 +239,116 @@ describe('pair rollups on random traffic', () => {
     expect(built.map((r) => r.calls)).toEqual(['10', '10']);
     const { got, raw } = await breakdownVersusRaw(key, org.id, 'member', 'tool', 'code');
     expect(got).toEqual(raw);
+  });
+});
+
+describe('hourly rollups by dimension', () => {
+  it('agree with raw events in hourly charts and cut days, before and after a late event', async () => {
+    const { org, key } = await createOrgWithKey(t, { timezone: 'America/New_York' });
+    const rnd = fc.sample(
+      fc.record({
+        minutes: fc.integer({ min: 1, max: 6 * 24 * 60 }),
+        member: fc.constantFrom('m1', 'm2', 'm3', 'm4'),
+        feature: fc.constantFrom('Chat', 'Summarize'),
+        model: fc.integer({ min: 0, max: MODELS.length - 1 }),
+        surface: fc.constantFrom(...SURFACES),
+        tool: fc.constantFrom(...TOOLS),
+        input: fc.integer({ min: 0, max: 100_000 }),
+        output: fc.integer({ min: 0, max: 20_000 }),
+      }),
+      { numRuns: 500, seed: 19 },
+    );
+    await send(
+      key,
+      rnd.map((e, i) => ({
+        id: `h${i}`,
+        member: e.member,
+        feature: e.feature,
+        provider: MODELS[e.model]![0],
+        model: MODELS[e.model]![1],
+        occurred_at: ago(e.minutes * 60_000),
+        ...(e.surface ? { surface: e.surface } : {}),
+        ...(e.tool ? { metadata: { tool: e.tool } } : {}),
+        usage: { input_tokens: e.input, output_tokens: e.output },
+      })),
+    );
+    const built = await buildHourlyDims(t.db, { minCalls: 1 });
+    expect(built.done).toBe(true);
+    expect(built.hours).toBeGreaterThan(50);
+    expect(await buildHourlyDims(t.db, { minCalls: 1 })).toEqual({ hours: 0, rows: 0, done: true });
+
+    const base = `/v1/orgs/${org.id}/usage`;
+    const check = async () => {
+      for (const split of ['model', 'tool', 'integration']) {
+        const ts = UsageTimeseriesSchema.parse(
+          (
+            await t.call(
+              'GET',
+              `${base}/timeseries?range=1d&granularity=hour&split=${split}&split_limit=10`,
+              { key },
+            )
+          ).body,
+        );
+        for (const b of ts.data) {
+          const raw = await rawGroups(org.id, b.start, b.end, split);
+          const got = (b.groups ?? [])
+            .filter((g) => g.calls > 0)
+            .map((g) => [g.key, credits(g.credits), g.calls])
+            .sort((x, y) => (String(x[0]) < String(y[0]) ? -1 : 1));
+          expect([split, b.start, got]).toEqual([split, b.start, raw.map((r) => [r[0], r[1], r[3]])]);
+        }
+      }
+      // 7 days cut at both ends (a rolling range): whole days from daily rows, the rest hourly.
+      for (const [by, filter, value] of [
+        ['member', undefined, undefined],
+        ['tool', 'tool', 'code'],
+        ['surface', undefined, undefined],
+      ] as const) {
+        const q = filter ? `&${filter}=${value}` : '';
+        const b = UsageBreakdownSchema.parse(
+          (await t.call('GET', `${base}/breakdown?range=7d&by=${by}${q}&limit=100`, { key })).body,
+        );
+        const got = b.data
+          .map((r) => [r.key, credits(r.credits), cost(r.cost), r.calls])
+          .sort((x, y) => (String(x[0]) < String(y[0]) ? -1 : 1));
+        expect([by, got]).toEqual([
+          by,
+          await rawGroups(org.id, b.range.start, b.range.end, by, filter, value),
+        ]);
+      }
+    };
+    await check();
+
+    const day = [new Date(Date.now() - DAY), new Date(Date.now() - 2 * HOUR)].map(
+      (d) => new Date(Math.floor(d.getTime() / HOUR) * HOUR),
+    ) as [Date, Date];
+    const before = await builtHoursOf(t.db, org.id, [{ start: day[0], end: day[1] }]);
+    expect(before.built.length).toBeGreaterThan(10);
+
+    // A late event in a built hour: that hour is read from the wide rows until rebuilt.
+    const lateHour = before.built[3]!;
+    await send(key, [
+      {
+        id: 'late-h',
+        member: 'm1',
+        feature: 'Chat',
+        provider: 'openai',
+        model: 'gpt-4o',
+        surface: 'slack',
+        occurred_at: new Date(lateHour.getTime() + 30 * 60_000).toISOString(),
+        metadata: { tool: 'code' },
+        usage: { input_tokens: 999, output_tokens: 9 },
+      },
+    ]);
+    const after = await builtHoursOf(t.db, org.id, [{ start: day[0], end: day[1] }]);
+    expect(after.built.map((d) => d.getTime())).not.toContain(lateHour.getTime());
+    expect(after.built.length).toBe(before.built.length - 1);
+    expect(after.rest.some((r) => r.start.getTime() <= lateHour.getTime() && lateHour < r.end)).toBe(true);
+    await check();
+    expect(await buildHourlyDims(t.db, { minCalls: 1 })).toMatchObject({ hours: 1, done: true });
+    expect((await builtHoursOf(t.db, org.id, [{ start: day[0], end: day[1] }])).built.length).toBe(
+      before.built.length,
+    );
+    await check();
   });
 });

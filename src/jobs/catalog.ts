@@ -5,6 +5,7 @@ import { expireHolds } from '../services/authorizations/expireHolds.ts';
 import type { Ctx } from '../services/context.ts';
 import { expireGrantsEverywhere } from '../services/ledger/expireGrantsEverywhere.ts';
 import { issuePlanGrants } from '../services/ledger/issuePlanGrants.ts';
+import { buildHourlyDims } from '../services/maintenance/buildHourlyDims.ts';
 import { buildUsagePairs } from '../services/maintenance/buildUsagePairs.ts';
 import { purgeExpiredEvents } from '../services/maintenance/purgeExpiredEvents.ts';
 import { purgeIdempotencyKeys } from '../services/maintenance/purgeIdempotencyKeys.ts';
@@ -26,11 +27,14 @@ export function jobCatalog(ctx: Ctx): JobDefinition[] {
     { name: 'projected_run_out_alerts', everySeconds: 3600, run: () => checkProjectedRunOut(ctx) },
     { name: 'auto_topups', everySeconds: 15, run: () => runAutoTopups(ctx) },
     { name: 'detect_anomalies', everySeconds: 900, run: () => detectAnomalies(ctx) },
-    // Days stop starting after 20 s, inside the lease; the next run goes on where it stopped.
+    // Hours, then days, stop starting after 10 s each, inside the lease; the next run goes on.
     {
-      name: 'build_usage_pairs',
+      name: 'build_usage_rollups',
       everySeconds: 600,
-      run: () => buildUsagePairs(ctx.db, { budgetMs: 20_000 }),
+      run: async () => ({
+        hours: await buildHourlyDims(ctx.db, { budgetMs: 10_000 }),
+        days: await buildUsagePairs(ctx.db, { budgetMs: 10_000 }),
+      }),
     },
     // Batches stop starting after 20 s, inside the lease; the next run goes on where it stopped.
     {

@@ -12,15 +12,15 @@
  */
 import { MAX_EVENT_AGE_MS } from '../../domain/usageEvent.ts';
 import type { Db, Queryable } from '../../store/db.ts';
-import { DIMENSION_KEY, FILTERS } from '../usage/scope.ts';
-import { SUM_NAMES, wideRows } from '../usage/source.ts';
+import { FILTERS } from '../usage/scope.ts';
+import { SUM_NAMES } from '../usage/source.ts';
+import { buildWithin, CLOSED_FOR_MS, eventsOf } from './jobRollups.ts';
 
 /**
  * Below this many calls a day's wide rows are few enough to read directly, and pairs would
  * outnumber them (the bench's varied traffic: about 10 pair rows per event at 1 000 calls a day).
  */
 export const PAIR_MIN_CALLS = 5_000;
-const CLOSED_FOR_MS = 3_600_000;
 
 /** A model filter matches the model or provider/model (see scope.ts whereOf): it reads wide rows. */
 export const PAIR_FILTERS = FILTERS.filter((f) => f !== 'model');
@@ -37,7 +37,6 @@ export async function buildUsagePairs(
   options: BuildPairsOptions = {},
 ): Promise<{ days: number; rows: number; done: boolean }> {
   const now = options.now ?? new Date();
-  const started = Date.now();
   const due = await db.query<{ org_id: string; bucket: Date; day_end: Date }>(
     `SELECT d.org_id, d.bucket, d.day_end
        FROM usage_daily_dim d
@@ -51,38 +50,27 @@ export async function buildUsagePairs(
       new Date(now.getTime() - MAX_EVENT_AGE_MS).toISOString(),
     ],
   );
-  let rows = 0;
-  let days = 0;
-  for (const day of due) {
-    if (Date.now() - started > (options.budgetMs ?? 20_000)) return { days, rows, done: false };
-    rows += await db.transaction((tx) =>
-      buildDay(tx, day.org_id, new Date(day.bucket), new Date(day.day_end)),
-    );
-    days++;
-  }
-  return { days, rows, done: true };
+  const built = await buildWithin(db, due, options.budgetMs ?? 20_000, (tx, day) =>
+    buildDay(tx, day.org_id, new Date(day.bucket), new Date(day.day_end)),
+  );
+  return { days: built.periods, rows: built.rows, done: built.done };
 }
 
 async function buildDay(tx: Queryable, orgId: string, bucket: Date, dayEnd: Date): Promise<number> {
   const day = [orgId, bucket.toISOString(), dayEnd.toISOString()];
   await tx.query('DELETE FROM usage_daily_pair WHERE org_id = $1 AND bucket = $2 AND day_end = $3', day);
   const params: unknown[] = [...day];
-  const events = wideRows(orgId, { start: bucket, end: dayEnd }, {}, params, true);
-  // The keys as reports key wide rows (scope.ts DIMENSION_KEY), over the columns of `w`.
-  const keyed = FILTERS.map((d) => `('${d}', ${DIMENSION_KEY[d]})`).join(', ');
-  const sums = SUM_NAMES.split(', ')
-    .map((c) => `sum(w.${c})`)
-    .join(', ');
+  const { w, keyed, sums } = eventsOf(orgId, bucket, dayEnd, params);
   const filterDims = PAIR_FILTERS.map((f) => `'${f}'`).join(', ');
   // One statement: the events, their pair rows and the marker all come from one snapshot.
   const [result] = await tx.query<{ rows: string }>(
-    `WITH w AS MATERIALIZED (SELECT * FROM ${events} AS e),
+    `WITH w AS MATERIALIZED ${w},
      pairs AS (
        INSERT INTO usage_daily_pair (org_id, bucket, day_end, filter_dim, filter_key, dimension, key, ${SUM_NAMES})
        SELECT $1, $2, $3, f.dim, f.key, g.dim, g.key, ${sums}
          FROM w
-        CROSS JOIN LATERAL (VALUES ${keyed}) AS f (dim, key)
-        CROSS JOIN LATERAL (VALUES ${keyed}) AS g (dim, key)
+        CROSS JOIN LATERAL ${keyed} AS f (dim, key)
+        CROSS JOIN LATERAL ${keyed} AS g (dim, key)
         WHERE f.dim IN (${filterDims}) AND g.dim <> f.dim
         GROUP BY f.dim, f.key, g.dim, g.key
        RETURNING 1

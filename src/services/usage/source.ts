@@ -6,10 +6,12 @@
  * - A report grouped by at most one dimension, filtered on nothing but that same dimension, reads
  *   the narrow rollups (migration 0005): the org-local days lying fully inside one of its buckets
  *   from `usage_daily_dim` (one dimension per row), every other hour (today so far, a rolling 24 h,
- *   hourly buckets) from `usage_hourly_total` for totals or the wide `usage_hourly` for a dimension.
- *   A 30-day breakdown then reads about 30 x keys daily rows plus the hours of today.
+ *   hourly buckets) from `usage_hourly_total` for totals, for a dimension from `usage_hourly_dim`
+ *   where the build_usage_rollups job built the hour (busy, closed, no event since; migration
+ *   0018) and the wide `usage_hourly` otherwise. A 30-day breakdown then reads about 30 x keys
+ *   daily rows plus the hours of the days the range cuts.
  * - A report grouped by one dimension under one filter on another (not the model) reads the same
- *   way, its days from `usage_daily_pair` (migration 0018) where the build_usage_pairs job rolled
+ *   way, its days from `usage_daily_pair` (migration 0018) where the build_usage_rollups job rolled
  *   a busy day up by pairs and no event came in since, every other hour from the wide rollup.
  * - Anything else (two filters, a model
  *   filter, whose `model` or `provider/model` match needs both columns) reads the wide hourly rollup
@@ -215,6 +217,11 @@ export async function sourceSql(
       : coverage.hours;
   // Only the parts that read something: the planner then sizes the query right (an unused
   // hourly part estimated at a month of wide rows turns a small read into a parallel plan).
+  // Hours of one dimension (no filter on another) come from its built hourly rows where they hold.
+  const split =
+    plan.table === 'narrow' && plan.dimension !== 'all' && hours.length > 0
+      ? await builtHoursOf(db, orgId, hours)
+      : { built: [], rest: hours };
   const parts = [
     ...(days.length > 0
       ? [
@@ -223,7 +230,10 @@ export async function sourceSql(
             : dailyPart(plan, orgId, [plan.dimension], days, p),
         ]
       : []),
-    ...(hours.length > 0 ? [hourlyPart(plan, orgId, by, hours, filters, params)] : []),
+    ...(split.built.length > 0 && plan.table === 'narrow'
+      ? [builtHoursPart(plan, orgId, split.built, p)]
+      : []),
+    ...(split.rest.length > 0 ? [hourlyPart(plan, orgId, by, split.rest, filters, params)] : []),
   ];
   if (parts.length === 0) {
     return `(SELECT NULL::text AS dimension, NULL::timestamptz AS bucket, ''::text AS key, ${SUM_NAMES.split(
@@ -319,6 +329,55 @@ function pairPart(
               WHERE r.org_id = ${org} AND r.filter_dim = ${filterDim} AND ${keyCondition(plan.filter, 'r.filter_key', org, p)}
                 AND r.dimension = ${dim} AND r.bucket = s.b AND r.day_end = s.e
            ) AS r`;
+}
+
+const HOUR_MS = 3_600_000;
+
+/**
+ * The hours of `hours` whose rows by dimension (usage_hourly_dim) hold all of their events (the
+ * marker still counts what usage_hourly_total counts), and the rest of `hours` as intervals.
+ */
+export async function builtHoursOf(
+  db: Queryable,
+  orgId: string,
+  hours: Interval[],
+): Promise<{ built: Date[]; rest: Interval[] }> {
+  const rows = await db.query<{ bucket: Date }>(
+    `SELECT m.bucket FROM unnest($2::timestamptz[], $3::timestamptz[]) AS s (lo, hi)
+      CROSS JOIN LATERAL (
+        SELECT m.bucket FROM usage_hour_dims m
+          JOIN usage_hourly_total t ON t.org_id = m.org_id AND t.bucket = m.bucket AND t.calls = m.calls
+         WHERE m.org_id = $1 AND m.bucket >= s.lo AND m.bucket < s.hi
+      ) AS m`,
+    [orgId, hours.map((h) => h.start.toISOString()), hours.map((h) => h.end.toISOString())],
+  );
+  const built = new Set(rows.map((r) => new Date(r.bucket).getTime()));
+  const rest: Interval[] = [];
+  for (const h of hours) {
+    let from = h.start.getTime();
+    for (let at = from; at < h.end.getTime(); at += HOUR_MS) {
+      if (!built.has(at)) continue;
+      if (at > from) rest.push({ start: new Date(from), end: new Date(at) });
+      from = at + HOUR_MS;
+    }
+    if (h.end.getTime() > from) rest.push({ start: new Date(from), end: h.end });
+  }
+  return { built: [...built].sort((a, b) => a - b).map((t) => new Date(t)), rest };
+}
+
+/** The built hourly rows of the plan's dimension (under its filter on that same dimension). */
+function builtHoursPart(
+  plan: Extract<Plan, { table: 'narrow' }>,
+  orgId: string,
+  hours: Date[],
+  p: (value: unknown) => string,
+): string {
+  const org = p(orgId);
+  const dim = p(plan.dimension);
+  const filter = plan.filter ? ` AND ${keyCondition(plan.filter, 'h.key', org, p)}` : '';
+  return `SELECT h.dimension, h.bucket, h.key, ${prefixed('h')}
+            FROM usage_hourly_dim h
+           WHERE h.org_id = ${org} AND h.dimension = ${dim} AND h.bucket = ANY (${p(hours.map((h) => h.toISOString()))}::timestamptz[])${filter}`;
 }
 
 /**

@@ -1,3 +1,8 @@
+-- Rollups written by a job (build_usage_rollups) for busy closed periods, never at ingest, each
+-- period with a marker saying how many events its rows hold: a report uses them only while the
+-- ingest-kept total of the period still counts that many (a late event sends the period back to
+-- the rows ingest keeps until the job rebuilds it).
+--
 -- Busy days rolled up by pairs of dimensions, for reports filtered on one dimension and grouped by
 -- another (one tool's usage by member, one feature's by model). Without them such a report reads
 -- the wide hourly rollup, or raw events for the tool, about one row per event in varied traffic.
@@ -11,8 +16,8 @@
 --                   `day_calls` the day's usage_daily_dim 'all' row at that moment (same snapshot).
 --                   A report uses a day's pair rows only while its 'all' row still counts `calls`:
 --                   a late event makes the day read hourly again until the job rebuilds it.
--- Built for closed days only, by the build_usage_pairs job, never at ingest; quiet days are left to
--- the wide rollup (few rows), so pairs never outnumber the events they stand for by much.
+-- Quiet days are left to the wide rollup (few rows), so pairs never outnumber the events they
+-- stand for by much.
 CREATE TABLE usage_daily_pair (
   org_id text NOT NULL,
   filter_dim text NOT NULL,
@@ -41,4 +46,34 @@ CREATE TABLE usage_pair_days (
   day_calls bigint NOT NULL,
   built_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (org_id, bucket, day_end)
+);
+
+-- Busy hours by one dimension at a time (the hourly counterpart of usage_daily_dim, which keeps
+-- whole days only): hourly charts and the hours of a range no whole day covers read a few rows per
+-- key instead of every wide row. Keys as in usage_daily_pair ('' = not given, also for 'tool' and
+-- 'integration'). usage_hour_dims marks the built hours: `calls` as counted from raw events,
+-- `hour_calls` the hour's usage_hourly_total row at that moment; used while that row counts `calls`.
+CREATE TABLE usage_hourly_dim (
+  org_id text NOT NULL,
+  dimension text NOT NULL,
+  bucket timestamptz NOT NULL,
+  key text NOT NULL,
+  calls bigint NOT NULL,
+  credits bigint NOT NULL,
+  cost numeric(30, 12) NOT NULL,
+  provider_cost_usd numeric(30, 10) NOT NULL,
+  input_tokens bigint NOT NULL,
+  output_tokens bigint NOT NULL,
+  cache_read_tokens bigint NOT NULL,
+  cache_write_tokens bigint NOT NULL,
+  PRIMARY KEY (org_id, dimension, bucket, key)
+);
+
+CREATE TABLE usage_hour_dims (
+  org_id text NOT NULL,
+  bucket timestamptz NOT NULL,
+  calls bigint NOT NULL,
+  hour_calls bigint NOT NULL,
+  built_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (org_id, bucket)
 );
