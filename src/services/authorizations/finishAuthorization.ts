@@ -11,14 +11,8 @@ import { ServiceError } from '../errors.ts';
 import { lockForSpend } from '../ledger/lockForSpend.ts';
 import { requireCurrent, withSpendTerms } from '../limits/spendTerms.ts';
 import { unitsFor } from './authorize.ts';
-import { bill, recordCall, scopesOf } from './settle.ts';
-import {
-  type AuthorizationRow,
-  credits,
-  findAuthorization,
-  forgetAuthorization,
-  lockedState,
-} from './shape.ts';
+import { bill, callEvent, recordCall, scopesOf } from './settle.ts';
+import { credits, findAuthorization, forgetAuthorization, lockedState } from './shape.ts';
 
 type Ending = { kind: 'capture'; usage: Usage; eventId?: string } | { kind: 'void' } | { kind: 'expire' };
 
@@ -71,47 +65,51 @@ export async function finishAuthorization(
           const total = unitsFor(ctx, org, auth, ending.usage, now).units;
           const already = BigInt(auth.charged);
           const eventId = ending.eventId ?? auth.id;
-          const { unbilled } = await bill(
-            tx,
-            org,
-            auth,
-            scopes,
-            lock,
-            total > already ? total - already : 0n,
-            {
-              eventId,
-              usage: null,
-              release: true,
+          const usage = ending.usage;
+          const { end } = await bill(tx, org, auth, scopes, lock, total > already ? total - already : 0n, {
+            eventId,
+            usage: null,
+            release: true,
+            end: ({ charged, unbilled }) => {
+              const event = callEvent(ctx, org, auth, usage, eventId, now, charged);
+              const result: CaptureResult = {
+                object: 'authorization',
+                id: auth.id,
+                status: 'captured',
+                credits: credits(charged),
+                cost: event.cost,
+                currency: event.currency,
+                event_id: eventId,
+                unbilled_credits: credits(unbilled),
+              };
+              return { status: 'captured', result, event };
             },
-          );
-          const event = await recordCall(tx, ctx, org, auth, ending.usage, eventId, now);
-          const result: CaptureResult = {
-            object: 'authorization',
-            id: auth.id,
-            status: 'captured',
-            credits: credits(BigInt(auth.charged)),
-            cost: event.cost,
-            currency: event.currency,
-            event_id: eventId,
-            unbilled_credits: credits(unbilled),
-          };
-          await setStatus(tx, auth, 'captured', result);
-          return { kind: 'done', result };
+          });
+          await recordCall(tx, ctx, end!.event!);
+          return { kind: 'done', result: end!.result };
         }
         // Void, expiry, or a capture that came too late: bill nothing more, record what was billed.
-        await bill(tx, org, auth, scopes, lock, 0n, { eventId: null, usage: null, release: true });
-        if (BigInt(auth.charged) > 0n && Object.keys(auth.usage).length > 0) {
-          await recordCall(tx, ctx, org, auth, auth.usage, auth.id, now);
-        }
         const status = ending.kind === 'void' ? ('voided' as const) : ('expired' as const);
-        const result: EndResult = {
-          object: 'authorization' as const,
-          id: auth.id,
-          status,
-          charged_credits: credits(BigInt(auth.charged)),
-        };
-        await setStatus(tx, auth, status, result);
-        return ending.kind === 'capture' ? { kind: 'refused', status: 'expired' } : { kind: 'done', result };
+        const { end } = await bill(tx, org, auth, scopes, lock, 0n, {
+          eventId: null,
+          usage: null,
+          release: true,
+          end: ({ charged }) => {
+            const result: EndResult = {
+              object: 'authorization' as const,
+              id: auth.id,
+              status,
+              charged_credits: credits(charged),
+            };
+            const streamed = charged > 0n && Object.keys(auth.usage).length > 0;
+            const event = streamed ? callEvent(ctx, org, auth, auth.usage, auth.id, now, charged) : null;
+            return { status, result, event };
+          },
+        });
+        if (end!.event) await recordCall(tx, ctx, end!.event);
+        return ending.kind === 'capture'
+          ? { kind: 'refused', status: 'expired' }
+          : { kind: 'done', result: end!.result };
       }),
     ),
   );
@@ -120,15 +118,6 @@ export async function finishAuthorization(
     throw new ServiceError(409, 'authorization_not_active', `The authorization is ${outcome.status}`);
   }
   return outcome.result;
-}
-
-/** The authorization's end, with the event it was recorded as (when one was). */
-async function setStatus(tx: Queryable, auth: AuthorizationRow, status: string, result: object) {
-  await tx.query(
-    `UPDATE authorizations SET status = $3, result = $4, event_id = $5, finished_at = now()
-      WHERE org_id = $1 AND id = $2`,
-    [auth.org_id, auth.id, status, JSON.stringify(result), auth.event_id],
-  );
 }
 
 export async function captureAuthorization(

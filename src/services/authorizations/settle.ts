@@ -60,29 +60,41 @@ export interface Billed {
   capacity: bigint;
 }
 
-export interface BillOptions {
+/** How an authorization ends: its final status and answer, and the usage event it is recorded as. */
+export interface AuthorizationEnd<R> {
+  status: 'captured' | 'voided' | 'expired';
+  result: R;
+  event: PricedEvent | null;
+}
+
+export interface BillOptions<R> {
   eventId: string | null;
   /** The call's usage so far, stored on the authorization; null leaves it as it is. */
   usage: Usage | null;
   /** The call ends: release whatever is left of the hold as well. */
   release: boolean;
+  /**
+   * The call ends here: its end, decided once the amounts are known (`charged`: the call's total),
+   * is written by the same statement; its event (recordCall) is the caller's to record after.
+   */
+  end?: (billed: Billed & { charged: bigint }) => AuthorizationEnd<R>;
 }
 
 /**
  * Bills `wanted` units of an authorization locked with the org's balance (`lockForSpend`, which
  * gives `lock`): from the hold first, then from free room; what does not fit is reported. The
  * draw-down is one statement pair (applyCharges); the hold release, the counters and the
- * authorization are written by one more.
+ * authorization (with its end, if it ends) are written by one more.
  */
-export async function bill(
+export async function bill<R = never>(
   tx: Queryable,
   org: OrgRow,
   auth: AuthorizationRow,
   scopes: LimitScope[],
   lock: SpendLock,
   wanted: bigint,
-  options: BillOptions,
-): Promise<Billed> {
+  options: BillOptions<R>,
+): Promise<Billed & { end: AuthorizationEnd<R> | null }> {
   const held = BigInt(auth.held);
   const room = headroom(org, lock.balance, scopes, lock.counters).room;
   const free = room > 0n ? room : 0n;
@@ -90,7 +102,15 @@ export async function bill(
   const beyond = wanted - fromHold < free ? wanted - fromHold : free;
   const billed = fromHold + beyond;
   const released = options.release ? held : fromHold;
-  const charged =
+  const outcome: Billed = {
+    billed,
+    unbilled: wanted - billed,
+    capacity: held - fromHold + (free - beyond),
+  };
+  const charged = BigInt(auth.charged) + billed;
+  const end = options.end ? options.end({ ...outcome, charged }) : null;
+  const eventId = end?.event ? end.event.input.id : null;
+  const drawn =
     org.billing_mode === 'credits'
       ? await applyCharges(tx, org.id, { ...lock.balance, held: lock.balance.held - released }, [
           { amount: billed, eventId: options.eventId, authorizationId: auth.id },
@@ -105,7 +125,10 @@ export async function bill(
         WHERE org_id = $1 AND $5 AND $3::bigint > 0
      ), authorization_row AS (
        UPDATE authorizations SET held = held - $3::bigint, charged = charged + $4::bigint,
-              usage = COALESCE($6::jsonb, usage)
+              usage = COALESCE($6::jsonb, usage), status = COALESCE($8::text, status),
+              result = COALESCE($9::jsonb, result),
+              event_id = CASE WHEN $8::text IS NULL THEN event_id ELSE $10::text END,
+              finished_at = CASE WHEN $8::text IS NULL THEN finished_at ELSE now() END
         WHERE org_id = $1 AND id = $2
      )
      ${COUNTER_UPSERT(
@@ -123,6 +146,9 @@ export async function bill(
       org.billing_mode === 'credits',
       options.usage === null ? null : JSON.stringify(options.usage),
       JSON.stringify(auth.scopes),
+      end?.status ?? null,
+      end ? JSON.stringify(end.result) : null,
+      eventId,
     ],
   );
   if (billed > 0n) {
@@ -132,26 +158,26 @@ export async function bill(
       spent: BigInt(r.spent),
       held: BigInt(r.held),
     }));
-    await evaluateSpendAlerts(tx, org, { scopes, counters, charged });
+    await evaluateSpendAlerts(tx, org, { scopes, counters, charged: drawn });
   }
   auth.held = String(held - released);
-  auth.charged = String(BigInt(auth.charged) + billed);
+  auth.charged = String(charged);
   if (options.usage !== null) auth.usage = options.usage;
-  return { billed, unbilled: wanted - billed, capacity: held - fromHold + (free - beyond) };
+  if (end) auth.event_id = eventId;
+  return { ...outcome, end };
 }
 
-/** The call's usage event, priced as usual but carrying exactly the units that were billed. */
-export async function recordCall(
-  tx: Queryable,
+/** The call's usage event, priced as usual but carrying exactly `billed`, what the call was charged in all. */
+export function callEvent(
   ctx: Ctx,
   org: OrgRow,
   auth: AuthorizationRow,
   usage: Usage,
   eventId: string,
   now: Date,
-): Promise<PricedEvent> {
+  billed: bigint,
+): PricedEvent {
   const priced = unitsFor(ctx, org, auth, usage, now);
-  const billed = BigInt(auth.charged);
   const input: UsageEventInput = {
     id: eventId,
     member: auth.member_external_id,
@@ -166,23 +192,25 @@ export async function recordCall(
     metadata: { authorization_id: auth.id },
   };
   // The fingerprint is the recorded event's own, not that of the usage priced for it.
-  const event: PricedEvent = {
+  return {
     ...priced,
     input,
     hash: contentHash(input),
     ...withBilled(org, priced, billed),
   };
+}
+
+/** Records a call's event (callEvent); an event id recorded before is refused. */
+export async function recordCall(tx: Queryable, ctx: Ctx, event: PricedEvent): Promise<void> {
   const [result] = (await recordEvents(tx, ctx, [event], { charge: false })).values();
   if (result?.status !== 'accepted') {
     throw new ServiceError(
       409,
       'event_id_taken',
-      `An event with id "${eventId}" was recorded before`,
+      `An event with id "${event.input.id}" was recorded before`,
       'event_id',
     );
   }
-  auth.event_id = eventId;
-  return event;
 }
 
 /** Credits, cost and per-component parts for the billed units (capped billing may differ from the price). */
