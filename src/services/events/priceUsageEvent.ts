@@ -8,6 +8,7 @@ import { contentHash, timestampProblem, type UsageEventInput } from '../../domai
 import type { Ctx } from '../context.ts';
 import { toUnits } from '../limits/scopes.ts';
 import type { OrgRow } from '../orgs/shape.ts';
+import type { ResolvedPrice } from '../pricing/priceBook.ts';
 
 export type EventResult =
   | {
@@ -60,23 +61,50 @@ export interface IngestOptions {
   backfill?: boolean;
 }
 
+interface OrgTerms {
+  creditValue: Ratio;
+  maxUnits: bigint;
+  /** The `pricing` record of each distinct set of prices used, shared by the events priced with it. */
+  pricings: Map<string, Record<string, unknown>>;
+}
+
 /**
  * An org's credit value and the most units (micro-credits, or micro-USD for BYOM orgs) one event
  * may cost under TALLY_MAX_EVENT_COST, worked out once per org row (a batch shares one row per
  * org): an event costs more than the ceiling exactly when its units exceed this.
  */
-const orgTerms = new WeakMap<OrgRow, { creditValue: Ratio; maxUnits: bigint }>();
+const orgTerms = new WeakMap<OrgRow, OrgTerms>();
 
-function termsOf(ctx: Ctx, org: OrgRow): { creditValue: Ratio; maxUnits: bigint } {
+function termsOf(ctx: Ctx, org: OrgRow): OrgTerms {
   let terms = orgTerms.get(org);
   if (!terms) {
     terms = {
       creditValue: Ratio.parse(org.credit_value),
       maxUnits: toUnits(org, ctx.config.TALLY_MAX_EVENT_COST),
+      pricings: new Map(),
     };
     orgTerms.set(org, terms);
   }
   return terms;
+}
+
+/** What an event was priced with, one record per distinct set in a batch (recordEvents sends each once). */
+function pricingOf(terms: OrgTerms, org: OrgRow, resolved: ResolvedPrice): Record<string, unknown> {
+  const providerPriceId = resolved.providerPrice?.id ?? null;
+  const key = `${providerPriceId}\u0000${resolved.sellPriceIds.join(',')}\u0000${resolved.markupText}\u0000${resolved.fxRateText}`;
+  let pricing = terms.pricings.get(key);
+  if (!pricing) {
+    pricing = {
+      provider_price_id: providerPriceId,
+      sell_price_ids: resolved.sellPriceIds,
+      markup: resolved.markupText,
+      fx_rate: resolved.fxRateText,
+      credit_value: org.credit_value,
+      billing_mode: org.billing_mode,
+    };
+    terms.pricings.set(key, pricing);
+  }
+  return pricing;
 }
 
 export function priceUsageEvent(
@@ -95,7 +123,8 @@ export function priceUsageEvent(
   if (!resolved) {
     return rejected(input.id, 'fx_rate_missing', `No exchange rate from USD to ${org.currency} is set`);
   }
-  const { creditValue, maxUnits } = termsOf(ctx, org);
+  const terms = termsOf(ctx, org);
+  const { creditValue, maxUnits } = terms;
   const result = priceEvent({
     usage: input.usage,
     providerPrices: resolved.providerPrice?.prices ?? null,
@@ -152,13 +181,6 @@ export function priceUsageEvent(
       provider_cost_usd: c.providerCostUsd,
     })),
     providerPriceId: resolved.providerPrice?.id ?? null,
-    pricing: {
-      provider_price_id: resolved.providerPrice?.id ?? null,
-      sell_price_ids: resolved.sellPriceIds,
-      markup: resolved.markupText,
-      fx_rate: resolved.fxRateText,
-      credit_value: org.credit_value,
-      billing_mode: org.billing_mode,
-    },
+    pricing: pricingOf(terms, org, resolved),
   };
 }

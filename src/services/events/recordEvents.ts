@@ -11,12 +11,13 @@ import { normalizedUsage } from '../../domain/usageEvent.ts';
 import type { Queryable } from '../../store/db.ts';
 import { evaluateSpendAlerts } from '../alerts/evaluateSpendAlerts.ts';
 import type { Ctx } from '../context.ts';
-import { applyCharges, type ChargeOutcome } from '../ledger/applyCharges.ts';
+import { applyCharges, type Charge, type ChargeOutcome } from '../ledger/applyCharges.ts';
 import type { BalanceRow } from '../ledger/balances.ts';
 import { lockForSpend } from '../ledger/lockForSpend.ts';
 import {
   addToCounters,
   type Dimensions,
+  type LimitScope,
   type LimitSettings,
   loadLimitSettings,
   scopesFor,
@@ -90,9 +91,7 @@ export async function recordEvents(
     content_hash: e.hash,
     metadata: e.input.metadata ?? null,
   }));
-  const inserted = await tx.query<{ org_id: string; id: string }>(INSERT_EVENTS, [
-    JSON.stringify(rows.map((r) => EVENT_COLUMNS.map(([column]) => r[column]))),
-  ]);
+  const [inserted] = await tx.query<{ skipped: number[] }>(INSERT_EVENTS, insertParams(rows));
   // Limits and budgets are read before the lock, as authorize does: the lock covers writes only.
   const settings = new Map<string, LimitSettings>();
   if (options.charge) for (const org of orgs) settings.set(org.id, await loadLimitSettings(tx, org.id));
@@ -100,33 +99,39 @@ export async function recordEvents(
   // as holds and captures do, so they queue there instead of deadlocking. The event rows come
   // first: they are the bulk of the work and no other writer shares them, so batches of one org
   // overlap while inserting and only queue for the short rest.
-  const isNew = new Set(inserted.map((r) => `${r.org_id}\u0000${r.id}`));
-  const fresh = rows.filter((r) => isNew.has(`${r.org_id}\u0000${r.id}`));
+  const taken = new Set(inserted!.skipped);
+  const isNew = (i: number) => !taken.has(i);
+  const fresh = rows.filter((_, i) => isNew(i));
   const days = await localDaysOf(tx, orgs, fresh);
+  // Everything JavaScript works out is done before the lock, which is held until commit.
+  const daily = fresh.length > 0 ? JSON.stringify(dailyRows(fresh, days)) : null;
+  const spends = options.charge
+    ? orgs
+        .map((org) =>
+          spendOf(
+            org,
+            settings.get(org.id)!,
+            fresh.filter((r) => r.org_id === org.id),
+            options.history ?? false,
+          ),
+        )
+        .filter((s) => s.changes.length > 0)
+    : [];
   const now = new Date();
   const balances = new Map<string, BalanceRow>();
   for (const org of orgs) balances.set(org.id, (await lockForSpend(tx, org, [], now)).balance);
-  await addToRollup(tx, orgs, fresh, days);
-  if (options.charge) {
-    for (const org of orgs)
-      await chargeAndCount(
-        tx,
-        org,
-        balances.get(org.id)!,
-        settings.get(org.id)!,
-        fresh.filter((r) => r.org_id === org.id),
-        options.history ?? false,
-      );
+  if (daily !== null) {
+    await tx.query(ROLLUP, [fresh.map((r) => r.org_id), fresh.map((r) => r.id), daily]);
   }
+  for (const spend of spends) await chargeAndCount(tx, balances.get(spend.org.id)!, spend);
 
   const earlier = await loadExisting(
     tx,
-    sorted.filter((e) => !isNew.has(`${e.org.id}\u0000${e.input.id}`)),
+    sorted.filter((_, i) => !isNew(i)),
   );
   const out = new Map<number, EventResult>();
-  for (const e of sorted) {
-    const key = `${e.org.id}\u0000${e.input.id}`;
-    if (isNew.has(key)) {
+  for (const [i, e] of sorted.entries()) {
+    if (isNew(i)) {
       out.set(e.index, {
         id: e.input.id,
         status: 'accepted',
@@ -137,7 +142,7 @@ export async function recordEvents(
       });
       continue;
     }
-    const prior = earlier.get(key)!;
+    const prior = earlier.get(`${e.org.id}\u0000${e.input.id}`)!;
     out.set(
       e.index,
       prior.content_hash === e.hash
@@ -159,39 +164,44 @@ export async function recordEvents(
   return out;
 }
 
-/** Draws the new events' credits from the org's grants and adds them to its limit counters. */
-async function chargeAndCount(
-  tx: Queryable,
-  org: OrgRow,
-  balance: BalanceRow,
-  settings: LimitSettings,
-  rows: StoredRow[],
-  history: boolean,
-): Promise<void> {
-  if (rows.length === 0) return;
-  let charged: ChargeOutcome | null = null;
+/** What a batch adds to one org's spend: the draws from its grants, and its limit counters' deltas. */
+interface OrgSpend {
+  org: OrgRow;
+  /** Credits to draw (credits orgs), one charge per event. */
+  charges: Charge[] | null;
+  /** The spend per scope and period. */
+  changes: (LimitScope & { spent: bigint; held: bigint })[];
+}
+
+/** The new events' charges and counter deltas, worked out before the lock is taken. */
+function spendOf(org: OrgRow, settings: LimitSettings, rows: StoredRow[], history: boolean): OrgSpend {
+  let charges: Charge[] | null = null;
   if (org.billing_mode === 'credits') {
     // Imported history from before the current cycle was paid for in its own cycle.
     const cycleStart = billingCycle(org.timezone, anchorDayOf(org.billing_cycle_anchor), new Date()).start;
     const payable = history ? rows.filter((r) => new Date(r.occurred_at) >= cycleStart) : rows;
-    charged = await applyCharges(
-      tx,
-      org.id,
-      balance,
-      payable.map((r) => ({ amount: BigInt(r.credits), eventId: r.id })),
-    );
+    charges = payable.map((r) => ({ amount: BigInt(r.credits), eventId: r.id }));
   }
-  // In time order: consecutive events then fall in the period computed last (periods.ts keeps one
-  // per zone), instead of alternating between two months around a month's start.
-  const changes = [...rows]
-    .sort((a, b) => compare(a.occurred_at, b.occurred_at))
-    .flatMap((r) =>
-      scopesFor(org, settings, r, new Date(r.occurred_at)).map((s) => ({
-        ...s,
-        spent: BigInt(r.units),
-        held: 0n,
-      })),
-    );
+  // Summed per scope and period here: a batch repeats the same few once per event. In time order:
+  // consecutive events then fall in the period computed last (periods.ts keeps one per zone),
+  // instead of alternating between two months around a month's start.
+  const perScope = new Map<string, LimitScope & { spent: bigint; held: bigint }>();
+  for (const r of [...rows].sort((a, b) => compare(a.occurred_at, b.occurred_at))) {
+    const spent = BigInt(r.units);
+    for (const s of scopesFor(org, settings, r, new Date(r.occurred_at))) {
+      const key = `${s.scope}\u0000${s.periodStart.getTime()}`;
+      const change = perScope.get(key);
+      if (change) change.spent += spent;
+      else perScope.set(key, { ...s, spent, held: 0n });
+    }
+  }
+  return { org, charges, changes: [...perScope.values()] };
+}
+
+/** Draws the new events' credits from the org's grants and adds them to its limit counters. */
+async function chargeAndCount(tx: Queryable, balance: BalanceRow, spend: OrgSpend): Promise<void> {
+  const { org, charges, changes } = spend;
+  const charged: ChargeOutcome | null = charges ? await applyCharges(tx, org.id, balance, charges) : null;
   const counters = await addToCounters(tx, org.id, changes);
   // Alerts fire in this transaction, so they exist exactly when the spend that fired them does.
   await evaluateSpendAlerts(tx, org, { scopes: changes.filter((c) => c.spent > 0n), counters, charged });
@@ -230,22 +240,54 @@ const EVENT_COLUMNS: [keyof StoredRow & string, string?][] = [
   ['metadata', 'jsonb'],
 ];
 
+/** Where `pricing` sits in EVENT_COLUMNS: rows carry an index into the batch's distinct pricing terms. */
+const PRICING_AT = EVENT_COLUMNS.findIndex(([column]) => column === 'pricing');
+
 /**
- * Each row arrives as a JSON array of the column values in EVENT_COLUMNS order: a third less to
- * send and to parse than objects repeating every column name. A JSON null is SQL NULL; '' as the
- * API key is the operator's (none).
+ * The rows as JSON arrays of the column values in EVENT_COLUMNS order ($1: a third less to send
+ * and to parse than objects repeating every column name), and the distinct pricing terms ($2): a
+ * batch repeats a few of them a thousand times, and every byte sent costs (PGlite copies a
+ * parameter through its protocol at about 15 ms per megabyte).
  */
-const INSERT_EVENTS = `INSERT INTO events (${EVENT_COLUMNS.map(([column]) => column).join(', ')})
-     SELECT ${EVENT_COLUMNS.map(([column, type], i) =>
-       type === 'jsonb'
-         ? `nullif(r -> ${i}, 'null')`
-         : column === 'api_key_id'
-           ? `nullif(r ->> ${i}, '')`
-           : `(r ->> ${i})${type ? `::${type}` : ''}`,
-     ).join(', ')}
-       FROM jsonb_array_elements($1::jsonb) AS r
-     ON CONFLICT (org_id, id) DO NOTHING
-     RETURNING org_id, id`;
+function insertParams(rows: StoredRow[]): [string, string] {
+  const pricings = new Map<unknown, number>();
+  const values = rows.map((r) => {
+    const row = EVENT_COLUMNS.map(([column]) => r[column]);
+    let at = pricings.get(r.pricing);
+    if (at === undefined) {
+      at = pricings.size;
+      pricings.set(r.pricing, at);
+    }
+    row[PRICING_AT] = at;
+    return row;
+  });
+  return [JSON.stringify(values), JSON.stringify([...pricings.keys()])];
+}
+
+/**
+ * Inserts the rows new to `events` and answers the positions (0-based, in the order sent) of
+ * those whose key was already taken: usually none, so one short row comes back instead of a key
+ * per event. A JSON null is SQL NULL; '' as the API key is the operator's (none).
+ */
+const INSERT_EVENTS = `WITH src AS (
+       SELECT r, n FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS x (r, n)
+     ), ins AS (
+       INSERT INTO events (${EVENT_COLUMNS.map(([column]) => column).join(', ')})
+       SELECT ${EVENT_COLUMNS.map(([column, type], i) =>
+         column === 'pricing'
+           ? `$2::jsonb -> (r ->> ${i})::int`
+           : type === 'jsonb'
+             ? `nullif(r -> ${i}, 'null')`
+             : column === 'api_key_id'
+               ? `nullif(r ->> ${i}, '')`
+               : `(r ->> ${i})${type ? `::${type}` : ''}`,
+       ).join(', ')}
+         FROM src
+       ON CONFLICT (org_id, id) DO NOTHING
+       RETURNING org_id, id
+     )
+     SELECT coalesce(array_agg((n - 1)::int), '{}') AS skipped FROM src
+      WHERE NOT EXISTS (SELECT FROM ins WHERE ins.org_id = src.r ->> 0 AND ins.id = src.r ->> 1)`;
 
 const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
@@ -315,7 +357,6 @@ const DAILY_KEYS: [string, (r: StoredRow) => string | null][] = [
   ['tool', (r) => toolOf(r.metadata)],
 ];
 
-const TOKEN_COLUMNS = ['input_tokens', 'output_tokens', 'cache_read_tokens', 'cache_write_tokens'] as const;
 /** Event costs are stored with 12 decimals (NUMERIC(30, 12)). */
 const COST_SCALE = 12;
 
@@ -367,101 +408,129 @@ const ROLLUP = `WITH x AS MATERIALIZED (
        FROM jsonb_array_elements($3::jsonb) AS r
      ON CONFLICT (org_id, dimension, bucket, day_end, key) DO UPDATE SET ${SUM_UPDATES}`;
 
+/** A local day [start, end) as ISO strings. */
+type LocalDay = [string, string];
+
 /**
  * The local day [start, end) of a UTC hour in a zone, as Postgres computes it (usage_local_day,
  * migration 0005, with the database's zone rules), remembered per zone and hour: a batch then
  * asks only about hours it is the first to see.
  */
-const localDays = new Map<string, [string, string]>();
+const localDays = new Map<string, LocalDay>();
 const LOCAL_DAYS_KEPT = 100_000;
 
-/** The local days of the events' hours, keyed by zone and hour: from the cache, asking Postgres for the rest. */
-async function localDaysOf(
-  q: Queryable,
-  orgs: OrgRow[],
-  rows: StoredRow[],
-): Promise<Map<string, [string, string]>> {
+/** The local day of each row (in the rows' order): from the cache, asking Postgres for the rest. */
+async function localDaysOf(q: Queryable, orgs: OrgRow[], rows: StoredRow[]): Promise<LocalDay[]> {
   const zoneOf = new Map(orgs.map((o) => [o.id, o.timezone]));
-  const days = new Map<string, [string, string]>();
-  const missing = new Map<string, { zone: string; hour: string }>();
-  for (const r of rows) {
-    const zone = zoneOf.get(r.org_id)!;
-    const hour = hourOf(r);
-    const key = `${zone}\u0000${hour}`;
-    const known = localDays.get(key);
-    if (known) days.set(key, known);
-    else missing.set(key, { zone, hour });
-  }
-  if (missing.size === 0) return days;
-  const asked = [...missing.entries()];
+  // occurred_at is a normalised ISO string: its first 13 characters name the UTC hour.
+  const keys = rows.map((r) => `${zoneOf.get(r.org_id)}\u0000${r.occurred_at.slice(0, 13)}`);
+  const days = keys.map((key) => localDays.get(key));
+  const missing = new Map<string, number[]>();
+  days.forEach((day, i) => {
+    if (day) return;
+    const key = keys[i]!;
+    const at = missing.get(key);
+    if (at) at.push(i);
+    else missing.set(key, [i]);
+  });
+  if (missing.size === 0) return days as LocalDay[];
+  const asked = [...missing.values()];
   const found = await q.query<{ n: string; day_start: Date; day_end: Date }>(
     `SELECT k.n, l.day_start, l.day_end
        FROM unnest($1::text[], $2::timestamptz[]) WITH ORDINALITY AS k (zone, hour, n)
       CROSS JOIN LATERAL usage_local_day(k.hour, k.zone) AS l`,
-    [asked.map(([, m]) => m.zone), asked.map(([, m]) => m.hour)],
+    [
+      asked.map(([i]) => zoneOf.get(rows[i!]!.org_id)),
+      asked.map(([i]) => `${rows[i!]!.occurred_at.slice(0, 13)}:00:00.000Z`),
+    ],
   );
   if (localDays.size + found.length > LOCAL_DAYS_KEPT) localDays.clear();
   for (const f of found) {
-    const key = asked[Number(f.n) - 1]![0];
-    const day: [string, string] = [f.day_start.toISOString(), f.day_end.toISOString()];
-    localDays.set(key, day);
-    days.set(key, day);
+    const at = asked[Number(f.n) - 1]!;
+    const day: LocalDay = [f.day_start.toISOString(), f.day_end.toISOString()];
+    localDays.set(keys[at[0]!]!, day);
+    for (const i of at) days[i] = day;
   }
-  return days;
+  return days as LocalDay[];
 }
 
-// occurred_at is a normalised ISO string: its first 13 characters name the UTC hour.
-const hourOf = (r: StoredRow) => `${r.occurred_at.slice(0, 13)}:00:00.000Z`;
-
 /** Sums of one rollup row, kept in integer units (cost and provider cost scaled) while adding. */
-type Sums = { calls: number; credits: bigint; cost: bigint; pcost: bigint; t: bigint[] };
+interface Sums {
+  calls: number;
+  credits: bigint;
+  cost: bigint;
+  pcost: bigint;
+  input: bigint;
+  output: bigint;
+  cacheRead: bigint;
+  cacheWrite: bigint;
+}
 
-async function addToRollup(
-  tx: Queryable,
-  orgs: OrgRow[],
-  rows: StoredRow[],
-  days: Map<string, [string, string]>,
-): Promise<void> {
-  if (rows.length === 0) return;
-  const zoneOf = new Map(orgs.map((o) => [o.id, o.timezone]));
-  const daily = new Map<string, { key: string[]; sums: Sums }>();
-  for (const r of rows) {
-    const [dayStart, dayEnd] = days.get(`${zoneOf.get(r.org_id)}\u0000${hourOf(r)}`)!;
+/**
+ * The narrow daily rows of the rows' events, summed per org and local day, then per dimension and
+ * key (short map keys: a batch adds each event to a dozen rows), in primary key order.
+ */
+function dailyRows(rows: StoredRow[], days: LocalDay[]): string[][] {
+  const groups = new Map<string, { orgId: string; day: LocalDay; byKey: Map<string, Sums>[] }>();
+  rows.forEach((r, i) => {
+    const day = days[i]!;
+    const groupId = `${r.org_id}\u0000${day[0]}`;
+    let group = groups.get(groupId);
+    if (!group) {
+      group = { orgId: r.org_id, day, byKey: DAILY_KEYS.map(() => new Map()) };
+      groups.set(groupId, group);
+    }
     const credits = BigInt(r.credits);
     const cost = decimalUnits(r.cost as string, COST_SCALE);
     const pcost = decimalUnits(r.provider_cost_usd as string, PROVIDER_COST_SCALE);
-    const tokens = TOKEN_COLUMNS.map((c) => BigInt(r[c] as number));
-    for (const [dimension, keyOf] of DAILY_KEYS) {
-      const key = keyOf(r);
+    const input = BigInt(r.input_tokens as number);
+    const output = BigInt(r.output_tokens as number);
+    const cacheRead = BigInt(r.cache_read_tokens as number);
+    const cacheWrite = BigInt(r.cache_write_tokens as number);
+    for (let d = 0; d < DAILY_KEYS.length; d++) {
+      const key = DAILY_KEYS[d]![1](r);
       if (key === null) continue;
-      const id = `${r.org_id}\u0000${dimension}\u0000${dayStart}\u0000${dayEnd}\u0000${key}`;
-      let row = daily.get(id);
-      if (!row) {
-        row = {
-          key: [r.org_id, dimension, dayStart, dayEnd, key],
-          sums: { calls: 0, credits: 0n, cost: 0n, pcost: 0n, t: [0n, 0n, 0n, 0n] },
-        };
-        daily.set(id, row);
-      }
-      const s = row.sums;
-      s.calls += 1;
-      s.credits += credits;
-      s.cost += cost;
-      s.pcost += pcost;
-      for (let i = 0; i < 4; i++) s.t[i]! += tokens[i]!;
+      const byKey = group.byKey[d]!;
+      const s = byKey.get(key);
+      if (s) {
+        s.calls += 1;
+        s.credits += credits;
+        s.cost += cost;
+        s.pcost += pcost;
+        s.input += input;
+        s.output += output;
+        s.cacheRead += cacheRead;
+        s.cacheWrite += cacheWrite;
+      } else byKey.set(key, { calls: 1, credits, cost, pcost, input, output, cacheRead, cacheWrite });
     }
+  });
+  const out: { id: string; row: string[] }[] = [];
+  for (const { orgId, day, byKey } of groups.values()) {
+    byKey.forEach((sums, d) => {
+      const dimension = DAILY_KEYS[d]![0];
+      for (const [key, s] of sums) {
+        out.push({
+          id: `${orgId}\u0000${dimension}\u0000${day[0]}\u0000${day[1]}\u0000${key}`,
+          row: [
+            orgId,
+            dimension,
+            day[0],
+            day[1],
+            key,
+            String(s.calls),
+            s.credits.toString(),
+            formatUnits(s.cost, COST_SCALE),
+            formatUnits(s.pcost, PROVIDER_COST_SCALE),
+            s.input.toString(),
+            s.output.toString(),
+            s.cacheRead.toString(),
+            s.cacheWrite.toString(),
+          ],
+        });
+      }
+    });
   }
-  const payload = [...daily.entries()]
-    .sort(([a], [b]) => compare(a, b))
-    .map(([, { key, sums: s }]) => [
-      ...key,
-      String(s.calls),
-      s.credits.toString(),
-      formatUnits(s.cost, COST_SCALE),
-      formatUnits(s.pcost, PROVIDER_COST_SCALE),
-      ...s.t.map(String),
-    ]);
-  await tx.query(ROLLUP, [rows.map((r) => r.org_id), rows.map((r) => r.id), JSON.stringify(payload)]);
+  return out.sort((a, b) => compare(a.id, b.id)).map((o) => o.row);
 }
 
 async function loadExisting(
