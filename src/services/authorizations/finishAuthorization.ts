@@ -4,7 +4,6 @@
  * event, so a client that disconnects mid-stream still pays for what it streamed.
  */
 import type { Usage } from '../../domain/pricing.ts';
-import type { Queryable } from '../../store/db.ts';
 import { withRetry } from '../../store/retry.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
