@@ -1,13 +1,15 @@
 /**
  * Records a batch of usage events: each priced once, stored once, counted once.
  * The event id is the idempotency key within the org: a retry with the same content answers
- * `duplicate`, another event reusing the id is rejected. Everything is written in one transaction.
+ * `duplicate`, another event reusing the id is rejected. Events, rollups and charges are written in
+ * one transaction; members seen for the first time are created just before it.
  */
 import { contentHash, type UsageEventInput } from '../../domain/usageEvent.ts';
 import { withRetry } from '../../store/retry.ts';
 import { type Ctx, scopeOrg } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import { rawEventsKeptFrom } from '../maintenance/rawEventsKeptFrom.ts';
+import { ensureMembers } from '../members/ensureMembers.ts';
 import { ORG_COLUMNS, type OrgRow } from '../orgs/shape.ts';
 import {
   type EventResult,
@@ -16,7 +18,7 @@ import {
   priceUsageEvent,
   rejected,
 } from './priceUsageEvent.ts';
-import { recordEvents } from './recordEvents.ts';
+import { memberRefs, recordEvents } from './recordEvents.ts';
 
 export type { EventResult, IngestOptions };
 
@@ -95,14 +97,17 @@ export async function ingestEvents(
     }
   });
 
-  const stored =
-    toStore.length > 0
-      ? await withRetry(() =>
-          ctx.db.transaction((tx) =>
-            recordEvents(tx, ctx, toStore, { charge: true, history: options.backfill ?? false }),
-          ),
-        )
-      : new Map();
+  // Members seen for the first time are created before the batch's transaction, in statements of
+  // their own: created in it, a member new to concurrent batches too held them until it committed
+  // (on the server, 0.3 member inserts a batch waited 77 ms a batch in the bench, 4 orgs x 250 members).
+  const memberIds = toStore.length > 0 ? await ensureMembers(ctx.db, memberRefs(toStore)) : null;
+  const stored = memberIds
+    ? await withRetry(() =>
+        ctx.db.transaction((tx) =>
+          recordEvents(tx, ctx, toStore, { charge: true, history: options.backfill ?? false, memberIds }),
+        ),
+      )
+    : new Map();
   for (const event of toStore) results[event.index] = stored.get(event.index)!;
   for (const { index, of, hash } of repeats) {
     const first = results[of.index]!;

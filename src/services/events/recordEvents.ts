@@ -40,6 +40,8 @@ export interface RecordOptions {
   charge: boolean;
   /** A trusted import of history: events before the current billing cycle draw no credits. */
   history?: boolean;
+  /** The events' member ids by `memberKey`, when the caller made sure of them before the transaction. */
+  memberIds?: Map<string, string>;
 }
 
 export async function recordEvents(
@@ -53,10 +55,7 @@ export async function recordEvents(
     .sort((a, b) => compare(a.key, b.key))
     .map(({ e }) => e);
   const orgs = [...new Map(sorted.map((e) => [e.org.id, e.org])).values()];
-  const memberIds = await ensureMembers(
-    tx,
-    sorted.map((e) => ({ orgId: e.org.id, externalId: e.input.member })),
-  );
+  const memberIds = options.memberIds ?? (await ensureMembers(tx, memberRefs(sorted)));
   await ensureWorkspaces(tx, sorted);
   const apiKeyId = ctx.principal.kind === 'org_key' ? ctx.principal.id : '';
   const rows: StoredRow[] = sorted.map((e) => ({
@@ -288,6 +287,10 @@ const INSERT_EVENTS = `WITH src AS (
      )
      SELECT coalesce(array_agg((n - 1)::int), '{}') AS skipped FROM src
       WHERE NOT EXISTS (SELECT FROM ins WHERE ins.org_id = src.r ->> 0 AND ins.id = src.r ->> 1)`;
+
+/** The (org, external id) of each event's member, as `ensureMembers` takes them. */
+export const memberRefs = (events: PricedEvent[]) =>
+  events.map((e) => ({ orgId: e.org.id, externalId: e.input.member }));
 
 const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
