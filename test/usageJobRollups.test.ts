@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decimalUnits } from '../src/domain/money.ts';
 import { UsageBreakdownSchema, UsageTimeseriesSchema } from '../src/http/routes/usage.ts';
+import { UsageDaySchema } from '../src/http/routes/usageInsights.ts';
 import { buildHourlyDims } from '../src/services/maintenance/buildHourlyDims.ts';
 import { buildUsagePairs } from '../src/services/maintenance/buildUsagePairs.ts';
 import { builtHoursOf, coverageOf, planOf } from '../src/services/usage/source.ts';
@@ -128,6 +129,19 @@ describe('pair rollups on random traffic', () => {
       })),
     );
 
+    // The daily detail page of a few days, from raw events before the job itemizes them.
+    const dates = [3, 10, 20].map((d) =>
+      new Date(Date.now() - d * DAY + 5.75 * HOUR).toISOString().slice(0, 10),
+    );
+    const dayItems = async () =>
+      Promise.all(
+        dates.map(async (date) =>
+          UsageDaySchema.parse((await t.call('GET', `/v1/orgs/${org.id}/usage/days/${date}`, { key })).body),
+        ),
+      );
+    const rawItems = await dayItems();
+    for (const d of rawItems) expect(d.data.length).toBeGreaterThan(3);
+
     const built = await buildUsagePairs(t.db, { minCalls: 1 });
     expect(built.done).toBe(true);
     expect(built.days).toBeGreaterThan(20);
@@ -156,6 +170,12 @@ describe('pair rollups on random traffic', () => {
       }
     };
     await check();
+    // The same lines and totals from the job's item rows, for days it built.
+    for (const d of rawItems) {
+      const day = (await coverageOf(t.db, org.id, [new Date(d.start), new Date(d.end)])).days;
+      expect(day.map((x) => x.paired)).toEqual([true]);
+    }
+    expect(await dayItems()).toEqual(rawItems);
 
     // The report really read pair rows: the days of its range are paired.
     const range = (await breakdownVersusRaw(key, org.id, 'member', 'tool', 'code')).range;

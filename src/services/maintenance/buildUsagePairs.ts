@@ -1,6 +1,7 @@
 /**
  * Rolls busy closed days up by pairs of dimensions (usage_daily_pair, migration 0018), so a report
- * filtered on one dimension and grouped by another reads a few rows a day instead of one per event.
+ * filtered on one dimension and grouped by another reads a few rows a day instead of one per event,
+ * and into the lines of the daily detail page (usage_daily_items).
  *
  * A day is one stored usage_daily_dim day of the org (its exact [bucket, day_end)), closed an hour
  * ago at least, still within the age ingest accepts events for (older raw events may be purged),
@@ -12,6 +13,7 @@
  */
 import { MAX_EVENT_AGE_MS } from '../../domain/usageEvent.ts';
 import type { Db, Queryable } from '../../store/db.ts';
+import { ITEM_FROM, ITEM_GROUP, ITEM_SUMS } from '../usage/getDayItems.ts';
 import { FILTERS } from '../usage/scope.ts';
 import { SUM_NAMES } from '../usage/source.ts';
 import { buildWithin, CLOSED_FOR_MS, eventsOf } from './jobRollups.ts';
@@ -59,10 +61,11 @@ export async function buildUsagePairs(
 async function buildDay(tx: Queryable, orgId: string, bucket: Date, dayEnd: Date): Promise<number> {
   const day = [orgId, bucket.toISOString(), dayEnd.toISOString()];
   await tx.query('DELETE FROM usage_daily_pair WHERE org_id = $1 AND bucket = $2 AND day_end = $3', day);
+  await tx.query('DELETE FROM usage_daily_items WHERE org_id = $1 AND bucket = $2 AND day_end = $3', day);
   const params: unknown[] = [...day];
   const { w, keyed, sums } = eventsOf(orgId, bucket, dayEnd, params);
   const filterDims = PAIR_FILTERS.map((f) => `'${f}'`).join(', ');
-  // One statement: the events, their pair rows and the marker all come from one snapshot.
+  // One statement: the events, their pair rows, item lines and the marker all come from one snapshot.
   const [result] = await tx.query<{ rows: string }>(
     `WITH w AS MATERIALIZED ${w},
      pairs AS (
@@ -75,6 +78,14 @@ async function buildDay(tx: Queryable, orgId: string, bucket: Date, dayEnd: Date
         GROUP BY f.dim, f.key, g.dim, g.key
        RETURNING 1
      ),
+     items AS (
+       INSERT INTO usage_daily_items (org_id, bucket, day_end, category, provider, model, component, quantity, calls,
+         credits, valued_cost, unvalued_credits, provider_cost_usd)
+       SELECT $1, $2, $3, ${ITEM_GROUP}, ${ITEM_SUMS} FROM ${ITEM_FROM}
+        WHERE e.org_id = $1 AND e.occurred_at >= $2 AND e.occurred_at < $3
+        GROUP BY 4, 5, 6, 7
+       RETURNING 1
+     ),
      marker AS (
        INSERT INTO usage_pair_days (org_id, bucket, day_end, calls, day_calls)
        SELECT $1, $2, $3, (SELECT count(*) FROM w),
@@ -84,7 +95,8 @@ async function buildDay(tx: Queryable, orgId: string, bucket: Date, dayEnd: Date
           SET calls = EXCLUDED.calls, day_calls = EXCLUDED.day_calls, built_at = now()
        RETURNING 1
      )
-     SELECT (SELECT count(*) FROM pairs) AS rows, (SELECT count(*) FROM marker) AS marked`,
+     SELECT (SELECT count(*) FROM pairs) AS rows, (SELECT count(*) FROM items) AS items,
+            (SELECT count(*) FROM marker) AS marked`,
     params,
   );
   return Number(result?.rows ?? 0);

@@ -28,6 +28,7 @@ import {
   type UsageFilters,
   whereOf,
 } from './scope.ts';
+import { coverageOf, SUM_NAMES } from './source.ts';
 
 /** How many units of each component a unit price is quoted for, and what that unit is called. */
 const BILLING_UNITS: Record<string, { per: bigint; unit: string }> = {
@@ -59,6 +60,35 @@ const COMPONENT_LABEL: Record<string, string> = {
 const UNIT_PRICE_SCALE = 8;
 export const MAX_DAY_ITEMS = 2_000;
 
+/** The line of an event's component (an event without priced components is one 'call' line). */
+export const ITEM_GROUP = `e.feature AS category, e.provider, e.model, coalesce(c.component, 'call') AS component`;
+/**
+ * Each component parsed once into typed columns (jsonb_to_recordset), the pricing record once per
+ * event; the LIMIT (an event has at most one line per component kind) tells the planner how few
+ * rows an event expands to, so it hashes a day's groups in memory instead of sorting an estimated
+ * hundred rows per event on disk.
+ */
+export const ITEM_FROM = `events e
+      CROSS JOIN LATERAL (
+        SELECT e.pricing->>'billing_mode' = 'byom' AS byom, (e.pricing->>'credit_value')::numeric AS credit_value
+      ) AS p
+       LEFT JOIN LATERAL (
+         SELECT * FROM jsonb_to_recordset(CASE WHEN jsonb_typeof(e.components) = 'array' THEN e.components END)
+                    AS c (component text, quantity numeric, credits numeric, provider_cost_usd numeric)
+          LIMIT ${COMPONENTS.length}
+       ) AS c ON true`;
+/**
+ * A line's sums, unrounded: the cost of a line is its credits times the credit value its event was
+ * priced at (`valued_cost`), or, for events priced without one, the org's (`unvalued_credits`,
+ * valued on read); BYOM lines cost their provider cost, unpriced events their own cost.
+ */
+export const ITEM_SUMS = `sum(coalesce(c.quantity, 1)) AS quantity, count(*) AS calls,
+       sum(coalesce(c.credits, e.credits / 1000000.0)) AS credits,
+       sum(CASE WHEN p.byom THEN coalesce(c.provider_cost_usd, e.cost) WHEN c.component IS NULL THEN e.cost
+                WHEN p.credit_value IS NOT NULL THEN c.credits * p.credit_value ELSE 0 END) AS valued_cost,
+       sum(CASE WHEN p.byom OR c.component IS NULL OR p.credit_value IS NOT NULL THEN 0 ELSE c.credits END) AS unvalued_credits,
+       sum(coalesce(c.provider_cost_usd, e.provider_cost_usd)) AS provider_cost_usd`;
+
 export async function getDayItems(
   ctx: Ctx,
   orgId: string,
@@ -78,9 +108,22 @@ export async function getDayItems(
   const end = floorHour(
     startOfLocalDay(zone, next.getUTCFullYear(), next.getUTCMonth() + 1, next.getUTCDate()),
   );
+  // A busy day the build_usage_rollups job itemized (no filter, no event since) is read from its
+  // lines; any other from raw events. Both give the same sums (see ITEM_SUMS).
+  const coverage = Object.values(filters).some((v) => v !== undefined)
+    ? null
+    : await coverageOf(ctx.db.read, orgId, [start, end]);
+  const built =
+    coverage?.hours.length === 0 && coverage.days.length === 1 && coverage.days[0]!.paired
+      ? coverage.days[0]!
+      : null;
   const params: unknown[] = [];
-  const where = whereOf('events', orgId, { start, end }, filters, params);
-  // The credit value each event was priced at (in its pricing record), else the org's.
+  const lines = built
+    ? `SELECT * FROM usage_daily_items WHERE org_id = $1 AND bucket = $2 AND day_end = $3`
+    : `SELECT ${ITEM_GROUP}, ${ITEM_SUMS} FROM ${ITEM_FROM}
+        WHERE ${whereOf('events', orgId, { start, end }, filters, params)} GROUP BY 1, 2, 3, 4`;
+  if (built) params.push(orgId, built.start.toISOString(), built.end.toISOString());
+  // The credit value of lines whose events did not carry theirs: the org's.
   const items = await ctx.db.read.query<{
     category: string;
     provider: string;
@@ -92,41 +135,28 @@ export async function getDayItems(
     cost: string;
     provider_cost_usd: string;
   }>(
-    // Each component parsed once into typed columns (jsonb_to_recordset), the pricing record once
-    // per event; the LIMIT (an event has at most one line per component kind) tells the planner
-    // how few rows an event expands to, so it hashes a day's groups in memory instead of sorting
-    // an estimated hundred rows per event on disk.
-    `SELECT e.feature AS category, e.provider, e.model, coalesce(c.component, 'call') AS component,
-            sum(coalesce(c.quantity, 1))::text AS quantity, count(*)::text AS calls,
-            round(sum(coalesce(c.credits, e.credits / 1000000.0)), 6)::text AS credits,
-            round(sum(CASE WHEN p.byom THEN coalesce(c.provider_cost_usd, e.cost)
-                           WHEN c.component IS NULL THEN e.cost
-                           ELSE c.credits * coalesce(p.credit_value, $${params.length + 1}::numeric) END), 12)::text AS cost,
-            round(sum(coalesce(c.provider_cost_usd, e.provider_cost_usd)), 10)::text AS provider_cost_usd
-       FROM events e
-      CROSS JOIN LATERAL (
-        SELECT e.pricing->>'billing_mode' = 'byom' AS byom, (e.pricing->>'credit_value')::numeric AS credit_value
-      ) AS p
-       LEFT JOIN LATERAL (
-         SELECT * FROM jsonb_to_recordset(CASE WHEN jsonb_typeof(e.components) = 'array' THEN e.components END)
-                    AS c (component text, quantity numeric, credits numeric, provider_cost_usd numeric)
-          LIMIT ${COMPONENTS.length}
-       ) AS c ON true
-      WHERE ${where}
-      GROUP BY 1, 2, 3, 4
-      ORDER BY sum(coalesce(c.credits, e.credits / 1000000.0)) DESC, 1, 2, 3, 4
+    `SELECT category, provider, model, component, quantity::text, calls::text, round(credits, 6)::text AS credits,
+            round(coalesce(valued_cost, 0) + coalesce(unvalued_credits, 0) * $${params.length + 1}::numeric, 12)::text AS cost,
+            round(provider_cost_usd, 10)::text AS provider_cost_usd
+       FROM (${lines}) AS l
+      ORDER BY l.credits DESC, 1, 2, 3, 4
       LIMIT ${MAX_DAY_ITEMS + 1}`,
     [...params, scope.org.credit_value],
   );
   const totalParams: unknown[] = [];
   const [total] = await ctx.db.read.query<SumRow>(
-    `SELECT count(*)::text AS calls, coalesce(sum(credits), 0)::text AS credits, coalesce(sum(cost), 0)::text AS cost,
+    built
+      ? `SELECT ${SUM_NAMES.split(', ')
+          .map((c) => `${c}::text`)
+          .join(', ')} FROM usage_daily_dim
+          WHERE org_id = $1 AND dimension = 'all' AND bucket = $2 AND day_end = $3 AND key = ''`
+      : `SELECT count(*)::text AS calls, coalesce(sum(credits), 0)::text AS credits, coalesce(sum(cost), 0)::text AS cost,
             coalesce(sum(provider_cost_usd), 0)::text AS provider_cost_usd,
             coalesce(sum(input_tokens), 0)::text AS input_tokens, coalesce(sum(output_tokens), 0)::text AS output_tokens,
             coalesce(sum(cache_read_tokens), 0)::text AS cache_read_tokens,
             coalesce(sum(cache_write_tokens), 0)::text AS cache_write_tokens
        FROM events e WHERE ${whereOf('events', orgId, { start, end }, filters, totalParams)}`,
-    totalParams,
+    built ? params : totalParams,
   );
   const truncated = items.length > MAX_DAY_ITEMS;
   return {

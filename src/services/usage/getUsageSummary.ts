@@ -50,7 +50,7 @@ export async function getUsageSummary(ctx: Ctx, orgId: string, query: UsageQuery
            WHERE EXISTS (SELECT 1 FROM usage_hourly w
                           WHERE w.org_id = ${org} AND ${column} = k.key AND w.bucket >= s.lo AND w.bucket < s.hi))`;
       const distinct = (dimension: string) =>
-        `((SELECT count(DISTINCT key) FROM d WHERE dimension = '${dimension}') +
+        `((SELECT count(*) FROM (SELECT DISTINCT key FROM d WHERE dimension = '${dimension}') AS k) +
           (SELECT count(*) FROM c WHERE dimension = '${dimension}'))::int`;
       const [row] = await ctx.db.read.query<
         SumRow & { active_members: number; features: number; model_tiers: number }

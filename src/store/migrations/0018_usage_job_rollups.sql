@@ -77,3 +77,24 @@ CREATE TABLE usage_hour_dims (
   built_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (org_id, bucket)
 );
+
+-- The itemized lines of a busy day (the daily detail page: category, operation and priced
+-- component), built with its pair rows and marked by the same usage_pair_days row. Sums are kept
+-- unrounded; `valued_cost` is the cost of lines whose events carried their credit value, and
+-- `unvalued_credits` the credits of those that did not, priced at the org's credit value on read.
+CREATE TABLE usage_daily_items (
+  org_id text NOT NULL,
+  bucket timestamptz NOT NULL,
+  day_end timestamptz NOT NULL,
+  category text NOT NULL,
+  provider text NOT NULL,
+  model text NOT NULL,
+  component text NOT NULL,
+  quantity numeric NOT NULL,
+  calls bigint NOT NULL,
+  credits numeric NOT NULL,
+  valued_cost numeric,
+  unvalued_credits numeric,
+  provider_cost_usd numeric,
+  PRIMARY KEY (org_id, bucket, day_end, category, provider, model, component)
+);
