@@ -8,7 +8,12 @@ import { PGlite, types as pgliteTypes } from '@electric-sql/pglite';
 import pg from 'pg';
 
 export interface Queryable {
-  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+  /**
+   * `statement` names a statement run very often (the hold): each server connection then parses
+   * and plans it once and only executes it afterwards. A name must always go with the same SQL.
+   * PGlite ignores it.
+   */
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[], statement?: string): Promise<T[]>;
   /** Runs a script of several statements without parameters (migrations). */
   exec(sql: string): Promise<void>;
 }
@@ -87,7 +92,12 @@ export async function openServer(url: string, options: { max?: number; readUrl?:
   const pool = await open(url, 'tally');
   const readPool = options.readUrl ? await open(options.readUrl, 'tally-read') : null;
   const wrap = (target: pg.Pool | pg.PoolClient): Queryable => ({
-    query: async (sql, params) => (await target.query(sql, params)).rows,
+    query: async (sql, params, statement) =>
+      (
+        await (statement
+          ? target.query({ name: statement, text: sql, values: params })
+          : target.query(sql, params))
+      ).rows,
     exec: async (sql) => {
       await target.query(sql);
     },
