@@ -10,7 +10,9 @@ import { ApiKeySchema } from '../src/http/routes/keys.ts';
 import { MemberSchema, WorkspaceSchema } from '../src/http/routes/members.ts';
 import { OrgSchema } from '../src/http/routes/orgs.ts';
 import { ProblemSchema, pageOf } from '../src/http/schemas.ts';
+import { authenticate, forgetApiKey } from '../src/services/keys/authenticate.ts';
 import { PRICE_KEYS } from '../src/services/pricing/addModelPrice.ts';
+import type { Queryable } from '../src/store/db.ts';
 import {
   createOrgWithKey,
   minutesAgo,
@@ -440,6 +442,65 @@ describe('keys', () => {
         .status,
     ).toBe(200);
     expectProblem(await t.call('GET', '/v1/orgs', { key: self.body.key }), 401);
+  });
+
+  it('reads a key once for requests arriving together, and never keeps a read begun before a revocation', async () => {
+    const created = await t.call('POST', `/v1/orgs/${A.org.id}/api_keys`, {
+      key: A.key,
+      body: { name: 'busy' },
+    });
+    const secret = created.body.key as string;
+    let reads = 0;
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    /** t.db, with every api_keys read counted and held at the gate. */
+    const counting: Queryable = {
+      query: async (sql, params, statement) => {
+        if (sql.includes('FROM api_keys')) {
+          reads++;
+          await gate;
+        }
+        return t.db.query(sql, params, statement);
+      },
+      exec: (sql) => t.db.exec(sql),
+    };
+    const together = Array.from({ length: 20 }, () => authenticate(counting, secret));
+    release();
+    for (const principal of await Promise.all(together)) expect(principal.id).toBe(created.body.id);
+    expect(reads).toBe(1);
+
+    // A read under way when the key is revoked through this process answers its caller but is not
+    // kept, and requests after the revocation do not join it.
+    forgetApiKey(created.body.id);
+    let releaseSlow = () => {};
+    const slowGate = new Promise<void>((resolve) => {
+      releaseSlow = resolve;
+    });
+    let readDone = () => {};
+    const hasRead = new Promise<void>((resolve) => {
+      readDone = resolve;
+    });
+    const slow: Queryable = {
+      query: async (sql, params, statement) => {
+        const rows = await t.db.query(sql, params, statement);
+        readDone();
+        await slowGate;
+        return rows as never;
+      },
+      exec: (sql) => t.db.exec(sql),
+    };
+    const begunBefore = authenticate(slow, secret);
+    await hasRead;
+    expect(
+      (await t.call('DELETE', `/v1/orgs/${A.org.id}/api_keys/${created.body.id}`, { key: A.key })).status,
+    ).toBe(200);
+    const after = authenticate(t.db, secret);
+    releaseSlow();
+    expect((await begunBefore).id).toBe(created.body.id);
+    await expect(after).rejects.toThrow(/revoked/);
+    await expect(authenticate(t.db, secret)).rejects.toThrow(/revoked/);
   });
 
   it('refuses an expired key with 401 saying it expired', async () => {

@@ -40,8 +40,18 @@ export class KeptKeys<T> {
 
 const orgKeys = new KeptKeys<Principal>();
 
+/** Lookups under way, by key hash: requests arriving meanwhile share one instead of reading again. */
+const reading = new Map<string, Promise<Principal>>();
+/** Counts revocations through this process: a lookup begun before one must not keep what it read. */
+let revocations = 0;
+
 /** Call once an org API key is revoked, so this process refuses it at once. */
-export const forgetApiKey = (keyId: string): void => orgKeys.forget(keyId);
+export const forgetApiKey = (keyId: string): void => {
+  orgKeys.forget(keyId);
+  revocations++;
+  // Requests from now on read the key afresh rather than join a lookup begun before the revocation.
+  reading.clear();
+};
 
 export async function authenticate(db: Queryable, secret: string | undefined): Promise<Principal> {
   if (!secret) throw unauthorized('Send an API key as "Authorization: Bearer <key>"');
@@ -56,6 +66,17 @@ export async function authenticate(db: Queryable, secret: string | undefined): P
   }
   const kept = orgKeys.get(hash);
   if (kept) return kept;
+  const shared = reading.get(hash);
+  if (shared) return shared;
+  const lookup: Promise<Principal> = readOrgKey(db, hash).finally(() => {
+    if (reading.get(hash) === lookup) reading.delete(hash);
+  });
+  reading.set(hash, lookup);
+  return lookup;
+}
+
+async function readOrgKey(db: Queryable, hash: string): Promise<Principal> {
+  const revocationsBefore = revocations;
   const [key] = await db.query<{
     id: string;
     org_id: string;
@@ -73,6 +94,7 @@ export async function authenticate(db: Queryable, secret: string | undefined): P
   if (key.revoked) throw unauthorized('The API key was revoked');
   if (key.expired) throw unauthorized('The API key has expired');
   const principal: Principal = { kind: 'org_key', id: key.id, orgId: key.org_id, role: key.role };
-  orgKeys.keep(hash, key.id, principal, key.expires_at);
+  // Read before a revocation through this process committed: answered once, never kept.
+  if (revocations === revocationsBefore) orgKeys.keep(hash, key.id, principal, key.expires_at);
   return principal;
 }
