@@ -50,27 +50,14 @@ interface GatewayKeyRow {
 /** Gateway keys this process checked lately (see KEY_KEPT_MS for how revocation binds). */
 const gatewayKeys = new KeptKeys<GatewayKeyRow>();
 
-/** Lookups under way, by key hash: calls arriving meanwhile share one instead of reading again. */
-const reading = new Map<string, Promise<GatewayKeyRow>>();
-
 /** Call once a gateway key is revoked, so this process refuses it at once. */
 export const forgetGatewayKey = (keyId: string): void => {
   gatewayKeys.forget(keyId);
-  // Calls from now on read the key afresh rather than join a lookup begun before the revocation.
-  reading.clear();
 };
 
 function gatewayKey(db: Queryable, secret: string): Promise<GatewayKeyRow> {
   const hash = hashSecret(secret);
-  const kept = gatewayKeys.get(hash);
-  if (kept) return Promise.resolve(kept);
-  const shared = reading.get(hash);
-  if (shared) return shared;
-  const lookup: Promise<GatewayKeyRow> = readGatewayKey(db, hash).finally(() => {
-    if (reading.get(hash) === lookup) reading.delete(hash);
-  });
-  reading.set(hash, lookup);
-  return lookup;
+  return gatewayKeys.lookup(hash, () => readGatewayKey(db, hash));
 }
 
 async function readGatewayKey(db: Queryable, hash: string): Promise<GatewayKeyRow> {

@@ -18,6 +18,21 @@ const MAX_KEPT = 10_000;
 
 export class KeptKeys<T> {
   private readonly kept = new Map<string, { id: string; value: T; until: number }>();
+  /** Lookups under way, by key hash: requests arriving meanwhile share one instead of reading again. */
+  private readonly reading = new Map<string, Promise<T>>();
+
+  /** The key kept for `hash`, else the lookup already under way for it, else a new one (`read`). */
+  lookup(hash: string, read: () => Promise<T>): Promise<T> {
+    const kept = this.get(hash);
+    if (kept !== undefined) return Promise.resolve(kept);
+    const shared = this.reading.get(hash);
+    if (shared) return shared;
+    const pending: Promise<T> = read().finally(() => {
+      if (this.reading.get(hash) === pending) this.reading.delete(hash);
+    });
+    this.reading.set(hash, pending);
+    return pending;
+  }
 
   get(hash: string, now = Date.now()): T | undefined {
     const entry = this.kept.get(hash);
@@ -32,16 +47,18 @@ export class KeptKeys<T> {
     this.kept.set(hash, { id, value, until });
   }
 
-  /** Drops the key with this id (revoked through this process). */
+  /**
+   * Drops the key with this id (revoked through this process); lookups from now on read afresh
+   * rather than join one begun before the revocation.
+   */
   forget(id: string): void {
     for (const [hash, entry] of this.kept) if (entry.id === id) this.kept.delete(hash);
+    this.reading.clear();
   }
 }
 
 const orgKeys = new KeptKeys<Principal>();
 
-/** Lookups under way, by key hash: requests arriving meanwhile share one instead of reading again. */
-const reading = new Map<string, Promise<Principal>>();
 /** Counts revocations through this process: a lookup begun before one must not keep what it read. */
 let revocations = 0;
 
@@ -49,8 +66,6 @@ let revocations = 0;
 export const forgetApiKey = (keyId: string): void => {
   orgKeys.forget(keyId);
   revocations++;
-  // Requests from now on read the key afresh rather than join a lookup begun before the revocation.
-  reading.clear();
 };
 
 export async function authenticate(db: Queryable, secret: string | undefined): Promise<Principal> {
@@ -64,15 +79,7 @@ export async function authenticate(db: Queryable, secret: string | undefined): P
     if (op) return { kind: 'operator', id: op.id };
     throw unauthorized('The API key is not valid');
   }
-  const kept = orgKeys.get(hash);
-  if (kept) return kept;
-  const shared = reading.get(hash);
-  if (shared) return shared;
-  const lookup: Promise<Principal> = readOrgKey(db, hash).finally(() => {
-    if (reading.get(hash) === lookup) reading.delete(hash);
-  });
-  reading.set(hash, lookup);
-  return lookup;
+  return orgKeys.lookup(hash, () => readOrgKey(db, hash));
 }
 
 async function readOrgKey(db: Queryable, hash: string): Promise<Principal> {
