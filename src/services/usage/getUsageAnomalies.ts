@@ -14,8 +14,8 @@ import { decimalUnits, formatUnits } from '../../domain/money.ts';
 import { startOfLocalDay } from '../../domain/periods.ts';
 import { floorHour } from '../../domain/ranges.ts';
 import type { Ctx } from '../context.ts';
-import { COST_SCALE, type Dimension, labelsFor, loadScope } from './scope.ts';
-import { planOf, sourceSql } from './source.ts';
+import { COST_SCALE, labelsFor, loadScope } from './scope.ts';
+import { dimensionsSql } from './source.ts';
 
 const DAY_MS = 86_400_000;
 export const BASELINE_DAYS = 28;
@@ -81,47 +81,48 @@ export async function getUsageAnomalies(ctx: Ctx, orgId: string, query: AnomalyQ
     const [y, m, dd] = d.split('-').map(Number) as [number, number, number];
     return floorHour(startOfLocalDay(zone, y, m, dd));
   });
-  // The org, member and feature series are read at once (three pool clients on the server), then
-  // evaluated in that order.
-  const read = async (dimension: 'all' | 'member' | 'feature') => {
-    const by: Dimension | null = dimension === 'all' ? null : dimension;
-    const params: unknown[] = [];
-    const src = await sourceSql(ctx.db.read, planOf(by, {}), orgId, by, edges, {}, params);
-    params.push(edges.map((e) => e.toISOString()));
-    const rows = await ctx.db.read.query<{
-      i: number;
-      key: string;
-      credits: string;
-      cost: string;
-      calls: string;
-    }>(
-      `SELECT width_bucket(bucket, $${params.length}::timestamptz[]) AS i, key, sum(credits)::text AS credits,
-              sum(cost)::text AS cost, sum(calls)::text AS calls
-         FROM ${src} AS u GROUP BY 1, 2`,
-      params,
-    );
-    const perKey = new Map<string, bigint[]>();
-    for (const r of rows) {
-      const values =
-        perKey.get(r.key) ??
-        perKey
-          .set(
-            r.key,
-            dates.map(() => 0n),
-          )
-          .get(r.key)!;
-      values[r.i - 1]! +=
-        unit === 'credits'
-          ? BigInt(r.credits)
-          : unit === 'usd'
-            ? decimalUnits(r.cost, COST_SCALE)
-            : BigInt(r.calls);
-    }
-    const labels = by ? await labelsFor(ctx.db.read, orgId, by, [...perKey.keys()]) : new Map();
-    return { dimension, perKey, labels };
-  };
-  const series3 = await Promise.all((['all', 'member', 'feature'] as const).map(read));
-  for (const { dimension, perKey, labels } of series3) {
+  // The org, member and feature series in one read.
+  const params: unknown[] = [];
+  const src = await dimensionsSql(ctx.db.read, orgId, ['all', 'member', 'feature'], edges, params);
+  params.push(edges.map((e) => e.toISOString()));
+  const rows = await ctx.db.read.query<{
+    dimension: 'all' | 'member' | 'feature';
+    i: number;
+    key: string;
+    credits: string;
+    cost: string;
+    calls: string;
+  }>(
+    `SELECT dimension, width_bucket(bucket, $${params.length}::timestamptz[]) AS i, key,
+            sum(credits)::text AS credits, sum(cost)::text AS cost, sum(calls)::text AS calls
+       FROM ${src} AS u GROUP BY 1, 2, 3`,
+    params,
+  );
+  const series = new Map<'all' | 'member' | 'feature', Map<string, bigint[]>>(
+    (['all', 'member', 'feature'] as const).map((d) => [d, new Map()]),
+  );
+  for (const r of rows) {
+    const perKey = series.get(r.dimension)!;
+    const values =
+      perKey.get(r.key) ??
+      perKey
+        .set(
+          r.key,
+          dates.map(() => 0n),
+        )
+        .get(r.key)!;
+    values[r.i - 1]! +=
+      unit === 'credits'
+        ? BigInt(r.credits)
+        : unit === 'usd'
+          ? decimalUnits(r.cost, COST_SCALE)
+          : BigInt(r.calls);
+  }
+  const [memberLabels, featureLabels] = await Promise.all(
+    (['member', 'feature'] as const).map((d) => labelsFor(ctx.db.read, orgId, d, [...series.get(d)!.keys()])),
+  );
+  for (const [dimension, perKey] of series) {
+    const labels = dimension === 'member' ? memberLabels! : featureLabels!;
     for (const [key, values] of perKey) {
       evaluate(
         dimension === 'all' ? 'org' : dimension,

@@ -111,6 +111,13 @@ const prefixed = (alias: string) =>
     .map((c) => `${alias}.${c}`)
     .join(', ');
 
+/** A source of no rows, with the columns of every other. */
+const EMPTY_SOURCE = `(SELECT NULL::text AS dimension, NULL::timestamptz AS bucket, ''::text AS key, ${SUM_NAMES.split(
+  ', ',
+)
+  .map((c) => `0::numeric AS ${c}`)
+  .join(', ')} WHERE false)`;
+
 const DAY_MS = 86_400_000;
 
 /**
@@ -248,14 +255,44 @@ export async function sourceSql(
       : []),
     ...(split.rest.length > 0 ? [hourlyPart(plan, orgId, by, split.rest, filters, params)] : []),
   ];
-  if (parts.length === 0) {
-    return `(SELECT NULL::text AS dimension, NULL::timestamptz AS bucket, ''::text AS key, ${SUM_NAMES.split(
-      ', ',
-    )
-      .map((c) => `0::numeric AS ${c}`)
-      .join(', ')} WHERE false)`;
+  return parts.length > 0 ? `(${parts.join('\n UNION ALL\n')})` : EMPTY_SOURCE;
+}
+
+/**
+ * Rows of several dimensions at once, none filtered (`all`: the org's totals, key ''), for the
+ * report buckets delimited by `edges`, as sourceSql reads each of them: one coverage read and one
+ * read of the built hours serve them all, and the days of every dimension come in one part.
+ */
+export async function dimensionsSql(
+  db: Queryable,
+  orgId: string,
+  dimensions: (Dimension | 'all')[],
+  edges: Date[],
+  params: unknown[],
+): Promise<string> {
+  const p = (value: unknown) => {
+    params.push(value);
+    return `$${params.length}`;
+  };
+  const { days, hours } = await coverageOf(db, orgId, edges);
+  const split =
+    hours.length > 0 && dimensions.some((d) => d !== 'all')
+      ? await builtHoursOf(db, orgId, hours)
+      : { built: [], rest: hours };
+  const parts =
+    days.length > 0
+      ? [dailyPart({ table: 'narrow', dimension: 'all', filter: null }, orgId, dimensions, days, p)]
+      : [];
+  for (const dimension of dimensions) {
+    const plan = { table: 'narrow' as const, dimension, filter: null };
+    if (dimension === 'all') {
+      if (hours.length > 0) parts.push(hourlyPart(plan, orgId, null, hours, {}, params));
+      continue;
+    }
+    if (split.built.length > 0) parts.push(builtHoursPart(plan, orgId, split.built, p));
+    if (split.rest.length > 0) parts.push(hourlyPart(plan, orgId, dimension, split.rest, {}, params));
   }
-  return `(${parts.join('\n UNION ALL\n')})`;
+  return parts.length > 0 ? `(${parts.join('\n UNION ALL\n')})` : EMPTY_SOURCE;
 }
 
 /**
