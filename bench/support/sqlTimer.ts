@@ -30,10 +30,10 @@ export class SqlTimer {
 
   private timed(target: Queryable, prefix: string): Queryable {
     return {
-      query: async (sql, params) => {
+      query: async (sql, params, statement) => {
         const started = performance.now();
         try {
-          return await target.query(sql, params);
+          return await target.query(sql, params, statement);
         } finally {
           this.record(prefix + labelOf(sql), performance.now() - started);
         }
