@@ -698,5 +698,9 @@ describe('routes and headers', () => {
     });
     expect(res.headers.get('x-request-id')).toBe('trace-123');
     expect(res.body.request_id).toBe('trace-123');
+    // Without one, the answer names the id Tally gave the request.
+    const own = await t.call('POST', '/v1/events', rawEvents('{'));
+    expect(own.headers.get('x-request-id')).toBe(own.body.request_id);
+    expect(own.body.request_id).toMatch(/^req_/);
   });
 });

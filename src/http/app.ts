@@ -55,8 +55,12 @@ export function buildApp(deps: AppDeps) {
     const incoming = c.req.header('x-request-id');
     const requestId = incoming && /^[\w.-]{1,64}$/.test(incoming) ? incoming : newId('req');
     c.set('requestId', requestId);
-    await next();
+    // Set before the answer exists, it is part of the answer as it is made. Set on a finished
+    // answer, hono would copy it into a second full Response (two undici Responses a request).
     c.header('x-request-id', requestId);
+    await next();
+    // An answer made as a Response of its own (the gateway's) did not take it.
+    if (!c.res.headers.has('x-request-id')) c.header('x-request-id', requestId);
     const route = routePath(c);
     const seconds = (performance.now() - started) / 1000;
     metrics.requests.inc({ method: c.req.method, route, status: String(c.res.status) });

@@ -61,12 +61,16 @@ async function expectRecorded(provider: string, model: string, usage: Record<str
 describe('OpenAI chat completions', () => {
   it('answers a plain call unchanged and records its exact usage and price', async () => {
     const client = openaiClient(g, key, member);
-    const answer = await client.chat.completions.create({
-      model: 'gpt-4o-mini',
-      messages: [{ role: 'user', content: 'Say twelve words' }],
-      max_completion_tokens: 100,
-    });
+    const { data: answer, response } = await client.chat.completions
+      .create({
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'Say twelve words' }],
+        max_completion_tokens: 100,
+      })
+      .withResponse();
     expect(answer.choices[0]?.message.content).toBe(expectedText);
+    // The gateway's own answer object still carries Tally's request id.
+    expect(response.headers.get('x-request-id')).toMatch(/^req_/);
     expect(answer.usage?.prompt_tokens).toBe(1200);
     const upstream = g.fake.requests.at(-1)!;
     expect(upstream.headers.authorization).toBe(`Bearer ${UPSTREAM_OPENAI_KEY}`);
