@@ -85,16 +85,15 @@ export async function getUsageAnomalies(ctx: Ctx, orgId: string, query: AnomalyQ
   const params: unknown[] = [];
   const src = await dimensionsSql(ctx.db.read, orgId, ['all', 'member', 'feature'], edges, params);
   params.push(edges.map((e) => e.toISOString()));
+  // Only the figure spend is measured in.
+  const measure = unit === 'credits' ? 'credits' : unit === 'usd' ? 'cost' : 'calls';
   const rows = await ctx.db.read.query<{
     dimension: 'all' | 'member' | 'feature';
     i: number;
     key: string;
-    credits: string;
-    cost: string;
-    calls: string;
+    value: string;
   }>(
-    `SELECT dimension, width_bucket(bucket, $${params.length}::timestamptz[]) AS i, key,
-            sum(credits)::text AS credits, sum(cost)::text AS cost, sum(calls)::text AS calls
+    `SELECT dimension, width_bucket(bucket, $${params.length}::timestamptz[]) AS i, key, sum(${measure})::text AS value
        FROM ${src} AS u GROUP BY 1, 2, 3`,
     params,
   );
@@ -111,12 +110,7 @@ export async function getUsageAnomalies(ctx: Ctx, orgId: string, query: AnomalyQ
           dates.map(() => 0n),
         )
         .get(r.key)!;
-    values[r.i - 1]! +=
-      unit === 'credits'
-        ? BigInt(r.credits)
-        : unit === 'usd'
-          ? decimalUnits(r.cost, COST_SCALE)
-          : BigInt(r.calls);
+    values[r.i - 1]! += unit === 'usd' ? decimalUnits(r.value, COST_SCALE) : BigInt(r.value);
   }
   const [memberLabels, featureLabels] = await Promise.all(
     (['member', 'feature'] as const).map((d) => labelsFor(ctx.db.read, orgId, d, [...series.get(d)!.keys()])),

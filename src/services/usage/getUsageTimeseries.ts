@@ -73,12 +73,11 @@ export async function getUsageTimeseries(ctx: Ctx, orgId: string, query: Timeser
        FROM ${src} AS u GROUP BY 1, 2`,
     params,
   );
-  const rows = grouped.map((r) => ({ ...r, local: buckets[r.i - 1]!.local }));
+  const rows = grouped.map((r) => ({ key: r.key, local: buckets[r.i - 1]!.local, t: totalsOf(r) }));
 
   // The split groups shown: the top N of the whole range by what the org pays in, the rest "Other".
   const byKey = new Map<string, Totals>();
-  for (const r of rows)
-    addTotals(byKey.get(r.key) ?? byKey.set(r.key, zeroTotals()).get(r.key)!, totalsOf(r));
+  for (const r of rows) addTotals(byKey.get(r.key) ?? byKey.set(r.key, zeroTotals()).get(r.key)!, r.t);
   const ranked = [...byKey.entries()]
     .sort(([ka, a], [kb, b]) => {
       const wa = weightOf(a, scope.unit);
@@ -102,7 +101,7 @@ export async function getUsageTimeseries(ctx: Ctx, orgId: string, query: Timeser
       b = { total: zeroTotals(), groups: new Map() };
       perBucket.set(r.local, b);
     }
-    const t = totalsOf(r);
+    const t = r.t;
     addTotals(b.total, t);
     if (query.split) {
       const k = groupOf(r.key);

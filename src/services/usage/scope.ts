@@ -252,8 +252,16 @@ export const totalsOf = (r: SumRow): Totals => ({
   cacheWrite: BigInt(r.cache_write_tokens),
 });
 
+/** Adds `more` into `into`, field by field (it runs for every row a report reads). */
 export function addTotals(into: Totals, more: Totals): Totals {
-  for (const k of Object.keys(into) as (keyof Totals)[]) into[k] += more[k];
+  into.calls += more.calls;
+  into.credits += more.credits;
+  into.cost += more.cost;
+  into.providerCost += more.providerCost;
+  into.input += more.input;
+  into.output += more.output;
+  into.cacheRead += more.cacheRead;
+  into.cacheWrite += more.cacheWrite;
   return into;
 }
 
