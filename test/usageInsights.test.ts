@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dateIn } from '../src/domain/calendar.ts';
-import { forecastDaily, horizon, robustScore } from '../src/domain/forecast.ts';
+import { forecastDaily, horizon, median, robustScore } from '../src/domain/forecast.ts';
 import { decimalUnits } from '../src/domain/money.ts';
 import { UsageSummarySchema } from '../src/http/routes/usage.ts';
 import {
@@ -81,6 +81,22 @@ describe('forecast and anomaly statistics', () => {
     expect(Number.isFinite(r.score)).toBe(true);
     expect(r.score).toBeCloseTo(3, 6);
     expect(robustScore(0, [], 1)).toMatchObject({ median: 0, severity: null });
+  });
+
+  it('takes the median of odd and even lists, with repeats, and leaves its input as it was', () => {
+    let seed = 7;
+    const next = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      return seed;
+    };
+    for (let n = 1; n <= 40; n++) {
+      const values = Array.from({ length: n }, () => (next() % 50) - 10);
+      const before = [...values];
+      const sorted = [...values].sort((a, b) => a - b);
+      const mid = Math.floor(n / 2);
+      expect(median(values)).toBe(n % 2 ? sorted[mid] : (sorted[mid - 1]! + sorted[mid]!) / 2);
+      expect(values).toEqual(before);
+    }
   });
 });
 
