@@ -49,23 +49,18 @@ export async function getUsageAnomalies(ctx: Ctx, orgId: string, query: AnomalyQ
   const show = (v: number) => formatUnits(BigInt(Math.round(v)), scale);
 
   const out: Anomaly[] = [];
-  const evaluate = (
-    scopeName: Anomaly['scope'],
-    key: string,
-    label: string,
-    series: { date: string; value: bigint }[],
-  ) => {
-    for (let i = BASELINE_DAYS; i < series.length; i++) {
-      const day = series[i]!;
-      const baseline = series.slice(i - BASELINE_DAYS, i).map((d) => Number(d.value));
-      const r = robustScore(Number(day.value), baseline, minScale);
+  /** `values`: the key's spend on each day of `dates`. */
+  const evaluate = (scopeName: Anomaly['scope'], key: string, label: string, values: bigint[]) => {
+    const numbers = values.map(Number);
+    for (let i = BASELINE_DAYS; i < values.length; i++) {
+      const r = robustScore(numbers[i]!, numbers.slice(i - BASELINE_DAYS, i), minScale);
       if (!r.severity) continue;
       out.push({
-        date: day.date,
+        date: dates[i]!,
         scope: scopeName,
         key,
         label,
-        value: formatUnits(day.value, scale),
+        value: formatUnits(values[i]!, scale),
         median: show(r.median),
         mad: show(r.mad),
         score: Math.round(r.score * 100) / 100,
@@ -122,7 +117,7 @@ export async function getUsageAnomalies(ctx: Ctx, orgId: string, query: AnomalyQ
         dimension === 'all' ? 'org' : dimension,
         key,
         dimension === 'all' ? org.name : (labels.get(key)?.label ?? key),
-        values.map((value, i) => ({ date: dates[i]!, value })),
+        values,
       );
     }
   }
