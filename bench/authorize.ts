@@ -7,15 +7,14 @@
  * client, so its CPU is never charged to the Tally it measures; the CPU each hold cost Tally and
  * the Postgres backends is read from /proc around every run.
  */
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { availableParallelism, loadavg } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { processTicks } from './support/cpu.ts';
 import { BENCH_OPERATOR_KEY, openBenchDatabase } from './support/databases.ts';
 import { forkGenerator, serveGeneratorJobs } from './support/loadGenerator.ts';
 import { median } from './support/stats.ts';
+import { startTallyProcesses } from './support/tallyProcess.ts';
 import type { BenchModule, BenchOptions, BenchResult, Measurement } from './types.ts';
 
 const RATES = [500, 2000];
@@ -32,46 +31,6 @@ const holdBody = (i: number) => ({
   model: 'gpt-4o-mini',
   estimate: { credits: '1' },
 });
-
-/** `src/main.ts` on the bench database with TALLY_WORKERS processes; answers its URL, pid and a stop. */
-async function startTallyProcesses(databaseUrl: string, workers: number) {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', fileURLToPath(new URL('../src/main.ts', import.meta.url))],
-    {
-      env: {
-        ...process.env,
-        DATABASE_URL: databaseUrl,
-        PORT: '0',
-        HOST: '127.0.0.1',
-        TALLY_WORKERS: String(workers),
-        TALLY_LOG: 'off',
-        TALLY_DEMO: '0',
-        TALLY_JOBS: '0',
-        TALLY_ADMIN_KEY: BENCH_OPERATOR_KEY,
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
-  let said = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stderr!.on('data', (chunk: Buffer) => {
-      said += chunk.toString();
-      const found = said.match(/Dashboard:\s+(http:\/\/\S+?)\/\s/);
-      if (found) resolve(found[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`Tally exited with ${code}: ${said}`)));
-  });
-  return {
-    url,
-    pid: child.pid!,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  };
-}
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
