@@ -45,8 +45,12 @@ export async function buildHourlyDims(
       new Date(now.getTime() - MAX_EVENT_AGE_MS).toISOString(),
     ],
   );
-  const built = await buildWithin(db, due, options.budgetMs ?? 20_000, (tx, hour) =>
-    buildHour(tx, hour.org_id, new Date(hour.bucket)),
+  const built = await buildWithin(
+    db,
+    due,
+    options.budgetMs ?? 20_000,
+    ['usage_hourly_dim', 'usage_hour_dims'],
+    (tx, hour) => buildHour(tx, hour.org_id, new Date(hour.bucket)),
   );
   return { hours: built.periods, rows: built.rows, done: built.done };
 }

@@ -52,8 +52,12 @@ export async function buildUsagePairs(
       new Date(now.getTime() - MAX_EVENT_AGE_MS).toISOString(),
     ],
   );
-  const built = await buildWithin(db, due, options.budgetMs ?? 20_000, (tx, day) =>
-    buildDay(tx, day.org_id, new Date(day.bucket), new Date(day.day_end)),
+  const built = await buildWithin(
+    db,
+    due,
+    options.budgetMs ?? 20_000,
+    ['usage_daily_pair', 'usage_pair_days', 'usage_daily_items'],
+    (tx, day) => buildDay(tx, day.org_id, new Date(day.bucket), new Date(day.day_end)),
   );
   return { days: built.periods, rows: built.rows, done: built.done };
 }

@@ -23,20 +23,33 @@ export function eventsOf(orgId: string, start: Date, end: Date, params: unknown[
   };
 }
 
-/** Builds each due period in its own transaction until `budgetMs` has passed. */
+/**
+ * A run that wrote this many rows analyzes the tables it wrote: the planner reads pair and hour
+ * rows with the table's statistics, and statistics taken before a large build (or never, where
+ * autovacuum is off or behind) turned a per-day index probe into a scan of every day's rows
+ * (5.7 -> 37 ms p50 for a filtered 30-day breakdown on the 10 M bench set).
+ */
+export const ANALYZE_AFTER_ROWS = 10_000;
+
+/**
+ * Builds each due period in its own transaction until `budgetMs` has passed; then analyzes
+ * `tables` if the run wrote ANALYZE_AFTER_ROWS rows or more.
+ */
 export async function buildWithin<T>(
   db: Db,
   due: T[],
   budgetMs: number,
+  tables: string[],
   build: (tx: Queryable, period: T) => Promise<number>,
 ): Promise<{ periods: number; rows: number; done: boolean }> {
   const started = Date.now();
   let rows = 0;
   let periods = 0;
   for (const period of due) {
-    if (Date.now() - started > budgetMs) return { periods, rows, done: false };
+    if (Date.now() - started > budgetMs) break;
     rows += await db.transaction((tx) => build(tx, period));
     periods++;
   }
-  return { periods, rows, done: true };
+  if (rows >= ANALYZE_AFTER_ROWS) for (const table of tables) await db.exec(`ANALYZE ${table}`);
+  return { periods, rows, done: periods === due.length };
 }
