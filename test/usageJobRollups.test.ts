@@ -11,6 +11,7 @@ import { UsageBreakdownSchema, UsageTimeseriesSchema } from '../src/http/routes/
 import { UsageDaySchema } from '../src/http/routes/usageInsights.ts';
 import { buildHourlyDims } from '../src/services/maintenance/buildHourlyDims.ts';
 import { buildUsagePairs } from '../src/services/maintenance/buildUsagePairs.ts';
+import { ANALYZE_AFTER_ROWS, buildWithin } from '../src/services/maintenance/jobRollups.ts';
 import { builtHoursOf, coverageOf, planOf } from '../src/services/usage/source.ts';
 import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
 
@@ -370,5 +371,29 @@ describe('hourly rollups by dimension', () => {
       before.built.length,
     );
     await check();
+  });
+});
+
+describe('statistics after a large build', () => {
+  it('analyzes the tables a run wrote once it wrote ANALYZE_AFTER_ROWS rows, and not before', async () => {
+    await t.db.exec('CREATE TABLE analyze_probe (x int)');
+    // reltuples is -1 until a table is first analyzed (or vacuumed).
+    const reltuples = async () =>
+      Number(
+        (
+          await t.db.query<{ n: number }>(
+            "SELECT reltuples AS n FROM pg_class WHERE relname = 'analyze_probe'",
+          )
+        )[0]!.n,
+      );
+    const run = (rows: number) => buildWithin(t.db, [1], 10_000, ['analyze_probe'], async () => rows);
+    expect(await run(ANALYZE_AFTER_ROWS - 1)).toEqual({
+      periods: 1,
+      rows: ANALYZE_AFTER_ROWS - 1,
+      done: true,
+    });
+    expect(await reltuples()).toBe(-1);
+    await run(ANALYZE_AFTER_ROWS);
+    expect(await reltuples()).toBe(0);
   });
 });
