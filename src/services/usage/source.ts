@@ -229,6 +229,10 @@ export async function sourceSql(
     );
     return `(SELECT NULL::text AS dimension, bucket, ${keyOf} AS key, ${SUM_NAMES} FROM ${rows} AS w)`;
   }
+  // Nothing filtered: the read of one or several dimensions that dimensionsSql makes.
+  if (plan.table === 'narrow' && plan.filter === null) {
+    return dimensionsSql(db, orgId, [plan.dimension], edges, params);
+  }
   const coverage = await coverageOf(db, orgId, edges);
   const days = plan.table === 'pair' ? coverage.days.filter((d) => d.paired) : coverage.days;
   const hours =
@@ -237,7 +241,7 @@ export async function sourceSql(
       : coverage.hours;
   // Only the parts that read something: the planner then sizes the query right (an unused
   // hourly part estimated at a month of wide rows turns a small read into a parallel plan).
-  // Hours of one dimension (no filter on another) come from its built hourly rows where they hold.
+  // Hours of one dimension (filtered on itself) come from its built hourly rows where they hold.
   const split =
     plan.table === 'narrow' && plan.dimension !== 'all' && hours.length > 0
       ? await builtHoursOf(db, orgId, hours)
