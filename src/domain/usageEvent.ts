@@ -43,15 +43,26 @@ export function normalizedUsage(usage: Usage): Usage {
   return out;
 }
 
+/**
+ * JSON with object keys sorted and null or absent fields left out. Written as loops: ingest hashes
+ * every event of a batch, and the entries/filter/sort/map chains it replaced allocated several
+ * arrays per object. The text must never change: stored hashes are compared with new ones.
+ */
 function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value)
-      .filter(([, v]) => v !== undefined && v !== null)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? '';
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) out += (i === 0 ? '' : ',') + canonical(value[i]);
+    return `${out}]`;
   }
-  return JSON.stringify(value);
+  const record = value as Record<string, unknown>;
+  let out = '{';
+  for (const key of Object.keys(record).sort()) {
+    const field = record[key];
+    if (field === undefined || field === null) continue;
+    out += `${out === '{' ? '' : ','}${JSON.stringify(key)}:${canonical(field)}`;
+  }
+  return `${out}}`;
 }
 
 /** The fingerprint that tells a retry (same content) from a different event reusing an id. */
