@@ -381,8 +381,8 @@ const DIMS = ROLLUP_DIMENSIONS.join(', ');
  * Adds newly stored events to the rollups in one statement. The hourly ones are summed by Postgres
  * from the events read back by key (only the keys cross the wire): the wide rollup and the org's
  * hourly total. The narrow daily rows (one dimension per row per day of the org's time zone, 'all'
- * being the org total) come summed from JS, $3: fanning each event out to a dozen rows and sorting
- * them cost Postgres more than the JS sums do. Each table is written in key order.
+ * being the org total) come summed from JS, $3, grouped by org and day: fanning each event out to a
+ * dozen rows cost Postgres more than the JS sums do. Each table is written in key order.
  */
 const ROLLUP = `WITH x AS MATERIALIZED (
        SELECT e.org_id, date_trunc('hour', e.occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket,
@@ -405,10 +405,11 @@ const ROLLUP = `WITH x AS MATERIALIZED (
        ON CONFLICT (org_id, bucket) DO UPDATE SET ${SUM_UPDATES}
      )
      INSERT INTO usage_daily_dim AS t (org_id, dimension, bucket, day_end, key, ${SUM_NAMES})
-     SELECT r ->> 0, r ->> 1, (r ->> 2)::timestamptz, (r ->> 3)::timestamptz, r ->> 4, (r ->> 5)::bigint,
-            (r ->> 6)::bigint, (r ->> 7)::numeric, (r ->> 8)::numeric, (r ->> 9)::bigint, (r ->> 10)::bigint,
-            (r ->> 11)::bigint, (r ->> 12)::bigint
-       FROM jsonb_array_elements($3::jsonb) AS r
+     SELECT g ->> 0, r ->> 0, (g ->> 1)::timestamptz, (g ->> 2)::timestamptz, r ->> 1, (r ->> 2)::bigint,
+            (r ->> 3)::bigint, (r ->> 4)::numeric, (r ->> 5)::numeric, (r ->> 6)::bigint, (r ->> 7)::bigint,
+            (r ->> 8)::bigint, (r ->> 9)::bigint
+       FROM jsonb_array_elements($3::jsonb) AS g CROSS JOIN LATERAL jsonb_array_elements(g -> 3) AS r
+      ORDER BY 1, 2, 3, 4, 5
      ON CONFLICT (org_id, dimension, bucket, day_end, key) DO UPDATE SET ${SUM_UPDATES}`;
 
 /** A local day [start, end) as ISO strings. */
@@ -471,9 +472,11 @@ interface Sums {
 
 /**
  * The narrow daily rows of the rows' events, summed per org and local day, then per dimension and
- * key (short map keys: a batch adds each event to a dozen rows), in primary key order.
+ * key (short map keys: a batch adds each event to a dozen rows): one [org, day start, day end,
+ * rows] group per org and day, each row [dimension, key, sums...], so the org and the day are sent
+ * once per group rather than once per row (they were a third of the bytes).
  */
-function dailyRows(rows: StoredRow[], days: LocalDay[]): string[][] {
+function dailyRows(rows: StoredRow[], days: LocalDay[]): [string, string, string, string[][]][] {
   const groups = new Map<string, { orgId: string; day: LocalDay; byKey: Map<string, Sums>[] }>();
   rows.forEach((r, i) => {
     const day = days[i]!;
@@ -507,33 +510,25 @@ function dailyRows(rows: StoredRow[], days: LocalDay[]): string[][] {
       } else byKey.set(key, { calls: 1, credits, cost, pcost, input, output, cacheRead, cacheWrite });
     }
   });
-  const out: { id: string; row: string[] }[] = [];
-  for (const { orgId, day, byKey } of groups.values()) {
-    byKey.forEach((sums, d) => {
-      const dimension = DAILY_KEYS[d]![0];
-      for (const [key, s] of sums) {
-        out.push({
-          id: `${orgId}\u0000${dimension}\u0000${day[0]}\u0000${day[1]}\u0000${key}`,
-          row: [
-            orgId,
-            dimension,
-            day[0],
-            day[1],
-            key,
-            String(s.calls),
-            s.credits.toString(),
-            formatUnits(s.cost, COST_SCALE),
-            formatUnits(s.pcost, PROVIDER_COST_SCALE),
-            s.input.toString(),
-            s.output.toString(),
-            s.cacheRead.toString(),
-            s.cacheWrite.toString(),
-          ],
-        });
-      }
-    });
-  }
-  return out.sort((a, b) => compare(a.id, b.id)).map((o) => o.row);
+  return [...groups.values()].map(({ orgId, day, byKey }) => [
+    orgId,
+    day[0],
+    day[1],
+    byKey.flatMap((sums, d) =>
+      [...sums].map(([key, s]) => [
+        DAILY_KEYS[d]![0],
+        key,
+        String(s.calls),
+        s.credits.toString(),
+        formatUnits(s.cost, COST_SCALE),
+        formatUnits(s.pcost, PROVIDER_COST_SCALE),
+        s.input.toString(),
+        s.output.toString(),
+        s.cacheRead.toString(),
+        s.cacheWrite.toString(),
+      ]),
+    ),
+  ]);
 }
 
 async function loadExisting(
