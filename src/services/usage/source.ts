@@ -274,6 +274,23 @@ export async function dimensionsSql(
   edges: Date[],
   params: unknown[],
 ): Promise<string> {
+  const { days, hours } = await dimensionParts(db, orgId, dimensions, edges, params);
+  const parts = [days, hours].filter((part) => part !== null);
+  return parts.length > 0 ? `(${parts.join('\n UNION ALL\n')})` : EMPTY_SOURCE;
+}
+
+/**
+ * dimensionsSql's read in its two parts: `days`, at most one row per stored day, dimension and key
+ * (a caller whose buckets are days needs no GROUP BY over them), and `hours`, the rows of the hours
+ * no stored day covers (several per key and bucket); null when a part reads nothing.
+ */
+export async function dimensionParts(
+  db: Queryable,
+  orgId: string,
+  dimensions: (Dimension | 'all')[],
+  edges: Date[],
+  params: unknown[],
+): Promise<{ days: string | null; hours: string | null }> {
   const p = (value: unknown) => {
     params.push(value);
     return `$${params.length}`;
@@ -283,20 +300,21 @@ export async function dimensionsSql(
     hours.length > 0 && dimensions.some((d) => d !== 'all')
       ? await builtHoursOf(db, orgId, hours)
       : { built: [], rest: hours };
-  const parts =
+  const daily =
     days.length > 0
-      ? [dailyPart({ table: 'narrow', dimension: 'all', filter: null }, orgId, dimensions, days, p)]
-      : [];
+      ? dailyPart({ table: 'narrow', dimension: 'all', filter: null }, orgId, dimensions, days, p)
+      : null;
+  const hourly: string[] = [];
   for (const dimension of dimensions) {
     const plan = { table: 'narrow' as const, dimension, filter: null };
     if (dimension === 'all') {
-      if (hours.length > 0) parts.push(hourlyPart(plan, orgId, null, hours, {}, params));
+      if (hours.length > 0) hourly.push(hourlyPart(plan, orgId, null, hours, {}, params));
       continue;
     }
-    if (split.built.length > 0) parts.push(builtHoursPart(plan, orgId, split.built, p));
-    if (split.rest.length > 0) parts.push(hourlyPart(plan, orgId, dimension, split.rest, {}, params));
+    if (split.built.length > 0) hourly.push(builtHoursPart(plan, orgId, split.built, p));
+    if (split.rest.length > 0) hourly.push(hourlyPart(plan, orgId, dimension, split.rest, {}, params));
   }
-  return parts.length > 0 ? `(${parts.join('\n UNION ALL\n')})` : EMPTY_SOURCE;
+  return { days: daily, hours: hourly.length > 0 ? hourly.join('\n UNION ALL\n') : null };
 }
 
 /**
