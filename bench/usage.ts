@@ -714,7 +714,11 @@ async function measure(
       [data.orgId, summary.range.start, summary.range.end, (size.deepPage - 1) * PAGE - 1],
     );
     if (!deep) throw new Error('the data set is too small for the deep page');
-    const list = probes(data.orgId, size.deepPage, encodeCursor([deep.at, deep.seq]));
+    // BENCH_USAGE_ONLY=<words,...>: only the answers whose name holds one of them (while working on those).
+    const only = process.env.BENCH_USAGE_ONLY?.split(',');
+    const list = probes(data.orgId, size.deepPage, encodeCursor([deep.at, deep.seq])).filter(
+      (probe) => !only || only.some((word) => probe.name.includes(word)),
+    );
     const figures: ProbeFigures[] = list.map((probe) => ({ probe, tally: [], naive: [] }));
     // Warm-up, and the naive answer checked against Tally's where both are totals.
     for (const f of figures) {
@@ -737,6 +741,13 @@ async function measure(
       for (const f of figures) {
         const job = { url: answering.url, path: f.probe.path, reps: sizes.reps };
         f.tally.push(client ? await client.run(job) : await timeAnswers(job));
+        if (process.env.BENCH_USAGE_TRACE === '1')
+          options.log(
+            `    ${f.probe.name}: ${f.tally
+              .at(-1)!
+              .map((ms) => ms.toFixed(0))
+              .join(' ')}`,
+          );
         const answer = await call(answering, 'GET', f.probe.path);
         const naive = f.probe.naive(answer);
         const raw: number[] = [];
