@@ -15,7 +15,7 @@ import { startOfLocalDay } from '../../domain/periods.ts';
 import { floorHour } from '../../domain/ranges.ts';
 import type { Ctx } from '../context.ts';
 import { COST_SCALE, labelsFor, loadScope } from './scope.ts';
-import { dimensionParts } from './source.ts';
+import { dimensionParts, unionAll } from './source.ts';
 
 const DAY_MS = 86_400_000;
 export const BASELINE_DAYS = 28;
@@ -107,7 +107,7 @@ export async function getUsageAnomalies(ctx: Ctx, orgId: string, query: AnomalyQ
           i: number;
           key: string;
           value: string;
-        }>(reads.join('\n UNION ALL\n'), params);
+        }>(unionAll(reads), params);
   const series = new Map<'all' | 'member' | 'feature', Map<string, bigint[]>>(
     (['all', 'member', 'feature'] as const).map((d) => [d, new Map()]),
   );

@@ -111,6 +111,15 @@ const prefixed = (alias: string) =>
     .map((c) => `${alias}.${c}`)
     .join(', ');
 
+/** Reads with the same columns as one: their UNION ALL. */
+export const unionAll = (reads: string[]): string => reads.join('\n UNION ALL\n');
+
+/** The parts that read something, as one source (a parenthesised UNION ALL), or no rows. */
+const sourceOf = (parts: (string | null)[]): string => {
+  const reads = parts.filter((part) => part !== null);
+  return reads.length > 0 ? `(${unionAll(reads)})` : EMPTY_SOURCE;
+};
+
 /** A source of no rows, with the columns of every other. */
 const EMPTY_SOURCE = `(SELECT NULL::text AS dimension, NULL::timestamptz AS bucket, ''::text AS key, ${SUM_NAMES.split(
   ', ',
@@ -246,20 +255,15 @@ export async function sourceSql(
     plan.table === 'narrow' && plan.dimension !== 'all' && hours.length > 0
       ? await builtHoursOf(db, orgId, hours)
       : { built: [], rest: hours };
-  const parts = [
-    ...(days.length > 0
-      ? [
-          plan.table === 'pair'
-            ? pairPart(plan, orgId, days, p)
-            : dailyPart(plan, orgId, [plan.dimension], days, p),
-        ]
-      : []),
-    ...(split.built.length > 0 && plan.table === 'narrow'
-      ? [builtHoursPart(plan, orgId, split.built, p)]
-      : []),
-    ...(split.rest.length > 0 ? [hourlyPart(plan, orgId, by, split.rest, filters, params)] : []),
-  ];
-  return parts.length > 0 ? `(${parts.join('\n UNION ALL\n')})` : EMPTY_SOURCE;
+  return sourceOf([
+    days.length > 0
+      ? plan.table === 'pair'
+        ? pairPart(plan, orgId, days, p)
+        : dailyPart(plan, orgId, [plan.dimension], days, p)
+      : null,
+    split.built.length > 0 && plan.table === 'narrow' ? builtHoursPart(plan, orgId, split.built, p) : null,
+    split.rest.length > 0 ? hourlyPart(plan, orgId, by, split.rest, filters, params) : null,
+  ]);
 }
 
 /**
@@ -275,8 +279,7 @@ export async function dimensionsSql(
   params: unknown[],
 ): Promise<string> {
   const { days, hours } = await dimensionParts(db, orgId, dimensions, edges, params);
-  const parts = [days, hours].filter((part) => part !== null);
-  return parts.length > 0 ? `(${parts.join('\n UNION ALL\n')})` : EMPTY_SOURCE;
+  return sourceOf([days, hours]);
 }
 
 /**
@@ -314,7 +317,7 @@ export async function dimensionParts(
     if (split.built.length > 0) hourly.push(builtHoursPart(plan, orgId, split.built, p));
     if (split.rest.length > 0) hourly.push(hourlyPart(plan, orgId, dimension, split.rest, {}, params));
   }
-  return { days: daily, hours: hourly.length > 0 ? hourly.join('\n UNION ALL\n') : null };
+  return { days: daily, hours: hourly.length > 0 ? unionAll(hourly) : null };
 }
 
 /**
@@ -363,7 +366,7 @@ export function dailyPart(
            WHERE (r.dimension <> 'all' OR v.sign = 1)${keyFilter('v.key')}
            GROUP BY s.f, v.key HAVING sum(r.calls * v.sign) <> 0`);
   }
-  return parts.join('\n UNION ALL\n');
+  return unionAll(parts);
 }
 
 /** The rollup key `key` matching `filter` as scope.ts whereOf matches the column (not the model). */
