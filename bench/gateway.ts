@@ -531,7 +531,7 @@ export const gateway: BenchModule = {
     }
     // Other work on the machine (tests, other benches) inflates every figure here; say how much.
     lines.unshift(
-      `- 1-minute load average when these runs ended: ${loadavg()[0]!.toFixed(2)} on ${availableParallelism()} cores (above the core count, other work shared the machine and every figure here is inflated).`,
+      `- 1-minute load average when these runs ended: ${loadavg()[0]!.toFixed(2)} on ${availableParallelism()} cores. The bench's own processes count in it (Tally, its Postgres backends, the upstream and the load generator all run at once); well above the core count means other work shared the machine too.`,
     );
     return { measurements, sections: [{ title: 'Gateway overhead runs', lines }, ...sections] };
   },
