@@ -157,3 +157,38 @@ it('keeps the webhook delivery log free of the personal data, before and after e
   const afterErase = await log();
   for (const s of Object.values(PERSONAL)) expect(afterErase).not.toContain(s);
 });
+
+it('bills a call captured after its member was erased to the erased member, without bringing the member back', async () => {
+  const { org, key } = await createOrgWithKey(t, { name: 'Erased Mid-call Org' });
+  const path = `/v1/orgs/${org.id}`;
+  const member = await t.call('POST', `${path}/members`, { key, body: { external_id: 'gone-mid-call' } });
+  expect(member.status).toBe(201);
+  const hold = await t.call('POST', '/v1/authorizations', {
+    key,
+    body: {
+      member: 'gone-mid-call',
+      feature: 'Chat',
+      provider: 'openai',
+      model: 'gpt-4o',
+      estimate: { input_tokens: 1_000, max_output_tokens: 1_000 },
+    },
+  });
+  expect(hold.body.approved).toBe(true);
+  expect((await t.call('POST', `${path}/members/${member.body.id}/erase`, { key })).status).toBe(200);
+
+  const capture = await t.call('POST', `/v1/authorizations/${hold.body.id}/capture`, {
+    key,
+    body: { usage: { input_tokens: 1_000, output_tokens: 500 } },
+  });
+  expect(capture.status, JSON.stringify(capture.body)).toBe(200);
+  const billedTo = await t.db.query<{ member_id: string }>(
+    'SELECT member_id FROM events WHERE org_id = $1 AND id = $2',
+    [org.id, capture.body.event_id],
+  );
+  expect(billedTo).toEqual([{ member_id: member.body.id }]);
+  const revived = await t.db.query('SELECT id FROM members WHERE org_id = $1 AND external_id = $2', [
+    org.id,
+    'gone-mid-call',
+  ]);
+  expect(revived).toEqual([]);
+});

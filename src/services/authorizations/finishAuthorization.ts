@@ -84,7 +84,7 @@ export async function finishAuthorization(
               return { status: 'captured', result, event };
             },
           });
-          await recordCall(tx, ctx, end!.event!);
+          await recordCall(tx, ctx, auth, end!.event!);
           return { kind: 'done', result: end!.result };
         }
         // Void, expiry, or a capture that came too late: bill nothing more, record what was billed.
@@ -105,7 +105,7 @@ export async function finishAuthorization(
             return { status, result, event };
           },
         });
-        if (end!.event) await recordCall(tx, ctx, end!.event);
+        if (end!.event) await recordCall(tx, ctx, auth, end!.event);
         return ending.kind === 'capture'
           ? { kind: 'refused', status: 'expired' }
           : { kind: 'done', result: end!.result };

@@ -16,6 +16,7 @@ import { recordEvents } from '../events/recordEvents.ts';
 import { applyCharges } from '../ledger/applyCharges.ts';
 import type { SpendLock } from '../ledger/lockForSpend.ts';
 import { COUNTER_UPSERT, type LimitScope, type LimitSettings, toUnits } from '../limits/scopes.ts';
+import { memberKey } from '../members/ensureMembers.ts';
 import type { OrgRow } from '../orgs/shape.ts';
 import { unitsFor } from './authorize.ts';
 import { headroom } from './headroom.ts';
@@ -200,9 +201,19 @@ export function callEvent(
   };
 }
 
-/** Records a call's event (callEvent); an event id recorded before is refused. */
-export async function recordCall(tx: Queryable, ctx: Ctx, event: PricedEvent): Promise<void> {
-  const [result] = (await recordEvents(tx, ctx, [event], { charge: false })).values();
+/**
+ * Records a call's event (callEvent) under the spend lock the caller holds; an event id recorded
+ * before is refused. The member is the one the hold was placed for, by id: an external id erased
+ * since then must not bring a member back.
+ */
+export async function recordCall(
+  tx: Queryable,
+  ctx: Ctx,
+  auth: AuthorizationRow,
+  event: PricedEvent,
+): Promise<void> {
+  const memberIds = new Map([[memberKey(auth.org_id, event.input.member), auth.member_id]]);
+  const [result] = (await recordEvents(tx, ctx, [event], { charge: false, memberIds })).values();
   if (result?.status !== 'accepted') {
     throw new ServiceError(
       409,

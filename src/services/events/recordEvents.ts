@@ -36,7 +36,10 @@ type StoredRow = Dimensions & {
 };
 
 export interface RecordOptions {
-  /** False when an authorization already drew the credits and counted the spend (capture). */
+  /**
+   * False when an authorization already drew the credits and counted the spend (capture); the
+   * caller then holds the org's spend lock (lockForSpend) in this transaction.
+   */
   charge: boolean;
   /** A trusted import of history: events before the current billing cycle draw no credits. */
   history?: boolean;
@@ -118,7 +121,9 @@ export async function recordEvents(
     : [];
   const now = new Date();
   const balances = new Map<string, BalanceRow>();
-  for (const org of orgs) balances.set(org.id, (await lockForSpend(tx, org, [], now)).balance);
+  if (options.charge) {
+    for (const org of orgs) balances.set(org.id, (await lockForSpend(tx, org, [], now)).balance);
+  }
   if (daily !== null) {
     await tx.query(ROLLUP, [fresh.map((r) => r.org_id), fresh.map((r) => r.id), daily]);
   }
