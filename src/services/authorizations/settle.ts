@@ -84,7 +84,7 @@ export interface BillOptions<R> {
 /**
  * Bills `wanted` units of an authorization locked with the org's balance (`lockForSpend`, which
  * gives `lock`): from the hold first, then from free room; what does not fit is reported. The
- * draw-down is one statement pair (applyCharges); the hold release, the counters and the
+ * draw-down is one statement (applyCharges, on the grants the lock read); the hold release, the counters and the
  * authorization (with its end, if it ends) are written by one more.
  */
 export async function bill<R = never>(
@@ -113,9 +113,13 @@ export async function bill<R = never>(
   const eventId = end?.event ? end.event.input.id : null;
   const drawn =
     org.billing_mode === 'credits'
-      ? await applyCharges(tx, org.id, { ...lock.balance, held: lock.balance.held - released }, [
-          { amount: billed, eventId: options.eventId, authorizationId: auth.id },
-        ])
+      ? await applyCharges(
+          tx,
+          org.id,
+          { ...lock.balance, held: lock.balance.held - released },
+          [{ amount: billed, eventId: options.eventId, authorizationId: auth.id }],
+          lock.grants,
+        )
       : null;
   const rows = await tx.query<{ scope: string; period_start: Date; spent: string; held: string }>(
     `WITH released AS (

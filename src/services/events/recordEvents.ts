@@ -12,8 +12,7 @@ import type { Queryable } from '../../store/db.ts';
 import { evaluateSpendAlerts } from '../alerts/evaluateSpendAlerts.ts';
 import type { Ctx } from '../context.ts';
 import { applyCharges, type Charge, type ChargeOutcome } from '../ledger/applyCharges.ts';
-import type { BalanceRow } from '../ledger/balances.ts';
-import { lockForSpend } from '../ledger/lockForSpend.ts';
+import { lockForSpend, type SpendLock } from '../ledger/lockForSpend.ts';
 import {
   addToCounters,
   type Dimensions,
@@ -120,14 +119,14 @@ export async function recordEvents(
         .filter((s) => s.changes.length > 0)
     : [];
   const now = new Date();
-  const balances = new Map<string, BalanceRow>();
+  const locks = new Map<string, SpendLock>();
   if (options.charge) {
-    for (const org of orgs) balances.set(org.id, (await lockForSpend(tx, org, [], now)).balance);
+    for (const org of orgs) locks.set(org.id, await lockForSpend(tx, org, [], now));
   }
   if (daily !== null) {
     await tx.query(ROLLUP, [fresh.map((r) => r.org_id), fresh.map((r) => r.id), daily]);
   }
-  for (const spend of spends) await chargeAndCount(tx, balances.get(spend.org.id)!, spend);
+  for (const spend of spends) await chargeAndCount(tx, locks.get(spend.org.id)!, spend);
 
   const earlier = await loadExisting(
     tx,
@@ -203,9 +202,11 @@ function spendOf(org: OrgRow, settings: LimitSettings, rows: StoredRow[], histor
 }
 
 /** Draws the new events' credits from the org's grants and adds them to its limit counters. */
-async function chargeAndCount(tx: Queryable, balance: BalanceRow, spend: OrgSpend): Promise<void> {
+async function chargeAndCount(tx: Queryable, lock: SpendLock, spend: OrgSpend): Promise<void> {
   const { org, charges, changes } = spend;
-  const charged: ChargeOutcome | null = charges ? await applyCharges(tx, org.id, balance, charges) : null;
+  const charged: ChargeOutcome | null = charges
+    ? await applyCharges(tx, org.id, lock.balance, charges, lock.grants)
+    : null;
   const counters = await addToCounters(tx, org.id, changes);
   // Alerts fire in this transaction, so they exist exactly when the spend that fired them does.
   await evaluateSpendAlerts(tx, org, { scopes: changes.filter((c) => c.spent > 0n), counters, charged });

@@ -2,8 +2,8 @@
  * Draws charges from an org's grants and records them: one `debit` entry per event and grant it
  * drew from (so every charge traces to its funding), and `overage` for what no grant covered.
  * Runs inside the caller's transaction, with the org's balance row locked and due grants expired
- * (lockForSpend); `balance` is the row as this transaction sees it. Reads the grants, then
- * writes grants, entries and balance in one statement.
+ * (lockForSpend); `balance` is the row as this transaction sees it and `lockedGrants` the active
+ * grants the lock read (null: read them here). Writes grants, entries and balance in one statement.
  */
 import { drawDown } from '../../domain/drawdown.ts';
 import type { Queryable } from '../../store/db.ts';
@@ -32,10 +32,11 @@ export async function applyCharges(
   orgId: string,
   balance: BalanceRow,
   charges: Charge[],
+  lockedGrants: GrantRow[] | null,
 ): Promise<ChargeOutcome | null> {
   const billable = charges.filter((c) => c.amount > 0n);
   if (billable.length === 0) return null;
-  const grants = await activeGrants(tx, orgId);
+  const grants = lockedGrants ?? (await activeGrants(tx, orgId));
   const outcome = drawDown(
     grants,
     billable.map((c) => c.amount),

@@ -80,21 +80,34 @@ export interface GrantRow extends DrawableGrant {
 }
 
 export async function activeGrants(tx: Queryable, orgId: string): Promise<GrantRow[]> {
-  const rows = await tx.query<Record<string, string | Date | null>>(
-    `SELECT org_id, id, kind, amount, consumed, expired, remaining, status, effective_at, expires_at
+  const rows = await tx.query<GrantFields>(
+    `SELECT id, kind, amount, consumed, expired, remaining, status, effective_at, expires_at
        FROM grants WHERE org_id = $1 AND status = 'active' AND effective_at <= now() ORDER BY id`,
     [orgId],
   );
-  return rows.map((r) => ({
-    org_id: r.org_id as string,
-    id: r.id as string,
+  return rows.map((r) => toGrantRow(orgId, r));
+}
+
+/** A grant's columns as SQL answers them, or as JSON (tally_lock_for_spend): times then are text. */
+export type GrantFields = Record<
+  'id' | 'kind' | 'amount' | 'consumed' | 'expired' | 'remaining' | 'status',
+  string
+> & {
+  effective_at: Date | string;
+  expires_at: Date | string | null;
+};
+
+export function toGrantRow(orgId: string, r: GrantFields): GrantRow {
+  return {
+    org_id: orgId,
+    id: r.id,
     kind: r.kind as GrantKind,
-    amount: BigInt(r.amount as string),
-    consumed: BigInt(r.consumed as string),
-    expired: BigInt(r.expired as string),
-    remaining: BigInt(r.remaining as string),
+    amount: BigInt(r.amount),
+    consumed: BigInt(r.consumed),
+    expired: BigInt(r.expired),
+    remaining: BigInt(r.remaining),
     status: r.status as GrantRow['status'],
-    effective_at: r.effective_at as Date,
-    expires_at: r.expires_at as Date | null,
-  }));
+    effective_at: new Date(r.effective_at),
+    expires_at: r.expires_at === null ? null : new Date(r.expires_at),
+  };
 }

@@ -3,10 +3,10 @@
  * batch of events) and reads what the decision needs, in one round trip (`tally_lock_for_spend`,
  * migration 0015): the balance, whether housekeeping is due (no plan grant running, a grant past
  * its expiry), the limit counters of the call's scopes, the version of the org's terms and limits
- * (spendTerms.ts) and, when billing an authorization, that authorization's state, locked as well.
- * Housekeeping runs only when due.
+ * (spendTerms.ts), its active grants (for the draw-down) and, when billing an authorization, that
+ * authorization's state, locked as well. Housekeeping runs only when due.
  *
- * The counters are read by a statement of their own inside the function: a statement's subqueries
+ * The counters and the grants are read by statements of their own inside the function: a statement's subqueries
  * see the snapshot taken before it waited for the lock, so they would miss what the transaction it
  * waited for wrote (the locked rows themselves are re-read fresh). Stale flags only cost a no-op:
  * issuing the plan grant and expiring are idempotent.
@@ -15,7 +15,14 @@ import type { Usage } from '../../domain/pricing.ts';
 import type { Queryable } from '../../store/db.ts';
 import { type CounterTotals, counterKey, type LimitScope } from '../limits/scopes.ts';
 import type { OrgRow } from '../orgs/shape.ts';
-import { type BalanceRow, readBalance, toBalance } from './balances.ts';
+import {
+  type BalanceRow,
+  type GrantFields,
+  type GrantRow,
+  readBalance,
+  toBalance,
+  toGrantRow,
+} from './balances.ts';
 import { ensurePlanGrant } from './ensurePlanGrant.ts';
 import { expireDueGrants } from './expireGrants.ts';
 
@@ -38,6 +45,8 @@ export interface SpendLock {
   authorization: AuthorizationState | null;
   /** The org's terms and limits in force (`tally_spend_version`), to check a kept copy against. */
   spendVersion: string | null;
+  /** The org's active grants under the lock; null when housekeeping just changed them (read again). */
+  grants: GrantRow[] | null;
 }
 
 type LockedRow = Record<keyof BalanceRow, string> & {
@@ -46,6 +55,7 @@ type LockedRow = Record<keyof BalanceRow, string> & {
   counters: { scope: string; period_start: string; spent: string; held: string }[];
   authorization_state: AuthorizationState | null;
   spend_version: string | null;
+  active_grants: GrantFields[];
 };
 
 export async function lockForSpend(
@@ -65,7 +75,8 @@ export async function lockForSpend(
     !row!.plan_running && org.billing_mode === 'credits' && BigInt(org.plan_allowance_credits) > 0n;
   const issued = planDue ? await ensurePlanGrant(tx, org, now) : false;
   const expired = row!.expiry_due ? await expireDueGrants(tx, org.id, now) : 0n;
-  const balance = issued || expired > 0n ? await readBalance(tx, org.id) : toBalance(row!);
+  const changed = issued || expired > 0n;
+  const balance = changed ? await readBalance(tx, org.id) : toBalance(row!);
   const counters: CounterTotals = new Map(
     row!.counters.map((c) => [
       counterKey({ scope: c.scope, periodStart: new Date(c.period_start) }),
@@ -77,5 +88,6 @@ export async function lockForSpend(
     counters,
     authorization: row!.authorization_state,
     spendVersion: row!.spend_version,
+    grants: changed ? null : row!.active_grants.map((g) => toGrantRow(org.id, g)),
   };
 }
