@@ -13,7 +13,8 @@ import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import type { PricedEvent } from '../events/priceUsageEvent.ts';
 import { recordEvents } from '../events/recordEvents.ts';
-import { applyCharges } from '../ledger/applyCharges.ts';
+import { DRAW_FROM_GRANTS, ENTRY_COLUMNS, PLANNED_ENTRIES, planCharges } from '../ledger/applyCharges.ts';
+import { activeGrants } from '../ledger/balances.ts';
 import type { SpendLock } from '../ledger/lockForSpend.ts';
 import { COUNTER_UPSERT, type LimitScope, type LimitSettings, toUnits } from '../limits/scopes.ts';
 import { memberKey } from '../members/ensureMembers.ts';
@@ -84,8 +85,8 @@ export interface BillOptions<R> {
 /**
  * Bills `wanted` units of an authorization locked with the org's balance (`lockForSpend`, which
  * gives `lock`): from the hold first, then from free room; what does not fit is reported. The
- * draw-down is one statement (applyCharges, on the grants the lock read); the hold release, the counters and the
- * authorization (with its end, if it ends) are written by one more.
+ * draw-down (planned on the grants the lock read), the hold release, the counters and the
+ * authorization (with its end, if it ends) are written by one statement.
  */
 export async function bill<R = never>(
   tx: Queryable,
@@ -111,23 +112,27 @@ export async function bill<R = never>(
   const charged = BigInt(auth.charged) + billed;
   const end = options.end ? options.end({ ...outcome, charged }) : null;
   const eventId = end?.event ? end.event.input.id : null;
-  const drawn =
-    org.billing_mode === 'credits'
-      ? await applyCharges(
-          tx,
-          org.id,
+  const credits = org.billing_mode === 'credits';
+  // The draw-down is planned in JS on the grants the lock read, and written by the same statement
+  // as the release, the authorization and the counters: one round trip under the lock.
+  const plan =
+    credits && billed > 0n
+      ? planCharges(
           { ...lock.balance, held: lock.balance.held - released },
+          lock.grants ?? (await activeGrants(tx, org.id)),
           [{ amount: billed, eventId: options.eventId, authorizationId: auth.id }],
-          lock.grants,
         )
       : null;
   const rows = await tx.query<{ scope: string; period_start: Date; spent: string; held: string }>(
-    `WITH released AS (
-       INSERT INTO ledger_entries (org_id, kind, amount, authorization_id, memo)
-       SELECT $1, 'hold_release', -$3::bigint, $2, 'hold used or released' WHERE $5 AND $3::bigint > 0
+    `WITH ${DRAW_FROM_GRANTS('$1', '$11')}, entries AS (
+       INSERT INTO ledger_entries ${ENTRY_COLUMNS}
+       ${PLANNED_ENTRIES('$1', '$12')}
+       UNION ALL
+       SELECT $1, 'hold_release', NULL, -$3::bigint, NULL, $2, 'hold used or released' WHERE $5 AND $3::bigint > 0
      ), balance AS (
-       UPDATE org_balances SET held = held - $3::bigint, updated_at = now()
-        WHERE org_id = $1 AND $5 AND $3::bigint > 0
+       UPDATE org_balances SET consumed = consumed + $13::bigint, remaining = remaining - $13::bigint,
+              overage = overage + $14::bigint, held = held - $3::bigint, updated_at = now()
+        WHERE org_id = $1 AND $5 AND ($3::bigint > 0 OR $13::bigint > 0 OR $14::bigint > 0)
      ), authorization_row AS (
        UPDATE authorizations SET held = held - $3::bigint, charged = charged + $4::bigint,
               usage = COALESCE($6::jsonb, usage), status = COALESCE($8::text, status),
@@ -148,14 +153,19 @@ export async function bill<R = never>(
       auth.id,
       String(released),
       String(billed),
-      org.billing_mode === 'credits',
+      credits,
       options.usage === null ? null : JSON.stringify(options.usage),
       JSON.stringify(auth.scopes),
       end?.status ?? null,
       end ? JSON.stringify(end.result) : null,
       eventId,
+      plan?.draws ?? '[]',
+      plan?.entries ?? '[]',
+      String(plan?.drawn ?? 0n),
+      String(plan?.overage ?? 0n),
     ],
   );
+  const drawn = plan?.outcome ?? null;
   if (billed > 0n) {
     const counters = rows.map((r) => ({
       scope: r.scope,

@@ -27,22 +27,30 @@ export interface ChargeOutcome {
   grants: GrantRow[];
 }
 
-export async function applyCharges(
-  tx: Queryable,
-  orgId: string,
-  balance: BalanceRow,
-  charges: Charge[],
-  lockedGrants: GrantRow[] | null,
-): Promise<ChargeOutcome | null> {
+/** What drawing the charges takes from each grant, and the ledger entries that record it. */
+export interface ChargePlan {
+  /** Grant id and amount drawn from it, as JSON for `jsonb_to_recordset(id text, amount bigint)`. */
+  draws: string;
+  /** One JSON array per entry: kind, grant, amount, event, authorization. */
+  entries: string;
+  drawn: bigint;
+  overage: bigint;
+  outcome: ChargeOutcome;
+}
+
+/**
+ * Draws the charges over the grants (plan, bonus, top-up, promo, in expiry order) in JS: what each
+ * grant gives, the entries, and the balance and grants as they will be once written.
+ */
+export function planCharges(balance: BalanceRow, grants: GrantRow[], charges: Charge[]): ChargePlan | null {
   const billable = charges.filter((c) => c.amount > 0n);
   if (billable.length === 0) return null;
-  const grants = lockedGrants ?? (await activeGrants(tx, orgId));
   const outcome = drawDown(
     grants,
     billable.map((c) => c.amount),
   );
-  // One JSON array per entry: kind, grant, amount, event, authorization (an ingest batch writes
-  // one per event, so column names repeated per entry would double what is sent and parsed).
+  // An ingest batch writes one entry per event, so column names repeated per entry would double
+  // what is sent and parsed.
   const entries: [string, string | null, string, string | null, string | null][] = [];
   const perGrant = new Map<string, bigint>();
   let overage = 0n;
@@ -60,33 +68,62 @@ export async function applyCharges(
     }
   });
   const drawn = [...perGrant.values()].reduce((a, b) => a + b, 0n);
-  await tx.query(
-    `WITH drawn AS (
+  return {
+    draws: JSON.stringify([...perGrant].map(([id, amount]) => ({ id, amount: String(amount) }))),
+    entries: JSON.stringify(entries),
+    drawn,
+    overage,
+    outcome: {
+      // The row as the transaction leaves it, without reading it again.
+      balance: {
+        ...balance,
+        consumed: balance.consumed + drawn,
+        remaining: balance.remaining - drawn,
+        overage: balance.overage + overage,
+      },
+      grants: grants.map((g) => {
+        const used = perGrant.get(g.id) ?? 0n;
+        return { ...g, consumed: g.consumed + used, remaining: g.remaining - used };
+      }),
+    },
+  };
+}
+
+/** A CTE drawing a plan's amounts (`draws`, its JSON as a parameter) from org `org`'s grants. */
+export const DRAW_FROM_GRANTS = (org: string, draws: string) =>
+  `drawn AS (
        UPDATE grants g SET consumed = g.consumed + x.amount, remaining = g.remaining - x.amount
-         FROM jsonb_to_recordset($8::jsonb) AS x(id text, amount bigint)
-        WHERE g.org_id = $1 AND g.id = x.id
-     ), entries AS (
-       INSERT INTO ledger_entries (org_id, kind, grant_id, amount, event_id, authorization_id)
-       SELECT $1, e ->> 0, e ->> 1, (e ->> 2)::bigint, e ->> 3, e ->> 4 FROM jsonb_array_elements($9::jsonb) AS e
+         FROM jsonb_to_recordset(${draws}::jsonb) AS x(id text, amount bigint)
+        WHERE g.org_id = ${org} AND g.id = x.id
+     )`;
+
+/** A plan's ledger entries (`entries`, its JSON as a parameter) as rows of `ledger_entries`' columns. */
+export const PLANNED_ENTRIES = (org: string, entries: string) =>
+  `SELECT ${org}, e ->> 0, e ->> 1, (e ->> 2)::bigint, e ->> 3, e ->> 4, NULL FROM jsonb_array_elements(${entries}::jsonb) AS e`;
+
+/** The columns PLANNED_ENTRIES fills, in its order. */
+export const ENTRY_COLUMNS = '(org_id, kind, grant_id, amount, event_id, authorization_id, memo)';
+
+export async function applyCharges(
+  tx: Queryable,
+  orgId: string,
+  balance: BalanceRow,
+  charges: Charge[],
+  lockedGrants: GrantRow[] | null,
+): Promise<ChargeOutcome | null> {
+  if (!charges.some((c) => c.amount > 0n)) return null;
+  const grants = lockedGrants ?? (await activeGrants(tx, orgId));
+  const plan = planCharges(balance, grants, charges)!;
+  await tx.query(
+    `WITH ${DRAW_FROM_GRANTS('$1', '$8')}, entries AS (
+       INSERT INTO ledger_entries ${ENTRY_COLUMNS} ${PLANNED_ENTRIES('$1', '$9')}
      )
      ${ADD_TO_BALANCE}`,
     [
-      ...balanceDeltaParams(orgId, { consumed: drawn, remaining: -drawn, overage }),
-      JSON.stringify([...perGrant].map(([id, amount]) => ({ id, amount: String(amount) }))),
-      JSON.stringify(entries),
+      ...balanceDeltaParams(orgId, { consumed: plan.drawn, remaining: -plan.drawn, overage: plan.overage }),
+      plan.draws,
+      plan.entries,
     ],
   );
-  return {
-    // The row as this transaction left it, without reading it again.
-    balance: {
-      ...balance,
-      consumed: balance.consumed + drawn,
-      remaining: balance.remaining - drawn,
-      overage: balance.overage + overage,
-    },
-    grants: grants.map((g) => {
-      const used = perGrant.get(g.id) ?? 0n;
-      return { ...g, consumed: g.consumed + used, remaining: g.remaining - used };
-    }),
-  };
+  return plan.outcome;
 }
