@@ -14,7 +14,6 @@ import { ServiceError } from '../errors.ts';
 import type { PricedEvent } from '../events/priceUsageEvent.ts';
 import { recordEvents } from '../events/recordEvents.ts';
 import { DRAW_FROM_GRANTS, ENTRY_COLUMNS, PLANNED_ENTRIES, planCharges } from '../ledger/applyCharges.ts';
-import { activeGrants } from '../ledger/balances.ts';
 import type { SpendLock } from '../ledger/lockForSpend.ts';
 import { COUNTER_UPSERT, type LimitScope, type LimitSettings, toUnits } from '../limits/scopes.ts';
 import { memberKey } from '../members/ensureMembers.ts';
@@ -115,14 +114,11 @@ export async function bill<R = never>(
   const credits = org.billing_mode === 'credits';
   // The draw-down is planned in JS on the grants the lock read, and written by the same statement
   // as the release, the authorization and the counters: one round trip under the lock.
-  const plan =
-    credits && billed > 0n
-      ? planCharges(
-          { ...lock.balance, held: lock.balance.held - released },
-          lock.grants ?? (await activeGrants(tx, org.id)),
-          [{ amount: billed, eventId: options.eventId, authorizationId: auth.id }],
-        )
-      : null;
+  const plan = credits
+    ? planCharges({ ...lock.balance, held: lock.balance.held - released }, lock.grants, [
+        { amount: billed, eventId: options.eventId, authorizationId: auth.id },
+      ])
+    : null;
   const rows = await tx.query<{ scope: string; period_start: Date; spent: string; held: string }>(
     `WITH ${DRAW_FROM_GRANTS('$1', '$11')}, entries AS (
        INSERT INTO ledger_entries ${ENTRY_COLUMNS}

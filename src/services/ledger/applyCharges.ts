@@ -2,18 +2,12 @@
  * Draws charges from an org's grants and records them: one `debit` entry per event and grant it
  * drew from (so every charge traces to its funding), and `overage` for what no grant covered.
  * Runs inside the caller's transaction, with the org's balance row locked and due grants expired
- * (lockForSpend); `balance` is the row as this transaction sees it and `lockedGrants` the active
- * grants the lock read (null: read them here). Writes grants, entries and balance in one statement.
+ * (lockForSpend); `balance` is the row as this transaction sees it and `grants` the active grants
+ * the lock read. Writes grants, entries and balance in one statement.
  */
 import { drawDown } from '../../domain/drawdown.ts';
 import type { Queryable } from '../../store/db.ts';
-import {
-  ADD_TO_BALANCE,
-  activeGrants,
-  type BalanceRow,
-  balanceDeltaParams,
-  type GrantRow,
-} from './balances.ts';
+import { ADD_TO_BALANCE, type BalanceRow, balanceDeltaParams, type GrantRow } from './balances.ts';
 
 export interface Charge {
   amount: bigint;
@@ -109,11 +103,10 @@ export async function applyCharges(
   orgId: string,
   balance: BalanceRow,
   charges: Charge[],
-  lockedGrants: GrantRow[] | null,
+  grants: GrantRow[],
 ): Promise<ChargeOutcome | null> {
-  if (!charges.some((c) => c.amount > 0n)) return null;
-  const grants = lockedGrants ?? (await activeGrants(tx, orgId));
-  const plan = planCharges(balance, grants, charges)!;
+  const plan = planCharges(balance, grants, charges);
+  if (!plan) return null;
   await tx.query(
     `WITH ${DRAW_FROM_GRANTS('$1', '$8')}, entries AS (
        INSERT INTO ledger_entries ${ENTRY_COLUMNS} ${PLANNED_ENTRIES('$1', '$9')}

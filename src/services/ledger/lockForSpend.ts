@@ -6,16 +6,17 @@
  * (spendTerms.ts), its active grants (for the draw-down) and, when billing an authorization, that
  * authorization's state, locked as well. Housekeeping runs only when due.
  *
- * The counters and the grants are read by statements of their own inside the function: a statement's subqueries
- * see the snapshot taken before it waited for the lock, so they would miss what the transaction it
- * waited for wrote (the locked rows themselves are re-read fresh). Stale flags only cost a no-op:
- * issuing the plan grant and expiring are idempotent.
+ * The counters and the grants are read by statements of their own inside the function: a
+ * statement's subqueries see the snapshot taken before it waited for the lock, so they would miss
+ * what the transaction it waited for wrote (the locked rows themselves are re-read fresh). Stale
+ * flags only cost a no-op: issuing the plan grant and expiring are idempotent.
  */
 import type { Usage } from '../../domain/pricing.ts';
 import type { Queryable } from '../../store/db.ts';
 import { type CounterTotals, counterKey, type LimitScope } from '../limits/scopes.ts';
 import type { OrgRow } from '../orgs/shape.ts';
 import {
+  activeGrants,
   type BalanceRow,
   type GrantFields,
   type GrantRow,
@@ -45,8 +46,8 @@ export interface SpendLock {
   authorization: AuthorizationState | null;
   /** The org's terms and limits in force (`tally_spend_version`), to check a kept copy against. */
   spendVersion: string | null;
-  /** The org's active grants under the lock; null when housekeeping just changed them (read again). */
-  grants: GrantRow[] | null;
+  /** The org's active grants under the lock (read again when housekeeping just changed them). */
+  grants: GrantRow[];
 }
 
 type LockedRow = Record<keyof BalanceRow, string> & {
@@ -77,6 +78,9 @@ export async function lockForSpend(
   const expired = row!.expiry_due ? await expireDueGrants(tx, org.id, now) : 0n;
   const changed = issued || expired > 0n;
   const balance = changed ? await readBalance(tx, org.id) : toBalance(row!);
+  const grants = changed
+    ? await activeGrants(tx, org.id)
+    : row!.active_grants.map((g) => toGrantRow(org.id, g));
   const counters: CounterTotals = new Map(
     row!.counters.map((c) => [
       counterKey({ scope: c.scope, periodStart: new Date(c.period_start) }),
@@ -88,6 +92,6 @@ export async function lockForSpend(
     counters,
     authorization: row!.authorization_state,
     spendVersion: row!.spend_version,
-    grants: changed ? null : row!.active_grants.map((g) => toGrantRow(org.id, g)),
+    grants,
   };
 }
