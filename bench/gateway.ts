@@ -9,9 +9,10 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import http from 'node:http';
 import { availableParallelism, loadavg } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { startFakeProviders } from '../test/support/fakeProviders.ts';
-import { processTicks } from './support/cpu.ts';
+import { cpuSince, cpuSnapshot, mainThreadWaitMs, processTicks } from './support/cpu.ts';
 import { BENCH_OPERATOR_KEY, type BenchDatabase, openBenchDatabase } from './support/databases.ts';
 import { forkGenerator, serveGeneratorJobs } from './support/loadGenerator.ts';
 import { cpuProfile, type ProfileSummary } from './support/profile.ts';
@@ -209,6 +210,9 @@ function cpuMsOf(pids: number[]): Map<number, number> {
   return out;
 }
 
+/** Nanoseconds (perf_hooks histograms) as milliseconds for a report line. */
+const ms = (ns: number) => (ns / 1e6).toFixed(1);
+
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
@@ -362,7 +366,7 @@ function profileLines(profile: ProfileSummary, timer: SqlTimer, streams: number)
 
 export const gateway: BenchModule = {
   name: 'gateway',
-  description: `Gateway overhead: the same streamed chat completions sent straight to a local upstream (test/support/fakeProviders.ts, in a process of its own) and through \`/gateway/openai/v1/chat/completions\`, on Tally started in the bench process, spread over ${ORGS} orgs with monthly limits (org keys, 50 members each). Each gateway stream places a hold, bills increments while streaming (at least every 2 s while the hold covers it, at once when one more step of 16 output tokens might not fit) and captures with the provider's usage before it closes. Added latency = gateway percentile - direct percentile, at the first byte (after the hold), at the last event (\`[DONE]\`) and at the close of the stream (after the capture); figures are the median over runs, with min and max. **Steady state (the target):** ${STEADY_STREAMS} streams open at every moment for ${STEADY_WARM_UP_S} s of warm-up and then ${STEADY_MEASURED_S} s measured; each stream is ${STEADY_CHUNKS} one-token chunks ${STEADY_CHUNK_DELAY_MS} ms apart (about 3.2 s with timer drift) with the usage in a final chunk (\`stream_options.include_usage\`), and a new stream starts as soon as one ends (so about 60 new streams a second); the ${STEADY_STREAMS} slots start spread over one stream's length. Streams started in the measured window are measured, and the load stays on until the last of them has ended. The load comes from a process of its own (node:http keep-alive agent, SSE read as raw bytes), never from Tally's; each run is one direct phase then one gateway phase, each with its own warm-up. Beside the latencies: the CPU per stream of the Tally process (all of the bench process's CPU during the gateway phase: the bench process does nothing else meanwhile) and of the database's Postgres backends (/proc), over every stream of the phase. **Bursts (no target):** ${CONCURRENCY.slice(1).join(' and ')} streams started at the same instant (${CHUNKS} chunks ${CHUNK_DELAY_MS} ms apart), and one at a time (${IN_A_ROW} in a row), read with fetch from the bench process (so the client's CPU shares Tally's event loop there); a burst of 200 holds queues behind each other by construction. For reference, the same number of holds at once through \`POST /v1/authorizations\`. With BENCH_PROFILE, one more steady-state gateway phase runs under the CPU profiler with every SQL statement counted (statements per stream).`,
+  description: `Gateway overhead: the same streamed chat completions sent straight to a local upstream (test/support/fakeProviders.ts, in a process of its own) and through \`/gateway/openai/v1/chat/completions\`, on Tally started in the bench process, spread over ${ORGS} orgs with monthly limits (org keys, 50 members each). Each gateway stream places a hold, bills increments while streaming (at least every 2 s while the hold covers it, at once when one more step of 16 output tokens might not fit) and captures with the provider's usage before it closes. Added latency = gateway percentile - direct percentile, at the first byte (after the hold), at the last event (\`[DONE]\`) and at the close of the stream (after the capture); figures are the median over runs, with min and max. **Steady state (the target):** ${STEADY_STREAMS} streams open at every moment for ${STEADY_WARM_UP_S} s of warm-up and then ${STEADY_MEASURED_S} s measured; each stream is ${STEADY_CHUNKS} one-token chunks ${STEADY_CHUNK_DELAY_MS} ms apart (about 3.2 s with timer drift) with the usage in a final chunk (\`stream_options.include_usage\`), and a new stream starts as soon as one ends (so about 60 new streams a second); the ${STEADY_STREAMS} slots start spread over one stream's length. Streams started in the measured window are measured, and the load stays on until the last of them has ended. The load comes from a process of its own (node:http keep-alive agent, SSE read as raw bytes), never from Tally's; each run is one direct phase then one gateway phase, each with its own warm-up. Beside the latencies: the CPU per stream of the Tally process (all of the bench process's CPU during the gateway phase: the bench process does nothing else meanwhile) and of the database's Postgres backends (/proc), over every stream of the phase; the cores busy on the whole machine in each phase (/proc/stat), the share of the gateway phase Tally's main thread spent runnable but waiting for a core (/proc schedstat), and how late its 1 ms timers ran (event loop delay). **Bursts (no target):** ${CONCURRENCY.slice(1).join(' and ')} streams started at the same instant (${CHUNKS} chunks ${CHUNK_DELAY_MS} ms apart), and one at a time (${IN_A_ROW} in a row), read with fetch from the bench process (so the client's CPU shares Tally's event loop there); a burst of 200 holds queues behind each other by construction. For reference, the same number of holds at once through \`POST /v1/authorizations\`. With BENCH_PROFILE, one more steady-state gateway phase runs under the CPU profiler with every SQL statement counted (statements per stream).`,
   async run(options: BenchOptions): Promise<BenchResult> {
     const measurements: Measurement[] = [];
     const lines: string[] = [];
@@ -403,12 +407,21 @@ export const gateway: BenchModule = {
           const steady = new Map<string, number[]>();
           const add = (name: string, value: number) => steady.set(name, [...(steady.get(name) ?? []), value]);
           for (let run = 1; run <= steadyRuns; run++) {
+            const directCpu = cpuSnapshot();
             const base = await generator.run(directSteady);
+            const directBusy = cpuSince(directCpu).machine;
             const loadDirect = load();
             const pgPids = await database.backendPids();
             const pgBefore = cpuMsOf(pgPids);
             const nodeBefore = process.cpuUsage();
+            const gatewayCpu = cpuSnapshot();
+            const waitBefore = mainThreadWaitMs();
+            const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+            loopDelay.enable();
             const through = await generator.run(gatewaySteady());
+            loopDelay.disable();
+            const waited = (mainThreadWaitMs() - waitBefore) / through.ms;
+            const gatewayBusy = cpuSince(gatewayCpu).machine;
             const node = process.cpuUsage(nodeBefore);
             const pgAfter = cpuMsOf([...new Set([...pgPids, ...(await database.backendPids())])]);
             let pgMs = 0;
@@ -433,7 +446,7 @@ export const gateway: BenchModule = {
             }
             add(`Tally CPU per gateway stream, ${steadyLabel}`, nodePerStream);
             if (kind === 'server') add(`Postgres CPU per gateway stream, ${steadyLabel}`, pgPerStream);
-            const text = `${where}: ${base.firstByte.length} direct and ${through.firstByte.length} gateway streams measured (${base.total} and ${through.total} in the phases, ${((through.total / through.ms) * 1000).toFixed(0)}/s through the gateway over ${(through.ms / 1000).toFixed(0)} s, ${through.failures} failed${through.firstFailure ? `, first: ${through.firstFailure.slice(0, 200)}` : ''}); CPU per gateway stream Tally ${nodePerStream.toFixed(1)} ms${kind === 'server' ? ` + Postgres ${pgPerStream.toFixed(1)} ms` : ''}; 1-minute load average ${loadDirect} after the direct phase, ${load()} after the gateway phase`;
+            const text = `${where}: ${base.firstByte.length} direct and ${through.firstByte.length} gateway streams measured (${base.total} and ${through.total} in the phases, ${((through.total / through.ms) * 1000).toFixed(0)}/s through the gateway over ${(through.ms / 1000).toFixed(0)} s, ${through.failures} failed${through.firstFailure ? `, first: ${through.firstFailure.slice(0, 200)}` : ''}); CPU per gateway stream Tally ${nodePerStream.toFixed(1)} ms${kind === 'server' ? ` + Postgres ${pgPerStream.toFixed(1)} ms` : ''}; cores busy on the whole machine ${directBusy.toFixed(2)} in the direct phase and ${gatewayBusy.toFixed(2)} in the gateway phase (of ${availableParallelism()}); Tally's event loop waited for a core ${(waited * 100).toFixed(0)} % of the gateway phase, its timers ran late by p50 ${ms(loopDelay.percentile(50))} / p99 ${ms(loopDelay.percentile(99))} / max ${ms(loopDelay.max)} ms; 1-minute load average ${loadDirect} after the direct phase, ${load()} after the gateway phase`;
             lines.push(`- ${text}`);
             options.log(`  ${text}`);
           }

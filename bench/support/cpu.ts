@@ -75,3 +75,16 @@ export function cpuSince(before: CpuSnapshot, pids: number[] = []): CpuFigures {
   }
   return { machine, node, others, rest: machine - node - (Number.isFinite(others) ? others : 0) };
 }
+
+/**
+ * Time this process's main thread has spent runnable but waiting for a core, in ms (/proc
+ * schedstat, Linux; NaN elsewhere): when it grows as fast as the clock, the event loop is
+ * starved by the rest of the machine, not busy with its own work.
+ */
+export function mainThreadWaitMs(): number {
+  try {
+    return Number(readFileSync('/proc/self/schedstat', 'utf8').split(' ')[1]) / 1e6;
+  } catch {
+    return Number.NaN;
+  }
+}
