@@ -365,4 +365,54 @@ describe('holds: the captured event', () => {
     });
     expect(resent.body.results[0]).toMatchObject({ status: 'duplicate', credits: '0.1035' });
   });
+
+  it('refuses an event id recorded before and writes nothing, then captures under a new id', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const usage = { input_tokens: 1_000, output_tokens: 1_000 };
+    const ingested = await t.call('POST', '/v1/events', {
+      key,
+      body: { events: [{ id: 'taken-1', ...call, occurred_at: new Date().toISOString(), usage }] },
+    });
+    expect(ingested.body.results[0].status).toBe('accepted');
+    const auth = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { credits: '5' } },
+    });
+    const before = await balanceOf(org.id);
+    const rollups = () =>
+      t.db.query<{ kind: string; calls: string; credits: string }>(
+        `SELECT 'hourly' AS kind, sum(calls)::text AS calls, sum(credits)::text AS credits
+           FROM usage_hourly WHERE org_id = $1
+         UNION ALL SELECT 'total', sum(calls)::text, sum(credits)::text FROM usage_hourly_total WHERE org_id = $1
+         UNION ALL SELECT 'daily', sum(calls)::text, sum(credits)::text
+           FROM usage_daily_dim WHERE org_id = $1 AND dimension = 'all'`,
+        [org.id],
+      );
+    const rolledUpBefore = await rollups();
+
+    const refused = await t.call('POST', `/v1/authorizations/${auth.body.id}/capture`, {
+      key,
+      body: { usage, event_id: 'taken-1' },
+    });
+    expect(refused.status).toBe(409);
+    expect(refused.body).toMatchObject({ code: 'event_id_taken', param: 'event_id' });
+    expect(await balanceOf(org.id)).toEqual(before);
+    expect(await rollups()).toEqual(rolledUpBefore);
+
+    const captured = await t.call('POST', `/v1/authorizations/${auth.body.id}/capture`, {
+      key,
+      body: { usage, event_id: 'taken-2' },
+    });
+    expect(captured.status).toBe(200);
+    // Each rollup counts the two events exactly once.
+    const [stored] = await t.db.query<{ calls: string; credits: string }>(
+      'SELECT count(*)::text AS calls, sum(credits)::text AS credits FROM events WHERE org_id = $1',
+      [org.id],
+    );
+    expect(stored).toEqual({ calls: '2', credits: expect.any(String) });
+    expect(await rollups()).toEqual(
+      ['hourly', 'total', 'daily'].map((kind) => ({ kind, calls: '2', credits: stored!.credits })),
+    );
+    expect(await checkLedger(t.db, org.id)).toEqual([]);
+  });
 });

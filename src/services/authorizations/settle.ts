@@ -12,11 +12,10 @@ import { evaluateSpendAlerts } from '../alerts/evaluateSpendAlerts.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import type { PricedEvent } from '../events/priceUsageEvent.ts';
-import { recordEvents } from '../events/recordEvents.ts';
+import { recordCallEvent } from '../events/recordEvents.ts';
 import { DRAW_FROM_GRANTS, ENTRY_COLUMNS, PLANNED_ENTRIES, planCharges } from '../ledger/applyCharges.ts';
 import type { SpendLock } from '../ledger/lockForSpend.ts';
 import { COUNTER_UPSERT, type LimitScope, type LimitSettings, toUnits } from '../limits/scopes.ts';
-import { memberKey } from '../members/ensureMembers.ts';
 import type { OrgRow } from '../orgs/shape.ts';
 import { unitsFor } from './authorize.ts';
 import { headroom } from './headroom.ts';
@@ -222,9 +221,7 @@ export async function recordCall(
   auth: AuthorizationRow,
   event: PricedEvent,
 ): Promise<void> {
-  const memberIds = new Map([[memberKey(auth.org_id, event.input.member), auth.member_id]]);
-  const [result] = (await recordEvents(tx, ctx, [event], { charge: false, memberIds })).values();
-  if (result?.status !== 'accepted') {
+  if (!(await recordCallEvent(tx, ctx, event, auth.member_id))) {
     throw new ServiceError(
       409,
       'event_id_taken',

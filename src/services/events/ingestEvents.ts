@@ -104,7 +104,7 @@ export async function ingestEvents(
   const stored = memberIds
     ? await withRetry(() =>
         ctx.db.transaction((tx) =>
-          recordEvents(tx, ctx, toStore, { charge: true, history: options.backfill ?? false, memberIds }),
+          recordEvents(tx, ctx, toStore, { history: options.backfill ?? false, memberIds }),
         ),
       )
     : new Map();

@@ -1,8 +1,9 @@
 /**
  * Stores priced events once each: members and workspaces seen for the first time, the event rows,
- * the hourly rollup, the draw-down from grants and the limit counters, in the caller's transaction.
+ * the rollups, the draw-down from grants and the limit counters, in the caller's transaction.
  * Lock order (balance row, members, events, rollup, grants, counters) is the same everywhere,
- * so concurrent batches of one org queue instead of deadlocking.
+ * so concurrent batches of one org queue instead of deadlocking. A call billed through an
+ * authorization is recorded by `recordCallEvent`: its credits were drawn as it was billed.
  */
 import { newId } from '../../domain/ids.ts';
 import { decimalUnits, formatCredits, formatUnits, PROVIDER_COST_SCALE, Ratio } from '../../domain/money.ts';
@@ -35,11 +36,6 @@ type StoredRow = Dimensions & {
 };
 
 export interface RecordOptions {
-  /**
-   * False when an authorization already drew the credits and counted the spend (capture); the
-   * caller then holds the org's spend lock (lockForSpend) in this transaction.
-   */
-  charge: boolean;
   /** A trusted import of history: events before the current billing cycle draw no credits. */
   history?: boolean;
   /** The events' member ids by `memberKey`, when the caller made sure of them before the transaction. */
@@ -50,7 +46,7 @@ export async function recordEvents(
   tx: Queryable,
   ctx: Ctx,
   events: PricedEvent[],
-  options: RecordOptions = { charge: true },
+  options: RecordOptions = {},
 ): Promise<Map<number, EventResult>> {
   const sorted = events
     .map((e) => ({ e, key: `${e.org.id}\u0000${e.input.id}` }))
@@ -59,43 +55,11 @@ export async function recordEvents(
   const orgs = [...new Map(sorted.map((e) => [e.org.id, e.org])).values()];
   const memberIds = options.memberIds ?? (await ensureMembers(tx, memberRefs(sorted)));
   await ensureWorkspaces(tx, sorted);
-  const apiKeyId = ctx.principal.kind === 'org_key' ? ctx.principal.id : '';
-  const rows: StoredRow[] = sorted.map((e) => ({
-    org_id: e.org.id,
-    id: e.input.id,
-    member_id: memberIds.get(memberKey(e.org.id, e.input.member))!,
-    api_key_id: apiKeyId,
-    feature: e.input.feature,
-    provider: e.input.provider.toLowerCase(),
-    model: e.input.model,
-    surface: e.input.surface ?? '',
-    workspace: e.input.workspace ?? '',
-    workspace_group: e.input.workspace_group ?? '',
-    project: e.input.project ?? '',
-    conversation_id: e.input.conversation_id ?? null,
-    message_id: e.input.message_id ?? null,
-    parent_id: e.input.parent_id ?? null,
-    occurred_at: new Date(e.input.occurred_at).toISOString(),
-    input_tokens: e.input.usage.input_tokens ?? 0,
-    output_tokens: e.input.usage.output_tokens ?? 0,
-    cache_read_tokens: e.input.usage.cache_read_tokens ?? 0,
-    cache_write_tokens: e.input.usage.cache_write_tokens ?? 0,
-    usage: normalizedUsage(e.input.usage),
-    credits: e.credits.toString(),
-    units: e.units.toString(),
-    cost: e.cost,
-    currency: e.currency,
-    provider_cost_usd: e.providerCostUsd,
-    components: e.components,
-    provider_price_id: e.providerPriceId,
-    pricing: e.pricing,
-    content_hash: e.hash,
-    metadata: e.input.metadata ?? null,
-  }));
+  const rows = storedRows(ctx, sorted, memberIds);
   const [inserted] = await tx.query<{ skipped: number[] }>(INSERT_EVENTS, insertParams(rows));
   // Limits and budgets are read before the lock, as authorize does: the lock covers writes only.
   const settings = new Map<string, LimitSettings>();
-  if (options.charge) for (const org of orgs) settings.set(org.id, await loadLimitSettings(tx, org.id));
+  for (const org of orgs) settings.set(org.id, await loadLimitSettings(tx, org.id));
   // The org balance row is locked before any shared row of the org (rollups, grants, counters),
   // as holds and captures do, so they queue there instead of deadlocking. The event rows come
   // first: they are the bulk of the work and no other writer shares them, so batches of one org
@@ -106,23 +70,19 @@ export async function recordEvents(
   const days = await localDaysOf(tx, orgs, fresh);
   // Everything JavaScript works out is done before the lock, which is held until commit.
   const daily = fresh.length > 0 ? JSON.stringify(dailyRows(fresh, days)) : null;
-  const spends = options.charge
-    ? orgs
-        .map((org) =>
-          spendOf(
-            org,
-            settings.get(org.id)!,
-            fresh.filter((r) => r.org_id === org.id),
-            options.history ?? false,
-          ),
-        )
-        .filter((s) => s.changes.length > 0)
-    : [];
+  const spends = orgs
+    .map((org) =>
+      spendOf(
+        org,
+        settings.get(org.id)!,
+        fresh.filter((r) => r.org_id === org.id),
+        options.history ?? false,
+      ),
+    )
+    .filter((s) => s.changes.length > 0);
   const now = new Date();
   const locks = new Map<string, SpendLock>();
-  if (options.charge) {
-    for (const org of orgs) locks.set(org.id, await lockForSpend(tx, org, [], now));
-  }
+  for (const org of orgs) locks.set(org.id, await lockForSpend(tx, org, [], now));
   if (daily !== null) {
     await tx.query(ROLLUP, [fresh.map((r) => r.org_id), fresh.map((r) => r.id), daily]);
   }
@@ -165,6 +125,65 @@ export async function recordEvents(
     );
   }
   return out;
+}
+
+/**
+ * Records the event of a call billed through an authorization (its capture, or its void or expiry
+ * after streaming) under the spend lock the caller holds: the credits were drawn and the spend
+ * counted as the call was billed. The event row and its rollups are written by one statement, one
+ * round trip less under the lock. Answers false, having written nothing, when the id was taken.
+ */
+export async function recordCallEvent(
+  tx: Queryable,
+  ctx: Ctx,
+  event: PricedEvent,
+  memberId: string,
+): Promise<boolean> {
+  const rows = storedRows(ctx, [event], new Map([[memberKey(event.org.id, event.input.member), memberId]]));
+  await ensureWorkspaces(tx, [event]);
+  const days = await localDaysOf(tx, [event.org], rows);
+  const [stored] = await tx.query<{ rolled_up: number }>(INSERT_AND_ROLL_UP, [
+    ...insertParams(rows),
+    JSON.stringify(dailyRows(rows, days)),
+  ]);
+  return stored!.rolled_up > 0;
+}
+
+/** The `events` row of each event, in the events' order. */
+function storedRows(ctx: Ctx, events: PricedEvent[], memberIds: Map<string, string>): StoredRow[] {
+  const apiKeyId = ctx.principal.kind === 'org_key' ? ctx.principal.id : '';
+  return events.map((e) => ({
+    org_id: e.org.id,
+    id: e.input.id,
+    member_id: memberIds.get(memberKey(e.org.id, e.input.member))!,
+    api_key_id: apiKeyId,
+    feature: e.input.feature,
+    provider: e.input.provider.toLowerCase(),
+    model: e.input.model,
+    surface: e.input.surface ?? '',
+    workspace: e.input.workspace ?? '',
+    workspace_group: e.input.workspace_group ?? '',
+    project: e.input.project ?? '',
+    conversation_id: e.input.conversation_id ?? null,
+    message_id: e.input.message_id ?? null,
+    parent_id: e.input.parent_id ?? null,
+    occurred_at: new Date(e.input.occurred_at).toISOString(),
+    input_tokens: e.input.usage.input_tokens ?? 0,
+    output_tokens: e.input.usage.output_tokens ?? 0,
+    cache_read_tokens: e.input.usage.cache_read_tokens ?? 0,
+    cache_write_tokens: e.input.usage.cache_write_tokens ?? 0,
+    usage: normalizedUsage(e.input.usage),
+    credits: e.credits.toString(),
+    units: e.units.toString(),
+    cost: e.cost,
+    currency: e.currency,
+    provider_cost_usd: e.providerCostUsd,
+    components: e.components,
+    provider_price_id: e.providerPriceId,
+    pricing: e.pricing,
+    content_hash: e.hash,
+    metadata: e.input.metadata ?? null,
+  }));
 }
 
 /** What a batch adds to one org's spend: the draws from its grants, and its limit counters' deltas. */
@@ -270,11 +289,11 @@ function insertParams(rows: StoredRow[]): [string, string] {
 }
 
 /**
- * Inserts the rows new to `events` and answers the positions (0-based, in the order sent) of
- * those whose key was already taken: usually none, so one short row comes back instead of a key
- * per event. A JSON null is SQL NULL; '' as the API key is the operator's (none).
+ * CTEs `src` (the rows sent, $1 and $2 as insertParams makes them) and `ins` (those new to
+ * `events`, inserted, `returning` their columns). A JSON null is SQL NULL; '' as the API key is
+ * the operator's (none).
  */
-const INSERT_EVENTS = `WITH src AS (
+const insertEventsCtes = (returning: string) => `src AS (
        SELECT r, n FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS x (r, n)
      ), ins AS (
        INSERT INTO events (${EVENT_COLUMNS.map(([column]) => column).join(', ')})
@@ -289,8 +308,15 @@ const INSERT_EVENTS = `WITH src AS (
        ).join(', ')}
          FROM src
        ON CONFLICT (org_id, id) DO NOTHING
-       RETURNING org_id, id
-     )
+       RETURNING ${returning}
+     )`;
+
+/**
+ * Inserts the rows new to `events` and answers the positions (0-based, in the order sent) of
+ * those whose key was already taken: usually none, so one short row comes back instead of a key
+ * per event.
+ */
+const INSERT_EVENTS = `WITH ${insertEventsCtes('org_id, id')}
      SELECT coalesce(array_agg((n - 1)::int), '{}') AS skipped FROM src
       WHERE NOT EXISTS (SELECT FROM ins WHERE ins.org_id = src.r ->> 0 AND ins.id = src.r ->> 1)`;
 
@@ -383,24 +409,24 @@ const SUM_NAMES = `calls, credits, cost, provider_cost_usd, input_tokens, output
        cache_write_tokens`;
 const DIMS = ROLLUP_DIMENSIONS.join(', ');
 
+/** What the hourly rollups sum of an event, from the `events` columns (prefixed `p`). */
+const rolledUp = (p: string) =>
+  `${p}org_id, date_trunc('hour', ${p}occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket,
+   ${ROLLUP_DIMENSIONS.filter((d) => d !== 'api_key_id')
+     .map((d) => p + d)
+     .join(', ')},
+   coalesce(${p}api_key_id, '') AS api_key_id, 1 AS calls, ${p}credits, ${p}cost, ${p}provider_cost_usd,
+   ${p}input_tokens, ${p}output_tokens, ${p}cache_read_tokens, ${p}cache_write_tokens`;
+
 /**
- * Adds newly stored events to the rollups in one statement. The hourly ones are summed by Postgres
- * from the events read back by key (only the keys cross the wire): the wide rollup and the org's
- * hourly total. The narrow daily rows (one dimension per row per day of the org's time zone, 'all'
- * being the org total) come summed from JS, $3, grouped by org and day: fanning each event out to a
- * dozen rows cost Postgres more than the JS sums do. Each table is written in key order.
+ * Adds the events of CTE `x` (their rolledUp columns) to the rollups, and answers how many there
+ * were. The hourly ones are summed by Postgres from x: the wide rollup and the org's hourly total.
+ * The narrow daily rows (one dimension per row per day of the org's time zone, 'all' being the org
+ * total) come summed from JS, $3, grouped by org and day: fanning each event out to a dozen rows
+ * cost Postgres more than the JS sums do. They are written only when x holds an event, so a call's
+ * event whose id was taken adds nothing. Each table is written in key order.
  */
-const ROLLUP = `WITH x AS MATERIALIZED (
-       SELECT e.org_id, date_trunc('hour', e.occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket,
-              e.member_id, e.feature, e.provider, e.model, e.surface, e.workspace, e.workspace_group, e.project,
-              coalesce(e.api_key_id, '') AS api_key_id, 1 AS calls, e.credits, e.cost, e.provider_cost_usd,
-              e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens
-         FROM unnest($1::text[], $2::text[]) AS k (org_id, id)
-        -- One primary key lookup per event, never a scan of the table: PGlite keeps no statistics
-        -- to tell the planner how few keys there are, and OFFSET 0 keeps it from turning the
-        -- lookup back into a join.
-        CROSS JOIN LATERAL (SELECT * FROM events WHERE org_id = k.org_id AND id = k.id OFFSET 0) AS e
-     ), wide AS (
+const ROLLUP_WRITES = `wide AS (
        INSERT INTO usage_hourly AS t (org_id, bucket, ${DIMS}, ${SUM_NAMES})
        SELECT org_id, bucket, ${DIMS}, ${SUMS} FROM x GROUP BY org_id, bucket, ${DIMS}
         ORDER BY org_id, bucket, ${DIMS}
@@ -409,14 +435,34 @@ const ROLLUP = `WITH x AS MATERIALIZED (
        INSERT INTO usage_hourly_total AS t (org_id, bucket, ${SUM_NAMES})
        SELECT org_id, bucket, ${SUMS} FROM x GROUP BY 1, 2 ORDER BY 1, 2
        ON CONFLICT (org_id, bucket) DO UPDATE SET ${SUM_UPDATES}
+     ), daily AS (
+       INSERT INTO usage_daily_dim AS t (org_id, dimension, bucket, day_end, key, ${SUM_NAMES})
+       SELECT g ->> 0, r ->> 0, (g ->> 1)::timestamptz, (g ->> 2)::timestamptz, r ->> 1, (r ->> 2)::bigint,
+              (r ->> 3)::bigint, (r ->> 4)::numeric, (r ->> 5)::numeric, (r ->> 6)::bigint, (r ->> 7)::bigint,
+              (r ->> 8)::bigint, (r ->> 9)::bigint
+         FROM jsonb_array_elements($3::jsonb) AS g CROSS JOIN LATERAL jsonb_array_elements(g -> 3) AS r
+        WHERE EXISTS (SELECT FROM x)
+        ORDER BY 1, 2, 3, 4, 5
+       ON CONFLICT (org_id, dimension, bucket, day_end, key) DO UPDATE SET ${SUM_UPDATES}
      )
-     INSERT INTO usage_daily_dim AS t (org_id, dimension, bucket, day_end, key, ${SUM_NAMES})
-     SELECT g ->> 0, r ->> 0, (g ->> 1)::timestamptz, (g ->> 2)::timestamptz, r ->> 1, (r ->> 2)::bigint,
-            (r ->> 3)::bigint, (r ->> 4)::numeric, (r ->> 5)::numeric, (r ->> 6)::bigint, (r ->> 7)::bigint,
-            (r ->> 8)::bigint, (r ->> 9)::bigint
-       FROM jsonb_array_elements($3::jsonb) AS g CROSS JOIN LATERAL jsonb_array_elements(g -> 3) AS r
-      ORDER BY 1, 2, 3, 4, 5
-     ON CONFLICT (org_id, dimension, bucket, day_end, key) DO UPDATE SET ${SUM_UPDATES}`;
+     SELECT count(*)::int AS rolled_up FROM x`;
+
+/**
+ * Adds a batch's newly stored events to the rollups, read back by key ($1 orgs, $2 ids: only the
+ * keys cross the wire).
+ */
+const ROLLUP = `WITH x AS MATERIALIZED (
+       SELECT ${rolledUp('e.')}
+         FROM unnest($1::text[], $2::text[]) AS k (org_id, id)
+        -- One primary key lookup per event, never a scan of the table: PGlite keeps no statistics
+        -- to tell the planner how few keys there are, and OFFSET 0 keeps it from turning the
+        -- lookup back into a join.
+        CROSS JOIN LATERAL (SELECT * FROM events WHERE org_id = k.org_id AND id = k.id OFFSET 0) AS e
+     ), ${ROLLUP_WRITES}`;
+
+/** Inserts events ($1, $2 as insertParams makes them) and adds those it inserted to the rollups. */
+const INSERT_AND_ROLL_UP = `WITH ${insertEventsCtes('*')},
+     x AS MATERIALIZED (SELECT ${rolledUp('')} FROM ins), ${ROLLUP_WRITES}`;
 
 /** A local day [start, end) as ISO strings. */
 type LocalDay = [string, string];
