@@ -381,7 +381,7 @@ async function placeHoldAtOnce(
         hold.expiresAt.toISOString(),
         hold.version,
       ],
-      'tally_place_hold',
+      { statement: 'tally_place_hold' },
     ),
   );
   if (row?.outcome === 'stale') throw new StaleSpendTerms();

@@ -66,12 +66,17 @@ export async function lockForSpend(
   now: Date,
   authorizationId: string | null = null,
 ): Promise<SpendLock> {
-  const [row] = await tx.query<LockedRow>('SELECT * FROM tally_lock_for_spend($1, $2, $3, $4)', [
-    org.id,
-    now.toISOString(),
-    JSON.stringify(scopes.map((s) => ({ scope: s.scope, period_start: s.periodStart.toISOString() }))),
-    authorizationId,
-  ]);
+  // Increments and captures begin with it: it can carry their BEGIN (all its parameters are text).
+  const [row] = await tx.query<LockedRow>(
+    'SELECT * FROM tally_lock_for_spend($1, $2, $3, $4)',
+    [
+      org.id,
+      now.toISOString(),
+      JSON.stringify(scopes.map((s) => ({ scope: s.scope, period_start: s.periodStart.toISOString() }))),
+      authorizationId,
+    ],
+    { opening: true },
+  );
   const planDue =
     !row!.plan_running && org.billing_mode === 'credits' && BigInt(org.plan_allowance_credits) > 0n;
   const issued = planDue ? await ensurePlanGrant(tx, org, now) : false;
