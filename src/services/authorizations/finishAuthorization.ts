@@ -10,7 +10,7 @@ import { ServiceError } from '../errors.ts';
 import { lockForSpend } from '../ledger/lockForSpend.ts';
 import { requireCurrent, withSpendTerms } from '../limits/spendTerms.ts';
 import { unitsFor } from './authorize.ts';
-import { bill, callEvent, recordCall, scopesOf } from './settle.ts';
+import { bill, callEvent, scopesOf } from './settle.ts';
 import { credits, findAuthorization, forgetAuthorization, lockedState } from './shape.ts';
 
 type Ending = { kind: 'capture'; usage: Usage; eventId?: string } | { kind: 'void' } | { kind: 'expire' };
@@ -65,31 +65,39 @@ export async function finishAuthorization(
           const already = BigInt(auth.charged);
           const eventId = ending.eventId ?? auth.id;
           const usage = ending.usage;
-          const { end } = await bill(tx, org, auth, scopes, lock, total > already ? total - already : 0n, {
-            eventId,
-            usage: null,
-            release: true,
-            end: ({ charged, unbilled }) => {
-              const event = callEvent(ctx, org, auth, usage, eventId, now, charged);
-              const result: CaptureResult = {
-                object: 'authorization',
-                id: auth.id,
-                status: 'captured',
-                credits: credits(charged),
-                cost: event.cost,
-                currency: event.currency,
-                event_id: eventId,
-                unbilled_credits: credits(unbilled),
-              };
-              return { status: 'captured', result, event };
+          const { end } = await bill(
+            tx,
+            ctx,
+            org,
+            auth,
+            scopes,
+            lock,
+            total > already ? total - already : 0n,
+            {
+              eventId,
+              usage: null,
+              release: true,
+              end: ({ charged, unbilled }) => {
+                const event = callEvent(ctx, org, auth, usage, eventId, now, charged);
+                const result: CaptureResult = {
+                  object: 'authorization',
+                  id: auth.id,
+                  status: 'captured',
+                  credits: credits(charged),
+                  cost: event.cost,
+                  currency: event.currency,
+                  event_id: eventId,
+                  unbilled_credits: credits(unbilled),
+                };
+                return { status: 'captured', result, event };
+              },
             },
-          });
-          await recordCall(tx, ctx, auth, end!.event!);
+          );
           return { kind: 'done', result: end!.result };
         }
         // Void, expiry, or a capture that came too late: bill nothing more, record what was billed.
         const status = ending.kind === 'void' ? ('voided' as const) : ('expired' as const);
-        const { end } = await bill(tx, org, auth, scopes, lock, 0n, {
+        const { end } = await bill(tx, ctx, org, auth, scopes, lock, 0n, {
           eventId: null,
           usage: null,
           release: true,
@@ -105,7 +113,6 @@ export async function finishAuthorization(
             return { status, result, event };
           },
         });
-        if (end!.event) await recordCall(tx, ctx, auth, end!.event);
         return ending.kind === 'capture'
           ? { kind: 'refused', status: 'expired' }
           : { kind: 'done', result: end!.result };

@@ -41,7 +41,7 @@ export async function incrementAuthorization(ctx: Ctx, id: string, usage: Usage,
         const step = totalUnits - priced(auth.usage);
         const wanted = step > 0n ? step : 0n;
         const nextUnits = next === usage ? wanted : priced(addUsage(total, next)) - totalUnits;
-        const result = await bill(tx, org, auth, scopes, lock, wanted, {
+        const result = await bill(tx, ctx, org, auth, scopes, lock, wanted, {
           eventId: null,
           usage: total,
           release: false,

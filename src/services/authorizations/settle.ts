@@ -12,7 +12,7 @@ import { evaluateSpendAlerts } from '../alerts/evaluateSpendAlerts.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import type { PricedEvent } from '../events/priceUsageEvent.ts';
-import { recordCallEvent } from '../events/recordEvents.ts';
+import { callEventWrites } from '../events/recordEvents.ts';
 import { DRAW_FROM_GRANTS, ENTRY_COLUMNS, PLANNED_ENTRIES, planCharges } from '../ledger/applyCharges.ts';
 import type { SpendLock } from '../ledger/lockForSpend.ts';
 import { COUNTER_UPSERT, type LimitScope, type LimitSettings, toUnits } from '../limits/scopes.ts';
@@ -75,7 +75,7 @@ export interface BillOptions<R> {
   release: boolean;
   /**
    * The call ends here: its end, decided once the amounts are known (`charged`: the call's total),
-   * is written by the same statement; its event (recordCall) is the caller's to record after.
+   * and its event, if it has one, are written by the same statement.
    */
   end?: (billed: Billed & { charged: bigint }) => AuthorizationEnd<R>;
 }
@@ -84,10 +84,12 @@ export interface BillOptions<R> {
  * Bills `wanted` units of an authorization locked with the org's balance (`lockForSpend`, which
  * gives `lock`): from the hold first, then from free room; what does not fit is reported. The
  * draw-down (planned on the grants the lock read), the hold release, the counters and the
- * authorization (with its end, if it ends) are written by one statement.
+ * authorization (with its end and the call's event, if it ends) are written by one statement. An
+ * event id recorded before is refused (409), and the caller's transaction then writes nothing.
  */
 export async function bill<R = never>(
   tx: Queryable,
+  ctx: Ctx,
   org: OrgRow,
   auth: AuthorizationRow,
   scopes: LimitScope[],
@@ -118,7 +120,16 @@ export async function bill<R = never>(
         { amount: billed, eventId: options.eventId, authorizationId: auth.id },
       ])
     : null;
-  const rows = await tx.query<{ scope: string; period_start: Date; spent: string; held: string }>(
+  // The member is the one the hold was placed for, by id: an external id erased since then must
+  // not bring a member back.
+  const recording = end?.event ? await callEventWrites(tx, ctx, end.event, auth.member_id, 15) : null;
+  const rows = await tx.query<{
+    scope: string | null;
+    period_start: Date;
+    spent: string;
+    held: string;
+    events: number | null;
+  }>(
     `WITH ${DRAW_FROM_GRANTS('$1', '$11')}, entries AS (
        INSERT INTO ledger_entries ${ENTRY_COLUMNS}
        ${PLANNED_ENTRIES('$1', '$12')}
@@ -135,14 +146,17 @@ export async function bill<R = never>(
               event_id = CASE WHEN $8::text IS NULL THEN event_id ELSE $10::text END,
               finished_at = CASE WHEN $8::text IS NULL THEN finished_at ELSE now() END
         WHERE org_id = $1 AND id = $2
+     ), ${recording ? `${recording.ctes}, ` : ''}counters AS (
+       ${COUNTER_UPSERT(
+         '$1',
+         `(SELECT scope, period_start, $4::bigint AS spent, -$3::bigint AS held
+             FROM jsonb_to_recordset($7::jsonb) AS c(scope text, period_start timestamptz)
+            WHERE $3::bigint <> 0 OR $4::bigint <> 0 ORDER BY scope, period_start) AS c`,
+       )}
+       RETURNING scope, period_start, spent, held
      )
-     ${COUNTER_UPSERT(
-       '$1',
-       `(SELECT scope, period_start, $4::bigint AS spent, -$3::bigint AS held
-           FROM jsonb_to_recordset($7::jsonb) AS x(scope text, period_start timestamptz)
-          WHERE $3::bigint <> 0 OR $4::bigint <> 0 ORDER BY scope, period_start) AS x`,
-     )}
-     RETURNING scope, period_start, spent, held`,
+     SELECT scope, period_start, spent, held, NULL::int AS events FROM counters
+     ${recording ? 'UNION ALL SELECT NULL, NULL, NULL, NULL, count(*)::int FROM x' : ''}`,
     [
       org.id,
       auth.id,
@@ -158,16 +172,24 @@ export async function bill<R = never>(
       plan?.entries ?? '[]',
       String(plan?.drawn ?? 0n),
       String(plan?.overage ?? 0n),
+      ...(recording?.params ?? []),
     ],
   );
+  if (recording && !rows.some((r) => r.scope === null && r.events! > 0)) {
+    throw new ServiceError(
+      409,
+      'event_id_taken',
+      `An event with id "${end!.event!.input.id}" was recorded before`,
+      'event_id',
+    );
+  }
   const drawn = plan?.outcome ?? null;
   if (billed > 0n) {
-    const counters = rows.map((r) => ({
-      scope: r.scope,
-      periodStart: r.period_start,
-      spent: BigInt(r.spent),
-      held: BigInt(r.held),
-    }));
+    const counters = rows.flatMap((r) =>
+      r.scope === null
+        ? []
+        : [{ scope: r.scope, periodStart: r.period_start, spent: BigInt(r.spent), held: BigInt(r.held) }],
+    );
     await evaluateSpendAlerts(tx, org, { scopes, counters, charged: drawn });
   }
   auth.held = String(held - released);
@@ -208,27 +230,6 @@ export function callEvent(
     hash: contentHash(input),
     ...withBilled(org, priced, billed),
   };
-}
-
-/**
- * Records a call's event (callEvent) under the spend lock the caller holds; an event id recorded
- * before is refused. The member is the one the hold was placed for, by id: an external id erased
- * since then must not bring a member back.
- */
-export async function recordCall(
-  tx: Queryable,
-  ctx: Ctx,
-  auth: AuthorizationRow,
-  event: PricedEvent,
-): Promise<void> {
-  if (!(await recordCallEvent(tx, ctx, event, auth.member_id))) {
-    throw new ServiceError(
-      409,
-      'event_id_taken',
-      `An event with id "${event.input.id}" was recorded before`,
-      'event_id',
-    );
-  }
 }
 
 /** Credits, cost and per-component parts for the billed units (capped billing may differ from the price). */

@@ -3,7 +3,7 @@
  * the rollups, the draw-down from grants and the limit counters, in the caller's transaction.
  * Lock order (balance row, members, events, rollup, grants, counters) is the same everywhere,
  * so concurrent batches of one org queue instead of deadlocking. A call billed through an
- * authorization is recorded by `recordCallEvent`: its credits were drawn as it was billed.
+ * authorization is recorded by the statement that bills it (`callEventWrites`).
  */
 import { newId } from '../../domain/ids.ts';
 import { decimalUnits, formatCredits, formatUnits, PROVIDER_COST_SCALE, Ratio } from '../../domain/money.ts';
@@ -128,25 +128,27 @@ export async function recordEvents(
 }
 
 /**
- * Records the event of a call billed through an authorization (its capture, or its void or expiry
- * after streaming) under the spend lock the caller holds: the credits were drawn and the spend
- * counted as the call was billed. The event row and its rollups are written by one statement, one
- * round trip less under the lock. Answers false, having written nothing, when the id was taken.
+ * The CTEs that record the event of a call billed through an authorization (its capture, or its
+ * void or expiry after streaming) and add it to the rollups, for the statement that bills the call
+ * (settle.ts) under the spend lock its caller holds: the credits were drawn as it was billed. Their
+ * parameters are numbered from `$at`. CTE `x` then holds the event if it was stored, and nothing
+ * if its id was taken (and then no rollup changes).
  */
-export async function recordCallEvent(
+export async function callEventWrites(
   tx: Queryable,
   ctx: Ctx,
   event: PricedEvent,
   memberId: string,
-): Promise<boolean> {
+  at: number,
+): Promise<{ ctes: string; params: string[] }> {
   const rows = storedRows(ctx, [event], new Map([[memberKey(event.org.id, event.input.member), memberId]]));
   await ensureWorkspaces(tx, [event]);
   const days = await localDaysOf(tx, [event.org], rows);
-  const [stored] = await tx.query<{ rolled_up: number }>(INSERT_AND_ROLL_UP, [
-    ...insertParams(rows),
-    JSON.stringify(dailyRows(rows, days)),
-  ]);
-  return stored!.rolled_up > 0;
+  return {
+    ctes: `${insertEventsCtes(`$${at}`, `$${at + 1}`, '*')},
+     x AS MATERIALIZED (SELECT ${rolledUp('')} FROM ins), ${rollupCtes(`$${at + 2}`)}`,
+    params: [...insertParams(rows), JSON.stringify(dailyRows(rows, days))],
+  };
 }
 
 /** The `events` row of each event, in the events' order. */
@@ -289,17 +291,17 @@ function insertParams(rows: StoredRow[]): [string, string] {
 }
 
 /**
- * CTEs `src` (the rows sent, $1 and $2 as insertParams makes them) and `ins` (those new to
- * `events`, inserted, `returning` their columns). A JSON null is SQL NULL; '' as the API key is
- * the operator's (none).
+ * CTEs `src` (the rows sent, parameters `values` and `pricings` as insertParams makes them) and
+ * `ins` (those new to `events`, inserted, `returning` their columns). A JSON null is SQL NULL; ''
+ * as the API key is the operator's (none).
  */
-const insertEventsCtes = (returning: string) => `src AS (
-       SELECT r, n FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS x (r, n)
+const insertEventsCtes = (values: string, pricings: string, returning: string) => `src AS (
+       SELECT r, n FROM jsonb_array_elements(${values}::jsonb) WITH ORDINALITY AS x (r, n)
      ), ins AS (
        INSERT INTO events (${EVENT_COLUMNS.map(([column]) => column).join(', ')})
        SELECT ${EVENT_COLUMNS.map(([column, type], i) =>
          column === 'pricing'
-           ? `$2::jsonb -> (r ->> ${i})::int`
+           ? `${pricings}::jsonb -> (r ->> ${i})::int`
            : type === 'jsonb'
              ? `nullif(r -> ${i}, 'null')`
              : column === 'api_key_id'
@@ -316,7 +318,7 @@ const insertEventsCtes = (returning: string) => `src AS (
  * those whose key was already taken: usually none, so one short row comes back instead of a key
  * per event.
  */
-const INSERT_EVENTS = `WITH ${insertEventsCtes('org_id, id')}
+const INSERT_EVENTS = `WITH ${insertEventsCtes('$1', '$2', 'org_id, id')}
      SELECT coalesce(array_agg((n - 1)::int), '{}') AS skipped FROM src
       WHERE NOT EXISTS (SELECT FROM ins WHERE ins.org_id = src.r ->> 0 AND ins.id = src.r ->> 1)`;
 
@@ -419,14 +421,14 @@ const rolledUp = (p: string) =>
    ${p}input_tokens, ${p}output_tokens, ${p}cache_read_tokens, ${p}cache_write_tokens`;
 
 /**
- * Adds the events of CTE `x` (their rolledUp columns) to the rollups, and answers how many there
- * were. The hourly ones are summed by Postgres from x: the wide rollup and the org's hourly total.
- * The narrow daily rows (one dimension per row per day of the org's time zone, 'all' being the org
- * total) come summed from JS, $3, grouped by org and day: fanning each event out to a dozen rows
+ * CTEs adding the events of CTE `x` (their rolledUp columns) to the rollups. The hourly ones are
+ * summed by Postgres from x: the wide rollup and the org's hourly total. The narrow daily rows
+ * (one dimension per row per day of the org's time zone, 'all' being the org total) come summed
+ * from JS (parameter `daily`), grouped by org and day: fanning each event out to a dozen rows
  * cost Postgres more than the JS sums do. They are written only when x holds an event, so a call's
  * event whose id was taken adds nothing. Each table is written in key order.
  */
-const ROLLUP_WRITES = `wide AS (
+const rollupCtes = (daily: string) => `wide AS (
        INSERT INTO usage_hourly AS t (org_id, bucket, ${DIMS}, ${SUM_NAMES})
        SELECT org_id, bucket, ${DIMS}, ${SUMS} FROM x GROUP BY org_id, bucket, ${DIMS}
         ORDER BY org_id, bucket, ${DIMS}
@@ -440,16 +442,15 @@ const ROLLUP_WRITES = `wide AS (
        SELECT g ->> 0, r ->> 0, (g ->> 1)::timestamptz, (g ->> 2)::timestamptz, r ->> 1, (r ->> 2)::bigint,
               (r ->> 3)::bigint, (r ->> 4)::numeric, (r ->> 5)::numeric, (r ->> 6)::bigint, (r ->> 7)::bigint,
               (r ->> 8)::bigint, (r ->> 9)::bigint
-         FROM jsonb_array_elements($3::jsonb) AS g CROSS JOIN LATERAL jsonb_array_elements(g -> 3) AS r
+         FROM jsonb_array_elements(${daily}::jsonb) AS g CROSS JOIN LATERAL jsonb_array_elements(g -> 3) AS r
         WHERE EXISTS (SELECT FROM x)
         ORDER BY 1, 2, 3, 4, 5
        ON CONFLICT (org_id, dimension, bucket, day_end, key) DO UPDATE SET ${SUM_UPDATES}
-     )
-     SELECT count(*)::int AS rolled_up FROM x`;
+     )`;
 
 /**
  * Adds a batch's newly stored events to the rollups, read back by key ($1 orgs, $2 ids: only the
- * keys cross the wire).
+ * keys cross the wire; $3 the daily rows).
  */
 const ROLLUP = `WITH x AS MATERIALIZED (
        SELECT ${rolledUp('e.')}
@@ -458,11 +459,8 @@ const ROLLUP = `WITH x AS MATERIALIZED (
         -- to tell the planner how few keys there are, and OFFSET 0 keeps it from turning the
         -- lookup back into a join.
         CROSS JOIN LATERAL (SELECT * FROM events WHERE org_id = k.org_id AND id = k.id OFFSET 0) AS e
-     ), ${ROLLUP_WRITES}`;
-
-/** Inserts events ($1, $2 as insertParams makes them) and adds those it inserted to the rollups. */
-const INSERT_AND_ROLL_UP = `WITH ${insertEventsCtes('*')},
-     x AS MATERIALIZED (SELECT ${rolledUp('')} FROM ins), ${ROLLUP_WRITES}`;
+     ), ${rollupCtes('$3')}
+     SELECT count(*)::int AS rolled_up FROM x`;
 
 /** A local day [start, end) as ISO strings. */
 type LocalDay = [string, string];
