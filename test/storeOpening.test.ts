@@ -75,5 +75,10 @@ describe.runIf(onServer)('a transaction opened by its first statement on the Pos
     await expect(
       db.transaction((tx) => tx.query("SELECT $1 || 'x'", ['a'], { opening: true })),
     ).rejects.toThrow(/literals of its own/);
+    await expect(
+      db.transaction((tx) =>
+        tx.query('SELECT $1::text AS a, $2::text AS b', ['only one'], { opening: true }),
+      ),
+    ).rejects.toThrow(/no such parameter/);
   });
 });

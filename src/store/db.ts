@@ -131,19 +131,19 @@ export async function openServer(url: string, options: { max?: number; readUrl?:
       const inside = wrap(conn, true);
       // BEGIN goes out with the first statement: in the same message when that one can open it.
       let begun = false;
-      const begin = (): Promise<unknown> | null => {
-        if (begun) return null;
+      const begin = async () => {
+        if (begun) return;
         begun = true;
-        return conn.query('BEGIN');
+        await conn.query('BEGIN');
       };
       const tx: Queryable = {
         query: async (sql, params, options) => {
           if (!begun && options?.opening) {
             begun = true;
-            const results = (await conn.query(
+            const [, opened] = (await conn.query(
               `BEGIN; ${withLiterals(sql, params ?? [])}`,
             )) as unknown as pg.QueryResult[];
-            return results[1]!.rows;
+            return opened!.rows;
           }
           await begin();
           return inside.query(sql, params, options);
@@ -172,13 +172,17 @@ export async function openServer(url: string, options: { max?: number; readUrl?:
 
 /**
  * `sql` with its parameters written in as literals, for a simple-protocol message. Every `$n` of
- * the text must be a parameter: a text with a quoted literal of its own is refused.
+ * the text must be a parameter given: a text with a quoted literal of its own is refused.
  */
 function withLiterals(sql: string, params: unknown[]): string {
   if (sql.includes("'") || sql.includes('$$')) {
     throw new Error('An opening statement must not hold literals of its own');
   }
-  return sql.replace(/\$(\d+)/g, (_, n: string) => literal(params[Number(n) - 1]));
+  return sql.replace(/\$(\d+)/g, (_, n: string) => {
+    const at = Number(n) - 1;
+    if (at >= params.length) throw new Error(`An opening statement names $${n} but has no such parameter`);
+    return literal(params[at]);
+  });
 }
 
 /** Strings and null only: like a parameter, a quoted literal has no type until the statement gives it one. */
