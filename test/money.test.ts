@@ -269,6 +269,45 @@ describe('allocate', () => {
     expect(() => allocate(1n, [])).toThrow(RangeError);
   });
 
+  it('gives the extra units to the largest remainders, ties to the earlier part, whatever the denominators', () => {
+    const weight = fc.record({
+      // Small numerators repeat, so equal remainders (ties) come up often.
+      num: fc.oneof(fc.constantFrom(0n, 1n, 2n, 5n), fc.bigInt({ min: 0n, max: 10n ** 15n })),
+      den: fc.constantFrom(1n, 3n, 7n, 10n, 100n, 3600n, 10n ** 6n, 10n ** 12n),
+    });
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: -(10n ** 15n), max: 10n ** 15n }),
+        fc.array(weight, { minLength: 1, maxLength: 8 }),
+        (total, weights) => {
+          fc.pre(weights.some((w) => w.num > 0n));
+          const got = allocate(
+            total,
+            weights.map((w) => Ratio.of(w.num, w.den)),
+          );
+          expect(got.reduce((a, b) => a + b, 0n)).toBe(total);
+          // Share i is total * (num_i / den_i) / S with S = sum of num_j / den_j. Over the common
+          // denominator L = product of all dens: share_i = total * w_i / W, w_i = num_i * L / den_i.
+          const L = weights.reduce((a, w) => a * w.den, 1n);
+          const w = weights.map((x) => (x.num * L) / x.den);
+          const W = w.reduce((a, b) => a + b, 0n);
+          const floorOf = (n: bigint) => (n >= 0n ? n / W : -((-n + W - 1n) / W));
+          const rests = w.map((wi) => total * wi - floorOf(total * wi) * W);
+          const extra = got.map((part, i) => part - floorOf(total * w[i]!));
+          extra.forEach((e) => expect(e === 0n || e === 1n).toBe(true));
+          extra.forEach((ei, i) =>
+            extra.forEach((ej, j) => {
+              if (ei === 1n && ej === 0n) {
+                expect(rests[i]! > rests[j]! || (rests[i] === rests[j] && i < j)).toBe(true);
+              }
+            }),
+          );
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
   it('always sums to the total, each part within one unit of its exact share', () => {
     fc.assert(
       fc.property(

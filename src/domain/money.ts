@@ -137,22 +137,40 @@ export function decimalUnits(text: string, scale: number): bigint {
 
 /**
  * Splits `total` units over parts in proportion to `weights` (largest remainder), so the parts
- * always add up to the total exactly: used to show an event's cost per token kind.
+ * always add up to the total exactly: used to show an event's cost per token kind. Worked in
+ * integers over one common denominator (no fraction is reduced): every event is split twice, and
+ * reducing each intermediate fraction cost more than the pricing around it.
  */
 export function allocate(total: bigint, weights: Ratio[]): bigint[] {
   if (weights.length === 0) {
     if (total !== 0n) throw new RangeError('cannot allocate a non-zero total over no parts');
     return [];
   }
-  const sum = weights.reduce((acc, w) => acc.add(w), Ratio.ZERO);
-  if (sum.isZero()) return weights.map((_, i) => (i === 0 ? total : 0n));
-  const exact = weights.map((w) => w.div(sum).mul(Ratio.int(total)));
-  const floors = exact.map((e) => floorDiv(e.num, e.den));
-  let left = total - floors.reduce((a, b) => a + b, 0n);
-  const order = exact
-    .map((e, i) => ({ i, rest: e.sub(Ratio.int(floors[i]!)) }))
-    .sort((a, b) => b.rest.cmp(a.rest) || a.i - b.i);
-  for (const { i } of order) {
+  // A common multiple of the denominators: their product, each distinct one taken once.
+  let common = 1n;
+  for (const den of new Set(weights.map((w) => w.den))) common *= den;
+  let scaled = weights.map((w) => w.num * (common / w.den));
+  let sum = scaled.reduce((a, b) => a + b, 0n);
+  if (sum === 0n) return weights.map((_, i) => (i === 0 ? total : 0n));
+  if (sum < 0n) {
+    scaled = scaled.map((x) => -x);
+    sum = -sum;
+  }
+  // Part i is total * scaled[i] / sum exactly: its floor, and the remainder (over sum) it leaves.
+  const floors: bigint[] = [];
+  const rests: bigint[] = [];
+  let left = total;
+  for (const x of scaled) {
+    const exact = total * x;
+    const floor = floorDiv(exact, sum);
+    floors.push(floor);
+    rests.push(exact - floor * sum);
+    left -= floor;
+  }
+  const order = rests
+    .map((_, i) => i)
+    .sort((a, b) => (rests[b]! > rests[a]! ? 1 : rests[b]! < rests[a]! ? -1 : a - b));
+  for (const i of order) {
     if (left <= 0n) break;
     floors[i]! += 1n;
     left -= 1n;

@@ -13,7 +13,7 @@ import { withRetry } from '../../store/retry.ts';
 import { recordDeniedHold } from '../alerts/recordDeniedHold.ts';
 import { type Ctx, scopeOrg } from '../context.ts';
 import { invalid, ServiceError } from '../errors.ts';
-import { priceUsageEvent } from '../events/priceUsageEvent.ts';
+import { priceUsage } from '../events/priceUsageEvent.ts';
 import { lockForSpend } from '../ledger/lockForSpend.ts';
 import {
   COUNTER_UPSERT,
@@ -51,7 +51,7 @@ export function unitsFor(
   usage: Usage,
   now: Date,
 ) {
-  const priced = priceUsageEvent(
+  const priced = priceUsage(
     ctx,
     {
       id: 'authorization',
@@ -63,7 +63,6 @@ export function unitsFor(
       usage,
     },
     org,
-    0,
     now,
     {},
   );

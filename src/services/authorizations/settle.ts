@@ -11,7 +11,7 @@ import type { Queryable } from '../../store/db.ts';
 import { evaluateSpendAlerts } from '../alerts/evaluateSpendAlerts.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
-import type { PricedEvent } from '../events/priceUsageEvent.ts';
+import type { PricedEvent, PricedUsage } from '../events/priceUsageEvent.ts';
 import { callEventWrites } from '../events/recordEvents.ts';
 import { DRAW_FROM_GRANTS, ENTRY_COLUMNS, PLANNED_ENTRIES, planCharges } from '../ledger/applyCharges.ts';
 import type { SpendLock } from '../ledger/lockForSpend.ts';
@@ -226,6 +226,7 @@ export function callEvent(
   // The fingerprint is the recorded event's own, not that of the usage priced for it.
   return {
     ...priced,
+    index: 0,
     input,
     hash: contentHash(input),
     ...withBilled(org, priced, billed),
@@ -233,7 +234,7 @@ export function callEvent(
 }
 
 /** Credits, cost and per-component parts for the billed units (capped billing may differ from the price). */
-function withBilled(org: OrgRow, priced: PricedEvent, billed: bigint) {
+function withBilled(org: OrgRow, priced: PricedUsage, billed: bigint) {
   const components = priced.components as { credits: string }[];
   const parts = allocate(
     billed,

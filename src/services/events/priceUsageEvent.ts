@@ -107,6 +107,7 @@ function pricingOf(terms: OrgTerms, org: OrgRow, resolved: ResolvedPrice): Recor
   return pricing;
 }
 
+/** An event as ingest stores it: priced, with its position in the batch and its fingerprint. */
 export function priceUsageEvent(
   ctx: Ctx,
   input: UsageEventInput,
@@ -115,6 +116,20 @@ export function priceUsageEvent(
   now: Date,
   options: IngestOptions,
 ): PricedEvent | RejectedResult {
+  const priced = priceUsage(ctx, input, org, now, options);
+  return 'status' in priced ? priced : { ...priced, index, hash: contentHash(input) };
+}
+
+/** What an event's usage costs; holds and increments need no more than this, and no fingerprint. */
+export type PricedUsage = Omit<PricedEvent, 'index' | 'hash'>;
+
+export function priceUsage(
+  ctx: Ctx,
+  input: UsageEventInput,
+  org: OrgRow,
+  now: Date,
+  options: IngestOptions,
+): PricedUsage | RejectedResult {
   const at = new Date(input.occurred_at);
   const late = options.backfill && at <= now ? null : timestampProblem(at, now);
   if (late) return rejected(input.id, 'timestamp_out_of_range', late);
@@ -165,10 +180,8 @@ export function priceUsageEvent(
     );
   }
   return {
-    index,
     input,
     org,
-    hash: contentHash(input),
     credits,
     units,
     cost,
