@@ -294,14 +294,16 @@ describe('allocate', () => {
           const floorOf = (n: bigint) => (n >= 0n ? n / W : -((-n + W - 1n) / W));
           const rests = w.map((wi) => total * wi - floorOf(total * wi) * W);
           const extra = got.map((part, i) => part - floorOf(total * w[i]!));
-          extra.forEach((e) => expect(e === 0n || e === 1n).toBe(true));
-          extra.forEach((ei, i) =>
-            extra.forEach((ej, j) => {
+          for (const e of extra) expect(e === 0n || e === 1n).toBe(true);
+          // Every part given a unit has a larger remainder than every part not given one (or an
+          // equal one and an earlier place).
+          for (const [i, ei] of extra.entries()) {
+            for (const [j, ej] of extra.entries()) {
               if (ei === 1n && ej === 0n) {
                 expect(rests[i]! > rests[j]! || (rests[i] === rests[j] && i < j)).toBe(true);
               }
-            }),
-          );
+            }
+          }
         },
       ),
       { numRuns: 1000 },
