@@ -15,6 +15,7 @@ import {
   gatewayOrg,
   lastEvent,
   openaiClient,
+  pricedThroughEvents,
   startGateway,
 } from './fixture.ts';
 
@@ -29,7 +30,15 @@ beforeAll(async () => {
   g = await startGateway({ TALLY_BODY_LIMIT_BYTES: '65536' });
 });
 afterEach(() => {
-  g.fake.behave({ chunks: 12, chunkDelayMs: 0, failWith: null, dropAfterEvents: null });
+  g.fake.behave({
+    chunks: 12,
+    chunkDelayMs: 0,
+    failWith: null,
+    dropAfterEvents: null,
+    inputTokens: 1200,
+    cacheReadTokens: 800,
+    cacheWriteTokens: 100,
+  });
 });
 afterAll(async () => {
   await g.close();
@@ -117,6 +126,100 @@ describe('a limit reached mid-stream', () => {
     expect(text.length).toBeLessThan(tokenText(0).length * 5000);
     expect(await monthCost(org.id)).toBeLessThanOrEqual(0.01);
     expect((await balance(g, org.id)).held_credits).toBe('0');
+  });
+});
+
+describe('a hold that covers less than the request may produce', () => {
+  // The provider counts the prompt as the gateway estimates it (a few tokens), so the hold's
+  // estimate of the input is right and only the output decides.
+  const promptCounts = { chunks: 5000, inputTokens: 4, cacheReadTokens: 0, cacheWriteTokens: 0 };
+
+  /** Every served token is billed: the call costs what ingesting its exact usage costs. */
+  async function expectFullyBilled(orgId: string, provider: string, model: string) {
+    const event = await lastEvent(g, orgId);
+    const reference = await pricedThroughEvents(g, {
+      provider,
+      model,
+      usage: {
+        input_tokens: event.tokens.input,
+        output_tokens: event.tokens.output,
+        cache_read_tokens: event.tokens.cache_read,
+        cache_write_tokens: event.tokens.cache_write,
+      },
+    });
+    expect(event.credits).toBe(reference.credits);
+    return event;
+  }
+
+  it('caps a whole OpenAI answer at the output the hold pays for, and bills all of it', async () => {
+    // 0.01 EUR covers the prompt and a few hundred gpt-4o output tokens, not the default 4 096.
+    const { org, key } = await limitedOrg('0.01');
+    g.fake.behave(promptCounts);
+    const before = g.fake.requests.length;
+    const answer = await openaiClient(g, key, member).chat.completions.create({
+      model: 'gpt-4o',
+      messages: prompt,
+    });
+    const cap = g.fake.requests[before]!.body.max_completion_tokens as number;
+    expect(cap).toBeGreaterThan(50);
+    expect(cap).toBeLessThan(4096);
+    expect(answer.choices[0]?.finish_reason).toBe('length');
+    expect(answer.usage?.completion_tokens).toBe(cap);
+    const event = await expectFullyBilled(org.id, 'openai', 'gpt-4o');
+    expect(event.tokens.output).toBe(cap);
+    expect(await monthCost(org.id)).toBeLessThanOrEqual(0.01);
+    expect((await balance(g, org.id)).held_credits).toBe('0');
+  });
+
+  it("lowers the field the client set (max_tokens), and Anthropic's max_tokens", async () => {
+    const { org, key } = await limitedOrg('0.01');
+    g.fake.behave(promptCounts);
+    let before = g.fake.requests.length;
+    await openaiClient(g, key, member).chat.completions.create({
+      model: 'gpt-4o',
+      messages: prompt,
+      max_tokens: 4000,
+    });
+    const sent = g.fake.requests[before]!.body;
+    expect(sent.max_completion_tokens).toBeUndefined();
+    expect(sent.max_tokens as number).toBeLessThan(4000);
+    await expectFullyBilled(org.id, 'openai', 'gpt-4o');
+
+    const other = await limitedOrg('0.01');
+    before = g.fake.requests.length;
+    const message = await anthropicClient(g, other.key, member).messages.create({
+      model: 'claude-sonnet-4-5',
+      max_tokens: 8000,
+      messages: prompt,
+    });
+    const cap = g.fake.requests[before]!.body.max_tokens as number;
+    expect(cap).toBeGreaterThan(0);
+    expect(cap).toBeLessThan(8000);
+    expect(message.stop_reason).toBe('max_tokens');
+    expect(message.usage.output_tokens).toBe(cap);
+    await expectFullyBilled(other.org.id, 'anthropic', 'claude-sonnet-4-5');
+  });
+
+  it('leaves a request the hold covers as the client sent it', async () => {
+    const { key } = await limitedOrg('5');
+    const before = g.fake.requests.length;
+    await openaiClient(g, key, member).chat.completions.create({ model: 'gpt-4o', messages: prompt });
+    expect(g.fake.requests[before]!.body.max_completion_tokens).toBeUndefined();
+  });
+
+  it('refuses with 402 in the provider format when the room left does not cover the prompt', async () => {
+    const { org, key } = await limitedOrg('0.01');
+    const requests = g.fake.requests.length;
+    // About 10 000 input tokens of gpt-4o: some 0.023 EUR, more than the 0.01 left.
+    const long = [{ role: 'user' as const, content: 'word '.repeat(8000) }];
+    const refused = await openaiClient(g, key, member)
+      .chat.completions.create({ model: 'gpt-4o', messages: long })
+      .catch((e: unknown) => e as OpenAIError);
+    expect(refused).toBeInstanceOf(OpenAIError);
+    expect(refused).toMatchObject({ status: 402, code: 'insufficient_room', type: 'insufficient_quota' });
+    expect(g.fake.requests.length).toBe(requests);
+    const after = await balance(g, org.id);
+    expect(after.held_credits).toBe('0');
   });
 });
 

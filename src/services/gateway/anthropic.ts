@@ -3,6 +3,7 @@ import {
   bearer,
   type ErrorKind,
   forwardedHeaders,
+  limitOutput,
   type ProviderWire,
   type SseEvent,
   type StreamState,
@@ -72,6 +73,7 @@ export const anthropicWire: ProviderWire = {
       maxOutputTokens: max,
       inputText: textIn([body.system, body.messages, body.tools]),
       upstreamBody: rawBody,
+      withOutputLimit: (tokens) => limitOutput(rawBody, 'max_tokens', tokens),
       streamState: messagesStream,
     };
   },

@@ -135,13 +135,31 @@ export async function meterCall(ctx: Ctx, call: GatewayCall, log: GatewayLog): P
     await voidAuthorization(ctx, authorizationId);
     throw error;
   }
+  let upstreamBody = request.upstreamBody;
+  if (hold.reason === 'partial') {
+    // The room left covers less than the request may produce: the provider is told to stop where
+    // the hold does, so no output is served that Tally cannot bill.
+    const wanted = request.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS;
+    const held = parseUnits(hold.held_credits, CREDIT_SCALE);
+    const affordable = affordableOutput(price, inputEstimate, held, wanted);
+    if (affordable < 1) {
+      await voidAuthorization(ctx, authorizationId);
+      return providerError(
+        wire,
+        'billing',
+        `Tally refused the call (insufficient_room): the ${hold.held_credits} credits left under the org's credits, limits and budgets do not cover the prompt`,
+        'insufficient_room',
+      );
+    }
+    if (affordable < wanted) upstreamBody = request.withOutputLimit(affordable);
+  }
   const abort = new AbortController();
   let answer: UpstreamAnswer;
   try {
     answer = await postUpstream(
       upstreamUrl(upstream.baseUrl, call.path),
       wire.upstreamHeaders(call.headers, upstream.key),
-      request.upstreamBody,
+      upstreamBody,
       abort.signal,
     );
   } catch (error) {
@@ -173,6 +191,29 @@ export async function meterCall(ctx: Ctx, call: GatewayCall, log: GatewayLog): P
     return new Response(stream, { status: answer.status, headers: passedHeaders(answer.headers) });
   }
   return plainAnswer(ctx, wire, authorizationId, answer, inputEstimate, log);
+}
+
+/**
+ * The most output tokens, up to `wanted`, that `held` units pay for after the estimated input
+ * (0 when not even the input fits). Prices grow with the output, so a binary search finds it.
+ */
+export function affordableOutput(
+  price: (usage: Usage) => bigint,
+  inputTokens: number,
+  held: bigint,
+  wanted: number,
+): number {
+  const fits = (output: number) => price({ input_tokens: inputTokens, output_tokens: output }) <= held;
+  if (fits(wanted)) return wanted;
+  let low = 0;
+  let high = wanted;
+  if (!fits(low)) return 0;
+  while (high - low > 1) {
+    const middle = Math.floor((low + high) / 2);
+    if (fits(middle)) low = middle;
+    else high = middle;
+  }
+  return low;
 }
 
 /** A whole (not streamed) answer: captured with its usage before it is passed on unchanged. */

@@ -3,6 +3,7 @@ import {
   bearer,
   type ErrorKind,
   forwardedHeaders,
+  limitOutput,
   type ProviderWire,
   type SseEvent,
   type StreamState,
@@ -99,6 +100,7 @@ export const openaiWire: ProviderWire = {
         maxOutputTokens: max,
         inputText: textIn([body.instructions, body.input, body.tools]),
         upstreamBody: rawBody,
+        withOutputLimit: (tokens) => limitOutput(rawBody, 'max_output_tokens', tokens),
         streamState: responsesStream,
       };
     }
@@ -119,6 +121,15 @@ export const openaiWire: ProviderWire = {
       maxOutputTokens: max,
       inputText: textIn([body.messages, body.tools, body.functions]),
       upstreamBody,
+      // The field the client used; else the current one (max_tokens is refused by reasoning models).
+      withOutputLimit: (tokens) =>
+        limitOutput(
+          upstreamBody,
+          body.max_tokens != null && body.max_completion_tokens == null
+            ? 'max_tokens'
+            : 'max_completion_tokens',
+          tokens,
+        ),
       streamState: () => chatStream(clientWantsUsage),
     };
   },

@@ -37,6 +37,8 @@ export interface PreparedRequest {
   inputText: string;
   /** The body to send upstream: the client's own bytes unless the gateway had to add something. */
   upstreamBody: string;
+  /** The upstream body with the output limit lowered to `tokens` (what a partial hold pays for). */
+  withOutputLimit(tokens: number): string;
   /** A fresh follower for the streamed answer to this request. */
   streamState(): StreamState;
 }
@@ -123,6 +125,11 @@ export function tokenLimit(body: Record<string, unknown>, names: string[]): numb
     return value;
   }
   return null;
+}
+
+/** `body` (JSON text) with `field` set to `tokens`: the output limit the provider will keep to. */
+export function limitOutput(body: string, field: string, tokens: number): string {
+  return JSON.stringify({ ...(JSON.parse(body) as Record<string, unknown>), [field]: tokens });
 }
 
 /** The client headers forwarded upstream: protocol options, never credentials or Tally's own. */
