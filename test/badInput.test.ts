@@ -704,3 +704,65 @@ describe('routes and headers', () => {
     expect(own.body.request_id).toMatch(/^req_/);
   });
 });
+
+describe('cursors', () => {
+  const cursorOf = (key: unknown) => Buffer.from(JSON.stringify(key)).toString('base64url');
+  /** Cursors of the right length whose parts are of the wrong kind or out of range. */
+  const crafted = [
+    ['x'],
+    [-1],
+    ['99999999999999999999999'],
+    ['2026-02-31T00:00:00.000Z', 'x'],
+    ['2026-13-01T00:00:00.000Z', 'x'],
+    ['not a time', 'x'],
+    ['x', 'y'],
+    [1.5, 'x'],
+    ['12', 'x'],
+    ['a'.repeat(2000)],
+  ].map(cursorOf);
+
+  it('answers 400 invalid_cursor, never 5xx, on every list that pages with a cursor', async () => {
+    const endpoint = await t.call('POST', `/v1/orgs/${org.id}/webhook_endpoints`, {
+      body: { url: 'https://example.com/hooks' },
+    });
+    expect(endpoint.status).toBe(201);
+    const doc = (await t.call('GET', '/openapi.json')).body as {
+      paths: Record<string, Record<string, { parameters?: { name: string; in: string }[] }>>;
+    };
+    const ids: Record<string, string> = {
+      org: org.id,
+      member: memberId,
+      endpoint: endpoint.body.id,
+      conversation: 'conv-1',
+    };
+    const lists = Object.entries(doc.paths)
+      .filter(([, ops]) => ops.get?.parameters?.some((p) => p.in === 'query' && p.name === 'cursor'))
+      .map(([path]) => path.replace(/\{(\w+)\}/g, (_, name: string) => ids[name] ?? `unknown-${name}`));
+    // The ledger, grants, payments, alerts and deliveries cast their cursor in SQL.
+    for (const must of ['/ledger', '/grants', '/payments', '/alerts', '/deliveries']) {
+      expect(lists.some((path) => path.endsWith(must))).toBe(true);
+    }
+    for (const path of lists) {
+      for (const cursor of crafted) {
+        const res = await t.call('GET', `${path}?cursor=${cursor}`);
+        expect(res.status, `${path} with cursor ${cursor}`).toBeLessThan(500);
+        if (res.status === 400) expect(res.body, path).toMatchObject({ param: 'cursor' });
+      }
+    }
+    // Each of these parts is of the wrong kind for the list: refused before it reaches SQL.
+    const refused: [string, unknown[]][] = [
+      [`/v1/orgs/${org.id}/ledger`, ['x']],
+      [`/v1/orgs/${org.id}/ledger`, ['99999999999999999999999']],
+      [`/v1/orgs/${org.id}/alerts`, [-1]],
+      [`/v1/orgs/${org.id}/webhook_endpoints/${endpoint.body.id}/deliveries`, ['x']],
+      [`/v1/orgs/${org.id}/grants`, ['2026-02-31T00:00:00.000Z', 'grt_1']],
+      [`/v1/orgs/${org.id}/payments`, ['not a time', 'pay_1']],
+      [`/v1/orgs/${org.id}/usage/events?range=7d&`, ['2026-02-31T00:00:00.000000Z', '1']],
+    ];
+    for (const [path, key] of refused) {
+      const res = await t.call('GET', `${path}${path.endsWith('&') ? '' : '?'}cursor=${cursorOf(key)}`);
+      expect(res.status, `${path} with ${JSON.stringify(key)}`).toBe(400);
+      expect(res.body).toMatchObject({ code: 'invalid_cursor', param: 'cursor' });
+    }
+  });
+});

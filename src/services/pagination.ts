@@ -10,16 +10,36 @@ export interface Page<T> {
 export const encodeCursor = (key: (string | number)[]): string =>
   Buffer.from(JSON.stringify(key)).toString('base64url');
 
-export function decodeCursor(cursor: string | undefined, arity: number): (string | number)[] | null {
+/**
+ * What each position of a cursor holds. A cursor is the client's input: every part is checked
+ * before it reaches SQL, where a failed cast would answer 500 instead of 400.
+ */
+export type CursorPart = 'text' | 'integer' | 'digits' | 'time';
+
+const TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
+
+const FITS: Record<CursorPart, (value: unknown) => boolean> = {
+  text: (value) => typeof value === 'string' && value.length <= 1000,
+  /** A bigint key (sequence numbers), as a number or as digits. */
+  integer: (value) =>
+    (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) ||
+    (typeof value === 'string' && /^\d{1,18}$/.test(value)),
+  /** A non-negative NUMERIC key, as digits. */
+  digits: (value) => typeof value === 'string' && /^\d{1,40}$/.test(value),
+  /** An instant as the API writes it; a day that does not exist (Feb 31) is refused, not rolled over. */
+  time: (value) =>
+    typeof value === 'string' &&
+    TIME.test(value) &&
+    Number.isFinite(Date.parse(value)) &&
+    new Date(value).toISOString().slice(0, 19) === value.slice(0, 19),
+};
+
+export function decodeCursor(cursor: string | undefined, parts: CursorPart[]): (string | number)[] | null {
   if (cursor === undefined) return null;
   try {
-    const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (
-      Array.isArray(key) &&
-      key.length === arity &&
-      key.every((k) => ['string', 'number'].includes(typeof k))
-    ) {
-      return key;
+    const key: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(key) && key.length === parts.length && parts.every((part, i) => FITS[part](key[i]))) {
+      return key as (string | number)[];
     }
   } catch {}
   throw new ServiceError(400, 'invalid_cursor', 'The cursor is not one this API returned', 'cursor');

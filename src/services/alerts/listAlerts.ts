@@ -12,7 +12,7 @@ export async function listAlerts(
 ): Promise<Page<AlertView>> {
   scopeOrg(ctx, orgId, 'usage:read');
   await loadOrg(ctx.db, orgId);
-  const before = decodeCursor(query.cursor, 1);
+  const before = decodeCursor(query.cursor, ['integer']);
   const rows = await ctx.db.query<AlertRow>(
     `SELECT ${ALERT_COLUMNS} FROM alerts
       WHERE org_id = $1 AND ($2::bigint IS NULL OR seq < $2) AND ($3::text IS NULL OR type = $3)

@@ -8,7 +8,7 @@ export async function listGatewayKeys(
   query: { limit: number; cursor?: string },
 ): Promise<Page<GatewayKeyView>> {
   scopeOrg(ctx, orgId, 'keys:write');
-  const after = decodeCursor(query.cursor, 1);
+  const after = decodeCursor(query.cursor, ['text']);
   const rows = await ctx.db.query<GatewayKeyRow>(
     `SELECT ${GATEWAY_KEY_COLUMNS} FROM gateway_keys WHERE org_id = $1 AND ($2::text IS NULL OR id > $2)
       ORDER BY id LIMIT $3`,

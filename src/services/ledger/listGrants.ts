@@ -8,7 +8,7 @@ export async function listGrants(
   query: { limit: number; cursor?: string; status?: 'active' | 'expired' | 'voided' },
 ): Promise<Page<GrantView>> {
   scopeOrg(ctx, orgId, 'usage:read');
-  const after = decodeCursor(query.cursor, 2);
+  const after = decodeCursor(query.cursor, ['time', 'text']);
   const rows = await ctx.db.query<GrantRecord>(
     `SELECT ${GRANT_COLUMNS} FROM grants
       WHERE org_id = $1 AND ($2::text IS NULL OR status = $2)

@@ -33,7 +33,7 @@ export async function listLedger(
   query: { limit: number; cursor?: string; grant?: string; event?: string },
 ): Promise<Page<LedgerEntryView>> {
   scopeOrg(ctx, orgId, 'usage:read');
-  const after = decodeCursor(query.cursor, 1);
+  const after = decodeCursor(query.cursor, ['integer']);
   const rows = await ctx.db.query<EntryRow>(
     `SELECT id, kind, grant_id, amount, event_id, authorization_id, memo, created_at FROM ledger_entries
       WHERE org_id = $1 AND ($2::bigint IS NULL OR id < $2) AND ($3::text IS NULL OR grant_id = $3)

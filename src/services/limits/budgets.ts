@@ -81,7 +81,7 @@ export async function listBudgets(
   query: { limit: number; cursor?: string },
 ): Promise<Page<BudgetView>> {
   scopeOrg(ctx, orgId, 'usage:read');
-  const after = decodeCursor(query.cursor, 1);
+  const after = decodeCursor(query.cursor, ['text']);
   const rows = await ctx.db.query<BudgetRow>(
     `SELECT ${COLUMNS} FROM budgets WHERE org_id = $1 AND deleted_at IS NULL AND ($2::text IS NULL OR id > $2)
       ORDER BY id LIMIT $3`,

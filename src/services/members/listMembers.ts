@@ -9,7 +9,7 @@ export async function listMembers(
   query: { limit: number; cursor?: string; status?: 'active' | 'removed' },
 ): Promise<Page<MemberView>> {
   scopeOrg(ctx, orgId, 'members:read');
-  const after = decodeCursor(query.cursor, 1);
+  const after = decodeCursor(query.cursor, ['text']);
   const rows = await ctx.db.query<MemberRow>(
     `SELECT ${MEMBER_COLUMNS} FROM members
       WHERE org_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR id > $3)

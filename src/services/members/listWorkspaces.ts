@@ -8,7 +8,7 @@ export async function listWorkspaces(
   query: { limit: number; cursor?: string },
 ): Promise<Page<WorkspaceView>> {
   scopeOrg(ctx, orgId, 'members:read');
-  const after = decodeCursor(query.cursor, 1);
+  const after = decodeCursor(query.cursor, ['text']);
   const rows = await ctx.db.query<WorkspaceRow>(
     `SELECT org_id, id, external_id, name, workspace_group, created_at FROM workspaces
       WHERE org_id = $1 AND ($2::text IS NULL OR external_id > $2) ORDER BY external_id LIMIT $3`,

@@ -34,7 +34,7 @@ const likePattern = (text: string) => `%${text.replace(/[\\%_]/g, (c) => `\\${c}
 
 /** The operator sees every org; an org key or embed token sees its own org only. */
 export async function listOrgs(ctx: Ctx, query: ListOrgsQuery): Promise<Page<OrgListItem>> {
-  const after = decodeCursor(query.cursor, 1);
+  const after = decodeCursor(query.cursor, ['text']);
   const own = ctx.principal.kind === 'operator' ? null : ctx.principal.orgId;
   if (query.include === 'month_spend' && !permissionsOf(ctx.principal).includes('usage:read')) {
     throw new ServiceError(403, 'forbidden', 'Spend needs usage:read', 'include');

@@ -16,7 +16,7 @@ export async function listPayments(
   query: { limit: number; cursor?: string; status?: PaymentStatus },
 ): Promise<Page<PaymentView>> {
   scopeOrg(ctx, orgId, 'billing:purchase');
-  const after = decodeCursor(query.cursor, 2);
+  const after = decodeCursor(query.cursor, ['time', 'text']);
   const rows = await ctx.db.query<PaymentRow>(
     `SELECT ${PAYMENT_COLUMNS} FROM payments
       WHERE org_id = $1 AND ($2::text IS NULL OR status = $2)

@@ -8,7 +8,7 @@ export async function listModels(
   query: { q?: string; provider?: string; limit: number; cursor?: string },
 ): Promise<Page<ModelView>> {
   await ctx.prices.refresh(ctx.db);
-  const after = decodeCursor(query.cursor, 1)?.[0] as string | undefined;
+  const after = decodeCursor(query.cursor, ['text'])?.[0] as string | undefined;
   const needle = query.q?.toLowerCase();
   const key = (r: { provider: string; model: string }) => `${r.provider}/${r.model}`;
   const rows = ctx.prices

@@ -145,7 +145,7 @@ export async function listPrices(
     });
   }
   const needle = query.q?.toLowerCase();
-  const after = decodeCursor(query.cursor, 1)?.[0] as string | undefined;
+  const after = decodeCursor(query.cursor, ['text'])?.[0] as string | undefined;
   const list = [...rows.values()]
     .filter((r) => !needle || `${r.id} ${r.operation}`.toLowerCase().includes(needle))
     .sort((a, b) => (a.id < b.id ? -1 : 1))

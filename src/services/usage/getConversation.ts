@@ -70,7 +70,6 @@ function figures(r: Sums, operator: boolean) {
 
 const AT = `to_char(min(occurred_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 const LAST = `to_char(max(occurred_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
-const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 const ms = (iso: string) => `${iso.slice(0, 23)}Z`;
 
 export async function getConversation(
@@ -81,13 +80,7 @@ export async function getConversation(
   now = new Date(),
 ) {
   const scope = await loadScope(ctx, orgId, { range: '1d' }, now);
-  const after = decodeCursor(query.cursor, 2) as [string, string] | null;
-  if (
-    after &&
-    !(typeof after[0] === 'string' && CURSOR_TIME.test(after[0]) && typeof after[1] === 'string')
-  ) {
-    throw new ServiceError(400, 'invalid_cursor', 'The cursor is not one this API returned', 'cursor');
-  }
+  const after = decodeCursor(query.cursor, ['time', 'text']) as [string, string] | null;
   const [total] = await ctx.db.read.query<
     Sums & { first_at: string | null; last_at: string | null; members: string[] }
   >(

@@ -12,7 +12,6 @@
  */
 import { formatUnits } from '../../domain/money.ts';
 import type { Ctx } from '../context.ts';
-import { ServiceError } from '../errors.ts';
 import { decodeCursor, encodeCursor } from '../pagination.ts';
 import {
   type Dimension,
@@ -51,10 +50,7 @@ type GroupRow = SumRow & {
 
 export async function getUsageBreakdown(ctx: Ctx, orgId: string, query: BreakdownQuery, now = new Date()) {
   const scope = await loadScope(ctx, orgId, query, now);
-  const after = decodeCursor(query.cursor, 2) as [string, string] | null;
-  if (after && !(typeof after[0] === 'string' && /^\d+$/.test(after[0]) && typeof after[1] === 'string')) {
-    throw new ServiceError(400, 'invalid_cursor', 'The cursor is not one this API returned', 'cursor');
-  }
+  const after = decodeCursor(query.cursor, ['digits', 'text']) as [string, string] | null;
   const params: unknown[] = [];
   const src = await sourceSql(
     ctx.db.read,

@@ -7,7 +7,6 @@
  */
 import { decimalUnits, formatCredits, formatUnits } from '../../domain/money.ts';
 import type { Ctx } from '../context.ts';
-import { ServiceError } from '../errors.ts';
 import { decodeCursor, toPage } from '../pagination.ts';
 import { readEventRows } from './eventRows.ts';
 import {
@@ -26,17 +25,9 @@ export interface EventsQuery extends UsageQuery {
   cursor?: string | undefined;
 }
 
-const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
-
 export async function listUsageEvents(ctx: Ctx, orgId: string, query: EventsQuery, now = new Date()) {
   const scope = await loadScope(ctx, orgId, query, now);
-  const after = decodeCursor(query.cursor, 2);
-  if (
-    after &&
-    !(typeof after[0] === 'string' && CURSOR_TIME.test(after[0]) && /^\d+$/.test(String(after[1])))
-  ) {
-    throw new ServiceError(400, 'invalid_cursor', 'The cursor is not one this API returned', 'cursor');
-  }
+  const after = decodeCursor(query.cursor, ['time', 'integer']);
   const params: unknown[] = [];
   const where = whereOf('events', orgId, scope.range, query, params);
   const rows = await readEventRows(

@@ -12,7 +12,6 @@
  */
 import { allocate, decimalUnits, formatCredits, formatUnits, Ratio } from '../../domain/money.ts';
 import type { Ctx } from '../context.ts';
-import { ServiceError } from '../errors.ts';
 import { decodeCursor, toPage } from '../pagination.ts';
 import { COST_SCALE, loadScope, PCOST_SCALE, rangeView, type UsageQuery, whereOf } from './scope.ts';
 
@@ -21,7 +20,6 @@ export interface FilesQuery extends UsageQuery {
   cursor?: string | undefined;
 }
 
-const CURSOR_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 /** The file entries of an event's metadata that name an id. */
 const FILE_ITEMS = `CROSS JOIN LATERAL jsonb_array_elements(
     CASE WHEN jsonb_typeof(e.metadata -> 'files') = 'array' THEN e.metadata -> 'files' ELSE '[]'::jsonb END) AS x (item)`;
@@ -30,13 +28,7 @@ const number = (path: string) =>
 
 export async function listUsageFiles(ctx: Ctx, orgId: string, query: FilesQuery, now = new Date()) {
   const scope = await loadScope(ctx, orgId, query, now);
-  const after = decodeCursor(query.cursor, 2);
-  if (
-    after &&
-    !(typeof after[0] === 'string' && CURSOR_TIME.test(after[0]) && typeof after[1] === 'string')
-  ) {
-    throw new ServiceError(400, 'invalid_cursor', 'The cursor is not one this API returned', 'cursor');
-  }
+  const after = decodeCursor(query.cursor, ['time', 'text']);
   const params: unknown[] = [];
   // `metadata ? 'files'` matches the partial index events_with_files.
   const where = `${whereOf('events', orgId, scope.range, query, params)} AND e.metadata ? 'files'

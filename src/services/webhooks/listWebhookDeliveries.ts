@@ -35,7 +35,7 @@ export async function listWebhookDeliveries(
 ): Promise<Page<DeliveryView>> {
   requireEndpointOwner(ctx, owner);
   await requireEndpoint(ctx.db, owner, endpointId);
-  const before = decodeCursor(query.cursor, 1);
+  const before = decodeCursor(query.cursor, ['integer']);
   const rows = await ctx.db.query<DeliveryRow>(
     `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries d
        JOIN webhook_messages m ON m.org_id = d.org_id AND m.id = d.message_id

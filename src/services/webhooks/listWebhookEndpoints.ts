@@ -16,7 +16,7 @@ export async function listWebhookEndpoints(
   query: { limit: number; cursor?: string },
 ): Promise<Page<EndpointView>> {
   requireEndpointOwner(ctx, owner);
-  const after = decodeCursor(query.cursor, 1);
+  const after = decodeCursor(query.cursor, ['text']);
   const rows = await ctx.db.query<EndpointRow>(
     `SELECT ${ENDPOINT_COLUMNS} FROM webhook_endpoints
       WHERE org_id IS NOT DISTINCT FROM $1 AND deleted_at IS NULL AND ($2::text IS NULL OR id > $2)
