@@ -187,11 +187,42 @@ describe('POST /v1/events: counts', () => {
       );
       expect(problem.detail).toMatch(/2\^53/);
     }
-    // The largest exact integer is a count like any other (and far too expensive: rejected per event).
-    const max = body.replace('"input_tokens":1000', '"input_tokens":9007199254740991');
+  });
+
+  it('refuses a count past 1 000 000 000 of one kind, so no rollup sum can overflow', async () => {
+    for (const [usage, field] of [
+      [{ input_tokens: 9007199254740991 }, 'input_tokens'],
+      [{ input_tokens: 1_000_000_001 }, 'input_tokens'],
+      [{ input_tokens: 10, output_tokens: 1_000_000_001 }, 'output_tokens'],
+      [{ images: 1_000_000_001 }, 'images'],
+    ] as const) {
+      const problem = await refused(
+        ['POST', '/v1/events', withUsage(usage)],
+        422,
+        'invalid_field',
+        `events[0].usage.${field}`,
+      );
+      expect(problem.detail).toMatch(/1 000 000 000/);
+    }
+    const body = JSON.stringify({ events: [event()] });
+    // The ceiling itself is a count like any other (and far too expensive: rejected per event).
+    const max = body.replace('"input_tokens":1000', '"input_tokens":1000000000');
     const res = await t.call('POST', '/v1/events', rawEvents(max));
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expect(res.body.results[0].status).toBe('rejected');
+    // A hold's estimate has the same ceiling.
+    const hold = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: {
+        member: 'alice',
+        feature: 'Chat',
+        provider: 'openai',
+        model: 'gpt-4o',
+        estimate: { input_tokens: 10, max_output_tokens: 1_000_000_001 },
+      },
+    });
+    expect(hold.status).toBe(422);
+    expect(hold.body.param).toBe('estimate.max_output_tokens');
   });
 
   it('refuses cache_read + cache_write above input_tokens, naming cache_read_tokens', async () => {

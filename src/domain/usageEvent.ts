@@ -21,6 +21,13 @@ export interface UsageEventInput {
   metadata?: Record<string, unknown>;
 }
 
+/**
+ * The most of one kind (tokens, images, seconds, requests) a single event may count: far past any
+ * real call, and low enough that no rollup row (a BIGINT sum per hour or day) can overflow however
+ * many such events arrive; a priced event is usually stopped sooner by TALLY_MAX_EVENT_COST.
+ */
+export const MAX_USAGE_COUNT = 1_000_000_000;
+
 /** How far back a late event may land, and how far ahead a clock may run. */
 export const MAX_EVENT_AGE_MS = 35 * 24 * 3600 * 1000;
 export const MAX_EVENT_SKEW_MS = 5 * 60 * 1000;

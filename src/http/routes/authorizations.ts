@@ -9,9 +9,8 @@ import { incrementAuthorization } from '../../services/authorizations/incrementA
 import type { AppEnv } from '../env.ts';
 import { quotaPageUrl } from '../links.ts';
 import { body, errorResponses, Id, json, PositiveDecimal, Text } from '../schemas.ts';
-import { UsageSchema } from './events.ts';
+import { Count, UsageSchema } from './events.ts';
 
-const Count = z.int().min(0);
 const Dimension = z.string().min(1).max(200).optional();
 
 const Authorize = z

@@ -1,10 +1,15 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { USAGE_KEYS } from '../../domain/pricing.ts';
+import { MAX_USAGE_COUNT } from '../../domain/usageEvent.ts';
 import { ingestEvents } from '../../services/events/ingestEvents.ts';
 import type { AppEnv } from '../env.ts';
 import { body, errorResponses, json, Text, Timestamp } from '../schemas.ts';
 
-const Count = z.int('must be a whole number no larger than 2^53 - 1').min(0, 'must not be negative');
+/** A count in an event's usage (also a hold's estimate); a bigger one is refused as absurd. */
+export const Count = z
+  .int('must be a whole number no larger than 2^53 - 1')
+  .min(0, 'must not be negative')
+  .max(MAX_USAGE_COUNT, 'must be at most 1 000 000 000 (one event counting more is refused as absurd)');
 
 export const UsageSchema = z
   .strictObject(
