@@ -195,6 +195,12 @@ describe('holds: limits', () => {
       body: { ...call, estimate: { credits: '1' } },
     });
     expect(third.body).toMatchObject({ approved: false, reason: 'quota_exceeded', held_credits: '0' });
+    // An estimate of nothing is no way past the limit: a hold reserves at least one unit.
+    const nothing = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { input_tokens: 0, max_output_tokens: 0 } },
+    });
+    expect(nothing.body).toMatchObject({ approved: false, reason: 'quota_exceeded', held_credits: '0' });
     // The denial hands the host app the page that explains the block.
     const quota = new URL(third.body.quota_url);
     expect(quota.pathname).toBe('/usage/quota');

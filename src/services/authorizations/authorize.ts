@@ -139,7 +139,7 @@ export async function authorize(ctx: Ctx, input: AuthorizeInput) {
 async function authorizeOn(ctx: Ctx, { org, settings, version }: SpendTerms, input: AuthorizeInput) {
   const orgId = org.id;
   const now = new Date();
-  const estimate =
+  const priced =
     'credits' in input.estimate
       ? parseUnits(input.estimate.credits, CREDIT_SCALE)
       : unitsFor(
@@ -153,6 +153,9 @@ async function authorizeOn(ctx: Ctx, { org, settings, version }: SpendTerms, inp
   const id = newId('auth');
   const apiKeyId = ctx.principal.kind === 'org_key' ? ctx.principal.id : '';
   const untracked = org.billing_mode === 'byok';
+  // A tracked hold reserves at least one unit: an estimate of nothing would be approved where a
+  // hard limit is already reached, and the call's usage would then go unbilled.
+  const estimate = untracked || priced > 0n ? priced : 1n;
 
   const placed = await placeHoldAtOnce(ctx, org, settings, input, {
     id,
