@@ -19,6 +19,34 @@ async function balanceOf(orgId: string) {
   return (await t.call('GET', `/v1/orgs/${orgId}/balance`)).body;
 }
 
+describe('usage past the hold and past the credits', () => {
+  it('is billed into overage, not dropped, and the stream is told to stop', async () => {
+    const { org, key } = await createOrgWithKey(t); // 500 plan credits, no limit or budget
+    const auth = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { credits: '100' } },
+    });
+    expect(auth.body).toMatchObject({ approved: true, held_credits: '100', available_credits: '400' });
+    // 400 000 output tokens = 552 credits: 100 from the hold, 400 from the credits left, 52 overage.
+    const inc = await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      key,
+      body: { usage: { output_tokens: 400_000 } },
+    });
+    expect(inc.body).toMatchObject({ charged_credits: '552', unbilled_credits: '0', action: 'stop' });
+    expect(await balanceOf(org.id)).toMatchObject({
+      available_credits: '0',
+      held_credits: '0',
+      overage_credits: '52',
+    });
+    const cap = await t.call('POST', `/v1/authorizations/${auth.body.id}/capture`, {
+      key,
+      body: { usage: { output_tokens: 400_000 }, event_id: 'past-credits' },
+    });
+    expect(cap.body).toMatchObject({ status: 'captured', credits: '552', unbilled_credits: '0' });
+    expect(await checkLedger(t.db, org.id)).toEqual([]);
+  });
+});
+
 describe('holds: happy path', () => {
   it('holds an estimate, bills increments while streaming, captures and releases the rest', async () => {
     const { org, key } = await createOrgWithKey(t);

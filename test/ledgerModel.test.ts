@@ -57,6 +57,8 @@ function decimal(units: bigint): string {
 
 const min = (a: bigint, b: bigint) => (a < b ? a : b);
 const max = (a: bigint, b: bigint) => (a > b ? a : b);
+/** Room when nothing limits: more than any test spends. */
+const UNBOUNDED = 2n ** 62n;
 
 // ---------------------------------------------------------------------------------------------
 // The model.
@@ -171,9 +173,9 @@ class Model {
     }
   }
 
-  /** The least room among credits and every hard limit of the scopes, and what leaves it. */
-  headroom(scopes: string[]): { room: bigint; reason: string } {
-    let best = { room: this.available, reason: 'insufficient_credits' };
+  /** The least room among credits (unless left out) and every hard limit of the scopes, and what leaves it. */
+  headroom(scopes: string[], credits = true): { room: bigint; reason: string } {
+    let best = { room: credits ? this.available : UNBOUNDED, reason: 'insufficient_credits' };
     for (const s of this.scopes) {
       if (!scopes.includes(s.name) || !s.hard || s.limit === null) continue;
       const c = this.counters.get(s.name) ?? { spent: 0n, held: 0n };
@@ -183,18 +185,22 @@ class Model {
     return best;
   }
 
-  /** settle.ts `bill`: from the hold first, then from free room; the rest is unbilled. */
+  /**
+   * settle.ts `bill`: from the hold first, then past it as far as hard limits allow (past the
+   * credits, into overage); the rest is unbilled. The call may go on while credits are left too.
+   */
   bill(h: MHold, wanted: bigint) {
+    const limitFree = max(this.headroom(h.scopes, false).room, 0n);
     const free = max(this.headroom(h.scopes).room, 0n);
     const fromHold = min(wanted, h.held);
-    const beyond = min(wanted - fromHold, free);
+    const beyond = min(wanted - fromHold, limitFree);
     const billed = fromHold + beyond;
     this.held -= fromHold;
     this.charge(billed);
     this.count(h.scopes, billed, -fromHold);
     h.held -= fromHold;
     h.charged += billed;
-    return { billed, unbilled: wanted - billed, capacity: h.held + (free - beyond) };
+    return { billed, unbilled: wanted - billed, capacity: h.held + max(free - beyond, 0n) };
   }
 
   release(h: MHold): void {

@@ -19,17 +19,24 @@ export interface Headroom {
 /** The room when nothing limits a call (no credits to run out of, no hard limit). */
 export const UNLIMITED = BigInt(Number.MAX_SAFE_INTEGER) * 1_000_000n;
 
+/**
+ * `credits: false` leaves the org's credits out: usage that already happened is billed past them
+ * (into overage), and only hard limits and budgets stop it.
+ */
 export function headroom(
   org: OrgRow,
   balance: BalanceRow,
   scopes: LimitScope[],
   counters: CounterTotals,
+  { credits = true }: { credits?: boolean } = {},
 ): Headroom {
   let best: Headroom = { room: -1n, tightest: null };
   const consider = (room: bigint, tightest: Headroom['tightest']) => {
     if (best.tightest === null || room < best.room) best = { room, tightest };
   };
-  if (org.billing_mode === 'credits') consider(available(balance), { reason: 'insufficient_credits' });
+  if (credits && org.billing_mode === 'credits') {
+    consider(available(balance), { reason: 'insufficient_credits' });
+  }
   for (const s of scopes) {
     if (!s.hard || s.limit === null) continue;
     const c = counters.get(counterKey(s)) ?? { spent: 0n, held: 0n };

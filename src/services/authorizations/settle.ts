@@ -82,7 +82,8 @@ export interface BillOptions<R> {
 
 /**
  * Bills `wanted` units of an authorization locked with the org's balance (`lockForSpend`, which
- * gives `lock`): from the hold first, then from free room; what does not fit is reported. The
+ * gives `lock`): from the hold first, then past it as far as hard limits and budgets allow (past
+ * the credits into overage); what a limit refuses is reported. The
  * draw-down (planned on the grants the lock read), the hold release, the counters and the
  * authorization (with its end and the call's event, if it ends) are written by one statement. An
  * event id recorded before is refused (409), and the caller's transaction then writes nothing.
@@ -98,16 +99,20 @@ export async function bill<R = never>(
   options: BillOptions<R>,
 ): Promise<Billed & { end: AuthorizationEnd<R> | null }> {
   const held = BigInt(auth.held);
-  const room = headroom(org, lock.balance, scopes, lock.counters).room;
-  const free = room > 0n ? room : 0n;
+  // Usage past the hold happened: it is billed as far as hard limits and budgets allow, past the
+  // org's credits if need be (into overage, as ingest does). Only what a limit refuses is unbilled.
+  // Whether the call may go on also needs credits left: a stream stops when they run out.
+  const nonNegative = (room: bigint) => (room > 0n ? room : 0n);
+  const limitFree = nonNegative(headroom(org, lock.balance, scopes, lock.counters, { credits: false }).room);
+  const free = nonNegative(headroom(org, lock.balance, scopes, lock.counters).room);
   const fromHold = wanted < held ? wanted : held;
-  const beyond = wanted - fromHold < free ? wanted - fromHold : free;
+  const beyond = wanted - fromHold < limitFree ? wanted - fromHold : limitFree;
   const billed = fromHold + beyond;
   const released = options.release ? held : fromHold;
   const outcome: Billed = {
     billed,
     unbilled: wanted - billed,
-    capacity: held - fromHold + (free - beyond),
+    capacity: held - fromHold + nonNegative(free - beyond),
   };
   const charged = BigInt(auth.charged) + billed;
   const end = options.end ? options.end({ ...outcome, charged }) : null;
