@@ -4,7 +4,14 @@ import { pageOf } from '../src/http/schemas.ts';
 import { checkProjectedRunOut } from '../src/services/alerts/checkProjectedRunOut.ts';
 import { forgetKnownAlerts } from '../src/services/alerts/recordAlerts.ts';
 import type { Ctx } from '../src/services/context.ts';
-import { createOrgWithKey, minutesAgo, onServer, startTally, type TestTally } from './support/harness.ts';
+import {
+  createOrgWithKey,
+  minutesAgo,
+  onServer,
+  type Response,
+  startTally,
+  type TestTally,
+} from './support/harness.ts';
 
 let t: TestTally;
 let jobs: Ctx;
@@ -120,14 +127,14 @@ describe('alerts: happy path', () => {
     expect(summary(await alertsOf(org.id)).sort()).toEqual(
       [`alert.threshold_crossed budget:${hard.id} 75`, `alert.threshold_crossed budget:${soft.id} 75`].sort(),
     );
-    await spend(key, 1, { member: 'b1' }); // 100 %
+    await spend(key, 1, { member: 'b1' }); // 100 %, past 90 and 95 on the way
     const alerts = await alertsOf(org.id);
     expect(summary(alerts).sort()).toEqual(
       [
-        `alert.threshold_crossed budget:${hard.id} 100`,
-        `alert.threshold_crossed budget:${hard.id} 75`,
-        `alert.threshold_crossed budget:${soft.id} 100`,
-        `alert.threshold_crossed budget:${soft.id} 75`,
+        ...[75, 90, 95, 100].flatMap((p) => [
+          `alert.threshold_crossed budget:${hard.id} ${p}`,
+          `alert.threshold_crossed budget:${soft.id} ${p}`,
+        ]),
         `quota.exceeded budget:${hard.id} 100`,
       ].sort(),
     );
@@ -139,7 +146,7 @@ describe('alerts: happy path', () => {
     });
   });
 
-  it('fires on the plan allowance and credits.low, jumping to the highest percentage reached', async () => {
+  it('fires on the plan allowance and credits.low, and every percentage a jump passes', async () => {
     const { org, key } = await createOrgWithKey(t);
     // 500 plan credits; 28 events = 386.4 credits = 77.3 %.
     await spend(key, 28);
@@ -161,12 +168,13 @@ describe('alerts: happy path', () => {
       plan_allowance_credits: '500',
       threshold_credits: '50',
     });
-    // 34 = 469.2 (93.8 %): nothing new; 37 = 510.6: past the allowance (100 %, 95 skipped).
+    // 34 = 469.2 (93.8 %): nothing new; 37 = 510.6: past the allowance, and past 95 % on the way.
     await spend(key, 1);
     await spend(key, 3);
     const alerts = await alertsOf(org.id);
     expect(summary(alerts)).toEqual([
       'alert.threshold_crossed plan_allowance 100',
+      'alert.threshold_crossed plan_allowance 95',
       'credits.low credits 10',
       'alert.threshold_crossed plan_allowance 90',
       'alert.threshold_crossed plan_allowance 75',
@@ -268,13 +276,24 @@ describe('alerts: errors', () => {
     await spend(key, 1);
     await spend(key, 7); // 80 %
     await spend(key, 2); // 100 % and quota.exceeded
-    const first = await t.call('GET', `/v1/orgs/${org.id}/alerts?limit=2`, { key });
-    expect(first.body.has_more).toBe(true);
-    const second = await t.call('GET', `/v1/orgs/${org.id}/alerts?limit=2&cursor=${first.body.next_cursor}`, {
-      key,
-    });
-    expect(summary([...first.body.data, ...second.body.data])).toEqual(summary(await alertsOf(org.id)));
-    expect(second.body).toMatchObject({ has_more: false, next_cursor: null });
+    const paged: Parameters<typeof summary>[0] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const page: Response = await t.call(
+        'GET',
+        `/v1/orgs/${org.id}/alerts?limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+        {
+          key,
+        },
+      );
+      paged.push(...page.body.data);
+      cursor = page.body.next_cursor;
+      expect(page.body.has_more).toBe(cursor !== null);
+      pages++;
+    } while (cursor);
+    expect(pages).toBeGreaterThan(2);
+    expect(summary(paged)).toEqual(summary(await alertsOf(org.id)));
     const quota = await t.call('GET', `/v1/orgs/${org.id}/alerts?type=quota.exceeded`, { key });
     expect(summary(quota.body.data)).toEqual(['quota.exceeded monthly_limit 100']);
   });

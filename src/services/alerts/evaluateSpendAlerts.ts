@@ -3,7 +3,7 @@
  * the org's monthly allowed limit and of each budget, the alert threshold itself, quota.exceeded
  * when a hard limit is reached, 75/90/95/100 % of the cycle's plan allowance, and credits.low when
  * available credits fall under 10 % of the plan allowance. A change that jumps past several
- * percentages fires the highest one only. Each alert is stored once per scope and period.
+ * percentages fires each of them. Each alert is stored once per scope and period.
  */
 import { formatCredits } from '../../domain/money.ts';
 import { anchorDayOf, billingCycle, calendarMonth } from '../../domain/periods.ts';
@@ -21,13 +21,14 @@ export const ALERT_PERCENTAGES = [75, 90, 95, 100] as const;
 /** credits.low fires when available credits fall under this share of the plan allowance. */
 export const CREDITS_LOW_PERCENT = 10;
 
-/** The highest alert percentage `used` has reached of `total`, or null. */
-export function reachedPercent(used: bigint, total: bigint): number | null {
-  if (used <= 0n) return null;
-  for (const p of [...ALERT_PERCENTAGES].reverse()) {
-    if (used * 100n >= BigInt(p) * total) return p;
-  }
-  return null;
+/**
+ * Every alert percentage `used` has reached of `total`. A change that jumps past several fires
+ * each of them (each once per scope and period: recordAlerts keeps the first), so a subscriber to
+ * the 75 % alert still gets it when spend goes from 70 % to 96 % at once.
+ */
+export function reachedPercents(used: bigint, total: bigint): number[] {
+  if (used <= 0n) return [];
+  return ALERT_PERCENTAGES.filter((p) => used * 100n >= BigInt(p) * total);
 }
 
 export interface SpendChange {
@@ -89,8 +90,7 @@ function limitAlerts(org: OrgRow, scopes: LimitScope[], counters: CounterValue[]
     if (!counter) continue;
     const spent = counter.spent;
     if (s.limit !== null) {
-      const percent = reachedPercent(spent, s.limit);
-      if (percent !== null) {
+      for (const percent of reachedPercents(spent, s.limit)) {
         out.push({
           type: 'alert.threshold_crossed',
           scope: alertScopeOf(s),
@@ -141,23 +141,24 @@ function creditAlerts(org: OrgRow, charged: ChargeOutcome, now: Date): AlertCand
   const cycle = billingCycle(org.timezone, anchorDayOf(org.billing_cycle_anchor), now);
   const out: AlertCandidate[] = [];
   const plan = charged.grants.find((g) => g.kind === 'plan');
-  const percent = plan ? reachedPercent(plan.consumed, plan.amount) : null;
-  if (plan && percent !== null) {
-    out.push({
-      type: 'alert.threshold_crossed',
-      scope: 'plan_allowance',
-      periodStart: cycle.start,
-      thresholdPercent: percent,
-      details: {
-        scope_kind: 'plan_allowance',
-        name: 'plan allowance',
-        period_start: cycle.start.toISOString(),
-        period_end: cycle.end.toISOString(),
-        allowance_credits: formatCredits(plan.amount),
-        used_credits: formatCredits(plan.consumed),
-        remaining_credits: formatCredits(plan.remaining),
-      },
-    });
+  if (plan) {
+    for (const percent of reachedPercents(plan.consumed, plan.amount)) {
+      out.push({
+        type: 'alert.threshold_crossed',
+        scope: 'plan_allowance',
+        periodStart: cycle.start,
+        thresholdPercent: percent,
+        details: {
+          scope_kind: 'plan_allowance',
+          name: 'plan allowance',
+          period_start: cycle.start.toISOString(),
+          period_end: cycle.end.toISOString(),
+          allowance_credits: formatCredits(plan.amount),
+          used_credits: formatCredits(plan.consumed),
+          remaining_credits: formatCredits(plan.remaining),
+        },
+      });
+    }
   }
   const free = available(charged.balance);
   if (free * 100n < BigInt(CREDITS_LOW_PERCENT) * allowance) {
