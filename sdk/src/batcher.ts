@@ -4,6 +4,7 @@
  * (and so their ids) through every retry, so a batch the server counted before the connection
  * dropped comes back as `duplicate`, never as a second count.
  */
+import { TallyError } from './errors.ts';
 import type { EventResult, IngestAnswer, UsageEvent } from './types.ts';
 
 /** The most events one POST /v1/events takes. */
@@ -24,7 +25,10 @@ export interface BatcherOptions {
   batchSize: number;
   flushIntervalMs: number;
   send: (events: UsageEvent[]) => Promise<IngestAnswer>;
-  /** Told about every batch that could not be delivered (a 4xx, or retries exhausted). */
+  /**
+   * Told about every batch that could not be delivered (a 4xx, or retries exhausted), and about
+   * each event Tally refused as malformed (a batch of that one event; the others are delivered).
+   */
   onError: (failure: FailedBatch) => void;
 }
 
@@ -74,14 +78,35 @@ export class EventBatcher {
     }
   }
 
+  /**
+   * Sends a batch. Tally refuses a whole batch (422) for one malformed event and names it
+   * (`events[3].usage...`): that event alone is given up on and reported, and the rest is sent
+   * again, so one bad event never costs its batch.
+   */
   private async deliver(events: UsageEvent[]): Promise<FlushReport> {
-    try {
-      const answer = await this.options.send(events);
-      return { results: answer.results, failed: [] };
-    } catch (error) {
-      const failure = { events, error };
-      this.options.onError(failure);
-      return { results: [], failed: [failure] };
+    const failed: FailedBatch[] = [];
+    let left = events;
+    while (left.length > 0) {
+      try {
+        const answer = await this.options.send(left);
+        return { results: answer.results, failed };
+      } catch (error) {
+        const bad = refusedEvent(error, left.length);
+        const failure = { events: bad === null ? left : [left[bad]!], error };
+        this.options.onError(failure);
+        failed.push(failure);
+        if (bad === null) break;
+        left = left.filter((_, i) => i !== bad);
+      }
     }
+    return { results: [], failed };
   }
+}
+
+/** The position of the event a 422 names in its `param`, when it names one of the batch. */
+function refusedEvent(error: unknown, size: number): number | null {
+  if (!(error instanceof TallyError) || error.status !== 422) return null;
+  const at = error.param?.match(/^events\[(\d+)\]/);
+  const index = at ? Number(at[1]) : -1;
+  return index >= 0 && index < size ? index : null;
 }

@@ -160,6 +160,34 @@ describe('track retries', () => {
   });
 });
 
+describe('a malformed event in a batch', () => {
+  it('is given up on alone: the rest of its batch is delivered', async () => {
+    const { org, key, proxy } = await setup();
+    const failures: { ids: string[]; param: string | undefined }[] = [];
+    const tally = new Tally({
+      apiKey: key,
+      baseUrl: proxy.url,
+      batchSize: 10,
+      retry: fast,
+      onError: ({ events, error }) =>
+        failures.push({ ids: events.map((e) => e.id), param: (error as TallyError).param }),
+    });
+    for (let n = 1; n <= 6; n++) {
+      tally.track(n === 2 || n === 5 ? { ...event(n), usage: { input_tokens: -1 } } : event(n));
+    }
+    const report = await tally.flush();
+    expect(failures).toEqual([
+      { ids: ['e2'], param: 'events[1].usage.input_tokens' },
+      // e5 is the fourth of the five left once e2 is out.
+      { ids: ['e5'], param: 'events[3].usage.input_tokens' },
+    ]);
+    expect(report.failed.map((f) => f.events.map((e) => e.id))).toEqual([['e2'], ['e5']]);
+    expect(report.results.map((r) => r.status)).toEqual(['accepted', 'accepted', 'accepted', 'accepted']);
+    expect((await storedEvents(org.id)).map((e) => e.id)).toEqual(['e1', 'e3', 'e4', 'e6']);
+    expect(eventPosts(proxy)).toHaveLength(3);
+  });
+});
+
 describe('holds and typed errors', () => {
   it('authorize, increment, capture and void speak the generated types', async () => {
     const { key, proxy } = await setup();
