@@ -137,8 +137,10 @@ export async function meterCall(ctx: Ctx, call: GatewayCall, log: GatewayLog): P
   }
   let upstreamBody = request.upstreamBody;
   if (hold.reason === 'partial') {
-    // The room left covers less than the request may produce: the provider is told to stop where
-    // the hold does, so no output is served that Tally cannot bill.
+    // The room left covers less than the request may produce. A whole answer is capped: the
+    // provider is told to stop where the hold does, so no output is served that Tally cannot bill
+    // (a stream is cut by its meter at the same point). Room that does not even cover the prompt
+    // refuses the call.
     const wanted = request.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS;
     const held = parseUnits(hold.held_credits, CREDIT_SCALE);
     const affordable = affordableOutput(price, inputEstimate, held, wanted);
@@ -151,7 +153,7 @@ export async function meterCall(ctx: Ctx, call: GatewayCall, log: GatewayLog): P
         'insufficient_room',
       );
     }
-    if (affordable < wanted) upstreamBody = request.withOutputLimit(affordable);
+    if (affordable < wanted && !request.stream) upstreamBody = request.withOutputLimit(affordable);
   }
   const abort = new AbortController();
   let answer: UpstreamAnswer;
