@@ -295,6 +295,13 @@ describe('POST /v1/events: fields and sizes', () => {
       'invalid_field',
       'events[0].metadata',
     );
+    // The metadata limit is 16 KiB as UTF-8: 6 000 euro signs are 6 000 characters but 18 000 bytes.
+    await refused(
+      ['POST', '/v1/events', events(event({ metadata: { note: '\u20ac'.repeat(6000) } }))],
+      422,
+      'invalid_field',
+      'events[0].metadata',
+    );
   });
 
   it('refuses 0 and 1 001 events', async () => {
@@ -795,5 +802,18 @@ describe('cursors', () => {
       expect(res.status, `${path} with ${JSON.stringify(key)}`).toBe(400);
       expect(res.body).toMatchObject({ code: 'invalid_cursor', param: 'cursor' });
     }
+  });
+});
+
+describe('grants', () => {
+  it('refuses a grant of a billion credits or more, so no balance can overflow', async () => {
+    const grant = (amount: string) =>
+      t.call('POST', `/v1/orgs/${org.id}/grants`, { body: { kind: 'bonus', amount_credits: amount } });
+    for (const amount of ['1000000000', '999999999999', '1000000000.5']) {
+      const res = await grant(amount);
+      expect(res.status, amount).toBe(422);
+      expect(res.body).toMatchObject({ code: 'invalid_field', param: 'amount_credits' });
+    }
+    expect((await grant('999999999.999999')).status).toBe(201);
   });
 });

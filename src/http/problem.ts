@@ -122,6 +122,11 @@ export function errorToProblem(c: Context, error: unknown, log: (e: unknown) => 
   }
   const code = (error as { code?: string }).code;
   if (code === '23505') return problem(c, 409, 'conflict', 'A record with this identifier exists');
+  // A total that would pass what its column holds (a BIGINT balance after many huge grants): the
+  // request asked for too much, and the statement wrote nothing.
+  if (code === '22003') {
+    return problem(c, 422, 'out_of_range', 'A total this request adds to would pass what Tally can store');
+  }
   const lost = !code && error instanceof Error && CONNECTION_LOST.test(error.message);
   if ((code && PG_UNAVAILABLE.has(code)) || (code && NET_UNAVAILABLE.has(code)) || lost) {
     return problem(c, 503, 'unavailable', 'The database is unavailable; retry shortly', undefined, {

@@ -64,7 +64,7 @@ export const EventSchema = z
     metadata: z
       .record(z.string().max(200), z.unknown())
       .refine(
-        (m) => JSON.stringify(m).length <= METADATA_MAX_BYTES,
+        (m) => Buffer.byteLength(JSON.stringify(m)) <= METADATA_MAX_BYTES,
         `must be at most ${METADATA_MAX_BYTES} bytes as JSON`,
       )
       .optional(),

@@ -93,7 +93,8 @@ const CreateGrant = z
     kind: z
       .enum(['bonus', 'topup', 'promo', 'adjustment'])
       .openapi({ description: 'Plan grants are issued by Tally each cycle' }),
-    amount_credits: PositiveDecimal(6),
+    // A billion credits a grant: an org's BIGINT balance then holds thousands of the largest.
+    amount_credits: PositiveDecimal(6).regex(/^\d{1,9}(\.|$)/, 'must be below 1 000 000 000 credits'),
     expires_at: Timestamp.nullish(),
     reason: OptionalText(500),
     source: z.enum(['operator', 'referral', 'promotion']).optional(),
