@@ -815,5 +815,11 @@ describe('grants', () => {
       expect(res.body).toMatchObject({ code: 'invalid_field', param: 'amount_credits' });
     }
     expect((await grant('999999999.999999')).status).toBe(201);
+    // A cycle's plan allowance is a grant each cycle: the same ceiling.
+    const plan = await t.call('PATCH', `/v1/orgs/${org.id}`, {
+      body: { plan_allowance_credits: '1000000000' },
+    });
+    expect(plan.status).toBe(422);
+    expect(plan.body.param).toBe('plan_allowance_credits');
   });
 });

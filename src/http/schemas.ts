@@ -56,6 +56,15 @@ export const PositiveDecimal = (maxScale: number) =>
     // past 12 integer digits a value would overflow its column and answer a 500.
     .regex(/^\d{1,12}(\.|$)/, 'must be below 1 000 000 000 000');
 
+/**
+ * Credits that go into an org's balance at once (a grant, a cycle's plan allowance): below a
+ * billion, so the BIGINT balance holds thousands of the largest.
+ */
+export const GrantedCredits = PositiveDecimal(6).regex(
+  /^\d{1,9}(\.|$)/,
+  'must be below 1 000 000 000 credits',
+);
+
 /** Required text: not empty, not only spaces, at most `max` characters. */
 export const Text = (max: number) => z.string().min(1).max(max).regex(/\S/, 'must not be blank');
 export const OptionalText = (max: number) => z.string().max(max).nullish();

@@ -8,12 +8,12 @@ import type { AppEnv } from '../env.ts';
 import {
   body,
   errorResponses,
+  GrantedCredits,
   Id,
   json,
   ListQuery,
   OptionalText,
   OrgParam,
-  PositiveDecimal,
   pageOf,
   Timestamp,
 } from '../schemas.ts';
@@ -93,8 +93,7 @@ const CreateGrant = z
     kind: z
       .enum(['bonus', 'topup', 'promo', 'adjustment'])
       .openapi({ description: 'Plan grants are issued by Tally each cycle' }),
-    // A billion credits a grant: an org's BIGINT balance then holds thousands of the largest.
-    amount_credits: PositiveDecimal(6).regex(/^\d{1,9}(\.|$)/, 'must be below 1 000 000 000 credits'),
+    amount_credits: GrantedCredits,
     expires_at: Timestamp.nullish(),
     reason: OptionalText(500),
     source: z.enum(['operator', 'referral', 'promotion']).optional(),

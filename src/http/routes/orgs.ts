@@ -10,6 +10,7 @@ import {
   CalendarDate,
   Currency,
   errorResponses,
+  GrantedCredits,
   json,
   ListQuery,
   OptionalText,
@@ -49,7 +50,7 @@ const CreateOrg = z
     billing_mode: BillingMode.optional(),
     external_id: OptionalText(200),
     credit_value: CreditValue.optional(),
-    plan_allowance_credits: PositiveDecimal(6).optional(),
+    plan_allowance_credits: GrantedCredits.optional(),
     billing_cycle_anchor: CalendarDate.optional(),
   })
   .openapi('CreateOrg');
