@@ -378,7 +378,9 @@ describe('refusals in the provider format', () => {
         400,
       ],
       ['/gateway/anthropic/v1/messages', '\u0000\u0001', 400],
-      ['/gateway/openai/v1/embeddings', '{}', 404],
+      ['/gateway/openai/v1/embeddings', '{"model": "text-embedding-3-small"}', 400],
+      ['/gateway/openai/v1/embeddings', '{"model": "text-embedding-3-small", "input": [1.5]}', 400],
+      ['/gateway/openai/v1/moderations', '{}', 404],
       ['/gateway/nope/v1/x', '{}', 404],
     ];
     for (const [path, body, status] of cases) {

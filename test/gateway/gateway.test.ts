@@ -138,6 +138,41 @@ describe('OpenAI Responses API', () => {
   });
 });
 
+describe('OpenAI embeddings', () => {
+  it('records the input tokens of an embeddings call at their exact price, holding no output', async () => {
+    const before = g.fake.requests.length;
+    const answer = await openaiClient(g, key, member).embeddings.create({
+      model: 'text-embedding-3-small',
+      input: ['first text', 'second text'],
+      encoding_format: 'float',
+    });
+    expect(answer.data.map((d) => d.embedding)).toEqual([
+      [0.25, -0.5, 0.125],
+      [0.25, -0.5, 0.125],
+    ]);
+    expect(answer.usage.prompt_tokens).toBe(1200);
+    // Sent upstream as the client wrote it.
+    expect(g.fake.requests[before]!.body).toEqual({
+      model: 'text-embedding-3-small',
+      input: ['first text', 'second text'],
+      encoding_format: 'float',
+    });
+    await expectRecorded('openai', 'text-embedding-3-small', { input_tokens: 1200, output_tokens: 0 });
+    const event = await lastEvent(g, orgId);
+    expect(event.tokens).toMatchObject({ input: 1200, output: 0 });
+  });
+
+  it('refuses an input that is neither text nor token ids, in the provider format', async () => {
+    const bad = await openaiClient(g, key, member)
+      .embeddings.create({ model: 'text-embedding-3-small', input: [{ text: 'x' }] as unknown as string[] })
+      .then(
+        () => null,
+        (e: unknown) => e as { status: number },
+      );
+    expect(bad?.status).toBe(400);
+  });
+});
+
 describe('Anthropic messages', () => {
   it('answers a plain call unchanged and records cache reads and writes exactly', async () => {
     const client = anthropicClient(g, key, member);
@@ -173,6 +208,7 @@ it('documents the gateway endpoints and settings in the served OpenAPI document'
     expect.arrayContaining([
       '/gateway/openai/v1/chat/completions',
       '/gateway/openai/v1/responses',
+      '/gateway/openai/v1/embeddings',
       '/gateway/anthropic/v1/messages',
       '/v1/orgs/{org}/gateway_keys',
       '/v1/orgs/{org}/gateway/upstreams/{provider}',

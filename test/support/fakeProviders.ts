@@ -252,6 +252,15 @@ export async function startFakeProviders(initial: Partial<FakeBehaviour> = {}): 
           : { object: 'list', data: [{ id: 'gpt-4o-mini', object: 'model', created: 0, owned_by: 'fake' }] },
       );
     }
+    if (req.method === 'POST' && path === '/v1/embeddings') {
+      const inputs = Array.isArray(body.input) ? body.input : [body.input];
+      return json(res, 200, {
+        object: 'list',
+        data: inputs.map((_, index) => ({ object: 'embedding', index, embedding: [0.25, -0.5, 0.125] })),
+        model: body.model,
+        usage: { prompt_tokens: behaviour.inputTokens, total_tokens: behaviour.inputTokens },
+      });
+    }
     if (req.method === 'POST' && path === '/v1/chat/completions') return chatCompletions(res, body, output);
     if (req.method === 'POST' && path === '/v1/responses') return responses(res, body, output);
     if (req.method === 'POST' && path === '/v1/messages') return messages(res, body, output);

@@ -129,6 +129,11 @@ function documentGatewayPaths(app: OpenAPIHono<AppEnv>) {
       'Bearer gateway key or org key',
     ],
     [
+      '/gateway/openai/v1/embeddings',
+      'OpenAI Embeddings through the metering gateway (input tokens only)',
+      'Bearer gateway key or org key',
+    ],
+    [
       '/gateway/anthropic/v1/messages',
       'Anthropic Messages through the metering gateway',
       'x-api-key: gateway key or org key',

@@ -92,7 +92,7 @@ export async function meterCall(ctx: Ctx, call: GatewayCall, log: GatewayLog): P
   if (typeof request === 'string') return providerError(wire, 'invalid_request', request);
   if (request.model.length > 200) return providerError(wire, 'invalid_request', 'model is too long');
 
-  const inputEstimate = estimateTokens(request.inputText);
+  const inputEstimate = estimateTokens(request.inputText) + (request.inputTokenIds ?? 0);
   // Where to send the call is read while the hold is placed: one round trip less before forwarding.
   const upstreamLookup = upstreamFor(ctx.db, ctx.config, caller.orgId, wire.provider);
   upstreamLookup.catch(() => {}); // awaited below once the hold is approved; a denial never needs it
@@ -144,7 +144,7 @@ export async function meterCall(ctx: Ctx, call: GatewayCall, log: GatewayLog): P
     const wanted = request.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS;
     const held = parseUnits(hold.held_credits, CREDIT_SCALE);
     const affordable = affordableOutput(price, inputEstimate, held, wanted);
-    if (affordable < 1) {
+    if (affordable === null || (wanted > 0 && affordable < 1)) {
       await voidAuthorization(ctx, authorizationId);
       return providerError(
         wire,
@@ -197,19 +197,19 @@ export async function meterCall(ctx: Ctx, call: GatewayCall, log: GatewayLog): P
 
 /**
  * The most output tokens, up to `wanted`, that `held` units pay for after the estimated input
- * (0 when not even the input fits). Prices grow with the output, so a binary search finds it.
+ * (null when not even the input fits). Prices grow with the output, so a binary search finds it.
  */
 export function affordableOutput(
   price: (usage: Usage) => bigint,
   inputTokens: number,
   held: bigint,
   wanted: number,
-): number {
+): number | null {
   const fits = (output: number) => price({ input_tokens: inputTokens, output_tokens: output }) <= held;
   if (fits(wanted)) return wanted;
   let low = 0;
   let high = wanted;
-  if (!fits(low)) return 0;
+  if (!fits(low)) return null;
   while (high - low > 1) {
     const middle = Math.floor((low + high) / 2);
     if (fits(middle)) low = middle;

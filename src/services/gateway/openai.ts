@@ -4,6 +4,7 @@ import {
   type ErrorKind,
   forwardedHeaders,
   limitOutput,
+  type PreparedRequest,
   type ProviderWire,
   type SseEvent,
   type StreamState,
@@ -79,9 +80,33 @@ function responsesStream(): StreamState {
   };
 }
 
+/**
+ * An embeddings request: input only, never streamed, no output to hold for. Its input is text, a
+ * list of texts, or token ids (a list of them, or a list of such lists), which count exactly.
+ */
+function embeddingsRequest(body: Json, rawBody: string): PreparedRequest | string {
+  const input = body.input;
+  const lists = Array.isArray(input) ? input : [input];
+  const texts = lists.filter((x): x is string => typeof x === 'string');
+  const ids = lists.flatMap((x) => (typeof x === 'number' ? [x] : Array.isArray(x) ? x : []));
+  if (lists.length === 0 || texts.length + ids.length === 0 || !ids.every(Number.isSafeInteger)) {
+    return 'input must be a string, an array of strings, or an array of token arrays';
+  }
+  return {
+    model: body.model as string,
+    stream: false,
+    maxOutputTokens: 0,
+    inputText: texts.join(' '),
+    inputTokenIds: ids.length,
+    upstreamBody: rawBody,
+    withOutputLimit: () => rawBody,
+    streamState: () => chatStream(false),
+  };
+}
+
 export const openaiWire: ProviderWire = {
   provider: 'openai',
-  paths: ['chat/completions', 'responses'],
+  paths: ['chat/completions', 'responses', 'embeddings'],
   clientSecret: (headers) => bearer(headers),
   upstreamHeaders(incoming, providerKey) {
     const headers = forwardedHeaders(incoming, PROTOCOL_HEADERS);
@@ -91,6 +116,7 @@ export const openaiWire: ProviderWire = {
   prepare(path, body, rawBody) {
     if (typeof body.model !== 'string' || body.model === '') return 'model must be a non-empty string';
     const stream = body.stream === true;
+    if (path === 'embeddings') return embeddingsRequest(body, rawBody);
     if (path === 'responses') {
       const max = tokenLimit(body, ['max_output_tokens']);
       if (typeof max === 'string') return max;

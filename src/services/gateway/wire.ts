@@ -35,6 +35,8 @@ export interface PreparedRequest {
   maxOutputTokens: number | null;
   /** The text the request sends to the model (prompt, system, tools), to estimate its input tokens. */
   inputText: string;
+  /** Input tokens the request carries as token ids (embeddings of token arrays), counted exactly. */
+  inputTokenIds?: number;
   /** The body to send upstream: the client's own bytes unless the gateway had to add something. */
   upstreamBody: string;
   /** The upstream body with the output limit lowered to `tokens` (what a partial hold pays for). */
