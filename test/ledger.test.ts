@@ -111,6 +111,62 @@ describe('ledger: happy path', () => {
   });
 });
 
+describe('ledger: plan rollover', () => {
+  /** Ends the cycle of the org's plan grant now (as if its cycle end had passed) and reads the balance. */
+  async function endCycle(orgId: string) {
+    await t.db.query(
+      "UPDATE grants SET expires_at = now() - interval '1 second' WHERE org_id = $1 AND kind = 'plan'",
+      [orgId],
+    );
+    return (await t.call('GET', `/v1/orgs/${orgId}/balance`)).body;
+  }
+
+  it('carries unused plan credits into the next cycle up to the maximum, exactly once', async () => {
+    const { org, key } = await createOrgWithKey(t, { plan_rollover_max_credits: '100' });
+    expect(org.plan_rollover_max_credits).toBe('100');
+    await t.call('POST', '/v1/events', { key, body: { events: [chat('r1'), chat('r2'), chat('r3')] } });
+    // 310.5 of the 500 used: 189.5 unused, of which 100 roll over.
+    const after = await endCycle(org.id);
+    expect(after.available_credits).toBe('100');
+    const grants = (await t.call('GET', `/v1/orgs/${org.id}/grants`)).body.data;
+    const rolled = grants.filter((g: { source: string }) => g.source === 'rollover');
+    expect(rolled).toHaveLength(1);
+    expect(rolled[0]).toMatchObject({ kind: 'bonus', amount_credits: '100', remaining_credits: '100' });
+    // It lasts to the end of the cycle that follows the one that ended.
+    expect(Date.parse(rolled[0].expires_at)).toBeGreaterThan(Date.now());
+    const plan = grants.find((g: { kind: string }) => g.kind === 'plan');
+    expect(plan).toMatchObject({ status: 'expired', expired_credits: '189.5' });
+    // Read again, expired again by the job: nothing more rolls over.
+    await t.call('GET', `/v1/orgs/${org.id}/balance`);
+    const again = (await t.call('GET', `/v1/orgs/${org.id}/grants`)).body.data;
+    expect(again.filter((g: { source: string }) => g.source === 'rollover')).toHaveLength(1);
+    expect(await checkLedger(t.db, org.id)).toEqual([]);
+  });
+
+  it('carries all of a smaller remainder, and nothing by default', async () => {
+    const generous = await createOrgWithKey(t, { plan_rollover_max_credits: '1000' });
+    await t.call('POST', '/v1/events', { key: generous.key, body: { events: [chat('g1')] } });
+    expect((await endCycle(generous.org.id)).available_credits).toBe('396.5');
+    const none = await createOrgWithKey(t);
+    expect(none.org.plan_rollover_max_credits).toBe('0');
+    await t.call('POST', '/v1/events', { key: none.key, body: { events: [chat('n1')] } });
+    expect((await endCycle(none.org.id)).available_credits).toBe('0');
+    expect(await checkLedger(t.db, generous.org.id)).toEqual([]);
+  });
+
+  it("is the operator's to set", async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const refused = await t.call('PATCH', `/v1/orgs/${org.id}`, {
+      key,
+      body: { plan_rollover_max_credits: '50' },
+    });
+    expect(refused.status).toBe(403);
+    expect(refused.body.param).toBe('plan_rollover_max_credits');
+    const set = await t.call('PATCH', `/v1/orgs/${org.id}`, { body: { plan_rollover_max_credits: '50' } });
+    expect(set.body.plan_rollover_max_credits).toBe('50');
+  });
+});
+
 describe('ledger: errors and security', () => {
   it('refuses grants from org keys and plan grants from anyone', async () => {
     const { org, key } = await createOrgWithKey(t);

@@ -321,6 +321,77 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/gateway/openai/v1/embeddings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * OpenAI Embeddings through the metering gateway (input tokens only)
+         * @description Authenticate as the provider SDK does (Bearer gateway key or org key). Streamed (SSE) or not; the answer is the provider's, passed through unchanged. Errors are in the provider's format: 402 when Tally refuses the hold, 401 for a bad key, 400 for a malformed request; upstream errors pass through.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description The member billed (required with an org API key) */
+                    "tally-member"?: string;
+                    /** @description The feature billed */
+                    "tally-feature"?: string;
+                    "tally-workspace"?: string;
+                    "tally-project"?: string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            responses: {
+                /** @description The provider's answer (JSON or text/event-stream) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Malformed request (provider error format) */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Missing or invalid key (provider error format) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Hold refused: limit, budget or credits (provider error format) */
+                402: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/gateway/anthropic/v1/messages": {
         parameters: {
             query?: never;
@@ -9073,6 +9144,11 @@ export interface components {
             /** @example 500 */
             plan_allowance_credits: string;
             /**
+             * @description Unused plan credits carried into the next cycle at most (a bonus grant expiring at that cycle's end); 0: none
+             * @example 100
+             */
+            plan_rollover_max_credits: string;
+            /**
              * @description Cycles start on this day of the month
              * @example 2026-11-01
              */
@@ -9090,6 +9166,7 @@ export interface components {
             external_id?: string | null;
             credit_value?: string;
             plan_allowance_credits?: string;
+            plan_rollover_max_credits?: string;
             billing_cycle_anchor?: string;
         };
         OrgListItem: components["schemas"]["Org"] & {
@@ -9114,6 +9191,7 @@ export interface components {
             external_id?: string | null;
             credit_value?: string;
             plan_allowance_credits?: string;
+            plan_rollover_max_credits?: string;
             billing_cycle_anchor?: string;
         };
         Member: {

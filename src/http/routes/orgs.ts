@@ -32,6 +32,11 @@ export const OrgSchema = z
     billing_mode: BillingMode,
     credit_value: z.string().openapi({ description: 'Org currency per credit', example: '0.01' }),
     plan_allowance_credits: z.string().openapi({ example: '500' }),
+    plan_rollover_max_credits: z.string().openapi({
+      description:
+        "Unused plan credits carried into the next cycle at most (a bonus grant expiring at that cycle's end); 0: none",
+      example: '100',
+    }),
     billing_cycle_anchor: z
       .string()
       .openapi({ description: 'Cycles start on this day of the month', example: '2026-11-01' }),
@@ -51,6 +56,7 @@ const CreateOrg = z
     external_id: OptionalText(200),
     credit_value: CreditValue.optional(),
     plan_allowance_credits: GrantedCredits.optional(),
+    plan_rollover_max_credits: GrantedCredits.optional(),
     billing_cycle_anchor: CalendarDate.optional(),
   })
   .openapi('CreateOrg');

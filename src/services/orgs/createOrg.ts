@@ -13,6 +13,7 @@ export interface CreateOrgInput {
   external_id?: string | null;
   credit_value?: string;
   plan_allowance_credits?: string;
+  plan_rollover_max_credits?: string;
   billing_cycle_anchor?: string;
 }
 
@@ -40,8 +41,8 @@ export async function createOrg(ctx: Ctx, input: CreateOrgInput): Promise<OrgVie
     }
     const [row] = await tx.query<OrgRow>(
       `INSERT INTO orgs (id, external_id, name, currency, timezone, billing_mode, credit_value,
-                         plan_allowance_credits, billing_cycle_anchor)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${ORG_COLUMNS}`,
+                         plan_allowance_credits, billing_cycle_anchor, plan_rollover_max_credits)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${ORG_COLUMNS}`,
       [
         id,
         input.external_id ?? null,
@@ -55,6 +56,7 @@ export async function createOrg(ctx: Ctx, input: CreateOrgInput): Promise<OrgVie
           CREDIT_SCALE,
         ).toString(),
         input.billing_cycle_anchor ?? `${dateIn(input.timezone, new Date()).slice(0, 8)}01`,
+        parseUnits(input.plan_rollover_max_credits ?? '0', CREDIT_SCALE).toString(),
       ],
     );
     await audit(tx, ctx, id, 'org.created', id, { name: input.name });

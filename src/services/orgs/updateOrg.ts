@@ -9,6 +9,7 @@ export interface UpdateOrgInput {
   billing_mode?: 'credits' | 'byom' | 'byok';
   credit_value?: string;
   plan_allowance_credits?: string;
+  plan_rollover_max_credits?: string;
   billing_cycle_anchor?: string;
   external_id?: string | null;
 }
@@ -23,6 +24,7 @@ export async function updateOrg(ctx: Ctx, orgId: string, input: UpdateOrgInput):
     'billing_mode',
     'credit_value',
     'plan_allowance_credits',
+    'plan_rollover_max_credits',
     'billing_cycle_anchor',
     'external_id',
   ] as const;
@@ -34,7 +36,8 @@ export async function updateOrg(ctx: Ctx, orgId: string, input: UpdateOrgInput):
     const current = await loadOrg(tx, orgId);
     const [row] = await tx.query<OrgRow>(
       `UPDATE orgs SET name = $2, timezone = $3, billing_mode = $4, credit_value = $5,
-              plan_allowance_credits = $6, billing_cycle_anchor = $7, external_id = $8, updated_at = now()
+              plan_allowance_credits = $6, billing_cycle_anchor = $7, external_id = $8,
+              plan_rollover_max_credits = $9, updated_at = now()
         WHERE id = $1 RETURNING ${ORG_COLUMNS}`,
       [
         orgId,
@@ -47,6 +50,9 @@ export async function updateOrg(ctx: Ctx, orgId: string, input: UpdateOrgInput):
           : current.plan_allowance_credits,
         input.billing_cycle_anchor ?? current.billing_cycle_anchor,
         input.external_id !== undefined ? input.external_id : current.external_id,
+        input.plan_rollover_max_credits !== undefined
+          ? parseUnits(input.plan_rollover_max_credits, CREDIT_SCALE).toString()
+          : current.plan_rollover_max_credits,
       ],
     );
     await audit(tx, ctx, orgId, 'org.updated', orgId, { ...input });
