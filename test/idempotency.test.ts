@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IngestAnswer } from '../src/http/routes/events.ts';
 import { ProblemSchema } from '../src/http/schemas.ts';
+import { checkLedger } from '../src/services/ledger/checkLedger.ts';
 import {
   createOrgWithKey,
   minutesAgo,
@@ -421,6 +422,17 @@ describe.runIf(onServer)('under concurrency (Postgres server)', () => {
     expect(BigInt(sums.rollup.credits!)).toBe(accepted);
     expect(BigInt(sums.events.credits!)).toBe(accepted);
     expect(sums.rollup.cost).toBe(sums.events.cost);
+    // The money side counted it once too: the draw-down and its debit and overage entries.
+    const [ledger] = await t.db.query<{ consumed: string; overage: string; debits: string }>(
+      `SELECT b.consumed::text, b.overage::text,
+              (SELECT (-sum(amount))::text FROM ledger_entries
+                WHERE org_id = $1 AND kind IN ('debit', 'overage')) AS debits
+         FROM org_balances b WHERE b.org_id = $1`,
+      [org.org.id],
+    );
+    expect(BigInt(ledger!.consumed) + BigInt(ledger!.overage)).toBe(accepted);
+    expect(BigInt(ledger!.debits)).toBe(accepted);
+    expect(await checkLedger(t.db, org.org.id)).toEqual([]);
     const members = await t.db.query('SELECT external_id FROM members WHERE org_id = $1', [org.org.id]);
     expect(members).toHaveLength(13);
     const workspaces = await t.db.query('SELECT external_id FROM workspaces WHERE org_id = $1', [org.org.id]);
