@@ -442,6 +442,8 @@ describe('keys', () => {
         .status,
     ).toBe(200);
     expectProblem(await t.call('GET', '/v1/orgs', { key: self.body.key }), 401);
+    // Nor may it write: no event and no hold is stored under a revoked key.
+    await expectNoWrites(A.org.id, secret);
   });
 
   it('reads a key once for requests arriving together, and never keeps a read begun before a revocation', async () => {
@@ -519,6 +521,7 @@ describe('keys', () => {
       'unauthorized',
     );
     expect(problem.detail).toMatch(/expired/);
+    await expectNoWrites(A.org.id, created.body.key);
   });
 
   it('stores keys hashed: no table holds a secret, even after an Idempotency-Key replay', async () => {
@@ -692,3 +695,34 @@ describe('text that looks like SQL', () => {
     ).toHaveLength(1);
   });
 });
+
+/** A refused key sends no event and places no hold: 401 each, and the org's events and holds are unchanged. */
+async function expectNoWrites(orgId: string, key: string) {
+  const count = async () =>
+    (
+      await t.db.query<{ n: string }>(
+        `SELECT ((SELECT count(*) FROM events WHERE org_id = $1) + (SELECT count(*) FROM authorizations WHERE org_id = $1))::text AS n`,
+        [orgId],
+      )
+    )[0]!.n;
+  const before = await count();
+  const event = {
+    id: `refused-${Math.random()}`,
+    member: 'm',
+    feature: 'Chat',
+    provider: 'openai',
+    model: 'gpt-4o',
+    occurred_at: new Date(Date.now() - 60_000).toISOString(),
+    usage: { input_tokens: 10 },
+  };
+  expectProblem(await t.call('POST', '/v1/events', { key, body: { events: [event] } }), 401, 'unauthorized');
+  const hold = {
+    member: 'm',
+    feature: 'Chat',
+    provider: 'openai',
+    model: 'gpt-4o',
+    estimate: { credits: '1' },
+  };
+  expectProblem(await t.call('POST', '/v1/authorizations', { key, body: hold }), 401, 'unauthorized');
+  expect(await count()).toBe(before);
+}
