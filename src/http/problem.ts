@@ -95,6 +95,13 @@ const NET_UNAVAILABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPI
 const CONNECTION_LOST =
   /^(Connection terminated|Client has encountered a connection error|Client was closed)/;
 
+/** Whether an error means the database cannot be reached now (a restart, a failover): retry shortly. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const code = (error as { code?: string } | null)?.code;
+  if (code) return PG_UNAVAILABLE.has(code) || NET_UNAVAILABLE.has(code);
+  return error instanceof Error && CONNECTION_LOST.test(error.message);
+}
+
 /** A 401 tells the client how to authenticate (RFC 9110 section 11.6.1). */
 const CHALLENGE = { 'www-authenticate': 'Bearer realm="tally"' };
 
@@ -127,8 +134,7 @@ export function errorToProblem(c: Context, error: unknown, log: (e: unknown) => 
   if (code === '22003') {
     return problem(c, 422, 'out_of_range', 'A total this request adds to would pass what Tally can store');
   }
-  const lost = !code && error instanceof Error && CONNECTION_LOST.test(error.message);
-  if ((code && PG_UNAVAILABLE.has(code)) || (code && NET_UNAVAILABLE.has(code)) || lost) {
+  if (isDatabaseUnavailable(error)) {
     return problem(c, 503, 'unavailable', 'The database is unavailable; retry shortly', undefined, {
       'retry-after': '1',
     });

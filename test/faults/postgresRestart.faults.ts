@@ -52,6 +52,18 @@ async function post(target: TallyProcess, path: string, body: unknown, key = OPE
   return { status: res.status, headers: res.headers, body: (await res.json()) as any };
 }
 
+/** A chat completion through the gateway: its status and the provider-format error type, if any. */
+async function gatewayCall(target: TallyProcess, key: string) {
+  const res = await fetch(`${target.url}/gateway/openai/v1/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'tally-member': 'm' },
+    body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hi' }] }),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const body = (await res.json()) as { error?: { type?: string } };
+  return { status: res.status, type: body.error?.type };
+}
+
 it('answers 503 while Postgres is down, recovers by itself and loses no acknowledged event', async () => {
   const org = await post(processes[0]!, '/v1/orgs', { name: 'Restart', currency: 'USD', timezone: 'UTC' });
   const key = (await post(processes[0]!, `/v1/orgs/${org.body.id}/api_keys`, { name: 'k' })).body.key;
@@ -95,11 +107,13 @@ it('answers 503 while Postgres is down, recovers by itself and loses no acknowle
     }
   };
   const readyDuringOutage: (number | string)[] = [];
+  let gatewayDuringOutage: unknown = null;
   const scenario = async () => {
     await new Promise((r) => setTimeout(r, 3_000));
     const restart = postgres.restart(DOWN_MS);
     await new Promise((r) => setTimeout(r, DOWN_MS / 2));
     for (const p of processes) readyDuringOutage.push(await readiness(p));
+    gatewayDuringOutage = await gatewayCall(processes[0]!, key);
     const { startedAt } = await restart;
     restartedAt = startedAt;
     // Load goes on until Tally has answered for a while on the restarted server.
@@ -133,6 +147,8 @@ it('answers 503 while Postgres is down, recovers by itself and loses no acknowle
     expect([...faults.slice(0, 10), ...logged.slice(0, 5).map((l) => l.slice(0, 600))]).toEqual([]);
     expect(answers.get('503') ?? 0).toBeGreaterThan(0);
     expect(readyDuringOutage).toEqual(processes.map(() => 503));
+    // The gateway answers the outage in the provider's own format, as a status its SDK retries.
+    expect(gatewayDuringOutage).toEqual({ status: 503, type: 'server_error' });
     expect(okAfterRestart).toBeGreaterThanOrEqual(20);
     expect(lost).toEqual([]);
     // Every batch was sent until acknowledged, so nothing is stored that was not, and nothing twice.

@@ -23,6 +23,7 @@ import type { PriceBook } from '../../services/pricing/priceBook.ts';
 import type { Db } from '../../store/db.ts';
 import type { AppEnv } from '../env.ts';
 import type { Logger } from '../logger.ts';
+import { isDatabaseUnavailable } from '../problem.ts';
 import { body, errorResponses, Id, json, ListQuery, OrgParam, pageOf, Text } from '../schemas.ts';
 
 const WIRES: Record<string, ProviderWire> = { openai: openaiWire, anthropic: anthropicWire };
@@ -76,6 +77,9 @@ export function gatewayRoutes(app: OpenAPIHono<AppEnv>, deps: GatewayDeps) {
     } catch (error) {
       const refusal = serviceErrorAnswer(wire, error);
       if (refusal) return refusal;
+      if (isDatabaseUnavailable(error)) {
+        return providerError(wire, 'unavailable', 'Tally cannot reach its database; retry shortly');
+      }
       logError(c)('gateway call failed', error);
       return providerError(wire, 'internal', 'Something went wrong in the gateway; it has been logged');
     }

@@ -19,6 +19,7 @@ const ERROR_TYPES: Record<ErrorKind, string> = {
   billing: 'billing_error',
   too_large: 'request_too_large',
   upstream: 'api_error',
+  unavailable: 'api_error',
   internal: 'api_error',
 };
 

@@ -50,9 +50,13 @@ const SERVICE_ERROR_KINDS: Partial<Record<number, ErrorKind>> = {
   403: 'permission',
   404: 'not_found',
   422: 'invalid_request',
+  503: 'unavailable',
 };
 
-/** A refusal by a Tally verb, in the provider's format; null for anything that is not the client's fault. */
+/**
+ * A refusal by a Tally verb, in the provider's format (and a 503 the client may retry); null for
+ * anything else, which is Tally's own fault.
+ */
 export function serviceErrorAnswer(wire: ProviderWire, error: unknown): Response | null {
   const kind = error instanceof ServiceError ? SERVICE_ERROR_KINDS[error.status] : undefined;
   return kind && error instanceof ServiceError ? providerError(wire, kind, error.message, error.code) : null;

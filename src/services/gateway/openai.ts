@@ -20,6 +20,7 @@ const ERROR_TYPES: Record<ErrorKind, string> = {
   billing: 'insufficient_quota',
   too_large: 'invalid_request_error',
   upstream: 'server_error',
+  unavailable: 'server_error',
   internal: 'server_error',
 };
 

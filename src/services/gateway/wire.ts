@@ -17,6 +17,7 @@ export type ErrorKind =
   | 'billing'
   | 'too_large'
   | 'upstream'
+  | 'unavailable'
   | 'internal';
 
 /** One server-sent event as it came from upstream: its exact text, its name and its parsed data. */
@@ -76,6 +77,7 @@ export const ERROR_STATUS: Record<ErrorKind, number> = {
   billing: 402,
   too_large: 413,
   upstream: 502,
+  unavailable: 503,
   internal: 500,
 };
 
