@@ -148,6 +148,7 @@ describe('tally import', () => {
   it('stops at an org that does not exist, naming the line, and resumes from the last committed batch', async () => {
     const { org } = await createOrgWithKey(t);
     const file = join(dir, 'resume.jsonl');
+    const at = daysAgo(3);
     const rows = (orgId: string) =>
       Array.from({ length: 2500 }, (_, i) =>
         JSON.stringify({
@@ -157,7 +158,7 @@ describe('tally import', () => {
           feature: 'Chat',
           provider: 'openai',
           model: 'gpt-4o',
-          occurred_at: daysAgo(3),
+          occurred_at: at,
           usage: { input_tokens: 10 },
         }),
       ).join('\n');
@@ -174,11 +175,22 @@ describe('tally import', () => {
     // Fixed in place: the import picks up after line 2000 and does not send the first 2 000 again.
     writeFileSync(file, rows(org.id));
     const resumed = await cli('import', file);
-    expect(resumed.code).toBe(0);
+    expect(resumed.code, resumed.stderr).toBe(0);
     expect(resumed.stderr).toContain('Resuming resume.jsonl after line 2000');
     expect(resumed.stdout).toContain('2500 rows, 2500 accepted, 0 duplicate');
     expect((await eventCount(org.id)).n).toBe(2500);
     expect(() => readFileSync(`${file}.tally-import`)).toThrow();
+
+    // Another file under the same name, as long or longer, does not resume the old position.
+    writeFileSync(file, rows(missing));
+    expect((await cli('import', file)).code).toBe(1);
+    expect((await eventCount(org.id)).n).toBe(2500);
+    writeFileSync(file, rows(org.id).replaceAll('"id":"r', '"id":"s'));
+    const other = await cli('import', file);
+    expect(other.code).toBe(0);
+    expect(other.stderr).not.toContain('Resuming');
+    expect(other.stdout).toContain('2500 rows, 2500 accepted, 0 duplicate');
+    expect((await eventCount(org.id)).n).toBe(5000);
   });
 
   it('refuses a CSV header with an unknown column, naming line 1', async () => {

@@ -70,7 +70,7 @@ export const importCommand: Command = {
       throw new CliError(`Cannot read ${path}: ${(error as Error).message}`);
     }
     const statePath = stringOption(args, 'state') ?? `${path}.tally-import`;
-    const resumed = args.values.restart ? null : readCheckpoint(statePath, size);
+    const resumed = args.values.restart ? null : readCheckpoint(statePath, path, size);
     const name = basename(path);
     const progress = new Progress(io.stderr, size);
     let printed = 0;

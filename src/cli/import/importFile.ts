@@ -8,7 +8,13 @@ import type { Ctx } from '../../services/context.ts';
 import { ServiceError } from '../../services/errors.ts';
 import { ingestEvents } from '../../services/events/ingestEvents.ts';
 import { CliError } from '../command.ts';
-import { type Checkpoint, type ImportCounts, rowsCounted, writeCheckpoint } from './checkpoint.ts';
+import {
+  type Checkpoint,
+  committedPrefix,
+  type ImportCounts,
+  rowsCounted,
+  writeCheckpoint,
+} from './checkpoint.ts';
 import type { ImportFormat } from './columns.ts';
 import { readLines } from './lines.ts';
 import type { Progress } from './progress.ts';
@@ -79,7 +85,13 @@ export async function importFile(job: ImportJob): Promise<ImportOutcome> {
     });
     // Invalid rows read past this batch are not in the checkpoint: a resume reads them again.
     const { invalid, ...at } = position;
-    writeCheckpoint(job.statePath, { ...at, size: job.size, columns, counts: { ...counts, invalid } });
+    writeCheckpoint(job.statePath, {
+      ...at,
+      size: job.size,
+      fingerprint: committedPrefix(job.path, at.offset),
+      columns,
+      counts: { ...counts, invalid },
+    });
   };
   const flush = async (position: Position) => {
     const rows = batch;
