@@ -36,3 +36,23 @@ describe('smoke', () => {
     expect(org.id).toMatch(/^org_/);
   });
 });
+
+describe('operations endpoints', () => {
+  it('answers /healthz, /readyz, /metrics and /docs, and documents them in /openapi.json', async () => {
+    expect((await t.call('GET', '/healthz', { key: '' })).body).toEqual({ status: 'ok' });
+    expect((await t.call('GET', '/readyz', { key: '' })).body).toMatchObject({ status: 'ready' });
+    const metrics = await t.app.request('/metrics');
+    expect(metrics.status).toBe(200);
+    expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect(await metrics.text()).toMatch(/^# (HELP|TYPE) /m);
+    const docs = await t.app.request('/docs');
+    expect(docs.status).toBe(200);
+    expect(docs.headers.get('content-type')).toMatch(/^text\/html/);
+    const doc = (await t.call('GET', '/openapi.json', { key: '' })).body as {
+      paths: Record<string, { get?: { security?: unknown[] } }>;
+    };
+    for (const path of ['/healthz', '/readyz', '/metrics', '/openapi.json', '/docs']) {
+      expect(doc.paths[path]?.get?.security, path).toEqual([]);
+    }
+  });
+});

@@ -32,6 +32,35 @@ export function opsRoutes(app: OpenAPIHono<AppEnv>, deps: { db: Db; metrics: Met
       security: [{ bearer: [] }],
     });
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
+  documentOpsPaths(app);
   app.get('/openapi.json', (c) => c.json(document()));
   app.get('/docs', (c) => c.html(renderDocs(document() as never)));
+}
+
+/** The ops endpoints answer outside the /v1 contract (no key), but belong in the served document. */
+function documentOpsPaths(app: OpenAPIHono<AppEnv>) {
+  const paths = [
+    ['/healthz', 'Liveness: the process answers', { 200: { description: '{"status":"ok"}' } }],
+    [
+      '/readyz',
+      'Readiness: the database answers',
+      {
+        200: { description: '{"status":"ready","database":"embedded"|"server"}' },
+        503: { description: 'The database is not reachable (problem+json)' },
+      },
+    ],
+    ['/metrics', 'Prometheus metrics (text exposition format)', { 200: { description: 'Metrics' } }],
+    ['/openapi.json', 'This document', { 200: { description: 'OpenAPI 3.1' } }],
+    ['/docs', 'The readable API reference (HTML)', { 200: { description: 'HTML' } }],
+  ] as const;
+  for (const [path, summary, responses] of paths) {
+    app.openAPIRegistry.registerPath({
+      method: 'get',
+      path,
+      tags: ['Operations'],
+      summary,
+      security: [],
+      responses,
+    });
+  }
 }
