@@ -11,7 +11,7 @@ import type { Queryable } from '../../store/db.ts';
 import { evaluateSpendAlerts } from '../alerts/evaluateSpendAlerts.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
-import type { PricedEvent, PricedUsage } from '../events/priceUsageEvent.ts';
+import type { PricedUsage, StorableEvent } from '../events/priceUsageEvent.ts';
 import { callEventWrites } from '../events/recordEvents.ts';
 import { DRAW_FROM_GRANTS, ENTRY_COLUMNS, PLANNED_ENTRIES, planCharges } from '../ledger/applyCharges.ts';
 import type { SpendLock } from '../ledger/lockForSpend.ts';
@@ -64,7 +64,7 @@ export interface Billed {
 export interface AuthorizationEnd<R> {
   status: 'captured' | 'voided' | 'expired';
   result: R;
-  event: PricedEvent | null;
+  event: StorableEvent | null;
 }
 
 export interface BillOptions<R> {
@@ -213,7 +213,7 @@ export function callEvent(
   eventId: string,
   now: Date,
   billed: bigint,
-): PricedEvent {
+): StorableEvent {
   const priced = unitsFor(ctx, org, auth, usage, now);
   const input: UsageEventInput = {
     id: eventId,
@@ -231,7 +231,6 @@ export function callEvent(
   // The fingerprint is the recorded event's own, not that of the usage priced for it.
   return {
     ...priced,
-    index: 0,
     input,
     hash: contentHash(input),
     ...withBilled(org, priced, billed),

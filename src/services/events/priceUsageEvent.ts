@@ -28,11 +28,10 @@ export type EventResult =
       error: { code: string; message: string };
     };
 
-export interface PricedEvent {
-  index: number;
+/** What an event's usage costs; holds and increments need no more than this, and no fingerprint. */
+export interface PricedUsage {
   input: UsageEventInput;
   org: OrgRow;
-  hash: string;
   credits: bigint;
   /** What counts against limits and budgets: micro-credits, or micro-USD for BYOM orgs. */
   units: bigint;
@@ -42,6 +41,16 @@ export interface PricedEvent {
   components: unknown;
   providerPriceId: string | null;
   pricing: Record<string, unknown>;
+}
+
+/** An event as it is stored: priced, with the fingerprint that tells a retry from a reused id. */
+export interface StorableEvent extends PricedUsage {
+  hash: string;
+}
+
+/** An event of an ingest batch, with its position in the batch. */
+export interface PricedEvent extends StorableEvent {
+  index: number;
 }
 
 export type RejectedResult = Extract<EventResult, { status: 'rejected' }>;
@@ -119,9 +128,6 @@ export function priceUsageEvent(
   const priced = priceUsage(ctx, input, org, now, options);
   return 'status' in priced ? priced : { ...priced, index, hash: contentHash(input) };
 }
-
-/** What an event's usage costs; holds and increments need no more than this, and no fingerprint. */
-export type PricedUsage = Omit<PricedEvent, 'index' | 'hash'>;
 
 export function priceUsage(
   ctx: Ctx,

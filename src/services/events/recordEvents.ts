@@ -24,7 +24,7 @@ import {
 } from '../limits/scopes.ts';
 import { ensureMembers, memberKey } from '../members/ensureMembers.ts';
 import type { OrgRow } from '../orgs/shape.ts';
-import { type EventResult, type PricedEvent, rejected } from './priceUsageEvent.ts';
+import { type EventResult, type PricedEvent, rejected, type StorableEvent } from './priceUsageEvent.ts';
 
 type StoredRow = Dimensions & {
   org_id: string;
@@ -137,7 +137,7 @@ export async function recordEvents(
 export async function callEventWrites(
   tx: Queryable,
   ctx: Ctx,
-  event: PricedEvent,
+  event: StorableEvent,
   memberId: string,
   at: number,
 ): Promise<{ ctes: string; params: string[] }> {
@@ -152,7 +152,7 @@ export async function callEventWrites(
 }
 
 /** The `events` row of each event, in the events' order. */
-function storedRows(ctx: Ctx, events: PricedEvent[], memberIds: Map<string, string>): StoredRow[] {
+function storedRows(ctx: Ctx, events: StorableEvent[], memberIds: Map<string, string>): StoredRow[] {
   const apiKeyId = ctx.principal.kind === 'org_key' ? ctx.principal.id : '';
   return events.map((e) => ({
     org_id: e.org.id,
@@ -328,7 +328,7 @@ export const memberRefs = (events: PricedEvent[]) =>
 
 const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-async function ensureWorkspaces(tx: Queryable, events: PricedEvent[]): Promise<void> {
+async function ensureWorkspaces(tx: Queryable, events: StorableEvent[]): Promise<void> {
   const named = events.filter((e) => e.input.workspace);
   if (named.length === 0) return;
   const rows = [...new Map(named.map((e) => [`${e.org.id}\u0000${e.input.workspace}`, e])).values()]

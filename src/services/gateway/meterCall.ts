@@ -96,7 +96,7 @@ export async function meterCall(ctx: Ctx, call: GatewayCall, log: GatewayLog): P
   if (typeof request === 'string') return providerError(wire, 'invalid_request', request);
   if (request.model.length > 200) return providerError(wire, 'invalid_request', 'model is too long');
 
-  const inputEstimate = estimateTokens(request.inputText) + (request.inputTokenIds ?? 0);
+  const inputEstimate = estimateTokens(request.inputText) + (request.countedInputTokens ?? 0);
   // Where to send the call is read while the hold is placed: one round trip less before forwarding.
   const upstreamLookup = upstreamFor(ctx.db, ctx.config, caller.orgId, wire.provider);
   upstreamLookup.catch(() => {}); // awaited below once the hold is approved; a denial never needs it
@@ -157,7 +157,9 @@ export async function meterCall(ctx: Ctx, call: GatewayCall, log: GatewayLog): P
         'insufficient_room',
       );
     }
-    if (affordable < wanted && !request.stream) upstreamBody = request.withOutputLimit(affordable);
+    if (affordable < wanted && !request.stream && request.withOutputLimit) {
+      upstreamBody = request.withOutputLimit(affordable);
+    }
   }
   const abort = new AbortController();
   let answer: UpstreamAnswer;

@@ -98,9 +98,8 @@ function embeddingsRequest(body: Json, rawBody: string): PreparedRequest | strin
     stream: false,
     maxOutputTokens: 0,
     inputText: texts.join(' '),
-    inputTokenIds: ids.length,
+    countedInputTokens: ids.length,
     upstreamBody: rawBody,
-    withOutputLimit: () => rawBody,
     streamState: () => chatStream(false),
   };
 }

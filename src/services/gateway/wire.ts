@@ -36,12 +36,15 @@ export interface PreparedRequest {
   maxOutputTokens: number | null;
   /** The text the request sends to the model (prompt, system, tools), to estimate its input tokens. */
   inputText: string;
-  /** Input tokens the request carries as token ids (embeddings of token arrays), counted exactly. */
-  inputTokenIds?: number;
+  /** Input tokens the request sends as token ids (embeddings), counted exactly rather than estimated. */
+  countedInputTokens?: number;
   /** The body to send upstream: the client's own bytes unless the gateway had to add something. */
   upstreamBody: string;
-  /** The upstream body with the output limit lowered to `tokens` (what a partial hold pays for). */
-  withOutputLimit(tokens: number): string;
+  /**
+   * The upstream body with the output limit lowered to `tokens` (what a partial hold pays for);
+   * absent for a request that produces no output (embeddings).
+   */
+  withOutputLimit?(tokens: number): string;
   /** A fresh follower for the streamed answer to this request. */
   streamState(): StreamState;
 }
