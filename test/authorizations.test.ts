@@ -321,6 +321,16 @@ describe('holds: errors and security', () => {
 describe('holds: expiry', () => {
   const expireNow = (id: string) =>
     t.db.query("UPDATE authorizations SET expires_at = now() - interval '1 second' WHERE id = $1", [id]);
+  const jobsCtx = () => ({
+    ...t,
+    principal: { kind: 'operator' as const, id: 'op_jobs' },
+    requestId: 'test',
+  });
+  const eventCredits = (orgId: string) =>
+    t.db.query<{ id: string; credits: string }>(
+      'SELECT id, credits::text FROM events WHERE org_id = $1 ORDER BY id',
+      [orgId],
+    );
 
   it('the expiry job releases the hold and bills what was streamed', async () => {
     const { org, key } = await createOrgWithKey(t);
@@ -333,9 +343,8 @@ describe('holds: expiry', () => {
       body: { usage: { output_tokens: 1_000 } },
     });
     await expireNow(auth.body.id);
-    const ctx = { ...t, principal: { kind: 'operator' as const, id: 'op_jobs' }, requestId: 'test' };
-    expect(await expireHolds(ctx)).toEqual({ expired: 1 });
-    expect(await expireHolds(ctx)).toEqual({ expired: 0 });
+    expect(await expireHolds(jobsCtx())).toEqual({ expired: 1 });
+    expect(await expireHolds(jobsCtx())).toEqual({ expired: 0 });
     expect(await balanceOf(org.id)).toMatchObject({ held_credits: '0', available_credits: '498.62' });
     const [event] = await t.db.query<{ credits: string }>('SELECT credits FROM events WHERE org_id = $1', [
       org.id,
@@ -344,7 +353,43 @@ describe('holds: expiry', () => {
     expect(await checkLedger(t.db, org.id)).toEqual([]);
   });
 
-  it('a capture that arrives after expiry is refused, and the streamed part is still billed once', async () => {
+  it('an increment renews the hold for its TTL, so a long stream is not ended under it', async () => {
+    const { key } = await createOrgWithKey(t);
+    const auth = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { credits: '10' }, ttl_seconds: 60 },
+    });
+    // 59 of its 60 seconds gone.
+    await t.db.query(
+      `UPDATE authorizations SET created_at = now() - interval '59 seconds', expires_at = now() + interval '1 second'
+        WHERE id = $1`,
+      [auth.body.id],
+    );
+    const inc = await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      key,
+      body: { usage: { output_tokens: 1_000 } },
+    });
+    expect(inc.body.action).toBe('continue');
+    const [row] = await t.db.query<{ left: number }>(
+      'SELECT extract(epoch FROM expires_at - now())::int AS left FROM authorizations WHERE id = $1',
+      [auth.body.id],
+    );
+    expect(row!.left).toBeGreaterThanOrEqual(58);
+    expect(row!.left).toBeLessThanOrEqual(60);
+    // Renewed again by the next increment: the TTL stays 60 s, it does not grow.
+    await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      key,
+      body: { usage: { output_tokens: 1 } },
+    });
+    const [again] = await t.db.query<{ ttl: number }>(
+      'SELECT extract(epoch FROM expires_at - renewed_at)::int AS ttl FROM authorizations WHERE id = $1',
+      [auth.body.id],
+    );
+    expect(again!.ttl).toBe(60);
+    expect(await expireHolds(jobsCtx())).toEqual({ expired: 0 });
+  });
+
+  it('a capture past the TTL, before the expiry job, bills the whole call as one event', async () => {
     const { org, key } = await createOrgWithKey(t);
     const auth = await t.call('POST', '/v1/authorizations', {
       key,
@@ -359,16 +404,110 @@ describe('holds: expiry', () => {
       key,
       body: { usage: { output_tokens: 2_000 } },
     });
-    expect(late.status).toBe(409);
-    expect(late.body.detail).toContain('expired');
-    const ctx = { ...t, principal: { kind: 'operator' as const, id: 'op_jobs' }, requestId: 'test' };
-    expect(await expireHolds(ctx)).toEqual({ expired: 0 });
-    expect(await balanceOf(org.id)).toMatchObject({ held_credits: '0', available_credits: '498.62' });
+    expect(late.status, JSON.stringify(late.body)).toBe(200);
+    expect(late.body).toMatchObject({ credits: '2.76', event_id: auth.body.id, late: false });
+    expect(await expireHolds(jobsCtx())).toEqual({ expired: 0 });
+    expect(await balanceOf(org.id)).toMatchObject({ held_credits: '0', available_credits: '497.24' });
+    expect(await eventCredits(org.id)).toEqual([{ id: auth.body.id, credits: '2760000' }]);
+    expect(await checkLedger(t.db, org.id)).toEqual([]);
+  });
+
+  it('a capture after the expiry job bills the rest of the call as an event of its own, once', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const auth = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { credits: '10' } },
+    });
+    await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      key,
+      body: { usage: { output_tokens: 1_000 } },
+    });
+    await expireNow(auth.body.id);
+    expect(await expireHolds(jobsCtx())).toEqual({ expired: 1 });
+    const capture = () =>
+      t.call('POST', `/v1/authorizations/${auth.body.id}/capture`, {
+        key,
+        body: { usage: { output_tokens: 2_000 } },
+      });
+    const late = await capture();
+    expect(late.status, JSON.stringify(late.body)).toBe(200);
+    expect(late.body).toMatchObject({
+      status: 'captured',
+      credits: '2.76',
+      event_id: `${auth.body.id}:late`,
+      unbilled_credits: '0',
+      late: true,
+    });
+    // Sent again: the same answer, nothing billed twice.
+    expect((await capture()).body).toEqual(late.body);
+    expect(await balanceOf(org.id)).toMatchObject({ held_credits: '0', available_credits: '497.24' });
+    expect(await eventCredits(org.id)).toEqual([
+      { id: auth.body.id, credits: '1380000' },
+      { id: `${auth.body.id}:late`, credits: '1380000' },
+    ]);
+    const [rest] = await t.db.query<{ output_tokens: string }>(
+      'SELECT output_tokens::text FROM events WHERE org_id = $1 AND id = $2',
+      [org.id, `${auth.body.id}:late`],
+    );
+    expect(rest).toEqual({ output_tokens: '1000' });
+    expect(await checkLedger(t.db, org.id)).toEqual([]);
+  });
+
+  it('a late capture bills past the expired hold only as far as the monthly limit allows', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    // EUR 0.03 a month = 3 credits: the hold gets 3 of the 4 asked for.
+    await t.call('PUT', `/v1/orgs/${org.id}/limits`, {
+      body: { alert_threshold: null, allowed_limit: '0.03' },
+    });
+    const auth = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { credits: '4' } },
+    });
+    expect(auth.body).toMatchObject({ held_credits: '3' });
+    await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      key,
+      body: { usage: { output_tokens: 1_000 } },
+    });
+    await expireNow(auth.body.id);
+    expect(await expireHolds(jobsCtx())).toEqual({ expired: 1 });
+    const late = await t.call('POST', `/v1/authorizations/${auth.body.id}/capture`, {
+      key,
+      body: { usage: { output_tokens: 5_000 } },
+    });
+    // 5 000 tokens = 6.9 credits: 1.38 streamed, then 1.62 up to the limit; 3.9 refused by it.
+    expect(late.status, JSON.stringify(late.body)).toBe(200);
+    expect(late.body).toMatchObject({ credits: '3', unbilled_credits: '3.9', late: true });
+    const limits = await t.call('GET', `/v1/orgs/${org.id}/limits`);
+    expect(limits.body).toMatchObject({ spent: '0.03', held: '0' });
     expect(await checkLedger(t.db, org.id)).toEqual([]);
   });
 });
 
 describe('holds: the captured event', () => {
+  it('never takes back what the stream reported: a final count below it is read as the streamed one', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const auth = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { credits: '5' } },
+    });
+    await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      key,
+      body: { usage: { output_tokens: 1_000 } },
+    });
+    const res = await t.call('POST', `/v1/authorizations/${auth.body.id}/capture`, {
+      key,
+      body: { usage: { input_tokens: 1_000, output_tokens: 0 } },
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body).toMatchObject({ credits: '1.725', unbilled_credits: '0' });
+    const [event] = await t.db.query(
+      'SELECT input_tokens::text, output_tokens::text, credits::text FROM events WHERE org_id = $1',
+      [org.id],
+    );
+    expect(event).toEqual({ input_tokens: '1000', output_tokens: '1000', credits: '1725000' });
+    expect(await checkLedger(t.db, org.id)).toEqual([]);
+  });
+
   it('is fingerprinted as recorded, so resending it answers duplicate', async () => {
     const { key } = await createOrgWithKey(t);
     const auth = await t.call('POST', '/v1/authorizations', {

@@ -553,9 +553,10 @@ class Run {
       case 'capture': {
         const h = this.hold(op.pick);
         if (!h) return;
+        const streamedOutput = h.usage.output_tokens ?? 0;
         const usage = {
           input_tokens: h.usage.input_tokens ?? 0,
-          output_tokens: Math.max(0, (h.usage.output_tokens ?? 0) + op.extra),
+          output_tokens: Math.max(0, streamedOutput + op.extra),
         };
         const res = await t.call('POST', `/v1/authorizations/${h.id}/capture`, {
           key: this.key,
@@ -567,23 +568,36 @@ class Run {
           expect(res.body).toEqual(h.captured);
           return;
         }
-        if (h.status !== 'active') {
+        if (h.status === 'voided') {
           expect(res.status).toBe(409);
           return;
         }
         expect(res.status, JSON.stringify(res.body)).toBe(200);
-        const total = price(usage);
+        // After the expiry job, the streamed part is recorded already: the rest is billed on its own.
+        const late = h.status === 'expired';
+        const streamed = h.charged;
+        // A final count below the streamed one is read as the streamed one.
+        const total = price({ ...usage, output_tokens: Math.max(usage.output_tokens, streamedOutput) });
         const { unbilled } = m.bill(h, max(total - h.charged, 0n));
-        seen(unbilled > 0n ? 'capture unbilled' : total < h.charged ? 'capture below streamed' : 'capture');
+        seen(
+          late
+            ? 'late capture'
+            : unbilled > 0n
+              ? 'capture unbilled'
+              : op.extra < 0
+                ? 'capture below streamed'
+                : 'capture',
+        );
         m.release(h);
-        m.eventCredits += h.charged;
+        m.eventCredits += late ? h.charged - streamed : h.charged;
         h.status = 'captured';
         h.captured = res.body;
         expect(res.body).toMatchObject({
           status: 'captured',
           credits: decimal(h.charged),
-          event_id: h.id,
+          event_id: late && streamed > 0n ? `${h.id}:late` : h.id,
           unbilled_credits: decimal(unbilled),
+          late,
         });
         return;
       }
@@ -608,16 +622,12 @@ class Run {
           [this.orgId, h.id],
         );
         if (op.lateCapture) {
-          // The hold runs out while the caller captures: refused, the hold released, the streamed part billed.
-          const res = await t.call('POST', `/v1/authorizations/${h.id}/capture`, {
-            key: this.key,
-            body: { usage: { output_tokens: (h.usage.output_tokens ?? 0) + 1_000 } },
-          });
-          expect(res.status).toBe(409);
+          // Captured past the TTL before the job ran: the hold is still there, the call is billed whole.
+          await this.step({ op: 'capture', pick: op.pick, extra: 1_000 });
           expect(await expireHolds(jobs())).toEqual({ expired: 0 });
-        } else {
-          expect(await expireHolds(jobs())).toEqual({ expired: 1 });
+          return;
         }
+        expect(await expireHolds(jobs())).toEqual({ expired: 1 });
         m.finish(h, 'expired');
         return;
       }
@@ -764,6 +774,9 @@ class Run {
 describe('ledger model (fast-check)', () => {
   it('matches the model after every step of random sequences', { timeout: 240_000 }, async () => {
     const shrink = process.env.LEDGER_MODEL_SHRINK === '1';
+    // A new seed every run explores new sequences; a failure names it, and LEDGER_MODEL_SEED replays it.
+    const seed = Number(process.env.LEDGER_MODEL_SEED ?? Math.floor(Math.random() * 2 ** 31));
+    console.log(`ledger model seed ${seed}`);
     await fc.assert(
       fc.asyncProperty(
         setupArb,
@@ -787,7 +800,7 @@ describe('ledger model (fast-check)', () => {
       ),
       {
         numRuns: Number(process.env.LEDGER_MODEL_RUNS ?? 25),
-        seed: Number(process.env.LEDGER_MODEL_SEED ?? 20_260_329),
+        seed,
         endOnFailure: !shrink,
       },
     );

@@ -9844,6 +9844,8 @@ export interface components {
             currency: string;
             event_id: string;
             unbilled_credits: string;
+            /** @description The hold had expired and its streamed part was recorded then: event_id records the rest of the call */
+            late: boolean;
         };
         CaptureInput: {
             usage: components["schemas"]["Usage"];

@@ -71,6 +71,10 @@ export const CaptureSchema = z
     currency: z.string(),
     event_id: z.string(),
     unbilled_credits: z.string(),
+    late: z.boolean().openapi({
+      description:
+        'The hold had expired and its streamed part was recorded then: event_id records the rest of the call',
+    }),
   })
   .openapi('Capture');
 

@@ -4,14 +4,23 @@
  * event, so a client that disconnects mid-stream still pays for what it streamed.
  */
 import type { Usage } from '../../domain/pricing.ts';
+import type { Queryable } from '../../store/db.ts';
 import { withRetry } from '../../store/retry.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
-import { lockForSpend } from '../ledger/lockForSpend.ts';
+import { lockForSpend, type SpendLock } from '../ledger/lockForSpend.ts';
+import type { LimitScope } from '../limits/scopes.ts';
 import { requireCurrent, withSpendTerms } from '../limits/spendTerms.ts';
+import type { OrgRow } from '../orgs/shape.ts';
 import { unitsFor } from './authorize.ts';
-import { bill, callEvent, scopesOf } from './settle.ts';
-import { credits, findAuthorization, forgetAuthorization, lockedState } from './shape.ts';
+import { bill, callCost, callEvent, scopesOf } from './settle.ts';
+import {
+  type AuthorizationRow,
+  credits,
+  findAuthorization,
+  forgetAuthorization,
+  lockedState,
+} from './shape.ts';
 
 type Ending = { kind: 'capture'; usage: Usage; eventId?: string } | { kind: 'void' } | { kind: 'expire' };
 
@@ -24,6 +33,8 @@ export interface CaptureResult {
   currency: string;
   event_id: string;
   unbilled_credits: string;
+  /** The hold had expired: `event_id` records the rest of the call, its streamed part was recorded at expiry. */
+  late: boolean;
 }
 
 type Outcome =
@@ -57,45 +68,16 @@ export async function finishAuthorization(
         if (auth.status === 'captured' && ending.kind === 'capture') {
           return { kind: 'replay', result: auth.result as unknown as CaptureResult };
         }
-        if (auth.status !== 'active') return { kind: 'refused', status: auth.status };
-        const expired = auth.expires_at <= now;
-        if (ending.kind === 'expire' && !expired) return { kind: 'refused', status: 'active' };
-        if (ending.kind === 'capture' && !expired) {
-          const total = unitsFor(ctx, org, auth, ending.usage, now).units;
-          const already = BigInt(auth.charged);
-          const eventId = ending.eventId ?? auth.id;
-          const usage = ending.usage;
-          const { end } = await bill(
-            tx,
-            ctx,
-            org,
-            auth,
-            scopes,
-            lock,
-            total > already ? total - already : 0n,
-            {
-              eventId,
-              usage: null,
-              release: true,
-              end: ({ charged, unbilled }) => {
-                const event = callEvent(ctx, org, auth, usage, eventId, now, charged);
-                const result: CaptureResult = {
-                  object: 'authorization',
-                  id: auth.id,
-                  status: 'captured',
-                  credits: credits(charged),
-                  cost: event.cost,
-                  currency: event.currency,
-                  event_id: eventId,
-                  unbilled_credits: credits(unbilled),
-                };
-                return { status: 'captured', result, event };
-              },
-            },
-          );
-          return { kind: 'done', result: end!.result };
+        // A capture after the expiry job ended the hold still bills the rest of the call: usage
+        // happened, and is never dropped.
+        const late = ending.kind === 'capture' && auth.status === 'expired';
+        if (auth.status !== 'active' && !late) return { kind: 'refused', status: auth.status };
+        if (ending.kind === 'expire' && auth.expires_at > now) return { kind: 'refused', status: 'active' };
+        if (ending.kind === 'capture') {
+          const result = await capture(tx, ctx, org, auth, scopes, lock, ending, now, late);
+          return { kind: 'done', result };
         }
-        // Void, expiry, or a capture that came too late: bill nothing more, record what was billed.
+        // Void or expiry: bill nothing more, record what was billed.
         const status = ending.kind === 'void' ? ('voided' as const) : ('expired' as const);
         const { end } = await bill(tx, ctx, org, auth, scopes, lock, 0n, {
           eventId: null,
@@ -113,9 +95,7 @@ export async function finishAuthorization(
             return { status, result, event };
           },
         });
-        return ending.kind === 'capture'
-          ? { kind: 'refused', status: 'expired' }
-          : { kind: 'done', result: end!.result };
+        return { kind: 'done', result: end!.result };
       }),
     ),
   );
@@ -124,6 +104,68 @@ export async function finishAuthorization(
     throw new ServiceError(409, 'authorization_not_active', `The authorization is ${outcome.status}`);
   }
   return outcome.result;
+}
+
+/**
+ * Bills the call's final usage past what it was charged, from the hold and then as far as limits
+ * allow, and records it as the call's event. A late capture (the hold expired and its streamed
+ * part was recorded then) records only the rest, as an event of its own.
+ */
+async function capture(
+  tx: Queryable,
+  ctx: Ctx,
+  org: OrgRow,
+  auth: AuthorizationRow,
+  scopes: LimitScope[],
+  lock: SpendLock,
+  ending: Extract<Ending, { kind: 'capture' }>,
+  now: Date,
+  late: boolean,
+): Promise<CaptureResult> {
+  // What the stream reported is never taken back: a final count below it is read as the streamed one.
+  const final = usageAtLeast(ending.usage, auth.usage);
+  const total = unitsFor(ctx, org, auth, final, now).units;
+  const already = BigInt(auth.charged);
+  const usage = late ? usageBeyond(final, auth.usage) : final;
+  const eventId = ending.eventId ?? (late && auth.event_id !== null ? `${auth.id}:late` : auth.id);
+  const { end } = await bill(tx, ctx, org, auth, scopes, lock, total > already ? total - already : 0n, {
+    eventId,
+    usage: null,
+    release: true,
+    end: ({ charged, unbilled }) => {
+      const event = callEvent(ctx, org, auth, usage, eventId, now, late ? charged - already : charged);
+      const result: CaptureResult = {
+        object: 'authorization',
+        id: auth.id,
+        status: 'captured',
+        credits: credits(charged),
+        cost: callCost(org, charged),
+        currency: event.currency,
+        event_id: eventId,
+        unbilled_credits: credits(unbilled),
+        late,
+      };
+      return { status: 'captured', result, event };
+    },
+  });
+  return end!.result;
+}
+
+/** Per kind, the larger of two counts of a call's usage. */
+function usageAtLeast(reported: Usage, streamed: Usage): Usage {
+  const out: Usage = { ...reported };
+  for (const [kind, n] of Object.entries(streamed) as [keyof Usage, number][]) {
+    out[kind] = Math.max(n, out[kind] ?? 0);
+  }
+  return out;
+}
+
+/** What a call used past the usage recorded for it already (`final` holds at least as much of each kind). */
+function usageBeyond(final: Usage, recorded: Usage): Usage {
+  const rest: Usage = {};
+  for (const [kind, n] of Object.entries(final) as [keyof Usage, number][])
+    rest[kind] = n - (recorded[kind] ?? 0);
+  return rest;
 }
 
 export async function captureAuthorization(

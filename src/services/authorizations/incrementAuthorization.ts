@@ -1,5 +1,6 @@
 /**
- * Bills the usage streamed since the previous increment, as it happens. Answers `stop` once the
+ * Bills the usage streamed since the previous increment, as it happens, and renews the hold for
+ * its TTL: a stream that keeps reporting is alive however long it runs. Answers `stop` once the
  * next increment (by default one of the same size) would not fit in the hold plus what limits
  * still allow.
  */
@@ -45,6 +46,7 @@ export async function incrementAuthorization(ctx: Ctx, id: string, usage: Usage,
           eventId: null,
           usage: total,
           release: false,
+          renew: true,
         });
         return {
           object: 'authorization_increment' as const,

@@ -73,6 +73,8 @@ export interface BillOptions<R> {
   usage: Usage | null;
   /** The call ends: release whatever is left of the hold as well. */
   release: boolean;
+  /** The call reported usage and goes on: its hold is renewed for its TTL from now. */
+  renew?: boolean;
   /**
    * The call ends here: its end, decided once the amounts are known (`charged`: the call's total),
    * and its event, if it has one, are written by the same statement.
@@ -127,7 +129,7 @@ export async function bill<R = never>(
     : null;
   // The member is the one the hold was placed for, by id: an external id erased since then must
   // not bring a member back.
-  const recording = end?.event ? await callEventWrites(tx, ctx, end.event, auth.member_id, 15) : null;
+  const recording = end?.event ? await callEventWrites(tx, ctx, end.event, auth.member_id, 16) : null;
   const rows = await tx.query<{
     scope: string | null;
     period_start: Date;
@@ -149,7 +151,10 @@ export async function bill<R = never>(
               usage = COALESCE($6::jsonb, usage), status = COALESCE($8::text, status),
               result = COALESCE($9::jsonb, result),
               event_id = CASE WHEN $8::text IS NULL THEN event_id ELSE $10::text END,
-              finished_at = CASE WHEN $8::text IS NULL THEN finished_at ELSE now() END
+              finished_at = CASE WHEN $8::text IS NULL THEN finished_at ELSE now() END,
+              expires_at = CASE WHEN $15 THEN now() + (expires_at - COALESCE(renewed_at, created_at))
+                           ELSE expires_at END,
+              renewed_at = CASE WHEN $15 THEN now() ELSE renewed_at END
         WHERE org_id = $1 AND id = $2
      ), ${recording ? `${recording.ctes}, ` : ''}counters AS (
        ${COUNTER_UPSERT(
@@ -177,6 +182,7 @@ export async function bill<R = never>(
       plan?.entries ?? '[]',
       String(plan?.drawn ?? 0n),
       String(plan?.overage ?? 0n),
+      options.renew === true,
       ...(recording?.params ?? []),
     ],
   );
@@ -248,12 +254,19 @@ function withBilled(org: OrgRow, priced: PricedUsage, billed: bigint) {
     return {
       credits: billed,
       units: billed,
-      cost: creditsToMoney(billed, Ratio.parse(org.credit_value)),
+      cost: callCost(org, billed),
       components: components.map((c, i) => ({
         ...c,
         credits: Ratio.fromUnits(parts[i]!, CREDIT_SCALE).toDecimal(CREDIT_SCALE),
       })),
     };
   }
-  return { credits: 0n, units: billed, cost: Ratio.fromUnits(billed, CREDIT_SCALE).toDecimal(CREDIT_SCALE) };
+  return { credits: 0n, units: billed, cost: callCost(org, billed) };
+}
+
+/** What `units` billed to a call cost in the org's currency: credits at their value, else money units. */
+export function callCost(org: OrgRow, units: bigint): string {
+  return org.billing_mode === 'credits'
+    ? creditsToMoney(units, Ratio.parse(org.credit_value))
+    : Ratio.fromUnits(units, CREDIT_SCALE).toDecimal(CREDIT_SCALE);
 }

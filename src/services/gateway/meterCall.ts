@@ -17,7 +17,10 @@ import { ERROR_STATUS, type ErrorKind, type ProviderWire, textIn } from './wire.
 
 /** Output tokens held for a request that sets no limit (the catalog knows no output limits). */
 export const DEFAULT_MAX_OUTPUT_TOKENS = 4096;
-/** A hold outlives the longest answer we expect; an abandoned one expires on its own. */
+/**
+ * An abandoned hold expires on its own after this. A stream's increments renew it; an answer that
+ * takes longer without streaming is still billed by its late capture.
+ */
 const HOLD_TTL_SECONDS = 900;
 /**
  * A stream's usage is billed at least this often while its hold covers it (sooner when it might
