@@ -182,6 +182,45 @@ describe('alerts: happy path', () => {
     expect(alerts[0]!.details).toMatchObject({ allowance_credits: '500', used_credits: '500' });
   });
 
+  it('fires credits.low for a prepaid org without a plan allowance, against its active grants', async () => {
+    const { org, key } = await createOrgWithKey(t, { plan_allowance_credits: '0' });
+    const topup = await t.call('POST', `/v1/orgs/${org.id}/grants`, {
+      body: { kind: 'topup', amount_credits: '100', source: 'operator' },
+    });
+    expect(topup.status, JSON.stringify(topup.body)).toBe(201);
+    // 6 events = 82.8 of 100: 17.2 left, not low.
+    await spend(key, 6);
+    expect(await alertsOf(org.id)).toEqual([]);
+    // 7 = 96.6: 3.4 left, under 10 % of the 100 bought.
+    await spend(key, 1);
+    const [low] = await alertsOf(org.id);
+    expect(summary([low!])).toEqual(['credits.low credits 10']);
+    expect(low!.details).toMatchObject({
+      available_credits: '3.4',
+      basis: 'active_grants',
+      plan_allowance_credits: '0',
+      reference_credits: '100',
+      threshold_credits: '10',
+    });
+  });
+
+  it('fires credits.low when one charge empties every grant at once', async () => {
+    const { org, key } = await createOrgWithKey(t, { plan_allowance_credits: '0' });
+    await t.call('POST', `/v1/orgs/${org.id}/grants`, {
+      body: { kind: 'topup', amount_credits: '10', source: 'operator' },
+    });
+    await spend(key, 1); // 13.8 credits: 10 drawn, 3.8 overage
+    const alerts = await alertsOf(org.id);
+    expect(summary(alerts)).toEqual(['credits.low credits 10']);
+    expect(alerts[0]!.details).toMatchObject({ available_credits: '0', overage_credits: '3.8' });
+  });
+
+  it('fires no credits.low for an org that has no grant to run low on', async () => {
+    const { org, key } = await createOrgWithKey(t, { plan_allowance_credits: '0' });
+    await spend(key, 1);
+    expect(await alertsOf(org.id)).toEqual([]);
+  });
+
   it('fires quota.exceeded when a hold is denied, and from increments billed under a hold', async () => {
     const { org, key } = await createOrgWithKey(t);
     await setLimits(org.id, key, null, '0.1'); // 10 credits

@@ -2,7 +2,8 @@
  * Judges, in the transaction that changed spend, which alerts the change fired: 75/90/95/100 % of
  * the org's monthly allowed limit and of each budget, the alert threshold itself, quota.exceeded
  * when a hard limit is reached, 75/90/95/100 % of the cycle's plan allowance, and credits.low when
- * available credits fall under 10 % of the plan allowance. A change that jumps past several
+ * available credits fall under 10 % of the plan allowance (of the active grants' credits for an org
+ * without one). A change that jumps past several
  * percentages fires each of them. Each alert is stored once per scope and period.
  */
 import { formatCredits } from '../../domain/money.ts';
@@ -18,7 +19,7 @@ import { recordAlerts } from './recordAlerts.ts';
 import type { AlertCandidate } from './shape.ts';
 
 export const ALERT_PERCENTAGES = [75, 90, 95, 100] as const;
-/** credits.low fires when available credits fall under this share of the plan allowance. */
+/** credits.low fires when available credits fall under this share of the plan allowance (or active grants). */
 export const CREDITS_LOW_PERCENT = 10;
 
 /**
@@ -136,12 +137,12 @@ function limitAlerts(org: OrgRow, scopes: LimitScope[], counters: CounterValue[]
 }
 
 function creditAlerts(org: OrgRow, charged: ChargeOutcome, now: Date): AlertCandidate[] {
+  if (org.billing_mode !== 'credits') return [];
   const allowance = BigInt(org.plan_allowance_credits);
-  if (org.billing_mode !== 'credits' || allowance === 0n) return [];
   const cycle = billingCycle(org.timezone, anchorDayOf(org.billing_cycle_anchor), now);
   const out: AlertCandidate[] = [];
   const plan = charged.grants.find((g) => g.kind === 'plan');
-  if (plan) {
+  if (plan && allowance > 0n) {
     for (const percent of reachedPercents(plan.consumed, plan.amount)) {
       out.push({
         type: 'alert.threshold_crossed',
@@ -160,8 +161,9 @@ function creditAlerts(org: OrgRow, charged: ChargeOutcome, now: Date): AlertCand
       });
     }
   }
+  const reference = lowCreditsReference(allowance, charged);
   const free = available(charged.balance);
-  if (free * 100n < BigInt(CREDITS_LOW_PERCENT) * allowance) {
+  if (reference && (free <= 0n || free * 100n < BigInt(CREDITS_LOW_PERCENT) * reference.credits)) {
     out.push({
       type: 'credits.low',
       scope: 'credits',
@@ -172,10 +174,28 @@ function creditAlerts(org: OrgRow, charged: ChargeOutcome, now: Date): AlertCand
         period_end: cycle.end.toISOString(),
         available_credits: formatCredits(free > 0n ? free : 0n),
         overage_credits: formatCredits(charged.balance.overage),
+        basis: reference.basis,
         plan_allowance_credits: formatCredits(allowance),
-        threshold_credits: formatCredits((allowance * BigInt(CREDITS_LOW_PERCENT)) / 100n),
+        reference_credits: formatCredits(reference.credits),
+        threshold_credits: formatCredits((reference.credits * BigInt(CREDITS_LOW_PERCENT)) / 100n),
       },
     });
   }
   return out;
+}
+
+/**
+ * What "low" is measured against: the plan allowance, or for an org without one (prepaid top-ups
+ * only) the credits of its active grants that have some left. When none has any left, every
+ * credit is gone, which is low whatever the reference. No active grant at all: nothing to run low on.
+ */
+function lowCreditsReference(
+  allowance: bigint,
+  charged: ChargeOutcome,
+): { basis: 'plan_allowance' | 'active_grants'; credits: bigint } | null {
+  if (allowance > 0n) return { basis: 'plan_allowance', credits: allowance };
+  const active = charged.grants.filter((g) => g.status === 'active');
+  if (active.length === 0) return null;
+  const funded = active.reduce((sum, g) => sum + (g.remaining > 0n ? g.amount : 0n), 0n);
+  return { basis: 'active_grants', credits: funded };
 }
