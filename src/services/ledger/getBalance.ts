@@ -3,7 +3,7 @@
  * bonus), and the billing cycle with the average spend per day and the projected run-out.
  */
 import { DRAW_ORDER } from '../../domain/drawdown.ts';
-import { formatCredits, Ratio } from '../../domain/money.ts';
+import { CREDIT_SCALE, formatCredits, Ratio } from '../../domain/money.ts';
 import { anchorDayOf, billingCycle } from '../../domain/periods.ts';
 import { creditsToMoney } from '../../domain/pricing.ts';
 import { type Ctx, scopeOrg } from '../context.ts';
@@ -37,26 +37,33 @@ export async function getBalance(ctx: Ctx, orgId: string, now = new Date()) {
       GROUP BY kind`,
     [orgId, cycle.start.toISOString()],
   );
-  const [spent] = await ctx.db.query<{ credits: string | null }>(
-    'SELECT sum(credits)::text AS credits FROM usage_hourly WHERE org_id = $1 AND bucket >= $2 AND bucket < $3',
+  const byom = org.billing_mode === 'byom';
+  // A BYOM org spends provider cost in USD (its events' cost), not credits.
+  const [spent] = await ctx.db.query<{ spent: string | null }>(
+    `SELECT sum(${byom ? 'cost' : 'credits'})::text AS spent FROM usage_hourly_total
+      WHERE org_id = $1 AND bucket >= $2 AND bucket < $3`,
     [
       orgId,
       new Date(cycle.start.getTime() - (cycle.start.getTime() % 3_600_000)).toISOString(),
       cycle.end.toISOString(),
     ],
   );
-  const cycleSpend = BigInt(spent?.credits ?? '0');
+  const cycleSpend = byom
+    ? Ratio.parse(spent?.spent ?? '0').roundHalfEven(CREDIT_SCALE)
+    : BigInt(spent?.spent ?? '0');
   const daysElapsed = Math.max(1, Math.ceil((now.getTime() - cycle.start.getTime()) / DAY_MS));
   const daysRemaining = Math.max(0, Math.ceil((cycle.end.getTime() - now.getTime()) / DAY_MS));
   const perDay = Ratio.of(cycleSpend, BigInt(daysElapsed));
   const free = available(balance);
-  const runOut = perDay.isZero()
-    ? null
-    : Number(
-        Ratio.of(free > 0n ? free : 0n)
-          .div(perDay)
-          .roundHalfEven(0),
-      );
+  // Only credits run out: a BYOM org's cap is its monthly limit (GET .../limits).
+  const runOut =
+    perDay.isZero() || org.billing_mode !== 'credits'
+      ? null
+      : Number(
+          Ratio.of(free > 0n ? free : 0n)
+            .div(perDay)
+            .roundHalfEven(0),
+        );
   const view = (micro: bigint) => formatCredits(micro);
   const byKind = Object.fromEntries(
     DRAW_ORDER.map((kind) => {
@@ -74,7 +81,7 @@ export async function getBalance(ctx: Ctx, orgId: string, now = new Date()) {
   const sumKinds = (names: string[], field: 'granted' | 'used' | 'remaining') =>
     view(kinds.filter((k) => names.includes(k.kind)).reduce((acc, k) => acc + BigInt(k[field]), 0n));
   const bonusKinds = ['bonus', 'topup', 'promo', 'adjustment'];
-  const creditValue = org.billing_mode === 'byom' ? Ratio.ONE : Ratio.parse(org.credit_value);
+  const creditValue = byom ? Ratio.ONE : Ratio.parse(org.credit_value);
   return {
     object: 'balance' as const,
     org_id: orgId,
@@ -84,8 +91,8 @@ export async function getBalance(ctx: Ctx, orgId: string, now = new Date()) {
       org.billing_mode === 'byok'
         ? "Calls go straight to your own provider account, so Tally cannot track their cost; see your provider's console."
         : null,
-    unit: org.billing_mode === 'byom' ? ('usd' as const) : ('credits' as const),
-    currency: org.billing_mode === 'byom' ? 'USD' : org.currency,
+    unit: byom ? ('usd' as const) : ('credits' as const),
+    currency: byom ? 'USD' : org.currency,
     available_credits: view(free > 0n ? free : 0n),
     available_amount: creditsToMoney(free > 0n ? free : 0n, creditValue),
     held_credits: view(balance.held),

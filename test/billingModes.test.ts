@@ -1,0 +1,115 @@
+/**
+ * The billing modes besides credits: BYOM (the org's own model account, capped in USD at provider
+ * cost) and BYOK (calls go straight to the org's provider key, untracked).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuthorizationSchema, CaptureSchema } from '../src/http/routes/authorizations.ts';
+import { checkLedger } from '../src/services/ledger/checkLedger.ts';
+import { createOrgWithKey, minutesAgo, startTally, type TestTally } from './support/harness.ts';
+
+let t: TestTally;
+beforeAll(async () => {
+  t = await startTally();
+});
+afterAll(() => t.close());
+
+// gpt-4o lists USD 10 per million output tokens: 1 000 output tokens cost USD 0.01 at provider cost.
+const call = { member: 'u1', feature: 'Chat', provider: 'openai', model: 'gpt-4o' };
+const output = (n: number) => ({ input_tokens: 0, max_output_tokens: n });
+
+describe('BYOM: a USD spend cap at provider cost', () => {
+  it('shows the cycle spend in USD on the balance, with no credit run-out to project', async () => {
+    const { org, key } = await createOrgWithKey(t, {
+      currency: 'USD',
+      timezone: 'UTC',
+      billing_mode: 'byom',
+    });
+    const events = Array.from({ length: 3 }, (_, i) => ({
+      ...call,
+      id: `e${i}`,
+      occurred_at: minutesAgo(1),
+      usage: { output_tokens: 1_000 + i },
+    }));
+    const sent = await t.call('POST', '/v1/events', { key, body: { events } });
+    expect(sent.body.results.map((r: { cost: string }) => r.cost)).toEqual(['0.01', '0.01001', '0.01002']);
+    const balance = await t.call('GET', `/v1/orgs/${org.id}/balance`);
+    expect(balance.body).toMatchObject({ unit: 'usd', currency: 'USD', available_credits: '0' });
+    expect(balance.body.cycle).toMatchObject({ spent_credits: '0.03003', run_out_in_days: null });
+    expect(balance.body.cycle.runs_out_before_cycle_end).toBe(false);
+  });
+
+  it('holds within the cap, partly at its edge, and denies past it; captures count against it', async () => {
+    const { org, key } = await createOrgWithKey(t, {
+      currency: 'USD',
+      timezone: 'UTC',
+      billing_mode: 'byom',
+    });
+    const limits = await t.call('PUT', `/v1/orgs/${org.id}/limits`, {
+      body: { alert_threshold: null, allowed_limit: '0.02' },
+    });
+    expect(limits.body).toMatchObject({ basis: 'provider_cost', currency: 'USD' });
+    const hold = (n: number) =>
+      t.call('POST', '/v1/authorizations', { key, body: { ...call, estimate: output(n) } });
+    const first = await hold(1_000);
+    expect(AuthorizationSchema.parse(first.body)).toMatchObject({ approved: true, held_credits: '0.01' });
+    const second = await hold(3_000);
+    expect(second.body).toMatchObject({ approved: true, reason: 'partial', held_credits: '0.01' });
+    const third = await hold(1);
+    expect(third.body).toMatchObject({ approved: false, reason: 'quota_exceeded' });
+    // 1 500 tokens on the first: its hold covers 0.01, the cap allows nothing past the second's hold.
+    const captured = await t.call('POST', `/v1/authorizations/${first.body.id}/capture`, {
+      key,
+      body: { usage: { output_tokens: 1_500 } },
+    });
+    expect(CaptureSchema.parse(captured.body)).toMatchObject({
+      credits: '0.01',
+      cost: '0.01',
+      currency: 'USD',
+      unbilled_credits: '0.005',
+    });
+    await t.call('POST', `/v1/authorizations/${second.body.id}/void`, { key });
+    const after = await t.call('GET', `/v1/orgs/${org.id}/limits`);
+    expect(after.body).toMatchObject({ spent: '0.01', held: '0' });
+    // No credits move for a BYOM org.
+    const [entries] = await t.db.query<{ n: string }>(
+      'SELECT count(*)::text AS n FROM ledger_entries WHERE org_id = $1',
+      [org.id],
+    );
+    expect(entries!.n).toBe('0');
+    expect(await checkLedger(t.db, org.id)).toEqual([]);
+  });
+});
+
+describe("BYOK: calls on the org's own provider key, untracked", () => {
+  it('approves holds without holding or charging anything, and says why', async () => {
+    const { org, key } = await createOrgWithKey(t, { billing_mode: 'byok' });
+    const hold = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: output(1_000) },
+    });
+    expect(AuthorizationSchema.parse(hold.body)).toMatchObject({
+      approved: true,
+      reason: 'byok_untracked',
+      held_credits: '0',
+    });
+    const inc = await t.call('POST', `/v1/authorizations/${hold.body.id}/increments`, {
+      key,
+      body: { usage: { output_tokens: 500 } },
+    });
+    expect(inc.body).toMatchObject({ charged_credits: '0', action: 'continue' });
+    const captured = await t.call('POST', `/v1/authorizations/${hold.body.id}/capture`, {
+      key,
+      body: { usage: { output_tokens: 1_000 } },
+    });
+    expect(captured.body).toMatchObject({ status: 'captured', credits: '0', cost: '0' });
+    const balance = await t.call('GET', `/v1/orgs/${org.id}/balance`);
+    expect(balance.body).toMatchObject({ tracking: 'unavailable', available_credits: '0' });
+    expect(balance.body.notice).toContain('Tally cannot track their cost');
+    // The call's tokens are still recorded, at no charge.
+    const events = await t.db.query(
+      'SELECT output_tokens::text, credits::text FROM events WHERE org_id = $1',
+      [org.id],
+    );
+    expect(events).toEqual([{ output_tokens: '1000', credits: '0' }]);
+  });
+});
