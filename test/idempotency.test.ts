@@ -156,6 +156,34 @@ describe('event ids', () => {
     expect(still).toEqual(stored);
   });
 
+  it('creates no member or workspace for an event it rejects as a conflict', async () => {
+    await send(a.key, [event({ id: 'conflict-2' })]);
+    const count = async (table: string) => {
+      const [row] = await t.db.query<{ n: string }>(
+        `SELECT count(*)::text AS n FROM ${table} WHERE org_id = $1`,
+        [a.org.id],
+      );
+      return row!.n;
+    };
+    const before = [await count('members'), await count('workspaces')];
+    const res = await send(a.key, [
+      event({ id: 'conflict-2', member: 'never-seen', workspace: 'never-seen-ws' }),
+      event({ id: 'fresh-2', member: 'newcomer', workspace: 'new-ws' }),
+    ]);
+    expect(res.body.results.map((r: { status: string }) => r.status)).toEqual(['rejected', 'accepted']);
+    expect(res.body.results[0].error.code).toBe('idempotency_conflict');
+    // Only the accepted event's member and workspace are new.
+    expect([await count('members'), await count('workspaces')]).toEqual(
+      before.map((n) => String(Number(n) + 1)),
+    );
+    const names = await t.db.query<{ external_id: string }>(
+      `SELECT external_id FROM members WHERE org_id = $1 AND external_id IN ('never-seen', 'newcomer')
+       UNION ALL SELECT external_id FROM workspaces WHERE org_id = $1 AND external_id IN ('never-seen-ws', 'new-ws')`,
+      [a.org.id],
+    );
+    expect(names.map((n) => n.external_id).sort()).toEqual(['new-ws', 'newcomer']);
+  });
+
   it('counts duplicates inside one batch once', async () => {
     const before = await totals(a.org.id);
     const res = await send(a.key, [

@@ -1,9 +1,10 @@
 /**
  * Stores priced events once each: members and workspaces seen for the first time, the event rows,
  * the rollups, the draw-down from grants and the limit counters, in the caller's transaction.
- * Lock order (balance row, members, events, rollup, grants, counters) is the same everywhere,
- * so concurrent batches of one org queue instead of deadlocking. A call billed through an
- * authorization is recorded by the statement that bills it (`callEventWrites`).
+ * Lock order (members, events, workspaces, balance row, rollup, grants, counters) is the same for
+ * every batch, so concurrent batches of one org queue instead of deadlocking (a call's event takes
+ * its workspace under the balance lock; the rare deadlock with a batch is retried). A call billed
+ * through an authorization is recorded by the statement that bills it (`callEventWrites`).
  */
 import { newId } from '../../domain/ids.ts';
 import { decimalUnits, formatCredits, formatUnits, PROVIDER_COST_SCALE, Ratio } from '../../domain/money.ts';
@@ -54,7 +55,6 @@ export async function recordEvents(
     .map(({ e }) => e);
   const orgs = [...new Map(sorted.map((e) => [e.org.id, e.org])).values()];
   const memberIds = options.memberIds ?? (await ensureMembers(tx, memberRefs(sorted)));
-  await ensureWorkspaces(tx, sorted);
   const rows = storedRows(ctx, sorted, memberIds);
   const [inserted] = await tx.query<{ skipped: number[] }>(INSERT_EVENTS, insertParams(rows));
   // Limits and budgets are read before the lock, as authorize does: the lock covers writes only.
@@ -67,6 +67,11 @@ export async function recordEvents(
   const taken = new Set(inserted!.skipped);
   const isNew = (i: number) => !taken.has(i);
   const fresh = rows.filter((_, i) => isNew(i));
+  // Only stored events name workspaces: a duplicate or conflicting one writes nothing.
+  await ensureWorkspaces(
+    tx,
+    sorted.filter((_, i) => isNew(i)),
+  );
   const days = await localDaysOf(tx, orgs, fresh);
   // Everything JavaScript works out is done before the lock, which is held until commit.
   const daily = fresh.length > 0 ? JSON.stringify(dailyRows(fresh, days)) : null;
@@ -105,26 +110,27 @@ export async function recordEvents(
       });
       continue;
     }
-    const prior = earlier.get(`${e.org.id}\u0000${e.input.id}`)!;
-    out.set(
-      e.index,
-      prior.content_hash === e.hash
-        ? {
-            id: e.input.id,
-            status: 'duplicate',
-            credits: formatCredits(BigInt(prior.credits)),
-            cost: Ratio.parse(prior.cost).toDecimal(12),
-            currency: prior.currency,
-            error: null,
-          }
-        : rejected(
-            e.input.id,
-            'idempotency_conflict',
-            'An event with this id and other content was recorded before',
-          ),
-    );
+    out.set(e.index, answerFromRecord(e, earlier.get(`${e.org.id}\u0000${e.input.id}`)!));
   }
   return out;
+}
+
+/** The answer to an event whose id was recorded before: a duplicate of it, or a conflict. */
+export function answerFromRecord(e: StorableEvent, prior: RecordedEvent): EventResult {
+  return prior.content_hash === e.hash
+    ? {
+        id: e.input.id,
+        status: 'duplicate',
+        credits: formatCredits(BigInt(prior.credits)),
+        cost: Ratio.parse(prior.cost).toDecimal(12),
+        currency: prior.currency,
+        error: null,
+      }
+    : rejected(
+        e.input.id,
+        'idempotency_conflict',
+        'An event with this id and other content was recorded before',
+      );
 }
 
 /**
@@ -581,19 +587,20 @@ function dailyRows(rows: StoredRow[], days: LocalDay[]): [string, string, string
   ]);
 }
 
-async function loadExisting(
+interface RecordedEvent {
+  content_hash: string;
+  credits: string;
+  cost: string;
+  currency: string;
+}
+
+/** The events recorded under the given ids, by org and id (`${org}\u0000${id}`). */
+export async function loadExisting(
   tx: Queryable,
-  events: PricedEvent[],
-): Promise<Map<string, { content_hash: string; credits: string; cost: string; currency: string }>> {
+  events: StorableEvent[],
+): Promise<Map<string, RecordedEvent>> {
   if (events.length === 0) return new Map();
-  const rows = await tx.query<{
-    org_id: string;
-    id: string;
-    content_hash: string;
-    credits: string;
-    cost: string;
-    currency: string;
-  }>(
+  const rows = await tx.query<RecordedEvent & { org_id: string; id: string }>(
     `SELECT e.org_id, e.id, e.content_hash, e.credits, e.cost, e.currency FROM events e
        JOIN jsonb_to_recordset($1::jsonb) AS x(org_id text, id text) ON e.org_id = x.org_id AND e.id = x.id`,
     [JSON.stringify(events.map((e) => ({ org_id: e.org.id, id: e.input.id })))],

@@ -4,34 +4,50 @@ import type { Queryable } from '../../store/db.ts';
 
 export const memberKey = (orgId: string, externalId: string) => `${orgId}\u0000${externalId}`;
 
+export interface MemberRef {
+  orgId: string;
+  externalId: string;
+}
+
+/** The ids of the members that exist among `refs`, by `memberKey`; nothing is created. */
+export async function findMembers(q: Queryable, refs: MemberRef[]): Promise<Map<string, string>> {
+  const rows = refs.length > 0 ? await readMembers(q, refs) : [];
+  return new Map(rows.map((r) => [memberKey(r.org_id, r.external_id), r.id]));
+}
+
+function readMembers(q: Queryable, refs: MemberRef[]) {
+  return q.query<{ org_id: string; id: string; external_id: string }>(
+    `SELECT m.org_id, m.id, m.external_id FROM members m
+       JOIN unnest($1::text[], $2::text[]) AS x (org_id, external_id)
+         ON m.org_id = x.org_id AND m.external_id = x.external_id`,
+    [refs.map((m) => m.orgId), refs.map((m) => m.externalId)],
+  );
+}
+
 /**
- * Returns the Tally member id for each (org, external id), creating missing members in key order.
+ * Returns the Tally member id for each (org, external id), creating missing members in key order
+ * (`known`: ids the caller read already).
  * Known members are only read (the usual case, one statement): inserting them again would wait on
  * every concurrent batch that saw the same member, and ids are drawn only for the missing ones.
  * A member another transaction creates meanwhile makes the insert skip it; the next round reads it.
  */
 export async function ensureMembers(
   q: Queryable,
-  refs: { orgId: string; externalId: string }[],
+  refs: MemberRef[],
+  known: Map<string, string> = new Map(),
 ): Promise<Map<string, string>> {
   let missing = [...new Map(refs.map((r) => [memberKey(r.orgId, r.externalId), r])).entries()]
+    .filter(([key]) => !known.has(key))
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([, r]) => r);
-  const ids = new Map<string, string>();
+  const ids = new Map(known);
   const found = (rows: { org_id: string; id: string; external_id: string }[]) => {
     for (const r of rows) ids.set(memberKey(r.org_id, r.external_id), r.id);
     missing = missing.filter((m) => !ids.has(memberKey(m.orgId, m.externalId)));
   };
   for (let round = 0; missing.length > 0; round++) {
     if (round === 3) throw new Error('members could not be resolved: concurrent inserts kept racing');
-    found(
-      await q.query(
-        `SELECT m.org_id, m.id, m.external_id FROM members m
-           JOIN unnest($1::text[], $2::text[]) AS x (org_id, external_id)
-             ON m.org_id = x.org_id AND m.external_id = x.external_id`,
-        [missing.map((m) => m.orgId), missing.map((m) => m.externalId)],
-      ),
-    );
+    found(await readMembers(q, missing));
     if (missing.length === 0) break;
     found(
       await q.query(
