@@ -42,7 +42,7 @@ describe('ledger boundaries', () => {
     expect(await checkLedger(t.db, org.id)).toEqual([]);
   });
 
-  it('the ledger check names every kept figure that no longer re-derives (grant, org, hold)', async () => {
+  it('the ledger check names every kept figure that no longer re-derives (grant, org, hold, call)', async () => {
     const { org, key } = await createOrgWithKey(t);
     const auth = await t.call('POST', '/v1/authorizations', {
       key,
@@ -55,6 +55,10 @@ describe('ledger boundaries', () => {
       },
     });
     expect(auth.body.approved).toBe(true);
+    await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      key,
+      body: { usage: { output_tokens: 1_000 } },
+    });
     expect(await checkLedger(t.db, org.id)).toEqual([]);
     // Tamper with the kept figures behind the ledger's back (the row CHECKs still hold).
     const [plan] = await t.db.query<{ id: string }>(
@@ -66,17 +70,18 @@ describe('ledger boundaries', () => {
       [org.id, plan!.id],
     );
     await t.db.query('UPDATE org_balances SET overage = overage + 7 WHERE org_id = $1', [org.id]);
-    await t.db.query('UPDATE authorizations SET held = held - 2 WHERE org_id = $1 AND id = $2', [
-      org.id,
-      auth.body.id,
-    ]);
+    await t.db.query(
+      'UPDATE authorizations SET held = held - 2, charged = charged + 3 WHERE org_id = $1 AND id = $2',
+      [org.id, auth.body.id],
+    );
     const found = (await checkLedger(t.db, org.id)).map((d) => [d.grant_id, d.field, d.kept, d.derived]);
     expect(found.sort()).toEqual(
       [
-        [plan!.id, 'consumed', '1', '0'],
-        [plan!.id, 'remaining', '499999999', '500000000'],
+        [plan!.id, 'consumed', '1380001', '1380000'],
+        [plan!.id, 'remaining', '498619999', '498620000'],
         [null, 'overage', '7', '0'],
-        [null, `held by ${auth.body.id}`, '9999998', '10000000'],
+        [null, `held by ${auth.body.id}`, '8619998', '8620000'],
+        [null, `charged by ${auth.body.id}`, '1380003', '1380000'],
       ].sort(),
     );
   });

@@ -1,7 +1,8 @@
 /**
  * Re-derives every kept balance from the append-only entries and reports each difference.
  * Invariant checked: granted - consumed - expired = remaining, per grant and per org; and what
- * each hold still reserves, per authorization, adds up to the org's held credits.
+ * each hold still reserves, per authorization, adds up to the org's held credits; and what each
+ * call billed through an authorization was charged equals its draw-down and overage entries.
  */
 import type { Queryable } from '../../store/db.ts';
 
@@ -70,5 +71,21 @@ export async function checkLedger(q: Queryable, orgId?: string): Promise<LedgerD
       WHERE ($1::text IS NULL OR a.org_id = $1) AND a.held <> COALESCE(d.held, 0)`,
     [orgId ?? null],
   );
-  return [...grants, ...orgs, ...holds];
+  // What each call was charged, re-derived from the draw-down and overage entries billed to it.
+  const charged = await q.query<LedgerDifference>(
+    `WITH derived AS (
+       SELECT org_id, authorization_id, -sum(amount) AS charged
+         FROM ledger_entries
+        WHERE kind IN ('debit', 'overage') AND authorization_id IS NOT NULL
+          AND ($1::text IS NULL OR org_id = $1)
+        GROUP BY org_id, authorization_id)
+     SELECT a.org_id, NULL AS grant_id, 'charged by ' || a.id AS field, a.charged::text AS kept,
+            COALESCE(d.charged, 0)::text AS derived
+       FROM authorizations a
+       JOIN orgs o ON o.id = a.org_id AND o.billing_mode = 'credits'
+       LEFT JOIN derived d ON d.org_id = a.org_id AND d.authorization_id = a.id
+      WHERE ($1::text IS NULL OR a.org_id = $1) AND a.charged <> COALESCE(d.charged, 0)`,
+    [orgId ?? null],
+  );
+  return [...grants, ...orgs, ...holds, ...charged];
 }
