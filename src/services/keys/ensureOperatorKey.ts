@@ -1,6 +1,8 @@
 /**
- * Makes sure an operator key exists. A key from TALLY_ADMIN_KEY is registered by its hash; without
- * one, the first start generates a key and returns it so it can be printed once.
+ * Makes sure an operator key exists. A key from TALLY_ADMIN_KEY is registered by its hash (a new
+ * value replaces the old one). Without it, a key registered from it before is revoked (taking the
+ * variable out must not leave its key working), and when no other operator key is active one is
+ * generated and returned so it can be printed once.
  */
 import { hashSecret, newId, newSecret } from '../../domain/ids.ts';
 import type { Db } from '../../store/db.ts';
@@ -14,6 +16,7 @@ export async function ensureOperatorKey(db: Db, configured: string | undefined):
     );
     return null;
   }
+  await db.query(`UPDATE operator_keys SET revoked_at = now() WHERE id = 'op_env' AND revoked_at IS NULL`);
   const secret = newSecret('op');
   const inserted = await db.query(
     `INSERT INTO operator_keys (id, key_hash)

@@ -1,0 +1,35 @@
+/** The operator key from TALLY_ADMIN_KEY, or generated when there is none: only the configured one works. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.ts';
+import { prepare } from '../src/server.ts';
+import { KEY_KEPT_MS } from '../src/services/keys/authenticate.ts';
+import { OPERATOR_KEY, startTally, type TestTally } from './support/harness.ts';
+
+let t: TestTally;
+beforeAll(async () => {
+  t = await startTally();
+});
+afterAll(() => t.close());
+
+const orgsWith = (key: string) => t.call('GET', '/v1/orgs', { key });
+
+describe('operator key', () => {
+  it('taking TALLY_ADMIN_KEY out revokes its key and generates one; setting a new value replaces it', async () => {
+    expect((await orgsWith(OPERATOR_KEY)).status).toBe(200);
+    // The next start has no TALLY_ADMIN_KEY.
+    const restarted = await prepare(loadConfig({ TALLY_LOG: 'off' }), t.db);
+    const generated = restarted.generatedOperatorKey;
+    expect(generated).toMatch(/^tally_op_/);
+    await new Promise((r) => setTimeout(r, KEY_KEPT_MS + 100));
+    const refused = await orgsWith(OPERATOR_KEY);
+    expect(refused.status).toBe(401);
+    expect((await orgsWith(generated!)).status).toBe(200);
+    // Started again without it: the generated key stays, and none is generated twice.
+    expect((await prepare(loadConfig({ TALLY_LOG: 'off' }), t.db)).generatedOperatorKey).toBeNull();
+    // Set to a new value: the new key works, and the old value does not come back.
+    const rotated = 'tally_op_rotated_operator_key_fedcba9876543210';
+    await prepare(loadConfig({ TALLY_LOG: 'off', TALLY_ADMIN_KEY: rotated }), t.db);
+    expect((await orgsWith(rotated)).status).toBe(200);
+    expect((await orgsWith(OPERATOR_KEY)).status).toBe(401);
+  });
+});
