@@ -91,6 +91,42 @@ describe('ledger: happy path', () => {
     expect(await checkLedger(t.db, org.id)).toEqual([]);
   });
 
+  it('takes part of a grant back as a correction, and refuses more than is left', async () => {
+    const { org } = await createOrgWithKey(t);
+    const grant = await t.call('POST', `/v1/orgs/${org.id}/grants`, {
+      body: { kind: 'topup', amount_credits: '100' },
+    });
+    const void_ = (body: Record<string, unknown>) =>
+      t.call('POST', `/v1/orgs/${org.id}/grants/${grant.body.id}/void`, { body });
+    const reduced = await void_({ amount_credits: '30.5', reason: 'Double-granted by support' });
+    expect(reduced.status, JSON.stringify(reduced.body)).toBe(200);
+    expect(reduced.body).toMatchObject({
+      status: 'active',
+      expired_credits: '30.5',
+      remaining_credits: '69.5',
+    });
+    const tooMuch = await void_({ amount_credits: '69.500001' });
+    expect(tooMuch.status).toBe(422);
+    expect(tooMuch.body).toMatchObject({ param: 'amount_credits' });
+    expect(tooMuch.body.detail).toContain('69.5');
+    for (const amount of ['0', '-1', '1.0000001', 'ten']) {
+      const bad = await void_({ amount_credits: amount });
+      expect(bad.status, amount).toBe(422);
+      expect(bad.body.param).toBe('amount_credits');
+    }
+    const balance = await t.call('GET', `/v1/orgs/${org.id}/balance`);
+    expect(balance.body).toMatchObject({ available_credits: '569.5', expired_credits: '30.5' });
+    const entries = await t.call('GET', `/v1/orgs/${org.id}/ledger?grant=${grant.body.id}`);
+    expect(entries.body.data.map((e: any) => [e.kind, e.amount_credits, e.memo])).toEqual([
+      ['void', '-30.5', 'Double-granted by support'],
+      ['grant', '100', 'topup grant'],
+    ]);
+    // The rest, voided as usual.
+    const rest = await void_({});
+    expect(rest.body).toMatchObject({ status: 'voided', expired_credits: '100', remaining_credits: '0' });
+    expect(await checkLedger(t.db, org.id)).toEqual([]);
+  });
+
   it('keeps limits with threshold <= limit', async () => {
     const { org, key } = await createOrgWithKey(t);
     const bad = await t.call('PUT', `/v1/orgs/${org.id}/limits`, {

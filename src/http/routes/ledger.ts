@@ -145,16 +145,26 @@ export function ledgerRoutes(app: OpenAPIHono<AppEnv>) {
       method: 'post',
       path: '/v1/orgs/{org}/grants/{grant}/void',
       tags: ['Balance and ledger'],
-      summary: 'Void what is left of a grant (operator)',
+      summary: 'Void what is left of a grant, or take part of it back (operator)',
       request: {
         params: GrantParams,
-        ...body(z.strictObject({ reason: OptionalText(500) }).openapi('VoidGrant')),
+        ...body(
+          z
+            .strictObject({
+              reason: OptionalText(500),
+              amount_credits: GrantedCredits.nullish().openapi({
+                description:
+                  'Take back only this much of what is left; the grant stays active. Omitted: all of it.',
+              }),
+            })
+            .openapi('VoidGrant'),
+        ),
       },
-      responses: { 200: json(GrantSchema, 'The voided grant'), ...errorResponses },
+      responses: { 200: json(GrantSchema, 'The grant, voided or reduced'), ...errorResponses },
     }),
     async (c) => {
       const { org, grant } = c.req.valid('param');
-      return c.json(await voidGrant(c.get('ctx'), org, grant, c.req.valid('json').reason), 200);
+      return c.json(await voidGrant(c.get('ctx'), org, grant, c.req.valid('json')), 200);
     },
   );
   app.openapi(
