@@ -7,6 +7,17 @@ const decimal = (name: string, min: string) =>
     message: `${name} must be a decimal number of at least ${min}`,
   });
 
+/** A whole number in [min, max], said in words when it is not (zod's own wording names types). */
+const integer = (min: number, max?: number) => {
+  const range = max === undefined ? `of at least ${min}` : `from ${min} to ${max}`;
+  return z
+    .string()
+    .refine((v) => /^\d+$/.test(v) && Number(v) >= min && (max === undefined || Number(v) <= max), {
+      message: `must be a whole number ${range}`,
+    })
+    .transform(Number);
+};
+
 const ORIGIN_EXAMPLE =
   'origins such as https://app.example.com, comma-separated (no path, no trailing slash)';
 const isOrigin = (o: string) => URL.canParse(o) && new URL(o).origin === o;
@@ -19,7 +30,7 @@ const commaList = (v: string) =>
 const url = z.url({ protocol: /^https?$/, message: 'must be an http(s) URL' });
 
 const schema = z.object({
-  PORT: z.coerce.number().int().min(0).max(65535).default(4100),
+  PORT: integer(0, 65535).default(4100),
   HOST: z.string().min(1).default('0.0.0.0'),
   DATABASE_URL: z
     .string()
@@ -39,14 +50,10 @@ const schema = z.object({
   TALLY_PUBLIC_URL: url.optional(),
   TALLY_MAX_EVENT_COST: decimal('TALLY_MAX_EVENT_COST', '0.000001').default('1000'),
   TALLY_DEFAULT_MARKUP: decimal('TALLY_DEFAULT_MARKUP', '0').default('1.5'),
-  TALLY_BODY_LIMIT_BYTES: z.coerce
-    .number()
-    .int()
-    .min(1024)
-    .default(5 * 1024 * 1024),
+  TALLY_BODY_LIMIT_BYTES: integer(1024).default(5 * 1024 * 1024),
   /** Requests per second per key and process (0: no limit), and the burst a key may send at once. */
-  TALLY_RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(0).default(10_000),
-  TALLY_RATE_LIMIT_BURST: z.coerce.number().int().min(1).default(20_000),
+  TALLY_RATE_LIMIT_PER_SECOND: integer(0).default(10_000),
+  TALLY_RATE_LIMIT_BURST: integer(1).default(20_000),
   /** Browser origins allowed to call the API (CORS), comma-separated; unset: none. */
   TALLY_CORS_ORIGINS: z
     .string()
@@ -70,7 +77,7 @@ const schema = z.object({
   TALLY_LOG: z.enum(['json', 'off'], { message: 'must be json or off' }).default('json'),
   TALLY_JOBS: z.enum(['0', '1'], { message: 'must be 0 or 1' }).default('1'),
   /** Node processes serving HTTP on the one port (node:cluster); more than 1 needs DATABASE_URL. */
-  TALLY_WORKERS: z.coerce.number().int().min(1).max(64).default(1),
+  TALLY_WORKERS: integer(1, 64).default(1),
   STRIPE_SECRET_KEY: z
     .string()
     .regex(/^(sk|rk)_/, 'must start with sk_ or rk_')
@@ -86,7 +93,7 @@ const schema = z.object({
   /** Encrypts secrets Tally must read back (an org's own provider key for the gateway). */
   TALLY_SECRET_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
   /** The gateway bills a stream every this many streamed output tokens (at least). */
-  TALLY_GATEWAY_INCREMENT_TOKENS: z.coerce.number().int().min(1).max(10_000).default(16),
+  TALLY_GATEWAY_INCREMENT_TOKENS: integer(1, 10_000).default(16),
 });
 
 export type Config = z.infer<typeof schema>;

@@ -94,9 +94,21 @@ describe('rate limits per key', () => {
     expect(answers.filter((a) => a.status !== 200)).toEqual([]);
   });
 
-  it('refuses a configuration that is not a count', () => {
-    expect(() => loadConfig({ TALLY_RATE_LIMIT_PER_SECOND: 'lots' })).toThrow(/TALLY_RATE_LIMIT_PER_SECOND/);
-    expect(() => loadConfig({ TALLY_RATE_LIMIT_BURST: '0' })).toThrow(/TALLY_RATE_LIMIT_BURST/);
+  it('refuses a configuration that is not a count, saying in words what it must be', () => {
+    expect(() => loadConfig({ TALLY_RATE_LIMIT_PER_SECOND: 'lots' })).toThrow(
+      'TALLY_RATE_LIMIT_PER_SECOND: must be a whole number of at least 0',
+    );
+    expect(() => loadConfig({ TALLY_RATE_LIMIT_BURST: '0' })).toThrow(
+      'TALLY_RATE_LIMIT_BURST: must be a whole number of at least 1',
+    );
+    expect(() => loadConfig({ PORT: '70000', TALLY_WORKERS: '2.5' })).toThrow(
+      'Invalid configuration:\n  PORT: must be a whole number from 0 to 65535\n  TALLY_WORKERS: must be a whole number from 1 to 64',
+    );
+    expect(() => loadConfig({ TALLY_BODY_LIMIT_BYTES: '1e6' })).toThrow(
+      'must be a whole number of at least 1024',
+    );
+    expect(loadConfig({ PORT: '8080', TALLY_WORKERS: '2' })).toMatchObject({ PORT: 8080, TALLY_WORKERS: 2 });
+    expect(loadConfig({}).PORT).toBe(4100);
   });
 });
 
