@@ -484,6 +484,27 @@ describe('holds: expiry', () => {
 });
 
 describe('holds: the captured event', () => {
+  it('is dated when the call began, in the period its hold counted it', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const auth = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { credits: '5' } },
+    });
+    await new Promise((r) => setTimeout(r, 1_100));
+    const capturedAt = Date.now();
+    await t.call('POST', `/v1/authorizations/${auth.body.id}/capture`, {
+      key,
+      body: { usage: { output_tokens: 10 } },
+    });
+    const [row] = await t.db.query<{ occurred_at: Date; created_at: Date }>(
+      `SELECT e.occurred_at, a.created_at FROM events e JOIN authorizations a ON a.org_id = e.org_id AND a.id = e.id
+        WHERE e.org_id = $1`,
+      [org.id],
+    );
+    expect(row!.occurred_at.getTime()).toBeLessThan(capturedAt - 1_000);
+    expect(Math.abs(row!.occurred_at.getTime() - row!.created_at.getTime())).toBeLessThan(500);
+  });
+
   it('never takes back what the stream reported: a final count below it is read as the streamed one', async () => {
     const { org, key } = await createOrgWithKey(t);
     const auth = await t.call('POST', '/v1/authorizations', {

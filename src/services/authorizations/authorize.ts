@@ -209,6 +209,7 @@ async function authorizeOn(ctx: Ctx, { org, settings, version }: SpendTerms, inp
         dims,
         hold,
         scopes,
+        placedAt: now,
         expiresAt,
       });
       return approved(id, { untracked, estimate, hold, room: room?.room ?? null, expiresAt });
@@ -229,6 +230,7 @@ async function placeHold(
     dims: Dimensions;
     hold: bigint;
     scopes: LimitScope[];
+    placedAt: Date;
     expiresAt: Date;
   },
 ): Promise<void> {
@@ -272,7 +274,9 @@ async function placeHold(
       inLedger,
     ],
   );
-  keepAuthorization(placedRow(org.id, hold.id, input, dims, hold.hold, scopeRefs, hold.expiresAt));
+  keepAuthorization(
+    placedRow(org.id, hold.id, input, dims, hold.hold, scopeRefs, hold.placedAt, hold.expiresAt),
+  );
 }
 
 /**
@@ -286,6 +290,7 @@ function placedRow(
   dims: Dimensions,
   held: bigint,
   scopes: AuthorizationRow['scopes'],
+  placedAt: Date,
   expiresAt: Date,
 ): AuthorizationRow {
   return {
@@ -307,6 +312,7 @@ function placedRow(
     scopes,
     event_id: null,
     result: null,
+    created_at: placedAt,
     expires_at: expiresAt,
   };
 }
@@ -389,7 +395,9 @@ async function placeHoldAtOnce(
   if (row?.outcome === 'stale') throw new StaleSpendTerms();
   if (row?.outcome !== 'placed') return null;
   const placed = { ...dims, member_id: row.resolved_member_id };
-  keepAuthorization(placedRow(org.id, hold.id, input, placed, BigInt(row.hold_units), refs, hold.expiresAt));
+  keepAuthorization(
+    placedRow(org.id, hold.id, input, placed, BigInt(row.hold_units), refs, hold.now, hold.expiresAt),
+  );
   return approved(hold.id, {
     untracked,
     estimate: hold.estimate,

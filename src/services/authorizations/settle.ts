@@ -227,7 +227,8 @@ export function callEvent(
     feature: auth.feature,
     provider: auth.provider,
     model: auth.model,
-    occurred_at: now.toISOString(),
+    // Dated when the call began: in the month (and cycle) its hold counted it, however late it ends.
+    occurred_at: new Date(auth.created_at).toISOString(),
     ...(auth.workspace ? { workspace: auth.workspace } : {}),
     ...(auth.workspace_group ? { workspace_group: auth.workspace_group } : {}),
     ...(auth.project ? { project: auth.project } : {}),

@@ -24,11 +24,13 @@ export interface AuthorizationRow {
   scopes: { scope: string; period_start: string }[];
   event_id: string | null;
   result: Record<string, unknown> | null;
+  /** When the hold was placed: its call's event is dated then, in the period its hold counted in. */
+  created_at: Date;
   expires_at: Date;
 }
 
 const COLUMNS = `org_id, id, member_id, member_external_id, api_key_id, feature, provider, model, workspace,
-  workspace_group, project, status, held, charged, usage, scopes, event_id, result, expires_at`;
+  workspace_group, project, status, held, charged, usage, scopes, event_id, result, created_at, expires_at`;
 
 /** Authorizations read lately in this process: a stream's increments and capture read it once. */
 const MAX_KEPT = 10_000;
