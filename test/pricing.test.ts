@@ -89,6 +89,12 @@ const CATALOG = {
     cache_write_1h_mtok: '20',
     web_searches_kcount: '10',
   },
+  'google/claude-4-sonnet': {
+    input_mtok: '3',
+    cache_write_mtok: '3.75',
+    cache_read_mtok: '0.3',
+    output_mtok: '15',
+  },
   'google/gemini-2.5-pro': {
     input_mtok: { base: '1.25', tiers: [{ start: 200000, price: '2.5' }] },
     cache_read_mtok: { base: '0.125', tiers: [{ start: 200000, price: '0.25' }] },
@@ -208,6 +214,41 @@ const CASES: Case[] = [
     eur: ['8.6664', '0.086664'], // 0.0942 x 0.92 = 0.086664
   },
   {
+    title: 'claude-sonnet-4, 5-minute and 1-hour cache writes',
+    catalog: 'anthropic/claude-sonnet-4-0',
+    model: 'claude-sonnet-4-20250514',
+    usage: {
+      input_tokens: 10000,
+      cache_read_tokens: 3000,
+      cache_write_tokens: 2000,
+      cache_write_1h_tokens: 1500,
+      output_tokens: 800,
+    },
+    // Anthropic: 5-minute writes 1.25 x input (3.75), 1-hour writes 2 x input (6), reads 0.1 x (0.3).
+    // uncached 5000 x 3/1M = 0.015; read 3000 x 0.3/1M = 0.0009; 5m write 500 x 3.75/1M = 0.001875;
+    // 1h write 1500 x 6/1M = 0.009; output 800 x 15/1M = 0.012; total 0.038775
+    providerCost: '0.038775',
+    usd: ['5.81625', '0.0581625'], // 0.038775 x 1.5 = 0.0581625
+    eur: ['5.35095', '0.0535095'], // 0.0581625 x 0.92 = 0.0535095
+  },
+  {
+    title: 'claude-3-5-haiku, every cache write 1-hour',
+    catalog: 'anthropic/claude-3-5-haiku-latest',
+    model: 'claude-3-5-haiku-20241022',
+    usage: {
+      input_tokens: 100000,
+      cache_read_tokens: 60000,
+      cache_write_tokens: 30000,
+      cache_write_1h_tokens: 30000,
+      output_tokens: 5000,
+    },
+    // uncached 10000 x 0.8/1M = 0.008; read 60000 x 0.08/1M = 0.0048; 1h write 30000 x 1.6/1M = 0.048;
+    // output 5000 x 4/1M = 0.02; total 0.0808
+    providerCost: '0.0808',
+    usd: ['12.12', '0.1212'], // 0.0808 x 1.5 = 0.1212
+    eur: ['11.1504', '0.111504'], // 0.1212 x 0.92 = 0.111504
+  },
+  {
     title: 'claude-opus-4-1',
     catalog: 'anthropic/claude-opus-4-1',
     model: 'claude-opus-4-1',
@@ -232,6 +273,24 @@ const CASES: Case[] = [
     providerCost: '1.3575',
     usd: ['203.625', '2.03625'], // 1.3575 x 1.5 = 2.03625
     eur: ['187.335', '1.87335'], // 2.03625 x 0.92 = 1.87335
+  },
+  {
+    title: 'claude-sonnet-4-5 above 200k: 1-hour cache writes at their long-context tier',
+    catalog: 'anthropic/claude-sonnet-4-5',
+    model: 'claude-sonnet-4-5',
+    usage: {
+      input_tokens: 300000,
+      cache_read_tokens: 100000,
+      cache_write_tokens: 50000,
+      cache_write_1h_tokens: 20000,
+      output_tokens: 1000,
+    },
+    // 300000 > 200000: uncached 150000 x 6/1M = 0.9; read 100000 x 0.6/1M = 0.06;
+    // 5m write 30000 x 7.5/1M = 0.225; 1h write 20000 x 12/1M = 0.24; output 1000 x 22.5/1M = 0.0225;
+    // total 1.4475
+    providerCost: '1.4475',
+    usd: ['217.125', '2.17125'], // 1.4475 x 1.5 = 2.17125
+    eur: ['199.755', '1.99755'], // 2.17125 x 0.92 = 1.99755
   },
   {
     title: 'claude-fable-5 under a dated, mixed-case name (a regex rule)',
@@ -394,6 +453,70 @@ describe('priceEvent (domain)', () => {
       cache_write: [30000n, '4.5', '0.03'], // 0.03 x 150
       output: [5000n, '3', '0.02'], // 0.02 x 150
     });
+  });
+
+  it('splits 5-minute and 1-hour cache writes into components that add up', () => {
+    const r = priceEvent(
+      base(CATALOG['anthropic/claude-sonnet-4-0'], caseOf('claude-sonnet-4, 5-minute').usage),
+    );
+    if (!r.ok) throw new Error(r.detail);
+    const byKind = Object.fromEntries(
+      r.components.map((p) => [p.component, [p.quantity, formatUnits(p.credits, 6), p.providerCostUsd]]),
+    );
+    expect(byKind).toEqual({
+      input: [5000n, '2.25', '0.015'], // 0.015 x 150
+      cache_read: [3000n, '0.135', '0.0009'], // 0.0009 x 150
+      cache_write: [500n, '0.28125', '0.001875'], // 0.001875 x 150
+      cache_write_1h: [1500n, '1.35', '0.009'], // 0.009 x 150
+      output: [800n, '1.8', '0.012'], // 0.012 x 150
+    });
+  });
+
+  it('bills 1-hour cache writes as cache writes without a 1-hour price, as input without either', () => {
+    const { usage } = caseOf('claude-sonnet-4, 5-minute');
+    const { cache_write_1h_mtok: _, ...sonnetWithout1h } = CATALOG['anthropic/claude-sonnet-4-0'];
+    const kinds = (r: ReturnType<typeof priceEvent>) =>
+      r.ok ? [formatUnits(r.credits, 6), r.components.map((p) => [p.component, p.quantity])] : r.detail;
+    // claude-sonnet-4 without its 1-hour price (5.81625 credits with it, the case above): all 2000
+    // writes at 3.75/1M: 0.015 + 0.0009 + 0.0075 + 0.012 = 0.0354 x 150 = 5.31
+    expect(kinds(priceEvent(base(sonnetWithout1h, usage)))).toEqual([
+      '5.31',
+      [
+        ['cache_read', 3000n],
+        ['cache_write', 2000n],
+        ['input', 5000n],
+        ['output', 800n],
+      ],
+    ]);
+    // mistral-large has no cache prices: all 10000 input tokens at 2/1M = 0.02; output 800 x 6/1M =
+    // 0.0048; 0.0248 x 150 = 3.72
+    expect(kinds(priceEvent(base(CATALOG['mistral/mistral-large'], usage)))).toEqual([
+      '3.72',
+      [
+        ['input', 10000n],
+        ['output', 800n],
+      ],
+    ]);
+    // Sell prices for input, 1-hour writes and output only (an unknown model): reads and 5-minute
+    // writes are billed as input. input 0.001 per 1k: (5000 + 3000 + 500) x 0.000001 = 0.0085;
+    // 1h 1500 x 0.004/1k = 0.006;
+    // output 800 x 0.002/1k = 0.0016; 0.0161 / 0.01 = 1.61 credits
+    const sold = priceEvent({
+      ...base(null, usage),
+      sellOverrides: {
+        input: { price: '0.001', unit: 'per_1k_tokens' },
+        cache_write_1h: { price: '0.004', unit: 'per_1k_tokens' },
+        output: { price: '0.002', unit: 'per_1k_tokens' },
+      },
+    });
+    expect(kinds(sold)).toEqual([
+      '1.61',
+      [
+        ['cache_write_1h', 1500n],
+        ['input', 8500n],
+        ['output', 800n],
+      ],
+    ]);
   });
 
   it('allocates the rounded total by largest remainder', () => {
@@ -743,6 +866,78 @@ describe('pricing over HTTP', () => {
     expect(r!.error!.message).toContain('images');
   });
 
+  it('refuses more 1-hour cache writes than cache writes, naming cache_write_1h_tokens (422)', async () => {
+    for (const [usage, detail] of [
+      [
+        { input_tokens: 100, cache_write_tokens: 10, cache_write_1h_tokens: 11 },
+        'cache_write_1h_tokens (11) may not exceed cache_write_tokens (10)',
+      ],
+      [
+        { input_tokens: 100, cache_write_1h_tokens: 1 },
+        'cache_write_1h_tokens (1) may not exceed cache_write_tokens (0)',
+      ],
+      [{ input_tokens: 100, cache_write_tokens: 10, cache_write_1h_tokens: -1 }, 'must not be negative'],
+      [{ input_tokens: 100, cache_write_tokens: 10, cache_write_1h_tokens: 1.5 }, 'whole number'],
+    ] as const) {
+      const res = await t.call('POST', '/v1/events', {
+        key: usd.key,
+        body: { events: [event('anthropic/claude-sonnet-4-0', usage)] },
+      });
+      expect(res.status, JSON.stringify(res.body)).toBe(422);
+      expect(res.body).toMatchObject({
+        code: 'invalid_field',
+        param: 'events[0].usage.cache_write_1h_tokens',
+      });
+      expect(res.body.detail).toContain(detail);
+    }
+    // Every cache write may be a 1-hour one: 10 x 6/1M + 90 x 3/1M = 0.00033 x 1.5 = 0.000495 USD
+    // -> 0.0495 credits.
+    const [all] = await send(t, usd.key, [
+      event('anthropic/claude-sonnet-4-0', {
+        input_tokens: 100,
+        cache_write_tokens: 10,
+        cache_write_1h_tokens: 10,
+      }),
+    ]);
+    expect(all).toMatchObject({ status: 'accepted', credits: '0.0495' });
+  });
+
+  it('prices 1-hour cache writes as cache writes on a catalog model without a 1-hour price', async () => {
+    // Claude Sonnet 4 on Vertex (google/claude-4-sonnet) has no cache_write_1h_mtok: uncached 5000 x
+    // 3/1M = 0.015; read 3000 x 0.3/1M = 0.0009; all 2000 writes x 3.75/1M = 0.0075; output 800 x
+    // 15/1M = 0.012; total 0.0354 x 1.5 = 0.0531 USD -> 5.31 credits
+    const { usage } = caseOf('claude-sonnet-4, 5-minute');
+    const [r] = await send(t, usd.key, [event('google/claude-sonnet-4@20250514', usage)]);
+    expect(r).toMatchObject({ status: 'accepted', credits: '5.31', cost: '0.0531' });
+  });
+
+  it('lists the 1-hour cache write sell price where the catalog has one (GET /v1/prices)', async () => {
+    const ids = async (q: string) => {
+      const res = await t.call('GET', `/v1/prices?q=${encodeURIComponent(q)}&limit=100`);
+      expect(res.status).toBe(200);
+      return new Map(res.body.data.map((r: { id: string }) => [r.id, r]));
+    };
+    const sonnet = await ids('anthropic/claude-sonnet-4-0/cache_write');
+    // per 1 000 tokens: 3.75/1000 x 1.5 = 0.005625 (5 minutes); 6/1000 x 1.5 = 0.009 (1 hour)
+    expect(sonnet.get('anthropic/claude-sonnet-4-0/cache_write')).toMatchObject({ price: '0.005625' });
+    expect(sonnet.get('anthropic/claude-sonnet-4-0/cache_write_1h')).toMatchObject({
+      component: 'cache_write_1h',
+      unit: 'per_1k_tokens',
+      price: '0.009',
+      currency: 'USD',
+      source: 'markup',
+      operation: expect.stringContaining('Cache write tokens (1 hour)'),
+    });
+    // long context: 12/1000 x 1.5 = 0.018 above 200k input tokens
+    const sonnet45 = await ids('anthropic/claude-sonnet-4-5/cache_write_1h');
+    expect(sonnet45.get('anthropic/claude-sonnet-4-5/cache_write_1h')).toMatchObject({
+      price: '0.009',
+      long_context: [{ above_input_tokens: 200000, price: '0.018' }],
+    });
+    const vertex = await ids('google/claude-4-sonnet/cache_write');
+    expect([...vertex.keys()]).toEqual(['google/claude-4-sonnet/cache_write']);
+  });
+
   it('prices an unknown model for one org through its own sell price (POST /v1/prices)', async () => {
     const other = await createOrgWithKey(t, { name: 'Other Inc', currency: 'USD', timezone: 'UTC' });
     const price = (component: string, p: string, unit: string, extra: Record<string, unknown> = {}) => ({
@@ -950,6 +1145,27 @@ describe('operator price changes over HTTP', () => {
     const now = await t.call('GET', '/v1/models?q=gpt-4.1-nano&provider=openai');
     const nano = now.body.data.find((m: { model: string }) => m.model === 'gpt-4.1-nano');
     expect(nano).toMatchObject({ origin: 'catalog', prices: CATALOG['openai/gpt-4.1-nano'] });
+  });
+
+  it('takes a 1-hour cache write price in an operator model price (POST /v1/models)', async () => {
+    const prices = { input_mtok: '2', cache_write_mtok: '2.5', cache_write_1h_mtok: '4', output_mtok: '10' };
+    const res = await t.call('POST', '/v1/models', {
+      body: { provider: 'acme-ai', model: 'acme-cache-1', prices },
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(res.body).toMatchObject({ origin: 'operator', prices });
+    const usage = {
+      input_tokens: 10000,
+      cache_write_tokens: 3000,
+      cache_write_1h_tokens: 1000,
+      output_tokens: 1000,
+    };
+    // uncached 7000 x 2/1M = 0.014; 5m write 2000 x 2.5/1M = 0.005; 1h write 1000 x 4/1M = 0.004;
+    // output 1000 x 10/1M = 0.01; total 0.033 x 1.5 = 0.0495 USD -> 4.95 credits
+    const [r] = await send(t, usd.key, [
+      event('acme-ai/acme-cache-1', usage, { occurred_at: new Date().toISOString() }),
+    ]);
+    expect(r).toMatchObject({ status: 'accepted', credits: '4.95', cost: '0.0495' });
   });
 
   it('changes the default markup for new events only (PUT /v1/settings/pricing)', async () => {

@@ -2,7 +2,8 @@
  * Usage extraction: OpenAI and Anthropic responses and stream chunks mapped to Tally's usage counts.
  *
  * Tally's `input_tokens` counts every input token, cached or not; `cache_read_tokens`,
- * `cache_write_tokens` and `input_audio_tokens` say how many of those were of that kind.
+ * `cache_write_tokens` and `input_audio_tokens` say how many of those were of that kind, and
+ * `cache_write_1h_tokens` how many of the cache writes were 1-hour ones (Anthropic prices them higher).
  * `output_tokens` counts every output token; `output_audio_tokens` how many of those were audio.
  * OpenAI's `prompt_tokens` (and the Responses API's `input_tokens`) already include cached tokens;
  * Anthropic's `input_tokens` excludes the tokens read from or written to the cache, so they are added.
@@ -18,6 +19,7 @@ export interface TallyUsage {
   output_tokens?: number;
   cache_read_tokens?: number;
   cache_write_tokens?: number;
+  cache_write_1h_tokens?: number;
   input_audio_tokens?: number;
   output_audio_tokens?: number;
   images?: number;
@@ -78,11 +80,14 @@ export function anthropicUsage(usage: unknown): TallyUsage | null {
   const cacheWrite = count(u.cache_creation_input_tokens) ?? 0;
   if (uncached === undefined && output === undefined && !cacheRead && !cacheWrite) return null;
   const serverTools = record(u.server_tool_use);
+  // Capped at the total so a malformed breakdown cannot make an event Tally refuses.
+  const cacheWrite1h = Math.min(count(record(u.cache_creation)?.ephemeral_1h_input_tokens) ?? 0, cacheWrite);
   return compact({
     input_tokens: (uncached ?? 0) + cacheRead + cacheWrite,
     output_tokens: output,
     cache_read_tokens: cacheRead,
     cache_write_tokens: cacheWrite,
+    cache_write_1h_tokens: cacheWrite1h,
     web_searches: count(serverTools?.web_search_requests),
   });
 }

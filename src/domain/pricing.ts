@@ -17,7 +17,10 @@
  * CATALOG SEMANTICS (as `@pydantic/genai-prices`): prices are USD per million tokens (`*_mtok`),
  * per thousand (`*_kcount`) or per hour of audio (`audio_hours`). `input_tokens` counts every input
  * token; the cache-read, cache-write and audio-input tokens among them are priced at their own rate
- * when the price has one, else at the input rate (likewise audio among `output_tokens`). A tiered
+ * when the price has one, else at the input rate (likewise audio among `output_tokens`).
+ * `cache_write_1h_tokens` are the 1-hour cache writes among `cache_write_tokens` (Anthropic charges
+ * them more than 5-minute ones): priced at `cache_write_1h_mtok` when the price has one, else as the
+ * other cache writes (so at the input rate when there is no cache-write price either). A tiered
  * ("long context") price applies to ALL tokens of its kind at the last tier whose `start` the
  * event's total `input_tokens` exceeds. A model the catalog knows charges nothing for a kind it has
  * no price for (a free model has no prices at all); a model the catalog does not know needs a sell
@@ -32,6 +35,7 @@ export const USAGE_KEYS = [
   'output_tokens',
   'cache_read_tokens',
   'cache_write_tokens',
+  'cache_write_1h_tokens',
   'input_audio_tokens',
   'output_audio_tokens',
   'images',
@@ -47,6 +51,7 @@ export const COMPONENTS = [
   'input',
   'cache_read',
   'cache_write',
+  'cache_write_1h',
   'input_audio',
   'output',
   'output_audio',
@@ -62,6 +67,7 @@ export const CATALOG_KEYS: Record<Component, { key: string; per: bigint } | null
   input: { key: 'input_mtok', per: 1_000_000n },
   cache_read: { key: 'cache_read_mtok', per: 1_000_000n },
   cache_write: { key: 'cache_write_mtok', per: 1_000_000n },
+  cache_write_1h: { key: 'cache_write_1h_mtok', per: 1_000_000n },
   input_audio: { key: 'input_audio_mtok', per: 1_000_000n },
   output: { key: 'output_mtok', per: 1_000_000n },
   output_audio: { key: 'output_audio_mtok', per: 1_000_000n },
@@ -120,7 +126,7 @@ export type PricingResult =
   | { ok: true; credits: bigint; providerCostUsd: bigint; components: PricedComponent[] }
   | { ok: false; code: 'model_unpriced' | 'component_unpriced'; detail: string; component?: Component };
 
-const INPUT_PARTS = ['cache_read', 'cache_write', 'input_audio'] as const;
+const INPUT_PARTS = ['cache_read', 'cache_write', 'cache_write_1h', 'input_audio'] as const;
 
 /** Quantities per component; a sub-kind with no price of its own is billed as its parent. */
 function quantities(
@@ -130,9 +136,17 @@ function quantities(
 ): Map<Component, bigint> {
   const q = (k: UsageKey) => BigInt(usage[k] ?? 0);
   const out = new Map<Component, bigint>();
+  const cacheWrite1h = q('cache_write_1h_tokens');
+  const parts: Record<(typeof INPUT_PARTS)[number], bigint> = {
+    cache_read: q('cache_read_tokens'),
+    // 1-hour cache writes are among the cache writes: with a rate of their own they leave them.
+    cache_write: q('cache_write_tokens') - (hasPrice('cache_write_1h') ? cacheWrite1h : 0n),
+    cache_write_1h: cacheWrite1h,
+    input_audio: q('input_audio_tokens'),
+  };
   let input = q('input_tokens');
   for (const part of INPUT_PARTS) {
-    const amount = q(`${part}_tokens` as UsageKey);
+    const amount = parts[part];
     if (amount > 0n && hasPrice(part)) {
       out.set(part, amount);
       input -= amount;

@@ -202,6 +202,59 @@ describe('Anthropic messages', () => {
   });
 });
 
+describe('Anthropic 1-hour cache writes', () => {
+  // 60 of the 100 cache writes are 1-hour ones. claude-haiku-4-5, USD per 1M: input 1, 5-minute
+  // write 1.25 (1.25 x input), 1-hour write 2 (2 x input), read 0.1, output 5.
+  // uncached 300 x 1/1M = 0.0003; read 800 x 0.1/1M = 0.00008; 5m write 40 x 1.25/1M = 0.00005;
+  // 1h write 60 x 2/1M = 0.00012; output 12 x 5/1M = 0.00006; total 0.00061 USD
+  // x markup 1.5 x FX 0.92 = 0.0008418 EUR / credit value 0.01 = 0.08418 credits
+  // (all 100 writes at the 5-minute rate would be 0.000565 USD: 0.07797 credits).
+  const usage = { ...ANTHROPIC_USAGE, cache_write_1h_tokens: 60 };
+  const charged = { credits: '0.08418', cost: '0.0008418' };
+  beforeAll(() => g.fake.behave({ cacheWrite1hTokens: 60 }));
+  afterAll(() => g.fake.behave({ cacheWrite1hTokens: 0 }));
+
+  it('records them at their own price from a whole answer', async () => {
+    await anthropicClient(g, key, member).messages.create({
+      model: 'claude-haiku-4-5',
+      max_tokens: 1024,
+      messages: [{ role: 'user', content: 'Say twelve words' }],
+    });
+    await expectRecorded('anthropic', 'claude-haiku-4-5', usage);
+    expect(await lastEvent(g, orgId)).toMatchObject(charged);
+  });
+
+  it('records them from message_start, and bills them with the input while streaming', async () => {
+    // About 2.5 s: billed at least once while streaming (every 2 s), input first.
+    g.fake.behave({ chunks: 403, chunkDelayMs: 6 });
+    try {
+      const message = await anthropicClient(g, key, member)
+        .messages.stream({
+          model: 'claude-haiku-4-5',
+          max_tokens: 1000,
+          messages: [{ role: 'user', content: 'Go on' }],
+        })
+        .finalMessage();
+      expect(message.usage.cache_creation).toEqual({
+        ephemeral_5m_input_tokens: 40,
+        ephemeral_1h_input_tokens: 60,
+      });
+      // 391 more output tokens x 5/1M = 0.001955 USD more: 0.002565 x 1.38 = 0.0035397 EUR -> 0.35397 credits
+      await expectRecorded('anthropic', 'claude-haiku-4-5', { ...usage, output_tokens: 403 });
+      const event = await lastEvent(g, orgId);
+      expect(event).toMatchObject({ credits: '0.35397', cost: '0.0035397' });
+      expect(await incrementEntries()).toBeGreaterThanOrEqual(1);
+      const [hold] = await g.tally.db.query<{ usage: Record<string, number> }>(
+        'SELECT usage FROM authorizations WHERE org_id = $1 AND id = $2',
+        [orgId, event.id],
+      );
+      expect(hold!.usage).toMatchObject({ cache_write_tokens: 100, cache_write_1h_tokens: 60 });
+    } finally {
+      g.fake.behave({ chunks: 12, chunkDelayMs: 0 });
+    }
+  });
+});
+
 it('documents the gateway endpoints and settings in the served OpenAPI document', async () => {
   const doc = await g.tally.call('GET', '/openapi.json');
   expect(Object.keys(doc.body.paths)).toEqual(

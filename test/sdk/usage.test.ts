@@ -49,6 +49,28 @@ describe('usage extraction', () => {
     });
   });
 
+  it("reads Anthropic's 1-hour cache writes among its cache writes", () => {
+    const message = {
+      usage: {
+        input_tokens: 10,
+        cache_read_input_tokens: 2000,
+        cache_creation_input_tokens: 500,
+        cache_creation: { ephemeral_5m_input_tokens: 200, ephemeral_1h_input_tokens: 300 },
+        output_tokens: 42,
+      },
+    };
+    expect(extractUsage('anthropic', message)).toEqual({
+      input_tokens: 2510,
+      output_tokens: 42,
+      cache_read_tokens: 2000,
+      cache_write_tokens: 500,
+      cache_write_1h_tokens: 300,
+    });
+    // A breakdown above the total (malformed) is capped at it, so Tally still takes the event.
+    const over = { ...message.usage, cache_creation: { ephemeral_1h_input_tokens: 900 } };
+    expect(anthropicUsage(over)).toMatchObject({ cache_write_tokens: 500, cache_write_1h_tokens: 500 });
+  });
+
   it('answers null when there is no usage, and ignores counts that are not whole numbers', () => {
     expect(extractUsage('openai', { choices: [] })).toBeNull();
     expect(extractUsage('anthropic', null)).toBeNull();
@@ -110,6 +132,41 @@ describe('stream usage', () => {
     });
     expect(stream.exact).toBe(true);
     expect(stream.usage).toEqual({ input_tokens: 105, cache_read_tokens: 100, output_tokens: 6 });
+  });
+
+  it('keeps the 1-hour cache writes of message_start when message_delta repeats only the totals', () => {
+    const stream = new StreamUsage('anthropic');
+    stream.observe({
+      type: 'message_start',
+      message: {
+        usage: {
+          input_tokens: 5,
+          cache_read_input_tokens: 100,
+          cache_creation_input_tokens: 400,
+          cache_creation: { ephemeral_5m_input_tokens: 150, ephemeral_1h_input_tokens: 250 },
+          output_tokens: 1,
+        },
+      },
+    });
+    const input = {
+      input_tokens: 505,
+      cache_read_tokens: 100,
+      cache_write_tokens: 400,
+      cache_write_1h_tokens: 250,
+    };
+    expect(stream.usage).toEqual(input);
+    stream.observe({
+      type: 'message_delta',
+      delta: { stop_reason: 'end_turn' },
+      usage: {
+        input_tokens: 5,
+        cache_read_input_tokens: 100,
+        cache_creation_input_tokens: 400,
+        output_tokens: 6,
+      },
+    });
+    expect(stream.exact).toBe(true);
+    expect(stream.usage).toEqual({ ...input, output_tokens: 6 });
   });
 
   it('gives the difference between two usages, count by count', () => {

@@ -15,6 +15,8 @@ export interface FakeBehaviour {
   inputTokens: number;
   cacheReadTokens: number;
   cacheWriteTokens: number;
+  /** How many of the cache writes are 1-hour ones (Anthropic's `cache_creation` breakdown). */
+  cacheWrite1hTokens: number;
   /** Answer every request with this status and JSON body instead. */
   failWith: { status: number; body: unknown } | null;
   /** Drop the connection after this many streamed events, as a provider crash would. */
@@ -42,6 +44,7 @@ const DEFAULTS: FakeBehaviour = {
   inputTokens: 1200,
   cacheReadTokens: 800,
   cacheWriteTokens: 100,
+  cacheWrite1hTokens: 0,
   failWith: null,
   dropAfterEvents: null,
 };
@@ -181,6 +184,10 @@ export async function startFakeProviders(initial: Partial<FakeBehaviour> = {}): 
     const usage = {
       input_tokens: b.inputTokens - b.cacheReadTokens - b.cacheWriteTokens,
       cache_creation_input_tokens: b.cacheWriteTokens,
+      cache_creation: {
+        ephemeral_5m_input_tokens: b.cacheWriteTokens - b.cacheWrite1hTokens,
+        ephemeral_1h_input_tokens: b.cacheWrite1hTokens,
+      },
       cache_read_input_tokens: b.cacheReadTokens,
     };
     const stopReason = output < b.chunks ? 'max_tokens' : 'end_turn';

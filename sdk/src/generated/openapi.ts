@@ -2930,7 +2930,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Void what is left of a grant (operator) */
+        /** Void what is left of a grant, or take part of it back (operator) */
         post: {
             parameters: {
                 query?: never;
@@ -2947,7 +2947,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description The voided grant */
+                /** @description The grant, voided or reduced */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -9489,6 +9489,7 @@ export interface components {
             output_tokens?: number;
             cache_read_tokens?: number;
             cache_write_tokens?: number;
+            cache_write_1h_tokens?: number;
             input_audio_tokens?: number;
             output_audio_tokens?: number;
             images?: number;
@@ -9504,7 +9505,7 @@ export interface components {
             model: string;
             model_name: string | null;
             /** @enum {string} */
-            component: "input" | "cache_read" | "cache_write" | "input_audio" | "output" | "output_audio" | "images" | "seconds" | "requests" | "web_searches";
+            component: "input" | "cache_read" | "cache_write" | "cache_write_1h" | "input_audio" | "output" | "output_audio" | "images" | "seconds" | "requests" | "web_searches";
             operation: string;
             /** @enum {string} */
             unit: "per_1k_tokens" | "per_1m_tokens" | "per_image" | "per_minute" | "per_second" | "per_request" | "per_1k_requests";
@@ -9533,7 +9534,7 @@ export interface components {
             provider: string;
             model: string;
             /** @enum {string} */
-            component: "input" | "cache_read" | "cache_write" | "input_audio" | "output" | "output_audio" | "images" | "seconds" | "requests" | "web_searches";
+            component: "input" | "cache_read" | "cache_write" | "cache_write_1h" | "input_audio" | "output" | "output_audio" | "images" | "seconds" | "requests" | "web_searches";
             price: string;
             /** @enum {string} */
             unit: "per_1k_tokens" | "per_1m_tokens" | "per_image" | "per_minute" | "per_second" | "per_request" | "per_1k_requests";
@@ -9589,6 +9590,13 @@ export interface components {
                     }[];
                 };
                 cache_write_mtok?: string | {
+                    base: string;
+                    tiers: {
+                        start: number;
+                        price: string;
+                    }[];
+                };
+                cache_write_1h_mtok?: string | {
                     base: string;
                     tiers: {
                         start: number;
@@ -9770,6 +9778,8 @@ export interface components {
         };
         VoidGrant: {
             reason?: string | null;
+            /** @description Take back only this much of what is left; the grant stays active. Omitted: all of it. */
+            amount_credits?: string | null;
         };
         LedgerEntry: {
             id: string;

@@ -28,6 +28,15 @@ export const UsageSchema = z
         message: `cache_read_tokens + cache_write_tokens (${cached}) may not exceed input_tokens (${input}), which counts every input token`,
       });
     }
+    const cacheWrite = u.cache_write_tokens ?? 0;
+    const cacheWrite1h = u.cache_write_1h_tokens ?? 0;
+    if (cacheWrite1h > cacheWrite) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cache_write_1h_tokens'],
+        message: `cache_write_1h_tokens (${cacheWrite1h}) may not exceed cache_write_tokens (${cacheWrite}), which counts every cache write`,
+      });
+    }
     if ((u.input_audio_tokens ?? 0) > input) {
       ctx.addIssue({ code: 'custom', path: ['input_audio_tokens'], message: 'may not exceed input_tokens' });
     }

@@ -150,6 +150,7 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
     const input: Usage = { input_tokens: known.input_tokens };
     if (known.cache_read_tokens !== undefined) input.cache_read_tokens = known.cache_read_tokens;
     if (known.cache_write_tokens !== undefined) input.cache_write_tokens = known.cache_write_tokens;
+    if (known.cache_write_1h_tokens !== undefined) input.cache_write_1h_tokens = known.cache_write_1h_tokens;
     return input;
   }
 
