@@ -269,6 +269,16 @@ describe('tally export, prices refresh, seed, check', () => {
     expect((await cli('seed')).code).toBe(2);
   });
 
+  it('check names each difference and exits 1 when a kept balance no longer re-derives', async () => {
+    const { org } = await createOrgWithKey(t);
+    await t.call('GET', `/v1/orgs/${org.id}/balance`); // issues the plan grant
+    expect((await cli('check', '--org', org.id)).code).toBe(0);
+    await t.db.query('UPDATE org_balances SET overage = overage + 7 WHERE org_id = $1', [org.id]);
+    const check = await cli('check', '--org', org.id);
+    expect(check).toMatchObject({ code: 1, stdout: `${org.id} (org) overage: kept 7, derived 0\n` });
+    await t.db.query('UPDATE org_balances SET overage = overage - 7 WHERE org_id = $1', [org.id]);
+  });
+
   it('answers an unknown command or option with usage and exit code 2', async () => {
     expect(await cli('frobnicate')).toMatchObject({
       code: 2,
