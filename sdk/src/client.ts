@@ -1,5 +1,6 @@
 /** The Tally client: an org API key and Tally's address, and the calls a host app makes. */
 import { EventBatcher, type FailedBatch, type FlushReport, MAX_BATCH_SIZE } from './batcher.ts';
+import { newId } from './ids.ts';
 import { type MeteredStream, type MeterStreamOptions, meterStream } from './meterStream.ts';
 import { type RetryPolicy, Transport } from './transport.ts';
 import type {
@@ -33,7 +34,17 @@ export interface TallyOptions {
   fetch?: typeof fetch;
 }
 
-const newId = (prefix: string) => `${prefix}_${crypto.randomUUID().replaceAll('-', '')}`;
+/** Options of one hold call. */
+export interface CallOptions {
+  /**
+   * The call's Idempotency-Key (default: a fresh one per call, kept through its retries). Sending a
+   * call whose answer was lost again with the same key and body gets Tally's first answer instead
+   * of a second hold or charge.
+   */
+  idempotencyKey?: string;
+  /** Keep retrying on network errors, 5xx and 429 past `retry.maxRetries`, for up to this many ms. */
+  retryForMs?: number;
+}
 
 export class Tally {
   private readonly transport: Transport;
@@ -100,13 +111,20 @@ export class Tally {
   }
 
   /** Bills usage streamed since the previous increment; `action: "stop"` means end the stream. */
-  increment(authorizationId: string, usage: Usage): Promise<AuthorizationIncrement> {
-    return this.mutate(`/v1/authorizations/${encodeURIComponent(authorizationId)}/increments`, { usage });
+  increment(authorizationId: string, usage: Usage, options?: CallOptions): Promise<AuthorizationIncrement> {
+    return this.mutate(
+      `/v1/authorizations/${encodeURIComponent(authorizationId)}/increments`,
+      { usage },
+      options,
+    );
   }
 
-  /** Records the call's final usage totals and releases the rest of the hold. */
-  capture(authorizationId: string, request: CaptureRequest): Promise<Capture> {
-    return this.mutate(`/v1/authorizations/${encodeURIComponent(authorizationId)}/capture`, request);
+  /**
+   * Records the call's final usage totals and releases the rest of the hold. Idempotent per
+   * authorization, and accepted after the hold expired (the answer says `late: true`).
+   */
+  capture(authorizationId: string, request: CaptureRequest, options?: CallOptions): Promise<Capture> {
+    return this.mutate(`/v1/authorizations/${encodeURIComponent(authorizationId)}/capture`, request, options);
   }
 
   /** Releases the hold (usage already billed by increments stays billed). */
@@ -120,7 +138,10 @@ export class Tally {
   }
 
   /** A mutating call, safe to retry: every attempt carries the same Idempotency-Key. */
-  private mutate<T>(path: string, body?: unknown): Promise<T> {
-    return this.transport.request('POST', path, body, { 'idempotency-key': newId('idem') });
+  private mutate<T>(path: string, body?: unknown, options: CallOptions = {}): Promise<T> {
+    return this.transport.request('POST', path, body, {
+      headers: { 'idempotency-key': options.idempotencyKey ?? newId('idem') },
+      retryForMs: options.retryForMs,
+    });
   }
 }

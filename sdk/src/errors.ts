@@ -1,4 +1,5 @@
-/** Failures as the SDK reports them: Tally's problem+json answers, and the network. */
+/** Failures as the SDK reports them: Tally's problem+json answers, the network, and lost captures. */
+import type { CaptureRequest } from './types.ts';
 
 /** An error answer from Tally, parsed from its `application/problem+json` body. */
 export class TallyError extends Error {
@@ -41,6 +42,23 @@ export class TallyError extends Error {
 /** The request never got an HTTP answer (connection refused or dropped, DNS, timeout). */
 export class TallyNetworkError extends Error {
   override readonly name = 'TallyNetworkError';
+}
+
+/**
+ * A metered stream's capture failed for good (`cause` says why: a TallyError or TallyNetworkError).
+ * Its usage is kept: `tally.capture(error.authorizationId, error.request)` sends it again later; a
+ * capture is idempotent per authorization, and Tally takes it after the hold expired.
+ */
+export class TallyCaptureError extends Error {
+  override readonly name = 'TallyCaptureError';
+
+  constructor(
+    readonly authorizationId: string,
+    readonly request: CaptureRequest,
+    cause: unknown,
+  ) {
+    super(`Capture of ${authorizationId} failed: ${(cause as Error)?.message ?? cause}`, { cause });
+  }
 }
 
 const str = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);

@@ -2,8 +2,16 @@
  * Meters a model stream against a Tally authorization (hold): reports usage increments as chunks
  * arrive, ends the stream when Tally answers `stop`, and captures the final usage at the end,
  * whether the stream finished, was stopped, failed or the consumer stopped reading.
+ *
+ * Tally being unreachable does not break the stream (unless asked to stop it): the usage Tally has
+ * not taken waits for a later increment or for the capture, which carries the totals and is
+ * retried in the background.
  */
-import type { Authorization, AuthorizationIncrement, Capture, Usage } from './types.ts';
+import type { CallOptions } from './client.ts';
+import { TallyCaptureError, type TallyError, type TallyNetworkError } from './errors.ts';
+import { newId } from './ids.ts';
+import { isRetryable } from './transport.ts';
+import type { Authorization, AuthorizationIncrement, Capture, CaptureRequest, Usage } from './types.ts';
 import { type ProviderName, StreamUsage, usageDelta } from './usage.ts';
 
 export interface MeterStreamOptions {
@@ -19,25 +27,55 @@ export interface MeterStreamOptions {
   inputTokens?: number;
   /** The id of the event the capture records (default: one Tally derives from the authorization). */
   eventId?: string;
+  /**
+   * When Tally cannot be reached for an increment (network error, timeout, 5xx or 429, after the
+   * client's retries): `'continue'` (default) streams on and reports the usage later; `'stop'` ends
+   * the stream as a Tally `stop` does. A refusal (another 4xx, e.g. 409 `authorization_not_active`)
+   * always ends it, with the error.
+   */
+  onUnavailable?: 'continue' | 'stop';
+  /** How long to keep retrying the final capture while Tally cannot be reached (default 120 000 ms). */
+  captureRetryMs?: number;
+  /**
+   * Told about each increment Tally could not be reached for, and about a capture that failed for
+   * good (a TallyCaptureError holding the usage to send again). Default: a console warning.
+   */
+  onError?: (error: TallyError | TallyNetworkError | TallyCaptureError) => void;
 }
 
 export interface StreamOutcome {
-  /** True when Tally answered `stop` and the stream was ended early. */
+  /**
+   * True when the stream was ended early: Tally answered `stop`, or could not be reached with
+   * `onUnavailable: 'stop'`.
+   */
   stopped: boolean;
   /** The usage captured: the provider's exact counts when it reported them, else the estimate. */
   usage: Usage;
+  /** Tally's answer to the capture (`late: true` when the hold had expired before it got through). */
   capture: Capture;
+  /** Tally's answers to the increments, in order. */
   increments: AuthorizationIncrement[];
 }
 
 export interface HoldApi {
-  increment(authorizationId: string, usage: Usage): Promise<AuthorizationIncrement>;
-  capture(authorizationId: string, body: { usage: Usage; event_id?: string }): Promise<Capture>;
+  increment(authorizationId: string, usage: Usage, options?: CallOptions): Promise<AuthorizationIncrement>;
+  capture(authorizationId: string, request: CaptureRequest, options?: CallOptions): Promise<Capture>;
 }
 
 /** An async iterable of the original chunks, and the outcome once the stream is over. */
 export interface MeteredStream<T> extends AsyncIterable<T> {
+  /**
+   * Settles when the capture got through, or rejects with a TallyCaptureError when it failed for
+   * good; possibly minutes after the stream ended (in a worker, pass it to `waitUntil`).
+   */
   readonly outcome: Promise<StreamOutcome>;
+}
+
+const DEFAULT_CAPTURE_RETRY_MS = 120_000;
+
+interface Increment {
+  usage: Usage;
+  idempotencyKey: string;
 }
 
 function authorizationIdOf(authorization: MeterStreamOptions['authorization']): string {
@@ -54,24 +92,52 @@ export function meterStream<T>(
 ): MeteredStream<T> {
   const id = authorizationIdOf(options.authorization);
   const every = options.incrementEveryTokens ?? 20;
+  const onError = options.onError ?? ((error) => console.warn('Tally: metering a stream:', error));
   const tracker = new StreamUsage(options.provider);
   const increments: AuthorizationIncrement[] = [];
+  // The usage sent in increments, answered or not: the next increment sends what streamed past it.
   let reported: Usage = {};
+  // Sent, and Tally's answer has not come. Tally may have applied it and the answer been lost, so
+  // it is sent again as it was (same Idempotency-Key and body: Tally applies it once) before any
+  // later usage, which waits meanwhile for the next increment or the capture.
+  let unanswered: Increment | undefined;
+  // At most one call to Tally at a time.
+  let sending: Promise<void> | undefined;
+  // Tally refused an increment (a 4xx): the call must stop; thrown into the consumer's stream.
+  let refusal: { error: unknown } | undefined;
   let stopped = false;
-  let settle: { resolve: (o: StreamOutcome) => void; reject: (e: unknown) => void } | undefined;
-  const outcome = new Promise<StreamOutcome>((resolve, reject) => {
-    settle = { resolve, reject };
-  });
-  // Nobody may await the outcome; its failure is also thrown to the consumer of the stream.
-  outcome.catch(() => {});
 
-  async function reportIncrement(): Promise<void> {
-    const delta = usageDelta(reported, tracker.usage);
-    if (Object.keys(delta).length === 0) return;
-    reported = tracker.usage;
-    const answer = await api.increment(id, delta);
-    increments.push(answer);
-    if (answer.action === 'stop') stopped = true;
+  async function send(increment: Increment): Promise<void> {
+    try {
+      const answer = await api.increment(id, increment.usage, { idempotencyKey: increment.idempotencyKey });
+      unanswered = undefined;
+      increments.push(answer);
+      if (answer.action === 'stop') stopped = true;
+    } catch (error) {
+      if (!isRetryable(error)) {
+        refusal = { error };
+        return;
+      }
+      onError(error);
+      if (options.onUnavailable === 'stop') stopped = true;
+    }
+  }
+
+  async function reportUsage(): Promise<void> {
+    if (sending) return;
+    const resending = unanswered !== undefined;
+    if (!unanswered) {
+      const usage = usageDelta(reported, tracker.usage);
+      if (Object.keys(usage).length === 0) return;
+      reported = tracker.usage;
+      unanswered = { usage, idempotencyKey: newId('idem') };
+    }
+    sending = send(unanswered).finally(() => {
+      sending = undefined;
+    });
+    // While Tally answers, the stream waits for each answer (it may say stop). Once it has not,
+    // each try may take the client's whole retry schedule: the stream goes on meanwhile.
+    if (!resending) await sending;
   }
 
   function finalUsage(): Usage {
@@ -80,38 +146,49 @@ export function meterStream<T>(
     return usage;
   }
 
-  async function capture(): Promise<void> {
+  // Totals, not a delta: Tally bills the larger of them and what increments brought it, so an
+  // increment it may or may not have applied is billed once either way.
+  async function captureFinalUsage(): Promise<StreamOutcome> {
+    await sending;
+    const request: CaptureRequest = {
+      usage: finalUsage(),
+      ...(options.eventId ? { event_id: options.eventId } : {}),
+    };
     try {
-      const usage = finalUsage();
-      const capture = await api.capture(id, {
-        usage,
-        ...(options.eventId ? { event_id: options.eventId } : {}),
+      const capture = await api.capture(id, request, {
+        retryForMs: options.captureRetryMs ?? DEFAULT_CAPTURE_RETRY_MS,
       });
-      settle?.resolve({ stopped, usage, capture, increments });
-    } catch (error) {
-      settle?.reject(error);
+      return { stopped, usage: request.usage, capture, increments };
+    } catch (cause) {
+      const error = new TallyCaptureError(id, request, cause);
+      onError(error);
       throw error;
     }
   }
 
+  let streamOver: () => void = () => {};
+  const outcome = new Promise<void>((resolve) => {
+    streamOver = resolve;
+  }).then(captureFinalUsage);
+  // Nobody may await the outcome: a failed capture also goes to onError.
+  outcome.catch(() => {});
+
   async function* run(): AsyncGenerator<T> {
-    let ended = false;
     try {
       for await (const chunk of source) {
         tracker.observe(chunk);
         yield chunk;
         const unreported = (tracker.usage.output_tokens ?? 0) - (reported.output_tokens ?? 0);
-        if (!tracker.exact && unreported >= every) await reportIncrement();
+        if (!tracker.exact && unreported >= every) await reportUsage();
+        if (refusal) throw refusal.error;
         // Leaving the loop ends the source (its return() closes the provider's connection).
         if (stopped) break;
       }
-      ended = true;
     } finally {
-      // The source failed or the consumer stopped reading: bill what streamed; the outcome
-      // carries a capture failure, the consumer gets the original error (if any).
-      if (!ended) await capture().catch(() => {});
+      // Finished, stopped, failed or left by the consumer: bill what streamed. The capture goes on
+      // in the background, as it may be retried for minutes; the consumer gets the original error.
+      streamOver();
     }
-    await capture();
   }
 
   const chunks = run();

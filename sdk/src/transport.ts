@@ -1,7 +1,8 @@
 /**
  * HTTP to Tally with fetch only (Node 20+, Deno, Bun, edge workers). Retries with exponential
  * backoff and jitter, and only when a retry cannot change the outcome: the network failed, the
- * server failed (5xx) or asked to slow down (429, honouring Retry-After). Every other answer is final.
+ * server failed (5xx), asked to slow down (429, honouring Retry-After) or is still running an
+ * earlier attempt of the same call (409 `idempotency_key_in_progress`). Every other answer is final.
  */
 import { errorFromResponse, TallyError, TallyNetworkError } from './errors.ts';
 
@@ -23,9 +24,19 @@ export interface TransportOptions {
   fetch: typeof fetch;
 }
 
-export function isRetryable(error: unknown): boolean {
+export interface RequestOptions {
+  headers?: Record<string, string>;
+  /** Keep retrying past `maxRetries` while the next attempt starts within this many ms of the first. */
+  retryForMs?: number;
+}
+
+/** Tally could not be reached or could not answer yet: the same call may succeed later. */
+export function isRetryable(error: unknown): error is TallyError | TallyNetworkError {
   if (error instanceof TallyNetworkError) return true;
-  return error instanceof TallyError && (error.status === 429 || error.status >= 500);
+  return (
+    error instanceof TallyError &&
+    (error.status === 429 || error.status >= 500 || error.code === 'idempotency_key_in_progress')
+  );
 }
 
 /** The wait before retry number `attempt` (0-based): half fixed, half random ("equal jitter"). */
@@ -47,22 +58,24 @@ export class Transport {
    * One JSON request, retried per the policy. The body and headers are identical on every
    * attempt, so a retried call is the same call (same event ids, same Idempotency-Key).
    */
-  async request<T>(
-    method: string,
-    path: string,
-    body?: unknown,
-    headers: Record<string, string> = {},
-  ): Promise<T> {
+  async request<T>(method: string, path: string, body?: unknown, options: RequestOptions = {}): Promise<T> {
     const { retry } = this.options;
     const payload = body === undefined ? undefined : JSON.stringify(body);
+    const retryUntil = options.retryForMs === undefined ? undefined : Date.now() + options.retryForMs;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.attempt<T>(method, path, payload, headers);
+        return await this.attempt<T>(method, path, payload, options.headers ?? {});
       } catch (error) {
-        if (!isRetryable(error) || attempt >= retry.maxRetries) throw error;
+        if (!isRetryable(error)) throw error;
         const asked = error instanceof TallyError ? error.retryAfterSeconds : undefined;
-        const wait = asked !== undefined ? asked * 1000 : backoffDelay(attempt, retry);
-        await sleep(Math.min(wait, retry.maxDelayMs));
+        const wait = Math.min(
+          asked !== undefined ? asked * 1000 : backoffDelay(attempt, retry),
+          retry.maxDelayMs,
+        );
+        const retriesLeft =
+          attempt < retry.maxRetries || (retryUntil !== undefined && Date.now() + wait <= retryUntil);
+        if (!retriesLeft) throw error;
+        await sleep(wait);
       }
     }
   }

@@ -1,24 +1,35 @@
 /**
  * meterStream against a real Tally, wrapping the official openai and @anthropic-ai/sdk clients'
- * streams, which talk to a local server answering in each provider's wire format.
+ * streams, which talk to a local server answering in each provider's wire format. Tally outages are
+ * a fault-injecting proxy in front of it, or a closed port.
  */
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Tally } from '../../sdk/src/index.ts';
+import { Tally, TallyCaptureError, TallyError, TallyNetworkError, type Usage } from '../../sdk/src/index.ts';
 import { decimalUnits, formatCredits } from '../../src/domain/money.ts';
 import { createOrgWithKey, startTally, type TestTally } from '../support/harness.ts';
-import { type Listening, type ModelServer, serveTally, startModelServer } from './support.ts';
+import {
+  type Fault,
+  type FaultyProxy,
+  type Listening,
+  type ModelServer,
+  serveTally,
+  startFaultyProxy,
+  startModelServer,
+} from './support.ts';
 
 let t: TestTally;
 let server: Listening;
 const models: ModelServer[] = [];
+const proxies: FaultyProxy[] = [];
 beforeAll(async () => {
   t = await startTally();
   server = await serveTally(t);
 });
 afterAll(async () => {
   for (const model of models) await model.close();
+  for (const proxy of proxies) await proxy.close();
   await server.close();
   await t.close();
 });
@@ -209,5 +220,274 @@ describe('meterStream', () => {
       },
     });
     expect(direct.body.results[0]).toMatchObject({ status: 'accepted', credits: outcome.capture.credits });
+  });
+});
+
+const fast = { maxRetries: 1, baseDelayMs: 5, maxDelayMs: 50 };
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * An org with a gpt-4o hold placed directly, an OpenAI stream of `chunks` text chunks (80 estimated
+ * output tokens each, exactly what the last chunk reports), and a client that meters through a
+ * fault-injecting proxy (or `baseUrl`, a Tally that cannot be reached).
+ */
+async function meteredSetup(chunks: number, plan: Fault[] = [], baseUrl?: string) {
+  const { org, key } = await createOrgWithKey(t);
+  const proxy = await startFaultyProxy(server.url, plan);
+  proxies.push(proxy);
+  const direct = new Tally({ apiKey: key, baseUrl: server.url });
+  const hold = await direct.authorize({
+    member: 'u1',
+    feature: 'Chat',
+    provider: 'openai',
+    model: 'gpt-4o',
+    estimate: { input_tokens: 1000, max_output_tokens: 10_000 },
+  });
+  const model = await modelServer(() =>
+    openAIChunks(chunks, {
+      prompt_tokens: 1000,
+      completion_tokens: chunks * 80,
+      total_tokens: 1000 + chunks * 80,
+    }),
+  );
+  const openai = new OpenAI({ apiKey: 'sk-local', baseURL: `${model.url}/v1`, maxRetries: 0 });
+  const stream = await openai.chat.completions.create({
+    model: 'gpt-4o',
+    messages: [{ role: 'user', content: 'Write a story' }],
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  const tally = new Tally({ apiKey: key, baseUrl: baseUrl ?? proxy.url, retry: fast });
+  const errors: Error[] = [];
+  const options = {
+    provider: 'openai' as const,
+    authorization: hold,
+    incrementEveryTokens: 100,
+    inputTokens: 1000,
+    onError: (error: Error) => errors.push(error),
+  };
+  return { org, key, proxy, direct, hold, model, stream, tally, errors, options };
+}
+
+/** The credits Tally bills for this usage sent once, as a plain event. */
+async function creditsOnce(key: string, usage: Usage): Promise<string> {
+  const answer = await t.call('POST', '/v1/events', {
+    key,
+    body: {
+      events: [
+        {
+          id: `once_${crypto.randomUUID()}`,
+          member: 'u1',
+          feature: 'Chat',
+          provider: 'openai',
+          model: 'gpt-4o',
+          occurred_at: new Date().toISOString(),
+          usage,
+        },
+      ],
+    },
+  });
+  return answer.body.results[0].credits;
+}
+
+/** The usage Tally took from the hold's increments. */
+async function streamedUsage(orgId: string, id: string): Promise<Usage> {
+  const [row] = await t.db.query<{ usage: Usage }>(
+    'SELECT usage FROM authorizations WHERE org_id = $1 AND id = $2',
+    [orgId, id],
+  );
+  return row!.usage;
+}
+
+const incrementPosts = (proxy: FaultyProxy) => proxy.seen.filter((r) => r.path.endsWith('/increments'));
+const capturePosts = (proxy: FaultyProxy) => proxy.seen.filter((r) => r.path.endsWith('/capture'));
+
+describe('meterStream while Tally is unavailable', () => {
+  it('streams every chunk through an outage, reports the pending usage once Tally is back, and bills the total once', async () => {
+    const s = await meteredSetup(60);
+    const metered = s.tally.meterStream(s.stream, s.options);
+    let text = '';
+    let chunks = 0;
+    let resent = false;
+    for await (const chunk of metered) {
+      const content = chunk.choices[0]?.delta.content;
+      if (!content) continue;
+      text += content;
+      chunks++;
+      // Tally answers 503 from the increment after chunk 10 (8 chunks were reported: 640 tokens)
+      // until chunk 30 has streamed.
+      if (chunks === 10) s.proxy.outage = { status: 503 };
+      if (chunks === 30) s.proxy.outage = undefined;
+      // Then the reader slows down until the unanswered increment got through in the background,
+      // so the stream (buffered while increments were awaited) does not end before it does.
+      if (chunks > 30 && !resent) {
+        resent = ((await streamedUsage(s.org.id, s.hold.id!)).output_tokens ?? 0) > 640;
+        if (!resent) await sleep(50);
+      }
+    }
+    const outcome = await metered.outcome;
+
+    expect(text).toBe(WORDS.repeat(60));
+    expect(resent).toBe(true);
+    expect(s.errors.length).toBeGreaterThanOrEqual(1);
+    for (const error of s.errors) expect(error).toMatchObject({ name: 'TallyError', status: 503 });
+    expect(outcome.stopped).toBe(false);
+    expect(outcome.usage).toEqual({ input_tokens: 1000, output_tokens: 4800 });
+    // Once Tally was back, one increment carried what streamed during the outage.
+    expect(incrementPosts(s.proxy).some((r) => r.body.usage.output_tokens > 160)).toBe(true);
+    const streamed = await streamedUsage(s.org.id, s.hold.id!);
+    expect(streamed.output_tokens).toBeGreaterThan(800);
+    expect(streamed.output_tokens).toBeLessThanOrEqual(4800);
+    // The capture bills the exact total once: what the same usage costs as one plain event.
+    expect(outcome.capture).toMatchObject({ status: 'captured', late: false });
+    const event = await storedEvent(s.org.id, s.hold.id!);
+    expect(formatCredits(BigInt(event!.credits!))).toBe(outcome.capture.credits);
+    const limits = await t.call('GET', `/v1/orgs/${s.org.id}/limits`);
+    expect(limits.body).toMatchObject({ spent: outcome.capture.cost, held: '0' });
+    expect(outcome.capture.credits).toBe(await creditsOnce(s.key, outcome.usage));
+  });
+
+  it("ends the stream cleanly with onUnavailable: 'stop', and captures what streamed", async () => {
+    // The increment after chunk 2 gets through; the one after chunk 4 gets 503 twice (both tries).
+    const s = await meteredSetup(60, ['pass', { status: 503 }, { status: 503 }]);
+    const metered = s.tally.meterStream(s.stream, { ...s.options, onUnavailable: 'stop' });
+    let chunks = 0;
+    for await (const chunk of metered) if (chunk.choices[0]?.delta.content) chunks++;
+    const outcome = await metered.outcome;
+
+    expect(chunks).toBe(4);
+    await s.model.clientHungUp;
+    expect(s.errors).toHaveLength(1);
+    expect(s.errors[0]).toMatchObject({ name: 'TallyError', status: 503 });
+    expect(outcome.stopped).toBe(true);
+    expect(outcome.increments.map((i) => i.action)).toEqual(['continue']);
+    expect(outcome.usage).toEqual({ input_tokens: 1000, output_tokens: 320 });
+    expect(outcome.capture.credits).toBe(await creditsOnce(s.key, outcome.usage));
+  });
+
+  it('ends the stream with the error when Tally refuses an increment (409), keeping the usage', async () => {
+    const s = await meteredSetup(60);
+    const metered = s.tally.meterStream(s.stream, s.options);
+    let chunks = 0;
+    const thrown = await (async () => {
+      for await (const chunk of metered) {
+        if (!chunk.choices[0]?.delta.content) continue;
+        chunks++;
+        if (chunks === 4) await s.direct.void(s.hold.id!);
+      }
+    })().catch((error: unknown) => error);
+
+    expect(thrown).toBeInstanceOf(TallyError);
+    expect(thrown).toMatchObject({ status: 409, code: 'authorization_not_active' });
+    expect(chunks).toBe(4);
+    await s.model.clientHungUp;
+    const failure = await metered.outcome.catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(TallyCaptureError);
+    expect((failure as TallyCaptureError).cause).toMatchObject({
+      status: 409,
+      code: 'authorization_not_active',
+    });
+    expect((failure as TallyCaptureError).request).toEqual({
+      usage: { input_tokens: 1000, output_tokens: 320 },
+    });
+    // Only the capture went to onError: the refused increment went to the consumer.
+    expect(s.errors).toEqual([failure]);
+  });
+
+  it('retries the capture in the background until Tally is back', async () => {
+    const s = await meteredSetup(10);
+    const metered = s.tally.meterStream(s.stream, s.options);
+    let chunks = 0;
+    for await (const chunk of metered) {
+      if (chunk.choices[0]?.delta.content) chunks++;
+      // Every increment went through; Tally is down from the end of the answer on.
+      if (chunk.choices[0]?.finish_reason) s.proxy.outage = { status: 503 };
+    }
+    // The consumer's stream is over while the capture still fails.
+    expect(chunks).toBe(10);
+    await sleep(400);
+    const failedCaptures = capturePosts(s.proxy).length;
+    expect(failedCaptures).toBeGreaterThanOrEqual(3);
+    s.proxy.outage = undefined;
+    const outcome = await metered.outcome;
+
+    expect(capturePosts(s.proxy).length).toBeGreaterThan(failedCaptures);
+    expect(s.errors).toEqual([]);
+    expect(outcome.usage).toEqual({ input_tokens: 1000, output_tokens: 800 });
+    expect(outcome.capture).toMatchObject({ status: 'captured', late: false });
+    expect(outcome.capture.credits).toBe(await creditsOnce(s.key, outcome.usage));
+  });
+
+  it('sends an increment whose answer was lost again as it was: Tally bills it once', async () => {
+    // The increment after chunk 4 reaches Tally, which applies it, but its answer is lost (the
+    // connection drops), and the client's retry gets a 503.
+    const s = await meteredSetup(6, ['pass', 'drop', { status: 503 }]);
+    const metered = s.tally.meterStream(s.stream, s.options);
+    let text = '';
+    for await (const chunk of metered) text += chunk.choices[0]?.delta.content ?? '';
+    const outcome = await metered.outcome;
+
+    expect(text).toBe(WORDS.repeat(6));
+    expect(s.errors).toHaveLength(1);
+    expect(s.errors[0]).toMatchObject({ name: 'TallyError', status: 503 });
+    // After chunk 6 the lost increment was sent again with its key and body, not a new one.
+    const posts = incrementPosts(s.proxy);
+    expect(posts.map((r) => r.body)).toEqual(Array(4).fill({ usage: { output_tokens: 160 } }));
+    const [first, lost] = posts;
+    expect(posts.map((r) => r.idempotencyKey)).toEqual([
+      first!.idempotencyKey,
+      lost!.idempotencyKey,
+      lost!.idempotencyKey,
+      lost!.idempotencyKey,
+    ]);
+    expect(first!.idempotencyKey).not.toBe(lost!.idempotencyKey);
+    expect(outcome.increments).toHaveLength(2);
+    expect(await streamedUsage(s.org.id, s.hold.id!)).toEqual({ output_tokens: 320 });
+    expect(outcome.usage).toEqual({ input_tokens: 1000, output_tokens: 480 });
+    const limits = await t.call('GET', `/v1/orgs/${s.org.id}/limits`);
+    expect(limits.body).toMatchObject({ spent: outcome.capture.cost, held: '0' });
+    expect(outcome.capture.credits).toBe(await creditsOnce(s.key, outcome.usage));
+  });
+
+  it('sends an increment again when Tally says an earlier try of it is still running', async () => {
+    // What Tally answers a resend (after a timeout) while the first try is still at work.
+    const running = { status: 409, code: 'idempotency_key_in_progress', headers: { 'retry-after': '0' } };
+    const s = await meteredSetup(6, ['pass', running]);
+    const metered = s.tally.meterStream(s.stream, s.options);
+    let text = '';
+    for await (const chunk of metered) text += chunk.choices[0]?.delta.content ?? '';
+    const outcome = await metered.outcome;
+
+    expect(text).toBe(WORDS.repeat(6));
+    expect(s.errors).toEqual([]);
+    const keys = incrementPosts(s.proxy).map((r) => r.idempotencyKey);
+    expect(keys).toHaveLength(4);
+    expect(keys[2]).toBe(keys[1]);
+    expect(outcome.increments).toHaveLength(3);
+    expect(await streamedUsage(s.org.id, s.hold.id!)).toEqual({ output_tokens: 480 });
+  });
+
+  it('keeps the usage on the error when the capture finally fails, to be sent again later', async () => {
+    const closed = await startFaultyProxy(server.url);
+    await closed.close();
+    const s = await meteredSetup(6, [], closed.url);
+    const metered = s.tally.meterStream(s.stream, { ...s.options, captureRetryMs: 300 });
+    let text = '';
+    for await (const chunk of metered) text += chunk.choices[0]?.delta.content ?? '';
+    const streamEnded = Date.now();
+    const failure = await metered.outcome.catch((error: unknown) => error);
+
+    expect(text).toBe(WORDS.repeat(6));
+    expect(Date.now() - streamEnded).toBeGreaterThanOrEqual(200);
+    expect(failure).toBeInstanceOf(TallyCaptureError);
+    const { authorizationId, request, cause } = failure as TallyCaptureError;
+    expect(cause).toBeInstanceOf(TallyNetworkError);
+    expect(request).toEqual({ usage: { input_tokens: 1000, output_tokens: 480 } });
+    expect(s.errors.at(-1)).toBe(failure);
+    for (const error of s.errors.slice(0, -1)) expect(error).toBeInstanceOf(TallyNetworkError);
+
+    const captured = await s.direct.capture(authorizationId, request);
+    expect(captured).toMatchObject({ status: 'captured', late: false });
+    expect(captured.credits).toBe(await creditsOnce(s.key, request.usage));
   });
 });

@@ -43,36 +43,42 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
 /**
  * What the proxy does with one request, in arrival order (requests past the plan pass through):
  * `pass` forwards; `drop` forwards, lets Tally act, then closes the client's connection without an
- * answer; `{status}` answers that status itself without forwarding.
+ * answer; `{status}` answers that status (and problem `code`, if given) itself without forwarding.
  */
-export type Fault = 'pass' | 'drop' | { status: number; headers?: Record<string, string> };
+export type Fault = 'pass' | 'drop' | { status: number; code?: string; headers?: Record<string, string> };
 
 export interface SeenRequest {
   method: string;
   path: string;
+  idempotencyKey: string | undefined;
   body: any;
   at: number;
 }
 
 export interface FaultyProxy extends Listening {
   seen: SeenRequest[];
+  /** While set, every request gets this fault and the plan waits: an outage as long as a test wants. */
+  outage: Fault | undefined;
 }
 
 export async function startFaultyProxy(target: string, plan: Fault[] = []): Promise<FaultyProxy> {
   const seen: SeenRequest[] = [];
   let next = 0;
+  let proxy: FaultyProxy | undefined;
   const server = createServer(async (req, res) => {
     const raw = await readBody(req);
     seen.push({
       method: req.method!,
       path: req.url!,
+      idempotencyKey: req.headers['idempotency-key'] as string | undefined,
       body: raw.length ? JSON.parse(raw.toString()) : undefined,
       at: Date.now(),
     });
-    const fault = plan[next++] ?? 'pass';
+    const fault = proxy?.outage ?? plan[next++] ?? 'pass';
     if (typeof fault === 'object') {
       res.writeHead(fault.status, { 'content-type': 'application/problem+json', ...fault.headers });
-      res.end(JSON.stringify({ type: 'about:blank', title: 'Injected', status: fault.status, detail: 'x' }));
+      const { status, code } = fault;
+      res.end(JSON.stringify({ type: 'about:blank', title: 'Injected', status, code, detail: 'x' }));
       return;
     }
     const headers = Object.fromEntries(
@@ -93,7 +99,8 @@ export async function startFaultyProxy(target: string, plan: Fault[] = []): Prom
     res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'text/plain' });
     res.end(text);
   });
-  return { ...(await listening(server)), seen };
+  proxy = { ...(await listening(server)), seen, outage: undefined };
+  return proxy;
 }
 
 /** A model server streaming SSE chunks; `clientHungUp` resolves when a client hangs up before the end. */
