@@ -19,6 +19,20 @@ async function balanceOf(orgId: string) {
   return (await t.call('GET', `/v1/orgs/${orgId}/balance`)).body;
 }
 
+/** A hold of 10 credits with 1 000 output tokens (1.38 credits) streamed. */
+async function holdWithStreamed() {
+  const { org, key } = await createOrgWithKey(t);
+  const auth = await t.call('POST', '/v1/authorizations', {
+    key,
+    body: { ...call, estimate: { credits: '10' } },
+  });
+  await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+    key,
+    body: { usage: { output_tokens: 1_000 } },
+  });
+  return { org, key, auth };
+}
+
 describe('usage past the hold and past the credits', () => {
   it('is billed into overage, not dropped, and the stream is told to stop', async () => {
     const { org, key } = await createOrgWithKey(t); // 500 plan credits, no limit or budget
@@ -134,15 +148,7 @@ describe('holds: happy path', () => {
   });
 
   it('void bills what was streamed (a client that disconnects still pays)', async () => {
-    const { org, key } = await createOrgWithKey(t);
-    const auth = await t.call('POST', '/v1/authorizations', {
-      key,
-      body: { ...call, estimate: { credits: '10' } },
-    });
-    await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
-      key,
-      body: { usage: { output_tokens: 1_000 } },
-    });
+    const { org, key, auth } = await holdWithStreamed();
     const voided = await t.call('POST', `/v1/authorizations/${auth.body.id}/void`, { key });
     expect(voided.body).toMatchObject({ status: 'voided', charged_credits: '1.38' });
     expect(await balanceOf(org.id)).toMatchObject({ held_credits: '0', available_credits: '498.62' });
@@ -333,15 +339,7 @@ describe('holds: expiry', () => {
     );
 
   it('the expiry job releases the hold and bills what was streamed', async () => {
-    const { org, key } = await createOrgWithKey(t);
-    const auth = await t.call('POST', '/v1/authorizations', {
-      key,
-      body: { ...call, estimate: { credits: '10' } },
-    });
-    await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
-      key,
-      body: { usage: { output_tokens: 1_000 } },
-    });
+    const { org, key, auth } = await holdWithStreamed();
     await expireNow(auth.body.id);
     expect(await expireHolds(jobsCtx())).toEqual({ expired: 1 });
     expect(await expireHolds(jobsCtx())).toEqual({ expired: 0 });
@@ -390,15 +388,7 @@ describe('holds: expiry', () => {
   });
 
   it('a capture past the TTL, before the expiry job, bills the whole call as one event', async () => {
-    const { org, key } = await createOrgWithKey(t);
-    const auth = await t.call('POST', '/v1/authorizations', {
-      key,
-      body: { ...call, estimate: { credits: '10' } },
-    });
-    await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
-      key,
-      body: { usage: { output_tokens: 1_000 } },
-    });
+    const { org, key, auth } = await holdWithStreamed();
     await expireNow(auth.body.id);
     const late = await t.call('POST', `/v1/authorizations/${auth.body.id}/capture`, {
       key,
@@ -413,15 +403,7 @@ describe('holds: expiry', () => {
   });
 
   it('a capture after the expiry job bills the rest of the call as an event of its own, once', async () => {
-    const { org, key } = await createOrgWithKey(t);
-    const auth = await t.call('POST', '/v1/authorizations', {
-      key,
-      body: { ...call, estimate: { credits: '10' } },
-    });
-    await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
-      key,
-      body: { usage: { output_tokens: 1_000 } },
-    });
+    const { org, key, auth } = await holdWithStreamed();
     await expireNow(auth.body.id);
     expect(await expireHolds(jobsCtx())).toEqual({ expired: 1 });
     const capture = () =>
