@@ -519,6 +519,20 @@ describe('priceEvent (domain)', () => {
     ]);
   });
 
+  it("prices 1-hour cache writes at an org's own cache-write price when it set none for them", () => {
+    const { usage } = caseOf('claude-sonnet-4, 5-minute');
+    const r = priceEvent({
+      ...base(CATALOG['anthropic/claude-sonnet-4-0'], usage),
+      sellOverrides: { cache_write: { price: '0.1', unit: 'per_1k_tokens' } },
+    });
+    if (!r.ok) throw new Error(r.detail);
+    // All 2000 writes at the org's 0.1 per 1k = 0.2 / 0.01 = 20 credits, none at the catalog's 1-hour rate.
+    const writes = r.components.filter((p) => p.component.startsWith('cache_write'));
+    expect(writes.map((p) => [p.component, p.quantity, formatUnits(p.credits, 6)])).toEqual([
+      ['cache_write', 2000n, '20'],
+    ]);
+  });
+
   it('allocates the rounded total by largest remainder', () => {
     // gpt-4o-mini, 1234567 in / 7654 out: exact sell in micro-credits is 27777757.5 (input) and
     // 688860 (output), 28466617.5 together, rounded to 28466618. Floors 27777757 + 688860 leave

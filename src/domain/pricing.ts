@@ -182,7 +182,11 @@ export function priceEvent(input: PricingInput): PricingResult {
     const ref = CATALOG_KEYS[c];
     return ref && providerPrices ? providerPrices[ref.key] : undefined;
   };
-  const hasPrice = (c: Component) => sellOverrides[c] !== undefined || catalogValue(c) !== undefined;
+  const hasPrice = (c: Component) => {
+    // An org's own cache-write price covers its 1-hour writes too, unless it set one for them.
+    if (c === 'cache_write_1h' && sellOverrides.cache_write && !sellOverrides.cache_write_1h) return false;
+    return sellOverrides[c] !== undefined || catalogValue(c) !== undefined;
+  };
   if (!providerPrices && Object.keys(sellOverrides).length === 0) {
     return { ok: false, code: 'model_unpriced', detail: 'no price' };
   }
