@@ -435,6 +435,30 @@ describe('holds: expiry', () => {
     expect(await checkLedger(t.db, org.id)).toEqual([]);
   });
 
+  it('a late capture of a call whose expiry recorded nothing (BYOK) records its whole usage', async () => {
+    const { org, key } = await createOrgWithKey(t, { billing_mode: 'byok' });
+    const auth = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { input_tokens: 10, max_output_tokens: 1_000 } },
+    });
+    await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      key,
+      body: { usage: { output_tokens: 500 } },
+    });
+    await expireNow(auth.body.id);
+    expect(await expireHolds(jobsCtx())).toEqual({ expired: 1 });
+    const late = await t.call('POST', `/v1/authorizations/${auth.body.id}/capture`, {
+      key,
+      body: { usage: { input_tokens: 10, output_tokens: 1_000 } },
+    });
+    expect(late.body).toMatchObject({ status: 'captured', event_id: auth.body.id, late: true });
+    const events = await t.db.query(
+      'SELECT id, input_tokens::text, output_tokens::text FROM events WHERE org_id = $1',
+      [org.id],
+    );
+    expect(events).toEqual([{ id: auth.body.id, input_tokens: '10', output_tokens: '1000' }]);
+  });
+
   it('a late capture bills past the expired hold only as far as the monthly limit allows', async () => {
     const { org, key } = await createOrgWithKey(t);
     // EUR 0.03 a month = 3 credits: the hold gets 3 of the 4 asked for.
@@ -466,6 +490,38 @@ describe('holds: expiry', () => {
 });
 
 describe('holds: the captured event', () => {
+  it('keeps the parts of a count with their whole when the final count and the streamed one differ', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const auth = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { credits: '5' } },
+    });
+    await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      key,
+      body: { usage: { input_tokens: 1_000, cache_write_tokens: 1_000 } },
+    });
+    const res = await t.call('POST', `/v1/authorizations/${auth.body.id}/capture`, {
+      key,
+      body: { usage: { input_tokens: 1_000, cache_read_tokens: 1_000, output_tokens: 10 } },
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    // The input with its parts as the capture counted them (not reads and writes of 2 000 among
+    // 1 000), the output as reported; the 0.345 credits streamed stay billed.
+    const [event] = await t.db.query(
+      `SELECT input_tokens::text, cache_read_tokens::text, cache_write_tokens::text, output_tokens::text,
+              credits::text FROM events WHERE org_id = $1`,
+      [org.id],
+    );
+    expect(event).toEqual({
+      input_tokens: '1000',
+      cache_read_tokens: '1000',
+      cache_write_tokens: '0',
+      output_tokens: '10',
+      credits: '345000',
+    });
+    expect(await checkLedger(t.db, org.id)).toEqual([]);
+  });
+
   it('is dated when the call began, in the period its hold counted it', async () => {
     const { org, key } = await createOrgWithKey(t);
     const auth = await t.call('POST', '/v1/authorizations', {

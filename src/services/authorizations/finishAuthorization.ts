@@ -126,7 +126,8 @@ async function capture(
   const final = usageAtLeast(ending.usage, auth.usage);
   const total = unitsFor(ctx, org, auth, final, now).units;
   const already = BigInt(auth.charged);
-  const usage = late ? usageBeyond(final, auth.usage) : final;
+  // Only what the expiry recorded as an event is left out of the late one.
+  const usage = late && auth.event_id !== null ? usageBeyond(final, auth.usage) : final;
   const eventId = ending.eventId ?? (late && auth.event_id !== null ? `${auth.id}:late` : auth.id);
   const { end } = await bill(tx, ctx, org, auth, scopes, lock, total > already ? total - already : 0n, {
     eventId,
@@ -151,20 +152,52 @@ async function capture(
   return end!.result;
 }
 
-/** Per kind, the larger of two counts of a call's usage. */
+/** Counts that stand alone, each with the counts among it (input_tokens holds its cached and audio part). */
+const USAGE_GROUPS: (keyof Usage)[][] = [
+  ['input_tokens', 'cache_read_tokens', 'cache_write_tokens', 'cache_write_1h_tokens', 'input_audio_tokens'],
+  ['output_tokens', 'output_audio_tokens'],
+  ['images'],
+  ['seconds'],
+  ['requests'],
+  ['web_searches'],
+];
+
+/**
+ * The larger of two counts of a call's usage, group by group: each count with the counts among it
+ * taken from the same side, so that the parts never exceed their whole.
+ */
 function usageAtLeast(reported: Usage, streamed: Usage): Usage {
-  const out: Usage = { ...reported };
-  for (const [kind, n] of Object.entries(streamed) as [keyof Usage, number][]) {
-    out[kind] = Math.max(n, out[kind] ?? 0);
+  const out: Usage = {};
+  for (const group of USAGE_GROUPS) {
+    const whole = group[0]!;
+    const side = (streamed[whole] ?? 0) > (reported[whole] ?? 0) ? streamed : reported;
+    for (const kind of group) if (side[kind] !== undefined) out[kind] = side[kind];
   }
   return out;
 }
 
-/** What a call used past the usage recorded for it already (`final` holds at least as much of each kind). */
+/**
+ * What a call used past the usage recorded for it already (`final` holds at least as much of each
+ * whole): per group, the whole's difference, and the parts' differences up to what it leaves.
+ */
 function usageBeyond(final: Usage, recorded: Usage): Usage {
+  const more = (kind: keyof Usage) => Math.max(0, (final[kind] ?? 0) - (recorded[kind] ?? 0));
   const rest: Usage = {};
-  for (const [kind, n] of Object.entries(final) as [keyof Usage, number][])
-    rest[kind] = n - (recorded[kind] ?? 0);
+  for (const [whole, ...parts] of USAGE_GROUPS) {
+    if (final[whole!] === undefined) continue;
+    let left = more(whole!);
+    rest[whole!] = left;
+    for (const part of parts) {
+      if (part === 'cache_write_1h_tokens' || final[part] === undefined) continue;
+      const taken = Math.min(more(part), left);
+      rest[part] = taken;
+      left -= taken;
+    }
+  }
+  // 1-hour writes are among the cache writes, not beside them.
+  if (final.cache_write_1h_tokens !== undefined) {
+    rest.cache_write_1h_tokens = Math.min(more('cache_write_1h_tokens'), rest.cache_write_tokens ?? 0);
+  }
   return rest;
 }
 
