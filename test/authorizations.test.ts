@@ -147,6 +147,40 @@ describe('holds: happy path', () => {
     expect(await checkLedger(t.db, org.id)).toEqual([]);
   });
 
+  it('bills running totals only past what the call recorded, so a resent total bills nothing twice', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const auth = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { credits: '10' } },
+    });
+    const report = (body: unknown) =>
+      t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, { key, body });
+    const first = await report({ usage_total: { output_tokens: 1_000 } });
+    expect(IncrementSchema.parse(first.body)).toMatchObject({
+      charged_credits: '1.38',
+      total_charged_credits: '1.38',
+    });
+    // Sent again (its answer was lost): nothing more.
+    const again = await report({ usage_total: { output_tokens: 1_000 } });
+    expect(again.body).toMatchObject({ charged_credits: '0', total_charged_credits: '1.38' });
+    // Totals and deltas mix: 500 more as a delta, then totals of 2 000 bill the last 500.
+    await report({ usage: { output_tokens: 500 } });
+    const last = await report({ usage_total: { output_tokens: 2_000 } });
+    expect(last.body).toMatchObject({ charged_credits: '0.69', total_charged_credits: '2.76' });
+    for (const body of [{}, { usage: {}, usage_total: {} }]) {
+      const bad = await report(body);
+      expect(bad.status).toBe(422);
+      expect(bad.body).toMatchObject({ param: 'usage' });
+      expect(bad.body.detail).toContain('either usage');
+    }
+    const capture = await t.call('POST', `/v1/authorizations/${auth.body.id}/capture`, {
+      key,
+      body: { usage: { output_tokens: 2_000 } },
+    });
+    expect(capture.body).toMatchObject({ credits: '2.76' });
+    expect(await checkLedger(t.db, org.id)).toEqual([]);
+  });
+
   it('void bills what was streamed (a client that disconnects still pays)', async () => {
     const { org, key, auth } = await holdWithStreamed();
     const voided = await t.call('POST', `/v1/authorizations/${auth.body.id}/void`, { key });
@@ -339,7 +373,7 @@ describe('holds: expiry', () => {
     );
 
   it('the expiry job releases the hold and bills what was streamed', async () => {
-    const { org, key, auth } = await holdWithStreamed();
+    const { org, auth } = await holdWithStreamed();
     await expireNow(auth.body.id);
     expect(await expireHolds(jobsCtx())).toEqual({ expired: 1 });
     expect(await expireHolds(jobsCtx())).toEqual({ expired: 0 });

@@ -9,6 +9,7 @@ import type {
   AuthorizeRequest,
   Capture,
   CaptureRequest,
+  IncrementRequest,
   IngestAnswer,
   TrackedEvent,
   Usage,
@@ -110,13 +111,18 @@ export class Tally {
     return this.mutate('/v1/authorizations', request);
   }
 
-  /** Bills usage streamed since the previous increment; `action: "stop"` means end the stream. */
-  increment(authorizationId: string, usage: Usage, options?: CallOptions): Promise<AuthorizationIncrement> {
-    return this.mutate(
-      `/v1/authorizations/${encodeURIComponent(authorizationId)}/increments`,
-      { usage },
-      options,
-    );
+  /**
+   * Bills usage while a call streams; `action: "stop"` means end the stream. Pass the usage since
+   * the previous increment, or `{ usage_total }`: the call's running totals, billed only past what
+   * Tally recorded already, so sending them again after a lost answer bills nothing twice.
+   */
+  increment(
+    authorizationId: string,
+    report: Usage | IncrementRequest,
+    options?: CallOptions,
+  ): Promise<AuthorizationIncrement> {
+    const body = 'usage_total' in report || 'usage' in report ? report : { usage: report };
+    return this.mutate(`/v1/authorizations/${encodeURIComponent(authorizationId)}/increments`, body, options);
   }
 
   /**

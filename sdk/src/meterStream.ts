@@ -9,10 +9,16 @@
  */
 import type { CallOptions } from './client.ts';
 import { TallyCaptureError, type TallyError, type TallyNetworkError } from './errors.ts';
-import { newId } from './ids.ts';
 import { isRetryable } from './transport.ts';
-import type { Authorization, AuthorizationIncrement, Capture, CaptureRequest, Usage } from './types.ts';
-import { type ProviderName, StreamUsage, usageDelta } from './usage.ts';
+import type {
+  Authorization,
+  AuthorizationIncrement,
+  Capture,
+  CaptureRequest,
+  IncrementRequest,
+  Usage,
+} from './types.ts';
+import { type ProviderName, StreamUsage } from './usage.ts';
 
 export interface MeterStreamOptions {
   provider: ProviderName;
@@ -58,7 +64,11 @@ export interface StreamOutcome {
 }
 
 export interface HoldApi {
-  increment(authorizationId: string, usage: Usage, options?: CallOptions): Promise<AuthorizationIncrement>;
+  increment(
+    authorizationId: string,
+    report: IncrementRequest,
+    options?: CallOptions,
+  ): Promise<AuthorizationIncrement>;
   capture(authorizationId: string, request: CaptureRequest, options?: CallOptions): Promise<Capture>;
 }
 
@@ -72,11 +82,6 @@ export interface MeteredStream<T> extends AsyncIterable<T> {
 }
 
 const DEFAULT_CAPTURE_RETRY_MS = 120_000;
-
-interface Increment {
-  usage: Usage;
-  idempotencyKey: string;
-}
 
 function authorizationIdOf(authorization: MeterStreamOptions['authorization']): string {
   const id = typeof authorization === 'string' ? authorization : authorization.id;
@@ -95,22 +100,22 @@ export function meterStream<T>(
   const onError = options.onError ?? ((error) => console.warn('Tally: metering a stream:', error));
   const tracker = new StreamUsage(options.provider);
   const increments: AuthorizationIncrement[] = [];
-  // The usage sent in increments, answered or not: the next increment sends what streamed past it.
+  // The totals last sent, answered or not: the next report goes when enough streamed past them.
   let reported: Usage = {};
-  // Sent, and Tally's answer has not come. Tally may have applied it and the answer been lost, so
-  // it is sent again as it was (same Idempotency-Key and body: Tally applies it once) before any
-  // later usage, which waits meanwhile for the next increment or the capture.
-  let unanswered: Increment | undefined;
   // At most one call to Tally at a time.
   let sending: Promise<void> | undefined;
+  // Whether the last report went unanswered (Tally unreachable): later ones do not hold the stream.
+  let unreachable = false;
   // Tally refused an increment (a 4xx): the call must stop; thrown into the consumer's stream.
   let refusal: { error: unknown } | undefined;
   let stopped = false;
 
-  async function send(increment: Increment): Promise<void> {
+  // Reports are running totals, which Tally bills only past what it recorded for the call: a report
+  // whose answer was lost, or that a later one supersedes, is never billed twice.
+  async function send(totals: Usage): Promise<void> {
     try {
-      const answer = await api.increment(id, increment.usage, { idempotencyKey: increment.idempotencyKey });
-      unanswered = undefined;
+      const answer = await api.increment(id, { usage_total: totals });
+      unreachable = false;
       increments.push(answer);
       if (answer.action === 'stop') stopped = true;
     } catch (error) {
@@ -118,6 +123,7 @@ export function meterStream<T>(
         refusal = { error };
         return;
       }
+      unreachable = true;
       onError(error);
       if (options.onUnavailable === 'stop') stopped = true;
     }
@@ -125,19 +131,14 @@ export function meterStream<T>(
 
   async function reportUsage(): Promise<void> {
     if (sending) return;
-    const resending = unanswered !== undefined;
-    if (!unanswered) {
-      const usage = usageDelta(reported, tracker.usage);
-      if (Object.keys(usage).length === 0) return;
-      reported = tracker.usage;
-      unanswered = { usage, idempotencyKey: newId('idem') };
-    }
-    sending = send(unanswered).finally(() => {
+    reported = tracker.usage;
+    const waitForAnswer = !unreachable;
+    sending = send(reported).finally(() => {
       sending = undefined;
     });
     // While Tally answers, the stream waits for each answer (it may say stop). Once it has not,
     // each try may take the client's whole retry schedule: the stream goes on meanwhile.
-    if (!resending) await sending;
+    if (waitForAnswer) await sending;
   }
 
   function finalUsage(): Usage {

@@ -12,6 +12,8 @@ export type Authorization = Schemas['Authorization'];
 export type AuthorizationIncrement = Schemas['AuthorizationIncrement'];
 export type Capture = Schemas['Capture'];
 export type CaptureRequest = Schemas['CaptureInput'];
+/** `usage` (since the previous increment) or `usage_total` (the call so far): exactly one. */
+export type IncrementRequest = { usage: Usage } | { usage_total: Usage };
 export type Void = Schemas['Void'];
 export type ProblemBody = Schemas['Problem'];
 

@@ -205,13 +205,3 @@ export class StreamUsage {
     return chunk.type === 'message_delta' ? anthropicUsage(chunk.usage) : null;
   }
 }
-
-/** What `after` adds to `before`, count by count (never negative). */
-export function usageDelta(before: TallyUsage, after: TallyUsage): TallyUsage {
-  const out: TallyUsage = {};
-  for (const [key, value] of Object.entries(after) as [keyof TallyUsage, number][]) {
-    const added = value - (before[key] ?? 0);
-    if (added > 0) out[key] = added;
-  }
-  return out;
-}

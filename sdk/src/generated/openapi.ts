@@ -3249,7 +3249,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Bill usage streamed since the previous increment; answers continue or stop */
+        /**
+         * Bill usage streamed so far; answers continue or stop
+         * @description Send `usage` (streamed since the previous increment) or `usage_total` (the call so far). Totals are billed only past what the call recorded already, so a retry whose answer was lost bills nothing twice.
+         */
         post: {
             parameters: {
                 query?: never;
@@ -9841,7 +9844,8 @@ export interface components {
             action: "continue" | "stop";
         };
         Increment: {
-            usage: components["schemas"]["Usage"];
+            usage?: components["schemas"]["Usage"];
+            usage_total?: components["schemas"]["Usage"];
         };
         Capture: {
             /** @enum {string} */

@@ -121,15 +121,28 @@ export function authorizationRoutes(app: OpenAPIHono<AppEnv>) {
       method: 'post',
       path: '/v1/authorizations/{id}/increments',
       tags: ['Holds'],
-      summary: 'Bill usage streamed since the previous increment; answers continue or stop',
-      request: { params: AuthParam, ...body(z.strictObject({ usage: UsageSchema }).openapi('Increment')) },
+      summary: 'Bill usage streamed so far; answers continue or stop',
+      description:
+        'Send `usage` (streamed since the previous increment) or `usage_total` (the call so far). Totals are billed only past what the call recorded already, so a retry whose answer was lost bills nothing twice.',
+      request: {
+        params: AuthParam,
+        ...body(
+          z
+            .strictObject({ usage: UsageSchema.optional(), usage_total: UsageSchema.optional() })
+            .refine((b) => (b.usage === undefined) !== (b.usage_total === undefined), {
+              message: 'send either usage (since the previous increment) or usage_total (the call so far)',
+              path: ['usage'],
+            })
+            .openapi('Increment'),
+        ),
+      },
       responses: { 200: json(IncrementSchema, 'What was billed'), ...errorResponses },
     }),
-    async (c) =>
-      c.json(
-        await incrementAuthorization(c.get('ctx'), c.req.valid('param').id, c.req.valid('json').usage),
-        200,
-      ),
+    async (c) => {
+      const { usage, usage_total } = c.req.valid('json');
+      const report = usage_total ? { usage_total } : { usage: usage! };
+      return c.json(await incrementAuthorization(c.get('ctx'), c.req.valid('param').id, report), 200);
+    },
   );
   app.openapi(
     createRoute({

@@ -20,6 +20,8 @@ import {
   findAuthorization,
   forgetAuthorization,
   lockedState,
+  usageAtLeast,
+  usageBeyond,
 } from './shape.ts';
 
 type Ending = { kind: 'capture'; usage: Usage; eventId?: string } | { kind: 'void' } | { kind: 'expire' };
@@ -150,55 +152,6 @@ async function capture(
     },
   });
   return end!.result;
-}
-
-/** Counts that stand alone, each with the counts among it (input_tokens holds its cached and audio part). */
-const USAGE_GROUPS: (keyof Usage)[][] = [
-  ['input_tokens', 'cache_read_tokens', 'cache_write_tokens', 'cache_write_1h_tokens', 'input_audio_tokens'],
-  ['output_tokens', 'output_audio_tokens'],
-  ['images'],
-  ['seconds'],
-  ['requests'],
-  ['web_searches'],
-];
-
-/**
- * The larger of two counts of a call's usage, group by group: each count with the counts among it
- * taken from the same side, so that the parts never exceed their whole.
- */
-function usageAtLeast(reported: Usage, streamed: Usage): Usage {
-  const out: Usage = {};
-  for (const group of USAGE_GROUPS) {
-    const whole = group[0]!;
-    const side = (streamed[whole] ?? 0) > (reported[whole] ?? 0) ? streamed : reported;
-    for (const kind of group) if (side[kind] !== undefined) out[kind] = side[kind];
-  }
-  return out;
-}
-
-/**
- * What a call used past the usage recorded for it already (`final` holds at least as much of each
- * whole): per group, the whole's difference, and the parts' differences up to what it leaves.
- */
-function usageBeyond(final: Usage, recorded: Usage): Usage {
-  const more = (kind: keyof Usage) => Math.max(0, (final[kind] ?? 0) - (recorded[kind] ?? 0));
-  const rest: Usage = {};
-  for (const [whole, ...parts] of USAGE_GROUPS) {
-    if (final[whole!] === undefined) continue;
-    let left = more(whole!);
-    rest[whole!] = left;
-    for (const part of parts) {
-      if (part === 'cache_write_1h_tokens' || final[part] === undefined) continue;
-      const taken = Math.min(more(part), left);
-      rest[part] = taken;
-      left -= taken;
-    }
-  }
-  // 1-hour writes are among the cache writes, not beside them.
-  if (final.cache_write_1h_tokens !== undefined) {
-    rest.cache_write_1h_tokens = Math.min(more('cache_write_1h_tokens'), rest.cache_write_tokens ?? 0);
-  }
-  return rest;
 }
 
 export async function captureAuthorization(

@@ -11,13 +11,21 @@ import { lockForSpend } from '../ledger/lockForSpend.ts';
 import { requireCurrent, withSpendTerms } from '../limits/spendTerms.ts';
 import { unitsFor } from './authorize.ts';
 import { bill, scopesOf } from './settle.ts';
-import { addUsage, credits, findAuthorization, lockedState, requireActive } from './shape.ts';
+import { addUsage, credits, findAuthorization, lockedState, requireActive, usageAtLeast } from './shape.ts';
 
 /**
- * `next` is the usage the stop decision is judged on: the gateway, which bills several steps of
- * output (and the input) at once, asks whether one more step of output still fits.
+ * What a stream reports: its usage since the previous increment, or its running totals. Totals are
+ * billed only past what the call recorded already, so sending the same totals again (a retry whose
+ * first answer was lost) bills nothing twice.
  */
-export async function incrementAuthorization(ctx: Ctx, id: string, usage: Usage, next: Usage = usage) {
+export type StreamReport = { usage: Usage } | { usage_total: Usage };
+
+/**
+ * `next` is the usage the stop decision is judged on (by default, the step just billed): the
+ * gateway, which bills several steps of output (and the input) at once, asks whether one more step
+ * of output still fits.
+ */
+export async function incrementAuthorization(ctx: Ctx, id: string, report: StreamReport, next?: Usage) {
   // What needs no lock is read first and side by side; under the lock: one read, the draw-down
   // and one write.
   const [found] = await Promise.all([
@@ -36,12 +44,15 @@ export async function incrementAuthorization(ctx: Ctx, id: string, usage: Usage,
         // Priced on the running total and billed the difference, so a call's increments add up to
         // its exact price (rounding each on its own could pass it a little every time). A request
         // fee is charged once per call, at capture, not on every increment.
-        const total = addUsage(auth.usage, usage);
+        const total =
+          'usage_total' in report
+            ? usageAtLeast(report.usage_total, auth.usage)
+            : addUsage(auth.usage, report.usage);
         const priced = (u: Usage) => unitsFor(ctx, org, auth, { requests: 0, ...u }, now).units;
         const totalUnits = priced(total);
         const step = totalUnits - priced(auth.usage);
         const wanted = step > 0n ? step : 0n;
-        const nextUnits = next === usage ? wanted : priced(addUsage(total, next)) - totalUnits;
+        const nextUnits = next === undefined ? wanted : priced(addUsage(total, next)) - totalUnits;
         const result = await bill(tx, ctx, org, auth, scopes, lock, wanted, {
           eventId: null,
           usage: total,

@@ -121,7 +121,12 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
     heldLeft = heldLeft > share ? heldLeft - share : 0n;
     coveredAt = -1;
     lastBilledAt = performance.now();
-    increment = incrementAuthorization(ctx, authorizationId, counts, { output_tokens: options.step })
+    increment = incrementAuthorization(
+      ctx,
+      authorizationId,
+      { usage: counts },
+      { output_tokens: options.step },
+    )
       .then(
         (answer) => {
           heldLeft = parseUnits(answer.held_credits, CREDIT_SCALE);
