@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthorizationSchema, CaptureSchema, IncrementSchema } from '../src/http/routes/authorizations.ts';
 import { expireHolds } from '../src/services/authorizations/expireHolds.ts';
+import { forgetAuthorization } from '../src/services/authorizations/shape.ts';
 import { KEY_KEPT_MS } from '../src/services/keys/authenticate.ts';
 import { checkLedger } from '../src/services/ledger/checkLedger.ts';
 import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
@@ -563,6 +564,8 @@ describe('holds: the captured event', () => {
       body: { ...call, estimate: { credits: '5' } },
     });
     await new Promise((r) => setTimeout(r, 1_100));
+    // As another Tally process would: the hold read from the database, not the copy kept here.
+    forgetAuthorization(auth.body.id);
     const capturedAt = Date.now();
     await t.call('POST', `/v1/authorizations/${auth.body.id}/capture`, {
       key,
