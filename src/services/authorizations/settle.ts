@@ -152,8 +152,10 @@ export async function bill<R = never>(
               result = COALESCE($9::jsonb, result),
               event_id = CASE WHEN $8::text IS NULL THEN event_id ELSE $10::text END,
               finished_at = CASE WHEN $8::text IS NULL THEN finished_at ELSE now() END,
-              expires_at = CASE WHEN $15 THEN now() + (expires_at - COALESCE(renewed_at, created_at))
-                           ELSE expires_at END,
+              -- The TTL is whole seconds: rounding drops the skew between the clock that set
+              -- expires_at (Tally's) and created_at's (the database's).
+              expires_at = CASE WHEN $15 THEN now() + make_interval(secs => round(extract(epoch FROM
+                             expires_at - COALESCE(renewed_at, created_at)))) ELSE expires_at END,
               renewed_at = CASE WHEN $15 THEN now() ELSE renewed_at END
         WHERE org_id = $1 AND id = $2
      ), ${recording ? `${recording.ctes}, ` : ''}counters AS (
