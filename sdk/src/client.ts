@@ -107,8 +107,8 @@ export class Tally {
   }
 
   /** Holds credits before a model call. A denial is an answer (`approved: false`), not an error. */
-  authorize(request: AuthorizeRequest): Promise<Authorization> {
-    return this.mutate('/v1/authorizations', request);
+  authorize(request: AuthorizeRequest, options?: CallOptions): Promise<Authorization> {
+    return this.mutate('/v1/authorizations', request, options);
   }
 
   /**
@@ -134,8 +134,8 @@ export class Tally {
   }
 
   /** Releases the hold (usage already billed by increments stays billed). */
-  void(authorizationId: string): Promise<Void> {
-    return this.mutate(`/v1/authorizations/${encodeURIComponent(authorizationId)}/void`);
+  void(authorizationId: string, options?: CallOptions): Promise<Void> {
+    return this.mutate(`/v1/authorizations/${encodeURIComponent(authorizationId)}/void`, undefined, options);
   }
 
   /** Wraps a model stream (OpenAI or Anthropic chunks): see MeterStreamOptions. */

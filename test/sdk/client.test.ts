@@ -225,6 +225,25 @@ describe('holds and typed errors', () => {
     expect(balance.body.held_credits).toBe('3');
   });
 
+  it('places one hold for two authorize calls with the same idempotencyKey (an app-level retry)', async () => {
+    const { org, key } = await setup();
+    const tally = new Tally({ apiKey: key, baseUrl: server.url, retry: fast });
+    const request = {
+      member: 'u1',
+      feature: 'Chat',
+      provider: 'openai',
+      model: 'gpt-4o',
+      estimate: { credits: '3' },
+    };
+    const first = await tally.authorize(request, { idempotencyKey: 'job-7-hold' });
+    const again = await tally.authorize(request, { idempotencyKey: 'job-7-hold' });
+    expect(again.id).toBe(first.id);
+    await tally.void(first.id!, { idempotencyKey: 'job-7-void' });
+    expect((await tally.void(first.id!, { idempotencyKey: 'job-7-void' })).status).toBe('voided');
+    const balance = await t.call('GET', `/v1/orgs/${org.id}/balance`);
+    expect(balance.body.held_credits).toBe('0');
+  });
+
   it('throws TallyError with the problem fields', async () => {
     const { key, proxy } = await setup();
     const wrongKey = new Tally({
