@@ -8,7 +8,7 @@
  * retried in the background.
  */
 import type { CallOptions } from './client.ts';
-import { TallyCaptureError, type TallyError, type TallyNetworkError } from './errors.ts';
+import { TallyCaptureError, type TallyError, TallyNetworkError } from './errors.ts';
 import { isRetryable } from './transport.ts';
 import type {
   Authorization,
@@ -42,6 +42,12 @@ export interface MeterStreamOptions {
   onUnavailable?: 'continue' | 'stop';
   /** How long to keep retrying the final capture while Tally cannot be reached (default 120 000 ms). */
   captureRetryMs?: number;
+  /**
+   * How long the stream waits for Tally's answer to an increment (default 2 000 ms). Past it, Tally
+   * counts as unreachable: the stream goes on (or stops, with `onUnavailable: 'stop'`) while the
+   * increment finishes in the background.
+   */
+  answerWaitMs?: number;
   /**
    * Told about each increment Tally could not be reached for, and about a capture that failed for
    * good (a TallyCaptureError holding the usage to send again). Default: a console warning.
@@ -82,6 +88,7 @@ export interface MeteredStream<T> extends AsyncIterable<T> {
 }
 
 const DEFAULT_CAPTURE_RETRY_MS = 120_000;
+const DEFAULT_ANSWER_WAIT_MS = 2_000;
 
 function authorizationIdOf(authorization: MeterStreamOptions['authorization']): string {
   const id = typeof authorization === 'string' ? authorization : authorization.id;
@@ -136,9 +143,21 @@ export function meterStream<T>(
     sending = send(reported).finally(() => {
       sending = undefined;
     });
-    // While Tally answers, the stream waits for each answer (it may say stop). Once it has not,
-    // each try may take the client's whole retry schedule: the stream goes on meanwhile.
-    if (waitForAnswer) await sending;
+    // While Tally answers, the stream waits for each answer (it may say stop), but not for the
+    // client's whole retry schedule: a slow or failing Tally must not hold up the answer.
+    if (!waitForAnswer) return;
+    const wait = options.answerWaitMs ?? DEFAULT_ANSWER_WAIT_MS;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), wait);
+    });
+    const answered = await Promise.race([sending.then(() => 'answered' as const), late]);
+    clearTimeout(timer);
+    if (answered === 'late') {
+      unreachable = true;
+      onError(new TallyNetworkError(`Tally did not answer an increment within ${wait} ms`));
+      if (options.onUnavailable === 'stop') stopped = true;
+    }
   }
 
   function finalUsage(): Usage {

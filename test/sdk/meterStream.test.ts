@@ -347,6 +347,25 @@ describe('meterStream while Tally is unavailable', () => {
     expect(outcome.capture.credits).toBe(await creditsOnce(s.key, outcome.usage));
   });
 
+  it('waits answerWaitMs for a slow Tally, not its whole answer, and still bills the total once', async () => {
+    // The increment after chunk 4 is answered only 1.5 s later.
+    const s = await meteredSetup(6, ['pass', { delayMs: 1_500 }]);
+    const metered = s.tally.meterStream(s.stream, { ...s.options, answerWaitMs: 200 });
+    const started = Date.now();
+    let chunks = 0;
+    for await (const chunk of metered) if (chunk.choices[0]?.delta.content) chunks++;
+    const streamedIn = Date.now() - started;
+    const outcome = await metered.outcome;
+
+    expect(chunks).toBe(6);
+    expect(streamedIn).toBeLessThan(1_200);
+    expect(s.errors).toHaveLength(1);
+    expect(s.errors[0]).toMatchObject({ name: 'TallyNetworkError' });
+    expect(s.errors[0]!.message).toContain('200 ms');
+    expect(outcome.stopped).toBe(false);
+    expect(outcome.capture.credits).toBe(await creditsOnce(s.key, outcome.usage));
+  });
+
   it("ends the stream cleanly with onUnavailable: 'stop', and captures what streamed", async () => {
     // The increment after chunk 2 gets through; the one after chunk 4 gets 503 twice (both tries).
     const s = await meteredSetup(60, ['pass', { status: 503 }, { status: 503 }]);

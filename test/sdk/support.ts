@@ -43,9 +43,14 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
 /**
  * What the proxy does with one request, in arrival order (requests past the plan pass through):
  * `pass` forwards; `drop` forwards, lets Tally act, then closes the client's connection without an
- * answer; `{status}` answers that status (and problem `code`, if given) itself without forwarding.
+ * answer; `{status}` answers that status (and problem `code`, if given) itself without forwarding;
+ * `{delayMs}` forwards after that long (a slow Tally).
  */
-export type Fault = 'pass' | 'drop' | { status: number; code?: string; headers?: Record<string, string> };
+export type Fault =
+  | 'pass'
+  | 'drop'
+  | { status: number; code?: string; headers?: Record<string, string> }
+  | { delayMs: number };
 
 export interface SeenRequest {
   method: string;
@@ -75,7 +80,9 @@ export async function startFaultyProxy(target: string, plan: Fault[] = []): Prom
       at: Date.now(),
     });
     const fault = proxy?.outage ?? plan[next++] ?? 'pass';
-    if (typeof fault === 'object') {
+    if (typeof fault === 'object' && 'delayMs' in fault) {
+      await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
+    } else if (typeof fault === 'object') {
       res.writeHead(fault.status, { 'content-type': 'application/problem+json', ...fault.headers });
       const { status, code } = fault;
       res.end(JSON.stringify({ type: 'about:blank', title: 'Injected', status, code, detail: 'x' }));
