@@ -3,8 +3,8 @@
  * the org's monthly allowed limit and of each budget, the alert threshold itself, quota.exceeded
  * when a hard limit is reached, 75/90/95/100 % of the cycle's plan allowance, and credits.low when
  * available credits fall under 10 % of the plan allowance (of the active grants' credits for an org
- * without one). A change that jumps past several
- * percentages fires each of them. Each alert is stored once per scope and period.
+ * without one). A change that jumps past several percentages fires each of them. Each alert is
+ * stored once per scope and period.
  */
 import { formatCredits } from '../../domain/money.ts';
 import { anchorDayOf, billingCycle, calendarMonth } from '../../domain/periods.ts';

@@ -4,25 +4,15 @@
  * event, so a client that disconnects mid-stream still pays for what it streamed.
  */
 import type { Usage } from '../../domain/pricing.ts';
-import type { Queryable } from '../../store/db.ts';
+import { usageAtLeast, usageBeyond } from '../../domain/usageCounts.ts';
 import { withRetry } from '../../store/retry.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
-import { lockForSpend, type SpendLock } from '../ledger/lockForSpend.ts';
-import type { LimitScope } from '../limits/scopes.ts';
+import { lockForSpend } from '../ledger/lockForSpend.ts';
 import { requireCurrent, withSpendTerms } from '../limits/spendTerms.ts';
-import type { OrgRow } from '../orgs/shape.ts';
 import { unitsFor } from './authorize.ts';
-import { bill, callCost, callEvent, scopesOf } from './settle.ts';
-import {
-  type AuthorizationRow,
-  credits,
-  findAuthorization,
-  forgetAuthorization,
-  lockedState,
-  usageAtLeast,
-  usageBeyond,
-} from './shape.ts';
+import { bill, callCost, callEvent, type LockedCall, scopesOf } from './settle.ts';
+import { credits, findAuthorization, forgetAuthorization, lockedState } from './shape.ts';
 
 type Ending = { kind: 'capture'; usage: Usage; eventId?: string } | { kind: 'void' } | { kind: 'expire' };
 
@@ -75,13 +65,12 @@ export async function finishAuthorization(
         const late = ending.kind === 'capture' && auth.status === 'expired';
         if (auth.status !== 'active' && !late) return { kind: 'refused', status: auth.status };
         if (ending.kind === 'expire' && auth.expires_at > now) return { kind: 'refused', status: 'active' };
-        if (ending.kind === 'capture') {
-          const result = await capture(tx, ctx, org, auth, scopes, lock, ending, now, late);
-          return { kind: 'done', result };
-        }
+        const call = { tx, ctx, org, auth, scopes, lock };
+        if (ending.kind === 'capture')
+          return { kind: 'done', result: await capture(call, ending, now, late) };
         // Void or expiry: bill nothing more, record what was billed.
         const status = ending.kind === 'void' ? ('voided' as const) : ('expired' as const);
-        const { end } = await bill(tx, ctx, org, auth, scopes, lock, 0n, {
+        const { end } = await bill(call, 0n, {
           eventId: null,
           usage: null,
           release: true,
@@ -114,24 +103,21 @@ export async function finishAuthorization(
  * part was recorded then) records only the rest, as an event of its own.
  */
 async function capture(
-  tx: Queryable,
-  ctx: Ctx,
-  org: OrgRow,
-  auth: AuthorizationRow,
-  scopes: LimitScope[],
-  lock: SpendLock,
+  call: LockedCall,
   ending: Extract<Ending, { kind: 'capture' }>,
   now: Date,
   late: boolean,
 ): Promise<CaptureResult> {
+  const { ctx, org, auth } = call;
   // What the stream reported is never taken back: a final count below it is read as the streamed one.
   const final = usageAtLeast(ending.usage, auth.usage);
   const total = unitsFor(ctx, org, auth, final, now).units;
   const already = BigInt(auth.charged);
-  // Only what the expiry recorded as an event is left out of the late one.
-  const usage = late && auth.event_id !== null ? usageBeyond(final, auth.usage) : final;
-  const eventId = ending.eventId ?? (late && auth.event_id !== null ? `${auth.id}:late` : auth.id);
-  const { end } = await bill(tx, ctx, org, auth, scopes, lock, total > already ? total - already : 0n, {
+  // After an expiry that recorded the streamed part as the call's event, this event is the rest.
+  const restOnly = late && auth.event_id !== null;
+  const usage = restOnly ? usageBeyond(final, auth.usage) : final;
+  const eventId = ending.eventId ?? (restOnly ? `${auth.id}:late` : auth.id);
+  const { end } = await bill(call, total > already ? total - already : 0n, {
     eventId,
     usage: null,
     release: true,

@@ -5,13 +5,14 @@
  * still allow.
  */
 import type { Usage } from '../../domain/pricing.ts';
+import { addUsage, usageAtLeast } from '../../domain/usageCounts.ts';
 import { withRetry } from '../../store/retry.ts';
 import type { Ctx } from '../context.ts';
 import { lockForSpend } from '../ledger/lockForSpend.ts';
 import { requireCurrent, withSpendTerms } from '../limits/spendTerms.ts';
 import { unitsFor } from './authorize.ts';
 import { bill, scopesOf } from './settle.ts';
-import { addUsage, credits, findAuthorization, lockedState, requireActive, usageAtLeast } from './shape.ts';
+import { credits, findAuthorization, lockedState, requireActive } from './shape.ts';
 
 /**
  * What a stream reports: its usage since the previous increment, or its running totals. Totals are
@@ -53,7 +54,7 @@ export async function incrementAuthorization(ctx: Ctx, id: string, report: Strea
         const step = totalUnits - priced(auth.usage);
         const wanted = step > 0n ? step : 0n;
         const nextUnits = next === undefined ? wanted : priced(addUsage(total, next)) - totalUnits;
-        const result = await bill(tx, ctx, org, auth, scopes, lock, wanted, {
+        const result = await bill({ tx, ctx, org, auth, scopes, lock }, wanted, {
           eventId: null,
           usage: total,
           release: false,

@@ -53,6 +53,16 @@ export function scopesOf(org: OrgRow, settings: LimitSettings, auth: Authorizati
   });
 }
 
+/** An authorization locked with its org's balance (lockForSpend), in the transaction that holds the lock. */
+export interface LockedCall {
+  tx: Queryable;
+  ctx: Ctx;
+  org: OrgRow;
+  auth: AuthorizationRow;
+  scopes: LimitScope[];
+  lock: SpendLock;
+}
+
 export interface Billed {
   billed: bigint;
   unbilled: bigint;
@@ -91,15 +101,11 @@ export interface BillOptions<R> {
  * event id recorded before is refused (409), and the caller's transaction then writes nothing.
  */
 export async function bill<R = never>(
-  tx: Queryable,
-  ctx: Ctx,
-  org: OrgRow,
-  auth: AuthorizationRow,
-  scopes: LimitScope[],
-  lock: SpendLock,
+  call: LockedCall,
   wanted: bigint,
   options: BillOptions<R>,
 ): Promise<Billed & { end: AuthorizationEnd<R> | null }> {
+  const { tx, ctx, org, auth, scopes, lock } = call;
   const held = BigInt(auth.held);
   // Usage past the hold happened: it is billed as far as hard limits and budgets allow, past the
   // org's credits if need be (into overage, as ingest does). Only what a limit refuses is unbilled.

@@ -18,7 +18,7 @@ import {
   priceUsageEvent,
   rejected,
 } from './priceUsageEvent.ts';
-import { answerFromRecord, loadExisting, memberRefs, recordEvents } from './recordEvents.ts';
+import { answerFromRecord, eventKey, loadExisting, memberRefs, recordEvents } from './recordEvents.ts';
 
 export type { EventResult, IngestOptions };
 
@@ -74,7 +74,7 @@ export async function ingestEvents(
   const keptFrom = options.backfill ? await rawEventsKeptFrom(ctx.db, distinct, now) : null;
   events.forEach((input, index) => {
     const org = orgs[index]!;
-    const key = `${org.id}\u0000${input.id}`;
+    const key = eventKey(org.id, input.id);
     const earlier = firstInBatch.get(key);
     if (earlier) {
       repeats.push({ index, of: earlier, hash: contentHash(input) });
@@ -108,7 +108,7 @@ export async function ingestEvents(
     const recorded = await loadExisting(ctx.db, unsure);
     const answered = new Set<PricedEvent>();
     for (const e of unsure) {
-      const prior = recorded.get(`${e.org.id}\u0000${e.input.id}`);
+      const prior = recorded.get(eventKey(e.org.id, e.input.id));
       if (prior) {
         results[e.index] = answerFromRecord(e, prior);
         answered.add(e);

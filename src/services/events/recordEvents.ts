@@ -50,7 +50,7 @@ export async function recordEvents(
   options: RecordOptions = {},
 ): Promise<Map<number, EventResult>> {
   const sorted = events
-    .map((e) => ({ e, key: `${e.org.id}\u0000${e.input.id}` }))
+    .map((e) => ({ e, key: eventKey(e.org.id, e.input.id) }))
     .sort((a, b) => compare(a.key, b.key))
     .map(({ e }) => e);
   const orgs = [...new Map(sorted.map((e) => [e.org.id, e.org])).values()];
@@ -110,7 +110,7 @@ export async function recordEvents(
       });
       continue;
     }
-    out.set(e.index, answerFromRecord(e, earlier.get(`${e.org.id}\u0000${e.input.id}`)!));
+    out.set(e.index, answerFromRecord(e, earlier.get(eventKey(e.org.id, e.input.id))!));
   }
   return out;
 }
@@ -587,6 +587,9 @@ function dailyRows(rows: StoredRow[], days: LocalDay[]): [string, string, string
   ]);
 }
 
+/** An event's id is unique within its org: the key of a batch's events and of `loadExisting`. */
+export const eventKey = (orgId: string, id: string) => `${orgId}\u0000${id}`;
+
 interface RecordedEvent {
   content_hash: string;
   credits: string;
@@ -594,7 +597,7 @@ interface RecordedEvent {
   currency: string;
 }
 
-/** The events recorded under the given ids, by org and id (`${org}\u0000${id}`). */
+/** The events recorded under the given ids, by `eventKey`. */
 export async function loadExisting(
   tx: Queryable,
   events: StorableEvent[],
@@ -605,5 +608,5 @@ export async function loadExisting(
        JOIN jsonb_to_recordset($1::jsonb) AS x(org_id text, id text) ON e.org_id = x.org_id AND e.id = x.id`,
     [JSON.stringify(events.map((e) => ({ org_id: e.org.id, id: e.input.id })))],
   );
-  return new Map(rows.map((r) => [`${r.org_id}\u0000${r.id}`, r]));
+  return new Map(rows.map((r) => [eventKey(r.org_id, r.id), r]));
 }

@@ -24,9 +24,9 @@
 import { StreamUsage } from '../../../sdk/src/usage.ts';
 import { CREDIT_SCALE, parseUnits } from '../../domain/money.ts';
 import type { Usage } from '../../domain/pricing.ts';
+import { addUsage } from '../../domain/usageCounts.ts';
 import { captureAuthorization } from '../authorizations/finishAuthorization.ts';
 import { incrementAuthorization } from '../authorizations/incrementAuthorization.ts';
-import { addUsage } from '../authorizations/shape.ts';
 import type { Ctx } from '../context.ts';
 import { type ProviderWire, parseSseEvent, type StreamState } from './wire.ts';
 

@@ -54,38 +54,25 @@ export async function checkLedger(q: Queryable, orgId?: string): Promise<LedgerD
       WHERE ($1::text IS NULL OR b.org_id = $1) AND f.kept <> f.derived`,
     [orgId ?? null],
   );
-  // What each hold still reserves, re-derived from its hold and release entries (credits orgs:
-  // the only ones whose holds reserve credits).
-  const holds = await q.query<LedgerDifference>(
+  // Per authorization (credits orgs: the only ones whose holds reserve credits), in one pass over
+  // its entries: what its hold still reserves (hold and release entries) and what the call was
+  // charged (its draw-down and overage entries).
+  const calls = await q.query<LedgerDifference>(
     `WITH derived AS (
-       SELECT org_id, authorization_id, sum(amount) AS held
+       SELECT org_id, authorization_id,
+              COALESCE(sum(amount) FILTER (WHERE kind IN ('hold', 'hold_release')), 0) AS held,
+              COALESCE(-sum(amount) FILTER (WHERE kind IN ('debit', 'overage')), 0) AS charged
          FROM ledger_entries
-        WHERE kind IN ('hold', 'hold_release') AND authorization_id IS NOT NULL
-          AND ($1::text IS NULL OR org_id = $1)
+        WHERE authorization_id IS NOT NULL AND ($1::text IS NULL OR org_id = $1)
         GROUP BY org_id, authorization_id)
-     SELECT a.org_id, NULL AS grant_id, 'held by ' || a.id AS field, a.held::text AS kept,
-            COALESCE(d.held, 0)::text AS derived
+     SELECT a.org_id, NULL AS grant_id, f.field || ' by ' || a.id AS field, f.kept::text, f.derived::text
        FROM authorizations a
        JOIN orgs o ON o.id = a.org_id AND o.billing_mode = 'credits'
        LEFT JOIN derived d ON d.org_id = a.org_id AND d.authorization_id = a.id
-      WHERE ($1::text IS NULL OR a.org_id = $1) AND a.held <> COALESCE(d.held, 0)`,
+       CROSS JOIN LATERAL (VALUES ('held', a.held, COALESCE(d.held, 0)),
+                                  ('charged', a.charged, COALESCE(d.charged, 0))) AS f(field, kept, derived)
+      WHERE ($1::text IS NULL OR a.org_id = $1) AND f.kept <> f.derived`,
     [orgId ?? null],
   );
-  // What each call was charged, re-derived from the draw-down and overage entries billed to it.
-  const charged = await q.query<LedgerDifference>(
-    `WITH derived AS (
-       SELECT org_id, authorization_id, -sum(amount) AS charged
-         FROM ledger_entries
-        WHERE kind IN ('debit', 'overage') AND authorization_id IS NOT NULL
-          AND ($1::text IS NULL OR org_id = $1)
-        GROUP BY org_id, authorization_id)
-     SELECT a.org_id, NULL AS grant_id, 'charged by ' || a.id AS field, a.charged::text AS kept,
-            COALESCE(d.charged, 0)::text AS derived
-       FROM authorizations a
-       JOIN orgs o ON o.id = a.org_id AND o.billing_mode = 'credits'
-       LEFT JOIN derived d ON d.org_id = a.org_id AND d.authorization_id = a.id
-      WHERE ($1::text IS NULL OR a.org_id = $1) AND a.charged <> COALESCE(d.charged, 0)`,
-    [orgId ?? null],
-  );
-  return [...grants, ...orgs, ...holds, ...charged];
+  return [...grants, ...orgs, ...calls];
 }
