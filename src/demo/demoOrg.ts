@@ -212,7 +212,7 @@ export const MEMBERS: readonly DemoMember[] = [
     workspace: 'people-ops',
     sessionsPerDay: 11,
     mix: { cv: 5, chat: 4 },
-    leftDaysAgo: 26,
+    leftDaysAgo: 20,
   },
 ];
 
