@@ -25,6 +25,8 @@ const CLIENTS = 4;
 const ORGS = 4;
 const RUNS = 3;
 const TARGET: Record<DatabaseKind, number> = { embedded: 5_000, server: 20_000 };
+/** With the ledger on, ingest keeps at least this share (%) of its rate with the ledger off. */
+const LEDGER_ON_SHARE_TARGET = 80;
 
 /** Timed batches per run, warm-up batches before them, batches of the profiled run. */
 const SIZES = {
@@ -61,7 +63,19 @@ async function call(run: RunningTally, method: string, path: string, body: unkno
   return answer;
 }
 
-async function createOrgs(run: RunningTally, count: number, tag: string): Promise<string[]> {
+/**
+ * `credits` orgs draw every event from their grants and write its ledger entries (the free plan's
+ * 500 credits run out early in a run, so most entries are overage); `byom` orgs are billed in
+ * USD at provider cost and keep no credits ledger: the same work with the ledger off.
+ */
+type BillingMode = 'credits' | 'byom';
+
+async function createOrgs(
+  run: RunningTally,
+  count: number,
+  tag: string,
+  billingMode: BillingMode = 'credits',
+): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < count; i++) {
     const euro = i % 2 === 0;
@@ -69,6 +83,7 @@ async function createOrgs(run: RunningTally, count: number, tag: string): Promis
       name: `Bench ${tag} ${i}`,
       currency: euro ? 'EUR' : 'USD',
       timezone: euro ? 'Europe/Berlin' : 'America/New_York',
+      billing_mode: billingMode,
     });
     ids.push(org.id);
   }
@@ -164,12 +179,13 @@ async function oneRun(
   sizes: { batches: number; warmup: number },
   mode: 'timed' | 'profiled',
   log: (line: string) => void,
+  billingMode: BillingMode = 'credits',
 ): Promise<OneRun> {
   const timer = new SqlTimer();
   const tally = await database.startTally(timer);
   let ingested: { ms: number; latencies: number[] } | null = null;
   let profile: ProfileSummary | null = null;
-  const tag = `${kind}-${runNo}`;
+  const tag = `${kind}-${billingMode}-${runNo}`;
   const events = sizes.batches * BATCH;
   let orgIds: string[];
   let cpu: CpuFigures | null = null;
@@ -182,7 +198,7 @@ async function oneRun(
     );
     await drive(tally.url, warm, CLIENTS);
 
-    orgIds = await createOrgs(tally, ORGS, tag);
+    orgIds = await createOrgs(tally, ORGS, tag, billingMode);
     const batches = batchesOf(makeEvents({ ...DEFAULT_SHAPE, orgIds }, events, `e${tag}`, 1000 + runNo), tag);
     timer.reset();
     const cpuBefore = cpuSnapshot(await database.backendPids());
@@ -208,10 +224,23 @@ async function oneRun(
     await tally.stop();
   }
   const rate = events / (ingested.ms / 1000);
+  const ledger = billingMode === 'credits' ? '' : ', ledger off';
   log(
-    `  ${database.label} ${mode} run ${runNo}: ${fmt(rate)} events/s (${events} events in ${(ingested.ms / 1000).toFixed(2)} s)`,
+    `  ${database.label} ${mode} run ${runNo}${ledger}: ${fmt(rate)} events/s (${events} events in ${(ingested.ms / 1000).toFixed(2)} s)`,
   );
   if (mode === 'profiled') return { figures: null, profile };
+  const figures: RunFigures = {
+    events,
+    seconds: ingested.ms / 1000,
+    rate,
+    copyRate: Number.NaN,
+    cpu: cpu!,
+    latencies: ingested.latencies,
+    sql,
+    batches: sizes.batches,
+  };
+  // The ledger-off runs are a comparison of their own: the COPY baseline is the main runs'.
+  if (billingMode !== 'credits') return { figures, profile: null };
 
   const list = orgIds.map((id) => `'${id}'`).join(', ');
   const copy = await database.withRaw(async (raw) => {
@@ -228,19 +257,7 @@ async function oneRun(
   log(
     `  ${database.label} COPY baseline run ${runNo}: ${fmt(copyRate)} rows/s (${(copy.ms / 1000).toFixed(2)} s)`,
   );
-  return {
-    figures: {
-      events,
-      seconds: ingested.ms / 1000,
-      rate,
-      copyRate,
-      cpu: cpu!,
-      latencies: ingested.latencies,
-      sql,
-      batches: sizes.batches,
-    },
-    profile: null,
-  };
+  return { figures: { ...figures, copyRate }, profile: null };
 }
 
 const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(0)} %` : '-');
@@ -372,7 +389,10 @@ export const ingest: BenchModule = {
     'warms up, then times the batches; every event must come back `accepted`, and the stored rows and the rollup calls are ' +
     'counted afterwards. Baseline: the same rows, exported from `events`, written back into the emptied `events` table ' +
     "(same indexes) with one raw `COPY` (pg-copy-streams on the server, `COPY FROM '/dev/blob'` on PGlite); ratio = Tally / COPY. " +
-    'Figures are the median of 3 runs, with min and max.',
+    'The orgs are in credits mode: each event is drawn from their grants and gets its ledger entry (debit, or overage once ' +
+    "the free plan's 500 credits are gone). Each run is followed by a twin with the ledger off: the same events for orgs " +
+    'billed at provider cost (BYOM), which draw no grants and write no ledger entries but keep their spend counters; the ' +
+    'ledger-on rate is compared with its twin run by run. Figures are the median of 3 runs, with min and max.',
   async run(options: BenchOptions): Promise<BenchResult> {
     const measurements: Measurement[] = [];
     const sections: BenchResult['sections'] = [];
@@ -381,15 +401,28 @@ export const ingest: BenchModule = {
     const size = options.quick ? SIZES.quick : SIZES.full;
     for (const kind of options.databases) {
       const runs: RunFigures[] = [];
+      // The same runs with the ledger off, each right after its ledger-on twin, so drift over the
+      // bench falls on both alike.
+      const ledgerOff: RunFigures[] = [];
       let label = '';
       for (let run = 1; run <= RUNS; run++) {
-        const database = await openBenchDatabase(kind, options.serverUrl);
-        label = database.label;
-        try {
-          const { figures } = await oneRun(database, kind, run, size[kind], 'timed', options.log);
-          runs.push(figures!);
-        } finally {
-          await database.dispose();
+        for (const billingMode of ['credits', 'byom'] as const) {
+          const database = await openBenchDatabase(kind, options.serverUrl);
+          label = database.label;
+          try {
+            const { figures } = await oneRun(
+              database,
+              kind,
+              run,
+              size[kind],
+              'timed',
+              options.log,
+              billingMode,
+            );
+            (billingMode === 'credits' ? runs : ledgerOff).push(figures!);
+          } finally {
+            await database.dispose();
+          }
         }
       }
       measurements.push({
@@ -400,6 +433,21 @@ export const ingest: BenchModule = {
         runs: runs.map((r) => r.rate),
         baseline: { label: 'COPY rows/s', runs: runs.map((r) => r.copyRate) },
         target: TARGET[kind],
+      });
+      measurements.push({
+        benchmark: 'ingest with the ledger off (BYOM orgs: no grants drawn, no ledger entries)',
+        database: label,
+        unit: 'events/s',
+        better: 'higher',
+        runs: ledgerOff.map((r) => r.rate),
+      });
+      measurements.push({
+        benchmark: 'ingest with the ledger on, as a share of the rate with it off (run by run)',
+        database: label,
+        unit: '%',
+        better: 'higher',
+        runs: runs.map((r, i) => (r.rate / ledgerOff[i]!.rate) * 100),
+        target: LEDGER_ON_SHARE_TARGET,
       });
       const perRun: Section = { title: `Ingest runs on ${label}`, lines: runsSection(label, runs) };
       perRun.lines.push(
