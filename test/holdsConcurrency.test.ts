@@ -167,7 +167,8 @@ async function crowd(
   return figures;
 }
 
-async function newOrg(tally: Tally, limit: string | null) {
+/** An org with a top-up of `credits` (and the free plan's 500) and, unless null, a monthly limit. */
+async function newOrg(tally: Tally, limit: string | null, credits = '100000') {
   const base = tally.processes[0]!.url;
   const org = await request(base, 'POST', '/v1/orgs', {
     body: { name: 'Crowd', currency: 'EUR', timezone: 'Europe/Berlin' },
@@ -175,9 +176,8 @@ async function newOrg(tally: Tally, limit: string | null) {
   expect(org.status).toBe(201);
   const key = await request(base, 'POST', `/v1/orgs/${org.body.id}/api_keys`, { body: { name: 'backend' } });
   expect(key.status).toBe(201);
-  // Plenty of credits: only the limit or the budget can bind.
   const grant = await request(base, 'POST', `/v1/orgs/${org.body.id}/grants`, {
-    body: { kind: 'topup', amount_credits: '100000' },
+    body: { kind: 'topup', amount_credits: credits },
   });
   expect(grant.status).toBe(201);
   if (limit !== null) {
@@ -190,14 +190,22 @@ async function newOrg(tally: Tally, limit: string | null) {
   return { id: org.body.id as string, key: key.body.key as string };
 }
 
-/** What every run must leave behind, whatever happened: balanced, released, nothing negative. */
-async function expectSound(db: Db, orgId: string) {
+/**
+ * What every run must leave behind, whatever happened: balanced, released, nothing negative, and
+ * every credit its events carry either drawn from a grant or recorded as overage (which only an org
+ * that ran out of credits has).
+ */
+async function expectSound(db: Db, orgId: string, { ranOut = false } = {}) {
   expect(await checkLedger(db, orgId)).toEqual([]);
-  const [balance] = await db.query<{ held: string; overage: string }>(
-    'SELECT held::text, overage::text FROM org_balances WHERE org_id = $1',
+  const [balance] = await db.query<{ held: string; overage: string; billed: string; events: string }>(
+    `SELECT held::text, overage::text, (consumed + overage)::text AS billed,
+            (SELECT COALESCE(sum(credits), 0) FROM events WHERE org_id = $1)::text AS events
+       FROM org_balances WHERE org_id = $1`,
     [orgId],
   );
-  expect(balance).toEqual({ held: '0', overage: '0' });
+  expect(balance!.held).toBe('0');
+  expect(balance!.billed).toBe(balance!.events);
+  if (!ranOut) expect(balance!.overage).toBe('0');
   const [negative] = await db.query<{ n: string }>(
     'SELECT count(*)::text AS n FROM grants WHERE org_id = $1 AND remaining < 0',
     [orgId],
@@ -334,6 +342,41 @@ describe.runIf(onServer)('holds under concurrency: 3 Tally processes, 300 client
     );
     expect(Number(free!.n)).toBe(100);
     await expectSound(tally.db, org.id);
+  });
+
+  it('runs out of credits without drawing any it does not have', { timeout: 120_000 }, async () => {
+    // 1 500 credits (the free plan's 500 and a top-up of 1 000) against about 3 000 asked for.
+    const org = await newOrg(tally, null, '1000');
+    const f = await crowd(tally, org, (i) => `user-${i % 17}`, 'org', 7);
+    const granted = 1_500_000_000n;
+    const [balance] = await tally.db.query<{
+      granted: string;
+      consumed: string;
+      overage: string;
+      past_holds: string;
+    }>(
+      `SELECT granted::text, consumed::text, overage::text,
+              (SELECT COALESCE(sum(GREATEST(a.charged - h.amount, 0)), 0)
+                 FROM authorizations a
+                 JOIN ledger_entries h ON h.org_id = a.org_id AND h.authorization_id = a.id AND h.kind = 'hold'
+                WHERE a.org_id = $1)::text AS past_holds
+         FROM org_balances WHERE org_id = $1`,
+      [org.id],
+    );
+    report('credits', f, BigInt(balance!.consumed), granted);
+    expect(balance!.granted).toBe(String(granted));
+    expect(f.denied.insufficient_credits ?? 0).toBeGreaterThan(0);
+    expect(f.approved + (f.denied.insufficient_credits ?? 0)).toBe(f.clients);
+    console.log(
+      `credits: overage ${Number(balance!.overage) / 1e6}, billed past holds ${Number(balance!.past_holds) / 1e6}`,
+    );
+    // The credits were used up (what voided and vanished clients held came back after the others
+    // were refused) and no further. Holds reserved only credits that were there: what no grant
+    // covered (overage) is at most the usage calls billed past their holds.
+    expect(BigInt(balance!.consumed)).toBeGreaterThan((granted * 3n) / 4n);
+    expect(BigInt(balance!.consumed)).toBeLessThanOrEqual(granted);
+    expect(BigInt(balance!.overage)).toBeLessThanOrEqual(BigInt(balance!.past_holds));
+    await expectSound(tally.db, org.id, { ranOut: true });
   });
 
   it('a hold expiring while it is captured bills the call exactly once', { timeout: 60_000 }, async () => {
