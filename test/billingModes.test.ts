@@ -113,3 +113,30 @@ describe("BYOK: calls on the org's own provider key, untracked", () => {
     expect(events).toEqual([{ output_tokens: '1000', credits: '0' }]);
   });
 });
+
+describe('changing the billing mode', () => {
+  it('is refused while the org has an active hold, which is then released in the mode it was placed in', async () => {
+    const { org, key } = await createOrgWithKey(t, {
+      currency: 'USD',
+      timezone: 'UTC',
+      billing_mode: 'byom',
+    });
+    const hold = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { credits: '10' } },
+    });
+    expect(hold.body).toMatchObject({ approved: true });
+    const refused = await t.call('PATCH', `/v1/orgs/${org.id}`, { body: { billing_mode: 'credits' } });
+    expect(refused.status).toBe(409);
+    expect(refused.body).toMatchObject({ code: 'holds_active', param: 'billing_mode' });
+    // Settled as the BYOM hold it is: nothing was ever held in the credits ledger.
+    const voided = await t.call('POST', `/v1/authorizations/${hold.body.id}/void`, { key });
+    expect(voided.status).toBe(200);
+    const changed = await t.call('PATCH', `/v1/orgs/${org.id}`, { body: { billing_mode: 'credits' } });
+    expect(changed.status).toBe(200);
+    expect(changed.body.billing_mode).toBe('credits');
+    const balance = await t.call('GET', `/v1/orgs/${org.id}/balance`);
+    expect(balance.body).toMatchObject({ held_credits: '0', available_credits: '500' });
+    expect(await checkLedger(t.db, org.id)).toEqual([]);
+  });
+});

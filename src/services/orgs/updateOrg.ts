@@ -1,6 +1,8 @@
 import { CREDIT_SCALE, parseUnits } from '../../domain/money.ts';
+import type { Queryable } from '../../store/db.ts';
 import { audit, type Ctx, scopeOrg } from '../context.ts';
 import { ServiceError } from '../errors.ts';
+import { lockBalance } from '../ledger/balances.ts';
 import { loadOrg, ORG_COLUMNS, type OrgRow, type OrgView, orgView } from './shape.ts';
 
 export interface UpdateOrgInput {
@@ -34,6 +36,9 @@ export async function updateOrg(ctx: Ctx, orgId: string, input: UpdateOrgInput):
   }
   return ctx.db.transaction(async (tx) => {
     const current = await loadOrg(tx, orgId);
+    if (input.billing_mode !== undefined && input.billing_mode !== current.billing_mode) {
+      await requireNoActiveHolds(tx, orgId);
+    }
     const [row] = await tx.query<OrgRow>(
       `UPDATE orgs SET name = $2, timezone = $3, billing_mode = $4, credit_value = $5,
               plan_allowance_credits = $6, billing_cycle_anchor = $7, external_id = $8,
@@ -58,4 +63,26 @@ export async function updateOrg(ctx: Ctx, orgId: string, input: UpdateOrgInput):
     await audit(tx, ctx, orgId, 'org.updated', orgId, { ...input });
     return orgView(row!);
   });
+}
+
+/**
+ * A hold is settled in the mode it was placed in: a credits hold is in the ledger and the balance,
+ * a BYOM or BYOK one is not, so a hold that outlived a mode change could never be released. The
+ * balance lock is the one every hold takes, so no hold is placed while the mode changes (a hold
+ * waiting for the lock then finds the org's terms changed and is decided again on the new ones).
+ */
+async function requireNoActiveHolds(tx: Queryable, orgId: string): Promise<void> {
+  await lockBalance(tx, orgId);
+  const [row] = await tx.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM authorizations WHERE org_id = $1 AND status = 'active'",
+    [orgId],
+  );
+  if (row!.n > 0) {
+    throw new ServiceError(
+      409,
+      'holds_active',
+      `billing_mode cannot change while the org has ${row!.n} active hold(s): capture or void them, or let them expire`,
+      'billing_mode',
+    );
+  }
 }
