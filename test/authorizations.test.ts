@@ -470,6 +470,34 @@ describe('holds: expiry', () => {
     expect(await checkLedger(t.db, org.id)).toEqual([]);
   });
 
+  it('a late capture whose rest counts no usage of its own still bills what the final count adds', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const auth = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { credits: '10' } },
+    });
+    // Streamed: 1 000 input tokens, all read from the cache (gpt-4o: 0.1725 credits here).
+    await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      key,
+      body: { usage_total: { input_tokens: 1_000, cache_read_tokens: 1_000 } },
+    });
+    await expireNow(auth.body.id);
+    expect(await expireHolds(jobsCtx())).toEqual({ expired: 1 });
+    // The final count has the same 1 000 input tokens, none cached: 0.345 credits, twice as much.
+    const late = await t.call('POST', `/v1/authorizations/${auth.body.id}/capture`, {
+      key,
+      body: { usage: { input_tokens: 1_000 } },
+    });
+    expect(late.status, JSON.stringify(late.body)).toBe(200);
+    expect(late.body).toMatchObject({ credits: '0.345', event_id: `${auth.body.id}:late`, late: true });
+    expect(await eventCredits(org.id)).toEqual([
+      { id: auth.body.id, credits: '172500' },
+      { id: `${auth.body.id}:late`, credits: '172500' },
+    ]);
+    expect(await balanceOf(org.id)).toMatchObject({ held_credits: '0', available_credits: '499.655' });
+    expect(await checkLedger(t.db, org.id)).toEqual([]);
+  });
+
   it('a late capture of a call whose expiry recorded nothing (BYOK) records its whole usage', async () => {
     const { org, key } = await createOrgWithKey(t, { billing_mode: 'byok' });
     const auth = await t.call('POST', '/v1/authorizations', {

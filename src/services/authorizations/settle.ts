@@ -252,25 +252,30 @@ export function callEvent(
   };
 }
 
-/** Credits, cost and per-component parts for the billed units (capped billing may differ from the price). */
+/**
+ * Credits, cost and per-component parts for the billed units (capped billing may differ from the
+ * price). The rest of a late capture may count no usage of its own yet bill something: the final
+ * count split a part differently from the streamed one (cached input reported as uncached), or
+ * the price rose since. That amount has no component to go to, and is recorded without any.
+ */
 function withBilled(org: OrgRow, priced: PricedUsage, billed: bigint) {
+  const cost = callCost(org, billed);
+  if (org.billing_mode !== 'credits') return { credits: 0n, units: billed, cost };
   const components = priced.components as { credits: string }[];
+  if (components.length === 0) return { credits: billed, units: billed, cost };
   const parts = allocate(
     billed,
     components.map((c) => Ratio.parse(c.credits)),
   );
-  if (org.billing_mode === 'credits') {
-    return {
-      credits: billed,
-      units: billed,
-      cost: callCost(org, billed),
-      components: components.map((c, i) => ({
-        ...c,
-        credits: Ratio.fromUnits(parts[i]!, CREDIT_SCALE).toDecimal(CREDIT_SCALE),
-      })),
-    };
-  }
-  return { credits: 0n, units: billed, cost: callCost(org, billed) };
+  return {
+    credits: billed,
+    units: billed,
+    cost,
+    components: components.map((c, i) => ({
+      ...c,
+      credits: Ratio.fromUnits(parts[i]!, CREDIT_SCALE).toDecimal(CREDIT_SCALE),
+    })),
+  };
 }
 
 /** What `units` billed to a call cost in the org's currency: credits at their value, else money units. */
