@@ -470,6 +470,47 @@ describe('holds: expiry', () => {
     expect(await checkLedger(t.db, org.id)).toEqual([]);
   });
 
+  it("refuses an event that reuses a hold's id, so the hold can still end and the call counts once", async () => {
+    const { org, key, auth } = await holdWithStreamed();
+    const other = await createOrgWithKey(t);
+    const event = (id: string) => ({
+      id,
+      ...call,
+      occurred_at: new Date().toISOString(),
+      usage: { output_tokens: 1 },
+    });
+    const sent = await t.call('POST', '/v1/events', {
+      key,
+      body: {
+        events: [event(auth.body.id), event(`${auth.body.id}:late`), event('auth_not_a_hold_of_ours')],
+      },
+    });
+    expect(sent.status).toBe(200);
+    expect(
+      sent.body.results.map((r: { status: string; error: { code: string } | null }) => [
+        r.status,
+        r.error?.code,
+      ]),
+    ).toEqual([
+      ['rejected', 'reserved_id'],
+      ['rejected', 'reserved_id'],
+      ['accepted', undefined],
+    ]);
+    // Another org's events may use the id: it names no authorization of theirs.
+    const elsewhere = await t.call('POST', '/v1/events', {
+      key: other.key,
+      body: { events: [event(auth.body.id)] },
+    });
+    expect(elsewhere.body.results[0]).toMatchObject({ status: 'accepted' });
+    await expireNow(auth.body.id);
+    expect(await expireHolds(jobsCtx())).toEqual({ expired: 1 });
+    expect(await eventCredits(org.id)).toEqual([
+      { id: auth.body.id, credits: '1380000' },
+      { id: 'auth_not_a_hold_of_ours', credits: '1380' },
+    ]);
+    expect(await balanceOf(org.id)).toMatchObject({ held_credits: '0' });
+  });
+
   it('a late capture whose rest counts no usage of its own still bills what the final count adds', async () => {
     const { org, key } = await createOrgWithKey(t);
     const auth = await t.call('POST', '/v1/authorizations', {

@@ -43,6 +43,9 @@ export type IdPrefix =
 
 export const newId = (prefix: IdPrefix): string => `${prefix}_${randomText(20)}`;
 
+/** Whether an id looks like one newId makes with that prefix. */
+export const hasPrefix = (id: string, prefix: IdPrefix): boolean => id.startsWith(`${prefix}_`);
+
 /** A secret API key. Only its hash is stored; the prefix tells operator keys from org keys. */
 export const newSecret = (kind: 'op' | 'sk'): string => `tally_${kind}_${randomText(40)}`;
 

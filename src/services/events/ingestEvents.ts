@@ -11,6 +11,7 @@ import { ServiceError } from '../errors.ts';
 import { rawEventsKeptFrom } from '../maintenance/rawEventsKeptFrom.ts';
 import { ensureMembers, findMembers, memberKey } from '../members/ensureMembers.ts';
 import { ORG_COLUMNS, type OrgRow } from '../orgs/shape.ts';
+import { callEventIds } from './callEventIds.ts';
 import {
   type EventResult,
   type IngestOptions,
@@ -72,12 +73,24 @@ export async function ingestEvents(
   const firstInBatch = new Map<string, PricedEvent>();
   const repeats: { index: number; of: PricedEvent; hash: string }[] = [];
   const keptFrom = options.backfill ? await rawEventsKeptFrom(ctx.db, distinct, now) : null;
+  const callIds = await callEventIds(
+    ctx.db,
+    events.map((e, i) => ({ orgId: orgs[i]!.id, id: e.id })),
+  );
   events.forEach((input, index) => {
     const org = orgs[index]!;
     const key = eventKey(org.id, input.id);
     const earlier = firstInBatch.get(key);
     if (earlier) {
       repeats.push({ index, of: earlier, hash: contentHash(input) });
+      return;
+    }
+    if (callIds.has(key)) {
+      results[index] = rejected(
+        input.id,
+        'reserved_id',
+        'This id names an authorization of the org: the call it holds is recorded under it at capture, void or expiry',
+      );
       return;
     }
     const purgedUntil = keptFrom?.get(org.id);
