@@ -422,6 +422,24 @@ describe('holds: expiry', () => {
     expect(await expireHolds(jobsCtx())).toEqual({ expired: 0 });
   });
 
+  it('a hold that cannot end does not keep the job from ending the others', async () => {
+    const stuck = await holdWithStreamed();
+    const fine = await holdWithStreamed();
+    // Whatever makes one hold fail (here, streamed usage no event may carry: far above the cost
+    // ceiling), the oldest due hold comes first on every run.
+    await t.db.query(
+      `UPDATE authorizations SET usage = '{"output_tokens": 999999999}', expires_at = now() - interval '1 minute'
+        WHERE id = $1`,
+      [stuck.auth.body.id],
+    );
+    await expireNow(fine.auth.body.id);
+    await expect(expireHolds(jobsCtx())).rejects.toThrow(
+      `1 due hold(s) could not expire (1 did): ${stuck.auth.body.id}`,
+    );
+    expect(await balanceOf(fine.org.id)).toMatchObject({ held_credits: '0' });
+    expect(await eventCredits(fine.org.id)).toEqual([{ id: fine.auth.body.id, credits: '1380000' }]);
+  });
+
   it('a capture past the TTL, before the expiry job, bills the whole call as one event', async () => {
     const { org, key, auth } = await holdWithStreamed();
     await expireNow(auth.body.id);
