@@ -438,6 +438,11 @@ describe('holds: expiry', () => {
     );
     expect(await balanceOf(fine.org.id)).toMatchObject({ held_credits: '0' });
     expect(await eventCredits(fine.org.id)).toEqual([{ id: fine.auth.body.id, credits: '1380000' }]);
+    // Mended, it ends on the next run (and leaves the later tests' runs to themselves).
+    await t.db.query(`UPDATE authorizations SET usage = '{"output_tokens": 1000}' WHERE id = $1`, [
+      stuck.auth.body.id,
+    ]);
+    expect(await expireHolds(jobsCtx())).toEqual({ expired: 1 });
   });
 
   it('a capture past the TTL, before the expiry job, bills the whole call as one event', async () => {
@@ -522,7 +527,8 @@ describe('holds: expiry', () => {
     expect(elsewhere.body.results[0]).toMatchObject({ status: 'accepted' });
     await expireNow(auth.body.id);
     expect(await expireHolds(jobsCtx())).toEqual({ expired: 1 });
-    expect(await eventCredits(org.id)).toEqual([
+    // (Sorted here: how the random id compares with the other is the collation's choice.)
+    expect((await eventCredits(org.id)).sort((a, b) => b.credits.length - a.credits.length)).toEqual([
       { id: auth.body.id, credits: '1380000' },
       { id: 'auth_not_a_hold_of_ours', credits: '1380' },
     ]);
