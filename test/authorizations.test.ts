@@ -182,6 +182,30 @@ describe('holds: happy path', () => {
     expect(await checkLedger(t.db, org.id)).toEqual([]);
   });
 
+  it('bills a call no more than the most its reported totals were worth', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const auth = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { credits: '40' } },
+    });
+    const report = (usage_total: Record<string, number>) =>
+      t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, { key, body: { usage_total } });
+    // 100 000 input tokens: 34.5 credits uncached; then the same tokens reported as read from the
+    // cache (17.25), then 1 000 output tokens more (18.63 in all): the call is worth 34.5 at most.
+    expect((await report({ input_tokens: 100_000 })).body).toMatchObject({ charged_credits: '34.5' });
+    expect((await report({ input_tokens: 100_000, cache_read_tokens: 100_000 })).body).toMatchObject({
+      charged_credits: '0',
+    });
+    const usage = { input_tokens: 100_000, cache_read_tokens: 100_000, output_tokens: 1_000 };
+    expect((await report(usage)).body).toMatchObject({ charged_credits: '0', total_charged_credits: '34.5' });
+    const capture = await t.call('POST', `/v1/authorizations/${auth.body.id}/capture`, {
+      key,
+      body: { usage },
+    });
+    expect(capture.body).toMatchObject({ credits: '34.5', unbilled_credits: '0' });
+    expect(await checkLedger(t.db, org.id)).toEqual([]);
+  });
+
   it('void bills what was streamed (a client that disconnects still pays)', async () => {
     const { org, key, auth } = await holdWithStreamed();
     const voided = await t.call('POST', `/v1/authorizations/${auth.body.id}/void`, { key });

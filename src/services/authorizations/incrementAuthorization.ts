@@ -51,7 +51,11 @@ export async function incrementAuthorization(ctx: Ctx, id: string, report: Strea
             : addUsage(auth.usage, report.usage);
         const priced = (u: Usage) => unitsFor(ctx, org, auth, { requests: 0, ...u }, now).units;
         const totalUnits = priced(total);
-        const step = totalUnits - priced(auth.usage);
+        // Billed past the most the call was worth so far: what was billed stays billed, so a total
+        // priced lower than an earlier one (parts split otherwise) does not start a new climb.
+        const before = priced(auth.usage);
+        const charged = BigInt(auth.charged);
+        const step = totalUnits - (before > charged ? before : charged);
         const wanted = step > 0n ? step : 0n;
         const nextUnits = next === undefined ? wanted : priced(addUsage(total, next)) - totalUnits;
         const result = await bill({ tx, ctx, org, auth, scopes, lock }, wanted, {
