@@ -311,6 +311,32 @@ describe('holds: limits', () => {
     expect(limits.body).toMatchObject({ spent: '0.08', held: '0' });
   });
 
+  it('judges whether a stream may go on by its next output, not by the prompt its first report carries', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    // 26 credits a month; the hold takes 20.01 of them: 50 000 input tokens (17.25) and 2 000 output (2.76).
+    await t.call('PUT', `/v1/orgs/${org.id}/limits`, {
+      body: { alert_threshold: null, allowed_limit: '0.26' },
+    });
+    const auth = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { input_tokens: 50_000, max_output_tokens: 2_000 } },
+    });
+    expect(auth.body).toMatchObject({ approved: true, held_credits: '20.01' });
+    // The first report has the whole prompt and 20 output tokens (as a stream's first usage does);
+    // another 20 tokens fit easily, another prompt would not.
+    const first = await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      key,
+      body: { usage_total: { input_tokens: 50_000, output_tokens: 20 } },
+    });
+    expect(first.body).toMatchObject({ charged_credits: '17.2776', action: 'continue' });
+    // Output beyond what the hold and the limit leave: told to stop.
+    const last = await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      key,
+      body: { usage_total: { input_tokens: 50_000, output_tokens: 4_500 } },
+    });
+    expect(last.body).toMatchObject({ action: 'stop' });
+  });
+
   it('names the budget that blocks', async () => {
     const { org, key } = await createOrgWithKey(t);
     const member = await t.call('POST', `/v1/orgs/${org.id}/members`, {

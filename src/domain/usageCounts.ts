@@ -50,3 +50,10 @@ export function usageBeyond(final: Usage, recorded: Usage): Usage {
   for (const whole of WHOLES) take(whole, Number.POSITIVE_INFINITY);
   return rest;
 }
+
+/** The usage without its input (the prompt, with its cached and audio parts): what a stream adds as it goes. */
+export function withoutInput(usage: Usage): Usage {
+  const out: Usage = { ...usage };
+  for (const kind of withParts('input_tokens')) delete out[kind];
+  return out;
+}

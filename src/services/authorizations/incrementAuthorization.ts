@@ -1,11 +1,11 @@
 /**
  * Bills the usage streamed since the previous increment, as it happens, and renews the hold for
  * its TTL: a stream that keeps reporting is alive however long it runs. Answers `stop` once the
- * next increment (by default one of the same size) would not fit in the hold plus what limits
- * still allow.
+ * next increment (by default one of the same size, prompt aside) would not fit in the hold plus
+ * what limits still allow.
  */
 import type { Usage } from '../../domain/pricing.ts';
-import { addUsage, usageAtLeast } from '../../domain/usageCounts.ts';
+import { addUsage, usageAtLeast, usageBeyond, withoutInput } from '../../domain/usageCounts.ts';
 import { withRetry } from '../../store/retry.ts';
 import type { Ctx } from '../context.ts';
 import { lockForSpend } from '../ledger/lockForSpend.ts';
@@ -22,7 +22,7 @@ import { credits, findAuthorization, lockedState, requireActive } from './shape.
 export type StreamReport = { usage: Usage } | { usage_total: Usage };
 
 /**
- * `next` is the usage the stop decision is judged on (by default, the step just billed): the
+ * `next` is the usage the stop decision is judged on (by default, the step just reported): the
  * gateway, which bills several steps of output (and the input) at once, asks whether one more step
  * of output still fits.
  */
@@ -57,7 +57,11 @@ export async function incrementAuthorization(ctx: Ctx, id: string, report: Strea
         const charged = BigInt(auth.charged);
         const step = totalUnits - (before > charged ? before : charged);
         const wanted = step > 0n ? step : 0n;
-        const nextUnits = next === undefined ? wanted : priced(addUsage(total, next)) - totalUnits;
+        // By default, one more step like this report's, prompt aside: a stream's next steps are
+        // output, and a first report that carries the whole prompt would otherwise be judged as if
+        // every step brought another prompt.
+        const ahead = next ?? withoutInput(usageBeyond(total, auth.usage));
+        const nextUnits = priced(addUsage(total, ahead)) - totalUnits;
         const result = await bill({ tx, ctx, org, auth, scopes, lock }, wanted, {
           eventId: null,
           usage: total,
