@@ -613,7 +613,7 @@ describe('holds: expiry', () => {
     expect(await checkLedger(t.db, org.id)).toEqual([]);
   });
 
-  it('a late capture of a call whose expiry recorded nothing (BYOK) records its whole usage', async () => {
+  it('a late capture of a BYOK call records the rest of its tokens, at no charge', async () => {
     const { org, key } = await createOrgWithKey(t, { billing_mode: 'byok' });
     const auth = await t.call('POST', '/v1/authorizations', {
       key,
@@ -629,12 +629,15 @@ describe('holds: expiry', () => {
       key,
       body: { usage: { input_tokens: 10, output_tokens: 1_000 } },
     });
-    expect(late.body).toMatchObject({ status: 'captured', event_id: auth.body.id, late: true });
+    expect(late.body).toMatchObject({ status: 'captured', event_id: `${auth.body.id}:late`, late: true });
     const events = await t.db.query(
-      'SELECT id, input_tokens::text, output_tokens::text FROM events WHERE org_id = $1',
+      'SELECT id, input_tokens::text, output_tokens::text, credits::text FROM events WHERE org_id = $1 ORDER BY id',
       [org.id],
     );
-    expect(events).toEqual([{ id: auth.body.id, input_tokens: '10', output_tokens: '1000' }]);
+    expect(events).toEqual([
+      { id: auth.body.id, input_tokens: '0', output_tokens: '500', credits: '0' },
+      { id: `${auth.body.id}:late`, input_tokens: '10', output_tokens: '500', credits: '0' },
+    ]);
   });
 
   it('a late capture bills past the expired hold only as far as the monthly limit allows', async () => {

@@ -112,6 +112,25 @@ describe("BYOK: calls on the org's own provider key, untracked", () => {
     );
     expect(events).toEqual([{ output_tokens: '1000', credits: '0' }]);
   });
+
+  it('records the tokens a voided call streamed, at no charge', async () => {
+    const { org, key } = await createOrgWithKey(t, { billing_mode: 'byok' });
+    const hold = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: output(1_000) },
+    });
+    await t.call('POST', `/v1/authorizations/${hold.body.id}/increments`, {
+      key,
+      body: { usage: { output_tokens: 500 } },
+    });
+    const voided = await t.call('POST', `/v1/authorizations/${hold.body.id}/void`, { key });
+    expect(voided.body).toMatchObject({ status: 'voided', charged_credits: '0' });
+    const events = await t.db.query(
+      'SELECT id, output_tokens::text, credits::text FROM events WHERE org_id = $1',
+      [org.id],
+    );
+    expect(events).toEqual([{ id: hold.body.id, output_tokens: '500', credits: '0' }]);
+  });
 });
 
 describe('changing the billing mode', () => {

@@ -81,7 +81,9 @@ export async function finishAuthorization(
               status,
               charged_credits: credits(charged),
             };
-            const streamed = charged > 0n && Object.keys(auth.usage).length > 0;
+            // A BYOK call bills nothing, but its tokens are still the org's usage to show.
+            const streamed =
+              Object.keys(auth.usage).length > 0 && (charged > 0n || org.billing_mode === 'byok');
             const event = streamed ? callEvent(ctx, org, auth, auth.usage, auth.id, now, charged) : null;
             return { status, result, event };
           },
