@@ -27,7 +27,7 @@ export interface BatcherOptions {
   send: (events: UsageEvent[]) => Promise<IngestAnswer>;
   /**
    * Told about every batch that could not be delivered (a 4xx, or retries exhausted), and about
-   * each event Tally refused as malformed (a batch of that one event; the others are delivered).
+   * each event Tally refused by name (a batch of that one event; the others are delivered).
    */
   onError: (failure: FailedBatch) => void;
 }
@@ -79,9 +79,10 @@ export class EventBatcher {
   }
 
   /**
-   * Sends a batch. Tally refuses a whole batch (422) for one malformed event and names it
-   * (`events[3].usage...`): that event alone is given up on and reported, and the rest is sent
-   * again, so one bad event never costs its batch.
+   * Sends a batch. Tally refuses a whole batch for one event it names (`events[3].usage...` in a
+   * 422, `events[3].org_id` in a 404 for an org it does not know): that event alone is given up on
+   * and reported, and the rest is sent again, so one bad event never costs its batch. A batch over
+   * Tally's body limit (413, a server setting) is sent again in halves, down to single events.
    */
   private async deliver(events: UsageEvent[]): Promise<FlushReport> {
     const failed: FailedBatch[] = [];
@@ -91,6 +92,15 @@ export class EventBatcher {
         const answer = await this.options.send(left);
         return { results: answer.results, failed };
       } catch (error) {
+        if (tooLarge(error) && left.length > 1) {
+          const half = Math.ceil(left.length / 2);
+          const first = await this.deliver(left.slice(0, half));
+          const second = await this.deliver(left.slice(half));
+          return {
+            results: [...first.results, ...second.results],
+            failed: [...failed, ...first.failed, ...second.failed],
+          };
+        }
         const bad = refusedEvent(error, left.length);
         const failure = { events: bad === null ? left : [left[bad]!], error };
         this.options.onError(failure);
@@ -103,9 +113,11 @@ export class EventBatcher {
   }
 }
 
-/** The position of the event a 422 names in its `param`, when it names one of the batch. */
+const tooLarge = (error: unknown) => error instanceof TallyError && error.status === 413;
+
+/** The position of the event a refusal (a 4xx) names in its `param`, when it names one of the batch. */
 function refusedEvent(error: unknown, size: number): number | null {
-  if (!(error instanceof TallyError) || error.status !== 422) return null;
+  if (!(error instanceof TallyError) || error.status < 400 || error.status >= 500) return null;
   const at = error.param?.match(/^events\[(\d+)\]/);
   const index = at ? Number(at[1]) : -1;
   return index >= 0 && index < size ? index : null;

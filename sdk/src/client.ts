@@ -45,6 +45,8 @@ export interface CallOptions {
   idempotencyKey?: string;
   /** Keep retrying on network errors, 5xx and 429 past `retry.maxRetries`, for up to this many ms. */
   retryForMs?: number;
+  /** Abandons the call (its attempt and retries): it rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 export class Tally {
@@ -148,6 +150,7 @@ export class Tally {
     return this.transport.request('POST', path, body, {
       headers: { 'idempotency-key': options.idempotencyKey ?? newId('idem') },
       retryForMs: options.retryForMs,
+      signal: options.signal,
     });
   }
 }

@@ -90,6 +90,19 @@ export interface MeteredStream<T> extends AsyncIterable<T> {
 const DEFAULT_CAPTURE_RETRY_MS = 120_000;
 const DEFAULT_ANSWER_WAIT_MS = 2_000;
 
+/** Whether `work` settles within `ms` (it goes on either way). */
+async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([work.then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function authorizationIdOf(authorization: MeterStreamOptions['authorization']): string {
   const id = typeof authorization === 'string' ? authorization : authorization.id;
   // A denied authorization has no id: there is nothing to bill the stream against.
@@ -104,6 +117,7 @@ export function meterStream<T>(
 ): MeteredStream<T> {
   const id = authorizationIdOf(options.authorization);
   const every = options.incrementEveryTokens ?? 20;
+  const answerWait = options.answerWaitMs ?? DEFAULT_ANSWER_WAIT_MS;
   const onError = options.onError ?? ((error) => console.warn('Tally: metering a stream:', error));
   const tracker = new StreamUsage(options.provider);
   const increments: AuthorizationIncrement[] = [];
@@ -111,6 +125,8 @@ export function meterStream<T>(
   let reported: Usage = {};
   // At most one call to Tally at a time.
   let sending: Promise<void> | undefined;
+  // Aborts the increment in flight once the capture supersedes it.
+  const superseded = new AbortController();
   // Whether the last report went unanswered (Tally unreachable): later ones do not hold the stream.
   let unreachable = false;
   // Tally refused an increment (a 4xx): the call must stop; thrown into the consumer's stream.
@@ -121,11 +137,13 @@ export function meterStream<T>(
   // whose answer was lost, or that a later one supersedes, is never billed twice.
   async function send(totals: Usage): Promise<void> {
     try {
-      const answer = await api.increment(id, { usage_total: totals });
+      const answer = await api.increment(id, { usage_total: totals }, { signal: superseded.signal });
       unreachable = false;
       increments.push(answer);
       if (answer.action === 'stop') stopped = true;
     } catch (error) {
+      // Abandoned for the capture, which carries these totals: nothing was lost.
+      if (superseded.signal.aborted) return;
       if (!isRetryable(error)) {
         refusal = { error };
         return;
@@ -146,16 +164,9 @@ export function meterStream<T>(
     // While Tally answers, the stream waits for each answer (it may say stop), but not for the
     // client's whole retry schedule: a slow or failing Tally must not hold up the answer.
     if (!waitForAnswer) return;
-    const wait = options.answerWaitMs ?? DEFAULT_ANSWER_WAIT_MS;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), wait);
-    });
-    const answered = await Promise.race([sending.then(() => 'answered' as const), late]);
-    clearTimeout(timer);
-    if (answered === 'late') {
+    if (!(await settlesWithin(sending, answerWait))) {
       unreachable = true;
-      onError(new TallyNetworkError(`Tally did not answer an increment within ${wait} ms`));
+      onError(new TallyNetworkError(`Tally did not answer an increment within ${answerWait} ms`));
       if (options.onUnavailable === 'stop') stopped = true;
     }
   }
@@ -169,7 +180,10 @@ export function meterStream<T>(
   // Totals, not a delta: Tally bills the larger of them and what increments brought it, so an
   // increment it may or may not have applied is billed once either way.
   async function captureFinalUsage(): Promise<StreamOutcome> {
-    await sending;
+    // An increment in flight gets as long to answer as one the stream waits for (its answer belongs
+    // in the outcome); past that it is aborted, not left to hold the capture through its retries
+    // (minutes with a hung Tally, more than an edge runtime's waitUntil allows).
+    if (sending && !(await settlesWithin(sending, answerWait))) superseded.abort();
     const request: CaptureRequest = {
       usage: finalUsage(),
       ...(options.eventId ? { event_id: options.eventId } : {}),
@@ -193,13 +207,18 @@ export function meterStream<T>(
   // Nobody may await the outcome: a failed capture also goes to onError.
   outcome.catch(() => {});
 
+  const upstream = source[Symbol.asyncIterator]();
+
   async function* run(): AsyncGenerator<T> {
     try {
-      for await (const chunk of source) {
-        tracker.observe(chunk);
+      for await (const chunk of { [Symbol.asyncIterator]: () => upstream }) {
+        const generated = tracker.observe(chunk);
         yield chunk;
+        // Increments follow the answer as it is generated, by the provider's running counts when it
+        // sends them on every chunk (vLLM's continuous usage stats), else by the estimate. A chunk
+        // that generates nothing, like the usage reported at the end, is left to the capture.
         const unreported = (tracker.usage.output_tokens ?? 0) - (reported.output_tokens ?? 0);
-        if (!tracker.exact && unreported >= every) await reportUsage();
+        if (generated && unreported >= every) await reportUsage();
         if (refusal) throw refusal.error;
         // Leaving the loop ends the source (its return() closes the provider's connection).
         if (stopped) break;
@@ -212,5 +231,39 @@ export function meterStream<T>(
   }
 
   const chunks = run();
-  return { [Symbol.asyncIterator]: () => chunks, outcome };
+  // Once the consumer called next(), return() or throw(), the generator answers them all.
+  let started = false;
+  // A generator closed before its first next() never runs its body, finally included: the source
+  // and the call are closed here instead, so `outcome` settles and the provider's connection ends.
+  async function closeUnread(): Promise<void> {
+    await chunks.return(undefined);
+    try {
+      await upstream.return?.();
+    } finally {
+      // The openai and @anthropic-ai/sdk streams close their response only once read, or through
+      // their documented `controller.abort()`.
+      const { controller } = source as { controller?: unknown };
+      if (controller instanceof AbortController) controller.abort();
+      streamOver();
+    }
+  }
+  const metered: AsyncIterator<T> = {
+    next: () => {
+      started = true;
+      return chunks.next();
+    },
+    return: async (value) => {
+      if (started) return chunks.return(value);
+      started = true;
+      await closeUnread();
+      return { done: true, value };
+    },
+    throw: async (error) => {
+      if (started) return chunks.throw(error);
+      started = true;
+      await closeUnread();
+      throw error;
+    },
+  };
+  return { [Symbol.asyncIterator]: () => metered, outcome };
 }

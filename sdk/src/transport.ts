@@ -28,6 +28,8 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   /** Keep retrying past `maxRetries` while the next attempt starts within this many ms of the first. */
   retryForMs?: number;
+  /** Abandons the call: the attempt running and any retry end, and it rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 /** Tally could not be reached or could not answer yet: the same call may succeed later. */
@@ -45,7 +47,19 @@ export function backoffDelay(attempt: number, policy: RetryPolicy, random = Math
   return ceiling / 2 + random() * (ceiling / 2);
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const abandon = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', abandon);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', abandon, { once: true });
+  });
+}
 
 export class Transport {
   private readonly baseUrl: string;
@@ -60,12 +74,16 @@ export class Transport {
    */
   async request<T>(method: string, path: string, body?: unknown, options: RequestOptions = {}): Promise<T> {
     const { retry } = this.options;
+    const { signal } = options;
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const retryUntil = options.retryForMs === undefined ? undefined : Date.now() + options.retryForMs;
     for (let attempt = 0; ; attempt++) {
+      signal?.throwIfAborted();
       try {
-        return await this.attempt<T>(method, path, payload, options.headers ?? {});
+        return await this.attempt<T>(method, path, payload, options.headers ?? {}, signal);
       } catch (error) {
+        // Abandoned by the caller: neither a network failure to report nor one to retry.
+        signal?.throwIfAborted();
         if (!isRetryable(error)) throw error;
         const asked = error instanceof TallyError ? error.retryAfterSeconds : undefined;
         const wait = Math.min(
@@ -75,7 +93,7 @@ export class Transport {
         const retriesLeft =
           attempt < retry.maxRetries || (retryUntil !== undefined && Date.now() + wait <= retryUntil);
         if (!retriesLeft) throw error;
-        await sleep(wait);
+        await sleep(wait, signal);
       }
     }
   }
@@ -85,7 +103,9 @@ export class Transport {
     path: string,
     payload: string | undefined,
     headers: Record<string, string>,
+    signal: AbortSignal | undefined,
   ): Promise<T> {
+    const timeout = AbortSignal.timeout(this.options.timeoutMs);
     let response: Response;
     try {
       response = await this.options.fetch(`${this.baseUrl}${path}`, {
@@ -97,7 +117,7 @@ export class Transport {
           ...headers,
         },
         body: payload,
-        signal: AbortSignal.timeout(this.options.timeoutMs),
+        signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
       });
     } catch (cause) {
       throw new TallyNetworkError(`${method} ${path} failed: ${(cause as Error)?.message ?? cause}`, {

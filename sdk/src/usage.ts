@@ -159,22 +159,27 @@ export class StreamUsage {
 
   constructor(readonly provider: ProviderName) {}
 
-  /** Reads one parsed chunk (the JSON of one SSE `data:` line, or an SDK stream item). */
-  observe(chunk: unknown): void {
+  /**
+   * Reads one parsed chunk (the JSON of one SSE `data:` line, or an SDK stream item). True when it
+   * generated output (text, thinking or tool-call arguments), not only reported usage.
+   */
+  observe(chunk: unknown): boolean {
     const c = record(chunk);
-    if (!c) return;
+    if (!c) return false;
     const text = generatedText(this.provider, c);
     if (text) {
       this.textChunks++;
       this.characters += text.length;
     }
     const usage = this.chunkUsage(c);
-    if (!usage) return;
-    // Anthropic's later events repeat or grow earlier counts; keep the largest seen for each.
-    for (const [key, value] of Object.entries(usage) as [keyof TallyUsage, number][]) {
-      this.reported[key] = Math.max(this.reported[key] ?? 0, value);
+    if (usage) {
+      // Anthropic's later events repeat or grow earlier counts; keep the largest seen for each.
+      for (const [key, value] of Object.entries(usage) as [keyof TallyUsage, number][]) {
+        this.reported[key] = Math.max(this.reported[key] ?? 0, value);
+      }
+      if (usage.output_tokens !== undefined) this.outputReported = true;
     }
-    if (usage.output_tokens !== undefined) this.outputReported = true;
+    return text !== '';
   }
 
   /** True once the provider has reported its own output count (typically at the end of the stream). */
