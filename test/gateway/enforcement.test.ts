@@ -38,6 +38,7 @@ afterEach(() => {
     inputTokens: 1200,
     cacheReadTokens: 800,
     cacheWriteTokens: 100,
+    usageOnEveryChunk: false,
   });
 });
 afterAll(async () => {
@@ -87,6 +88,58 @@ describe('a limit reached mid-stream', () => {
     expect(await monthCost(org.id)).toBeGreaterThan(0.009);
     const after = await balance(g, org.id);
     expect(after.held_credits).toBe('0');
+  });
+
+  it('keeps room for a prompt OpenAI reports only at the end, so the cut leaves nothing unbilled', async () => {
+    // 10 000 prompt tokens (3.45 credits) under a 5-credit limit: output may use only the rest.
+    const { org, key } = await limitedOrg('0.05');
+    g.fake.behave({
+      chunks: 8000,
+      chunkDelayMs: 0,
+      inputTokens: 10_000,
+      cacheReadTokens: 0,
+      cacheWriteTokens: 0,
+    });
+    const stream = await openaiClient(g, key, member).chat.completions.create({
+      model: 'gpt-4o',
+      messages: [{ role: 'user', content: 'abcd'.repeat(10_000) }],
+      stream: true,
+    });
+    let finish: string | null = null;
+    for await (const chunk of stream) finish = chunk.choices[0]?.finish_reason ?? finish;
+    expect(finish).toBe('length');
+    await expect.poll(async () => (await balance(g, org.id)).held_credits).toBe('0');
+    const [call] = await g.tally.db.query<{ result: { unbilled_credits: string } }>(
+      'SELECT result FROM authorizations WHERE org_id = $1',
+      [org.id],
+    );
+    // Before, the prompt was left unbilled (3.65 credits). What is left is output the stream counts
+    // low while it runs (here 0.26 credits: 190 of 1 312 tokens), billed exactly at capture.
+    expect(Number(call!.result.unbilled_credits)).toBeLessThan(0.5);
+    expect(await monthCost(org.id)).toBeLessThanOrEqual(0.05);
+    expect(await monthCost(org.id)).toBeGreaterThan(0.049);
+  });
+
+  it('cuts a stream whose provider reports its running usage on every chunk', async () => {
+    const { org, key } = await limitedOrg('0.01');
+    g.fake.behave({ chunks: 8000, chunkDelayMs: 0, usageOnEveryChunk: true });
+    const stream = await openaiClient(g, key, member).chat.completions.create({
+      model: 'gpt-4o',
+      messages: prompt,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let tokens = 0;
+    let finish: string | null = null;
+    for await (const chunk of stream) {
+      if (chunk.choices[0]?.delta.content) tokens++;
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    expect(finish).toBe('length');
+    expect(tokens).toBeLessThan(1000);
+    await expect.poll(async () => (await balance(g, org.id)).held_credits).toBe('0');
+    expect(await monthCost(org.id)).toBeLessThanOrEqual(0.01);
+    expect(await monthCost(org.id)).toBeGreaterThan(0.009);
   });
 
   it('ends a cut Responses API stream with response.incomplete', async () => {

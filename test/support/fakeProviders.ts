@@ -21,6 +21,11 @@ export interface FakeBehaviour {
   failWith: { status: number; body: unknown } | null;
   /** Drop the connection after this many streamed events, as a provider crash would. */
   dropAfterEvents: number | null;
+  /**
+   * Chat Completions streams carry the running usage on every chunk (vLLM's
+   * `continuous_usage_stats`), not only in a last chunk.
+   */
+  usageOnEveryChunk: boolean;
 }
 
 export interface RecordedRequest {
@@ -47,6 +52,7 @@ const DEFAULTS: FakeBehaviour = {
   cacheWrite1hTokens: 0,
   failWith: null,
   dropAfterEvents: null,
+  usageOnEveryChunk: false,
 };
 
 /** The text of output token `i` (what its text event carries). */
@@ -127,7 +133,14 @@ export async function startFakeProviders(initial: Partial<FakeBehaviour> = {}): 
       res,
       (async function* () {
         yield chunk([choice({ role: 'assistant', content: '', refusal: null })]);
-        yield* tokens(output, (i) => chunk([choice({ content: tokenText(i) })]));
+        yield* tokens(output, (i) =>
+          chunk(
+            [choice({ content: tokenText(i) })],
+            b.usageOnEveryChunk
+              ? { usage: { ...usage, completion_tokens: i + 1, total_tokens: b.inputTokens + i + 1 } }
+              : {},
+          ),
+        );
         yield chunk([choice({}, finish)]);
         if (withUsage) yield chunk([], { usage });
         yield 'data: [DONE]\n\n';

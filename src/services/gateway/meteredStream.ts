@@ -9,9 +9,11 @@
  * and answers `stop` once the next step would not fit. Past the hold every step is asked for, and
  * the stream waits for Tally's answer before running two steps ahead of it. Streamed output is
  * counted low (the SDK's StreamUsage: one token per text event, or 5 characters a token if that is
- * more), because what an increment bills stays billed; the capture at the end (with the
- * provider's exact usage) bills the rest. Anthropic's input counts, exact from `message_start`,
- * are billed with the next increment.
+ * more), because what an increment bills stays billed, or by the provider's own running counts
+ * when it sends them on every chunk; the capture at the end (with the provider's exact usage)
+ * bills the rest. Input counts, once reported (Anthropic's `message_start`), are billed with the
+ * next increment; until then (OpenAI reports them at the end) the prompt estimated from the request
+ * is kept out of what output may use, so it can still be billed at the end.
  *
  * Endings, each settled once by a capture that releases the rest of the hold:
  * - the upstream answer completes: captured with the provider's exact usage;
@@ -125,7 +127,9 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
       ctx,
       authorizationId,
       { usage: counts },
-      { output_tokens: options.step },
+      // Whether one more step fits is judged with the prompt the provider has not reported yet:
+      // it is billed at capture, so output must leave room for it.
+      addUsage(unreportedInput(), { output_tokens: options.step }),
     )
       .then(
         (answer) => {
@@ -145,11 +149,14 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
       });
   }
 
-  const pendingOutput = () => (usage.exact ? 0 : (usage.usage.output_tokens ?? 0) - billedOutput);
+  const pendingOutput = () => (usage.usage.output_tokens ?? 0) - billedOutput;
 
-  /** Anthropic's input counts, once known and until billed. */
+  /**
+   * The input counts, once the provider reported them (Anthropic's `message_start`, a provider
+   * that reports running usage on every chunk) and until billed.
+   */
   function pendingInput(): Usage | null {
-    if (inputBilled || usage.exact) return null;
+    if (inputBilled) return null;
     const known = usage.usage;
     if (known.input_tokens === undefined) return null;
     const input: Usage = { input_tokens: known.input_tokens };
@@ -159,23 +166,31 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
     return input;
   }
 
+  /** The prompt as estimated from the request, while the provider has reported no input count. */
+  const unreportedInput = (): Usage =>
+    inputBilled || usage.usage.input_tokens !== undefined ? {} : { input_tokens: options.inputEstimate };
+
   /**
    * Whether what is streamed and not billed, plus one more step of output, still fits in what is
-   * left of the hold: then it needs no answer from Tally yet. Checked again one step later.
+   * left of the hold, room kept for a prompt still to be billed (OpenAI reports it at the end): then
+   * it needs no answer from Tally yet. Checked again one step later.
    */
   function coveredByHold(): boolean {
     const output = billedOutput + pendingOutput();
     const input = pendingInput();
     if (!input && coveredAt >= 0 && output < coveredAt + options.step) return true;
-    const ahead = addUsage(input ?? {}, { output_tokens: pendingOutput() + options.step });
+    const ahead = addUsage(input ?? unreportedInput(), { output_tokens: pendingOutput() + options.step });
     const covered = options.price(addUsage(billed, ahead)) - options.price(billed) <= heldLeft;
     coveredAt = covered ? output : -1;
     return covered;
   }
 
-  /** One increment at a time; the next one carries everything streamed meanwhile. */
+  /**
+   * One increment at a time; the next one carries everything streamed meanwhile. Called when an
+   * event generated output (a usage-only event, like the one a stream ends with, is the capture's).
+   */
   function meter() {
-    if (increment || phase !== 'streaming' || usage.exact) return;
+    if (increment || phase !== 'streaming') return;
     const input = pendingInput();
     const pending = pendingOutput();
     if (!input && pending <= 0) return;
@@ -186,16 +201,20 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
     bill(addUsage(input ?? {}, pending > 0 ? { output_tokens: pending } : {}));
   }
 
-  /** Complete events in the buffer: followed, and the ones the client gets, verbatim. */
-  function drain(): string {
+  /**
+   * Complete events in the buffer: followed, and the ones the client gets, verbatim; and whether
+   * any of them generated output.
+   */
+  function drain(): { out: string; generated: boolean } {
     let out = '';
+    let generated = false;
     for (let end = EVENT_END.exec(buffer); end; end = EVENT_END.exec(buffer)) {
       const event = parseSseEvent(buffer.slice(0, end.index + end[0].length));
       buffer = buffer.slice(event.raw.length);
-      if (event.data) usage.observe(event.data);
+      if (event.data && usage.observe(event.data)) generated = true;
       if (state.observe(event)) out += event.raw;
     }
-    return out;
+    return { out, generated };
   }
 
   return new ReadableStream<Uint8Array>({
@@ -220,7 +239,7 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
         if (phase !== 'streaming') return;
         if (chunk.done) {
           buffer += decoder.decode();
-          const out = drain();
+          const { out } = drain();
           // A last event without its closing blank line still counts.
           const last = parseSseEvent(buffer);
           if (last.data) usage.observe(last.data);
@@ -231,8 +250,8 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
           return close();
         }
         buffer += decoder.decode(chunk.value, { stream: true });
-        const out = drain();
-        meter();
+        const { out, generated } = drain();
+        if (generated) meter();
         if (out) {
           controller.enqueue(encoder.encode(out));
           return;
