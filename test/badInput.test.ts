@@ -304,6 +304,43 @@ describe('POST /v1/events: fields and sizes', () => {
     );
   });
 
+  it('refuses dimensions too long together for the rollup index, naming the longest, for events and holds', async () => {
+    // Each within its 200 characters, but 200 CJK characters are 600 bytes: five take 3 000. They
+    // vary, as real text does: a repeated one would compress to fit the index.
+    let seed = 1;
+    const wide = (n: number) =>
+      Array.from({ length: n }, () =>
+        String.fromCharCode(0x4e00 + ((seed = (seed * 7919 + 13) % 20_011) % 20_000)),
+      ).join('');
+    const dims = {
+      feature: wide(200),
+      surface: wide(200),
+      workspace: wide(200),
+      workspace_group: wide(200),
+      project: wide(199),
+    };
+    await refused(['POST', '/v1/events', events(event(dims))], 422, 'invalid_field', 'events[0].feature');
+    const hold = {
+      member: 'alice',
+      feature: 'Chat',
+      provider: 'openai',
+      model: 'gpt-4o',
+      estimate: { credits: '1' },
+    };
+    const { surface: _, ...holdDims } = dims;
+    await refused(
+      ['POST', '/v1/authorizations', { key, body: { ...hold, ...holdDims, model: wide(200) } }],
+      422,
+      'invalid_field',
+      'feature',
+    );
+    // Within the limit, the event is stored and rolled up.
+    const fits = { feature: wide(200), workspace: wide(200), project: wide(200) };
+    const stored = await t.call('POST', '/v1/events', events(event({ id: 'wide', ...fits })));
+    expect(stored.status, JSON.stringify(stored.body)).toBe(200);
+    expect(stored.body.results[0]).toMatchObject({ status: 'accepted' });
+  });
+
   it('refuses 0 and 1 001 events', async () => {
     await refused(['POST', '/v1/events', events()], 422, 'invalid_field', 'events');
     const many = Array.from({ length: 1001 }, (_, i) => event({ id: `many-${i}` }));

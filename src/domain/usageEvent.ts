@@ -28,6 +28,42 @@ export interface UsageEventInput {
  */
 export const MAX_USAGE_COUNT = 1_000_000_000;
 
+/** The dimensions a call is rolled up by, which share one index key (usage_hourly's primary key). */
+export const ROLLUP_KEY_FIELDS = [
+  'feature',
+  'provider',
+  'model',
+  'surface',
+  'workspace',
+  'workspace_group',
+  'project',
+] as const;
+
+/**
+ * What those dimensions may take together, in UTF-8 bytes: a Postgres index key holds at most
+ * 2 704, and the org, the hour, the member and the API key take part of it. Past that the rollup
+ * insert fails, and with it the whole batch.
+ */
+export const ROLLUP_KEY_MAX_BYTES = 2000;
+
+/** The longest of the dimensions, when together they take more than ROLLUP_KEY_MAX_BYTES. */
+export function rollupKeyProblem(
+  call: Partial<Record<(typeof ROLLUP_KEY_FIELDS)[number], string>>,
+): { field: string; message: string } | null {
+  let total = 0;
+  let longest: { field: string; bytes: number } = { field: 'feature', bytes: -1 };
+  for (const field of ROLLUP_KEY_FIELDS) {
+    const bytes = Buffer.byteLength(call[field] ?? '');
+    total += bytes;
+    if (bytes > longest.bytes) longest = { field, bytes };
+  }
+  if (total <= ROLLUP_KEY_MAX_BYTES) return null;
+  return {
+    field: longest.field,
+    message: `${ROLLUP_KEY_FIELDS.join(', ')} may take at most ${ROLLUP_KEY_MAX_BYTES} bytes together (UTF-8); these take ${total}`,
+  };
+}
+
 /** How far back a late event may land, and how far ahead a clock may run. */
 export const MAX_EVENT_AGE_MS = 35 * 24 * 3600 * 1000;
 export const MAX_EVENT_SKEW_MS = 5 * 60 * 1000;

@@ -1,6 +1,6 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { USAGE_KEYS } from '../../domain/pricing.ts';
-import { MAX_USAGE_COUNT } from '../../domain/usageEvent.ts';
+import { MAX_USAGE_COUNT, ROLLUP_KEY_FIELDS, rollupKeyProblem } from '../../domain/usageEvent.ts';
 import { ingestEvents } from '../../services/events/ingestEvents.ts';
 import type { AppEnv } from '../env.ts';
 import { body, errorResponses, json, Text, Timestamp } from '../schemas.ts';
@@ -50,6 +50,15 @@ export const UsageSchema = z
   })
   .openapi('Usage');
 
+/** Refuses a call whose rollup dimensions would not fit one index key: a 422 naming the longest. */
+export function withinRollupKey(
+  call: Partial<Record<(typeof ROLLUP_KEY_FIELDS)[number], string>>,
+  ctx: z.RefinementCtx,
+): void {
+  const problem = rollupKeyProblem(call);
+  if (problem) ctx.addIssue({ code: 'custom', path: [problem.field], message: problem.message });
+}
+
 const METADATA_MAX_BYTES = 16 * 1024;
 const Dimension = z.string().min(1).max(200).optional();
 
@@ -78,6 +87,7 @@ export const EventSchema = z
       )
       .optional(),
   })
+  .superRefine(withinRollupKey)
   .openapi('UsageEvent');
 
 const EventBatch = z
