@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -123,6 +124,16 @@ const makeDue = (endpointId: string) =>
   t.db.query(
     `UPDATE webhook_deliveries SET next_attempt_at = now() - interval '1 second' WHERE endpoint_id = $1 AND status = 'pending'`,
     [endpointId],
+  );
+
+/** The clock moves `seconds` on, for the delivery worker: every stored time of the endpoint's deliveries moves back. */
+const advance = (endpointId: string, seconds: number) =>
+  t.db.query(
+    `UPDATE webhook_deliveries SET next_attempt_at = next_attempt_at - make_interval(secs => $2),
+            retry_until = retry_until - make_interval(secs => $2), created_at = created_at - make_interval(secs => $2),
+            last_attempt_at = last_attempt_at - make_interval(secs => $2)
+      WHERE endpoint_id = $1`,
+    [endpointId, seconds],
   );
 
 async function deliveriesOf(orgId: string | null, endpointId: string, key?: string) {
@@ -398,6 +409,69 @@ describe('webhooks: errors', () => {
     });
     // The second went out once the first gave up (and failed too: the receiver redirects).
     expect(log[0]).toMatchObject({ attempts: 1, last_status_code: 302 });
+  });
+
+  it('gives a message queued behind a failing one its own 24 hours of retries, from its first attempt', async () => {
+    const receiver = await startReceiver();
+    receiver.answer = () => 503;
+    const { org, key } = await createOrgWithKey(t);
+    const endpoint = await createEndpoint(org.id, receiver.url, { key });
+    await grant(org.id, '1');
+    await grant(org.id, '2');
+    expect(await deliver()).toEqual({ succeeded: 0, retrying: 1, failed: 0 });
+    const hours = 3600;
+    // An outage of 25 hours: the first gives up, the second (waiting all along) is sent only now.
+    await advance(endpoint.id, 25 * hours);
+    expect(await deliver()).toEqual({ succeeded: 0, retrying: 1, failed: 1 });
+    let [second, first] = await deliveriesOf(org.id, endpoint.id, key);
+    expect(first).toMatchObject({ status: 'failed', attempts: 2 });
+    expect(second).toMatchObject({ status: 'pending', attempts: 1, last_status_code: 503 });
+
+    // 23 hours after its first attempt it is still retried; past 24 hours it fails.
+    await advance(endpoint.id, 23 * hours);
+    expect(await deliver()).toEqual({ succeeded: 0, retrying: 1, failed: 0 });
+    await advance(endpoint.id, 2 * hours);
+    expect(await deliver()).toEqual({ succeeded: 0, retrying: 0, failed: 1 });
+    [second] = await deliveriesOf(org.id, endpoint.id, key);
+    expect(second).toMatchObject({ status: 'failed', attempts: 3 });
+    expect(receiver.received.map((r) => bodyOf(r).data.amount_credits)).toEqual(['1', '1', '2', '2', '2']);
+  });
+
+  it('deliveries written before retries counted from the first attempt keep at least 24 hours from theirs', async () => {
+    const receiver = await startReceiver();
+    receiver.answer = () => 503;
+    const { org, key } = await createOrgWithKey(t);
+    const endpoint = await createEndpoint(org.id, receiver.url, { key });
+    for (const amount of ['1', '2', '3']) await grant(org.id, amount);
+    // As the earlier code left a 25-hour outage: windows from creation; the first failed an hour ago
+    // and the second was first sent right then.
+    await advance(endpoint.id, 25 * 3600);
+    await t.db.query(
+      `UPDATE webhook_deliveries d SET retry_until = created_at + interval '24 hours',
+              status = CASE WHEN n.ord = 1 THEN 'failed' ELSE 'pending' END,
+              attempts = CASE WHEN n.ord < 3 THEN 1 ELSE 0 END,
+              last_attempt_at = CASE WHEN n.ord < 3 THEN now() - interval '1 hour' END, next_attempt_at = now()
+         FROM (SELECT id, row_number() OVER (ORDER BY seq) AS ord FROM webhook_deliveries WHERE endpoint_id = $1) n
+        WHERE d.id = n.id`,
+      [endpoint.id],
+    );
+    await t.db.exec(
+      readFileSync(
+        new URL('../src/store/migrations/0024_webhook_retry_from_first_attempt.sql', import.meta.url),
+        'utf8',
+      ),
+    );
+    const windows = await t.db.query<{ hours_left: number | null }>(
+      `SELECT extract(epoch FROM retry_until - now()) / 3600 AS hours_left FROM webhook_deliveries
+        WHERE endpoint_id = $1 ORDER BY seq`,
+      [endpoint.id],
+    );
+    expect(windows.map((w) => (w.hours_left === null ? null : Math.round(Number(w.hours_left))))).toEqual([
+      -1,
+      23,
+      null,
+    ]);
+    expect(await deliver()).toEqual({ succeeded: 0, retrying: 1, failed: 0 });
   });
 
   it('backs off 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, then every 2 h, with jitter', () => {

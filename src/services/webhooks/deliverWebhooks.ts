@@ -3,8 +3,8 @@
  * endpoint that is due (FOR UPDATE SKIP LOCKED, so concurrent workers in any number of processes
  * never take the same one), posts them outside any transaction, and records the answer: 2xx is
  * success; anything else is retried with exponential backoff and jitter until 24 hours have
- * passed, then the delivery fails and the endpoint's next message goes out. An endpoint's message
- * N+1 is never sent before N succeeded or failed for good.
+ * passed since the delivery's first attempt, then it fails and the endpoint's next message goes
+ * out. An endpoint's message N+1 is never sent before N succeeded or failed for good.
  */
 import { newId } from '../../domain/ids.ts';
 import type { Db } from '../../store/db.ts';
@@ -62,7 +62,11 @@ export async function deliverWebhooks(
   return outcome;
 }
 
-/** Takes the due head of each endpoint's queue: pending, not leased, nothing older pending for it. */
+/**
+ * Takes the due head of each endpoint's queue: pending, not leased, nothing older pending for it.
+ * A head's first attempt starts its 24 hours of retries: the time it waited behind the one before
+ * does not count against it.
+ */
 async function claim(db: Db, worker: string, batch: number): Promise<Claimed[]> {
   // MATERIALIZED: the locking subquery runs exactly once, so one round never takes more than `batch`.
   return db.query<Claimed>(
@@ -80,7 +84,7 @@ async function claim(db: Db, worker: string, batch: number): Promise<Claimed[]> 
      )
      UPDATE webhook_deliveries d
         SET locked_by = $1, locked_until = now() + make_interval(secs => $2), attempts = d.attempts + 1,
-            last_attempt_at = now()
+            last_attempt_at = now(), retry_until = COALESCE(d.retry_until, now() + interval '24 hours')
        FROM heads h, webhook_endpoints e, webhook_messages m
       WHERE d.org_id = h.org_id AND d.id = h.id
         AND e.id = d.endpoint_id AND m.org_id = d.org_id AND m.id = d.message_id

@@ -11,8 +11,9 @@ import {
 } from './shape.ts';
 
 /**
- * Sends a delivery again: it is pending and due now, with a fresh 24 hours of retries. It keeps its
- * place in the endpoint's order, so it goes out before the endpoint's later pending messages.
+ * Sends a delivery again: it is pending and due now, with a fresh 24 hours of retries from its next
+ * attempt. It keeps its place in the endpoint's order, so it goes out before the endpoint's later
+ * pending messages.
  * The message id (webhook-id) stays the same, so a receiver can tell a replay from a new message.
  */
 export async function replayWebhookDelivery(
@@ -30,7 +31,7 @@ export async function replayWebhookDelivery(
     const [row] = await tx.query<DeliveryRow>(
       `WITH d AS (
          UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(),
-                retry_until = now() + interval '24 hours', last_error = NULL, locked_by = NULL, locked_until = NULL
+                retry_until = NULL, last_error = NULL, locked_by = NULL, locked_until = NULL
           WHERE endpoint_id = $1 AND id = $2
           RETURNING *
        )
