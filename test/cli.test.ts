@@ -145,6 +145,85 @@ describe('tally import', () => {
     expect(orphan.stderr).toContain('events.jsonl line 1: no org_id in the row and no --org given');
   });
 
+  it('skips rows Postgres cannot store, naming line and field, and imports the rest of their batch', async () => {
+    const { org } = await createOrgWithKey(t);
+    const row = (id: string, fields: Record<string, unknown> = {}) =>
+      JSON.stringify({
+        id,
+        member: 'u1',
+        feature: 'Chat',
+        provider: 'openai',
+        model: 'gpt-4o',
+        occurred_at: daysAgo(2),
+        usage: { input_tokens: 10 },
+        ...fields,
+      });
+    // As the API's events[i].metadata, 29 nested objects are within its 32 levels and 30 are not.
+    const nested = (objects: number) =>
+      Array.from({ length: objects - 1 }).reduce<unknown>((inner) => ({ a: inner }), { a: 1 });
+    // Five 200-character CJK dimensions, varied so they do not compress: 3 000 bytes, more than
+    // the rollup index key holds.
+    const cjk = (seed: number) =>
+      String.fromCharCode(...Array.from({ length: 200 }, (_, i) => 0x4e00 + ((seed + i * 7919) % 20_000)));
+    const jsonl = join(dir, 'unstorable.jsonl');
+    writeFileSync(
+      jsonl,
+      [
+        row('n1'),
+        row('n2', { metadata: { note: 'a\u0000b' } }),
+        row('n3', { metadata: { note: 'half a pair: \ud800' } }),
+        row('n4', { metadata: nested(30) }),
+        row('n5', {
+          feature: cjk(1),
+          surface: cjk(2),
+          workspace: cjk(3),
+          workspace_group: cjk(4),
+          project: cjk(5),
+        }),
+        row('n6', { member: 'u\u00002' }),
+        row('n7', { metadata: nested(29) }),
+      ].join('\n'),
+    );
+    const result = await cli('import', jsonl, '--org', org.id);
+    expect(result.code, result.stderr).toBe(1);
+    expect(result.stderr).toContain(
+      'unstorable.jsonl line 2: metadata.note must not contain the NUL character (\\u0000)',
+    );
+    expect(result.stderr).toContain(
+      'unstorable.jsonl line 3: metadata.note must be valid Unicode text (it has an unpaired surrogate)',
+    );
+    expect(result.stderr).toContain(
+      `unstorable.jsonl line 4: metadata${'.a'.repeat(29)} must not nest more than 32 levels deep`,
+    );
+    expect(result.stderr).toMatch(/unstorable\.jsonl line 5: \w+: /);
+    expect(result.stderr).toContain('unstorable.jsonl line 6: member must not contain the NUL character');
+    expect(result.stdout).toContain(
+      '7 rows, 2 accepted, 0 duplicate (already counted), 0 rejected, 5 invalid',
+    );
+    expect(() => readFileSync(`${jsonl}.tally-import`)).toThrow();
+
+    const csv = join(dir, 'unstorable.csv');
+    writeFileSync(
+      csv,
+      [
+        'id,member,feature,provider,model,occurred_at,input_tokens,metadata',
+        `c1,u1,Ch\u0000at,openai,gpt-4o,${daysAgo(2)},10,`,
+        `c2,u1,Chat,openai,gpt-4o,${daysAgo(2)},10,"{""note"":""\\ud800""}"`,
+        `c3,u1,Chat,openai,gpt-4o,${daysAgo(2)},10,`,
+      ].join('\n'),
+    );
+    const fromCsv = await cli('import', csv, '--org', org.id);
+    expect(fromCsv.stderr).toContain('unstorable.csv line 2: feature must not contain the NUL character');
+    expect(fromCsv.stderr).toContain('unstorable.csv line 3: metadata.note must be valid Unicode text');
+    expect(fromCsv.stdout).toContain(
+      '3 rows, 1 accepted, 0 duplicate (already counted), 0 rejected, 2 invalid',
+    );
+    const ids = await t.db.query<{ id: string }>('SELECT id FROM events WHERE org_id = $1 ORDER BY id', [
+      org.id,
+    ]);
+    expect(ids.map((r) => r.id)).toEqual(['c3', 'n1', 'n7']);
+  });
+
   it('stops at an org that does not exist, naming the line, and resumes from the last committed batch', async () => {
     const { org } = await createOrgWithKey(t);
     const file = join(dir, 'resume.jsonl');

@@ -1,11 +1,13 @@
 /**
  * Rows of an import file as usage events: CSV (a header row naming the event fields and usage
  * counts) or JSON Lines (one event per line, as POST /v1/events takes it). Every row is checked
- * with the API's own event schema, and every problem names the row's line number.
+ * as the API checks an event (its JSON guard, then its event schema), and every problem names the
+ * row's line number.
  */
 import { createHash } from 'node:crypto';
 import { USAGE_KEYS } from '../../domain/pricing.ts';
 import type { UsageEventInput } from '../../domain/usageEvent.ts';
+import { findJsonFault } from '../../http/middleware/jsonGuard.ts';
 import { paramOf } from '../../http/problem.ts';
 import { EventSchema } from '../../http/routes/events.ts';
 import { CSV_COLUMNS } from './columns.ts';
@@ -21,6 +23,9 @@ export type RowResult = { event: UsageEventInput } | { error: string };
 
 const USAGE_COLUMNS = new Set<string>(USAGE_KEYS);
 
+/** How deep a row's event sits in the API's body (`events[i]`), so it may nest no deeper than there. */
+const EVENT_DEPTH_IN_BODY = 2;
+
 /** The same file and line always give the same id, so importing a file again adds nothing. */
 export function derivedEventId(fileKey: string, line: number): string {
   return `imp_${createHash('sha256').update(`${fileKey}\n${line}`).digest('base64url').slice(0, 32)}`;
@@ -34,6 +39,10 @@ function toEvent(fields: Record<string, unknown>, line: number, context: RowCont
     ...(fields.org_id === undefined && context.orgId ? { org_id: context.orgId } : {}),
   };
   if (!event.org_id) return { error: 'no org_id in the row and no --org given' };
+  // What Postgres cannot store would fail the row's whole batch, and every resume with it: refused
+  // here as the API refuses it.
+  const fault = findJsonFault(event, '', EVENT_DEPTH_IN_BODY);
+  if (fault) return { error: `${fault.param} ${fault.message}` };
   const parsed = EventSchema.safeParse(event);
   if (parsed.success) return { event: parsed.data as UsageEventInput };
   const issue = parsed.error.issues[0]!;
