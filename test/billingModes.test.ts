@@ -133,7 +133,7 @@ describe("BYOK: calls on the org's own provider key, untracked", () => {
   });
 });
 
-describe('changing the billing mode', () => {
+describe('changing billing terms', () => {
   it('is refused while the org has an active hold, which is then released in the mode it was placed in', async () => {
     const { org, key } = await createOrgWithKey(t, {
       currency: 'USD',
@@ -157,5 +157,46 @@ describe('changing the billing mode', () => {
     const balance = await t.call('GET', `/v1/orgs/${org.id}/balance`);
     expect(balance.body).toMatchObject({ held_credits: '0', available_credits: '500' });
     expect(await checkLedger(t.db, org.id)).toEqual([]);
+  });
+
+  it("keeps the month's spend against the limit when the operator moves the time zone; the tenant may not", async () => {
+    const { org, key } = await createOrgWithKey(t, { currency: 'USD', timezone: 'Europe/Berlin' });
+    await t.call('PUT', `/v1/orgs/${org.id}/limits`, { body: { alert_threshold: null, allowed_limit: '1' } });
+    const sent = await t.call('POST', '/v1/events', {
+      key,
+      body: {
+        events: [{ ...call, id: 'big', occurred_at: minutesAgo(1), usage: { output_tokens: 100_000 } }],
+      },
+    });
+    expect(sent.body.results[0]).toMatchObject({ status: 'accepted', cost: '1.5' });
+    const byTenant = await t.call('PATCH', `/v1/orgs/${org.id}`, {
+      key,
+      body: { timezone: 'Pacific/Kiritimati' },
+    });
+    expect(byTenant.status).toBe(403);
+    expect(byTenant.body).toMatchObject({ param: 'timezone' });
+    const hold = () =>
+      t.call('POST', '/v1/authorizations', { key, body: { ...call, estimate: { credits: '1' } } });
+    const refused = await hold();
+    expect(refused.body).toMatchObject({ approved: false, reason: 'quota_exceeded' });
+    const moved = await t.call('PATCH', `/v1/orgs/${org.id}`, { body: { timezone: 'Pacific/Kiritimati' } });
+    expect(moved.status).toBe(200);
+    const limits = await t.call('GET', `/v1/orgs/${org.id}/limits`, { key });
+    expect(limits.body).toMatchObject({ spent: '1.5' });
+    expect((await hold()).body).toMatchObject({ approved: false, reason: 'quota_exceeded' });
+  });
+
+  it('refuses to move the time zone or the anchor while a hold is active', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const hold = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { credits: '1' } },
+    });
+    expect(hold.body).toMatchObject({ approved: true });
+    for (const body of [{ timezone: 'Asia/Tokyo' }, { billing_cycle_anchor: '2026-01-15' }]) {
+      const refused = await t.call('PATCH', `/v1/orgs/${org.id}`, { body });
+      expect(refused.status).toBe(409);
+      expect(refused.body).toMatchObject({ code: 'holds_active', param: Object.keys(body)[0] });
+    }
   });
 });

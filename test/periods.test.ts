@@ -221,6 +221,40 @@ describe('plan allowance: one grant per billing cycle', () => {
     expect(await checkLedger(t.db, ny.id)).toEqual([]);
   });
 
+  it('gives the rest of a cycle an earlier grant partly covered when the time zone moves, not a second allowance', async () => {
+    const org0 = await org('UTC', '2027-01-01');
+    await t.db.transaction((tx) => ensurePlanGrant(tx, org0, at('2027-02-15T00:00:00.000Z')));
+    const moved = await t.call('PATCH', `/v1/orgs/${org0.id}`, { body: { timezone: 'America/Los_Angeles' } });
+    expect(moved.status, JSON.stringify(moved.body)).toBe(200);
+    const la = await loadOrg(t.db, org0.id);
+    // February's grant ended at midnight UTC; Los Angeles's February runs 8 hours longer.
+    for (const now of ['2027-03-01T03:00:00.000Z', '2027-03-01T09:00:00.000Z', '2027-03-01T09:00:00.000Z']) {
+      await t.db.transaction((tx) => ensurePlanGrant(tx, la, at(now)));
+    }
+    expect(shown(await planGrants(org0.id))).toEqual([
+      {
+        cycle_start: '2027-02-01T00:00:00.000Z',
+        effective_at: '2027-02-01T00:00:00.000Z',
+        expires_at: '2027-03-01T00:00:00.000Z',
+        amount: '500000000',
+      },
+      // 8 of the cycle's 672 hours: 500 x 8 / 672 credits, rounded down to the micro-credit.
+      {
+        cycle_start: '2027-02-01T08:00:00.000Z',
+        effective_at: '2027-03-01T00:00:00.000Z',
+        expires_at: '2027-03-01T08:00:00.000Z',
+        amount: '5952380',
+      },
+      {
+        cycle_start: '2027-03-01T08:00:00.000Z',
+        effective_at: '2027-03-01T08:00:00.000Z',
+        expires_at: '2027-04-01T07:00:00.000Z',
+        amount: '500000000',
+      },
+    ]);
+    expect(await checkLedger(t.db, org0.id)).toEqual([]);
+  });
+
   it('issues exactly one grant when 20 transactions ensure it at once', async () => {
     // Berlin, anchored on the 29th: the cycle that starts on the DST day (2026-03-29).
     const berlin = await org('Europe/Berlin', '2026-01-29');

@@ -1,4 +1,5 @@
 import { CREDIT_SCALE, parseUnits } from '../../domain/money.ts';
+import { anchorDayOf, billingCycle, calendarMonth } from '../../domain/periods.ts';
 import type { Queryable } from '../../store/db.ts';
 import { audit, type Ctx, scopeOrg } from '../context.ts';
 import { ServiceError } from '../errors.ts';
@@ -18,11 +19,13 @@ export interface UpdateOrgInput {
 
 /**
  * Changes org settings. Currency is fixed at creation: amounts already charged are in it.
- * Billing terms (credit value, allowance, mode) are the operator's to change, not the tenant's.
+ * Billing terms (credit value, allowance, mode, and the time zone and anchor that set its months
+ * and cycles) are the operator's to change, not the tenant's.
  */
 export async function updateOrg(ctx: Ctx, orgId: string, input: UpdateOrgInput): Promise<OrgView> {
   scopeOrg(ctx, orgId, 'org:update');
   const terms = [
+    'timezone',
     'billing_mode',
     'credit_value',
     'plan_allowance_credits',
@@ -36,8 +39,15 @@ export async function updateOrg(ctx: Ctx, orgId: string, input: UpdateOrgInput):
   }
   return ctx.db.transaction(async (tx) => {
     const current = await loadOrg(tx, orgId);
-    if (input.billing_mode !== undefined && input.billing_mode !== current.billing_mode) {
-      await requireNoActiveHolds(tx, orgId);
+    const changed = (field: 'billing_mode' | 'timezone' | 'billing_cycle_anchor') =>
+      input[field] !== undefined && input[field] !== current[field];
+    // A hold settles in the mode and on the counter periods it was placed with.
+    if (changed('billing_mode') || changed('timezone') || changed('billing_cycle_anchor')) {
+      await requireNoActiveHolds(
+        tx,
+        orgId,
+        changed('billing_mode') ? 'billing_mode' : changed('timezone') ? 'timezone' : 'billing_cycle_anchor',
+      );
     }
     const [row] = await tx.query<OrgRow>(
       `UPDATE orgs SET name = $2, timezone = $3, billing_mode = $4, credit_value = $5,
@@ -60,6 +70,7 @@ export async function updateOrg(ctx: Ctx, orgId: string, input: UpdateOrgInput):
           : current.plan_rollover_max_credits,
       ],
     );
+    if (changed('timezone') || changed('billing_cycle_anchor')) await carryCounters(tx, current, row!);
     await audit(tx, ctx, orgId, 'org.updated', orgId, { ...input });
     return orgView(row!);
   });
@@ -71,7 +82,7 @@ export async function updateOrg(ctx: Ctx, orgId: string, input: UpdateOrgInput):
  * balance lock is the one every hold takes, so no hold is placed while the mode changes (a hold
  * waiting for the lock then finds the org's terms changed and is decided again on the new ones).
  */
-async function requireNoActiveHolds(tx: Queryable, orgId: string): Promise<void> {
+async function requireNoActiveHolds(tx: Queryable, orgId: string, field: string): Promise<void> {
   await lockBalance(tx, orgId);
   const [row] = await tx.query<{ n: number }>(
     "SELECT count(*)::int AS n FROM authorizations WHERE org_id = $1 AND status = 'active'",
@@ -81,8 +92,38 @@ async function requireNoActiveHolds(tx: Queryable, orgId: string): Promise<void>
     throw new ServiceError(
       409,
       'holds_active',
-      `billing_mode cannot change while the org has ${row!.n} active hold(s): capture or void them, or let them expire`,
-      'billing_mode',
+      `${field} cannot change while the org has ${row!.n} active hold(s): capture or void them, or let them expire`,
+      field,
+    );
+  }
+}
+
+/**
+ * The spend counted in the current month and cycle moves to the periods the new zone or anchor
+ * sets: counters are keyed by their period's start, so without this the month's spend would start
+ * again from nothing and a hard limit could be passed.
+ */
+async function carryCounters(tx: Queryable, before: OrgRow, after: OrgRow): Promise<void> {
+  const now = new Date();
+  const periods = (org: OrgRow) => [
+    calendarMonth(org.timezone, now).start,
+    billingCycle(org.timezone, anchorDayOf(org.billing_cycle_anchor), now).start,
+  ];
+  const [monthBefore, cycleBefore] = periods(before);
+  const [monthAfter, cycleAfter] = periods(after);
+  for (const [from, to] of [
+    [monthBefore!, monthAfter!],
+    [cycleBefore!, cycleAfter!],
+  ] as const) {
+    if (from.getTime() === to.getTime()) continue;
+    await tx.query(
+      `WITH moved AS (
+         DELETE FROM spend_counters WHERE org_id = $1 AND period_start = $2 RETURNING scope, spent, held
+       )
+       INSERT INTO spend_counters AS c (org_id, scope, period_start, spent, held)
+       SELECT $1, scope, $3, spent, held FROM moved ORDER BY scope
+       ON CONFLICT (org_id, scope, period_start) DO UPDATE SET spent = c.spent + EXCLUDED.spent, held = c.held + EXCLUDED.held`,
+      [after.id, from.toISOString(), to.toISOString()],
     );
   }
 }
