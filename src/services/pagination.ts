@@ -7,6 +7,13 @@ export interface Page<T> {
   next_cursor: string | null;
 }
 
+/**
+ * An instant as cursors carry it: to the microsecond Postgres keeps (a JS Date keeps
+ * milliseconds, and a cursor cut to them skips the rows later in the same millisecond).
+ */
+export const cursorTime = (column: string) =>
+  `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
 export const encodeCursor = (key: (string | number)[]): string =>
   Buffer.from(JSON.stringify(key)).toString('base64url');
 

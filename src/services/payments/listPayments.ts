@@ -1,6 +1,6 @@
 import { type Ctx, scopeOrg } from '../context.ts';
 import { notFound } from '../errors.ts';
-import { decodeCursor, type Page, toPage } from '../pagination.ts';
+import { cursorTime, decodeCursor, type Page, toPage } from '../pagination.ts';
 import {
   PAYMENT_COLUMNS,
   type PaymentRow,
@@ -17,14 +17,14 @@ export async function listPayments(
 ): Promise<Page<PaymentView>> {
   scopeOrg(ctx, orgId, 'billing:purchase');
   const after = decodeCursor(query.cursor, ['time', 'text']);
-  const rows = await ctx.db.query<PaymentRow>(
-    `SELECT ${PAYMENT_COLUMNS} FROM payments
+  const rows = await ctx.db.query<PaymentRow & { cursor_at: string }>(
+    `SELECT ${PAYMENT_COLUMNS}, ${cursorTime('created_at')} AS cursor_at FROM payments
       WHERE org_id = $1 AND ($2::text IS NULL OR status = $2)
         AND ($3::timestamptz IS NULL OR (created_at, id) < ($3::timestamptz, $4::text))
       ORDER BY created_at DESC, id DESC LIMIT $5`,
     [orgId, query.status ?? null, after?.[0] ?? null, after?.[1] ?? null, query.limit + 1],
   );
-  return toPage(rows, query.limit, (r) => [r.created_at.toISOString(), r.id], paymentView);
+  return toPage(rows, query.limit, (r) => [r.cursor_at, r.id], paymentView);
 }
 
 export async function getPayment(ctx: Ctx, orgId: string, paymentId: string): Promise<PaymentRow> {

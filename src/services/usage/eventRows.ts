@@ -2,7 +2,9 @@
  * Raw events with their member, read on the (occurred_at, seq) keyset: the one query behind the
  * activity log (newest first, a page) and the export (oldest first, batch after batch).
  */
+
 import type { Queryable } from '../../store/db.ts';
+import { cursorTime } from '../pagination.ts';
 
 export interface EventRow {
   id: string;
@@ -48,7 +50,7 @@ export function readEventRows(
   const n = params.length;
   const [cmp, dir] = order === 'newest' ? ['<', 'DESC'] : ['>', 'ASC'];
   return db.query<EventRow>(
-    `SELECT e.id, to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at,
+    `SELECT e.id, ${cursorTime('e.occurred_at')} AS at,
             e.seq::text AS seq, e.member_id, m.name AS m_name, m.email AS m_email,
             m.external_id AS m_external_id, m.status AS m_status, e.api_key_id, e.feature, e.provider,
             e.model, e.surface, e.workspace, e.workspace_group, e.project, e.conversation_id,

@@ -12,7 +12,7 @@
 import { decimalUnits, formatCredits, formatUnits } from '../../domain/money.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
-import { decodeCursor, encodeCursor } from '../pagination.ts';
+import { cursorTime, decodeCursor, encodeCursor } from '../pagination.ts';
 import { COST_SCALE, loadScope, PCOST_SCALE } from './scope.ts';
 
 export interface ConversationQuery {
@@ -68,8 +68,8 @@ function figures(r: Sums, operator: boolean) {
   };
 }
 
-const AT = `to_char(min(occurred_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
-const LAST = `to_char(max(occurred_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+const AT = cursorTime('min(occurred_at)');
+const LAST = cursorTime('max(occurred_at)');
 const ms = (iso: string) => `${iso.slice(0, 23)}Z`;
 
 export async function getConversation(

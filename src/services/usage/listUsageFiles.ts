@@ -12,7 +12,7 @@
  */
 import { allocate, decimalUnits, formatCredits, formatUnits, Ratio } from '../../domain/money.ts';
 import type { Ctx } from '../context.ts';
-import { decodeCursor, toPage } from '../pagination.ts';
+import { cursorTime, decodeCursor, toPage } from '../pagination.ts';
 import { COST_SCALE, loadScope, PCOST_SCALE, rangeView, type UsageQuery, whereOf } from './scope.ts';
 
 export interface FilesQuery extends UsageQuery {
@@ -55,8 +55,8 @@ export async function listUsageFiles(ctx: Ctx, orgId: string, query: FilesQuery,
      )
      SELECT id, name, trunc(size_bytes)::text AS size_bytes, trunc(extracted_tokens)::text AS extracted_tokens,
             conversations::text AS conversations, calls::text AS calls,
-            to_char(first_used AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS first_at,
-            to_char(last_used AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS last_at
+            ${cursorTime('first_used')} AS first_at,
+            ${cursorTime('last_used')} AS last_at
        FROM g
       WHERE $${n + 1}::timestamptz IS NULL OR (last_used, id) < ($${n + 1}::timestamptz, $${n + 2}::text)
       ORDER BY last_used DESC, id DESC
