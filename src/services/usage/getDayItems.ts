@@ -6,13 +6,14 @@
  *
  * Credits per line are the sums of the components' credits, which add up to each event's credits,
  * so the lines add up to the day's total exactly. The cost of a line is its credits times the
- * credit value the event was priced at (exact); for BYOM orgs, whose cost is the provider cost, it
- * is the components' provider cost (10 decimals; the day's total is the events' cost, each rounded
- * to micro-dollars). The unit price is cost / quantity per billing unit, rounded once, half to even,
- * to 8 decimals. An event without priced components (BYOK) is one "call" line with its tokens.
+ * credit value the event was priced at (exact); for BYOM orgs, whose events cost their provider cost
+ * rounded once to micro-dollars, it is the parts of those rounded costs the line's components take
+ * (see ITEM_FROM), so BYOM lines add up to the day's total exactly too. The unit price is cost /
+ * quantity per billing unit, rounded once, half to even, to 8 decimals. An event without priced
+ * components (BYOK) is one "call" line with its tokens.
  */
 import { isCalendarDate } from '../../domain/calendar.ts';
-import { decimalUnits, formatCredits, formatUnits, Ratio } from '../../domain/money.ts';
+import { CREDIT_SCALE, decimalUnits, formatCredits, formatUnits, Ratio } from '../../domain/money.ts';
 import { startOfLocalDay } from '../../domain/periods.ts';
 import { COMPONENTS } from '../../domain/pricing.ts';
 import { floorHour } from '../../domain/ranges.ts';
@@ -64,29 +65,55 @@ export const MAX_DAY_ITEMS = 2_000;
 
 /** The line of an event's component (an event without priced components is one 'call' line). */
 export const ITEM_GROUP = `e.feature AS category, e.provider, e.model, coalesce(c.component, 'call') AS component`;
+/** A BYOM event's cost in whole micro-dollars (see priceUsageEvent.ts), and one micro-dollar. */
+const BYOM_UNITS = `e.cost * ${10n ** BigInt(CREDIT_SCALE)}`;
+const MICRO = formatUnits(1n, CREDIT_SCALE);
 /**
  * Each component parsed once into typed columns (jsonb_to_recordset), the pricing record once per
  * event; the LIMIT (an event has at most one line per component kind) tells the planner how few
  * rows an event expands to, so it hashes a day's groups in memory instead of sorting an estimated
  * hundred rows per event on disk.
+ *
+ * A BYOM event's rounded cost is split over its components by their provider costs, as money.ts
+ * `allocate` does: each takes the floor of its exact share (div and mod are exact on numeric), the
+ * units left go one each to the largest remainders, ties to the earlier component, and with no
+ * provider cost at all the first takes everything; so per event the parts add up to its cost.
+ * `byom_parts` holds them in component order, worked out once per BYOM event (OFFSET 0 keeps the
+ * planner from copying it into every component row) and for no other event.
  */
 export const ITEM_FROM = `events e
       CROSS JOIN LATERAL (
-        SELECT e.pricing->>'billing_mode' = 'byom' AS byom, (e.pricing->>'credit_value')::numeric AS credit_value
+        SELECT e.pricing->>'billing_mode' = 'byom' AS byom, (e.pricing->>'credit_value')::numeric AS credit_value,
+               CASE WHEN e.pricing->>'billing_mode' = 'byom' THEN ARRAY(
+                 SELECT (a.part + CASE WHEN row_number() OVER (ORDER BY a.rest DESC, a.ord)
+                                           <= ${BYOM_UNITS} - sum(a.part) OVER () THEN 1 ELSE 0 END) * ${MICRO}
+                   FROM (
+                     SELECT a.ord,
+                            coalesce(div(${BYOM_UNITS} * a.weight, nullif(sum(a.weight) OVER (), 0)),
+                                     CASE a.ord WHEN 1 THEN ${BYOM_UNITS} ELSE 0 END) AS part,
+                            mod(${BYOM_UNITS} * a.weight, nullif(sum(a.weight) OVER (), 0)) AS rest
+                       FROM ROWS FROM (jsonb_to_recordset(CASE WHEN jsonb_typeof(e.components) = 'array' THEN e.components END)
+                                         AS (provider_cost_usd numeric)) WITH ORDINALITY AS a (weight, ord)
+                   ) AS a
+                  ORDER BY a.ord) END AS byom_parts
+        OFFSET 0
       ) AS p
        LEFT JOIN LATERAL (
-         SELECT * FROM jsonb_to_recordset(CASE WHEN jsonb_typeof(e.components) = 'array' THEN e.components END)
-                    AS c (component text, quantity numeric, credits numeric, provider_cost_usd numeric)
+         SELECT c.*, p.byom_parts[c.ord] AS byom_cost
+           FROM ROWS FROM (jsonb_to_recordset(CASE WHEN jsonb_typeof(e.components) = 'array' THEN e.components END)
+                             AS (component text, quantity numeric, credits numeric, provider_cost_usd numeric))
+                WITH ORDINALITY AS c (component, quantity, credits, provider_cost_usd, ord)
           LIMIT ${COMPONENTS.length}
        ) AS c ON true`;
 /**
  * A line's sums, unrounded: the cost of a line is its credits times the credit value its event was
  * priced at (`valued_cost`), or, for events priced without one, the org's (`unvalued_credits`,
- * valued on read); BYOM lines cost their provider cost, unpriced events their own cost.
+ * valued on read); BYOM lines cost their parts of their events' rounded costs, unpriced events
+ * their own cost.
  */
 export const ITEM_SUMS = `sum(coalesce(c.quantity, 1)) AS quantity, count(*) AS calls,
-       sum(coalesce(c.credits, e.credits / 1000000.0)) AS credits,
-       sum(CASE WHEN p.byom THEN coalesce(c.provider_cost_usd, e.cost) WHEN c.component IS NULL THEN e.cost
+       sum(CASE WHEN p.byom THEN 0 ELSE coalesce(c.credits, e.credits / 1000000.0) END) AS credits,
+       sum(CASE WHEN p.byom THEN coalesce(c.byom_cost, e.cost) WHEN c.component IS NULL THEN e.cost
                 WHEN p.credit_value IS NOT NULL THEN c.credits * p.credit_value ELSE 0 END) AS valued_cost,
        sum(CASE WHEN p.byom OR c.component IS NULL OR p.credit_value IS NOT NULL THEN 0 ELSE c.credits END) AS unvalued_credits,
        sum(coalesce(c.provider_cost_usd, e.provider_cost_usd)) AS provider_cost_usd`;
