@@ -859,4 +859,15 @@ describe('grants', () => {
     expect(plan.status).toBe(422);
     expect(plan.body.param).toBe('plan_allowance_credits');
   });
+
+  it('refuses an expiry past the year 9999 in UTC, naming it', async () => {
+    const far = { kind: 'promo', amount_credits: '5', expires_at: '9999-12-31T23:59:59-12:00' };
+    await refused(['POST', `/v1/orgs/${org.id}/grants`, { body: far }], 422, 'invalid_field', 'expires_at');
+    await refused(
+      ['POST', `/v1/orgs/${org.id}/api_keys`, { key, body: { name: 'ci', expires_at: far.expires_at } }],
+      422,
+      'invalid_field',
+      'expires_at',
+    );
+  });
 });

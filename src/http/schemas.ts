@@ -77,10 +77,13 @@ export const TimeZone = z
   .max(64)
   .refine(isTimeZone, 'must be an IANA time zone such as Europe/Berlin');
 export const CalendarDate = z.string().max(10).refine(isCalendarDate, 'must be a date as YYYY-MM-DD');
-export const Timestamp = z.iso.datetime({
-  offset: true,
-  message: 'must be an RFC 3339 time such as 2026-01-31T12:00:00Z',
-});
+export const Timestamp = z.iso
+  .datetime({
+    offset: true,
+    message: 'must be an RFC 3339 time such as 2026-01-31T12:00:00Z',
+  })
+  // 9999-12-31T23:59:59-12:00 is in year 10 000 in UTC, which Postgres cannot read back as written.
+  .refine((at) => new Date(at).getUTCFullYear() <= 9999, 'must be before the year 10000 in UTC');
 
 export const Id = (prefix: string) =>
   z
