@@ -5,9 +5,16 @@
  * concurrently it is ensured. Every expected instant is written out.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { billingCycle, calendarMonth, localDate, startOfLocalDay } from '../src/domain/periods.ts';
+import {
+  billingCycle,
+  calendarMonth,
+  localDate,
+  localDaysBetween,
+  startOfLocalDay,
+} from '../src/domain/periods.ts';
 import { checkLedger } from '../src/services/ledger/checkLedger.ts';
 import { ensurePlanGrant } from '../src/services/ledger/ensurePlanGrant.ts';
+import { getBalance } from '../src/services/ledger/getBalance.ts';
 import { issuePlanGrants } from '../src/services/ledger/issuePlanGrants.ts';
 import { loadOrg } from '../src/services/orgs/shape.ts';
 import { onServer, startTally, type TestTally } from './support/harness.ts';
@@ -253,6 +260,17 @@ describe('plan allowance: one grant per billing cycle', () => {
       },
     ]);
     expect(await checkLedger(t.db, org0.id)).toEqual([]);
+  });
+
+  it("counts a cycle's days elapsed and remaining in local calendar days, across a clock change", async () => {
+    const berlin = await org('Europe/Berlin', '2027-01-01');
+    // 00:30 on 30 March in Berlin, the day after clocks went forward: 28 days and 23.5 hours since
+    // 1 March began, yet the 30th day of the cycle.
+    const now = at('2027-03-29T22:30:00.000Z');
+    expect(localDaysBetween('Europe/Berlin', at('2027-02-28T23:00:00.000Z'), now)).toBe(29);
+    const operator = { ...t, principal: { kind: 'operator' as const, id: 'op_test' }, requestId: 'days' };
+    const balance = await getBalance(operator, berlin.id, now);
+    expect(balance.cycle).toMatchObject({ days_elapsed: 30, days_remaining: 2 });
   });
 
   it('issues exactly one grant when 20 transactions ensure it at once', async () => {

@@ -80,6 +80,15 @@ export function localDate(zone: string, at: Date): { year: number; month: number
   return { year: local.getUTCFullYear(), month: local.getUTCMonth() + 1, day: local.getUTCDate() };
 }
 
+/** Calendar days from `from`'s local date to `to`'s in a zone: a day of 23 or 25 hours counts once. */
+export function localDaysBetween(zone: string, from: Date, to: Date): number {
+  const day = (at: Date) => {
+    const { year, month, day } = localDate(zone, at);
+    return Date.UTC(year, month - 1, day) / 86_400_000;
+  };
+  return day(to) - day(from);
+}
+
 const daysInMonth = (year: number, month: number) => new Date(Date.UTC(year, month, 0)).getUTCDate();
 
 function addMonths(year: number, month: number, delta: number): { year: number; month: number } {

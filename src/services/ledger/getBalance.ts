@@ -4,15 +4,13 @@
  */
 import { DRAW_ORDER } from '../../domain/drawdown.ts';
 import { CREDIT_SCALE, formatCredits, Ratio } from '../../domain/money.ts';
-import { anchorDayOf, billingCycle } from '../../domain/periods.ts';
+import { anchorDayOf, billingCycle, localDaysBetween } from '../../domain/periods.ts';
 import { creditsToMoney } from '../../domain/pricing.ts';
 import { type Ctx, scopeOrg } from '../context.ts';
 import { loadOrg } from '../orgs/shape.ts';
 import { available, lockBalance, readBalance } from './balances.ts';
 import { ensurePlanGrant } from './ensurePlanGrant.ts';
 import { expireDueGrants } from './expireGrants.ts';
-
-const DAY_MS = 86_400_000;
 
 export async function getBalance(ctx: Ctx, orgId: string, now = new Date()) {
   scopeOrg(ctx, orgId, 'usage:read');
@@ -51,8 +49,9 @@ export async function getBalance(ctx: Ctx, orgId: string, now = new Date()) {
   const cycleSpend = byom
     ? Ratio.parse(spent?.spent ?? '0').roundHalfEven(CREDIT_SCALE)
     : BigInt(spent?.spent ?? '0');
-  const daysElapsed = Math.max(1, Math.ceil((now.getTime() - cycle.start.getTime()) / DAY_MS));
-  const daysRemaining = Math.max(0, Math.ceil((cycle.end.getTime() - now.getTime()) / DAY_MS));
+  // Local calendar days, today included in both: the cycle's days are the org's days.
+  const daysElapsed = Math.max(1, localDaysBetween(org.timezone, cycle.start, now) + 1);
+  const daysRemaining = Math.max(0, localDaysBetween(org.timezone, now, cycle.end));
   const perDay = Ratio.of(cycleSpend, BigInt(daysElapsed));
   const free = available(balance);
   // Only credits run out: a BYOM org's cap is its monthly limit (GET .../limits).
