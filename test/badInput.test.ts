@@ -308,10 +308,11 @@ describe('POST /v1/events: fields and sizes', () => {
     // Each within its 200 characters, but 200 CJK characters are 600 bytes: five take 3 000. They
     // vary, as real text does: a repeated one would compress to fit the index.
     let seed = 1;
-    const wide = (n: number) =>
-      Array.from({ length: n }, () =>
-        String.fromCharCode(0x4e00 + ((seed = (seed * 7919 + 13) % 20_011) % 20_000)),
-      ).join('');
+    const nextChar = () => {
+      seed = (seed * 7919 + 13) % 20_011;
+      return String.fromCharCode(0x4e00 + (seed % 20_000));
+    };
+    const wide = (n: number) => Array.from({ length: n }, nextChar).join('');
     const dims = {
       feature: wide(200),
       surface: wide(200),

@@ -1,6 +1,6 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { USAGE_KEYS } from '../../domain/pricing.ts';
-import { MAX_USAGE_COUNT, ROLLUP_KEY_FIELDS, rollupKeyProblem } from '../../domain/usageEvent.ts';
+import { MAX_USAGE_COUNT, type ROLLUP_KEY_FIELDS, rollupKeyProblem } from '../../domain/usageEvent.ts';
 import { ingestEvents } from '../../services/events/ingestEvents.ts';
 import type { AppEnv } from '../env.ts';
 import { body, errorResponses, json, Text, Timestamp } from '../schemas.ts';
