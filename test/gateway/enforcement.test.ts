@@ -1,7 +1,8 @@
 /**
  * What the gateway refuses and cuts: a limit reached mid-stream ends the answer cleanly and bills
  * nothing past the limit; a client that goes away pays for what was streamed; a denied hold is a
- * 402 in the provider's format; upstream errors pass through; bad keys and bodies are refused.
+ * 402 in the provider's format; upstream errors pass through; bad keys and bodies are refused; a
+ * capture the database refuses for a moment is tried again.
  */
 import { APIError as AnthropicError } from '@anthropic-ai/sdk';
 import { APIError as OpenAIError } from 'openai';
@@ -113,9 +114,10 @@ describe('a limit reached mid-stream', () => {
       'SELECT result FROM authorizations WHERE org_id = $1',
       [org.id],
     );
-    // Before, the prompt was left unbilled (3.65 credits). What is left is output the stream counts
-    // low while it runs (here 0.26 credits: 190 of 1 312 tokens), billed exactly at capture.
-    expect(Number(call!.result.unbilled_credits)).toBeLessThan(0.5);
+    // Before, the prompt (3.45 credits) was left unbilled: 3.65 credits in all. What is left now is
+    // output the stream counts low while it runs, and what streamed while Tally's answers were on
+    // their way (0.26 credits here on PGlite, up to 0.72 on the server).
+    expect(Number(call!.result.unbilled_credits)).toBeLessThan(1.5);
     expect(await monthCost(org.id)).toBeLessThanOrEqual(0.05);
     expect(await monthCost(org.id)).toBeGreaterThan(0.049);
   });
@@ -253,6 +255,70 @@ describe('a hold that covers less than the request may produce', () => {
     await expectFullyBilled(other.org.id, 'anthropic', 'claude-sonnet-4-5');
   });
 
+  it('caps each of n answers at an equal share of the output the hold pays for', async () => {
+    const { org, key } = await limitedOrg('0.01');
+    g.fake.behave(promptCounts);
+    const before = g.fake.requests.length;
+    const answer = await openaiClient(g, key, member).chat.completions.create({
+      model: 'gpt-4o',
+      messages: prompt,
+      n: 8,
+      max_completion_tokens: 4000,
+    });
+    // One answer alone would be capped at some 700 tokens: eight share that.
+    const cap = g.fake.requests[before]!.body.max_completion_tokens as number;
+    expect(cap).toBeGreaterThan(50);
+    expect(cap).toBeLessThan(100);
+    expect(answer.choices).toHaveLength(8);
+    expect(answer.usage?.completion_tokens).toBe(8 * cap);
+    await expectFullyBilled(org.id, 'openai', 'gpt-4o');
+    expect(await monthCost(org.id)).toBeLessThanOrEqual(0.01);
+  });
+
+  it('refuses n answers when the room left does not pay for one token of each', async () => {
+    const { org, key } = await limitedOrg('0.001');
+    g.fake.behave(promptCounts);
+    const requests = g.fake.requests.length;
+    const refused = await openaiClient(g, key, member)
+      .chat.completions.create({ model: 'gpt-4o', messages: prompt, n: 128 })
+      .catch((e: unknown) => e as OpenAIError);
+    expect(refused).toMatchObject({ status: 402, code: 'insufficient_room' });
+    expect(g.fake.requests.length).toBe(requests);
+    expect((await balance(g, org.id)).held_credits).toBe('0');
+  });
+
+  it('lowers an Anthropic thinking budget below the lowered max_tokens, and refuses when none fits', async () => {
+    const thinking = {
+      model: 'claude-haiku-4-5',
+      max_tokens: 16_000,
+      thinking: { type: 'enabled' as const, budget_tokens: 10_000 },
+      messages: prompt,
+    };
+    const { org, key } = await limitedOrg('0.01');
+    g.fake.behave(promptCounts);
+    const before = g.fake.requests.length;
+    const message = await anthropicClient(g, key, member).messages.create(thinking);
+    const sent = g.fake.requests[before]!.body as typeof thinking;
+    expect(sent.max_tokens).toBeLessThan(16_000);
+    expect(sent.thinking.budget_tokens).toBeGreaterThanOrEqual(1024);
+    expect(sent.thinking.budget_tokens).toBeLessThan(sent.max_tokens);
+    expect(message.stop_reason).toBe('max_tokens');
+    await expectFullyBilled(org.id, 'anthropic', 'claude-haiku-4-5');
+
+    // About 500 tokens: max_tokens cannot keep the smallest budget (1 024) below it.
+    const poorer = await limitedOrg('0.0035');
+    const requests = g.fake.requests.length;
+    const refused = await anthropicClient(g, poorer.key, member)
+      .messages.create(thinking)
+      .catch((e: unknown) => e as AnthropicError);
+    expect(refused).toMatchObject({
+      status: 402,
+      error: { error: { type: 'billing_error', message: expect.stringContaining('insufficient_room') } },
+    });
+    expect(g.fake.requests.length).toBe(requests);
+    expect((await balance(g, poorer.org.id)).held_credits).toBe('0');
+  });
+
   it('leaves a request the hold covers as the client sent it', async () => {
     const { key } = await limitedOrg('5');
     const before = g.fake.requests.length;
@@ -273,6 +339,69 @@ describe('a hold that covers less than the request may produce', () => {
     expect(g.fake.requests.length).toBe(requests);
     const after = await balance(g, org.id);
     expect(after.held_credits).toBe('0');
+  });
+});
+
+describe('holds', () => {
+  it('cover the output of every answer a chat completion asks for (n), streamed too', async () => {
+    const { org, key } = await gatewayOrg(g);
+    g.fake.behave({ chunks: 200, chunkDelayMs: 5 });
+    const stream = await openaiClient(g, key, member).chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: prompt,
+      n: 3,
+      max_completion_tokens: 500,
+      stream: true,
+    });
+    const chunks = stream[Symbol.asyncIterator]();
+    await chunks.next();
+    const held = (await balance(g, org.id)).held_credits;
+    const threeAnswers = await pricedThroughEvents(g, {
+      provider: 'openai',
+      model: 'gpt-4o-mini',
+      usage: { input_tokens: estimateTokens(`user ${prompt[0]!.content}`), output_tokens: 3 * 500 },
+    });
+    expect(held).toBe(threeAnswers.credits);
+    let text = '';
+    for (let next = await chunks.next(); !next.done; next = await chunks.next()) {
+      text += next.value.choices[0]?.index === 2 ? (next.value.choices[0].delta.content ?? '') : '';
+    }
+    expect(text).toBe(Array.from({ length: 200 }, (_, i) => tokenText(i)).join(''));
+    expect((await lastEvent(g, org.id)).tokens.output).toBe(3 * 200);
+  });
+});
+
+/** The database refuses the next `times` captures of the org's calls, as in a blip. */
+async function refuseCaptures(orgId: string, times: number) {
+  await g.tally.db.exec(`
+    CREATE SEQUENCE IF NOT EXISTS refused_captures;
+    ALTER SEQUENCE refused_captures RESTART;
+    CREATE OR REPLACE FUNCTION refuse_capture() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF nextval('refused_captures') <= ${times} THEN
+        RAISE EXCEPTION 'the database refused the capture for a moment';
+      END IF;
+      RETURN NEW;
+    END $$;
+    DROP TRIGGER IF EXISTS refuse_capture ON authorizations;
+    CREATE TRIGGER refuse_capture BEFORE UPDATE ON authorizations FOR EACH ROW
+      WHEN (NEW.status = 'captured' AND NEW.org_id = '${orgId}') EXECUTE FUNCTION refuse_capture();`);
+}
+
+describe('a capture the database refuses for a moment', () => {
+  it('is tried again, so the call is billed, streamed or not', async () => {
+    const { org, key } = await gatewayOrg(g);
+    await refuseCaptures(org.id, 2);
+    await openaiClient(g, key, member).chat.completions.create({ model: 'gpt-4o-mini', messages: prompt });
+    expect((await balance(g, org.id)).held_credits).toBe('0');
+    expect((await lastEvent(g, org.id)).tokens).toMatchObject({ input: 1200, output: 12 });
+
+    await refuseCaptures(org.id, 3);
+    const message = await anthropicClient(g, key, member)
+      .messages.stream({ model: 'claude-haiku-4-5', max_tokens: 100, messages: prompt })
+      .finalMessage();
+    expect(message.usage.output_tokens).toBe(12);
+    expect(await lastEvent(g, org.id)).toMatchObject({ provider: 'anthropic', tokens: { output: 12 } });
   });
 });
 
@@ -415,6 +544,7 @@ describe('refusals in the provider format', () => {
         },
         body,
       });
+    const deep = `${'['.repeat(5000)}"x"${']'.repeat(5000)}`;
     const cases: [string, string, number][] = [
       ['/gateway/openai/v1/chat/completions', '{"model": "gpt-4o-mini", "messages": [', 400],
       ['/gateway/openai/v1/chat/completions', '[]', 400],
@@ -431,6 +561,19 @@ describe('refusals in the provider format', () => {
         400,
       ],
       ['/gateway/anthropic/v1/messages', '\u0000\u0001', 400],
+      ['/gateway/openai/v1/chat/completions', '{"model": "gpt-4o-mini", "messages": [], "n": 0}', 400],
+      ['/gateway/openai/v1/chat/completions', '{"model": "gpt-4o-mini", "messages": [], "n": 129}', 400],
+      ['/gateway/openai/v1/chat/completions', '{"model": "gpt-4o-mini", "messages": [], "n": 1.5}', 400],
+      [
+        '/gateway/openai/v1/chat/completions',
+        `{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": ${deep}}]}`,
+        400,
+      ],
+      [
+        '/gateway/anthropic/v1/messages',
+        `{"model": "claude-haiku-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": ${deep}}]}`,
+        400,
+      ],
       ['/gateway/openai/v1/embeddings', '{"model": "text-embedding-3-small"}', 400],
       ['/gateway/openai/v1/embeddings', '{"model": "text-embedding-3-small", "input": [1.5]}', 400],
       ['/gateway/openai/v1/moderations', '{}', 404],
@@ -444,6 +587,14 @@ describe('refusals in the provider format', () => {
         expect(answer).toMatchObject({ type: 'error', error: { type: expect.any(String) } });
       else expect(answer).toMatchObject({ error: { message: expect.any(String), type: expect.any(String) } });
     }
+    const badChoices = await openaiClient(g, key, member)
+      .chat.completions.create({ model: 'gpt-4o-mini', messages: prompt, n: 129 })
+      .catch((e: unknown) => e as OpenAIError);
+    expect(badChoices).toMatchObject({
+      status: 400,
+      type: 'invalid_request_error',
+      message: expect.stringContaining('n must be an integer from 1 to 128'),
+    });
     const noMember = await send(
       '/gateway/openai/v1/chat/completions',
       '{"model":"gpt-4o-mini","messages":[]}',

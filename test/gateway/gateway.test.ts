@@ -3,8 +3,10 @@
  * unchanged, and each call is recorded with the provider's exact tokens and the same price as the
  * same usage sent to POST /v1/events.
  */
+import type { APIError as AnthropicError } from '@anthropic-ai/sdk';
+import type { APIError as OpenAIError } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tokenText } from '../support/fakeProviders.ts';
+import { ACCOUNT_HEADERS, CALL_HEADERS, tokenText } from '../support/fakeProviders.ts';
 import {
   anthropicClient,
   balance,
@@ -251,6 +253,50 @@ describe('Anthropic 1-hour cache writes', () => {
       expect(hold!.usage).toMatchObject({ cache_write_tokens: 100, cache_write_1h_tokens: 60 });
     } finally {
       g.fake.behave({ chunks: 12, chunkDelayMs: 0 });
+    }
+  });
+});
+
+describe("the provider's answer headers", () => {
+  /** None of the headers about the operator's provider account, all of those about the call. */
+  function expectCallHeadersOnly(headers: Headers, provider: 'openai' | 'anthropic') {
+    for (const name of Object.keys(ACCOUNT_HEADERS[provider])) expect(headers.get(name)).toBeNull();
+    for (const [name, value] of Object.entries(CALL_HEADERS[provider])) expect(headers.get(name)).toBe(value);
+  }
+
+  it("pass on what tells about the call, never what tells about the operator's account", async () => {
+    const messages = [{ role: 'user' as const, content: 'Hi' }];
+    const openai = openaiClient(g, key, member);
+    const plain = await openai.chat.completions.create({ model: 'gpt-4o-mini', messages }).withResponse();
+    expectCallHeadersOnly(plain.response.headers, 'openai');
+    const streamed = await openai.chat.completions
+      .create({ model: 'gpt-4o-mini', messages, stream: true })
+      .withResponse();
+    for await (const _ of streamed.data);
+    expectCallHeadersOnly(streamed.response.headers, 'openai');
+    const anthropic = anthropicClient(g, key, member);
+    const message = await anthropic.messages
+      .create({ model: 'claude-haiku-4-5', max_tokens: 100, messages })
+      .withResponse();
+    expectCallHeadersOnly(message.response.headers, 'anthropic');
+
+    const rateLimited = { type: 'error', error: { type: 'rate_limit_error', message: 'Slow down' } };
+    g.fake.behave({ failWith: { status: 429, body: rateLimited } });
+    try {
+      const refused = await anthropic.messages
+        .create({ model: 'claude-haiku-4-5', max_tokens: 100, messages })
+        .catch((e: unknown) => e as AnthropicError);
+      expect(refused).toMatchObject({ status: 429, error: rateLimited });
+      const headers = (refused as AnthropicError).headers!;
+      expectCallHeadersOnly(headers, 'anthropic');
+      expect([headers.get('retry-after'), headers.get('x-should-retry')]).toEqual(['1', 'true']);
+      const openaiRefused = await openai.chat.completions
+        .create({ model: 'gpt-4o-mini', messages })
+        .catch((e: unknown) => e as OpenAIError);
+      expect(openaiRefused).toMatchObject({ status: 429 });
+      expectCallHeadersOnly((openaiRefused as OpenAIError).headers!, 'openai');
+    } finally {
+      g.fake.behave({ failWith: null });
     }
   });
 });

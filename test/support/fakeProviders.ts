@@ -2,7 +2,9 @@
  * A local model provider speaking OpenAI's (Chat Completions, Responses) and Anthropic's
  * (Messages) wire formats over real HTTP, streamed (SSE, with the usage chunks and cache tokens
  * each provider sends) or not. Every answer streams `chunks` text events of one token each, with
- * `chunkDelayMs` between them, and reports exactly those counts as usage.
+ * `chunkDelayMs` between them (for each of a chat completion's `n` choices), and reports exactly
+ * those counts as usage. Answers carry the headers a provider sends about the account of the key
+ * (`ACCOUNT_HEADERS`) and about the call (`CALL_HEADERS`).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -55,6 +57,33 @@ const DEFAULTS: FakeBehaviour = {
   usageOnEveryChunk: false,
 };
 
+/** Headers about the provider account that made the call: its identity, cookies and rate limits. */
+export const ACCOUNT_HEADERS = {
+  openai: {
+    'openai-organization': 'org-operator',
+    'openai-project': 'proj_operator',
+    'x-ratelimit-limit-requests': '10000',
+    'x-ratelimit-remaining-tokens': '1999000',
+    'set-cookie': '__cf_bm=operator-session; path=/; HttpOnly',
+  },
+  anthropic: {
+    'anthropic-organization-id': '3f1c0f6e-operator',
+    'anthropic-ratelimit-requests-remaining': '3999',
+    'anthropic-ratelimit-output-tokens-remaining': '79000',
+    'set-cookie': '__cf_bm=operator-session; path=/; HttpOnly',
+  },
+};
+
+/** Headers about the call itself; a 429 also tells when to retry. */
+export const CALL_HEADERS = {
+  openai: { 'x-request-id': 'req_fake' },
+  anthropic: { 'request-id': 'req_fake' },
+};
+const RETRY_HEADERS = { 'retry-after': '1', 'x-should-retry': 'true' };
+
+/** Anthropic's smallest extended-thinking budget. */
+const MIN_THINKING_BUDGET = 1024;
+
 /** The text of output token `i` (what its text event carries). */
 export const tokenText = (i: number) => ` w${i}`;
 
@@ -94,10 +123,11 @@ export async function startFakeProviders(initial: Partial<FakeBehaviour> = {}): 
 
   function chatCompletions(res: ServerResponse, body: Record<string, unknown>, output: number) {
     const b = behaviour;
+    const indexes = Array.from({ length: typeof body.n === 'number' ? body.n : 1 }, (_, index) => index);
     const usage = {
       prompt_tokens: b.inputTokens,
-      completion_tokens: output,
-      total_tokens: b.inputTokens + output,
+      completion_tokens: output * indexes.length,
+      total_tokens: b.inputTokens + output * indexes.length,
       prompt_tokens_details: { cached_tokens: b.cacheReadTokens, audio_tokens: 0 },
       completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0 },
     };
@@ -109,7 +139,7 @@ export async function startFakeProviders(initial: Partial<FakeBehaviour> = {}): 
       return json(res, 200, {
         ...base,
         object: 'chat.completion',
-        choices: [{ index: 0, message, logprobs: null, finish_reason: finish }],
+        choices: indexes.map((index) => ({ index, message, logprobs: null, finish_reason: finish })),
         usage,
       });
     }
@@ -123,25 +153,24 @@ export async function startFakeProviders(initial: Partial<FakeBehaviour> = {}): 
         ...(withUsage ? { usage: null } : {}),
         ...extra,
       });
-    const choice = (delta: object, finish_reason: string | null = null) => ({
-      index: 0,
-      delta,
-      logprobs: null,
-      finish_reason,
-    });
+    // One chunk per choice, as OpenAI streams them.
+    const eachChoice = (delta: object, finish_reason: string | null = null, extra: object = {}) =>
+      indexes.map((index) => chunk([{ index, delta, logprobs: null, finish_reason }], extra)).join('');
     return stream(
       res,
       (async function* () {
-        yield chunk([choice({ role: 'assistant', content: '', refusal: null })]);
-        yield* tokens(output, (i) =>
-          chunk(
-            [choice({ content: tokenText(i) })],
+        yield eachChoice({ role: 'assistant', content: '', refusal: null });
+        yield* tokens(output, (i) => {
+          const made = (i + 1) * indexes.length;
+          return eachChoice(
+            { content: tokenText(i) },
+            null,
             b.usageOnEveryChunk
-              ? { usage: { ...usage, completion_tokens: i + 1, total_tokens: b.inputTokens + i + 1 } }
+              ? { usage: { ...usage, completion_tokens: made, total_tokens: b.inputTokens + made } }
               : {},
-          ),
-        );
-        yield chunk([choice({}, finish)]);
+          );
+        });
+        yield eachChoice({}, finish);
         if (withUsage) yield chunk([], { usage });
         yield 'data: [DONE]\n\n';
       })(),
@@ -192,8 +221,24 @@ export async function startFakeProviders(initial: Partial<FakeBehaviour> = {}): 
     );
   }
 
+  /** What Anthropic says of a thinking budget it refuses, or null. */
+  function thinkingFault(body: Record<string, unknown>): string | null {
+    const thinking = body.thinking as { type?: string; budget_tokens?: number } | undefined;
+    if (thinking?.type !== 'enabled') return null;
+    const budget = thinking.budget_tokens ?? 0;
+    if (budget < MIN_THINKING_BUDGET) {
+      return `thinking.enabled.budget_tokens: Input should be greater than or equal to ${MIN_THINKING_BUDGET}`;
+    }
+    if (budget >= (body.max_tokens as number))
+      return '`max_tokens` must be greater than `thinking.budget_tokens`.';
+    return null;
+  }
+
   function messages(res: ServerResponse, body: Record<string, unknown>, output: number) {
     const b = behaviour;
+    const fault = thinkingFault(body);
+    if (fault)
+      return json(res, 400, { type: 'error', error: { type: 'invalid_request_error', message: fault } });
     const usage = {
       input_tokens: b.inputTokens - b.cacheReadTokens - b.cacheWriteTokens,
       cache_creation_input_tokens: b.cacheWriteTokens,
@@ -252,6 +297,14 @@ export async function startFakeProviders(initial: Partial<FakeBehaviour> = {}): 
     const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, unknown>;
     const path = req.url ?? '';
     requests.push({ path, headers: req.headers, body });
+    // Anthropic clients authenticate with x-api-key.
+    const provider = req.headers['x-api-key'] ? 'anthropic' : 'openai';
+    const headers = {
+      ...ACCOUNT_HEADERS[provider],
+      ...CALL_HEADERS[provider],
+      ...(behaviour.failWith?.status === 429 ? RETRY_HEADERS : {}),
+    };
+    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
     if (behaviour.failWith) return json(res, behaviour.failWith.status, behaviour.failWith.body);
     const limit = (body.max_completion_tokens ?? body.max_tokens ?? body.max_output_tokens) as
       | number

@@ -5,9 +5,9 @@
  * row's line number.
  */
 import { createHash } from 'node:crypto';
+import { findJsonFault } from '../../domain/jsonText.ts';
 import { USAGE_KEYS } from '../../domain/pricing.ts';
 import type { UsageEventInput } from '../../domain/usageEvent.ts';
-import { findJsonFault } from '../../http/middleware/jsonGuard.ts';
 import { paramOf } from '../../http/problem.ts';
 import { EventSchema } from '../../http/routes/events.ts';
 import { CSV_COLUMNS } from './columns.ts';

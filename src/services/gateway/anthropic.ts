@@ -25,6 +25,26 @@ const ERROR_TYPES: Record<ErrorKind, string> = {
 
 const PROTOCOL_HEADERS = ['accept', 'anthropic-version', 'anthropic-beta'] as const;
 
+/** The smallest extended-thinking budget Anthropic accepts. */
+const MIN_THINKING_BUDGET = 1024;
+
+/**
+ * The request with max_tokens lowered to `tokens`. Anthropic refuses a thinking budget that is not
+ * below max_tokens, so a budget that no longer is goes just below it; null when not even the
+ * smallest budget fits below `tokens`.
+ */
+function withMaxTokens(body: Record<string, unknown>, rawBody: string, tokens: number): string | null {
+  const thinking = body.thinking as { type?: unknown; budget_tokens?: unknown } | null | undefined;
+  const budget = thinking?.type === 'enabled' ? thinking.budget_tokens : undefined;
+  if (typeof budget !== 'number' || budget < tokens) return limitOutput(rawBody, 'max_tokens', tokens);
+  if (tokens - 1 < MIN_THINKING_BUDGET) return null;
+  return JSON.stringify({
+    ...body,
+    max_tokens: tokens,
+    thinking: { ...thinking, budget_tokens: tokens - 1 },
+  });
+}
+
 /** A cut stream closes its open content blocks and stops with `max_tokens`, as Anthropic would. */
 function messagesStream(): StreamState {
   const open = new Set<number>();
@@ -74,7 +94,7 @@ export const anthropicWire: ProviderWire = {
       maxOutputTokens: max,
       inputText: textIn([body.system, body.messages, body.tools]),
       upstreamBody: rawBody,
-      withOutputLimit: (tokens) => limitOutput(rawBody, 'max_tokens', tokens),
+      withOutputLimit: (tokens) => withMaxTokens(body, rawBody, tokens),
       streamState: messagesStream,
     };
   },

@@ -4,16 +4,17 @@
  * in the provider's own error format, so the client's SDK raises its usual error.
  */
 import { estimateTokens, extractUsage } from '../../../sdk/src/usage.ts';
+import { MAX_JSON_DEPTH, nestsDeeperThan } from '../../domain/jsonText.ts';
 import { CREDIT_SCALE, parseUnits } from '../../domain/money.ts';
 import type { Usage } from '../../domain/pricing.ts';
 import { authorize, callPricer } from '../authorizations/authorize.ts';
-import { captureAuthorization, voidAuthorization } from '../authorizations/finishAuthorization.ts';
+import { voidAuthorization } from '../authorizations/finishAuthorization.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
-import { meteredStream } from './meteredStream.ts';
+import { captureCall, meteredStream } from './meteredStream.ts';
 import type { GatewayCaller } from './resolveCaller.ts';
 import { postUpstream, type UpstreamAnswer, upstreamFor, upstreamUrl } from './upstream.ts';
-import { ERROR_STATUS, type ErrorKind, type ProviderWire, textIn } from './wire.ts';
+import { ERROR_STATUS, type ErrorKind, type PreparedRequest, type ProviderWire, textIn } from './wire.ts';
 
 /** Output tokens held for a request that sets no limit (the catalog knows no output limits). */
 export const DEFAULT_MAX_OUTPUT_TOKENS = 4096;
@@ -65,18 +66,18 @@ export function serviceErrorAnswer(wire: ProviderWire, error: unknown): Response
   return kind && error instanceof ServiceError ? providerError(wire, kind, error.message, error.code) : null;
 }
 
-const DROPPED_HEADERS = [
-  'content-length',
-  'content-encoding',
-  'transfer-encoding',
-  'connection',
-  'keep-alive',
-];
+/**
+ * Answer headers not passed on: those that described the body as it came over the wire, and those
+ * about the provider account rather than the call (whose account it is, its cookies, its rate
+ * limits), which is the operator's, shared by every org.
+ */
+const DROPPED_HEADER =
+  /^(content-length|content-encoding|transfer-encoding|connection|keep-alive|set-cookie|openai-organization|openai-project|anthropic-organization-id)$|^(x-ratelimit-|anthropic-ratelimit-)/;
 
-/** The provider's answer headers, less those that described the body as it came over the wire. */
+/** The provider's answer headers that tell the client about its call (request id, retry advice). */
 export function passedHeaders(upstream: Headers): Headers {
   const headers = new Headers(upstream);
-  for (const name of DROPPED_HEADERS) headers.delete(name);
+  for (const name of [...headers.keys()]) if (DROPPED_HEADER.test(name)) headers.delete(name);
   return headers;
 }
 
@@ -93,6 +94,14 @@ function parseObject(text: string): Record<string, unknown> | null {
 
 export async function meterCall(ctx: Ctx, call: GatewayCall, log: GatewayLog): Promise<Response> {
   const { wire, caller } = call;
+  // Nesting that deep is no real request, and reading its text would exhaust the stack.
+  if (nestsDeeperThan(call.rawBody, MAX_JSON_DEPTH)) {
+    return providerError(
+      wire,
+      'invalid_request',
+      `The request body nests more than ${MAX_JSON_DEPTH} levels deep`,
+    );
+  }
   const body = parseObject(call.rawBody);
   if (!body) return providerError(wire, 'invalid_request', 'The request body must be a JSON object');
   const request = wire.prepare(call.path, body, call.rawBody);
@@ -111,7 +120,7 @@ export async function meterCall(ctx: Ctx, call: GatewayCall, log: GatewayLog): P
       model: request.model,
       estimate: {
         input_tokens: inputEstimate,
-        max_output_tokens: request.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS,
+        max_output_tokens: callOutput(request),
       },
       ttl_seconds: HOLD_TTL_SECONDS,
     });
@@ -142,27 +151,18 @@ export async function meterCall(ctx: Ctx, call: GatewayCall, log: GatewayLog): P
     await voidAuthorization(ctx, authorizationId);
     throw error;
   }
-  let upstreamBody = request.upstreamBody;
-  if (hold.reason === 'partial') {
-    // The room left covers less than the request may produce. A whole answer is capped: the
-    // provider is told to stop where the hold does, so no output is served that Tally cannot bill
-    // (a stream is cut by its meter at the same point). Room that does not even cover the prompt
-    // refuses the call.
-    const wanted = request.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS;
-    const held = parseUnits(hold.held_credits, CREDIT_SCALE);
-    const affordable = affordableOutput(price, inputEstimate, held, wanted);
-    if (affordable === null || (wanted > 0 && affordable < 1)) {
-      await voidAuthorization(ctx, authorizationId);
-      return providerError(
-        wire,
-        'billing',
-        `Tally refused the call (insufficient_room): the ${hold.held_credits} credits left under the org's credits, limits and budgets do not cover the prompt`,
-        'insufficient_room',
-      );
-    }
-    if (affordable < wanted && !request.stream && request.withOutputLimit) {
-      upstreamBody = request.withOutputLimit(affordable);
-    }
+  const upstreamBody =
+    hold.reason === 'partial'
+      ? bodyWithinHold(request, price, inputEstimate, parseUnits(hold.held_credits, CREDIT_SCALE))
+      : request.upstreamBody;
+  if (upstreamBody === null) {
+    await voidAuthorization(ctx, authorizationId);
+    return providerError(
+      wire,
+      'billing',
+      `Tally refused the call (insufficient_room): the ${hold.held_credits} credits left under the org's credits, limits and budgets do not cover the prompt and the least output the request can be sent with`,
+      'insufficient_room',
+    );
   }
   const abort = new AbortController();
   let answer: UpstreamAnswer;
@@ -202,6 +202,33 @@ export async function meterCall(ctx: Ctx, call: GatewayCall, log: GatewayLog): P
     return new Response(stream, { status: answer.status, headers: passedHeaders(answer.headers) });
   }
   return plainAnswer(ctx, wire, authorizationId, answer, inputEstimate, log);
+}
+
+/** Output tokens each answer may produce: the client's limit, else the default. */
+const answerOutput = (request: PreparedRequest) => request.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS;
+
+/** Output tokens the call may produce: every answer it asks for, each up to its limit. */
+const callOutput = (request: PreparedRequest) => answerOutput(request) * (request.choices ?? 1);
+
+/**
+ * The body to send when the room left covers less than the request may produce; null when it does
+ * not cover the prompt and the least output the request can be sent with. A whole answer is
+ * capped: the provider is told to stop where the hold does, each of its answers (`n`) at an equal
+ * share, so no output is served that Tally cannot bill (a stream is cut by its meter there).
+ */
+function bodyWithinHold(
+  request: PreparedRequest,
+  price: (usage: Usage) => bigint,
+  inputEstimate: number,
+  held: bigint,
+): string | null {
+  const wanted = answerOutput(request);
+  const affordable = affordableOutput(price, inputEstimate, held, callOutput(request));
+  if (affordable === null) return null;
+  const each = Math.floor(affordable / (request.choices ?? 1));
+  if (wanted > 0 && each < 1) return null;
+  if (each >= wanted || request.stream || !request.withOutputLimit) return request.upstreamBody;
+  return request.withOutputLimit(each);
 }
 
 /**
@@ -250,10 +277,6 @@ async function plainAnswer(
     input_tokens: inputEstimate,
     output_tokens: estimateTokens(textIn(parsed ?? text)),
   };
-  try {
-    await captureAuthorization(ctx, authorizationId, { usage });
-  } catch (error) {
-    log.error('gateway capture failed', error);
-  }
+  await captureCall(ctx, authorizationId, usage, log.error);
   return new Response(text, { status: answer.status, headers: passedHeaders(answer.headers) });
 }

@@ -23,6 +23,7 @@
  * When no exact usage arrived, the capture bills the same low estimate of the output, and the input
  * as reported (Anthropic) or estimated from the request (OpenAI).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { StreamUsage } from '../../../sdk/src/usage.ts';
 import { CREDIT_SCALE, parseUnits } from '../../domain/money.ts';
 import type { Usage } from '../../domain/pricing.ts';
@@ -30,6 +31,7 @@ import { addUsage } from '../../domain/usageCounts.ts';
 import { captureAuthorization } from '../authorizations/finishAuthorization.ts';
 import { incrementAuthorization } from '../authorizations/incrementAuthorization.ts';
 import type { Ctx } from '../context.ts';
+import { ServiceError } from '../errors.ts';
 import { type ProviderWire, parseSseEvent, type StreamState } from './wire.ts';
 
 export interface MeteredStreamOptions {
@@ -56,6 +58,33 @@ type Phase = 'streaming' | 'ending';
 
 const EVENT_END = /\r?\n\r?\n/;
 const isZero = (decimal: string) => /^0(\.0*)?$/.test(decimal);
+
+const CAPTURE_ATTEMPTS = 5;
+const FIRST_CAPTURE_RETRY_MS = 200;
+
+/**
+ * Captures a call's usage (streamed or not), tried again after 0.2 s, then twice as long each time,
+ * while it fails for a reason that may pass (a database blip): a hold left to expire bills only
+ * what increments billed. Trying again after a failure of unknown outcome is safe, as a repeated
+ * capture replays the first one; a refusal (4xx) is final. A capture that never succeeds is logged.
+ */
+export async function captureCall(
+  ctx: Ctx,
+  authorizationId: string,
+  usage: Usage,
+  logError: (what: string, error: unknown) => void,
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await captureAuthorization(ctx, authorizationId, { usage });
+      return;
+    } catch (error) {
+      const refused = error instanceof ServiceError && error.status < 500;
+      if (refused || attempt === CAPTURE_ATTEMPTS) return logError('gateway capture failed', error);
+      await sleep(FIRST_CAPTURE_RETRY_MS * 2 ** (attempt - 1));
+    }
+  }
+}
 
 export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uint8Array> {
   const { ctx, wire, authorizationId, state } = options;
@@ -89,11 +118,7 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
   function settle(): Promise<void> {
     settled ??= (async () => {
       while (increment) await increment;
-      try {
-        await captureAuthorization(ctx, authorizationId, { usage: usedSoFar() });
-      } catch (error) {
-        options.logError('gateway capture failed', error);
-      }
+      await captureCall(ctx, authorizationId, usedSoFar(), options.logError);
     })();
     return settled;
   }

@@ -30,6 +30,17 @@ const PROTOCOL_HEADERS = ['accept', 'openai-beta'] as const;
 
 type Json = Record<string, unknown>;
 
+/** The most answers one chat completion may ask for (OpenAI's limit on `n`). */
+const MAX_CHOICES = 128;
+
+/** How many answers a chat completion asks for (`n`, 1 when absent), or what is wrong with it. */
+function choiceCount(body: Json): number | string {
+  const n = body.n ?? 1;
+  return typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= MAX_CHOICES
+    ? n
+    : `n must be an integer from 1 to ${MAX_CHOICES}`;
+}
+
 /** Chat chunks: the gateway drops the usage chunk it asked for itself, and ends a cut stream with `length`. */
 function chatStream(clientWantsUsage: boolean): StreamState {
   let last: { id?: unknown; created?: unknown; model?: unknown } = {};
@@ -132,6 +143,8 @@ export const openaiWire: ProviderWire = {
     }
     const max = tokenLimit(body, ['max_completion_tokens', 'max_tokens']);
     if (typeof max === 'string') return max;
+    const choices = choiceCount(body);
+    if (typeof choices === 'string') return choices;
     if (!Array.isArray(body.messages)) return 'messages must be an array';
     const options = body.stream_options;
     const clientWantsUsage =
@@ -145,6 +158,7 @@ export const openaiWire: ProviderWire = {
       model: body.model,
       stream,
       maxOutputTokens: max,
+      choices,
       inputText: textIn([body.messages, body.tools, body.functions]),
       upstreamBody,
       // The field the client used; else the current one (max_tokens is refused by reasoning models).

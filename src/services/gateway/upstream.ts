@@ -121,7 +121,6 @@ export function postUpstream(
         method: 'POST',
         headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
         agent: target.protocol === 'https:' ? AGENTS['https:'] : AGENTS['http:'],
-        signal,
       },
       (response) => {
         // Its reader sees a failure as it reads; one that comes before or after reading must not
@@ -136,6 +135,15 @@ export function postUpstream(
       },
     );
     request.on('error', reject);
+    // Aborting destroys the request (and the socket under the answer) without an error: given the
+    // signal itself, Node destroyed it with an AbortError that, once the answer was being read,
+    // reached its socket as an 'error' event no listener takes.
+    const abort = () => request.destroy();
+    if (signal.aborted) abort();
+    else {
+      signal.addEventListener('abort', abort, { once: true });
+      request.on('close', () => signal.removeEventListener('abort', abort));
+    }
     request.end(body);
   });
 }

@@ -32,8 +32,10 @@ export interface SseEvent {
 export interface PreparedRequest {
   model: string;
   stream: boolean;
-  /** The output limit the client set, if any. */
+  /** The output limit the client set, if any: of each answer when it asks for several. */
   maxOutputTokens: number | null;
+  /** How many answers one call generates (OpenAI's `n`), each up to the output limit; 1 if absent. */
+  choices?: number;
   /** The text the request sends to the model (prompt, system, tools), to estimate its input tokens. */
   inputText: string;
   /** Input tokens the request sends as token ids (embeddings), counted exactly rather than estimated. */
@@ -41,10 +43,11 @@ export interface PreparedRequest {
   /** The body to send upstream: the client's own bytes unless the gateway had to add something. */
   upstreamBody: string;
   /**
-   * The upstream body with the output limit lowered to `tokens` (what a partial hold pays for);
-   * absent for a request that produces no output (embeddings).
+   * The upstream body with the output limit (of each answer) lowered to `tokens`, what a partial
+   * hold pays for; null when the request cannot be sent with so low a limit; absent for a request
+   * that produces no output (embeddings).
    */
-  withOutputLimit?(tokens: number): string;
+  withOutputLimit?(tokens: number): string | null;
   /** A fresh follower for the streamed answer to this request. */
   streamState(): StreamState;
 }
