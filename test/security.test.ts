@@ -353,6 +353,39 @@ describe('roles', () => {
     }
   });
 
+  it("refuses a hold's increments, capture and void to a role that may not send usage", async () => {
+    const hold = await t.call('POST', '/v1/authorizations', {
+      key: keys.member,
+      body: {
+        member: 'u1',
+        feature: 'Chat',
+        provider: 'openai',
+        model: 'gpt-4o',
+        estimate: { credits: '5' },
+      },
+    });
+    expect(hold.body).toMatchObject({ approved: true });
+    const path = `/v1/authorizations/${hold.body.id}`;
+    for (const role of ['viewer', 'billing'] as const) {
+      expectProblem(
+        await t.call('POST', `${path}/increments`, {
+          key: keys[role],
+          body: { usage: { output_tokens: 100_000 } },
+        }),
+        403,
+        'forbidden',
+      );
+      expectProblem(
+        await t.call('POST', `${path}/capture`, { key: keys[role], body: { usage: { output_tokens: 1 } } }),
+        403,
+        'forbidden',
+      );
+      expectProblem(await t.call('POST', `${path}/void`, { key: keys[role] }), 403, 'forbidden');
+    }
+    const voided = await t.call('POST', `${path}/void`, { key: keys.member });
+    expect(voided.body).toMatchObject({ status: 'voided', charged_credits: '0' });
+  });
+
   it('spells out the matrix the product relies on', async () => {
     const memberPath = `${a()}/members`;
     // viewer: reads only.

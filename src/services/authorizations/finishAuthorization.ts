@@ -46,7 +46,7 @@ export async function finishAuthorization(
   ending: Ending,
 ): Promise<CaptureResult | EndResult> {
   const [found] = await Promise.all([
-    findAuthorization(ctx.db, ctx.principal, id),
+    findAuthorization(ctx, id),
     ctx.prices.refresh(ctx.db),
   ]);
   const outcome = await withSpendTerms(ctx.db, found.org_id, ({ org, settings, version }) =>

@@ -30,7 +30,7 @@ export async function incrementAuthorization(ctx: Ctx, id: string, report: Strea
   // What needs no lock is read first and side by side; under the lock: one read, the draw-down
   // and one write.
   const [found] = await Promise.all([
-    findAuthorization(ctx.db, ctx.principal, id),
+    findAuthorization(ctx, id),
     ctx.prices.refresh(ctx.db),
   ]);
   return withSpendTerms(ctx.db, found.org_id, ({ org, settings, version }) =>

@@ -1,7 +1,6 @@
 import { formatCredits } from '../../domain/money.ts';
 import type { Usage } from '../../domain/pricing.ts';
-import type { Queryable } from '../../store/db.ts';
-import type { Principal } from '../context.ts';
+import { type Ctx, scopeOrg } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import type { AuthorizationState } from '../ledger/lockForSpend.ts';
 
@@ -37,24 +36,23 @@ const MAX_KEPT = 10_000;
 const kept = new Map<string, AuthorizationRow>();
 
 /**
- * An authorization the caller may see, read without a lock: what never changes (its org, call and
- * scopes) is taken from here, what does (held, charged, status) from lockForSpend under the lock,
- * so a copy kept from an earlier read serves as well. Another org's id is answered as missing.
+ * An authorization the caller may bill, capture or void, read without a lock: what never changes
+ * (its org, call and scopes) is taken from here, what does (held, charged, status) from
+ * lockForSpend under the lock, so a copy kept from an earlier read serves as well. Another org's
+ * id is answered as missing; a role that may not send usage is refused, as it is at the hold.
  */
-export async function findAuthorization(
-  q: Queryable,
-  principal: Principal,
-  id: string,
-): Promise<AuthorizationRow> {
+export async function findAuthorization(ctx: Ctx, id: string): Promise<AuthorizationRow> {
+  const { principal } = ctx;
   const orgId = principal.kind === 'operator' ? null : principal.orgId;
   let row = kept.get(id);
   if (!row) {
-    [row] = await q.query<AuthorizationRow>(`SELECT ${COLUMNS} FROM authorizations WHERE id = $1`, [id]);
+    [row] = await ctx.db.query<AuthorizationRow>(`SELECT ${COLUMNS} FROM authorizations WHERE id = $1`, [id]);
     if (row) keepAuthorization(row);
   }
   if (!row || (orgId !== null && row.org_id !== orgId)) {
     throw new ServiceError(404, 'not_found', 'Authorization not found', 'id');
   }
+  scopeOrg(ctx, row.org_id, 'events:write');
   return row;
 }
 
