@@ -795,6 +795,9 @@ describe('cursors', () => {
     [1.5, 'x'],
     ['12', 'x'],
     ['a'.repeat(2000)],
+    // A NUL, which no Postgres text can hold, in a text part.
+    ['\u0000'],
+    ['2026-01-01T00:00:00.000Z', '\u0000'],
   ].map(cursorOf);
 
   it('answers 400 invalid_cursor, never 5xx, on every list that pages with a cursor', async () => {

@@ -26,7 +26,8 @@ export type CursorPart = 'text' | 'integer' | 'digits' | 'time';
 const TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
 
 const FITS: Record<CursorPart, (value: unknown) => boolean> = {
-  text: (value) => typeof value === 'string' && value.length <= 1000,
+  // A NUL would fail in Postgres: no text there can hold one.
+  text: (value) => typeof value === 'string' && value.length <= 1000 && !value.includes('\u0000'),
   /** A bigint key (sequence numbers), as a number or as digits. */
   integer: (value) =>
     (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) ||
