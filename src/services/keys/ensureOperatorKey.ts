@@ -1,8 +1,10 @@
 /**
  * Makes sure an operator key exists. A key from TALLY_ADMIN_KEY is registered by its hash (a new
- * value replaces the old one). Without it, a key registered from it before is revoked (taking the
- * variable out must not leave its key working), and when no other operator key is active one is
- * generated and returned so it can be printed once.
+ * value replaces the old one) and is then the only one: a key generated before is revoked, since it
+ * was printed to a terminal and the logs, and choosing a key means no other works. Without the
+ * variable, a key registered from it before is revoked (taking the variable out must not leave its
+ * key working), and when no other operator key is active one is generated and returned so it can be
+ * printed once.
  */
 import { hashSecret, newId, newSecret } from '../../domain/ids.ts';
 import type { Db } from '../../store/db.ts';
@@ -14,6 +16,7 @@ export async function ensureOperatorKey(db: Db, configured: string | undefined):
        ON CONFLICT (id) DO UPDATE SET key_hash = EXCLUDED.key_hash, revoked_at = NULL`,
       [hashSecret(configured)],
     );
+    await db.query(`UPDATE operator_keys SET revoked_at = now() WHERE id <> 'op_env' AND revoked_at IS NULL`);
     return null;
   }
   await db.query(`UPDATE operator_keys SET revoked_at = now() WHERE id = 'op_env' AND revoked_at IS NULL`);
