@@ -192,3 +192,30 @@ it('bills a call captured after its member was erased to the erased member, with
   ]);
   expect(revived).toEqual([]);
 });
+
+it("redacts answers stored for a member's embed tokens, and keeps each token's replays to its own role", async () => {
+  const { org, key } = await createOrgWithKey(t);
+  await t.call('POST', `/v1/orgs/${org.id}/members`, { key, body: { external_id: 'boss', name: 'Boss' } });
+  const tokenFor = async (role: string) =>
+    (await t.call('POST', `/v1/orgs/${org.id}/embed_tokens`, { key, body: { member: 'boss', role } })).body
+      .token as string;
+  const [owner, viewer] = [await tokenFor('owner'), await tokenFor('viewer')];
+  const ada = { external_id: 'u_ada', name: 'Ada Lovelace', email: 'ada@example.com' };
+  const send = (token: string) =>
+    t.call('POST', `/v1/orgs/${org.id}/members`, {
+      key: token,
+      body: ada,
+      headers: { 'idempotency-key': 'k1' },
+    });
+  const created = await send(owner);
+  expect(created.status).toBe(201);
+  // The same member's viewer token is not answered with what the owner's was allowed.
+  const byViewer = await send(viewer);
+  expect(byViewer.status).toBe(403);
+  expect(byViewer.headers.get('idempotent-replayed')).toBeNull();
+  const erased = await t.call('POST', `/v1/orgs/${org.id}/members/${created.body.id}/erase`, { key });
+  expect(erased.status).toBe(200);
+  const replay = await send(owner);
+  expect(replay.headers.get('idempotent-replayed')).toBe('true');
+  expect(JSON.stringify(replay.body)).not.toMatch(/Ada Lovelace|ada@example\.com/);
+});

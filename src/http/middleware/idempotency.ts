@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { Principal } from '../../services/context.ts';
 import type { Db } from '../../store/db.ts';
 import type { AppEnv } from '../env.ts';
 import { problem } from '../problem.ts';
@@ -51,6 +52,14 @@ function holdsSecret(body: unknown): body is Record<string, unknown> {
 const isWithheld = (stored: unknown): stored is Withheld =>
   typeof stored === 'object' && stored !== null && (stored as Withheld).withheld_secret === true;
 
+/**
+ * Whose keys a key is among: an API key's or the operator's own, a member's per role, so a replay
+ * never answers what another of the member's embed tokens (an owner's, say, to a viewer's) was
+ * allowed; the replay runs before the route's permission check.
+ */
+const replayScope = (principal: Principal): string =>
+  principal.kind === 'embed' ? `${principal.id}#${principal.role}` : principal.id;
+
 export function idempotencyMiddleware(db: Db, timing = CLAIM_TIMING): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const key = c.req.header('idempotency-key');
@@ -64,7 +73,7 @@ export function idempotencyMiddleware(db: Db, timing = CLAIM_TIMING): Middleware
         'Idempotency-Key',
       );
     }
-    const principal = c.get('ctx').principal.id;
+    const principal = replayScope(c.get('ctx').principal);
     const url = new URL(c.req.url);
     const body = await c.req.text();
     const hash = createHash('sha256')

@@ -45,6 +45,8 @@ async function redactStoredAnswers(
     `SELECT principal, key, response #>> '{}' AS text FROM idempotency_keys
       WHERE jsonb_typeof(response) = 'string'
         AND (principal IN (SELECT id FROM api_keys WHERE org_id = $1)
+             -- A member's embed tokens keep their answers per role (replayScope, idempotency.ts).
+             OR split_part(principal, '#', 1) IN (SELECT id FROM members WHERE org_id = $1)
              OR (principal IN (SELECT id FROM operator_keys) AND strpos(response #>> '{}', $1) > 0))
         AND (strpos(response #>> '{}', $2) > 0
              OR EXISTS (SELECT 1 FROM unnest($3::text[]) AS p (s) WHERE strpos(response #>> '{}', p.s) > 0))
