@@ -449,6 +449,8 @@ describe('payments: errors and security', () => {
     expect(paymentProvider(loadConfig({ STRIPE_WEBHOOK_SECRET: WEBHOOK_SECRET }))).toBe('none');
     expect(paymentProvider(loadConfig({ STRIPE_SECRET_KEY: 'sk_test_x' }))).toBe('stripe');
     expect(paymentProvider(loadConfig({}))).toBe('local');
+    // Outside demo mode, no Stripe key means no top-ups, not free ones.
+    expect(paymentProvider(loadConfig({ TALLY_DEMO: '0' }))).toBe('none');
   });
 
   it('grants once when the same webhook is delivered 10 times concurrently', async () => {

@@ -32,7 +32,9 @@ export async function createCheckoutSession(
     throw new ServiceError(
       503,
       'payments_unavailable',
-      'Payments are not configured: STRIPE_WEBHOOK_SECRET is set without STRIPE_SECRET_KEY',
+      ctx.config.STRIPE_WEBHOOK_SECRET
+        ? 'Payments are not configured: STRIPE_WEBHOOK_SECRET is set without STRIPE_SECRET_KEY'
+        : 'Payments are not configured: set STRIPE_SECRET_KEY (the local test provider runs only with TALLY_DEMO=1)',
     );
   }
   const org = await loadOrg(ctx.db, orgId);

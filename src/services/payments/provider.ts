@@ -1,7 +1,8 @@
 /**
  * Which payment provider sells top-ups. With STRIPE_SECRET_KEY: Stripe Checkout through the official
- * SDK (pointed at STRIPE_API_BASE when set). With no Stripe key at all: the local provider, a page
- * served by Tally that completes the top-up without moving money (demo and offline use). The local
+ * SDK (pointed at STRIPE_API_BASE when set). With no Stripe key at all, in demo mode (TALLY_DEMO=1):
+ * the local provider, a page served by Tally that completes the top-up without moving money (demo
+ * and offline use); outside demo mode, none, for it would hand out credits for free. The local
  * provider can never run while a Stripe key is configured.
  */
 import Stripe from 'stripe';
@@ -13,7 +14,7 @@ export function paymentProvider(config: Config): ProviderKind {
   if (config.STRIPE_SECRET_KEY) return 'stripe';
   // A webhook secret alone means Stripe is half set up: refuse rather than fall back to free credits.
   if (config.STRIPE_WEBHOOK_SECRET) return 'none';
-  return 'local';
+  return config.TALLY_DEMO === '1' ? 'local' : 'none';
 }
 
 export const localProviderEnabled = (config: Config): boolean => paymentProvider(config) === 'local';
