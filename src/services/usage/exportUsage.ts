@@ -49,19 +49,22 @@ export const EXPORT_COLUMNS = [
 type Column = (typeof EXPORT_COLUMNS)[number];
 type ExportRow = Record<Column, string | null>;
 
-/** Text columns a spreadsheet could read as a formula are prefixed with a quote (CSV only). */
-const TEXT_COLUMNS: ReadonlySet<string> = new Set<Column>([
-  'member_external_id',
-  'member_name',
-  'feature',
-  'model',
-  'surface',
-  'workspace',
-  'workspace_group',
-  'project',
-  'conversation_id',
-  'event_id',
+/** The columns of numbers, written as they are. */
+const NUMBER_COLUMNS: ReadonlySet<Column> = new Set<Column>([
+  'input_tokens',
+  'output_tokens',
+  'cache_read_tokens',
+  'cache_write_tokens',
+  'credits',
+  'cost',
+  'provider_cost_usd',
 ]);
+/**
+ * Every other column is text a spreadsheet could read as a formula when it starts like one: it is
+ * prefixed with a quote (CSV only). Listed by what it is not, so a new text column (or one that was
+ * thought safe, as the provider once was) is never left out.
+ */
+const TEXT_COLUMNS: ReadonlySet<string> = new Set(EXPORT_COLUMNS.filter((c) => !NUMBER_COLUMNS.has(c)));
 
 function csvCell(guarded: ReadonlySet<string>, column: string, value: string | null): string {
   if (value === null) return '';

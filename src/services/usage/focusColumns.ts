@@ -66,20 +66,30 @@ export const FOCUS_COLUMNS = [
 ] as const;
 export type FocusColumn = (typeof FOCUS_COLUMNS)[number];
 
-/** Columns holding free text from events, which CSV guards against formula injection. */
-export const FOCUS_TEXT_COLUMNS: ReadonlySet<string> = new Set<FocusColumn>([
-  'BillingAccountName',
-  'ChargeDescription',
-  'ResourceId',
-  'ResourceName',
-  'ServiceName',
-  'SkuId',
-  'SubAccountId',
-  'SubAccountName',
-  'Tags',
-  'x_EventId',
-  'x_MemberName',
+/** The columns of numbers, written as they are. */
+const FOCUS_NUMBER_COLUMNS: ReadonlySet<FocusColumn> = new Set<FocusColumn>([
+  'BilledCost',
+  'ConsumedQuantity',
+  'ContractedCost',
+  'ContractedUnitPrice',
+  'EffectiveCost',
+  'ListCost',
+  'ListUnitPrice',
+  'PricingQuantity',
+  'x_Credits',
+  'x_InputTokens',
+  'x_OutputTokens',
+  'x_CacheReadTokens',
+  'x_CacheWriteTokens',
+  'x_ProviderCostUsd',
 ]);
+/**
+ * Every other column may hold text from events (a provider named freely, a tag), which CSV guards
+ * against formula injection; listed by what it is not, so no text column is left out.
+ */
+export const FOCUS_TEXT_COLUMNS: ReadonlySet<string> = new Set(
+  FOCUS_COLUMNS.filter((c) => !FOCUS_NUMBER_COLUMNS.has(c)),
+);
 
 /** The export's own row, as the default column set has it. */
 export interface TallyRow {
