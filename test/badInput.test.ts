@@ -642,6 +642,26 @@ describe('orgs', () => {
     );
   });
 
+  it('takes a zone by its current IANA name as by the older one, and refuses names Postgres reads otherwise', async () => {
+    for (const timezone of ['Asia/Kolkata', 'Asia/Calcutta', 'Asia/Kathmandu', 'Europe/Kyiv']) {
+      const created = await t.call('POST', '/v1/orgs', {
+        body: { name: 'Zones', currency: 'EUR', timezone },
+      });
+      expect(created.status, timezone).toBe(201);
+      expect(created.body.timezone).toBe(timezone);
+      const summary = await t.call('GET', `/v1/orgs/${created.body.id}/usage/summary?range=mtd`);
+      expect(summary.status, timezone).toBe(200);
+    }
+    for (const timezone of ['GMT+5', 'EST', 'Asia/Nowhere']) {
+      await refused(
+        ['POST', '/v1/orgs', { body: { name: 'Zones', currency: 'EUR', timezone } }],
+        422,
+        'invalid_field',
+        'timezone',
+      );
+    }
+  });
+
   it('answers 404 for an unknown org', async () => {
     await refused(['GET', '/v1/orgs/org_doesnotexist', {}], 404, 'not_found', 'org');
     await refused(['PATCH', '/v1/orgs/org_doesnotexist', { body: { name: 'x' } }], 404, 'not_found', 'org');

@@ -315,6 +315,13 @@ describe('usage analytics: errors and security', () => {
       ['timeseries?split=colour', 400, 'split'],
       ['timeseries?range=custom&from=2025-06-01&to=2026-03-01&granularity=hour', 400, 'granularity'],
       ['daily?month=2026-13', 400, 'month'],
+      // Years whose arithmetic Postgres or JS cannot carry: a 400, never a 500.
+      ['summary?range=custom&from=9999-01-01&to=9999-12-31', 400, 'from'],
+      ['timeseries?range=custom&from=2026-01-01&to=9999-12-31T00:00:00Z', 400, 'to'],
+      ['summary?range=custom&from=0001-01-01&to=2026-01-01', 400, 'from'],
+      ['daily?month=9999-12', 400, 'month'],
+      ['days/9999-12-31', 400, 'date'],
+      ['events?cursor=WyIwMDAwLTAxLTAxVDAwOjAwOjAwLjAwMFoiLDFd', 400, 'cursor'],
     ];
     for (const [path, status, param] of bad) {
       const r = await t.call('GET', `${base}/${path}`, { key: a.key });

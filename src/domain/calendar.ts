@@ -1,7 +1,29 @@
 /** Time zones and calendar dates, checked with the platform's own IANA database. */
 const ZONES = new Set([...Intl.supportedValuesOf('timeZone'), 'UTC']);
 
-export const isTimeZone = (zone: string): boolean => ZONES.has(zone);
+/**
+ * An IANA zone name: one the platform lists, or an Area/Location alias of one (the platform lists
+ * Asia/Calcutta, people write Asia/Kolkata; Postgres knows both). Other names the platform would
+ * take, such as GMT+5, are refused: Postgres reads those as POSIX rules, with the sign turned.
+ */
+export function isTimeZone(zone: string): boolean {
+  if (ZONES.has(zone)) return true;
+  if (!/^[A-Za-z]+(\/[A-Za-z0-9_-]+)+$/.test(zone)) return false;
+  try {
+    return ZONES.has(new Intl.DateTimeFormat('en', { timeZone: zone }).resolvedOptions().timeZone);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The years a date given to the API may fall in: the rollups' and Postgres's arithmetic stay within
+ * them (a year past 9999 cannot be written back, and 0000 to 0099 read as 1900 to 1999 in JS).
+ */
+export const FIRST_YEAR = 1970;
+export const LAST_YEAR = 9998;
+export const inYears = (at: Date): boolean =>
+  at.getUTCFullYear() >= FIRST_YEAR && at.getUTCFullYear() <= LAST_YEAR;
 
 /** The calendar date (YYYY-MM-DD) of an instant in a time zone. */
 export function dateIn(zone: string, at: Date): string {
@@ -17,5 +39,5 @@ export function dateIn(zone: string, at: Date): string {
 export function isCalendarDate(text: string): boolean {
   if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return false;
   const d = new Date(`${text}T00:00:00Z`);
-  return !Number.isNaN(d.getTime()) && d.toISOString().startsWith(text);
+  return !Number.isNaN(d.getTime()) && d.toISOString().startsWith(text) && inYears(d);
 }

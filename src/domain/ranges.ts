@@ -14,7 +14,7 @@
  * `cycle` against the same elapsed span of the previous one ("this month vs last month" so far),
  * `last_month` against the whole month before it.
  */
-import { isCalendarDate } from './calendar.ts';
+import { FIRST_YEAR, inYears, isCalendarDate, LAST_YEAR } from './calendar.ts';
 import { billingCycle, calendarMonth, localDate, type Period, startOfLocalDay } from './periods.ts';
 
 export const RANGES = ['1d', '7d', '30d', 'mtd', 'last_month', 'cycle', 'custom'] as const;
@@ -95,8 +95,11 @@ function parseBound(zone: string, text: string, param: 'from' | 'to'): Date {
   const at = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/i.test(text)
     ? new Date(text)
     : null;
-  if (!at || Number.isNaN(at.getTime())) {
-    throw new RangeInputError(param, `${param} must be a date (YYYY-MM-DD) or an RFC 3339 time`);
+  if (!at || Number.isNaN(at.getTime()) || !inYears(at)) {
+    throw new RangeInputError(
+      param,
+      `${param} must be a date (YYYY-MM-DD) or an RFC 3339 time, in the years ${FIRST_YEAR} to ${LAST_YEAR}`,
+    );
   }
   // Rollups hold whole UTC hours: a custom range widens to the hours it touches.
   return param === 'from' ? floorHour(at) : ceilHour(at);

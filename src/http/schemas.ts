@@ -1,6 +1,6 @@
 /** Building blocks of the request and response contracts; the OpenAPI document is generated from them. */
 import { z } from '@hono/zod-openapi';
-import { isCalendarDate, isTimeZone } from '../domain/calendar.ts';
+import { FIRST_YEAR, isCalendarDate, isTimeZone, LAST_YEAR } from '../domain/calendar.ts';
 import { ROLES } from '../domain/permissions.ts';
 
 export const ProblemSchema = z
@@ -76,7 +76,10 @@ export const TimeZone = z
   .string()
   .max(64)
   .refine(isTimeZone, 'must be an IANA time zone such as Europe/Berlin');
-export const CalendarDate = z.string().max(10).refine(isCalendarDate, 'must be a date as YYYY-MM-DD');
+export const CalendarDate = z
+  .string()
+  .max(10)
+  .refine(isCalendarDate, `must be a date as YYYY-MM-DD, in the years ${FIRST_YEAR} to ${LAST_YEAR}`);
 export const Timestamp = z.iso
   .datetime({
     offset: true,

@@ -1,4 +1,5 @@
 /** Keyset cursors: opaque to clients, a page costs the same at any depth. */
+import { inYears } from '../domain/calendar.ts';
 import { ServiceError } from './errors.ts';
 
 export interface Page<T> {
@@ -39,6 +40,7 @@ const FITS: Record<CursorPart, (value: unknown) => boolean> = {
     typeof value === 'string' &&
     TIME.test(value) &&
     Number.isFinite(Date.parse(value)) &&
+    inYears(new Date(value)) &&
     new Date(value).toISOString().slice(0, 19) === value.slice(0, 19),
 };
 

@@ -1,5 +1,6 @@
 /** Usage out: summary, time series, breakdowns, the events log, daily and monthly totals. */
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
+import { FIRST_YEAR, isCalendarDate, LAST_YEAR } from '../../domain/calendar.ts';
 import { GRANULARITIES, RANGES } from '../../domain/ranges.ts';
 import { getDailyUsage } from '../../services/usage/getDailyUsage.ts';
 import { getMonthlyUsage } from '../../services/usage/getMonthlyUsage.ts';
@@ -307,6 +308,10 @@ export function usageRoutes(app: OpenAPIHono<AppEnv>) {
           month: z
             .string()
             .regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'must be a month as YYYY-MM')
+            .refine(
+              (month) => isCalendarDate(`${month}-01`),
+              `must be a month in the years ${FIRST_YEAR} to ${LAST_YEAR}`,
+            )
             .optional(),
           ...Filters,
         }),
