@@ -45,10 +45,7 @@ export async function finishAuthorization(
   id: string,
   ending: Ending,
 ): Promise<CaptureResult | EndResult> {
-  const [found] = await Promise.all([
-    findAuthorization(ctx, id),
-    ctx.prices.refresh(ctx.db),
-  ]);
+  const [found] = await Promise.all([findAuthorization(ctx, id), ctx.prices.refresh(ctx.db)]);
   const outcome = await withSpendTerms(ctx.db, found.org_id, ({ org, settings, version }) =>
     withRetry(() =>
       ctx.db.transaction(async (tx): Promise<Outcome> => {

@@ -29,10 +29,7 @@ export type StreamReport = { usage: Usage } | { usage_total: Usage };
 export async function incrementAuthorization(ctx: Ctx, id: string, report: StreamReport, next?: Usage) {
   // What needs no lock is read first and side by side; under the lock: one read, the draw-down
   // and one write.
-  const [found] = await Promise.all([
-    findAuthorization(ctx, id),
-    ctx.prices.refresh(ctx.db),
-  ]);
+  const [found] = await Promise.all([findAuthorization(ctx, id), ctx.prices.refresh(ctx.db)]);
   return withSpendTerms(ctx.db, found.org_id, ({ org, settings, version }) =>
     withRetry(() =>
       ctx.db.transaction(async (tx) => {
