@@ -7,6 +7,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { extractText, getDocumentProxy } from 'unpdf';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dateIn } from '../src/domain/calendar.ts';
 import { decimalUnits, formatCredits } from '../src/domain/money.ts';
 import type { Ctx } from '../src/services/context.ts';
 import { EXPORT_COLUMNS, exportUsage } from '../src/services/usage/exportUsage.ts';
@@ -226,6 +227,33 @@ describe('usage export', () => {
     const bad = await t.call('GET', `/v1/orgs/${org.id}/usage/export?format=pdf&columns=focus`, { key });
     expect(bad.status).toBe(422);
     expect(bad.body.param).toBe('columns');
+  });
+
+  it("prints the report's rows so they add up to its total, under the org's own dates", async () => {
+    const zone = 'America/Los_Angeles';
+    const { org, key } = await createOrgWithKey(t, { currency: 'USD', timezone: zone, billing_mode: 'byom' });
+    // 1 600 gpt-4o input tokens cost USD 0.004: three features of 0.004 each, 0.012 in all.
+    const events = ['Chat', 'Search', 'Write'].map((feature, n) => ({
+      ...event(`r${n}`, n, { feature }),
+      usage: { input_tokens: 1_600 },
+    }));
+    expect((await t.call('POST', '/v1/events', { key, body: { events } })).status).toBe(200);
+    const res = await t.app.request(`/v1/orgs/${org.id}/usage/export?format=pdf&range=7d`, {
+      headers: { authorization: `Bearer ${key}` },
+    });
+    const pdf = new Uint8Array(await res.arrayBuffer());
+    const flat = (await extractText(await getDocumentProxy(pdf), { mergePages: true })).text.replace(
+      /\s+/g,
+      ' ',
+    );
+    expect(flat).toContain('Spent: USD 0.01');
+    const rows = [...flat.matchAll(/(Chat|Search|Write): USD (\d+\.\d{2})/g)].map((m) => m[2]!);
+    expect(rows).toHaveLength(3);
+    // Each is 0.004, printed 0.00 on its own: the rows now share the total's cent.
+    expect(rows.reduce((sum, r) => sum + Math.round(Number(r) * 100), 0)).toBe(1);
+    const summary = (await t.call('GET', `/v1/orgs/${org.id}/usage/summary?range=7d`, { key })).body;
+    const lastDay = dateIn(zone, new Date(Date.parse(summary.range.end) - 1));
+    expect(flat).toContain(`${dateIn(zone, new Date(summary.range.start))} to ${lastDay}, ${zone}`);
   });
 
   it('quotes every text cell a spreadsheet would run as a formula, the provider too, in both column sets', async () => {

@@ -11,6 +11,7 @@
  * cache_read_tokens, cache_write_tokens, credits, cost, currency, provider_cost_usd (operator keys only).
  * With `columns=focus` the rows carry the FOCUS column set instead (focusColumns.ts).
  */
+import { dateIn } from '../../domain/calendar.ts';
 import { decimalUnits, formatCredits, formatUnits } from '../../domain/money.ts';
 import type { Ctx } from '../context.ts';
 import { type EventRow, readEventRows } from './eventRows.ts';
@@ -166,8 +167,9 @@ export async function exportUsage(
       }
     },
   });
-  const start = scope.range.start.toISOString().slice(0, 10);
-  const end = scope.range.end.toISOString().slice(0, 10);
+  // Named by the org's own calendar dates, its last day included.
+  const start = dateIn(scope.org.timezone, scope.range.start);
+  const end = dateIn(scope.org.timezone, new Date(scope.range.end.getTime() - 1));
   return {
     stream,
     contentType:

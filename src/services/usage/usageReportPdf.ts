@@ -6,7 +6,8 @@
  * amounts print as the exact decimal strings (money rounded half to even to cents for reading).
  */
 import PDFDocument from 'pdfkit';
-import { formatCredits, formatUnits, Ratio } from '../../domain/money.ts';
+import { dateIn } from '../../domain/calendar.ts';
+import { allocate, formatCredits, formatUnits, Ratio } from '../../domain/money.ts';
 import { type Currency, fixedMinor, MINOR_DIGITS } from '../../domain/vat.ts';
 import { listAlerts } from '../alerts/listAlerts.ts';
 import type { Ctx } from '../context.ts';
@@ -61,13 +62,15 @@ export async function usageReportPdf(ctx: Ctx, orgId: string, query: UsageQuery,
     const at = Date.parse(a.created_at);
     return at >= scope.range.start.getTime() && at < scope.range.end.getTime();
   });
-  const start = scope.range.start.toISOString().slice(0, 10);
-  const end = new Date(scope.range.end.getTime() - 1).toISOString().slice(0, 10);
+  // The org's own calendar dates: its last day ends at the range's end.
+  const start = dateIn(scope.org.timezone, scope.range.start);
+  const end = dateIn(scope.org.timezone, new Date(scope.range.end.getTime() - 1));
   const currency = scope.currency as Currency;
-  const money = (amount: string) =>
-    `${currency} ${fixedMinor(Ratio.parse(amount).roundHalfEven(MINOR_DIGITS[currency]), currency)}`;
-  const figures = (r: { credits: string; cost: string }) =>
-    scope.unit === 'credits' ? `${r.credits} credits (${money(r.cost)})` : money(r.cost);
+  const minor = (amount: string) => Ratio.parse(amount).roundHalfEven(MINOR_DIGITS[currency]);
+  const showMinor = (units: bigint) => `${currency} ${fixedMinor(units, currency)}`;
+  const money = (amount: string) => showMinor(minor(amount));
+  const figures = (r: { credits: string; cost: string }, shown = money(r.cost)) =>
+    scope.unit === 'credits' ? `${r.credits} credits (${shown})` : shown;
 
   const doc = new PDFDocument({
     size: 'A4',
@@ -112,11 +115,19 @@ export async function usageReportPdf(ctx: Ctx, orgId: string, query: UsageQuery,
       doc.text('No usage in this period.');
       return;
     }
-    for (const r of b.data) {
+    // Rows rounded each on its own may not add up to the rounded total: the total's minor units
+    // are shared out by the rows' exact costs instead (largest remainder), the rest going to the
+    // groups not listed.
+    const listed = b.data.map((r) => Ratio.parse(r.cost));
+    const rest = b.data.reduce((left, r) => left.sub(Ratio.parse(r.cost)), Ratio.parse(b.total.cost));
+    const parts = allocate(minor(b.total.cost), [...listed, rest]);
+    b.data.forEach((r, i) => {
       const share = Ratio.parse(r.share).mul(Ratio.int(100)).toDecimal(1);
-      doc.text(`${r.label}: ${figures(r)}, ${r.calls} calls, ${share} %`);
+      doc.text(`${r.label}: ${figures(r, showMinor(parts[i]!))}, ${r.calls} calls, ${share} %`);
+    });
+    if (b.groups > b.data.length) {
+      doc.text(`... and ${b.groups - b.data.length} more: ${showMinor(parts.at(-1)!)}`);
     }
-    if (b.groups > b.data.length) doc.text(`... and ${b.groups - b.data.length} more`);
   };
   table('By feature', features);
   table('By member', members);
