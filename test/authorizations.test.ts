@@ -21,16 +21,15 @@ async function balanceOf(orgId: string) {
 }
 
 /** A hold of 10 credits with 1 000 output tokens (1.38 credits) streamed. */
-async function holdWithStreamed() {
-  const { org, key } = await createOrgWithKey(t);
-  const auth = await t.call('POST', '/v1/authorizations', {
-    key,
-    body: { ...call, estimate: { credits: '10' } },
-  });
-  await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
-    key,
-    body: { usage: { output_tokens: 1_000 } },
-  });
+/** A hold (10 credits unless told) with one report streamed (1 000 output tokens unless told). */
+async function holdWithStreamed({
+  estimate = { credits: '10' } as Record<string, unknown>,
+  report = { usage: { output_tokens: 1_000 } } as Record<string, unknown>,
+  orgOptions = {} as Record<string, unknown>,
+} = {}) {
+  const { org, key } = await createOrgWithKey(t, orgOptions);
+  const auth = await t.call('POST', '/v1/authorizations', { key, body: { ...call, estimate } });
+  await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, { key, body: report });
   return { org, key, auth };
 }
 
@@ -586,15 +585,9 @@ describe('holds: expiry', () => {
   });
 
   it('a late capture whose rest counts no usage of its own still bills what the final count adds', async () => {
-    const { org, key } = await createOrgWithKey(t);
-    const auth = await t.call('POST', '/v1/authorizations', {
-      key,
-      body: { ...call, estimate: { credits: '10' } },
-    });
     // Streamed: 1 000 input tokens, all read from the cache (gpt-4o: 0.1725 credits here).
-    await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
-      key,
-      body: { usage_total: { input_tokens: 1_000, cache_read_tokens: 1_000 } },
+    const { org, key, auth } = await holdWithStreamed({
+      report: { usage_total: { input_tokens: 1_000, cache_read_tokens: 1_000 } },
     });
     await expireNow(auth.body.id);
     expect(await expireHolds(jobsCtx())).toEqual({ expired: 1 });
@@ -614,14 +607,10 @@ describe('holds: expiry', () => {
   });
 
   it('a late capture of a BYOK call records the rest of its tokens, at no charge', async () => {
-    const { org, key } = await createOrgWithKey(t, { billing_mode: 'byok' });
-    const auth = await t.call('POST', '/v1/authorizations', {
-      key,
-      body: { ...call, estimate: { input_tokens: 10, max_output_tokens: 1_000 } },
-    });
-    await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
-      key,
-      body: { usage: { output_tokens: 500 } },
+    const { org, key, auth } = await holdWithStreamed({
+      orgOptions: { billing_mode: 'byok' },
+      estimate: { input_tokens: 10, max_output_tokens: 1_000 },
+      report: { usage: { output_tokens: 500 } },
     });
     await expireNow(auth.body.id);
     expect(await expireHolds(jobsCtx())).toEqual({ expired: 1 });

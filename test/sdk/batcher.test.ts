@@ -4,8 +4,8 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type FailedBatch, Tally, TallyError } from '../../sdk/src/index.ts';
-import { createOrgWithKey, minutesAgo, startTally, type TestTally } from '../support/harness.ts';
-import { type FaultyProxy, type Listening, serveTally, startFaultyProxy } from './support.ts';
+import { createOrgWithKey, startTally, type TestTally } from '../support/harness.ts';
+import { type FaultyProxy, type Listening, sdkEvent, serveTally, startFaultyProxy } from './support.ts';
 
 // Small enough that a few events with a long note go over it.
 const BODY_LIMIT_BYTES = 4096;
@@ -24,16 +24,7 @@ afterAll(async () => {
   await t.close();
 });
 
-const event = (n: number, extra: Record<string, unknown> = {}) => ({
-  id: `e${n}`,
-  member: 'u1',
-  feature: 'Chat',
-  provider: 'openai',
-  model: 'gpt-4o',
-  occurred_at: minutesAgo(1),
-  usage: { input_tokens: 1000, output_tokens: 100 },
-  ...extra,
-});
+const event = sdkEvent;
 
 async function setup() {
   const { org, key } = await createOrgWithKey(t);

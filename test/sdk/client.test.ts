@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tally, TallyError } from '../../sdk/src/index.ts';
-import { createOrgWithKey, minutesAgo, startTally, type TestTally } from '../support/harness.ts';
-import { type FaultyProxy, type Listening, serveTally, startFaultyProxy } from './support.ts';
+import { createOrgWithKey, startTally, type TestTally } from '../support/harness.ts';
+import { type FaultyProxy, type Listening, sdkEvent, serveTally, startFaultyProxy } from './support.ts';
 
 let t: TestTally;
 let server: Listening;
@@ -25,15 +25,7 @@ async function setup(plan: Parameters<typeof startFaultyProxy>[1] = []) {
   return { org, key, proxy };
 }
 
-const event = (n: number) => ({
-  id: `e${n}`,
-  member: 'u1',
-  feature: 'Chat',
-  provider: 'openai',
-  model: 'gpt-4o',
-  occurred_at: minutesAgo(1),
-  usage: { input_tokens: 1000, output_tokens: 100 },
-});
+const event = (n: number) => sdkEvent(n);
 
 async function storedEvents(orgId: string) {
   return t.db.query<{ id: string }>('SELECT id FROM events WHERE org_id = $1 ORDER BY id', [orgId]);

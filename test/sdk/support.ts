@@ -7,7 +7,19 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
-import type { TestTally } from '../support/harness.ts';
+import { minutesAgo, type TestTally } from '../support/harness.ts';
+
+/** Event `n` of the SDK tests: a gpt-4o call a minute ago, with `extra` fields over it. */
+export const sdkEvent = (n: number, extra: Record<string, unknown> = {}) => ({
+  id: `e${n}`,
+  member: 'u1',
+  feature: 'Chat',
+  provider: 'openai',
+  model: 'gpt-4o',
+  occurred_at: minutesAgo(1),
+  usage: { input_tokens: 1000, output_tokens: 100 },
+  ...extra,
+});
 
 export interface Listening {
   url: string;

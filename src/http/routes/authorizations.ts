@@ -9,7 +9,7 @@ import { incrementAuthorization } from '../../services/authorizations/incrementA
 import type { AppEnv } from '../env.ts';
 import { quotaPageUrl } from '../links.ts';
 import { body, errorResponses, Id, json, PositiveDecimal, Text } from '../schemas.ts';
-import { Count, UsageSchema, withinRollupKey } from './events.ts';
+import { Count, UsageSchema } from './events.ts';
 
 const Dimension = z.string().min(1).max(200).optional();
 
@@ -29,7 +29,6 @@ const Authorize = z
     workspace_group: Dimension,
     project: Dimension,
   })
-  .superRefine(withinRollupKey)
   .openapi('Authorize');
 
 export const AuthorizationSchema = z

@@ -8,6 +8,7 @@
 import { newId } from '../../domain/ids.ts';
 import { CREDIT_SCALE, parseUnits } from '../../domain/money.ts';
 import type { Usage } from '../../domain/pricing.ts';
+import { rollupKeyProblem } from '../../domain/usageEvent.ts';
 import type { Queryable } from '../../store/db.ts';
 import { withRetry } from '../../store/retry.ts';
 import { recordDeniedHold } from '../alerts/recordDeniedHold.ts';
@@ -131,6 +132,9 @@ export async function authorize(ctx: Ctx, input: AuthorizeInput) {
   const orgId = ctx.principal.kind === 'operator' ? input.org_id : ctx.principal.orgId;
   if (!orgId) throw invalid('org_id', 'org_id is required with an operator key');
   scopeOrg(ctx, orgId, 'events:write');
+  // Checked here, not in the route's schema: the gateway's holds come this way too.
+  const tooLong = rollupKeyProblem(input);
+  if (tooLong) throw invalid(tooLong.field, tooLong.message);
   await ctx.prices.refresh(ctx.db);
   // The org's terms and limits come from this process's copy, checked under the lock.
   return withSpendTerms(ctx.db, orgId, (terms) => inTurn(orgId, () => authorizeOn(ctx, terms, input)));

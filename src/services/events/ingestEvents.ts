@@ -73,10 +73,7 @@ export async function ingestEvents(
   const firstInBatch = new Map<string, PricedEvent>();
   const repeats: { index: number; of: PricedEvent; hash: string }[] = [];
   const keptFrom = options.backfill ? await rawEventsKeptFrom(ctx.db, distinct, now) : null;
-  const callIds = await callEventIds(
-    ctx.db,
-    events.map((e, i) => ({ orgId: orgs[i]!.id, id: e.id })),
-  );
+  const callIds = await callEventIds(ctx.db, events, orgs);
   events.forEach((input, index) => {
     const org = orgs[index]!;
     const key = eventKey(org.id, input.id);

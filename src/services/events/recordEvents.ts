@@ -9,7 +9,7 @@
 import { newId } from '../../domain/ids.ts';
 import { decimalUnits, formatCredits, formatUnits, PROVIDER_COST_SCALE, Ratio } from '../../domain/money.ts';
 import { anchorDayOf, billingCycle } from '../../domain/periods.ts';
-import { normalizedUsage } from '../../domain/usageEvent.ts';
+import { normalizedUsage, ROLLUP_KEY_FIELDS } from '../../domain/usageEvent.ts';
 import type { Queryable } from '../../store/db.ts';
 import { evaluateSpendAlerts } from '../alerts/evaluateSpendAlerts.ts';
 import type { Ctx } from '../context.ts';
@@ -354,17 +354,8 @@ async function ensureWorkspaces(tx: Queryable, events: StorableEvent[]): Promise
   );
 }
 
-const ROLLUP_DIMENSIONS = [
-  'member_id',
-  'feature',
-  'provider',
-  'model',
-  'surface',
-  'workspace',
-  'workspace_group',
-  'project',
-  'api_key_id',
-] as const;
+/** The hourly rollup's key: the client's dimensions (their size is checked at the edge) between ids. */
+const ROLLUP_DIMENSIONS = ['member_id', ...ROLLUP_KEY_FIELDS, 'api_key_id'] as const;
 
 /** Surfaces Tally knows; any other surface names an integration (the `integration` rollup dimension). */
 const BUILT_IN_SURFACES = new Set(['', 'web', 'cli', 'api', 'mobile']);

@@ -22,6 +22,9 @@ export interface UpdateOrgInput {
  * Billing terms (credit value, allowance, mode, and the time zone and anchor that set its months
  * and cycles) are the operator's to change, not the tenant's.
  */
+/** The terms an active hold was placed under, which may not change while one is. */
+const HOLD_TERMS = ['billing_mode', 'timezone', 'billing_cycle_anchor'] as const;
+
 export async function updateOrg(ctx: Ctx, orgId: string, input: UpdateOrgInput): Promise<OrgView> {
   scopeOrg(ctx, orgId, 'org:update');
   const terms = [
@@ -39,16 +42,11 @@ export async function updateOrg(ctx: Ctx, orgId: string, input: UpdateOrgInput):
   }
   return ctx.db.transaction(async (tx) => {
     const current = await loadOrg(tx, orgId);
-    const changed = (field: 'billing_mode' | 'timezone' | 'billing_cycle_anchor') =>
+    const changed = (field: (typeof HOLD_TERMS)[number]) =>
       input[field] !== undefined && input[field] !== current[field];
     // A hold settles in the mode and on the counter periods it was placed with.
-    if (changed('billing_mode') || changed('timezone') || changed('billing_cycle_anchor')) {
-      await requireNoActiveHolds(
-        tx,
-        orgId,
-        changed('billing_mode') ? 'billing_mode' : changed('timezone') ? 'timezone' : 'billing_cycle_anchor',
-      );
-    }
+    const moved = HOLD_TERMS.find(changed);
+    if (moved) await requireNoActiveHolds(tx, orgId, moved);
     const [row] = await tx.query<OrgRow>(
       `UPDATE orgs SET name = $2, timezone = $3, billing_mode = $4, credit_value = $5,
               plan_allowance_credits = $6, billing_cycle_anchor = $7, external_id = $8,
