@@ -546,7 +546,8 @@ class Run {
           total_charged_credits: decimal(h.charged),
           unbilled_credits: decimal(unbilled),
           held_credits: decimal(h.held),
-          action: unbilled > 0n || capacity < wanted ? 'stop' : 'continue',
+          // Judged on one more step of its output: the prompt is not sent again (81c0e46).
+          action: unbilled > 0n || capacity < price({ output_tokens: op.output }) ? 'stop' : 'continue',
         });
         return;
       }
