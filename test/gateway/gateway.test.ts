@@ -383,6 +383,38 @@ it('bills a stream its hold covers every 2 seconds, not every few tokens', async
   }
 });
 
+it("leaves an answer's final usage to its capture, even when the prompt outgrew the hold", async () => {
+  // The hold expected a prompt of 'Go on' and 100 output tokens; the provider reports 1 200 prompt
+  // tokens in its usage chunk, which comes in the same read as the last token: past the hold, but
+  // the capture that follows at once bills it, so no increment is sent for it.
+  try {
+    g.fake.behave({ chunks: 20 });
+    for (const stream of [true, false]) {
+      const answer = await openaiClient(g, key, member).chat.completions.create({
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'Go on' }],
+        max_completion_tokens: 100,
+        stream: true,
+        stream_options: { include_usage: stream },
+      });
+      for await (const _ of answer);
+      await expectRecorded('openai', 'gpt-4o-mini', { ...OPENAI_USAGE, output_tokens: 20 });
+      expect(await incrementEntries()).toBe(0);
+    }
+    const message = await anthropicClient(g, key, member)
+      .messages.stream({
+        model: 'claude-haiku-4-5',
+        max_tokens: 100,
+        messages: [{ role: 'user', content: 'Go on' }],
+      })
+      .finalMessage();
+    expect(message.usage.output_tokens).toBe(20);
+    await expectRecorded('anthropic', 'claude-haiku-4-5', { ...ANTHROPIC_USAGE, output_tokens: 20 });
+  } finally {
+    g.fake.behave({ chunks: 12 });
+  }
+});
+
 it('passes the model list through, unmetered, to a caller with a valid key', async () => {
   const openaiModels = await openaiClient(g, key).models.list();
   expect(openaiModels.data.map((m) => m.id)).toEqual(['gpt-4o-mini']);

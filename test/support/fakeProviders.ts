@@ -104,15 +104,25 @@ export async function startFakeProviders(initial: Partial<FakeBehaviour> = {}): 
     for await (const event of events) {
       if (res.destroyed) return;
       if (sent++ === behaviour.dropAfterEvents) return void res.destroy();
+      // Events ready at the same moment leave in one write, as a provider flushes them: a stream's
+      // last token comes with its closing chunks (finish, usage, [DONE]).
+      res.cork();
       res.write(event);
+      process.nextTick(() => res.uncork());
     }
     finished = true;
     res.end();
   }
 
+  /**
+   * Token `i` is due `(i + 1) * chunkDelayMs` after the first: a provider generates at its own
+   * pace, so a late timer here makes the next wait shorter rather than delaying every later token.
+   */
   async function* tokens(count: number, each: (i: number) => string) {
+    const start = performance.now();
     for (let i = 0; i < count; i++) {
-      if (behaviour.chunkDelayMs > 0) await sleep(behaviour.chunkDelayMs);
+      const due = start + (i + 1) * behaviour.chunkDelayMs;
+      if (behaviour.chunkDelayMs > 0) await sleep(Math.max(0, due - performance.now()));
       yield each(i);
     }
   }

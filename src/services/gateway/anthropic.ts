@@ -48,9 +48,15 @@ function withMaxTokens(body: Record<string, unknown>, rawBody: string, tokens: n
 /** A cut stream closes its open content blocks and stops with `max_tokens`, as Anthropic would. */
 function messagesStream(): StreamState {
   const open = new Set<number>();
+  let finished = false;
   return {
+    get finished() {
+      return finished;
+    },
     observe(event: SseEvent) {
       const data = event.data;
+      // message_delta carries the final output count; only message_stop follows it.
+      finished ||= data?.type === 'message_delta' || data?.type === 'message_stop';
       if (data && typeof data.index === 'number') {
         if (data.type === 'content_block_start') open.add(data.index);
         if (data.type === 'content_block_stop') open.delete(data.index);

@@ -13,7 +13,9 @@
  * when it sends them on every chunk; the capture at the end (with the provider's exact usage)
  * bills the rest. Input counts, once reported (Anthropic's `message_start`), are billed with the
  * next increment; until then (OpenAI reports them at the end) the prompt estimated from the request
- * is kept out of what output may use, so it can still be billed at the end.
+ * is kept out of what output may use, so it can still be billed at the end. Once the answer is over
+ * (its final usage came), what it streamed since the last increment is left to the capture, which
+ * follows at once: an increment then would only take the balance lock once more.
  *
  * Endings, each settled once by a capture that releases the rest of the hold:
  * - the upstream answer completes: captured with the provider's exact usage;
@@ -215,7 +217,7 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
    * event generated output (a usage-only event, like the one a stream ends with, is the capture's).
    */
   function meter() {
-    if (increment || phase !== 'streaming') return;
+    if (increment || phase !== 'streaming' || state.finished) return;
     const input = pendingInput();
     const pending = pendingOutput();
     if (!input && pending <= 0) return;

@@ -45,14 +45,23 @@ function choiceCount(body: Json): number | string {
 function chatStream(clientWantsUsage: boolean): StreamState {
   let last: { id?: unknown; created?: unknown; model?: unknown } = {};
   const choices = new Set<number>();
+  let finished = false;
   return {
+    get finished() {
+      return finished;
+    },
     observe(event: SseEvent) {
       const chunk = event.data;
-      if (!chunk) return true;
+      if (!chunk) {
+        finished ||= /^data: ?\[DONE\]/m.test(event.raw);
+        return true;
+      }
       last = { id: chunk.id, created: chunk.created, model: chunk.model };
       const list = Array.isArray(chunk.choices) ? (chunk.choices as Json[]) : [];
       for (const choice of list) if (typeof choice.index === 'number') choices.add(choice.index);
+      // The usage chunk is the last one before [DONE].
       const usageOnly = list.length === 0 && chunk.usage != null;
+      finished ||= usageOnly;
       return clientWantsUsage || !usageOnly;
     },
     trailer() {
@@ -69,14 +78,22 @@ function chatStream(clientWantsUsage: boolean): StreamState {
   };
 }
 
+/** The events that end a Responses API stream, carrying its final usage. */
+const RESPONSE_ENDS = new Set(['response.completed', 'response.incomplete', 'response.failed']);
+
 /** Responses API events: a cut stream ends with `response.incomplete`, as when max_output_tokens is hit. */
 function responsesStream(): StreamState {
   let response: Json = {};
   let sequence = 0;
+  let finished = false;
   return {
+    get finished() {
+      return finished;
+    },
     observe(event: SseEvent) {
       const data = event.data;
       if (!data) return true;
+      finished ||= typeof data.type === 'string' && RESPONSE_ENDS.has(data.type);
       if (typeof data.sequence_number === 'number') sequence = data.sequence_number;
       if (data.response && typeof data.response === 'object') response = data.response as Json;
       return true;

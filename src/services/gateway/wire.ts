@@ -56,6 +56,11 @@ export interface PreparedRequest {
 export interface StreamState {
   /** False for an event the client did not ask for (a usage chunk Tally requested for itself). */
   observe(event: SseEvent): boolean;
+  /**
+   * The answer is over (its final usage or closing event came): what is left unbilled is the
+   * capture's, which follows at once, so no increment is sent for it.
+   */
+  readonly finished: boolean;
   /** The events that end the answer cleanly for the client's SDK, as if the output limit was hit. */
   trailer(outputTokens: number): string;
 }
