@@ -22,7 +22,15 @@ export function jobCatalog(ctx: Ctx): JobDefinition[] {
     { name: 'issue_plan_grants', everySeconds: 60, run: () => issuePlanGrants(ctx.db) },
     { name: 'purge_idempotency_keys', everySeconds: 3600, run: () => purgeIdempotencyKeys(ctx.db) },
     // Its rounds stop starting after 20 s, well inside the scheduler's 60 s lease.
-    { name: 'deliver_webhooks', everySeconds: 2, run: () => deliverWebhooks(ctx.db, { budgetMs: 20_000 }) },
+    {
+      name: 'deliver_webhooks',
+      everySeconds: 2,
+      run: () =>
+        deliverWebhooks(ctx.db, {
+          budgetMs: 20_000,
+          allowPrivateAddresses: ctx.config.TALLY_WEBHOOK_ALLOW_PRIVATE === '1',
+        }),
+    },
     { name: 'daily_usage_summaries', everySeconds: 900, run: () => sendDailySummaries(ctx.db) },
     { name: 'projected_run_out_alerts', everySeconds: 3600, run: () => checkProjectedRunOut(ctx) },
     { name: 'auto_topups', everySeconds: 15, run: () => runAutoTopups(ctx) },

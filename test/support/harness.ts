@@ -54,7 +54,13 @@ export interface TestTally extends Tally {
 
 export async function startTally(env: Record<string, string> = {}): Promise<TestTally> {
   const { db, url } = await freshDb();
-  const config = loadConfig({ TALLY_ADMIN_KEY: OPERATOR_KEY, TALLY_LOG: 'off', ...env });
+  // Webhook receivers in tests listen on 127.0.0.1.
+  const config = loadConfig({
+    TALLY_ADMIN_KEY: OPERATOR_KEY,
+    TALLY_LOG: 'off',
+    TALLY_WEBHOOK_ALLOW_PRIVATE: '1',
+    ...env,
+  });
   const tally = await prepare(config, db);
   return {
     ...tally,

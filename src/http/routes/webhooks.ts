@@ -56,7 +56,11 @@ const CreateWebhookEndpoint = z
     url: z
       .url({ protocol: /^https?$/, message: 'must be an http(s) URL' })
       .max(2048)
-      .openapi({ example: 'https://example.com/hooks/tally' }),
+      .openapi({
+        example: 'https://example.com/hooks/tally',
+        description:
+          'Public addresses only: a loopback, private, link-local or other non-public IP host, or localhost, is refused (422); a name resolving to one fails its deliveries (unless TALLY_WEBHOOK_ALLOW_PRIVATE=1)',
+      }),
     description: OptionalText(500),
     event_types: z
       .array(EventType)

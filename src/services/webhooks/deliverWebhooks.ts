@@ -4,11 +4,15 @@
  * never take the same one), posts them outside any transaction, and records the answer: 2xx is
  * success; anything else is retried with exponential backoff and jitter until 24 hours have
  * passed since the delivery's first attempt, then it fails and the endpoint's next message goes
- * out. An endpoint's message N+1 is never sent before N succeeded or failed for good.
+ * out. An endpoint's message N+1 is never sent before N succeeded or failed for good. A URL whose
+ * host is or resolves to a non-public address fails at once (webhookTargets.ts).
  */
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { newId } from '../../domain/ids.ts';
 import type { Db } from '../../store/db.ts';
 import { webhookHeaders } from './signWebhook.ts';
+import { AddressNotAllowedError, PUBLIC_ONLY_AGENTS, refusedLiteralIp } from './webhookTargets.ts';
 
 /** Seconds to wait after the n-th failed attempt (1-based): 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, then 2 h. */
 const BACKOFF_SECONDS = [5, 30, 120, 600, 1800, 3600];
@@ -29,6 +33,8 @@ export interface DeliveryOptions {
   timeoutMs?: number;
   /** No new round starts after this long, so the job ends in time for the next tick. */
   budgetMs?: number;
+  /** TALLY_WEBHOOK_ALLOW_PRIVATE: send to loopback, private and other non-public addresses too. */
+  allowPrivateAddresses?: boolean;
 }
 
 interface Claimed {
@@ -49,13 +55,16 @@ export async function deliverWebhooks(
   options: DeliveryOptions = {},
 ): Promise<{ succeeded: number; retrying: number; failed: number }> {
   const worker = options.worker ?? newId('req').replace(/^req_/, 'wrk_');
-  const timeoutMs = options.timeoutMs ?? 10_000;
+  const send = {
+    timeoutMs: options.timeoutMs ?? 10_000,
+    allowPrivate: options.allowPrivateAddresses ?? false,
+  };
   const started = Date.now();
   const outcome = { succeeded: 0, retrying: 0, failed: 0 };
   for (;;) {
     const claimed = await claim(db, worker, options.batch ?? 50);
     if (claimed.length === 0) break;
-    const results = await Promise.all(claimed.map((d) => attempt(db, worker, d, timeoutMs)));
+    const results = await Promise.all(claimed.map((d) => attempt(db, worker, d, send)));
     for (const r of results) outcome[r]++;
     if (Date.now() - started > (options.budgetMs ?? 20_000)) break;
   }
@@ -93,34 +102,30 @@ async function claim(db: Db, worker: string, batch: number): Promise<Claimed[]> 
   );
 }
 
+interface SendOptions {
+  timeoutMs: number;
+  allowPrivate: boolean;
+}
+
 async function attempt(
   db: Db,
   worker: string,
   d: Claimed,
-  timeoutMs: number,
+  options: SendOptions,
 ): Promise<'succeeded' | 'retrying' | 'failed'> {
   const body = JSON.stringify(d.payload);
   let status: number | null = null;
   let error: string | null = null;
+  // A refused address fails for good at once: it is the endpoint's setting, not an outage, and
+  // retrying it for 24 hours would hold the endpoint's later messages behind it. Replay sends it
+  // again once the URL or its DNS is fixed.
+  let permanent = false;
   try {
-    const res = await fetch(d.url, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'user-agent': 'Tally-Webhooks/1',
-        ...webhookHeaders(d.secret, d.message_id, body),
-      },
-      body,
-      // A redirect is an answer of its own, not followed: the endpoint is the URL registered.
-      redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    status = res.status;
-    // The answer's body is not kept: only its status tells success.
-    await res.body?.cancel().catch(() => {});
+    status = await post(d.url, webhookHeaders(d.secret, d.message_id, body), body, options);
     if (status < 200 || status > 299) error = `HTTP ${status}`;
   } catch (e) {
     error = describe(e);
+    permanent = e instanceof AddressNotAllowedError;
   }
   if (error === null) {
     await db.query(
@@ -133,23 +138,59 @@ async function attempt(
   }
   const [row] = await db.query<{ status: 'pending' | 'failed' }>(
     `UPDATE webhook_deliveries
-        SET status = CASE WHEN retry_until <= now() THEN 'failed' ELSE 'pending' END,
+        SET status = CASE WHEN $7::boolean OR retry_until <= now() THEN 'failed' ELSE 'pending' END,
             next_attempt_at = now() + make_interval(secs => $3), last_status_code = $4, last_error = $5,
             locked_by = NULL, locked_until = NULL
       WHERE org_id = $1 AND id = $2 AND locked_by = $6
       RETURNING status`,
-    [d.org_id, d.id, retryDelaySeconds(d.attempts), status, error.slice(0, ERROR_MAX), worker],
+    [d.org_id, d.id, retryDelaySeconds(d.attempts), status, error.slice(0, ERROR_MAX), worker, permanent],
   );
   return row?.status === 'failed' ? 'failed' : 'retrying';
 }
 
+/** POSTs one delivery and answers the status code; the answer's body is not kept, only its status tells success. */
+function post(
+  url: string,
+  signature: Record<string, string>,
+  body: string,
+  { timeoutMs, allowPrivate }: SendOptions,
+): Promise<number> {
+  const target = new URL(url);
+  const refused = allowPrivate ? null : refusedLiteralIp(url);
+  if (refused) return Promise.reject(new AddressNotAllowedError(refused));
+  const request = target.protocol === 'https:' ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = request(
+      target,
+      {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          'user-agent': 'Tally-Webhooks/1',
+          ...signature,
+        },
+        // The global agent for private targets; its pool is apart, so an unchecked connection is never reused.
+        ...(allowPrivate ? {} : { agent: PUBLIC_ONLY_AGENTS[target.protocol as 'http:' | 'https:'] }),
+        // Bounds the whole exchange; node:http follows no redirect (a redirect is an answer of its own).
+        signal: AbortSignal.timeout(timeoutMs),
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 function describe(e: unknown): string {
   if (e instanceof Error) {
-    if (e.name === 'TimeoutError') return 'timed out';
-    // fetch says only "fetch failed"; the cause says why (ECONNREFUSED, a closed socket, DNS).
-    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    const why = [cause?.code, cause?.message].filter(Boolean).join(' ');
-    return why ? `${e.message}: ${why}` : e.message;
+    // Only the timeout aborts a request.
+    if (e.name === 'AbortError') return 'timed out';
+    // A connection that failed on every address of a name is an AggregateError without a message.
+    return e.message || (e as NodeJS.ErrnoException).code || e.name;
   }
   return String(e);
 }
