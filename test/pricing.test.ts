@@ -47,6 +47,16 @@ const CATALOG = {
     storage_searches_kcount: '2.5',
   },
   'openai/gpt-4.1-nano': { input_mtok: '0.1', cache_read_mtok: '0.025', output_mtok: '0.4' },
+  'openai/gpt-realtime-mini': {
+    input_mtok: '0.6',
+    cache_read_mtok: '0.06',
+    output_mtok: '2.4',
+    input_audio_mtok: '10',
+    cache_audio_read_mtok: '0.3',
+    output_audio_mtok: '20',
+    input_image_mtok: '0.8',
+    cache_image_read_mtok: '0.08',
+  },
   'openai/text-embedding-3-small': { input_mtok: '0.02' },
   'openai/whisper-1': { audio_hours: '0.36', input_audio_hours: '0.36' },
   'anthropic/claude-sonnet-4-0': {
@@ -343,6 +353,49 @@ const CASES: Case[] = [
     eur: ['1.6422', '0.016422'], // 0.01785 x 0.92 = 0.016422
   },
   {
+    // An OpenAI Realtime response.done usage: input_tokens 7391 (text 1207, audio 6184), of which
+    // cached_tokens 5376 (cached_tokens_details: text 1024, audio 4352); output_tokens 1153 (text
+    // 241, audio 912). Each input token once: uncached text 7391 - 5376 - 6184 + 4352 = 183, cached
+    // text 5376 - 4352 = 1024, cached audio 4352, uncached audio 6184 - 4352 = 1832.
+    title: 'gpt-realtime-mini with cached audio input',
+    catalog: 'openai/gpt-realtime-mini',
+    model: 'gpt-realtime-mini',
+    usage: {
+      input_tokens: 7391,
+      cache_read_tokens: 5376,
+      cache_audio_read_tokens: 4352,
+      input_audio_tokens: 6184,
+      output_tokens: 1153,
+      output_audio_tokens: 912,
+    },
+    // text 183 x 0.6/1M = 0.0001098; cached text 1024 x 0.06/1M = 0.00006144; cached audio 4352 x
+    // 0.3/1M = 0.0013056; audio 1832 x 10/1M = 0.01832; output text 241 x 2.4/1M = 0.0005784;
+    // output audio 912 x 20/1M = 0.01824; total 0.03861524
+    providerCost: '0.03861524',
+    usd: ['5.792286', '0.05792286'], // 0.03861524 x 150 = 5.792286
+    eur: ['5.328903', '0.05328903'], // 0.03861524 x 138 = 5.32890312 -> 5.328903 (half to even)
+  },
+  {
+    // The same usage from a client that does not send cache_audio_read_tokens: cache reads 5376 and
+    // audio 6184 overlap by at least 5376 + 6184 - 7391 = 4169 tokens, taken as the cached audio:
+    // cached text 1207, cached audio 4169, uncached audio 2015, uncached text 0.
+    title: 'gpt-realtime-mini with cached audio not broken out',
+    catalog: 'openai/gpt-realtime-mini',
+    model: 'gpt-realtime-mini',
+    usage: {
+      input_tokens: 7391,
+      cache_read_tokens: 5376,
+      input_audio_tokens: 6184,
+      output_tokens: 1153,
+      output_audio_tokens: 912,
+    },
+    // 1207 x 0.06/1M = 0.00007242; 4169 x 0.3/1M = 0.0012507; 2015 x 10/1M = 0.02015; output as
+    // above 0.0005784 + 0.01824; total 0.04029152
+    providerCost: '0.04029152',
+    usd: ['6.043728', '0.06043728'], // 0.04029152 x 150 = 6.043728
+    eur: ['5.56023', '0.0556023'], // 0.04029152 x 138 = 5.56022976 -> 5.560230
+  },
+  {
     title: 'mistral-large-latest',
     catalog: 'mistral/mistral-large',
     model: 'mistral-large-latest',
@@ -470,6 +523,87 @@ describe('priceEvent (domain)', () => {
       cache_write_1h: [1500n, '1.35', '0.009'], // 0.009 x 150
       output: [800n, '1.8', '0.012'], // 0.012 x 150
     });
+  });
+
+  it('prices each input token of a Realtime event once: cached audio apart from cache reads and audio', () => {
+    const { usage } = caseOf('gpt-realtime-mini with cached audio input');
+    const parts = (fx: Ratio) => {
+      const r = priceEvent(base(CATALOG['openai/gpt-realtime-mini'], usage, fx));
+      if (!r.ok) throw new Error(r.detail);
+      expect(r.components.reduce((a, p) => a + p.quantity, 0n)).toBe(
+        BigInt(usage.input_tokens! + usage.output_tokens!),
+      );
+      expect(r.components.reduce((a, p) => a + p.credits, 0n)).toBe(r.credits);
+      expect(r.components.reduce((a, p) => a + units(p.providerCostUsd, 10), 0n)).toBe(r.providerCostUsd);
+      return Object.fromEntries(
+        r.components.map((p) => [p.component, [p.quantity, formatUnits(p.credits, 6), p.providerCostUsd]]),
+      );
+    };
+    expect(parts(USD)).toEqual({
+      cache_read: [1024n, '0.009216', '0.00006144'], // 0.00006144 x 150
+      cache_audio_read: [4352n, '0.19584', '0.0013056'], // 0.0013056 x 150
+      input_audio: [1832n, '2.748', '0.01832'], // 0.01832 x 150
+      input: [183n, '0.01647', '0.0001098'], // 0.0001098 x 150
+      output_audio: [912n, '2.736', '0.01824'], // 0.01824 x 150
+      output: [241n, '0.08676', '0.0005784'], // 0.0005784 x 150; the six add up to 5.792286
+    });
+    // EUR, x 138: exact parts 0.00847872, 0.1801728, 2.52816, 0.0151524, 2.51712, 0.0798192 (sum
+    // 5.32890312); the rounded 5.328903 is shared by largest remainder: floors 0.008478, 0.180172,
+    // 2.528159, 0.015152, 2.517119, 0.079819 (each exact part x 5.328903 / 5.32890312) leave 4
+    // micro-credits, to the remainders .94 (audio in), .94 (audio out), .80 (cached audio), .72
+    // (cached text).
+    expect(parts(EUR_FX)).toEqual({
+      cache_read: [1024n, '0.008479', '0.00006144'],
+      cache_audio_read: [4352n, '0.180173', '0.0013056'],
+      input_audio: [1832n, '2.52816', '0.01832'],
+      input: [183n, '0.015152', '0.0001098'],
+      output_audio: [912n, '2.51712', '0.01824'],
+      output: [241n, '0.079819', '0.0005784'],
+    });
+  });
+
+  it('bills cached audio as cache reads without a cached-audio price, as audio input without either', () => {
+    const { usage } = caseOf('gpt-realtime-mini with cached audio input');
+    const { cache_audio_read_mtok: _, ...withoutCachedAudio } = CATALOG['openai/gpt-realtime-mini'];
+    const kinds = (r: ReturnType<typeof priceEvent>) =>
+      r.ok ? [formatUnits(r.credits, 6), r.components.map((p) => [p.component, p.quantity])] : r.detail;
+    // All 5376 cache reads at 0.06/1M = 0.00032256; text 183 x 0.6/1M = 0.0001098; audio 1832 x
+    // 10/1M = 0.01832; output 0.0005784 + 0.01824; total 0.03757076 x 150 = 5.635614
+    expect(kinds(priceEvent(base(withoutCachedAudio, usage)))).toEqual([
+      '5.635614',
+      [
+        ['cache_read', 5376n],
+        ['input_audio', 1832n],
+        ['input', 183n],
+        ['output_audio', 912n],
+        ['output', 241n],
+      ],
+    ]);
+    // Without any cache price: the cached audio is audio, the cached text is text. Audio 6184 x
+    // 10/1M = 0.06184; text 1207 x 0.6/1M = 0.0007242; output 0.01824 + 0.0005784; total 0.0813826
+    // x 150 = 12.20739
+    const { cache_read_mtok: __, ...withoutCache } = withoutCachedAudio;
+    expect(kinds(priceEvent(base(withoutCache, usage)))).toEqual([
+      '12.20739',
+      [
+        ['input_audio', 6184n],
+        ['input', 1207n],
+        ['output_audio', 912n],
+        ['output', 241n],
+      ],
+    ]);
+    // An org's own cache-read price covers the cached audio too: all 5376 reads at 0.0001 per 1k =
+    // 0.0005376 / 0.01 = 0.05376 credits.
+    const own = priceEvent({
+      ...base(CATALOG['openai/gpt-realtime-mini'], usage),
+      sellOverrides: { cache_read: { price: '0.0001', unit: 'per_1k_tokens' } },
+    });
+    if (!own.ok) throw new Error(own.detail);
+    expect(
+      own.components
+        .filter((p) => p.component.startsWith('cache'))
+        .map((p) => [p.component, p.quantity, formatUnits(p.credits, 6)]),
+    ).toEqual([['cache_read', 5376n, '0.05376']]);
   });
 
   it('bills 1-hour cache writes as cache writes without a 1-hour price, as input without either', () => {
@@ -914,6 +1048,30 @@ describe('pricing over HTTP', () => {
       }),
     ]);
     expect(all).toMatchObject({ status: 'accepted', credits: '0.0495' });
+  });
+
+  it('refuses more cached audio than cache reads or audio input, naming cache_audio_read_tokens (422)', async () => {
+    for (const [usage, detail] of [
+      [
+        { input_tokens: 100, cache_read_tokens: 10, input_audio_tokens: 50, cache_audio_read_tokens: 11 },
+        'cache_audio_read_tokens (11) may not exceed cache_read_tokens (10) or input_audio_tokens (50)',
+      ],
+      [
+        { input_tokens: 100, cache_read_tokens: 60, input_audio_tokens: 20, cache_audio_read_tokens: 21 },
+        'cache_audio_read_tokens (21) may not exceed cache_read_tokens (60) or input_audio_tokens (20)',
+      ],
+    ] as const) {
+      const res = await t.call('POST', '/v1/events', {
+        key: usd.key,
+        body: { events: [event('openai/gpt-realtime-mini', usage)] },
+      });
+      expect(res.status, JSON.stringify(res.body)).toBe(422);
+      expect(res.body).toMatchObject({
+        code: 'invalid_field',
+        param: 'events[0].usage.cache_audio_read_tokens',
+      });
+      expect(res.body.detail).toContain(detail);
+    }
   });
 
   it('prices 1-hour cache writes as cache writes on a catalog model without a 1-hour price', async () => {

@@ -2,11 +2,14 @@
  * Usage extraction: OpenAI and Anthropic responses and stream chunks mapped to Tally's usage counts.
  *
  * Tally's `input_tokens` counts every input token, cached or not; `cache_read_tokens`,
- * `cache_write_tokens` and `input_audio_tokens` say how many of those were of that kind, and
- * `cache_write_1h_tokens` how many of the cache writes were 1-hour ones (Anthropic prices them higher).
- * `output_tokens` counts every output token; `output_audio_tokens` how many of those were audio.
- * OpenAI's `prompt_tokens` (and the Responses API's `input_tokens`) already include cached tokens;
- * Anthropic's `input_tokens` excludes the tokens read from or written to the cache, so they are added.
+ * `cache_write_tokens` and `input_audio_tokens` say how many of those were of that kind,
+ * `cache_audio_read_tokens` how many were both cached and audio (among the cache reads and among the
+ * audio: each token is priced once), and `cache_write_1h_tokens` how many of the cache writes were
+ * 1-hour ones (Anthropic prices them higher). `output_tokens` counts every output token;
+ * `output_audio_tokens` how many of those were audio.
+ * OpenAI's `prompt_tokens` (and the Responses and Realtime APIs' `input_tokens`) already include
+ * cached and audio tokens; Anthropic's `input_tokens` excludes the tokens read from or written to the
+ * cache, so they are added.
  *
  * Pure functions with no dependencies: the SDK, the gateway and tests share them.
  */
@@ -18,6 +21,7 @@ export interface TallyUsage {
   input_tokens?: number;
   output_tokens?: number;
   cache_read_tokens?: number;
+  cache_audio_read_tokens?: number;
   cache_write_tokens?: number;
   cache_write_1h_tokens?: number;
   input_audio_tokens?: number;
@@ -48,8 +52,9 @@ function compact(usage: TallyUsage): TallyUsage {
 }
 
 /**
- * An OpenAI `usage` object, from Chat Completions (`prompt_tokens`/`completion_tokens`) or the
- * Responses API (`input_tokens`/`output_tokens`). Null when it holds no token counts.
+ * An OpenAI `usage` object, from Chat Completions (`prompt_tokens`/`completion_tokens`), the
+ * Responses API (`input_tokens`/`output_tokens`) or the Realtime API (`input_token_details` with
+ * `cached_tokens_details`). Null when it holds no token counts.
  */
 export function openAIUsage(usage: unknown): TallyUsage | null {
   const u = record(usage);
@@ -57,15 +62,26 @@ export function openAIUsage(usage: unknown): TallyUsage | null {
   const input = count(u.prompt_tokens) ?? count(u.input_tokens);
   const output = count(u.completion_tokens) ?? count(u.output_tokens);
   if (input === undefined && output === undefined) return null;
-  const inputDetails = record(u.prompt_tokens_details) ?? record(u.input_tokens_details);
-  const outputDetails = record(u.completion_tokens_details) ?? record(u.output_tokens_details);
+  const inputDetails =
+    record(u.prompt_tokens_details) ?? record(u.input_tokens_details) ?? record(u.input_token_details);
+  const outputDetails =
+    record(u.completion_tokens_details) ?? record(u.output_tokens_details) ?? record(u.output_token_details);
+  const cacheRead = count(inputDetails?.cached_tokens);
+  const audio = count(inputDetails?.audio_tokens);
+  // Capped at the counts it is among, so a malformed breakdown cannot make an event Tally refuses.
+  const cachedAudio = Math.min(
+    count(record(inputDetails?.cached_tokens_details)?.audio_tokens) ?? 0,
+    cacheRead ?? 0,
+    audio ?? 0,
+  );
   return compact({
     input_tokens: input,
     output_tokens: output,
-    cache_read_tokens: count(inputDetails?.cached_tokens),
+    cache_read_tokens: cacheRead,
+    cache_audio_read_tokens: cachedAudio,
     // Only OpenAI-compatible servers that bill cache writes report them; OpenAI itself does not.
     cache_write_tokens: count(inputDetails?.cache_write_tokens) ?? count(inputDetails?.cache_creation_tokens),
-    input_audio_tokens: count(inputDetails?.audio_tokens),
+    input_audio_tokens: audio,
     output_audio_tokens: count(outputDetails?.audio_tokens),
   });
 }

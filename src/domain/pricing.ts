@@ -16,16 +16,24 @@
  *
  * CATALOG SEMANTICS (as `@pydantic/genai-prices`): prices are USD per million tokens (`*_mtok`),
  * per thousand (`*_kcount`) or per hour of audio (`audio_hours`). `input_tokens` counts every input
- * token; the cache-read, cache-write and audio-input tokens among them are priced at their own rate
- * when the price has one, else at the input rate (likewise audio among `output_tokens`).
+ * token and each is priced once: the cache-read, cache-write and audio-input tokens among them at
+ * their own rate when the price has one, else at the input rate (likewise audio among
+ * `output_tokens`). `cache_audio_read_tokens` are the cached audio tokens, among both
+ * `cache_read_tokens` and `input_audio_tokens` (OpenAI's `cached_tokens_details.audio_tokens`):
+ * priced at `cache_audio_read_mtok` when the price has one, else as the other cache reads, else as
+ * audio input; the cache reads and audio input are priced without them. An event that does not say
+ * how many cached tokens were audio has as many as its counts force: cache reads, cache writes and
+ * audio beyond `input_tokens` (cache writes are text: no provider reports audio cache writes).
  * `cache_write_1h_tokens` are the 1-hour cache writes among `cache_write_tokens` (Anthropic charges
  * them more than 5-minute ones): priced at `cache_write_1h_mtok` when the price has one, else as the
- * other cache writes (so at the input rate when there is no cache-write price either). A tiered
- * ("long context") price applies to ALL tokens of its kind at the last tier whose `start` the
- * event's total `input_tokens` exceeds. A model the catalog knows charges nothing for a kind it has
- * no price for (a free model has no prices at all); a model the catalog does not know needs a sell
- * price for every kind it uses, and so does anything the catalog cannot price (images). A model with
- * a per-request price charges one request per event unless `usage.requests` says how many.
+ * other cache writes (so at the input rate when there is no cache-write price either). An org's own
+ * cache-write or cache-read price covers its 1-hour writes or its cached audio too, unless it set one
+ * for them. A tiered ("long context") price applies to ALL tokens of its kind at the last tier whose
+ * `start` the event's total `input_tokens` exceeds. A model the catalog knows charges nothing for a
+ * kind it has no price for (a free model has no prices at all); a model the catalog does not know
+ * needs a sell price for every kind it uses, and so does anything the catalog cannot price (images).
+ * A model with a per-request price charges one request per event unless `usage.requests` says how
+ * many.
  */
 import { allocate, CREDIT_SCALE, PROVIDER_COST_SCALE, Ratio } from './money.ts';
 
@@ -34,6 +42,7 @@ export const USAGE_KEYS = [
   'input_tokens',
   'output_tokens',
   'cache_read_tokens',
+  'cache_audio_read_tokens',
   'cache_write_tokens',
   'cache_write_1h_tokens',
   'input_audio_tokens',
@@ -50,6 +59,7 @@ export type Usage = Partial<Record<UsageKey, number>>;
 export const COMPONENTS = [
   'input',
   'cache_read',
+  'cache_audio_read',
   'cache_write',
   'cache_write_1h',
   'input_audio',
@@ -66,6 +76,7 @@ export type Component = (typeof COMPONENTS)[number];
 export const CATALOG_KEYS: Record<Component, { key: string; per: bigint } | null> = {
   input: { key: 'input_mtok', per: 1_000_000n },
   cache_read: { key: 'cache_read_mtok', per: 1_000_000n },
+  cache_audio_read: { key: 'cache_audio_read_mtok', per: 1_000_000n },
   cache_write: { key: 'cache_write_mtok', per: 1_000_000n },
   cache_write_1h: { key: 'cache_write_1h_mtok', per: 1_000_000n },
   input_audio: { key: 'input_audio_mtok', per: 1_000_000n },
@@ -126,40 +137,65 @@ export type PricingResult =
   | { ok: true; credits: bigint; providerCostUsd: bigint; components: PricedComponent[] }
   | { ok: false; code: 'model_unpriced' | 'component_unpriced'; detail: string; component?: Component };
 
-const INPUT_PARTS = ['cache_read', 'cache_write', 'cache_write_1h', 'input_audio'] as const;
+/**
+ * Where a kind without a price of its own is billed, nearest first (the last one always): cached
+ * audio as a cache read, else as audio input; 1-hour cache writes as cache writes; the rest of the
+ * input as input, audio output as output.
+ */
+const BILLED_AS: Partial<Record<Component, Component[]>> = {
+  cache_read: ['input'],
+  cache_audio_read: ['cache_read', 'input_audio', 'input'],
+  cache_write: ['input'],
+  cache_write_1h: ['cache_write', 'input'],
+  input_audio: ['input'],
+  output_audio: ['output'],
+};
+/** The kinds an org's own price for another kind covers when it set none for them. */
+const COVERED_BY: Partial<Record<Component, Component>> = {
+  cache_write_1h: 'cache_write',
+  cache_audio_read: 'cache_read',
+};
 
-/** Quantities per component; a sub-kind with no price of its own is billed as its parent. */
+/**
+ * The cached audio tokens of an event, among both its cache reads and its audio input: as many as
+ * it says, at least as many as its counts force (cache reads, cache writes and audio beyond its
+ * input), never more than its cache reads or its audio.
+ */
+function cachedAudioTokens(usage: Usage): number {
+  const { cache_read_tokens: cacheRead = 0, input_audio_tokens: audio = 0 } = usage;
+  const forced = cacheRead + (usage.cache_write_tokens ?? 0) + audio - (usage.input_tokens ?? 0);
+  return Math.max(0, Math.min(Math.max(usage.cache_audio_read_tokens ?? 0, forced), cacheRead, audio));
+}
+
+/** Quantities per component, each token in one; a kind with no price of its own is billed as its parent. */
 function quantities(
   usage: Usage,
   hasPrice: (c: Component) => boolean,
   defaultRequests: bigint,
 ): Map<Component, bigint> {
   const q = (k: UsageKey) => BigInt(usage[k] ?? 0);
-  const out = new Map<Component, bigint>();
-  const cacheWrite1h = q('cache_write_1h_tokens');
-  const parts: Record<(typeof INPUT_PARTS)[number], bigint> = {
-    cache_read: q('cache_read_tokens'),
-    // 1-hour cache writes are among the cache writes: with a rate of their own they leave them.
-    cache_write: q('cache_write_tokens') - (hasPrice('cache_write_1h') ? cacheWrite1h : 0n),
-    cache_write_1h: cacheWrite1h,
-    input_audio: q('input_audio_tokens'),
-  };
-  let input = q('input_tokens');
-  for (const part of INPUT_PARTS) {
-    const amount = parts[part];
-    if (amount > 0n && hasPrice(part)) {
-      out.set(part, amount);
-      input -= amount;
-    }
+  const cachedAudio = BigInt(cachedAudioTokens(usage));
+  const [cacheRead, cacheWrite, audio] = [
+    q('cache_read_tokens'),
+    q('cache_write_tokens'),
+    q('input_audio_tokens'),
+  ];
+  const out = new Map<Component, bigint>([
+    ['cache_read', cacheRead - cachedAudio],
+    ['cache_audio_read', cachedAudio],
+    ['cache_write', cacheWrite - q('cache_write_1h_tokens')],
+    ['cache_write_1h', q('cache_write_1h_tokens')],
+    ['input_audio', audio - cachedAudio],
+    ['input', q('input_tokens') - cacheRead - cacheWrite - audio + cachedAudio],
+    ['output_audio', q('output_audio_tokens')],
+    ['output', q('output_tokens') - q('output_audio_tokens')],
+  ]);
+  for (const [kind, parents] of Object.entries(BILLED_AS) as [Component, Component[]][]) {
+    if (hasPrice(kind)) continue;
+    const to = parents.find(hasPrice) ?? parents.at(-1)!;
+    out.set(to, out.get(to)! + out.get(kind)!);
+    out.delete(kind);
   }
-  out.set('input', input);
-  let output = q('output_tokens');
-  const outputAudio = q('output_audio_tokens');
-  if (outputAudio > 0n && hasPrice('output_audio')) {
-    out.set('output_audio', outputAudio);
-    output -= outputAudio;
-  }
-  out.set('output', output);
   for (const unit of ['images', 'seconds', 'web_searches'] as const) out.set(unit, q(unit));
   const requests = q('requests');
   out.set('requests', requests > 0n ? requests : hasPrice('requests') ? defaultRequests : 0n);
@@ -183,8 +219,8 @@ export function priceEvent(input: PricingInput): PricingResult {
     return ref && providerPrices ? providerPrices[ref.key] : undefined;
   };
   const hasPrice = (c: Component) => {
-    // An org's own cache-write price covers its 1-hour writes too, unless it set one for them.
-    if (c === 'cache_write_1h' && sellOverrides.cache_write && !sellOverrides.cache_write_1h) return false;
+    const coveredBy = COVERED_BY[c];
+    if (coveredBy && sellOverrides[coveredBy] && !sellOverrides[c]) return false;
     return sellOverrides[c] !== undefined || catalogValue(c) !== undefined;
   };
   if (!providerPrices && Object.keys(sellOverrides).length === 0) {

@@ -1,14 +1,17 @@
 /**
  * Arithmetic on a call's usage counts: sums, the larger of two reports, and what one report adds
  * to another. Some counts are parts of another (cached and audio input among `input_tokens`,
- * 1-hour writes among `cache_write_tokens`, audio output among `output_tokens`); the rest stand
- * alone. A count is always taken with its parts from the same report, so parts never exceed it.
+ * cached audio among `cache_read_tokens` (and `input_audio_tokens`: pricing never takes more of it
+ * than either), 1-hour writes among `cache_write_tokens`, audio output among `output_tokens`); the
+ * rest stand alone. A count is always taken with its parts from the same report, so parts never
+ * exceed it.
  */
 import { USAGE_KEYS, type Usage, type UsageKey } from './pricing.ts';
 
 /** The counts among each count that has parts. */
 const PARTS: Partial<Record<UsageKey, UsageKey[]>> = {
   input_tokens: ['cache_read_tokens', 'cache_write_tokens', 'input_audio_tokens'],
+  cache_read_tokens: ['cache_audio_read_tokens'],
   cache_write_tokens: ['cache_write_1h_tokens'],
   output_tokens: ['output_audio_tokens'],
 };

@@ -30,6 +30,52 @@ describe('usage extraction', () => {
     });
   });
 
+  it('reads the OpenAI Realtime usage: the cached audio among the cache reads and among the audio', () => {
+    // A Realtime `response.done` event's response (genai-prices' "realtime" extractor reads the same).
+    const realtime = {
+      object: 'realtime.response',
+      usage: {
+        total_tokens: 8544,
+        input_tokens: 7391,
+        output_tokens: 1153,
+        input_token_details: {
+          text_tokens: 1207,
+          audio_tokens: 6184,
+          image_tokens: 0,
+          cached_tokens: 5376,
+          cached_tokens_details: { text_tokens: 1024, audio_tokens: 4352, image_tokens: 0 },
+        },
+        output_token_details: { text_tokens: 241, audio_tokens: 912 },
+      },
+    };
+    const usage = {
+      input_tokens: 7391,
+      output_tokens: 1153,
+      cache_read_tokens: 5376,
+      cache_audio_read_tokens: 4352,
+      input_audio_tokens: 6184,
+      output_audio_tokens: 912,
+    };
+    expect(extractUsage('openai', realtime)).toEqual(usage);
+    const stream = new StreamUsage('openai');
+    stream.observe({ type: 'response.done', response: realtime });
+    expect(stream.usage).toEqual(usage);
+    // A breakdown above the counts it is among (malformed) is capped at them, so Tally takes the event.
+    const over = {
+      ...realtime.usage,
+      input_token_details: {
+        cached_tokens: 300,
+        audio_tokens: 200,
+        cached_tokens_details: { audio_tokens: 900 },
+      },
+    };
+    expect(extractUsage('openai', { usage: over })).toMatchObject({
+      cache_read_tokens: 300,
+      input_audio_tokens: 200,
+      cache_audio_read_tokens: 200,
+    });
+  });
+
   it('adds Anthropic cache reads and writes to its uncached input_tokens', () => {
     const message = {
       usage: {

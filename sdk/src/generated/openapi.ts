@@ -9491,6 +9491,7 @@ export interface components {
             input_tokens?: number;
             output_tokens?: number;
             cache_read_tokens?: number;
+            cache_audio_read_tokens?: number;
             cache_write_tokens?: number;
             cache_write_1h_tokens?: number;
             input_audio_tokens?: number;
@@ -9508,7 +9509,7 @@ export interface components {
             model: string;
             model_name: string | null;
             /** @enum {string} */
-            component: "input" | "cache_read" | "cache_write" | "cache_write_1h" | "input_audio" | "output" | "output_audio" | "images" | "seconds" | "requests" | "web_searches";
+            component: "input" | "cache_read" | "cache_audio_read" | "cache_write" | "cache_write_1h" | "input_audio" | "output" | "output_audio" | "images" | "seconds" | "requests" | "web_searches";
             operation: string;
             /** @enum {string} */
             unit: "per_1k_tokens" | "per_1m_tokens" | "per_image" | "per_minute" | "per_second" | "per_request" | "per_1k_requests";
@@ -9537,7 +9538,7 @@ export interface components {
             provider: string;
             model: string;
             /** @enum {string} */
-            component: "input" | "cache_read" | "cache_write" | "cache_write_1h" | "input_audio" | "output" | "output_audio" | "images" | "seconds" | "requests" | "web_searches";
+            component: "input" | "cache_read" | "cache_audio_read" | "cache_write" | "cache_write_1h" | "input_audio" | "output" | "output_audio" | "images" | "seconds" | "requests" | "web_searches";
             price: string;
             /** @enum {string} */
             unit: "per_1k_tokens" | "per_1m_tokens" | "per_image" | "per_minute" | "per_second" | "per_request" | "per_1k_requests";
@@ -9586,6 +9587,13 @@ export interface components {
                     }[];
                 };
                 cache_read_mtok?: string | {
+                    base: string;
+                    tiers: {
+                        start: number;
+                        price: string;
+                    }[];
+                };
+                cache_audio_read_mtok?: string | {
                     base: string;
                     tiers: {
                         start: number;
@@ -10669,6 +10677,7 @@ export interface components {
         CreateWebhookEndpoint: {
             /**
              * Format: uri
+             * @description Public addresses only: a loopback, private, link-local or other non-public IP host, or localhost, is refused (422); a name resolving to one fails its deliveries (unless TALLY_WEBHOOK_ALLOW_PRIVATE=1)
              * @example https://example.com/hooks/tally
              */
             url: string;

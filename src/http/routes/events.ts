@@ -37,8 +37,20 @@ export const UsageSchema = z
         message: `cache_write_1h_tokens (${cacheWrite1h}) may not exceed cache_write_tokens (${cacheWrite}), which counts every cache write`,
       });
     }
-    if ((u.input_audio_tokens ?? 0) > input) {
+    const audio = u.input_audio_tokens ?? 0;
+    if (audio > input) {
       ctx.addIssue({ code: 'custom', path: ['input_audio_tokens'], message: 'may not exceed input_tokens' });
+    }
+    // Cached audio is among both the cache reads and the audio input (and at least the overlap of
+    // the two that input_tokens forces: see cachedAudioTokens).
+    const cacheRead = u.cache_read_tokens ?? 0;
+    const cachedAudio = u.cache_audio_read_tokens ?? 0;
+    if (cachedAudio > Math.min(cacheRead, audio)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cache_audio_read_tokens'],
+        message: `cache_audio_read_tokens (${cachedAudio}) may not exceed cache_read_tokens (${cacheRead}) or input_audio_tokens (${audio}): it counts the tokens among both`,
+      });
     }
     if ((u.output_audio_tokens ?? 0) > (u.output_tokens ?? 0)) {
       ctx.addIssue({

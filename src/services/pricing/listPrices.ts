@@ -29,6 +29,7 @@ export const UNIT_LABELS: Record<SellUnit, string> = {
 const OPERATION_LABELS: Record<Component, string> = {
   input: 'Input tokens',
   cache_read: 'Cached input tokens (read)',
+  cache_audio_read: 'Cached audio input tokens (read)',
   cache_write: 'Cache write tokens',
   cache_write_1h: 'Cache write tokens (1 hour)',
   input_audio: 'Audio input tokens',
@@ -43,6 +44,7 @@ const OPERATION_LABELS: Record<Component, string> = {
 const DEFAULT_UNIT: Record<Component, SellUnit> = {
   input: 'per_1k_tokens',
   cache_read: 'per_1k_tokens',
+  cache_audio_read: 'per_1k_tokens',
   cache_write: 'per_1k_tokens',
   cache_write_1h: 'per_1k_tokens',
   input_audio: 'per_1k_tokens',
