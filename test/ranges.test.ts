@@ -76,6 +76,82 @@ describe('resolveRange', () => {
     expect(iso(r)).toEqual(['2026-02-28T18:00:00.000Z', '2026-03-10T07:00:00.000Z']);
   });
 
+  it("takes the month, cycle and day of the hour in progress in the half hour before a half-hour zone's midnight", () => {
+    // 23:40 on 31 May in Kolkata (+05:30) is 18:10Z. June starts at 18:30Z, floored to 18:00Z, so
+    // the hour in progress (18:00Z to 19:00Z) is June's first: mtd is that hour, compared with May's
+    // first hour, and the whole of May (floored) is last_month.
+    const kolkata = (now: string, anchor = 1) => ({
+      zone: 'Asia/Kolkata',
+      cycleAnchorDay: anchor,
+      now: at(now),
+    });
+    for (const now of ['2026-05-31T18:10:00Z', '2026-05-31T18:40:00Z']) {
+      const mtd = resolveRange({ range: 'mtd' }, kolkata(now));
+      expect(iso(mtd), now).toEqual(['2026-05-31T18:00:00.000Z', '2026-05-31T19:00:00.000Z']);
+      expect(iso(mtd.previous), now).toEqual(['2026-04-30T18:00:00.000Z', '2026-04-30T19:00:00.000Z']);
+      expect(iso(resolveRange({ range: 'cycle' }, kolkata(now))), now).toEqual(iso(mtd));
+      expect(iso(resolveRange({ range: 'last_month' }, kolkata(now))), now).toEqual([
+        '2026-04-30T18:00:00.000Z',
+        '2026-05-31T18:00:00.000Z',
+      ]);
+      // 7d: June 1 (its first hour) and the six days before, from 26 May 00:00 IST floored.
+      expect(iso(resolveRange({ range: '7d' }, kolkata(now))), now).toEqual([
+        '2026-05-25T18:00:00.000Z',
+        '2026-05-31T19:00:00.000Z',
+      ]);
+    }
+    // Half an hour earlier the hour in progress (17:00Z to 18:00Z) is May's last.
+    expect(iso(resolveRange({ range: 'mtd' }, kolkata('2026-05-31T17:50:00Z')))).toEqual([
+      '2026-04-30T18:00:00.000Z',
+      '2026-05-31T18:00:00.000Z',
+    ]);
+    // Kathmandu (+05:45): 23:50 on 31 May is 18:05Z; June starts at 18:15Z, floored to 18:00Z.
+    const kathmandu = { zone: 'Asia/Kathmandu', cycleAnchorDay: 1, now: at('2026-05-31T18:05:00Z') };
+    expect(iso(resolveRange({ range: 'mtd' }, kathmandu))).toEqual([
+      '2026-05-31T18:00:00.000Z',
+      '2026-05-31T19:00:00.000Z',
+    ]);
+    // St. John's (-02:30 in summer): 23:40 on 31 May is 02:10Z on 1 June; June starts at 02:30Z.
+    const stJohns = { zone: 'America/St_Johns', cycleAnchorDay: 1, now: at('2026-06-01T02:10:00Z') };
+    expect(iso(resolveRange({ range: 'mtd' }, stJohns))).toEqual([
+      '2026-06-01T02:00:00.000Z',
+      '2026-06-01T03:00:00.000Z',
+    ]);
+  });
+
+  it('ranges up to now hold the hour in progress and depend on nothing finer than it, in every kind of zone', () => {
+    const zones = [
+      'UTC',
+      'Europe/Berlin',
+      'America/New_York',
+      'Asia/Kolkata',
+      'Asia/Kathmandu',
+      'America/St_Johns',
+      'Australia/Adelaide', // +09:30, +10:30 in summer
+      'Australia/Lord_Howe', // +10:30, +11 in summer: a half-hour DST change
+    ];
+    // Around the ends of May and of October (Adelaide and Lord Howe on summer time, New York and
+    // Berlin not yet off it), at 5, 25 and 45 minutes past each hour.
+    for (const from of ['2026-05-31T12:05:00Z', '2026-10-31T12:05:00Z']) {
+      for (let t = at(from).getTime(); t < at(from).getTime() + 86_400_000; t += 1_200_000) {
+        const now = new Date(t);
+        const hour = new Date(Math.floor(t / 3_600_000) * 3_600_000);
+        for (const zone of zones) {
+          const settings = { zone, cycleAnchorDay: 1, now };
+          const label = `${zone} ${now.toISOString()}`;
+          for (const range of ['mtd', 'cycle', '7d'] as const) {
+            const r = resolveRange({ range }, settings);
+            expect(r.start <= now && now < r.end, `${label} ${range}`).toBe(true);
+            expect(r.end.getTime(), `${label} ${range}`).toBe(hour.getTime() + 3_600_000);
+          }
+          const mtd = resolveRange({ range: 'mtd' }, settings);
+          expect(iso(mtd), label).toEqual(iso(resolveRange({ range: 'mtd' }, { ...settings, now: hour })));
+          expect(resolveRange({ range: 'last_month' }, settings).end, label).toEqual(mtd.start);
+        }
+      }
+    }
+  });
+
   it('names the parameter at fault', () => {
     const now = berlin('2026-04-01T00:00:00Z');
     const param = (fn: () => unknown) => {

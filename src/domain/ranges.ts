@@ -7,7 +7,9 @@
  * UTC hours: a figure from the rollup and the same figure summed from raw events then cover exactly
  * the same events. In zones whose offset is not a whole number of hours (Asia/Kolkata +05:30,
  * Asia/Kathmandu +05:45, ...) a local midnight is floored to the UTC hour before it, so their days
- * and months start up to 45 minutes early.
+ * and months start up to 45 minutes early. An hour belongs to the local day, month or cycle of its
+ * last instant (as the time series' buckets do): the ranges up to now are those of the hour in
+ * progress, so at 23:40 on 31 May in Kolkata (18:10Z) `mtd` is June's first hour, 18:00Z to 19:00Z.
  *
  * Rolling ranges (`1d`, `7d`, `30d`, `custom`) compare against the period of equal length just
  * before them. Calendar ranges compare against the previous month or billing cycle: `mtd` and
@@ -67,9 +69,9 @@ const ceilHour = (at: Date): Date => new Date(Math.ceil(at.getTime() / HOUR_MS) 
 /** The end of the UTC hour `now` is in: ranges up to now include the hour in progress. */
 const endOfCurrentHour = (now: Date): Date => new Date(floorHour(now).getTime() + HOUR_MS);
 
-/** The start (floored to the UTC hour) of the local day `daysBack` days before the day of `now`. */
-function localDayStart(zone: string, now: Date, daysBack: number): Date {
-  const today = localDate(zone, now);
+/** The start (floored to the UTC hour) of the local day `daysBack` days before the day of `at`. */
+function localDayStart(zone: string, at: Date, daysBack: number): Date {
+  const today = localDate(zone, at);
   const d = new Date(Date.UTC(today.year, today.month - 1, today.day - daysBack));
   return floorHour(startOfLocalDay(zone, d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate()));
 }
@@ -134,6 +136,8 @@ export function resolveRange(
     );
   }
   const nowEnd = endOfCurrentHour(now);
+  // The last instant of the hour in progress: the local day, month and cycle it is in are today's.
+  const hourLast = new Date(nowEnd.getTime() - 1);
   let start: Date;
   let end: Date;
   let previous: Period | null = null;
@@ -144,25 +148,28 @@ export function resolveRange(
       break;
     case '7d':
     case '30d':
-      start = localDayStart(zone, now, range === '7d' ? 6 : 29);
+      start = localDayStart(zone, hourLast, range === '7d' ? 6 : 29);
       end = nowEnd;
       break;
     case 'mtd':
     case 'cycle': {
       const current = hourly(
-        range === 'mtd' ? calendarMonth(zone, now) : billingCycle(zone, settings.cycleAnchorDay, now),
+        range === 'mtd'
+          ? calendarMonth(zone, hourLast)
+          : billingCycle(zone, settings.cycleAnchorDay, hourLast),
       );
       const before = new Date(current.start.getTime() - 1);
       const prior = hourly(
         range === 'mtd' ? calendarMonth(zone, before) : billingCycle(zone, settings.cycleAnchorDay, before),
       );
       start = current.start;
-      end = new Date(Math.min(nowEnd.getTime(), current.end.getTime()));
+      // The hour in progress is in `current`, so its end is never past current.end.
+      end = nowEnd;
       previous = sameElapsed(prior, current, end);
       break;
     }
     case 'last_month': {
-      const thisMonth = calendarMonth(zone, now);
+      const thisMonth = calendarMonth(zone, hourLast);
       const last = hourly(calendarMonth(zone, new Date(thisMonth.start.getTime() - 1)));
       start = last.start;
       end = last.end;
