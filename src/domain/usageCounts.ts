@@ -60,3 +60,10 @@ export function withoutInput(usage: Usage): Usage {
   for (const kind of withParts('input_tokens')) delete out[kind];
   return out;
 }
+
+/** The input of a usage alone (the prompt, with its cached and audio parts): what a stream reports first. */
+export function inputOnly(usage: Usage): Usage {
+  const out: Usage = {};
+  for (const kind of withParts('input_tokens')) if (usage[kind] !== undefined) out[kind] = usage[kind];
+  return out;
+}

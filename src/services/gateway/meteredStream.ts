@@ -29,7 +29,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { StreamUsage } from '../../../sdk/src/usage.ts';
 import { CREDIT_SCALE, parseUnits } from '../../domain/money.ts';
 import type { Usage } from '../../domain/pricing.ts';
-import { addUsage } from '../../domain/usageCounts.ts';
+import { addUsage, inputOnly } from '../../domain/usageCounts.ts';
 import { captureAuthorization } from '../authorizations/finishAuthorization.ts';
 import { incrementAuthorization } from '../authorizations/incrementAuthorization.ts';
 import type { Ctx } from '../context.ts';
@@ -185,12 +185,7 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
   function pendingInput(): Usage | null {
     if (inputBilled) return null;
     const known = usage.usage;
-    if (known.input_tokens === undefined) return null;
-    const input: Usage = { input_tokens: known.input_tokens };
-    if (known.cache_read_tokens !== undefined) input.cache_read_tokens = known.cache_read_tokens;
-    if (known.cache_write_tokens !== undefined) input.cache_write_tokens = known.cache_write_tokens;
-    if (known.cache_write_1h_tokens !== undefined) input.cache_write_1h_tokens = known.cache_write_1h_tokens;
-    return input;
+    return known.input_tokens === undefined ? null : inputOnly(known);
   }
 
   /** The prompt as estimated from the request, while the provider has reported no input count. */
