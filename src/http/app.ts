@@ -10,6 +10,11 @@ import type { AppEnv } from './env.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics } from './metrics.ts';
 import { authMiddleware } from './middleware/auth.ts';
+import {
+  authFailureLimiter,
+  authFailureLimitMiddleware,
+  gatewayAuthFailureLimitMiddleware,
+} from './middleware/authFailureLimit.ts';
 import { bodySizeLimit } from './middleware/bodySize.ts';
 import { corsMiddleware } from './middleware/cors.ts';
 import { idempotencyMiddleware } from './middleware/idempotency.ts';
@@ -107,9 +112,13 @@ export function buildApp(deps: AppDeps) {
     burst: deps.config.TALLY_RATE_LIMIT_BURST,
     shared: deps.db,
   });
+  // Failed authentications per client address, checked first: a blocked address costs no lookup.
+  const failures = authFailureLimiter(limiter);
+  app.use('/gateway/*', gatewayAuthFailureLimitMiddleware(failures));
   app.use('/gateway/*', gatewayRateLimitMiddleware(limiter));
   // The gateway answers in each provider's format and reads its own raw body: it stays out of /v1.
   gatewayRoutes(app, deps);
+  app.use('/v1/*', authFailureLimitMiddleware(failures));
   app.use('/v1/*', authMiddleware(deps));
   app.use('/v1/*', rateLimitMiddleware(limiter));
   // Tenant isolation for every org-scoped route, before any validation or work: an org key sees

@@ -35,8 +35,13 @@ interface Bucket {
   usedAt: number;
 }
 
-/** Past this many buckets, full ones (keys idle long enough to refill) are dropped. */
+/**
+ * Past this many buckets, full ones (keys idle long enough to refill) are dropped, and if that is
+ * not enough (more keys in use at once), the longest unused down to PRUNED_TO: memory stays bounded
+ * whatever clients send, and a key dropped that way starts afresh.
+ */
 const MAX_BUCKETS = 10_000;
+const PRUNED_TO = 9_000;
 /** How often a process exchanges counts with the others. */
 export const SYNC_MS = 250;
 /**
@@ -60,12 +65,17 @@ export interface RateLimitOptions {
   burst: number;
   /** The database every process shares; counts are exchanged only on a server. */
   shared?: Db | undefined;
+  /**
+   * This process's id in the shared rows, given when a second limiter of the process shares them
+   * (processes are counted by id).
+   */
+  process?: string | undefined;
 }
 
 export type Taken = { ok: true } | { ok: false; retryAfterSeconds: number };
 
 export class KeyRateLimiter {
-  readonly process = newId('wrk');
+  readonly process: string;
   private readonly buckets = new Map<string, Bucket>();
   /** Requests per key and epoch second not yet added to the shared rows. */
   private pending = new Map<string, Map<number, number>>();
@@ -80,6 +90,7 @@ export class KeyRateLimiter {
     private readonly now: () => number = () => performance.now(),
     private readonly wallClock: () => number = () => Date.now(),
   ) {
+    this.process = options.process ?? newId('wrk');
     // Announce this process at once, so that the others divide new keys by the right count.
     if (this.enabled && options.shared?.kind === 'server') this.startSync();
   }
@@ -90,7 +101,7 @@ export class KeyRateLimiter {
 
   /** Takes one request of `key`; never waits for the database. */
   take(key: string): Taken {
-    const { perSecond, burst } = this.options;
+    const { burst } = this.options;
     const at = this.now();
     let bucket = this.buckets.get(key);
     if (!bucket) {
@@ -102,18 +113,26 @@ export class KeyRateLimiter {
       this.refill(bucket, at);
       bucket.usedAt = at;
     }
-    this.count(key);
-    if (this.options.shared?.kind === 'server' && at - this.lastSync >= SYNC_MS && !this.syncing) {
-      this.startSync();
+    if (this.options.shared?.kind === 'server') {
+      this.count(key);
+      if (at - this.lastSync >= SYNC_MS && !this.syncing) this.startSync();
     }
-    if (bucket.tokens < 1) {
-      return {
-        ok: false,
-        retryAfterSeconds: Math.max(1, Math.ceil((1 - bucket.tokens) / (perSecond * bucket.share))),
-      };
-    }
+    if (bucket.tokens < 1) return this.refusal(bucket);
     bucket.tokens -= 1;
     return { ok: true };
+  }
+
+  /** Whether `key` has a request left, taking none and counting nothing (a key never taken has). */
+  check(key: string): Taken {
+    const bucket = this.buckets.get(key);
+    if (!bucket) return { ok: true };
+    this.refill(bucket, this.now());
+    return bucket.tokens < 1 ? this.refusal(bucket) : { ok: true };
+  }
+
+  private refusal(bucket: Bucket): Taken {
+    const rate = this.options.perSecond * bucket.share;
+    return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - bucket.tokens) / rate)) };
   }
 
   private startSync() {
@@ -141,6 +160,9 @@ export class KeyRateLimiter {
       this.refill(bucket, at);
       if (bucket.tokens >= this.options.burst * bucket.share) this.buckets.delete(key);
     }
+    if (this.buckets.size < PRUNED_TO) return;
+    const byLastUse = [...this.buckets].sort(([, a], [, b]) => a.usedAt - b.usedAt);
+    for (const [key] of byLastUse.slice(0, this.buckets.size - PRUNED_TO)) this.buckets.delete(key);
   }
 
   private count(key: string) {
@@ -281,6 +303,25 @@ const GATEWAY_REFUSALS = {
   anthropic: (message: string) => ({ type: 'error', error: { type: 'rate_limit_error', message } }),
 };
 const GATEWAY_WIRES = { openai: openaiWire, anthropic: anthropicWire };
+type GatewayProvider = keyof typeof GATEWAY_WIRES;
+
+/** The provider a gateway request names and the key it sends in that provider's header, if both. */
+export function gatewayKeySent(c: Context): { provider: GatewayProvider; secret: string } | undefined {
+  const provider = c.req.path.split('/')[2] as GatewayProvider;
+  // Own keys only: `/gateway/toString/...` names no provider.
+  if (!Object.hasOwn(GATEWAY_WIRES, provider)) return undefined;
+  const secret = GATEWAY_WIRES[provider].clientSecret(c.req.raw.headers);
+  return secret ? { provider, secret } : undefined;
+}
+
+export function gatewayRefusal(
+  c: Context,
+  provider: GatewayProvider,
+  message: string,
+  retryAfterSeconds: number,
+): Response {
+  return c.json(GATEWAY_REFUSALS[provider](message), 429, { 'retry-after': String(retryAfterSeconds) });
+}
 
 /**
  * The gateway: per key sent, in the header the provider's SDK uses. The bucket is named by a
@@ -290,17 +331,13 @@ export function gatewayRateLimitMiddleware(limiter: KeyRateLimiter): MiddlewareH
   if (!limiter.enabled) return (_c, next) => next();
   const { perSecond, burst } = limiter.options;
   return async (c: Context<AppEnv>, next) => {
-    const provider = c.req.path.split('/')[2] as keyof typeof GATEWAY_WIRES;
-    const wire = GATEWAY_WIRES[provider];
-    const secret = wire?.clientSecret(c.req.raw.headers);
-    if (!wire || !secret) return next();
-    const bucket = `gw:${createHash('sha256').update(`rate-limit:${secret}`).digest('base64url').slice(0, 24)}`;
+    const sent = gatewayKeySent(c);
+    if (!sent) return next();
+    const bucket = `gw:${createHash('sha256').update(`rate-limit:${sent.secret}`).digest('base64url').slice(0, 24)}`;
     const taken = limiter.take(bucket);
     if (!taken.ok) {
       const message = `Too many requests for this key: at most ${perSecond} per second (bursts of ${burst}); retry in ${taken.retryAfterSeconds} s`;
-      return c.json(GATEWAY_REFUSALS[provider](message), 429, {
-        'retry-after': String(taken.retryAfterSeconds),
-      });
+      return gatewayRefusal(c, sent.provider, message, taken.retryAfterSeconds);
     }
     await next();
   };
