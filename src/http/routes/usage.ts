@@ -272,7 +272,8 @@ export function usageRoutes(app: OpenAPIHono<AppEnv>) {
         query: UsageQuery.extend({
           by: z.enum(DIMENSIONS).default('feature'),
           limit: z.coerce.number().int().min(1).max(500).default(5),
-          cursor: Cursor,
+          // It carries a row's key (up to 200 characters of any script) and what the first page pinned.
+          cursor: z.string().max(2048).optional(),
         }),
       },
       responses: { 200: json(UsageBreakdownSchema, 'A page of ranked rows'), ...errorResponses },

@@ -9,11 +9,31 @@
  * other filters; see source.ts).
  * Shares are decimal fractions with 4 places, allocated over all groups by largest remainder in
  * SQL, so they always add up to exactly 1 (0 when nothing was spent); the rows add up to `total`.
+ *
+ * "Show more" walks one ranking while usage keeps coming in. The first page pins its instant (the
+ * range resolves at it on every page) and the usage it counted; every later page ranks that same
+ * usage. The rollups keep no record time, so a later page reads them as they are now and takes
+ * back out the events recorded since: those dated in the range's recent part (from the hour before
+ * the first page's hour on: RECENT_MS), found in raw events by `seq` above the highest the first
+ * page saw there (the cursor carries it). Older hours are not searched (no index finds events by
+ * `seq`): the cursor carries the org's calls before and in the recent part as the first page
+ * counted them, and a later page whose counts, less the events taken out, differ is refused with
+ * 409 `cursor_stale` naming `cursor` (the client loads the first page again). That happens when an
+ * event dated before the recent part arrived late since the first page, or when an ingest still
+ * open while the first page was read committed after it.
+ *
+ * The guarantee, exactly: for the same query (`by`, filters and range; any `limit`) of an org whose
+ * time zone, billing cycle and billing mode stay as they were, a page read with a cursor holds
+ * either exactly the next rows of the first page's ranking, with the first page's figures, shares,
+ * `groups` and `total`, or nothing but that 409: no row is ever skipped or shown twice.
  */
 import { formatUnits } from '../../domain/money.ts';
+import { floorHour } from '../../domain/ranges.ts';
 import type { Ctx } from '../context.ts';
-import { decodeCursor, encodeCursor } from '../pagination.ts';
+import { ServiceError } from '../errors.ts';
+import { type CursorPart, decodeCursor, encodeCursor } from '../pagination.ts';
 import {
+  DIMENSION_KEY,
   type Dimension,
   figuresView,
   labelsFor,
@@ -26,7 +46,7 @@ import {
   weightSql,
   zeroTotals,
 } from './scope.ts';
-import { planOf, sourceSql } from './source.ts';
+import { planOf, SUM_NAMES, sourceSql, wideRows } from './source.ts';
 
 const SHARE_SCALE = 4;
 const SHARE_UNITS = 10n ** BigInt(SHARE_SCALE);
@@ -46,27 +66,91 @@ type GroupRow = SumRow & {
   total_credits: string;
   total_cost: string;
   total_provider_cost_usd: string;
+  /** What the walk pins (see `pinned`): three integers. */
+  pinned: string | null;
 };
 
+/** A cursor: where the last page ended, and what the first page pinned (see the head of this file). */
+interface Walk {
+  at: Date;
+  /** The org's calls before and in the recent part, and the highest `seq` in it, at the first page. */
+  before: bigint;
+  recent: bigint;
+  seq: bigint;
+  weight: string;
+  key: string;
+}
+const CURSOR: CursorPart[] = ['time', 'integer', 'integer', 'integer', 'digits', 'text'];
+
+function walkOf(cursor: string | undefined): Walk | null {
+  const parts = decodeCursor(cursor, CURSOR);
+  if (!parts) return null;
+  const [at, before, recent, seq, weight, key] = parts.map(String);
+  return {
+    at: new Date(at!),
+    before: BigInt(before!),
+    recent: BigInt(recent!),
+    seq: BigInt(seq!),
+    weight: weight!,
+    key: key!,
+  };
+}
+
+/** The recent part of a walk starts this long before the hour of its first page. */
+const RECENT_MS = 3_600_000;
+
 export async function getUsageBreakdown(ctx: Ctx, orgId: string, query: BreakdownQuery, now = new Date()) {
-  const scope = await loadScope(ctx, orgId, query, now);
-  const after = decodeCursor(query.cursor, ['digits', 'text']) as [string, string] | null;
+  const walk = walkOf(query.cursor);
+  const at = walk?.at ?? now;
+  const scope = await loadScope(ctx, orgId, query, at);
+  const { start, end } = scope.range;
+  const recent = new Date(
+    Math.min(Math.max(floorHour(at).getTime() - RECENT_MS, start.getTime()), end.getTime()),
+  );
   const params: unknown[] = [];
+  const p = (value: unknown) => {
+    params.push(value);
+    return `$${params.length}`;
+  };
   const src = await sourceSql(
     ctx.db.read,
     planOf(query.by, query),
     orgId,
     query.by,
-    [scope.range.start, scope.range.end],
+    [start, end],
     query,
     params,
   );
-  params.push(after?.[0] ?? null, after?.[1] ?? null, query.limit + 1);
-  const n = params.length;
+  const seen = walk ? p(walk.seq.toString()) : '';
+  // A later page takes back out the events of the recent part recorded since the first page.
+  const since = walk
+    ? `UNION ALL
+       SELECT ${DIMENSION_KEY[query.by]} AS key, ${SUM_NAMES.split(', ')
+         .map((c) => `-${c} AS ${c}`)
+         .join(', ')}
+         FROM ${wideRows(orgId, { start: recent, end }, query, params, true)} AS w WHERE w.seq > ${seen}`
+    : '';
+  const org = p(orgId);
+  const lo = p(recent.toISOString());
+  const to = p(end.toISOString());
+  // What the walk pins, read with the ranking (one snapshot): the org's calls before and in the
+  // recent part, and there the highest seq (a first page, only when it has a next one) or how
+  // many events were recorded since (a later page).
+  const pinned = `(SELECT concat_ws(' ', coalesce(sum(calls) FILTER (WHERE bucket < ${lo}), 0),
+                                   coalesce(sum(calls) FILTER (WHERE bucket >= ${lo}), 0),
+                                   (SELECT ${walk ? 'count(*)' : 'coalesce(max(seq), 0)'} FROM events e
+                                     WHERE e.org_id = ${org} AND e.occurred_at >= ${lo} AND e.occurred_at < ${to}
+                                       ${walk ? `AND e.seq > ${seen}` : ''}))
+                      FROM usage_hourly_total
+                     WHERE org_id = ${org} AND bucket >= ${p(start.toISOString())} AND bucket < ${to})`;
+  const after = p(walk?.weight ?? null);
   const rows = await ctx.db.read.query<GroupRow>(
-    `WITH g AS (
+    `WITH u AS (
+       SELECT key, ${SUM_NAMES} FROM ${src} AS s
+       ${since}
+     ), g AS (
        SELECT key, ${SUM_COLUMNS}, sum(${weightSql(scope.unit)}) AS weight
-         FROM ${src} AS u GROUP BY 1
+         FROM u GROUP BY 1 HAVING sum(calls) <> 0
      ), s AS (
        SELECT g.*, sum(weight) OVER () AS total, count(*) OVER () AS groups,
               sum(calls::bigint) OVER () AS total_calls, sum(credits::bigint) OVER () AS total_credits,
@@ -86,13 +170,26 @@ export async function getUsageBreakdown(ctx: Ctx, orgId: string, query: Breakdow
             cache_write_tokens, round(weight)::text AS weight_text, groups::text AS groups,
             (base + CASE WHEN rn <= missing THEN 1 ELSE 0 END)::text AS share_units,
             total_calls::text AS total_calls, total_credits::text AS total_credits,
-            total_cost::text AS total_cost, total_provider_cost_usd::text AS total_provider_cost_usd
+            total_cost::text AS total_cost, total_provider_cost_usd::text AS total_provider_cost_usd,
+            ${walk ? pinned : `CASE WHEN groups > ${query.limit} THEN ${pinned} END`} AS pinned
        FROM r
-      WHERE $${n - 2}::numeric IS NULL OR weight < $${n - 2}::numeric OR (weight = $${n - 2}::numeric AND key > $${n - 1})
+      WHERE ${after}::numeric IS NULL OR weight < ${after}::numeric
+         OR (weight = ${after}::numeric AND key > ${p(walk?.key ?? null)})
       ORDER BY weight DESC, key ASC
-      LIMIT $${n}`,
+      LIMIT ${p(query.limit + 1)}`,
     params,
   );
+  // A later page holds at least one row (the page before it had a next one), read as the first
+  // page counted: its calls before the recent part, and in it less those recorded since.
+  const [before, inRecent, seq] = (rows[0]?.pinned?.split(' ') ?? []).map(BigInt);
+  if (walk && !(before === walk.before && inRecent! - seq! === walk.recent)) {
+    throw new ServiceError(
+      409,
+      'cursor_stale',
+      'Usage this page cannot leave out arrived since the first page (an event dated over an hour before it): load the first page again',
+      'cursor',
+    );
+  }
   const has_more = rows.length > query.limit;
   const kept = has_more ? rows.slice(0, query.limit) : rows;
   const labels = await labelsFor(
@@ -140,7 +237,15 @@ export async function getUsageBreakdown(ctx: Ctx, orgId: string, query: Breakdow
       };
     }),
     has_more,
-    next_cursor: has_more && last ? encodeCursor([last.weight_text, last.key]) : null,
+    next_cursor:
+      has_more && last
+        ? encodeCursor([
+            at.toISOString(),
+            ...(walk ? [walk.before, walk.recent, walk.seq] : [before!, inRecent!, seq!]).map(String),
+            last.weight_text,
+            last.key,
+          ])
+        : null,
   };
 }
 export type UsageBreakdown = Awaited<ReturnType<typeof getUsageBreakdown>>;

@@ -2,7 +2,8 @@
  * The summary tile: credits and their currency equivalent, provider cost (operator view), calls,
  * active members, unique features and model tiers, tokens by kind, and the trend against the
  * previous period ("+N %", "-N %", "flat"), from the narrow rollups when no filter is given (see
- * source.ts), else from the wide hourly rollup (raw events under a tool filter).
+ * source.ts), or a lone tool filter, else from the wide hourly rollup (raw events under a tool
+ * filter and another).
  */
 import { trendOf } from '../../domain/ranges.ts';
 import type { Ctx } from '../context.ts';
@@ -16,19 +17,56 @@ import {
   type UsageQuery,
   weightOf,
 } from './scope.ts';
-import { coverageOf, dailyPart, hourlyPart, type Plan, planOf, wideRows } from './source.ts';
+import {
+  coverageOf,
+  dailyPart,
+  filterKeysSql,
+  hourlyPart,
+  type Plan,
+  planOf,
+  sourceSql,
+  wideRows,
+} from './source.ts';
 
 export async function getUsageSummary(ctx: Ctx, orgId: string, query: UsageQuery, now = new Date()) {
   const scope = await loadScope(ctx, orgId, query, now);
   const { range } = scope;
-  // The distinct counts need every dimension of the same events: a filter forces the wide rollup.
+  // The distinct counts need every dimension of the same events: a filter forces the wide rollup,
+  // but for a lone tool filter, which the wide rollup does not key. That reads the tool's own rows,
+  // as the breakdown by tool does, so the two agree once raw events are purged.
   const narrow = planOf(null, query);
   const plan: Plan =
-    narrow.table === 'narrow' && narrow.filter === null
+    narrow.table === 'narrow' && (narrow.filter === null || narrow.filter.dim === 'tool')
       ? narrow
       : { table: 'wide', events: query.tool !== undefined };
   const read = async (bounds: { start: Date; end: Date }) => {
     const params: unknown[] = [];
+    if (plan.table === 'narrow' && plan.filter !== null) {
+      const edges = [bounds.start, bounds.end];
+      const sums = await sourceSql(ctx.db.read, plan, orgId, null, edges, query, params);
+      // The distinct counts from the tool's pair rows where the job built them, else raw events.
+      const keys = await filterKeysSql(
+        ctx.db.read,
+        orgId,
+        plan.filter,
+        ['member', 'feature', 'model'],
+        bounds,
+        query,
+        params,
+      );
+      const distinct = (dimension: string) =>
+        `(SELECT count(DISTINCT key) FROM k WHERE dimension = '${dimension}')::int`;
+      const [row] = await ctx.db.read.query<
+        SumRow & { active_members: number; features: number; model_tiers: number }
+      >(
+        `WITH k AS (SELECT dimension, key FROM ${keys} AS k)
+         SELECT t.*, ${distinct('member')} AS active_members, ${distinct('feature')} AS features,
+                ${distinct('model')} AS model_tiers
+           FROM (SELECT ${SUM_COLUMNS} FROM ${sums} AS u) AS t`,
+        params,
+      );
+      return row!;
+    }
     if (plan.table === 'narrow') {
       // Whole org-local days: the org total and the member, feature and model keys seen, one row
       // each per day. The other hours: the hourly total, and the keys from the wide rollup.

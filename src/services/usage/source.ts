@@ -65,8 +65,8 @@ export function planOf(by: Dimension | null, filters: UsageFilters): Plan {
  * Hourly rows keyed on every dimension, as a FROM-able subquery with the columns of
  * `usage_hourly` (bucket, member_id, ..., api_key_id, then the sums) under `filters`, inside
  * `bounds` (one interval or several). `fromEvents` reads raw events instead, one row per event
- * dated at its UTC hour, with a `tool` column besides: the hourly rollup keeps no tool. Both give
- * the same sums for the same rows.
+ * dated at its UTC hour, with a `tool` column besides (the hourly rollup keeps no tool) and `seq`
+ * (the order events were recorded in). Both give the same sums for the same rows.
  */
 export function wideRows(
   orgId: string,
@@ -82,7 +82,7 @@ export function wideRows(
   if (!fromEvents) return `(SELECT * FROM usage_hourly WHERE ${where})`;
   return `(SELECT date_trunc('hour', e.occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket,
                   e.member_id, e.feature, e.provider, e.model, e.surface, e.workspace, e.workspace_group,
-                  e.project, coalesce(e.api_key_id, '') AS api_key_id, ${toolSql('e.metadata')} AS tool,
+                  e.project, coalesce(e.api_key_id, '') AS api_key_id, ${toolSql('e.metadata')} AS tool, e.seq,
                   1::bigint AS calls, e.credits, e.cost, e.provider_cost_usd, e.input_tokens, e.output_tokens,
                   e.cache_read_tokens, e.cache_write_tokens
              FROM events e WHERE ${where})`;
@@ -385,6 +385,41 @@ function daysSql(days: Coverage['days'], p: (value: unknown) => string): string 
   const ends = p(days.map((d) => d.end.toISOString()));
   const froms = p(days.map((d) => d.from.toISOString()));
   return `unnest(${starts}::timestamptz[], ${ends}::timestamptz[], ${froms}::timestamptz[]) AS s (b, e, f)`;
+}
+
+/**
+ * The keys of `dimensions` in the usage of one filter (a lone filter on another dimension, not the
+ * model) inside `bounds`, as rows of a source (one per day or hour and key): the pair rows of the
+ * days the build_usage_rollups job rolled up (kept after the retention purge), the wide rows
+ * elsewhere (raw events for the tool). A day with no pair rows whose raw events were purged has
+ * no keys left under a tool filter: they count as not seen.
+ */
+export async function filterKeysSql(
+  db: Queryable,
+  orgId: string,
+  filter: Filter,
+  dimensions: Dimension[],
+  bounds: Interval,
+  filters: UsageFilters,
+  params: unknown[],
+): Promise<string> {
+  const p = (value: unknown) => {
+    params.push(value);
+    return `$${params.length}`;
+  };
+  const paired = (await coverageOf(db, orgId, [bounds.start, bounds.end])).days.filter((d) => d.paired);
+  const hours = hoursAround(bounds.start.getTime(), bounds.end.getTime(), paired);
+  const keyed = `(VALUES ${dimensions.map((d) => `('${d}', ${DIMENSION_KEY[d]})`).join(', ')})`;
+  const events = filter.dim === 'tool' || filters.tool !== undefined;
+  return sourceOf([
+    ...(paired.length > 0
+      ? dimensions.map((dimension) => pairPart({ table: 'pair', dimension, filter }, orgId, paired, p))
+      : []),
+    hours.length > 0
+      ? `SELECT d.dimension, w.bucket, d.key, ${SUM_NAMES}
+           FROM ${wideRows(orgId, hours, filters, params, events)} AS w CROSS JOIN LATERAL ${keyed} AS d (dimension, key)`
+      : null,
+  ]);
 }
 
 /** The pair rows of the plan's filter and grouped dimension for the paired days `days`. */

@@ -1,6 +1,6 @@
 /** Breakdown cards (feature pills, member colour bar, model bars) and the top workspaces/groups/users tables. */
 import { useEffect, useState } from 'react';
-import type { Query } from '../api.ts';
+import { ApiError, type Query } from '../api.ts';
 import { useLiveList } from '../live.ts';
 import { useOrg } from '../sessionContext.tsx';
 import type { Breakdown, BreakdownRow } from '../types.ts';
@@ -152,6 +152,13 @@ export function TopTable({ by, query, live }: { by: keyof typeof TOP_LABELS; que
       setCursor(page.has_more ? page.next_cursor : null);
       setMore({ loading: false, error: null });
     } catch (error) {
+      // The pages follow the first one's ranking; usage that arrived late since made it one the API
+      // cannot go on with (409): the list loads again from the top.
+      if (error instanceof ApiError && error.code === 'cursor_stale') {
+        setMore({ loading: false, error: null });
+        catchUp();
+        return;
+      }
       setMore({ loading: false, error: error as Error });
     }
   };
