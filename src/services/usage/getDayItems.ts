@@ -15,7 +15,7 @@
 import { isCalendarDate } from '../../domain/calendar.ts';
 import { CREDIT_SCALE, decimalUnits, formatCredits, formatUnits, Ratio } from '../../domain/money.ts';
 import { startOfLocalDay } from '../../domain/periods.ts';
-import { COMPONENTS } from '../../domain/pricing.ts';
+import { COMPONENTS, type Component } from '../../domain/pricing.ts';
 import { floorHour } from '../../domain/ranges.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
@@ -31,10 +31,14 @@ import {
 } from './scope.ts';
 import { coverageOf, SUM_NAMES } from './source.ts';
 
-/** How many units of each component a unit price is quoted for, and what that unit is called. */
+/**
+ * How many units of each component a unit price is quoted for, and what that unit is called: every
+ * component has one (`satisfies`); a stored line of a name not known here falls back to 'unit'.
+ */
 const BILLING_UNITS: Record<string, { per: bigint; unit: string }> = {
   input: { per: 1000n, unit: '1K tokens' },
   cache_read: { per: 1000n, unit: '1K tokens' },
+  cache_audio_read: { per: 1000n, unit: '1K tokens' },
   cache_write: { per: 1000n, unit: '1K tokens' },
   cache_write_1h: { per: 1000n, unit: '1K tokens' },
   input_audio: { per: 1000n, unit: '1K tokens' },
@@ -45,10 +49,11 @@ const BILLING_UNITS: Record<string, { per: bigint; unit: string }> = {
   requests: { per: 1n, unit: 'request' },
   web_searches: { per: 1n, unit: 'search' },
   call: { per: 1n, unit: 'call' },
-};
+} satisfies Record<Component | 'call', { per: bigint; unit: string }>;
 const COMPONENT_LABEL: Record<string, string> = {
   input: 'input tokens',
   cache_read: 'cached input tokens',
+  cache_audio_read: 'cached audio input tokens',
   cache_write: 'cache write tokens',
   cache_write_1h: '1-hour cache write tokens',
   input_audio: 'audio input tokens',
@@ -59,7 +64,7 @@ const COMPONENT_LABEL: Record<string, string> = {
   requests: 'requests',
   web_searches: 'web searches',
   call: 'calls (unpriced)',
-};
+} satisfies Record<Component | 'call', string>;
 const UNIT_PRICE_SCALE = 8;
 export const MAX_DAY_ITEMS = 2_000;
 
