@@ -27,6 +27,7 @@ import { requireCurrent, type SpendTerms, StaleSpendTerms, withSpendTerms } from
 import { ensureMembers, memberKey } from '../members/ensureMembers.ts';
 import type { OrgRow } from '../orgs/shape.ts';
 import { headroom, UNLIMITED } from './headroom.ts';
+import { HOLDS_IN_FLIGHT_PER_ORG, placeHold as placeHoldInBatch } from './holdBatches.ts';
 import { type AuthorizationRow, credits, keepAuthorization } from './shape.ts';
 
 export interface AuthorizeInput {
@@ -89,18 +90,6 @@ export function callPricer(
   );
 }
 
-/**
- * Holds of one org that this process has in Postgres at once; the others wait their turn here.
- * Every hold of an org queues on its balance row lock anyway, and Postgres pays for a queue of
- * waiters there: each commit wakes every transaction waiting on it, of which one gets the row and
- * the rest go back to sleep, so its CPU per hold grew with the queue (measured: from about 0.8 ms
- * to 3 to 6 ms a hold once a burst had queued tens of them), which made the queue longer still.
- * Two in flight keep the lock busy (the next hold is already at the server when one commits)
- * without that queue. Correctness does not rest on this: other processes' holds still meet at the
- * lock.
- */
-export const HOLDS_IN_FLIGHT_PER_ORG = 2;
-
 /** The largest value of a Postgres bigint (the spend counters' type). */
 const MAX_BIGINT = 2n ** 63n - 1n;
 
@@ -110,6 +99,10 @@ interface Turns {
 }
 const turns = new Map<string, Turns>();
 
+/**
+ * Runs a hold's full path (a transaction on the org's balance lock) when the org has fewer than
+ * HOLDS_IN_FLIGHT_PER_ORG of them in Postgres, else when one ends (holdBatches.ts says why).
+ */
 async function inTurn<T>(orgId: string, work: () => Promise<T>): Promise<T> {
   let org = turns.get(orgId);
   if (!org) {
@@ -137,7 +130,7 @@ export async function authorize(ctx: Ctx, input: AuthorizeInput) {
   if (tooLong) throw invalid(tooLong.field, tooLong.message);
   await ctx.prices.refresh(ctx.db);
   // The org's terms and limits come from this process's copy, checked under the lock.
-  return withSpendTerms(ctx.db, orgId, (terms) => inTurn(orgId, () => authorizeOn(ctx, terms, input)));
+  return withSpendTerms(ctx.db, orgId, (terms) => authorizeOn(ctx, terms, input));
 }
 
 async function authorizeOn(ctx: Ctx, { org, settings, version }: SpendTerms, input: AuthorizeInput) {
@@ -170,54 +163,56 @@ async function authorizeOn(ctx: Ctx, { org, settings, version }: SpendTerms, inp
     version,
   });
   if (placed) return placed;
-  return withRetry(() =>
-    ctx.db.transaction(async (tx) => {
-      // In the transaction, so a hold refused with an error creates no member; before the lock.
-      const members = await ensureMembers(tx, [{ orgId, externalId: input.member }]);
-      const dims = {
-        member_id: members.get(memberKey(orgId, input.member))!,
-        workspace: input.workspace ?? '',
-        workspace_group: input.workspace_group ?? '',
-        project: input.project ?? '',
-        api_key_id: apiKeyId,
-      };
-      const scopes = scopesFor(org, settings, dims, now);
-      const { balance, counters, spendVersion } = await lockForSpend(tx, org, scopes, now);
-      requireCurrent(version, spendVersion);
-      const room = untracked ? null : headroom(org, balance, scopes, counters);
-      // Never more than the estimate, never less than nothing (room is negative in overage).
-      const free = room === null || room.room < 0n ? 0n : room.room;
-      const hold = untracked ? 0n : estimate < free ? estimate : free;
-      if (room && hold <= 0n && estimate > 0n) {
-        const tightest = room.tightest!;
-        // A denial by a limit or budget is committed with its quota.exceeded alert (once per period).
-        await recordDeniedHold(tx, org, scopes, tightest, {
-          member: input.member,
-          feature: input.feature,
-          estimate,
-        });
-        return {
-          id: null,
-          object: 'authorization' as const,
-          approved: false,
-          reason: tightest.reason,
-          budget: tightest.budget ?? null,
-          held_credits: '0',
-          available_credits: credits(room.room > 0n ? room.room : 0n),
-          expires_at: null,
+  return inTurn(orgId, () =>
+    withRetry(() =>
+      ctx.db.transaction(async (tx) => {
+        // In the transaction, so a hold refused with an error creates no member; before the lock.
+        const members = await ensureMembers(tx, [{ orgId, externalId: input.member }]);
+        const dims = {
+          member_id: members.get(memberKey(orgId, input.member))!,
+          workspace: input.workspace ?? '',
+          workspace_group: input.workspace_group ?? '',
+          project: input.project ?? '',
+          api_key_id: apiKeyId,
         };
-      }
-      await placeHold(tx, org, {
-        id,
-        input,
-        dims,
-        hold,
-        scopes,
-        placedAt: now,
-        expiresAt,
-      });
-      return approved(id, { untracked, estimate, hold, room: room?.room ?? null, expiresAt });
-    }),
+        const scopes = scopesFor(org, settings, dims, now);
+        const { balance, counters, spendVersion } = await lockForSpend(tx, org, scopes, now);
+        requireCurrent(version, spendVersion);
+        const room = untracked ? null : headroom(org, balance, scopes, counters);
+        // Never more than the estimate, never less than nothing (room is negative in overage).
+        const free = room === null || room.room < 0n ? 0n : room.room;
+        const hold = untracked ? 0n : estimate < free ? estimate : free;
+        if (room && hold <= 0n && estimate > 0n) {
+          const tightest = room.tightest!;
+          // A denial by a limit or budget is committed with its quota.exceeded alert (once per period).
+          await recordDeniedHold(tx, org, scopes, tightest, {
+            member: input.member,
+            feature: input.feature,
+            estimate,
+          });
+          return {
+            id: null,
+            object: 'authorization' as const,
+            approved: false,
+            reason: tightest.reason,
+            budget: tightest.budget ?? null,
+            held_credits: '0',
+            available_credits: credits(room.room > 0n ? room.room : 0n),
+            expires_at: null,
+          };
+        }
+        await placeHold(tx, org, {
+          id,
+          input,
+          dims,
+          hold,
+          scopes,
+          placedAt: now,
+          expiresAt,
+        });
+        return approved(id, { untracked, estimate, hold, room: room?.room ?? null, expiresAt });
+      }),
+    ),
   );
 }
 
@@ -322,7 +317,8 @@ function placedRow(
 }
 
 /**
- * The usual hold in one statement (`tally_place_hold`, migration 0015), outside any transaction,
+ * The usual hold in one statement (`tally_place_hold`, migration 0015, with the org's other holds
+ * waiting in this process: holdBatches.ts), outside any transaction,
  * so the org's balance lock is held inside Postgres only and never waits on this process. Answers
  * null when the full path must decide: no balance row yet, a plan grant or an expiry due, a
  * denial (recorded there with its alert), or a member budget whose member is not known yet.
@@ -361,41 +357,29 @@ async function placeHoldAtOnce(
     hard: s.hard,
   }));
   const untracked = org.billing_mode === 'byok';
-  const [row] = await withRetry(() =>
-    ctx.db.query<{
-      outcome: 'placed' | 'slow' | 'denied' | 'stale';
-      resolved_member_id: string;
-      room_units: string | null;
-      hold_units: string;
-    }>(
-      `SELECT outcome, resolved_member_id, room_units, hold_units FROM tally_place_hold($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-         $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
-      [
-        org.id,
-        hold.now.toISOString(),
-        org.billing_mode === 'credits' && BigInt(org.plan_allowance_credits) > 0n,
-        org.billing_mode === 'credits',
-        untracked,
-        input.member,
-        newId('mem'),
-        expectedMember,
-        String(hold.estimate),
-        JSON.stringify(limits),
-        JSON.stringify(refs),
-        hold.id,
-        hold.apiKeyId || null,
-        input.feature,
-        input.provider.toLowerCase(),
-        input.model,
-        dims.workspace,
-        dims.workspace_group,
-        dims.project,
-        hold.expiresAt.toISOString(),
-        hold.version,
-      ],
-      { statement: 'tally_place_hold' },
-    ),
-  );
+  const row = await placeHoldInBatch(ctx.db, {
+    org: org.id,
+    now: hold.now.toISOString(),
+    plan_needed: org.billing_mode === 'credits' && BigInt(org.plan_allowance_credits) > 0n,
+    credits: org.billing_mode === 'credits',
+    untracked,
+    member_external: input.member,
+    new_member_id: newId('mem'),
+    expected_member_id: expectedMember,
+    estimate: String(hold.estimate),
+    scopes: limits,
+    scope_refs: refs,
+    id: hold.id,
+    api_key_id: hold.apiKeyId || null,
+    feature: input.feature,
+    provider: input.provider.toLowerCase(),
+    model: input.model,
+    workspace: dims.workspace,
+    workspace_group: dims.workspace_group,
+    project: dims.project,
+    expires_at: hold.expiresAt.toISOString(),
+    spend_version: hold.version,
+  });
   if (row?.outcome === 'stale') throw new StaleSpendTerms();
   if (row?.outcome !== 'placed') return null;
   const placed = { ...dims, member_id: row.resolved_member_id };
