@@ -51,9 +51,11 @@ const schema = z.object({
   TALLY_MAX_EVENT_COST: decimal('TALLY_MAX_EVENT_COST', '0.000001').default('1000'),
   TALLY_DEFAULT_MARKUP: decimal('TALLY_DEFAULT_MARKUP', '0').default('1.5'),
   TALLY_BODY_LIMIT_BYTES: integer(1024).default(5 * 1024 * 1024),
-  /** Requests per second per key and process (0: no limit), and the burst a key may send at once. */
+  /** Requests per second per key, shared by all processes (0: no limit), and the burst a key may send at once. */
   TALLY_RATE_LIMIT_PER_SECOND: integer(0).default(10_000),
   TALLY_RATE_LIMIT_BURST: integer(1).default(20_000),
+  /** Reverse proxies in front of Tally: the client address is the one the farthest of them saw (X-Forwarded-For). */
+  TALLY_TRUSTED_PROXIES: integer(0, 10).default(0),
   /** Browser origins allowed to call the API (CORS), comma-separated; unset: none. */
   TALLY_CORS_ORIGINS: z
     .string()

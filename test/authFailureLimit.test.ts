@@ -205,3 +205,39 @@ describe('failed authentications per client address', () => {
     expect(addressBucket('fe80::1%eth0')).toBe('addr:fe80:0:0:0::/64');
   });
 });
+
+describe('behind declared reverse proxies (TALLY_TRUSTED_PROXIES)', () => {
+  let behind: TestTally;
+  let key = '';
+  beforeAll(async () => {
+    behind = await startTally({ TALLY_TRUSTED_PROXIES: '1' });
+    key = (await createOrgWithKey(behind)).key;
+  });
+  afterAll(() => behind?.close());
+
+  /** A request that came through the proxy at 10.0.0.5, its X-Forwarded-For as given. */
+  const viaProxy = async (forwardedFor: string | null, authorization: string) => {
+    const headers: Record<string, string> = { authorization };
+    if (forwardedFor !== null) headers['x-forwarded-for'] = forwardedFor;
+    const res = await behind.app.request(
+      '/v1/orgs',
+      { headers },
+      { incoming: { headers: {}, socket: { remoteAddress: '10.0.0.5' } } },
+    );
+    return res.status;
+  };
+
+  it('counts each client by the address the proxy saw, which the client cannot choose', async () => {
+    const statuses: number[] = [];
+    while (statuses.length < 40 && !statuses.includes(429)) {
+      statuses.push(await viaProxy('198.51.100.7', badCredentials(statuses.length)));
+    }
+    expect(statuses.slice(0, BURST)).toEqual(Array(BURST).fill(401));
+    expect(statuses.at(-1)).toBe(429);
+    // Another client behind the same proxy is not refused; nor are requests the proxy did not forward.
+    expect(await viaProxy('198.51.100.8', `Bearer ${key}`)).toBe(200);
+    expect(await viaProxy(null, `Bearer ${key}`)).toBe(200);
+    // Addresses the client wrote itself, left of the proxy's, change nothing.
+    expect(await viaProxy('203.0.113.1, 198.51.100.7', `Bearer ${key}`)).toBe(429);
+  });
+});

@@ -113,7 +113,10 @@ export function buildApp(deps: AppDeps) {
     shared: deps.db,
   });
   // Failed authentications per client address, checked first: a blocked address costs no lookup.
-  const failures = authFailureLimiter(limiter);
+  const failures = {
+    failures: authFailureLimiter(limiter),
+    trustedProxies: deps.config.TALLY_TRUSTED_PROXIES,
+  };
   app.use('/gateway/*', gatewayAuthFailureLimitMiddleware(failures));
   app.use('/gateway/*', gatewayRateLimitMiddleware(limiter));
   // The gateway answers in each provider's format and reads its own raw body: it stays out of /v1.

@@ -578,6 +578,11 @@ describe('refusals in the provider format', () => {
       ['/gateway/openai/v1/embeddings', '{"model": "text-embedding-3-small", "input": [1.5]}', 400],
       ['/gateway/openai/v1/moderations', '{}', 404],
       ['/gateway/nope/v1/x', '{}', 404],
+      // Names an object has of its own built in name no provider either.
+      ['/gateway/toString/v1/chat/completions', '{}', 404],
+      ['/gateway/constructor/v1/chat/completions', '{}', 404],
+      ['/gateway/__proto__/v1/chat/completions', '{}', 404],
+      ['/gateway/hasOwnProperty/v1/messages', '{}', 404],
     ];
     for (const [path, body, status] of cases) {
       const res = await send(path, body);
@@ -586,6 +591,12 @@ describe('refusals in the provider format', () => {
       if (path.includes('anthropic'))
         expect(answer).toMatchObject({ type: 'error', error: { type: expect.any(String) } });
       else expect(answer).toMatchObject({ error: { message: expect.any(String), type: expect.any(String) } });
+    }
+    for (const name of ['toString', '__proto__', 'valueOf']) {
+      const models = await fetch(`${g.base}/gateway/${name}/v1/models`, {
+        headers: { authorization: `Bearer ${key}` },
+      });
+      expect({ name, status: models.status }).toEqual({ name, status: 404 });
     }
     const badChoices = await openaiClient(g, key, member)
       .chat.completions.create({ model: 'gpt-4o-mini', messages: prompt, n: 129 })

@@ -8,8 +8,9 @@
  * the refusal saves. Other addresses are not affected, and a request without credentials
  * (refused without a lookup) is never counted or refused here.
  *
- * The address is the socket's peer. Tally has no trusted-proxy setting, so behind a reverse proxy
- * all clients share the proxy's address and this budget.
+ * The address is the socket's peer, or behind TALLY_TRUSTED_PROXIES reverse proxies the address
+ * the farthest of them saw. Behind a proxy not declared so, all clients share the proxy's address
+ * and this budget.
  */
 import type { HttpBindings } from '@hono/node-server';
 import type { Context, MiddlewareHandler } from 'hono';
@@ -55,19 +56,36 @@ export function addressBucket(address: string): string {
   return `addr:${prefix.join(':')}::/64`;
 }
 
-/** None for a request made in process (app.request, as tests do): there is no socket. */
-function clientAddress(c: Context): string | undefined {
-  return (c.env as Partial<HttpBindings> | undefined)?.incoming?.socket.remoteAddress;
+/**
+ * The socket's peer, or behind `trustedProxies` reverse proxies the address the farthest of them
+ * saw: each proxy appends its own peer to X-Forwarded-For, so that one is `trustedProxies` from the
+ * right (anything left of it was written by the client). A header shorter than that did not pass
+ * every proxy: the peer is used. None for a request made in process (app.request): no socket.
+ */
+export function clientAddress(c: Context, trustedProxies: number): string | undefined {
+  const peer = (c.env as Partial<HttpBindings> | undefined)?.incoming?.socket.remoteAddress;
+  if (!peer || trustedProxies === 0) return peer;
+  const forwarded = (c.req.header('x-forwarded-for') ?? '')
+    .split(',')
+    .map((hop) => hop.trim())
+    .filter((hop) => hop !== '');
+  return forwarded.length >= trustedProxies ? forwarded[forwarded.length - trustedProxies] : peer;
+}
+
+/** Failed authentications counted per client address; `trustedProxies` is TALLY_TRUSTED_PROXIES. */
+export interface FailureLimit {
+  failures: KeyRateLimiter;
+  trustedProxies: number;
 }
 
 function limitFailures(
-  failures: KeyRateLimiter,
+  { failures, trustedProxies }: FailureLimit,
   presentsCredentials: (c: Context<AppEnv>) => boolean,
   refuse: (c: Context<AppEnv>, message: string, retryAfterSeconds: number) => Response,
 ): MiddlewareHandler<AppEnv> {
   if (!failures.enabled) return (_c, next) => next();
   return async (c, next) => {
-    const address = presentsCredentials(c) ? clientAddress(c) : undefined;
+    const address = presentsCredentials(c) ? clientAddress(c, trustedProxies) : undefined;
     if (!address) return next();
     const bucket = addressBucket(address);
     const blocked = failures.check(bucket);
@@ -82,9 +100,9 @@ function limitFailures(
 }
 
 /** /v1, in front of authMiddleware: any Authorization header counts as credentials; problem+json. */
-export const authFailureLimitMiddleware = (failures: KeyRateLimiter) =>
+export const authFailureLimitMiddleware = (limit: FailureLimit) =>
   limitFailures(
-    failures,
+    limit,
     (c) => c.req.header('authorization') !== undefined,
     (c, message, retryAfterSeconds) =>
       problem(c, 429, 'too_many_failed_authentications', message, undefined, {
@@ -93,9 +111,9 @@ export const authFailureLimitMiddleware = (failures: KeyRateLimiter) =>
   );
 
 /** The gateway, in front of its routes: the key in the provider's header; the provider's 429. */
-export const gatewayAuthFailureLimitMiddleware = (failures: KeyRateLimiter) =>
+export const gatewayAuthFailureLimitMiddleware = (limit: FailureLimit) =>
   limitFailures(
-    failures,
+    limit,
     (c) => gatewayKeySent(c) !== undefined,
     (c, message, retryAfterSeconds) =>
       gatewayRefusal(c, gatewayKeySent(c)!.provider, message, retryAfterSeconds),

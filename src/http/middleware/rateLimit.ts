@@ -18,8 +18,7 @@
 import { createHash } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import { newId } from '../../domain/ids.ts';
-import { anthropicWire } from '../../services/gateway/anthropic.ts';
-import { openaiWire } from '../../services/gateway/openai.ts';
+import { type GatewayProvider, isGatewayProvider, wireNamed } from '../../services/gateway/wires.ts';
 import type { Db } from '../../store/db.ts';
 import type { AppEnv } from '../env.ts';
 import { problem } from '../problem.ts';
@@ -302,15 +301,12 @@ const GATEWAY_REFUSALS = {
   }),
   anthropic: (message: string) => ({ type: 'error', error: { type: 'rate_limit_error', message } }),
 };
-const GATEWAY_WIRES = { openai: openaiWire, anthropic: anthropicWire };
-type GatewayProvider = keyof typeof GATEWAY_WIRES;
 
 /** The provider a gateway request names and the key it sends in that provider's header, if both. */
 export function gatewayKeySent(c: Context): { provider: GatewayProvider; secret: string } | undefined {
-  const provider = c.req.path.split('/')[2] as GatewayProvider;
-  // Own keys only: `/gateway/toString/...` names no provider.
-  if (!Object.hasOwn(GATEWAY_WIRES, provider)) return undefined;
-  const secret = GATEWAY_WIRES[provider].clientSecret(c.req.raw.headers);
+  const provider = c.req.path.split('/')[2] ?? '';
+  if (!isGatewayProvider(provider)) return undefined;
+  const secret = wireNamed(provider)!.clientSecret(c.req.raw.headers);
   return secret ? { provider, secret } : undefined;
 }
 

@@ -7,7 +7,6 @@ import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Config } from '../../config.ts';
-import { anthropicWire } from '../../services/gateway/anthropic.ts';
 import { createGatewayKey } from '../../services/gateway/createGatewayKey.ts';
 import { deleteGatewayUpstream } from '../../services/gateway/deleteGatewayUpstream.ts';
 import { listGatewayKeys } from '../../services/gateway/listGatewayKeys.ts';
@@ -18,15 +17,13 @@ import { openaiWire } from '../../services/gateway/openai.ts';
 import { resolveCaller } from '../../services/gateway/resolveCaller.ts';
 import { revokeGatewayKey } from '../../services/gateway/revokeGatewayKey.ts';
 import { setGatewayUpstream } from '../../services/gateway/setGatewayUpstream.ts';
-import type { ProviderWire } from '../../services/gateway/wire.ts';
+import { wireNamed } from '../../services/gateway/wires.ts';
 import type { PriceBook } from '../../services/pricing/priceBook.ts';
 import type { Db } from '../../store/db.ts';
 import type { AppEnv } from '../env.ts';
 import type { Logger } from '../logger.ts';
 import { isDatabaseUnavailable } from '../problem.ts';
 import { body, errorResponses, Id, json, ListQuery, OrgParam, pageOf, Text } from '../schemas.ts';
-
-const WIRES: Record<string, ProviderWire> = { openai: openaiWire, anthropic: anthropicWire };
 
 export interface GatewayDeps {
   db: Db;
@@ -36,7 +33,7 @@ export interface GatewayDeps {
 }
 
 /** The provider named by the path (`/gateway/<provider>/...`), for answers in its format. */
-const wireOf = (c: Context) => WIRES[c.req.path.split('/')[2] ?? ''] ?? openaiWire;
+const wireOf = (c: Context) => wireNamed(c.req.path.split('/')[2] ?? '') ?? openaiWire;
 
 export function gatewayRoutes(app: OpenAPIHono<AppEnv>, deps: GatewayDeps) {
   const logError = (c: Context<AppEnv>) => (what: string, error: unknown) =>
@@ -61,7 +58,7 @@ export function gatewayRoutes(app: OpenAPIHono<AppEnv>, deps: GatewayDeps) {
 
   documentGatewayPaths(app);
   app.post('/gateway/:provider/v1/*', async (c) => {
-    const wire = WIRES[c.req.param('provider')];
+    const wire = wireNamed(c.req.param('provider'));
     const prefix = `/gateway/${c.req.param('provider')}/v1/`;
     const path = c.req.path.slice(prefix.length);
     if (!wire?.paths.includes(path)) {
@@ -86,12 +83,14 @@ export function gatewayRoutes(app: OpenAPIHono<AppEnv>, deps: GatewayDeps) {
   });
 
   app.get('/gateway/:provider/v1/models', async (c) => {
-    const wire = WIRES[c.req.param('provider')];
+    const wire = wireNamed(c.req.param('provider'));
     if (!wire) return providerError(openaiWire, 'not_found', `The gateway does not serve GET ${c.req.path}`);
     try {
       const headers = c.req.raw.headers;
       const caller = await resolveCaller(deps.db, wire.clientSecret(headers), headers, { billed: false });
       const ctx = { ...deps, principal: caller.principal, requestId: c.get('requestId') };
+      // Authenticated: a 401 the provider answers is not a failed authentication of this client.
+      c.set('ctx', ctx);
       return await listModels(ctx, wire, caller, headers);
     } catch (error) {
       const refusal = serviceErrorAnswer(wire, error);
