@@ -287,22 +287,23 @@ describe('a hold that covers less than the request may produce', () => {
     expect((await balance(g, org.id)).held_credits).toBe('0');
   });
 
-  it('lowers an Anthropic thinking budget below the lowered max_tokens, and refuses when none fits', async () => {
+  it('lowers an Anthropic thinking budget with max_tokens, keeping its share, and refuses when none fits', async () => {
     const thinking = {
       model: 'claude-haiku-4-5',
       max_tokens: 16_000,
       thinking: { type: 'enabled' as const, budget_tokens: 10_000 },
       messages: prompt,
     };
-    const { org, key } = await limitedOrg('0.01');
+    const { org, key } = await limitedOrg('0.04');
     g.fake.behave(promptCounts);
     const before = g.fake.requests.length;
     const message = await anthropicClient(g, key, member).messages.create(thinking);
     const sent = g.fake.requests[before]!.body as typeof thinking;
     expect(sent.max_tokens).toBeLessThan(16_000);
-    expect(sent.thinking.budget_tokens).toBeGreaterThanOrEqual(1024);
-    expect(sent.thinking.budget_tokens).toBeLessThan(sent.max_tokens);
-    expect(message.stop_reason).toBe('max_tokens');
+    expect(sent.max_tokens).toBeGreaterThan(1024 * 2);
+    // 10 000 of 16 000: the budget keeps 5/8 of the lowered max_tokens, the answer the rest.
+    expect(sent.thinking.budget_tokens).toBe(Math.floor((10_000 * sent.max_tokens) / 16_000));
+    expect(message.usage.output_tokens).toBeLessThanOrEqual(sent.max_tokens);
     await expectFullyBilled(org.id, 'anthropic', 'claude-haiku-4-5');
 
     // About 500 tokens: max_tokens cannot keep the smallest budget (1 024) below it.

@@ -29,19 +29,23 @@ const PROTOCOL_HEADERS = ['accept', 'anthropic-version', 'anthropic-beta'] as co
 const MIN_THINKING_BUDGET = 1024;
 
 /**
- * The request with max_tokens lowered to `tokens`. Anthropic refuses a thinking budget that is not
- * below max_tokens, so a budget that no longer is goes just below it; null when not even the
- * smallest budget fits below `tokens`.
+ * The request with max_tokens lowered to `tokens`. An extended-thinking budget keeps its share of
+ * the output the client asked for, so the visible answer keeps its share too (a budget just below
+ * max_tokens would leave the answer a few tokens); Anthropic wants it at least 1 024 and below
+ * max_tokens. Null when not even the smallest budget fits below `tokens`.
  */
 function withMaxTokens(body: Record<string, unknown>, rawBody: string, tokens: number): string | null {
   const thinking = body.thinking as { type?: unknown; budget_tokens?: unknown } | null | undefined;
   const budget = thinking?.type === 'enabled' ? thinking.budget_tokens : undefined;
-  if (typeof budget !== 'number' || budget < tokens) return limitOutput(rawBody, 'max_tokens', tokens);
+  const asked = body.max_tokens;
+  if (typeof budget !== 'number' || typeof asked !== 'number')
+    return limitOutput(rawBody, 'max_tokens', tokens);
   if (tokens - 1 < MIN_THINKING_BUDGET) return null;
+  const share = Math.floor((budget * tokens) / asked);
   return JSON.stringify({
     ...body,
     max_tokens: tokens,
-    thinking: { ...thinking, budget_tokens: tokens - 1 },
+    thinking: { ...thinking, budget_tokens: Math.min(Math.max(share, MIN_THINKING_BUDGET), tokens - 1) },
   });
 }
 
