@@ -4,6 +4,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { ZodError } from 'zod';
 import { ServiceError } from '../services/errors.ts';
+import { isDatabaseUnavailable } from '../store/unavailable.ts';
 
 export interface Problem {
   type: string;
@@ -87,19 +88,6 @@ export function validationProblem(c: Context, error: ZodError, target: string): 
     return problem(c, status, 'invalid_field', detail);
   }
   return problem(c, status, 'invalid_field', `${param}: ${issue.message}`, param);
-}
-
-const PG_UNAVAILABLE = new Set(['57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '53300']);
-const NET_UNAVAILABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE']);
-/** pg's own errors for a connection the server cut (a restart): no SQLSTATE, only the message. */
-const CONNECTION_LOST =
-  /^(Connection terminated|Client has encountered a connection error|Client was closed)/;
-
-/** Whether an error means the database cannot be reached now (a restart, a failover): retry shortly. */
-export function isDatabaseUnavailable(error: unknown): boolean {
-  const code = (error as { code?: string } | null)?.code;
-  if (code) return PG_UNAVAILABLE.has(code) || NET_UNAVAILABLE.has(code);
-  return error instanceof Error && CONNECTION_LOST.test(error.message);
 }
 
 /** A 401 tells the client how to authenticate (RFC 9110 section 11.6.1). */

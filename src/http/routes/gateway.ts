@@ -20,9 +20,9 @@ import { setGatewayUpstream } from '../../services/gateway/setGatewayUpstream.ts
 import { wireNamed } from '../../services/gateway/wires.ts';
 import type { PriceBook } from '../../services/pricing/priceBook.ts';
 import type { Db } from '../../store/db.ts';
+import { isDatabaseUnavailable } from '../../store/unavailable.ts';
 import type { AppEnv } from '../env.ts';
 import type { Logger } from '../logger.ts';
-import { isDatabaseUnavailable } from '../problem.ts';
 import { body, errorResponses, Id, json, ListQuery, OrgParam, pageOf, Text } from '../schemas.ts';
 
 export interface GatewayDeps {

@@ -15,6 +15,7 @@
  */
 import type { Queryable } from '../../store/db.ts';
 import { withRetry } from '../../store/retry.ts';
+import { isDatabaseUnavailable } from '../../store/unavailable.ts';
 
 export const HOLDS_IN_FLIGHT_PER_ORG = 2;
 /** Holds placed by one statement at most: a batch's answers wait for its last hold. */
@@ -92,16 +93,21 @@ async function placeBatch(db: Queryable, batch: Waiting[]): Promise<void> {
   if (batch.length > 1) {
     try {
       const rows = await withRetry(() =>
-        db.query<HoldOutcome>(
-          'SELECT outcome, resolved_member_id, room_units, hold_units FROM tally_place_holds($1)',
+        db.query<HoldOutcome & { ordinal: string }>(
+          'SELECT ordinal, outcome, resolved_member_id, room_units, hold_units FROM tally_place_holds($1) ORDER BY ordinal',
           [JSON.stringify(batch.map((w) => w.args))],
           { statement: 'tally_place_holds' },
         ),
       );
-      for (const [i, w] of batch.entries()) w.resolve(rows[i]!);
+      for (const { ordinal, ...outcome } of rows) batch[Number(ordinal) - 1]!.resolve(outcome);
       return;
-    } catch {
-      // One hold's error fails the whole statement: each is placed alone, to get its own answer.
+    } catch (error) {
+      // A database out of reach fails every hold alike. Otherwise one hold's error failed the whole
+      // statement: each is placed alone, to get its own answer.
+      if (isDatabaseUnavailable(error)) {
+        for (const w of batch) w.reject(error);
+        return;
+      }
     }
   }
   for (const w of batch) {

@@ -126,7 +126,9 @@ export async function ingestEvents(
     }
     toStore = toStore.filter((e) => !answered.has(e));
   }
-  const memberIds = toStore.length > 0 ? await ensureMembers(ctx.db, memberRefs(toStore), known) : null;
+  // Retried like the transaction: creating members may deadlock with a batch of holds creating the same ones.
+  const memberIds =
+    toStore.length > 0 ? await withRetry(() => ensureMembers(ctx.db, memberRefs(toStore), known)) : null;
   const stored = memberIds
     ? await withRetry(() =>
         ctx.db.transaction((tx) =>

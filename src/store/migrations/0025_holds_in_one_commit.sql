@@ -4,23 +4,26 @@
 -- one per flush. Holds that queued meanwhile in a process go together instead: each is decided in
 -- turn, exactly as tally_place_hold decides it alone, and seeing the ones before it.
 --
--- Members first, before the balance lock, in key order, as ingest and tally_place_hold take them:
--- creating one under the balance lock could deadlock with a batch of events holding its key.
+-- Members first, before the balance lock (as tally_place_hold takes them), in the order ensureMembers
+-- creates them for ingest (code-unit order, hence COLLATE "C"): creating one under the balance lock,
+-- or two in another order than a concurrent batch of events, could deadlock with it. Answers come
+-- with the hold's place in the list (`ordinal`).
 CREATE FUNCTION tally_place_holds(p_holds jsonb)
-RETURNS TABLE (outcome text, resolved_member_id text, room_units bigint, hold_units bigint)
+RETURNS TABLE (ordinal bigint, outcome text, resolved_member_id text, room_units bigint, hold_units bigint)
 LANGUAGE plpgsql AS $$
 DECLARE
   h jsonb;
 BEGIN
   INSERT INTO members (org_id, id, external_id, role)
-    SELECT DISTINCT ON (x.value ->> 'org', x.value ->> 'member_external')
+    SELECT DISTINCT ON (x.value ->> 'org' COLLATE "C", x.value ->> 'member_external' COLLATE "C")
            x.value ->> 'org', x.value ->> 'new_member_id', x.value ->> 'member_external', 'member'
       FROM jsonb_array_elements(p_holds) AS x
      WHERE NOT EXISTS (SELECT 1 FROM members m
                         WHERE m.org_id = x.value ->> 'org' AND m.external_id = x.value ->> 'member_external')
-     ORDER BY x.value ->> 'org', x.value ->> 'member_external'
+     ORDER BY x.value ->> 'org' COLLATE "C", x.value ->> 'member_external' COLLATE "C"
     ON CONFLICT (org_id, external_id) DO NOTHING;
-  FOR h IN SELECT x.value FROM jsonb_array_elements(p_holds) WITH ORDINALITY AS x ORDER BY x.ordinality LOOP
+  FOR h, ordinal IN SELECT x.value, x.ordinality FROM jsonb_array_elements(p_holds) WITH ORDINALITY AS x
+                    ORDER BY x.ordinality LOOP
     SELECT p.outcome, p.resolved_member_id, p.room_units, p.hold_units
       INTO outcome, resolved_member_id, room_units, hold_units
       FROM tally_place_hold(
