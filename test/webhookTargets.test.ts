@@ -7,9 +7,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.ts';
+import { nonPublicKind } from '../src/domain/addresses.ts';
 import { prepare, type Tally } from '../src/server.ts';
 import { deliverWebhooks } from '../src/services/webhooks/deliverWebhooks.ts';
-import { refusedAddressKind } from '../src/services/webhooks/webhookTargets.ts';
 import { createOrgWithKey, OPERATOR_KEY, startTally, type TestTally } from './support/harness.ts';
 
 /** Tally as it starts by default: private addresses refused. */
@@ -225,9 +225,18 @@ describe('webhook targets: security', () => {
       '100.128.0.1': null,
       '192.169.0.1': null,
       '::ffff:8.8.8.8': null,
+      // IPv6 addresses that carry an IPv4 one are what that one is: NAT64, 6to4, IPv4-translated.
+      '64:ff9b::a9fe:a9fe': 'link-local',
+      '64:ff9b::10.0.0.1': 'private',
+      '64:ff9b::808:808': null,
+      '64:ff9b:1::8.8.8.8': 'private',
+      '2002:7f00:1::1': 'loopback',
+      '2002:808:808::1': null,
+      '::ffff:0:a00:1': 'private',
+      '::ffff:0:808:808': null,
       '2606:4700:4700::1111': null,
       '2001:4860:4860::8888': null,
     };
-    expect(Object.fromEntries(Object.keys(kinds).map((ip) => [ip, refusedAddressKind(ip)]))).toEqual(kinds);
+    expect(Object.fromEntries(Object.keys(kinds).map((ip) => [ip, nonPublicKind(ip)]))).toEqual(kinds);
   });
 });
