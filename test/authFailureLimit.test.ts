@@ -41,6 +41,9 @@ afterAll(async () => {
   await t?.close();
 });
 
+/** A good key this Tally has not authenticated yet (one it has passes a refused address). */
+const unseenKey = async () => (await createOrgWithKey(t)).key;
+
 /** Every kind of credential auth refuses with 401, in turn. */
 const badCredentials = (i: number) =>
   [
@@ -60,7 +63,7 @@ async function from(address: string, path: string, init: RequestInit = {}) {
 }
 
 const v1From = (address: string, authorization: string) =>
-  from(address, `/v1/orgs/${orgId}`, { headers: { authorization } });
+  from(address, '/v1/orgs', { headers: { authorization } });
 
 /** Sends bad credentials from `address` until one is refused with 429 (at most 40). */
 async function failUntilRefused(send: (i: number) => Promise<{ status: number }>) {
@@ -131,16 +134,40 @@ describe('failed authentications per client address', () => {
   });
 
   it('does not refuse another address, whose good key still authenticates and bad key still gets 401', async () => {
+    const unseen = await unseenKey();
     expectRefusedAfterTheBurst(await failUntilRefused((i) => v1From('203.0.113.10', badCredentials(i))));
-    expect((await v1From('203.0.113.10', `Bearer ${goodKey}`)).status).toBe(429);
-    expect((await v1From('203.0.113.11', `Bearer ${goodKey}`)).status).toBe(200);
+    expect((await v1From('203.0.113.10', `Bearer ${unseen}`)).status).toBe(429);
+    expect((await v1From('203.0.113.11', `Bearer ${unseen}`)).status).toBe(200);
     expect((await v1From('203.0.113.11', badCredentials(0))).status).toBe(401);
     // An IPv6 client is counted by its /64, from which it may pick any address.
     expectRefusedAfterTheBurst(
       await failUntilRefused((i) => v1From(`2001:db8:7:8::${i.toString(16)}`, badCredentials(i))),
     );
-    expect((await v1From('2001:db8:7:8:abcd::1', `Bearer ${goodKey}`)).status).toBe(429);
-    expect((await v1From('2001:db8:7:9::1', `Bearer ${goodKey}`)).status).toBe(200);
+    const other = await unseenKey();
+    expect((await v1From('2001:db8:7:8:abcd::1', `Bearer ${other}`)).status).toBe(429);
+    expect((await v1From('2001:db8:7:9::1', `Bearer ${other}`)).status).toBe(200);
+  });
+
+  it("lets a key that authenticated lately through an address refused for others' failures", async () => {
+    // Tenants behind one NAT or proxy: one client's revoked key must not lock the others out.
+    const tenant = await unseenKey();
+    expect((await v1From('203.0.113.30', `Bearer ${tenant}`)).status).toBe(200);
+    expectRefusedAfterTheBurst(await failUntilRefused((i) => v1From('203.0.113.31', badCredentials(i))));
+    expect((await v1From('203.0.113.31', `Bearer ${tenant}`)).status).toBe(200);
+    expect((await v1From('203.0.113.31', `Bearer ${await unseenKey()}`)).status).toBe(429);
+    // Revoked since: it goes on to its lookup and fails there.
+    const { org, keyId, key } = await createOrgWithKey(t);
+    expect((await v1From('203.0.113.30', `Bearer ${key}`)).status).toBe(200);
+    await t.call('DELETE', `/v1/orgs/${org.id}/api_keys/${keyId}`);
+    expect((await v1From('203.0.113.31', `Bearer ${key}`)).status).toBe(401);
+  });
+
+  it('counts bad keys sent side by side: no more pass to a lookup than failures are left', async () => {
+    const statuses = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => v1From('203.0.113.40', badCredentials(i)).then((r) => r.status)),
+    );
+    expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(BURST + 1);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(60 - BURST - 1);
   });
 
   it('counts bad keys on the gateway the same way and refuses in the provider format, /v1 too', async () => {
@@ -162,13 +189,14 @@ describe('failed authentications per client address', () => {
     );
     expectRefusedAfterTheBurst(run);
 
+    const unseen = await unseenKey();
     let viaOpenai: Awaited<ReturnType<typeof from>> | undefined;
     let viaAnthropic: Awaited<ReturnType<typeof from>> | undefined;
     let viaV1: Awaited<ReturnType<typeof from>> | undefined;
     const queries = await queriesDuring(async () => {
       viaOpenai = await openai('tally_vk_one_more_guess_0123456789');
       viaAnthropic = await anthropic('tally_vk_one_more_guess_0123456789');
-      viaV1 = await v1From(address, `Bearer ${goodKey}`);
+      viaV1 = await v1From(address, `Bearer ${unseen}`);
     });
     expect(queries).toBe(0);
     expect(viaOpenai).toMatchObject({
@@ -237,7 +265,19 @@ describe('behind declared reverse proxies (TALLY_TRUSTED_PROXIES)', () => {
     // Another client behind the same proxy is not refused; nor are requests the proxy did not forward.
     expect(await viaProxy('198.51.100.8', `Bearer ${key}`)).toBe(200);
     expect(await viaProxy(null, `Bearer ${key}`)).toBe(200);
-    // Addresses the client wrote itself, left of the proxy's, change nothing.
-    expect(await viaProxy('203.0.113.1, 198.51.100.7', `Bearer ${key}`)).toBe(429);
+    // Addresses the client wrote itself, left of the proxy's, change nothing; a port is no address.
+    const unseen = (await createOrgWithKey(behind)).key;
+    expect(await viaProxy('203.0.113.1, 198.51.100.7', `Bearer ${unseen}`)).toBe(429);
+    expect(await viaProxy('198.51.100.7:4242', `Bearer ${unseen}`)).toBe(429);
+    // A client reaching Tally directly (a public peer) cannot name another address.
+    const direct = async (forwardedFor: string) =>
+      (
+        await behind.app.request(
+          '/v1/orgs',
+          { headers: { authorization: `Bearer ${unseen}`, 'x-forwarded-for': forwardedFor } },
+          { incoming: { headers: {}, socket: { remoteAddress: '198.51.100.7' } } },
+        )
+      ).status;
+    expect(await direct('192.0.2.1')).toBe(429);
   });
 });

@@ -13,6 +13,7 @@ import { authMiddleware } from './middleware/auth.ts';
 import {
   authFailureLimiter,
   authFailureLimitMiddleware,
+  FailureLimit,
   gatewayAuthFailureLimitMiddleware,
 } from './middleware/authFailureLimit.ts';
 import { bodySizeLimit } from './middleware/bodySize.ts';
@@ -113,10 +114,7 @@ export function buildApp(deps: AppDeps) {
     shared: deps.db,
   });
   // Failed authentications per client address, checked first: a blocked address costs no lookup.
-  const failures = {
-    failures: authFailureLimiter(limiter),
-    trustedProxies: deps.config.TALLY_TRUSTED_PROXIES,
-  };
+  const failures = new FailureLimit(authFailureLimiter(limiter), deps.config.TALLY_TRUSTED_PROXIES);
   app.use('/gateway/*', gatewayAuthFailureLimitMiddleware(failures));
   app.use('/gateway/*', gatewayRateLimitMiddleware(limiter));
   // The gateway answers in each provider's format and reads its own raw body: it stays out of /v1.

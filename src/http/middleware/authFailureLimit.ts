@@ -4,16 +4,19 @@
  * keys, or retrying a revoked one, would be limited by nothing. Here an address that has failed
  * AUTH_FAILURE_BURST times is answered 429 with Retry-After on every request that presents
  * credentials, before they are looked up, until its failures refill at AUTH_FAILURES_PER_SECOND.
- * A good key from that address is refused too: telling it from a bad one takes the very lookup
- * the refusal saves. Other addresses are not affected, and a request without credentials
- * (refused without a lookup) is never counted or refused here.
+ * A good key never seen here is refused too (telling it from a bad one takes the very lookup the
+ * refusal saves); one that authenticated lately passes (FailureLimit). Other addresses are not
+ * affected, and a request without credentials (refused without a lookup) is never counted here.
  *
  * The address is the socket's peer, or behind TALLY_TRUSTED_PROXIES reverse proxies the address
  * the farthest of them saw. Behind a proxy not declared so, all clients share the proxy's address
  * and this budget.
  */
+import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { HttpBindings } from '@hono/node-server';
 import type { Context, MiddlewareHandler } from 'hono';
+import { nonPublicKind } from '../../domain/addresses.ts';
 import type { AppEnv } from '../env.ts';
 import { problem } from '../problem.ts';
 import { gatewayKeySent, gatewayRefusal, KeyRateLimiter } from './rateLimit.ts';
@@ -57,45 +60,89 @@ export function addressBucket(address: string): string {
 }
 
 /**
+ * The address a proxy wrote, as the client's: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1` or
+ * `[2001:db8::1]:443`; undefined for anything that is no IP address.
+ */
+function forwardedAddress(hop: string): string | undefined {
+  const bracketed = hop.match(/^\[([^\]]+)\](?::\d+)?$/)?.[1];
+  const address = bracketed ?? (/^[\d.]+:\d+$/.test(hop) ? hop.slice(0, hop.lastIndexOf(':')) : hop);
+  return isIP(address) ? address : undefined;
+}
+
+/**
  * The socket's peer, or behind `trustedProxies` reverse proxies the address the farthest of them
  * saw: each proxy appends its own peer to X-Forwarded-For, so that one is `trustedProxies` from the
- * right (anything left of it was written by the client). A header shorter than that did not pass
- * every proxy: the peer is used. None for a request made in process (app.request): no socket.
+ * right (anything left of it was written by the client). Only a peer on a non-public address (a
+ * proxy in Tally's own network) is believed: a client reaching Tally directly could otherwise
+ * name any address. A header shorter than that, or not naming an address there, leaves the peer.
+ * None for a request made in process (app.request): it has no socket.
  */
 export function clientAddress(c: Context, trustedProxies: number): string | undefined {
   const peer = (c.env as Partial<HttpBindings> | undefined)?.incoming?.socket.remoteAddress;
-  if (!peer || trustedProxies === 0) return peer;
-  const forwarded = (c.req.header('x-forwarded-for') ?? '')
+  if (!peer || trustedProxies === 0 || nonPublicKind(peer) === null) return peer;
+  const hops = (c.req.header('x-forwarded-for') ?? '')
     .split(',')
     .map((hop) => hop.trim())
     .filter((hop) => hop !== '');
-  return forwarded.length >= trustedProxies ? forwarded[forwarded.length - trustedProxies] : peer;
+  const hop = hops.length >= trustedProxies ? hops[hops.length - trustedProxies] : undefined;
+  return (hop && forwardedAddress(hop)) ?? peer;
 }
 
-/** Failed authentications counted per client address; `trustedProxies` is TALLY_TRUSTED_PROXIES. */
-export interface FailureLimit {
-  failures: KeyRateLimiter;
-  trustedProxies: number;
+/** How long a process trusts a credential that authenticated, and how many it keeps. */
+const TRUSTED_FOR_MS = 10 * 60_000;
+const MAX_TRUSTED = 10_000;
+
+/**
+ * Failed authentications counted per client address (`failures`, behind `trustedProxies`), and
+ * the credentials that authenticated lately in this process, by hash: those pass an address that
+ * others' failures got refused. So a client retrying a revoked key (or guessing) behind a shared
+ * address (a NAT, an undeclared proxy) does not lock out every tenant behind it; a key revoked
+ * since it was trusted goes on to its lookup, and fails there.
+ */
+export class FailureLimit {
+  private readonly trusted = new Map<string, number>();
+
+  constructor(
+    readonly failures: KeyRateLimiter,
+    readonly trustedProxies: number,
+  ) {}
+
+  isTrusted(credential: string, now = Date.now()): boolean {
+    const until = this.trusted.get(hashOf(credential));
+    return until !== undefined && until > now;
+  }
+
+  trust(credential: string, now = Date.now()): void {
+    if (this.trusted.size >= MAX_TRUSTED) this.trusted.clear();
+    this.trusted.set(hashOf(credential), now + TRUSTED_FOR_MS);
+  }
 }
+
+const hashOf = (credential: string) => createHash('sha256').update(credential).digest('base64url');
 
 function limitFailures(
-  { failures, trustedProxies }: FailureLimit,
-  presentsCredentials: (c: Context<AppEnv>) => boolean,
+  limit: FailureLimit,
+  credentialOf: (c: Context<AppEnv>) => string | undefined,
   refuse: (c: Context<AppEnv>, message: string, retryAfterSeconds: number) => Response,
 ): MiddlewareHandler<AppEnv> {
+  const { failures, trustedProxies } = limit;
   if (!failures.enabled) return (_c, next) => next();
   return async (c, next) => {
-    const address = presentsCredentials(c) ? clientAddress(c, trustedProxies) : undefined;
-    if (!address) return next();
+    const credential = credentialOf(c);
+    const address = credential === undefined ? undefined : clientAddress(c, trustedProxies);
+    if (credential === undefined || address === undefined || limit.isTrusted(credential)) return next();
+    // Taken before the lookup and given back once it succeeds: requests sent side by side cannot
+    // all pass on the one failure left.
     const bucket = addressBucket(address);
-    const blocked = failures.check(bucket);
-    if (!blocked.ok) {
-      const message = `Too many failed authentications from this address (at most ${AUTH_FAILURE_BURST}, then ${AUTH_FAILURES_PER_SECOND} per second); retry in ${blocked.retryAfterSeconds} s`;
-      return refuse(c, message, blocked.retryAfterSeconds);
+    const taken = failures.take(bucket);
+    if (!taken.ok) {
+      const message = `Too many failed authentications from this address (at most ${AUTH_FAILURE_BURST}, then ${AUTH_FAILURES_PER_SECOND} per second); retry in ${taken.retryAfterSeconds} s`;
+      return refuse(c, message, taken.retryAfterSeconds);
     }
     await next();
     // Authentication sets the principal (ctx) once it succeeds: a 401 without one is its refusal.
-    if (c.res.status === 401 && !c.get('ctx')) failures.take(bucket);
+    if (c.get('ctx')) limit.trust(credential);
+    if (c.get('ctx') || c.res.status !== 401) failures.giveBack(bucket);
   };
 }
 
@@ -103,7 +150,7 @@ function limitFailures(
 export const authFailureLimitMiddleware = (limit: FailureLimit) =>
   limitFailures(
     limit,
-    (c) => c.req.header('authorization') !== undefined,
+    (c) => c.req.header('authorization'),
     (c, message, retryAfterSeconds) =>
       problem(c, 429, 'too_many_failed_authentications', message, undefined, {
         'retry-after': String(retryAfterSeconds),
@@ -114,7 +161,7 @@ export const authFailureLimitMiddleware = (limit: FailureLimit) =>
 export const gatewayAuthFailureLimitMiddleware = (limit: FailureLimit) =>
   limitFailures(
     limit,
-    (c) => gatewayKeySent(c) !== undefined,
+    (c) => gatewayKeySent(c)?.secret,
     (c, message, retryAfterSeconds) =>
       gatewayRefusal(c, gatewayKeySent(c)!.provider, message, retryAfterSeconds),
   );

@@ -121,6 +121,16 @@ export class KeyRateLimiter {
     return { ok: true };
   }
 
+  /** Gives back a request `take` counted that turned out not to count (a failure limit's success). */
+  giveBack(key: string): void {
+    const bucket = this.buckets.get(key);
+    if (bucket) bucket.tokens = Math.min(this.options.burst * bucket.share, bucket.tokens + 1);
+    const seconds = this.pending.get(key);
+    const second = Math.floor(this.wallClock() / 1000);
+    const counted = seconds?.get(second) ?? 0;
+    if (counted > 0) seconds!.set(second, counted - 1);
+  }
+
   /** Whether `key` has a request left, taking none and counting nothing (a key never taken has). */
   check(key: string): Taken {
     const bucket = this.buckets.get(key);
