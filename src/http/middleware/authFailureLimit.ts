@@ -131,18 +131,24 @@ function limitFailures(
     const credential = credentialOf(c);
     const address = credential === undefined ? undefined : clientAddress(c, trustedProxies);
     if (credential === undefined || address === undefined || limit.isTrusted(credential)) return next();
-    // Taken before the lookup and given back once it succeeds: requests sent side by side cannot
-    // all pass on the one failure left.
     const bucket = addressBucket(address);
-    const taken = failures.take(bucket);
-    if (!taken.ok) {
-      const message = `Too many failed authentications from this address (at most ${AUTH_FAILURE_BURST}, then ${AUTH_FAILURES_PER_SECOND} per second); retry in ${taken.retryAfterSeconds} s`;
-      return refuse(c, message, taken.retryAfterSeconds);
+    // An address that has failed lately has its failure taken before the lookup (and given back
+    // if it succeeds), so requests sent side by side cannot all pass on the one failure left; one
+    // with no failures is counted after, so a new tenant's first burst is not refused meanwhile.
+    const suspect = !failures.isFull(bucket);
+    if (suspect) {
+      const taken = failures.take(bucket);
+      if (!taken.ok) {
+        const message = `Too many failed authentications from this address (at most ${AUTH_FAILURE_BURST}, then ${AUTH_FAILURES_PER_SECOND} per second); retry in ${taken.retryAfterSeconds} s`;
+        return refuse(c, message, taken.retryAfterSeconds);
+      }
     }
     await next();
     // Authentication sets the principal (ctx) once it succeeds: a 401 without one is its refusal.
+    const failed = c.res.status === 401 && !c.get('ctx');
     if (c.get('ctx')) limit.trust(credential);
-    if (c.get('ctx') || c.res.status !== 401) failures.giveBack(bucket);
+    if (suspect && !failed) failures.giveBack(bucket);
+    if (!suspect && failed) failures.take(bucket);
   };
 }
 

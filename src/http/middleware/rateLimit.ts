@@ -121,6 +121,14 @@ export class KeyRateLimiter {
     return { ok: true };
   }
 
+  /** Whether `key` has its whole burst left (none taken, or all refilled). */
+  isFull(key: string): boolean {
+    const bucket = this.buckets.get(key);
+    if (!bucket) return true;
+    this.refill(bucket, this.now());
+    return bucket.tokens >= this.options.burst * bucket.share;
+  }
+
   /** Gives back a request `take` counted that turned out not to count (a failure limit's success). */
   giveBack(key: string): void {
     const bucket = this.buckets.get(key);
