@@ -1074,6 +1074,33 @@ describe('pricing over HTTP', () => {
     }
   });
 
+  it('refuses cache writes and audio input that together exceed the input, naming input_audio_tokens (422)', async () => {
+    // 60 written to the cache (text) and 60 audio cannot both be among 100 input tokens: priced, the
+    // event would have been billed for 120.
+    for (const usage of [
+      { input_tokens: 100, cache_write_tokens: 60, input_audio_tokens: 60 },
+      { input_tokens: 100, cache_read_tokens: 30, cache_write_tokens: 60, input_audio_tokens: 50 },
+    ]) {
+      const res = await t.call('POST', '/v1/events', {
+        key: usd.key,
+        body: { events: [event('openai/gpt-realtime-mini', usage)] },
+      });
+      expect(res.status, JSON.stringify(res.body)).toBe(422);
+      expect(res.body).toMatchObject({ code: 'invalid_field', param: 'events[0].usage.input_audio_tokens' });
+    }
+    // Audio that is also cached takes no more room than the larger of the two.
+    const [fits] = await send(t, usd.key, [
+      event('openai/gpt-realtime-mini', {
+        input_tokens: 100,
+        cache_read_tokens: 40,
+        cache_write_tokens: 50,
+        input_audio_tokens: 50,
+        output_tokens: 1,
+      }),
+    ]);
+    expect(fits).toMatchObject({ status: 'accepted' });
+  });
+
   it('prices 1-hour cache writes as cache writes on a catalog model without a 1-hour price', async () => {
     // Claude Sonnet 4 on Vertex (google/claude-4-sonnet) has no cache_write_1h_mtok: uncached 5000 x
     // 3/1M = 0.015; read 3000 x 0.3/1M = 0.0009; all 2000 writes x 3.75/1M = 0.0075; output 800 x

@@ -41,9 +41,18 @@ export const UsageSchema = z
     if (audio > input) {
       ctx.addIssue({ code: 'custom', path: ['input_audio_tokens'], message: 'may not exceed input_tokens' });
     }
+    // Cache writes are text; cache reads and audio overlap only by the cached audio: all three fit
+    // in the input only if the writes and the larger of the other two do.
+    const cacheRead = u.cache_read_tokens ?? 0;
+    if (audio <= input && cached <= input && cacheWrite + Math.max(cacheRead, audio) > input) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['input_audio_tokens'],
+        message: `cache_write_tokens (${cacheWrite}) + input_audio_tokens (${audio}) may not exceed input_tokens (${input}): cache writes are text input`,
+      });
+    }
     // Cached audio is among both the cache reads and the audio input (and at least the overlap of
     // the two that input_tokens forces: see cachedAudioTokens).
-    const cacheRead = u.cache_read_tokens ?? 0;
     const cachedAudio = u.cache_audio_read_tokens ?? 0;
     if (cachedAudio > Math.min(cacheRead, audio)) {
       ctx.addIssue({
