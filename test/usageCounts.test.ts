@@ -33,4 +33,19 @@ describe('the input of a usage', () => {
       output_tokens: 1153,
     });
   });
+
+  it('whose parts overlap (audio among the cache reads) is all beyond nothing recorded', () => {
+    const usage = {
+      input_tokens: 100,
+      cache_read_tokens: 80,
+      cache_audio_read_tokens: 75,
+      input_audio_tokens: 90,
+    };
+    expect(usageBeyond(usage, {})).toEqual(usage);
+    expect(usageBeyond(realtime, {})).toEqual(realtime);
+    expect(usageBeyond(realtime, { input_tokens: 7391 - 100, cache_read_tokens: 5376 - 100 })).toMatchObject({
+      input_tokens: 100,
+      cache_read_tokens: 100,
+    });
+  });
 });

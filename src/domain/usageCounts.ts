@@ -15,6 +15,12 @@ const PARTS: Partial<Record<UsageKey, UsageKey[]>> = {
   cache_write_tokens: ['cache_write_1h_tokens'],
   output_tokens: ['output_audio_tokens'],
 };
+/**
+ * A part that shares some of its tokens with an earlier part of the same count: audio input with
+ * the cache reads, by the cached audio among both. Its room is what the other parts left plus
+ * those shared tokens.
+ */
+const SHARES: Partial<Record<UsageKey, UsageKey>> = { input_audio_tokens: 'cache_audio_read_tokens' };
 const IS_PART = new Set(Object.values(PARTS).flat());
 /** The counts that are no other's part: every usage key not listed above. */
 const WHOLES = USAGE_KEYS.filter((kind) => !IS_PART.has(kind));
@@ -47,7 +53,10 @@ export function usageBeyond(final: Usage, recorded: Usage): Usage {
     const more = Math.min(Math.max(0, final[kind] - (recorded[kind] ?? 0)), room);
     rest[kind] = more;
     let left = more;
-    for (const part of PARTS[kind] ?? []) left -= take(part, left);
+    for (const part of PARTS[kind] ?? []) {
+      const shared = SHARES[part] ? (rest[SHARES[part]] ?? 0) : 0;
+      left -= Math.max(0, take(part, left + shared) - shared);
+    }
     return more;
   };
   for (const whole of WHOLES) take(whole, Number.POSITIVE_INFINITY);
