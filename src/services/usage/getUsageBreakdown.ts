@@ -82,8 +82,20 @@ interface Walk {
 }
 const CURSOR: CursorPart[] = ['time', 'integer', 'integer', 'integer', 'digits', 'text'];
 
+/** The cursor of a page that must be read again from the first: its usage changed under it. */
+const staleCursor = (why: string) =>
+  new ServiceError(409, 'cursor_stale', `${why}: load the first page again`, 'cursor');
+
 function walkOf(cursor: string | undefined): Walk | null {
-  const parts = decodeCursor(cursor, CURSOR);
+  let parts: (string | number)[] | null;
+  try {
+    parts = decodeCursor(cursor, CURSOR);
+  } catch (error) {
+    // A cursor handed out before pages pinned their first page (weight and key only) was valid:
+    // it is stale, not the client's error.
+    if (decodeCursor(cursor, ['digits', 'text']) === null) throw error;
+    throw staleCursor('This cursor was handed out by an earlier version of Tally');
+  }
   if (!parts) return null;
   const [at, before, recent, seq, weight, key] = parts.map(String);
   return {
@@ -183,11 +195,8 @@ export async function getUsageBreakdown(ctx: Ctx, orgId: string, query: Breakdow
   // page counted: its calls before the recent part, and in it less those recorded since.
   const [before, inRecent, seq] = (rows[0]?.pinned?.split(' ') ?? []).map(BigInt);
   if (walk && !(before === walk.before && inRecent! - seq! === walk.recent)) {
-    throw new ServiceError(
-      409,
-      'cursor_stale',
-      'Usage this page cannot leave out arrived since the first page (an event dated over an hour before it): load the first page again',
-      'cursor',
+    throw staleCursor(
+      'Usage this page cannot leave out arrived since the first page (an event dated over an hour before it)',
     );
   }
   const has_more = rows.length > query.limit;
