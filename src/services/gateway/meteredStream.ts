@@ -274,6 +274,8 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
         buffer += decoder.decode(chunk.value, { stream: true });
         const { out, generated } = drain();
         if (generated) meter();
+        // The final usage came: capture now, not when upstream closes (which a stalled provider may never do).
+        if (state.finished) void settle();
         if (out) {
           controller.enqueue(encoder.encode(out));
           return;
