@@ -38,6 +38,7 @@ import {
   figuresView,
   labelsFor,
   loadScope,
+  placeholderFor,
   rangeView,
   SUM_COLUMNS,
   type SumRow,
@@ -120,10 +121,7 @@ export async function getUsageBreakdown(ctx: Ctx, orgId: string, query: Breakdow
     Math.min(Math.max(floorHour(at).getTime() - RECENT_MS, start.getTime()), end.getTime()),
   );
   const params: unknown[] = [];
-  const p = (value: unknown) => {
-    params.push(value);
-    return `$${params.length}`;
-  };
+  const p = placeholderFor(params);
   const src = await sourceSql(
     ctx.db.read,
     planOf(query.by, query),

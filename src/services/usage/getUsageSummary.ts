@@ -10,6 +10,7 @@ import type { Ctx } from '../context.ts';
 import {
   figuresView,
   loadScope,
+  placeholderFor,
   rangeView,
   SUM_COLUMNS,
   type SumRow,
@@ -71,10 +72,7 @@ export async function getUsageSummary(ctx: Ctx, orgId: string, query: UsageQuery
       // Whole org-local days: the org total and the member, feature and model keys seen, one row
       // each per day. The other hours: the hourly total, and the keys from the wide rollup.
       const { days, hours } = await coverageOf(ctx.db.read, orgId, [bounds.start, bounds.end]);
-      const p = (value: unknown) => {
-        params.push(value);
-        return `$${params.length}`;
-      };
+      const p = placeholderFor(params);
       const daily = dailyPart(plan, orgId, ['all', 'member', 'feature', 'model'], days, p);
       const hourly = hourlyPart(plan, orgId, null, hours, {}, params);
       const org = p(orgId);

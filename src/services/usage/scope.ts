@@ -20,6 +20,14 @@ import { type Ctx, scopeOrg } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import { loadOrg, type OrgRow } from '../orgs/shape.ts';
 
+/** `$n` for `value`, added to `params`: statements built piece by piece number their parameters so. */
+export const placeholderFor =
+  (params: unknown[]) =>
+  (value: unknown): string => {
+    params.push(value);
+    return `$${params.length}`;
+  };
+
 export const FILTERS = [
   'member',
   'feature',
@@ -139,10 +147,7 @@ export function whereOf(
   filters: UsageFilters,
   params: unknown[],
 ): string {
-  const p = (value: unknown) => {
-    params.push(value);
-    return `$${params.length}`;
-  };
+  const p = placeholderFor(params);
   const col = (name: string) => (source === 'events' ? `e.${name}` : name);
   const time = source === 'events' ? 'e.occurred_at' : 'bucket';
   const org = p(orgId);

@@ -30,6 +30,7 @@ import {
   DIMENSION_KEY,
   type Dimension,
   FILTERS,
+  placeholderFor,
   SPARSE_DIMENSIONS,
   toolSql,
   type UsageFilters,
@@ -94,10 +95,7 @@ export function wideRows(
  * JIT took 100-350 ms instead of 15).
  */
 function intervalsSql(column: string, intervals: Interval[], params: unknown[]): string {
-  const p = (value: unknown) => {
-    params.push(value);
-    return `$${params.length}`;
-  };
+  const p = placeholderFor(params);
   if (intervals.length === 0) return 'false';
   return intervals
     .map((i) => `(${column} >= ${p(i.start.toISOString())} AND ${column} < ${p(i.end.toISOString())})`)
@@ -223,10 +221,7 @@ export async function sourceSql(
   filters: UsageFilters,
   params: unknown[],
 ): Promise<string> {
-  const p = (value: unknown) => {
-    params.push(value);
-    return `$${params.length}`;
-  };
+  const p = placeholderFor(params);
   const keyOf = by ? DIMENSION_KEY[by] : "''";
   if (plan.table === 'wide') {
     const rows = wideRows(
@@ -294,10 +289,7 @@ export async function dimensionParts(
   edges: Date[],
   params: unknown[],
 ): Promise<{ days: string | null; hours: string | null }> {
-  const p = (value: unknown) => {
-    params.push(value);
-    return `$${params.length}`;
-  };
+  const p = placeholderFor(params);
   const { days, hours } = await coverageOf(db, orgId, edges);
   const split =
     hours.length > 0 && dimensions.some((d) => d !== 'all')
@@ -403,10 +395,7 @@ export async function filterKeysSql(
   filters: UsageFilters,
   params: unknown[],
 ): Promise<string> {
-  const p = (value: unknown) => {
-    params.push(value);
-    return `$${params.length}`;
-  };
+  const p = placeholderFor(params);
   const paired = (await coverageOf(db, orgId, [bounds.start, bounds.end])).days.filter((d) => d.paired);
   const hours = hoursAround(bounds.start.getTime(), bounds.end.getTime(), paired);
   const keyed = `(VALUES ${dimensions.map((d) => `('${d}', ${DIMENSION_KEY[d]})`).join(', ')})`;
@@ -502,10 +491,7 @@ export function hourlyPart(
   filters: UsageFilters,
   params: unknown[],
 ): string {
-  const p = (value: unknown) => {
-    params.push(value);
-    return `$${params.length}`;
-  };
+  const p = placeholderFor(params);
   if (plan.dimension === 'all') {
     const org = p(orgId);
     return `SELECT 'all'::text AS dimension, t.bucket, ''::text AS key, ${prefixed('t')}
