@@ -139,7 +139,8 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
 
   /** Tally said stop: end the answer as the provider ends one that hit its output limit. */
   function cut(why: string) {
-    if (phase !== 'streaming') return;
+    // An answer that is over has nothing left to cut: its end already went to the client.
+    if (phase !== 'streaming' || state.finished) return;
     end(`: tally stopped this answer: ${why}\n\n${state.trailer(usedSoFar().output_tokens ?? 0)}`);
   }
 
