@@ -154,24 +154,45 @@ describe('failed authentications per client address', () => {
     expect((await v1From('203.0.113.30', `Bearer ${tenant}`)).status).toBe(200);
     expectRefusedAfterTheBurst(await failUntilRefused((i) => v1From('203.0.113.31', badCredentials(i))));
     expect((await v1From('203.0.113.31', `Bearer ${tenant}`)).status).toBe(200);
+    // The same key however its header is spaced; a key never seen is refused.
+    expect((await v1From('203.0.113.31', `bearer   ${tenant} `)).status).toBe(200);
     expect((await v1From('203.0.113.31', `Bearer ${await unseenKey()}`)).status).toBe(429);
-    // Revoked since: it goes on to its lookup and fails there.
+    // Revoked since: it goes on to its lookup, fails there, and counts from then on.
     const { org, keyId, key } = await createOrgWithKey(t);
     expect((await v1From('203.0.113.30', `Bearer ${key}`)).status).toBe(200);
     await t.call('DELETE', `/v1/orgs/${org.id}/api_keys/${keyId}`);
     expect((await v1From('203.0.113.31', `Bearer ${key}`)).status).toBe(401);
+    expect((await v1From('203.0.113.31', `Bearer ${key}`)).status).toBe(429);
   });
 
-  it('counts bad keys sent side by side: past a failure, no more pass to a lookup than failures are left', async () => {
-    expect((await v1From('203.0.113.40', badCredentials(0))).status).toBe(401);
+  it('keeps trusting a key while it keeps authenticating, and stops 10 minutes after it last did', async () => {
+    const tenant = await unseenKey();
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      expect((await v1From('203.0.113.32', `Bearer ${tenant}`)).status).toBe(200);
+      expectRefusedAfterTheBurst(await failUntilRefused((i) => v1From('203.0.113.33', badCredentials(i))));
+      for (let minute = 0; minute < 3; minute++) {
+        vi.setSystemTime(Date.now() + 9 * 60_000);
+        expect((await v1From('203.0.113.33', `Bearer ${tenant}`)).status).toBe(200);
+      }
+      vi.setSystemTime(Date.now() + 11 * 60_000);
+      expect((await v1From('203.0.113.33', `Bearer ${tenant}`)).status).toBe(429);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('counts bad keys sent side by side: no more pass to a lookup than failures are left', async () => {
     const statuses = await Promise.all(
-      Array.from({ length: 60 }, (_, i) => v1From('203.0.113.40', badCredentials(i)).then((r) => r.status)),
+      Array.from({ length: 60 }, (_, i) =>
+        v1From('203.0.113.40', `Bearer tally_sk_side_by_side_${i}_0123456789`).then((r) => r.status),
+      ),
     );
     expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(BURST);
     expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(60 - BURST);
   });
 
-  it("does not refuse a new tenant's first burst of good keys from an address with no failures", async () => {
+  it("lets a new tenant's first burst of one key through: its requests share one lookup", async () => {
     const fresh = await unseenKey();
     const statuses = await Promise.all(
       Array.from({ length: 60 }, () => v1From('203.0.113.41', `Bearer ${fresh}`).then((r) => r.status)),

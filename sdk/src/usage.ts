@@ -74,13 +74,16 @@ export function openAIUsage(usage: unknown): TallyUsage | null {
     cacheRead ?? 0,
     audio ?? 0,
   );
+  // Only OpenAI-compatible servers that bill cache writes report them; OpenAI itself does not. They
+  // are text input beside the cache reads and the audio, so capped at what those leave of it.
+  const cacheWrite = count(inputDetails?.cache_write_tokens) ?? count(inputDetails?.cache_creation_tokens);
+  const writeRoom = Math.max(0, (input ?? 0) - Math.max(cacheRead ?? 0, audio ?? 0));
   return compact({
     input_tokens: input,
     output_tokens: output,
     cache_read_tokens: cacheRead,
     cache_audio_read_tokens: cachedAudio,
-    // Only OpenAI-compatible servers that bill cache writes report them; OpenAI itself does not.
-    cache_write_tokens: count(inputDetails?.cache_write_tokens) ?? count(inputDetails?.cache_creation_tokens),
+    cache_write_tokens: cacheWrite === undefined ? undefined : Math.min(cacheWrite, writeRoom),
     input_audio_tokens: audio,
     output_audio_tokens: count(outputDetails?.audio_tokens),
   });

@@ -30,6 +30,21 @@ describe('usage extraction', () => {
     });
   });
 
+  it('caps cache writes an OpenAI-compatible server reports at the text input beside reads and audio', () => {
+    // 60 writes and 60 audio cannot both be among 100 prompt tokens: Tally would refuse the event.
+    const usage = {
+      prompt_tokens: 100,
+      completion_tokens: 5,
+      prompt_tokens_details: { cache_write_tokens: 60, audio_tokens: 60 },
+    };
+    expect(extractUsage('openai', { usage })).toEqual({
+      input_tokens: 100,
+      output_tokens: 5,
+      cache_write_tokens: 40,
+      input_audio_tokens: 60,
+    });
+  });
+
   it('reads the OpenAI Realtime usage: the cached audio among the cache reads and among the audio', () => {
     // A Realtime `response.done` event's response (genai-prices' "realtime" extractor reads the same).
     const realtime = {

@@ -2,7 +2,7 @@ import type { MiddlewareHandler } from 'hono';
 import type { Config } from '../../config.ts';
 import { authenticateEmbedToken } from '../../services/embedTokens/authenticateEmbedToken.ts';
 import { EMBED_TOKEN_PREFIX } from '../../services/embedTokens/token.ts';
-import { authenticate } from '../../services/keys/authenticate.ts';
+import { authenticate, bearerToken } from '../../services/keys/authenticate.ts';
 import type { PriceBook } from '../../services/pricing/priceBook.ts';
 import type { Db } from '../../store/db.ts';
 import type { AppEnv } from '../env.ts';
@@ -25,7 +25,7 @@ export function authMiddleware(deps: {
 }): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const header = c.req.header('authorization');
-    const secret = header?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
+    const secret = bearerToken(header);
     const embedded = secret?.startsWith(EMBED_TOKEN_PREFIX) ?? false;
     if (embedded && BACKEND_ONLY.test(c.req.path)) {
       return problem(c, 403, 'forbidden', 'An embed token opens the usage page; send usage with an API key');

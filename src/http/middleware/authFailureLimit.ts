@@ -17,6 +17,7 @@ import { isIP } from 'node:net';
 import type { HttpBindings } from '@hono/node-server';
 import type { Context, MiddlewareHandler } from 'hono';
 import { nonPublicKind } from '../../domain/addresses.ts';
+import { bearerToken } from '../../services/keys/authenticate.ts';
 import type { AppEnv } from '../env.ts';
 import { problem } from '../problem.ts';
 import { gatewayKeySent, gatewayRefusal, KeyRateLimiter } from './rateLimit.ts';
@@ -96,25 +97,47 @@ const MAX_TRUSTED = 10_000;
  * Failed authentications counted per client address (`failures`, behind `trustedProxies`), and
  * the credentials that authenticated lately in this process, by hash: those pass an address that
  * others' failures got refused. So a client retrying a revoked key (or guessing) behind a shared
- * address (a NAT, an undeclared proxy) does not lock out every tenant behind it; a key revoked
- * since it was trusted goes on to its lookup, and fails there.
+ * address (a NAT, an undeclared proxy) does not lock out every tenant behind it. Each success
+ * renews the trust; a trusted key that fails (revoked since, expired) loses it and counts.
  */
 export class FailureLimit {
+  /** Credential hash and until when it is trusted, oldest first (a renewal moves it to the end). */
   private readonly trusted = new Map<string, number>();
+  /** Requests in flight per credential hash not trusted yet: its one lookup is under way. */
+  private readonly unproven = new Map<string, number>();
 
   constructor(
     readonly failures: KeyRateLimiter,
     readonly trustedProxies: number,
   ) {}
 
-  isTrusted(credential: string, now = Date.now()): boolean {
-    const until = this.trusted.get(hashOf(credential));
+  isTrusted(hash: string, now = Date.now()): boolean {
+    const until = this.trusted.get(hash);
     return until !== undefined && until > now;
   }
 
-  trust(credential: string, now = Date.now()): void {
-    if (this.trusted.size >= MAX_TRUSTED) this.trusted.clear();
-    this.trusted.set(hashOf(credential), now + TRUSTED_FOR_MS);
+  /** Trusted for TRUSTED_FOR_MS from now; past MAX_TRUSTED the longest unrenewed goes. */
+  trust(hash: string, now = Date.now()): void {
+    this.trusted.delete(hash);
+    if (this.trusted.size >= MAX_TRUSTED) this.trusted.delete(this.trusted.keys().next().value!);
+    this.trusted.set(hash, now + TRUSTED_FOR_MS);
+  }
+
+  distrust(hash: string): void {
+    this.trusted.delete(hash);
+  }
+
+  /** Counts a request of an unproven credential in; true when it is the first in flight. */
+  enter(hash: string): boolean {
+    const inFlight = this.unproven.get(hash) ?? 0;
+    this.unproven.set(hash, inFlight + 1);
+    return inFlight === 0;
+  }
+
+  leave(hash: string): void {
+    const inFlight = (this.unproven.get(hash) ?? 1) - 1;
+    if (inFlight > 0) this.unproven.set(hash, inFlight);
+    else this.unproven.delete(hash);
   }
 }
 
@@ -130,25 +153,38 @@ function limitFailures(
   return async (c, next) => {
     const credential = credentialOf(c);
     const address = credential === undefined ? undefined : clientAddress(c, trustedProxies);
-    if (credential === undefined || address === undefined || limit.isTrusted(credential)) return next();
+    if (credential === undefined || address === undefined) return next();
     const bucket = addressBucket(address);
-    // An address that has failed lately has its failure taken before the lookup (and given back
-    // if it succeeds), so requests sent side by side cannot all pass on the one failure left; one
-    // with no failures is counted after, so a new tenant's first burst is not refused meanwhile.
-    const suspect = !failures.isFull(bucket);
-    if (suspect) {
-      const taken = failures.take(bucket);
+    const hash = hashOf(credential);
+    const trusted = limit.isTrusted(hash);
+    // A credential not trusted takes a failure before its lookup, given back once it succeeds:
+    // lookups in flight from one address never outnumber the failures it has left. Requests with
+    // the same credential share its lookup (authentication reads a key once for all of them), so
+    // only the first in flight takes one: a new tenant's burst of one key is not refused.
+    let taker = false;
+    if (!trusted) {
+      taker = limit.enter(hash);
+      const taken = taker ? failures.take(bucket) : { ok: true as const };
       if (!taken.ok) {
+        limit.leave(hash);
         const message = `Too many failed authentications from this address (at most ${AUTH_FAILURE_BURST}, then ${AUTH_FAILURES_PER_SECOND} per second); retry in ${taken.retryAfterSeconds} s`;
         return refuse(c, message, taken.retryAfterSeconds);
       }
     }
-    await next();
+    try {
+      await next();
+    } finally {
+      if (!trusted) limit.leave(hash);
+    }
     // Authentication sets the principal (ctx) once it succeeds: a 401 without one is its refusal.
     const failed = c.res.status === 401 && !c.get('ctx');
-    if (c.get('ctx')) limit.trust(credential);
-    if (suspect && !failed) failures.giveBack(bucket);
-    if (!suspect && failed) failures.take(bucket);
+    if (c.get('ctx')) limit.trust(hash);
+    if (taker && !failed) failures.giveBack(bucket);
+    // Trusted, then refused (revoked, expired): it counts from now on like any other.
+    if (trusted && failed) {
+      limit.distrust(hash);
+      failures.take(bucket);
+    }
   };
 }
 
@@ -156,7 +192,11 @@ function limitFailures(
 export const authFailureLimitMiddleware = (limit: FailureLimit) =>
   limitFailures(
     limit,
-    (c) => c.req.header('authorization'),
+    // The key as authentication reads it (one key, however its header is spaced); else the header.
+    (c) => {
+      const header = c.req.header('authorization');
+      return header === undefined ? undefined : (bearerToken(header) ?? header);
+    },
     (c, message, retryAfterSeconds) =>
       problem(c, 429, 'too_many_failed_authentications', message, undefined, {
         'retry-after': String(retryAfterSeconds),

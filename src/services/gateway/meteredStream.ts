@@ -255,6 +255,12 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
           chunk = await reader.next();
         } catch (error) {
           if (phase !== 'streaming') return;
+          // The answer was over and went to the client whole: the connection's end is no error of it.
+          if (state.finished) {
+            phase = 'ending';
+            await settle();
+            return close();
+          }
           options.logError('gateway upstream stream failed', error);
           const body = wire.errorBody('upstream', 'The provider connection failed mid-answer');
           return end(`event: error\ndata: ${JSON.stringify(body)}\n\n`);

@@ -5,6 +5,7 @@
  * anthropic.ts); the metering itself (meterCall.ts) is the same for both.
  */
 import type { ProviderName } from '../../../sdk/src/usage.ts';
+import { bearerToken } from '../keys/authenticate.ts';
 
 export type { ProviderName };
 
@@ -158,5 +159,5 @@ export function forwardedHeaders(incoming: Headers, names: readonly string[]): R
 }
 
 export function bearer(headers: Headers): string | undefined {
-  return headers.get('authorization')?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
+  return bearerToken(headers.get('authorization'));
 }

@@ -7,6 +7,10 @@ import { ServiceError } from '../errors.ts';
 
 const unauthorized = (detail: string) => new ServiceError(401, 'unauthorized', detail);
 
+/** The key of an `Authorization: Bearer <key>` header; undefined for any other header. */
+export const bearerToken = (header: string | null | undefined): string | undefined =>
+  header?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
+
 /**
  * How long a process keeps a key it has just checked, so that a busy key is not looked up on
  * every request. A key revoked through this process stops working at once (`forget`); revoked

@@ -38,7 +38,9 @@ export async function ensureMembers(
 ): Promise<Map<string, string>> {
   let missing = [...new Map(refs.map((r) => [memberKey(r.orgId, r.externalId), r])).entries()]
     .filter(([key]) => !known.has(key))
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    // Byte order of the UTF-8 keys, as Postgres's "C" collation sorts (tally_place_holds creates
+    // members in it too): a shared order never deadlocks.
+    .sort(([a], [b]) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
     .map(([, r]) => r);
   const ids = new Map(known);
   const found = (rows: { org_id: string; id: string; external_id: string }[]) => {

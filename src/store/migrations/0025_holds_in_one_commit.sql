@@ -5,7 +5,7 @@
 -- turn, exactly as tally_place_hold decides it alone, and seeing the ones before it.
 --
 -- Members first, before the balance lock (as tally_place_hold takes them), in the order ensureMembers
--- creates them for ingest (code-unit order, hence COLLATE "C"): creating one under the balance lock,
+-- creates them for ingest (UTF-8 byte order: COLLATE "C"): creating one under the balance lock,
 -- or two in another order than a concurrent batch of events, could deadlock with it. Answers come
 -- with the hold's place in the list (`ordinal`).
 CREATE FUNCTION tally_place_holds(p_holds jsonb)
