@@ -150,6 +150,7 @@ const BILLED_AS: Partial<Record<Component, Component[]>> = {
   input_audio: ['input'],
   output_audio: ['output'],
 };
+const BILLED_AS_ENTRIES = Object.entries(BILLED_AS) as [Component, Component[]][];
 /** The kinds an org's own price for another kind covers when it set none for them. */
 const COVERED_BY: Partial<Record<Component, Component>> = {
   cache_write_1h: 'cache_write',
@@ -190,7 +191,12 @@ function quantities(
     ['output_audio', q('output_audio_tokens')],
     ['output', q('output_tokens') - q('output_audio_tokens')],
   ]);
-  for (const [kind, parents] of Object.entries(BILLED_AS) as [Component, Component[]][]) {
+  for (const [kind, parents] of BILLED_AS_ENTRIES) {
+    // Most events have none of most kinds: no price needs looking up for them.
+    if (out.get(kind) === 0n) {
+      out.delete(kind);
+      continue;
+    }
     if (hasPrice(kind)) continue;
     const to = parents.find(hasPrice) ?? parents.at(-1)!;
     out.set(to, out.get(to)! + out.get(kind)!);
