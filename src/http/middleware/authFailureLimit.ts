@@ -12,11 +12,11 @@
  * the farthest of them saw. Behind a proxy not declared so, all clients share the proxy's address
  * and this budget.
  */
-import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { HttpBindings } from '@hono/node-server';
 import type { Context, MiddlewareHandler } from 'hono';
 import { nonPublicKind } from '../../domain/addresses.ts';
+import { hashSecret } from '../../domain/ids.ts';
 import { bearerToken } from '../../services/keys/authenticate.ts';
 import type { AppEnv } from '../env.ts';
 import { problem } from '../problem.ts';
@@ -141,8 +141,6 @@ export class FailureLimit {
   }
 }
 
-const hashOf = (credential: string) => createHash('sha256').update(credential).digest('base64url');
-
 function limitFailures(
   limit: FailureLimit,
   credentialOf: (c: Context<AppEnv>) => string | undefined,
@@ -155,7 +153,7 @@ function limitFailures(
     const address = credential === undefined ? undefined : clientAddress(c, trustedProxies);
     if (credential === undefined || address === undefined) return next();
     const bucket = addressBucket(address);
-    const hash = hashOf(credential);
+    const hash = hashSecret(credential);
     const trusted = limit.isTrusted(hash);
     // A credential not trusted takes a failure before its lookup, given back once it succeeds:
     // lookups in flight from one address never outnumber the failures it has left. Requests with

@@ -121,14 +121,6 @@ export class KeyRateLimiter {
     return { ok: true };
   }
 
-  /** Whether `key` has its whole burst left (none taken, or all refilled). */
-  isFull(key: string): boolean {
-    const bucket = this.buckets.get(key);
-    if (!bucket) return true;
-    this.refill(bucket, this.now());
-    return bucket.tokens >= this.options.burst * bucket.share;
-  }
-
   /** Gives back a request `take` counted that turned out not to count (a failure limit's success). */
   giveBack(key: string): void {
     const bucket = this.buckets.get(key);
@@ -137,14 +129,6 @@ export class KeyRateLimiter {
     const second = Math.floor(this.wallClock() / 1000);
     const counted = seconds?.get(second) ?? 0;
     if (counted > 0) seconds!.set(second, counted - 1);
-  }
-
-  /** Whether `key` has a request left, taking none and counting nothing (a key never taken has). */
-  check(key: string): Taken {
-    const bucket = this.buckets.get(key);
-    if (!bucket) return { ok: true };
-    this.refill(bucket, this.now());
-    return bucket.tokens < 1 ? this.refusal(bucket) : { ok: true };
   }
 
   private refusal(bucket: Bucket): Taken {
