@@ -40,6 +40,7 @@ afterEach(() => {
     cacheReadTokens: 800,
     cacheWriteTokens: 100,
     usageOnEveryChunk: false,
+    stallAtEnd: false,
   });
 });
 afterAll(async () => {
@@ -474,6 +475,41 @@ describe('a provider that fails mid-answer', () => {
     // message_start, content_block_start and ping came first: 28 text events were streamed.
     const event = await lastEvent(g, org.id);
     expect(event.tokens).toMatchObject({ input: 1200, cache_read: 800, cache_write: 100, output: 28 });
+  });
+});
+
+describe('a provider that keeps its connection open after the answer', () => {
+  const answer = Array.from({ length: 12 }, (_, i) => tokenText(i)).join('');
+
+  it("ends the OpenAI client's stream at [DONE], captured exactly, and lets go of the provider", async () => {
+    const { org, key } = await gatewayOrg(g);
+    g.fake.behave({ stallAtEnd: true });
+    const abortedBefore = g.fake.aborted();
+    const stream = await openaiClient(g, key, member).chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: prompt,
+      stream: true,
+    });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    expect(text).toBe(answer);
+    // The capture came before the client's stream closed, not when the provider's connection did.
+    expect((await balance(g, org.id)).held_credits).toBe('0');
+    const event = await lastEvent(g, org.id);
+    expect(event.tokens).toMatchObject({ input: 1200, cache_read: 800, output: 12 });
+    await expect.poll(() => g.fake.aborted(), { timeout: 3_000 }).toBe(abortedBefore + 1);
+  });
+
+  it("ends the Anthropic client's stream at message_stop, captured exactly", async () => {
+    const { org, key } = await gatewayOrg(g);
+    g.fake.behave({ stallAtEnd: true });
+    const message = await anthropicClient(g, key, member)
+      .messages.stream({ model: 'claude-haiku-4-5', max_tokens: 1000, messages: prompt })
+      .finalMessage();
+    expect(message.content).toEqual([{ type: 'text', text: answer }]);
+    expect((await balance(g, org.id)).held_credits).toBe('0');
+    const event = await lastEvent(g, org.id);
+    expect(event.tokens).toMatchObject({ input: 1200, cache_read: 800, cache_write: 100, output: 12 });
   });
 });
 

@@ -28,6 +28,8 @@ export interface FakeBehaviour {
    * `continuous_usage_stats`), not only in a last chunk.
    */
   usageOnEveryChunk: boolean;
+  /** Keep a stream's connection open after its last event, as a provider that never closes it. */
+  stallAtEnd: boolean;
 }
 
 export interface RecordedRequest {
@@ -55,6 +57,7 @@ const DEFAULTS: FakeBehaviour = {
   failWith: null,
   dropAfterEvents: null,
   usageOnEveryChunk: false,
+  stallAtEnd: false,
 };
 
 /** Headers about the provider account that made the call: its identity, cookies and rate limits. */
@@ -110,6 +113,7 @@ export async function startFakeProviders(initial: Partial<FakeBehaviour> = {}): 
       res.write(event);
       process.nextTick(() => res.uncork());
     }
+    if (behaviour.stallAtEnd) return;
     finished = true;
     res.end();
   }

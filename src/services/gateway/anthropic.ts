@@ -53,14 +53,19 @@ function withMaxTokens(body: Record<string, unknown>, rawBody: string, tokens: n
 function messagesStream(): StreamState {
   const open = new Set<number>();
   let finished = false;
+  let complete = false;
   return {
     get finished() {
       return finished;
     },
+    get complete() {
+      return complete;
+    },
     observe(event: SseEvent) {
       const data = event.data;
+      complete ||= data?.type === 'message_stop';
       // message_delta carries the final output count; only message_stop follows it.
-      finished ||= data?.type === 'message_delta' || data?.type === 'message_stop';
+      finished ||= complete || data?.type === 'message_delta';
       if (data && typeof data.index === 'number') {
         if (data.type === 'content_block_start') open.add(data.index);
         if (data.type === 'content_block_stop') open.delete(data.index);

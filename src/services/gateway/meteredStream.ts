@@ -18,7 +18,9 @@
  * follows at once: an increment then would only take the balance lock once more.
  *
  * Endings, each settled once by a capture that releases the rest of the hold:
- * - the upstream answer completes: captured with the provider's exact usage;
+ * - the upstream answer completes: captured with the provider's exact usage as soon as it comes;
+ *   the client's stream ends with the answer's closing event, whether or not the provider then
+ *   closes its connection (one that keeps it open is let go after a second);
  * - Tally answers `stop` (the next step would not fit the limit, or usage went unbilled): the
  *   client gets a clean end (the provider's own "output limit reached" events), upstream is aborted;
  * - the client disconnects: upstream is aborted.
@@ -60,6 +62,9 @@ type Phase = 'streaming' | 'ending';
 
 const EVENT_END = /\r?\n\r?\n/;
 const isZero = (decimal: string) => /^0(\.0*)?$/.test(decimal);
+
+/** How long a provider may keep the connection open after the answer's closing event. */
+const UPSTREAM_CLOSE_GRACE_MS = 1_000;
 
 const CAPTURE_ATTEMPTS = 5;
 const FIRST_CAPTURE_RETRY_MS = 200;
@@ -130,6 +135,29 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
     options.abortUpstream();
     controller.enqueue(encoder.encode(text));
     void settle().finally(close);
+  }
+
+  /** The answer is over: its last events go to the client, which is closed once it is captured. */
+  async function finish(rest: string) {
+    phase = 'ending';
+    if (rest) controller.enqueue(encoder.encode(rest));
+    await settle();
+    close();
+  }
+
+  /**
+   * Reads what upstream sends after the closing event (normally only the connection's end, so the
+   * connection can be reused), and lets go of a provider that keeps it open for long.
+   */
+  async function releaseUpstream() {
+    const timer = setTimeout(options.abortUpstream, UPSTREAM_CLOSE_GRACE_MS);
+    try {
+      while (!(await reader.next()).done);
+    } catch {
+      // Aborted, or the connection failed after the answer was over: nothing of the answer is lost.
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** The client may have gone away while the capture ran; then there is nothing left to close. */
@@ -256,11 +284,7 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
         } catch (error) {
           if (phase !== 'streaming') return;
           // The answer was over and went to the client whole: the connection's end is no error of it.
-          if (state.finished) {
-            phase = 'ending';
-            await settle();
-            return close();
-          }
+          if (state.finished) return finish('');
           options.logError('gateway upstream stream failed', error);
           const body = wire.errorBody('upstream', 'The provider connection failed mid-answer');
           return end(`event: error\ndata: ${JSON.stringify(body)}\n\n`);
@@ -272,15 +296,17 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
           // A last event without its closing blank line still counts.
           const last = parseSseEvent(buffer);
           if (last.data) usage.observe(last.data);
-          const rest = out + buffer;
-          phase = 'ending';
-          if (rest) controller.enqueue(encoder.encode(rest));
-          await settle();
-          return close();
+          return finish(out + buffer);
         }
         buffer += decoder.decode(chunk.value, { stream: true });
         const { out, generated } = drain();
         if (generated) meter();
+        // Nothing follows the closing event: the client's answer ends with it, even when the
+        // provider keeps its connection open.
+        if (state.complete) {
+          void releaseUpstream();
+          return finish(out);
+        }
         // The final usage came: capture now, not when upstream closes (which a stalled provider may never do).
         if (state.finished) void settle();
         if (out) {

@@ -46,14 +46,19 @@ function chatStream(clientWantsUsage: boolean): StreamState {
   let last: { id?: unknown; created?: unknown; model?: unknown } = {};
   const choices = new Set<number>();
   let finished = false;
+  let complete = false;
   return {
     get finished() {
       return finished;
     },
+    get complete() {
+      return complete;
+    },
     observe(event: SseEvent) {
       const chunk = event.data;
       if (!chunk) {
-        finished ||= /^data: ?\[DONE\]/m.test(event.raw);
+        complete ||= /^data: ?\[DONE\]/m.test(event.raw);
+        finished ||= complete;
         return true;
       }
       last = { id: chunk.id, created: chunk.created, model: chunk.model };
@@ -88,6 +93,10 @@ function responsesStream(): StreamState {
   let finished = false;
   return {
     get finished() {
+      return finished;
+    },
+    // The events that carry the final usage are the stream's last.
+    get complete() {
       return finished;
     },
     observe(event: SseEvent) {

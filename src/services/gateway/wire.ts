@@ -62,6 +62,8 @@ export interface StreamState {
    * capture's, which follows at once, so no increment is sent for it.
    */
   readonly finished: boolean;
+  /** The answer's closing event came (`[DONE]`, `message_stop`, a Responses end): nothing follows it. */
+  readonly complete: boolean;
   /** The events that end the answer cleanly for the client's SDK, as if the output limit was hit. */
   trailer(outputTokens: number): string;
 }
