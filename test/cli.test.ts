@@ -2,7 +2,7 @@
  * The CLI's commands run in-process against the test's Tally (both databases): import (idempotent,
  * bad rows by line number, resumable), export, prices refresh, seed and check.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitForUpdate } from '@pydantic/genai-prices';
@@ -106,6 +106,25 @@ describe('tally import', () => {
     );
     expect(ids.map((r) => r.id)).toEqual(['a1', 'a4', 'a6']);
     expect(ids[1]!.metadata).toEqual({ note: 'a quoted, two-line field' });
+  });
+
+  it('says why a row of another file with the same name conflicts, when its id was derived', async () => {
+    const { org } = await createOrgWithKey(t);
+    const header = 'member,feature,provider,model,occurred_at,input_tokens,output_tokens';
+    const at = daysAgo(1);
+    const write = (folder: string, tokens: number) => {
+      const file = join(dir, folder, 'usage.csv');
+      mkdirSync(join(dir, folder), { recursive: true });
+      writeFileSync(file, `${header}\nu1,Chat,openai,gpt-4o,${at},${tokens},10\n`);
+      return file;
+    };
+    expect((await cli('import', write('march', 100), '--org', org.id)).code).toBe(0);
+    const other = await cli('import', write('april', 200), '--org', org.id);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toContain(
+      'usage.csv line 2: rejected: An event with this id and other content was recorded before (its id is derived from the file name usage.csv and the line: a different file of that name was imported before; rename this one or give its rows an id column)',
+    );
+    expect((await eventCount(org.id)).n).toBe(1);
   });
 
   it('reports JSON Lines rows Tally rejects by line, and a file with no org', async () => {

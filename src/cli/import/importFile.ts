@@ -22,6 +22,7 @@ import {
   CsvRecords,
   csvHeader,
   csvRecordToEvent,
+  derivedEventId,
   jsonLineToEvent,
   type RowContext,
   type RowResult,
@@ -81,7 +82,14 @@ export async function importFile(job: ImportJob): Promise<ImportOutcome> {
     }
     results.forEach((result, i) => {
       counts[result.status]++;
-      if (result.status === 'rejected') job.report(rows[i]!.line, `rejected: ${result.error?.message}`);
+      if (result.status !== 'rejected') return;
+      const { event, line } = rows[i]!;
+      // Derived ids name the file by its base name only: another file of that name came first.
+      const hint =
+        result.error?.code === 'idempotency_conflict' && event.id === derivedEventId(job.rows.fileKey, line)
+          ? ` (its id is derived from the file name ${job.rows.fileKey} and the line: a different file of that name was imported before; rename this one or give its rows an id column)`
+          : '';
+      job.report(line, `rejected: ${result.error?.message}${hint}`);
     });
     // Invalid rows read past this batch are not in the checkpoint: a resume reads them again.
     const { invalid, ...at } = position;
