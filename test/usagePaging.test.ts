@@ -169,22 +169,48 @@ describe('breakdown paging while usage grows', () => {
     expect(rows.map((r) => r.key)).toEqual([...tools].reverse());
   });
 
+  it('refuses a cursor sent with another query (400), or after the org changed its zone (409)', async () => {
+    const { org, key } = await orgWithUsage();
+    const path = `/v1/orgs/${org.id}/usage/breakdown?by=member&limit=5`;
+    const first = await page(path, key);
+    expect(first.next_cursor).not.toBeNull();
+    // Another page size is the same query.
+    expect((await t.call('GET', `${path}0&cursor=${first.next_cursor}`, { key })).status).toBe(200);
+    for (const other of [
+      `/v1/orgs/${org.id}/usage/breakdown?by=feature&limit=5`,
+      `${path}&range=7d`,
+      `${path}&feature=Chat`,
+    ]) {
+      const r = await t.call('GET', `${other}&cursor=${first.next_cursor}`, { key });
+      expect([r.status, r.body.param, r.body.code], other).toEqual([400, 'cursor', 'invalid_cursor']);
+      expect(r.body.detail).toContain('another query');
+    }
+    const moved = await t.call('PATCH', `/v1/orgs/${org.id}`, { body: { timezone: 'Asia/Tokyo' } });
+    expect(moved.status).toBe(200);
+    const stale = await t.call('GET', `${path}&cursor=${first.next_cursor}`, { key });
+    expect([stale.status, stale.body.param, stale.body.code]).toEqual([409, 'cursor', 'cursor_stale']);
+  });
+
   it('refuses a cursor it did not hand out with a 400 naming it', async () => {
     const { org, key } = await orgWithUsage();
     const path = `/v1/orgs/${org.id}/usage/breakdown?by=member&limit=5`;
     const first = await page(path, key);
     const parts = JSON.parse(Buffer.from(first.next_cursor!, 'base64url').toString());
-    expect(parts).toHaveLength(6);
+    expect(parts).toHaveLength(8);
     const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
-    // A weight and key alone, the form before pages pinned their first: stale, not the client's fault.
-    const earlier = await t.call('GET', `${path}&cursor=${encode(parts.slice(4))}`, { key });
-    expect([earlier.status, earlier.body.param, earlier.body.code]).toEqual([409, 'cursor', 'cursor_stale']);
+    // The forms earlier versions handed out (a weight and key alone; no fingerprints): stale, not
+    // the client's fault.
+    for (const earlier of [parts.slice(4, 6), parts.slice(0, 6)]) {
+      const r = await t.call('GET', `${path}&cursor=${encode(earlier)}`, { key });
+      expect([r.status, r.body.param, r.body.code]).toEqual([409, 'cursor', 'cursor_stale']);
+    }
     for (const cursor of [
       'nope',
       encode(['yesterday', ...parts.slice(1)]),
       encode([parts[0], '-1', ...parts.slice(2)]),
-      encode([...parts.slice(0, 4), '1.5', parts[5]]),
-      encode([...parts.slice(0, 5), 'a\u0000b']),
+      encode([...parts.slice(0, 4), '1.5', ...parts.slice(5)]),
+      encode([...parts.slice(0, 5), 'a\u0000b', ...parts.slice(6)]),
+      encode([...parts.slice(0, 6), 'forged', parts[7]]),
       encode([...parts, 'more']),
     ]) {
       const r = await t.call('GET', `${path}&cursor=${cursor}`, { key });

@@ -25,12 +25,16 @@
  * The guarantee, exactly: for the same query (`by`, filters and range; any `limit`) of an org whose
  * time zone, billing cycle and billing mode stay as they were, a page read with a cursor holds
  * either exactly the next rows of the first page's ranking, with the first page's figures, shares,
- * `groups` and `total`, or nothing but that 409: no row is ever skipped or shown twice.
+ * `groups` and `total`, or nothing but that 409: no row is ever skipped or shown twice. The cursor
+ * carries fingerprints of both: a cursor sent with another query is refused with 400
+ * `invalid_cursor`, one whose org changed its zone, cycle or billing mode with 409 `cursor_stale`.
  */
+import { createHash } from 'node:crypto';
 import { formatUnits } from '../../domain/money.ts';
 import { floorHour } from '../../domain/ranges.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
+import type { OrgRow } from '../orgs/shape.ts';
 import { type CursorPart, decodeCursor, encodeCursor } from '../pagination.ts';
 import {
   DIMENSION_KEY,
@@ -80,8 +84,31 @@ interface Walk {
   seq: bigint;
   weight: string;
   key: string;
+  /** Fingerprints of the query and of the org settings it resolved with, at the first page. */
+  query: string;
+  org: string;
 }
-const CURSOR: CursorPart[] = ['time', 'integer', 'integer', 'integer', 'digits', 'text'];
+const CURSOR: CursorPart[] = ['time', 'integer', 'integer', 'integer', 'digits', 'text', 'text', 'text'];
+/** Cursors handed out before they carried fingerprints (six parts) or pinned their first page (two). */
+const EARLIER_CURSORS: CursorPart[][] = [
+  ['time', 'integer', 'integer', 'integer', 'digits', 'text'],
+  ['digits', 'text'],
+];
+
+/** What a cursor must have been made for: every field of the query but its page size and cursor. */
+function queryPrint(query: BreakdownQuery): string {
+  const { limit: _limit, cursor: _cursor, ...asked } = query;
+  const fields = Object.entries(asked)
+    .filter(([, value]) => value !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : 1));
+  return fingerprint(fields);
+}
+
+/** The org settings a range and a ranking resolve with. */
+const orgPrint = (org: OrgRow) => fingerprint([org.timezone, org.billing_cycle_anchor, org.billing_mode]);
+
+const fingerprint = (value: unknown) =>
+  createHash('sha256').update(JSON.stringify(value)).digest('base64url').slice(0, 16);
 
 /** The cursor of a page that must be read again from the first: its usage changed under it. */
 const staleCursor = (why: string) =>
@@ -92,13 +119,19 @@ function walkOf(cursor: string | undefined): Walk | null {
   try {
     parts = decodeCursor(cursor, CURSOR);
   } catch (error) {
-    // A cursor handed out before pages pinned their first page (weight and key only) was valid:
-    // it is stale, not the client's error.
-    if (decodeCursor(cursor, ['digits', 'text']) === null) throw error;
+    // A cursor an earlier version of Tally handed out was valid: it is stale, not the client's error.
+    const earlier = EARLIER_CURSORS.some((form) => {
+      try {
+        return decodeCursor(cursor, form) !== null;
+      } catch {
+        return false;
+      }
+    });
+    if (!earlier) throw error;
     throw staleCursor('This cursor was handed out by an earlier version of Tally');
   }
   if (!parts) return null;
-  const [at, before, recent, seq, weight, key] = parts.map(String);
+  const [at, before, recent, seq, weight, key, query, org] = parts.map(String);
   return {
     at: new Date(at!),
     before: BigInt(before!),
@@ -106,6 +139,8 @@ function walkOf(cursor: string | undefined): Walk | null {
     seq: BigInt(seq!),
     weight: weight!,
     key: key!,
+    query: query!,
+    org: org!,
   };
 }
 
@@ -116,6 +151,18 @@ export async function getUsageBreakdown(ctx: Ctx, orgId: string, query: Breakdow
   const walk = walkOf(query.cursor);
   const at = walk?.at ?? now;
   const scope = await loadScope(ctx, orgId, query, at);
+  const prints = { query: queryPrint(query), org: orgPrint(scope.org) };
+  if (walk && walk.query !== prints.query) {
+    throw new ServiceError(
+      400,
+      'invalid_cursor',
+      'The cursor was handed out for another query (by, range or filters differ): send it with the query of its first page',
+      'cursor',
+    );
+  }
+  if (walk && walk.org !== prints.org) {
+    throw staleCursor("The org's time zone, billing cycle or billing mode changed since the first page");
+  }
   const { start, end } = scope.range;
   const recent = new Date(
     Math.min(Math.max(floorHour(at).getTime() - RECENT_MS, start.getTime()), end.getTime()),
@@ -251,6 +298,8 @@ export async function getUsageBreakdown(ctx: Ctx, orgId: string, query: Breakdow
             ...(walk ? [walk.before, walk.recent, walk.seq] : [before!, inRecent!, seq!]).map(String),
             last.weight_text,
             last.key,
+            prints.query,
+            prints.org,
           ])
         : null,
   };
