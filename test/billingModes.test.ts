@@ -38,6 +38,25 @@ describe('BYOM: a USD spend cap at provider cost', () => {
     expect(balance.body.cycle.runs_out_before_cycle_end).toBe(false);
   });
 
+  it('projects the run-out to the monthly spend cap when the org has one', async () => {
+    const { org, key } = await createOrgWithKey(t, {
+      currency: 'USD',
+      timezone: 'UTC',
+      billing_mode: 'byom',
+    });
+    await t.call('PUT', `/v1/orgs/${org.id}/limits`, { body: { alert_threshold: null, allowed_limit: '1' } });
+    const events = [{ ...call, id: 'e1', occurred_at: minutesAgo(1), usage: { output_tokens: 3_003 } }];
+    expect((await t.call('POST', '/v1/events', { key, body: { events } })).body.results[0].cost).toBe(
+      '0.03003',
+    );
+    const { cycle } = (await t.call('GET', `/v1/orgs/${org.id}/balance`)).body;
+    expect(cycle.spent_credits).toBe('0.03003');
+    // USD 0.96997 left at USD 0.03003 over the days elapsed.
+    const exact = (0.96997 * cycle.days_elapsed) / 0.03003;
+    expect(Math.abs(cycle.run_out_in_days - exact)).toBeLessThanOrEqual(0.5);
+    expect(cycle.runs_out_before_cycle_end).toBe(cycle.run_out_in_days < cycle.days_remaining);
+  });
+
   it('holds within the cap, partly at its edge, and denies past it; captures count against it', async () => {
     const { org, key } = await createOrgWithKey(t, {
       currency: 'USD',

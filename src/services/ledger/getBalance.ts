@@ -1,12 +1,14 @@
 /**
  * The balance page's figures: what is available, held and in overage, per grant kind (monthly vs
- * bonus), and the billing cycle with the average spend per day and the projected run-out.
+ * bonus), and the billing cycle with the average spend per day and the projected run-out: of
+ * credits for a credits org, of the monthly spend cap (GET .../limits) for a BYOM org.
  */
 import { DRAW_ORDER } from '../../domain/drawdown.ts';
 import { CREDIT_SCALE, formatCredits, Ratio } from '../../domain/money.ts';
 import { anchorDayOf, billingCycle, localDaysBetween } from '../../domain/periods.ts';
 import { creditsToMoney } from '../../domain/pricing.ts';
 import { type Ctx, scopeOrg } from '../context.ts';
+import { getLimits } from '../limits/getLimits.ts';
 import { loadOrg } from '../orgs/shape.ts';
 import { available, lockBalance, readBalance } from './balances.ts';
 import { ensurePlanGrant } from './ensurePlanGrant.ts';
@@ -54,12 +56,13 @@ export async function getBalance(ctx: Ctx, orgId: string, now = new Date()) {
   const daysRemaining = Math.max(0, localDaysBetween(org.timezone, now, cycle.end));
   const perDay = Ratio.of(cycleSpend, BigInt(daysElapsed));
   const free = available(balance);
-  // Only credits run out: a BYOM org's cap is its monthly limit (GET .../limits).
+  // A credits org runs out of credits; a BYOM org reaches its monthly spend cap (no cap: never).
+  const left = byom ? await capLeft(ctx, orgId, now) : org.billing_mode === 'credits' ? free : null;
   const runOut =
-    perDay.isZero() || org.billing_mode !== 'credits'
+    perDay.isZero() || left === null
       ? null
       : Number(
-          Ratio.of(free > 0n ? free : 0n)
+          Ratio.of(left > 0n ? left : 0n)
             .div(perDay)
             .roundHalfEven(0),
         );
@@ -125,3 +128,10 @@ export async function getBalance(ctx: Ctx, orgId: string, now = new Date()) {
   };
 }
 export type BalanceView = Awaited<ReturnType<typeof getBalance>>;
+
+/** What is left of a BYOM org's monthly spend cap, in micro-USD; null when it has none. */
+async function capLeft(ctx: Ctx, orgId: string, now: Date): Promise<bigint | null> {
+  const limits = await getLimits(ctx, orgId, now);
+  if (limits.allowed_limit === null) return null;
+  return Ratio.parse(limits.allowed_limit).sub(Ratio.parse(limits.spent)).roundHalfEven(CREDIT_SCALE);
+}

@@ -1,13 +1,15 @@
 /**
  * The compact usage bar the <tally-usage-bar> element frames in a host app's header: live balance,
- * a referral button from 50 % use and an upgrade button from 75 %. Buttons tell the host page (postMessage);
+ * a referral button from 50 % use and an upgrade button from 75 % (a BYOM org: its month's spend
+ * against its cap, no buttons). Buttons tell the host page (postMessage);
  * the element turns that into DOM events.
  */
 import { useEffect } from 'react';
-import { ratio } from '../decimal.ts';
+import { allowanceUsed, shareUsed } from '../allowance.ts';
+import { compareDecimal, ratio, subtractDecimal } from '../decimal.ts';
 import { useOrgChanges } from '../live.ts';
 import { useOrg } from '../sessionContext.tsx';
-import type { Balance } from '../types.ts';
+import type { Balance, Limits } from '../types.ts';
 import { useApi } from '../useApi.ts';
 
 export const REFERRAL_FROM = 0.5;
@@ -18,45 +20,83 @@ const tellHost = (type: 'tally:upgrade' | 'tally:referral') => parent.postMessag
 export function UsageBar() {
   const { org, formats } = useOrg();
   const balance = useApi<Balance>(`/v1/orgs/${org.id}/balance`);
+  // A BYOM org's bar is its month's spend against its cap.
+  const byom = balance.data?.unit === 'usd';
+  const limits = useApi<Limits>(byom ? `/v1/orgs/${org.id}/limits` : null);
   useEffect(() => document.body.classList.add('bar-page'), []);
-  // Pushed: the balance reloads as soon as the org's usage changes.
-  useOrgChanges(org.id, balance.reload, { throttleMs: 1000, catchUpAtStart: true });
+  // Pushed: the figures reload as soon as the org's usage changes.
+  const reload = () => {
+    balance.reload();
+    if (byom) limits.reload();
+  };
+  useOrgChanges(org.id, reload, { throttleMs: 1000, catchUpAtStart: true });
   const b = balance.data;
-  if (!b) return <div className="usage-bar">{balance.error ? balance.error.message : 'Loading…'}</div>;
-  const granted = String(Number(b.monthly.granted_credits) + Number(b.bonus.granted_credits));
-  const used = ratio(b.consumed_credits, granted);
-  const amount = (value: string) => (b.unit === 'usd' ? formats.money(value, 'USD') : formats.credits(value));
+  if (!b || (byom && !limits.data)) {
+    const error = balance.error ?? limits.error;
+    return <div className="usage-bar">{error ? error.message : 'Loading…'}</div>;
+  }
+  const used = shareUsed(b, limits.data);
+  const percent = used === null ? null : Math.min(100, Math.round(used * 100));
+  const { granted } = allowanceUsed(b);
+  const l = limits.data;
+  const capLeft =
+    l?.allowed_limit && compareDecimal(l.allowed_limit, l.spent) > 0
+      ? subtractDecimal(l.allowed_limit, l.spent)
+      : '0';
+  const segments = byom
+    ? [{ className: 'seg-monthly', share: used ?? 0 }]
+    : [
+        { className: 'seg-monthly', share: ratio(b.monthly.used_credits, granted) },
+        { className: 'seg-bonus', share: ratio(b.bonus.used_credits, granted) },
+      ];
   return (
-    <div className={`usage-bar ${used >= 1 ? 'over-limit' : used >= UPGRADE_FROM ? 'over-threshold' : ''}`}>
+    <div
+      className={`usage-bar ${used === null ? '' : used >= 1 ? 'over-limit' : used >= UPGRADE_FROM ? 'over-threshold' : ''}`}
+    >
       <div className="usage-bar-text" aria-live="polite">
-        <span data-testid="bar-available">{amount(b.available_credits)}</span>{' '}
-        {b.unit === 'usd' ? 'left' : 'credits left'}
-        <span className="muted"> · {Math.min(100, Math.round(used * 100))} % used</span>
+        {byom && l ? (
+          l.allowed_limit ? (
+            <>
+              <span data-testid="bar-available">{formats.money(capLeft, 'USD')}</span> left of the cap
+            </>
+          ) : (
+            <>
+              <span data-testid="bar-available">{formats.money(l.spent, 'USD')}</span> spent this month
+            </>
+          )
+        ) : (
+          <>
+            <span data-testid="bar-available">{formats.credits(b.available_credits)}</span> credits left
+          </>
+        )}
+        {percent !== null && <span className="muted"> · {percent} % used</span>}
       </div>
-      {/* biome-ignore lint/a11y/useSemanticElements: <meter> cannot show the monthly and bonus segments. */}
-      <div
-        className="usage-bar-track"
-        role="meter"
-        aria-label="Credits used this cycle"
-        aria-valuemin={0}
-        aria-valuemax={100}
-        aria-valuenow={Math.min(100, Math.round(used * 100))}
-      >
+      {percent !== null && (
+        // biome-ignore lint/a11y/useSemanticElements: <meter> cannot show the monthly and bonus segments.
         <div
-          className="seg seg-monthly"
-          style={{ width: `${Math.min(1, ratio(b.monthly.used_credits, granted)) * 100}%` }}
-        />
-        <div
-          className="seg seg-bonus"
-          style={{ width: `${Math.min(1, ratio(b.bonus.used_credits, granted)) * 100}%` }}
-        />
-      </div>
-      {used >= REFERRAL_FROM && (
+          className="usage-bar-track"
+          role="meter"
+          aria-label={byom ? 'Spend cap used this month' : 'Credits used this cycle'}
+          aria-valuemin={0}
+          aria-valuemax={100}
+          aria-valuenow={percent}
+        >
+          {segments.map((s) => (
+            <div
+              key={s.className}
+              className={`seg ${s.className}`}
+              style={{ width: `${Math.min(1, s.share) * 100}%` }}
+            />
+          ))}
+        </div>
+      )}
+      {/* Referrals earn credits and upgrades buy them: a BYOM org's cap is its admin's. */}
+      {!byom && used !== null && used >= REFERRAL_FROM && (
         <button type="button" className="secondary" onClick={() => tellHost('tally:referral')}>
           Invite a friend
         </button>
       )}
-      {used >= UPGRADE_FROM && (
+      {!byom && used !== null && used >= UPGRADE_FROM && (
         <button type="button" className="primary" onClick={() => tellHost('tally:upgrade')}>
           Upgrade
         </button>

@@ -1,0 +1,111 @@
+/**
+ * The allowance bar and the in-editor usage bar in a real browser: a credits org's "used this
+ * cycle" counts this cycle only, and a BYOM org's bars show its month's spend against its cap.
+ */
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { embedLink, launchBrowser, startHostPage, startWebTally, type WebTally } from './support.ts';
+
+describe('allowance bars', () => {
+  let web: WebTally;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    [web, browser] = await Promise.all([startWebTally({ volume: 0.02, days: 3 }), launchBrowser()]);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await web?.close();
+  });
+
+  async function newPage(): Promise<Page> {
+    const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    page.on('pageerror', (error) => {
+      throw error;
+    });
+    return page;
+  }
+
+  async function orgWithOwner(body: Record<string, unknown>) {
+    const org = await web.tally.call('POST', '/v1/orgs', {
+      body: { name: 'Bars', currency: 'USD', timezone: 'UTC', ...body },
+    });
+    await web.tally.call('POST', `/v1/orgs/${org.body.id}/members`, {
+      body: { external_id: 'owner-1', name: 'Owner One', role: 'owner' },
+    });
+    return org.body.id as string;
+  }
+
+  const ingest = async (orgId: string, id: string, at: Date, outputTokens: number) => {
+    const sent = await web.tally.call('POST', '/v1/events', {
+      body: {
+        events: [
+          {
+            id,
+            org_id: orgId,
+            member: 'owner-1',
+            feature: 'Chat',
+            provider: 'openai',
+            model: 'gpt-4o',
+            occurred_at: at.toISOString(),
+            usage: { output_tokens: outputTokens },
+          },
+        ],
+      },
+    });
+    expect(sent.body.results[0].status).toBe('accepted');
+  };
+
+  it("counts only this cycle's usage as used this cycle, though earlier usage drew from its grants", async () => {
+    const orgId = await orgWithOwner({ billing_mode: 'credits', plan_allowance_credits: '500' });
+    const { cycle } = (await web.tally.call('GET', `/v1/orgs/${orgId}/balance`)).body;
+    // Dated an hour before this cycle began, within the 35 days ingest accepts: it draws from the
+    // current grants (consumed) but is last cycle's usage.
+    await ingest(orgId, 'before', new Date(Date.parse(cycle.start) - 3_600_000), 40_000);
+    await ingest(orgId, 'now', new Date(), 10_000);
+    const balance = (await web.tally.call('GET', `/v1/orgs/${orgId}/balance`)).body;
+    expect(Number(balance.consumed_credits)).toBeGreaterThan(Number(balance.cycle.spent_credits));
+    const page = await newPage();
+    await page.goto((await embedLink(web, 'owner', { member: 'owner-1', orgId })).url);
+    const head = page.locator('.allowance-head');
+    await expect
+      .poll(() => head.textContent())
+      .toContain(
+        `${new Intl.NumberFormat('en-US').format(balance.cycle.spent_credits)} credits used this cycle`,
+      );
+    await page.context().close();
+  });
+
+  it("shows a BYOM org's month against its spend cap, on the page and in the usage bar", async () => {
+    const orgId = await orgWithOwner({ billing_mode: 'byom' });
+    await web.tally.call('PUT', `/v1/orgs/${orgId}/limits`, {
+      body: { alert_threshold: '0.5', allowed_limit: '1' },
+    });
+    // gpt-4o: USD 10 per million output tokens, so USD 0.30 at provider cost.
+    await ingest(orgId, 'spend', new Date(), 30_000);
+    const { token, url } = await embedLink(web, 'owner', { member: 'owner-1', orgId });
+    const page = await newPage();
+    await page.goto(url);
+    const head = page.locator('.allowance-head');
+    await expect.poll(() => head.textContent()).toBe('$0.30 spent this month$0.70 left of the $1.00 cap');
+    expect(await page.getByRole('meter', { name: 'Spend cap used' }).getAttribute('aria-valuenow')).toBe(
+      '30',
+    );
+    const host = await startHostPage(`<!doctype html><title>Editor</title>
+      <header><tally-usage-bar token="${token}"></tally-usage-bar></header>
+      <script type="module" src="${web.url}/usage-bar.js"></script>`);
+    try {
+      await page.goto(host.url);
+      const bar = page.frameLocator('tally-usage-bar iframe');
+      await expect
+        .poll(() => bar.locator('.usage-bar-text').textContent())
+        .toBe('$0.70 left of the cap · 30 % used');
+      // Referrals and upgrades buy credits; a BYOM org has none to buy.
+      expect(await bar.getByRole('button').count()).toBe(0);
+    } finally {
+      await host.close();
+      await page.context().close();
+    }
+  });
+});
