@@ -122,12 +122,23 @@ describe('alerts: happy path', () => {
       });
     const hard = (await budget('Hard cap', 'hard')).body;
     const soft = (await budget('Soft cap', 'soft')).body;
+    expect(hard.current_period).toMatchObject({ spent: '0', held: '0', remaining: '0.552', status: 'ok' });
+    const current = async () =>
+      (await t.call('GET', `/v1/orgs/${org.id}/budgets`, { key })).body.data.map(
+        (b: { current_period: unknown }) => b.current_period,
+      );
     await spend(key, 3, { member: 'b1' }); // 3 of 4 events: 75 %
     await spend(key, 3, { member: 'u1' }); // another member: counted in no budget
     expect(summary(await alertsOf(org.id)).sort()).toEqual(
       [`alert.threshold_crossed budget:${hard.id} 75`, `alert.threshold_crossed budget:${soft.id} 75`].sort(),
     );
+    for (const period of await current()) {
+      expect(period).toMatchObject({ spent: '0.414', held: '0', remaining: '0.138', status: 'warning' });
+    }
     await spend(key, 1, { member: 'b1' }); // 100 %, past 90 and 95 on the way
+    for (const period of await current()) {
+      expect(period).toMatchObject({ spent: '0.552', remaining: '0', status: 'exceeded' });
+    }
     const alerts = await alertsOf(org.id);
     expect(summary(alerts).sort()).toEqual(
       [

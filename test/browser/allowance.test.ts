@@ -77,6 +77,33 @@ describe('allowance bars', () => {
     await page.context().close();
   });
 
+  it('shows what each budget spent in its current period, warned from 75 %', async () => {
+    const orgId = await orgWithOwner({ billing_mode: 'credits', plan_allowance_credits: '500' });
+    const members = (await web.tally.call('GET', `/v1/orgs/${orgId}/members`)).body.data;
+    const created = await web.tally.call('POST', `/v1/orgs/${orgId}/budgets`, {
+      body: {
+        name: 'Owner cap',
+        scope: { kind: 'member', id: members[0].id },
+        amount: '1',
+        enforcement: 'soft',
+      },
+    });
+    expect(created.status).toBe(201);
+    await ingest(orgId, 'budgeted', new Date(), 60_000);
+    const [budget] = (await web.tally.call('GET', `/v1/orgs/${orgId}/budgets`)).body.data;
+    const spent = Number(budget.current_period.spent);
+    expect(spent).toBeGreaterThanOrEqual(0.75);
+    expect(budget.current_period.status).toBe(spent >= 1 ? 'exceeded' : 'warning');
+    const page = await newPage();
+    await page.goto((await embedLink(web, 'owner', { member: 'owner-1', orgId })).url);
+    await page.getByRole('link', { name: 'Limits', exact: true }).first().click();
+    const row = page.getByRole('row', { name: /Owner cap/ });
+    const money = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD' }).format(spent);
+    await expect.poll(() => row.textContent()).toContain(`${money} (${Math.floor(spent * 100)} %)`);
+    expect(await row.locator('td.warn, td.error').count()).toBe(1);
+    await page.context().close();
+  });
+
   it("shows a BYOM org's month against its spend cap, on the page and in the usage bar", async () => {
     const orgId = await orgWithOwner({ billing_mode: 'byom' });
     await web.tally.call('PUT', `/v1/orgs/${orgId}/limits`, {

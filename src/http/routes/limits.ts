@@ -45,6 +45,21 @@ export const BudgetSchema = z
     amount: z.string(),
     enforcement: z.enum(['hard', 'soft']),
     created_at: z.string(),
+    current_period: z
+      .object({
+        start: z.string(),
+        end: z.string(),
+        spent: z.string(),
+        held: z.string(),
+        remaining: z.string().openapi({ description: 'The amount less what is spent and held, at least 0' }),
+        status: z.enum(['ok', 'warning', 'exceeded']).openapi({
+          description: 'warning from 75 % of the amount spent, exceeded from 100 %',
+        }),
+      })
+      .openapi({
+        description:
+          "What was spent and held against the budget in its current period, in the org's currency",
+      }),
   })
   .openapi('Budget');
 

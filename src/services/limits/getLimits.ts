@@ -18,9 +18,10 @@ export async function getLimits(ctx: Ctx, orgId: string, now = new Date()) {
   const settings = await loadLimitSettings(ctx.db, orgId);
   const month = calendarMonth(org.timezone, now);
   const scope = { scope: 'org', periodStart: month.start };
-  const counter = (
-    await readCounters(ctx.db, orgId, [{ ...scope, limit: null, hard: true, kind: 'org', name: '' }])
-  ).get(counterKey(scope)) ?? { spent: 0n, held: 0n };
+  const counter = (await readCounters(ctx.db, orgId, [scope])).get(counterKey(scope)) ?? {
+    spent: 0n,
+    held: 0n,
+  };
   const spent = Ratio.parse(creditsToMoney(counter.spent, unitValue(org)));
   const status: 'ok' | 'alert' | 'exceeded' =
     settings.allowedLimit !== null && spent.cmp(Ratio.parse(settings.allowedLimit)) >= 0

@@ -206,7 +206,7 @@ export type CounterTotals = Map<string, { spent: bigint; held: bigint }>;
 export async function readCounters(
   q: Queryable,
   orgId: string,
-  scopes: LimitScope[],
+  scopes: Pick<LimitScope, 'scope' | 'periodStart'>[],
 ): Promise<CounterTotals> {
   if (scopes.length === 0) return new Map();
   const rows = await q.query<{ scope: string; period_start: Date; spent: string; held: string }>(

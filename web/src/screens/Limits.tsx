@@ -1,7 +1,7 @@
 /** The month's alert threshold and allowed limit (threshold <= limit, checked as you type), and budgets. */
 import { type FormEvent, useState } from 'react';
 import { Await, ErrorNote, Panel } from '../components/states.tsx';
-import { compareDecimal, isDecimal } from '../decimal.ts';
+import { compareDecimal, isDecimal, ratio } from '../decimal.ts';
 import { useOrg } from '../sessionContext.tsx';
 import type { Limits, Page } from '../types.ts';
 import { useApi } from '../useApi.ts';
@@ -154,7 +154,10 @@ interface Budget {
   period: string;
   amount: string;
   enforcement: string;
+  current_period: { spent: string; held: string; remaining: string; status: 'ok' | 'warning' | 'exceeded' };
 }
+
+const BUDGET_STATUS = { ok: '', warning: 'warn', exceeded: 'error' } as const;
 
 const SCOPES = [
   ['member', 'Member'],
@@ -200,6 +203,8 @@ function Budgets() {
     }
   };
   const writable = can('limits:write');
+  // A BYOM org's budgets are in USD at provider cost, as its limits.
+  const currency = org.billing_mode === 'byom' ? 'USD' : org.currency;
   return (
     <Panel title="Budgets">
       <Await loaded={budgets} what="budgets">
@@ -215,7 +220,10 @@ function Budgets() {
                   <th scope="col">Name</th>
                   <th scope="col">Covers</th>
                   <th scope="col" className="num">
-                    Amount per month
+                    Amount
+                  </th>
+                  <th scope="col" className="num">
+                    Spent this period
                   </th>
                   <th scope="col">When reached</th>
                   {writable && <th scope="col">Remove</th>}
@@ -228,7 +236,14 @@ function Budgets() {
                     <td>
                       {b.scope.kind}: {b.scope.id}
                     </td>
-                    <td className="num">{formats.money(b.amount, org.currency)}</td>
+                    <td className="num">
+                      {formats.money(b.amount, currency)} per{' '}
+                      {b.period === 'month' ? 'month' : 'billing cycle'}
+                    </td>
+                    <td className={`num ${BUDGET_STATUS[b.current_period.status]}`}>
+                      {formats.money(b.current_period.spent, currency)} (
+                      {formats.count(Math.floor(ratio(b.current_period.spent, b.amount) * 100))} %)
+                    </td>
                     <td>{b.enforcement === 'hard' ? 'Block' : 'Alert only'}</td>
                     {writable && (
                       <td>
@@ -270,7 +285,7 @@ function Budgets() {
             <input value={form.id} onChange={(e) => setForm({ ...form, id: e.target.value })} />
           </label>
           <label>
-            Amount ({org.currency}){' '}
+            Amount ({currency}){' '}
             <input
               inputMode="decimal"
               value={form.amount}
