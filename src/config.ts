@@ -96,6 +96,8 @@ const schema = z.object({
   TALLY_SECRET_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
   /** 1: webhooks may go to loopback, private and other non-public addresses (development, tests). */
   TALLY_WEBHOOK_ALLOW_PRIVATE: z.enum(['0', '1'], { message: 'must be 0 or 1' }).default('0'),
+  /** A webhook endpoint whose every attempt failed for this many days since its last success is disabled. */
+  TALLY_WEBHOOK_DISABLE_AFTER_DAYS: integer(1, 365).default(5),
   /** The gateway bills a stream every this many streamed output tokens (at least). */
   TALLY_GATEWAY_INCREMENT_TOKENS: integer(1, 10_000).default(16),
 });

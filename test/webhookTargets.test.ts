@@ -1,16 +1,33 @@
 /**
- * Webhooks go to public addresses only (SSRF): a literal non-public IP or a localhost name is
- * refused when the endpoint is created, and an address a name resolves to is checked when a
- * delivery connects; TALLY_WEBHOOK_ALLOW_PRIVATE=1 allows them (development, tests).
+ * Webhooks go to public addresses only (SSRF): a literal non-public IP, a localhost name or a name
+ * that does not resolve or resolves to any non-public address is refused when the endpoint is
+ * created or its url changed, and the address a name resolves to is checked again when a delivery
+ * connects; TALLY_WEBHOOK_ALLOW_PRIVATE=1 allows them (development, tests).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { nonPublicKind } from '../src/domain/addresses.ts';
 import { prepare, type Tally } from '../src/server.ts';
 import { deliverWebhooks } from '../src/services/webhooks/deliverWebhooks.ts';
 import { createOrgWithKey, OPERATOR_KEY, startTally, type TestTally } from './support/harness.ts';
+
+// A zone of names for the check at creation, which resolves with node:dns/promises (the test
+// machine may have no DNS); other names, e.g. under .invalid, go to the real resolver. Deliveries
+// connect through node:dns, which this leaves alone.
+vi.mock('node:dns/promises', async (importOriginal) => {
+  const dns = await importOriginal<typeof import('node:dns/promises')>();
+  const zone: Record<string, string[]> = {
+    'public.example': ['93.184.215.14', '2606:2800:21f:cb07:6820:80da:af6b:8b2c'],
+    'loopback.example': ['127.0.0.1'],
+    'partly-private.example': ['93.184.215.14', '10.0.0.7'],
+  };
+  const lookup = (async (host: string, options: object) =>
+    zone[host]?.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })) ??
+    dns.lookup(host, options)) as typeof dns.lookup;
+  return { ...dns, lookup, default: { ...dns, lookup } };
+});
 
 /** Tally as it starts by default: private addresses refused. */
 let t: TestTally;
@@ -130,9 +147,9 @@ describe('webhook targets: errors', () => {
       param: 'url',
       detail: 'url must reach a public address: 10.0.0.1 is a private address',
     });
-    // Public addresses and names are taken (a name's address is checked when it is delivered to).
+    // Public addresses and names are taken (a name's addresses are checked again at delivery).
     for (const url of [
-      'https://example.com/hook',
+      'https://public.example/hook',
       'http://8.8.8.8/hook',
       'https://[2606:4700:4700::1111]/hook',
     ]) {
@@ -141,6 +158,41 @@ describe('webhook targets: errors', () => {
     }
     const list = await t.call('GET', `/v1/orgs/${org.id}/webhook_endpoints`, { key });
     expect(list.body.data).toHaveLength(3);
+  });
+
+  it('resolves a name at creation and on a url change: any non-public address, or none, is a 422 naming url', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const base = `/v1/orgs/${org.id}/webhook_endpoints`;
+    const refusals = {
+      'http://loopback.example:4100/hook':
+        'url must reach a public address: loopback.example resolves to 127.0.0.1, a loopback address',
+      'https://partly-private.example/hook':
+        'url must reach a public address: partly-private.example resolves to 10.0.0.7, a private address',
+      'https://no-such-host.invalid/hook': expect.stringMatching(
+        /^url must reach a public address: no-such-host\.invalid did not resolve \(\w+\)$/,
+      ),
+    };
+    for (const [url, detail] of Object.entries(refusals)) {
+      const res = await t.call('POST', base, { key, body: { url } });
+      expect(res.status, url).toBe(422);
+      expect(res.headers.get('content-type')).toContain('application/problem+json');
+      expect(res.body).toMatchObject({ code: 'invalid_field', param: 'url', detail });
+    }
+    // Operator-wide endpoints, and a changed url, go through the same check.
+    const wide = await t.call('POST', '/v1/webhook_endpoints', { body: { url: 'http://loopback.example/' } });
+    expect(wide.status).toBe(422);
+    expect(wide.body.param).toBe('url');
+    const created = await t.call('POST', base, { key, body: { url: 'https://public.example/hook' } });
+    expect(created.status).toBe(201);
+    for (const url of Object.keys(refusals)) {
+      const res = await t.call('PATCH', `${base}/${created.body.id}`, { key, body: { url } });
+      expect(res.status, url).toBe(422);
+      expect(res.body.param).toBe('url');
+    }
+    const list = await t.call('GET', base, { key });
+    expect(list.body.data.map((e: { url: string }) => e.url)).toEqual(['https://public.example/hook']);
+    // With the switch on, the name is taken as it is.
+    expect(await createAllowed(org.id, 'http://loopback.example/hook')).toMatch(/^we_/);
   });
 });
 

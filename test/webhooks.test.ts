@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.ts';
 import {
   CreatedWebhookEndpointSchema,
   WebhookDeliverySchema,
@@ -135,6 +136,30 @@ const advance = (endpointId: string, seconds: number) =>
       WHERE endpoint_id = $1`,
     [endpointId, seconds],
   );
+
+/** As `advance`, and the endpoint's failing period started that much earlier too. */
+async function age(endpointId: string, seconds: number) {
+  await t.db.query(
+    'UPDATE webhook_endpoints SET failing_since = failing_since - make_interval(secs => $2) WHERE id = $1',
+    [endpointId, seconds],
+  );
+  await advance(endpointId, seconds);
+}
+
+const DAY = 86_400;
+
+/** One of the org's endpoints as the list shows it. */
+async function endpointOf(orgId: string, endpointId: string, key?: string) {
+  const res = await t.call('GET', `/v1/orgs/${orgId}/webhook_endpoints?limit=100`, key ? { key } : {});
+  expect(res.status).toBe(200);
+  return EndpointPage.parse(res.body).data.find((e) => e.id === endpointId)!;
+}
+
+const patchEndpoint = (orgId: string | null, endpointId: string, body: unknown, key?: string) =>
+  t.call('PATCH', `${orgId ? `/v1/orgs/${orgId}` : '/v1'}/webhook_endpoints/${endpointId}`, {
+    ...(key ? { key } : {}),
+    body,
+  });
 
 async function deliveriesOf(orgId: string | null, endpointId: string, key?: string) {
   const base = orgId ? `/v1/orgs/${orgId}/webhook_endpoints` : '/v1/webhook_endpoints';
@@ -329,6 +354,260 @@ describe('webhooks: happy path', () => {
       status: 'succeeded',
       attempts: 1,
     });
+  });
+
+  it('PATCH disables an endpoint by hand and enables it again; url, description and event types change as at creation', async () => {
+    const receiver = await startReceiver();
+    receiver.answer = () => 503;
+    const { org, key } = await createOrgWithKey(t);
+    const endpoint = await createEndpoint(org.id, `${receiver.url}/first`, {
+      key,
+      event_types: ['grant.created'],
+    });
+    await grant(org.id, '1');
+    expect(await deliver()).toEqual({ succeeded: 0, retrying: 1, failed: 0 });
+    const off = await patchEndpoint(org.id, endpoint.id, { disabled: true }, key);
+    expect(off.status).toBe(200);
+    expect(WebhookEndpointSchema.parse(off.body)).toMatchObject({
+      disabled: true,
+      disabled_reason: 'manual',
+      disabled_at: expect.any(String),
+      failing_since: expect.any(String),
+    });
+    // Messages meanwhile get their deliveries, which wait with the one being retried.
+    await grant(org.id, '2');
+    await advance(endpoint.id, 3600);
+    expect(await deliver()).toEqual({ succeeded: 0, retrying: 0, failed: 0 });
+    expect(receiver.received).toHaveLength(1);
+    expect((await deliveriesOf(org.id, endpoint.id, key)).map((d) => [d.status, d.next_attempt_at])).toEqual([
+      ['pending', null],
+      ['pending', null],
+    ]);
+    const changed = await patchEndpoint(
+      org.id,
+      endpoint.id,
+      {
+        url: `${receiver.url}/moved`,
+        description: 'Billing system',
+        event_types: ['quota.exceeded', 'grant.created', 'grant.created'],
+      },
+      key,
+    );
+    expect(changed.status).toBe(200);
+    // Another url starts the failing period afresh.
+    expect(changed.body).toMatchObject({
+      url: `${receiver.url}/moved`,
+      description: 'Billing system',
+      event_types: ['grant.created', 'quota.exceeded'],
+      disabled: true,
+      disabled_at: off.body.disabled_at,
+      failing_since: null,
+    });
+    receiver.answer = () => 200;
+    const on = await patchEndpoint(org.id, endpoint.id, { disabled: false }, key);
+    expect(on.body).toMatchObject({ disabled: false, disabled_at: null, disabled_reason: null });
+    expect(await deliver()).toEqual({ succeeded: 2, retrying: 0, failed: 0 });
+    expect(receiver.received.map((r) => [r.path, bodyOf(r).data.amount_credits, r.status])).toEqual([
+      ['/first', '1', 503],
+      ['/moved', '1', 200],
+      ['/moved', '2', 200],
+    ]);
+    expect(receiver.received.every((r) => verifySignature(endpoint.secret, r))).toBe(true);
+    // Enabling restarted their attempts, as a replay does.
+    expect((await deliveriesOf(org.id, endpoint.id, key)).map((d) => [d.status, d.attempts])).toEqual([
+      ['succeeded', 1],
+      ['succeeded', 1],
+    ]);
+    // An empty change changes nothing; null clears the description.
+    expect((await patchEndpoint(org.id, endpoint.id, {}, key)).body).toEqual(on.body);
+    expect(
+      (await patchEndpoint(org.id, endpoint.id, { description: null }, key)).body.description,
+    ).toBeNull();
+    const audited = await t.db.query<{ action: string }>(
+      'SELECT action FROM audit_log WHERE org_id = $1 AND target = $2 ORDER BY id',
+      [org.id, endpoint.id],
+    );
+    expect(audited.map((a) => a.action)).toEqual([
+      'webhook_endpoint.created',
+      ...Array(5).fill('webhook_endpoint.updated'),
+    ]);
+    // The operator-wide route does the same for the operator's endpoints.
+    const wide = await createEndpoint(null, `${receiver.url}/all`);
+    const wideOff = await patchEndpoint(null, wide.id, { disabled: true });
+    expect(wideOff.status).toBe(200);
+    expect(wideOff.body).toMatchObject({ org_id: null, disabled: true, disabled_reason: 'manual' });
+    expect((await t.call('DELETE', `/v1/webhook_endpoints/${wide.id}`)).status).toBe(200);
+  });
+});
+
+describe('webhooks: endpoint health', () => {
+  it('disables an endpoint whose every attempt failed for 5 days, once, and sends it nothing until it is enabled', async () => {
+    expect(loadConfig({}).TALLY_WEBHOOK_DISABLE_AFTER_DAYS).toBe(5);
+    expect(() => loadConfig({ TALLY_WEBHOOK_DISABLE_AFTER_DAYS: '0' })).toThrow(
+      'TALLY_WEBHOOK_DISABLE_AFTER_DAYS: must be a whole number from 1 to 365',
+    );
+    const receiver = await startReceiver();
+    receiver.answer = () => 503;
+    const { org, key } = await createOrgWithKey(t);
+    const endpoint = await createEndpoint(org.id, receiver.url, { key });
+    expect(endpoint).toMatchObject({
+      disabled: false,
+      disabled_at: null,
+      disabled_reason: null,
+      failing_since: null,
+    });
+    await grant(org.id, '1');
+    expect(await deliver()).toEqual({ succeeded: 0, retrying: 1, failed: 0 });
+    expect((await endpointOf(org.id, endpoint.id, key)).failing_since).toEqual(expect.any(String));
+
+    // A minute short of 5 days of failures: the first message gives up, the second fails, still enabled.
+    await age(endpoint.id, 5 * DAY - 60);
+    await grant(org.id, '2');
+    expect(await deliver()).toEqual({ succeeded: 0, retrying: 1, failed: 1 });
+    expect((await endpointOf(org.id, endpoint.id, key)).disabled).toBe(false);
+
+    // Past 5 days: the next failure disables it.
+    await age(endpoint.id, 120);
+    await grant(org.id, '3');
+    expect(await deliver()).toEqual({ succeeded: 0, retrying: 1, failed: 0 });
+    const disabled = await endpointOf(org.id, endpoint.id, key);
+    expect(disabled).toMatchObject({
+      disabled: true,
+      disabled_reason: 'failing',
+      disabled_at: expect.any(String),
+    });
+    const failingDays =
+      (Date.parse(disabled.disabled_at!) - Date.parse(disabled.failing_since!)) / 1000 / DAY;
+    expect(failingDays).toBeGreaterThan(5);
+    expect(failingDays).toBeLessThan(5.01);
+    expect(receiver.received).toHaveLength(4);
+
+    // The org sees why, as an alert (also sent to its webhooks: to this one once it is enabled).
+    const alerts = await t.call('GET', `/v1/orgs/${org.id}/alerts?type=webhook_endpoint.disabled`, { key });
+    expect(alerts.body.data).toEqual([
+      expect.objectContaining({
+        type: 'webhook_endpoint.disabled',
+        scope: `webhook_endpoint:${endpoint.id}`,
+        period_start: disabled.failing_since,
+        details: {
+          endpoint_id: endpoint.id,
+          url: receiver.url,
+          failing_since: disabled.failing_since,
+          last_error: 'HTTP 503',
+        },
+      }),
+    ]);
+
+    // Disabled: days pass and messages come, each recorded, none sent.
+    await grant(org.id, '4');
+    await age(endpoint.id, 3 * DAY);
+    expect(await deliver()).toEqual({ succeeded: 0, retrying: 0, failed: 0 });
+    expect(receiver.received).toHaveLength(4);
+    let log = await deliveriesOf(org.id, endpoint.id, key);
+    expect(log.map((d) => [d.event_type, d.status, d.next_attempt_at])).toEqual([
+      ['grant.created', 'pending', null],
+      ['webhook_endpoint.disabled', 'pending', null],
+      ['grant.created', 'pending', null],
+      ['grant.created', 'pending', null],
+      ['grant.created', 'failed', null],
+    ]);
+    const replay = await t.call(
+      'POST',
+      `/v1/orgs/${org.id}/webhook_endpoints/${endpoint.id}/deliveries/${log[4]!.id}/replay`,
+      { key },
+    );
+    expect(replay.status).toBe(409);
+    expect(replay.body).toMatchObject({ code: 'endpoint_disabled', param: 'endpoint' });
+    // Disabling it by hand now keeps why and when it was disabled: it was disabled once.
+    expect((await patchEndpoint(org.id, endpoint.id, { disabled: true }, key)).body).toMatchObject({
+      disabled_reason: 'failing',
+      disabled_at: disabled.disabled_at,
+    });
+    const disabledAudits = await t.db.query(
+      "SELECT actor FROM audit_log WHERE org_id = $1 AND action = 'webhook_endpoint.disabled' AND target = $2",
+      [org.id, endpoint.id],
+    );
+    expect(disabledAudits).toEqual([{ actor: 'webhook_delivery' }]);
+
+    // Enabled: the waiting deliveries go out now, in order, signed; the failing period starts afresh.
+    const enabled = await patchEndpoint(org.id, endpoint.id, { disabled: false }, key);
+    expect(enabled.status).toBe(200);
+    expect(enabled.body).toMatchObject({
+      disabled: false,
+      disabled_at: null,
+      disabled_reason: null,
+      failing_since: null,
+    });
+    receiver.answer = () => 200;
+    expect(await deliver()).toEqual({ succeeded: 4, retrying: 0, failed: 0 });
+    const sent = receiver.received.slice(4);
+    expect(sent.map((r) => bodyOf(r).data.amount_credits ?? bodyOf(r).type)).toEqual([
+      '2',
+      '3',
+      'webhook_endpoint.disabled',
+      '4',
+    ]);
+    expect(sent.every((r) => verifySignature(endpoint.secret, r))).toBe(true);
+    log = await deliveriesOf(org.id, endpoint.id, key);
+    expect(log.map((d) => [d.status, d.attempts])).toEqual([
+      ['succeeded', 1],
+      ['succeeded', 1],
+      ['succeeded', 1],
+      ['succeeded', 1],
+      ['failed', 2],
+    ]);
+  });
+
+  it('a success starts the failing period again: 6 days of failures around it do not disable the endpoint', async () => {
+    const receiver = await startReceiver();
+    receiver.answer = () => 503;
+    const { org, key } = await createOrgWithKey(t);
+    const endpoint = await createEndpoint(org.id, receiver.url, { key });
+    await grant(org.id, '1');
+    expect(await deliver()).toEqual({ succeeded: 0, retrying: 1, failed: 0 });
+    await age(endpoint.id, 3 * DAY);
+    receiver.answer = () => 200;
+    expect(await deliver()).toEqual({ succeeded: 1, retrying: 0, failed: 0 });
+    expect((await endpointOf(org.id, endpoint.id, key)).failing_since).toBeNull();
+
+    receiver.answer = () => 503;
+    await grant(org.id, '2');
+    expect(await deliver()).toEqual({ succeeded: 0, retrying: 1, failed: 0 });
+    // 6 days after the first failure, 3 after the success.
+    await age(endpoint.id, 3 * DAY);
+    await grant(org.id, '3');
+    expect(await deliver()).toEqual({ succeeded: 0, retrying: 1, failed: 1 });
+    expect((await endpointOf(org.id, endpoint.id, key)).disabled).toBe(false);
+    // 5 days after the success, it is.
+    await age(endpoint.id, 2 * DAY + 60);
+    expect(await deliver()).toEqual({ succeeded: 0, retrying: 0, failed: 1 });
+    expect(await endpointOf(org.id, endpoint.id, key)).toMatchObject({
+      disabled: true,
+      disabled_reason: 'failing',
+    });
+  });
+
+  it('disables an operator-wide endpoint the same way, audited under the operator, with no org alerted', async () => {
+    const receiver = await startReceiver();
+    receiver.answer = () => 503;
+    const { org, key } = await createOrgWithKey(t);
+    const wide = await createEndpoint(null, receiver.url, { event_types: ['grant.created'] });
+    await grant(org.id, '1');
+    expect(await deliver()).toEqual({ succeeded: 0, retrying: 1, failed: 0 });
+    await age(wide.id, 5 * DAY + 60);
+    expect(await deliver()).toEqual({ succeeded: 0, retrying: 0, failed: 1 });
+    const list = await t.call('GET', '/v1/webhook_endpoints?limit=100');
+    expect(list.body.data.find((e: { id: string }) => e.id === wide.id)).toMatchObject({
+      disabled: true,
+      disabled_reason: 'failing',
+    });
+    const audited = await t.db.query(
+      "SELECT org_id FROM audit_log WHERE action = 'webhook_endpoint.disabled' AND target = $1",
+      [wide.id],
+    );
+    expect(audited).toEqual([{ org_id: 'operator' }]);
+    expect((await t.call('GET', `/v1/orgs/${org.id}/alerts`, { key })).body.data).toEqual([]);
+    expect((await t.call('DELETE', `/v1/webhook_endpoints/${wide.id}`)).status).toBe(200);
   });
 });
 
@@ -529,6 +808,31 @@ describe('webhooks: errors', () => {
     expect(replay.status).toBe(409);
     expect(replay.body.code).toBe('endpoint_deleted');
   });
+
+  it('PATCH refuses bad input with a 422 naming the field, and a missing or deleted endpoint with 404', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const endpoint = await createEndpoint(org.id, 'https://example.com/hook', { key });
+    const bad = async (body: unknown) => {
+      const res = await patchEndpoint(org.id, endpoint.id, body, key);
+      expect(res.status, JSON.stringify(body)).toBe(422);
+      expect(res.headers.get('content-type')).toContain('application/problem+json');
+      return [res.body.code, res.body.param];
+    };
+    expect(await bad({ disabled: 'yes' })).toEqual(['invalid_field', 'disabled']);
+    expect(await bad({ disabled: null })).toEqual(['invalid_field', 'disabled']);
+    expect(await bad({ url: 'ftp://example.com/hook' })).toEqual(['invalid_field', 'url']);
+    expect(await bad({ url: null })).toEqual(['invalid_field', 'url']);
+    expect(await bad({ event_types: ['grant.exploded'] })).toEqual(['invalid_field', 'event_types[0]']);
+    expect(await bad({ description: 'x'.repeat(501) })).toEqual(['invalid_field', 'description']);
+    expect(await bad({ secret: 'whsec_mine' })).toEqual(['unknown_field', 'secret']);
+    expect(await endpointOf(org.id, endpoint.id, key)).toEqual(WebhookEndpointSchema.parse(endpoint));
+    const base = `/v1/orgs/${org.id}/webhook_endpoints`;
+    const missing = await t.call('PATCH', `${base}/we_missing`, { key, body: { disabled: true } });
+    expect(missing.status).toBe(404);
+    expect(missing.body).toMatchObject({ code: 'not_found', param: 'endpoint' });
+    expect((await t.call('DELETE', `${base}/${endpoint.id}`, { key })).status).toBe(200);
+    expect((await patchEndpoint(org.id, endpoint.id, { disabled: false }, key)).status).toBe(404);
+  });
 });
 
 describe('webhooks: security', () => {
@@ -602,6 +906,41 @@ describe('webhooks: security', () => {
     expect((await t.call('GET', '/v1/webhook_endpoints')).status).toBe(200);
     expect((await t.call('DELETE', `/v1/webhook_endpoints/${wide.id}`)).status).toBe(200);
   });
+  it("answers another org's key with 404 on PATCH and changes nothing; a viewer and org keys on operator routes get 403", async () => {
+    const a = await createOrgWithKey(t);
+    const b = await createOrgWithKey(t);
+    const endpoint = await createEndpoint(a.org.id, 'https://example.com/hook', { key: a.key });
+    const foreign = await patchEndpoint(
+      a.org.id,
+      endpoint.id,
+      { disabled: true, url: 'https://evil.example' },
+      b.key,
+    );
+    expect(foreign.status).toBe(404);
+    expect(foreign.body).toMatchObject({ code: 'not_found', detail: 'Organization not found' });
+    // B's own path with A's endpoint, with B's key or even the operator's: as missing.
+    for (const key of [b.key, undefined]) {
+      const res = await patchEndpoint(b.org.id, endpoint.id, { disabled: true }, key);
+      expect(res.status).toBe(404);
+      expect(res.body).toMatchObject({ code: 'not_found', param: 'endpoint' });
+      expect(JSON.stringify(res.body)).not.toContain('example.com');
+    }
+    expect((await patchEndpoint(null, endpoint.id, { disabled: true })).status).toBe(404);
+    expect(await endpointOf(a.org.id, endpoint.id, a.key)).toEqual(WebhookEndpointSchema.parse(endpoint));
+    const viewer = await t.call('POST', `/v1/orgs/${a.org.id}/api_keys`, {
+      body: { name: 'viewer', role: 'viewer' },
+    });
+    expect((await patchEndpoint(a.org.id, endpoint.id, { disabled: true }, viewer.body.key)).status).toBe(
+      403,
+    );
+    const wide = await createEndpoint(null, 'https://ops.example/hook');
+    expect((await patchEndpoint(null, wide.id, { disabled: true }, a.key)).status).toBe(403);
+    expect((await t.call('DELETE', `/v1/webhook_endpoints/${wide.id}`)).status).toBe(200);
+    // The owner's key may.
+    expect((await patchEndpoint(a.org.id, endpoint.id, { disabled: true }, a.key)).body).toMatchObject({
+      disabled: true,
+    });
+  });
 });
 
 describe.runIf(onServer)('webhooks: concurrency on the server', () => {
@@ -634,5 +973,49 @@ describe.runIf(onServer)('webhooks: concurrency on the server', () => {
       expect(got.map((r) => bodyOf(r).data.n)).toEqual(Array.from({ length: 30 }, (_, k) => k + 1));
       expect(got.every((r) => verifySignature(e.secret, r))).toBe(true);
     }
+  });
+
+  it('enabling an endpoint waits for a message being written to it, then sends that message too', async () => {
+    const receiver = await startReceiver();
+    const { org, key } = await createOrgWithKey(t);
+    const endpoint = await createEndpoint(org.id, receiver.url, { key });
+    await patchEndpoint(org.id, endpoint.id, { disabled: true }, key);
+    let enabled = false;
+    let enabling: Promise<unknown> = Promise.resolve();
+    await t.db.transaction(async (tx) => {
+      // The message's delivery is written while the endpoint is disabled, and committed only after
+      // the endpoint is being enabled.
+      await emitWebhookEvent(tx, org.id, 'grant.created', { n: 1 });
+      enabling = patchEndpoint(org.id, endpoint.id, { disabled: false }, key).then(() => {
+        enabled = true;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(enabled).toBe(false);
+    });
+    await enabling;
+    expect(enabled).toBe(true);
+    expect(await deliver()).toMatchObject({ succeeded: 1 });
+    expect(receiver.received.map((r) => bodyOf(r).data.n)).toEqual([1]);
+  });
+
+  it('a message written while its endpoint is being enabled goes out, not left waiting', async () => {
+    const receiver = await startReceiver();
+    const { org, key } = await createOrgWithKey(t);
+    const endpoint = await createEndpoint(org.id, receiver.url, { key });
+    await patchEndpoint(org.id, endpoint.id, { disabled: true }, key);
+    let emitting: Promise<unknown> = Promise.resolve();
+    await t.db.transaction(async (tx) => {
+      // The endpoint held and enabled as PATCH does, not committed yet, while a message is written.
+      await tx.query('SELECT 1 FROM webhook_endpoints WHERE id = $1 FOR UPDATE', [endpoint.id]);
+      await tx.query(
+        'UPDATE webhook_endpoints SET disabled = false, disabled_at = NULL, disabled_reason = NULL WHERE id = $1',
+        [endpoint.id],
+      );
+      emitting = t.db.transaction((other) => emitWebhookEvent(other, org.id, 'grant.created', { n: 1 }));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    });
+    await emitting;
+    expect(await deliver()).toMatchObject({ succeeded: 1 });
+    expect(receiver.received.map((r) => bodyOf(r).data.n)).toEqual([1]);
   });
 });

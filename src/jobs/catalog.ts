@@ -29,6 +29,7 @@ export function jobCatalog(ctx: Ctx): JobDefinition[] {
         deliverWebhooks(ctx.db, {
           budgetMs: 20_000,
           allowPrivateAddresses: ctx.config.TALLY_WEBHOOK_ALLOW_PRIVATE === '1',
+          disableAfterDays: ctx.config.TALLY_WEBHOOK_DISABLE_AFTER_DAYS,
         }),
     },
     { name: 'daily_usage_summaries', everySeconds: 900, run: () => sendDailySummaries(ctx.db) },

@@ -5,6 +5,7 @@ import { WEBHOOK_EVENT_TYPES } from '../../services/webhooks/eventTypes.ts';
 import { listWebhookDeliveries } from '../../services/webhooks/listWebhookDeliveries.ts';
 import { listWebhookEndpoints } from '../../services/webhooks/listWebhookEndpoints.ts';
 import { replayWebhookDelivery } from '../../services/webhooks/replayWebhookDelivery.ts';
+import { updateWebhookEndpoint } from '../../services/webhooks/updateWebhookEndpoint.ts';
 import type { AppEnv } from '../env.ts';
 import { body, errorResponses, Id, json, ListQuery, OptionalText, OrgParam, pageOf } from '../schemas.ts';
 
@@ -18,7 +19,17 @@ export const WebhookEndpointSchema = z
     url: z.string(),
     description: z.string().nullable(),
     event_types: z.array(EventType).openapi({ description: 'Empty: every event type' }),
-    disabled: z.boolean(),
+    disabled: z.boolean().openapi({
+      description: 'Nothing is sent while true; new messages still get a delivery, sent once it is enabled',
+    }),
+    disabled_at: z.string().nullable(),
+    disabled_reason: z.enum(['failing', 'manual']).nullable().openapi({
+      description:
+        'failing: every attempt failed for TALLY_WEBHOOK_DISABLE_AFTER_DAYS (default 5) since the last success; manual: disabled with PATCH',
+    }),
+    failing_since: z.string().nullable().openapi({
+      description: 'The first failed attempt since the last success; null while the last attempt succeeded',
+    }),
     created_at: z.string(),
   })
   .openapi('WebhookEndpoint');
@@ -39,7 +50,10 @@ export const WebhookDeliverySchema = z
     event_type: EventType,
     status: z.enum(['pending', 'succeeded', 'failed']),
     attempts: z.int(),
-    next_attempt_at: z.string().nullable(),
+    next_attempt_at: z
+      .string()
+      .nullable()
+      .openapi({ description: 'null unless pending; null too while its endpoint is disabled' }),
     last_attempt_at: z.string().nullable(),
     last_status_code: z.int().nullable(),
     last_error: z.string().nullable(),
@@ -59,7 +73,7 @@ const CreateWebhookEndpoint = z
       .openapi({
         example: 'https://example.com/hooks/tally',
         description:
-          'Public addresses only: a loopback, private, link-local or other non-public IP host, or localhost, is refused (422); a name resolving to one fails its deliveries (unless TALLY_WEBHOOK_ALLOW_PRIVATE=1)',
+          'Public addresses only: a non-public IP host (loopback, private, link-local, ...), localhost, a name that does not resolve or one resolving to any non-public address is refused (422); a name is checked again at each delivery (unless TALLY_WEBHOOK_ALLOW_PRIVATE=1)',
       }),
     description: OptionalText(500),
     event_types: z
@@ -69,6 +83,15 @@ const CreateWebhookEndpoint = z
       .openapi({ description: 'Only these types; empty or absent: every type' }),
   })
   .openapi('CreateWebhookEndpoint');
+
+const UpdateWebhookEndpoint = CreateWebhookEndpoint.partial()
+  .extend({
+    disabled: z.boolean().optional().openapi({
+      description:
+        'true: send nothing (new messages wait); false: enable it, sending its pending deliveries now, in order',
+    }),
+  })
+  .openapi('UpdateWebhookEndpoint');
 
 const EndpointParam = z.object({
   endpoint: Id('we').openapi({ param: { name: 'endpoint', in: 'path' } }),
@@ -120,6 +143,23 @@ export function webhookRoutes(app: OpenAPIHono<AppEnv>) {
           await listWebhookEndpoints(c.get('ctx'), ownerOf(c.req.valid('param')), c.req.valid('query')),
           200,
         ),
+    );
+    app.openapi(
+      createRoute({
+        method: 'patch',
+        path: `${o.base}/{endpoint}`,
+        tags: TAGS,
+        summary: `Change a webhook endpoint, ${o.who}: disable or enable it, its url, description or event types`,
+        request: { params: o.params.extend(EndpointParam.shape), ...body(UpdateWebhookEndpoint) },
+        responses: { 200: json(WebhookEndpointSchema, 'The endpoint'), ...errorResponses },
+      }),
+      async (c) => {
+        const param = c.req.valid('param');
+        return c.json(
+          await updateWebhookEndpoint(c.get('ctx'), ownerOf(param), param.endpoint, c.req.valid('json')),
+          200,
+        );
+      },
     );
     app.openapi(
       createRoute({

@@ -1,6 +1,5 @@
 import { newId } from '../../domain/ids.ts';
 import { audit, type Ctx } from '../context.ts';
-import { invalid } from '../errors.ts';
 import { loadOrg } from '../orgs/shape.ts';
 import type { WebhookEventType } from './eventTypes.ts';
 import {
@@ -11,8 +10,8 @@ import {
   endpointView,
   newWebhookSecret,
   requireEndpointOwner,
+  requirePublicUrl,
 } from './shape.ts';
-import { refusedHost } from './webhookTargets.ts';
 
 export interface CreateWebhookEndpointInput {
   url: string;
@@ -31,9 +30,7 @@ export async function createWebhookEndpoint(
   input: CreateWebhookEndpointInput,
 ): Promise<EndpointView & { secret: string }> {
   requireEndpointOwner(ctx, owner);
-  // A name that resolves to a private address is refused at delivery, where its address is known.
-  const refused = ctx.config.TALLY_WEBHOOK_ALLOW_PRIVATE === '1' ? null : refusedHost(input.url);
-  if (refused) throw invalid('url', `url must reach a public address: ${refused}`);
+  await requirePublicUrl(ctx, input.url);
   const secret = newWebhookSecret();
   return ctx.db.transaction(async (tx) => {
     if (owner !== null) await loadOrg(tx, owner);

@@ -1,16 +1,23 @@
 /**
  * The delivery worker. Each round claims, under a lease, the oldest pending delivery of each
- * endpoint that is due (FOR UPDATE SKIP LOCKED, so concurrent workers in any number of processes
- * never take the same one), posts them outside any transaction, and records the answer: 2xx is
- * success; anything else is retried with exponential backoff and jitter until 24 hours have
+ * enabled endpoint that is due (FOR UPDATE SKIP LOCKED, so concurrent workers in any number of
+ * processes never take the same one), posts them outside any transaction, and records the answer:
+ * 2xx is success; anything else is retried with exponential backoff and jitter until 24 hours have
  * passed since the delivery's first attempt, then it fails and the endpoint's next message goes
  * out. An endpoint's message N+1 is never sent before N succeeded or failed for good. A URL whose
  * host is or resolves to a non-public address fails at once (webhookTargets.ts).
+ *
+ * Endpoint health: the first failed attempt since an endpoint's last success starts its failing
+ * period (failing_since), and a success ends it. A failure once the period has lasted
+ * TALLY_WEBHOOK_DISABLE_AFTER_DAYS disables the endpoint, in that failure's transaction
+ * (disableFailingEndpoint.ts).
  */
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { newId } from '../../domain/ids.ts';
-import type { Db } from '../../store/db.ts';
+import type { Db, Queryable } from '../../store/db.ts';
+import { disableFailingEndpoint } from './disableFailingEndpoint.ts';
+import { UNSCHEDULED } from './shape.ts';
 import { webhookHeaders } from './signWebhook.ts';
 import { AddressNotAllowedError, PUBLIC_ONLY_AGENTS, refusedLiteralIp } from './webhookTargets.ts';
 
@@ -35,16 +42,21 @@ export interface DeliveryOptions {
   budgetMs?: number;
   /** TALLY_WEBHOOK_ALLOW_PRIVATE: send to loopback, private and other non-public addresses too. */
   allowPrivateAddresses?: boolean;
+  /** TALLY_WEBHOOK_DISABLE_AFTER_DAYS: an endpoint failing this long since its last success is disabled. */
+  disableAfterDays?: number;
 }
 
 interface Claimed {
   org_id: string;
   id: string;
+  endpoint_id: string;
   message_id: string;
   attempts: number;
   url: string;
   secret: string;
   payload: unknown;
+  /** The endpoint's failing period had started: a success ends it. */
+  failing: boolean;
 }
 
 const LEASE_SECONDS = 60;
@@ -58,6 +70,7 @@ export async function deliverWebhooks(
   const send = {
     timeoutMs: options.timeoutMs ?? 10_000,
     allowPrivate: options.allowPrivateAddresses ?? false,
+    disableAfterDays: options.disableAfterDays ?? 5,
   };
   const started = Date.now();
   const outcome = { succeeded: 0, retrying: 0, failed: 0 };
@@ -97,7 +110,8 @@ async function claim(db: Db, worker: string, batch: number): Promise<Claimed[]> 
        FROM heads h, webhook_endpoints e, webhook_messages m
       WHERE d.org_id = h.org_id AND d.id = h.id
         AND e.id = d.endpoint_id AND m.org_id = d.org_id AND m.id = d.message_id
-      RETURNING d.org_id, d.id, d.message_id, d.attempts, e.url, e.secret, m.payload`,
+      RETURNING d.org_id, d.id, d.endpoint_id, d.message_id, d.attempts, e.url, e.secret, m.payload,
+                e.failing_since IS NOT NULL AS failing`,
     [worker, LEASE_SECONDS, batch],
   );
 }
@@ -105,6 +119,7 @@ async function claim(db: Db, worker: string, batch: number): Promise<Claimed[]> 
 interface SendOptions {
   timeoutMs: number;
   allowPrivate: boolean;
+  disableAfterDays: number;
 }
 
 async function attempt(
@@ -128,24 +143,55 @@ async function attempt(
     permanent = e instanceof AddressNotAllowedError;
   }
   if (error === null) {
-    await db.query(
-      `UPDATE webhook_deliveries SET status = 'succeeded', delivered_at = now(), last_status_code = $3,
-              last_error = NULL, locked_by = NULL, locked_until = NULL
-        WHERE org_id = $1 AND id = $2 AND locked_by = $4`,
-      [d.org_id, d.id, status, worker],
-    );
+    const succeeded = (q: Queryable) =>
+      q.query(
+        `UPDATE webhook_deliveries SET status = 'succeeded', delivered_at = now(), last_status_code = $3,
+                last_error = NULL, locked_by = NULL, locked_until = NULL
+          WHERE org_id = $1 AND id = $2 AND locked_by = $4`,
+        [d.org_id, d.id, status, worker],
+      );
+    if (d.failing) {
+      // A success ends the endpoint's failing period.
+      await db.transaction(async (tx) => {
+        await tx.query('UPDATE webhook_endpoints SET failing_since = NULL WHERE id = $1', [d.endpoint_id]);
+        await succeeded(tx);
+      });
+    } else await succeeded(db);
     return 'succeeded';
   }
-  const [row] = await db.query<{ status: 'pending' | 'failed' }>(
-    `UPDATE webhook_deliveries
-        SET status = CASE WHEN $7::boolean OR retry_until <= now() THEN 'failed' ELSE 'pending' END,
-            next_attempt_at = now() + make_interval(secs => $3), last_status_code = $4, last_error = $5,
-            locked_by = NULL, locked_until = NULL
-      WHERE org_id = $1 AND id = $2 AND locked_by = $6
-      RETURNING status`,
-    [d.org_id, d.id, retryDelaySeconds(d.attempts), status, error.slice(0, ERROR_MAX), worker, permanent],
-  );
-  return row?.status === 'failed' ? 'failed' : 'retrying';
+  const lastError = error.slice(0, ERROR_MAX);
+  return db.transaction(async (tx) => {
+    // The endpoint's row is written before its delivery's, here and above: the order every writer
+    // of both keeps (updateWebhookEndpoint, deleteWebhookEndpoint), so none deadlocks with another.
+    const [endpoint] = await tx.query<{ disabled: boolean; past_threshold: boolean }>(
+      `UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, now()) WHERE id = $1
+       RETURNING disabled, failing_since <= now() - make_interval(days => $2) AS past_threshold`,
+      [d.endpoint_id, options.disableAfterDays],
+    );
+    // An endpoint disabled while this attempt was out gets the delivery back unscheduled, as the rest.
+    const [row] = await tx.query<{ status: 'pending' | 'failed' }>(
+      `UPDATE webhook_deliveries
+          SET status = CASE WHEN $7::boolean OR retry_until <= now() THEN 'failed' ELSE 'pending' END,
+              next_attempt_at = CASE WHEN $8::boolean THEN ${UNSCHEDULED} ELSE now() + make_interval(secs => $3) END,
+              last_status_code = $4, last_error = $5, locked_by = NULL, locked_until = NULL
+        WHERE org_id = $1 AND id = $2 AND locked_by = $6
+        RETURNING status`,
+      [
+        d.org_id,
+        d.id,
+        retryDelaySeconds(d.attempts),
+        status,
+        lastError,
+        worker,
+        permanent,
+        endpoint?.disabled ?? false,
+      ],
+    );
+    if (endpoint?.past_threshold && !endpoint.disabled) {
+      await disableFailingEndpoint(tx, d.endpoint_id, lastError);
+    }
+    return row?.status === 'failed' ? 'failed' : 'retrying';
+  });
 }
 
 /** POSTs one delivery and answers the status code; the answer's body is not kept, only its status tells success. */

@@ -7,17 +7,23 @@
 import { newId } from '../../domain/ids.ts';
 import type { Queryable } from '../../store/db.ts';
 import type { WebhookEventType } from './eventTypes.ts';
+import { UNSCHEDULED } from './shape.ts';
 
 /**
  * The deliveries for the messages a CTE named `m` returned (`org_id, id, type, seq`), one per
  * endpoint in message order, so each endpoint's queue keeps the order the messages were written in.
+ * A disabled endpoint's delivery waits, unscheduled, until it is enabled. FOR KEY SHARE: enabling
+ * takes the endpoint FOR UPDATE, so it waits for this transaction and then sees its deliveries,
+ * or this statement waits for it and sees the endpoint enabled; none is left waiting for good.
  */
-export const FAN_OUT = `INSERT INTO webhook_deliveries (org_id, id, endpoint_id, message_id)
-  SELECT m.org_id, 'dlv_' || substr(replace(gen_random_uuid()::text, '-', ''), 1, 20), e.id, m.id
+export const FAN_OUT = `INSERT INTO webhook_deliveries (org_id, id, endpoint_id, message_id, next_attempt_at)
+  SELECT m.org_id, 'dlv_' || substr(replace(gen_random_uuid()::text, '-', ''), 1, 20), e.id, m.id,
+         CASE WHEN e.disabled THEN ${UNSCHEDULED} ELSE now() END
     FROM m JOIN webhook_endpoints e
-      ON (e.org_id = m.org_id OR e.org_id IS NULL) AND e.deleted_at IS NULL AND NOT e.disabled
+      ON (e.org_id = m.org_id OR e.org_id IS NULL) AND e.deleted_at IS NULL
      AND (cardinality(e.event_types) = 0 OR m.type = ANY (e.event_types))
-   ORDER BY m.seq, e.id`;
+   ORDER BY m.seq, e.id
+   FOR KEY SHARE OF e`;
 
 /** The body every endpoint receives: `{type, timestamp, data}`. */
 export const envelope = (type: WebhookEventType, at: Date, data: unknown) => ({

@@ -5,6 +5,8 @@ export const ALERT_TYPES = [
   'quota.exceeded',
   'credits.low',
   'credits.projected_run_out',
+  // One of the org's webhook endpoints failed every attempt for days and was disabled.
+  'webhook_endpoint.disabled',
 ] as const;
 export type AlertType = (typeof ALERT_TYPES)[number];
 

@@ -16,9 +16,9 @@ export async function requireEndpoint(
   q: Queryable,
   owner: EndpointOwner,
   endpointId: string,
-): Promise<{ deleted: boolean }> {
-  const [found] = await q.query<{ deleted: boolean }>(
-    `SELECT deleted_at IS NOT NULL AS deleted FROM webhook_endpoints
+): Promise<{ deleted: boolean; disabled: boolean }> {
+  const [found] = await q.query<{ deleted: boolean; disabled: boolean }>(
+    `SELECT deleted_at IS NOT NULL AS deleted, disabled FROM webhook_endpoints
       WHERE id = $1 AND org_id IS NOT DISTINCT FROM $2`,
     [endpointId, owner],
   );

@@ -28,6 +28,14 @@ export async function replayWebhookDelivery(
     if (endpoint.deleted) {
       throw new ServiceError(409, 'endpoint_deleted', 'The webhook endpoint was deleted', 'endpoint');
     }
+    if (endpoint.disabled) {
+      throw new ServiceError(
+        409,
+        'endpoint_disabled',
+        'The webhook endpoint is disabled: enable it first (PATCH {"disabled": false}), which sends its pending deliveries',
+        'endpoint',
+      );
+    }
     const [row] = await tx.query<DeliveryRow>(
       `WITH d AS (
          UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(),

@@ -1,8 +1,11 @@
 /** Webhook endpoints and deliveries as stored and as the API shows them (never the secret). */
 import { randomBytes } from 'node:crypto';
+import type { Queryable } from '../../store/db.ts';
 import type { Ctx } from '../context.ts';
 import { requireOperator, scopeOrg } from '../context.ts';
+import { invalid } from '../errors.ts';
 import type { WebhookEventType } from './eventTypes.ts';
+import { refusedTarget } from './webhookTargets.ts';
 
 /** Standard Webhooks secret: `whsec_` and 32 random bytes in base64 (the spec allows 24 to 64). */
 export const newWebhookSecret = (): string => `whsec_${randomBytes(32).toString('base64')}`;
@@ -16,6 +19,19 @@ export function requireEndpointOwner(ctx: Ctx, owner: EndpointOwner): void {
   else scopeOrg(ctx, owner, 'webhooks:write');
 }
 
+/**
+ * Refuses a URL (422 naming `url`) unless every address its host resolves to now is public
+ * (webhookTargets.ts); each delivery checks again, as DNS changes. TALLY_WEBHOOK_ALLOW_PRIVATE=1
+ * (development) takes any URL, unresolved.
+ */
+export async function requirePublicUrl(ctx: Ctx, url: string): Promise<void> {
+  const refused = ctx.config.TALLY_WEBHOOK_ALLOW_PRIVATE === '1' ? null : await refusedTarget(url);
+  if (refused) throw invalid('url', `url must reach a public address: ${refused}`);
+}
+
+/** 'failing': disabled by the delivery worker after failing for TALLY_WEBHOOK_DISABLE_AFTER_DAYS; 'manual': by its owner. */
+export type DisabledReason = 'failing' | 'manual';
+
 export interface EndpointRow {
   id: string;
   org_id: string | null;
@@ -23,10 +39,14 @@ export interface EndpointRow {
   description: string | null;
   event_types: WebhookEventType[];
   disabled: boolean;
+  disabled_at: Date | null;
+  disabled_reason: DisabledReason | null;
+  failing_since: Date | null;
   created_at: Date;
 }
 
-export const ENDPOINT_COLUMNS = 'id, org_id, url, description, event_types, disabled, created_at';
+export const ENDPOINT_COLUMNS =
+  'id, org_id, url, description, event_types, disabled, disabled_at, disabled_reason, failing_since, created_at';
 
 export const endpointView = (e: EndpointRow) => ({
   id: e.id,
@@ -36,6 +56,9 @@ export const endpointView = (e: EndpointRow) => ({
   description: e.description,
   event_types: e.event_types,
   disabled: e.disabled,
+  disabled_at: e.disabled_at?.toISOString() ?? null,
+  disabled_reason: e.disabled_reason,
+  failing_since: e.failing_since?.toISOString() ?? null,
   created_at: e.created_at.toISOString(),
 });
 export type EndpointView = ReturnType<typeof endpointView>;
@@ -50,7 +73,8 @@ export interface DeliveryRow {
   payload: Record<string, unknown>;
   status: 'pending' | 'succeeded' | 'failed';
   attempts: number;
-  next_attempt_at: Date;
+  /** Null while it waits for its disabled endpoint. */
+  next_attempt_at: Date | null;
   last_attempt_at: Date | null;
   last_status_code: number | null;
   last_error: string | null;
@@ -58,9 +82,25 @@ export interface DeliveryRow {
   created_at: Date;
 }
 
+/**
+ * A pending delivery of a disabled endpoint waits with this next_attempt_at: the worker's scan of due
+ * deliveries (next_attempt_at <= now(), in index order) then never walks through the backlog of
+ * endpoints that are off.
+ */
+export const UNSCHEDULED = `'infinity'::timestamptz`;
+
+/** Makes an endpoint's pending deliveries wait for it to be enabled, in the transaction that disables it. */
+export async function holdPendingDeliveries(tx: Queryable, endpointId: string): Promise<void> {
+  await tx.query(
+    `UPDATE webhook_deliveries SET next_attempt_at = ${UNSCHEDULED} WHERE endpoint_id = $1 AND status = 'pending'`,
+    [endpointId],
+  );
+}
+
 /** Columns of a delivery `d` joined with its message `m`. */
 export const DELIVERY_COLUMNS = `d.org_id, d.id, d.seq, d.endpoint_id, d.message_id, m.type, m.payload, d.status,
-  d.attempts, d.next_attempt_at, d.last_attempt_at, d.last_status_code, d.last_error, d.delivered_at, d.created_at`;
+  d.attempts, NULLIF(d.next_attempt_at, ${UNSCHEDULED}) AS next_attempt_at, d.last_attempt_at,
+  d.last_status_code, d.last_error, d.delivered_at, d.created_at`;
 
 export const deliveryView = (d: DeliveryRow) => ({
   id: d.id,
@@ -71,7 +111,7 @@ export const deliveryView = (d: DeliveryRow) => ({
   event_type: d.type,
   status: d.status,
   attempts: d.attempts,
-  next_attempt_at: d.status === 'pending' ? d.next_attempt_at.toISOString() : null,
+  next_attempt_at: d.status === 'pending' ? (d.next_attempt_at?.toISOString() ?? null) : null,
   last_attempt_at: d.last_attempt_at?.toISOString() ?? null,
   last_status_code: d.last_status_code,
   last_error: d.last_error,

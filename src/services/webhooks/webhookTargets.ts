@@ -5,6 +5,7 @@
  * unless the operator sets TALLY_WEBHOOK_ALLOW_PRIVATE=1 (development, tests).
  */
 import { lookup as dnsLookup } from 'node:dns';
+import { lookup as resolveName } from 'node:dns/promises';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
@@ -28,12 +29,25 @@ export function refusedLiteralIp(url: string): string | null {
 }
 
 /**
- * Why a webhook URL is refused before any DNS lookup: a literal IP in a refused range, or a
- * localhost name (RFC 6761: always loopback); null when only resolving the name can tell.
+ * Why a webhook URL is refused, its host resolved: a literal IP in a refused range, a localhost
+ * name (RFC 6761: always loopback), a name that does not resolve, or a name with any non-public
+ * address among all it resolves to; null when every address is public.
  */
-export function refusedHost(url: string): string | null {
+export async function refusedTarget(url: string): Promise<string | null> {
   const host = hostOf(url);
-  return /(^|\.)localhost\.?$/.test(host) ? `${host} is a loopback name` : refusedLiteralIp(url);
+  if (/(^|\.)localhost\.?$/.test(host)) return `${host} is a loopback name`;
+  if (isIP(host)) return refusedLiteralIp(url);
+  let addresses: { address: string }[];
+  try {
+    addresses = await resolveName(host, { all: true });
+  } catch (e) {
+    return `${host} did not resolve (${(e as NodeJS.ErrnoException).code ?? String(e)})`;
+  }
+  for (const { address } of addresses) {
+    const kind = nonPublicKind(address);
+    if (kind) return `${host} resolves to ${address}, a ${kind} address`;
+  }
+  return null;
 }
 
 /**
