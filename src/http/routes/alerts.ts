@@ -11,9 +11,12 @@ export const AlertSchema = z
     org_id: z.string(),
     type: z.enum(ALERT_TYPES),
     scope: z.string().openapi({
-      description: "'monthly_limit', 'alert_threshold', 'budget:<budget id>', 'plan_allowance' or 'credits'",
+      description:
+        "'monthly_limit', 'alert_threshold', 'budget:<budget id>', 'plan_allowance', 'credits' or 'webhook_endpoint:<endpoint id>'",
     }),
-    threshold_percent: z.int().openapi({ description: 'The percentage reached (credits.low: 10)' }),
+    threshold_percent: z
+      .int()
+      .openapi({ description: 'The percentage reached (credits.low: 10; 0 for alerts about no percentage)' }),
     period_start: z.string(),
     details: z.record(z.string(), z.unknown()),
     created_at: z.string(),
