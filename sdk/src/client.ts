@@ -108,7 +108,11 @@ export class Tally {
     return this.transport.request('POST', '/v1/events', { events });
   }
 
-  /** Holds credits before a model call. A denial is an answer (`approved: false`), not an error. */
+  /**
+   * Holds credits before a model call. A denial is an answer (`approved: false`), not an error. The
+   * call's attribution (`surface`, `conversation_id`, `message_id`, `parent_id`, `metadata`, ...)
+   * is given here: the event its capture records carries it.
+   */
   authorize(request: AuthorizeRequest, options?: CallOptions): Promise<Authorization> {
     return this.mutate('/v1/authorizations', request, options);
   }

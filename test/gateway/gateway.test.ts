@@ -257,6 +257,79 @@ describe('Anthropic 1-hour cache writes', () => {
   });
 });
 
+describe('the tally-* attribution headers', () => {
+  const attribution = {
+    ...member,
+    'tally-surface': 'cli',
+    'tally-workspace-group': 'platform',
+    'tally-conversation-id': 'c1',
+    'tally-message-id': 'm2',
+    'tally-parent-id': 'm1',
+  };
+
+  it('attribute a streamed call: its event has the surface, group, conversation and message', async () => {
+    const stream = await openaiClient(g, key, attribution).chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'Say twelve words' }],
+      stream: true,
+    });
+    for await (const _ of stream) {
+      // drained: the call is captured when its stream ends
+    }
+    await expectRecorded('openai', 'gpt-4o-mini', OPENAI_USAGE);
+    const event = await lastEvent(g, orgId);
+    expect(event).toMatchObject({ surface: 'cli', workspace_group: 'platform', conversation_id: 'c1' });
+    const [stored] = await g.tally.db.query<{ message_id: string; parent_id: string }>(
+      'SELECT message_id, parent_id FROM events WHERE org_id = $1 AND id = $2',
+      [orgId, event.id],
+    );
+    expect(stored).toEqual({ message_id: 'm2', parent_id: 'm1' });
+    const chat = await g.tally.call('GET', `/v1/orgs/${orgId}/conversations/c1`);
+    expect(chat.body).toMatchObject({ messages: 1, credits: event.credits });
+    // They are Tally's: the provider never sees them.
+    const upstream = g.fake.requests.at(-1)!;
+    expect(Object.keys(upstream.headers).filter((h) => h.startsWith('tally-'))).toEqual([]);
+  });
+
+  it('are optional: a call that names no surface has none', async () => {
+    await openaiClient(g, key, member).chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'Say twelve words' }],
+    });
+    expect(await lastEvent(g, orgId)).toMatchObject({ surface: null, conversation_id: null });
+  });
+
+  it("refuse a bad value with a 400 in the provider's format naming the header, before any hold", async () => {
+    const requests = g.fake.requests.length;
+    const before = await lastEvent(g, orgId);
+    const refused = await openaiClient(g, key, { ...attribution, 'tally-conversation-id': 'c'.repeat(201) })
+      .chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hi' }] })
+      .catch((e: unknown) => e as OpenAIError);
+    expect(refused).toMatchObject({
+      status: 400,
+      type: 'invalid_request_error',
+      code: 'invalid_header',
+      error: { message: 'tally-conversation-id is longer than 200 characters' },
+    });
+    const anthropicRefused = await anthropicClient(g, key, { ...member, 'tally-surface': 's'.repeat(201) })
+      .messages.create({
+        model: 'claude-haiku-4-5',
+        max_tokens: 10,
+        messages: [{ role: 'user', content: 'Hi' }],
+      })
+      .catch((e: unknown) => e as AnthropicError);
+    expect(anthropicRefused).toMatchObject({
+      status: 400,
+      error: {
+        error: { type: 'invalid_request_error', message: 'tally-surface is longer than 200 characters' },
+      },
+    });
+    expect(g.fake.requests.length).toBe(requests);
+    expect((await lastEvent(g, orgId)).id).toBe(before.id);
+    expect((await balance(g, orgId)).held_credits).toBe('0');
+  });
+});
+
 describe("the provider's answer headers", () => {
   /** None of the headers about the operator's provider account, all of those about the call. */
   function expectCallHeadersOnly(headers: Headers, provider: 'openai' | 'anthropic') {

@@ -221,6 +221,50 @@ describe('meterStream', () => {
     });
     expect(direct.body.results[0]).toMatchObject({ status: 'accepted', credits: outcome.capture.credits });
   });
+
+  it("records the hold's surface, conversation, message and metadata on the stream's event", async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const model = await modelServer(() =>
+      openAIChunks(3, { prompt_tokens: 100, completion_tokens: 240, total_tokens: 340 }),
+    );
+    const openai = new OpenAI({ apiKey: 'sk-local', baseURL: `${model.url}/v1`, maxRetries: 0 });
+    const tally = new Tally({ apiKey: key, baseUrl: server.url });
+    const hold = await tally.authorize({
+      member: 'u1',
+      feature: 'Agent',
+      provider: 'openai',
+      model: 'gpt-4o',
+      estimate: { input_tokens: 100, max_output_tokens: 1000 },
+      surface: 'cli',
+      conversation_id: 'conv-7',
+      message_id: 'msg-7',
+      metadata: { tool: 'web_search' },
+    });
+    expect(hold).toMatchObject({ approved: true, surface: 'cli', conversation_id: 'conv-7' });
+    const stream = await openai.chat.completions.create({
+      model: 'gpt-4o',
+      messages: [{ role: 'user', content: 'Search the web' }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    const metered = tally.meterStream(stream, { provider: 'openai', authorization: hold });
+    for await (const _ of metered) {
+      // drained: captured when the stream ends
+    }
+    expect((await metered.outcome).usage).toEqual({ input_tokens: 100, output_tokens: 240 });
+    const events = await t.db.query(
+      'SELECT surface, conversation_id, message_id, metadata FROM events WHERE org_id = $1',
+      [org.id],
+    );
+    expect(events).toEqual([
+      {
+        surface: 'cli',
+        conversation_id: 'conv-7',
+        message_id: 'msg-7',
+        metadata: { tool: 'web_search', authorization_id: hold.id },
+      },
+    ]);
+  });
 });
 
 const fast = { maxRetries: 1, baseDelayMs: 5, maxDelayMs: 50 };

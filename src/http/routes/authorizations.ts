@@ -9,9 +9,13 @@ import { incrementAuthorization } from '../../services/authorizations/incrementA
 import type { AppEnv } from '../env.ts';
 import { quotaPageUrl } from '../links.ts';
 import { body, errorResponses, Id, json, PositiveDecimal, Text } from '../schemas.ts';
-import { Count, UsageSchema } from './events.ts';
+import { Count, Dimension, Metadata, UsageSchema } from './events.ts';
 
-const Dimension = z.string().min(1).max(200).optional();
+/** The call's event carries the hold's id as `metadata.authorization_id`: a client's own would be lost. */
+const HoldMetadata = Metadata.refine((m) => !Object.hasOwn(m, 'authorization_id'), {
+  path: ['authorization_id'],
+  message: "is Tally's: the call's event carries the id of its hold there",
+});
 
 const Authorize = z
   .strictObject({
@@ -25,11 +29,31 @@ const Authorize = z
       z.strictObject({ credits: PositiveDecimal(6) }),
     ]),
     ttl_seconds: z.int().min(5).max(86_400).optional(),
+    surface: Dimension.openapi({ description: 'web, cli, api, mobile or an integration name' }),
     workspace: Dimension,
     workspace_group: Dimension,
     project: Dimension,
+    conversation_id: Dimension,
+    message_id: Dimension,
+    parent_id: Dimension,
+    metadata: HoldMetadata.optional().openapi({
+      description:
+        "Recorded on the call's event, with `authorization_id` (the hold's id) added; at most 16 KiB as JSON",
+    }),
   })
   .openapi('Authorize');
+
+/** What the hold attributes the call to (null: not given); its event records it, metadata with `authorization_id` added. */
+const CallAttributionSchema = z.object({
+  surface: z.string().nullable(),
+  workspace: z.string().nullable(),
+  workspace_group: z.string().nullable(),
+  project: z.string().nullable(),
+  conversation_id: z.string().nullable(),
+  message_id: z.string().nullable(),
+  parent_id: z.string().nullable(),
+  metadata: z.record(z.string(), z.unknown()).nullable(),
+});
 
 export const AuthorizationSchema = z
   .object({
@@ -43,6 +67,7 @@ export const AuthorizationSchema = z
     held_credits: z.string(),
     available_credits: z.string(),
     expires_at: z.string().nullable(),
+    ...CallAttributionSchema.shape,
     quota_url: z.string().nullable().openapi({
       description:
         'On a denial: the usage page that explains the block (limit, budget or credits) and offers what the member may do; send the user there',

@@ -81,7 +81,15 @@ export function withinRollupKey(
 }
 
 const METADATA_MAX_BYTES = 16 * 1024;
-const Dimension = z.string().min(1).max(200).optional();
+/** An optional attribute of a call (surface, workspace, conversation, ...): events and holds alike. */
+export const Dimension = z.string().min(1).max(200).optional();
+/** A call's free-form metadata; NUL characters and nesting are refused for every body (jsonGuard). */
+export const Metadata = z
+  .record(z.string().max(200), z.unknown())
+  .refine(
+    (m) => Buffer.byteLength(JSON.stringify(m)) <= METADATA_MAX_BYTES,
+    `must be at most ${METADATA_MAX_BYTES} bytes as JSON`,
+  );
 
 export const EventSchema = z
   .strictObject({
@@ -100,13 +108,7 @@ export const EventSchema = z
     message_id: Dimension,
     parent_id: Dimension,
     usage: UsageSchema,
-    metadata: z
-      .record(z.string().max(200), z.unknown())
-      .refine(
-        (m) => Buffer.byteLength(JSON.stringify(m)) <= METADATA_MAX_BYTES,
-        `must be at most ${METADATA_MAX_BYTES} bytes as JSON`,
-      )
-      .optional(),
+    metadata: Metadata.optional(),
   })
   .superRefine(withinRollupKey)
   .openapi('UsageEvent');

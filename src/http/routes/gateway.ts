@@ -116,6 +116,15 @@ function documentGatewayPaths(app: OpenAPIHono<AppEnv>) {
     'tally-feature': z.string().max(200).optional().openapi({ description: 'The feature billed' }),
     'tally-workspace': z.string().max(200).optional(),
     'tally-project': z.string().max(200).optional(),
+    'tally-surface': z
+      .string()
+      .max(200)
+      .optional()
+      .openapi({ description: 'web, cli, api, mobile or an integration name (default: none)' }),
+    'tally-workspace-group': z.string().max(200).optional(),
+    'tally-conversation-id': z.string().max(200).optional(),
+    'tally-message-id': z.string().max(200).optional(),
+    'tally-parent-id': z.string().max(200).optional(),
   });
   const providerBody = z
     .record(z.string(), z.unknown())

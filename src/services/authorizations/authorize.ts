@@ -28,9 +28,15 @@ import { ensureMembers, memberKey } from '../members/ensureMembers.ts';
 import type { OrgRow } from '../orgs/shape.ts';
 import { headroom, UNLIMITED } from './headroom.ts';
 import { HOLDS_IN_FLIGHT_PER_ORG, placeHold as placeHoldInBatch } from './holdBatches.ts';
-import { type AuthorizationRow, credits, keepAuthorization } from './shape.ts';
+import {
+  type AuthorizationRow,
+  attributionView,
+  type CallAttribution,
+  credits,
+  keepAuthorization,
+} from './shape.ts';
 
-export interface AuthorizeInput {
+export interface AuthorizeInput extends CallAttribution {
   org_id?: string;
   member: string;
   feature: string;
@@ -38,9 +44,6 @@ export interface AuthorizeInput {
   model: string;
   estimate: { input_tokens: number; max_output_tokens: number } | { credits: string };
   ttl_seconds?: number;
-  workspace?: string;
-  workspace_group?: string;
-  project?: string;
 }
 
 export const DEFAULT_HOLD_TTL_SECONDS = 600;
@@ -130,7 +133,8 @@ export async function authorize(ctx: Ctx, input: AuthorizeInput) {
   if (tooLong) throw invalid(tooLong.field, tooLong.message);
   await ctx.prices.refresh(ctx.db);
   // The org's terms and limits come from this process's copy, checked under the lock.
-  return withSpendTerms(ctx.db, orgId, (terms) => authorizeOn(ctx, terms, input));
+  const answer = await withSpendTerms(ctx.db, orgId, (terms) => authorizeOn(ctx, terms, input));
+  return { ...answer, ...attributionView(input) };
 }
 
 async function authorizeOn(ctx: Ctx, { org, settings, version }: SpendTerms, input: AuthorizeInput) {
@@ -240,8 +244,9 @@ async function placeHold(
   await tx.query(
     `WITH hold AS (
        INSERT INTO authorizations (org_id, id, member_id, member_external_id, api_key_id, feature, provider, model,
-         workspace, workspace_group, project, status, held, scopes, expires_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'active', $12, $13, $14)
+         workspace, workspace_group, project, status, held, scopes, expires_at, surface, conversation_id, message_id,
+         parent_id, metadata)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'active', $12, $13, $14, $17, $18, $19, $20, $21::jsonb)
      ), counters AS (
        ${COUNTER_UPSERT(
          '$1',
@@ -271,6 +276,11 @@ async function placeHold(
       hold.expiresAt.toISOString(),
       counted,
       inLedger,
+      input.surface ?? '',
+      input.conversation_id ?? null,
+      input.message_id ?? null,
+      input.parent_id ?? null,
+      input.metadata === undefined ? null : JSON.stringify(input.metadata),
     ],
   );
   keepAuthorization(
@@ -301,9 +311,14 @@ function placedRow(
     feature: input.feature,
     provider: input.provider.toLowerCase(),
     model: input.model,
+    surface: input.surface ?? '',
     workspace: dims.workspace,
     workspace_group: dims.workspace_group,
     project: dims.project,
+    conversation_id: input.conversation_id ?? null,
+    message_id: input.message_id ?? null,
+    parent_id: input.parent_id ?? null,
+    metadata: input.metadata ?? null,
     status: 'active',
     held: String(held),
     charged: '0',
@@ -377,6 +392,11 @@ async function placeHoldAtOnce(
     workspace: dims.workspace,
     workspace_group: dims.workspace_group,
     project: dims.project,
+    surface: input.surface ?? '',
+    conversation_id: input.conversation_id ?? null,
+    message_id: input.message_id ?? null,
+    parent_id: input.parent_id ?? null,
+    metadata: input.metadata ?? null,
     expires_at: hold.expiresAt.toISOString(),
     spend_version: hold.version,
   });

@@ -42,6 +42,11 @@ export interface HoldArgs {
   workspace: string;
   workspace_group: string;
   project: string;
+  surface: string;
+  conversation_id: string | null;
+  message_id: string | null;
+  parent_id: string | null;
+  metadata: Record<string, unknown> | null;
   expires_at: string;
   spend_version: string;
 }
@@ -119,7 +124,7 @@ function placeAlone(db: Queryable, a: HoldArgs): Promise<HoldOutcome> {
   return withRetry(async () => {
     const [row] = await db.query<HoldOutcome>(
       `SELECT outcome, resolved_member_id, room_units, hold_units FROM tally_place_hold($1, $2, $3, $4,
-         $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
+         $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)`,
       [
         a.org,
         a.now,
@@ -140,6 +145,11 @@ function placeAlone(db: Queryable, a: HoldArgs): Promise<HoldOutcome> {
         a.workspace,
         a.workspace_group,
         a.project,
+        a.surface,
+        a.conversation_id,
+        a.message_id,
+        a.parent_id,
+        a.metadata === null ? null : JSON.stringify(a.metadata),
         a.expires_at,
         a.spend_version,
       ],

@@ -237,11 +237,17 @@ export function callEvent(
     model: auth.model,
     // Dated when the call began: in the month (and cycle) its hold counted it, however late it ends.
     occurred_at: new Date(auth.created_at).toISOString(),
+    // Attributed as the hold was, so the rollups count it as they count an ingested event.
+    ...(auth.surface ? { surface: auth.surface } : {}),
     ...(auth.workspace ? { workspace: auth.workspace } : {}),
     ...(auth.workspace_group ? { workspace_group: auth.workspace_group } : {}),
     ...(auth.project ? { project: auth.project } : {}),
+    ...(auth.conversation_id ? { conversation_id: auth.conversation_id } : {}),
+    ...(auth.message_id ? { message_id: auth.message_id } : {}),
+    ...(auth.parent_id ? { parent_id: auth.parent_id } : {}),
     usage,
-    metadata: { authorization_id: auth.id },
+    // The hold refuses a client's own authorization_id (routes/authorizations.ts).
+    metadata: { ...auth.metadata, authorization_id: auth.id },
   };
   // The fingerprint is the recorded event's own, not that of the usage priced for it.
   return {

@@ -4,6 +4,35 @@ import { type Ctx, scopeOrg } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import type { AuthorizationState } from '../ledger/lockForSpend.ts';
 
+/**
+ * What a call is attributed to besides its member and feature, as a hold takes it: stored on the
+ * authorization and copied onto the call's event, so it counts in the rollups as an ingested one.
+ */
+export interface CallAttribution {
+  surface?: string;
+  workspace?: string;
+  workspace_group?: string;
+  project?: string;
+  conversation_id?: string;
+  message_id?: string;
+  parent_id?: string;
+  metadata?: Record<string, unknown>;
+}
+
+/** A hold's attribution in its answer, each field null when not given. */
+export function attributionView(call: CallAttribution) {
+  return {
+    surface: call.surface ?? null,
+    workspace: call.workspace ?? null,
+    workspace_group: call.workspace_group ?? null,
+    project: call.project ?? null,
+    conversation_id: call.conversation_id ?? null,
+    message_id: call.message_id ?? null,
+    parent_id: call.parent_id ?? null,
+    metadata: call.metadata ?? null,
+  };
+}
+
 export interface AuthorizationRow {
   org_id: string;
   id: string;
@@ -13,9 +42,15 @@ export interface AuthorizationRow {
   feature: string;
   provider: string;
   model: string;
+  surface: string;
   workspace: string;
   workspace_group: string;
   project: string;
+  conversation_id: string | null;
+  message_id: string | null;
+  parent_id: string | null;
+  /** The client's metadata, without the `authorization_id` its event adds. */
+  metadata: Record<string, unknown> | null;
   status: 'active' | 'captured' | 'voided' | 'expired';
   held: string;
   charged: string;
@@ -28,8 +63,9 @@ export interface AuthorizationRow {
   expires_at: Date;
 }
 
-const COLUMNS = `org_id, id, member_id, member_external_id, api_key_id, feature, provider, model, workspace,
-  workspace_group, project, status, held, charged, usage, scopes, event_id, result, created_at, expires_at`;
+const COLUMNS = `org_id, id, member_id, member_external_id, api_key_id, feature, provider, model, surface, workspace,
+  workspace_group, project, conversation_id, message_id, parent_id, metadata, status, held, charged, usage, scopes,
+  event_id, result, created_at, expires_at`;
 
 /** Authorizations read lately in this process: a stream's increments and capture read it once. */
 const MAX_KEPT = 10_000;

@@ -2,20 +2,31 @@
  * Who a gateway call is from and whom it is billed to. A gateway key (`tally_vk_...`) stands for an
  * org with a default member and feature; an org API key (`tally_sk_...`) names the member in the
  * `tally-member` header. `tally-member`, `tally-feature`, `tally-workspace` and `tally-project`
- * override a gateway key's defaults per request.
+ * override a gateway key's defaults per request; `tally-surface`, `tally-workspace-group`,
+ * `tally-conversation-id`, `tally-message-id` and `tally-parent-id` attribute the call further, as
+ * an event's fields of those names do (no default: a call that names no surface has none).
  */
 import { hashSecret } from '../../domain/ids.ts';
 import type { Queryable } from '../../store/db.ts';
+import type { CallAttribution } from '../authorizations/shape.ts';
 import type { Principal } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import { authenticate, KeptKeys } from '../keys/authenticate.ts';
 
-export interface Attribution {
+/** Headers cannot carry metadata: the rest of a hold's attribution, each from a tally-* header. */
+export interface Attribution extends Omit<CallAttribution, 'metadata'> {
   member: string;
   feature: string;
-  workspace?: string;
-  project?: string;
 }
+
+/** The attribution headers with no gateway key default, by the hold field each one fills. */
+const CALL_HEADERS = {
+  surface: 'tally-surface',
+  workspace_group: 'tally-workspace-group',
+  conversation_id: 'tally-conversation-id',
+  message_id: 'tally-message-id',
+  parent_id: 'tally-parent-id',
+} as const;
 
 export interface GatewayCaller {
   orgId: string;
@@ -81,6 +92,11 @@ export async function resolveCaller(
   { billed } = { billed: true },
 ): Promise<GatewayCaller> {
   if (!secret) throw unauthorized('Send a Tally gateway key or org API key as the provider API key');
+  const call: Partial<Record<keyof typeof CALL_HEADERS, string>> = {};
+  for (const [field, name] of Object.entries(CALL_HEADERS) as [keyof typeof CALL_HEADERS, string][]) {
+    const value = header(headers, name);
+    if (value !== undefined) call[field] = value;
+  }
   const overrides = {
     member: header(headers, 'tally-member'),
     feature: header(headers, 'tally-feature'),
@@ -100,6 +116,7 @@ export async function resolveCaller(
         feature: overrides.feature ?? key.feature,
         ...(workspace ? { workspace } : {}),
         ...(project ? { project } : {}),
+        ...call,
       },
     };
   }
@@ -123,6 +140,7 @@ export async function resolveCaller(
       feature: overrides.feature ?? DEFAULT_FEATURE,
       ...(overrides.workspace ? { workspace: overrides.workspace } : {}),
       ...(overrides.project ? { project: overrides.project } : {}),
+      ...call,
     },
   };
 }
