@@ -74,3 +74,19 @@ export function createFormats(currency: string, timeZone: string, locale: string
     month: (isoMonth) => month.format(new Date(`${isoMonth}-15T12:00:00Z`)),
   };
 }
+
+/** Display names of the providers usage events name most (the catalog's ids); others show as sent. */
+const PROVIDER_NAMES: Record<string, string> = {
+  openai: 'OpenAI',
+  anthropic: 'Anthropic',
+  google: 'Google',
+  mistral: 'Mistral',
+  aws: 'AWS Bedrock',
+  azure: 'Microsoft Azure',
+  deepseek: 'DeepSeek',
+  'x-ai': 'xAI',
+  groq: 'Groq',
+  cohere: 'Cohere',
+};
+
+export const providerName = (id: string) => PROVIDER_NAMES[id] ?? id;

@@ -1,16 +1,29 @@
 /** Breakdown cards (feature pills, member colour bar, model bars) and the top workspaces/groups/users tables. */
-import { useEffect, useState } from 'react';
-import { ApiError, type Query } from '../api.ts';
-import { useLiveList } from '../live.ts';
+import { useState } from 'react';
+import type { Query } from '../api.ts';
+import { type Formats, providerName } from '../format.ts';
 import { useOrg } from '../sessionContext.tsx';
-import type { Breakdown, BreakdownRow } from '../types.ts';
+import type { Breakdown, BreakdownRow, Tokens } from '../types.ts';
 import { moneyNote, spendText } from '../units.ts';
 import { useApi } from '../useApi.ts';
+import { usePagedList } from '../usePagedList.ts';
 import { BarList } from './charts.tsx';
-import { Await, BehindNote, ErrorNote, Panel } from './states.tsx';
+import { Await, BehindNote, ListFoot, Panel } from './states.tsx';
 
-const useBreakdown = (by: string, query: Query, limit: number) =>
-  useApi<Breakdown>(`/v1/orgs/${useOrg().org.id}/usage/breakdown`, { ...query, by, limit });
+const TOP_MEMBERS = 5;
+/** Members a page of "Show all" loads. */
+const MEMBERS_PAGE = 100;
+
+const useBreakdown = <Answer extends Breakdown = Breakdown>(by: string, query: Query, limit: number) =>
+  useApi<Answer>(`/v1/orgs/${useOrg().org.id}/usage/breakdown`, { ...query, by, limit });
+
+/** By model, each row also names the model's provider. */
+interface ModelBreakdown extends Breakdown {
+  data: (BreakdownRow & { provider: string })[];
+}
+
+/** Tokens in short (29.4K tokens), to fit beside the spend in a breakdown row. */
+const tokensText = (formats: Formats, tokens: Tokens) => `${formats.tokens(tokens.total)} tokens`;
 
 export function FeaturePills({ query }: { query: Query }) {
   const { formats } = useOrg();
@@ -27,7 +40,9 @@ export function FeaturePills({ query }: { query: Query }) {
                 <li key={row.key} className="pill">
                   <span className="pill-label">{row.label}</span>
                   <span className="pill-value">{spendText(formats, b.unit, row)}</span>
-                  <span className="muted">{formats.count(row.calls)} calls</span>
+                  <span className="muted">
+                    {formats.count(row.calls)} calls · {tokensText(formats, row.tokens)}
+                  </span>
                 </li>
               ))}
             </ul>
@@ -38,20 +53,28 @@ export function FeaturePills({ query }: { query: Query }) {
   );
 }
 
-export function MemberShares({ query }: { query: Query }) {
-  const { formats } = useOrg();
+/** The members' shares: the top 5, or all of them (a page at a time) after Show all. */
+export function MemberShares({ query, live }: { query: Query; live: number }) {
+  const { org, formats } = useOrg();
   const [all, setAll] = useState(false);
-  const answer = useBreakdown('member', query, all ? 500 : 5);
+  const list = usePagedList<BreakdownRow, Breakdown>(
+    `/v1/orgs/${org.id}/usage/breakdown`,
+    { ...query, by: 'member', limit: all ? MEMBERS_PAGE : TOP_MEMBERS },
+    live,
+  );
   return (
     <Panel title="By member">
-      <Await loaded={answer} what="members">
+      {list.behind && (
+        <BehindNote onCatchUp={list.catchUp}>The ranking changed since this list was loaded.</BehindNote>
+      )}
+      <Await loaded={list.first} what="members">
         {(b) =>
-          b.data.length === 0 ? (
+          list.rows.length === 0 ? (
             <p className="empty">No usage in this period.</p>
           ) : (
             <>
               <div className="share-bar" aria-hidden="true">
-                {b.data.map((row, i) => (
+                {list.rows.map((row, i) => (
                   <div
                     key={row.key}
                     className={`share series-${i % 6}`}
@@ -60,21 +83,26 @@ export function MemberShares({ query }: { query: Query }) {
                 ))}
               </div>
               <ol className="member-list">
-                {b.data.map((row, i) => (
+                {list.rows.map((row, i) => (
                   <li key={row.key}>
                     <span className={`swatch series-${i % 6}`} aria-hidden="true" />
                     <span className="grow">
                       {memberName(row)}
                       {row.email && <span className="muted"> {row.email}</span>}
                     </span>
-                    <span className="num">{spendText(formats, b.unit, row)}</span>
-                    <span className="num muted">{formats.share(row.share)}</span>
+                    <span className="num member-figures">
+                      {spendText(formats, b.unit, row)}
+                      <span className="muted">
+                        {tokensText(formats, row.tokens)} · {formats.share(row.share)}
+                      </span>
+                    </span>
                   </li>
                 ))}
               </ol>
-              {b.groups > 5 && (
+              {all && <ListFoot list={list} label="Show more" className="link" />}
+              {b.groups > TOP_MEMBERS && (
                 <button type="button" className="link" onClick={() => setAll(!all)}>
-                  {all ? 'Show top 5' : `Show all (${b.groups})`}
+                  {all ? `Show top ${TOP_MEMBERS}` : `Show all (${b.groups})`}
                 </button>
               )}
             </>
@@ -90,7 +118,7 @@ export const memberName = (row: { label: string | null; key?: string }) => row.l
 
 export function ModelBars({ query }: { query: Query }) {
   const { formats } = useOrg();
-  const answer = useBreakdown('model', query, 10);
+  const answer = useBreakdown<ModelBreakdown>('model', query, 10);
   return (
     <Panel title="By model">
       <Await loaded={answer} what="models">
@@ -101,10 +129,10 @@ export function ModelBars({ query }: { query: Query }) {
             <BarList
               rows={b.data.map((row) => ({
                 key: row.key,
-                label: row.label,
+                label: `${providerName(row.provider)} · ${row.label}`,
                 value: b.unit === 'usd' ? row.cost : row.credits,
                 text: spendText(formats, b.unit, row),
-                note: `${formats.count(row.calls)} calls`,
+                note: `${formats.count(row.calls)} calls · ${tokensText(formats, row.tokens)}`,
               }))}
             />
           )
@@ -122,52 +150,21 @@ const TOP_LABELS: Record<string, [string, string]> = {
 
 /** A ranked table, five rows at a time, following the API's cursor. */
 export function TopTable({ by, query, live }: { by: keyof typeof TOP_LABELS; query: Query; live: number }) {
-  const { api, org, formats } = useOrg();
+  const { org, formats } = useOrg();
   const [title, column] = TOP_LABELS[by]!;
-  const first = useBreakdown(by, query, 5);
-  const [rows, setRows] = useState<BreakdownRow[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [more, setMore] = useState<{ loading: boolean; error: Error | null }>({
-    loading: false,
-    error: null,
-  });
-  const { behind, catchUp, settled } = useLiveList(live, rows.length > 5, first.reload);
-  // biome-ignore lint/correctness/useExhaustiveDependencies: `settled` only clears a flag.
-  useEffect(() => {
-    setRows(first.data?.data ?? []);
-    setCursor(first.data?.has_more ? first.data.next_cursor : null);
-    settled();
-  }, [first.data]);
-  const showMore = async () => {
-    if (!cursor) return;
-    setMore({ loading: true, error: null });
-    try {
-      const page = await api.get<Breakdown>(`/v1/orgs/${org.id}/usage/breakdown`, {
-        ...query,
-        by,
-        limit: 5,
-        cursor,
-      });
-      setRows((previous) => [...previous, ...page.data]);
-      setCursor(page.has_more ? page.next_cursor : null);
-      setMore({ loading: false, error: null });
-    } catch (error) {
-      // The pages follow the first one's ranking; usage that arrived late since made it one the API
-      // cannot go on with (409): the list loads again from the top.
-      if (error instanceof ApiError && error.code === 'cursor_stale') {
-        setMore({ loading: false, error: null });
-        catchUp();
-        return;
-      }
-      setMore({ loading: false, error: error as Error });
-    }
-  };
+  const list = usePagedList<BreakdownRow, Breakdown>(
+    `/v1/orgs/${org.id}/usage/breakdown`,
+    { ...query, by, limit: 5 },
+    live,
+  );
   return (
     <Panel title={title}>
-      {behind && <BehindNote onCatchUp={catchUp}>The ranking changed since this list was loaded.</BehindNote>}
-      <Await loaded={first} what={title.toLowerCase()}>
+      {list.behind && (
+        <BehindNote onCatchUp={list.catchUp}>The ranking changed since this list was loaded.</BehindNote>
+      )}
+      <Await loaded={list.first} what={title.toLowerCase()}>
         {(b) =>
-          rows.length === 0 ? (
+          list.rows.length === 0 ? (
             <p className="empty">No usage in this period.</p>
           ) : (
             <>
@@ -187,7 +184,7 @@ export function TopTable({ by, query, live }: { by: keyof typeof TOP_LABELS; que
                   </tr>
                 </thead>
                 <tbody>
-                  {rows.map((row) => (
+                  {list.rows.map((row) => (
                     <tr key={row.key}>
                       <th scope="row">{by === 'member' ? memberName(row) : row.label}</th>
                       <td className="num">
@@ -202,12 +199,7 @@ export function TopTable({ by, query, live }: { by: keyof typeof TOP_LABELS; que
                   ))}
                 </tbody>
               </table>
-              {more.error && <ErrorNote error={more.error} retry={showMore} />}
-              {cursor && (
-                <button type="button" className="link" onClick={showMore} disabled={more.loading}>
-                  {more.loading ? 'Loading…' : 'Show more'}
-                </button>
-              )}
+              <ListFoot list={list} label="Show more" className="link" />
             </>
           )
         }

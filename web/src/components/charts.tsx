@@ -128,10 +128,7 @@ export function BarList({
         <li key={row.key}>
           <div className="bar-label">
             <span>{row.label}</span>
-            <span className="num">
-              {row.text}
-              {row.note && <span className="muted"> · {row.note}</span>}
-            </span>
+            <span className="num">{row.text}</span>
           </div>
           <div className="bar-track" aria-hidden="true">
             <div
@@ -139,6 +136,8 @@ export function BarList({
               style={{ width: `${max > 0 ? (Number(row.value) / max) * 100 : 0}%` }}
             />
           </div>
+          {/* Under the bar, so a long note does not squeeze the label. */}
+          {row.note && <div className="bar-note muted">{row.note}</div>}
         </li>
       ))}
     </ul>

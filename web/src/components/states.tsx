@@ -1,7 +1,9 @@
 /** Loading, error and empty states that say what happened, shared by every panel. */
 import type { ReactNode } from 'react';
 import { ApiError } from '../api.ts';
+import type { Page } from '../types.ts';
 import type { Loaded } from '../useApi.ts';
+import type { PagedList } from '../usePagedList.ts';
 
 /** Any failure: an API problem says what Tally answered; anything else shows its message. */
 export function ErrorNote({ error, retry }: { error: Error; retry?: () => void }) {
@@ -83,5 +85,34 @@ export function BehindNote({ children, onCatchUp }: { children: ReactNode; onCat
         Show the latest
       </button>
     </p>
+  );
+}
+
+/**
+ * The foot of a paged list: its Load more (or Show more) button while the API has more, then `end`
+ * once every page is in; a page that failed to load says so with a retry.
+ */
+export function ListFoot({
+  list,
+  end,
+  label = 'Load more',
+  className = 'secondary',
+}: {
+  list: Pick<PagedList<unknown, Page<unknown>>, 'hasMore' | 'more' | 'loadMore'>;
+  end?: string;
+  label?: string;
+  className?: string;
+}) {
+  return (
+    <>
+      {list.more.error && <ErrorNote error={list.more.error} retry={list.loadMore} />}
+      {list.hasMore ? (
+        <button type="button" className={className} onClick={list.loadMore} disabled={list.more.loading}>
+          {list.more.loading ? 'Loading…' : label}
+        </button>
+      ) : (
+        end && <p className="end-note">{end}</p>
+      )}
+    </>
   );
 }

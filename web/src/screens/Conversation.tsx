@@ -1,10 +1,10 @@
 /** One conversation: its totals and duration, then each message with its input split and output. */
-import { Await, Panel } from '../components/states.tsx';
+import { Await, ListFoot, Panel } from '../components/states.tsx';
 import { Link } from '../router.tsx';
 import { useOrg } from '../sessionContext.tsx';
-import type { Tokens, Unit } from '../types.ts';
+import type { Page, Tokens, Unit } from '../types.ts';
 import { spendText } from '../units.ts';
-import { useApi } from '../useApi.ts';
+import { usePagedList } from '../usePagedList.ts';
 
 interface Figures {
   calls: number;
@@ -13,7 +13,14 @@ interface Figures {
   credits: string;
   cost: string;
 }
-interface Conversation extends Figures {
+interface Message extends Figures {
+  message_id: string;
+  started_at: string;
+  models: string[];
+  features: string[];
+}
+/** The conversation's totals come with its first page of messages. */
+interface Conversation extends Figures, Page<Message> {
   id: string;
   unit: Unit;
   currency: string;
@@ -22,14 +29,14 @@ interface Conversation extends Figures {
   members: number;
   messages: number;
   files: { id: string; name: string | null; extracted_tokens: number | null; messages: number }[];
-  data: (Figures & { message_id: string; started_at: string; models: string[]; features: string[] })[];
 }
 
 export function ConversationScreen({ id }: { id: string }) {
   const { org, formats } = useOrg();
-  const conversation = useApi<Conversation>(`/v1/orgs/${org.id}/conversations/${encodeURIComponent(id)}`, {
-    limit: 200,
-  });
+  const messages = usePagedList<Message, Conversation>(
+    `/v1/orgs/${org.id}/conversations/${encodeURIComponent(id)}`,
+    { limit: 200 },
+  );
   const split = (b: Figures['input_breakdown']) =>
     [
       b.message !== null && `message ${formats.count(b.message)}`,
@@ -40,7 +47,7 @@ export function ConversationScreen({ id }: { id: string }) {
       .join(', ');
   return (
     <Panel title="Conversation" actions={<Link href="/usage">Back to the overview</Link>}>
-      <Await loaded={conversation} what="the conversation">
+      <Await loaded={messages.first} what="the conversation">
         {(c) => (
           <>
             <dl className="cards">
@@ -83,7 +90,7 @@ export function ConversationScreen({ id }: { id: string }) {
                   </tr>
                 </thead>
                 <tbody>
-                  {c.data.map((m) => (
+                  {messages.rows.map((m) => (
                     <tr key={m.message_id}>
                       <td>{formats.dateTime(m.started_at)}</td>
                       <td>
@@ -101,6 +108,7 @@ export function ConversationScreen({ id }: { id: string }) {
                 </tbody>
               </table>
             </div>
+            <ListFoot list={messages} end="End of the conversation" />
             {c.files.length > 0 && (
               <>
                 <h3>Files</h3>

@@ -1,5 +1,5 @@
 /** The usage overview: period, member filter, KPIs, allowance, cycle, charts, breakdowns, activity, insights. */
-import { type KeyboardEvent, useMemo, useState } from 'react';
+import { type KeyboardEvent, useEffect, useMemo, useState } from 'react';
 import { type Query, saveBlob } from '../api.ts';
 import { ActivityTable } from '../components/Activity.tsx';
 import { AllowanceBar, CycleCards } from '../components/Allowance.tsx';
@@ -15,9 +15,10 @@ import { CumulativeChart, SurfaceChart } from '../components/UsageCharts.tsx';
 import { useOrgChanges } from '../live.ts';
 import { Link } from '../router.tsx';
 import { useOrg } from '../sessionContext.tsx';
-import type { Balance, Limits, Member, Page, Summary } from '../types.ts';
+import type { Balance, Limits, Member, Org, Summary, UsageRange } from '../types.ts';
 import { moneyNote, spendText } from '../units.ts';
 import { useApi } from '../useApi.ts';
+import { usePagedList } from '../usePagedList.ts';
 import { TopUpButton } from './Payments.tsx';
 
 const PERIODS = [
@@ -25,10 +26,20 @@ const PERIODS = [
   ['7d', '7 days'],
   ['30d', '30 days'],
   ['mtd', 'This month'],
+  ['cycle', 'This cycle'],
   ['last_month', 'Last month'],
   ['custom', 'Custom'],
 ] as const;
 type Period = (typeof PERIODS)[number][0];
+
+/**
+ * The periods offered to this org: "This cycle" only when its billing cycle starts on another day
+ * than the 1st (otherwise it is "This month" twice).
+ */
+function periodsOf(org: Org & { billing_cycle_anchor?: string }) {
+  const cycleIsMonth = org.billing_cycle_anchor?.endsWith('-01') ?? true;
+  return cycleIsMonth ? PERIODS.filter(([value]) => value !== 'cycle') : PERIODS;
+}
 
 /** Live updates: the figures reload when the org's usage changes, at most this often. */
 const LIVE_RELOAD_MIN_MS = 5000;
@@ -71,7 +82,7 @@ export function OverviewScreen() {
   return (
     <div className="overview" key={org.id}>
       <div className="toolbar">
-        <PeriodTabs period={period} onChange={setPeriod} />
+        <PeriodTabs periods={periodsOf(org)} period={period} onChange={setPeriod} />
         {period === 'custom' && (
           <div className="custom-range">
             <label>
@@ -113,21 +124,29 @@ export function OverviewScreen() {
 }
 
 /** The period tabs, keyboard-operable as a tab list: arrows move between periods, Tab leaves the list. */
-function PeriodTabs({ period, onChange }: { period: Period; onChange(period: Period): void }) {
+function PeriodTabs({
+  periods,
+  period,
+  onChange,
+}: {
+  periods: readonly (typeof PERIODS)[number][];
+  period: Period;
+  onChange(period: Period): void;
+}) {
   const move = (event: KeyboardEvent<HTMLDivElement>) => {
     const step = event.key === 'ArrowRight' ? 1 : event.key === 'ArrowLeft' ? -1 : 0;
     if (!step) return;
     event.preventDefault();
     // From the focused tab (the pattern's rule), which is the selected one unless clicked elsewhere.
     const focused = (event.target as HTMLElement).dataset.period ?? period;
-    const index = PERIODS.findIndex(([value]) => value === focused);
-    const next = PERIODS[(index + step + PERIODS.length) % PERIODS.length]![0];
+    const index = periods.findIndex(([value]) => value === focused);
+    const next = periods[(index + step + periods.length) % periods.length]![0];
     onChange(next);
     event.currentTarget.querySelector<HTMLButtonElement>(`[data-period="${next}"]`)?.focus();
   };
   return (
     <div className="tabs" role="tablist" aria-label="Period" onKeyDown={move}>
-      {PERIODS.map(([value, label]) => (
+      {periods.map(([value, label]) => (
         <button
           key={value}
           type="button"
@@ -145,9 +164,18 @@ function PeriodTabs({ period, onChange }: { period: Period; onChange(period: Per
   );
 }
 
+/** Members a page loads at a time. */
+const MEMBERS_PAGE = 100;
+
+/** The user filter. Beyond the first page, members load when the list is first focused. */
 function MemberFilter({ value, onChange }: { value: string; onChange(id: string): void }) {
   const { org } = useOrg();
-  const members = useApi<Page<Member>>(`/v1/orgs/${org.id}/members`, { limit: 100 });
+  const members = usePagedList<Member>(`/v1/orgs/${org.id}/members`, { limit: MEMBERS_PAGE });
+  const [wanted, setWanted] = useState(false);
+  const { hasMore, more, loadMore } = members;
+  useEffect(() => {
+    if (wanted && hasMore && !more.loading && !more.error) loadMore();
+  }, [wanted, hasMore, more, loadMore]);
   return (
     <div className="inline">
       <label htmlFor="member-filter">User</label>
@@ -155,16 +183,19 @@ function MemberFilter({ value, onChange }: { value: string; onChange(id: string)
         id="member-filter"
         value={value}
         onChange={(e) => onChange(e.target.value)}
-        disabled={!members.data}
+        onFocus={() => setWanted(true)}
+        disabled={!members.first.data}
       >
         <option value="">All users</option>
-        {members.data?.data.map((m) => (
+        {members.rows.map((m) => (
           <option key={m.id} value={m.id}>
             {m.name ?? m.email ?? m.external_id ?? 'Unknown user'}
             {m.status === 'removed' ? ' (removed)' : ''}
           </option>
         ))}
+        {hasMore && wanted && <option disabled>Loading more users…</option>}
       </select>
+      {more.error && <ErrorNote error={more.error} retry={loadMore} />}
     </div>
   );
 }
@@ -235,7 +266,7 @@ function OverviewBody({
       </div>
       <div className="grid three">
         <FeaturePills query={query} />
-        <MemberShares query={query} />
+        <MemberShares query={listQuery} live={live} />
         <ModelBars query={query} />
       </div>
       <div className="grid three">
@@ -257,6 +288,58 @@ function OverviewBody({
   );
 }
 
+const DAY_MS = 86_400_000;
+
+/**
+ * What the trend pill compares against, as the API computes it (src/domain/ranges.ts): rolling
+ * ranges against the span just before them, this month and this cycle so far against the same days
+ * of the previous one. Null for last month: the pill is about the period in progress.
+ */
+function trendComparison(range: UsageRange): { against: string; explained: string } | null {
+  const rolling = (span: string) => ({
+    against: `vs previous ${span}`,
+    explained: `Against the ${span} just before this period`,
+  });
+  switch (range.name) {
+    case '1d':
+      return rolling('24 hours');
+    case '7d':
+      return rolling('7 days');
+    case '30d':
+      return rolling('30 days');
+    case 'mtd':
+      return { against: 'vs last month', explained: 'This month so far against the same days of last month' };
+    case 'cycle':
+      return {
+        against: 'vs last cycle',
+        explained: 'This cycle so far against the same days of the last cycle',
+      };
+    case 'last_month':
+      return null;
+    default: {
+      // Custom ranges are whole local days (rounded: a day with a clock change is 23 or 25 hours).
+      const days = Math.round((Date.parse(range.end) - Date.parse(range.start)) / DAY_MS);
+      return rolling(days === 1 ? 'day' : `${days} days`);
+    }
+  }
+}
+
+function TrendPill({ summary }: { summary: Summary }) {
+  const comparison = trendComparison(summary.range);
+  if (!comparison) return null;
+  return (
+    <dd>
+      <span
+        className={`trend trend-${summary.trend.direction}`}
+        title={comparison.explained}
+        data-testid="kpi-trend"
+      >
+        {summary.trend.label} {comparison.against}
+      </span>
+    </dd>
+  );
+}
+
 function KpiCards({ summary }: { summary: Summary }) {
   const { formats } = useOrg();
   const note = moneyNote(formats, summary.unit, summary, summary.currency);
@@ -270,18 +353,18 @@ function KpiCards({ summary }: { summary: Summary }) {
             {note}
           </dd>
         )}
-        <dd>
-          <span
-            className={`trend trend-${summary.trend.direction}`}
-            title="Against the previous period of the same length"
-          >
-            {summary.trend.label}
-          </span>
-        </dd>
+        <TrendPill summary={summary} />
       </div>
       <div className="card">
         <dt>Calls</dt>
         <dd data-testid="kpi-calls">{formats.count(summary.calls)}</dd>
+      </div>
+      <div className="card">
+        <dt>Tokens</dt>
+        <dd data-testid="kpi-tokens">{formats.count(summary.tokens.total)}</dd>
+        <dd className="muted">
+          {formats.tokens(summary.tokens.input)} in · {formats.tokens(summary.tokens.output)} out
+        </dd>
       </div>
       <div className="card">
         <dt>Active members</dt>

@@ -1,12 +1,13 @@
 /** Top-ups (dialog with presets and a custom amount), the return from checkout, and the payments list. */
 import { type FormEvent, useCallback, useEffect, useRef, useState } from 'react';
 import { saveBlob } from '../api.ts';
-import { Await, ErrorNote, Panel } from '../components/states.tsx';
+import { Await, ErrorNote, ListFoot, Panel } from '../components/states.tsx';
 import { compareDecimal } from '../decimal.ts';
 import { navigate, useLocation } from '../router.tsx';
 import { useOrg } from '../sessionContext.tsx';
-import type { Balance, Page } from '../types.ts';
+import type { Balance } from '../types.ts';
 import { useApi } from '../useApi.ts';
+import { usePagedList } from '../usePagedList.ts';
 import { AutoTopupPanel } from './AutoTopup.tsx';
 
 const PRESETS = ['10', '50', '100', '300', '500', '1000'];
@@ -274,7 +275,7 @@ export function PaymentsScreen() {
   const paymentId = url.searchParams.get('payment');
   const outcome = url.searchParams.get('checkout');
   const [settled, setSettled] = useState(0);
-  const payments = useApi<Page<Payment>>(`/v1/orgs/${org.id}/payments`, {
+  const payments = usePagedList<Payment>(`/v1/orgs/${org.id}/payments`, {
     limit: 100,
     _: settled || undefined,
   });
@@ -295,49 +296,52 @@ export function PaymentsScreen() {
       <Panel title="Payments" actions={<TopUpButton />}>
         <AvailableCredits generation={settled} />
         {error && <ErrorNote error={error} />}
-        <Await loaded={payments} what="payments">
-          {(page) =>
-            page.data.length === 0 ? (
+        <Await loaded={payments.first} what="payments">
+          {() =>
+            payments.rows.length === 0 ? (
               <p className="empty">No top-ups yet.</p>
             ) : (
-              <table className="table">
-                <thead>
-                  <tr>
-                    <th scope="col">Date</th>
-                    <th scope="col" className="num">
-                      Amount
-                    </th>
-                    <th scope="col" className="num">
-                      Credits
-                    </th>
-                    <th scope="col">Status</th>
-                    <th scope="col">Invoice</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {page.data.map((p) => (
-                    <tr key={p.id}>
-                      <td>{formats.dateTime(p.created_at)}</td>
-                      <td className="num">{formats.money(p.amount, p.currency)}</td>
-                      <td className="num">{formats.credits(p.credits)}</td>
-                      <td>
-                        <span className={`status status-${p.status}`}>{p.status}</span>
-                        {p.kind === 'auto_topup' && <span className="tag">automatic</span>}
-                        {p.provider === 'local' && <span className="tag">test payment</span>}
-                      </td>
-                      <td>
-                        {p.invoice_url ? (
-                          <button type="button" className="link" onClick={() => invoice(p)}>
-                            {p.invoice_number ?? 'Invoice'} (PDF)
-                          </button>
-                        ) : (
-                          <span className="muted">—</span>
-                        )}
-                      </td>
+              <>
+                <table className="table">
+                  <thead>
+                    <tr>
+                      <th scope="col">Date</th>
+                      <th scope="col" className="num">
+                        Amount
+                      </th>
+                      <th scope="col" className="num">
+                        Credits
+                      </th>
+                      <th scope="col">Status</th>
+                      <th scope="col">Invoice</th>
                     </tr>
-                  ))}
-                </tbody>
-              </table>
+                  </thead>
+                  <tbody>
+                    {payments.rows.map((p) => (
+                      <tr key={p.id}>
+                        <td>{formats.dateTime(p.created_at)}</td>
+                        <td className="num">{formats.money(p.amount, p.currency)}</td>
+                        <td className="num">{formats.credits(p.credits)}</td>
+                        <td>
+                          <span className={`status status-${p.status}`}>{p.status}</span>
+                          {p.kind === 'auto_topup' && <span className="tag">automatic</span>}
+                          {p.provider === 'local' && <span className="tag">test payment</span>}
+                        </td>
+                        <td>
+                          {p.invoice_url ? (
+                            <button type="button" className="link" onClick={() => invoice(p)}>
+                              {p.invoice_number ?? 'Invoice'} (PDF)
+                            </button>
+                          ) : (
+                            <span className="muted">—</span>
+                          )}
+                        </td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+                <ListFoot list={payments} end="End of payments" />
+              </>
             )
           }
         </Await>

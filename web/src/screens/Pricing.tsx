@@ -1,9 +1,8 @@
 /** The searchable sell price list: operation, price and billing unit. */
 import { useEffect, useState } from 'react';
-import { Await, Panel } from '../components/states.tsx';
+import { Await, ListFoot, Panel } from '../components/states.tsx';
 import { useOrg } from '../sessionContext.tsx';
-import type { Page } from '../types.ts';
-import { useApi } from '../useApi.ts';
+import { usePagedList } from '../usePagedList.ts';
 
 interface Price {
   id: string;
@@ -22,7 +21,7 @@ export function PricingScreen() {
     const timer = setTimeout(() => setQ(text.trim()), 250);
     return () => clearTimeout(timer);
   }, [text]);
-  const prices = useApi<Page<Price>>('/v1/prices', { q, limit: 100 });
+  const prices = usePagedList<Price>('/v1/prices', { q, limit: 100 });
   return (
     <Panel title="Pricing">
       <div className="field">
@@ -35,38 +34,36 @@ export function PricingScreen() {
           placeholder="e.g. gpt-4o"
         />
       </div>
-      <Await loaded={prices} what="prices">
-        {(page) =>
-          page.data.length === 0 ? (
+      <Await loaded={prices.first} what="prices">
+        {() =>
+          prices.rows.length === 0 ? (
             <p className="empty">No price matches “{q}”.</p>
           ) : (
-            <div className="scroll">
-              <table className="table">
-                <thead>
-                  <tr>
-                    <th scope="col">Name</th>
-                    <th scope="col" className="num">
-                      Price
-                    </th>
-                    <th scope="col">Billing unit</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {page.data.map((p) => (
-                    <tr key={p.id}>
-                      <th scope="row">{p.operation}</th>
-                      <td className="num">{formats.money(p.price, p.currency)}</td>
-                      <td>{p.unit_label}</td>
+            <>
+              <div className="scroll">
+                <table className="table">
+                  <thead>
+                    <tr>
+                      <th scope="col">Name</th>
+                      <th scope="col" className="num">
+                        Price
+                      </th>
+                      <th scope="col">Billing unit</th>
                     </tr>
-                  ))}
-                </tbody>
-              </table>
-              {page.has_more && (
-                <p className="muted">
-                  Showing the first {page.data.length}; refine the search to see others.
-                </p>
-              )}
-            </div>
+                  </thead>
+                  <tbody>
+                    {prices.rows.map((p) => (
+                      <tr key={p.id}>
+                        <th scope="row">{p.operation}</th>
+                        <td className="num">{formats.price(p.price, p.currency)}</td>
+                        <td>{p.unit_label}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </div>
+              <ListFoot list={prices} end="End of the price list" />
+            </>
           )
         }
       </Await>

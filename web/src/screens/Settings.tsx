@@ -1,9 +1,10 @@
 /** Settings: members and their roles, API keys, webhook endpoints with deliveries and replay. */
 import { type FormEvent, useState } from 'react';
-import { Await, ErrorNote, Panel } from '../components/states.tsx';
+import { Await, ErrorNote, ListFoot, Panel } from '../components/states.tsx';
 import { useOrg } from '../sessionContext.tsx';
 import type { Member, Page } from '../types.ts';
 import { useApi } from '../useApi.ts';
+import { usePagedList } from '../usePagedList.ts';
 
 const ROLES = ['owner', 'admin', 'billing', 'member', 'viewer'];
 
@@ -35,57 +36,58 @@ export function SettingsScreen() {
 
 function MembersPanel() {
   const { api, org, can } = useOrg();
-  const members = useApi<Page<Member>>(`/v1/orgs/${org.id}/members`, { limit: 100 });
+  const members = usePagedList<Member>(`/v1/orgs/${org.id}/members`, { limit: 100 });
   const { error, run } = useAction();
   const writable = can('members:write');
+  // In place, so the pages read stay open.
+  const changeRole = (member: Member, role: string) =>
+    run(async () => {
+      const changed = await api.send<Member>('PATCH', `/v1/orgs/${org.id}/members/${member.id}`, { role });
+      members.setRows((rows) => rows.map((m) => (m.id === changed.id ? changed : m)));
+    });
   return (
     <Panel title="Members and roles">
       {error && <ErrorNote error={error} />}
-      <Await loaded={members} what="members">
-        {(page) => (
-          <table className="table">
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Email</th>
-                <th scope="col">Role</th>
-              </tr>
-            </thead>
-            <tbody>
-              {page.data.map((m) => (
-                <tr key={m.id}>
-                  <th scope="row">
-                    {m.name ?? 'Unknown user'}
-                    {m.status === 'removed' && <span className="tag">removed</span>}
-                  </th>
-                  <td>{m.email}</td>
-                  <td>
-                    {writable && m.status === 'active' ? (
-                      <select
-                        aria-label={`Role of ${m.name ?? m.id}`}
-                        value={m.role}
-                        onChange={(e) =>
-                          run(
-                            () =>
-                              api.send('PATCH', `/v1/orgs/${org.id}/members/${m.id}`, {
-                                role: e.target.value,
-                              }),
-                            members.reload,
-                          )
-                        }
-                      >
-                        {ROLES.map((role) => (
-                          <option key={role}>{role}</option>
-                        ))}
-                      </select>
-                    ) : (
-                      m.role
-                    )}
-                  </td>
+      <Await loaded={members.first} what="members">
+        {() => (
+          <>
+            <table className="table">
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col">Email</th>
+                  <th scope="col">Role</th>
                 </tr>
-              ))}
-            </tbody>
-          </table>
+              </thead>
+              <tbody>
+                {members.rows.map((m) => (
+                  <tr key={m.id}>
+                    <th scope="row">
+                      {m.name ?? 'Unknown user'}
+                      {m.status === 'removed' && <span className="tag">removed</span>}
+                    </th>
+                    <td>{m.email}</td>
+                    <td>
+                      {writable && m.status === 'active' ? (
+                        <select
+                          aria-label={`Role of ${m.name ?? m.id}`}
+                          value={m.role}
+                          onChange={(e) => changeRole(m, e.target.value)}
+                        >
+                          {ROLES.map((role) => (
+                            <option key={role}>{role}</option>
+                          ))}
+                        </select>
+                      ) : (
+                        m.role
+                      )}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            <ListFoot list={members} end="End of the member list" />
+          </>
         )}
       </Await>
     </Panel>

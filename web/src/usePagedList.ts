@@ -1,0 +1,112 @@
+/**
+ * A list read page by page on the API's cursor: the first page loads with the component (and again
+ * when its query changes), `loadMore` appends the next one until `has_more` is false.
+ */
+import { useEffect, useRef, useState } from 'react';
+import { ApiError, type Query } from './api.ts';
+import { useLiveList } from './live.ts';
+import { useSession } from './sessionContext.tsx';
+import type { Page } from './types.ts';
+import { type Loaded, useApi } from './useApi.ts';
+
+export interface PagedList<Row, Answer extends Page<Row>> {
+  /** The first page's answer: its loading and error states, and whatever else the answer carries. */
+  first: Loaded<Answer>;
+  /** Every row loaded so far, in the API's order. */
+  rows: Row[];
+  /** Changes rows in place (e.g. a row the page edited), keeping the pages read. */
+  setRows(change: (rows: Row[]) => Row[]): void;
+  hasMore: boolean;
+  /** The state of the latest `loadMore`. */
+  more: { loading: boolean; error: Error | null };
+  loadMore(): Promise<void>;
+  /** A live change arrived while more than the first page was shown (see useLiveList). */
+  behind: boolean;
+  catchUp(): void;
+}
+
+/**
+ * `query` carries the page size (`limit`); `live` counts the changes pushed for this list (0 for a
+ * list that does not follow them).
+ */
+export function usePagedList<Row, Answer extends Page<Row> = Page<Row>>(
+  path: string | null,
+  query: Query,
+  live = 0,
+): PagedList<Row, Answer> {
+  const { api } = useSession();
+  const first = useApi<Answer>(path, query);
+  const [kept, setKept] = useState<Pages<Row, Answer>>(() => pagesFrom<Row, Answer>(null));
+  // The pages read belong to one first page; a new first page (reloaded, another query) starts over,
+  // in the same render, so the old rows never show beside the new answer.
+  const pages = kept.of === first.data ? kept : pagesFrom<Row, Answer>(first.data);
+  const [more, setMore] = useState<{ loading: boolean; error: Error | null }>({
+    loading: false,
+    error: null,
+  });
+  const { behind, catchUp, settled } = useLiveList(
+    live,
+    pages.rows.length > (first.data?.data.length ?? 0),
+    first.reload,
+  );
+  const latest = useRef(first.data);
+  latest.current = first.data;
+  // biome-ignore lint/correctness/useExhaustiveDependencies: `settled` only clears a flag.
+  useEffect(() => {
+    setMore({ loading: false, error: null });
+    settled();
+  }, [first.data]);
+  /** Changes the pages of the first page `of`, unless the list loaded afresh since. */
+  const update = (of: Answer | null, change: (pages: Pages<Row, Answer>) => Pages<Row, Answer>) =>
+    setKept((previous) => change(previous.of === of ? previous : pagesFrom<Row, Answer>(of)));
+  const loadMore = async () => {
+    const { of, cursor } = pages;
+    if (!path || !cursor) return;
+    setMore({ loading: true, error: null });
+    try {
+      const page = await api.get<Answer>(path, { ...query, cursor });
+      if (latest.current !== of) return;
+      update(of, (p) => ({
+        of,
+        rows: [...p.rows, ...page.data],
+        cursor: page.has_more ? page.next_cursor : null,
+      }));
+      setMore({ loading: false, error: null });
+    } catch (error) {
+      if (latest.current !== of) return;
+      // A ranked list (usage breakdowns) whose ranking moved since its first page: the API cannot go
+      // on from the cursor (409), so the list loads again from the top.
+      if (error instanceof ApiError && error.code === 'cursor_stale') {
+        setMore({ loading: false, error: null });
+        catchUp();
+        return;
+      }
+      setMore({ loading: false, error: error as Error });
+    }
+  };
+  const setRows = (change: (rows: Row[]) => Row[]) =>
+    update(first.data, (p) => ({ ...p, rows: change(p.rows) }));
+  return {
+    first,
+    rows: pages.rows,
+    setRows,
+    hasMore: pages.cursor !== null,
+    more,
+    loadMore,
+    behind,
+    catchUp,
+  };
+}
+
+/** The rows read so far, from the first page `of` on, and the cursor of the next page (null: no more). */
+interface Pages<Row, Answer> {
+  of: Answer | null;
+  rows: Row[];
+  cursor: string | null;
+}
+
+const pagesFrom = <Row, Answer extends Page<Row>>(answer: Answer | null): Pages<Row, Answer> => ({
+  of: answer,
+  rows: answer?.data ?? [],
+  cursor: answer?.has_more ? answer.next_cursor : null,
+});
