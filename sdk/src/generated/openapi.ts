@@ -202,6 +202,12 @@ export interface paths {
                     "tally-feature"?: string;
                     "tally-workspace"?: string;
                     "tally-project"?: string;
+                    /** @description web, cli, api, mobile or an integration name (default: none) */
+                    "tally-surface"?: string;
+                    "tally-workspace-group"?: string;
+                    "tally-conversation-id"?: string;
+                    "tally-message-id"?: string;
+                    "tally-parent-id"?: string;
                 };
                 path?: never;
                 cookie?: never;
@@ -273,6 +279,12 @@ export interface paths {
                     "tally-feature"?: string;
                     "tally-workspace"?: string;
                     "tally-project"?: string;
+                    /** @description web, cli, api, mobile or an integration name (default: none) */
+                    "tally-surface"?: string;
+                    "tally-workspace-group"?: string;
+                    "tally-conversation-id"?: string;
+                    "tally-message-id"?: string;
+                    "tally-parent-id"?: string;
                 };
                 path?: never;
                 cookie?: never;
@@ -344,6 +356,12 @@ export interface paths {
                     "tally-feature"?: string;
                     "tally-workspace"?: string;
                     "tally-project"?: string;
+                    /** @description web, cli, api, mobile or an integration name (default: none) */
+                    "tally-surface"?: string;
+                    "tally-workspace-group"?: string;
+                    "tally-conversation-id"?: string;
+                    "tally-message-id"?: string;
+                    "tally-parent-id"?: string;
                 };
                 path?: never;
                 cookie?: never;
@@ -415,6 +433,12 @@ export interface paths {
                     "tally-feature"?: string;
                     "tally-workspace"?: string;
                     "tally-project"?: string;
+                    /** @description web, cli, api, mobile or an integration name (default: none) */
+                    "tally-surface"?: string;
+                    "tally-workspace-group"?: string;
+                    "tally-conversation-id"?: string;
+                    "tally-message-id"?: string;
+                    "tally-parent-id"?: string;
                 };
                 path?: never;
                 cookie?: never;
@@ -5735,7 +5759,7 @@ export interface paths {
                 query?: {
                     limit?: number;
                     cursor?: string;
-                    type?: "alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out";
+                    type?: "alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "webhook_endpoint.disabled";
                 };
                 header?: never;
                 path: {
@@ -6127,7 +6151,97 @@ export interface paths {
         };
         options?: never;
         head?: never;
-        patch?: never;
+        /** Change a webhook endpoint, the org's: disable or enable it, its url, description or event types */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    org: string;
+                    endpoint: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["UpdateWebhookEndpoint"];
+                };
+            };
+            responses: {
+                /** @description The endpoint */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["WebhookEndpoint"];
+                    };
+                };
+                /** @description Malformed request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, revoked or expired key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (also: another org) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Body too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A field is invalid; `param` names it */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
         trace?: never;
     };
     "/v1/orgs/{org}/webhook_endpoints/{endpoint}/deliveries": {
@@ -6634,7 +6748,96 @@ export interface paths {
         };
         options?: never;
         head?: never;
-        patch?: never;
+        /** Change a webhook endpoint, operator-wide (every org): disable or enable it, its url, description or event types */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    endpoint: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["UpdateWebhookEndpoint"];
+                };
+            };
+            responses: {
+                /** @description The endpoint */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["WebhookEndpoint"];
+                    };
+                };
+                /** @description Malformed request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, revoked or expired key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (also: another org) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Body too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A field is invalid; `param` names it */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
         trace?: never;
     };
     "/v1/webhook_endpoints/{endpoint}/deliveries": {
@@ -9820,6 +10023,16 @@ export interface components {
             held_credits: string;
             available_credits: string;
             expires_at: string | null;
+            surface: string | null;
+            workspace: string | null;
+            workspace_group: string | null;
+            project: string | null;
+            conversation_id: string | null;
+            message_id: string | null;
+            parent_id: string | null;
+            metadata: {
+                [key: string]: unknown;
+            } | null;
             /** @description On a denial: the usage page that explains the block (limit, budget or credits) and offers what the member may do; send the user there */
             quota_url: string | null;
         };
@@ -9837,9 +10050,18 @@ export interface components {
                 credits: string;
             };
             ttl_seconds?: number;
+            /** @description web, cli, api, mobile or an integration name */
+            surface?: string;
             workspace?: string;
             workspace_group?: string;
             project?: string;
+            conversation_id?: string;
+            message_id?: string;
+            parent_id?: string;
+            /** @description Recorded on the call's event, with `authorization_id` (the hold's id) added; at most 16 KiB as JSON */
+            metadata?: {
+                [key: string]: unknown;
+            };
         };
         AuthorizationIncrement: {
             /** @enum {string} */
@@ -9922,6 +10144,20 @@ export interface components {
             /** @enum {string} */
             enforcement: "hard" | "soft";
             created_at: string;
+            /** @description What was spent and held against the budget in its current period, in the org's currency */
+            current_period: {
+                start: string;
+                end: string;
+                spent: string;
+                held: string;
+                /** @description The amount less what is spent and held, at least 0 */
+                remaining: string;
+                /**
+                 * @description warning from 75 % of the amount spent, exceeded from 100 %
+                 * @enum {string}
+                 */
+                status: "ok" | "warning" | "exceeded";
+            };
         };
         CreateBudget: {
             name: string;
@@ -10646,10 +10882,10 @@ export interface components {
             object: "alert";
             org_id: string;
             /** @enum {string} */
-            type: "alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out";
-            /** @description 'monthly_limit', 'alert_threshold', 'budget:<budget id>', 'plan_allowance' or 'credits' */
+            type: "alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "webhook_endpoint.disabled";
+            /** @description 'monthly_limit', 'alert_threshold', 'budget:<budget id>', 'plan_allowance', 'credits' or 'webhook_endpoint:<endpoint id>' */
             scope: string;
-            /** @description The percentage reached (credits.low: 10) */
+            /** @description The percentage reached (credits.low: 10; 0 for alerts about no percentage) */
             threshold_percent: number;
             period_start: string;
             details: {
@@ -10670,20 +10906,42 @@ export interface components {
             url: string;
             description: string | null;
             /** @description Empty: every event type */
-            event_types: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "grant.created" | "usage.daily_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed")[];
+            event_types: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "webhook_endpoint.disabled" | "grant.created" | "usage.daily_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed")[];
+            /** @description Nothing is sent while true; new messages still get a delivery, sent once it is enabled */
             disabled: boolean;
+            disabled_at: string | null;
+            /**
+             * @description failing: every attempt failed for TALLY_WEBHOOK_DISABLE_AFTER_DAYS (default 5) since the last success; manual: disabled with PATCH
+             * @enum {string|null}
+             */
+            disabled_reason: "failing" | "manual" | null;
+            /** @description The first failed attempt since the last success; null while the last attempt succeeded */
+            failing_since: string | null;
             created_at: string;
         };
         CreateWebhookEndpoint: {
             /**
              * Format: uri
-             * @description Public addresses only: a loopback, private, link-local or other non-public IP host, or localhost, is refused (422); a name resolving to one fails its deliveries (unless TALLY_WEBHOOK_ALLOW_PRIVATE=1)
+             * @description Public addresses only: a non-public IP host (loopback, private, link-local, ...), localhost, a name that does not resolve or one resolving to any non-public address is refused (422); a name is checked again at each delivery (unless TALLY_WEBHOOK_ALLOW_PRIVATE=1)
              * @example https://example.com/hooks/tally
              */
             url: string;
             description?: string | null;
             /** @description Only these types; empty or absent: every type */
-            event_types?: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "grant.created" | "usage.daily_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed")[];
+            event_types?: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "webhook_endpoint.disabled" | "grant.created" | "usage.daily_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed")[];
+        };
+        UpdateWebhookEndpoint: {
+            /**
+             * Format: uri
+             * @description Public addresses only: a non-public IP host (loopback, private, link-local, ...), localhost, a name that does not resolve or one resolving to any non-public address is refused (422); a name is checked again at each delivery (unless TALLY_WEBHOOK_ALLOW_PRIVATE=1)
+             * @example https://example.com/hooks/tally
+             */
+            url?: string;
+            description?: string | null;
+            /** @description Only these types; empty or absent: every type */
+            event_types?: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "webhook_endpoint.disabled" | "grant.created" | "usage.daily_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed")[];
+            /** @description true: send nothing (new messages wait); false: enable it, sending its pending deliveries now, in order */
+            disabled?: boolean;
         };
         WebhookDelivery: {
             id: string;
@@ -10694,10 +10952,11 @@ export interface components {
             /** @description Sent as the webhook-id header */
             message_id: string;
             /** @enum {string} */
-            event_type: "alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "grant.created" | "usage.daily_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed";
+            event_type: "alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "webhook_endpoint.disabled" | "grant.created" | "usage.daily_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed";
             /** @enum {string} */
             status: "pending" | "succeeded" | "failed";
             attempts: number;
+            /** @description null unless pending; null too while its endpoint is disabled */
             next_attempt_at: string | null;
             last_attempt_at: string | null;
             last_status_code: number | null;
