@@ -247,6 +247,46 @@ describe('holds: limits', () => {
     expect(third.body).toMatchObject({ approved: false, reason: 'budget_exceeded' });
   });
 
+  it("counts a new budget's period from its start: the scope's spend so far binds at once", async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const team = { ...call, workspace: 'team' };
+    const event = (id: string, workspace: string) => ({
+      ...call,
+      workspace,
+      id,
+      occurred_at: new Date().toISOString(),
+      usage: { input_tokens: 100_000, output_tokens: 20_000 },
+    });
+    const sent = await t.call('POST', '/v1/events', {
+      key,
+      body: { events: [event('a', 'team'), event('b', 'team'), event('c', 'elsewhere')] },
+    });
+    // Costs have up to 12 decimals; the two of the team's workspace, summed exactly.
+    const units = (cost: string) => BigInt(cost.replace('.', '').padEnd(cost.indexOf('.') + 13, '0'));
+    const [a, b] = sent.body.results.map((r: { cost: string }) => units(r.cost));
+    const budget = await t.call('POST', `/v1/orgs/${org.id}/budgets`, {
+      key,
+      body: { name: 'Team', scope: { kind: 'workspace', id: 'team' }, amount: '1', period: 'month' },
+    });
+    expect(budget.status).toBe(201);
+    expect(units(budget.body.current_period.spent)).toBe(a + b);
+    const tight = await t.call('POST', `/v1/orgs/${org.id}/budgets`, {
+      key,
+      body: { name: 'Tight', scope: { kind: 'workspace', id: 'team' }, amount: '0.000001', period: 'cycle' },
+    });
+    expect(tight.body.current_period).toMatchObject({ remaining: '0', status: 'exceeded' });
+    const hold = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...team, estimate: { credits: '1' } },
+    });
+    expect(hold.body).toMatchObject({ approved: false, reason: 'budget_exceeded' });
+    const elsewhere = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, workspace: 'elsewhere', estimate: { credits: '1' } },
+    });
+    expect(elsewhere.body).toMatchObject({ approved: true });
+  });
+
   it('treats a limit too large for any counter as one that binds nothing (found by the fuzzer: a 500)', async () => {
     const { org, key } = await createOrgWithKey(t);
     const set = await t.call('PUT', `/v1/orgs/${org.id}/limits`, {

@@ -10,10 +10,11 @@ import { creditsToMoney } from '../../domain/pricing.ts';
 import type { Queryable } from '../../store/db.ts';
 import { audit, type Ctx, scopeOrg } from '../context.ts';
 import { notFound } from '../errors.ts';
+import { lockBalance } from '../ledger/balances.ts';
 import { loadOrg, type OrgRow } from '../orgs/shape.ts';
 import { decodeCursor, type Page, toPage } from '../pagination.ts';
 import { unitValue } from './getLimits.ts';
-import { counterKey, readCounters, toUnits } from './scopes.ts';
+import { COUNTER_UPSERT, counterKey, readCounters, toUnits } from './scopes.ts';
 
 export type BudgetScopeKind = 'member' | 'workspace' | 'workspace_group' | 'project' | 'api_key';
 
@@ -59,13 +60,45 @@ const budgetView = (b: BudgetRow, current: PeriodSpend) => ({
 });
 export type BudgetView = ReturnType<typeof budgetView>;
 
+/** The period of a budget that `now` falls in, in the org's time zone. */
+const periodOf = (org: OrgRow, b: Pick<BudgetRow, 'period'>, now: Date) =>
+  b.period === 'month'
+    ? calendarMonth(org.timezone, now)
+    : billingCycle(org.timezone, anchorDayOf(org.billing_cycle_anchor), now);
+
+/** The usage column each budget scope matches, as limits/scopes.ts matches an event's. */
+const SCOPE_COLUMN: Record<BudgetScopeKind, string> = {
+  member: 'member_id',
+  workspace: 'workspace',
+  workspace_group: 'workspace_group',
+  project: 'project',
+  api_key: 'api_key_id',
+};
+
+/**
+ * The units (as spend counters keep them) the budget's scope spent from `start` to now: the
+ * hourly rollups' whole hours, and raw events before the first whole hour (a zone half an hour
+ * off UTC starts its months mid-hour).
+ */
+async function spentSince(q: Queryable, org: OrgRow, b: BudgetRow, start: Date): Promise<bigint> {
+  // BYOM orgs count their events' cost, micro-USD each; the others their credits.
+  const units = org.billing_mode === 'byom' ? 'cost * 1000000' : 'credits';
+  const column = SCOPE_COLUMN[b.scope_kind];
+  const firstHour = new Date(Math.ceil(start.getTime() / 3_600_000) * 3_600_000);
+  const [row] = await q.query<{ spent: string }>(
+    `SELECT (coalesce((SELECT sum(${units}) FROM usage_hourly
+                        WHERE org_id = $1 AND bucket >= $3 AND ${column} = $4), 0)
+           + coalesce((SELECT sum(${units}) FROM events
+                        WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3
+                          AND coalesce(${column}, '') = $4), 0))::bigint::text AS spent`,
+    [org.id, start.toISOString(), firstHour.toISOString(), b.scope_id],
+  );
+  return BigInt(row!.spent);
+}
+
 /** The budgets as the API shows them: each with what was spent and held in its current period. */
 async function budgetViews(q: Queryable, org: OrgRow, rows: BudgetRow[], now: Date): Promise<BudgetView[]> {
-  const periods = rows.map((b) =>
-    b.period === 'month'
-      ? calendarMonth(org.timezone, now)
-      : billingCycle(org.timezone, anchorDayOf(org.billing_cycle_anchor), now),
-  );
+  const periods = rows.map((b) => periodOf(org, b, now));
   const scopes = rows.map((b, i) => ({ scope: `budget:${b.id}`, periodStart: periods[i]!.start }));
   const counters = await readCounters(q, org.id, scopes);
   const money = (units: bigint) => creditsToMoney(units, unitValue(org));
@@ -103,6 +136,10 @@ export async function createBudget(ctx: Ctx, orgId: string, input: CreateBudgetI
       ]);
       if (found.length === 0) throw notFound('Member', 'scope.id');
     }
+    // A budget counts its period's spend so far, as if it had been there all along. Under the
+    // org's balance lock, where every charge counts its spend, no charge commits between this
+    // read and the budget's creation.
+    await lockBalance(tx, orgId);
     const [row] = await tx.query<BudgetRow>(
       `INSERT INTO budgets (org_id, id, name, scope_kind, scope_id, period, amount, enforcement)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${COLUMNS}`,
@@ -117,8 +154,20 @@ export async function createBudget(ctx: Ctx, orgId: string, input: CreateBudgetI
         input.enforcement,
       ],
     );
+    const now = new Date();
+    const { start } = periodOf(org, row!, now);
+    const spent = await spentSince(tx, org, row!, start);
+    if (spent > 0n) {
+      await tx.query(
+        COUNTER_UPSERT(
+          '$1',
+          '(SELECT $2::text AS scope, $3::timestamptz AS period_start, $4::bigint AS spent, 0::bigint AS held) s',
+        ),
+        [orgId, `budget:${row!.id}`, start.toISOString(), spent.toString()],
+      );
+    }
     await audit(tx, ctx, orgId, 'budget.created', row!.id, { ...input });
-    return (await budgetViews(tx, org, [row!], new Date()))[0]!;
+    return (await budgetViews(tx, org, [row!], now))[0]!;
   });
 }
 
