@@ -24,6 +24,8 @@ export interface Org {
   billing_mode: 'credits' | 'byom' | 'byok';
   credit_value: string;
   plan_allowance_credits: string;
+  /** The date of a cycle's first day (YYYY-MM-DD): its day of the month starts every cycle. */
+  billing_cycle_anchor: string;
   created_at: string;
 }
 
@@ -123,6 +125,8 @@ export interface Timeseries {
 export interface BreakdownRow extends Figures {
   key: string;
   label: string;
+  /** By model: the model's provider. */
+  provider?: string;
   email?: string | null;
   share: string;
   tokens: Tokens;

@@ -14,13 +14,8 @@ const TOP_MEMBERS = 5;
 /** Members a page of "Show all" loads. */
 const MEMBERS_PAGE = 100;
 
-const useBreakdown = <Answer extends Breakdown = Breakdown>(by: string, query: Query, limit: number) =>
-  useApi<Answer>(`/v1/orgs/${useOrg().org.id}/usage/breakdown`, { ...query, by, limit });
-
-/** By model, each row also names the model's provider. */
-interface ModelBreakdown extends Breakdown {
-  data: (BreakdownRow & { provider: string })[];
-}
+const useBreakdown = (by: string, query: Query, limit: number) =>
+  useApi<Breakdown>(`/v1/orgs/${useOrg().org.id}/usage/breakdown`, { ...query, by, limit });
 
 /** Tokens in short (29.4K tokens), to fit beside the spend in a breakdown row. */
 const tokensText = (formats: Formats, tokens: Tokens) => `${formats.tokens(tokens.total)} tokens`;
@@ -118,7 +113,7 @@ export const memberName = (row: { label: string | null; key?: string }) => row.l
 
 export function ModelBars({ query }: { query: Query }) {
   const { formats } = useOrg();
-  const answer = useBreakdown<ModelBreakdown>('model', query, 10);
+  const answer = useBreakdown('model', query, 10);
   return (
     <Panel title="By model">
       <Await loaded={answer} what="models">
@@ -129,7 +124,7 @@ export function ModelBars({ query }: { query: Query }) {
             <BarList
               rows={b.data.map((row) => ({
                 key: row.key,
-                label: `${providerName(row.provider)} · ${row.label}`,
+                label: row.provider ? `${providerName(row.provider)} · ${row.label}` : row.label,
                 value: b.unit === 'usd' ? row.cost : row.credits,
                 text: spendText(formats, b.unit, row),
                 note: `${formats.count(row.calls)} calls · ${tokensText(formats, row.tokens)}`,

@@ -1,10 +1,11 @@
 /** The month's alert threshold and allowed limit (threshold <= limit, checked as you type), and budgets. */
 import { type FormEvent, useState } from 'react';
-import { Await, ErrorNote, Panel } from '../components/states.tsx';
+import { Await, ErrorNote, ListFoot, Panel } from '../components/states.tsx';
 import { compareDecimal, isDecimal, ratio } from '../decimal.ts';
 import { useOrg } from '../sessionContext.tsx';
-import type { Limits, Page } from '../types.ts';
+import type { Limits } from '../types.ts';
 import { useApi } from '../useApi.ts';
+import { usePagedList } from '../usePagedList.ts';
 
 /** Field errors for the limits form: each amount positive, the threshold not above the limit. */
 export function limitProblems(threshold: string, limit: string): { threshold?: string; limit?: string } {
@@ -157,6 +158,9 @@ interface Budget {
   current_period: { spent: string; held: string; remaining: string; status: 'ok' | 'warning' | 'exceeded' };
 }
 
+/** Budgets a page of the table loads (Load more reads the next). */
+const BUDGETS_PAGE = 100;
+
 const BUDGET_STATUS = { ok: '', warning: 'warn', exceeded: 'error' } as const;
 
 const SCOPES = [
@@ -169,7 +173,7 @@ const SCOPES = [
 
 function Budgets() {
   const { api, org, can, formats } = useOrg();
-  const budgets = useApi<Page<Budget>>(`/v1/orgs/${org.id}/budgets`, { limit: 100 });
+  const budgets = usePagedList<Budget>(`/v1/orgs/${org.id}/budgets`, { limit: BUDGETS_PAGE });
   const [form, setForm] = useState({ name: '', kind: 'member', id: '', amount: '', enforcement: 'hard' });
   const [error, setError] = useState<Error | null>(null);
   const [fieldError, setFieldError] = useState('');
@@ -189,7 +193,7 @@ function Budgets() {
         enforcement: form.enforcement,
       });
       setForm({ ...form, name: '', id: '', amount: '' });
-      budgets.reload();
+      budgets.first.reload();
     } catch (e) {
       setError(e as Error);
     }
@@ -197,7 +201,8 @@ function Budgets() {
   const remove = async (id: string) => {
     try {
       await api.send('DELETE', `/v1/orgs/${org.id}/budgets/${id}`);
-      budgets.reload();
+      // In place, so the pages read stay open.
+      budgets.setRows((rows) => rows.filter((b) => b.id !== id));
     } catch (e) {
       setError(e as Error);
     }
@@ -207,60 +212,63 @@ function Budgets() {
   const currency = org.billing_mode === 'byom' ? 'USD' : org.currency;
   return (
     <Panel title="Budgets">
-      <Await loaded={budgets} what="budgets">
-        {(page) =>
-          page.data.length === 0 ? (
+      <Await loaded={budgets.first} what="budgets">
+        {() =>
+          budgets.rows.length === 0 ? (
             <p className="empty">
               No budgets. A budget caps one member, workspace, group, project or API key.
             </p>
           ) : (
-            <table className="table">
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Covers</th>
-                  <th scope="col" className="num">
-                    Amount
-                  </th>
-                  <th scope="col" className="num">
-                    Spent this period
-                  </th>
-                  <th scope="col">When reached</th>
-                  {writable && <th scope="col">Remove</th>}
-                </tr>
-              </thead>
-              <tbody>
-                {page.data.map((b) => (
-                  <tr key={b.id}>
-                    <th scope="row">{b.name}</th>
-                    <td>
-                      {b.scope.kind}: {b.scope.id}
-                    </td>
-                    <td className="num">
-                      {formats.money(b.amount, currency)} per{' '}
-                      {b.period === 'month' ? 'month' : 'billing cycle'}
-                    </td>
-                    <td className={`num ${BUDGET_STATUS[b.current_period.status]}`}>
-                      {formats.money(b.current_period.spent, currency)} (
-                      {formats.count(Math.floor(ratio(b.current_period.spent, b.amount) * 100))} %)
-                    </td>
-                    <td>{b.enforcement === 'hard' ? 'Block' : 'Alert only'}</td>
-                    {writable && (
-                      <td>
-                        <button
-                          type="button"
-                          className="link"
-                          onClick={() => remove(b.id)}
-                          aria-label={`Remove budget ${b.name}`}
-                        >
-                          Remove
-                        </button>
-                      </td>
-                    )}
+            <>
+              <table className="table">
+                <thead>
+                  <tr>
+                    <th scope="col">Name</th>
+                    <th scope="col">Covers</th>
+                    <th scope="col" className="num">
+                      Amount
+                    </th>
+                    <th scope="col" className="num">
+                      Spent this period
+                    </th>
+                    <th scope="col">When reached</th>
+                    {writable && <th scope="col">Remove</th>}
                   </tr>
-                ))}
-              </tbody>
-            </table>
+                </thead>
+                <tbody>
+                  {budgets.rows.map((b) => (
+                    <tr key={b.id}>
+                      <th scope="row">{b.name}</th>
+                      <td>
+                        {b.scope.kind}: {b.scope.id}
+                      </td>
+                      <td className="num">
+                        {formats.money(b.amount, currency)} per{' '}
+                        {b.period === 'month' ? 'month' : 'billing cycle'}
+                      </td>
+                      <td className={`num ${BUDGET_STATUS[b.current_period.status]}`}>
+                        {formats.money(b.current_period.spent, currency)} (
+                        {formats.count(Math.floor(ratio(b.current_period.spent, b.amount) * 100))} %)
+                      </td>
+                      <td>{b.enforcement === 'hard' ? 'Block' : 'Alert only'}</td>
+                      {writable && (
+                        <td>
+                          <button
+                            type="button"
+                            className="link"
+                            onClick={() => remove(b.id)}
+                            aria-label={`Remove budget ${b.name}`}
+                          >
+                            Remove
+                          </button>
+                        </td>
+                      )}
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+              <ListFoot list={budgets} />
+            </>
           )
         }
       </Await>

@@ -3,12 +3,11 @@
  * name. The API sums each page's spend in one request.
  */
 import { useEffect, useState } from 'react';
-import { Await, ErrorNote, Panel } from '../components/states.tsx';
+import { Await, ListFoot, Panel } from '../components/states.tsx';
 import { createFormats } from '../format.ts';
 import { readLocale } from '../session.ts';
-import { useSession } from '../sessionContext.tsx';
-import type { Org, Page } from '../types.ts';
-import { useApi } from '../useApi.ts';
+import type { Org } from '../types.ts';
+import { usePagedList } from '../usePagedList.ts';
 
 const ORGS_PAGE_SIZE = 50;
 /** Typing pauses this long before the search is sent. */
@@ -19,45 +18,26 @@ interface OrgWithSpend extends Org {
 }
 
 export function OrgsScreen({ onPick }: { onPick(id: string): void }) {
-  const { api } = useSession();
   const [typed, setTyped] = useState('');
   const [search, setSearch] = useState('');
   useEffect(() => {
     const timer = setTimeout(() => setSearch(typed.trim()), SEARCH_DELAY_MS);
     return () => clearTimeout(timer);
   }, [typed]);
-  const query = { limit: ORGS_PAGE_SIZE, include: 'month_spend', q: search };
-  const first = useApi<Page<OrgWithSpend>>('/v1/orgs', query);
-  const [rows, setRows] = useState<OrgWithSpend[]>([]);
-  const [cursor, setCursor] = useState<string | null>(null);
-  const [more, setMore] = useState<{ loading: boolean; error: Error | null }>({
-    loading: false,
-    error: null,
+  const orgs = usePagedList<OrgWithSpend>('/v1/orgs', {
+    limit: ORGS_PAGE_SIZE,
+    include: 'month_spend',
+    q: search,
   });
-  useEffect(() => {
-    setRows(first.data?.data ?? []);
-    setCursor(first.data?.has_more ? first.data.next_cursor : null);
-  }, [first.data]);
-  const loadMore = async () => {
-    setMore({ loading: true, error: null });
-    try {
-      const page = await api.get<Page<OrgWithSpend>>('/v1/orgs', { ...query, cursor });
-      setRows((previous) => [...previous, ...page.data]);
-      setCursor(page.has_more ? page.next_cursor : null);
-      setMore({ loading: false, error: null });
-    } catch (error) {
-      setMore({ loading: false, error: error as Error });
-    }
-  };
   return (
     <Panel title="All organizations">
       <div className="field">
         <label htmlFor="org-search">Search by name</label>
         <input id="org-search" type="search" value={typed} onChange={(e) => setTyped(e.target.value)} />
       </div>
-      <Await loaded={first} what="organizations">
+      <Await loaded={orgs.first} what="organizations">
         {() =>
-          rows.length === 0 ? (
+          orgs.rows.length === 0 ? (
             <p className="empty">
               {search
                 ? `No organization name contains “${search}”.`
@@ -83,21 +63,15 @@ export function OrgsScreen({ onPick }: { onPick(id: string): void }) {
                   </tr>
                 </thead>
                 <tbody>
-                  {rows.map((org) => (
+                  {orgs.rows.map((org) => (
                     <OrgRow key={org.id} org={org} onPick={onPick} />
                   ))}
                 </tbody>
               </table>
-              {more.error && <ErrorNote error={more.error} retry={loadMore} />}
-              {cursor ? (
-                <button type="button" className="secondary" onClick={loadMore} disabled={more.loading}>
-                  {more.loading ? 'Loading…' : 'Load more'}
-                </button>
-              ) : (
-                <p className="end-note">
-                  {rows.length === 1 ? 'One organization' : `All ${rows.length} organizations`} shown
-                </p>
-              )}
+              <ListFoot
+                list={orgs}
+                end={`${orgs.rows.length === 1 ? 'One organization' : `All ${orgs.rows.length} organizations`} shown`}
+              />
             </>
           )
         }

@@ -36,8 +36,8 @@ type Period = (typeof PERIODS)[number][0];
  * The periods offered to this org: "This cycle" only when its billing cycle starts on another day
  * than the 1st (otherwise it is "This month" twice).
  */
-function periodsOf(org: Org & { billing_cycle_anchor?: string }) {
-  const cycleIsMonth = org.billing_cycle_anchor?.endsWith('-01') ?? true;
+function periodsOf(org: Org) {
+  const cycleIsMonth = org.billing_cycle_anchor.endsWith('-01');
   return cycleIsMonth ? PERIODS.filter(([value]) => value !== 'cycle') : PERIODS;
 }
 

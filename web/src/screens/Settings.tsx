@@ -1,6 +1,7 @@
 /** Settings: members and their roles, API keys, webhook endpoints with deliveries and replay. */
 import { type FormEvent, useState } from 'react';
 import { Await, ErrorNote, ListFoot, Panel } from '../components/states.tsx';
+import type { Formats } from '../format.ts';
 import { useOrg } from '../sessionContext.tsx';
 import type { Member, Page } from '../types.ts';
 import { useApi } from '../useApi.ts';
@@ -201,7 +202,13 @@ interface Endpoint {
   url: string;
   description: string | null;
   event_types: string[];
+  /** Nothing is sent while true; new messages wait for it, to go out in order once it is enabled. */
   disabled: boolean;
+  disabled_at: string | null;
+  /** failing: the delivery worker disabled it after days of failed attempts; manual: an admin did. */
+  disabled_reason: 'failing' | 'manual' | null;
+  /** The first failed attempt since the last success; null while the last attempt succeeded. */
+  failing_since: string | null;
 }
 interface Delivery {
   id: string;
@@ -212,6 +219,23 @@ interface Delivery {
   created_at: string;
 }
 
+/** What an endpoint's state says, and its tone: failing warns, disabled is an error. */
+function endpointState(e: Endpoint, formats: Formats): { text: string; tone: 'ok' | 'warn' | 'error' } {
+  if (e.disabled) {
+    const when = e.disabled_at ? ` ${formats.date(e.disabled_at)}` : '';
+    const why = e.disabled_reason === 'manual' ? 'by an admin' : 'after failing for days';
+    return { text: `Disabled${when} (${why})`, tone: 'error' };
+  }
+  if (e.failing_since) return { text: `Failing since ${formats.date(e.failing_since)}`, tone: 'warn' };
+  return { text: 'Active', tone: 'ok' };
+}
+
+function EndpointState({ endpoint }: { endpoint: Endpoint }) {
+  const { formats } = useOrg();
+  const { text, tone } = endpointState(endpoint, formats);
+  return <span className={`endpoint-state ${tone}`}>{text}</span>;
+}
+
 function WebhooksPanel() {
   const { api, org } = useOrg();
   const base = `/v1/orgs/${org.id}/webhook_endpoints`;
@@ -219,7 +243,19 @@ function WebhooksPanel() {
   const [url, setUrl] = useState('');
   const [secret, setSecret] = useState('');
   const [open, setOpen] = useState<string | null>(null);
+  const [switched, setSwitched] = useState('');
   const { error, run } = useAction();
+  const setDisabled = (e: Endpoint, disabled: boolean) =>
+    run(async () => {
+      setSwitched('');
+      await api.send('PATCH', `${base}/${e.id}`, { disabled });
+      // Enabling sends what waited for the endpoint: say so, as it may be a burst of old messages.
+      setSwitched(
+        disabled
+          ? `${e.url} is disabled: new messages wait for it, none is lost.`
+          : `${e.url} is enabled: the messages that waited for it are being delivered now, in order.`,
+      );
+    }, endpoints.reload);
   const create = (event: FormEvent) => {
     event.preventDefault();
     run(async () => {
@@ -233,6 +269,11 @@ function WebhooksPanel() {
       {secret && (
         <div className="note ok" role="status">
           Signing secret (shown once): <code>{secret}</code>
+        </div>
+      )}
+      {switched && (
+        <div className="note ok" role="status">
+          {switched}
         </div>
       )}
       {error && <ErrorNote error={error} />}
@@ -249,6 +290,7 @@ function WebhooksPanel() {
                     <span className="muted">
                       {e.event_types.length ? e.event_types.join(', ') : 'all events'}
                     </span>
+                    <EndpointState endpoint={e} />
                     <button
                       type="button"
                       className="link"
@@ -256,6 +298,14 @@ function WebhooksPanel() {
                       aria-expanded={open === e.id}
                     >
                       Deliveries
+                    </button>
+                    <button
+                      type="button"
+                      className="link"
+                      aria-label={`${e.disabled ? 'Enable' : 'Disable'} endpoint ${e.url}`}
+                      onClick={() => setDisabled(e, !e.disabled)}
+                    >
+                      {e.disabled ? 'Enable' : 'Disable'}
                     </button>
                     <button
                       type="button"
