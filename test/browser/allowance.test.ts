@@ -2,9 +2,16 @@
  * The allowance bar and the in-editor usage bar in a real browser: a credits org's "used this
  * cycle" counts this cycle only, and a BYOM org's bars show its month's spend against its cap.
  */
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { embedLink, launchBrowser, startHostPage, startWebTally, type WebTally } from './support.ts';
+import {
+  embedLink,
+  launchBrowser,
+  openPage,
+  startHostPage,
+  startWebTally,
+  type WebTally,
+} from './support.ts';
 
 describe('allowance bars', () => {
   let web: WebTally;
@@ -18,14 +25,7 @@ describe('allowance bars', () => {
     await web?.close();
   });
 
-  async function newPage(): Promise<Page> {
-    const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 900 } });
-    const page = await context.newPage();
-    page.on('pageerror', (error) => {
-      throw error;
-    });
-    return page;
-  }
+  const newPage = () => openPage(browser);
 
   async function orgWithOwner(body: Record<string, unknown>) {
     const org = await web.tally.call('POST', '/v1/orgs', {

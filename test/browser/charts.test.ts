@@ -5,7 +5,7 @@
  */
 import type { Browser, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { embedLink, launchBrowser, screenshot, startWebTally, type WebTally } from './support.ts';
+import { embedLink, launchBrowser, openPage, screenshot, startWebTally, type WebTally } from './support.ts';
 
 interface Timeseries {
   granularity: 'hour' | 'day' | 'week';
@@ -29,11 +29,7 @@ describe('overview charts', () => {
   beforeAll(async () => {
     [web, browser] = await Promise.all([startWebTally({ volume: 0.1, days: 40 }), launchBrowser()]);
     timeZone = (await web.tally.call('GET', `/v1/orgs/${web.orgId}`)).body.timezone;
-    const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 900 } });
-    page = await context.newPage();
-    page.on('pageerror', (error) => {
-      throw error;
-    });
+    page = await openPage(browser);
     await page.goto((await embedLink(web, 'owner')).url);
     await page.getByTestId('kpi-calls').waitFor();
   });

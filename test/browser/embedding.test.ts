@@ -3,11 +3,12 @@
  * refused), what a viewer is not offered, a top-up through the local payment provider, and the
  * <tally-usage-bar> element following ingested usage live.
  */
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   embedLink,
   launchBrowser,
+  openPage,
   screenshot,
   startHostPage,
   startWebTally,
@@ -29,14 +30,7 @@ describe('embedding, roles, top-ups and the usage bar', () => {
     await web?.close();
   });
 
-  async function newPage(): Promise<Page> {
-    const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 900 } });
-    const page = await context.newPage();
-    page.on('pageerror', (error) => {
-      throw error;
-    });
-    return page;
-  }
+  const newPage = () => openPage(browser);
 
   const balance = (orgId = web.orgId) =>
     web.tally.call('GET', `/v1/orgs/${orgId}/balance`).then((r) => r.body);

@@ -6,7 +6,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFormats } from '../../web/src/format.ts';
 import { OPERATOR_KEY } from '../support/harness.ts';
-import { formatCount, launchBrowser, screenshot, startWebTally, type WebTally } from './support.ts';
+import { formatCount, launchBrowser, openPage, screenshot, startWebTally, type WebTally } from './support.ts';
 
 /** Waits on the page for longer than expect.poll's default second: a loaded machine is slow. */
 const eventually = <T>(read: () => Promise<T>) => expect.poll(read, { timeout: 8000 });
@@ -55,11 +55,7 @@ describe('operator view of every organization', () => {
     expect(spent.body.results.every((r: { status: string }) => r.status === 'accepted')).toBe(true);
     total = (await web.tally.call('GET', '/v1/orgs?limit=1000')).body.data.length;
     expect(total).toBeGreaterThan(PAGE_SIZE);
-    const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 900 } });
-    page = await context.newPage();
-    page.on('pageerror', (error) => {
-      throw error;
-    });
+    page = await openPage(browser);
   });
   afterAll(async () => {
     await browser?.close();

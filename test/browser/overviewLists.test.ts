@@ -5,7 +5,7 @@
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatCount, launchBrowser, startWebTally, type WebTally } from './support.ts';
+import { formatCount, launchBrowser, openPage, signIn, startWebTally, type WebTally } from './support.ts';
 
 /** Members a page of the app's lists holds (Settings, the user filter, payments). */
 const PAGE = 100;
@@ -22,15 +22,8 @@ describe('overview figures and paged lists', () => {
       body: { name: 'browser test', role: 'owner' },
     });
     ownerKey = key.body.key;
-    const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 900 } });
-    page = await context.newPage();
-    page.on('pageerror', (error) => {
-      throw error;
-    });
-    await page.goto(`${web.url}/`);
-    await page.getByLabel('API key').fill(ownerKey);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByTestId('kpi-calls').waitFor();
+    page = await openPage(browser);
+    await signIn(page, web, ownerKey);
   });
   afterAll(async () => {
     await browser?.close();

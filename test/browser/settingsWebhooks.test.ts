@@ -7,7 +7,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordAlerts } from '../../src/services/alerts/recordAlerts.ts';
 import { createFormats } from '../../web/src/format.ts';
-import { launchBrowser, screenshot, startWebTally, type WebTally } from './support.ts';
+import { launchBrowser, openPage, screenshot, signIn, startWebTally, type WebTally } from './support.ts';
 
 /** Budgets a page of the Limits screen's table holds. */
 const BUDGETS_PAGE = 100;
@@ -24,15 +24,8 @@ describe('webhook endpoint health, alerts and budgets in the browser', () => {
       body: { name: 'browser test', role: 'owner' },
     });
     ownerKey = key.body.key;
-    const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 900 } });
-    page = await context.newPage();
-    page.on('pageerror', (error) => {
-      throw error;
-    });
-    await page.goto(`${web.url}/`);
-    await page.getByLabel('API key').fill(ownerKey);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByTestId('kpi-calls').waitFor();
+    page = await openPage(browser);
+    await signIn(page, web, ownerKey);
   });
   afterAll(async () => {
     await browser?.close();

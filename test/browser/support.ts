@@ -12,6 +12,24 @@ import { ensureWebBuilt } from '../../web/scripts/ensureBuilt.ts';
 import { startTally, type TestTally } from '../support/harness.ts';
 
 export const CHROMIUM = process.env.TALLY_CHROMIUM ?? '/usr/bin/chromium';
+
+/** A page in a context of its own (English, desktop size) whose uncaught errors fail the test. */
+export async function openPage(browser: Browser): Promise<Page> {
+  const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  page.on('pageerror', (error) => {
+    throw error;
+  });
+  return page;
+}
+
+/** Signs in on the app's own page with an org API key and waits for the overview. */
+export async function signIn(page: Page, web: WebTally, key: string): Promise<void> {
+  await page.goto(`${web.url}/`);
+  await page.getByLabel('API key').fill(key);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByTestId('kpi-calls').waitFor();
+}
 export const SCREENS_DIR = 'test-artifacts/screens';
 
 export function launchBrowser(): Promise<Browser> {
