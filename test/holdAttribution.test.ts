@@ -116,6 +116,12 @@ describe('a hold attributed as an event is', () => {
     const chat = await conversation(org.id, key, 'conv-1');
     expect(chat).toMatchObject({ messages: 1, credits: '1.725' });
     expect(chat.data.map((m: { message_id: string }) => m.message_id)).toEqual(['msg-2']);
+    // The captured call's pricing breakdown: its parts add up to the credits and cost it was billed.
+    expect(chat.data[0].cost).toBe('0.01725');
+    expect(chat.data[0].components).toEqual([
+      { component: 'input', quantity: '1000', credits: '0.345', cost: '0.00345' },
+      { component: 'output', quantity: '1000', credits: '1.38', cost: '0.0138' },
+    ]);
     expect(await checkLedger(t.db, org.id)).toEqual([]);
   });
 

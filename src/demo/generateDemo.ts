@@ -93,9 +93,13 @@ class Builder {
 
   constructor(readonly rng: Random) {}
 
-  newConversationId(): string {
+  /** A new conversation's id, and its title taken in turn from `titles` (no random draw: the rest stays as it was). */
+  newConversation(titles: readonly string[]): { id: string; title: string } {
     this.conversations += 1;
-    return `demo-conv-${String(this.conversations).padStart(5, '0')}`;
+    return {
+      id: `demo-conv-${String(this.conversations).padStart(5, '0')}`,
+      title: titles[this.conversations % titles.length]!,
+    };
   }
 
   add(
@@ -133,6 +137,46 @@ class Builder {
   }
 }
 
+/** What the chat apps title their conversations, as the host app sends in `metadata.conversation_title`. */
+const CONVERSATION_TITLES = {
+  chat: [
+    'Q3 Marketing Analysis',
+    'Customer churn summary',
+    'Draft: onboarding email sequence',
+    'Competitor pricing comparison',
+    'Board deck talking points',
+    'Translate release notes to German',
+    'Job description: senior data engineer',
+    'Explain the new VAT rules',
+  ],
+  agent: [
+    'Migrate billing service to Postgres 16',
+    'Fix flaky checkout tests',
+    'Add rate limiting to the public API',
+    'Refactor the invoice PDF renderer',
+    'Upgrade React Router',
+    'Investigate memory leak in the worker',
+  ],
+  image: ['Product hero image', 'Team offsite poster', 'Blog header illustration', 'App store screenshots'],
+} as const;
+
+/**
+ * The metadata of a conversation's call: its title, the output split into the model's response and
+ * tool calls (`toolShare` of it), and how long the model took (a first-token wait, reading the
+ * prompt, then writing at about 65 tokens per second), all worked out from its usage so no random
+ * draw changes the rest of the data.
+ */
+function callMetadata(title: string, usage: Usage, toolShare: number): Record<string, unknown> {
+  const input = usage.input_tokens ?? 0;
+  const output = usage.output_tokens ?? 0;
+  const tools = Math.round(output * toolShare);
+  return {
+    conversation_title: title,
+    output_tokens: { response: output - tools, tools },
+    processing_ms: 350 + Math.round(input / 40) + Math.round((output * 1000) / 65),
+  };
+}
+
 const pickModel = (rng: Random, choices: readonly (readonly [ModelChoice, number])[]): ModelChoice =>
   choices[rng.weightedIndex(choices.map(([, weight]) => weight))]![0];
 
@@ -162,7 +206,7 @@ function chatSession(b: Builder, place: SessionPlace): void {
   const { rng } = b;
   const model = pickModel(rng, MODELS.chat);
   const surface: Surface = rng.chance(0.85) ? 'web' : 'api';
-  const conversation = b.newConversationId();
+  const conversation = b.newConversation(CONVERSATION_TITLES.chat);
   const messages = Math.min(14, 2 + rng.poisson(3.5));
   let history = rng.around(900, 0.3);
   let previousInput = 0;
@@ -171,15 +215,17 @@ function chatSession(b: Builder, place: SessionPlace): void {
   for (let i = 1; i <= messages; i++) {
     const input = history + rng.around(120, 0.8);
     const output = rng.around(450, 0.6);
-    const messageId = `${conversation}-m${i}`;
+    const messageId = `${conversation.id}-m${i}`;
+    const usage = growingPromptUsage(model.provider, input, output, previousInput);
     b.add(place, seconds, {
       feature: FEATURES.chat,
       model,
       surface,
-      usage: growingPromptUsage(model.provider, input, output, previousInput),
-      conversation_id: conversation,
+      usage,
+      conversation_id: conversation.id,
       message_id: messageId,
       ...(parent ? { parent_id: parent } : {}),
+      metadata: callMetadata(conversation.title, usage, 0),
     });
     parent = messageId;
     previousInput = input;
@@ -193,7 +239,7 @@ function agentSession(b: Builder, place: SessionPlace, spike: boolean): void {
   const { rng } = b;
   const model = pickModel(rng, MODELS.agent);
   const surface: Surface = spike || rng.chance(0.7) ? 'cli' : 'web';
-  const conversation = b.newConversationId();
+  const conversation = b.newConversation(CONVERSATION_TITLES.agent);
   const steps = Math.min(25, 3 + rng.poisson(spike ? 9 : 6));
   let history = rng.around(9000, 0.25);
   let previousInput = 0;
@@ -205,15 +251,18 @@ function agentSession(b: Builder, place: SessionPlace, spike: boolean): void {
     if (history > 120_000) break;
     const input = history + (i === 1 ? rng.around(150, 0.6) : rng.around(1500, 0.9));
     const output = i === steps ? rng.around(900, 0.5) : rng.around(320, 0.8);
-    const messageId = `${conversation}-m${i}`;
+    const messageId = `${conversation.id}-m${i}`;
+    const usage = growingPromptUsage(model.provider, input, output, previousInput);
     b.add(place, seconds, {
       feature: FEATURES.agent,
       model,
       surface,
-      usage: growingPromptUsage(model.provider, input, output, previousInput),
-      conversation_id: conversation,
+      usage,
+      conversation_id: conversation.id,
       message_id: messageId,
       ...(parent ? { parent_id: parent } : {}),
+      // Steps before the last mostly call tools; the last answers.
+      metadata: callMetadata(conversation.title, usage, i === steps ? 0 : 0.6),
     });
     if (i > 1 && i < steps && rng.chance(0.18)) {
       subagents += 1;
@@ -241,7 +290,7 @@ function subagentRun(
   place: SessionPlace,
   surface: Surface,
   model: ModelChoice,
-  conversation: string,
+  conversation: { id: string; title: string },
   spawnedBy: string,
   number: number,
   startSeconds: number,
@@ -255,15 +304,17 @@ function subagentRun(
   for (let i = 1; i <= steps; i++) {
     const input = history + rng.around(900, 0.9);
     const output = rng.around(250, 0.7);
-    const messageId = `${conversation}-s${number}-m${i}`;
+    const messageId = `${conversation.id}-s${number}-m${i}`;
+    const usage = growingPromptUsage(model.provider, input, output, previousInput);
     b.add(place, seconds, {
       feature: FEATURES.subagent,
       model,
       surface,
-      usage: growingPromptUsage(model.provider, input, output, previousInput),
-      conversation_id: conversation,
+      usage,
+      conversation_id: conversation.id,
       message_id: messageId,
       parent_id: parent,
+      metadata: callMetadata(conversation.title, usage, i === steps ? 0 : 0.5),
     });
     parent = messageId;
     previousInput = input;
@@ -286,21 +337,26 @@ function imageSession(b: Builder, place: SessionPlace): void {
   const surface: Surface = rng.chance(0.9) ? 'web' : 'api';
   const attempts = Math.min(5, 1 + rng.poisson(1));
   // Several attempts at one picture are a conversation: each refines the previous result.
-  const conversation = attempts > 1 ? b.newConversationId() : undefined;
+  const conversation = attempts > 1 ? b.newConversation(CONVERSATION_TITLES.image) : undefined;
   // The mini model counts the same output tokens per picture, at a lower price per token.
   const shape = IMAGE_SIZES[rng.weightedIndex(IMAGE_SIZES.map((s) => s.weight))]!;
   let seconds = 0;
   let parent: string | undefined;
   for (let i = 1; i <= attempts; i++) {
-    const messageId = conversation ? `${conversation}-m${i}` : undefined;
+    const messageId = conversation ? `${conversation.id}-m${i}` : undefined;
+    const usage: Usage = { input_tokens: rng.around(70, 0.6), output_tokens: shape.tokens };
     b.add(place, seconds, {
       feature: FEATURES.image,
       model,
       surface,
-      usage: { input_tokens: rng.around(70, 0.6), output_tokens: shape.tokens },
-      ...(conversation ? { conversation_id: conversation, message_id: messageId } : {}),
+      usage,
+      ...(conversation ? { conversation_id: conversation.id, message_id: messageId } : {}),
       ...(parent ? { parent_id: parent } : {}),
-      metadata: { size: shape.size, quality: shape.quality },
+      metadata: {
+        size: shape.size,
+        quality: shape.quality,
+        ...(conversation ? callMetadata(conversation.title, usage, 0) : {}),
+      },
     });
     parent = messageId;
     seconds += rng.around(50, 0.6);

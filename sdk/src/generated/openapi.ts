@@ -10539,6 +10539,11 @@ export interface components {
             id: string;
             org_id: string;
             /**
+             * @description The latest non-empty metadata.conversation_title of its events, trimmed and cut to 200 characters
+             * @example Q3 Marketing Analysis
+             */
+            title: string | null;
+            /**
              * @description What the org pays in: credits; USD provider cost (BYOM); tokens only (BYOK)
              * @enum {string}
              */
@@ -10557,6 +10562,13 @@ export interface components {
                 context: number | null;
                 files: number | null;
             };
+            /** @description The output split into the model's response and tool outputs, from metadata.output_tokens ({response, tools}) of the events, when they say */
+            output_breakdown: {
+                response: number | null;
+                tools: number | null;
+            };
+            /** @description How long the model took, summed over the calls, from metadata.processing_ms of the events; null when none says */
+            processing_ms: number | null;
             /** @example 125.5 */
             credits: string;
             /** @example 125.5 */
@@ -10587,6 +10599,13 @@ export interface components {
                     context: number | null;
                     files: number | null;
                 };
+                /** @description The output split into the model's response and tool outputs, from metadata.output_tokens ({response, tools}) of the events, when they say */
+                output_breakdown: {
+                    response: number | null;
+                    tools: number | null;
+                };
+                /** @description How long the model took, summed over the calls, from metadata.processing_ms of the events; null when none says */
+                processing_ms: number | null;
                 /** @example 125.5 */
                 credits: string;
                 /** @example 125.5 */
@@ -10596,6 +10615,17 @@ export interface components {
                  * @example 125.5
                  */
                 provider_cost_usd: string | null;
+                /** @description The exact pricing breakdown of the message's calls by priced component ('call' for calls priced without components): the credits and costs add up to the message's exactly */
+                components: {
+                    /** @example output */
+                    component: string;
+                    /** @description Units of the component (tokens, images, ...) */
+                    quantity: string;
+                    /** @example 125.5 */
+                    credits: string;
+                    /** @example 125.5 */
+                    cost: string;
+                }[];
             }[];
             has_more: boolean;
             next_cursor: string | null;

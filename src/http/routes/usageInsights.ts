@@ -54,6 +54,14 @@ const ConversationFigures = {
   input_breakdown: z
     .object({ message: z.int().nullable(), context: z.int().nullable(), files: z.int().nullable() })
     .openapi({ description: 'From metadata.input_tokens of the events, when they say' }),
+  output_breakdown: z.object({ response: z.int().nullable(), tools: z.int().nullable() }).openapi({
+    description:
+      "The output split into the model's response and tool outputs, from metadata.output_tokens ({response, tools}) of the events, when they say",
+  }),
+  processing_ms: z.int().nonnegative().nullable().openapi({
+    description:
+      'How long the model took, summed over the calls, from metadata.processing_ms of the events; null when none says',
+  }),
   credits: Amount,
   cost: Amount,
   provider_cost_usd: Operator,
@@ -63,6 +71,11 @@ export const ConversationUsageSchema = z
     object: z.literal('conversation_usage'),
     id: z.string(),
     org_id: z.string(),
+    title: z.string().nullable().openapi({
+      description:
+        'The latest non-empty metadata.conversation_title of its events, trimmed and cut to 200 characters',
+      example: 'Q3 Marketing Analysis',
+    }),
     unit: Unit,
     currency: z.string(),
     started_at: z.string(),
@@ -88,6 +101,19 @@ export const ConversationUsageSchema = z
         models: z.array(z.string()),
         features: z.array(z.string()),
         ...ConversationFigures,
+        components: z
+          .array(
+            z.object({
+              component: z.string().openapi({ example: 'output' }),
+              quantity: z.string().openapi({ description: 'Units of the component (tokens, images, ...)' }),
+              credits: Amount,
+              cost: Amount,
+            }),
+          )
+          .openapi({
+            description:
+              "The exact pricing breakdown of the message's calls by priced component ('call' for calls priced without components): the credits and costs add up to the message's exactly",
+          }),
       }),
     ),
     has_more: z.boolean(),

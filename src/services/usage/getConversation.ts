@@ -1,19 +1,33 @@
 /**
- * One conversation (a chat): its totals (calls, input and output tokens, credits, cost, first and
- * last call, duration), and per message (the events sharing a `message_id`; an event without one
- * is a message of its own) the input and output tokens with the input split into the message
- * itself, context and files when the event says so in `metadata.input_tokens` ({message, context,
- * files}), and the files uploaded (`metadata.files`: [{id, name, size_bytes, extracted_tokens}])
- * with their extracted tokens and how many messages of the conversation used each.
+ * One conversation (a chat): its title, its totals (calls, input and output tokens, credits, cost,
+ * processing time, first and last call, duration), and per message (the events sharing a
+ * `message_id`; an event without one is a message of its own) the same figures with the exact
+ * pricing breakdown of its calls (`events.components`), and the files uploaded.
+ *
+ * What only the host app knows comes from the events' `metadata`, each key read when its type is
+ * right and ignored otherwise (a figure no event says is null):
+ * - `input_tokens` {message, context, files}: the input split into the message itself, context and files;
+ * - `output_tokens` {response, tools}: the output split into the model's response and tool outputs;
+ * - `processing_ms`: how long the model took for the call;
+ * - `conversation_title`: the chat's title, the latest non-empty one, trimmed and cut as a tool name is;
+ * - `files` [{id, name, size_bytes, extracted_tokens}]: the files uploaded, with their extracted tokens
+ *   and how many messages of the conversation used each.
+ * Counts must be non-negative numbers that JavaScript holds exactly.
  *
  * Every figure is summed from raw events (index `events_conversation`), so messages add up to the
- * totals exactly. Messages are keyset-paginated, oldest first.
+ * totals exactly, and a message's components add up to its credits and cost exactly: each event's
+ * components carry credits allocated to add up to its own (ingest and settled holds alike), valued at
+ * the event's credit value as its cost was, and a BYOM event's rounded cost is split over its
+ * components as the daily items split it (getDayItems.ts ITEM_FROM). Messages are keyset-paginated,
+ * oldest first.
  */
 import { decimalUnits, formatCredits, formatUnits } from '../../domain/money.ts';
+import { COMPONENTS } from '../../domain/pricing.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import { cursorTime, decodeCursor, encodeCursor } from '../pagination.ts';
-import { COST_SCALE, loadScope, PCOST_SCALE } from './scope.ts';
+import { ITEM_FROM } from './getDayItems.ts';
+import { COST_SCALE, loadScope, metadataTextSql, PCOST_SCALE } from './scope.ts';
 
 export interface ConversationQuery {
   limit: number;
@@ -32,18 +46,33 @@ interface Sums {
   in_message: string | null;
   in_context: string | null;
   in_files: string | null;
+  out_response: string | null;
+  out_tools: string | null;
+  processing_ms: string | null;
 }
+
+/**
+ * The sum of a metadata count over the events that give one; events whose value is no number, is
+ * negative or is beyond what JavaScript holds exactly do not count. The nested CASE keeps the cast
+ * from ever seeing a string.
+ */
+const metadataSum = (path: string) => `sum(CASE WHEN jsonb_typeof(metadata${path}) = 'number' THEN
+    CASE WHEN (metadata${path})::numeric BETWEEN 0 AND ${Number.MAX_SAFE_INTEGER}
+         THEN (metadata${path})::numeric END END)::text`;
 
 const SUMS = `count(*)::text AS calls, sum(credits)::text AS credits, sum(cost)::text AS cost,
   sum(provider_cost_usd)::text AS provider_cost_usd, sum(input_tokens)::text AS input_tokens,
   sum(output_tokens)::text AS output_tokens, sum(cache_read_tokens)::text AS cache_read_tokens,
   sum(cache_write_tokens)::text AS cache_write_tokens,
-  sum(CASE WHEN jsonb_typeof(metadata->'input_tokens'->'message') = 'number'
-           THEN (metadata->'input_tokens'->>'message')::numeric END)::text AS in_message,
-  sum(CASE WHEN jsonb_typeof(metadata->'input_tokens'->'context') = 'number'
-           THEN (metadata->'input_tokens'->>'context')::numeric END)::text AS in_context,
-  sum(CASE WHEN jsonb_typeof(metadata->'input_tokens'->'files') = 'number'
-           THEN (metadata->'input_tokens'->>'files')::numeric END)::text AS in_files`;
+  ${metadataSum("->'input_tokens'->'message'")} AS in_message,
+  ${metadataSum("->'input_tokens'->'context'")} AS in_context,
+  ${metadataSum("->'input_tokens'->'files'")} AS in_files,
+  ${metadataSum("->'output_tokens'->'response'")} AS out_response,
+  ${metadataSum("->'output_tokens'->'tools'")} AS out_tools,
+  ${metadataSum("->'processing_ms'")} AS processing_ms`;
+
+/** The conversation's title of an event: its `metadata.conversation_title`, trimmed as a tool name is. */
+const TITLE = metadataTextSql('metadata', 'conversation_title');
 
 const int = (s: string | null) => (s === null ? null : Number(s.split('.')[0]));
 
@@ -60,6 +89,8 @@ function figures(r: Sums, operator: boolean) {
       total: Number(input + output),
     },
     input_breakdown: { message: int(r.in_message), context: int(r.in_context), files: int(r.in_files) },
+    output_breakdown: { response: int(r.out_response), tools: int(r.out_tools) },
+    processing_ms: int(r.processing_ms),
     credits: formatCredits(BigInt(r.credits)),
     cost: formatUnits(decimalUnits(r.cost, COST_SCALE), COST_SCALE),
     provider_cost_usd: operator
@@ -67,6 +98,32 @@ function figures(r: Sums, operator: boolean) {
       : null,
   };
 }
+
+/**
+ * Each message's calls by priced component (an event priced without components is one 'call').
+ * BYOM and BYOK events store no credits, so their components take none; a BYOK event costs nothing
+ * either, a BYOM one its rounded provider cost split over its components (`byom_cost`). Other
+ * components cost their credits at the event's credit value, or the org's ($4) for events priced
+ * before events kept theirs, as the event's cost was worked out (pricing.ts `creditsToMoney`).
+ * Sums of exact decimals: nothing is rounded.
+ */
+const MESSAGE_COMPONENTS = `SELECT coalesce(e.message_id, e.id) AS key, coalesce(c.component, 'call') AS component,
+       sum(coalesce(c.quantity, 1))::text AS quantity,
+       sum(CASE WHEN e.pricing->>'billing_mode' IN ('byom', 'byok') THEN 0
+                ELSE coalesce(c.credits, e.credits * 0.000001) END)::text AS credits,
+       sum(CASE WHEN e.pricing->>'billing_mode' = 'byok' THEN 0
+                WHEN p.byom THEN coalesce(c.byom_cost, e.cost)
+                WHEN c.component IS NULL THEN e.cost
+                ELSE c.credits * coalesce(p.credit_value, $4::numeric) END)::text AS cost
+  FROM ${ITEM_FROM}
+ WHERE e.org_id = $1 AND e.conversation_id = $2 AND coalesce(e.message_id, e.id) = ANY($3::text[])
+ GROUP BY 1, 2`;
+
+/** Components in the order prices list them, unpriced calls last. */
+const componentRank = (component: string) => {
+  const rank = (COMPONENTS as readonly string[]).indexOf(component);
+  return rank === -1 ? COMPONENTS.length : rank;
+};
 
 const AT = cursorTime('min(occurred_at)');
 const LAST = cursorTime('max(occurred_at)');
@@ -82,9 +139,12 @@ export async function getConversation(
   const scope = await loadScope(ctx, orgId, { range: '1d' }, now);
   const after = decodeCursor(query.cursor, ['time', 'text']) as [string, string] | null;
   const [total] = await ctx.db.read.query<
-    Sums & { first_at: string | null; last_at: string | null; members: string[] }
+    Sums & { first_at: string | null; last_at: string | null; members: string[]; title: string | null }
   >(
-    `SELECT ${SUMS}, ${AT} AS first_at, ${LAST} AS last_at, array_agg(DISTINCT member_id) AS members
+    `SELECT ${SUMS}, ${AT} AS first_at, ${LAST} AS last_at, array_agg(DISTINCT member_id) AS members,
+            (SELECT t.title FROM (SELECT ${TITLE} AS title, occurred_at, id FROM events
+                                   WHERE org_id = $1 AND conversation_id = $2) AS t
+              WHERE t.title <> '' ORDER BY t.occurred_at DESC, t.id DESC LIMIT 1) AS title
        FROM events WHERE org_id = $1 AND conversation_id = $2`,
     [orgId, conversationId],
   );
@@ -125,12 +185,33 @@ export async function getConversation(
   const has_more = messages.length > query.limit;
   const kept = has_more ? messages.slice(0, query.limit) : messages;
   const last = kept[kept.length - 1];
+  const components = new Map<
+    string,
+    { component: string; quantity: string; credits: string; cost: string }[]
+  >();
+  for (const c of await ctx.db.read.query<{
+    key: string;
+    component: string;
+    quantity: string;
+    credits: string;
+    cost: string;
+  }>(MESSAGE_COMPONENTS, [orgId, conversationId, kept.map((m) => m.key), scope.org.credit_value])) {
+    const list = components.get(c.key) ?? [];
+    list.push({
+      component: c.component,
+      quantity: c.quantity,
+      credits: formatCredits(decimalUnits(c.credits, 6)),
+      cost: formatUnits(decimalUnits(c.cost, COST_SCALE), COST_SCALE),
+    });
+    components.set(c.key, list);
+  }
   const first = total.first_at!;
   const end = total.last_at!;
   return {
     object: 'conversation_usage' as const,
     id: conversationId,
     org_id: orgId,
+    title: total.title,
     unit: scope.unit,
     currency: scope.currency,
     started_at: ms(first),
@@ -161,6 +242,9 @@ export async function getConversation(
       models: m.models,
       features: m.features,
       ...figures(m, scope.operator),
+      components: (components.get(m.key) ?? []).sort(
+        (a, b) => componentRank(a.component) - componentRank(b.component),
+      ),
     })),
     has_more,
     next_cursor: has_more && last ? encodeCursor([last.first_at, last.key]) : null,

@@ -64,9 +64,14 @@ export const integrationSql = (surface: string) =>
  * characters, '' when it names none. As ingest keys the `tool` rows of usage_daily_dim (migration
  * 0011); only raw events carry it otherwise.
  */
-export const toolSql = (metadata: string) =>
-  `coalesce(CASE WHEN jsonb_typeof(${metadata} -> 'tool') = 'string'
-                 THEN left(btrim(${metadata} ->> 'tool', E' \\t\\n\\r\\f' || chr(11)), 200) END, '')`;
+export const toolSql = (metadata: string) => metadataTextSql(metadata, 'tool');
+/**
+ * A string of an event's metadata as Tally keys it: trimmed of ASCII whitespace and cut to 200
+ * characters, '' when the key holds no string.
+ */
+export const metadataTextSql = (metadata: string, key: string) =>
+  `coalesce(CASE WHEN jsonb_typeof(${metadata} -> '${key}') = 'string'
+                 THEN left(btrim(${metadata} ->> '${key}', E' \\t\\n\\r\\f' || chr(11)), 200) END, '')`;
 /** Dimensions whose daily rows exist only for the events that name one (see source.ts dailyPart). */
 export const SPARSE_DIMENSIONS: readonly Dimension[] = ['integration', 'tool'];
 

@@ -1,4 +1,7 @@
-/** One conversation: its totals and duration, then each message with its input split and output. */
+/**
+ * One conversation under its title: its totals and duration, then each message with its input and
+ * output splits, how long the model took, and its exact cost by priced component.
+ */
 import { Await, ListFoot, Panel } from '../components/states.tsx';
 import { Link } from '../router.tsx';
 import { useOrg } from '../sessionContext.tsx';
@@ -10,6 +13,8 @@ interface Figures {
   calls: number;
   tokens: Tokens;
   input_breakdown: { message: number | null; context: number | null; files: number | null };
+  output_breakdown: { response: number | null; tools: number | null };
+  processing_ms: number | null;
   credits: string;
   cost: string;
 }
@@ -18,10 +23,12 @@ interface Message extends Figures {
   started_at: string;
   models: string[];
   features: string[];
+  components: { component: string; quantity: string; credits: string; cost: string }[];
 }
 /** The conversation's totals come with its first page of messages. */
 interface Conversation extends Figures, Page<Message> {
   id: string;
+  title: string | null;
   unit: Unit;
   currency: string;
   started_at: string;
@@ -45,8 +52,24 @@ export function ConversationScreen({ id }: { id: string }) {
     ]
       .filter(Boolean)
       .join(', ');
+  const outputSplit = (b: Figures['output_breakdown']) =>
+    [
+      b.response !== null && `response ${formats.count(b.response)}`,
+      b.tools !== null && `tools ${formats.count(b.tools)}`,
+    ]
+      .filter(Boolean)
+      .join(', ');
+  const seconds = new Intl.NumberFormat(formats.locale, {
+    minimumFractionDigits: 1,
+    maximumFractionDigits: 1,
+  });
+  const processing = (ms: number | null) => (ms === null ? '' : `${seconds.format(ms / 1000)} s`);
   return (
-    <Panel title="Conversation" actions={<Link href="/usage">Back to the overview</Link>}>
+    <Panel
+      // The chat's title after what the page is, so the heading names both.
+      title={messages.first.data?.title ? `Conversation: ${messages.first.data.title}` : 'Conversation'}
+      actions={<Link href="/usage">Back to the overview</Link>}
+    >
       <Await loaded={messages.first} what="the conversation">
         {(c) => (
           <>
@@ -70,6 +93,12 @@ export function ConversationScreen({ id }: { id: string }) {
                 <dt>Duration</dt>
                 <dd>{formats.count(Math.round(c.duration_seconds / 60))} min</dd>
               </div>
+              {c.processing_ms !== null && (
+                <div className="card">
+                  <dt>Processing time</dt>
+                  <dd>{processing(c.processing_ms)}</dd>
+                </div>
+              )}
             </dl>
             <p className="muted">Started {formats.dateTime(c.started_at)}</p>
             <div className="scroll">
@@ -83,6 +112,9 @@ export function ConversationScreen({ id }: { id: string }) {
                     </th>
                     <th scope="col" className="num">
                       Output
+                    </th>
+                    <th scope="col" className="num">
+                      Processing
                     </th>
                     <th scope="col" className="num">
                       Spend
@@ -101,8 +133,35 @@ export function ConversationScreen({ id }: { id: string }) {
                         {formats.count(m.tokens.input)}
                         {split(m.input_breakdown) && <div className="muted">{split(m.input_breakdown)}</div>}
                       </td>
-                      <td className="num">{formats.count(m.tokens.output)}</td>
-                      <td className="num">{spendText(formats, c.unit, m)}</td>
+                      <td className="num">
+                        {formats.count(m.tokens.output)}
+                        {outputSplit(m.output_breakdown) && (
+                          <div className="muted">{outputSplit(m.output_breakdown)}</div>
+                        )}
+                      </td>
+                      <td className="num">{processing(m.processing_ms)}</td>
+                      <td className="num">
+                        {spendText(formats, c.unit, m)}
+                        {m.components.length > 0 && (
+                          <details>
+                            <summary>Cost breakdown</summary>
+                            <table className="muted">
+                              <tbody>
+                                {m.components.map((p) => (
+                                  <tr key={p.component}>
+                                    <th scope="row">{p.component.replace(/_/g, ' ')}</th>
+                                    <td className="num">{formats.count(Number(p.quantity))}</td>
+                                    {c.unit === 'credits' && (
+                                      <td className="num">{formats.credits(p.credits)} credits</td>
+                                    )}
+                                    <td className="num">{formats.price(p.cost, c.currency)}</td>
+                                  </tr>
+                                ))}
+                              </tbody>
+                            </table>
+                          </details>
+                        )}
+                      </td>
                     </tr>
                   ))}
                 </tbody>
