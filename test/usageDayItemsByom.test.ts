@@ -126,3 +126,32 @@ describe('day items of a BYOM org', () => {
     expect(await page(org.id, key, date)).toEqual(raw);
   });
 });
+
+describe('day items of a BYOK org', () => {
+  it('count the quantities only: the org paid its provider itself, so no line costs anything', async () => {
+    const { org, key } = await createOrgWithKey(t, {
+      currency: 'USD',
+      timezone: 'UTC',
+      billing_mode: 'byok',
+    });
+    const date = closedDay();
+    const call = { member: 'u1', feature: 'Chat', provider: 'openai', model: 'gpt-4o' };
+    const events = [
+      {
+        ...call,
+        id: 'k',
+        occurred_at: `${date}T12:00:00.000Z`,
+        usage: { input_tokens: 5_000, output_tokens: 300 },
+      },
+    ];
+    expect((await t.call('POST', '/v1/events', { key, body: { events } })).body.results[0].status).toBe(
+      'accepted',
+    );
+    const day = await page(org.id, key, date);
+    expect(day.total).toMatchObject({ credits: '0', cost: '0' });
+    expect(day.data.map((l) => [l.component, l.quantity, l.credits, l.cost])).toEqual([
+      ['input', '5000', '0', '0'],
+      ['output', '300', '0', '0'],
+    ]);
+  });
+});

@@ -109,9 +109,8 @@ function figures(r: Sums, operator: boolean) {
  */
 const MESSAGE_COMPONENTS = `SELECT coalesce(e.message_id, e.id) AS key, coalesce(c.component, 'call') AS component,
        sum(coalesce(c.quantity, 1))::text AS quantity,
-       sum(CASE WHEN e.pricing->>'billing_mode' IN ('byom', 'byok') THEN 0
-                ELSE coalesce(c.credits, e.credits * 0.000001) END)::text AS credits,
-       sum(CASE WHEN e.pricing->>'billing_mode' = 'byok' THEN 0
+       sum(CASE WHEN p.byom OR p.byok THEN 0 ELSE coalesce(c.credits, e.credits * 0.000001) END)::text AS credits,
+       sum(CASE WHEN p.byok THEN 0
                 WHEN p.byom THEN coalesce(c.byom_cost, e.cost)
                 WHEN c.component IS NULL THEN e.cost
                 ELSE c.credits * coalesce(p.credit_value, $4::numeric) END)::text AS cost

@@ -88,7 +88,8 @@ const MICRO = formatUnits(1n, CREDIT_SCALE);
  */
 export const ITEM_FROM = `events e
       CROSS JOIN LATERAL (
-        SELECT e.pricing->>'billing_mode' = 'byom' AS byom, (e.pricing->>'credit_value')::numeric AS credit_value,
+        SELECT e.pricing->>'billing_mode' = 'byom' AS byom, e.pricing->>'billing_mode' = 'byok' AS byok,
+               (e.pricing->>'credit_value')::numeric AS credit_value,
                CASE WHEN e.pricing->>'billing_mode' = 'byom' THEN ARRAY(
                  SELECT (a.part + CASE WHEN row_number() OVER (ORDER BY a.rest DESC, a.ord)
                                            <= ${BYOM_UNITS} - sum(a.part) OVER () THEN 1 ELSE 0 END) * ${MICRO}
@@ -114,13 +115,15 @@ export const ITEM_FROM = `events e
  * A line's sums, unrounded: the cost of a line is its credits times the credit value its event was
  * priced at (`valued_cost`), or, for events priced without one, the org's (`unvalued_credits`,
  * valued on read); BYOM lines cost their parts of their events' rounded costs, unpriced events
- * their own cost.
+ * their own cost. BYOK lines count their quantities only: the org's own provider key paid for them
+ * (their components keep the credits the catalog would have charged, which nobody was).
  */
 export const ITEM_SUMS = `sum(coalesce(c.quantity, 1)) AS quantity, count(*) AS calls,
-       sum(CASE WHEN p.byom THEN 0 ELSE coalesce(c.credits, e.credits / 1000000.0) END) AS credits,
-       sum(CASE WHEN p.byom THEN coalesce(c.byom_cost, e.cost) WHEN c.component IS NULL THEN e.cost
+       sum(CASE WHEN p.byom OR p.byok THEN 0 ELSE coalesce(c.credits, e.credits / 1000000.0) END) AS credits,
+       sum(CASE WHEN p.byok THEN 0 WHEN p.byom THEN coalesce(c.byom_cost, e.cost) WHEN c.component IS NULL THEN e.cost
                 WHEN p.credit_value IS NOT NULL THEN c.credits * p.credit_value ELSE 0 END) AS valued_cost,
-       sum(CASE WHEN p.byom OR c.component IS NULL OR p.credit_value IS NOT NULL THEN 0 ELSE c.credits END) AS unvalued_credits,
+       sum(CASE WHEN p.byom OR p.byok OR c.component IS NULL OR p.credit_value IS NOT NULL THEN 0 ELSE c.credits END)
+         AS unvalued_credits,
        sum(coalesce(c.provider_cost_usd, e.provider_cost_usd)) AS provider_cost_usd`;
 
 export async function getDayItems(
