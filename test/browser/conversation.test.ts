@@ -4,7 +4,7 @@
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, openPage, screenshot, signIn, startWebTally, type WebTally } from './support.ts';
+import { launchBrowser, ownerPage, screenshot, startWebTally, type WebTally } from './support.ts';
 
 describe('conversation page', () => {
   let web: WebTally;
@@ -14,12 +14,7 @@ describe('conversation page', () => {
 
   beforeAll(async () => {
     [web, browser] = await Promise.all([startWebTally({ volume: 0.05, days: 3 }), launchBrowser()]);
-    const key = await web.tally.call('POST', `/v1/orgs/${web.orgId}/api_keys`, {
-      body: { name: 'browser test', role: 'owner' },
-    });
-    ownerKey = key.body.key;
-    page = await openPage(browser);
-    await signIn(page, web, ownerKey);
+    ({ page, key: ownerKey } = await ownerPage(browser, web));
   });
   afterAll(async () => {
     await browser?.close();

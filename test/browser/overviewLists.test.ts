@@ -5,7 +5,7 @@
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatCount, launchBrowser, openPage, signIn, startWebTally, type WebTally } from './support.ts';
+import { formatCount, launchBrowser, ownerPage, startWebTally, type WebTally } from './support.ts';
 
 /** Members a page of the app's lists holds (Settings, the user filter, payments). */
 const PAGE = 100;
@@ -18,12 +18,7 @@ describe('overview figures and paged lists', () => {
 
   beforeAll(async () => {
     [web, browser] = await Promise.all([startWebTally({ volume: 0.05, days: 70 }), launchBrowser()]);
-    const key = await web.tally.call('POST', `/v1/orgs/${web.orgId}/api_keys`, {
-      body: { name: 'browser test', role: 'owner' },
-    });
-    ownerKey = key.body.key;
-    page = await openPage(browser);
-    await signIn(page, web, ownerKey);
+    ({ page, key: ownerKey } = await ownerPage(browser, web));
   });
   afterAll(async () => {
     await browser?.close();

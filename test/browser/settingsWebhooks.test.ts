@@ -7,7 +7,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordAlerts } from '../../src/services/alerts/recordAlerts.ts';
 import { createFormats } from '../../web/src/format.ts';
-import { launchBrowser, openPage, screenshot, signIn, startWebTally, type WebTally } from './support.ts';
+import { launchBrowser, ownerPage, screenshot, startWebTally, type WebTally } from './support.ts';
 
 /** Budgets a page of the Limits screen's table holds. */
 const BUDGETS_PAGE = 100;
@@ -20,12 +20,7 @@ describe('webhook endpoint health, alerts and budgets in the browser', () => {
 
   beforeAll(async () => {
     [web, browser] = await Promise.all([startWebTally({ volume: 0.02, days: 10 }), launchBrowser()]);
-    const key = await web.tally.call('POST', `/v1/orgs/${web.orgId}/api_keys`, {
-      body: { name: 'browser test', role: 'owner' },
-    });
-    ownerKey = key.body.key;
-    page = await openPage(browser);
-    await signIn(page, web, ownerKey);
+    ({ page, key: ownerKey } = await ownerPage(browser, web));
   });
   afterAll(async () => {
     await browser?.close();

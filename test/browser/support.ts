@@ -23,6 +23,16 @@ export async function openPage(browser: Browser): Promise<Page> {
   return page;
 }
 
+/** Makes an owner API key for the demo org and signs in with it on a page of its own. */
+export async function ownerPage(browser: Browser, web: WebTally): Promise<{ page: Page; key: string }> {
+  const created = await web.tally.call('POST', `/v1/orgs/${web.orgId}/api_keys`, {
+    body: { name: 'browser test', role: 'owner' },
+  });
+  const page = await openPage(browser);
+  await signIn(page, web, created.body.key);
+  return { page, key: created.body.key };
+}
+
 /** Signs in on the app's own page with an org API key and waits for the overview. */
 export async function signIn(page: Page, web: WebTally, key: string): Promise<void> {
   await page.goto(`${web.url}/`);
