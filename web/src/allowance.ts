@@ -1,12 +1,12 @@
 /** How much of an org's allowance is used, as the allowance bar and the in-editor usage bar show it. */
-import { ratio } from './decimal.ts';
+import { addDecimal, ratio } from './decimal.ts';
 import type { Balance, Limits } from './types.ts';
 
-/** Monthly plus bonus credits used, of those granted (their sum is drawn, not summed exactly). */
+/** Monthly plus bonus credits used, of those granted. */
 export function allowanceUsed(balance: Balance): { used: string; granted: string } {
   return {
-    used: String(Number(balance.monthly.used_credits) + Number(balance.bonus.used_credits)),
-    granted: String(Number(balance.monthly.granted_credits) + Number(balance.bonus.granted_credits)),
+    used: addDecimal(balance.monthly.used_credits, balance.bonus.used_credits),
+    granted: addDecimal(balance.monthly.granted_credits, balance.bonus.granted_credits),
   };
 }
 

@@ -31,6 +31,15 @@ export function compareDecimal(a: string, b: string): -1 | 0 | 1 {
   return x < y ? -1 : x > y ? 1 : 0;
 }
 
+export function addDecimal(a: string, b: string): string {
+  const scale = scaleOf(a, b);
+  return unscaled(scaled(a, scale) + scaled(b, scale), scale);
+}
+
+/** What is left of `limit` once `spent`, 0 when none is. */
+export const leftOf = (limit: string, spent: string): string =>
+  compareDecimal(limit, spent) > 0 ? subtractDecimal(limit, spent) : '0';
+
 export function subtractDecimal(a: string, b: string): string {
   const scale = scaleOf(a, b);
   return unscaled(scaled(a, scale) - scaled(b, scale), scale);

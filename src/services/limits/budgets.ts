@@ -14,7 +14,7 @@ import { lockBalance } from '../ledger/balances.ts';
 import { loadOrg, type OrgRow } from '../orgs/shape.ts';
 import { decodeCursor, type Page, toPage } from '../pagination.ts';
 import { unitValue } from './getLimits.ts';
-import { COUNTER_UPSERT, counterKey, readCounters, toUnits } from './scopes.ts';
+import { COUNTER_UPSERT, counterKey, readCounters, SCOPE_FIELD, toUnits } from './scopes.ts';
 
 export type BudgetScopeKind = 'member' | 'workspace' | 'workspace_group' | 'project' | 'api_key';
 
@@ -66,15 +66,6 @@ const periodOf = (org: OrgRow, b: Pick<BudgetRow, 'period'>, now: Date) =>
     ? calendarMonth(org.timezone, now)
     : billingCycle(org.timezone, anchorDayOf(org.billing_cycle_anchor), now);
 
-/** The usage column each budget scope matches, as limits/scopes.ts matches an event's. */
-const SCOPE_COLUMN: Record<BudgetScopeKind, string> = {
-  member: 'member_id',
-  workspace: 'workspace',
-  workspace_group: 'workspace_group',
-  project: 'project',
-  api_key: 'api_key_id',
-};
-
 /**
  * The units (as spend counters keep them) the budget's scope spent from `start` to now: the
  * hourly rollups' whole hours, and raw events before the first whole hour (a zone half an hour
@@ -83,7 +74,7 @@ const SCOPE_COLUMN: Record<BudgetScopeKind, string> = {
 async function spentSince(q: Queryable, org: OrgRow, b: BudgetRow, start: Date): Promise<bigint> {
   // BYOM orgs count their events' cost, micro-USD each; the others their credits.
   const units = org.billing_mode === 'byom' ? 'cost * 1000000' : 'credits';
-  const column = SCOPE_COLUMN[b.scope_kind];
+  const column = SCOPE_FIELD[b.scope_kind]!;
   const firstHour = new Date(Math.ceil(start.getTime() / 3_600_000) * 3_600_000);
   const [row] = await q.query<{ spent: string }>(
     `SELECT (coalesce((SELECT sum(${units}) FROM usage_hourly

@@ -88,7 +88,8 @@ export function toUnits(org: OrgRow, money: string): bigint {
   return exact.num / exact.den;
 }
 
-const SCOPE_FIELD: Record<string, keyof Dimensions> = {
+/** The event column (and usage rollup column) each budget scope matches. */
+export const SCOPE_FIELD: Record<string, keyof Dimensions> = {
   member: 'member_id',
   workspace: 'workspace',
   workspace_group: 'workspace_group',

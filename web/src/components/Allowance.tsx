@@ -4,7 +4,7 @@
  * run-out warning. Every figure is the API's.
  */
 import { allowanceUsed } from '../allowance.ts';
-import { compareDecimal, ratio, subtractDecimal } from '../decimal.ts';
+import { leftOf, ratio } from '../decimal.ts';
 import { Link } from '../router.tsx';
 import { useOrg } from '../sessionContext.tsx';
 import type { Balance, Limits } from '../types.ts';
@@ -29,12 +29,7 @@ function CreditsBar({ balance, limits }: { balance: Balance; limits: Limits }) {
   const scale = String(Math.max(Number(total), ...ticks.map((t) => Number(inCredits(t.amount)))));
   const state =
     limits.status === 'exceeded' ? 'over-limit' : limits.status === 'alert' ? 'over-threshold' : '';
-  const remainingToLimit =
-    limits.allowed_limit && compareDecimal(limits.allowed_limit, limits.spent) > 0
-      ? subtractDecimal(limits.allowed_limit, limits.spent)
-      : limits.allowed_limit
-        ? '0'
-        : null;
+  const remainingToLimit = limits.allowed_limit ? leftOf(limits.allowed_limit, limits.spent) : null;
   const unitLabel = (value: string) =>
     credits ? `${formats.credits(value)} credits` : formats.money(value, 'USD');
   return (
@@ -115,7 +110,7 @@ function SpendCapBar({ limits }: { limits: Limits }) {
   const cap = limits.allowed_limit;
   const state =
     limits.status === 'exceeded' ? 'over-limit' : limits.status === 'alert' ? 'over-threshold' : '';
-  const left = cap && compareDecimal(cap, limits.spent) > 0 ? subtractDecimal(cap, limits.spent) : '0';
+  const left = cap ? leftOf(cap, limits.spent) : '0';
   return (
     <div className={`allowance ${state}`}>
       <div className="allowance-head">

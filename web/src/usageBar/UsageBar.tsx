@@ -6,7 +6,7 @@
  */
 import { useEffect } from 'react';
 import { allowanceUsed, shareUsed } from '../allowance.ts';
-import { compareDecimal, ratio, subtractDecimal } from '../decimal.ts';
+import { leftOf, ratio } from '../decimal.ts';
 import { useOrgChanges } from '../live.ts';
 import { useOrg } from '../sessionContext.tsx';
 import type { Balance, Limits } from '../types.ts';
@@ -39,10 +39,7 @@ export function UsageBar() {
   const percent = used === null ? null : Math.min(100, Math.round(used * 100));
   const { granted } = allowanceUsed(b);
   const l = limits.data;
-  const capLeft =
-    l?.allowed_limit && compareDecimal(l.allowed_limit, l.spent) > 0
-      ? subtractDecimal(l.allowed_limit, l.spent)
-      : '0';
+  const capLeft = l?.allowed_limit ? leftOf(l.allowed_limit, l.spent) : '0';
   const segments = byom
     ? [{ className: 'seg-monthly', share: used ?? 0 }]
     : [
