@@ -343,6 +343,9 @@ async function streamedUsage(orgId: string, id: string): Promise<Usage> {
   return row!.usage;
 }
 
+/** Chunks enough that the model server (1 ms a chunk) cannot finish before a client that stops early hangs up. */
+const LONG_ANSWER = 5_000;
+
 const incrementPosts = (proxy: FaultyProxy) => proxy.seen.filter((r) => r.path.endsWith('/increments'));
 const capturePosts = (proxy: FaultyProxy) => proxy.seen.filter((r) => r.path.endsWith('/capture'));
 
@@ -412,7 +415,8 @@ describe('meterStream while Tally is unavailable', () => {
 
   it("ends the stream cleanly with onUnavailable: 'stop', and captures what streamed", async () => {
     // The increment after chunk 2 gets through; the one after chunk 4 gets 503 twice (both tries).
-    const s = await meteredSetup(60, ['pass', { status: 503 }, { status: 503 }]);
+    // A long answer, so the model is still writing when the client hangs up, however slow the machine.
+    const s = await meteredSetup(LONG_ANSWER, ['pass', { status: 503 }, { status: 503 }]);
     const metered = s.tally.meterStream(s.stream, { ...s.options, onUnavailable: 'stop' });
     let chunks = 0;
     for await (const chunk of metered) if (chunk.choices[0]?.delta.content) chunks++;
@@ -429,7 +433,7 @@ describe('meterStream while Tally is unavailable', () => {
   });
 
   it('ends the stream with the error when Tally refuses an increment (409), keeping the usage', async () => {
-    const s = await meteredSetup(60);
+    const s = await meteredSetup(LONG_ANSWER);
     const metered = s.tally.meterStream(s.stream, s.options);
     let chunks = 0;
     const thrown = await (async () => {

@@ -151,7 +151,7 @@ it('reports increments, and so stops, when the provider sends its running usage 
   // vLLM's continuous usage stats: every chunk carries the exact totals so far, 100 output tokens
   // a chunk. Past its hold's 10 000 output tokens (chunk 100) the call is over the org's limit of
   // EUR 0.10 (10 credits), so Tally says stop.
-  const chunks = Array.from({ length: 2_000 }, (_, n) =>
+  const chunks = Array.from({ length: 5_000 }, (_, n) =>
     textChunk({ prompt_tokens: 1000, completion_tokens: (n + 1) * 100 }),
   );
   const s = await setup(chunks);
