@@ -5,7 +5,11 @@
  * the body; a refused request committed no write. At the end the heap, after a collection, is
  * within a ceiling of the heap after the warm-up.
  *
- * TALLY_FUZZ_REQUESTS (default 100 000) sets the count, TALLY_FUZZ_SEED the seed.
+ * The run is split into shards (test/fuzz/api-*-of-*.fuzz.ts), one process and one database each,
+ * so that it uses every core: batch n of the generated requests goes to shard n mod shards, and the
+ * shards together send exactly the requests one process would.
+ *
+ * TALLY_FUZZ_REQUESTS (default 100 000, over all shards) sets the count, TALLY_FUZZ_SEED the seed.
  */
 import { request as httpRequest } from 'node:http';
 import { serve } from '@hono/node-server';
@@ -32,7 +36,6 @@ const REQUESTS = Number(process.env.TALLY_FUZZ_REQUESTS ?? 100_000);
 const SEED = Number(process.env.TALLY_FUZZ_SEED ?? 20_261_123);
 const BATCH = 500;
 const HTTP_EVERY = 20;
-const WARM_UP = Math.min(5_000, Math.floor(REQUESTS / 10));
 /** Refused requests also checked against a full fingerprint of every table (the slow, exact way). */
 const FINGERPRINTED = 300;
 /** How much the heap may grow between the warm-up and the end (metrics by route and caches level off). */
@@ -44,28 +47,6 @@ let http: { url: string; close: () => Promise<void> };
 let doc: OpenApiDoc;
 let world: FuzzWorld;
 const serverErrors = new Map<string, string>();
-
-beforeAll(async () => {
-  // The gateway's upstreams point at a closed local port: no generated request leaves the machine.
-  t = await startTally({
-    TALLY_UPSTREAM_OPENAI_URL: CLOSED_UPSTREAM,
-    TALLY_UPSTREAM_ANTHROPIC_URL: CLOSED_UPSTREAM,
-    OPENAI_API_KEY: 'sk-fuzz',
-    ANTHROPIC_API_KEY: 'sk-ant-fuzz',
-  });
-  http = await listen(t);
-  doc = (await t.call('GET', '/openapi.json', { key: '' })).body;
-  world = await buildWorld(t);
-  // What the server logs about a 500 goes into the failure report.
-  t.logger.error = (fields) => {
-    if (typeof fields.request_id === 'string')
-      serverErrors.set(fields.request_id, String(fields.error).slice(0, 300));
-  };
-});
-afterAll(async () => {
-  await http?.close();
-  await t?.close();
-});
 
 function listen(tally: TestTally): Promise<{ url: string; close: () => Promise<void> }> {
   return new Promise((resolve) => {
@@ -339,7 +320,46 @@ function heapMiB(): number {
   return process.memoryUsage().heapUsed / 2 ** 20;
 }
 
-it(`answers ${REQUESTS} generated requests without a 5xx, with problem+json errors and no write when refused`, async () => {
+/** Tally on a database of its own, reached in process and over HTTP, with the world the requests name. */
+function startWorld() {
+  beforeAll(async () => {
+    // The gateway's upstreams point at a closed local port: no generated request leaves the machine.
+    t = await startTally({
+      TALLY_UPSTREAM_OPENAI_URL: CLOSED_UPSTREAM,
+      TALLY_UPSTREAM_ANTHROPIC_URL: CLOSED_UPSTREAM,
+      OPENAI_API_KEY: 'sk-fuzz',
+      ANTHROPIC_API_KEY: 'sk-ant-fuzz',
+    });
+    http = await listen(t);
+    doc = (await t.call('GET', '/openapi.json', { key: '' })).body;
+    world = await buildWorld(t);
+    // What the server logs about a 500 goes into the failure report.
+    t.logger.error = (fields) => {
+      if (typeof fields.request_id === 'string')
+        serverErrors.set(fields.request_id, String(fields.error).slice(0, 300));
+    };
+  });
+  afterAll(async () => {
+    await http?.close();
+    await t?.close();
+  });
+}
+
+/** Registers this file's shard of the run: the batches numbered `index` modulo `of`. */
+export function fuzzApiShard(index: number, of: number) {
+  const batches = Array.from({ length: Math.ceil(REQUESTS / BATCH) }, (_, n) => n).filter(
+    (n) => n % of === index,
+  );
+  const mine = batches.reduce((sum, n) => sum + Math.min(BATCH, REQUESTS - n * BATCH), 0);
+  startWorld();
+  it(
+    `answers its ${mine} of ${REQUESTS} generated requests (shard ${index + 1} of ${of}) without a 5xx, with problem+json errors and no write when refused`,
+    () => fuzz(batches, Math.min(5_000, Math.floor(mine / 10))),
+    3_600_000,
+  );
+}
+
+async function fuzz(batches: number[], warmUp: number) {
   const started = performance.now();
   const arbitrary = requestArbitrary(doc, world);
   const failures: string[] = [];
@@ -354,10 +374,11 @@ it(`answers ${REQUESTS} generated requests without a 5xx, with problem+json erro
   let locksOnly = 0;
   const knownSeen = new Map<string, number>();
   let warmHeap = 0;
-  for (let batch = 0; sent < REQUESTS; batch++) {
-    const requests = fc.sample(arbitrary, { seed: SEED + batch, numRuns: Math.min(BATCH, REQUESTS - sent) });
-    for (const req of requests) {
-      const overHttp = sent % HTTP_EVERY === HTTP_EVERY - 1;
+  for (const batch of batches) {
+    const first = batch * BATCH;
+    const requests = fc.sample(arbitrary, { seed: SEED + batch, numRuns: Math.min(BATCH, REQUESTS - first) });
+    for (const [n, req] of requests.entries()) {
+      const overHttp = (first + n) % HTTP_EVERY === HTTP_EVERY - 1;
       const exact = fingerprinted < FINGERPRINTED && req.method !== 'GET';
       const before = exact ? await tableFingerprint(t.db) : null;
       const xid = await nextXid(t.db);
@@ -388,7 +409,7 @@ it(`answers ${REQUESTS} generated requests without a 5xx, with problem+json erro
       statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
       covered.add(`${req.method} ${routeOf(req.path)}`);
       sent++;
-      if (sent === WARM_UP) warmHeap = heapMiB();
+      if (sent === warmUp) warmHeap = heapMiB();
     }
   }
   const seconds = (performance.now() - started) / 1000;
@@ -408,7 +429,7 @@ it(`answers ${REQUESTS} generated requests without a 5xx, with problem+json erro
   // Every operation was reached.
   const templates = operations(doc).map(({ method, template }) => `${method} ${template}`);
   expect(templates.filter((op) => !covered.has(op))).toEqual([]);
-}, 3_600_000);
+}
 
 /** The operation template a generated path came from, to count coverage. */
 function routeOf(path: string): string {

@@ -1,0 +1,4 @@
+/** Shard 2 of 2 of `npm run test:fuzz` (apiFuzz.ts says how the run is split). */
+import { fuzzApiShard } from './apiFuzz.ts';
+
+fuzzApiShard(1, 2);
