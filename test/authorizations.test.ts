@@ -287,6 +287,31 @@ describe('holds: limits', () => {
     expect(elsewhere.body).toMatchObject({ approved: true });
   });
 
+  it('counts a batch toward a budget made after the batch read the limits (checked under the lock)', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const event = (id: string) => ({
+      ...call,
+      workspace: 'team',
+      id,
+      occurred_at: new Date().toISOString(),
+      usage: { input_tokens: 100_000, output_tokens: 20_000 },
+    });
+    // This batch leaves the process a copy of the org's limits: no budget yet.
+    await t.call('POST', '/v1/events', { key, body: { events: [event('before')] } });
+    const budget = await t.call('POST', `/v1/orgs/${org.id}/budgets`, {
+      key,
+      body: { name: 'Team', scope: { kind: 'workspace', id: 'team' }, amount: '100', period: 'month' },
+    });
+    const seeded = budget.body.current_period.spent;
+    // The next batch starts from that copy, finds it stale under the lock and counts the budget.
+    const after = await t.call('POST', '/v1/events', { key, body: { events: [event('after')] } });
+    const budgets = await t.call('GET', `/v1/orgs/${org.id}/budgets`, { key });
+    const units = (cost: string) => BigInt(cost.replace('.', '').padEnd(cost.indexOf('.') + 13, '0'));
+    expect(units(budgets.body.data[0].current_period.spent)).toBe(
+      units(seeded) + units(after.body.results[0].cost),
+    );
+  });
+
   it('treats a limit too large for any counter as one that binds nothing (found by the fuzzer: a 500)', async () => {
     const { org, key } = await createOrgWithKey(t);
     const set = await t.call('PUT', `/v1/orgs/${org.id}/limits`, {

@@ -20,9 +20,9 @@ import {
   type Dimensions,
   type LimitScope,
   type LimitSettings,
-  loadLimitSettings,
   scopesFor,
 } from '../limits/scopes.ts';
+import { keptSpendTerms, reloadSpendTerms, type SpendTerms } from '../limits/spendTerms.ts';
 import { ensureMembers, memberKey } from '../members/ensureMembers.ts';
 import type { OrgRow } from '../orgs/shape.ts';
 import { type EventResult, type PricedEvent, rejected, type StorableEvent } from './priceUsageEvent.ts';
@@ -57,9 +57,9 @@ export async function recordEvents(
   const memberIds = options.memberIds ?? (await ensureMembers(tx, memberRefs(sorted)));
   const rows = storedRows(ctx, sorted, memberIds);
   const [inserted] = await tx.query<{ skipped: number[] }>(INSERT_EVENTS, insertParams(rows));
-  // Limits and budgets are read before the lock, as authorize does: the lock covers writes only.
-  const settings = new Map<string, LimitSettings>();
-  for (const org of orgs) settings.set(org.id, await loadLimitSettings(tx, org.id));
+  // Limits and budgets come from this process's copy, as a hold's do, checked under the lock.
+  const terms = new Map<string, SpendTerms>();
+  for (const org of orgs) terms.set(org.id, await keptSpendTerms(tx, org.id));
   // The org balance row is locked before any shared row of the org (rollups, grants, counters),
   // as holds and captures do, so they queue there instead of deadlocking. The event rows come
   // first: they are the bulk of the work and no other writer shares them, so batches of one org
@@ -75,23 +75,31 @@ export async function recordEvents(
   const days = await localDaysOf(tx, orgs, fresh);
   // Everything JavaScript works out is done before the lock, which is held until commit.
   const daily = fresh.length > 0 ? JSON.stringify(dailyRows(fresh, days)) : null;
-  const spends = orgs
-    .map((org) =>
-      spendOf(
-        org,
-        settings.get(org.id)!,
-        fresh.filter((r) => r.org_id === org.id),
-        options.history ?? false,
-      ),
-    )
-    .filter((s) => s.changes.length > 0);
+  const spendIn = (org: OrgRow, settings: LimitSettings) =>
+    spendOf(
+      org,
+      settings,
+      fresh.filter((r) => r.org_id === org.id),
+      options.history ?? false,
+    );
+  const spends = new Map(orgs.map((org) => [org.id, spendIn(org, terms.get(org.id)!.settings)]));
   const now = new Date();
   const locks = new Map<string, SpendLock>();
-  for (const org of orgs) locks.set(org.id, await lockForSpend(tx, org, [], now));
+  for (const org of orgs) {
+    const lock = await lockForSpend(tx, org, [], now);
+    // A limit or budget changed since the copy was read (a budget made meanwhile counts this
+    // batch only so): the spend is worked out again with them, under the lock.
+    if (lock.spendVersion !== terms.get(org.id)!.version) {
+      spends.set(org.id, spendIn(org, (await reloadSpendTerms(tx, org.id)).settings));
+    }
+    locks.set(org.id, lock);
+  }
   if (daily !== null) {
     await tx.query(ROLLUP, [fresh.map((r) => r.org_id), fresh.map((r) => r.id), daily]);
   }
-  for (const spend of spends) await chargeAndCount(tx, locks.get(spend.org.id)!, spend);
+  for (const spend of spends.values()) {
+    if (spend.changes.length > 0) await chargeAndCount(tx, locks.get(spend.org.id)!, spend);
+  }
 
   const earlier = await loadExisting(
     tx,

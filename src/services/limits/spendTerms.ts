@@ -54,21 +54,28 @@ export async function withSpendTerms<T>(
   orgId: string,
   decide: (terms: SpendTerms) => Promise<T>,
 ): Promise<T> {
-  let terms = kept.get(orgId);
+  let terms = await keptSpendTerms(q, orgId);
   for (let attempt = 1; ; attempt++) {
-    if (!terms) {
-      terms = await loadSpendTerms(q, orgId);
-      if (kept.size >= MAX_ORGS) kept.clear();
-      kept.set(orgId, terms);
-    }
     try {
       return await decide(terms);
     } catch (error) {
       if (!(error instanceof StaleSpendTerms) || attempt >= 5) throw error;
-      kept.delete(orgId);
-      terms = undefined;
+      terms = await reloadSpendTerms(q, orgId);
     }
   }
+}
+
+/** This process's copy of the org's terms (loaded when it has none): check it under the lock. */
+export async function keptSpendTerms(q: Queryable, orgId: string): Promise<SpendTerms> {
+  return kept.get(orgId) ?? (await reloadSpendTerms(q, orgId));
+}
+
+/** The org's terms read afresh, and kept from now on. */
+export async function reloadSpendTerms(q: Queryable, orgId: string): Promise<SpendTerms> {
+  const terms = await loadSpendTerms(q, orgId);
+  if (kept.size >= MAX_ORGS) kept.clear();
+  kept.set(orgId, terms);
+  return terms;
 }
 
 /** Throws StaleSpendTerms unless `version` (of a kept copy) is the one read under the lock. */
