@@ -11,6 +11,7 @@ import { ConfigError, loadConfig } from '../src/config.ts';
 import { nonPublicKind } from '../src/domain/addresses.ts';
 import { prepare, type Tally } from '../src/server.ts';
 import { deliverWebhooks } from '../src/services/webhooks/deliverWebhooks.ts';
+import { refusedTarget } from '../src/services/webhooks/webhookTargets.ts';
 import { createOrgWithKey, OPERATOR_KEY, startTally, type TestTally } from './support/harness.ts';
 
 // A zone of names for the check at creation, which resolves with node:dns/promises (the test
@@ -23,9 +24,15 @@ vi.mock('node:dns/promises', async (importOriginal) => {
     'loopback.example': ['127.0.0.1'],
     'partly-private.example': ['93.184.215.14', '10.0.0.7'],
   };
-  const lookup = (async (host: string, options: object) =>
-    zone[host]?.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })) ??
-    dns.lookup(host, options)) as typeof dns.lookup;
+  const lookup = (async (host: string, options: object) => {
+    // A name whose name servers never answer, and one whose name servers fail.
+    if (host === 'silent.example') return new Promise(() => {});
+    if (host === 'failing.example') throw Object.assign(new Error('queryA EAI_AGAIN'), { code: 'EAI_AGAIN' });
+    return (
+      zone[host]?.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })) ??
+      dns.lookup(host, options)
+    );
+  }) as typeof dns.lookup;
   return { ...dns, lookup, default: { ...dns, lookup } };
 });
 
@@ -191,8 +198,24 @@ describe('webhook targets: errors', () => {
     }
     const list = await t.call('GET', base, { key });
     expect(list.body.data.map((e: { url: string }) => e.url)).toEqual(['https://public.example/hook']);
+    // Failing name servers are told apart from a name that does not exist: the same url may work later.
+    const failing = await t.call('POST', base, { key, body: { url: 'https://failing.example/hook' } });
+    expect(failing.status).toBe(422);
+    expect(failing.body.detail).toBe(
+      'url must reach a public address: failing.example could not be resolved now (EAI_AGAIN: its name servers failed; try again later)',
+    );
     // With the switch on, the name is taken as it is.
     expect(await createAllowed(org.id, 'http://loopback.example/hook')).toMatch(/^we_/);
+  });
+});
+
+describe('webhook targets: a name that never resolves', () => {
+  it('is refused once the lookup has waited its time, not waited on for as long as the resolver takes', async () => {
+    const started = performance.now();
+    expect(await refusedTarget('https://silent.example/hook', 200)).toBe(
+      'silent.example did not resolve within 0.2 s (its name servers may be down: try again later)',
+    );
+    expect(performance.now() - started).toBeLessThan(2_000);
   });
 });
 

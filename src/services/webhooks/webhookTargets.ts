@@ -28,20 +28,39 @@ export function refusedLiteralIp(url: string): string | null {
   return kind && `${host} is a ${kind} address`;
 }
 
+/** How long the check at creation waits for a name to resolve (a request waits for it). */
+export const LOOKUP_TIMEOUT_MS = 5_000;
+
+/** Resolver answers that may differ on the next try: the name server failed, not the name. */
+const TEMPORARY_LOOKUP_FAILURE = new Set(['EAI_AGAIN', 'ETIMEOUT', 'ESERVFAIL', 'ECONNREFUSED']);
+
 /**
  * Why a webhook URL is refused, its host resolved: a literal IP in a refused range, a localhost
- * name (RFC 6761: always loopback), a name that does not resolve, or a name with any non-public
- * address among all it resolves to; null when every address is public.
+ * name (RFC 6761: always loopback), a name that does not resolve (within `timeoutMs`), or a name
+ * with any non-public address among all it resolves to; null when every address is public.
  */
-export async function refusedTarget(url: string): Promise<string | null> {
+export async function refusedTarget(url: string, timeoutMs = LOOKUP_TIMEOUT_MS): Promise<string | null> {
   const host = hostOf(url);
   if (/(^|\.)localhost\.?$/.test(host)) return `${host} is a loopback name`;
   if (isIP(host)) return refusedLiteralIp(url);
   let addresses: { address: string }[];
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
+  });
   try {
-    addresses = await resolveName(host, { all: true });
+    const answer = await Promise.race([resolveName(host, { all: true }), timeout]);
+    if (answer === 'timeout') {
+      return `${host} did not resolve within ${timeoutMs / 1000} s (its name servers may be down: try again later)`;
+    }
+    addresses = answer;
   } catch (e) {
-    return `${host} did not resolve (${(e as NodeJS.ErrnoException).code ?? String(e)})`;
+    const code = (e as NodeJS.ErrnoException).code ?? String(e);
+    return TEMPORARY_LOOKUP_FAILURE.has(code)
+      ? `${host} could not be resolved now (${code}: its name servers failed; try again later)`
+      : `${host} did not resolve (${code})`;
+  } finally {
+    clearTimeout(timer);
   }
   for (const { address } of addresses) {
     const kind = nonPublicKind(address);
