@@ -34,6 +34,7 @@ import {
   type CallAttribution,
   credits,
   keepAuthorization,
+  storedAttribution,
 } from './shape.ts';
 
 export interface AuthorizeInput extends CallAttribution {
@@ -241,6 +242,7 @@ async function placeHold(
   const counted = hold.hold > 0n;
   const inLedger = counted && org.billing_mode === 'credits';
   const scopeRefs = hold.scopes.map((s) => ({ scope: s.scope, period_start: s.periodStart.toISOString() }));
+  const call = storedAttribution(input);
   await tx.query(
     `WITH hold AS (
        INSERT INTO authorizations (org_id, id, member_id, member_external_id, api_key_id, feature, provider, model,
@@ -276,11 +278,11 @@ async function placeHold(
       hold.expiresAt.toISOString(),
       counted,
       inLedger,
-      input.surface ?? '',
-      input.conversation_id ?? null,
-      input.message_id ?? null,
-      input.parent_id ?? null,
-      input.metadata === undefined ? null : JSON.stringify(input.metadata),
+      call.surface,
+      call.conversation_id,
+      call.message_id,
+      call.parent_id,
+      call.metadata === null ? null : JSON.stringify(call.metadata),
     ],
   );
   keepAuthorization(
@@ -311,14 +313,10 @@ function placedRow(
     feature: input.feature,
     provider: input.provider.toLowerCase(),
     model: input.model,
-    surface: input.surface ?? '',
     workspace: dims.workspace,
     workspace_group: dims.workspace_group,
     project: dims.project,
-    conversation_id: input.conversation_id ?? null,
-    message_id: input.message_id ?? null,
-    parent_id: input.parent_id ?? null,
-    metadata: input.metadata ?? null,
+    ...storedAttribution(input),
     status: 'active',
     held: String(held),
     charged: '0',
@@ -392,11 +390,7 @@ async function placeHoldAtOnce(
     workspace: dims.workspace,
     workspace_group: dims.workspace_group,
     project: dims.project,
-    surface: input.surface ?? '',
-    conversation_id: input.conversation_id ?? null,
-    message_id: input.message_id ?? null,
-    parent_id: input.parent_id ?? null,
-    metadata: input.metadata ?? null,
+    ...storedAttribution(input),
     expires_at: hold.expiresAt.toISOString(),
     spend_version: hold.version,
   });

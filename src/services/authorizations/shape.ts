@@ -33,6 +33,17 @@ export function attributionView(call: CallAttribution) {
   };
 }
 
+/** A hold's call fields as its row stores them: no surface is '', the others null. */
+export function storedAttribution(call: CallAttribution) {
+  return {
+    surface: call.surface ?? '',
+    conversation_id: call.conversation_id ?? null,
+    message_id: call.message_id ?? null,
+    parent_id: call.parent_id ?? null,
+    metadata: call.metadata ?? null,
+  };
+}
+
 export interface AuthorizationRow {
   org_id: string;
   id: string;
