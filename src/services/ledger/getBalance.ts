@@ -8,8 +8,8 @@ import { CREDIT_SCALE, formatCredits, Ratio } from '../../domain/money.ts';
 import { anchorDayOf, billingCycle, localDaysBetween } from '../../domain/periods.ts';
 import { creditsToMoney } from '../../domain/pricing.ts';
 import { type Ctx, scopeOrg } from '../context.ts';
-import { getLimits } from '../limits/getLimits.ts';
-import { loadOrg } from '../orgs/shape.ts';
+import { limitsOf } from '../limits/getLimits.ts';
+import { loadOrg, type OrgRow } from '../orgs/shape.ts';
 import { available, lockBalance, readBalance } from './balances.ts';
 import { ensurePlanGrant } from './ensurePlanGrant.ts';
 import { expireDueGrants } from './expireGrants.ts';
@@ -57,7 +57,7 @@ export async function getBalance(ctx: Ctx, orgId: string, now = new Date()) {
   const perDay = Ratio.of(cycleSpend, BigInt(daysElapsed));
   const free = available(balance);
   // A credits org runs out of credits; a BYOM org reaches its monthly spend cap (no cap: never).
-  const left = byom ? await capLeft(ctx, orgId, now) : org.billing_mode === 'credits' ? free : null;
+  const left = byom ? await capLeft(ctx, org, now) : org.billing_mode === 'credits' ? free : null;
   const runOut =
     perDay.isZero() || left === null
       ? null
@@ -130,8 +130,8 @@ export async function getBalance(ctx: Ctx, orgId: string, now = new Date()) {
 export type BalanceView = Awaited<ReturnType<typeof getBalance>>;
 
 /** What is left of a BYOM org's monthly spend cap, in micro-USD; null when it has none. */
-async function capLeft(ctx: Ctx, orgId: string, now: Date): Promise<bigint | null> {
-  const limits = await getLimits(ctx, orgId, now);
+async function capLeft(ctx: Ctx, org: OrgRow, now: Date): Promise<bigint | null> {
+  const limits = await limitsOf(ctx.db, org, now);
   if (limits.allowed_limit === null) return null;
   return Ratio.parse(limits.allowed_limit).sub(Ratio.parse(limits.spent)).roundHalfEven(CREDIT_SCALE);
 }

@@ -1,6 +1,7 @@
 import { CREDIT_SCALE, formatUnits, parseUnits, Ratio } from '../../domain/money.ts';
 import { calendarMonth } from '../../domain/periods.ts';
 import { creditsToMoney } from '../../domain/pricing.ts';
+import type { Queryable } from '../../store/db.ts';
 import { type Ctx, scopeOrg } from '../context.ts';
 import { loadOrg, type OrgRow } from '../orgs/shape.ts';
 import { counterKey, loadLimitSettings, readCounters } from './scopes.ts';
@@ -14,11 +15,16 @@ export function unitValue(org: OrgRow): Ratio {
 /** The org's monthly limits with this month's spend and holds against them. */
 export async function getLimits(ctx: Ctx, orgId: string, now = new Date()) {
   scopeOrg(ctx, orgId, 'usage:read');
-  const org = await loadOrg(ctx.db, orgId);
-  const settings = await loadLimitSettings(ctx.db, orgId);
+  return limitsOf(ctx.db, await loadOrg(ctx.db, orgId), now);
+}
+
+/** getLimits for an org the caller has loaded (and checked the caller may read). */
+export async function limitsOf(q: Queryable, org: OrgRow, now: Date) {
+  const orgId = org.id;
+  const settings = await loadLimitSettings(q, orgId);
   const month = calendarMonth(org.timezone, now);
   const scope = { scope: 'org', periodStart: month.start };
-  const counter = (await readCounters(ctx.db, orgId, [scope])).get(counterKey(scope)) ?? {
+  const counter = (await readCounters(q, orgId, [scope])).get(counterKey(scope)) ?? {
     spent: 0n,
     held: 0n,
   };
@@ -46,4 +52,3 @@ export async function getLimits(ctx: Ctx, orgId: string, now = new Date()) {
     status,
   };
 }
-export type LimitsView = Awaited<ReturnType<typeof getLimits>>;
