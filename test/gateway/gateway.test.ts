@@ -265,6 +265,8 @@ describe('the tally-* attribution headers', () => {
     'tally-conversation-id': 'c1',
     'tally-message-id': 'm2',
     'tally-parent-id': 'm1',
+    // Characters outside ASCII travel escaped, as headers are bytes.
+    'tally-metadata': '{"conversation_title":"Trip to K\\u00f6ln","tool":"web_search"}',
   };
 
   it('attribute a streamed call: its event has the surface, group, conversation and message', async () => {
@@ -280,12 +282,16 @@ describe('the tally-* attribution headers', () => {
     const event = await lastEvent(g, orgId);
     expect(event).toMatchObject({ surface: 'cli', workspace_group: 'platform', conversation_id: 'c1' });
     const [stored] = await g.tally.db.query<{ message_id: string; parent_id: string }>(
-      'SELECT message_id, parent_id FROM events WHERE org_id = $1 AND id = $2',
+      'SELECT message_id, parent_id, metadata FROM events WHERE org_id = $1 AND id = $2',
       [orgId, event.id],
     );
-    expect(stored).toEqual({ message_id: 'm2', parent_id: 'm1' });
+    expect(stored).toEqual({
+      message_id: 'm2',
+      parent_id: 'm1',
+      metadata: { conversation_title: 'Trip to Köln', tool: 'web_search', authorization_id: event.id },
+    });
     const chat = await g.tally.call('GET', `/v1/orgs/${orgId}/conversations/c1`);
-    expect(chat.body).toMatchObject({ messages: 1, credits: event.credits });
+    expect(chat.body).toMatchObject({ messages: 1, credits: event.credits, title: 'Trip to Köln' });
     // They are Tally's: the provider never sees them.
     const upstream = g.fake.requests.at(-1)!;
     expect(Object.keys(upstream.headers).filter((h) => h.startsWith('tally-'))).toEqual([]);
@@ -324,6 +330,22 @@ describe('the tally-* attribution headers', () => {
         error: { type: 'invalid_request_error', message: 'tally-surface is longer than 200 characters' },
       },
     });
+    const badMetadata = {
+      'not json': 'tally-metadata must be JSON (characters outside ASCII escaped as \\uXXXX)',
+      '["a"]': 'tally-metadata must be a JSON object',
+      '{"authorization_id":"x"}': "tally-metadata may not set authorization_id: it is Tally's",
+      [`{"a":"${'x'.repeat(8200)}"}`]: 'tally-metadata is longer than 8192 bytes',
+    };
+    for (const [value, message] of Object.entries(badMetadata)) {
+      const refusal = await openaiClient(g, key, { ...member, 'tally-metadata': value })
+        .chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hi' }] })
+        .catch((e: unknown) => e as OpenAIError);
+      expect(refusal, value.slice(0, 30)).toMatchObject({
+        status: 400,
+        code: 'invalid_header',
+        error: { message },
+      });
+    }
     expect(g.fake.requests.length).toBe(requests);
     expect((await lastEvent(g, orgId)).id).toBe(before.id);
     expect((await balance(g, orgId)).held_credits).toBe('0');

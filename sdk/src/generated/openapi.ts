@@ -208,6 +208,8 @@ export interface paths {
                     "tally-conversation-id"?: string;
                     "tally-message-id"?: string;
                     "tally-parent-id"?: string;
+                    /** @description The call's event metadata: a JSON object, characters outside ASCII escaped as \uXXXX (not authorization_id, which is Tally's) */
+                    "tally-metadata"?: string;
                 };
                 path?: never;
                 cookie?: never;
@@ -285,6 +287,8 @@ export interface paths {
                     "tally-conversation-id"?: string;
                     "tally-message-id"?: string;
                     "tally-parent-id"?: string;
+                    /** @description The call's event metadata: a JSON object, characters outside ASCII escaped as \uXXXX (not authorization_id, which is Tally's) */
+                    "tally-metadata"?: string;
                 };
                 path?: never;
                 cookie?: never;
@@ -362,6 +366,8 @@ export interface paths {
                     "tally-conversation-id"?: string;
                     "tally-message-id"?: string;
                     "tally-parent-id"?: string;
+                    /** @description The call's event metadata: a JSON object, characters outside ASCII escaped as \uXXXX (not authorization_id, which is Tally's) */
+                    "tally-metadata"?: string;
                 };
                 path?: never;
                 cookie?: never;
@@ -439,6 +445,8 @@ export interface paths {
                     "tally-conversation-id"?: string;
                     "tally-message-id"?: string;
                     "tally-parent-id"?: string;
+                    /** @description The call's event metadata: a JSON object, characters outside ASCII escaped as \uXXXX (not authorization_id, which is Tally's) */
+                    "tally-metadata"?: string;
                 };
                 path?: never;
                 cookie?: never;

@@ -14,7 +14,7 @@ import { listGatewayUpstreams } from '../../services/gateway/listGatewayUpstream
 import { listModels } from '../../services/gateway/listModels.ts';
 import { meterCall, providerError, serviceErrorAnswer } from '../../services/gateway/meterCall.ts';
 import { openaiWire } from '../../services/gateway/openai.ts';
-import { resolveCaller } from '../../services/gateway/resolveCaller.ts';
+import { METADATA_HEADER_MAX_BYTES, resolveCaller } from '../../services/gateway/resolveCaller.ts';
 import { revokeGatewayKey } from '../../services/gateway/revokeGatewayKey.ts';
 import { setGatewayUpstream } from '../../services/gateway/setGatewayUpstream.ts';
 import { wireNamed } from '../../services/gateway/wires.ts';
@@ -125,6 +125,10 @@ function documentGatewayPaths(app: OpenAPIHono<AppEnv>) {
     'tally-conversation-id': z.string().max(200).optional(),
     'tally-message-id': z.string().max(200).optional(),
     'tally-parent-id': z.string().max(200).optional(),
+    'tally-metadata': z.string().max(METADATA_HEADER_MAX_BYTES).optional().openapi({
+      description:
+        "The call's event metadata: a JSON object, characters outside ASCII escaped as \\uXXXX (not authorization_id, which is Tally's)",
+    }),
   });
   const providerBody = z
     .record(z.string(), z.unknown())

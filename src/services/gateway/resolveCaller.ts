@@ -4,20 +4,25 @@
  * `tally-member` header. `tally-member`, `tally-feature`, `tally-workspace` and `tally-project`
  * override a gateway key's defaults per request; `tally-surface`, `tally-workspace-group`,
  * `tally-conversation-id`, `tally-message-id` and `tally-parent-id` attribute the call further, as
- * an event's fields of those names do (no default: a call that names no surface has none).
+ * an event's fields of those names do (no default: a call that names no surface has none), and
+ * `tally-metadata` (a JSON object) is the call's event metadata.
  */
 import { hashSecret } from '../../domain/ids.ts';
+import { MAX_JSON_DEPTH, nestsDeeperThan } from '../../domain/jsonText.ts';
 import type { Queryable } from '../../store/db.ts';
 import type { CallAttribution } from '../authorizations/shape.ts';
 import type { Principal } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import { authenticate, KeptKeys } from '../keys/authenticate.ts';
 
-/** Headers cannot carry metadata: the rest of a hold's attribution, each from a tally-* header. */
-export interface Attribution extends Omit<CallAttribution, 'metadata'> {
+/** A hold's attribution, each field from a tally-* header or the gateway key's default. */
+export interface Attribution extends CallAttribution {
   member: string;
   feature: string;
 }
+
+/** Metadata in a header: smaller than an event's (16 KiB), as servers cap a request's headers. */
+export const METADATA_HEADER_MAX_BYTES = 8 * 1024;
 
 /** The attribution headers with no gateway key default, by the hold field each one fills. */
 const CALL_HEADERS = {
@@ -47,6 +52,31 @@ function header(headers: Headers, name: string): string | undefined {
   if (value.length > 200)
     throw new ServiceError(400, 'invalid_header', `${name} is longer than 200 characters`);
   return value;
+}
+
+const invalidMetadata = (why: string) => new ServiceError(400, 'invalid_header', `tally-metadata ${why}`);
+
+/** The `tally-metadata` header's JSON object, checked as an event's metadata is. */
+function metadataHeader(headers: Headers): Record<string, unknown> | undefined {
+  const text = headers.get('tally-metadata')?.trim();
+  if (text === undefined || text === '') return undefined;
+  if (Buffer.byteLength(text) > METADATA_HEADER_MAX_BYTES)
+    throw invalidMetadata(`is longer than ${METADATA_HEADER_MAX_BYTES} bytes`);
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH))
+    throw invalidMetadata(`nests more than ${MAX_JSON_DEPTH} levels deep`);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw invalidMetadata('must be JSON (characters outside ASCII escaped as \\uXXXX)');
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw invalidMetadata('must be a JSON object');
+  const keys = Object.keys(value);
+  if (keys.some((k) => k.length > 200)) throw invalidMetadata('has a key longer than 200 characters');
+  // The call's event carries its hold's id there.
+  if (keys.includes('authorization_id')) throw invalidMetadata("may not set authorization_id: it is Tally's");
+  return value as Record<string, unknown>;
 }
 
 interface GatewayKeyRow {
@@ -92,11 +122,13 @@ export async function resolveCaller(
   { billed } = { billed: true },
 ): Promise<GatewayCaller> {
   if (!secret) throw unauthorized('Send a Tally gateway key or org API key as the provider API key');
-  const call: Partial<Record<keyof typeof CALL_HEADERS, string>> = {};
+  const call: CallAttribution = {};
   for (const [field, name] of Object.entries(CALL_HEADERS) as [keyof typeof CALL_HEADERS, string][]) {
     const value = header(headers, name);
     if (value !== undefined) call[field] = value;
   }
+  const metadata = metadataHeader(headers);
+  if (metadata) call.metadata = metadata;
   const overrides = {
     member: header(headers, 'tally-member'),
     feature: header(headers, 'tally-feature'),
