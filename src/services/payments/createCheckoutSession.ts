@@ -91,7 +91,7 @@ export async function createCheckoutSession(
   if (provider === 'stripe') {
     let session: { id: string; url: string | null };
     try {
-      session = await stripeClient(ctx.config).checkout.sessions.create(
+      session = await (await stripeClient(ctx.config)).checkout.sessions.create(
         {
           mode: 'payment',
           client_reference_id: id,

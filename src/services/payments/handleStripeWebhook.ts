@@ -57,7 +57,7 @@ export async function handleStripeWebhook(
   if (!signature) throw new ServiceError(400, 'invalid_signature', 'The Stripe-Signature header is missing');
   let event: Stripe.Event;
   try {
-    event = stripeClient(deps.config).webhooks.constructEvent(Buffer.from(raw), signature, secret);
+    event = (await stripeClient(deps.config)).webhooks.constructEvent(Buffer.from(raw), signature, secret);
   } catch (error) {
     throw new ServiceError(
       400,

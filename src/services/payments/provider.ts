@@ -5,7 +5,7 @@
  * and offline use); outside demo mode, none, for it would hand out credits for free. The local
  * provider can never run while a Stripe key is configured.
  */
-import Stripe from 'stripe';
+import type Stripe from 'stripe';
 import type { Config } from '../../config.ts';
 
 export type ProviderKind = 'stripe' | 'local' | 'none';
@@ -21,10 +21,14 @@ export const localProviderEnabled = (config: Config): boolean => paymentProvider
 
 const clients = new WeakMap<Config, Stripe>();
 
+/** The Stripe SDK, loaded when first needed: most processes, and every test without payments, never do. */
+export const stripeSdk = async (): Promise<typeof Stripe> => (await import('stripe')).default;
+
 /** The SDK client for this configuration (one per config, so its HTTP agent is reused). */
-export function stripeClient(config: Config): Stripe {
+export async function stripeClient(config: Config): Promise<Stripe> {
   let client = clients.get(config);
   if (client) return client;
+  const Stripe = await stripeSdk();
   // Webhook verification needs no API key; the SDK still wants one to construct.
   const key = config.STRIPE_SECRET_KEY ?? 'sk_unset_webhook_verification_only';
   const base = config.STRIPE_API_BASE ? new URL(config.STRIPE_API_BASE) : null;

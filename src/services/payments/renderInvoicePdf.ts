@@ -3,7 +3,6 @@
  * Everything printed comes from the payment row as fixed at completion: number, seller and buyer,
  * VAT rate and split; amounts are printed from exact minor units.
  */
-import PDFDocument from 'pdfkit';
 import { formatCredits } from '../../domain/money.ts';
 import { fixedMinor, toMinor } from '../../domain/vat.ts';
 import type { Ctx } from '../context.ts';
@@ -23,10 +22,12 @@ export async function invoicePdf(ctx: Ctx, orgId: string, paymentId: string) {
   return { filename: `${payment.invoice_number}.pdf`, pdf: await renderInvoicePdf(payment) };
 }
 
-export function renderInvoicePdf(p: PaymentRow): Promise<Buffer> {
+export async function renderInvoicePdf(p: PaymentRow): Promise<Buffer> {
   const cur = p.currency;
   const show = (amount: string) => `${cur} ${fixedMinor(toMinor(amount, cur), cur)}`;
   const date = (p.completed_at ?? p.created_at).toISOString().slice(0, 10);
+  // Loaded when a PDF is asked for: most processes never make one.
+  const { default: PDFDocument } = await import('pdfkit');
   const doc = new PDFDocument({
     size: 'A4',
     margin: 56,

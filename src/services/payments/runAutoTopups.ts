@@ -9,7 +9,6 @@
  * charges it again under the same idempotency key, so the card is charged at most once.
  */
 
-import Stripe from 'stripe';
 import { publicBase } from '../../config.ts';
 import { CREDIT_SCALE, formatCredits, formatUnits, Ratio } from '../../domain/money.ts';
 import { MINOR_DIGITS, toMinor } from '../../domain/vat.ts';
@@ -21,7 +20,7 @@ import { loadOrg } from '../orgs/shape.ts';
 import { emitWebhookEvent } from '../webhooks/emitWebhookEvent.ts';
 import { readAutoTopup, spentThisMonth } from './autoTopupSettings.ts';
 import { newPaymentId } from './createCheckoutSession.ts';
-import { paymentProvider, stripeClient } from './provider.ts';
+import { paymentProvider, stripeClient, stripeSdk } from './provider.ts';
 import { completePayment, lockPayment } from './settlePayment.ts';
 import { PAYMENT_COLUMNS, type PaymentRow } from './shape.ts';
 
@@ -116,7 +115,8 @@ async function charge(ctx: Ctx, payment: PaymentRow): Promise<Result> {
   const settings = await readAutoTopup(ctx.db, payment.org_id);
   const customer = settings?.stripe_customer_id;
   if (!customer) return fail(ctx, payment, 'No saved card');
-  const stripe = stripeClient(ctx.config);
+  const stripe = await stripeClient(ctx.config);
+  const { errors } = await stripeSdk();
   try {
     const methods = await stripe.customers.listPaymentMethods(customer, { limit: 1 });
     const method = methods.data[0];
@@ -144,10 +144,7 @@ async function charge(ctx: Ctx, payment: PaymentRow): Promise<Result> {
     }
     return fail(ctx, payment, `Stripe left the payment ${intent.status}: the card needs the buyer present`);
   } catch (error) {
-    if (
-      error instanceof Stripe.errors.StripeCardError ||
-      error instanceof Stripe.errors.StripeInvalidRequestError
-    ) {
+    if (error instanceof errors.StripeCardError || error instanceof errors.StripeInvalidRequestError) {
       return fail(ctx, payment, `Stripe declined the payment: ${error.message}`.slice(0, 500));
     }
     // Unknown outcome (network, Stripe server error): charge again next run, same idempotency key.

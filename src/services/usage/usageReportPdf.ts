@@ -5,7 +5,6 @@
  * the same verbs the API answers with, so the report and the dashboard agree to the last unit;
  * amounts print as the exact decimal strings (money rounded half to even to cents for reading).
  */
-import PDFDocument from 'pdfkit';
 import { dateIn } from '../../domain/calendar.ts';
 import { allocate, formatCredits, formatUnits, Ratio } from '../../domain/money.ts';
 import { type Currency, fixedMinor, MINOR_DIGITS } from '../../domain/vat.ts';
@@ -72,6 +71,8 @@ export async function usageReportPdf(ctx: Ctx, orgId: string, query: UsageQuery,
   const figures = (r: { credits: string; cost: string }, shown = money(r.cost)) =>
     scope.unit === 'credits' ? `${r.credits} credits (${shown})` : shown;
 
+  // Loaded when a PDF is asked for: most processes never make one.
+  const { default: PDFDocument } = await import('pdfkit');
   const doc = new PDFDocument({
     size: 'A4',
     margin: MARGIN,
