@@ -310,4 +310,25 @@ describe('behind declared reverse proxies (TALLY_TRUSTED_PROXIES)', () => {
       ).status;
     expect(await direct('192.0.2.1')).toBe(429);
   });
+
+  it('does not believe a Teredo peer: its address is not public, but it is no proxy of Tally', async () => {
+    const teredo = '2001:0:4136:e378:8000:63bf:3fff:fdd2';
+    const fromTeredo = async (forwardedFor: string | null, authorization: string) => {
+      const headers: Record<string, string> = { authorization };
+      if (forwardedFor !== null) headers['x-forwarded-for'] = forwardedFor;
+      const res = await behind.app.request(
+        '/v1/orgs',
+        { headers },
+        { incoming: { headers: {}, socket: { remoteAddress: teredo } } },
+      );
+      return res.status;
+    };
+    const statuses: number[] = [];
+    while (statuses.length < 40 && !statuses.includes(429)) {
+      statuses.push(await fromTeredo(null, badCredentials(statuses.length)));
+    }
+    expect(statuses.at(-1)).toBe(429);
+    // Naming another address in X-Forwarded-For does not make it another client.
+    expect(await fromTeredo('192.0.2.77', badCredentials(100))).toBe(429);
+  });
 });

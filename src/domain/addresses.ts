@@ -38,6 +38,10 @@ const REFUSED_RANGES: [AddressKind, string][] = [
   ['reserved', '240.0.0.0/4'], // with 255.255.255.255, the broadcast address
   ['reserved', '::/96'], // IPv4-compatible IPv6 (deprecated)
   ['private', '64:ff9b:1::/48'], // NAT64 for a local network (RFC 8215)
+  // Teredo: reached through a relay at an IPv4 address it carries obfuscated, never a webhook host.
+  ['reserved', '2001::/32'],
+  ['reserved', '2001:db8::/32'], // documentation
+  ['reserved', '100::/64'], // discard-only
 ];
 
 /** One BlockList per kind, in the order above. */
@@ -87,3 +91,12 @@ export function nonPublicKind(ip: string): AddressKind | null {
   const [high = 0, low = 0] = groups.slice(carrier.at, carrier.at + 2);
   return nonPublicKind(`${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`);
 }
+
+/** Kinds of address a host of Tally's own network (a reverse proxy in front of it) can have. */
+const INTERNAL_KINDS = new Set<AddressKind | null>(['loopback', 'private', 'link-local', 'shared (CGNAT)']);
+
+/**
+ * Whether an address is in a local network: not public, and not reserved either (Teredo clients,
+ * for one, come from anywhere on the internet), nor multicast or unspecified, which no peer has.
+ */
+export const isInternalAddress = (ip: string): boolean => INTERNAL_KINDS.has(nonPublicKind(ip));

@@ -15,7 +15,7 @@
 import { isIP } from 'node:net';
 import type { HttpBindings } from '@hono/node-server';
 import type { Context, MiddlewareHandler } from 'hono';
-import { nonPublicKind } from '../../domain/addresses.ts';
+import { isInternalAddress } from '../../domain/addresses.ts';
 import { hashSecret } from '../../domain/ids.ts';
 import { bearerToken } from '../../services/keys/authenticate.ts';
 import type { AppEnv } from '../env.ts';
@@ -73,14 +73,14 @@ function forwardedAddress(hop: string): string | undefined {
 /**
  * The socket's peer, or behind `trustedProxies` reverse proxies the address the farthest of them
  * saw: each proxy appends its own peer to X-Forwarded-For, so that one is `trustedProxies` from the
- * right (anything left of it was written by the client). Only a peer on a non-public address (a
- * proxy in Tally's own network) is believed: a client reaching Tally directly could otherwise
+ * right (anything left of it was written by the client). Only a peer on an internal address (a
+ * proxy in Tally's own network: isInternalAddress) is believed: a client reaching Tally directly could otherwise
  * name any address. A header shorter than that, or not naming an address there, leaves the peer.
  * None for a request made in process (app.request): it has no socket.
  */
 export function clientAddress(c: Context, trustedProxies: number): string | undefined {
   const peer = (c.env as Partial<HttpBindings> | undefined)?.incoming?.socket.remoteAddress;
-  if (!peer || trustedProxies === 0 || nonPublicKind(peer) === null) return peer;
+  if (!peer || trustedProxies === 0 || !isInternalAddress(peer)) return peer;
   const hops = (c.req.header('x-forwarded-for') ?? '')
     .split(',')
     .map((hop) => hop.trim())
