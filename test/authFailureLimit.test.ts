@@ -273,17 +273,19 @@ describe('behind declared reverse proxies (TALLY_TRUSTED_PROXIES)', () => {
   });
   afterAll(() => behind?.close());
 
-  /** A request that came through the proxy at 10.0.0.5, its X-Forwarded-For as given. */
-  const viaProxy = async (forwardedFor: string | null, authorization: string) => {
+  /** The status of a request from the peer at `remoteAddress`, its X-Forwarded-For as given. */
+  const fromPeer = (remoteAddress: string) => async (forwardedFor: string | null, authorization: string) => {
     const headers: Record<string, string> = { authorization };
     if (forwardedFor !== null) headers['x-forwarded-for'] = forwardedFor;
     const res = await behind.app.request(
       '/v1/orgs',
       { headers },
-      { incoming: { headers: {}, socket: { remoteAddress: '10.0.0.5' } } },
+      { incoming: { headers: {}, socket: { remoteAddress } } },
     );
     return res.status;
   };
+  /** A request that came through the proxy at 10.0.0.5. */
+  const viaProxy = fromPeer('10.0.0.5');
 
   it('counts each client by the address the proxy saw, which the client cannot choose', async () => {
     const statuses: number[] = [];
@@ -300,29 +302,11 @@ describe('behind declared reverse proxies (TALLY_TRUSTED_PROXIES)', () => {
     expect(await viaProxy('203.0.113.1, 198.51.100.7', `Bearer ${unseen}`)).toBe(429);
     expect(await viaProxy('198.51.100.7:4242', `Bearer ${unseen}`)).toBe(429);
     // A client reaching Tally directly (a public peer) cannot name another address.
-    const direct = async (forwardedFor: string) =>
-      (
-        await behind.app.request(
-          '/v1/orgs',
-          { headers: { authorization: `Bearer ${unseen}`, 'x-forwarded-for': forwardedFor } },
-          { incoming: { headers: {}, socket: { remoteAddress: '198.51.100.7' } } },
-        )
-      ).status;
-    expect(await direct('192.0.2.1')).toBe(429);
+    expect(await fromPeer('198.51.100.7')('192.0.2.1', `Bearer ${unseen}`)).toBe(429);
   });
 
   it('does not believe a Teredo peer: its address is not public, but it is no proxy of Tally', async () => {
-    const teredo = '2001:0:4136:e378:8000:63bf:3fff:fdd2';
-    const fromTeredo = async (forwardedFor: string | null, authorization: string) => {
-      const headers: Record<string, string> = { authorization };
-      if (forwardedFor !== null) headers['x-forwarded-for'] = forwardedFor;
-      const res = await behind.app.request(
-        '/v1/orgs',
-        { headers },
-        { incoming: { headers: {}, socket: { remoteAddress: teredo } } },
-      );
-      return res.status;
-    };
+    const fromTeredo = fromPeer('2001:0:4136:e378:8000:63bf:3fff:fdd2');
     const statuses: number[] = [];
     while (statuses.length < 40 && !statuses.includes(429)) {
       statuses.push(await fromTeredo(null, badCredentials(statuses.length)));
