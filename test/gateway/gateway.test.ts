@@ -334,6 +334,7 @@ describe('the tally-* attribution headers', () => {
       'not json': 'tally-metadata must be JSON (characters outside ASCII escaped as \\uXXXX)',
       '["a"]': 'tally-metadata must be a JSON object',
       '{"authorization_id":"x"}': "tally-metadata may not set authorization_id: it is Tally's",
+      '{"note":"a\\u0000b"}': expect.stringMatching(/^tally-metadata note must /),
       [`{"a":"${'x'.repeat(8200)}"}`]: 'tally-metadata is longer than 8192 bytes',
     };
     for (const [value, message] of Object.entries(badMetadata)) {

@@ -8,7 +8,7 @@
  * `tally-metadata` (a JSON object) is the call's event metadata.
  */
 import { hashSecret } from '../../domain/ids.ts';
-import { MAX_JSON_DEPTH, nestsDeeperThan } from '../../domain/jsonText.ts';
+import { findJsonFault, MAX_JSON_DEPTH, nestsDeeperThan } from '../../domain/jsonText.ts';
 import type { Queryable } from '../../store/db.ts';
 import type { CallAttribution } from '../authorizations/shape.ts';
 import type { Principal } from '../context.ts';
@@ -72,6 +72,9 @@ function metadataHeader(headers: Headers): Record<string, unknown> | undefined {
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value))
     throw invalidMetadata('must be a JSON object');
+  // What Postgres cannot store as jsonb (NUL, a lone surrogate), refused as an event's body is.
+  const fault = findJsonFault(value);
+  if (fault) throw invalidMetadata(`${fault.param ? `${fault.param} ` : ''}${fault.message}`);
   const keys = Object.keys(value);
   if (keys.some((k) => k.length > 200)) throw invalidMetadata('has a key longer than 200 characters');
   // The call's event carries its hold's id there.
