@@ -5,6 +5,7 @@ import { forgetAuthorization } from '../src/services/authorizations/shape.ts';
 import { KEY_KEPT_MS } from '../src/services/keys/authenticate.ts';
 import { checkLedger } from '../src/services/ledger/checkLedger.ts';
 import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
+import { cost } from './support/units.ts';
 
 let t: TestTally;
 beforeAll(async () => {
@@ -261,15 +262,14 @@ describe('holds: limits', () => {
       key,
       body: { events: [event('a', 'team'), event('b', 'team'), event('c', 'elsewhere')] },
     });
-    // Costs have up to 12 decimals; the two of the team's workspace, summed exactly.
-    const units = (cost: string) => BigInt(cost.replace('.', '').padEnd(cost.indexOf('.') + 13, '0'));
-    const [a, b] = sent.body.results.map((r: { cost: string }) => units(r.cost));
+    // The two of the team's workspace, summed exactly.
+    const [a, b] = sent.body.results.map((r: { cost: string }) => cost(r.cost));
     const budget = await t.call('POST', `/v1/orgs/${org.id}/budgets`, {
       key,
       body: { name: 'Team', scope: { kind: 'workspace', id: 'team' }, amount: '1', period: 'month' },
     });
     expect(budget.status).toBe(201);
-    expect(units(budget.body.current_period.spent)).toBe(a + b);
+    expect(cost(budget.body.current_period.spent)).toBe(a + b);
     const tight = await t.call('POST', `/v1/orgs/${org.id}/budgets`, {
       key,
       body: { name: 'Tight', scope: { kind: 'workspace', id: 'team' }, amount: '0.000001', period: 'cycle' },
@@ -306,9 +306,8 @@ describe('holds: limits', () => {
     // The next batch starts from that copy, finds it stale under the lock and counts the budget.
     const after = await t.call('POST', '/v1/events', { key, body: { events: [event('after')] } });
     const budgets = await t.call('GET', `/v1/orgs/${org.id}/budgets`, { key });
-    const units = (cost: string) => BigInt(cost.replace('.', '').padEnd(cost.indexOf('.') + 13, '0'));
-    expect(units(budgets.body.data[0].current_period.spent)).toBe(
-      units(seeded) + units(after.body.results[0].cost),
+    expect(cost(budgets.body.data[0].current_period.spent)).toBe(
+      cost(seeded) + cost(after.body.results[0].cost),
     );
   });
 

@@ -5,9 +5,9 @@
  * credits, BYOM and BYOK orgs alike. Metadata of the wrong type is ignored, never an error.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decimalUnits } from '../src/domain/money.ts';
 import { ConversationUsageSchema } from '../src/http/routes/usageInsights.ts';
 import { createOrgWithKey, minutesAgo, startTally, type TestTally } from './support/harness.ts';
+import { cost, credits, sum } from './support/units.ts';
 
 let t: TestTally;
 beforeAll(async () => {
@@ -15,9 +15,6 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-const credits = (s: string) => decimalUnits(s, 6);
-const cost = (s: string) => decimalUnits(s, 12);
-const sum = <T>(rows: T[], f: (r: T) => bigint) => rows.reduce((a, r) => a + f(r), 0n);
 const call = {
   member: 'u1',
   feature: 'Chat',

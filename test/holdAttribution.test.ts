@@ -11,6 +11,7 @@ import { expireHolds } from '../src/services/authorizations/expireHolds.ts';
 import { forgetAuthorization } from '../src/services/authorizations/shape.ts';
 import { checkLedger } from '../src/services/ledger/checkLedger.ts';
 import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
+import { holdStatements } from './support/holdStatements.ts';
 
 let t: TestTally;
 beforeAll(async () => {
@@ -198,23 +199,6 @@ describe('a hold attributed as an event is', () => {
 });
 
 describe('a hold keeps its attribution however it is placed', () => {
-  /** The hold statements sent while `work` runs: 'one' (tally_place_hold) or 'batch' (tally_place_holds). */
-  async function holdStatements(work: () => Promise<unknown>): Promise<string[]> {
-    const statements: string[] = [];
-    const query = t.db.query.bind(t.db);
-    t.db.query = ((sql: string, ...rest: unknown[]) => {
-      if (sql.includes('tally_place_hold'))
-        statements.push(sql.includes('tally_place_holds') ? 'batch' : 'one');
-      return (query as (...a: unknown[]) => unknown)(sql, ...rest);
-    }) as typeof t.db.query;
-    try {
-      await work();
-    } finally {
-      t.db.query = query;
-    }
-    return statements;
-  }
-
   const storedHolds = (orgId: string) =>
     t.db.query<Record<string, unknown>>(
       'SELECT id, surface, conversation_id, message_id, parent_id, metadata FROM authorizations WHERE org_id = $1',
@@ -224,7 +208,7 @@ describe('a hold keeps its attribution however it is placed', () => {
   it('batched with other holds of its org in one statement', async () => {
     const { org, key } = await createOrgWithKey(t);
     let answers: { body: { id: string } }[] = [];
-    const statements = await holdStatements(async () => {
+    const { statements } = await holdStatements(t.db, async () => {
       answers = await Promise.all(
         Array.from({ length: 20 }, (_, i) =>
           t.call('POST', '/v1/authorizations', {
@@ -275,7 +259,7 @@ describe('a hold keeps its attribution however it is placed', () => {
     });
     expect(budget.status, JSON.stringify(budget.body)).toBe(201);
     let auth: { status: number; body: { id: string } } | undefined;
-    const statements = await holdStatements(async () => {
+    const { statements } = await holdStatements(t.db, async () => {
       auth = await t.call('POST', '/v1/authorizations', {
         key,
         body: {

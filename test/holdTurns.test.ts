@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HOLDS_IN_FLIGHT_PER_ORG } from '../src/services/authorizations/holdBatches.ts';
 import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
+import { holdStatements } from './support/holdStatements.ts';
 
 let t: TestTally;
 beforeAll(async () => {
@@ -42,29 +43,20 @@ describe('holds of one org sent at once', () => {
 
   it('go to Postgres together: holds queued behind the ones in flight share one statement', async () => {
     const { org, key } = await createOrgWithKey(t);
-    const statements: string[] = [];
-    const query = t.db.query.bind(t.db);
-    t.db.query = ((sql: string, ...rest: unknown[]) => {
-      if (sql.includes('tally_place_hold'))
-        statements.push(sql.includes('tally_place_holds') ? 'batch' : 'one');
-      return (query as (...a: unknown[]) => unknown)(sql, ...rest);
-    }) as typeof t.db.query;
-    try {
-      const answers = await Promise.all(
+    const { statements, result: answers } = await holdStatements(t.db, () =>
+      Promise.all(
         Array.from({ length: 30 }, (_, i) =>
           t.call('POST', '/v1/authorizations', {
             key,
             body: { ...call, member: `b${i % 5}`, estimate: { credits: String(i + 1) } },
           }),
         ),
-      );
-      // 1 + 2 + ... + 30 = 465 credits of 500: every hold fits, each holds its own estimate.
-      expect(answers.map((a) => [a.body.approved, a.body.held_credits])).toEqual(
-        answers.map((_, i) => [true, String(i + 1)]),
-      );
-    } finally {
-      t.db.query = query;
-    }
+      ),
+    );
+    // 1 + 2 + ... + 30 = 465 credits of 500: every hold fits, each holds its own estimate.
+    expect(answers.map((a) => [a.body.approved, a.body.held_credits])).toEqual(
+      answers.map((_, i) => [true, String(i + 1)]),
+    );
     expect(statements).toContain('batch');
     expect(statements.length).toBeLessThan(30);
     const balance = (await t.call('GET', `/v1/orgs/${org.id}/balance`)).body;

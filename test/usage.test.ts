@@ -10,16 +10,13 @@ import {
   UsageTimeseriesSchema,
 } from '../src/http/routes/usage.ts';
 import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
+import { cost, credits, sum } from './support/units.ts';
 
 let t: TestTally;
 beforeAll(async () => {
   t = await startTally();
 });
 afterAll(() => t.close());
-
-const credits = (s: string) => decimalUnits(s, 6);
-const cost = (s: string) => decimalUnits(s, 12);
-const sum = <T>(rows: T[], f: (r: T) => bigint) => rows.reduce((a, r) => a + f(r), 0n);
 
 const DAY = 86_400_000;
 const ago = (ms: number) => new Date(Date.now() - ms).toISOString();

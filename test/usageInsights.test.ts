@@ -5,7 +5,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dateIn } from '../src/domain/calendar.ts';
 import { forecastDaily, horizon, median, robustScore } from '../src/domain/forecast.ts';
-import { decimalUnits } from '../src/domain/money.ts';
 import { UsageSummarySchema } from '../src/http/routes/usage.ts';
 import {
   ConversationUsageSchema,
@@ -16,6 +15,7 @@ import {
 } from '../src/http/routes/usageInsights.ts';
 import { detectAnomalies } from '../src/services/usage/detectAnomalies.ts';
 import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
+import { cost, credits, sum } from './support/units.ts';
 
 let t: TestTally;
 beforeAll(async () => {
@@ -24,9 +24,6 @@ beforeAll(async () => {
 afterAll(() => t.close());
 
 const DAY = 86_400_000;
-const credits = (s: string) => decimalUnits(s, 6);
-const cost = (s: string) => decimalUnits(s, 12);
-const sum = <T>(rows: T[], f: (r: T) => bigint) => rows.reduce((a, r) => a + f(r), 0n);
 const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
 
 async function send(key: string, events: unknown[]) {

@@ -14,6 +14,7 @@ import {
   UsageTimeseriesSchema,
 } from '../src/http/routes/usage.ts';
 import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
+import { cost, credits } from './support/units.ts';
 
 let t: TestTally;
 beforeAll(async () => {
@@ -21,8 +22,6 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-const credits = (s: string) => decimalUnits(s, 6);
-const cost = (s: string) => decimalUnits(s, 12);
 const LONG_TOOL = `${'x'.repeat(199)}yz`;
 
 interface Sent {

@@ -6,7 +6,6 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decimalUnits } from '../src/domain/money.ts';
 import { UsageBreakdownSchema, UsageTimeseriesSchema } from '../src/http/routes/usage.ts';
 import { UsageDaySchema } from '../src/http/routes/usageInsights.ts';
 import { buildHourlyDims } from '../src/services/maintenance/buildHourlyDims.ts';
@@ -14,6 +13,7 @@ import { buildUsagePairs } from '../src/services/maintenance/buildUsagePairs.ts'
 import { ANALYZE_AFTER_ROWS, buildWithin } from '../src/services/maintenance/jobRollups.ts';
 import { builtHoursOf, coverageOf, planOf } from '../src/services/usage/source.ts';
 import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
+import { cost, credits } from './support/units.ts';
 
 let t: TestTally;
 beforeAll(async () => {
@@ -23,8 +23,6 @@ afterAll(() => t.close());
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
-const credits = (s: string) => decimalUnits(s, 6);
-const cost = (s: string) => decimalUnits(s, 12);
 const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
 
 const MODELS = [

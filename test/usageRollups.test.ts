@@ -8,7 +8,6 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decimalUnits } from '../src/domain/money.ts';
 import {
   UsageBreakdownSchema,
   UsageMonthlySchema,
@@ -17,6 +16,7 @@ import {
 } from '../src/http/routes/usage.ts';
 import { coverageOf, planOf } from '../src/services/usage/source.ts';
 import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
+import { cost, credits, sum } from './support/units.ts';
 
 const DAY = 86_400_000;
 
@@ -42,9 +42,6 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-const credits = (s: string) => decimalUnits(s, 6);
-const cost = (s: string) => decimalUnits(s, 12);
-const sum = <T>(rows: T[], f: (r: T) => bigint) => rows.reduce((a, r) => a + f(r), 0n);
 const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
 
 const MODELS = [

@@ -15,8 +15,8 @@ import { refusedTarget } from '../src/services/webhooks/webhookTargets.ts';
 import { createOrgWithKey, OPERATOR_KEY, startTally, type TestTally } from './support/harness.ts';
 
 // A zone of names for the check at creation, which resolves with node:dns/promises (the test
-// machine may have no DNS); other names, e.g. under .invalid, go to the real resolver. Deliveries
-// connect through node:dns, which this leaves alone.
+// machine may have no DNS): names under .invalid do not exist; other names go to the real
+// resolver. Deliveries connect through node:dns, which this leaves alone.
 vi.mock('node:dns/promises', async (importOriginal) => {
   const dns = await importOriginal<typeof import('node:dns/promises')>();
   const zone: Record<string, string[]> = {
@@ -28,6 +28,9 @@ vi.mock('node:dns/promises', async (importOriginal) => {
     // A name whose name servers never answer, and one whose name servers fail.
     if (host === 'silent.example') return new Promise(() => {});
     if (host === 'failing.example') throw Object.assign(new Error('queryA EAI_AGAIN'), { code: 'EAI_AGAIN' });
+    if (host.endsWith('.invalid')) {
+      throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
+    }
     return (
       zone[host]?.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })) ??
       dns.lookup(host, options)

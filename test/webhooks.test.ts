@@ -981,19 +981,21 @@ describe.runIf(onServer)('webhooks: concurrency on the server', () => {
     const endpoint = await createEndpoint(org.id, receiver.url, { key });
     await patchEndpoint(org.id, endpoint.id, { disabled: true }, key);
     let enabled = false;
-    let enabling: Promise<unknown> = Promise.resolve();
+    let enabling: Promise<{ status: number; body: { disabled: boolean } }> | undefined;
     await t.db.transaction(async (tx) => {
       // The message's delivery is written while the endpoint is disabled, and committed only after
       // the endpoint is being enabled.
       await emitWebhookEvent(tx, org.id, 'grant.created', { n: 1 });
-      enabling = patchEndpoint(org.id, endpoint.id, { disabled: false }, key).then(() => {
+      enabling = patchEndpoint(org.id, endpoint.id, { disabled: false }, key).then((res) => {
         enabled = true;
+        return res;
       });
       await new Promise((resolve) => setTimeout(resolve, 300));
       expect(enabled).toBe(false);
     });
-    await enabling;
+    const answer = await enabling!;
     expect(enabled).toBe(true);
+    expect(answer).toMatchObject({ status: 200, body: { disabled: false } });
     expect(await deliver()).toMatchObject({ succeeded: 1 });
     expect(receiver.received.map((r) => bodyOf(r).data.n)).toEqual([1]);
   });

@@ -51,6 +51,7 @@ describe('conversation page', () => {
     expect(await breakdown.locator('tr').first().isVisible()).toBe(false);
     await breakdown.getByText('Cost breakdown').click();
     const lines = breakdown.locator('tr');
+    expect(message.components.length).toBeGreaterThan(0);
     await expect.poll(() => lines.count()).toBe(message.components.length);
     for (const [i, p] of message.components.entries()) {
       const text = (await lines.nth(i).locator('th, td').allTextContents()).join(' ');

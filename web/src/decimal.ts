@@ -40,9 +40,17 @@ export function addDecimal(a: string, b: string): string {
 export const leftOf = (limit: string, spent: string): string =>
   compareDecimal(limit, spent) > 0 ? subtractDecimal(limit, spent) : '0';
 
-export function subtractDecimal(a: string, b: string): string {
+function subtractDecimal(a: string, b: string): string {
   const scale = scaleOf(a, b);
   return unscaled(scaled(a, scale) - scaled(b, scale), scale);
+}
+
+/** The whole percent `part` is of `whole`, rounded down exactly (57 of 100 is 57, not 56.99...); 0 when the whole is zero. */
+export function percentFloor(part: string, whole: string): number {
+  const scale = scaleOf(part, whole);
+  const w = scaled(whole, scale);
+  const p = scaled(part, scale);
+  return w > 0n && p > 0n ? Number((p * 100n) / w) : 0;
 }
 
 /** part / whole for drawing (bar widths, tick positions): 0 when the whole is zero. */

@@ -13,6 +13,8 @@ export interface Formats {
   /** A unit price: down to the eighth decimal the API gives, so small prices do not show as zero. */
   price(value: string, currency: string): string;
   count(value: number): string;
+  /** A duration given in milliseconds, in seconds to a tenth. */
+  seconds(ms: number): string;
   share(value: string): string;
   tokens(value: number): string;
   date(iso: string): string;
@@ -39,6 +41,7 @@ export function createFormats(currency: string, timeZone: string, locale: string
     return pair;
   };
   const count = new Intl.NumberFormat(locale, { maximumFractionDigits: 0 });
+  const tenths = new Intl.NumberFormat(locale, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
   const compact = new Intl.NumberFormat(locale, { notation: 'compact', maximumFractionDigits: 1 });
   const share = new Intl.NumberFormat(locale, { style: 'percent', maximumFractionDigits: 1 });
   const date = new Intl.DateTimeFormat(locale, { timeZone, dateStyle: 'medium' });
@@ -65,6 +68,7 @@ export function createFormats(currency: string, timeZone: string, locale: string
         asNumeric(value),
       ),
     count: (value) => count.format(value),
+    seconds: (ms) => `${tenths.format(ms / 1000)} s`,
     share: (value) => share.format(asNumeric(value)),
     tokens: (value) => compact.format(value),
     date: (iso) => date.format(new Date(iso)),

@@ -6,6 +6,7 @@ import {
   voidAuthorization,
 } from '../../services/authorizations/finishAuthorization.ts';
 import { incrementAuthorization } from '../../services/authorizations/incrementAuthorization.ts';
+import { attributionView } from '../../services/authorizations/shape.ts';
 import type { AppEnv } from '../env.ts';
 import { quotaPageUrl } from '../links.ts';
 import { body, errorResponses, Id, json, PositiveDecimal, Text } from '../schemas.ts';
@@ -138,7 +139,8 @@ export function authorizationRoutes(app: OpenAPIHono<AppEnv>) {
               result.reason,
               result.budget?.id,
             );
-      return c.json({ ...result, quota_url: quota }, 200);
+      // The hold's attribution is echoed here only: the gateway, which holds too, never shows it.
+      return c.json({ ...result, ...attributionView(input), quota_url: quota }, 200);
     },
   );
   app.openapi(

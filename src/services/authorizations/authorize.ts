@@ -30,7 +30,6 @@ import { headroom, UNLIMITED } from './headroom.ts';
 import { HOLDS_IN_FLIGHT_PER_ORG, placeHold as placeHoldInBatch } from './holdBatches.ts';
 import {
   type AuthorizationRow,
-  attributionView,
   type CallAttribution,
   credits,
   keepAuthorization,
@@ -134,8 +133,7 @@ export async function authorize(ctx: Ctx, input: AuthorizeInput) {
   if (tooLong) throw invalid(tooLong.field, tooLong.message);
   await ctx.prices.refresh(ctx.db);
   // The org's terms and limits come from this process's copy, checked under the lock.
-  const answer = await withSpendTerms(ctx.db, orgId, (terms) => authorizeOn(ctx, terms, input));
-  return { ...answer, ...attributionView(input) };
+  return withSpendTerms(ctx.db, orgId, (terms) => authorizeOn(ctx, terms, input));
 }
 
 async function authorizeOn(ctx: Ctx, { org, settings, version }: SpendTerms, input: AuthorizeInput) {

@@ -1,5 +1,6 @@
 import { formatCredits } from '../../domain/money.ts';
 import type { Usage } from '../../domain/pricing.ts';
+import type { UsageEventInput } from '../../domain/usageEvent.ts';
 import { type Ctx, scopeOrg } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import type { AuthorizationState } from '../ledger/lockForSpend.ts';
@@ -8,16 +9,17 @@ import type { AuthorizationState } from '../ledger/lockForSpend.ts';
  * What a call is attributed to besides its member and feature, as a hold takes it: stored on the
  * authorization and copied onto the call's event, so it counts in the rollups as an ingested one.
  */
-export interface CallAttribution {
-  surface?: string;
-  workspace?: string;
-  workspace_group?: string;
-  project?: string;
-  conversation_id?: string;
-  message_id?: string;
-  parent_id?: string;
-  metadata?: Record<string, unknown>;
-}
+export type CallAttribution = Pick<
+  UsageEventInput,
+  | 'surface'
+  | 'workspace'
+  | 'workspace_group'
+  | 'project'
+  | 'conversation_id'
+  | 'message_id'
+  | 'parent_id'
+  | 'metadata'
+>;
 
 /** A hold's attribution in its answer, each field null when not given. */
 export function attributionView(call: CallAttribution) {

@@ -21,12 +21,12 @@
  * components as the daily items split it (getDayItems.ts ITEM_FROM). Messages are keyset-paginated,
  * oldest first.
  */
-import { decimalUnits, formatCredits, formatUnits } from '../../domain/money.ts';
+import { CREDIT_SCALE, decimalUnits, formatCredits, formatUnits } from '../../domain/money.ts';
 import { COMPONENTS } from '../../domain/pricing.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import { cursorTime, decodeCursor, encodeCursor } from '../pagination.ts';
-import { ITEM_FROM } from './getDayItems.ts';
+import { ITEM_FROM, ITEM_SUMS } from './getDayItems.ts';
 import { COST_SCALE, loadScope, metadataTextSql, PCOST_SCALE } from './scope.ts';
 
 export interface ConversationQuery {
@@ -100,23 +100,17 @@ function figures(r: Sums, operator: boolean) {
 }
 
 /**
- * Each message's calls by priced component (an event priced without components is one 'call').
- * BYOM and BYOK events store no credits, so their components take none; a BYOK event costs nothing
- * either, a BYOM one its rounded provider cost split over its components (`byom_cost`). Other
- * components cost their credits at the event's credit value, or the org's ($4) for events priced
- * before events kept theirs, as the event's cost was worked out (pricing.ts `creditsToMoney`).
- * Sums of exact decimals: nothing is rounded.
+ * Each message's calls by priced component, summed as the daily detail's lines are (ITEM_SUMS:
+ * BYOM and BYOK components take no credits, a BYOK one no cost, a BYOM one its share of the
+ * rounded provider cost), the credits of events priced before events kept their credit value at
+ * the org's ($4). Exact decimals: the rounding only drops zeros.
  */
-const MESSAGE_COMPONENTS = `SELECT coalesce(e.message_id, e.id) AS key, coalesce(c.component, 'call') AS component,
-       sum(coalesce(c.quantity, 1))::text AS quantity,
-       sum(CASE WHEN p.byom OR p.byok THEN 0 ELSE coalesce(c.credits, e.credits * 0.000001) END)::text AS credits,
-       sum(CASE WHEN p.byok THEN 0
-                WHEN p.byom THEN coalesce(c.byom_cost, e.cost)
-                WHEN c.component IS NULL THEN e.cost
-                ELSE c.credits * coalesce(p.credit_value, $4::numeric) END)::text AS cost
-  FROM ${ITEM_FROM}
- WHERE e.org_id = $1 AND e.conversation_id = $2 AND coalesce(e.message_id, e.id) = ANY($3::text[])
- GROUP BY 1, 2`;
+const MESSAGE_COMPONENTS = `SELECT key, component, quantity::text, round(credits, ${CREDIT_SCALE})::text AS credits,
+       round(coalesce(valued_cost, 0) + coalesce(unvalued_credits, 0) * $4::numeric, ${COST_SCALE})::text AS cost
+  FROM (SELECT coalesce(e.message_id, e.id) AS key, coalesce(c.component, 'call') AS component, ${ITEM_SUMS}
+          FROM ${ITEM_FROM}
+         WHERE e.org_id = $1 AND e.conversation_id = $2 AND coalesce(e.message_id, e.id) = ANY($3::text[])
+         GROUP BY 1, 2) AS m`;
 
 /** Components in the order prices list them, unpriced calls last. */
 const componentRank = (component: string) => {
@@ -199,7 +193,7 @@ export async function getConversation(
     list.push({
       component: c.component,
       quantity: c.quantity,
-      credits: formatCredits(decimalUnits(c.credits, 6)),
+      credits: formatCredits(decimalUnits(c.credits, CREDIT_SCALE)),
       cost: formatUnits(decimalUnits(c.cost, COST_SCALE), COST_SCALE),
     });
     components.set(c.key, list);

@@ -29,10 +29,7 @@ export function refusedLiteralIp(url: string): string | null {
 }
 
 /** How long the check at creation waits for a name to resolve (a request waits for it). */
-export const LOOKUP_TIMEOUT_MS = 5_000;
-
-/** Resolver answers that may differ on the next try: the name server failed, not the name. */
-const TEMPORARY_LOOKUP_FAILURE = new Set(['EAI_AGAIN', 'ETIMEOUT', 'ESERVFAIL', 'ECONNREFUSED']);
+const LOOKUP_TIMEOUT_MS = 5_000;
 
 /**
  * Why a webhook URL is refused, its host resolved: a literal IP in a refused range, a localhost
@@ -56,7 +53,8 @@ export async function refusedTarget(url: string, timeoutMs = LOOKUP_TIMEOUT_MS):
     addresses = answer;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? String(e);
-    return TEMPORARY_LOOKUP_FAILURE.has(code)
+    // getaddrinfo's answer that may differ on the next try: the name servers failed, not the name.
+    return code === 'EAI_AGAIN'
       ? `${host} could not be resolved now (${code}: its name servers failed; try again later)`
       : `${host} did not resolve (${code})`;
   } finally {

@@ -44,26 +44,24 @@ export function ConversationScreen({ id }: { id: string }) {
     `/v1/orgs/${org.id}/conversations/${encodeURIComponent(id)}`,
     { limit: 200 },
   );
+  /** The counts given, labelled: "message 1,200, context 300". */
+  const parts = (counts: [string, number | null][]) =>
+    counts
+      .filter(([, n]) => n !== null)
+      .map(([label, n]) => `${label} ${formats.count(n!)}`)
+      .join(', ');
   const split = (b: Figures['input_breakdown']) =>
-    [
-      b.message !== null && `message ${formats.count(b.message)}`,
-      b.context !== null && `context ${formats.count(b.context)}`,
-      b.files !== null && `files ${formats.count(b.files)}`,
-    ]
-      .filter(Boolean)
-      .join(', ');
+    parts([
+      ['message', b.message],
+      ['context', b.context],
+      ['files', b.files],
+    ]);
   const outputSplit = (b: Figures['output_breakdown']) =>
-    [
-      b.response !== null && `response ${formats.count(b.response)}`,
-      b.tools !== null && `tools ${formats.count(b.tools)}`,
-    ]
-      .filter(Boolean)
-      .join(', ');
-  const seconds = new Intl.NumberFormat(formats.locale, {
-    minimumFractionDigits: 1,
-    maximumFractionDigits: 1,
-  });
-  const processing = (ms: number | null) => (ms === null ? '' : `${seconds.format(ms / 1000)} s`);
+    parts([
+      ['response', b.response],
+      ['tools', b.tools],
+    ]);
+  const processing = (ms: number | null) => (ms === null ? '' : formats.seconds(ms));
   return (
     <Panel
       // The chat's title after what the page is, so the heading names both.
@@ -150,7 +148,7 @@ export function ConversationScreen({ id }: { id: string }) {
                                 {m.components.map((p) => (
                                   <tr key={p.component}>
                                     <th scope="row">{p.component.replace(/_/g, ' ')}</th>
-                                    <td className="num">{formats.count(Number(p.quantity))}</td>
+                                    <td className="num">{formats.credits(p.quantity)}</td>
                                     {c.unit === 'credits' && (
                                       <td className="num">{formats.credits(p.credits)} credits</td>
                                     )}

@@ -1,7 +1,7 @@
 /** The month's alert threshold and allowed limit (threshold <= limit, checked as you type), and budgets. */
 import { type FormEvent, useState } from 'react';
 import { Await, ErrorNote, ListFoot, Panel } from '../components/states.tsx';
-import { compareDecimal, isDecimal, ratio } from '../decimal.ts';
+import { compareDecimal, isDecimal, percentFloor } from '../decimal.ts';
 import { useOrg } from '../sessionContext.tsx';
 import type { Limits } from '../types.ts';
 import { useApi } from '../useApi.ts';
@@ -248,7 +248,7 @@ function Budgets() {
                       </td>
                       <td className={`num ${BUDGET_STATUS[b.current_period.status]}`}>
                         {formats.money(b.current_period.spent, currency)} (
-                        {formats.count(Math.floor(ratio(b.current_period.spent, b.amount) * 100))} %)
+                        {formats.count(percentFloor(b.current_period.spent, b.amount))} %)
                       </td>
                       <td>{b.enforcement === 'hard' ? 'Block' : 'Alert only'}</td>
                       {writable && (
