@@ -70,7 +70,7 @@ describe.runIf(onServer)('a transaction opened by its first statement on the Pos
 
   it('refuses what it cannot write as a literal, before sending anything', async () => {
     await expect(db.transaction((tx) => tx.query(OPENING, [42, null], { opening: true }))).rejects.toThrow(
-      /strings and null only/,
+      /strings, booleans and null only/,
     );
     await expect(
       db.transaction((tx) => tx.query("SELECT $1 || 'x'", ['a'], { opening: true })),

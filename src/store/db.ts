@@ -15,11 +15,18 @@ export interface QueryOptions {
   statement?: string;
   /**
    * The statement may open its transaction: run first in a transaction on the server, it travels
-   * in one message with BEGIN, its parameters written into it as literals (so only strings and
-   * null, and a text with no quoted literal of its own): a round trip less per transaction. Meant
+   * in one message with BEGIN, its parameters written into it as literals (so only strings,
+   * booleans and null, and a text with no quoted literal of its own): a round trip less per transaction. Meant
    * for the spend lock, which increments and captures start with.
    */
   opening?: boolean;
+  /**
+   * The transaction's last statement: on the server it travels in one message with COMMIT (the
+   * statement prepared once per connection and executed with its parameters as literals, so only
+   * strings, booleans and null), and the transaction holds its locks one round trip less. Nothing
+   * may be sent in the transaction after it.
+   */
+  closing?: boolean;
 }
 
 export interface Queryable {
@@ -136,8 +143,15 @@ export async function openServer(url: string, options: { max?: number; readUrl?:
         begun = true;
         await conn.query('BEGIN');
       };
+      let committed = false;
       const tx: Queryable = {
         query: async (sql, params, options) => {
+          if (committed) throw new Error('The transaction was committed by its closing statement');
+          if (options?.closing) {
+            await begin();
+            committed = true;
+            return executeAndCommit(conn, sql, params ?? []);
+          }
           if (!begun && options?.opening) {
             begun = true;
             const [, opened] = (await conn.query(
@@ -149,13 +163,14 @@ export async function openServer(url: string, options: { max?: number; readUrl?:
           return inside.query(sql, params, options);
         },
         exec: async (sql) => {
+          if (committed) throw new Error('The transaction was committed by its closing statement');
           await begin();
           await inside.exec(sql);
         },
       };
       try {
         const result = await fn(tx);
-        if (begun) await conn.query('COMMIT');
+        if (begun && !committed) await conn.query('COMMIT');
         return result;
       } catch (error) {
         if (begun) await conn.query('ROLLBACK').catch(() => {});
@@ -185,11 +200,49 @@ function withLiterals(sql: string, params: unknown[]): string {
   });
 }
 
-/** Strings and null only: like a parameter, a quoted literal has no type until the statement gives it one. */
+/**
+ * Strings, booleans and null only: like a parameter, a quoted literal has no type until the
+ * statement gives it one.
+ */
 function literal(value: unknown): string {
   if (value === null || value === undefined) return 'NULL';
   if (typeof value === 'string') return pg.escapeLiteral(value);
-  throw new Error(`An opening statement takes strings and null only, not ${typeof value}`);
+  if (typeof value === 'boolean') return `'${value}'`;
+  throw new Error(
+    `A statement sent with literals takes strings, booleans and null only, not ${typeof value}`,
+  );
+}
+
+/** The closing statements prepared on each server connection (SQL PREPARE, by name). */
+const preparedForClosing = new WeakMap<pg.PoolClient, Set<string>>();
+
+/**
+ * Runs a transaction's last statement and its COMMIT in one simple-protocol message. The statement
+ * is prepared by name once per connection, so Postgres does not parse and plan it again under the
+ * locks. If it fails, Postgres skips the COMMIT and the transaction is rolled back as usual.
+ */
+async function executeAndCommit(conn: pg.PoolClient, sql: string, params: unknown[]): Promise<never[]> {
+  const args = params.length > 0 ? `(${params.map(literal).join(', ')})` : '';
+  const name = preparedName(sql);
+  if (!name) {
+    const { rows } = await conn.query(sql, params);
+    await conn.query('COMMIT');
+    return rows as never[];
+  }
+  const closingName = `closing_${name}`;
+  let prepared = preparedForClosing.get(conn);
+  if (!prepared) {
+    prepared = new Set();
+    preparedForClosing.set(conn, prepared);
+  }
+  if (!prepared.has(closingName)) {
+    await conn.query(`PREPARE ${closingName} AS ${sql}`);
+    prepared.add(closingName);
+  }
+  const [executed] = (await conn.query(
+    `EXECUTE ${closingName}${args}; COMMIT`,
+  )) as unknown as pg.QueryResult[];
+  return executed!.rows as never[];
 }
 
 /**

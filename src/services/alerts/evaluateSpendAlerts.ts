@@ -47,11 +47,16 @@ export async function evaluateSpendAlerts(
   change: SpendChange,
   now = new Date(),
 ): Promise<string[]> {
-  const candidates = [
+  const candidates = spendAlerts(org, change, now);
+  return candidates.length === 0 ? [] : recordAlerts(tx, org.id, candidates, now);
+}
+
+/** The alerts a spend change reaches, before recordAlerts keeps only those not fired yet. */
+export function spendAlerts(org: OrgRow, change: SpendChange, now: Date): AlertCandidate[] {
+  return [
     ...limitAlerts(org, change.scopes, change.counters),
     ...(change.charged ? creditAlerts(org, change.charged, now) : []),
   ];
-  return candidates.length === 0 ? [] : recordAlerts(tx, org.id, candidates, now);
 }
 
 export const alertScopeOf = (s: LimitScope) => (s.kind === 'org' ? 'monthly_limit' : `budget:${s.budgetId}`);

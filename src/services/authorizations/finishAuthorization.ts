@@ -71,6 +71,7 @@ export async function finishAuthorization(
           eventId: null,
           usage: null,
           release: true,
+          last: true,
           end: ({ charged }) => {
             const result: EndResult = {
               object: 'authorization' as const,
@@ -120,6 +121,7 @@ async function capture(
     eventId,
     usage: null,
     release: true,
+    last: true,
     end: ({ charged, unbilled }) => {
       const event = callEvent(ctx, org, auth, usage, eventId, now, late ? charged - already : charged);
       const result: CaptureResult = {

@@ -64,6 +64,7 @@ export async function incrementAuthorization(ctx: Ctx, id: string, report: Strea
           usage: total,
           release: false,
           renew: true,
+          last: true,
         });
         return {
           object: 'authorization_increment' as const,

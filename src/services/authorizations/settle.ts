@@ -8,14 +8,22 @@ import { allocate, CREDIT_SCALE, Ratio } from '../../domain/money.ts';
 import { creditsToMoney, type Usage } from '../../domain/pricing.ts';
 import { contentHash, type UsageEventInput } from '../../domain/usageEvent.ts';
 import type { Queryable } from '../../store/db.ts';
-import { evaluateSpendAlerts } from '../alerts/evaluateSpendAlerts.ts';
+import { spendAlerts } from '../alerts/evaluateSpendAlerts.ts';
+import { recordAlerts } from '../alerts/recordAlerts.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import type { PricedUsage, StorableEvent } from '../events/priceUsageEvent.ts';
 import { callEventWrites } from '../events/recordEvents.ts';
 import { DRAW_FROM_GRANTS, ENTRY_COLUMNS, PLANNED_ENTRIES, planCharges } from '../ledger/applyCharges.ts';
 import type { SpendLock } from '../ledger/lockForSpend.ts';
-import { COUNTER_UPSERT, type LimitScope, type LimitSettings, toUnits } from '../limits/scopes.ts';
+import {
+  COUNTER_UPSERT,
+  type CounterValue,
+  counterKey,
+  type LimitScope,
+  type LimitSettings,
+  toUnits,
+} from '../limits/scopes.ts';
 import type { OrgRow } from '../orgs/shape.ts';
 import { unitsFor } from './authorize.ts';
 import { headroom } from './headroom.ts';
@@ -90,6 +98,12 @@ export interface BillOptions<R> {
    * and its event, if it has one, are written by the same statement.
    */
   end?: (billed: Billed & { charged: bigint }) => AuthorizationEnd<R>;
+  /**
+   * The caller sends nothing after this in its transaction: when no alert is to be recorded, the
+   * statement carries the COMMIT (QueryOptions.closing), and the org's lock is let go a round trip
+   * sooner.
+   */
+  last?: boolean;
 }
 
 /**
@@ -133,17 +147,24 @@ export async function bill<R = never>(
         { amount: billed, eventId: options.eventId, authorizationId: auth.id },
       ])
     : null;
+  const drawn = plan?.outcome ?? null;
+  // Judged before the statement, on the counters the lock read plus this change (whatever writes
+  // them holds the same lock), so that with nothing to record after it the statement can commit.
+  const now = new Date();
+  const alerts =
+    billed > 0n
+      ? spendAlerts(
+          org,
+          { scopes, counters: countersAfter(scopes, lock, billed, released), charged: drawn },
+          now,
+        )
+      : [];
   // The member is the one the hold was placed for, by id: an external id erased since then must
   // not bring a member back.
   const recording = end?.event ? await callEventWrites(tx, ctx, end.event, auth.member_id, 16) : null;
-  const rows = await tx.query<{
-    scope: string | null;
-    period_start: Date;
-    spent: string;
-    held: string;
-    events: number | null;
-  }>(
-    `WITH ${DRAW_FROM_GRANTS('$1', '$11')}, entries AS (
+  await tx
+    .query(
+      `WITH ${DRAW_FROM_GRANTS('$1', '$11')}, entries AS (
        INSERT INTO ledger_entries ${ENTRY_COLUMNS}
        ${PLANNED_ENTRIES('$1', '$12')}
        UNION ALL
@@ -171,51 +192,60 @@ export async function bill<R = never>(
              FROM jsonb_to_recordset($7::jsonb) AS c(scope text, period_start timestamptz)
             WHERE $3::bigint <> 0 OR $4::bigint <> 0 ORDER BY scope, period_start) AS c`,
        )}
-       RETURNING scope, period_start, spent, held
      )
-     SELECT scope, period_start, spent, held, NULL::int AS events FROM counters
-     ${recording ? 'UNION ALL SELECT NULL, NULL, NULL, NULL, count(*)::int FROM x' : ''}`,
-    [
-      org.id,
-      auth.id,
-      String(released),
-      String(billed),
-      credits,
-      options.usage === null ? null : JSON.stringify(options.usage),
-      JSON.stringify(auth.scopes),
-      end?.status ?? null,
-      end ? JSON.stringify(end.result) : null,
-      eventId,
-      plan?.draws ?? '[]',
-      plan?.entries ?? '[]',
-      String(plan?.drawn ?? 0n),
-      String(plan?.overage ?? 0n),
-      options.renew === true,
-      ...(recording?.params ?? []),
-    ],
-  );
-  if (recording && !rows.some((r) => r.scope === null && r.events! > 0)) {
-    throw new ServiceError(
-      409,
-      'event_id_taken',
-      `An event with id "${end!.event!.input.id}" was recorded before`,
-      'event_id',
-    );
-  }
-  const drawn = plan?.outcome ?? null;
-  if (billed > 0n) {
-    const counters = rows.flatMap((r) =>
-      r.scope === null
-        ? []
-        : [{ scope: r.scope, periodStart: r.period_start, spent: BigInt(r.spent), held: BigInt(r.held) }],
-    );
-    await evaluateSpendAlerts(tx, org, { scopes, counters, charged: drawn });
-  }
+     -- An event id recorded before fails the statement (SQLSTATE TL409, migration 0028).
+     SELECT ${recording ? 'tally_require_recorded(count(*), $10) FROM x' : '1'}`,
+      [
+        org.id,
+        auth.id,
+        String(released),
+        String(billed),
+        credits,
+        options.usage === null ? null : JSON.stringify(options.usage),
+        JSON.stringify(auth.scopes),
+        end?.status ?? null,
+        end ? JSON.stringify(end.result) : null,
+        eventId,
+        plan?.draws ?? '[]',
+        plan?.entries ?? '[]',
+        String(plan?.drawn ?? 0n),
+        String(plan?.overage ?? 0n),
+        options.renew === true,
+        ...(recording?.params ?? []),
+      ],
+      { closing: options.last === true && alerts.length === 0 },
+    )
+    .catch((error: unknown) => {
+      if ((error as { code?: string }).code !== EVENT_ID_TAKEN) throw error;
+      throw new ServiceError(
+        409,
+        'event_id_taken',
+        `An event with id "${eventId}" was recorded before`,
+        'event_id',
+      );
+    });
+  if (alerts.length > 0) await recordAlerts(tx, org.id, alerts, now);
   auth.held = String(held - released);
   auth.charged = String(charged);
   if (options.usage !== null) auth.usage = options.usage;
   if (end) auth.event_id = eventId;
   return { ...outcome, end };
+}
+
+/** The SQLSTATE of `tally_require_recorded` (migration 0028): the call's event id was taken. */
+const EVENT_ID_TAKEN = 'TL409';
+
+/** The call's limit counters once this bill is written: what the lock read, plus its change. */
+function countersAfter(
+  scopes: LimitScope[],
+  lock: SpendLock,
+  billed: bigint,
+  released: bigint,
+): CounterValue[] {
+  return scopes.map(({ scope, periodStart }) => {
+    const before = lock.counters.get(counterKey({ scope, periodStart })) ?? { spent: 0n, held: 0n };
+    return { scope, periodStart, spent: before.spent + billed, held: before.held - released };
+  });
 }
 
 /** The call's usage event, priced as usual but carrying exactly `billed`, what the call was charged in all. */
