@@ -305,14 +305,19 @@ describe('behind declared reverse proxies (TALLY_TRUSTED_PROXIES)', () => {
     expect(await fromPeer('198.51.100.7')('192.0.2.1', `Bearer ${unseen}`)).toBe(429);
   });
 
-  it('does not believe a Teredo peer: its address is not public, but it is no proxy of Tally', async () => {
-    const fromTeredo = fromPeer('2001:0:4136:e378:8000:63bf:3fff:fdd2');
+  // Not public, or carrying a private IPv4 address, yet no proxy of Tally: they come from anywhere.
+  it.each([
+    ['a Teredo peer', '2001:0:4136:e378:8000:63bf:3fff:fdd2'],
+    ['a 6to4 peer carrying 10.0.0.5', '2002:a00:5::1'],
+    ['a NAT64 peer carrying 192.168.1.9', '64:ff9b::c0a8:109'],
+  ])('does not believe %s', async (_, address) => {
+    const from = fromPeer(address);
     const statuses: number[] = [];
     while (statuses.length < 40 && !statuses.includes(429)) {
-      statuses.push(await fromTeredo(null, badCredentials(statuses.length)));
+      statuses.push(await from(null, badCredentials(statuses.length)));
     }
     expect(statuses.at(-1)).toBe(429);
     // Naming another address in X-Forwarded-For does not make it another client.
-    expect(await fromTeredo('192.0.2.77', badCredentials(100))).toBe(429);
+    expect(await from('192.0.2.77', badCredentials(100))).toBe(429);
   });
 });

@@ -80,11 +80,17 @@ function ipv6Groups(ip: string): number[] {
   return groups.map((g) => Number.parseInt(g, 16));
 }
 
-/** The kind of a non-public IP address, or of the IPv4 address an IPv6 one carries; null for a public one. */
-export function nonPublicKind(ip: string): AddressKind | null {
+/** The refused range an address itself is in (an IPv4-mapped one as its IPv4 address), if any. */
+function rangeKind(ip: string): AddressKind | null {
   const family = isIP(ip) === 6 ? 'ipv6' : 'ipv4';
   for (const [kind, list] of REFUSED_LISTS) if (list.check(ip, family)) return kind;
-  if (family === 'ipv4') return null;
+  return null;
+}
+
+/** The kind of a non-public IP address, or of the IPv4 address an IPv6 one carries; null for a public one. */
+export function nonPublicKind(ip: string): AddressKind | null {
+  const kind = rangeKind(ip);
+  if (kind || isIP(ip) !== 6) return kind;
   const carrier = CARRIER_LISTS.find((c) => c.list.check(ip, 'ipv6'));
   if (!carrier) return null;
   const groups = ipv6Groups(ip.split('%')[0]!);
@@ -98,5 +104,7 @@ const INTERNAL_KINDS = new Set<AddressKind | null>(['loopback', 'private', 'link
 /**
  * Whether an address is in a local network: not public, and not reserved either (Teredo clients,
  * for one, come from anywhere on the internet), nor multicast or unspecified, which no peer has.
+ * Judged on the address itself: a 6to4 or NAT64 address comes through a relay or a translator,
+ * from wherever the IPv4 address it carries is, so carrying a private one makes it no neighbour.
  */
-export const isInternalAddress = (ip: string): boolean => INTERNAL_KINDS.has(nonPublicKind(ip));
+export const isInternalAddress = (ip: string): boolean => INTERNAL_KINDS.has(rangeKind(ip));
