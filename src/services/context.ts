@@ -63,8 +63,33 @@ export async function audit(
   target: string | null,
   data: Record<string, unknown> = {},
 ): Promise<void> {
+  await writeAudit(tx, { orgId, actor: actorOf(ctx), action, target, data, requestId: ctx.requestId });
+}
+
+/**
+ * One audit row, in the caller's transaction. Work Tally does on its own (a job, a payment
+ * provider's webhook) has no request and names itself as the actor.
+ */
+export async function writeAudit(
+  tx: Queryable,
+  entry: {
+    orgId: string;
+    actor: string;
+    action: string;
+    target: string | null;
+    data: object;
+    requestId?: string;
+  },
+): Promise<void> {
   await tx.query(
     'INSERT INTO audit_log (org_id, actor, action, target, data, request_id) VALUES ($1, $2, $3, $4, $5, $6)',
-    [orgId, actorOf(ctx), action, target, JSON.stringify(data), ctx.requestId],
+    [
+      entry.orgId,
+      entry.actor,
+      entry.action,
+      entry.target,
+      JSON.stringify(entry.data),
+      entry.requestId ?? null,
+    ],
   );
 }

@@ -14,7 +14,7 @@ import { CREDIT_SCALE, formatCredits, formatUnits, Ratio } from '../../domain/mo
 import { MINOR_DIGITS, toMinor } from '../../domain/vat.ts';
 import type { Queryable } from '../../store/db.ts';
 import { withRetry } from '../../store/retry.ts';
-import type { Ctx } from '../context.ts';
+import { type Ctx, writeAudit } from '../context.ts';
 import { available, lockBalance } from '../ledger/balances.ts';
 import { loadOrg } from '../orgs/shape.ts';
 import { emitWebhookEvent } from '../webhooks/emitWebhookEvent.ts';
@@ -199,13 +199,13 @@ async function disable(tx: Queryable, payment: PaymentRow, reason: string): Prom
     `UPDATE auto_topups SET enabled = false, disabled_reason = $2, updated_at = now() WHERE org_id = $1`,
     [payment.org_id, reason],
   );
-  await tx.query('INSERT INTO audit_log (org_id, actor, action, target, data) VALUES ($1, $2, $3, $4, $5)', [
-    payment.org_id,
-    ACTOR,
-    'auto_topup.disabled',
-    payment.id,
-    JSON.stringify({ reason }),
-  ]);
+  await writeAudit(tx, {
+    orgId: payment.org_id,
+    actor: ACTOR,
+    action: 'auto_topup.disabled',
+    target: payment.id,
+    data: { reason },
+  });
   await emitWebhookEvent(tx, payment.org_id, 'auto_topup.failed', {
     payment_id: payment.id,
     amount: payment.amount,

@@ -7,6 +7,7 @@
 import { Ratio } from '../../domain/money.ts';
 import { fixedMinor, MINOR_DIGITS, splitVat, toMinor } from '../../domain/vat.ts';
 import type { Queryable } from '../../store/db.ts';
+import { writeAudit } from '../context.ts';
 import { addToBalance } from '../ledger/balances.ts';
 import { recordGrant } from '../ledger/recordGrant.ts';
 import { loadOrg } from '../orgs/shape.ts';
@@ -25,22 +26,6 @@ export async function lockPayment(
   );
   return row ?? null;
 }
-
-const auditRow = (
-  tx: Queryable,
-  orgId: string,
-  actor: string,
-  action: string,
-  target: string,
-  data: object,
-) =>
-  tx.query('INSERT INTO audit_log (org_id, actor, action, target, data) VALUES ($1, $2, $3, $4, $5)', [
-    orgId,
-    actor,
-    action,
-    target,
-    JSON.stringify(data),
-  ]);
 
 export type CompleteOutcome = 'completed' | 'already_completed' | 'amount_mismatch';
 
@@ -130,11 +115,17 @@ export async function completePayment(
       paid.sessionId ?? null,
     ],
   );
-  await auditRow(tx, orgId, actor, 'payment.completed', payment.id, {
-    grant_id: grant!.id,
-    invoice_number: invoiceNumber,
-    amount: payment.amount,
-    currency: payment.currency,
+  await writeAudit(tx, {
+    orgId,
+    actor,
+    action: 'payment.completed',
+    target: payment.id,
+    data: {
+      grant_id: grant!.id,
+      invoice_number: invoiceNumber,
+      amount: payment.amount,
+      currency: payment.currency,
+    },
   });
   // A refund or dispute that arrived before the confirmation is applied now.
   const after = (await lockPayment(tx, orgId, payment.id))!;
@@ -215,12 +206,18 @@ async function applyReversal(tx: Queryable, payment: PaymentRow, memo: string, a
     [payment.org_id, payment.id, status, String(take), String(due > 0n ? due - take : 0n)],
   );
   if (due > 0n) {
-    await auditRow(tx, payment.org_id, actor, 'payment.reversed', payment.id, {
-      memo,
-      refunded_amount: fixedMinor(refunded, payment.currency),
-      disputed_amount: fixedMinor(disputed, payment.currency),
-      credits_taken_back: String(take),
-      credits_unrecovered: String(due - take),
+    await writeAudit(tx, {
+      orgId: payment.org_id,
+      actor,
+      action: 'payment.reversed',
+      target: payment.id,
+      data: {
+        memo,
+        refunded_amount: fixedMinor(refunded, payment.currency),
+        disputed_amount: fixedMinor(disputed, payment.currency),
+        credits_taken_back: String(take),
+        credits_unrecovered: String(due - take),
+      },
     });
   }
 }

@@ -1,5 +1,6 @@
 import type { Queryable } from '../../store/db.ts';
 import { recordAlerts } from '../alerts/recordAlerts.ts';
+import { writeAudit } from '../context.ts';
 import { ENDPOINT_COLUMNS, type EndpointRow, holdPendingDeliveries } from './shape.ts';
 
 /** Who the audit log names for what the delivery worker does. */
@@ -31,13 +32,13 @@ export async function disableFailingEndpoint(
     last_error: lastError,
   };
   // The operator's own endpoints belong to no org: their audit rows go under 'operator', and no org is alerted.
-  await tx.query('INSERT INTO audit_log (org_id, actor, action, target, data) VALUES ($1, $2, $3, $4, $5)', [
-    endpoint.org_id ?? 'operator',
-    ACTOR,
-    'webhook_endpoint.disabled',
-    endpoint.id,
-    JSON.stringify({ reason: 'failing', ...details }),
-  ]);
+  await writeAudit(tx, {
+    orgId: endpoint.org_id ?? 'operator',
+    actor: ACTOR,
+    action: 'webhook_endpoint.disabled',
+    target: endpoint.id,
+    data: { reason: 'failing', ...details },
+  });
   if (endpoint.org_id === null) return;
   await recordAlerts(
     tx,
