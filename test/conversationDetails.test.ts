@@ -144,13 +144,17 @@ describe('conversation details', () => {
     expectComponentsAddUp(c);
   });
 
-  it('ignores metadata of the wrong type or sign', async () => {
+  it('ignores metadata of the wrong type or sign, and token counts that are no whole number', async () => {
     const { org, key } = await createOrgWithKey(t);
     const bad = [
       { processing_ms: '1200', conversation_title: 42, output_tokens: { response: -1, tools: '3' } },
       { processing_ms: -5, conversation_title: ['x'], output_tokens: 'lots', input_tokens: { message: -3 } },
       { processing_ms: 1e300, output_tokens: { response: 1e300 }, input_tokens: [1] },
       { processing_ms: { ms: 3 }, output_tokens: null, conversation_title: null },
+      {
+        output_tokens: { response: 2.5, tools: 0.5 },
+        input_tokens: { message: 1.25, context: 3.75, files: 1e-7 },
+      },
     ];
     await send(
       key,

@@ -10564,18 +10564,18 @@ export interface components {
             messages: number;
             calls: number;
             tokens: components["schemas"]["TokenCounts"];
-            /** @description From metadata.input_tokens of the events, when they say */
+            /** @description From metadata.input_tokens ({message, context, files}) of the events, when they give it as a whole number of tokens */
             input_breakdown: {
                 message: number | null;
                 context: number | null;
                 files: number | null;
             };
-            /** @description The output split into the model's response and tool outputs, from metadata.output_tokens ({response, tools}) of the events, when they say */
+            /** @description The output split into the model's response and tool outputs, from metadata.output_tokens ({response, tools}) of the events, when they give it as a whole number of tokens */
             output_breakdown: {
                 response: number | null;
                 tools: number | null;
             };
-            /** @description How long the model took, summed over the calls, from metadata.processing_ms of the events; null when none says */
+            /** @description How long the model took, summed over the calls (milliseconds, rounded down), from metadata.processing_ms of the events; null when none says */
             processing_ms: number | null;
             /** @example 125.5 */
             credits: string;
@@ -10601,18 +10601,18 @@ export interface components {
                 features: string[];
                 calls: number;
                 tokens: components["schemas"]["TokenCounts"];
-                /** @description From metadata.input_tokens of the events, when they say */
+                /** @description From metadata.input_tokens ({message, context, files}) of the events, when they give it as a whole number of tokens */
                 input_breakdown: {
                     message: number | null;
                     context: number | null;
                     files: number | null;
                 };
-                /** @description The output split into the model's response and tool outputs, from metadata.output_tokens ({response, tools}) of the events, when they say */
+                /** @description The output split into the model's response and tool outputs, from metadata.output_tokens ({response, tools}) of the events, when they give it as a whole number of tokens */
                 output_breakdown: {
                     response: number | null;
                     tools: number | null;
                 };
-                /** @description How long the model took, summed over the calls, from metadata.processing_ms of the events; null when none says */
+                /** @description How long the model took, summed over the calls (milliseconds, rounded down), from metadata.processing_ms of the events; null when none says */
                 processing_ms: number | null;
                 /** @example 125.5 */
                 credits: string;

@@ -53,14 +53,17 @@ const ConversationFigures = {
   tokens: Tokens,
   input_breakdown: z
     .object({ message: z.int().nullable(), context: z.int().nullable(), files: z.int().nullable() })
-    .openapi({ description: 'From metadata.input_tokens of the events, when they say' }),
+    .openapi({
+      description:
+        'From metadata.input_tokens ({message, context, files}) of the events, when they give it as a whole number of tokens',
+    }),
   output_breakdown: z.object({ response: z.int().nullable(), tools: z.int().nullable() }).openapi({
     description:
-      "The output split into the model's response and tool outputs, from metadata.output_tokens ({response, tools}) of the events, when they say",
+      "The output split into the model's response and tool outputs, from metadata.output_tokens ({response, tools}) of the events, when they give it as a whole number of tokens",
   }),
   processing_ms: z.int().nonnegative().nullable().openapi({
     description:
-      'How long the model took, summed over the calls, from metadata.processing_ms of the events; null when none says',
+      'How long the model took, summed over the calls (milliseconds, rounded down), from metadata.processing_ms of the events; null when none says',
   }),
   credits: Amount,
   cost: Amount,

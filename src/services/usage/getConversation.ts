@@ -52,24 +52,27 @@ interface Sums {
 }
 
 /**
- * The sum of a metadata count over the events that give one; events whose value is no number, is
- * negative or is beyond what JavaScript holds exactly do not count. The nested CASE keeps the cast
- * from ever seeing a string.
+ * The sum of a metadata figure over the events that give one; events whose value is no number, is
+ * negative, is beyond what JavaScript holds exactly or, for a count of tokens, is no whole number
+ * do not count. The nested CASE keeps the cast from ever seeing a string.
  */
-const metadataSum = (path: string) => `sum(CASE WHEN jsonb_typeof(metadata${path}) = 'number' THEN
-    CASE WHEN (metadata${path})::numeric BETWEEN 0 AND ${Number.MAX_SAFE_INTEGER}
-         THEN (metadata${path})::numeric END END)::text`;
+const metadataSum = (path: string, kind: 'count' | 'duration') => {
+  const value = `(metadata${path})::numeric`;
+  const whole = kind === 'count' ? ` AND ${value} = trunc(${value})` : '';
+  return `sum(CASE WHEN jsonb_typeof(metadata${path}) = 'number' THEN
+    CASE WHEN ${value} BETWEEN 0 AND ${Number.MAX_SAFE_INTEGER}${whole} THEN ${value} END END)::text`;
+};
 
 const SUMS = `count(*)::text AS calls, sum(credits)::text AS credits, sum(cost)::text AS cost,
   sum(provider_cost_usd)::text AS provider_cost_usd, sum(input_tokens)::text AS input_tokens,
   sum(output_tokens)::text AS output_tokens, sum(cache_read_tokens)::text AS cache_read_tokens,
   sum(cache_write_tokens)::text AS cache_write_tokens,
-  ${metadataSum("->'input_tokens'->'message'")} AS in_message,
-  ${metadataSum("->'input_tokens'->'context'")} AS in_context,
-  ${metadataSum("->'input_tokens'->'files'")} AS in_files,
-  ${metadataSum("->'output_tokens'->'response'")} AS out_response,
-  ${metadataSum("->'output_tokens'->'tools'")} AS out_tools,
-  ${metadataSum("->'processing_ms'")} AS processing_ms`;
+  ${metadataSum("->'input_tokens'->'message'", 'count')} AS in_message,
+  ${metadataSum("->'input_tokens'->'context'", 'count')} AS in_context,
+  ${metadataSum("->'input_tokens'->'files'", 'count')} AS in_files,
+  ${metadataSum("->'output_tokens'->'response'", 'count')} AS out_response,
+  ${metadataSum("->'output_tokens'->'tools'", 'count')} AS out_tools,
+  ${metadataSum("->'processing_ms'", 'duration')} AS processing_ms`;
 
 /** The conversation's title of an event: its `metadata.conversation_title`, trimmed as a tool name is. */
 const TITLE = metadataTextSql('metadata', 'conversation_title');
