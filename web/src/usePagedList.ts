@@ -40,10 +40,11 @@ export function usePagedList<Row, Answer extends Page<Row> = Page<Row>>(
   // The pages read belong to one first page; a new first page (reloaded, another query) starts over,
   // in the same render, so the old rows never show beside the new answer.
   const pages = kept.of === first.data ? kept : pagesFrom<Row, Answer>(first.data);
-  const [more, setMore] = useState<{ loading: boolean; error: Error | null }>({
-    loading: false,
-    error: null,
-  });
+  // The latest loadMore's state belongs to its first page as well: a new first page shows none.
+  const [moreOf, setMoreOf] = useState<MoreState<Answer>>({ of: null, loading: false, error: null });
+  const more = moreOf.of === first.data ? { loading: moreOf.loading, error: moreOf.error } : NO_MORE;
+  const setMore = (of: Answer | null, state: { loading: boolean; error: Error | null }) =>
+    setMoreOf({ of, ...state });
   const { behind, catchUp, settled } = useLiveList(
     live,
     pages.rows.length > (first.data?.data.length ?? 0),
@@ -53,7 +54,6 @@ export function usePagedList<Row, Answer extends Page<Row> = Page<Row>>(
   latest.current = first.data;
   // biome-ignore lint/correctness/useExhaustiveDependencies: `settled` only clears a flag.
   useEffect(() => {
-    setMore({ loading: false, error: null });
     settled();
   }, [first.data]);
   /** Changes the pages of the first page `of`, unless the list loaded afresh since. */
@@ -62,7 +62,7 @@ export function usePagedList<Row, Answer extends Page<Row> = Page<Row>>(
   const loadMore = async () => {
     const { of, cursor } = pages;
     if (!path || !cursor) return;
-    setMore({ loading: true, error: null });
+    setMore(of, { loading: true, error: null });
     try {
       const page = await api.get<Answer>(path, { ...query, cursor });
       if (latest.current !== of) return;
@@ -71,17 +71,17 @@ export function usePagedList<Row, Answer extends Page<Row> = Page<Row>>(
         rows: [...p.rows, ...page.data],
         cursor: page.has_more ? page.next_cursor : null,
       }));
-      setMore({ loading: false, error: null });
+      setMore(of, { loading: false, error: null });
     } catch (error) {
       if (latest.current !== of) return;
       // A ranked list (usage breakdowns) whose ranking moved since its first page: the API cannot go
       // on from the cursor (409), so the list loads again from the top.
       if (error instanceof ApiError && error.code === 'cursor_stale') {
-        setMore({ loading: false, error: null });
+        setMore(of, { loading: false, error: null });
         catchUp();
         return;
       }
-      setMore({ loading: false, error: error as Error });
+      setMore(of, { loading: false, error: error as Error });
     }
   };
   const setRows = (change: (rows: Row[]) => Row[]) =>
@@ -97,6 +97,13 @@ export function usePagedList<Row, Answer extends Page<Row> = Page<Row>>(
     catchUp,
   };
 }
+
+interface MoreState<Answer> {
+  of: Answer | null;
+  loading: boolean;
+  error: Error | null;
+}
+const NO_MORE = { loading: false, error: null };
 
 /** The rows read so far, from the first page `of` on, and the cursor of the next page (null: no more). */
 interface Pages<Row, Answer> {
