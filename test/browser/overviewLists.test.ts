@@ -32,6 +32,16 @@ describe('overview figures and paged lists', () => {
   };
   const usage = (path: string) => api(`/v1/orgs/${web.orgId}${path}`);
   const trend = () => page.getByTestId('kpi-trend');
+  let when: (iso: string) => string;
+  beforeAll(async () => {
+    const { timezone } = await api(`/v1/orgs/${web.orgId}`);
+    const format = new Intl.DateTimeFormat('en-US', {
+      timeZone: timezone,
+      dateStyle: 'medium',
+      timeStyle: 'short',
+    });
+    when = (iso) => format.format(new Date(iso));
+  });
 
   it('says what the trend compares against, and shows no trend for last month', async () => {
     for (const [tab, range, against] of [
@@ -43,6 +53,12 @@ describe('overview figures and paged lists', () => {
       const summary = await usage(`/usage/summary?range=${range}`);
       await expect.poll(() => page.getByTestId('kpi-calls').textContent()).toBe(formatCount(summary.calls));
       await expect.poll(() => trend().textContent()).toBe(`${summary.trend.label} ${against}`);
+      // The tooltip names the period compared with, as the API gives it, in the org's time zone.
+      const title = await trend().getAttribute('title');
+      expect(title).toMatch(/^(Against|This)/);
+      expect(
+        title!.endsWith(`: ${when(summary.range.previous_start)} to ${when(summary.range.previous_end)}`),
+      ).toBe(true);
     }
     // A custom range is compared with as many days just before it.
     const day = (daysAgo: number) => new Date(Date.now() - daysAgo * 86_400_000).toISOString().slice(0, 10);

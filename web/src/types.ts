@@ -47,6 +47,9 @@ export interface UsageRange {
   name: string;
   start: string;
   end: string;
+  /** The period the trend compares with (end excluded), as the API chose it. */
+  previous_start: string;
+  previous_end: string;
 }
 
 export type Unit = 'credits' | 'usd' | 'tokens';

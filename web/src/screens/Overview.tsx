@@ -291,9 +291,10 @@ function OverviewBody({
 const DAY_MS = 86_400_000;
 
 /**
- * What the trend pill compares against, as the API computes it (src/domain/ranges.ts): rolling
- * ranges against the span just before them, this month and this cycle so far against the same days
- * of the previous one. Null for last month: the pill is about the period in progress.
+ * What the trend pill compares against, in words; the period itself comes from the API
+ * (range.previous_start and previous_end, src/domain/ranges.ts): rolling ranges against the span
+ * just before them, this month and this cycle so far against the same days of the previous one.
+ * Null for last month: the pill is about the period in progress.
  */
 function trendComparison(range: UsageRange): { against: string; explained: string } | null {
   const rolling = (span: string) => ({
@@ -318,20 +319,22 @@ function trendComparison(range: UsageRange): { against: string; explained: strin
       return null;
     default: {
       // Custom ranges are whole local days (rounded: a day with a clock change is 23 or 25 hours).
-      const days = Math.round((Date.parse(range.end) - Date.parse(range.start)) / DAY_MS);
+      const days = Math.round((Date.parse(range.previous_end) - Date.parse(range.previous_start)) / DAY_MS);
       return rolling(days === 1 ? 'day' : `${days} days`);
     }
   }
 }
 
 function TrendPill({ summary }: { summary: Summary }) {
+  const { formats } = useOrg();
   const comparison = trendComparison(summary.range);
   if (!comparison) return null;
+  const { previous_start, previous_end } = summary.range;
   return (
     <dd>
       <span
         className={`trend trend-${summary.trend.direction}`}
-        title={comparison.explained}
+        title={`${comparison.explained}: ${formats.dateTime(previous_start)} to ${formats.dateTime(previous_end)}`}
         data-testid="kpi-trend"
       >
         {summary.trend.label} {comparison.against}
