@@ -100,7 +100,7 @@ describe('allowance bars', () => {
     const row = page.getByRole('row', { name: /Owner cap/ });
     const money = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD' }).format(spent);
     await expect.poll(() => row.textContent()).toContain(`${money} (${Math.floor(spent * 100)} %)`);
-    expect(await row.locator('td.warn, td.error').count()).toBe(1);
+    expect(await row.locator('td.tone-warn, td.tone-error').count()).toBe(1);
     await page.context().close();
   });
 

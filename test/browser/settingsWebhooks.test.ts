@@ -70,14 +70,14 @@ describe('webhook endpoint health, alerts and budgets in the browser', () => {
     await expect
       .poll(() => stateOf(failing.url).textContent())
       .toBe(`Failing since ${f.date(failingNow.failing_since)}`);
-    expect(await stateOf(failing.url).getAttribute('class')).toContain('warn');
+    expect(await stateOf(failing.url).getAttribute('class')).toContain('tone-warn');
     expect(await stateOf(manual.url).textContent()).toBe(
       `Disabled ${f.date(manualNow.disabled_at)} (by an admin)`,
     );
     expect(await stateOf(dead.url).textContent()).toBe(
       `Disabled ${f.date(deadNow.disabled_at)} (after failing for days)`,
     );
-    expect(await stateOf(dead.url).getAttribute('class')).toContain('error');
+    expect(await stateOf(dead.url).getAttribute('class')).toContain('tone-error');
     await screenshot(page, 'settings-webhook-health');
 
     await page.getByRole('button', { name: `Enable endpoint ${manual.url}` }).click();

@@ -161,7 +161,7 @@ interface Budget {
 /** Budgets a page of the table loads (Load more reads the next). */
 const BUDGETS_PAGE = 100;
 
-const BUDGET_STATUS = { ok: '', warning: 'warn', exceeded: 'error' } as const;
+const BUDGET_STATUS = { ok: '', warning: 'tone-warn', exceeded: 'tone-error' } as const;
 
 const SCOPES = [
   ['member', 'Member'],

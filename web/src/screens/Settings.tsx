@@ -233,7 +233,7 @@ function endpointState(e: Endpoint, formats: Formats): { text: string; tone: 'ok
 function EndpointState({ endpoint }: { endpoint: Endpoint }) {
   const { formats } = useOrg();
   const { text, tone } = endpointState(endpoint, formats);
-  return <span className={`endpoint-state ${tone}`}>{text}</span>;
+  return <span className={`endpoint-state tone-${tone}`}>{text}</span>;
 }
 
 function WebhooksPanel() {
