@@ -32,18 +32,15 @@ describe('overview figures and paged lists', () => {
   };
   const usage = (path: string) => api(`/v1/orgs/${web.orgId}${path}`);
   const trend = () => page.getByTestId('kpi-trend');
-  let when: (iso: string) => string;
-  beforeAll(async () => {
+
+  it('says what the trend compares against, and shows no trend for last month', async () => {
     const { timezone } = await api(`/v1/orgs/${web.orgId}`);
     const format = new Intl.DateTimeFormat('en-US', {
       timeZone: timezone,
       dateStyle: 'medium',
       timeStyle: 'short',
     });
-    when = (iso) => format.format(new Date(iso));
-  });
-
-  it('says what the trend compares against, and shows no trend for last month', async () => {
+    const when = (iso: string) => format.format(new Date(iso));
     for (const [tab, range, against] of [
       ['This month', 'mtd', 'vs last month'],
       ['7 days', '7d', 'vs previous 7 days'],
