@@ -7,7 +7,8 @@
  *
  * The run is split into shards (test/fuzz/api-*-of-*.fuzz.ts), one process and one database each,
  * so that it uses every core: batch n of the generated requests goes to shard n mod shards, and the
- * shards together send exactly the requests one process would.
+ * shards together send exactly the requests one process would (a run too small to give every
+ * shard a whole batch is cut into smaller ones, one or more per shard).
  *
  * TALLY_FUZZ_REQUESTS (default 100 000, over all shards) sets the count, TALLY_FUZZ_SEED the seed.
  */
@@ -35,6 +36,8 @@ import {
 const REQUESTS = Number(process.env.TALLY_FUZZ_REQUESTS ?? 100_000);
 const SEED = Number(process.env.TALLY_FUZZ_SEED ?? 20_261_123);
 const BATCH = 500;
+/** Requests per operation from which a shard must have reached every operation. */
+const COVERED_AFTER = 50;
 const HTTP_EVERY = 20;
 /** Refused requests also checked against a full fingerprint of every table (the slow, exact way). */
 const FINGERPRINTED = 300;
@@ -347,19 +350,20 @@ function startWorld() {
 
 /** Registers this file's shard of the run: the batches numbered `index` modulo `of`. */
 export function fuzzApiShard(index: number, of: number) {
-  const batches = Array.from({ length: Math.ceil(REQUESTS / BATCH) }, (_, n) => n).filter(
+  const size = Math.min(BATCH, Math.ceil(REQUESTS / of));
+  const batches = Array.from({ length: Math.ceil(REQUESTS / size) }, (_, n) => n).filter(
     (n) => n % of === index,
   );
-  const mine = batches.reduce((sum, n) => sum + Math.min(BATCH, REQUESTS - n * BATCH), 0);
+  const mine = batches.reduce((sum, n) => sum + Math.min(size, REQUESTS - n * size), 0);
   startWorld();
   it(
     `answers its ${mine} of ${REQUESTS} generated requests (shard ${index + 1} of ${of}) without a 5xx, with problem+json errors and no write when refused`,
-    () => fuzz(batches, Math.min(5_000, Math.floor(mine / 10))),
+    () => fuzz(batches, size, Math.min(5_000, Math.floor(mine / 10))),
     3_600_000,
   );
 }
 
-async function fuzz(batches: number[], warmUp: number) {
+async function fuzz(batches: number[], size: number, warmUp: number) {
   const started = performance.now();
   const arbitrary = requestArbitrary(doc, world);
   const failures: string[] = [];
@@ -375,8 +379,8 @@ async function fuzz(batches: number[], warmUp: number) {
   const knownSeen = new Map<string, number>();
   let warmHeap = 0;
   for (const batch of batches) {
-    const first = batch * BATCH;
-    const requests = fc.sample(arbitrary, { seed: SEED + batch, numRuns: Math.min(BATCH, REQUESTS - first) });
+    const first = batch * size;
+    const requests = fc.sample(arbitrary, { seed: SEED + batch, numRuns: Math.min(size, REQUESTS - first) });
     for (const [n, req] of requests.entries()) {
       const overHttp = (first + n) % HTTP_EVERY === HTTP_EVERY - 1;
       const exact = fingerprinted < FINGERPRINTED && req.method !== 'GET';
@@ -426,9 +430,13 @@ async function fuzz(batches: number[], warmUp: number) {
   expect(failures).toEqual([]);
   expect(fingerprinted).toBeGreaterThan(0);
   expect(endHeap - warmHeap).toBeLessThan(HEAP_CEILING_MIB);
-  // Every operation was reached.
+  // Every operation was reached, in a run big enough to expect it (a quick run of a few hundred
+  // requests reaches most, by chance).
   const templates = operations(doc).map(({ method, template }) => `${method} ${template}`);
-  expect(templates.filter((op) => !covered.has(op))).toEqual([]);
+  const missed = templates.filter((op) => !covered.has(op));
+  if (sent >= templates.length * COVERED_AFTER) expect(missed).toEqual([]);
+  else
+    console.log(`fuzz: ${sent} requests, too few to require every operation; ${missed.length} not reached`);
 }
 
 /** The operation template a generated path came from, to count coverage. */
