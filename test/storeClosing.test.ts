@@ -5,7 +5,8 @@
  * answers, before the transaction's function has even returned.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Db } from '../src/store/db.ts';
+import { type Db, openServer } from '../src/store/db.ts';
+import { withRetry } from '../src/store/retry.ts';
 import { freshDb, onServer } from './support/harness.ts';
 
 const CLOSING = `INSERT INTO closing_probe (a, b, c) VALUES ($1, $2, $3) RETURNING a, b, c`;
@@ -22,11 +23,14 @@ const AWKWARD = [
 
 describe.runIf(onServer)('a transaction closed by its last statement on the Postgres server', () => {
   let db: Db;
+  let url: string;
   const stored = async (a: string) =>
     (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM closing_probe WHERE a = $1', [a]))[0]!.n;
 
   beforeAll(async () => {
-    db = (await freshDb()).db;
+    const fresh = await freshDb();
+    db = fresh.db;
+    url = fresh.url!;
     await db.exec('CREATE TABLE closing_probe (a text PRIMARY KEY, b boolean, c text)');
   });
   afterAll(async () => {
@@ -69,7 +73,8 @@ describe.runIf(onServer)('a transaction closed by its last statement on the Post
     expect(await stored('before the failure')).toBe(0);
     // The connection went back to the pool usable, with nothing left open on it.
     const [open] = await db.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'`,
+      `SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE datname = current_database() AND state LIKE 'idle in transaction%'`,
     );
     expect(open!.n).toBe(0);
   });
@@ -83,6 +88,29 @@ describe.runIf(onServer)('a transaction closed by its last statement on the Post
     ).rejects.toThrow(/committed by its closing statement/);
     // What the closing statement wrote is committed all the same.
     expect(await stored('closed')).toBe(1);
+  });
+
+  it('reruns on a fresh connection when the server lost the prepared statement (a session reset)', async () => {
+    // One connection, so the reset meets the statement prepared on it.
+    const single = await openServer(url, { max: 1 });
+    try {
+      await single.transaction((tx) => tx.query(CLOSING, ['prepared', true, null], { closing: true }));
+      let attempts = 0;
+      await withRetry(() =>
+        single.transaction(async (tx) => {
+          attempts++;
+          await tx.query('DEALLOCATE ALL');
+          await tx.query(CLOSING, ['after the reset', false, null], { closing: true });
+        }),
+      );
+      expect(attempts).toBe(2);
+      expect(await stored('after the reset')).toBe(1);
+      // The fresh connection prepared it again, and goes on using it.
+      await single.transaction((tx) => tx.query(CLOSING, ['later', true, null], { closing: true }));
+      expect(await stored('later')).toBe(1);
+    } finally {
+      await single.close();
+    }
   });
 
   it('refuses a value it cannot write as a literal, and writes nothing', async () => {

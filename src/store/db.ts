@@ -168,15 +168,19 @@ export async function openServer(url: string, options: { max?: number; readUrl?:
           await inside.exec(sql);
         },
       };
+      let failure: unknown = null;
       try {
         const result = await fn(tx);
         if (begun && !committed) await conn.query('COMMIT');
         return result;
       } catch (error) {
+        failure = error;
         if (begun) await conn.query('ROLLBACK').catch(() => {});
         throw error;
       } finally {
-        conn.release();
+        // A connection whose prepared statements the server lost (or kept) apart from what this
+        // process counts on is closed, not reused: the rerun (withRetry) gets a fresh one.
+        conn.release(isPreparedMismatch(failure) ? (failure as Error) : undefined);
       }
     },
     close: async () => {
@@ -235,15 +239,27 @@ async function executeAndCommit(conn: pg.PoolClient, sql: string, params: unknow
     prepared = new Set();
     preparedForClosing.set(conn, prepared);
   }
-  if (!prepared.has(closingName)) {
-    await conn.query(`PREPARE ${closingName} AS ${sql}`);
-    prepared.add(closingName);
+  try {
+    if (!prepared.has(closingName)) {
+      await conn.query(`PREPARE ${closingName} AS ${sql}`);
+      prepared.add(closingName);
+    }
+    const [executed] = (await conn.query(
+      `EXECUTE ${closingName}${args}; COMMIT`,
+    )) as unknown as pg.QueryResult[];
+    return executed!.rows as never[];
+  } catch (error) {
+    if (isPreparedMismatch(error)) preparedForClosing.delete(conn);
+    throw error;
   }
-  const [executed] = (await conn.query(
-    `EXECUTE ${closingName}${args}; COMMIT`,
-  )) as unknown as pg.QueryResult[];
-  return executed!.rows as never[];
 }
+
+/**
+ * The server does not know a statement this process prepared on the connection, or knows one it
+ * did not (a pooler or a `DISCARD ALL` reset the session): 26000 and 42P05.
+ */
+const isPreparedMismatch = (error: unknown): boolean =>
+  ['26000', '42P05'].includes((error as { code?: string } | null)?.code ?? '');
 
 /**
  * Statements run inside write transactions (captures, increments, ingest, grants) are prepared

@@ -9,7 +9,7 @@ import { creditsToMoney, type Usage } from '../../domain/pricing.ts';
 import { contentHash, type UsageEventInput } from '../../domain/usageEvent.ts';
 import type { Queryable } from '../../store/db.ts';
 import { spendAlerts } from '../alerts/evaluateSpendAlerts.ts';
-import { recordAlerts } from '../alerts/recordAlerts.ts';
+import { recordAlerts, unrecordedAlerts } from '../alerts/recordAlerts.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import type { PricedUsage, StorableEvent } from '../events/priceUsageEvent.ts';
@@ -153,10 +153,13 @@ export async function bill<R = never>(
   const now = new Date();
   const alerts =
     billed > 0n
-      ? spendAlerts(
-          org,
-          { scopes, counters: countersAfter(scopes, lock, billed, released), charged: drawn },
-          now,
+      ? unrecordedAlerts(
+          org.id,
+          spendAlerts(
+            org,
+            { scopes, counters: countersAfter(scopes, lock, billed, released), charged: drawn },
+            now,
+          ),
         )
       : [];
   // The member is the one the hold was placed for, by id: an external id erased since then must
