@@ -16,8 +16,8 @@ export interface QueryOptions {
   /**
    * The statement may open its transaction: run first in a transaction on the server, it travels
    * in one message with BEGIN, its parameters written into it as literals (so only strings,
-   * booleans and null, and a text with no quoted literal of its own): a round trip less per transaction. Meant
-   * for the spend lock, which increments and captures start with.
+   * booleans and null, and a text with no quoted literal of its own): a round trip less per
+   * transaction. Meant for the spend lock, which increments and captures start with.
    */
   opening?: boolean;
   /**
