@@ -137,10 +137,9 @@ export async function getConversation(
   const [total] = await ctx.db.read.query<
     Sums & { first_at: string | null; last_at: string | null; members: string[]; title: string | null }
   >(
+    // The latest non-empty title, in the same pass as the sums.
     `SELECT ${SUMS}, ${AT} AS first_at, ${LAST} AS last_at, array_agg(DISTINCT member_id) AS members,
-            (SELECT t.title FROM (SELECT ${TITLE} AS title, occurred_at, id FROM events
-                                   WHERE org_id = $1 AND conversation_id = $2) AS t
-              WHERE t.title <> '' ORDER BY t.occurred_at DESC, t.id DESC LIMIT 1) AS title
+            (array_agg(${TITLE} ORDER BY occurred_at DESC, id DESC) FILTER (WHERE ${TITLE} <> ''))[1] AS title
        FROM events WHERE org_id = $1 AND conversation_id = $2`,
     [orgId, conversationId],
   );
