@@ -310,6 +310,7 @@ describe('behind declared reverse proxies (TALLY_TRUSTED_PROXIES)', () => {
     ['a Teredo peer', '2001:0:4136:e378:8000:63bf:3fff:fdd2'],
     ['a 6to4 peer carrying 10.0.0.5', '2002:a00:5::1'],
     ['a NAT64 peer carrying 192.168.1.9', '64:ff9b::c0a8:109'],
+    ['a local-use NAT64 peer', '64:ff9b:1::808:808'],
   ])('does not believe %s', async (_, address) => {
     const from = fromPeer(address);
     const statuses: number[] = [];

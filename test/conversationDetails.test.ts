@@ -54,9 +54,10 @@ describe('conversation details', () => {
     });
     const longTitle = 'Budget review '.repeat(20);
     await send(key, [
+      // The first event's id sorts last: the latest title is the latest by time, not by id.
       {
         ...call,
-        id: 'a1',
+        id: 'z1',
         message_id: 'm1',
         occurred_at: minutesAgo(10),
         usage: { input_tokens: 1234, output_tokens: 420 },

@@ -307,7 +307,7 @@ describe('webhook targets: security', () => {
       '64:ff9b::a9fe:a9fe': 'link-local',
       '64:ff9b::10.0.0.1': 'private',
       '64:ff9b::808:808': null,
-      '64:ff9b:1::8.8.8.8': 'private',
+      '64:ff9b:1::8.8.8.8': 'reserved',
       '2002:7f00:1::1': 'loopback',
       '2002:808:808::1': null,
       '::ffff:0:a00:1': 'private',

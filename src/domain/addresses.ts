@@ -37,7 +37,8 @@ const REFUSED_RANGES: [AddressKind, string][] = [
   ['reserved', '198.18.0.0/15'], // benchmarking
   ['reserved', '240.0.0.0/4'], // with 255.255.255.255, the broadcast address
   ['reserved', '::/96'], // IPv4-compatible IPv6 (deprecated)
-  ['private', '64:ff9b:1::/48'], // NAT64 for a local network (RFC 8215)
+  // NAT64 for a local network (RFC 8215): its translator's, but the IPv4 host behind it may be anywhere.
+  ['reserved', '64:ff9b:1::/48'],
   // Teredo: reached through a relay at an IPv4 address it carries obfuscated, never a webhook host.
   ['reserved', '2001::/32'],
   ['reserved', '2001:db8::/32'], // documentation

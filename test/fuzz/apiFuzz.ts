@@ -6,9 +6,10 @@
  * within a ceiling of the heap after the warm-up.
  *
  * The run is split into shards (test/fuzz/api-*-of-*.fuzz.ts), one process and one database each,
- * so that it uses every core: batch n of the generated requests goes to shard n mod shards, and the
- * shards together send exactly the requests one process would (a run too small to give every
- * shard a whole batch is cut into smaller ones, one or more per shard).
+ * so that it uses every core: batch n of the generated requests goes to shard n mod shards, and
+ * with at least one whole batch per shard the shards together send exactly the requests one process
+ * would. A smaller run is cut into smaller batches, so that every shard sends some; those requests
+ * differ from a single process's.
  *
  * TALLY_FUZZ_REQUESTS (default 100 000, over all shards) sets the count, TALLY_FUZZ_SEED the seed.
  */
