@@ -155,6 +155,10 @@ describe('conversation details', () => {
       {
         output_tokens: { response: 2.5, tools: 0.5 },
         input_tokens: { message: 1.25, context: 3.75, files: 1e-7 },
+        files: [
+          { id: 'f-bad', name: 'notes.txt', size_bytes: -5, extracted_tokens: 2.5 },
+          { id: 'f-odd', size_bytes: '10', extracted_tokens: 1e300 },
+        ],
       },
     ];
     await send(
@@ -175,6 +179,10 @@ describe('conversation details', () => {
       expect(figures.processing_ms).toBeNull();
     }
     expect(c.title).toBeNull();
+    expect(c.files).toEqual([
+      { id: 'f-bad', name: 'notes.txt', size_bytes: null, extracted_tokens: null, messages: 1 },
+      { id: 'f-odd', name: null, size_bytes: null, extracted_tokens: null, messages: 1 },
+    ]);
   });
 
   it('splits a BYOM message’s rounded cost over its components, and charges BYOK ones nothing', async () => {

@@ -12,7 +12,7 @@
  * - `conversation_title`: the chat's title, the latest non-empty one, trimmed and cut as a tool name is;
  * - `files` [{id, name, size_bytes, extracted_tokens}]: the files uploaded, with their extracted tokens
  *   and how many messages of the conversation used each.
- * Counts must be non-negative numbers that JavaScript holds exactly.
+ * Counts must be whole, non-negative numbers that JavaScript holds exactly; a duration may have a fraction.
  *
  * Every figure is summed from raw events (index `events_conversation`), so messages add up to the
  * totals exactly, and a message's components add up to its credits and cost exactly: each event's
@@ -52,16 +52,20 @@ interface Sums {
 }
 
 /**
- * The sum of a metadata figure over the events that give one; events whose value is no number, is
- * negative, is beyond what JavaScript holds exactly or, for a count of tokens, is no whole number
- * do not count. The nested CASE keeps the cast from ever seeing a string.
+ * A metadata figure (`json`, a jsonb expression) as a number, or null where it is no number, is
+ * negative, is beyond what JavaScript holds exactly or, for a count (tokens, bytes), is no whole
+ * number. The nested CASE keeps the cast from ever seeing a string.
  */
-const metadataSum = (path: string, kind: 'count' | 'duration') => {
-  const value = `(metadata${path})::numeric`;
+const metadataFigure = (json: string, kind: 'count' | 'duration') => {
+  const value = `(${json})::numeric`;
   const whole = kind === 'count' ? ` AND ${value} = trunc(${value})` : '';
-  return `sum(CASE WHEN jsonb_typeof(metadata${path}) = 'number' THEN
-    CASE WHEN ${value} BETWEEN 0 AND ${Number.MAX_SAFE_INTEGER}${whole} THEN ${value} END END)::text`;
+  return `CASE WHEN jsonb_typeof(${json}) = 'number' THEN
+    CASE WHEN ${value} BETWEEN 0 AND ${Number.MAX_SAFE_INTEGER}${whole} THEN ${value} END END`;
 };
+
+/** The sum of a metadata figure over the events that give a valid one (metadataFigure). */
+const metadataSum = (path: string, kind: 'count' | 'duration') =>
+  `sum(${metadataFigure(`metadata${path}`, kind)})::text`;
 
 const SUMS = `count(*)::text AS calls, sum(credits)::text AS credits, sum(cost)::text AS cost,
   sum(provider_cost_usd)::text AS provider_cost_usd, sum(input_tokens)::text AS input_tokens,
@@ -166,9 +170,8 @@ export async function getConversation(
     messages: string;
   }>(
     `SELECT f->>'id' AS id, max(f->>'name') AS name,
-            max(CASE WHEN jsonb_typeof(f->'size_bytes') = 'number' THEN (f->>'size_bytes')::numeric END)::text AS size_bytes,
-            max(CASE WHEN jsonb_typeof(f->'extracted_tokens') = 'number' THEN (f->>'extracted_tokens')::numeric END)::text
-              AS extracted_tokens,
+            max(${metadataFigure("f->'size_bytes'", 'count')})::text AS size_bytes,
+            max(${metadataFigure("f->'extracted_tokens'", 'count')})::text AS extracted_tokens,
             count(DISTINCT coalesce(e.message_id, e.id))::text AS messages
        FROM events e
       CROSS JOIN LATERAL jsonb_array_elements(
