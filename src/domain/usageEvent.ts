@@ -28,6 +28,11 @@ export interface UsageEventInput {
  */
 export const MAX_USAGE_COUNT = 1_000_000_000;
 
+/** The longest key an event's metadata may have, in characters. */
+export const METADATA_KEY_MAX_CHARS = 200;
+/** The metadata key a call's event carries its hold's id in: Tally's, never a client's. */
+export const HOLD_ID_METADATA_KEY = 'authorization_id';
+
 /**
  * The dimensions a client gives a call, in the order the hourly rollup's key holds them (with the
  * member and API key ids around them: usage_hourly's primary key, recordEvents.ts).

@@ -13,6 +13,8 @@ export interface Formats {
   /** A unit price: down to the eighth decimal the API gives, so small prices do not show as zero. */
   price(value: string, currency: string): string;
   count(value: number): string;
+  /** A priced quantity given as a decimal string (tokens, minutes, images), to two decimals. */
+  quantity(value: string): string;
   /** A duration given in milliseconds, in seconds to a tenth. */
   seconds(ms: number): string;
   share(value: string): string;
@@ -68,6 +70,7 @@ export function createFormats(currency: string, timeZone: string, locale: string
         asNumeric(value),
       ),
     count: (value) => count.format(value),
+    quantity: (value) => credits.format(asNumeric(value)),
     seconds: (ms) => `${tenths.format(ms / 1000)} s`,
     share: (value) => share.format(asNumeric(value)),
     tokens: (value) => compact.format(value),

@@ -74,9 +74,9 @@ function forwardedAddress(hop: string): string | undefined {
  * The socket's peer, or behind `trustedProxies` reverse proxies the address the farthest of them
  * saw: each proxy appends its own peer to X-Forwarded-For, so that one is `trustedProxies` from the
  * right (anything left of it was written by the client). Only a peer on an internal address (a
- * proxy in Tally's own network: isInternalAddress) is believed: a client reaching Tally directly could otherwise
- * name any address. A header shorter than that, or not naming an address there, leaves the peer.
- * None for a request made in process (app.request): it has no socket.
+ * proxy in Tally's own network: isInternalAddress) is believed: a client reaching Tally directly
+ * could otherwise name any address. A header shorter than that, or not naming an address there,
+ * leaves the peer. None for a request made in process (app.request): it has no socket.
  */
 export function clientAddress(c: Context, trustedProxies: number): string | undefined {
   const peer = (c.env as Partial<HttpBindings> | undefined)?.incoming?.socket.remoteAddress;

@@ -1,5 +1,6 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { publicBase } from '../../config.ts';
+import { HOLD_ID_METADATA_KEY } from '../../domain/usageEvent.ts';
 import { authorize } from '../../services/authorizations/authorize.ts';
 import {
   captureAuthorization,
@@ -13,8 +14,8 @@ import { body, errorResponses, Id, json, PositiveDecimal, Text } from '../schema
 import { Count, Dimension, Metadata, UsageSchema } from './events.ts';
 
 /** The call's event carries the hold's id as `metadata.authorization_id`: a client's own would be lost. */
-const HoldMetadata = Metadata.refine((m) => !Object.hasOwn(m, 'authorization_id'), {
-  path: ['authorization_id'],
+const HoldMetadata = Metadata.refine((m) => !Object.hasOwn(m, HOLD_ID_METADATA_KEY), {
+  path: [HOLD_ID_METADATA_KEY],
   message: "is Tally's: the call's event carries the id of its hold there",
 });
 

@@ -1,6 +1,11 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { USAGE_KEYS } from '../../domain/pricing.ts';
-import { MAX_USAGE_COUNT, type ROLLUP_KEY_FIELDS, rollupKeyProblem } from '../../domain/usageEvent.ts';
+import {
+  MAX_USAGE_COUNT,
+  METADATA_KEY_MAX_CHARS,
+  type ROLLUP_KEY_FIELDS,
+  rollupKeyProblem,
+} from '../../domain/usageEvent.ts';
 import { ingestEvents } from '../../services/events/ingestEvents.ts';
 import type { AppEnv } from '../env.ts';
 import { body, errorResponses, json, Text, Timestamp } from '../schemas.ts';
@@ -85,7 +90,7 @@ const METADATA_MAX_BYTES = 16 * 1024;
 export const Dimension = z.string().min(1).max(200).optional();
 /** A call's free-form metadata; NUL characters and nesting are refused for every body (jsonGuard). */
 export const Metadata = z
-  .record(z.string().max(200), z.unknown())
+  .record(z.string().max(METADATA_KEY_MAX_CHARS), z.unknown())
   .refine(
     (m) => Buffer.byteLength(JSON.stringify(m)) <= METADATA_MAX_BYTES,
     `must be at most ${METADATA_MAX_BYTES} bytes as JSON`,

@@ -6,7 +6,7 @@
  */
 import { allocate, CREDIT_SCALE, Ratio } from '../../domain/money.ts';
 import { creditsToMoney, type Usage } from '../../domain/pricing.ts';
-import { contentHash, type UsageEventInput } from '../../domain/usageEvent.ts';
+import { contentHash, HOLD_ID_METADATA_KEY, type UsageEventInput } from '../../domain/usageEvent.ts';
 import type { Queryable } from '../../store/db.ts';
 import { spendAlerts } from '../alerts/evaluateSpendAlerts.ts';
 import { recordAlerts, unrecordedAlerts } from '../alerts/recordAlerts.ts';
@@ -280,7 +280,7 @@ export function callEvent(
     ...(auth.parent_id ? { parent_id: auth.parent_id } : {}),
     usage,
     // The hold refuses a client's own authorization_id (routes/authorizations.ts).
-    metadata: { ...auth.metadata, authorization_id: auth.id },
+    metadata: { ...auth.metadata, [HOLD_ID_METADATA_KEY]: auth.id },
   };
   // The fingerprint is the recorded event's own, not that of the usage priced for it.
   return {

@@ -9,6 +9,7 @@
  */
 import { hashSecret } from '../../domain/ids.ts';
 import { findJsonFault, MAX_JSON_DEPTH, nestsDeeperThan } from '../../domain/jsonText.ts';
+import { HOLD_ID_METADATA_KEY, METADATA_KEY_MAX_CHARS } from '../../domain/usageEvent.ts';
 import type { Queryable } from '../../store/db.ts';
 import type { CallAttribution } from '../authorizations/shape.ts';
 import type { Principal } from '../context.ts';
@@ -75,10 +76,12 @@ function metadataHeader(headers: Headers): Record<string, unknown> | undefined {
   // What Postgres cannot store as jsonb (NUL, a lone surrogate), refused as an event's body is.
   const fault = findJsonFault(value);
   if (fault) throw invalidMetadata(`${fault.param ? `${fault.param} ` : ''}${fault.message}`);
+  // The rules of an event's metadata (src/http/routes/events.ts Metadata), in the header's words.
   const keys = Object.keys(value);
-  if (keys.some((k) => k.length > 200)) throw invalidMetadata('has a key longer than 200 characters');
-  // The call's event carries its hold's id there.
-  if (keys.includes('authorization_id')) throw invalidMetadata("may not set authorization_id: it is Tally's");
+  if (keys.some((k) => k.length > METADATA_KEY_MAX_CHARS))
+    throw invalidMetadata(`has a key longer than ${METADATA_KEY_MAX_CHARS} characters`);
+  if (keys.includes(HOLD_ID_METADATA_KEY))
+    throw invalidMetadata(`may not set ${HOLD_ID_METADATA_KEY}: it is Tally's`);
   return value as Record<string, unknown>;
 }
 

@@ -148,7 +148,7 @@ export function ConversationScreen({ id }: { id: string }) {
                                 {m.components.map((p) => (
                                   <tr key={p.component}>
                                     <th scope="row">{p.component.replace(/_/g, ' ')}</th>
-                                    <td className="num">{formats.credits(p.quantity)}</td>
+                                    <td className="num">{formats.quantity(p.quantity)}</td>
                                     {c.unit === 'credits' && (
                                       <td className="num">{formats.credits(p.credits)} credits</td>
                                     )}
