@@ -65,4 +65,29 @@ describe('scheduler', () => {
     const grants = await t.db.query("SELECT id FROM grants WHERE org_id = $1 AND kind = 'plan'", [org.id]);
     expect(grants).toHaveLength(1);
   });
+
+  it('logs the runs that did something and every failure, not the idle runs', async () => {
+    const logged: Record<string, unknown>[] = [];
+    const keep = {
+      info: (f: Record<string, unknown>) => logged.push(f),
+      error: (f: Record<string, unknown>) => logged.push(f),
+    };
+    const outcomes: Record<string, unknown> = {
+      idle: { expired: 0, batches: { rows: 0, done: true } },
+      busy: { expired: 0, batches: { rows: 3, done: true } },
+      counted: 2,
+    };
+    const jobs: JobDefinition[] = [
+      ...Object.entries(outcomes).map(([name, outcome]) => ({
+        name: `log_${name}`,
+        everySeconds: 3600,
+        run: async () => outcome,
+      })),
+      { name: 'log_failing', everySeconds: 3600, run: () => Promise.reject(new Error('down')) },
+    ];
+    await registerJobs(t.db, jobs);
+    while ((await runDueJob(t.db, jobs, 'w1', keep)) !== null) {}
+    expect(logged.map((f) => f.job).sort()).toEqual(['log_busy', 'log_counted', 'log_failing']);
+    expect(logged.find((f) => f.job === 'log_failing')).toMatchObject({ error: 'down' });
+  });
 });

@@ -24,6 +24,19 @@ export async function registerJobs(db: Db, jobs: JobDefinition[]): Promise<void>
   }
 }
 
+/**
+ * Whether a job's outcome reports work done: a count above zero anywhere in it (flags such as
+ * `done` say nothing of work). Runs that found nothing to do, most runs of a job due every few
+ * seconds, are not logged.
+ */
+export function didWork(outcome: unknown): boolean {
+  if (typeof outcome === 'number') return outcome > 0;
+  if (typeof outcome === 'bigint') return outcome > 0n;
+  if (Array.isArray(outcome)) return outcome.some(didWork);
+  if (outcome !== null && typeof outcome === 'object') return Object.values(outcome).some(didWork);
+  return false;
+}
+
 /** Claims and runs one due job; returns its name, or null when nothing was due. */
 export async function runDueJob(
   db: Db,
@@ -45,7 +58,7 @@ export async function runDueJob(
   let error: string | null = null;
   try {
     const outcome = await job.run();
-    logger.info({ job: job.name, worker, outcome });
+    if (didWork(outcome)) logger.info({ job: job.name, worker, outcome });
   } catch (e) {
     error = e instanceof Error ? e.message : String(e);
     logger.error({ job: job.name, worker, error });
