@@ -1248,6 +1248,45 @@ describe('pricing over HTTP', () => {
     expect(whisper.get('openai/whisper-1/seconds')).toMatchObject({ price: '0.009', unit: 'per_minute' }); // 0.36/60 x 1.5
   });
 
+  it("shows an org that pays its provider itself the provider's prices in USD, and the operator any org's list (GET /v1/prices)", async () => {
+    const pricesOf = async (query: string, key?: string) => {
+      const res = await t.call('GET', `/v1/prices?${query}&limit=100`, { key });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      return new Map(res.body.data.map((r: { id: string }) => [r.id, r]));
+    };
+    // gpt-4o output: 10 USD per 1M tokens at the provider = 0.01 per 1 000, whatever the org's currency
+    for (const billing_mode of ['byom', 'byok']) {
+      const own = await createOrgWithKey(t, { name: `Own ${billing_mode}`, currency: 'EUR', billing_mode });
+      const list = await pricesOf('q=openai/gpt-4o/output', own.key);
+      expect(list.get('openai/gpt-4o/output')).toMatchObject({
+        price: '0.01',
+        currency: 'USD',
+        source: 'provider_cost',
+      });
+      const inEur = await t.call('GET', '/v1/prices?q=gpt-4o&currency=EUR', { key: own.key });
+      expect(inEur.status).toBe(422);
+      expect(inEur.body).toMatchObject({ param: 'currency', detail: expect.stringContaining(billing_mode) });
+      // The operator naming the org sees what it sees.
+      const operatorView = await pricesOf(`q=openai/gpt-4o/output&org_id=${own.org.id}`);
+      expect(operatorView.get('openai/gpt-4o/output')).toMatchObject({ price: '0.01', currency: 'USD' });
+    }
+    // The operator naming a credits org in EUR sees its currency: 10/1000 x 1.5 x 0.92
+    const eurView = await pricesOf(`q=openai/gpt-4o/output&org_id=${eur.org.id}`);
+    expect(eurView.get('openai/gpt-4o/output')).toMatchObject({
+      price: '0.0138',
+      currency: 'EUR',
+      source: 'markup',
+    });
+    const unknown = await t.call('GET', '/v1/prices?org_id=org_missing');
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).toMatchObject({ param: 'org_id' });
+    // A key naming another org learns nothing about it: answered as a missing org.
+    const other = await t.call('GET', `/v1/prices?org_id=${eur.org.id}`, { key: usd.key });
+    expect(other.status).toBe(404);
+    expect(other.body).toMatchObject({ param: 'org_id' });
+    expect(other.body.data).toBeUndefined();
+  });
+
   it('shows BYOM orgs their provider cost in USD, rounded once half-to-even to micro-dollars, and charges no credits', async () => {
     const byomUsd = await createOrgWithKey(t, {
       name: 'Own Keys LLC',

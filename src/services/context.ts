@@ -42,12 +42,12 @@ export function requireOperator(ctx: Ctx): void {
 
 /**
  * The org id a caller may act on. Another org's id is answered exactly like a missing one (404),
- * so a key never learns which other orgs exist.
+ * so a key never learns which other orgs exist. `param` names where the id came from.
  */
-export function scopeOrg(ctx: Ctx, orgId: string, permission: Permission): string {
+export function scopeOrg(ctx: Ctx, orgId: string, permission: Permission, param = 'org'): string {
   const p = ctx.principal;
   if (p.kind === 'operator') return orgId;
-  if (p.orgId !== orgId) throw new ServiceError(404, 'not_found', 'Organization not found', 'org');
+  if (p.orgId !== orgId) throw new ServiceError(404, 'not_found', 'Organization not found', param);
   if (!permissionsOf(p).includes(permission)) {
     const who = p.kind === 'embed' ? `An embed token with the ${p.role} role` : `The ${p.role} role`;
     throw new ServiceError(403, 'forbidden', `${who} may not do this (needs ${permission})`);

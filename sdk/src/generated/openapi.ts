@@ -1988,6 +1988,8 @@ export interface paths {
                     cursor?: string;
                     q?: string;
                     currency?: "EUR" | "USD";
+                    /** @description With an operator key: that org's list (its currency and prices) */
+                    org_id?: string;
                 };
                 header?: never;
                 path?: never;
@@ -9728,8 +9730,11 @@ export interface components {
             price: string;
             /** @enum {string} */
             currency: "EUR" | "USD";
-            /** @enum {string} */
-            source: "markup" | "sell_price";
+            /**
+             * @description markup: provider cost x markup x FX; sell_price: set by the operator or the org; provider_cost: the provider list price in USD, for an org that pays its provider itself (byom, byok)
+             * @enum {string}
+             */
+            source: "markup" | "sell_price" | "provider_cost";
             long_context: {
                 above_input_tokens: number;
                 price: string;

@@ -63,7 +63,10 @@ const PriceSchema = z
     unit_label: z.string(),
     price: z.string(),
     currency: Currency,
-    source: z.enum(['markup', 'sell_price']),
+    source: z.enum(['markup', 'sell_price', 'provider_cost']).openapi({
+      description:
+        'markup: provider cost x markup x FX; sell_price: set by the operator or the org; provider_cost: the provider list price in USD, for an org that pays its provider itself (byom, byok)',
+    }),
     long_context: z.array(z.object({ above_input_tokens: z.int(), price: z.string() })),
   })
   .openapi('Price');
@@ -129,7 +132,15 @@ export function pricingRoutes(app: OpenAPIHono<AppEnv>) {
       tags: ['Prices'],
       summary: 'The sell price list, searchable by name',
       request: {
-        query: ListQuery.extend({ q: z.string().max(200).optional(), currency: Currency.optional() }),
+        query: ListQuery.extend({
+          q: z.string().max(200).optional(),
+          currency: Currency.optional(),
+          org_id: z
+            .string()
+            .max(64)
+            .optional()
+            .openapi({ description: "With an operator key: that org's list (its currency and prices)" }),
+        }),
       },
       responses: { 200: json(pageOf(PriceSchema), 'A page of prices'), ...errorResponses },
     }),

@@ -41,8 +41,8 @@ export function orgView(row: OrgRow) {
 }
 export type OrgView = ReturnType<typeof orgView>;
 
-export async function loadOrg(q: Queryable, orgId: string): Promise<OrgRow> {
+export async function loadOrg(q: Queryable, orgId: string, param = 'org'): Promise<OrgRow> {
   const [row] = await q.query<OrgRow>(`SELECT ${ORG_COLUMNS} FROM orgs WHERE id = $1`, [orgId]);
-  if (!row) throw notFound('Organization', 'org');
+  if (!row) throw notFound('Organization', param);
   return row;
 }

@@ -1,6 +1,8 @@
 /**
  * The sell price list: what one unit of each operation costs in a currency, as the org sees it.
  * A price is either set explicitly (source `sell_price`) or derived as provider cost x markup x FX.
+ * An org that pays its provider itself (billing mode byom or byok) is charged no sell price: it
+ * sees the provider's list prices in USD (source `provider_cost`), which is what byom spend counts.
  */
 import { Ratio } from '../../domain/money.ts';
 import {
@@ -11,7 +13,7 @@ import {
   type SellUnit,
   tierPrice,
 } from '../../domain/pricing.ts';
-import type { Ctx } from '../context.ts';
+import { type Ctx, scopeOrg } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import { loadOrg } from '../orgs/shape.ts';
 import { decodeCursor, type Page, toPage } from '../pagination.ts';
@@ -68,16 +70,29 @@ export interface PriceView {
   unit_label: string;
   price: string;
   currency: 'EUR' | 'USD';
-  source: 'markup' | 'sell_price';
+  source: 'markup' | 'sell_price' | 'provider_cost';
   long_context: { above_input_tokens: number; price: string }[];
 }
 
 export async function listPrices(
   ctx: Ctx,
-  query: { q?: string; currency?: 'EUR' | 'USD'; limit: number; cursor?: string },
+  query: { q?: string; currency?: 'EUR' | 'USD'; org_id?: string; limit: number; cursor?: string },
 ): Promise<Page<PriceView>> {
-  const orgId = ctx.principal.kind === 'operator' ? null : ctx.principal.orgId;
-  const currency = query.currency ?? (orgId ? (await loadOrg(ctx.db, orgId)).currency : 'USD');
+  // The operator sees one org's list when it names the org; a key sees its own org's.
+  const named = query.org_id ?? (ctx.principal.kind === 'operator' ? null : ctx.principal.orgId);
+  const org =
+    named === null ? null : await loadOrg(ctx.db, scopeOrg(ctx, named, 'usage:read', 'org_id'), 'org_id');
+  const orgId = org?.id ?? null;
+  const providerCost = org !== null && org.billing_mode !== 'credits';
+  if (providerCost && query.currency !== undefined && query.currency !== 'USD') {
+    throw new ServiceError(
+      422,
+      'invalid_request',
+      `This org pays its provider itself (billing mode ${org.billing_mode}): its prices are the provider's, in USD`,
+      'currency',
+    );
+  }
+  const currency = query.currency ?? (providerCost ? 'USD' : (org?.currency ?? 'USD'));
   await ctx.prices.refresh(ctx.db);
   const now = new Date();
   const fx = ctx.prices.fxRate(currency, now);
@@ -88,7 +103,7 @@ export async function listPrices(
       `No exchange rate from USD to ${currency} is set`,
       'currency',
     );
-  const factor = Ratio.parse(ctx.prices.markupText()).mul(Ratio.parse(fx));
+  const factor = providerCost ? Ratio.of(1n, 1n) : Ratio.parse(ctx.prices.markupText()).mul(Ratio.parse(fx));
   const rows = new Map<string, PriceView>();
   for (const model of ctx.prices.current(now)) {
     for (const component of COMPONENTS) {
@@ -109,7 +124,7 @@ export async function listPrices(
         unit_label: UNIT_LABELS[unit],
         price: perUnit(tierPrice(value, 0n)),
         currency,
-        source: 'markup',
+        source: providerCost ? 'provider_cost' : 'markup',
         long_context:
           typeof value === 'string'
             ? []
@@ -119,8 +134,7 @@ export async function listPrices(
     }
   }
   // Operator-wide prices first, then the org's own, each oldest first: the last one written wins.
-  const sells = ctx.prices
-    .sellRows()
+  const sells = (providerCost ? [] : ctx.prices.sellRows())
     .filter(
       (s) => s.currency === currency && s.valid_from <= now && (s.org_id === null || s.org_id === orgId),
     )
