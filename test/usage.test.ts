@@ -175,6 +175,14 @@ describe('usage analytics: one org with several members, features, models and da
     const labels = members.data.map((r) => r.label).sort();
     expect(labels).toEqual(['Alice Smith', 'Bob Jones', 'Unknown user', 'dave']);
     expect(members.data.find((r) => r.label === 'Unknown user')!.email).toBeNull();
+    // The product's own surfaces by the names the pages show them by.
+    const labelsBy = async (by: string) =>
+      Object.fromEntries(
+        UsageBreakdownSchema.parse(
+          (await t.call('GET', `${base}/breakdown?range=30d&by=${by}&limit=10`, { key })).body,
+        ).data.map((r) => [r.key, r.label]),
+      );
+    expect(await labelsBy('surface')).toEqual({ web: 'Web', cli: 'CLI', '': 'None' });
 
     for (const query of ['', '&granularity=day', '&granularity=hour', '&split=surface&cumulative=false']) {
       const ts = UsageTimeseriesSchema.parse(

@@ -48,6 +48,17 @@ export const ROLLUP_KEY_FIELDS = [
 ] as const;
 
 /**
+ * The product's own surfaces, with the names the usage pages show them by. Any other surface names
+ * the integration that made the call (Slack, Gmail, ...), and is shown as the client wrote it.
+ */
+export const BUILT_IN_SURFACES: Readonly<Record<string, string>> = {
+  web: 'Web',
+  cli: 'CLI',
+  api: 'API',
+  mobile: 'Mobile',
+};
+
+/**
  * What those dimensions may take together, in UTF-8 bytes: a Postgres index key holds at most
  * 2 704, and the org, the hour, the member and the API key take part of it. Past that the rollup
  * insert fails, and with it the whole batch.

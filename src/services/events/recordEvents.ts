@@ -9,7 +9,7 @@
 import { newId } from '../../domain/ids.ts';
 import { decimalUnits, formatCredits, formatUnits, PROVIDER_COST_SCALE, Ratio } from '../../domain/money.ts';
 import { anchorDayOf, billingCycle } from '../../domain/periods.ts';
-import { normalizedUsage, ROLLUP_KEY_FIELDS } from '../../domain/usageEvent.ts';
+import { BUILT_IN_SURFACES, normalizedUsage, ROLLUP_KEY_FIELDS } from '../../domain/usageEvent.ts';
 import type { Queryable } from '../../store/db.ts';
 import { evaluateSpendAlerts } from '../alerts/evaluateSpendAlerts.ts';
 import type { Ctx } from '../context.ts';
@@ -365,8 +365,8 @@ async function ensureWorkspaces(tx: Queryable, events: StorableEvent[]): Promise
 /** The hourly rollup's key: the client's dimensions (their size is checked at the edge) between ids. */
 const ROLLUP_DIMENSIONS = ['member_id', ...ROLLUP_KEY_FIELDS, 'api_key_id'] as const;
 
-/** Surfaces Tally knows; any other surface names an integration (the `integration` rollup dimension). */
-const BUILT_IN_SURFACES = new Set(['', 'web', 'cli', 'api', 'mobile']);
+/** Surfaces Tally knows (and none); any other surface names an integration (the `integration` rollup dimension). */
+const NO_INTEGRATION = new Set(['', ...Object.keys(BUILT_IN_SURFACES)]);
 const TOOL_MAX_CHARS = 200;
 /** ASCII whitespace only, so migration 0011 (btrim) trims exactly as ingest does. */
 const EDGE_SPACE = /^[\t\n\v\f\r ]+|[\t\n\v\f\r ]+$/g;
@@ -395,7 +395,7 @@ const DAILY_KEYS: [string, (r: StoredRow) => string | null][] = [
   ['surface', (r) => r.surface as string],
   ['project', (r) => r.project],
   ['api_key', (r) => r.api_key_id],
-  ['integration', (r) => (BUILT_IN_SURFACES.has(r.surface as string) ? null : (r.surface as string))],
+  ['integration', (r) => (NO_INTEGRATION.has(r.surface as string) ? null : (r.surface as string))],
   ['tool', (r) => toolOf(r.metadata)],
 ];
 

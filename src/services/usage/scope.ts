@@ -15,6 +15,7 @@ import {
   type ResolvedRange,
   resolveRange,
 } from '../../domain/ranges.ts';
+import { BUILT_IN_SURFACES } from '../../domain/usageEvent.ts';
 import type { Queryable } from '../../store/db.ts';
 import { type Ctx, scopeOrg } from '../context.ts';
 import { ServiceError } from '../errors.ts';
@@ -58,7 +59,7 @@ export interface UsageQuery extends RangeInput, UsageFilters {
  * (Slack, Gmail, ...). As ingest keys the `integration` rows of usage_daily_dim (migration 0011).
  */
 export const integrationSql = (surface: string) =>
-  `CASE WHEN ${surface} IN ('', 'web', 'cli', 'api', 'mobile') THEN '' ELSE ${surface} END`;
+  `CASE WHEN ${surface} IN (${['', ...Object.keys(BUILT_IN_SURFACES)].map((k) => `'${k}'`).join(', ')}) THEN '' ELSE ${surface} END`;
 /**
  * The tool of an event: its string `metadata.tool` trimmed of ASCII whitespace and cut to 200
  * characters, '' when it names none. As ingest keys the `tool` rows of usage_daily_dim (migration
@@ -356,6 +357,8 @@ export async function labelsFor(
       const slash = k.indexOf('/');
       out.set(k, { label: k.slice(slash + 1), provider: k.slice(0, slash) });
     }
+  } else if (dim === 'surface') {
+    for (const k of named) out.set(k, { label: BUILT_IN_SURFACES[k] ?? k });
   } else {
     for (const k of named) out.set(k, { label: k });
   }
