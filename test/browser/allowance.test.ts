@@ -104,6 +104,37 @@ describe('allowance bars', () => {
     await page.context().close();
   });
 
+  it("shows a credits org's month against its alert threshold and allowed limit on a bar of its own", async () => {
+    const orgId = await orgWithOwner({ billing_mode: 'credits', plan_allowance_credits: '500' });
+    await web.tally.call('PUT', `/v1/orgs/${orgId}/limits`, {
+      body: { alert_threshold: '0.5', allowed_limit: '1' },
+    });
+    // gpt-4o: USD 10 per million output tokens x markup 1.5, so USD 0.60 (60 credits of USD 0.01).
+    await ingest(orgId, 'spend', new Date(), 40_000);
+    const limits = (await web.tally.call('GET', `/v1/orgs/${orgId}/limits`)).body;
+    expect(limits).toMatchObject({ spent: '0.6', status: 'alert' });
+    const balance = (await web.tally.call('GET', `/v1/orgs/${orgId}/balance`)).body;
+    const page = await newPage();
+    await page.goto((await embedLink(web, 'owner', { member: 'owner-1', orgId })).url);
+    const heads = page.locator('.allowance-head');
+    await expect
+      .poll(() => heads.allTextContents())
+      .toEqual([
+        `60 credits used this cycle${new Intl.NumberFormat('en-US').format(balance.remaining_credits)} credits remaining`,
+        '$0.60 spent this month$0.40 left of the $1.00 allowed limit',
+      ]);
+    // The credits bar measures credits granted, so the money limits tick on the month's bar only.
+    const allowance = page.getByRole('meter', { name: 'Allowance used' });
+    expect(await allowance.locator('.tick').count()).toBe(0);
+    const month = page.getByRole('meter', { name: 'Allowed limit used' });
+    expect(await month.getAttribute('aria-valuenow')).toBe('60');
+    expect(await month.locator('.tick-alert').getAttribute('style')).toContain('left: 50%');
+    expect(await page.locator('.allowance .note.warn').textContent()).toBe(
+      'Spending has passed the alert threshold for this month.',
+    );
+    await page.context().close();
+  });
+
   it("shows a BYOM org's month against its spend cap, on the page and in the usage bar", async () => {
     const orgId = await orgWithOwner({ billing_mode: 'byom' });
     await web.tally.call('PUT', `/v1/orgs/${orgId}/limits`, {
@@ -115,7 +146,9 @@ describe('allowance bars', () => {
     const page = await newPage();
     await page.goto(url);
     const head = page.locator('.allowance-head');
-    await expect.poll(() => head.textContent()).toBe('$0.30 spent this month$0.70 left of the $1.00 cap');
+    await expect
+      .poll(() => head.textContent())
+      .toBe('$0.30 spent this month$0.70 left of the $1.00 spend cap');
     expect(await page.getByRole('meter', { name: 'Spend cap used' }).getAttribute('aria-valuenow')).toBe(
       '30',
     );

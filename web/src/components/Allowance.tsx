@@ -1,7 +1,8 @@
 /**
- * The allowance bar (monthly then bonus credits used, what remains) with the month's alert threshold and
- * allowed limit as ticks, or for a BYOM org its month's spend against its cap; the cycle cards and the
- * run-out warning. Every figure is the API's.
+ * The allowance bar (monthly then bonus credits used of those granted, what remains) and, once the
+ * org set an alert threshold or an allowed limit, its month's spend against them on a bar of its
+ * own (money per month: the ticks measure what the allowance bar does not), or for a BYOM org its
+ * month's spend against its cap; the cycle cards and the run-out warning. Every figure is the API's.
  */
 import { allowanceUsed } from '../allowance.ts';
 import { leftOf, ratio } from '../decimal.ts';
@@ -11,29 +12,22 @@ import type { Balance, Limits } from '../types.ts';
 
 export function AllowanceBar({ balance, limits }: { balance: Balance; limits: Limits }) {
   // A BYOM org has no credits: its bar is its spend against the monthly cap, in USD.
-  if (balance.unit === 'usd') return <SpendCapBar limits={limits} />;
-  return <CreditsBar balance={balance} limits={limits} />;
+  if (balance.unit === 'usd') return <MonthSpendBar limits={limits} cap="spend cap" />;
+  const limited = limits.alert_threshold !== null || limits.allowed_limit !== null;
+  return (
+    <>
+      <CreditsBar balance={balance} />
+      {limited && <MonthSpendBar limits={limits} cap="allowed limit" />}
+    </>
+  );
 }
 
-function CreditsBar({ balance, limits }: { balance: Balance; limits: Limits }) {
-  const { formats, org } = useOrg();
-  const credits = balance.unit === 'credits';
-  // Limits are money per month; credits convert at the org's credit value (for drawing the ticks only).
-  const inCredits = (amount: string) =>
-    credits ? String(Number(amount) / Number(org.credit_value)) : amount;
-  const { used, granted: total } = allowanceUsed(balance);
-  const ticks = [
-    { name: 'Alert threshold', amount: limits.alert_threshold, className: 'tick-alert' },
-    { name: 'Allowed limit', amount: limits.allowed_limit, className: 'tick-limit' },
-  ].filter((t): t is { name: string; amount: string; className: string } => t.amount !== null);
-  const scale = String(Math.max(Number(total), ...ticks.map((t) => Number(inCredits(t.amount)))));
-  const state =
-    limits.status === 'exceeded' ? 'over-limit' : limits.status === 'alert' ? 'over-threshold' : '';
-  const remainingToLimit = limits.allowed_limit ? leftOf(limits.allowed_limit, limits.spent) : null;
-  const unitLabel = (value: string) =>
-    credits ? `${formats.credits(value)} credits` : formats.money(value, 'USD');
+function CreditsBar({ balance }: { balance: Balance }) {
+  const { formats } = useOrg();
+  const { used, granted } = allowanceUsed(balance);
+  const unitLabel = (value: string) => `${formats.credits(value)} credits`;
   return (
-    <div className={`allowance ${state}`}>
+    <div className="allowance">
       <div className="allowance-head">
         <span>
           <strong>{unitLabel(balance.cycle.spent_credits)}</strong> used this cycle
@@ -42,31 +36,23 @@ function CreditsBar({ balance, limits }: { balance: Balance; limits: Limits }) {
           <strong>{unitLabel(balance.remaining_credits)}</strong> remaining
         </span>
       </div>
-      {/* biome-ignore lint/a11y/useSemanticElements: <meter> cannot show monthly and bonus segments with limit ticks. */}
+      {/* biome-ignore lint/a11y/useSemanticElements: <meter> cannot show monthly and bonus segments. */}
       <div
         className="allowance-track"
         role="meter"
         aria-label="Allowance used"
         aria-valuemin={0}
         aria-valuemax={100}
-        aria-valuenow={Math.round(Math.min(1, ratio(used, total)) * 100)}
+        aria-valuenow={Math.round(Math.min(1, ratio(used, granted)) * 100)}
       >
         <div
           className="seg seg-monthly"
-          style={{ width: `${ratio(balance.monthly.used_credits, scale) * 100}%` }}
+          style={{ width: `${ratio(balance.monthly.used_credits, granted) * 100}%` }}
         />
         <div
           className="seg seg-bonus"
-          style={{ width: `${ratio(balance.bonus.used_credits, scale) * 100}%` }}
+          style={{ width: `${ratio(balance.bonus.used_credits, granted) * 100}%` }}
         />
-        {ticks.map((tick) => (
-          <div
-            key={tick.name}
-            className={`tick ${tick.className}`}
-            style={{ left: `${Math.min(100, ratio(inCredits(tick.amount), scale) * 100)}%` }}
-            title={`${tick.name}: ${formats.money(tick.amount, limits.currency)}`}
-          />
-        ))}
       </div>
       <ul className="allowance-legend">
         <li>
@@ -77,82 +63,76 @@ function CreditsBar({ balance, limits }: { balance: Balance; limits: Limits }) {
           <span className="swatch seg-bonus" aria-hidden="true" /> Bonus and purchased credits:{' '}
           {unitLabel(balance.bonus.used_credits)} of {unitLabel(balance.bonus.granted_credits)}
         </li>
-        {ticks.map((tick) => (
-          <li key={tick.name}>
-            <span className={`swatch ${tick.className}`} aria-hidden="true" /> {tick.name}:{' '}
-            {formats.money(tick.amount, limits.currency)}
-          </li>
-        ))}
-        <li>
-          Spent this month: {formats.money(limits.spent, limits.currency)}
-          {remainingToLimit !== null && (
-            <> · {formats.money(remainingToLimit, limits.currency)} left before the limit</>
-          )}
-        </li>
       </ul>
+    </div>
+  );
+}
+
+/**
+ * The month's spend against the org's allowed limit (for a BYOM org, its spend cap at provider cost),
+ * with the alert threshold as a tick, in the currency limits are set in.
+ */
+function MonthSpendBar({ limits, cap: capName }: { limits: Limits; cap: 'spend cap' | 'allowed limit' }) {
+  const { formats } = useOrg();
+  const money = (value: string) => formats.money(value, limits.currency);
+  const cap = limits.allowed_limit;
+  const threshold = limits.alert_threshold;
+  // Without a cap the bar runs up to the alert threshold.
+  const scale = cap ?? threshold;
+  const state =
+    limits.status === 'exceeded' ? 'over-limit' : limits.status === 'alert' ? 'over-threshold' : '';
+  const used = (amount: string) => (scale ? Math.min(1, ratio(amount, scale)) * 100 : 0);
+  return (
+    <div className={`allowance ${state}`}>
+      <div className="allowance-head">
+        <span>
+          <strong>{money(limits.spent)}</strong> spent this month
+        </span>
+        <span>
+          {cap ? (
+            <>
+              <strong>{money(leftOf(cap, limits.spent))}</strong> left of the {money(cap)} {capName}
+            </>
+          ) : (
+            `No ${capName} set`
+          )}
+        </span>
+      </div>
+      {scale && (
+        // biome-ignore lint/a11y/useSemanticElements: <meter> cannot show the alert threshold tick.
+        <div
+          className="allowance-track"
+          role="meter"
+          aria-label={`${capName[0]!.toUpperCase()}${capName.slice(1)} used`}
+          aria-valuemin={0}
+          aria-valuemax={100}
+          aria-valuenow={Math.round(used(limits.spent))}
+        >
+          <div className="seg seg-monthly" style={{ width: `${used(limits.spent)}%` }} />
+          {threshold && (
+            <div
+              className="tick tick-alert"
+              style={{ left: `${used(threshold)}%` }}
+              title={`Alert threshold: ${money(threshold)}`}
+            />
+          )}
+        </div>
+      )}
+      {threshold && (
+        <ul className="allowance-legend">
+          <li>
+            <span className="swatch tick-alert" aria-hidden="true" /> Alert threshold: {money(threshold)}
+          </li>
+        </ul>
+      )}
       {limits.status === 'alert' && (
         <p className="note warn">Spending has passed the alert threshold for this month.</p>
       )}
       {limits.status === 'exceeded' && (
         <p className="note error" role="alert">
-          The allowed limit is reached: credit-consuming features are blocked.{' '}
-          <Link href="/usage/quota">What now?</Link>
-        </p>
-      )}
-    </div>
-  );
-}
-
-/** A BYOM org's month: its spend at provider cost against the cap its admin set, if any. */
-function SpendCapBar({ limits }: { limits: Limits }) {
-  const { formats } = useOrg();
-  const usd = (value: string) => formats.money(value, limits.currency);
-  const cap = limits.allowed_limit;
-  const state =
-    limits.status === 'exceeded' ? 'over-limit' : limits.status === 'alert' ? 'over-threshold' : '';
-  const left = cap ? leftOf(cap, limits.spent) : '0';
-  return (
-    <div className={`allowance ${state}`}>
-      <div className="allowance-head">
-        <span>
-          <strong>{usd(limits.spent)}</strong> spent this month
-        </span>
-        <span>
-          {cap ? (
-            <>
-              <strong>{usd(left)}</strong> left of the {usd(cap)} cap
-            </>
-          ) : (
-            'No spend cap set'
-          )}
-        </span>
-      </div>
-      {cap && (
-        // biome-ignore lint/a11y/useSemanticElements: <meter> cannot show the alert threshold tick.
-        <div
-          className="allowance-track"
-          role="meter"
-          aria-label="Spend cap used"
-          aria-valuemin={0}
-          aria-valuemax={100}
-          aria-valuenow={Math.round(Math.min(1, ratio(limits.spent, cap)) * 100)}
-        >
-          <div
-            className="seg seg-monthly"
-            style={{ width: `${Math.min(1, ratio(limits.spent, cap)) * 100}%` }}
-          />
-          {limits.alert_threshold && (
-            <div
-              className="tick tick-alert"
-              style={{ left: `${Math.min(1, ratio(limits.alert_threshold, cap)) * 100}%` }}
-              title={`Alert threshold: ${usd(limits.alert_threshold)}`}
-            />
-          )}
-        </div>
-      )}
-      {limits.status === 'exceeded' && (
-        <p className="note error" role="alert">
-          The spend cap is reached: new requests are blocked until next month or until an admin raises it.{' '}
+          {capName === 'spend cap'
+            ? 'The spend cap is reached: new requests are blocked until next month or until an admin raises it.'
+            : 'The allowed limit is reached: credit-consuming features are blocked.'}{' '}
           <Link href="/usage/quota">What now?</Link>
         </p>
       )}
