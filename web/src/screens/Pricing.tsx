@@ -1,4 +1,7 @@
-/** The searchable sell price list: operation, price and billing unit. */
+/**
+ * The searchable sell price list of the org on screen (the operator's too): operation, price and
+ * billing unit. An org that pays its provider itself sees the provider's prices in USD.
+ */
 import { useEffect, useState } from 'react';
 import { Await, ListFoot, Panel } from '../components/states.tsx';
 import { useOrg } from '../sessionContext.tsx';
@@ -13,7 +16,7 @@ interface Price {
 }
 
 export function PricingScreen() {
-  const { formats } = useOrg();
+  const { org, formats } = useOrg();
   const [text, setText] = useState('');
   const [q, setQ] = useState('');
   // Search once typing pauses, not on every key.
@@ -21,9 +24,15 @@ export function PricingScreen() {
     const timer = setTimeout(() => setQ(text.trim()), 250);
     return () => clearTimeout(timer);
   }, [text]);
-  const prices = usePagedList<Price>('/v1/prices', { q, limit: 100 });
+  const prices = usePagedList<Price>('/v1/prices', { q, org_id: org.id, limit: 100 });
   return (
     <Panel title="Pricing">
+      {org.billing_mode !== 'credits' && (
+        <p className="muted">
+          {org.name} pays its model provider itself: these are the provider's list prices in USD
+          {org.billing_mode === 'byom' ? ', which its usage is counted at' : ''}.
+        </p>
+      )}
       <div className="field">
         <label htmlFor="price-search">Search by name</label>
         <input

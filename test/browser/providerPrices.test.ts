@@ -1,0 +1,100 @@
+/**
+ * The Pricing page of an org that pays its model provider itself, in a real browser: it lists the
+ * provider's prices in USD, as the API gives them for that org, and says why; a credits org's page
+ * lists its own sell prices in its currency.
+ */
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser, openPage, startWebTally, type WebTally } from './support.ts';
+
+interface Price {
+  operation: string;
+  price: string;
+  currency: string;
+  source: string;
+}
+
+describe('pricing page by billing mode', () => {
+  let web: WebTally;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    [web, browser] = await Promise.all([startWebTally({ volume: 0.02, days: 3 }), launchBrowser()]);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await web?.close();
+  });
+
+  /** An org in EUR with an owner key, and one event so that its overview has figures. */
+  async function orgWithOwnerKey(name: string, billing_mode: string) {
+    const org = await web.tally.call('POST', '/v1/orgs', {
+      body: { name, currency: 'EUR', timezone: 'Europe/Berlin', billing_mode },
+    });
+    const key = await web.tally.call('POST', `/v1/orgs/${org.body.id}/api_keys`, {
+      body: { name: 'browser test', role: 'owner' },
+    });
+    const sent = await web.tally.call('POST', '/v1/events', {
+      key: key.body.key,
+      body: {
+        events: [
+          {
+            id: 'first',
+            member: 'owner-1',
+            feature: 'Chat',
+            provider: 'openai',
+            model: 'gpt-4o',
+            occurred_at: new Date().toISOString(),
+            usage: { input_tokens: 1000, output_tokens: 500 },
+          },
+        ],
+      },
+    });
+    expect(sent.body.results?.[0]?.status, JSON.stringify(sent.body)).toBe('accepted');
+    return { orgId: org.body.id as string, key: key.body.key as string };
+  }
+
+  const money = (price: Price) =>
+    new Intl.NumberFormat('en-US', {
+      style: 'currency',
+      currency: price.currency,
+      maximumFractionDigits: 8,
+    }).format(price.price as Intl.StringNumericLiteral);
+
+  it.each([
+    [
+      'byom',
+      'USD',
+      "Own Model Co pays its model provider itself: these are the provider's list prices in USD, which its usage is counted at.",
+    ],
+    [
+      'byok',
+      'USD',
+      "Own Model Co pays its model provider itself: these are the provider's list prices in USD.",
+    ],
+    ['credits', 'EUR', null],
+  ])('lists a %s org its prices in %s', async (mode, currency, note) => {
+    const { key } = await orgWithOwnerKey('Own Model Co', mode);
+    const listed = await web.tally.call('GET', '/v1/prices?q=openai/gpt-4o/output&limit=5', { key });
+    const output = (listed.body.data as (Price & { id: string })[]).find(
+      (p) => p.id === 'openai/gpt-4o/output',
+    )!;
+    expect(output).toMatchObject({ currency, source: mode === 'credits' ? 'markup' : 'provider_cost' });
+
+    const page = await openPage(browser);
+    // Signed in as the app's own page does it; a byok overview has no call counts to wait for.
+    await page.goto(`${web.url}/`);
+    await page.getByLabel('API key').fill(key);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('link', { name: 'Pricing', exact: true }).first().click();
+    await page.getByLabel('Search by name').fill(output.operation);
+    const row = page.locator('tbody tr', {
+      has: page.getByRole('rowheader', { name: output.operation, exact: true }),
+    });
+    await expect.poll(() => row.first().locator('td.num').textContent()).toBe(money(output));
+    const shown = page.locator('p.muted', { hasText: 'pays its model provider itself' });
+    if (note === null) expect(await shown.count()).toBe(0);
+    else expect(await shown.textContent()).toBe(note);
+    await page.context().close();
+  });
+});
