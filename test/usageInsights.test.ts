@@ -168,7 +168,13 @@ describe('usage insights over HTTP', () => {
     expect(sum(day.data, (l) => cost(l.cost))).toBe(cost(raw!.cost));
     expect(new Set(day.data.map((l) => l.component))).toEqual(new Set(['input', 'output', 'cache_read']));
     for (const l of day.data) {
-      expect(l.operation).toContain(l.model);
+      // Named as the price list names the operation, so searching the list for it finds its price.
+      const listed = await t.call('GET', `/v1/prices?q=${encodeURIComponent(l.operation)}&limit=100`, {
+        key,
+      });
+      expect(
+        listed.body.data.map((p: { id: string; operation: string }) => [p.id, p.operation]),
+      ).toContainEqual([`${l.provider}/${l.model}/${l.component}`, l.operation]);
       const exact = (Number(l.cost) / Number(l.quantity)) * (l.billing_unit === '1K tokens' ? 1000 : 1);
       expect(Number(l.unit_price)).toBeCloseTo(exact, 7);
       expect(l.provider_cost_usd).toBeNull();

@@ -72,6 +72,26 @@ export const COMPONENTS = [
 ] as const;
 export type Component = (typeof COMPONENTS)[number];
 
+/** What each component is called wherever an operation is named (the price list, the daily detail). */
+export const COMPONENT_LABELS: Record<Component, string> = {
+  input: 'Input tokens',
+  cache_read: 'Cached input tokens (read)',
+  cache_audio_read: 'Cached audio input tokens (read)',
+  cache_write: 'Cache write tokens',
+  cache_write_1h: 'Cache write tokens (1 hour)',
+  input_audio: 'Audio input tokens',
+  output: 'Output tokens',
+  output_audio: 'Audio output tokens',
+  images: 'Images',
+  seconds: 'Audio / video time',
+  requests: 'Requests',
+  web_searches: 'Web searches',
+};
+
+/** An operation as the price list and the daily detail name it: "GPT-4o: Output tokens". */
+export const operationName = (modelName: string, component: Component) =>
+  `${modelName}: ${COMPONENT_LABELS[component]}`;
+
 /** Provider catalog price per component: the catalog's key, and how many units its price is for. */
 export const CATALOG_KEYS: Record<Component, { key: string; per: bigint } | null> = {
   input: { key: 'input_mtok', per: 1_000_000n },

@@ -9,6 +9,7 @@ import {
   CATALOG_KEYS,
   COMPONENTS,
   type Component,
+  operationName,
   SELL_UNITS,
   type SellUnit,
   tierPrice,
@@ -26,21 +27,6 @@ export const UNIT_LABELS: Record<SellUnit, string> = {
   per_second: 'per second',
   per_request: 'per request',
   per_1k_requests: 'per 1 000 requests',
-};
-
-const OPERATION_LABELS: Record<Component, string> = {
-  input: 'Input tokens',
-  cache_read: 'Cached input tokens (read)',
-  cache_audio_read: 'Cached audio input tokens (read)',
-  cache_write: 'Cache write tokens',
-  cache_write_1h: 'Cache write tokens (1 hour)',
-  input_audio: 'Audio input tokens',
-  output: 'Output tokens',
-  output_audio: 'Audio output tokens',
-  images: 'Images',
-  seconds: 'Audio / video time',
-  requests: 'Requests',
-  web_searches: 'Web searches',
 };
 
 const DEFAULT_UNIT: Record<Component, SellUnit> = {
@@ -119,7 +105,7 @@ export async function listPrices(
         model: model.model,
         model_name: model.name,
         component,
-        operation: `${model.name ?? model.model}: ${OPERATION_LABELS[component]}`,
+        operation: operationName(model.name ?? model.model, component),
         unit,
         unit_label: UNIT_LABELS[unit],
         price: perUnit(tierPrice(value, 0n)),
@@ -153,7 +139,7 @@ export async function listPrices(
       model: sell.model,
       model_name: existing?.model_name ?? null,
       component: sell.component,
-      operation: `${existing?.model_name ?? sell.model}: ${OPERATION_LABELS[sell.component]}`,
+      operation: operationName(existing?.model_name ?? sell.model, sell.component),
       unit: sell.unit,
       unit_label: UNIT_LABELS[sell.unit],
       price: Ratio.parse(sell.price).toDecimal(12),

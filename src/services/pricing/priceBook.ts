@@ -167,6 +167,11 @@ export class PriceBook {
     };
   }
 
+  /** A model's name in the catalog ("GPT-4o"), or its own id when the catalog does not name it. */
+  modelName(provider: string, model: string, at: Date = new Date()): string {
+    return this.providerPrice(provider, model, at)?.name ?? model;
+  }
+
   /** Every provider price row in force now, for the price list and the models endpoint. */
   current(at: Date = new Date()): ProviderPriceRow[] {
     const out: ProviderPriceRow[] = [];

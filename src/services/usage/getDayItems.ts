@@ -15,7 +15,7 @@
 import { isCalendarDate } from '../../domain/calendar.ts';
 import { CREDIT_SCALE, decimalUnits, formatCredits, formatUnits, Ratio } from '../../domain/money.ts';
 import { startOfLocalDay } from '../../domain/periods.ts';
-import { COMPONENTS, type Component } from '../../domain/pricing.ts';
+import { COMPONENTS, type Component, operationName } from '../../domain/pricing.ts';
 import { floorHour } from '../../domain/ranges.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
@@ -50,21 +50,6 @@ const BILLING_UNITS: Record<string, { per: bigint; unit: string }> = {
   web_searches: { per: 1n, unit: 'search' },
   call: { per: 1n, unit: 'call' },
 } satisfies Record<Component | 'call', { per: bigint; unit: string }>;
-const COMPONENT_LABEL: Record<string, string> = {
-  input: 'input tokens',
-  cache_read: 'cached input tokens',
-  cache_audio_read: 'cached audio input tokens',
-  cache_write: 'cache write tokens',
-  cache_write_1h: '1-hour cache write tokens',
-  input_audio: 'audio input tokens',
-  output: 'output tokens',
-  output_audio: 'audio output tokens',
-  images: 'images',
-  seconds: 'audio seconds',
-  requests: 'requests',
-  web_searches: 'web searches',
-  call: 'calls (unpriced)',
-} satisfies Record<Component | 'call', string>;
 const UNIT_PRICE_SCALE = 8;
 export const MAX_DAY_ITEMS = 2_000;
 
@@ -134,6 +119,7 @@ export async function getDayItems(
   now = new Date(),
 ) {
   const scope = await loadScope(ctx, orgId, { range: '1d' }, now);
+  const modelName = (provider: string, model: string) => ctx.prices.modelName(provider, model, now);
   if (!isCalendarDate(date)) {
     throw new ServiceError(400, 'invalid_field', 'date must be a calendar date (YYYY-MM-DD)', 'date');
   }
@@ -224,7 +210,10 @@ export async function getDayItems(
           : '0';
       return {
         category: r.category,
-        operation: `${r.provider}/${r.model} ${COMPONENT_LABEL[r.component] ?? r.component}`,
+        // Named as the price list names it, so an operation can be looked up there.
+        operation: (COMPONENTS as readonly string[]).includes(r.component)
+          ? operationName(modelName(r.provider, r.model), r.component as Component)
+          : `${modelName(r.provider, r.model)}: Calls (unpriced)`,
         provider: r.provider,
         model: r.model,
         component: r.component,
