@@ -58,12 +58,23 @@ describe('resolveRange', () => {
     );
     expect(iso(r)).toEqual(['2026-03-27T23:00:00.000Z', '2026-03-29T22:00:00.000Z']);
     expect(r.granularity).toBe('hour');
+    // Two whole days across the start of summer time (47 hours) compare with the two days before
+    // them (48 hours), from local midnight, not with the 47 hours before.
+    expect(iso(r.previous)).toEqual(['2026-03-25T23:00:00.000Z', '2026-03-27T23:00:00.000Z']);
+    // Across the end of summer time: 14 days of 337 hours against the 14 days before, from midnight.
+    const autumn = resolveRange(
+      { range: 'custom', from: '2025-10-20', to: '2025-11-02' },
+      berlin('2026-04-01T00:00:00Z'),
+    );
+    expect(iso(autumn.previous)).toEqual(['2025-10-05T22:00:00.000Z', '2025-10-19T22:00:00.000Z']);
     const i = resolveRange(
       { from: '2026-03-01T10:15:00+01:00', to: '2026-03-20T12:00:00Z' },
       berlin('2026-04-01T00:00:00Z'),
     );
     expect(i.range).toBe('custom');
     expect(iso(i)).toEqual(['2026-03-01T09:00:00.000Z', '2026-03-20T12:00:00.000Z']);
+    // Instants compare with the same length of time just before.
+    expect(iso(i.previous)).toEqual(['2026-02-10T06:00:00.000Z', '2026-03-01T09:00:00.000Z']);
     expect(i.granularity).toBe('day');
   });
 

@@ -12,7 +12,7 @@
  * progress, so at 23:40 on 31 May in Kolkata (18:10Z) `mtd` is June's first hour, 18:00Z to 19:00Z.
  *
  * Rolling ranges (`1d`, `7d`, `30d`, `custom`) compare against the period of equal length just
- * before them. Calendar ranges compare against the previous month or billing cycle: `mtd` and
+ * before them; a custom range of whole dates against as many whole local days. Calendar ranges compare against the previous month or billing cycle: `mtd` and
  * `cycle` against the same elapsed span of the previous one ("this month vs last month" so far),
  * `last_month` against the whole month before it.
  */
@@ -107,6 +107,21 @@ function parseBound(zone: string, text: string, param: 'from' | 'to'): Date {
   return param === 'from' ? floorHour(at) : ceilHour(at);
 }
 
+/**
+ * The start of as many whole local days before `from` as the dates `from` to `to` (inclusive)
+ * cover: a range of whole days compares with whole days, not with as many hours (across a clock
+ * change that would start the previous period at 23:00 or 01:00).
+ */
+function daysBefore(zone: string, from: string, to: string): Date {
+  const utc = (text: string) => {
+    const [y, m, d] = text.split('-').map(Number) as [number, number, number];
+    return Date.UTC(y, m - 1, d);
+  };
+  const days = (utc(to) - utc(from)) / DAY_MS + 1;
+  const back = new Date(utc(from) - days * DAY_MS);
+  return floorHour(startOfLocalDay(zone, back.getUTCFullYear(), back.getUTCMonth() + 1, back.getUTCDate()));
+}
+
 export function defaultGranularity(range: RangeName, start: Date, end: Date): Granularity {
   switch (range) {
     case '1d':
@@ -184,6 +199,9 @@ export function resolveRange(
       if (end <= start) throw new RangeInputError('to', 'to must be after from');
       if (end.getTime() - start.getTime() > MAX_CUSTOM_DAYS * DAY_MS) {
         throw new RangeInputError('to', `A custom range spans at most ${MAX_CUSTOM_DAYS} days`);
+      }
+      if (isCalendarDate(input.from) && isCalendarDate(input.to)) {
+        previous = { start: daysBefore(zone, input.from, input.to), end: start };
       }
       break;
     }
