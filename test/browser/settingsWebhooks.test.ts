@@ -142,7 +142,7 @@ describe('webhook endpoint health, alerts and budgets in the browser', () => {
     const f = await formats();
 
     await page.goto(`${web.url}/usage/alerts`);
-    const endpointRow = page.locator('tbody tr', { hasText: 'webhook_endpoint.disabled' });
+    const endpointRow = page.locator('tbody tr', { hasText: 'Webhook endpoint disabled' });
     await expect
       .poll(() => endpointRow.locator('td').nth(2).textContent())
       .toBe(
@@ -154,7 +154,7 @@ describe('webhook endpoint health, alerts and budgets in the browser', () => {
     const budgetRow = page.locator('tbody tr', { hasText: 'Research team' });
     expect(await budgetRow.locator('td').allTextContents()).toEqual([
       expect.any(String),
-      'alert.threshold_crossed',
+      'Threshold reached',
       'Budget “Research team”',
       '75 %',
     ]);

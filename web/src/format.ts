@@ -18,6 +18,8 @@ export interface Formats {
   /** A duration given in milliseconds, in seconds to a tenth. */
   seconds(ms: number): string;
   share(value: string): string;
+  /** A percentage the API gives in percent ('17.0' is 17 %), formatted as shares are. */
+  percent(value: string): string;
   tokens(value: number): string;
   date(iso: string): string;
   dateTime(iso: string): string;
@@ -73,6 +75,8 @@ export function createFormats(currency: string, timeZone: string, locale: string
     quantity: (value) => credits.format(asNumeric(value)),
     seconds: (ms) => `${tenths.format(ms / 1000)} s`,
     share: (value) => share.format(asNumeric(value)),
+    // Shifted by an exponent, not divided, so the decimal string stays exact.
+    percent: (value) => share.format(asNumeric(`${value}E-2`)),
     tokens: (value) => compact.format(value),
     date: (iso) => date.format(new Date(iso)),
     dateTime: (iso) => dateTime.format(new Date(iso)),

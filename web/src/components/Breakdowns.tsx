@@ -3,7 +3,7 @@ import { useState } from 'react';
 import type { Query } from '../api.ts';
 import { type Formats, providerName } from '../format.ts';
 import { useOrg } from '../sessionContext.tsx';
-import type { Breakdown, BreakdownRow, Tokens } from '../types.ts';
+import type { Breakdown, BreakdownRow, Tokens, Unit } from '../types.ts';
 import { moneyNote, spendText } from '../units.ts';
 import { useApi } from '../useApi.ts';
 import { usePagedList } from '../usePagedList.ts';
@@ -20,6 +20,16 @@ const useBreakdown = (by: string, query: Query, limit: number) =>
 /** Tokens in short (29.4K tokens), to fit beside the spend in a breakdown row. */
 const tokensText = (formats: Formats, tokens: Tokens) => `${formats.tokens(tokens.total)} tokens`;
 
+/** The spend, with what it costs in money beside it when it is in credits (1,234 credits · €12.34). */
+function spendAndMoney(formats: Formats, unit: Unit, row: BreakdownRow): string {
+  const money = moneyNote(formats, unit, row);
+  return money ? `${spendText(formats, unit, row)} · ${money}` : spendText(formats, unit, row);
+}
+
+/** A feature's or model's share of the total, calls and tokens, under its spend. */
+const rowNote = (formats: Formats, row: BreakdownRow) =>
+  `${formats.share(row.share)} of total · ${formats.count(row.calls)} calls · ${tokensText(formats, row.tokens)}`;
+
 export function FeaturePills({ query }: { query: Query }) {
   const { formats } = useOrg();
   const answer = useBreakdown('feature', query, 20);
@@ -34,10 +44,8 @@ export function FeaturePills({ query }: { query: Query }) {
               {b.data.map((row) => (
                 <li key={row.key} className="pill">
                   <span className="pill-label">{row.label}</span>
-                  <span className="pill-value">{spendText(formats, b.unit, row)}</span>
-                  <span className="muted">
-                    {formats.count(row.calls)} calls · {tokensText(formats, row.tokens)}
-                  </span>
+                  <span className="pill-value">{spendAndMoney(formats, b.unit, row)}</span>
+                  <span className="muted">{rowNote(formats, row)}</span>
                 </li>
               ))}
             </ul>
@@ -126,8 +134,8 @@ export function ModelBars({ query }: { query: Query }) {
                 key: row.key,
                 label: row.provider ? `${providerName(row.provider)} · ${row.label}` : row.label,
                 value: b.unit === 'usd' ? row.cost : row.credits,
-                text: spendText(formats, b.unit, row),
-                note: `${formats.count(row.calls)} calls · ${tokensText(formats, row.tokens)}`,
+                text: spendAndMoney(formats, b.unit, row),
+                note: rowNote(formats, row),
               }))}
             />
           )

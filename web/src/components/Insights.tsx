@@ -133,6 +133,8 @@ interface Recommendation {
   title: string;
   detail: string;
   monthly_savings_cost: string | null;
+  /** Percent of the range's spend ('17.0'). */
+  savings_share: string | null;
 }
 
 /** Cost cuts computed by the API from the org's own usage, each with the figure it rests on. */
@@ -159,6 +161,7 @@ export function RecommendationsPanel({ query }: { query: Query }) {
                     <span className="saving">
                       {' '}
                       saves about {formats.money(item.monthly_savings_cost, r.currency)} a month
+                      {item.savings_share && ` (${formats.percent(item.savings_share)} reduction)`}
                     </span>
                   )}
                   <p className="muted">{item.detail}</p>

@@ -1,5 +1,6 @@
 /** Alerts the org received: thresholds reached, quota exceeded, low credits, anomalies, disabled webhook endpoints. */
 import { Await, ListFoot, Panel } from '../components/states.tsx';
+import type { Formats } from '../format.ts';
 import { useOrg } from '../sessionContext.tsx';
 import { usePagedList } from '../usePagedList.ts';
 
@@ -13,6 +14,35 @@ interface Alert {
   period_start: string;
   details: Record<string, unknown>;
   created_at: string;
+}
+
+/** What each alert type is called on the page; a type this page does not know shows as the API names it. */
+const TYPE_NAMES: Record<string, string> = {
+  'alert.threshold_crossed': 'Threshold reached',
+  'quota.exceeded': 'Limit reached, AI calls paused',
+  'credits.low': 'Credits running low',
+  'credits.projected_run_out': 'Credits to run out before the cycle ends',
+  'webhook_endpoint.disabled': 'Webhook endpoint disabled',
+};
+
+/** What an alert's scope is called, by its kind (the part before `:<id>`); a budget goes by its name when it has one. */
+const SCOPE_NAMES: Record<string, string> = {
+  monthly_limit: 'Monthly limit',
+  budget: 'Budget',
+  alert_threshold: 'Alert threshold',
+  plan_allowance: 'Plan allowance',
+  credits: 'Credits',
+};
+
+/** The figures the details of spend and credit alerts carry (alerts recorded before a field existed lack it). */
+interface AlertFigures {
+  name?: string;
+  currency?: string;
+  spent_amount?: string;
+  limit_amount?: string;
+  used_credits?: string;
+  allowance_credits?: string;
+  available_credits?: string;
 }
 
 /** The details of a webhook_endpoint.disabled alert (the fields shown). */
@@ -50,7 +80,7 @@ export function AlertsScreen() {
                   {alerts.rows.map((a) => (
                     <tr key={a.id}>
                       <td>{formats.dateTime(a.created_at)}</td>
-                      <td>{a.type}</td>
+                      <td>{TYPE_NAMES[a.type] ?? a.type}</td>
                       <td>
                         <AlertSubject alert={a} />
                       </td>
@@ -69,8 +99,8 @@ export function AlertsScreen() {
 }
 
 /**
- * What an alert is about: a disabled webhook endpoint says what happened, a budget goes by its name
- * (its details carry it), any other scope as the API names it.
+ * What an alert is about: a disabled webhook endpoint says what happened; any other alert names its
+ * scope, with the spend against the limit (or the credits) its details give.
  */
 function AlertSubject({ alert }: { alert: Alert }) {
   const { formats } = useOrg();
@@ -84,6 +114,23 @@ function AlertSubject({ alert }: { alert: Alert }) {
       </>
     );
   }
-  const { scope_kind, name } = alert.details;
-  return <>{scope_kind === 'budget' && typeof name === 'string' ? `Budget “${name}”` : alert.scope}</>;
+  const details = alert.details as AlertFigures;
+  const kind = alert.scope.split(':')[0]!;
+  const subject =
+    kind === 'budget' && details.name ? `Budget “${details.name}”` : (SCOPE_NAMES[kind] ?? alert.scope);
+  const figures = figuresText(details, formats);
+  return <>{figures ? `${subject} (${figures})` : subject}</>;
+}
+
+function figuresText(details: AlertFigures, formats: Formats): string | null {
+  const { currency, spent_amount, limit_amount, used_credits, allowance_credits, available_credits } =
+    details;
+  if (spent_amount && limit_amount) {
+    return `${formats.money(spent_amount, currency)} / ${formats.money(limit_amount, currency)}`;
+  }
+  if (used_credits && allowance_credits) {
+    return `${formats.credits(used_credits)} / ${formats.credits(allowance_credits)} credits`;
+  }
+  if (available_credits) return `${formats.credits(available_credits)} credits left`;
+  return null;
 }

@@ -41,8 +41,9 @@ export function QuotaScreen() {
               <p role="alert">
                 {org.name} has spent {formats.money(l.spent, l.currency)} this month and reached its allowed
                 limit of {l.allowed_limit && formats.money(l.allowed_limit, l.currency)}. AI features that use
-                credits are paused until the limit is raised or the month ends on {formats.date(l.period.end)}
-                .
+                credits are paused until the limit is raised or the new month begins on{' '}
+                {/* period.end is the instant the next month starts, so it names the reset day. */}
+                {formats.date(l.period.end)}.
               </p>
             ) : (
               <p>The monthly limit is not reached right now: AI features are available.</p>
