@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthorizationSchema, CaptureSchema } from '../src/http/routes/authorizations.ts';
+import { OrgSchema } from '../src/http/routes/orgs.ts';
 import { checkLedger } from '../src/services/ledger/checkLedger.ts';
 import { createOrgWithKey, minutesAgo, startTally, type TestTally } from './support/harness.ts';
 
@@ -217,5 +218,25 @@ describe('changing billing terms', () => {
       expect(refused.status).toBe(409);
       expect(refused.body).toMatchObject({ code: 'holds_active', param: Object.keys(body)[0] });
     }
+  });
+});
+
+describe("the activity log's model column", () => {
+  it('is on by default, set at creation by the operator and changed by the org, a boolean only', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    expect(OrgSchema.strict().parse(org).activity_shows_model).toBe(true);
+    const hidden = await t.call('POST', '/v1/orgs', {
+      body: { name: 'Quiet', currency: 'EUR', timezone: 'UTC', activity_shows_model: false },
+    });
+    expect(hidden.status).toBe(201);
+    expect(hidden.body.activity_shows_model).toBe(false);
+    // A display choice, not a billing term: the org's own admins may change it.
+    const off = await t.call('PATCH', `/v1/orgs/${org.id}`, { key, body: { activity_shows_model: false } });
+    expect(off.status).toBe(200);
+    expect((await t.call('GET', `/v1/orgs/${org.id}`, { key })).body.activity_shows_model).toBe(false);
+    const bad = await t.call('PATCH', `/v1/orgs/${org.id}`, { key, body: { activity_shows_model: 'no' } });
+    expect(bad.status).toBe(422);
+    expect(bad.body.param).toBe('activity_shows_model');
+    expect((await t.call('GET', `/v1/orgs/${org.id}`, { key })).body.activity_shows_model).toBe(false);
   });
 });

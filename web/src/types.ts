@@ -26,6 +26,8 @@ export interface Org {
   plan_allowance_credits: string;
   /** The date of a cycle's first day (YYYY-MM-DD): its day of the month starts every cycle. */
   billing_cycle_anchor: string;
+  /** The activity log names the provider and model of credit-billed calls. */
+  activity_shows_model: boolean;
   created_at: string;
 }
 

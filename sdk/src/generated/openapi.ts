@@ -9546,6 +9546,8 @@ export interface components {
              * @example 2026-11-01
              */
             billing_cycle_anchor: string;
+            /** @description The usage page's activity log names the provider and model of calls billed in credits (BYOM and BYOK orgs always see them) */
+            activity_shows_model: boolean;
             created_at: string;
             updated_at: string;
         };
@@ -9561,6 +9563,7 @@ export interface components {
             plan_allowance_credits?: string;
             plan_rollover_max_credits?: string;
             billing_cycle_anchor?: string;
+            activity_shows_model?: boolean;
         };
         OrgListItem: components["schemas"]["Org"] & {
             month_spend?: components["schemas"]["MonthSpend"];
@@ -9586,6 +9589,7 @@ export interface components {
             plan_allowance_credits?: string;
             plan_rollover_max_credits?: string;
             billing_cycle_anchor?: string;
+            activity_shows_model?: boolean;
         };
         Member: {
             id: string;

@@ -40,6 +40,10 @@ export const OrgSchema = z
     billing_cycle_anchor: z
       .string()
       .openapi({ description: 'Cycles start on this day of the month', example: '2026-11-01' }),
+    activity_shows_model: z.boolean().openapi({
+      description:
+        "The usage page's activity log names the provider and model of calls billed in credits (BYOM and BYOK orgs always see them)",
+    }),
     created_at: z.string(),
     updated_at: z.string(),
   })
@@ -58,6 +62,7 @@ const CreateOrg = z
     plan_allowance_credits: GrantedCredits.optional(),
     plan_rollover_max_credits: GrantedCredits.optional(),
     billing_cycle_anchor: CalendarDate.optional(),
+    activity_shows_model: z.boolean().optional(),
   })
   .openapi('CreateOrg');
 

@@ -15,6 +15,7 @@ export interface CreateOrgInput {
   plan_allowance_credits?: string;
   plan_rollover_max_credits?: string;
   billing_cycle_anchor?: string;
+  activity_shows_model?: boolean;
 }
 
 /** Defaults a new org gets: 1 credit = 0.01 of its currency, the free tier's 500 credits a month. */
@@ -41,8 +42,9 @@ export async function createOrg(ctx: Ctx, input: CreateOrgInput): Promise<OrgVie
     }
     const [row] = await tx.query<OrgRow>(
       `INSERT INTO orgs (id, external_id, name, currency, timezone, billing_mode, credit_value,
-                         plan_allowance_credits, billing_cycle_anchor, plan_rollover_max_credits)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${ORG_COLUMNS}`,
+                         plan_allowance_credits, billing_cycle_anchor, plan_rollover_max_credits,
+                         activity_shows_model)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${ORG_COLUMNS}`,
       [
         id,
         input.external_id ?? null,
@@ -57,6 +59,7 @@ export async function createOrg(ctx: Ctx, input: CreateOrgInput): Promise<OrgVie
         ).toString(),
         input.billing_cycle_anchor ?? `${dateIn(input.timezone, new Date()).slice(0, 8)}01`,
         parseUnits(input.plan_rollover_max_credits ?? '0', CREDIT_SCALE).toString(),
+        input.activity_shows_model ?? true,
       ],
     );
     await audit(tx, ctx, id, 'org.created', id, { name: input.name });

@@ -15,12 +15,15 @@ export interface OrgRow {
   /** Micro-credits of a cycle's unused allowance carried into the next cycle at most (0: none). */
   plan_rollover_max_credits: string;
   billing_cycle_anchor: string;
+  /** The activity log names the provider and model of credit-billed calls (migration 0029). */
+  activity_shows_model: boolean;
   created_at: Date;
   updated_at: Date;
 }
 
 export const ORG_COLUMNS = `id, external_id, name, currency, timezone, billing_mode, credit_value::text AS credit_value,
-  plan_allowance_credits, plan_rollover_max_credits, to_char(billing_cycle_anchor, 'YYYY-MM-DD') AS billing_cycle_anchor, created_at, updated_at`;
+  plan_allowance_credits, plan_rollover_max_credits, to_char(billing_cycle_anchor, 'YYYY-MM-DD') AS billing_cycle_anchor, activity_shows_model,
+  created_at, updated_at`;
 
 export function orgView(row: OrgRow) {
   return {
@@ -35,6 +38,7 @@ export function orgView(row: OrgRow) {
     plan_allowance_credits: formatCredits(BigInt(row.plan_allowance_credits)),
     plan_rollover_max_credits: formatCredits(BigInt(row.plan_rollover_max_credits)),
     billing_cycle_anchor: row.billing_cycle_anchor,
+    activity_shows_model: row.activity_shows_model,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
   };

@@ -15,6 +15,7 @@ export interface UpdateOrgInput {
   plan_rollover_max_credits?: string;
   billing_cycle_anchor?: string;
   external_id?: string | null;
+  activity_shows_model?: boolean;
 }
 
 /**
@@ -50,7 +51,7 @@ export async function updateOrg(ctx: Ctx, orgId: string, input: UpdateOrgInput):
     const [row] = await tx.query<OrgRow>(
       `UPDATE orgs SET name = $2, timezone = $3, billing_mode = $4, credit_value = $5,
               plan_allowance_credits = $6, billing_cycle_anchor = $7, external_id = $8,
-              plan_rollover_max_credits = $9, updated_at = now()
+              plan_rollover_max_credits = $9, activity_shows_model = $10, updated_at = now()
         WHERE id = $1 RETURNING ${ORG_COLUMNS}`,
       [
         orgId,
@@ -66,6 +67,7 @@ export async function updateOrg(ctx: Ctx, orgId: string, input: UpdateOrgInput):
         input.plan_rollover_max_credits !== undefined
           ? parseUnits(input.plan_rollover_max_credits, CREDIT_SCALE).toString()
           : current.plan_rollover_max_credits,
+        input.activity_shows_model ?? current.activity_shows_model,
       ],
     );
     if (changed('timezone') || changed('billing_cycle_anchor')) await carryCounters(tx, current, row!);

@@ -14,6 +14,8 @@ export function ActivityTable({ query, live }: { query: Query; live: number }) {
   const { org, formats } = useOrg();
   const list = usePagedList<UsageEvent>(`/v1/orgs/${org.id}/usage/events`, { ...query, limit: PAGE }, live);
   const byok = org.billing_mode === 'byok';
+  // A host may keep the model of credit-billed calls to itself; an org paying its provider sees it.
+  const showsModel = org.billing_mode !== 'credits' || org.activity_shows_model;
   return (
     <Panel title="Recent activity">
       {list.behind && (
@@ -32,7 +34,7 @@ export function ActivityTable({ query, live }: { query: Query; live: number }) {
                       <th scope="col">Date</th>
                       <th scope="col">User</th>
                       <th scope="col">Event type</th>
-                      <th scope="col">Provider / model</th>
+                      {showsModel && <th scope="col">Provider / model</th>}
                       <th scope="col" className="num">
                         Tokens
                       </th>
@@ -66,9 +68,11 @@ export function ActivityTable({ query, live }: { query: Query; live: number }) {
                           )}
                           {e.surface && <span className="tag">{e.surface}</span>}
                         </td>
-                        <td>
-                          {providerName(e.provider)} · {e.model}
-                        </td>
+                        {showsModel && (
+                          <td>
+                            {providerName(e.provider)} · {e.model}
+                          </td>
+                        )}
                         <td
                           className="num"
                           title={`input ${e.tokens.input}, output ${e.tokens.output}, cache read ${e.tokens.cache_read}, cache write ${e.tokens.cache_write}`}

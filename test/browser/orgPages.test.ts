@@ -1,7 +1,8 @@
 /**
- * The Pricing page of an org that pays its model provider itself, in a real browser: it lists the
- * provider's prices in USD, as the API gives them for that org, and says why; a credits org's page
- * lists its own sell prices in its currency.
+ * Pages that follow the org's billing mode and settings, in a real browser. The Pricing page of an
+ * org that pays its model provider itself lists the provider's prices in USD, as the API gives them
+ * for that org, and says why; a credits org's lists its own sell prices in its currency. The
+ * activity log leaves out the model of credit-billed calls when the org says so.
  */
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +15,7 @@ interface Price {
   source: string;
 }
 
-describe('pricing page by billing mode', () => {
+describe('pages by billing mode and org settings', () => {
   let web: WebTally;
   let browser: Browser;
 
@@ -27,9 +28,9 @@ describe('pricing page by billing mode', () => {
   });
 
   /** An org in EUR with an owner key, and one event so that its overview has figures. */
-  async function orgWithOwnerKey(name: string, billing_mode: string) {
+  async function orgWithOwnerKey(name: string, billing_mode: string, settings: Record<string, unknown> = {}) {
     const org = await web.tally.call('POST', '/v1/orgs', {
-      body: { name, currency: 'EUR', timezone: 'Europe/Berlin', billing_mode },
+      body: { name, currency: 'EUR', timezone: 'Europe/Berlin', billing_mode, ...settings },
     });
     const key = await web.tally.call('POST', `/v1/orgs/${org.body.id}/api_keys`, {
       body: { name: 'browser test', role: 'owner' },
@@ -52,6 +53,15 @@ describe('pricing page by billing mode', () => {
     });
     expect(sent.body.results?.[0]?.status, JSON.stringify(sent.body)).toBe('accepted');
     return { orgId: org.body.id as string, key: key.body.key as string };
+  }
+
+  /** Signed in as the app's own page does it (a byok overview has no call counts to wait for). */
+  async function signedIn(key: string) {
+    const page = await openPage(browser);
+    await page.goto(`${web.url}/`);
+    await page.getByLabel('API key').fill(key);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    return page;
   }
 
   const money = (price: Price) =>
@@ -81,11 +91,7 @@ describe('pricing page by billing mode', () => {
     )!;
     expect(output).toMatchObject({ currency, source: mode === 'credits' ? 'markup' : 'provider_cost' });
 
-    const page = await openPage(browser);
-    // Signed in as the app's own page does it; a byok overview has no call counts to wait for.
-    await page.goto(`${web.url}/`);
-    await page.getByLabel('API key').fill(key);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    const page = await signedIn(key);
     await page.getByRole('link', { name: 'Pricing', exact: true }).first().click();
     await page.getByLabel('Search by name').fill(output.operation);
     const row = page.locator('tbody tr', {
@@ -97,4 +103,19 @@ describe('pricing page by billing mode', () => {
     else expect(await shown.textContent()).toBe(note);
     await page.context().close();
   });
+
+  it.each([
+    [true, ['Date', 'User', 'Event type', 'Provider / model', 'Tokens', 'Credits', 'Cost']],
+    [false, ['Date', 'User', 'Event type', 'Tokens', 'Credits', 'Cost']],
+  ])(
+    'names the model of credit-billed calls in the activity log only when the org shows it (%s)',
+    async (shows, columns) => {
+      const { key } = await orgWithOwnerKey('Activity Co', 'credits', { activity_shows_model: shows });
+      const page = await signedIn(key);
+      const activity = page.locator('table.activity');
+      await expect.poll(() => activity.locator('thead th').allTextContents()).toEqual(columns);
+      expect(await activity.locator('tbody tr').first().locator('td').count()).toBe(columns.length);
+      await page.context().close();
+    },
+  );
 });
