@@ -21,6 +21,8 @@ export interface Formats {
   /** A percentage the API gives in percent ('17.0' is 17 %), formatted as shares are. */
   percent(value: string): string;
   tokens(value: number): string;
+  /** A file's size given in bytes, in decimal units to a tenth (2.3 MB; 512 bytes). */
+  fileSize(bytes: number): string;
   date(iso: string): string;
   dateTime(iso: string): string;
   day(isoDate: string): string;
@@ -48,6 +50,10 @@ export function createFormats(currency: string, timeZone: string, locale: string
   const tenths = new Intl.NumberFormat(locale, { minimumFractionDigits: 1, maximumFractionDigits: 1 });
   const compact = new Intl.NumberFormat(locale, { notation: 'compact', maximumFractionDigits: 1 });
   const share = new Intl.NumberFormat(locale, { style: 'percent', maximumFractionDigits: 1 });
+  const sizes = (['kilobyte', 'megabyte', 'gigabyte', 'terabyte'] as const).map(
+    (unit) => new Intl.NumberFormat(locale, { style: 'unit', unit, maximumFractionDigits: 1 }),
+  );
+  const bytes = new Intl.NumberFormat(locale, { style: 'unit', unit: 'byte', unitDisplay: 'long' });
   const date = new Intl.DateTimeFormat(locale, { timeZone, dateStyle: 'medium' });
   const dateTime = new Intl.DateTimeFormat(locale, { timeZone, dateStyle: 'medium', timeStyle: 'short' });
   const day = new Intl.DateTimeFormat(locale, {
@@ -78,6 +84,17 @@ export function createFormats(currency: string, timeZone: string, locale: string
     // Shifted by an exponent, not divided, so the decimal string stays exact.
     percent: (value) => share.format(asNumeric(`${value}E-2`)),
     tokens: (value) => compact.format(value),
+    fileSize(value) {
+      // The largest unit that keeps the figure at 1 or more (a whole number of bytes below 1 kB);
+      // 999,960 bytes are 1 MB, not the 1,000 kB a tenth rounds them to.
+      let scaled = value;
+      let unit = -1;
+      while (unit < sizes.length - 1 && scaled >= (unit < 0 ? 1000 : 999.95)) {
+        scaled /= 1000;
+        unit += 1;
+      }
+      return unit < 0 ? bytes.format(value) : sizes[unit]!.format(scaled);
+    },
     date: (iso) => date.format(new Date(iso)),
     dateTime: (iso) => dateTime.format(new Date(iso)),
     // Calendar dates are already in the org's zone: format them as plain dates.

@@ -144,6 +144,26 @@ export interface Breakdown extends Page<BreakdownRow> {
   total: Figures;
 }
 
+/** An uploaded file the calls of the range used (GET /usage/files). */
+export interface UsageFile {
+  id: string;
+  name: string | null;
+  size_bytes: number | null;
+  extracted_tokens: number | null;
+  /** The calls that processed it (extracted its text), its share of their spend. */
+  processing: Figures;
+  /** Conversations that used it: its reuse count. */
+  conversations: number;
+  calls: number;
+  first_used_at: string;
+  last_used_at: string;
+}
+
+export interface UsageFiles extends Page<UsageFile> {
+  unit: Unit;
+  currency: string;
+}
+
 export interface UsageEvent {
   id: string;
   occurred_at: string;

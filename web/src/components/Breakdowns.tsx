@@ -1,4 +1,7 @@
-/** Breakdown cards (feature pills, member colour bar, model bars) and the top workspaces/groups/users tables. */
+/**
+ * Breakdown cards (feature pills, member colour bar, model bars) and the ranked tables: top
+ * workspaces, groups and users, and usage by tool and by integration.
+ */
 import { useState } from 'react';
 import type { Query } from '../api.ts';
 import { type Formats, providerName } from '../format.ts';
@@ -149,17 +152,30 @@ const TOP_LABELS: Record<string, [string, string]> = {
   workspace: ['Top workspaces', 'Workspace'],
   workspace_group: ['Top workspace groups', 'Group'],
   member: ['Top users', 'User'],
+  tool: ['By tool', 'Tool'],
+  integration: ['By integration', 'Integration'],
 };
+/**
+ * Dimensions most usage does not name (calls without a tool, calls made on the product's own
+ * surfaces): their card shows the tokens as well, and stays hidden while the only row is the API's
+ * "none" row (key '': "No tool", "No integration").
+ */
+const SPARSE = new Set(['tool', 'integration']);
 
 /** A ranked table, five rows at a time, following the API's cursor. */
 export function TopTable({ by, query, live }: { by: keyof typeof TOP_LABELS; query: Query; live: number }) {
   const { org, formats } = useOrg();
   const [title, column] = TOP_LABELS[by]!;
+  const sparse = SPARSE.has(by);
   const list = usePagedList<BreakdownRow, Breakdown>(
     `/v1/orgs/${org.id}/usage/breakdown`,
     { ...query, by, limit: 5 },
     live,
   );
+  const first = list.first.data;
+  // Nothing to tell (yet): no panel rather than one that loads and then goes.
+  if (sparse && !list.first.error && (!first || (!first.has_more && first.data.every((r) => r.key === ''))))
+    return null;
   return (
     <Panel title={title}>
       {list.behind && (
@@ -181,6 +197,11 @@ export function TopTable({ by, query, live }: { by: keyof typeof TOP_LABELS; que
                     <th scope="col" className="num">
                       Requests
                     </th>
+                    {sparse && (
+                      <th scope="col" className="num">
+                        Tokens
+                      </th>
+                    )}
                     <th scope="col" className="num">
                       Share
                     </th>
@@ -197,6 +218,7 @@ export function TopTable({ by, query, live }: { by: keyof typeof TOP_LABELS; que
                         )}
                       </td>
                       <td className="num">{formats.count(row.calls)}</td>
+                      {sparse && <td className="num">{formats.count(row.tokens.total)}</td>}
                       <td className="num">{formats.share(row.share)}</td>
                     </tr>
                   ))}

@@ -1,9 +1,13 @@
-/** The usage overview: period, member filter, KPIs, allowance, cycle, charts, breakdowns, activity, insights. */
+/**
+ * The usage overview: period, member filter, KPIs, allowance, cycle, charts, breakdowns (by tool and
+ * integration among them), files, activity, insights.
+ */
 import { type KeyboardEvent, useEffect, useMemo, useState } from 'react';
 import { type Query, saveBlob } from '../api.ts';
 import { ActivityTable } from '../components/Activity.tsx';
 import { AllowanceBar, CycleCards } from '../components/Allowance.tsx';
 import { FeaturePills, MemberShares, ModelBars, TopTable } from '../components/Breakdowns.tsx';
+import { FilesPanel } from '../components/Files.tsx';
 import {
   AnomaliesPanel,
   ForecastPanel,
@@ -274,6 +278,12 @@ function OverviewBody({
         <TopTable by="workspace_group" query={listQuery} live={live} />
         <TopTable by="member" query={listQuery} live={live} />
       </div>
+      {/* Each card shows only when some usage names a tool or an integration. */}
+      <div className="grid two">
+        <TopTable by="tool" query={listQuery} live={live} />
+        <TopTable by="integration" query={listQuery} live={live} />
+      </div>
+      <FilesPanel query={listQuery} live={live} />
       <DailyBreakdown generation={generation} />
       <ActivityTable query={listQuery} live={live} />
       <div className="grid two">

@@ -1,0 +1,93 @@
+/**
+ * The files uploaded in the period: each one's size, the tokens extracted from it, what processing
+ * it cost and how often it was reused, most recently used first, ten at a time on the API's cursor.
+ */
+import type { Query } from '../api.ts';
+import type { Formats } from '../format.ts';
+import { useOrg } from '../sessionContext.tsx';
+import type { UsageFile, UsageFiles } from '../types.ts';
+import { moneyNote, spendText } from '../units.ts';
+import { usePagedList } from '../usePagedList.ts';
+import { Await, BehindNote, ListFoot, Panel } from './states.tsx';
+
+const PAGE = 10;
+
+/** "1 conversation", "3 conversations". */
+const counted = (formats: Formats, n: number, noun: string) =>
+  `${formats.count(n)} ${noun}${n === 1 ? '' : 's'}`;
+
+export function FilesPanel({ query, live }: { query: Query; live: number }) {
+  const { org, formats } = useOrg();
+  const list = usePagedList<UsageFile, UsageFiles>(
+    `/v1/orgs/${org.id}/usage/files`,
+    { ...query, limit: PAGE },
+    live,
+  );
+  return (
+    <Panel title="Files">
+      {list.behind && (
+        <BehindNote onCatchUp={list.catchUp}>Files were used since this list was loaded.</BehindNote>
+      )}
+      <Await loaded={list.first} what="files">
+        {(answer) =>
+          list.rows.length === 0 ? (
+            <p className="empty">No files were uploaded in this period.</p>
+          ) : (
+            <>
+              <div className="scroll">
+                <table className="table files">
+                  <thead>
+                    <tr>
+                      <th scope="col">File</th>
+                      <th scope="col" className="num">
+                        Size
+                      </th>
+                      <th scope="col" className="num">
+                        Extracted tokens
+                      </th>
+                      <th scope="col" className="num">
+                        Processing cost
+                      </th>
+                      <th scope="col" className="num">
+                        Reuse
+                      </th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {list.rows.map((file) => (
+                      <tr key={file.id}>
+                        <th scope="row">
+                          {file.name ?? file.id}
+                          <div className="muted">Last used {formats.dateTime(file.last_used_at)}</div>
+                        </th>
+                        <td className="num">
+                          {file.size_bytes === null ? '—' : formats.fileSize(file.size_bytes)}
+                        </td>
+                        <td className="num">
+                          {file.extracted_tokens === null ? '—' : formats.count(file.extracted_tokens)}
+                        </td>
+                        <td className="num">
+                          {spendText(formats, answer.unit, file.processing)}
+                          {moneyNote(formats, answer.unit, file.processing, answer.currency) && (
+                            <div className="muted">
+                              {moneyNote(formats, answer.unit, file.processing, answer.currency)}
+                            </div>
+                          )}
+                        </td>
+                        <td className="num">
+                          {counted(formats, file.conversations, 'conversation')}
+                          <div className="muted">{counted(formats, file.calls, 'call')}</div>
+                        </td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </div>
+              <ListFoot list={list} label="Show more" className="link" />
+            </>
+          )
+        }
+      </Await>
+    </Panel>
+  );
+}
