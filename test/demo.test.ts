@@ -62,7 +62,7 @@ describe('generateDemo', () => {
 
   it('covers every feature, surface, provider, workspace and group', () => {
     expect(new Set(demo.events.map((e) => e.feature))).toEqual(new Set(Object.values(FEATURES)));
-    expect(new Set(demo.events.map((e) => e.surface))).toEqual(new Set(['web', 'cli', 'api']));
+    expect(new Set(demo.events.map((e) => e.surface))).toEqual(new Set(['web', 'cli', 'api', 'slack']));
     expect(new Set(demo.events.map((e) => e.provider))).toEqual(new Set(['openai', 'anthropic', 'google']));
     expect(new Set(demo.events.map((e) => e.workspace))).toEqual(
       new Set(demo.workspaces.map((w) => w.external_id)),
@@ -70,6 +70,30 @@ describe('generateDemo', () => {
     expect(new Set(demo.workspaces.map((w) => w.workspace_group)).size).toBeGreaterThanOrEqual(3);
     expect(demo.events.every((e) => e.workspace_group)).toBe(true);
     expect(new Set(demo.events.map((e) => e.project).filter(Boolean)).size).toBeGreaterThanOrEqual(5);
+  });
+
+  it('names the tools agents and searches call, and the files chats and CV summaries read', () => {
+    const tools = new Set(demo.events.map((e) => e.metadata?.tool).filter(Boolean));
+    expect(tools).toEqual(new Set(['Web search', 'Code runner', 'File reader']));
+    type File = {
+      id: string;
+      name: string;
+      size_bytes: number;
+      extracted_tokens: number;
+      processed: boolean;
+    };
+    const uses = demo.events.flatMap((e) => (e.metadata?.files as File[] | undefined) ?? []);
+    const byId = new Map<string, File[]>();
+    for (const f of uses) byId.set(f.id, [...(byId.get(f.id) ?? []), f]);
+    expect(byId.size).toBeGreaterThan(100);
+    for (const [, used] of byId) {
+      // Each file is processed once (uploaded, its text extracted), whoever reads it again after.
+      expect(used.filter((f) => f.processed)).toHaveLength(1);
+      expect(new Set(used.map((f) => JSON.stringify({ ...f, processed: null })))).toHaveProperty('size', 1);
+      expect(used[0]!.size_bytes).toBeGreaterThan(0);
+      expect(used[0]!.extracted_tokens).toBeGreaterThan(0);
+    }
+    expect([...byId.values()].some((used) => used.length > 1)).toBe(true);
   });
 
   it('spans 90 days with busy weekdays, quiet weekends, office hours, a trend and one spike', () => {

@@ -29,7 +29,9 @@ export const FEATURES = {
 } as const;
 
 export const SURFACES = ['web', 'cli', 'api'] as const;
-export type Surface = (typeof SURFACES)[number];
+/** Chats that reach the product from another app: an integration (any surface not built in). */
+export const INTEGRATION = 'slack';
+export type Surface = (typeof SURFACES)[number] | typeof INTEGRATION;
 
 export interface DemoWorkspace {
   external_id: string;

@@ -17,6 +17,7 @@ import {
   type DemoMember,
   type DemoWorkspace,
   FEATURES,
+  INTEGRATION,
   MEMBERS,
   MODELS,
   type ModelChoice,
@@ -90,16 +91,27 @@ interface SessionPlace {
 class Builder {
   readonly drafts: Draft[] = [];
   private conversations = 0;
+  private files = 0;
 
   constructor(readonly rng: Random) {}
 
-  /** A new conversation's id, and its title taken in turn from `titles` (no random draw: the rest stays as it was). */
-  newConversation(titles: readonly string[]): { id: string; title: string } {
+  /**
+   * A new conversation's id and number, and its title taken in turn from `titles` (no random draw:
+   * the rest stays as it was).
+   */
+  newConversation(titles: readonly string[]): { id: string; n: number; title: string } {
     this.conversations += 1;
     return {
       id: `demo-conv-${String(this.conversations).padStart(5, '0')}`,
+      n: this.conversations,
       title: titles[this.conversations % titles.length]!,
     };
+  }
+
+  /** A new uploaded file's number. */
+  newFile(): number {
+    this.files += 1;
+    return this.files;
   }
 
   add(
@@ -177,6 +189,37 @@ function callMetadata(title: string, usage: Usage, toolShare: number): Record<st
   };
 }
 
+/** The tools an agent's steps call, in turn. */
+const AGENT_TOOLS = ['Web search', 'Code runner', 'File reader'] as const;
+
+/** Documents chats work on, taken in turn. */
+const DOCUMENTS = ['Annual_Report.pdf', 'Q3_Roadmap.docx', 'Pricing_Study.xlsx', 'Security_Policy.pdf'];
+
+/**
+ * A document uploaded to a chat, as `metadata.files` names it: its size and the tokens extracted
+ * from it follow from its number (no random draw).
+ */
+function uploadedDocument(b: Builder) {
+  const n = b.newFile();
+  return {
+    id: `demo-file-${String(n).padStart(5, '0')}`,
+    name: DOCUMENTS[n % DOCUMENTS.length]!,
+    size_bytes: 800_000 + (n % 7) * 310_000,
+    extracted_tokens: 6_000 + (n % 5) * 1_500,
+  };
+}
+
+/** A CV sent for a summary: read once, its pages' text the tokens past the instructions. */
+function cvFile(n: number, pages: number, extractedTokens: number) {
+  return {
+    id: `demo-file-${String(n).padStart(5, '0')}`,
+    name: `CV_${String(n).padStart(5, '0')}.pdf`,
+    size_bytes: 60_000 + pages * 95_000,
+    extracted_tokens: extractedTokens,
+    processed: true,
+  };
+}
+
 const pickModel = (rng: Random, choices: readonly (readonly [ModelChoice, number])[]): ModelChoice =>
   choices[rng.weightedIndex(choices.map(([, weight]) => weight))]![0];
 
@@ -205,8 +248,12 @@ function growingPromptUsage(
 function chatSession(b: Builder, place: SessionPlace): void {
   const { rng } = b;
   const model = pickModel(rng, MODELS.chat);
-  const surface: Surface = rng.chance(0.85) ? 'web' : 'api';
+  const onWeb = rng.chance(0.85);
   const conversation = b.newConversation(CONVERSATION_TITLES.chat);
+  // Every eighth web chat comes in through the chat app integration; every tenth works on a document
+  // uploaded at its start and read again by every later message (no random draw for either).
+  const surface: Surface = onWeb ? (conversation.n % 8 === 0 ? INTEGRATION : 'web') : 'api';
+  const document = conversation.n % 10 === 3 ? uploadedDocument(b) : null;
   const messages = Math.min(14, 2 + rng.poisson(3.5));
   let history = rng.around(900, 0.3);
   let previousInput = 0;
@@ -225,7 +272,10 @@ function chatSession(b: Builder, place: SessionPlace): void {
       conversation_id: conversation.id,
       message_id: messageId,
       ...(parent ? { parent_id: parent } : {}),
-      metadata: callMetadata(conversation.title, usage, 0),
+      metadata: {
+        ...callMetadata(conversation.title, usage, 0),
+        ...(document ? { files: [{ ...document, processed: i === 1 }] } : {}),
+      },
     });
     parent = messageId;
     previousInput = input;
@@ -262,7 +312,10 @@ function agentSession(b: Builder, place: SessionPlace, spike: boolean): void {
       message_id: messageId,
       ...(parent ? { parent_id: parent } : {}),
       // Steps before the last mostly call tools; the last answers.
-      metadata: callMetadata(conversation.title, usage, i === steps ? 0 : 0.6),
+      metadata: {
+        ...callMetadata(conversation.title, usage, i === steps ? 0 : 0.6),
+        ...(i === steps ? {} : { tool: AGENT_TOOLS[i % AGENT_TOOLS.length] }),
+      },
     });
     if (i > 1 && i < steps && rng.chance(0.18)) {
       subagents += 1;
@@ -384,7 +437,7 @@ function cvSession(b: Builder, place: SessionPlace): void {
       model,
       surface: 'api',
       usage,
-      metadata: { pages },
+      metadata: { pages, files: [cvFile(b.newFile(), pages, input - instructions)] },
     });
     seconds += rng.int(3, 20);
   }
@@ -408,7 +461,13 @@ function searchSession(b: Builder, place: SessionPlace): void {
       if (i === 0) usage.cache_write_tokens = instructions;
       else usage.cache_read_tokens = instructions;
     }
-    b.add(place, seconds, { feature: FEATURES.search, model, surface, usage });
+    b.add(place, seconds, {
+      feature: FEATURES.search,
+      model,
+      surface,
+      usage,
+      metadata: { tool: 'Web search' },
+    });
     seconds += rng.around(45, 0.7);
   }
 }

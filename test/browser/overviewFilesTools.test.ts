@@ -2,13 +2,14 @@
  * The overview's Files panel and its By tool and By integration cards in a real browser, checked
  * against what the API answers over HTTP for the same query: each file's size, extracted tokens,
  * processing cost and reuse, a page at a time and under the period and user filters; each tool's and
- * integration's spend, requests, tokens and share. The demo data names no file, tool or integration:
- * the panel says so and the cards stay hidden until events sent here name some.
+ * integration's spend, requests, tokens and share. An org of its own, whose first usage names no
+ * file, tool or integration: the panel says so and the cards stay hidden until events sent here name
+ * some.
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFormats, type Formats } from '../../web/src/format.ts';
-import { launchBrowser, ownerPage, screenshot, startWebTally, type WebTally } from './support.ts';
+import { launchBrowser, openPage, screenshot, signIn, startWebTally, type WebTally } from './support.ts';
 
 interface FileRow {
   id: string;
@@ -37,13 +38,33 @@ describe('files, tools and integrations on the overview', () => {
   let browser: Browser;
   let page: Page;
   let ownerKey: string;
+  let orgId: string;
   let f: Formats;
 
   beforeAll(async () => {
-    [web, browser] = await Promise.all([startWebTally({ volume: 0.05, days: 35 }), launchBrowser()]);
-    ({ page, key: ownerKey } = await ownerPage(browser, web));
-    const org = await get(`/v1/orgs/${web.orgId}`);
-    f = createFormats(org.currency, org.timezone, 'en-US');
+    [web, browser] = await Promise.all([startWebTally({ volume: 0.02, days: 3 }), launchBrowser()]);
+    const org = await web.tally.call('POST', '/v1/orgs', {
+      body: { name: 'Files Co', currency: 'EUR', timezone: 'Europe/Berlin' },
+    });
+    orgId = org.body.id;
+    ownerKey = (
+      await web.tally.call('POST', `/v1/orgs/${orgId}/api_keys`, { body: { name: 'owner', role: 'owner' } })
+    ).body.key;
+    // Plain calls, this month and last month: usage that names no file, tool or integration.
+    const plain = [1, 20 * 24 * 60].map((minutes, i) => ({
+      id: `plain-${i}`,
+      member: 'u_1001',
+      feature: 'Chat',
+      provider: 'openai',
+      model: 'gpt-4o',
+      occurred_at: new Date(Date.now() - minutes * 60_000).toISOString(),
+      usage: { input_tokens: 1_000, output_tokens: 200 },
+    }));
+    const sent = await web.tally.call('POST', '/v1/events', { key: ownerKey, body: { events: plain } });
+    expect(sent.body.results.map((r: { status: string }) => r.status)).toEqual(['accepted', 'accepted']);
+    page = await openPage(browser);
+    await signIn(page, web, ownerKey);
+    f = createFormats(org.body.currency, org.body.timezone, 'en-US');
   });
   afterAll(async () => {
     await browser?.close();
@@ -56,7 +77,7 @@ describe('files, tools and integrations on the overview', () => {
     if (res.status !== 200) throw new Error(`${path}: ${res.status} ${await res.text()}`);
     return res.json();
   };
-  const usage = (path: string) => get(`/v1/orgs/${web.orgId}${path}`);
+  const usage = (path: string) => get(`/v1/orgs/${orgId}${path}`);
   const panel = (heading: string) =>
     page.locator('section', { has: page.getByRole('heading', { name: heading, exact: true }) });
   const rowsOf = (heading: string) => panel(heading).locator('tbody tr');
@@ -105,7 +126,7 @@ describe('files, tools and integrations on the overview', () => {
     await page.waitForTimeout(300);
   };
 
-  it('says no files were uploaded and hides the tool and integration cards for the demo data', async () => {
+  it('says no files were uploaded and hides the tool and integration cards for usage that names none', async () => {
     await page.getByRole('tab', { name: '30 days' }).click();
     for (const [by, none] of [
       ['tool', 'No tool'],
@@ -207,6 +228,9 @@ describe('files, tools and integrations on the overview', () => {
       expect(results.filter((r) => r.status !== 'accepted')).toEqual([]);
       const members = await usage('/members?limit=100');
       memberId = members.data.find((m: { external_id: string }) => m.external_id === 'u_1002').id;
+      // The user filter lists the members known when the page loaded: u_1002 came with these events.
+      await page.reload();
+      await page.getByTestId('kpi-calls').waitFor();
       await page.getByRole('tab', { name: '30 days' }).click();
       await refreshed();
     });
