@@ -222,7 +222,7 @@ describe('changing billing terms', () => {
 });
 
 describe("the activity log's model column", () => {
-  it('is on by default, set at creation by the operator and changed by the org, a boolean only', async () => {
+  it("is on by default and the operator's to set, a boolean only", async () => {
     const { org, key } = await createOrgWithKey(t);
     expect(OrgSchema.strict().parse(org).activity_shows_model).toBe(true);
     const hidden = await t.call('POST', '/v1/orgs', {
@@ -230,11 +230,17 @@ describe("the activity log's model column", () => {
     });
     expect(hidden.status).toBe(201);
     expect(hidden.body.activity_shows_model).toBe(false);
-    // A display choice, not a billing term: the org's own admins may change it.
-    const off = await t.call('PATCH', `/v1/orgs/${org.id}`, { key, body: { activity_shows_model: false } });
+    // The host's choice for its product: the tenant's own key may not turn it back.
+    const tenant = await t.call('PATCH', `/v1/orgs/${org.id}`, {
+      key,
+      body: { activity_shows_model: false },
+    });
+    expect(tenant.status).toBe(403);
+    expect(tenant.body.param).toBe('activity_shows_model');
+    const off = await t.call('PATCH', `/v1/orgs/${org.id}`, { body: { activity_shows_model: false } });
     expect(off.status).toBe(200);
     expect((await t.call('GET', `/v1/orgs/${org.id}`, { key })).body.activity_shows_model).toBe(false);
-    const bad = await t.call('PATCH', `/v1/orgs/${org.id}`, { key, body: { activity_shows_model: 'no' } });
+    const bad = await t.call('PATCH', `/v1/orgs/${org.id}`, { body: { activity_shows_model: 'no' } });
     expect(bad.status).toBe(422);
     expect(bad.body.param).toBe('activity_shows_model');
     expect((await t.call('GET', `/v1/orgs/${org.id}`, { key })).body.activity_shows_model).toBe(false);

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decimalUnits } from '../src/domain/money.ts';
+import { surfaceLabel } from '../src/domain/usageEvent.ts';
 import {
   UsageBreakdownSchema,
   UsageDailySchema,
@@ -183,6 +184,13 @@ describe('usage analytics: one org with several members, features, models and da
         ).data.map((r) => [r.key, r.label]),
       );
     expect(await labelsBy('surface')).toEqual({ web: 'Web', cli: 'CLI', '': 'None' });
+    // Any other surface is named as written, even one an object inherits a property of.
+    expect(['constructor', '__proto__', 'toString', 'slack'].map(surfaceLabel)).toEqual([
+      'constructor',
+      '__proto__',
+      'toString',
+      'slack',
+    ]);
 
     for (const query of ['', '&granularity=day', '&granularity=hour', '&split=surface&cumulative=false']) {
       const ts = UsageTimeseriesSchema.parse(

@@ -88,6 +88,9 @@ export const COMPONENT_LABELS: Record<Component, string> = {
   web_searches: 'Web searches',
 };
 
+/** The daily detail's line for the calls of a model that carried no priced component. */
+export const UNPRICED_CALLS_LABEL = 'Calls (unpriced)';
+
 /** An operation as the price list and the daily detail name it: "GPT-4o: Output tokens". */
 export const operationName = (modelName: string, component: Component) =>
   `${modelName}: ${COMPONENT_LABELS[component]}`;

@@ -58,6 +58,10 @@ export const BUILT_IN_SURFACES: Readonly<Record<string, string>> = {
   mobile: 'Mobile',
 };
 
+/** A surface's name on the usage pages (own keys only: a surface called `constructor` is itself). */
+export const surfaceLabel = (surface: string): string =>
+  Object.hasOwn(BUILT_IN_SURFACES, surface) ? BUILT_IN_SURFACES[surface]! : surface;
+
 /**
  * What those dimensions may take together, in UTF-8 bytes: a Postgres index key holds at most
  * 2 704, and the org, the hour, the member and the API key take part of it. Past that the rollup

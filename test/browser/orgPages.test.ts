@@ -105,17 +105,16 @@ describe('pages by billing mode and org settings', () => {
   });
 
   it.each([
-    [true, ['Date', 'User', 'Event type', 'Provider / model', 'Tokens', 'Credits', 'Cost']],
-    [false, ['Date', 'User', 'Event type', 'Tokens', 'Credits', 'Cost']],
-  ])(
-    'names the model of credit-billed calls in the activity log only when the org shows it (%s)',
-    async (shows, columns) => {
-      const { key } = await orgWithOwnerKey('Activity Co', 'credits', { activity_shows_model: shows });
-      const page = await signedIn(key);
-      const activity = page.locator('table.activity');
-      await expect.poll(() => activity.locator('thead th').allTextContents()).toEqual(columns);
-      expect(await activity.locator('tbody tr').first().locator('td').count()).toBe(columns.length);
-      await page.context().close();
-    },
-  );
+    ['credits', true, ['Date', 'User', 'Event type', 'Provider / model', 'Tokens', 'Credits', 'Cost']],
+    ['credits', false, ['Date', 'User', 'Event type', 'Tokens', 'Credits', 'Cost']],
+    // An org that pays its provider itself always sees what it paid for.
+    ['byom', false, ['Date', 'User', 'Event type', 'Provider / model', 'Tokens', 'Credits', 'Cost']],
+  ])('shows a %s org with activity_shows_model %s the activity columns %j', async (mode, shows, columns) => {
+    const { key } = await orgWithOwnerKey('Activity Co', mode, { activity_shows_model: shows });
+    const page = await signedIn(key);
+    const activity = page.locator('table.activity');
+    await expect.poll(() => activity.locator('thead th').allTextContents()).toEqual(columns);
+    expect(await activity.locator('tbody tr').first().locator('td').count()).toBe(columns.length);
+    await page.context().close();
+  });
 });

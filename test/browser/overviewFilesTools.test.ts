@@ -31,7 +31,7 @@ interface BreakdownRow {
   tokens: { total: number };
 }
 
-const EMPTY = 'No files were uploaded in this period.';
+const EMPTY = 'No files were used in this period.';
 
 describe('files, tools and integrations on the overview', () => {
   let web: WebTally;
@@ -50,14 +50,20 @@ describe('files, tools and integrations on the overview', () => {
     ownerKey = (
       await web.tally.call('POST', `/v1/orgs/${orgId}/api_keys`, { body: { name: 'owner', role: 'owner' } })
     ).body.key;
-    // Plain calls, this month and last month: usage that names no file, tool or integration.
-    const plain = [1, 20 * 24 * 60].map((minutes, i) => ({
+    // Plain calls, now and at noon (UTC, the same day in Berlin) on the last day of the org's last
+    // month, at most 32 days ago: usage that names no file, tool or integration.
+    const [year, month] = new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/Berlin' })
+      .format(new Date())
+      .split('-')
+      .map(Number) as [number, number];
+    const lastMonthsLastNoon = Date.UTC(year, month - 1, 0, 12);
+    const plain = [Date.now() - 60_000, lastMonthsLastNoon].map((at, i) => ({
       id: `plain-${i}`,
       member: 'u_1001',
       feature: 'Chat',
       provider: 'openai',
       model: 'gpt-4o',
-      occurred_at: new Date(Date.now() - minutes * 60_000).toISOString(),
+      occurred_at: new Date(at).toISOString(),
       usage: { input_tokens: 1_000, output_tokens: 200 },
     }));
     const sent = await web.tally.call('POST', '/v1/events', { key: ownerKey, body: { events: plain } });

@@ -250,7 +250,7 @@ describe('paged activity and the trend tooltip', () => {
     const when = new Intl.DateTimeFormat('en-US', { timeZone, dateStyle: 'medium', timeStyle: 'short' });
     const isoDay = (at: number) => new Date(at).toISOString().slice(0, 10);
     // The last days of October a year ago hold the end of summer time in Berlin (the last Sunday
-    // of October): that range, and the one compared with it, are a whole day and an hour long.
+    // of October): that range is 14 days and an hour long, compared with the 14 whole days before.
     const year = new Date().getUTCFullYear() - 1;
     const ranges = [
       [isoDay(Date.now() - 20 * DAY_MS), isoDay(Date.now() - 6 * DAY_MS)],

@@ -1988,7 +1988,7 @@ export interface paths {
                     cursor?: string;
                     q?: string;
                     currency?: "EUR" | "USD";
-                    /** @description With an operator key: that org's list (its currency and prices) */
+                    /** @description That org's list (its currency and its own prices; an org paying its provider itself gets the provider's prices in USD). An org key may name only its own org: any other id is answered as a missing org (404) */
                     org_id?: string;
                 };
                 header?: never;
@@ -9546,7 +9546,7 @@ export interface components {
              * @example 2026-11-01
              */
             billing_cycle_anchor: string;
-            /** @description The usage page's activity log names the provider and model of calls billed in credits (BYOM and BYOK orgs always see them) */
+            /** @description The usage page's activity log has a provider/model column for calls billed in credits (the operator's display choice; BYOM and BYOK orgs always see it; the API still returns every call's model) */
             activity_shows_model: boolean;
             created_at: string;
             updated_at: string;

@@ -42,7 +42,7 @@ export const OrgSchema = z
       .openapi({ description: 'Cycles start on this day of the month', example: '2026-11-01' }),
     activity_shows_model: z.boolean().openapi({
       description:
-        "The usage page's activity log names the provider and model of calls billed in credits (BYOM and BYOK orgs always see them)",
+        "The usage page's activity log has a provider/model column for calls billed in credits (the operator's display choice; BYOM and BYOK orgs always see it; the API still returns every call's model)",
     }),
     created_at: z.string(),
     updated_at: z.string(),

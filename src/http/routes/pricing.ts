@@ -135,11 +135,10 @@ export function pricingRoutes(app: OpenAPIHono<AppEnv>) {
         query: ListQuery.extend({
           q: z.string().max(200).optional(),
           currency: Currency.optional(),
-          org_id: z
-            .string()
-            .max(64)
-            .optional()
-            .openapi({ description: "With an operator key: that org's list (its currency and prices)" }),
+          org_id: z.string().max(64).optional().openapi({
+            description:
+              "That org's list (its currency and its own prices; an org paying its provider itself gets the provider's prices in USD). An org key may name only its own org: any other id is answered as a missing org (404)",
+          }),
         }),
       },
       responses: { 200: json(pageOf(PriceSchema), 'A page of prices'), ...errorResponses },

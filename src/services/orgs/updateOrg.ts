@@ -36,6 +36,8 @@ export async function updateOrg(ctx: Ctx, orgId: string, input: UpdateOrgInput):
     'plan_rollover_max_credits',
     'billing_cycle_anchor',
     'external_id',
+    // The host's choice for its product, not the tenant's.
+    'activity_shows_model',
   ] as const;
   if (ctx.principal.kind !== 'operator') {
     const field = terms.find((t) => input[t] !== undefined);

@@ -89,7 +89,7 @@ export async function listPrices(
       `No exchange rate from USD to ${currency} is set`,
       'currency',
     );
-  const factor = providerCost ? Ratio.of(1n, 1n) : Ratio.parse(ctx.prices.markupText()).mul(Ratio.parse(fx));
+  const factor = providerCost ? Ratio.ONE : Ratio.parse(ctx.prices.markupText()).mul(Ratio.parse(fx));
   const rows = new Map<string, PriceView>();
   for (const model of ctx.prices.current(now)) {
     for (const component of COMPONENTS) {

@@ -167,9 +167,13 @@ export class PriceBook {
     };
   }
 
-  /** A model's name in the catalog ("GPT-4o"), or its own id when the catalog does not name it. */
+  /**
+   * A model's name as the price list gives it: the catalog's name ("GPT-4o"), else the catalog's
+   * id for it, else the model as written (a model only the org's own sell prices know).
+   */
   modelName(provider: string, model: string, at: Date = new Date()): string {
-    return this.providerPrice(provider, model, at)?.name ?? model;
+    const row = this.providerPrice(provider, model, at);
+    return row?.name ?? row?.model ?? model;
   }
 
   /** Every provider price row in force now, for the price list and the models endpoint. */

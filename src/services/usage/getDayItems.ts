@@ -15,7 +15,7 @@
 import { isCalendarDate } from '../../domain/calendar.ts';
 import { CREDIT_SCALE, decimalUnits, formatCredits, formatUnits, Ratio } from '../../domain/money.ts';
 import { startOfLocalDay } from '../../domain/periods.ts';
-import { COMPONENTS, type Component, operationName } from '../../domain/pricing.ts';
+import { COMPONENTS, type Component, operationName, UNPRICED_CALLS_LABEL } from '../../domain/pricing.ts';
 import { floorHour } from '../../domain/ranges.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
@@ -119,6 +119,7 @@ export async function getDayItems(
   now = new Date(),
 ) {
   const scope = await loadScope(ctx, orgId, { range: '1d' }, now);
+  await ctx.prices.refresh(ctx.db);
   const modelName = (provider: string, model: string) => ctx.prices.modelName(provider, model, now);
   if (!isCalendarDate(date)) {
     throw new ServiceError(400, 'invalid_field', 'date must be a calendar date (YYYY-MM-DD)', 'date');
@@ -213,7 +214,7 @@ export async function getDayItems(
         // Named as the price list names it, so an operation can be looked up there.
         operation: (COMPONENTS as readonly string[]).includes(r.component)
           ? operationName(modelName(r.provider, r.model), r.component as Component)
-          : `${modelName(r.provider, r.model)}: Calls (unpriced)`,
+          : `${modelName(r.provider, r.model)}: ${UNPRICED_CALLS_LABEL}`,
         provider: r.provider,
         model: r.model,
         component: r.component,

@@ -15,7 +15,7 @@ import {
   type ResolvedRange,
   resolveRange,
 } from '../../domain/ranges.ts';
-import { BUILT_IN_SURFACES } from '../../domain/usageEvent.ts';
+import { BUILT_IN_SURFACES, surfaceLabel } from '../../domain/usageEvent.ts';
 import type { Queryable } from '../../store/db.ts';
 import { type Ctx, scopeOrg } from '../context.ts';
 import { ServiceError } from '../errors.ts';
@@ -358,7 +358,7 @@ export async function labelsFor(
       out.set(k, { label: k.slice(slash + 1), provider: k.slice(0, slash) });
     }
   } else if (dim === 'surface') {
-    for (const k of named) out.set(k, { label: BUILT_IN_SURFACES[k] ?? k });
+    for (const k of named) out.set(k, { label: surfaceLabel(k) });
   } else {
     for (const k of named) out.set(k, { label: k });
   }

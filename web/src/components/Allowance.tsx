@@ -103,7 +103,7 @@ function MonthSpendBar({ limits, cap: capName }: { limits: Limits; cap: 'spend c
         <div
           className="allowance-track"
           role="meter"
-          aria-label={`${capName[0]!.toUpperCase()}${capName.slice(1)} used`}
+          aria-label={cap ? `${capName[0]!.toUpperCase()}${capName.slice(1)} used` : 'Alert threshold used'}
           aria-valuemin={0}
           aria-valuemax={100}
           aria-valuenow={Math.round(used(limits.spent))}

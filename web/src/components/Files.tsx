@@ -1,5 +1,5 @@
 /**
- * The files uploaded in the period: each one's size, the tokens extracted from it, what processing
+ * The files the period's calls used (uploaded then or before): each one's size, the tokens extracted from it, what processing
  * it cost and how often it was reused, most recently used first, ten at a time on the API's cursor.
  */
 import type { Query } from '../api.ts';
@@ -31,7 +31,7 @@ export function FilesPanel({ query, live }: { query: Query; live: number }) {
       <Await loaded={list.first} what="files">
         {(answer) =>
           list.rows.length === 0 ? (
-            <p className="empty">No files were uploaded in this period.</p>
+            <p className="empty">No files were used in this period.</p>
           ) : (
             <>
               <div className="scroll">
@@ -66,14 +66,10 @@ export function FilesPanel({ query, live }: { query: Query; live: number }) {
                         <td className="num">
                           {file.extracted_tokens === null ? '—' : formats.count(file.extracted_tokens)}
                         </td>
-                        <td className="num">
-                          {spendText(formats, answer.unit, file.processing)}
-                          {moneyNote(formats, answer.unit, file.processing, answer.currency) && (
-                            <div className="muted">
-                              {moneyNote(formats, answer.unit, file.processing, answer.currency)}
-                            </div>
-                          )}
-                        </td>
+                        <ProcessingCost
+                          spend={spendText(formats, answer.unit, file.processing)}
+                          money={moneyNote(formats, answer.unit, file.processing, answer.currency)}
+                        />
                         <td className="num">
                           {counted(formats, file.conversations, 'conversation')}
                           <div className="muted">{counted(formats, file.calls, 'call')}</div>
@@ -89,5 +85,15 @@ export function FilesPanel({ query, live }: { query: Query; live: number }) {
         }
       </Await>
     </Panel>
+  );
+}
+
+/** A file's processing cost: the spend, with its money beside it when the spend is in credits. */
+function ProcessingCost({ spend, money }: { spend: string; money: string | null }) {
+  return (
+    <td className="num">
+      {spend}
+      {money && <div className="muted">{money}</div>}
+    </td>
   );
 }
