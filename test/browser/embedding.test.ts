@@ -120,7 +120,8 @@ describe('embedding, roles, top-ups and the usage bar', () => {
     await page.getByRole('button', { name: /Pay/ }).click();
     await page.waitForURL(/\/usage\/payments\?payment=pay_.*checkout=success/);
     await page.getByText('5,000 credits were added to your balance').waitFor();
-    await page.locator('tbody tr', { hasText: 'completed' }).first().waitFor();
+    const paid = page.locator('tbody tr').first();
+    await expect.poll(() => paid.locator('.status').textContent()).toBe('Paid');
     await screenshot(page, 'payments-after-topup');
     const [invoice] = await Promise.all([
       page.waitForEvent('download'),
@@ -194,7 +195,7 @@ describe('embedding, roles, top-ups and the usage bar', () => {
       await expect
         .poll(() => available.textContent(), { timeout: 8000 })
         .toBe(credits(after.available_credits));
-      await frame.locator('tbody tr', { hasText: 'completed' }).first().waitFor();
+      await expect.poll(() => frame.locator('tbody tr .status').first().textContent()).toBe('Paid');
       await screenshot(page, 'embedded-topup-done');
       await page.context().close();
     } finally {

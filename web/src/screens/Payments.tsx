@@ -224,7 +224,11 @@ function CheckoutReturn({
     );
   }
   if (payment && payment.status !== 'pending') {
-    return <p className="note error">The payment is {payment.status}; no credits were added.</p>;
+    return (
+      <p className="note error">
+        The payment is {STATUS_WORDS[payment.status].toLowerCase()}; no credits were added.
+      </p>
+    );
   }
   return (
     <p className="note" role="status">
@@ -268,6 +272,18 @@ function AvailableCredits({ generation }: { generation: number }) {
     </p>
   );
 }
+
+/**
+ * What a payment's status means to the buyer. A checkout left unpaid until it expired is `failed`
+ * to the API, but nothing went wrong with a card: "Not completed" covers both.
+ */
+const STATUS_WORDS: Record<Payment['status'], string> = {
+  pending: 'Awaiting payment',
+  completed: 'Paid',
+  failed: 'Not completed',
+  refunded: 'Refunded',
+  disputed: 'Disputed',
+};
 
 export function PaymentsScreen() {
   const { org, api, formats } = useOrg();
@@ -323,7 +339,7 @@ export function PaymentsScreen() {
                         <td className="num">{formats.money(p.amount, p.currency)}</td>
                         <td className="num">{formats.credits(p.credits)}</td>
                         <td>
-                          <span className={`status status-${p.status}`}>{p.status}</span>
+                          <span className={`status status-${p.status}`}>{STATUS_WORDS[p.status]}</span>
                           {p.kind === 'auto_topup' && <span className="tag">automatic</span>}
                           {p.provider === 'local' && <span className="tag">test payment</span>}
                         </td>
