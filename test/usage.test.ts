@@ -224,6 +224,10 @@ describe('usage analytics: one org with several members, features, models and da
     );
     const events = pages.flatMap((p) => p.data);
     expect(events.length).toBe(raw.calls);
+    // Each event's surface as the pages name it, beside its key.
+    expect(new Set(events.map((e) => `${e.surface}=${e.surface_label}`))).toEqual(
+      new Set(['web=Web', 'cli=CLI', 'null=null']),
+    );
     expect(new Set(events.map((e) => e.id)).size).toBe(raw.calls);
     expect(sum(events, (e) => credits(e.credits))).toBe(raw.credits);
     expect(sum(events, (e) => cost(e.cost))).toBe(raw.cost);

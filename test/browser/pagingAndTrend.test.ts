@@ -139,7 +139,7 @@ describe('paged activity and the trend tooltip', () => {
           new Date(e.occurred_at),
         ),
         `${e.member?.label || 'Unknown user'}${e.member?.email ?? ''}`,
-        `${e.feature}${e.surface ?? ''}`,
+        `${e.feature}${e.surface_label ?? ''}`,
         `${providerName(e.provider)} · ${e.model}`,
         new Intl.NumberFormat('en-US').format(e.tokens.total),
         formats.credits(e.credits),

@@ -172,6 +172,8 @@ export interface UsageEvent {
   provider: string;
   model: string;
   surface: string | null;
+  /** Its name on the usage pages (Web, CLI, API, Mobile, or an integration as sent). */
+  surface_label: string | null;
   workspace: string | null;
   conversation_id: string | null;
   tokens: Tokens;

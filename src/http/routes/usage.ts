@@ -164,6 +164,9 @@ export const UsageEventSchema = z
     provider: z.string(),
     model: z.string(),
     surface: z.string().nullable(),
+    surface_label: z.string().nullable().openapi({
+      description: "The surface's name on the usage pages: Web, CLI, API, Mobile, or an integration as sent",
+    }),
     workspace: z.string().nullable(),
     workspace_group: z.string().nullable(),
     project: z.string().nullable(),

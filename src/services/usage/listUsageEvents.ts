@@ -6,6 +6,7 @@
  * last page ("End of activity for this period").
  */
 import { decimalUnits, formatCredits, formatUnits } from '../../domain/money.ts';
+import { surfaceLabel } from '../../domain/usageEvent.ts';
 import type { Ctx } from '../context.ts';
 import { decodeCursor, toPage } from '../pagination.ts';
 import { readEventRows } from './eventRows.ts';
@@ -72,6 +73,7 @@ export async function listUsageEvents(ctx: Ctx, orgId: string, query: EventsQuer
         provider: r.provider,
         model: r.model,
         surface: r.surface || null,
+        surface_label: r.surface ? surfaceLabel(r.surface) : null,
         workspace: r.workspace || null,
         workspace_group: r.workspace_group || null,
         project: r.project || null,

@@ -66,7 +66,7 @@ export function ActivityTable({ query, live }: { query: Query; live: number }) {
                           ) : (
                             e.feature
                           )}
-                          {e.surface && <span className="tag">{e.surface}</span>}
+                          {e.surface_label && <span className="tag">{e.surface_label}</span>}
                         </td>
                         {showsModel && (
                           <td>
