@@ -195,6 +195,9 @@ const AGENT_TOOLS = ['Web search', 'Code runner', 'File reader'] as const;
 /** Documents chats work on, taken in turn. */
 const DOCUMENTS = ['Annual_Report.pdf', 'Q3_Roadmap.docx', 'Pricing_Study.xlsx', 'Security_Policy.pdf'];
 
+/** An uploaded file's number as its id and in its name (CV_00042.pdf). */
+const fileNumber = (n: number) => String(n).padStart(5, '0');
+
 /**
  * A document uploaded to a chat, as `metadata.files` names it: its size and the tokens extracted
  * from it follow from its number (no random draw).
@@ -202,7 +205,7 @@ const DOCUMENTS = ['Annual_Report.pdf', 'Q3_Roadmap.docx', 'Pricing_Study.xlsx',
 function uploadedDocument(b: Builder) {
   const n = b.newFile();
   return {
-    id: `demo-file-${String(n).padStart(5, '0')}`,
+    id: `demo-file-${fileNumber(n)}`,
     name: DOCUMENTS[n % DOCUMENTS.length]!,
     size_bytes: 800_000 + (n % 7) * 310_000,
     extracted_tokens: 6_000 + (n % 5) * 1_500,
@@ -212,8 +215,8 @@ function uploadedDocument(b: Builder) {
 /** A CV sent for a summary: read once, its pages' text the tokens past the instructions. */
 function cvFile(n: number, pages: number, extractedTokens: number) {
   return {
-    id: `demo-file-${String(n).padStart(5, '0')}`,
-    name: `CV_${String(n).padStart(5, '0')}.pdf`,
+    id: `demo-file-${fileNumber(n)}`,
+    name: `CV_${fileNumber(n)}.pdf`,
     size_bytes: 60_000 + pages * 95_000,
     extracted_tokens: extractedTokens,
     processed: true,

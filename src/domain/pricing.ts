@@ -72,6 +72,9 @@ export const COMPONENTS = [
 ] as const;
 export type Component = (typeof COMPONENTS)[number];
 
+export const isComponent = (name: string): name is Component =>
+  (COMPONENTS as readonly string[]).includes(name);
+
 /** What each component is called wherever an operation is named (the price list, the daily detail). */
 export const COMPONENT_LABELS: Record<Component, string> = {
   input: 'Input tokens',

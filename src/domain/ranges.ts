@@ -12,9 +12,10 @@
  * progress, so at 23:40 on 31 May in Kolkata (18:10Z) `mtd` is June's first hour, 18:00Z to 19:00Z.
  *
  * Rolling ranges (`1d`, `7d`, `30d`, `custom`) compare against the period of equal length just
- * before them; a custom range of whole dates against as many whole local days. Calendar ranges compare against the previous month or billing cycle: `mtd` and
- * `cycle` against the same elapsed span of the previous one ("this month vs last month" so far),
- * `last_month` against the whole month before it.
+ * before them; a custom range of whole dates against as many whole local days. Calendar ranges
+ * compare against the previous month or billing cycle: `mtd` and `cycle` against the same elapsed
+ * span of the previous one ("this month vs last month" so far), `last_month` against the whole
+ * month before it.
  */
 import { FIRST_YEAR, inYears, isCalendarDate, LAST_YEAR } from './calendar.ts';
 import { billingCycle, calendarMonth, localDate, type Period, startOfLocalDay } from './periods.ts';
@@ -113,13 +114,9 @@ function parseBound(zone: string, text: string, param: 'from' | 'to'): Date {
  * change that would start the previous period at 23:00 or 01:00).
  */
 function daysBefore(zone: string, from: string, to: string): Date {
-  const utc = (text: string) => {
-    const [y, m, d] = text.split('-').map(Number) as [number, number, number];
-    return Date.UTC(y, m - 1, d);
-  };
-  const days = (utc(to) - utc(from)) / DAY_MS + 1;
-  const back = new Date(utc(from) - days * DAY_MS);
-  return floorHour(startOfLocalDay(zone, back.getUTCFullYear(), back.getUTCMonth() + 1, back.getUTCDate()));
+  const days = (Date.parse(to) - Date.parse(from)) / DAY_MS + 1;
+  // That date's start, as `from` takes one.
+  return parseBound(zone, new Date(Date.parse(from) - days * DAY_MS).toISOString().slice(0, 10), 'from');
 }
 
 export function defaultGranularity(range: RangeName, start: Date, end: Date): Granularity {

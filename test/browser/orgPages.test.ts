@@ -6,7 +6,7 @@
  */
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, openPage, startWebTally, type WebTally } from './support.ts';
+import { launchBrowser, openPage, signIn, startWebTally, type WebTally } from './support.ts';
 
 interface Price {
   operation: string;
@@ -55,12 +55,10 @@ describe('pages by billing mode and org settings', () => {
     return { orgId: org.body.id as string, key: key.body.key as string };
   }
 
-  /** Signed in as the app's own page does it (a byok overview has no call counts to wait for). */
+  /** Signed in on the app's own page, ready once its menu shows (a byok overview has no call counts). */
   async function signedIn(key: string) {
     const page = await openPage(browser);
-    await page.goto(`${web.url}/`);
-    await page.getByLabel('API key').fill(key);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await signIn(page, web, key, (p) => p.getByRole('link', { name: 'Pricing', exact: true }).first());
     return page;
   }
 

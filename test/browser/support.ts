@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { type Browser, chromium, type Locator, type Page } from 'playwright-core';
 import { seedDemo } from '../../src/demo/seedDemo.ts';
 import { listen } from '../../src/server.ts';
 import { ensureWebBuilt } from '../../web/scripts/ensureBuilt.ts';
@@ -33,12 +33,20 @@ export async function ownerPage(browser: Browser, web: WebTally): Promise<{ page
   return { page, key: created.body.key };
 }
 
-/** Signs in on the app's own page with an org API key and waits for the overview. */
-export async function signIn(page: Page, web: WebTally, key: string): Promise<void> {
+/**
+ * Signs in on the app's own page with an org API key and waits for `ready` (by default the
+ * overview's call count, which a BYOK org's overview does not have).
+ */
+export async function signIn(
+  page: Page,
+  web: WebTally,
+  key: string,
+  ready: (page: Page) => Locator = (p) => p.getByTestId('kpi-calls'),
+): Promise<void> {
   await page.goto(`${web.url}/`);
   await page.getByLabel('API key').fill(key);
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByTestId('kpi-calls').waitFor();
+  await ready(page).waitFor();
 }
 export const SCREENS_DIR = 'test-artifacts/screens';
 

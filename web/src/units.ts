@@ -13,6 +13,12 @@ export function moneyNote(formats: Formats, unit: Unit, figures: Figures, curren
   return unit === 'credits' ? formats.money(figures.cost, currency) : null;
 }
 
+/** The spend, with its money beside it when it is in credits (1,234 credits · €12.34). */
+export function spendAndMoney(formats: Formats, unit: Unit, figures: Figures): string {
+  const money = moneyNote(formats, unit, figures);
+  return money ? `${spendText(formats, unit, figures)} · ${money}` : spendText(formats, unit, figures);
+}
+
 /** A bare amount in the unit, for chart axes and series values. */
 export function unitValue(formats: Formats, unit: Unit) {
   return (value: string) =>

@@ -15,7 +15,13 @@
 import { isCalendarDate } from '../../domain/calendar.ts';
 import { CREDIT_SCALE, decimalUnits, formatCredits, formatUnits, Ratio } from '../../domain/money.ts';
 import { startOfLocalDay } from '../../domain/periods.ts';
-import { COMPONENTS, type Component, operationName, UNPRICED_CALLS_LABEL } from '../../domain/pricing.ts';
+import {
+  COMPONENTS,
+  type Component,
+  isComponent,
+  operationName,
+  UNPRICED_CALLS_LABEL,
+} from '../../domain/pricing.ts';
 import { floorHour } from '../../domain/ranges.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
@@ -212,8 +218,8 @@ export async function getDayItems(
       return {
         category: r.category,
         // Named as the price list names it, so an operation can be looked up there.
-        operation: (COMPONENTS as readonly string[]).includes(r.component)
-          ? operationName(modelName(r.provider, r.model), r.component as Component)
+        operation: isComponent(r.component)
+          ? operationName(modelName(r.provider, r.model), r.component)
           : `${modelName(r.provider, r.model)}: ${UNPRICED_CALLS_LABEL}`,
         provider: r.provider,
         model: r.model,

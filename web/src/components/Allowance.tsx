@@ -68,11 +68,24 @@ function CreditsBar({ balance }: { balance: Balance }) {
   );
 }
 
+/** What the month's cap is called, and what reaching it means, by who pays the provider. */
+const CAPS = {
+  'spend cap': {
+    meter: 'Spend cap used',
+    reached:
+      'The spend cap is reached: new requests are blocked until next month or until an admin raises it.',
+  },
+  'allowed limit': {
+    meter: 'Allowed limit used',
+    reached: 'The allowed limit is reached: credit-consuming features are blocked.',
+  },
+} as const;
+
 /**
  * The month's spend against the org's allowed limit (for a BYOM org, its spend cap at provider cost),
  * with the alert threshold as a tick, in the currency limits are set in.
  */
-function MonthSpendBar({ limits, cap: capName }: { limits: Limits; cap: 'spend cap' | 'allowed limit' }) {
+function MonthSpendBar({ limits, cap: capName }: { limits: Limits; cap: keyof typeof CAPS }) {
   const { formats } = useOrg();
   const money = (value: string) => formats.money(value, limits.currency);
   const cap = limits.allowed_limit;
@@ -103,7 +116,7 @@ function MonthSpendBar({ limits, cap: capName }: { limits: Limits; cap: 'spend c
         <div
           className="allowance-track"
           role="meter"
-          aria-label={cap ? `${capName[0]!.toUpperCase()}${capName.slice(1)} used` : 'Alert threshold used'}
+          aria-label={cap ? CAPS[capName].meter : 'Alert threshold used'}
           aria-valuemin={0}
           aria-valuemax={100}
           aria-valuenow={Math.round(used(limits.spent))}
@@ -130,10 +143,7 @@ function MonthSpendBar({ limits, cap: capName }: { limits: Limits; cap: 'spend c
       )}
       {limits.status === 'exceeded' && (
         <p className="note error" role="alert">
-          {capName === 'spend cap'
-            ? 'The spend cap is reached: new requests are blocked until next month or until an admin raises it.'
-            : 'The allowed limit is reached: credit-consuming features are blocked.'}{' '}
-          <Link href="/usage/quota">What now?</Link>
+          {CAPS[capName].reached} <Link href="/usage/quota">What now?</Link>
         </p>
       )}
     </div>

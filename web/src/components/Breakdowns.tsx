@@ -6,11 +6,12 @@ import { useState } from 'react';
 import type { Query } from '../api.ts';
 import { type Formats, providerName } from '../format.ts';
 import { useOrg } from '../sessionContext.tsx';
-import type { Breakdown, BreakdownRow, Tokens, Unit } from '../types.ts';
-import { moneyNote, spendText } from '../units.ts';
+import type { Breakdown, BreakdownRow, Tokens } from '../types.ts';
+import { spendAndMoney, spendText } from '../units.ts';
 import { useApi } from '../useApi.ts';
 import { usePagedList } from '../usePagedList.ts';
 import { BarList } from './charts.tsx';
+import { SpendCell } from './SpendCell.tsx';
 import { Await, BehindNote, ListFoot, Panel } from './states.tsx';
 
 const TOP_MEMBERS = 5;
@@ -22,12 +23,6 @@ const useBreakdown = (by: string, query: Query, limit: number) =>
 
 /** Tokens in short (29.4K tokens), to fit beside the spend in a breakdown row. */
 const tokensText = (formats: Formats, tokens: Tokens) => `${formats.tokens(tokens.total)} tokens`;
-
-/** The spend, with what it costs in money beside it when it is in credits (1,234 credits · €12.34). */
-function spendAndMoney(formats: Formats, unit: Unit, row: BreakdownRow): string {
-  const money = moneyNote(formats, unit, row);
-  return money ? `${spendText(formats, unit, row)} · ${money}` : spendText(formats, unit, row);
-}
 
 /** A feature's or model's share of the total, calls and tokens, under its spend. */
 const rowNote = (formats: Formats, row: BreakdownRow) =>
@@ -211,12 +206,7 @@ export function TopTable({ by, query, live }: { by: keyof typeof TOP_LABELS; que
                   {list.rows.map((row) => (
                     <tr key={row.key}>
                       <th scope="row">{by === 'member' ? memberName(row) : row.label}</th>
-                      <td className="num">
-                        {spendText(formats, b.unit, row)}
-                        {moneyNote(formats, b.unit, row) && (
-                          <div className="muted">{moneyNote(formats, b.unit, row)}</div>
-                        )}
-                      </td>
+                      <SpendCell unit={b.unit} figures={row} />
                       <td className="num">{formats.count(row.calls)}</td>
                       {sparse && <td className="num">{formats.count(row.tokens.total)}</td>}
                       <td className="num">{formats.share(row.share)}</td>

@@ -6,8 +6,8 @@ import type { Query } from '../api.ts';
 import type { Formats } from '../format.ts';
 import { useOrg } from '../sessionContext.tsx';
 import type { UsageFile, UsageFiles } from '../types.ts';
-import { moneyNote, spendText } from '../units.ts';
 import { usePagedList } from '../usePagedList.ts';
+import { SpendCell } from './SpendCell.tsx';
 import { Await, BehindNote, ListFoot, Panel } from './states.tsx';
 
 const PAGE = 10;
@@ -66,10 +66,7 @@ export function FilesPanel({ query, live }: { query: Query; live: number }) {
                         <td className="num">
                           {file.extracted_tokens === null ? '—' : formats.count(file.extracted_tokens)}
                         </td>
-                        <ProcessingCost
-                          spend={spendText(formats, answer.unit, file.processing)}
-                          money={moneyNote(formats, answer.unit, file.processing, answer.currency)}
-                        />
+                        <SpendCell unit={answer.unit} figures={file.processing} currency={answer.currency} />
                         <td className="num">
                           {counted(formats, file.conversations, 'conversation')}
                           <div className="muted">{counted(formats, file.calls, 'call')}</div>
@@ -85,15 +82,5 @@ export function FilesPanel({ query, live }: { query: Query; live: number }) {
         }
       </Await>
     </Panel>
-  );
-}
-
-/** A file's processing cost: the spend, with its money beside it when the spend is in credits. */
-function ProcessingCost({ spend, money }: { spend: string; money: string | null }) {
-  return (
-    <td className="num">
-      {spend}
-      {money && <div className="muted">{money}</div>}
-    </td>
   );
 }
