@@ -24,6 +24,11 @@ const TARGET_P99_MS = 5;
 /** How long the queue a kernel burst leaves behind takes to drain at 500/s (measured: 15 to 30 ms). */
 const DRAIN_MS = 50;
 const RUNS = 3;
+/** Warm-up: steps at 500/s until a step's Tally CPU per hold is less than 10 % below the last. */
+const WARM_STEP_SECONDS = 2;
+const WARM_MIN_STEPS = 3;
+const WARM_MAX_STEPS = 15;
+const WARM_SETTLED_DROP = 0.1;
 /** Tally also runs as `npm start` does, in its own process(es). */
 const WORKERS = [1, 2];
 /** Set in the forked load generator. */
@@ -246,11 +251,11 @@ class CpuMeter {
 
 export const authorize: BenchModule = {
   name: 'authorize',
-  description: `Hold round trip: \`POST /v1/authorizations\` (estimate 1 credit, 100 members of one EUR org with a monthly limit and a large grant) over real HTTP at a fixed arrival rate (open loop; latency counted from each request’s scheduled start). The load generator is a process of its own (a keep-alive node:http client), so it shares the machine’s 2 cores but never Tally’s event loop. Tally runs first in the bench process (prepare/listen), then as \`npm start\` does in its own process (TALLY_WORKERS=1) and in 2 worker processes (TALLY_WORKERS=2). Each set of runs follows a 2 s warm-up at 500/s (the connection pool opens its connections, and each new Postgres backend plans the hold function once). Each hold is one statement (\`tally_place_hold\`): it locks the org balance row, reads the counters and writes the hold, its ledger entry and the counters inside Postgres; holds that queue in the process while two statements of the org are in flight go together in one statement and one commit (\`tally_place_holds\`), each decided as alone. Figures are the median over runs of each run’s p50 and p99; CPU per hold is the user + system time of Tally’s process(es) and of the database’s Postgres backends over a run (from /proc) divided by the holds sent. At 500/s the load generator also polls the kernel’s memory monitor thread (\`kdamond\`, DAMON, when the machine runs one) every 2 ms and counts the holds over ${TARGET_P99_MS} ms that were in flight during one of its bursts or the ${DRAIN_MS} ms after it: on this VM it samples physical memory every 500 ms, spends 10 to 20 ms of CPU on each sample under load, and every process stalls meanwhile.`,
+  description: `Hold round trip: \`POST /v1/authorizations\` (estimate 1 credit, 100 members of one EUR org with a monthly limit and a large grant) over real HTTP at a fixed arrival rate (open loop; latency counted from each request’s scheduled start). The load generator is a process of its own (a keep-alive node:http client), so it shares the machine’s 2 cores but never Tally’s event loop. Tally runs first in the bench process (prepare/listen), then as \`npm start\` does in its own process (TALLY_WORKERS=1) and in 2 worker processes (TALLY_WORKERS=2). Each set of runs follows a warm-up at 500/s in steps of 2 s (at least 3, at most 15) until Tally's CPU per hold falls by less than 10 % from one step to the next: the connection pool opens its connections, each new Postgres backend plans the hold function once, and V8 compiles the hold's path (measured: Tally's CPU per hold fell from 0.44 ms in the first seconds after a 2 s warm-up to 0.26 ms, and its compiler threads used a tenth of a core meanwhile). Each run lasts 10 s (5 000 holds at 500/s). Each hold is one statement (\`tally_place_hold\`): it locks the org balance row, reads the counters and writes the hold, its ledger entry and the counters inside Postgres; holds that queue in the process while two statements of the org are in flight go together in one statement and one commit (\`tally_place_holds\`), each decided as alone. Figures are the median over runs of each run’s p50 and p99; CPU per hold is the user + system time of Tally’s process(es) and of the database’s Postgres backends over a run (from /proc) divided by the holds sent. At 500/s the load generator also polls the kernel’s memory monitor thread (\`kdamond\`, DAMON, when the machine runs one) every 2 ms and counts the holds over ${TARGET_P99_MS} ms that were in flight during one of its bursts or the ${DRAIN_MS} ms after it: on this VM it samples physical memory every 500 ms, spends 10 to 20 ms of CPU on each sample under load, and every process stalls meanwhile.`,
   async run(options: BenchOptions): Promise<BenchResult> {
     const measurements: Measurement[] = [];
     const lines: string[] = [];
-    const seconds = options.quick ? 2 : 5;
+    const seconds = options.quick ? 2 : 10;
     const load = () => loadavg()[0]!.toFixed(2);
     const generator = await forkGenerator<Job, Latencies>(import.meta.url, GENERATOR_FLAG);
     try {
@@ -292,15 +297,37 @@ export const authorize: BenchModule = {
           );
           return result;
         };
-        const warmUp = async (label: string, base: string, key: string) => {
-          const { latencies, failures } = await generator.run({
-            kind: 'open',
-            base,
-            key,
-            rate: 500,
-            seconds: 2,
-          });
-          const text = `${label} warm-up 500/s for 2 s (not counted): p50 ${percentile(latencies, 50).toFixed(2)} ms, p99 ${percentile(latencies, 99).toFixed(2)} ms, ${failures} failed`;
+        /**
+         * Holds at 500/s in steps of WARM_STEP_SECONDS until Tally's CPU per hold stops falling
+         * (V8 has compiled the hold's path: until then its compiler threads take cores from the
+         * holds, and the first seconds cost up to twice the CPU of the steady state).
+         */
+        const warmUp = async (
+          label: string,
+          base: string,
+          key: string,
+          tally: (() => Promise<number[]> | number[]) | 'self',
+        ) => {
+          const steps: string[] = [];
+          let previous = Number.POSITIVE_INFINITY;
+          for (let step = 1; step <= WARM_MAX_STEPS; step++) {
+            const meter = await CpuMeter.start(tally);
+            const { latencies, failures } = await generator.run({
+              kind: 'open',
+              base,
+              key,
+              rate: 500,
+              seconds: WARM_STEP_SECONDS,
+            });
+            const cpu = (await meter.ms()) / (500 * WARM_STEP_SECONDS);
+            steps.push(
+              `p99 ${percentile(latencies, 99).toFixed(2)} ms, Tally CPU per hold ${cpu.toFixed(2)} ms${failures ? `, ${failures} failed` : ''}`,
+            );
+            const settled = step >= WARM_MIN_STEPS && cpu >= previous * (1 - WARM_SETTLED_DROP);
+            previous = cpu;
+            if (settled || options.quick) break;
+          }
+          const text = `${label} warm-up at 500/s, ${steps.length} steps of ${WARM_STEP_SECONDS} s (not counted): ${steps.join('; ')}`;
           options.log(`  ${database.label} ${text}`);
           lines.push(`- ${text}`);
         };
@@ -335,7 +362,7 @@ export const authorize: BenchModule = {
             alert_threshold: '900000',
             allowed_limit: '1000000',
           });
-          await warmUp('Tally in the bench process', base, key);
+          await warmUp('Tally in the bench process', base, key, 'self');
           // One client, one hold at a time: the unqueued round trip, and so the capacity of one org.
           const serial = await measure('Tally in the bench process, one client', 'self', {
             kind: 'serial',
@@ -370,7 +397,7 @@ export const authorize: BenchModule = {
             const tally = await startTallyProcesses(databaseUrl, workers);
             const where = `Tally in ${workers === 1 ? 'its own process' : `${workers} worker processes`}`;
             try {
-              await warmUp(`TALLY_WORKERS=${workers}`, tally.url, key);
+              await warmUp(`TALLY_WORKERS=${workers}`, tally.url, key, () => processTree(tally.pid));
               // At the target rate only: 2 000/s queues for many seconds whichever way Tally runs.
               const r = await measure(`TALLY_WORKERS=${workers}, 500/s`, () => processTree(tally.pid), {
                 kind: 'open',
