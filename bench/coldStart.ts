@@ -73,7 +73,7 @@ async function tallyStart(env: Record<string, string>): Promise<number> {
   const port = await freePort();
   return timeToReady(
     TSX,
-    ['src/main.ts'],
+    ['--single-threaded-gc', 'src/main.ts'],
     {
       ...process.env,
       PORT: String(port),

@@ -6,11 +6,14 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { BENCH_OPERATOR_KEY } from './databases.ts';
 
-/** `src/main.ts` on the database with TALLY_WORKERS processes; answers its URL, pid and a stop. */
+/**
+ * `src/main.ts` with the Node.js flags of `npm start` (package.json), on the database with
+ * TALLY_WORKERS processes; answers its URL, pid and a stop.
+ */
 export async function startTallyProcesses(databaseUrl: string, workers: number) {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', fileURLToPath(new URL('../../src/main.ts', import.meta.url))],
+    ['--single-threaded-gc', '--import', 'tsx', fileURLToPath(new URL('../../src/main.ts', import.meta.url))],
     {
       env: {
         ...process.env,
