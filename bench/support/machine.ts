@@ -34,12 +34,21 @@ function git(args: string[]): string {
   }
 }
 
+/** The Node.js version with the flags it runs under (tsx's own loader options left out). */
+function nodeWithFlags(): string {
+  const flags = process.execArgv.filter((arg, i, all) => {
+    const loaderOption = (a: string | undefined) => a === '--require' || a === '--import';
+    return arg.startsWith('--') && !loaderOption(arg) && !loaderOption(all[i - 1]);
+  });
+  return flags.length ? `${process.version} (${flags.join(' ')})` : process.version;
+}
+
 export function machine(): Machine {
   return {
     cpu: cpuModel(),
     cores: availableParallelism(),
     ramGiB: Math.round(totalmem() / 2 ** 30),
-    node: process.version,
+    node: nodeWithFlags(),
     commit: git(['rev-parse', '--short', 'HEAD']) || 'unknown',
     dirty: git(['status', '--porcelain', '--', 'src']) !== '',
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
