@@ -25,6 +25,7 @@ const TARGET_P99_MS = 5;
 const DRAIN_MS = 50;
 const RUNS = 3;
 /** Warm-up: steps at 500/s until a step's Tally CPU per hold is less than 10 % below the last. */
+const WARM_RATE = 500;
 const WARM_STEP_SECONDS = 2;
 const WARM_MIN_STEPS = 3;
 const WARM_MAX_STEPS = 15;
@@ -316,10 +317,10 @@ export const authorize: BenchModule = {
               kind: 'open',
               base,
               key,
-              rate: 500,
+              rate: WARM_RATE,
               seconds: WARM_STEP_SECONDS,
             });
-            const cpu = (await meter.ms()) / (500 * WARM_STEP_SECONDS);
+            const cpu = (await meter.ms()) / (WARM_RATE * WARM_STEP_SECONDS);
             steps.push(
               `p99 ${percentile(latencies, 99).toFixed(2)} ms, Tally CPU per hold ${cpu.toFixed(2)} ms${failures ? `, ${failures} failed` : ''}`,
             );
@@ -327,7 +328,7 @@ export const authorize: BenchModule = {
             previous = cpu;
             if (settled || options.quick) break;
           }
-          const text = `${label} warm-up at 500/s, ${steps.length} steps of ${WARM_STEP_SECONDS} s (not counted): ${steps.join('; ')}`;
+          const text = `${label} warm-up at ${WARM_RATE}/s, ${steps.length} steps of ${WARM_STEP_SECONDS} s (not counted): ${steps.join('; ')}`;
           options.log(`  ${database.label} ${text}`);
           lines.push(`- ${text}`);
         };

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { BENCH_OPERATOR_KEY } from './support/databases.ts';
+import { START_NODE_FLAGS } from './support/tallyProcess.ts';
 import type { BenchModule, BenchOptions, BenchResult, Measurement } from './types.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -73,7 +74,7 @@ async function tallyStart(env: Record<string, string>): Promise<number> {
   const port = await freePort();
   return timeToReady(
     TSX,
-    ['--single-threaded-gc', 'src/main.ts'],
+    [...START_NODE_FLAGS, 'src/main.ts'],
     {
       ...process.env,
       PORT: String(port),

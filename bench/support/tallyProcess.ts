@@ -3,8 +3,17 @@
  * benches measure when the bench process's own heap and work must not share Tally's event loop.
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { BENCH_OPERATOR_KEY } from './databases.ts';
+
+/** The Node.js flags `npm start` gives Tally, read from package.json's start script. */
+export const START_NODE_FLAGS: string[] = (() => {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+  const found = /\btsx ((?:--\S+ )*)src\/main\.ts/.exec(pkg.scripts.start);
+  if (!found) throw new Error(`package.json's start script does not run src/main.ts: ${pkg.scripts.start}`);
+  return found[1]!.split(' ').filter(Boolean);
+})();
 
 /**
  * `src/main.ts` with the Node.js flags of `npm start` (package.json), on the database with
@@ -13,7 +22,7 @@ import { BENCH_OPERATOR_KEY } from './databases.ts';
 export async function startTallyProcesses(databaseUrl: string, workers: number) {
   const child = spawn(
     process.execPath,
-    ['--single-threaded-gc', '--import', 'tsx', fileURLToPath(new URL('../../src/main.ts', import.meta.url))],
+    [...START_NODE_FLAGS, '--import', 'tsx', fileURLToPath(new URL('../../src/main.ts', import.meta.url))],
     {
       env: {
         ...process.env,

@@ -1,6 +1,7 @@
 /**
- * The files the period's calls used (uploaded then or before): each one's size, the tokens extracted from it, what processing
- * it cost and how often it was reused, most recently used first, ten at a time on the API's cursor.
+ * The files the period's calls used (uploaded then or before): each one's size, the tokens
+ * extracted from it, what processing it cost and how often it was reused, most recently used
+ * first, ten at a time on the API's cursor.
  */
 import type { Query } from '../api.ts';
 import type { Formats } from '../format.ts';
