@@ -7,15 +7,18 @@
  * client, so its CPU is never charged to the Tally it measures; the CPU each hold cost Tally and
  * the Postgres backends is read from /proc around every run.
  */
+import { fork } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { availableParallelism, loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { processTicks } from './support/cpu.ts';
 import { BENCH_OPERATOR_KEY, openBenchDatabase } from './support/databases.ts';
 import { overlapping, probeKernelMonitors } from './support/kernelStalls.ts';
 import { forkGenerator, serveGeneratorJobs } from './support/loadGenerator.ts';
 import { median } from './support/stats.ts';
-import { startTallyProcesses } from './support/tallyProcess.ts';
+import { START_NODE_FLAGS, startTallyProcesses } from './support/tallyProcess.ts';
 import type { BenchModule, BenchOptions, BenchResult, Measurement } from './types.ts';
 
 const RATES = [500, 2000];
@@ -34,6 +37,40 @@ const WARM_SETTLED_DROP = 0.1;
 const WORKERS = [1, 2];
 /** Set in the forked load generator. */
 const GENERATOR_FLAG = '--authorize-load-generator';
+/** Set in the forked baseline server. */
+const BARE_SERVER_FLAG = '--bare-http-answer';
+const BASELINE_LABEL = 'bare node:http answer';
+
+/**
+ * The baseline: a node:http server in a process of its own that answers every request with the
+ * bytes of a real approval, with no framework and no database, so a hold's figures stand beside
+ * what the HTTP round trip alone costs on this machine under the same client and rate.
+ */
+if (process.argv.includes(BARE_SERVER_FLAG)) {
+  const answer = process.argv[process.argv.indexOf(BARE_SERVER_FLAG) + 1]!;
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(answer);
+    });
+  });
+  server.listen(0, '127.0.0.1', () => process.send?.({ port: (server.address() as AddressInfo).port }));
+  process.on('disconnect', () => server.close(() => process.exit(0)));
+}
+
+/** Starts the baseline server with `npm start`'s Node.js flags; answers its URL and pid. */
+async function startBareServer(answer: string): Promise<{ url: string; pid: number; stop: () => void }> {
+  const child = fork(fileURLToPath(import.meta.url), [BARE_SERVER_FLAG, answer], {
+    execArgv: [...START_NODE_FLAGS, '--import', 'tsx'],
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  const { port } = await new Promise<{ port: number }>((resolve, reject) => {
+    child.once('message', (m) => resolve(m as { port: number }));
+    child.once('exit', (code) => reject(new Error(`the baseline server exited with ${code}`)));
+  });
+  return { url: `http://127.0.0.1:${port}`, pid: child.pid!, stop: () => child.disconnect() };
+}
 
 const holdBody = (i: number) => ({
   member: `bench-member-${i % 100}`,
@@ -252,7 +289,7 @@ class CpuMeter {
 
 export const authorize: BenchModule = {
   name: 'authorize',
-  description: `Hold round trip: \`POST /v1/authorizations\` (estimate 1 credit, 100 members of one EUR org with a monthly limit and a large grant) over real HTTP at a fixed arrival rate (open loop; latency counted from each request’s scheduled start). The load generator is a process of its own (a keep-alive node:http client), so it shares the machine’s 2 cores but never Tally’s event loop. Tally runs first in the bench process (prepare/listen), then as \`npm start\` does in its own process (TALLY_WORKERS=1) and in 2 worker processes (TALLY_WORKERS=2), with the flag \`npm start\` gives Node.js: \`--single-threaded-gc\` (V8 collects garbage on the main thread alone; its default, 4 helper threads per process, woke together at each collection and took both cores from Postgres and the load generator for 10 to 30 ms: measured with \`perf sched\`, the slow holds of a run came in clusters at those moments). In the bench process Tally keeps V8's default (the benches before this one leave their heap there). Each set of runs follows a warm-up at 500/s in steps of 2 s (at least 3, at most 15) until Tally's CPU per hold falls by less than 10 % from one step to the next: the connection pool opens its connections, each new Postgres backend plans the hold function once, and V8 compiles the hold's path (measured: Tally's CPU per hold fell from 0.44 ms in the first seconds after a 2 s warm-up to 0.26 ms, and its compiler threads used a tenth of a core meanwhile). Each run lasts 10 s (5 000 holds at 500/s). Each hold is one statement (\`tally_place_hold\`): it locks the org balance row, reads the counters and writes the hold, its ledger entry and the counters inside Postgres; holds that queue in the process while two statements of the org are in flight go together in one statement and one commit (\`tally_place_holds\`), each decided as alone. Figures are the median over runs of each run’s p50 and p99; CPU per hold is the user + system time of Tally’s process(es) and of the database’s Postgres backends over a run (from /proc) divided by the holds sent. At 500/s the load generator also polls the kernel’s memory monitor thread (\`kdamond\`, DAMON, when the machine runs one) every 2 ms and counts the holds over ${TARGET_P99_MS} ms that were in flight during one of its bursts or the ${DRAIN_MS} ms after it: on this VM it samples physical memory every 500 ms, spends 10 to 20 ms of CPU on each sample under load, and every process stalls meanwhile.`,
+  description: `Hold round trip: \`POST /v1/authorizations\` (estimate 1 credit, 100 members of one EUR org with a monthly limit and a large grant) over real HTTP at a fixed arrival rate (open loop; latency counted from each request’s scheduled start). The load generator is a process of its own (a keep-alive node:http client), so it shares the machine’s 2 cores but never Tally’s event loop. Tally runs first in the bench process (prepare/listen), then as \`npm start\` does in its own process (TALLY_WORKERS=1) and in 2 worker processes (TALLY_WORKERS=2), with the flag \`npm start\` gives Node.js: \`--single-threaded-gc\` (V8 collects garbage on the main thread alone; its default, 4 helper threads per process, woke together at each collection and took both cores from Postgres and the load generator for 10 to 30 ms: measured with \`perf sched\`, the slow holds of a run came in clusters at those moments). In the bench process Tally keeps V8's default (the benches before this one leave their heap there). Each set of runs follows a warm-up at 500/s in steps of 2 s (at least 3, at most 15) until Tally's CPU per hold falls by less than 10 % from one step to the next: the connection pool opens its connections, each new Postgres backend plans the hold function once, and V8 compiles the hold's path (measured: Tally's CPU per hold fell from 0.44 ms in the first seconds after a 2 s warm-up to 0.26 ms, and its compiler threads used a tenth of a core meanwhile). Each run lasts 10 s (5 000 holds at 500/s). Each hold is one statement (\`tally_place_hold\`): it locks the org balance row, reads the counters and writes the hold, its ledger entry and the counters inside Postgres; holds that queue in the process while two statements of the org are in flight go together in one statement and one commit (\`tally_place_holds\`), each decided as alone. Figures are the median over runs of each run’s p50 and p99; CPU per hold is the user + system time of Tally’s process(es) and of the database’s Postgres backends over a run (from /proc) divided by the holds sent. Baseline: the same client at the same rate against a bare node:http server in a process of its own (with \`npm start\`'s Node.js flags) that answers every request with the bytes of a real approval, with no framework and no database, after a warm-up of ${WARM_MIN_STEPS} steps: what the HTTP round trip alone costs on this machine. Its p50, p99 and CPU per answer stand beside each figure at 500/s, and ratio = Tally / baseline. At 500/s the load generator also polls the kernel’s memory monitor thread (\`kdamond\`, DAMON, when the machine runs one) every 2 ms and counts the holds over ${TARGET_P99_MS} ms that were in flight during one of its bursts or the ${DRAIN_MS} ms after it: on this VM it samples physical memory every 500 ms, spends 10 to 20 ms of CPU on each sample under load, and every process stalls meanwhile.`,
   async run(options: BenchOptions): Promise<BenchResult> {
     const measurements: Measurement[] = [];
     const lines: string[] = [];
@@ -271,6 +308,7 @@ export const authorize: BenchModule = {
           label: string,
           tally: (() => Promise<number[]> | number[]) | 'self',
           job: Job,
+          server = 'Tally',
         ) => {
           const result = {
             p50: [] as number[],
@@ -289,7 +327,7 @@ export const authorize: BenchModule = {
             result.p99.push(percentile(latencies, 99));
             result.tallyCpu.push(tallyMs);
             result.pgCpu.push(pgMs);
-            const text = `${label} run ${run}: p50 ${result.p50.at(-1)!.toFixed(2)} ms, p99 ${result.p99.at(-1)!.toFixed(2)} ms, CPU per hold Tally ${tallyMs.toFixed(2)} ms + Postgres ${pgMs.toFixed(2)} ms (${latencies.length} answered, ${failures} failed${firstFailure ? `, first: ${firstFailure.slice(0, 200)}` : ''}, 1-minute load average ${load()})${kernel ? kernelText(kernel) : ''}`;
+            const text = `${label} run ${run}: p50 ${result.p50.at(-1)!.toFixed(2)} ms, p99 ${result.p99.at(-1)!.toFixed(2)} ms, CPU per ${server === 'Tally' ? 'hold' : 'answer'} ${server} ${tallyMs.toFixed(2)} ms + Postgres ${pgMs.toFixed(2)} ms (${latencies.length} answered, ${failures} failed${firstFailure ? `, first: ${firstFailure.slice(0, 200)}` : ''}, 1-minute load average ${load()})${kernel ? kernelText(kernel) : ''}`;
             options.log(`  ${database.label} ${text}`);
             lines.push(`- ${text}`);
           }
@@ -363,6 +401,8 @@ export const authorize: BenchModule = {
             alert_threshold: '900000',
             allowed_limit: '1000000',
           });
+          // The bytes of a real approval, which the baseline server answers with.
+          const approval = JSON.stringify(await json(`${base}/v1/authorizations`, key, 'POST', holdBody(0)));
           await warmUp('Tally in the bench process', base, key, 'self');
           // One client, one hold at a time: the unqueued round trip, and so the capacity of one org.
           const serial = await measure('Tally in the bench process, one client', 'self', {
@@ -423,6 +463,27 @@ export const authorize: BenchModule = {
             } finally {
               await tally.stop();
             }
+          }
+          const bare = await startBareServer(approval);
+          try {
+            const job: Job = { kind: 'open', base: bare.url, key, rate: 500, seconds };
+            for (let step = 0; step < WARM_MIN_STEPS; step++) {
+              await generator.run({ ...job, seconds: WARM_STEP_SECONDS });
+            }
+            const r = await measure(`Baseline (${BASELINE_LABEL}), 500/s`, () => [bare.pid], job, 'server');
+            // Beside every figure at 500/s: the same client and rate against the bare answer.
+            for (const m of measurements) {
+              if (!m.benchmark.includes('at 500/s')) continue;
+              if (m.benchmark.startsWith('hold round trip p50'))
+                m.baseline = { label: BASELINE_LABEL, runs: r.p50 };
+              if (m.benchmark.startsWith('hold round trip p99'))
+                m.baseline = { label: BASELINE_LABEL, runs: r.p99 };
+              if (m.benchmark.startsWith('Tally CPU per hold')) {
+                m.baseline = { label: BASELINE_LABEL, runs: r.tallyCpu };
+              }
+            }
+          } finally {
+            bare.stop();
           }
         } finally {
           await database.dispose();

@@ -72,7 +72,8 @@ function moduleSection(module: BenchModule, result: BenchResult, m: Machine, qui
     '',
     module.description,
     '',
-    `Measured ${m.date} at commit \`${m.commit}\`${m.dirty ? ' (with uncommitted changes in src/)' : ''}${
+    // Sections kept from earlier runs may come from another machine: each names its own.
+    `Measured ${m.date} at commit \`${m.commit}\`${m.dirty ? ' (with uncommitted changes in src/)' : ''} on ${m.cpu}, ${m.cores} cores, Node.js ${m.node}${
       quick ? ', quick mode (BENCH_QUICK=1: small sizes)' : ''
     }.`,
     '',
@@ -117,7 +118,9 @@ export function writeBenchmarksMd(
     '',
     'Written by `npm run bench` (bench/run.ts); the figures below are real measurements, not goals.',
     '',
-    '## Machine',
+    '## Machine of the last run',
+    '',
+    'Each section names the machine it was measured on; sections not rerun keep theirs.',
     '',
     `- CPU: ${machine.cpu}, ${machine.cores} cores`,
     `- RAM: ${machine.ramGiB} GiB`,
