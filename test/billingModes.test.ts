@@ -246,3 +246,37 @@ describe("the activity log's model column", () => {
     expect((await t.call('GET', `/v1/orgs/${org.id}`, { key })).body.activity_shows_model).toBe(false);
   });
 });
+
+describe('the free tier flag', () => {
+  it("is on for an org created with the default allowance, off with a plan of its own, and the operator's to set", async () => {
+    const { org, key } = await createOrgWithKey(t);
+    expect(OrgSchema.strict().parse(org).free_tier).toBe(true);
+    const paid = await t.call('POST', '/v1/orgs', {
+      body: { name: 'Pro', currency: 'EUR', timezone: 'UTC', plan_allowance_credits: '5000' },
+    });
+    expect(paid.status).toBe(201);
+    expect(paid.body.free_tier).toBe(false);
+    const said = await t.call('POST', '/v1/orgs', {
+      body: {
+        name: 'Trial',
+        currency: 'USD',
+        timezone: 'UTC',
+        plan_allowance_credits: '100',
+        free_tier: true,
+      },
+    });
+    expect(said.body.free_tier).toBe(true);
+    // Which plan a tenant is on is the host's to say: its own key may not leave the free tier.
+    const tenant = await t.call('PATCH', `/v1/orgs/${org.id}`, { key, body: { free_tier: false } });
+    expect(tenant.status).toBe(403);
+    expect(tenant.body.param).toBe('free_tier');
+    expect((await t.call('GET', `/v1/orgs/${org.id}`, { key })).body.free_tier).toBe(true);
+    const upgraded = await t.call('PATCH', `/v1/orgs/${org.id}`, { body: { free_tier: false } });
+    expect(upgraded.status).toBe(200);
+    expect((await t.call('GET', `/v1/orgs/${org.id}`, { key })).body.free_tier).toBe(false);
+    const bad = await t.call('PATCH', `/v1/orgs/${org.id}`, { body: { free_tier: 'yes' } });
+    expect(bad.status).toBe(422);
+    expect(bad.body.param).toBe('free_tier');
+    expect((await t.call('GET', `/v1/orgs/${org.id}`, { key })).body.free_tier).toBe(false);
+  });
+});

@@ -356,6 +356,41 @@ describe('embedding, roles, top-ups and the usage bar', () => {
     await page.context().close();
   });
 
+  it('offers the upgrade in the usage bar of a free-tier org before any use, and not once the operator moves it to a paid plan', async () => {
+    // Created without a plan allowance of its own: the free tier's 500 credits a month.
+    const org = await web.tally.call('POST', '/v1/orgs', {
+      body: { name: 'Free Team', currency: 'USD', timezone: 'UTC' },
+    });
+    expect(org.body.free_tier).toBe(true);
+    const orgId = org.body.id;
+    await web.tally.call('POST', `/v1/orgs/${orgId}/members`, {
+      body: { external_id: 'free-dev', name: 'Free Dev', role: 'member' },
+    });
+    const { token } = await embedLink(web, 'member', { member: 'free-dev', orgId });
+    const host = await startHostPage(`<!doctype html><title>Editor</title>
+      <header><tally-usage-bar token="${token}" upgrade-url="#upgrade"></tally-usage-bar></header>
+      <script type="module" src="${web.url}/usage-bar.js"></script>`);
+    try {
+      const page = await newPage();
+      await page.goto(host.url);
+      const bar = page.frameLocator('tally-usage-bar iframe');
+      await expect.poll(() => bar.getByTestId('bar-available').textContent()).toBe('500');
+      expect(await bar.getByRole('button').allTextContents()).toEqual(['Upgrade']);
+      await bar.getByRole('button', { name: 'Upgrade' }).click();
+      await page.waitForURL(/#upgrade$/);
+
+      const paid = await web.tally.call('PATCH', `/v1/orgs/${orgId}`, { body: { free_tier: false } });
+      expect(paid.body.free_tier).toBe(false);
+      await page.goto(host.url.replace(/#.*$/, ''));
+      await page.reload();
+      await expect.poll(() => bar.getByTestId('bar-available').textContent()).toBe('500');
+      expect(await bar.getByRole('button').count()).toBe(0);
+      await page.context().close();
+    } finally {
+      await host.close();
+    }
+  });
+
   it('updates <tally-usage-bar> live as usage is ingested, with referral from 50 % and upgrade from 75 %', async () => {
     const org = await web.tally.call('POST', '/v1/orgs', {
       body: {

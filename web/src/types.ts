@@ -28,6 +28,8 @@ export interface Org {
   billing_cycle_anchor: string;
   /** The activity log names the provider and model of credit-billed calls. */
   activity_shows_model: boolean;
+  /** On the host's free plan: the usage bar always offers the upgrade. */
+  free_tier: boolean;
   created_at: string;
 }
 

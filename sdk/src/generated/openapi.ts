@@ -9548,6 +9548,8 @@ export interface components {
             billing_cycle_anchor: string;
             /** @description The usage page's activity log has a provider/model column for calls billed in credits (the operator's display choice; BYOM and BYOK orgs always see it; the API still returns every call's model) */
             activity_shows_model: boolean;
+            /** @description On the host's free plan (the operator's to set; by default, an org created without a plan allowance of its own): the usage bar shows its upgrade button at every level of use, not only from 75 % */
+            free_tier: boolean;
             created_at: string;
             updated_at: string;
         };
@@ -9564,6 +9566,7 @@ export interface components {
             plan_rollover_max_credits?: string;
             billing_cycle_anchor?: string;
             activity_shows_model?: boolean;
+            free_tier?: boolean;
         };
         OrgListItem: components["schemas"]["Org"] & {
             month_spend?: components["schemas"]["MonthSpend"];
@@ -9590,6 +9593,7 @@ export interface components {
             plan_rollover_max_credits?: string;
             billing_cycle_anchor?: string;
             activity_shows_model?: boolean;
+            free_tier?: boolean;
         };
         Member: {
             id: string;

@@ -44,6 +44,10 @@ export const OrgSchema = z
       description:
         "The usage page's activity log has a provider/model column for calls billed in credits (the operator's display choice; BYOM and BYOK orgs always see it; the API still returns every call's model)",
     }),
+    free_tier: z.boolean().openapi({
+      description:
+        "On the host's free plan (the operator's to set; by default, an org created without a plan allowance of its own): the usage bar shows its upgrade button at every level of use, not only from 75 %",
+    }),
     created_at: z.string(),
     updated_at: z.string(),
   })
@@ -63,6 +67,7 @@ const CreateOrg = z
     plan_rollover_max_credits: GrantedCredits.optional(),
     billing_cycle_anchor: CalendarDate.optional(),
     activity_shows_model: z.boolean().optional(),
+    free_tier: z.boolean().optional(),
   })
   .openapi('CreateOrg');
 

@@ -16,6 +16,7 @@ export interface CreateOrgInput {
   plan_rollover_max_credits?: string;
   billing_cycle_anchor?: string;
   activity_shows_model?: boolean;
+  free_tier?: boolean;
 }
 
 /** Defaults a new org gets: 1 credit = 0.01 of its currency, the free tier's 500 credits a month. */
@@ -43,8 +44,8 @@ export async function createOrg(ctx: Ctx, input: CreateOrgInput): Promise<OrgVie
     const [row] = await tx.query<OrgRow>(
       `INSERT INTO orgs (id, external_id, name, currency, timezone, billing_mode, credit_value,
                          plan_allowance_credits, billing_cycle_anchor, plan_rollover_max_credits,
-                         activity_shows_model)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ${ORG_COLUMNS}`,
+                         activity_shows_model, free_tier)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ${ORG_COLUMNS}`,
       [
         id,
         input.external_id ?? null,
@@ -60,6 +61,8 @@ export async function createOrg(ctx: Ctx, input: CreateOrgInput): Promise<OrgVie
         input.billing_cycle_anchor ?? `${dateIn(input.timezone, new Date()).slice(0, 8)}01`,
         parseUnits(input.plan_rollover_max_credits ?? '0', CREDIT_SCALE).toString(),
         input.activity_shows_model ?? true,
+        // The default allowance is the free tier's: an org given no plan of its own is on it.
+        input.free_tier ?? input.plan_allowance_credits === undefined,
       ],
     );
     await audit(tx, ctx, id, 'org.created', id, { name: input.name });

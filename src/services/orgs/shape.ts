@@ -17,12 +17,14 @@ export interface OrgRow {
   billing_cycle_anchor: string;
   /** The activity log names the provider and model of credit-billed calls (migration 0029). */
   activity_shows_model: boolean;
+  /** On the host's free plan: the usage bar always offers the upgrade (migration 0030). */
+  free_tier: boolean;
   created_at: Date;
   updated_at: Date;
 }
 
 export const ORG_COLUMNS = `id, external_id, name, currency, timezone, billing_mode, credit_value::text AS credit_value,
-  plan_allowance_credits, plan_rollover_max_credits, to_char(billing_cycle_anchor, 'YYYY-MM-DD') AS billing_cycle_anchor, activity_shows_model,
+  plan_allowance_credits, plan_rollover_max_credits, to_char(billing_cycle_anchor, 'YYYY-MM-DD') AS billing_cycle_anchor, activity_shows_model, free_tier,
   created_at, updated_at`;
 
 export function orgView(row: OrgRow) {
@@ -39,6 +41,7 @@ export function orgView(row: OrgRow) {
     plan_rollover_max_credits: formatCredits(BigInt(row.plan_rollover_max_credits)),
     billing_cycle_anchor: row.billing_cycle_anchor,
     activity_shows_model: row.activity_shows_model,
+    free_tier: row.free_tier,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
   };

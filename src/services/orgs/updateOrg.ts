@@ -16,6 +16,7 @@ export interface UpdateOrgInput {
   billing_cycle_anchor?: string;
   external_id?: string | null;
   activity_shows_model?: boolean;
+  free_tier?: boolean;
 }
 
 /**
@@ -36,8 +37,9 @@ export async function updateOrg(ctx: Ctx, orgId: string, input: UpdateOrgInput):
     'plan_rollover_max_credits',
     'billing_cycle_anchor',
     'external_id',
-    // The host's choice for its product, not the tenant's.
+    // The host's choices for its product, not the tenant's.
     'activity_shows_model',
+    'free_tier',
   ] as const;
   if (ctx.principal.kind !== 'operator') {
     const field = terms.find((t) => input[t] !== undefined);
@@ -53,7 +55,7 @@ export async function updateOrg(ctx: Ctx, orgId: string, input: UpdateOrgInput):
     const [row] = await tx.query<OrgRow>(
       `UPDATE orgs SET name = $2, timezone = $3, billing_mode = $4, credit_value = $5,
               plan_allowance_credits = $6, billing_cycle_anchor = $7, external_id = $8,
-              plan_rollover_max_credits = $9, activity_shows_model = $10, updated_at = now()
+              plan_rollover_max_credits = $9, activity_shows_model = $10, free_tier = $11, updated_at = now()
         WHERE id = $1 RETURNING ${ORG_COLUMNS}`,
       [
         orgId,
@@ -70,6 +72,7 @@ export async function updateOrg(ctx: Ctx, orgId: string, input: UpdateOrgInput):
           ? parseUnits(input.plan_rollover_max_credits, CREDIT_SCALE).toString()
           : current.plan_rollover_max_credits,
         input.activity_shows_model ?? current.activity_shows_model,
+        input.free_tier ?? current.free_tier,
       ],
     );
     if (changed('timezone') || changed('billing_cycle_anchor')) await carryCounters(tx, current, row!);

@@ -1,7 +1,7 @@
 /**
  * The compact usage bar the <tally-usage-bar> element frames in a host app's header: live balance,
- * a referral button from 50 % use and an upgrade button from 75 % (a BYOM org: its month's spend
- * against its cap, no buttons). Buttons tell the host page (postMessage);
+ * a referral button from 50 % use and an upgrade button from 75 %, or always for an org on the
+ * free tier (a BYOM org: its month's spend against its cap, no buttons). Buttons tell the host page (postMessage);
  * the element turns that into DOM events.
  */
 import { useEffect } from 'react';
@@ -93,7 +93,7 @@ export function UsageBar() {
           Invite a friend
         </button>
       )}
-      {!byom && used !== null && used >= UPGRADE_FROM && (
+      {!byom && (org.free_tier || (used !== null && used >= UPGRADE_FROM)) && (
         <button type="button" className="primary" onClick={() => tellHost('tally:upgrade')}>
           Upgrade
         </button>
