@@ -182,6 +182,29 @@ describe('payments: happy path with Stripe', () => {
     expect(list.status).toBe(200);
     const page = pageOf(PaymentSchema).parse(list.body);
     expect(page.data.map((p) => p.id)).toEqual([c.id]);
+
+    // Several statuses at once: the payments that went through, and the checkouts not finished.
+    const open = await checkout(t, org.id, key, '10');
+    const through = await t.call('GET', `/v1/orgs/${org.id}/payments?status=completed,refunded,disputed`, {
+      key,
+    });
+    expect(
+      pageOf(PaymentSchema)
+        .parse(through.body)
+        .data.map((p) => p.id),
+    ).toEqual([c.id]);
+    const unfinished = await t.call('GET', `/v1/orgs/${org.id}/payments?status=pending,failed`, { key });
+    expect(
+      pageOf(PaymentSchema)
+        .parse(unfinished.body)
+        .data.map((p) => p.id),
+    ).toEqual([open.id]);
+    for (const bad of ['paid', 'completed,', 'completed,,failed', '']) {
+      const refused = await t.call('GET', `/v1/orgs/${org.id}/payments?status=${bad}`, { key });
+      expect(refused.status, bad).toBe(400);
+      expect(refused.body).toMatchObject({ param: 'status' });
+      expect(refused.body.detail).toContain('separated by commas');
+    }
   });
 
   it('grants once however often Stripe repeats the event, and once across completed + async_succeeded', async () => {

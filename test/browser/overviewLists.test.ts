@@ -170,7 +170,7 @@ describe('overview figures and paged lists', () => {
     await expect.poll(() => page.getByTestId('kpi-calls').textContent()).toBe(formatCount(summary.calls));
   });
 
-  it('loads payments past the first page', async () => {
+  it('lists only payments that went through, and every checkout past the first page on request', async () => {
     for (let i = 0; i < PAGE + 1; i += 25) {
       await Promise.all(
         Array.from({ length: Math.min(25, PAGE + 1 - i) }, () =>
@@ -181,10 +181,15 @@ describe('overview figures and paged lists', () => {
     const total = (await usage('/payments?limit=1000')).data.length;
     expect(total).toBeGreaterThan(PAGE);
     await page.goto(`${web.url}/usage/payments`);
+    // Checkouts nobody paid are not payments: the list shows them only when asked to.
+    expect((await usage('/payments?limit=1000&status=completed,refunded,disputed')).data).toEqual([]);
+    await page.getByText('No completed payments yet.').waitFor();
+    await page.getByLabel('Show checkouts not completed').check();
     const rows = page
       .locator('section', { has: page.getByRole('heading', { name: 'Payments' }) })
       .locator('tbody tr');
     await expect.poll(() => rows.count()).toBe(PAGE);
+    expect(await rows.first().locator('.status').textContent()).toBe('Awaiting payment');
     await page.getByRole('button', { name: 'Load more' }).click();
     await expect.poll(() => rows.count()).toBe(total);
     await page.getByText('End of payments').waitFor();

@@ -7375,7 +7375,8 @@ export interface paths {
                 query?: {
                     limit?: number;
                     cursor?: string;
-                    status?: "pending" | "completed" | "failed" | "refunded" | "disputed";
+                    /** @description Only payments in this status, or in any of several separated by commas */
+                    status?: string;
                 };
                 header?: never;
                 path: {

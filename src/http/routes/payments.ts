@@ -16,7 +16,7 @@ import {
   localCheckoutPage,
 } from '../../services/payments/localCheckout.ts';
 import { invoicePdf } from '../../services/payments/renderInvoicePdf.ts';
-import { paymentView } from '../../services/payments/shape.ts';
+import { type PaymentStatus, paymentView } from '../../services/payments/shape.ts';
 import type { Db } from '../../store/db.ts';
 import type { AppEnv } from '../env.ts';
 import type { Logger } from '../logger.ts';
@@ -33,6 +33,15 @@ import {
 
 const Amount = z.string().openapi({ example: '50' });
 
+const STATUSES = [
+  'pending',
+  'completed',
+  'failed',
+  'refunded',
+  'disputed',
+] as const satisfies PaymentStatus[];
+const Status = z.enum(STATUSES);
+
 export const CheckoutSessionSchema = z
   .object({
     id: z.string().openapi({ description: 'The payment id (pay_...)' }),
@@ -40,7 +49,7 @@ export const CheckoutSessionSchema = z
     provider: z.enum(['stripe', 'local']),
     checkout_session_id: z.string().nullable(),
     url: z.string().nullable().openapi({ description: 'Send the buyer here to pay' }),
-    status: z.enum(['pending', 'completed', 'failed', 'refunded', 'disputed']),
+    status: Status,
     amount: Amount,
     currency: z.enum(['EUR', 'USD']),
     credits: z.string(),
@@ -54,7 +63,7 @@ export const PaymentSchema = z
     org_id: z.string(),
     provider: z.enum(['stripe', 'local']),
     kind: z.enum(['checkout', 'auto_topup']).openapi({ description: 'A checkout, or an automatic top-up' }),
-    status: z.enum(['pending', 'completed', 'failed', 'refunded', 'disputed']),
+    status: Status,
     amount: Amount,
     currency: z.enum(['EUR', 'USD']),
     credits: z.string(),
@@ -151,7 +160,18 @@ const SetAutoTopup = z
 const PaymentParams = OrgParam.extend({
   payment: Id('pay').openapi({ param: { name: 'payment', in: 'path' } }),
 });
-const Status = z.enum(['pending', 'completed', 'failed', 'refunded', 'disputed']);
+const STATUS = `(${STATUSES.join('|')})`;
+/** One status or several, comma-separated: the payments page lists those that went through. */
+const StatusFilter = z
+  .string()
+  .regex(
+    new RegExp(`^${STATUS}(,${STATUS})*$`),
+    `must be one or more of ${STATUSES.join(', ')}, separated by commas`,
+  )
+  .openapi({
+    description: 'Only payments in this status, or in any of several separated by commas',
+    example: 'completed,refunded,disputed',
+  });
 
 export function paymentRoutes(app: OpenAPIHono<AppEnv>) {
   app.openapi(
@@ -206,7 +226,7 @@ export function paymentRoutes(app: OpenAPIHono<AppEnv>) {
       path: '/v1/orgs/{org}/payments',
       tags: ['Payments'],
       summary: 'Payment history: every top-up with its status, newest first',
-      request: { params: OrgParam, query: ListQuery.extend({ status: Status.optional() }) },
+      request: { params: OrgParam, query: ListQuery.extend({ status: StatusFilter.optional() }) },
       responses: {
         200: json(
           z.object({
@@ -219,8 +239,17 @@ export function paymentRoutes(app: OpenAPIHono<AppEnv>) {
         ...errorResponses,
       },
     }),
-    async (c) =>
-      c.json(await listPayments(c.get('ctx'), c.req.valid('param').org, c.req.valid('query')), 200),
+    async (c) => {
+      const { status, ...page } = c.req.valid('query');
+      const statuses = status?.split(',') as PaymentStatus[] | undefined;
+      return c.json(
+        await listPayments(c.get('ctx'), c.req.valid('param').org, {
+          ...page,
+          ...(statuses ? { statuses } : {}),
+        }),
+        200,
+      );
+    },
   );
   app.openapi(
     createRoute({

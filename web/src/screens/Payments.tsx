@@ -1,4 +1,7 @@
-/** Top-ups (dialog with presets and a custom amount), the return from checkout, and the payments list. */
+/**
+ * Top-ups (dialog with presets and a custom amount), the return from checkout, and the payments
+ * list: the payments that went through, and on request the checkouts not completed.
+ */
 import { type FormEvent, useCallback, useEffect, useRef, useState } from 'react';
 import { saveBlob } from '../api.ts';
 import { Await, ErrorNote, ListFoot, Panel } from '../components/states.tsx';
@@ -285,14 +288,19 @@ const STATUS_WORDS: Record<Payment['status'], string> = {
   disputed: 'Disputed',
 };
 
+/** The payments that went through, which the list shows unless asked for unfinished checkouts too. */
+const WENT_THROUGH = 'completed,refunded,disputed';
+
 export function PaymentsScreen() {
   const { org, api, formats } = useOrg();
   const url = useLocation();
   const paymentId = url.searchParams.get('payment');
   const outcome = url.searchParams.get('checkout');
   const [settled, setSettled] = useState(0);
+  const [unfinished, setUnfinished] = useState(false);
   const payments = usePagedList<Payment>(`/v1/orgs/${org.id}/payments`, {
     limit: 100,
+    status: unfinished ? undefined : WENT_THROUGH,
     _: settled || undefined,
   });
   const onSettled = useCallback(() => setSettled((n) => n + 1), []);
@@ -311,11 +319,15 @@ export function PaymentsScreen() {
       )}
       <Panel title="Payments" actions={<TopUpButton />}>
         <AvailableCredits generation={settled} />
+        <label className="inline">
+          <input type="checkbox" checked={unfinished} onChange={(e) => setUnfinished(e.target.checked)} />{' '}
+          Show checkouts not completed
+        </label>
         {error && <ErrorNote error={error} />}
         <Await loaded={payments.first} what="payments">
           {() =>
             payments.rows.length === 0 ? (
-              <p className="empty">No top-ups yet.</p>
+              <p className="empty">{unfinished ? 'No top-ups yet.' : 'No completed payments yet.'}</p>
             ) : (
               <>
                 <table className="table">
