@@ -6,6 +6,7 @@ import { forgetKnownAlerts } from '../src/services/alerts/recordAlerts.ts';
 import type { Ctx } from '../src/services/context.ts';
 import {
   createOrgWithKey,
+  freshIdempotencyKey,
   minutesAgo,
   onServer,
   type Response,
@@ -243,6 +244,7 @@ describe('alerts: happy path', () => {
     expect(hold.body.approved).toBe(true);
     // 6 000 output tokens = 8.28 credits: 8 from the hold, 0.28 from free room; 82.8 % of the limit.
     await t.call('POST', `/v1/authorizations/${hold.body.id}/increments`, {
+      headers: freshIdempotencyKey(),
       key,
       body: { usage: { output_tokens: 6_000 } },
     });

@@ -4,7 +4,7 @@ import { expireHolds } from '../src/services/authorizations/expireHolds.ts';
 import { forgetAuthorization } from '../src/services/authorizations/shape.ts';
 import { KEY_KEPT_MS } from '../src/services/keys/authenticate.ts';
 import { checkLedger } from '../src/services/ledger/checkLedger.ts';
-import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
+import { createOrgWithKey, freshIdempotencyKey, startTally, type TestTally } from './support/harness.ts';
 import { cost } from './support/units.ts';
 
 let t: TestTally;
@@ -30,7 +30,11 @@ async function holdWithStreamed({
 } = {}) {
   const { org, key } = await createOrgWithKey(t, orgOptions);
   const auth = await t.call('POST', '/v1/authorizations', { key, body: { ...call, estimate } });
-  await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, { key, body: report });
+  await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+    headers: freshIdempotencyKey(),
+    key,
+    body: report,
+  });
   return { org, key, auth };
 }
 
@@ -44,6 +48,7 @@ describe('usage past the hold and past the credits', () => {
     expect(auth.body).toMatchObject({ approved: true, held_credits: '100', available_credits: '400' });
     // 400 000 output tokens = 552 credits: 100 from the hold, 400 from the credits left, 52 overage.
     const inc = await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      headers: freshIdempotencyKey(),
       key,
       body: { usage: { output_tokens: 400_000 } },
     });
@@ -76,6 +81,7 @@ describe('holds: happy path', () => {
     expect((await balanceOf(org.id)).held_credits).toBe('17.25');
 
     const inc = await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      headers: freshIdempotencyKey(),
       key,
       body: { usage: { input_tokens: 10_000, output_tokens: 1_000 } },
     });
@@ -127,6 +133,7 @@ describe('holds: happy path', () => {
     let last: Record<string, unknown> = {};
     for (let i = 0; i < 10; i++) {
       const inc = await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+        headers: freshIdempotencyKey(),
         key,
         body: { usage: { input_tokens: 1 } },
       });
@@ -155,7 +162,11 @@ describe('holds: happy path', () => {
       body: { ...call, estimate: { credits: '10' } },
     });
     const report = (body: unknown) =>
-      t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, { key, body });
+      t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+        headers: freshIdempotencyKey(),
+        key,
+        body,
+      });
     const first = await report({ usage_total: { output_tokens: 1_000 } });
     expect(IncrementSchema.parse(first.body)).toMatchObject({
       charged_credits: '1.38',
@@ -365,6 +376,7 @@ describe('holds: limits', () => {
 
     // 10 000 output tokens = 13.8 credits wanted; only the 8 held fit (the other 2 are held elsewhere).
     const inc = await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      headers: freshIdempotencyKey(),
       key,
       body: { usage: { output_tokens: 10_000 } },
     });
@@ -454,11 +466,39 @@ describe('holds: errors and security', () => {
     expect(foreign.status).toBe(404);
     await t.call('POST', `/v1/authorizations/${auth.body.id}/void`, { key: a.key });
     const again = await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      headers: freshIdempotencyKey(),
       key: a.key,
       body: { usage: { output_tokens: 1 } },
     });
     expect(again.status).toBe(409);
     expect(again.body.code).toBe('authorization_not_active');
+  });
+
+  it('refuses a usage step without an Idempotency-Key, and bills one resent with its key once', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const auth = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { credits: '100' } },
+    });
+    const step = { usage: { output_tokens: 10_000 } };
+    const path = `/v1/authorizations/${auth.body.id}/increments`;
+    const bare = await t.call('POST', path, { key, body: step });
+    expect(bare.status).toBe(400);
+    expect(bare.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(bare.body).toMatchObject({ code: 'idempotency_key_required', param: 'Idempotency-Key' });
+    expect(bare.body.detail).toMatch(/usage_total/);
+    expect(await balanceOf(org.id)).toMatchObject({ held_credits: '100', available_credits: '400' });
+    // The answer was lost and the client sends the step again with the same key: billed once.
+    const headers = freshIdempotencyKey();
+    const first = await t.call('POST', path, { key, headers, body: step });
+    const resent = await t.call('POST', path, { key, headers, body: step });
+    expect(first.body.charged_credits).toBe('13.8');
+    expect(resent.headers.get('idempotent-replayed')).toBe('true');
+    expect(resent.body).toEqual(first.body);
+    expect((await t.call('POST', path, { key, body: { usage_total: step.usage } })).body).toMatchObject({
+      charged_credits: '0',
+      total_charged_credits: '13.8',
+    });
   });
 
   it('rejects an unpriced model with a clear error', async () => {
@@ -512,6 +552,7 @@ describe('holds: expiry', () => {
       [auth.body.id],
     );
     const inc = await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      headers: freshIdempotencyKey(),
       key,
       body: { usage: { output_tokens: 1_000 } },
     });
@@ -524,6 +565,7 @@ describe('holds: expiry', () => {
     expect(row!.left).toBeLessThanOrEqual(60);
     // Renewed again by the next increment: the TTL stays 60 s, it does not grow.
     await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      headers: freshIdempotencyKey(),
       key,
       body: { usage: { output_tokens: 1 } },
     });
@@ -705,6 +747,7 @@ describe('holds: expiry', () => {
     });
     expect(auth.body).toMatchObject({ held_credits: '3' });
     await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      headers: freshIdempotencyKey(),
       key,
       body: { usage: { output_tokens: 1_000 } },
     });
@@ -731,6 +774,7 @@ describe('holds: the captured event', () => {
       body: { ...call, estimate: { credits: '5' } },
     });
     await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      headers: freshIdempotencyKey(),
       key,
       body: { usage: { input_tokens: 1_000, cache_write_tokens: 1_000 } },
     });
@@ -786,6 +830,7 @@ describe('holds: the captured event', () => {
       body: { ...call, estimate: { credits: '5' } },
     });
     await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      headers: freshIdempotencyKey(),
       key,
       body: { usage: { output_tokens: 1_000 } },
     });

@@ -6,7 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthorizationSchema, CaptureSchema } from '../src/http/routes/authorizations.ts';
 import { OrgSchema } from '../src/http/routes/orgs.ts';
 import { checkLedger } from '../src/services/ledger/checkLedger.ts';
-import { createOrgWithKey, minutesAgo, startTally, type TestTally } from './support/harness.ts';
+import {
+  createOrgWithKey,
+  freshIdempotencyKey,
+  minutesAgo,
+  startTally,
+  type TestTally,
+} from './support/harness.ts';
 
 let t: TestTally;
 beforeAll(async () => {
@@ -113,6 +119,7 @@ describe("BYOK: calls on the org's own provider key, untracked", () => {
       held_credits: '0',
     });
     const inc = await t.call('POST', `/v1/authorizations/${hold.body.id}/increments`, {
+      headers: freshIdempotencyKey(),
       key,
       body: { usage: { output_tokens: 500 } },
     });
@@ -140,6 +147,7 @@ describe("BYOK: calls on the org's own provider key, untracked", () => {
       body: { ...call, estimate: output(1_000) },
     });
     await t.call('POST', `/v1/authorizations/${hold.body.id}/increments`, {
+      headers: freshIdempotencyKey(),
       key,
       body: { usage: { output_tokens: 500 } },
     });

@@ -10,7 +10,7 @@ import { AuthorizationSchema } from '../src/http/routes/authorizations.ts';
 import { expireHolds } from '../src/services/authorizations/expireHolds.ts';
 import { forgetAuthorization } from '../src/services/authorizations/shape.ts';
 import { checkLedger } from '../src/services/ledger/checkLedger.ts';
-import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
+import { createOrgWithKey, freshIdempotencyKey, startTally, type TestTally } from './support/harness.ts';
 import { holdStatements } from './support/holdStatements.ts';
 
 let t: TestTally;
@@ -75,6 +75,7 @@ describe('a hold attributed as an event is', () => {
       metadata: { tool: 'web_search', step: 3 },
     });
     await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      headers: freshIdempotencyKey(),
       key,
       body: { usage: { output_tokens: 1_000 } },
     });
@@ -140,6 +141,7 @@ describe('a hold attributed as an event is', () => {
       },
     });
     await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      headers: freshIdempotencyKey(),
       key,
       body: { usage: { output_tokens: 1_000 } },
     });
@@ -178,6 +180,7 @@ describe('a hold attributed as an event is', () => {
       body: { ...call, estimate: { credits: '10' }, surface: 'web', conversation_id: 'conv-3' },
     });
     await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      headers: freshIdempotencyKey(),
       key,
       body: { usage: { output_tokens: 1_000 } },
     });

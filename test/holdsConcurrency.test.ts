@@ -11,7 +11,7 @@ import { prepare } from '../src/server.ts';
 import { expireHolds } from '../src/services/authorizations/expireHolds.ts';
 import { checkLedger } from '../src/services/ledger/checkLedger.ts';
 import { type Db, openServer } from '../src/store/db.ts';
-import { freshDb, OPERATOR_KEY, onServer } from './support/harness.ts';
+import { freshDb, freshIdempotencyKey, OPERATOR_KEY, onServer } from './support/harness.ts';
 import { request, startProcesses, stopProcesses, type TallyProcess } from './support/processes.ts';
 
 /** A small seeded generator, so a failing run can be repeated. */
@@ -118,6 +118,7 @@ async function crowd(
       let streamed = 0;
       for (const tokens of plan.increments) {
         const inc = await request(plan.base, 'POST', `/v1/authorizations/${auth.body.id}/increments`, {
+          headers: freshIdempotencyKey(),
           key: org.key,
           body: { usage: { output_tokens: tokens } },
         });
@@ -392,6 +393,7 @@ describe.runIf(onServer)('holds under concurrency: 3 Tally processes, 300 client
         body: { ...CALL, member: 'racer', estimate: { credits: '5' } },
       });
       await request(base, 'POST', `/v1/authorizations/${auth.body.id}/increments`, {
+        headers: freshIdempotencyKey(),
         key: org.key,
         body: { usage: { output_tokens: 1_000 } },
       });

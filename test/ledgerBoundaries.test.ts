@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkLedger } from '../src/services/ledger/checkLedger.ts';
-import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
+import { createOrgWithKey, freshIdempotencyKey, startTally, type TestTally } from './support/harness.ts';
 
 let t: TestTally;
 beforeAll(async () => {
@@ -56,6 +56,7 @@ describe('ledger boundaries', () => {
     });
     expect(auth.body.approved).toBe(true);
     await t.call('POST', `/v1/authorizations/${auth.body.id}/increments`, {
+      headers: freshIdempotencyKey(),
       key,
       body: { usage: { output_tokens: 1_000 } },
     });

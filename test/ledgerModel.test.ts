@@ -19,7 +19,7 @@ import { ensurePlanGrant } from '../src/services/ledger/ensurePlanGrant.ts';
 import { expireGrantsEverywhere } from '../src/services/ledger/expireGrantsEverywhere.ts';
 import { issuePlanGrants } from '../src/services/ledger/issuePlanGrants.ts';
 import { ORG_COLUMNS, type OrgRow } from '../src/services/orgs/shape.ts';
-import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
+import { createOrgWithKey, freshIdempotencyKey, startTally, type TestTally } from './support/harness.ts';
 
 let t: TestTally;
 beforeAll(async () => {
@@ -524,6 +524,7 @@ class Run {
         if (!h) return;
         const usage = { input_tokens: op.input, output_tokens: op.output };
         const res = await t.call('POST', `/v1/authorizations/${h.id}/increments`, {
+          headers: freshIdempotencyKey(),
           key: this.key,
           body: { usage },
         });

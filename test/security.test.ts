@@ -15,6 +15,7 @@ import { PRICE_KEYS } from '../src/services/pricing/addModelPrice.ts';
 import type { Queryable } from '../src/store/db.ts';
 import {
   createOrgWithKey,
+  freshIdempotencyKey,
   minutesAgo,
   OPERATOR_KEY,
   type Response,
@@ -369,6 +370,7 @@ describe('roles', () => {
     for (const role of ['viewer', 'billing'] as const) {
       expectProblem(
         await t.call('POST', `${path}/increments`, {
+          headers: freshIdempotencyKey(),
           key: keys[role],
           body: { usage: { output_tokens: 100_000 } },
         }),

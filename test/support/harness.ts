@@ -3,7 +3,7 @@
  * called in-process through fetch semantics (no sockets unless a test listens).
  */
 
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { inject } from 'vitest';
@@ -96,3 +96,8 @@ export async function createOrgWithKey(t: TestTally, overrides: Record<string, u
 }
 
 export const minutesAgo = (n: number) => new Date(Date.now() - n * 60_000).toISOString();
+
+/** A new Idempotency-Key header, as a delta increment (`usage`) must carry. */
+export const freshIdempotencyKey = (): Record<string, string> => ({
+  'idempotency-key': `test-${randomUUID()}`,
+});

@@ -129,9 +129,12 @@ export async function request<T = any>(
   baseUrl: string,
   method: string,
   path: string,
-  options: { key?: string; body?: unknown } = {},
+  options: { key?: string; body?: unknown; headers?: Record<string, string> } = {},
 ): Promise<{ status: number; body: T }> {
-  const headers: Record<string, string> = { authorization: `Bearer ${options.key ?? OPERATOR_KEY}` };
+  const headers: Record<string, string> = {
+    ...options.headers,
+    authorization: `Bearer ${options.key ?? OPERATOR_KEY}`,
+  };
   if (options.body !== undefined) headers['content-type'] = 'application/json';
   const res = await fetch(`${baseUrl}${path}`, {
     method,

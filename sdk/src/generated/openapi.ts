@@ -3285,7 +3285,7 @@ export interface paths {
         put?: never;
         /**
          * Bill usage streamed so far; answers continue or stop
-         * @description Send `usage` (streamed since the previous increment) or `usage_total` (the call so far). Totals are billed only past what the call recorded already, so a retry whose answer was lost bills nothing twice.
+         * @description Send `usage` (streamed since the previous increment) or `usage_total` (the call so far). Totals are billed only past what the call recorded already, so a retry whose answer was lost bills nothing twice. A `usage` report must carry an `Idempotency-Key` header (400 without one): resent without it, the same step would be billed again.
          */
         post: {
             parameters: {

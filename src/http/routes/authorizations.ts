@@ -8,6 +8,7 @@ import {
 } from '../../services/authorizations/finishAuthorization.ts';
 import { incrementAuthorization } from '../../services/authorizations/incrementAuthorization.ts';
 import { attributionView } from '../../services/authorizations/shape.ts';
+import { ServiceError } from '../../services/errors.ts';
 import type { AppEnv } from '../env.ts';
 import { quotaPageUrl } from '../links.ts';
 import { body, errorResponses, Id, json, PositiveDecimal, Text } from '../schemas.ts';
@@ -151,7 +152,7 @@ export function authorizationRoutes(app: OpenAPIHono<AppEnv>) {
       tags: ['Holds'],
       summary: 'Bill usage streamed so far; answers continue or stop',
       description:
-        'Send `usage` (streamed since the previous increment) or `usage_total` (the call so far). Totals are billed only past what the call recorded already, so a retry whose answer was lost bills nothing twice.',
+        'Send `usage` (streamed since the previous increment) or `usage_total` (the call so far). Totals are billed only past what the call recorded already, so a retry whose answer was lost bills nothing twice. A `usage` report must carry an `Idempotency-Key` header (400 without one): resent without it, the same step would be billed again.',
       request: {
         params: AuthParam,
         ...body(
@@ -168,6 +169,15 @@ export function authorizationRoutes(app: OpenAPIHono<AppEnv>) {
     }),
     async (c) => {
       const { usage, usage_total } = c.req.valid('json');
+      // A step is billed each time it arrives: only the key tells a resend from the next step.
+      if (usage && !c.req.header('idempotency-key')) {
+        throw new ServiceError(
+          400,
+          'idempotency_key_required',
+          'An increment that sends usage (since the previous increment) needs an Idempotency-Key header, or a resend would bill it twice; send one, or send usage_total (the call so far), which is safe to resend',
+          'Idempotency-Key',
+        );
+      }
       const report = usage_total ? { usage_total } : { usage: usage! };
       return c.json(await incrementAuthorization(c.get('ctx'), c.req.valid('param').id, report), 200);
     },
