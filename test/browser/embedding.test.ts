@@ -32,6 +32,17 @@ describe('embedding, roles, top-ups and the usage bar', () => {
 
   const newPage = () => openPage(browser);
 
+  /** A host app's page whose header frames the usage bar of a new member of the org. */
+  const usageBarHost = async (orgId: string, member: string, style = '') => {
+    await web.tally.call('POST', `/v1/orgs/${orgId}/members`, {
+      body: { external_id: member, name: member, role: 'member' },
+    });
+    const { token } = await embedLink(web, 'member', { member, orgId });
+    return startHostPage(`<!doctype html><title>Editor</title>${style}
+      <header><tally-usage-bar token="${token}" upgrade-url="#upgrade"></tally-usage-bar></header>
+      <script type="module" src="${web.url}/usage-bar.js"></script>`);
+  };
+
   const balance = (orgId = web.orgId) =>
     web.tally.call('GET', `/v1/orgs/${orgId}/balance`).then((r) => r.body);
 
@@ -363,13 +374,7 @@ describe('embedding, roles, top-ups and the usage bar', () => {
     });
     expect(org.body.free_tier).toBe(true);
     const orgId = org.body.id;
-    await web.tally.call('POST', `/v1/orgs/${orgId}/members`, {
-      body: { external_id: 'free-dev', name: 'Free Dev', role: 'member' },
-    });
-    const { token } = await embedLink(web, 'member', { member: 'free-dev', orgId });
-    const host = await startHostPage(`<!doctype html><title>Editor</title>
-      <header><tally-usage-bar token="${token}" upgrade-url="#upgrade"></tally-usage-bar></header>
-      <script type="module" src="${web.url}/usage-bar.js"></script>`);
+    const host = await usageBarHost(orgId, 'free-dev');
     try {
       const page = await newPage();
       await page.goto(host.url);
@@ -402,14 +407,11 @@ describe('embedding, roles, top-ups and the usage bar', () => {
       },
     });
     const orgId = org.body.id;
-    await web.tally.call('POST', `/v1/orgs/${orgId}/members`, {
-      body: { external_id: 'dev-1', name: 'Dev One', role: 'member' },
-    });
-    const { token } = await embedLink(web, 'member', { member: 'dev-1', orgId });
-    const host = await startHostPage(`<!doctype html><title>Editor</title>
-      <style>tally-usage-bar { --tally-accent: #0a7d43; }</style>
-      <header><tally-usage-bar token="${token}" upgrade-url="#upgrade"></tally-usage-bar></header>
-      <script type="module" src="${web.url}/usage-bar.js"></script>`);
+    const host = await usageBarHost(
+      orgId,
+      'dev-1',
+      '<style>tally-usage-bar { --tally-accent: #0a7d43; }</style>',
+    );
     try {
       const page = await newPage();
       await page.goto(host.url);
