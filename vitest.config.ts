@@ -6,6 +6,9 @@ export default defineConfig({
     globalSetup: ['test/support/globalSetup.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
+    // A page polled for what it shows gets 5 s, not 1 s: a first render took longer than 1 s on a
+    // slow 2-core VM during the server run (the figure asserted was right once it came).
+    expect: { poll: { timeout: 5_000 } },
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
   },
