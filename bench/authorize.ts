@@ -370,17 +370,32 @@ export const authorize: BenchModule = {
           options.log(`  ${database.label} ${text}`);
           lines.push(`- ${text}`);
         };
-        const cpuRows = (where: string, r: { tallyCpu: number[]; pgCpu: number[] }) => {
-          measurements.push({
-            benchmark: `Tally CPU per hold at 500/s, ${where}`,
-            runs: r.tallyCpu,
-            ...common,
-          });
-          measurements.push({
-            benchmark: `Postgres CPU per hold at 500/s, ${where}`,
-            runs: r.pgCpu,
-            ...common,
-          });
+        type Measured = Awaited<ReturnType<typeof measure>>;
+        /** The rows of a set at 500/s, each beside the bare answer's figure (`bare`). */
+        const rowsAt500 = (where: string, latencyWhere: string, r: Measured, bare: Measured) => {
+          const beside = (runs: number[]) => ({ baseline: { label: BASELINE_LABEL, runs } });
+          measurements.push(
+            {
+              benchmark: `hold round trip p50 at 500/s${latencyWhere}`,
+              runs: r.p50,
+              ...common,
+              ...beside(bare.p50),
+            },
+            {
+              benchmark: `hold round trip p99 at 500/s${latencyWhere}`,
+              runs: r.p99,
+              ...common,
+              target: TARGET_P99_MS,
+              ...beside(bare.p99),
+            },
+            {
+              benchmark: `Tally CPU per hold at 500/s, ${where}`,
+              runs: r.tallyCpu,
+              ...common,
+              ...beside(bare.tallyCpu),
+            },
+            { benchmark: `Postgres CPU per hold at 500/s, ${where}`, runs: r.pgCpu, ...common },
+          );
         };
         try {
           const running = await database.startTally();
@@ -403,6 +418,22 @@ export const authorize: BenchModule = {
           });
           // The bytes of a real approval, which the baseline server answers with.
           const approval = JSON.stringify(await json(`${base}/v1/authorizations`, key, 'POST', holdBody(0)));
+          const bareServer = await startBareServer(approval);
+          let bare: Measured;
+          try {
+            const job: Job = { kind: 'open', base: bareServer.url, key, rate: 500, seconds };
+            for (let step = 0; step < WARM_MIN_STEPS; step++) {
+              await generator.run({ ...job, seconds: WARM_STEP_SECONDS });
+            }
+            bare = await measure(
+              `Baseline (${BASELINE_LABEL}), 500/s`,
+              () => [bareServer.pid],
+              job,
+              'server',
+            );
+          } finally {
+            bareServer.stop();
+          }
           await warmUp('Tally in the bench process', base, key, 'self');
           // One client, one hold at a time: the unqueued round trip, and so the capacity of one org.
           const serial = await measure('Tally in the bench process, one client', 'self', {
@@ -421,14 +452,13 @@ export const authorize: BenchModule = {
               seconds,
               probeKernel: rate === 500,
             });
-            measurements.push({ benchmark: `hold round trip p50 at ${rate}/s`, runs: r.p50, ...common });
-            measurements.push({
-              benchmark: `hold round trip p99 at ${rate}/s`,
-              runs: r.p99,
-              ...common,
-              ...(rate === 500 ? { target: TARGET_P99_MS } : {}),
-            });
-            if (rate === 500) cpuRows('Tally in the bench process', r);
+            if (rate === 500) rowsAt500('Tally in the bench process', '', r, bare);
+            else {
+              measurements.push(
+                { benchmark: `hold round trip p50 at ${rate}/s`, runs: r.p50, ...common },
+                { benchmark: `hold round trip p99 at ${rate}/s`, runs: r.p99, ...common },
+              );
+            }
           }
           const databaseUrl = running.tally.config.DATABASE_URL!;
           await running.stop();
@@ -448,42 +478,10 @@ export const authorize: BenchModule = {
                 seconds,
                 probeKernel: true,
               });
-              measurements.push({
-                benchmark: `hold round trip p50 at 500/s, ${where}`,
-                runs: r.p50,
-                ...common,
-              });
-              measurements.push({
-                benchmark: `hold round trip p99 at 500/s, ${where}`,
-                runs: r.p99,
-                ...common,
-                target: TARGET_P99_MS,
-              });
-              cpuRows(where, r);
+              rowsAt500(where, `, ${where}`, r, bare);
             } finally {
               await tally.stop();
             }
-          }
-          const bare = await startBareServer(approval);
-          try {
-            const job: Job = { kind: 'open', base: bare.url, key, rate: 500, seconds };
-            for (let step = 0; step < WARM_MIN_STEPS; step++) {
-              await generator.run({ ...job, seconds: WARM_STEP_SECONDS });
-            }
-            const r = await measure(`Baseline (${BASELINE_LABEL}), 500/s`, () => [bare.pid], job, 'server');
-            // Beside every figure at 500/s: the same client and rate against the bare answer.
-            for (const m of measurements) {
-              if (!m.benchmark.includes('at 500/s')) continue;
-              if (m.benchmark.startsWith('hold round trip p50'))
-                m.baseline = { label: BASELINE_LABEL, runs: r.p50 };
-              if (m.benchmark.startsWith('hold round trip p99'))
-                m.baseline = { label: BASELINE_LABEL, runs: r.p99 };
-              if (m.benchmark.startsWith('Tally CPU per hold')) {
-                m.baseline = { label: BASELINE_LABEL, runs: r.tallyCpu };
-              }
-            }
-          } finally {
-            bare.stop();
           }
         } finally {
           await database.dispose();

@@ -16,7 +16,7 @@ import {
   localCheckoutPage,
 } from '../../services/payments/localCheckout.ts';
 import { invoicePdf } from '../../services/payments/renderInvoicePdf.ts';
-import { type PaymentStatus, paymentView } from '../../services/payments/shape.ts';
+import { PAYMENT_STATUSES, type PaymentStatus, paymentView } from '../../services/payments/shape.ts';
 import type { Db } from '../../store/db.ts';
 import type { AppEnv } from '../env.ts';
 import type { Logger } from '../logger.ts';
@@ -33,14 +33,7 @@ import {
 
 const Amount = z.string().openapi({ example: '50' });
 
-const STATUSES = [
-  'pending',
-  'completed',
-  'failed',
-  'refunded',
-  'disputed',
-] as const satisfies PaymentStatus[];
-const Status = z.enum(STATUSES);
+const Status = z.enum(PAYMENT_STATUSES);
 
 export const CheckoutSessionSchema = z
   .object({
@@ -160,13 +153,13 @@ const SetAutoTopup = z
 const PaymentParams = OrgParam.extend({
   payment: Id('pay').openapi({ param: { name: 'payment', in: 'path' } }),
 });
-const STATUS = `(${STATUSES.join('|')})`;
+const STATUS = `(${PAYMENT_STATUSES.join('|')})`;
 /** One status or several, comma-separated: the payments page lists those that went through. */
 const StatusFilter = z
   .string()
   .regex(
     new RegExp(`^${STATUS}(,${STATUS})*$`),
-    `must be one or more of ${STATUSES.join(', ')}, separated by commas`,
+    `must be one or more of ${PAYMENT_STATUSES.join(', ')}, separated by commas`,
   )
   .openapi({
     description: 'Only payments in this status, or in any of several separated by commas',

@@ -2,7 +2,8 @@
 import { formatCredits, formatUnits, parseUnits } from '../../domain/money.ts';
 import { type Currency, MINOR_DIGITS } from '../../domain/vat.ts';
 
-export type PaymentStatus = 'pending' | 'completed' | 'failed' | 'refunded' | 'disputed';
+export const PAYMENT_STATUSES = ['pending', 'completed', 'failed', 'refunded', 'disputed'] as const;
+export type PaymentStatus = (typeof PAYMENT_STATUSES)[number];
 
 export interface PaymentRow {
   org_id: string;

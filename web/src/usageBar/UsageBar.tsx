@@ -1,8 +1,8 @@
 /**
  * The compact usage bar the <tally-usage-bar> element frames in a host app's header: live balance,
  * a referral button from 50 % use and an upgrade button from 75 %, or always for an org on the
- * free tier (a BYOM org: its month's spend against its cap, no buttons). Buttons tell the host page (postMessage);
- * the element turns that into DOM events.
+ * free tier (a BYOM org: its month's spend against its cap, no buttons). Buttons tell the host
+ * page (postMessage); the element turns that into DOM events.
  */
 import { useEffect } from 'react';
 import { allowanceUsed, shareUsed } from '../allowance.ts';
