@@ -441,6 +441,98 @@ describe('holds: limits', () => {
   });
 });
 
+describe("budgets: a member named by the host app's user id", () => {
+  const budgetFor = (orgId: string, key: string, memberRef: string) =>
+    t.call('POST', `/v1/orgs/${orgId}/budgets`, {
+      key,
+      body: { name: 'Member cap', scope: { kind: 'member', id: memberRef }, amount: '100', period: 'month' },
+    });
+  const budgetRows = (...orgIds: string[]) =>
+    t.db.query('SELECT id FROM budgets WHERE org_id = ANY($1::text[])', [orgIds]);
+
+  it("stores the Tally member id, and counts that member's spend against the budget", async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const member = await t.call('POST', `/v1/orgs/${org.id}/members`, {
+      key,
+      body: { external_id: 'host-user-42' },
+    });
+    const event = (id: string) => ({
+      ...call,
+      member: 'host-user-42',
+      id,
+      occurred_at: new Date().toISOString(),
+      usage: { input_tokens: 100_000, output_tokens: 20_000 },
+    });
+    const before = await t.call('POST', '/v1/events', { key, body: { events: [event('before')] } });
+    const budget = await budgetFor(org.id, key, 'host-user-42');
+    expect(budget.status, JSON.stringify(budget.body)).toBe(201);
+    expect(budget.body.scope).toEqual({ kind: 'member', id: member.body.id });
+    expect(cost(budget.body.current_period.spent)).toBe(cost(before.body.results[0].cost));
+    const after = await t.call('POST', '/v1/events', { key, body: { events: [event('after')] } });
+    const [listed] = (await t.call('GET', `/v1/orgs/${org.id}/budgets`, { key })).body.data;
+    expect(listed.scope).toEqual({ kind: 'member', id: member.body.id });
+    expect(cost(listed.current_period.spent)).toBe(
+      cost(before.body.results[0].cost) + cost(after.body.results[0].cost),
+    );
+    // The audit record keeps the Tally id: erasing the member leaves no host app's id behind.
+    const [audited] = await t.db.query<{ data: { scope: unknown } }>(
+      "SELECT data FROM audit_log WHERE org_id = $1 AND action = 'budget.created'",
+      [org.id],
+    );
+    expect(audited!.data.scope).toEqual({ kind: 'member', id: member.body.id });
+    // A Tally id comes first, even when another member's host app's id is the same text.
+    const namesake = await t.call('POST', `/v1/orgs/${org.id}/members`, {
+      key,
+      body: { external_id: member.body.id },
+    });
+    expect(namesake.status).toBe(201);
+    expect((await budgetFor(org.id, key, member.body.id)).body.scope.id).toBe(member.body.id);
+  });
+
+  it('answers 404 naming scope.id for an unknown or erased member, and writes nothing', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const erased = await t.call('POST', `/v1/orgs/${org.id}/members`, {
+      key,
+      body: { external_id: 'gone-user' },
+    });
+    const erase = await t.call('POST', `/v1/orgs/${org.id}/members/${erased.body.id}/erase`, { key });
+    expect(erase.status).toBe(200);
+    for (const ref of ['no-such-user', 'gone-user']) {
+      const res = await budgetFor(org.id, key, ref);
+      expect(res.status, ref).toBe(404);
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(res.body).toMatchObject({ code: 'not_found', param: 'scope.id' });
+    }
+    expect(await budgetRows(org.id)).toEqual([]);
+  });
+
+  it("never finds another org's member, by either id", async () => {
+    const a = await createOrgWithKey(t);
+    const b = await createOrgWithKey(t);
+    const foreign = await t.call('POST', `/v1/orgs/${b.org.id}/members`, {
+      key: b.key,
+      body: { external_id: 'b-only-user' },
+    });
+    for (const ref of ['b-only-user', foreign.body.id]) {
+      const res = await budgetFor(a.org.id, a.key, ref);
+      expect(res.status, ref).toBe(404);
+      expect(res.body).toMatchObject({ param: 'scope.id' });
+      expect(JSON.stringify(res.body)).not.toContain(foreign.body.id);
+    }
+    expect(await budgetRows(a.org.id, b.org.id)).toEqual([]);
+    // A host app's id both orgs use names each org's own member.
+    const own = await t.call('POST', `/v1/orgs/${a.org.id}/members`, {
+      key: a.key,
+      body: { external_id: 'shared-user' },
+    });
+    await t.call('POST', `/v1/orgs/${b.org.id}/members`, {
+      key: b.key,
+      body: { external_id: 'shared-user' },
+    });
+    expect((await budgetFor(a.org.id, a.key, 'shared-user')).body.scope.id).toBe(own.body.id);
+  });
+});
+
 describe('holds: errors and security', () => {
   it('a key revoked by another Tally process stops placing holds within KEY_KEPT_MS', async () => {
     const { key, keyId } = await createOrgWithKey(t);

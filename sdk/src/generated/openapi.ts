@@ -5637,7 +5637,7 @@ export interface paths {
         };
         /**
          * Export every event of a range, oldest first, streamed (CSV, JSON Lines or JSON), or the PDF report
-         * @description Columns: occurred_at, event_id, member_id, member_external_id, member_name, feature, provider, model, surface, workspace, workspace_group, project, api_key_id, conversation_id, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, credits, cost, currency, provider_cost_usd. Amounts are exact decimal strings; provider_cost_usd is filled for operator keys only; a removed member is "Unknown user".
+         * @description Columns: occurred_at, event_id, member_id, member_external_id, member_name, feature, provider, model, surface, workspace, workspace_group, project, api_key_id, conversation_id, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, images, seconds, requests, web_searches, credits, cost, currency, provider_cost_usd. Amounts are exact decimal strings; provider_cost_usd is filled for operator keys only; a removed member is "Unknown user".
          */
         get: {
             parameters: {
@@ -10186,7 +10186,7 @@ export interface components {
             scope: {
                 /** @enum {string} */
                 kind: "member" | "workspace" | "workspace_group" | "project" | "api_key";
-                /** @description Member id (mem_...), API key id, or the host app's workspace/project name */
+                /** @description A member's Tally id (mem_...) or the host app's user id (external_id), stored as the Tally id; an API key id; or the host app's workspace, workspace group or project name */
                 id: string;
             };
             /**

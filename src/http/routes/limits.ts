@@ -73,7 +73,8 @@ const CreateBudget = z
     scope: z.strictObject({
       kind: ScopeKind,
       id: Text(200).openapi({
-        description: "Member id (mem_...), API key id, or the host app's workspace/project name",
+        description:
+          "A member's Tally id (mem_...) or the host app's user id (external_id), stored as the Tally id; an API key id; or the host app's workspace, workspace group or project name",
       }),
     }),
     period: z.enum(['month', 'cycle']).default('month'),

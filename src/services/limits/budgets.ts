@@ -11,6 +11,7 @@ import type { Queryable } from '../../store/db.ts';
 import { audit, type Ctx, scopeOrg } from '../context.ts';
 import { notFound } from '../errors.ts';
 import { lockBalance } from '../ledger/balances.ts';
+import { findMemberId } from '../members/shape.ts';
 import { loadOrg, type OrgRow } from '../orgs/shape.ts';
 import { decodeCursor, type Page, toPage } from '../pagination.ts';
 import { unitValue } from './getLimits.ts';
@@ -116,17 +117,22 @@ export interface CreateBudgetInput {
   enforcement: 'hard' | 'soft';
 }
 
+/**
+ * The scope as stored. A member may be named by its Tally id or the host app's user id; the budget
+ * keeps the Tally id, so it follows the member whatever the host app's id becomes.
+ */
+async function storedScope(q: Queryable, orgId: string, scope: CreateBudgetInput['scope']) {
+  if (scope.kind !== 'member') return scope;
+  const memberId = await findMemberId(q, orgId, scope.id);
+  if (!memberId) throw notFound('Member', 'scope.id');
+  return { kind: scope.kind, id: memberId };
+}
+
 export async function createBudget(ctx: Ctx, orgId: string, input: CreateBudgetInput): Promise<BudgetView> {
   scopeOrg(ctx, orgId, 'limits:write');
   return ctx.db.transaction(async (tx) => {
     const org = await loadOrg(tx, orgId);
-    if (input.scope.kind === 'member') {
-      const found = await tx.query('SELECT 1 FROM members WHERE org_id = $1 AND id = $2', [
-        orgId,
-        input.scope.id,
-      ]);
-      if (found.length === 0) throw notFound('Member', 'scope.id');
-    }
+    const scope = await storedScope(tx, orgId, input.scope);
     // A budget counts its period's spend so far, as if it had been there all along. Under the
     // org's balance lock, where every charge counts its spend, no charge commits between this
     // read and the budget's creation.
@@ -134,16 +140,7 @@ export async function createBudget(ctx: Ctx, orgId: string, input: CreateBudgetI
     const [row] = await tx.query<BudgetRow>(
       `INSERT INTO budgets (org_id, id, name, scope_kind, scope_id, period, amount, enforcement)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${COLUMNS}`,
-      [
-        orgId,
-        newId('bud'),
-        input.name,
-        input.scope.kind,
-        input.scope.id,
-        input.period,
-        input.amount,
-        input.enforcement,
-      ],
+      [orgId, newId('bud'), input.name, scope.kind, scope.id, input.period, input.amount, input.enforcement],
     );
     const now = new Date();
     const { start } = periodOf(org, row!, now);
@@ -157,7 +154,8 @@ export async function createBudget(ctx: Ctx, orgId: string, input: CreateBudgetI
         [orgId, `budget:${row!.id}`, start.toISOString(), spent.toString()],
       );
     }
-    await audit(tx, ctx, orgId, 'budget.created', row!.id, { ...input });
+    // The stored scope: a host app's user id is personal data, which erasing a member clears.
+    await audit(tx, ctx, orgId, 'budget.created', row!.id, { ...input, scope });
     return (await budgetViews(tx, org, [row!], now))[0]!;
   });
 }

@@ -43,3 +43,17 @@ export async function loadMember(q: Queryable, orgId: string, memberId: string):
   if (!row) throw notFound('Member', 'member');
   return row;
 }
+
+/**
+ * The Tally id of the org's member that `ref` names: its Tally id first, else the host app's id
+ * (`external_id`). Removed members are found, as `loadMember` finds them; an erased one has no
+ * external id left, so only its Tally id names it.
+ */
+export async function findMemberId(q: Queryable, orgId: string, ref: string): Promise<string | null> {
+  const [row] = await q.query<{ id: string }>(
+    `SELECT id FROM members WHERE org_id = $1 AND (id = $2 OR external_id = $2)
+      ORDER BY id = $2 DESC LIMIT 1`,
+    [orgId, ref],
+  );
+  return row?.id ?? null;
+}
