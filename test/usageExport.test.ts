@@ -297,6 +297,50 @@ describe('usage export', () => {
     }
   });
 
+  it('shows what an event counts that is not tokens: in the activity log, the export and the FOCUS quantity', async () => {
+    const { org, key } = await createOrgWithKey(t, { currency: 'USD' });
+    const price = await t.call('POST', '/v1/prices', {
+      body: {
+        provider: 'acme',
+        model: 'acme-image-1',
+        component: 'images',
+        price: '0.04',
+        unit: 'per_image',
+        currency: 'USD',
+        org_id: org.id,
+      },
+    });
+    expect(price.status, JSON.stringify(price.body)).toBe(201);
+    // The price applies from its creation: the event comes after this process next reads prices.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const picture = {
+      id: 'img-1',
+      member: 'u1',
+      feature: 'Image generation',
+      provider: 'acme',
+      model: 'acme-image-1',
+      occurred_at: new Date().toISOString(),
+      usage: { images: 3 },
+    };
+    const sent = await t.call('POST', '/v1/events', { key, body: { events: [picture] } });
+    expect(sent.body.results[0]).toMatchObject({ status: 'accepted', cost: '0.12' });
+
+    const log = await t.call('GET', `/v1/orgs/${org.id}/usage/events?range=1d`, { key });
+    expect(log.body.data[0]).toMatchObject({ id: 'img-1', usage: { images: 3 }, tokens: { total: 0 } });
+    const [row] = (await t.call('GET', `/v1/orgs/${org.id}/usage/export?format=json`, { key })).body;
+    expect(row).toMatchObject({
+      input_tokens: '0',
+      images: '3',
+      seconds: '0',
+      requests: '0',
+      web_searches: '0',
+    });
+    const [focus] = (
+      await t.call('GET', `/v1/orgs/${org.id}/usage/export?format=json&columns=focus`, { key })
+    ).body;
+    expect(focus).toMatchObject({ ConsumedQuantity: '3', ConsumedUnit: 'Images' });
+  });
+
   it('refuses bad input with a problem', async () => {
     const { org, key } = await createOrgWithKey(t);
     const bad = await t.call('GET', `/v1/orgs/${org.id}/usage/export?format=xml`, { key });

@@ -53,6 +53,8 @@ export const USAGE_KEYS = [
   'web_searches',
 ] as const;
 export type UsageKey = (typeof USAGE_KEYS)[number];
+/** The counts that are not tokens, each its own unit. */
+export const UNIT_COUNTS = ['images', 'seconds', 'requests', 'web_searches'] as const satisfies UsageKey[];
 export type Usage = Partial<Record<UsageKey, number>>;
 
 /** What an event is billed for: its quantities split into the kinds that carry their own price. */

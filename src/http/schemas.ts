@@ -2,6 +2,7 @@
 import { z } from '@hono/zod-openapi';
 import { FIRST_YEAR, isCalendarDate, isTimeZone, LAST_YEAR } from '../domain/calendar.ts';
 import { ROLES } from '../domain/permissions.ts';
+import { USAGE_KEYS, type UsageKey } from '../domain/pricing.ts';
 
 export const ProblemSchema = z
   .object({
@@ -68,6 +69,10 @@ export const GrantedCredits = PositiveDecimal(6).regex(
 /** Required text: not empty, not only spaces, at most `max` characters. */
 export const Text = (max: number) => z.string().min(1).max(max).regex(/\S/, 'must not be blank');
 export const OptionalText = (max: number) => z.string().max(max).nullish();
+
+/** The fields of a usage object (every kind optional), each a count of the given schema. */
+export const usageShape = <T extends z.ZodType>(count: T) =>
+  Object.fromEntries(USAGE_KEYS.map((k) => [k, count.optional()])) as Record<UsageKey, z.ZodOptional<T>>;
 
 export const Currency = z.enum(['EUR', 'USD']);
 export const Role = z.enum(ROLES);

@@ -10365,7 +10365,7 @@ export interface components {
             next_cursor: string | null;
         };
         UsageEventsPage: {
-            data: components["schemas"]["UsageEvent"][];
+            data: components["schemas"]["UsageEventRecord"][];
             has_more: boolean;
             next_cursor: string | null;
             range: components["schemas"]["UsageRange"];
@@ -10374,6 +10374,55 @@ export interface components {
              * @enum {string}
              */
             unit: "credits" | "usd" | "tokens";
+        };
+        UsageEventRecord: {
+            id: string;
+            /** @enum {string} */
+            object: "usage_event";
+            occurred_at: string;
+            member: {
+                id: string | null;
+                label: string;
+                name: string | null;
+                email: string | null;
+                external_id: string | null;
+                removed: boolean;
+            };
+            feature: string;
+            provider: string;
+            model: string;
+            surface: string | null;
+            /** @description The surface's name on the usage pages: Web, CLI, API, Mobile, or an integration as sent */
+            surface_label: string | null;
+            workspace: string | null;
+            workspace_group: string | null;
+            project: string | null;
+            api_key_id: string | null;
+            conversation_id: string | null;
+            tokens: components["schemas"]["TokenCounts"];
+            usage: components["schemas"]["RecordedUsage"];
+            /** @example 125.5 */
+            credits: string;
+            /** @example 125.5 */
+            cost: string;
+            currency: string;
+            /** @example 125.5 */
+            provider_cost_usd: string | null;
+        };
+        /** @description Every quantity the event recorded (tokens by kind, images, seconds, requests, web searches); zero counts are left out */
+        RecordedUsage: {
+            input_tokens?: number;
+            output_tokens?: number;
+            cache_read_tokens?: number;
+            cache_audio_read_tokens?: number;
+            cache_write_tokens?: number;
+            cache_write_1h_tokens?: number;
+            input_audio_tokens?: number;
+            output_audio_tokens?: number;
+            images?: number;
+            seconds?: number;
+            requests?: number;
+            web_searches?: number;
         };
         UsageDaily: {
             /** @enum {string} */

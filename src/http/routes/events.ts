@@ -1,5 +1,4 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
-import { USAGE_KEYS } from '../../domain/pricing.ts';
 import {
   MAX_USAGE_COUNT,
   METADATA_KEY_MAX_CHARS,
@@ -8,7 +7,7 @@ import {
 } from '../../domain/usageEvent.ts';
 import { ingestEvents } from '../../services/events/ingestEvents.ts';
 import type { AppEnv } from '../env.ts';
-import { body, errorResponses, json, Text, Timestamp } from '../schemas.ts';
+import { body, errorResponses, json, Text, Timestamp, usageShape } from '../schemas.ts';
 
 /** A count in an event's usage (also a hold's estimate); a bigger one is refused as absurd. */
 export const Count = z
@@ -17,12 +16,7 @@ export const Count = z
   .max(MAX_USAGE_COUNT, 'must be at most 1 000 000 000 (one event counting more is refused as absurd)');
 
 export const UsageSchema = z
-  .strictObject(
-    Object.fromEntries(USAGE_KEYS.map((k) => [k, Count.optional()])) as Record<
-      (typeof USAGE_KEYS)[number],
-      z.ZodOptional<typeof Count>
-    >,
-  )
+  .strictObject(usageShape(Count))
   .superRefine((u, ctx) => {
     const input = u.input_tokens ?? 0;
     const cached = (u.cache_read_tokens ?? 0) + (u.cache_write_tokens ?? 0);

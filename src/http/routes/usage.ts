@@ -10,7 +10,7 @@ import { getUsageTimeseries } from '../../services/usage/getUsageTimeseries.ts';
 import { listUsageEvents } from '../../services/usage/listUsageEvents.ts';
 import { DIMENSIONS } from '../../services/usage/scope.ts';
 import type { AppEnv } from '../env.ts';
-import { errorResponses, json, OrgParam, Text } from '../schemas.ts';
+import { errorResponses, json, OrgParam, Text, usageShape } from '../schemas.ts';
 
 export const Amount = z.string().openapi({ example: '125.5' });
 export const Count = z.int().nonnegative();
@@ -147,6 +147,12 @@ export const UsageBreakdownSchema = z
   })
   .openapi('UsageBreakdown');
 
+/** Every quantity an event recorded, as sent; a kind it did not count is left out. */
+const RecordedUsage = z.object(usageShape(Count)).openapi('RecordedUsage', {
+  description:
+    'Every quantity the event recorded (tokens by kind, images, seconds, requests, web searches); zero counts are left out',
+});
+
 export const UsageEventSchema = z
   .object({
     id: z.string(),
@@ -173,12 +179,13 @@ export const UsageEventSchema = z
     api_key_id: z.string().nullable(),
     conversation_id: z.string().nullable(),
     tokens: Tokens,
+    usage: RecordedUsage,
     credits: Amount,
     cost: Amount,
     currency: z.string(),
     provider_cost_usd: Amount.nullable(),
   })
-  .openapi('UsageEvent');
+  .openapi('UsageEventRecord');
 
 export const UsageEventsPageSchema = z
   .object({

@@ -3,6 +3,7 @@
  * activity log (newest first, a page) and the export (oldest first, batch after batch).
  */
 
+import type { Usage } from '../../domain/pricing.ts';
 import type { Queryable } from '../../store/db.ts';
 import { cursorTime } from '../pagination.ts';
 
@@ -29,6 +30,8 @@ export interface EventRow {
   output_tokens: string;
   cache_read_tokens: string;
   cache_write_tokens: string;
+  /** Every quantity the event recorded (normalizedUsage: zero counts left out). */
+  usage: Usage;
   credits: string;
   cost: string;
   currency: string;
@@ -54,7 +57,7 @@ export function readEventRows(
             e.seq::text AS seq, e.member_id, m.name AS m_name, m.email AS m_email,
             m.external_id AS m_external_id, m.status AS m_status, e.api_key_id, e.feature, e.provider,
             e.model, e.surface, e.workspace, e.workspace_group, e.project, e.conversation_id,
-            e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens, e.credits,
+            e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens, e.usage, e.credits,
             e.cost::text AS cost, e.currency, e.provider_cost_usd::text AS provider_cost_usd
        FROM events e
        LEFT JOIN members m ON m.org_id = e.org_id AND m.id = e.member_id

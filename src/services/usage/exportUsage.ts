@@ -8,11 +8,13 @@
  * Columns (in this order; the CSV header names them):
  * occurred_at, event_id, member_id, member_external_id, member_name, feature, provider, model, surface,
  * workspace, workspace_group, project, api_key_id, conversation_id, input_tokens, output_tokens,
- * cache_read_tokens, cache_write_tokens, credits, cost, currency, provider_cost_usd (operator keys only).
+ * cache_read_tokens, cache_write_tokens, images, seconds, requests, web_searches, credits, cost, currency,
+ * provider_cost_usd (operator keys only).
  * With `columns=focus` the rows carry the FOCUS column set instead (focusColumns.ts).
  */
 import { dateIn } from '../../domain/calendar.ts';
 import { decimalUnits, formatCredits, formatUnits } from '../../domain/money.ts';
+import { UNIT_COUNTS } from '../../domain/pricing.ts';
 import type { Ctx } from '../context.ts';
 import { type EventRow, readEventRows } from './eventRows.ts';
 import { FOCUS_COLUMNS, FOCUS_TEXT_COLUMNS, focusRow, type TallyRow } from './focusColumns.ts';
@@ -42,12 +44,20 @@ export const EXPORT_COLUMNS = [
   'output_tokens',
   'cache_read_tokens',
   'cache_write_tokens',
+  ...UNIT_COUNTS,
   'credits',
   'cost',
   'currency',
   'provider_cost_usd',
 ] as const;
 type Column = (typeof EXPORT_COLUMNS)[number];
+
+/** The event's counts of what is not tokens (images, seconds, requests, web searches), 0 when it has none. */
+const unitCounts = (r: EventRow) =>
+  Object.fromEntries(UNIT_COUNTS.map((kind) => [kind, String(r.usage[kind] ?? 0)])) as Record<
+    (typeof UNIT_COUNTS)[number],
+    string
+  >;
 type ExportRow = Record<Column, string | null>;
 
 /** The columns of numbers, written as they are. */
@@ -56,6 +66,7 @@ const NUMBER_COLUMNS: ReadonlySet<Column> = new Set<Column>([
   'output_tokens',
   'cache_read_tokens',
   'cache_write_tokens',
+  ...UNIT_COUNTS,
   'credits',
   'cost',
   'provider_cost_usd',
@@ -114,6 +125,7 @@ export async function exportUsage(
       output_tokens: r.output_tokens,
       cache_read_tokens: r.cache_read_tokens,
       cache_write_tokens: r.cache_write_tokens,
+      ...unitCounts(r),
       credits: formatCredits(BigInt(r.credits)),
       cost: formatUnits(decimalUnits(r.cost, COST_SCALE), COST_SCALE),
       currency: r.currency,

@@ -8,6 +8,7 @@
  * specification asks; Tally's own figures follow as `x_` columns.
  */
 import { anchorDayOf, billingCycle } from '../../domain/periods.ts';
+import { UNIT_COUNTS } from '../../domain/pricing.ts';
 import type { OrgRow } from '../orgs/shape.ts';
 
 export const FOCUS_COLUMNS = [
@@ -109,10 +110,30 @@ export interface TallyRow {
   output_tokens: string;
   cache_read_tokens: string;
   cache_write_tokens: string;
+  images: string;
+  seconds: string;
+  requests: string;
+  web_searches: string;
   credits: string;
   cost: string;
   currency: string;
   provider_cost_usd: string | null;
+}
+
+const UNIT_NAMES: Record<(typeof UNIT_COUNTS)[number], string> = {
+  images: 'Images',
+  seconds: 'Seconds',
+  requests: 'Requests',
+  web_searches: 'Web searches',
+};
+
+/** What the row consumed: its tokens, or for an event that counts none, its first other unit. */
+function consumed(row: TallyRow): { quantity: string; unit: string } {
+  const tokens = BigInt(row.input_tokens) + BigInt(row.output_tokens);
+  const other = UNIT_COUNTS.find((kind) => row[kind] !== '0');
+  return tokens === 0n && other
+    ? { quantity: row[other], unit: UNIT_NAMES[other] }
+    : { quantity: String(tokens), unit: 'Tokens' };
 }
 
 const HOUR_MS = 3_600_000;
@@ -123,6 +144,7 @@ export function focusRow(org: OrgRow, row: TallyRow): Record<FocusColumn, string
   const cycle = billingCycle(org.timezone, anchorDayOf(org.billing_cycle_anchor), at);
   const credits = org.billing_mode === 'credits';
   const resource = `${row.provider}/${row.model}`;
+  const { quantity, unit } = consumed(row);
   const tags = Object.fromEntries(
     (
       [
@@ -152,8 +174,8 @@ export function focusRow(org: OrgRow, row: TallyRow): Record<FocusColumn, string
     CommitmentDiscountName: null,
     CommitmentDiscountStatus: null,
     CommitmentDiscountType: null,
-    ConsumedQuantity: String(BigInt(row.input_tokens) + BigInt(row.output_tokens)),
-    ConsumedUnit: 'Tokens',
+    ConsumedQuantity: quantity,
+    ConsumedUnit: unit,
     ContractedCost: row.cost,
     ContractedUnitPrice: credits ? org.credit_value : null,
     EffectiveCost: row.cost,

@@ -86,6 +86,7 @@ export async function listUsageEvents(ctx: Ctx, orgId: string, query: EventsQuer
           cache_write: Number(r.cache_write_tokens),
           total: Number(input + output),
         },
+        usage: r.usage,
         credits: formatCredits(BigInt(r.credits)),
         cost: formatUnits(decimalUnits(r.cost, COST_SCALE), COST_SCALE),
         currency: r.currency,
