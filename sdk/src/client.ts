@@ -7,8 +7,11 @@ import type {
   Authorization,
   AuthorizationIncrement,
   AuthorizeRequest,
+  Balance,
   Capture,
   CaptureRequest,
+  EmbedToken,
+  EmbedTokenRequest,
   IncrementRequest,
   IngestAnswer,
   TrackedEvent,
@@ -142,6 +145,21 @@ export class Tally {
   /** Releases the hold (usage already billed by increments stays billed). */
   void(authorizationId: string, options?: CallOptions): Promise<Void> {
     return this.mutate(`/v1/authorizations/${encodeURIComponent(authorizationId)}/void`, undefined, options);
+  }
+
+  /**
+   * Mints a short-lived token that opens the org's usage page for one of your users (by your own
+   * user id) with a role; put its `url` in an iframe, or send its `token` as a bearer credential.
+   */
+  createEmbedToken(orgId: string, request: EmbedTokenRequest, options?: CallOptions): Promise<EmbedToken> {
+    return this.mutate(`/v1/orgs/${encodeURIComponent(orgId)}/embed_tokens`, request, options);
+  }
+
+  /** The org's credits: available, held, overage, per grant kind, and the cycle's run-out projection. */
+  getBalance(orgId: string, options: Pick<CallOptions, 'signal'> = {}): Promise<Balance> {
+    return this.transport.request('GET', `/v1/orgs/${encodeURIComponent(orgId)}/balance`, undefined, {
+      signal: options.signal,
+    });
   }
 
   /** Wraps a model stream (OpenAI or Anthropic chunks): see MeterStreamOptions. */

@@ -15,6 +15,9 @@ export type CaptureRequest = Schemas['CaptureInput'];
 /** `usage` (since the previous increment) or `usage_total` (the call so far): exactly one. */
 export type IncrementRequest = { usage: Usage } | { usage_total: Usage };
 export type Void = Schemas['Void'];
+export type Balance = Schemas['Balance'];
+export type EmbedTokenRequest = Schemas['CreateEmbedToken'];
+export type EmbedToken = Schemas['EmbedToken'];
 export type ProblemBody = Schemas['Problem'];
 
 /** An event as `track()` takes it: the id and the time default to a fresh id and now. */

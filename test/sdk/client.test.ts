@@ -255,4 +255,44 @@ describe('holds and typed errors', () => {
   });
 });
 
+describe("the host app's usage page", () => {
+  it('mints an embed token for a user by their own id, and reads the balance the page shows', async () => {
+    const { org, key } = await setup();
+    const tally = new Tally({ apiKey: key, baseUrl: server.url, retry: fast });
+    await tally.sendEvents([{ ...event(1), member: 'user_42' }]);
+    const embed = await tally.createEmbedToken(org.id, {
+      member: 'user_42',
+      role: 'viewer',
+      ttl_seconds: 600,
+    });
+    expect(embed).toMatchObject({ object: 'embed_token', role: 'viewer' });
+    expect(embed.url).toContain(server.url);
+    const session = await t.call('GET', '/v1/session', { key: embed.token });
+    expect(session.status).toBe(200);
+    expect(JSON.stringify(session.body)).toContain(org.id);
+
+    const balance = await tally.getBalance(org.id);
+    expect(balance).toEqual((await t.call('GET', `/v1/orgs/${org.id}/balance`, { key })).body);
+    expect(balance.object).toBe('balance');
+  });
+
+  it("refuses an unknown user and another org's page with a typed error", async () => {
+    const { org, key } = await setup();
+    const other = await createOrgWithKey(t);
+    const tally = new Tally({ apiKey: key, baseUrl: server.url, retry: fast });
+    const unknown = await tally
+      .createEmbedToken(org.id, { member: 'nobody', role: 'member' })
+      .catch((e) => e);
+    expect(unknown).toBeInstanceOf(TallyError);
+    expect(unknown).toMatchObject({ status: 404, param: 'member' });
+    const theirs = await tally.getBalance(other.org.id).catch((e: unknown) => e);
+    expect(theirs).toBeInstanceOf(TallyError);
+    expect(theirs).toMatchObject({ status: 404 });
+    const theirPage = await tally
+      .createEmbedToken(other.org.id, { member: 'u1', role: 'viewer' })
+      .catch((e) => e);
+    expect(theirPage).toMatchObject({ status: 404 });
+  });
+});
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
