@@ -133,6 +133,15 @@ async function rawGet(tt: TestTally, path: string) {
 
 // ---------------------------------------------------------------------------------------------
 
+/** The payment webhooks written for an org's endpoints, oldest first. */
+async function paymentMessages(orgId: string) {
+  const rows = await t.db.query<{ payload: { type: string; data: Record<string, unknown> } }>(
+    `SELECT payload FROM webhook_messages WHERE org_id = $1 AND type LIKE 'payment.%' ORDER BY seq`,
+    [orgId],
+  );
+  return rows.map((r) => r.payload);
+}
+
 describe('payments: happy path with Stripe', () => {
   it('creates a Checkout Session through the SDK and grants credits only when the webhook confirms', async () => {
     const { org, key } = await createOrgWithKey(t);
@@ -220,6 +229,11 @@ describe('payments: happy path with Stripe', () => {
     expect(BigInt(await available(t, org.id)) - before).toBe(1000n);
     expect(await topupGrants(t, org.id)).toHaveLength(1);
     expect(await checkLedger(t.db, org.id)).toEqual([]);
+    // Webhook endpoints hear of the payment once, as the API shows it.
+    const [message, ...more] = await paymentMessages(org.id);
+    expect(more).toEqual([]);
+    expect(message).toMatchObject({ type: 'payment.completed', data: await payment(t, org.id, c.id) });
+    expect(message!.data.invoice_number).toMatch(/-\d{6}$/);
   });
 
   it('accepts events in any order: async_payment_succeeded before completed, and an unpaid completion first', async () => {
@@ -284,6 +298,15 @@ describe('payments: happy path with Stripe', () => {
     const [grant] = await topupGrants(t, org.id);
     expect(grant).toMatchObject({ remaining: '0', status: 'voided' });
     expect(await checkLedger(t.db, org.id)).toEqual([]);
+    // Once for the refund: the repeated Stripe event took nothing more back.
+    const messages = await paymentMessages(org.id);
+    expect(messages.map((m) => m.type)).toEqual(['payment.completed', 'payment.reversed']);
+    expect(messages[1]!.data).toMatchObject({
+      id: c.id,
+      status: 'refunded',
+      credits_taken_back: '465',
+      credits_unrecovered: '535',
+    });
   });
 
   it('applies partial refunds by the largest cumulative amount, in any order, and disputes', async () => {

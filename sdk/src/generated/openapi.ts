@@ -11007,7 +11007,7 @@ export interface components {
             url: string;
             description: string | null;
             /** @description Empty: every event type */
-            event_types: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "webhook_endpoint.disabled" | "grant.created" | "usage.daily_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed")[];
+            event_types: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "webhook_endpoint.disabled" | "grant.created" | "usage.daily_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed" | "payment.completed" | "payment.reversed")[];
             /** @description Nothing is sent while true; new messages still get a delivery, sent once it is enabled */
             disabled: boolean;
             disabled_at: string | null;
@@ -11029,7 +11029,7 @@ export interface components {
             url: string;
             description?: string | null;
             /** @description Only these types; empty or absent: every type */
-            event_types?: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "webhook_endpoint.disabled" | "grant.created" | "usage.daily_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed")[];
+            event_types?: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "webhook_endpoint.disabled" | "grant.created" | "usage.daily_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed" | "payment.completed" | "payment.reversed")[];
         };
         UpdateWebhookEndpoint: {
             /**
@@ -11040,7 +11040,7 @@ export interface components {
             url?: string;
             description?: string | null;
             /** @description Only these types; empty or absent: every type */
-            event_types?: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "webhook_endpoint.disabled" | "grant.created" | "usage.daily_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed")[];
+            event_types?: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "webhook_endpoint.disabled" | "grant.created" | "usage.daily_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed" | "payment.completed" | "payment.reversed")[];
             /** @description true: send nothing (new messages wait); false: enable it, sending its pending deliveries now, in order */
             disabled?: boolean;
         };
@@ -11053,7 +11053,7 @@ export interface components {
             /** @description Sent as the webhook-id header */
             message_id: string;
             /** @enum {string} */
-            event_type: "alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "webhook_endpoint.disabled" | "grant.created" | "usage.daily_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed";
+            event_type: "alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "webhook_endpoint.disabled" | "grant.created" | "usage.daily_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed" | "payment.completed" | "payment.reversed";
             /** @enum {string} */
             status: "pending" | "succeeded" | "failed";
             attempts: number;

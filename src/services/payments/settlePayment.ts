@@ -4,16 +4,17 @@
  * VAT split and the seller and buyer as they stand now. And what a refund or dispute does: the credits
  * bought are taken back from that grant as far as they are unused; the rest is recorded as unrecovered.
  */
-import { Ratio } from '../../domain/money.ts';
+import { formatCredits, Ratio } from '../../domain/money.ts';
 import { fixedMinor, MINOR_DIGITS, splitVat, toMinor } from '../../domain/vat.ts';
 import type { Queryable } from '../../store/db.ts';
 import { writeAudit } from '../context.ts';
 import { addToBalance } from '../ledger/balances.ts';
 import { recordGrant } from '../ledger/recordGrant.ts';
 import { loadOrg } from '../orgs/shape.ts';
+import { emitWebhookEvent } from '../webhooks/emitWebhookEvent.ts';
 import { readInvoiceSettings } from './invoiceSettings.ts';
 import type { InvoiceParty, PaymentRow } from './shape.ts';
-import { PAYMENT_COLUMNS } from './shape.ts';
+import { PAYMENT_COLUMNS, paymentView } from './shape.ts';
 
 export async function lockPayment(
   tx: Queryable,
@@ -129,6 +130,7 @@ export async function completePayment(
   });
   // A refund or dispute that arrived before the confirmation is applied now.
   const after = (await lockPayment(tx, orgId, payment.id))!;
+  await emitWebhookEvent(tx, orgId, 'payment.completed', paymentView(after));
   await applyReversal(tx, after, 'reversal recorded before completion', actor);
   return 'completed';
 }
@@ -206,18 +208,25 @@ async function applyReversal(tx: Queryable, payment: PaymentRow, memo: string, a
     [payment.org_id, payment.id, status, String(take), String(due > 0n ? due - take : 0n)],
   );
   if (due > 0n) {
+    const reversal = {
+      memo,
+      refunded_amount: fixedMinor(refunded, payment.currency),
+      disputed_amount: fixedMinor(disputed, payment.currency),
+      credits_taken_back: String(take),
+      credits_unrecovered: String(due - take),
+    };
     await writeAudit(tx, {
       orgId: payment.org_id,
       actor,
       action: 'payment.reversed',
       target: payment.id,
-      data: {
-        memo,
-        refunded_amount: fixedMinor(refunded, payment.currency),
-        disputed_amount: fixedMinor(disputed, payment.currency),
-        credits_taken_back: String(take),
-        credits_unrecovered: String(due - take),
-      },
+      data: reversal,
+    });
+    const reversed = (await lockPayment(tx, payment.org_id, payment.id))!;
+    await emitWebhookEvent(tx, payment.org_id, 'payment.reversed', {
+      ...paymentView(reversed),
+      credits_taken_back: formatCredits(take),
+      credits_unrecovered: formatCredits(due - take),
     });
   }
 }

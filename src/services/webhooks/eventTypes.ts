@@ -17,5 +17,8 @@ export const WEBHOOK_EVENT_TYPES = [
   'anomaly.detected',
   'auto_topup.succeeded',
   'auto_topup.failed',
+  // A top-up paid (its grant and invoice made), and a refund or dispute that took credits back.
+  'payment.completed',
+  'payment.reversed',
 ] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
