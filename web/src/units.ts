@@ -9,7 +9,12 @@ export function spendText(formats: Formats, unit: Unit, figures: Figures): strin
 }
 
 /** The currency equivalent under a credit figure (nothing to add for USD or token orgs). */
-export function moneyNote(formats: Formats, unit: Unit, figures: Figures, currency = formats.currency) {
+export function moneyNote(
+  formats: Formats,
+  unit: Unit,
+  figures: Pick<Figures, 'cost'>,
+  currency = formats.currency,
+) {
   return unit === 'credits' ? formats.money(figures.cost, currency) : null;
 }
 

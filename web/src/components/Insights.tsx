@@ -4,7 +4,7 @@
  */
 import type { Query } from '../api.ts';
 import { useOrg } from '../sessionContext.tsx';
-import { unitValue } from '../units.ts';
+import { moneyNote, unitValue } from '../units.ts';
 import { useApi } from '../useApi.ts';
 import { BarList, ColumnChart } from './charts.tsx';
 import { Await, Panel } from './states.tsx';
@@ -35,7 +35,6 @@ export function ForecastPanel() {
     <Panel title="Forecast">
       <Await loaded={answer} what="the forecast">
         {(f) => {
-          const format = unitValue(formats, f.unit);
           const rows: [string, Forecast['next_30_days']][] = [
             [`End of ${formats.month(f.end_of_month.month)}`, f.end_of_month],
             ['Next 30 days', f.next_30_days],
@@ -61,9 +60,9 @@ export function ForecastPanel() {
                   {rows.map(([label, p]) => (
                     <tr key={label}>
                       <th scope="row">{label}</th>
-                      <td className="num">{format(p.conservative.amount)}</td>
-                      <td className="num strong">{format(p.likely.amount)}</td>
-                      <td className="num">{format(p.aggressive.amount)}</td>
+                      <ProjectionCell projection={p.conservative} forecast={f} />
+                      <ProjectionCell projection={p.likely} forecast={f} strong />
+                      <ProjectionCell projection={p.aggressive} forecast={f} />
                     </tr>
                   ))}
                 </tbody>
@@ -83,6 +82,26 @@ export function ForecastPanel() {
         }}
       </Await>
     </Panel>
+  );
+}
+
+/** One projection: its amount in the org's unit, with the bill it means in the org's currency under credits. */
+function ProjectionCell({
+  projection,
+  forecast,
+  strong = false,
+}: {
+  projection: Projection;
+  forecast: Pick<Forecast, 'unit' | 'currency'>;
+  strong?: boolean;
+}) {
+  const { formats } = useOrg();
+  const money = moneyNote(formats, forecast.unit, projection, forecast.currency);
+  return (
+    <td className={strong ? 'num strong' : 'num'}>
+      {unitValue(formats, forecast.unit)(projection.amount)}
+      {money && <div className="muted">{money}</div>}
+    </td>
   );
 }
 

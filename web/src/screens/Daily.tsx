@@ -1,6 +1,6 @@
 /** One day, itemized: each operation with its billing unit, calls, credits and cost. */
 import { Await, Panel } from '../components/states.tsx';
-import { Link } from '../router.tsx';
+import { Link, useLocation } from '../router.tsx';
 import { useOrg } from '../sessionContext.tsx';
 import type { Figures, Unit } from '../types.ts';
 import { moneyNote, spendText } from '../units.ts';
@@ -24,8 +24,10 @@ interface DayItems {
 
 export function DailyScreen({ date }: { date: string }) {
   const { org, formats } = useOrg();
+  // The overview's user filter comes along in the link, so the day is itemized for that user only.
+  const member = useLocation().searchParams.get('member') ?? undefined;
   const valid = /^\d{4}-\d{2}-\d{2}$/.test(date);
-  const day = useApi<DayItems>(valid ? `/v1/orgs/${org.id}/usage/days/${date}` : null);
+  const day = useApi<DayItems>(valid ? `/v1/orgs/${org.id}/usage/days/${date}` : null, { member });
   if (!valid)
     return (
       <p className="empty">
@@ -37,6 +39,12 @@ export function DailyScreen({ date }: { date: string }) {
       title={`Daily detail: ${formats.day(date)}`}
       actions={<Link href="/usage">Back to the overview</Link>}
     >
+      {member && (
+        <p className="muted">
+          One user's usage, as chosen on the overview.{' '}
+          <Link href={`/usage/daily/${date}`}>Show all users</Link>
+        </p>
+      )}
       <Await loaded={day} what="the day's entries">
         {(d) =>
           d.data.length === 0 ? (

@@ -3,7 +3,7 @@
  * integration among them), files, activity, insights.
  */
 import { type KeyboardEvent, useEffect, useMemo, useState } from 'react';
-import { type Query, saveBlob } from '../api.ts';
+import { type Query, saveBlob, withQuery } from '../api.ts';
 import { ActivityTable } from '../components/Activity.tsx';
 import { AllowanceBar, CycleCards } from '../components/Allowance.tsx';
 import { FeaturePills, MemberShares, ModelBars, TopTable } from '../components/Breakdowns.tsx';
@@ -17,6 +17,7 @@ import {
 import { Await, ErrorNote, Panel } from '../components/states.tsx';
 import { CumulativeChart, SurfaceChart } from '../components/UsageCharts.tsx';
 import { useOrgChanges } from '../live.ts';
+import { memberLabel } from '../members.ts';
 import { Link } from '../router.tsx';
 import { useOrg } from '../sessionContext.tsx';
 import type { Balance, Limits, Member, Org, Summary, UsageRange } from '../types.ts';
@@ -193,7 +194,7 @@ function MemberFilter({ value, onChange }: { value: string; onChange(id: string)
         <option value="">All users</option>
         {members.rows.map((m) => (
           <option key={m.id} value={m.id}>
-            {m.name ?? m.email ?? m.external_id ?? 'Unknown user'}
+            {memberLabel(m)}
             {m.status === 'removed' ? ' (removed)' : ''}
           </option>
         ))}
@@ -284,7 +285,7 @@ function OverviewBody({
         <TopTable by="integration" query={listQuery} live={live} />
       </div>
       <FilesPanel query={listQuery} live={live} />
-      <DailyBreakdown generation={generation} />
+      <DailyBreakdown query={query} />
       <ActivityTable query={listQuery} live={live} />
       <div className="grid two">
         <ForecastPanel />
@@ -441,16 +442,42 @@ interface Daily {
   data: { date: string; credits: string; cost: string; calls: number }[];
 }
 
-function DailyBreakdown({ generation }: { generation: number }) {
+/**
+ * The month whose days the daily breakdown lists for the overview's query: the previous month for
+ * "Last month", the month of a custom range's last day, and for the periods still running (24 hours
+ * to 30 days, this month, this cycle) the month they end in, the current one: the API's default, so
+ * none is named (undefined).
+ */
+function dailyMonthOf(query: Query, timeZone: string): string | undefined {
+  if (query.range === 'last_month') return lastMonthIn(timeZone);
+  if (query.range === 'custom') return String(query.to).slice(0, 7);
+  return undefined;
+}
+
+/** The month before the current one in the time zone, as YYYY-MM. */
+function lastMonthIn(timeZone: string): string {
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone,
+    year: 'numeric',
+    month: 'numeric',
+  }).formatToParts();
+  const part = (type: 'year' | 'month') => Number(parts.find((p) => p.type === type)!.value);
+  // Date.UTC counts months from 0, so month - 2 is the previous one (January's, -1, is December before).
+  return new Date(Date.UTC(part('year'), part('month') - 2, 1)).toISOString().slice(0, 7);
+}
+
+/** Each day of the period's month for the chosen user; a day links to its detail for the same user. */
+function DailyBreakdown({ query }: { query: Query }) {
   const { org, formats } = useOrg();
-  const daily = useApi<Daily>(`/v1/orgs/${org.id}/usage/daily`, { _: generation || undefined });
+  const month = dailyMonthOf(query, formats.timeZone);
+  const daily = useApi<Daily>(`/v1/orgs/${org.id}/usage/daily`, { month, member: query.member, _: query._ });
   return (
-    <Panel title="Daily breakdown this month">
+    <Panel title={month ? `Daily breakdown, ${formats.month(month)}` : 'Daily breakdown this month'}>
       <Await loaded={daily} what="daily totals">
         {(d) => {
           const days = d.data.filter((day) => day.calls > 0).reverse();
           return days.length === 0 ? (
-            <p className="empty">No usage this month yet.</p>
+            <p className="empty">{month ? 'No usage in this month.' : 'No usage this month yet.'}</p>
           ) : (
             <div className="scroll short">
               <table className="table">
@@ -469,7 +496,9 @@ function DailyBreakdown({ generation }: { generation: number }) {
                   {days.map((day) => (
                     <tr key={day.date}>
                       <th scope="row">
-                        <Link href={`/usage/daily/${day.date}`}>{formats.day(day.date)}</Link>
+                        <Link href={withQuery(`/usage/daily/${day.date}`, { member: query.member })}>
+                          {formats.day(day.date)}
+                        </Link>
                       </th>
                       <td className="num">
                         {spendText(formats, d.unit, day)}

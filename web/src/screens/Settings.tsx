@@ -2,6 +2,7 @@
 import { type FormEvent, useState } from 'react';
 import { Await, ErrorNote, ListFoot, Panel } from '../components/states.tsx';
 import type { Formats } from '../format.ts';
+import { memberLabel } from '../members.ts';
 import { useOrg } from '../sessionContext.tsx';
 import type { Member, Page } from '../types.ts';
 import { useApi } from '../useApi.ts';
@@ -64,14 +65,14 @@ function MembersPanel() {
                 {members.rows.map((m) => (
                   <tr key={m.id}>
                     <th scope="row">
-                      {m.name ?? 'Unknown user'}
+                      {memberLabel(m)}
                       {m.status === 'removed' && <span className="tag">removed</span>}
                     </th>
                     <td>{m.email}</td>
                     <td>
                       {writable && m.status === 'active' ? (
                         <select
-                          aria-label={`Role of ${m.name ?? m.id}`}
+                          aria-label={`Role of ${memberLabel(m)}`}
                           value={m.role}
                           onChange={(e) => changeRole(m, e.target.value)}
                         >
