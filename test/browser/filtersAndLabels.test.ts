@@ -163,4 +163,49 @@ describe('filters and member labels in the browser', () => {
     const row = panel('Budgets').locator('tbody tr', { hasText: 'Lukas cap' });
     await expect.poll(() => row.locator('td').first().textContent()).toBe('Member: Lukas Schneider');
   });
+
+  it('shows in the activity log what a call counted besides tokens', async () => {
+    const org = await usage('');
+    const price = (component: string, amount: string, unit: string) =>
+      web.tally.call('POST', '/v1/prices', {
+        body: {
+          provider: 'acme',
+          model: 'acme-image-1',
+          component,
+          price: amount,
+          unit,
+          currency: org.currency,
+          org_id: web.orgId,
+        },
+      });
+    expect((await price('images', '0.04', 'per_image')).status).toBe(201);
+    expect((await price('input', '0.002', 'per_1k_tokens')).status).toBe(201);
+    // A price applies from its creation: the events come after the process next reads prices.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const picture = (id: string, feature: string, counts: Record<string, number>) => ({
+      id,
+      org_id: web.orgId,
+      member: PROBE_USER,
+      feature,
+      provider: 'acme',
+      model: 'acme-image-1',
+      occurred_at: new Date().toISOString(),
+      usage: counts,
+    });
+    const sent = await web.tally.call('POST', '/v1/events', {
+      body: {
+        events: [
+          picture('pictures-only', 'Image generation', { images: 3 }),
+          picture('prompt-and-picture', 'Image edit', { input_tokens: 1_200, images: 1 }),
+        ],
+      },
+    });
+    expect(sent.body.results.map((r: { status: string }) => r.status)).toEqual(['accepted', 'accepted']);
+    await page.goto(`${web.url}/usage`);
+    const usageCell = (feature: string) =>
+      panel('Recent activity').locator('tbody tr', { hasText: feature }).first().locator('td.num').first();
+    await expect.poll(() => usageCell('Image generation').textContent()).toBe('3 images');
+    expect(await usageCell('Image edit').textContent()).toBe('1,2001 image');
+    expect(await usageCell('Image edit').locator('.muted').textContent()).toBe('1 image');
+  });
 });

@@ -179,6 +179,8 @@ export interface UsageEvent {
   workspace: string | null;
   conversation_id: string | null;
   tokens: Tokens;
+  /** Every quantity the event recorded: tokens by kind, images, seconds, requests, web searches. */
+  usage: Partial<Record<string, number>>;
   credits: string;
   cost: string;
   currency: string;

@@ -37,3 +37,19 @@ export function unitValue(formats: Formats, unit: Unit) {
 /** The figure a chart draws for a point: credits, or the USD cost for BYOM. */
 export const plotted = (unit: Unit, figures: { credits: string; cost: string }) =>
   unit === 'usd' ? figures.cost : figures.credits;
+
+/** The kinds of usage that are not tokens, as an event's usage names them, singular and plural. */
+const UNIT_NAMES = [
+  ['images', 'image', 'images'],
+  ['seconds', 'second', 'seconds'],
+  ['requests', 'request', 'requests'],
+  ['web_searches', 'web search', 'web searches'],
+] as const;
+
+/** What an event counted besides tokens, one phrase a kind: "3 images", "1 web search". */
+export function otherUsageText(formats: Formats, usage: Partial<Record<string, number>>): string[] {
+  return UNIT_NAMES.flatMap(([kind, one, many]) => {
+    const n = usage[kind] ?? 0;
+    return n > 0 ? [`${formats.count(n)} ${n === 1 ? one : many}`] : [];
+  });
+}

@@ -4,6 +4,7 @@ import { providerName } from '../format.ts';
 import { Link } from '../router.tsx';
 import { useOrg } from '../sessionContext.tsx';
 import type { UsageEvent } from '../types.ts';
+import { otherUsageText } from '../units.ts';
 import { usePagedList } from '../usePagedList.ts';
 import { memberName } from './Breakdowns.tsx';
 import { Await, BehindNote, ListFoot, Panel } from './states.tsx';
@@ -73,12 +74,7 @@ export function ActivityTable({ query, live }: { query: Query; live: number }) {
                             {providerName(e.provider)} · {e.model}
                           </td>
                         )}
-                        <td
-                          className="num"
-                          title={`input ${e.tokens.input}, output ${e.tokens.output}, cache read ${e.tokens.cache_read}, cache write ${e.tokens.cache_write}`}
-                        >
-                          {formats.count(e.tokens.total)}
-                        </td>
+                        <UsageCell event={e} />
                         {!byok && (
                           <>
                             <td className="num">{formats.credits(e.credits)}</td>
@@ -96,5 +92,30 @@ export function ActivityTable({ query, live }: { query: Query; live: number }) {
         }
       </Await>
     </Panel>
+  );
+}
+
+/**
+ * An event's tokens, and below them what else it counted (images, seconds, requests, web
+ * searches); an event that counted only those shows them alone rather than "0" tokens.
+ */
+function UsageCell({ event }: { event: UsageEvent }) {
+  const { formats } = useOrg();
+  const { tokens } = event;
+  const other = otherUsageText(formats, event.usage);
+  const [first, ...rest] =
+    tokens.total > 0 || other.length === 0 ? [formats.count(tokens.total), ...other] : other;
+  return (
+    <td
+      className="num"
+      title={`input ${tokens.input}, output ${tokens.output}, cache read ${tokens.cache_read}, cache write ${tokens.cache_write}`}
+    >
+      {first}
+      {rest.map((text) => (
+        <div key={text} className="muted">
+          {text}
+        </div>
+      ))}
+    </td>
   );
 }
