@@ -219,3 +219,61 @@ it("redacts answers stored for a member's embed tokens, and keeps each token's r
   expect(replay.headers.get('idempotent-replayed')).toBe('true');
   expect(JSON.stringify(replay.body)).not.toMatch(/Ada Lovelace|ada@example\.com/);
 });
+
+it("erases what the member's calls carried (titles, file names, their personal strings) and keeps every amount", async () => {
+  const { org, key } = await createOrgWithKey(t, { name: 'Metadata Org' });
+  const path = `/v1/orgs/${org.id}`;
+  const member = await t.call('POST', `${path}/members`, { key, body: PERSONAL });
+  const metadata = {
+    conversation_title: 'Tax return questions',
+    files: [{ id: 'f1', name: 'passport-scan.pdf', size_bytes: 2048, extracted_tokens: 300 }],
+    tool: 'web_search',
+    note: `asked by ${PERSONAL.email}`,
+    input_tokens: { message: 700, context: 300 },
+  };
+  const call = (id: string, who: string) => ({
+    id,
+    member: who,
+    feature: 'Chat',
+    provider: 'openai',
+    model: 'gpt-4o',
+    occurred_at: minutesAgo(5),
+    conversation_id: `conv-${id}`,
+    usage: { input_tokens: 1000, output_tokens: 200 },
+    metadata,
+  });
+  const events = [call('hers', PERSONAL.external_id), call('theirs', 'someone-else')];
+  expect((await t.call('POST', '/v1/events', { key, body: { events } })).status).toBe(200);
+  const summary = async () => (await t.call('GET', `${path}/usage/summary?range=1d`, { key })).body;
+  const totalsBefore = await summary();
+
+  expect((await t.call('POST', `${path}/members/${member.body.id}/erase`, { key })).status).toBe(200);
+
+  const stored = async (id: string) =>
+    (
+      await t.db.query<{ metadata: unknown }>('SELECT metadata FROM events WHERE org_id = $1 AND id = $2', [
+        org.id,
+        id,
+      ])
+    )[0]!.metadata;
+  expect(await stored('hers')).toEqual({
+    conversation_title: '[erased]',
+    files: [{ id: 'f1', name: '[erased]', size_bytes: 2048, extracted_tokens: 300 }],
+    tool: 'web_search',
+    note: 'asked by [erased]',
+    input_tokens: { message: 700, context: 300 },
+  });
+  expect(await stored('theirs')).toEqual(metadata);
+  const conversation = await t.call('GET', `${path}/conversations/conv-hers`, { key });
+  expect(conversation.body.title).toBe('[erased]');
+  expect(JSON.stringify(conversation.body)).not.toMatch(/passport-scan|Tax return|nora@/);
+  expect(await summary()).toEqual(totalsBefore);
+  // The event's fingerprint is kept: the host app resending it is told it is a duplicate.
+  const again = await t.call('POST', '/v1/events', { key, body: { events: [events[0]] } });
+  expect(again.body.results[0].status).toBe('duplicate');
+  const [auditRow] = await t.db.query<{ data: { events_erased: number } }>(
+    "SELECT data FROM audit_log WHERE org_id = $1 AND action = 'member.erased'",
+    [org.id],
+  );
+  expect(auditRow!.data.events_erased).toBe(1);
+});

@@ -1,3 +1,4 @@
+import { erasedMetadata, scrubPersonal } from '../../domain/erasure.ts';
 import type { Queryable } from '../../store/db.ts';
 import { audit, type Ctx, scopeOrg } from '../context.ts';
 import { loadMember, MEMBER_COLUMNS, type MemberRow, type MemberView, memberView } from './shape.ts';
@@ -7,7 +8,8 @@ import { loadMember, MEMBER_COLUMNS, type MemberRow, type MemberView, memberView
  * row by its Tally id only, so every amount and total stays as it was. Webhook payloads name
  * members by that id too, and delivery logs keep only a status and an error line, never a body.
  * The stored answers of Idempotency-Key requests (kept 24 hours for replays) are redacted in the
- * same transaction, so a replay shows the member as erased.
+ * same transaction, so a replay shows the member as erased, and so is what the member's calls
+ * carried in their metadata (erasedMetadata).
  */
 export async function eraseMember(ctx: Ctx, orgId: string, memberId: string): Promise<MemberView> {
   scopeOrg(ctx, orgId, 'members:write');
@@ -23,7 +25,11 @@ export async function eraseMember(ctx: Ctx, orgId: string, memberId: string): Pr
       (s): s is string => typeof s === 'string' && s !== '',
     );
     const redacted = await redactStoredAnswers(tx, orgId, memberId, personal);
-    await audit(tx, ctx, orgId, 'member.erased', memberId, { redacted_answers: redacted });
+    const events = await eraseEventMetadata(tx, orgId, memberId, personal);
+    await audit(tx, ctx, orgId, 'member.erased', memberId, {
+      redacted_answers: redacted,
+      events_erased: events,
+    });
     return memberView(row!);
   });
 }
@@ -55,20 +61,8 @@ async function redactStoredAnswers(
   );
   // The member as an answer showed it (its name may have changed since): erased field by field.
   const ERASED_FIELDS = ['name', 'email', 'external_id'];
-  const scrub = (value: unknown): unknown => {
-    if (typeof value === 'string') {
-      if (personal.includes(value)) return null;
-      return personal.reduce((text, s) => text.split(s).join('[erased]'), value);
-    }
-    if (Array.isArray(value)) return value.map(scrub);
-    if (value && typeof value === 'object') {
-      const isMember = (value as { id?: unknown }).id === memberId;
-      return Object.fromEntries(
-        Object.entries(value).map(([k, v]) => [k, isMember && ERASED_FIELDS.includes(k) ? null : scrub(v)]),
-      );
-    }
-    return value;
-  };
+  const memberFields = (record: Record<string, unknown>) => (record.id === memberId ? ERASED_FIELDS : []);
+  const scrub = (value: unknown) => scrubPersonal(value, personal, memberFields);
   let changed = 0;
   for (const row of rows) {
     let text: string;
@@ -86,4 +80,37 @@ async function redactStoredAnswers(
     changed++;
   }
   return changed;
+}
+
+/** Rows per UPDATE when rewriting a member's events. */
+const EVENTS_PER_UPDATE = 1000;
+
+/**
+ * Rewrites the metadata of the member's events as erasedMetadata makes it; the content hash stays,
+ * so a client resending one of the events is still told it is a duplicate. There is no index on an
+ * event's member: the org's events are read once, which an erasure (rare) can afford.
+ */
+async function eraseEventMetadata(
+  tx: Queryable,
+  orgId: string,
+  memberId: string,
+  personal: string[],
+): Promise<number> {
+  const rows = await tx.query<{ id: string; metadata: Record<string, unknown> }>(
+    `SELECT id, metadata FROM events WHERE org_id = $1 AND member_id = $2 AND metadata IS NOT NULL FOR UPDATE`,
+    [orgId, memberId],
+  );
+  const changed = rows.flatMap((r) => {
+    const metadata = erasedMetadata(r.metadata, personal);
+    return JSON.stringify(metadata) === JSON.stringify(r.metadata) ? [] : [{ id: r.id, metadata }];
+  });
+  for (let at = 0; at < changed.length; at += EVENTS_PER_UPDATE) {
+    await tx.query(
+      `UPDATE events e SET metadata = x.metadata
+         FROM jsonb_to_recordset($3::jsonb) AS x (id text, metadata jsonb)
+        WHERE e.org_id = $1 AND e.member_id = $2 AND e.id = x.id`,
+      [orgId, memberId, JSON.stringify(changed.slice(at, at + EVENTS_PER_UPDATE))],
+    );
+  }
+  return changed.length;
 }
