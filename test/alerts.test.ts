@@ -113,6 +113,36 @@ describe('alerts: happy path', () => {
     expect(messages.map((m) => m.alert_id).sort()).toEqual(alerts.map((a) => a.id).sort());
   });
 
+  it("names how far a budget's spend has gone at the shares its alerts fire: warning, caution, critical", async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const member = await t.call('POST', `/v1/orgs/${org.id}/members`, { key, body: { external_id: 'lv' } });
+    // One event of 0.138: 69, 76.7, 92 and 95.2 % of these amounts.
+    const amounts = ['0.2', '0.18', '0.15', '0.145'];
+    for (const amount of amounts) {
+      const created = await t.call('POST', `/v1/orgs/${org.id}/budgets`, {
+        key,
+        body: {
+          name: `At ${amount}`,
+          scope: { kind: 'member', id: member.body.id },
+          amount,
+          enforcement: 'soft',
+        },
+      });
+      expect(created.status).toBe(201);
+    }
+    await spend(key, 1, { member: 'lv' });
+    const listed = (await t.call('GET', `/v1/orgs/${org.id}/budgets`, { key })).body.data as {
+      amount: string;
+      current_period: { spent: string; status: string };
+    }[];
+    const byAmount = Object.fromEntries(listed.map((b) => [b.amount, b.current_period]));
+    expect(amounts.map((a) => byAmount[a])).toEqual(
+      ['ok', 'warning', 'caution', 'critical'].map((status) =>
+        expect.objectContaining({ spent: '0.138', status }),
+      ),
+    );
+  });
+
   it('fires per budget, and quota.exceeded only for a hard one', async () => {
     const { org, key } = await createOrgWithKey(t);
     const member = await t.call('POST', `/v1/orgs/${org.id}/members`, { key, body: { external_id: 'b1' } });

@@ -5,6 +5,7 @@
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatUnits, parseUnits } from '../../src/domain/money.ts';
 import { createFormats, type Formats } from '../../web/src/format.ts';
 import { spendAndMoney } from '../../web/src/units.ts';
 import { launchBrowser, ownerPage, screenshot, startWebTally, type WebTally } from './support.ts';
@@ -162,6 +163,26 @@ describe('filters and member labels in the browser', () => {
     await page.goto(`${web.url}/usage/limits`);
     const row = panel('Budgets').locator('tbody tr', { hasText: 'Lukas cap' });
     await expect.poll(() => row.locator('td').first().textContent()).toBe('Member: Lukas Schneider');
+  });
+
+  it("says how far a budget's spend has gone: Critical from 95 % of its amount", async () => {
+    const budget = (name: string, amount: string) =>
+      web.tally.call('POST', `/v1/orgs/${web.orgId}/budgets`, {
+        body: { name, scope: { kind: 'member', id: probeId }, amount, enforcement: 'soft' },
+      });
+    const roomy = await budget('Probe roomy', '100000');
+    expect(roomy.body.current_period.status).toBe('ok');
+    // An amount the probe user's spend is about 96 % of (rounded down to the millionth).
+    const spent = parseUnits(roomy.body.current_period.spent, 6);
+    expect(spent).toBeGreaterThan(0n);
+    const amount = formatUnits((spent * 100n) / 96n, 6);
+    const tight = await budget('Probe tight', amount);
+    expect(tight.body.current_period.status).toBe('critical');
+    await page.goto(`${web.url}/usage/limits`);
+    const spentCell = (name: string) =>
+      panel('Budgets').locator('tbody tr', { hasText: name }).locator('td.num').nth(1);
+    await expect.poll(() => spentCell('Probe tight').locator('.tag').textContent()).toBe('Critical');
+    expect(await spentCell('Probe roomy').locator('.tag').count()).toBe(0);
   });
 
   it('shows in the activity log what a call counted besides tokens', async () => {

@@ -10175,10 +10175,10 @@ export interface components {
                 /** @description The amount less what is spent and held, at least 0 */
                 remaining: string;
                 /**
-                 * @description warning from 75 % of the amount spent, exceeded from 100 %
+                 * @description warning from 75 % of the amount spent, caution from 90 %, critical from 95 %, exceeded from 100 %
                  * @enum {string}
                  */
-                status: "ok" | "warning" | "exceeded";
+                status: "ok" | "warning" | "caution" | "critical" | "exceeded";
             };
         };
         CreateBudget: {

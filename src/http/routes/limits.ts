@@ -1,5 +1,5 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
-import { createBudget, deleteBudget, listBudgets } from '../../services/limits/budgets.ts';
+import { BUDGET_STATUSES, createBudget, deleteBudget, listBudgets } from '../../services/limits/budgets.ts';
 import { getLimits } from '../../services/limits/getLimits.ts';
 import { setLimits } from '../../services/limits/setLimits.ts';
 import type { AppEnv } from '../env.ts';
@@ -52,8 +52,9 @@ export const BudgetSchema = z
         spent: z.string(),
         held: z.string(),
         remaining: z.string().openapi({ description: 'The amount less what is spent and held, at least 0' }),
-        status: z.enum(['ok', 'warning', 'exceeded']).openapi({
-          description: 'warning from 75 % of the amount spent, exceeded from 100 %',
+        status: z.enum(BUDGET_STATUSES).openapi({
+          description:
+            'warning from 75 % of the amount spent, caution from 90 %, critical from 95 %, exceeded from 100 %',
         }),
       })
       .openapi({

@@ -41,11 +41,22 @@ interface PeriodSpend {
   spent: string;
   held: string;
   remaining: string;
-  /** `warning` from 75 % of the amount spent, as the first budget alert fires. */
-  status: 'ok' | 'warning' | 'exceeded';
+  status: BudgetStatus;
 }
 
-const WARNING_PERCENT = 75n;
+/** How far a budget's spend has gone: from the shares where its alerts fire (ALERT_PERCENTAGES). */
+export const BUDGET_STATUSES = ['ok', 'warning', 'caution', 'critical', 'exceeded'] as const;
+type BudgetStatus = (typeof BUDGET_STATUSES)[number];
+/** The share of the amount spent at which each status begins, highest first. */
+const LEVELS: [BudgetStatus, bigint][] = [
+  ['exceeded', 100n],
+  ['critical', 95n],
+  ['caution', 90n],
+  ['warning', 75n],
+];
+
+const statusOf = (spent: bigint, amount: bigint): BudgetStatus =>
+  LEVELS.find(([, percent]) => spent * 100n >= amount * percent)?.[0] ?? 'ok';
 
 const budgetView = (b: BudgetRow, current: PeriodSpend) => ({
   id: b.id,
@@ -97,14 +108,13 @@ async function budgetViews(q: Queryable, org: OrgRow, rows: BudgetRow[], now: Da
   return rows.map((b, i) => {
     const { spent, held } = counters.get(counterKey(scopes[i]!)) ?? { spent: 0n, held: 0n };
     const amount = toUnits(org, b.amount);
-    const status = spent >= amount ? 'exceeded' : spent * 100n >= amount * WARNING_PERCENT ? 'warning' : 'ok';
     return budgetView(b, {
       start: periods[i]!.start.toISOString(),
       end: periods[i]!.end.toISOString(),
       spent: money(spent),
       held: money(held),
       remaining: money(spent + held < amount ? amount - spent - held : 0n),
-      status,
+      status: statusOf(spent, amount),
     });
   });
 }

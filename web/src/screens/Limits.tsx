@@ -157,13 +157,20 @@ interface Budget {
   period: string;
   amount: string;
   enforcement: string;
-  current_period: { spent: string; held: string; remaining: string; status: 'ok' | 'warning' | 'exceeded' };
+  current_period: { spent: string; held: string; remaining: string; status: keyof typeof BUDGET_STATUS };
 }
 
 /** Budgets a page of the table loads (Load more reads the next). */
 const BUDGETS_PAGE = 100;
 
-const BUDGET_STATUS = { ok: '', warning: 'tone-warn', exceeded: 'tone-error' } as const;
+/** How a budget's spend shows at each level its alerts fire at (75, 90, 95 and 100 %). */
+const BUDGET_STATUS = {
+  ok: { tone: '', label: null },
+  warning: { tone: 'tone-warn', label: 'Warning' },
+  caution: { tone: 'tone-warn', label: 'Caution' },
+  critical: { tone: 'tone-error', label: 'Critical' },
+  exceeded: { tone: 'tone-error', label: 'Exceeded' },
+} as const;
 
 const SCOPES = [
   ['member', 'Member'],
@@ -292,9 +299,12 @@ function Budgets() {
                         {formats.money(b.amount, currency)} per{' '}
                         {b.period === 'month' ? 'month' : 'billing cycle'}
                       </td>
-                      <td className={`num ${BUDGET_STATUS[b.current_period.status]}`}>
+                      <td className={`num ${BUDGET_STATUS[b.current_period.status].tone}`}>
                         {formats.money(b.current_period.spent, currency)} (
                         {formats.count(percentFloor(b.current_period.spent, b.amount))} %)
+                        {BUDGET_STATUS[b.current_period.status].label && (
+                          <span className="tag">{BUDGET_STATUS[b.current_period.status].label}</span>
+                        )}
                       </td>
                       <td>{b.enforcement === 'hard' ? 'Block' : 'Alert only'}</td>
                       {writable && (
