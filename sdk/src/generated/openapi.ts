@@ -5174,6 +5174,135 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/orgs/{org}/conversations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Conversations active in the range with their totals, newest activity (or most spent) first */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description Default 30d (custom when from/to are given); buckets in the org time zone */
+                    range?: "1d" | "7d" | "30d" | "mtd" | "last_month" | "cycle" | "custom";
+                    /** @description range=custom: YYYY-MM-DD or RFC 3339 time */
+                    from?: string;
+                    /** @description range=custom: YYYY-MM-DD (included) or RFC 3339 time (excluded) */
+                    to?: string;
+                    granularity?: "hour" | "day" | "week";
+                    /** @description Member id (mem_...) or the host app's user id */
+                    member?: string;
+                    feature?: string;
+                    /** @description Model name, or provider/model */
+                    model?: string;
+                    provider?: string;
+                    workspace?: string;
+                    workspace_group?: string;
+                    /** @description web, cli, api, mobile or an integration name */
+                    surface?: string;
+                    project?: string;
+                    api_key?: string;
+                    /** @description An integration: the surface of calls not made on web, cli, api or mobile */
+                    integration?: string;
+                    /** @description A tool, as events name it in metadata.tool */
+                    tool?: string;
+                    /** @description credits: most spent first, in the org's unit (USD cost for BYOM, tokens for BYOK) */
+                    sort?: "last_activity" | "credits";
+                    limit?: number;
+                    cursor?: string;
+                };
+                header?: never;
+                path: {
+                    org: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A page of conversations */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["UsageConversations"];
+                    };
+                };
+                /** @description Malformed request */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing, invalid, revoked or expired key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Not found (also: another org) */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflict */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Body too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A field is invalid; `param` names it */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/orgs/{org}/usage/patterns": {
         parameters: {
             query?: never;
@@ -10697,6 +10826,59 @@ export interface components {
                     /** @example 125.5 */
                     cost: string;
                 }[];
+            }[];
+            has_more: boolean;
+            next_cursor: string | null;
+        };
+        UsageConversations: {
+            /** @enum {string} */
+            object: "usage_conversations";
+            org_id: string;
+            range: components["schemas"]["UsageRange"];
+            /** @enum {string} */
+            sort: "last_activity" | "credits";
+            /**
+             * @description What the org pays in: credits; USD provider cost (BYOM); tokens only (BYOK)
+             * @enum {string}
+             */
+            unit: "credits" | "usd" | "tokens";
+            currency: string;
+            data: {
+                /** @enum {string} */
+                object: "usage_conversation";
+                conversation_id: string;
+                /**
+                 * @description The conversation title, as GET /v1/orgs/{org}/conversations/{conversation} shows it
+                 * @example Q3 Marketing Analysis
+                 */
+                title: string | null;
+                /** @description Who started the conversation in the range */
+                member: {
+                    id: string | null;
+                    label: string;
+                    name: string | null;
+                    email: string | null;
+                    external_id: string | null;
+                    removed: boolean;
+                };
+                /** @description Members who took part in the range */
+                members: number;
+                first_activity_at: string;
+                last_activity_at: string;
+                /** @description Distinct message_id (an event without one counts alone) */
+                messages: number;
+                calls: number;
+                tokens: components["schemas"]["TokenCounts"];
+                /** @example 125.5 */
+                credits: string;
+                /** @example 125.5 */
+                cost: string;
+                /**
+                 * @description Operator keys only
+                 * @example 125.5
+                 */
+                provider_cost_usd: string | null;
+                currency: string;
             }[];
             has_more: boolean;
             next_cursor: string | null;

@@ -153,19 +153,22 @@ const RecordedUsage = z.object(usageShape(Count)).openapi('RecordedUsage', {
     'Every quantity the event recorded (tokens by kind, images, seconds, requests, web searches); zero counts are left out',
 });
 
+/** A member on a usage row: always labelled ("Unknown user" once removed), details only while active. */
+export const UsageMember = z.object({
+  id: z.string().nullable(),
+  label: z.string(),
+  name: z.string().nullable(),
+  email: z.string().nullable(),
+  external_id: z.string().nullable(),
+  removed: z.boolean(),
+});
+
 export const UsageEventSchema = z
   .object({
     id: z.string(),
     object: z.literal('usage_event'),
     occurred_at: z.string(),
-    member: z.object({
-      id: z.string().nullable(),
-      label: z.string(),
-      name: z.string().nullable(),
-      email: z.string().nullable(),
-      external_id: z.string().nullable(),
-      removed: z.boolean(),
-    }),
+    member: UsageMember,
     feature: z.string(),
     provider: z.string(),
     model: z.string(),

@@ -1,7 +1,7 @@
 /**
- * Usage insights: the itemized entries of one day, one conversation with its messages and files,
- * patterns (busiest hours and weekdays, week over week), the spend forecast, spend anomalies and
- * recommendations.
+ * Usage insights: the itemized entries of one day, the conversations of a range with their totals,
+ * one conversation with its messages and files, patterns (busiest hours and weekdays, week over
+ * week), the spend forecast, spend anomalies and recommendations.
  */
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { getConversation } from '../../services/usage/getConversation.ts';
@@ -10,10 +10,22 @@ import { getUsageAnomalies } from '../../services/usage/getUsageAnomalies.ts';
 import { getUsageForecast } from '../../services/usage/getUsageForecast.ts';
 import { getUsagePatterns } from '../../services/usage/getUsagePatterns.ts';
 import { getUsageRecommendations } from '../../services/usage/getUsageRecommendations.ts';
+import { CONVERSATION_SORTS, listConversations } from '../../services/usage/listConversations.ts';
 import { listUsageFiles } from '../../services/usage/listUsageFiles.ts';
 import type { AppEnv } from '../env.ts';
 import { errorResponses, json, OrgParam, Text } from '../schemas.ts';
-import { Amount, Count, Cursor, Filters, RangeSchema, Tokens, Total, Unit, UsageQuery } from './usage.ts';
+import {
+  Amount,
+  Count,
+  Cursor,
+  Filters,
+  RangeSchema,
+  Tokens,
+  Total,
+  Unit,
+  UsageMember,
+  UsageQuery,
+} from './usage.ts';
 
 const Operator = Amount.nullable().openapi({ description: 'Operator keys only' });
 
@@ -123,6 +135,40 @@ export const ConversationUsageSchema = z
     next_cursor: z.string().nullable(),
   })
   .openapi('ConversationUsage');
+
+export const UsageConversationsSchema = z
+  .object({
+    object: z.literal('usage_conversations'),
+    org_id: z.string(),
+    range: RangeSchema,
+    sort: z.enum(CONVERSATION_SORTS),
+    unit: Unit,
+    currency: z.string(),
+    data: z.array(
+      z.object({
+        object: z.literal('usage_conversation'),
+        conversation_id: z.string(),
+        title: z.string().nullable().openapi({
+          description: 'The conversation title, as GET /v1/orgs/{org}/conversations/{conversation} shows it',
+          example: 'Q3 Marketing Analysis',
+        }),
+        member: UsageMember.openapi({ description: 'Who started the conversation in the range' }),
+        members: Count.openapi({ description: 'Members who took part in the range' }),
+        first_activity_at: z.string(),
+        last_activity_at: z.string(),
+        messages: Count.openapi({ description: 'Distinct message_id (an event without one counts alone)' }),
+        calls: Count,
+        tokens: Tokens,
+        credits: Amount,
+        cost: Amount,
+        provider_cost_usd: Operator,
+        currency: z.string(),
+      }),
+    ),
+    has_more: z.boolean(),
+    next_cursor: z.string().nullable(),
+  })
+  .openapi('UsageConversations');
 
 export const UsageFilesSchema = z
   .object({
@@ -352,6 +398,26 @@ export function usageInsightRoutes(app: OpenAPIHono<AppEnv>) {
       const { org, conversation } = c.req.valid('param');
       return c.json(await getConversation(c.get('ctx'), org, conversation, c.req.valid('query')), 200);
     },
+  );
+  app.openapi(
+    route({
+      method: 'get',
+      path: '/v1/orgs/{org}/conversations',
+      summary: 'Conversations active in the range with their totals, newest activity (or most spent) first',
+      request: {
+        params: OrgParam,
+        query: UsageQuery.extend({
+          sort: z.enum(CONVERSATION_SORTS).default('last_activity').openapi({
+            description: "credits: most spent first, in the org's unit (USD cost for BYOM, tokens for BYOK)",
+          }),
+          limit: z.coerce.number().int().min(1).max(200).default(50),
+          cursor: Cursor,
+        }),
+      },
+      responses: { 200: json(UsageConversationsSchema, 'A page of conversations'), ...errorResponses },
+    }),
+    async (c) =>
+      c.json(await listConversations(c.get('ctx'), c.req.valid('param').org, c.req.valid('query')), 200),
   );
   app.openapi(
     route({

@@ -6,17 +6,13 @@
 import type { Usage } from '../../domain/pricing.ts';
 import type { Queryable } from '../../store/db.ts';
 import { cursorTime } from '../pagination.ts';
+import { JOINED_MEMBER_COLUMNS, type JoinedMember } from './scope.ts';
 
-export interface EventRow {
+export interface EventRow extends JoinedMember {
   id: string;
   /** occurred_at in UTC with microseconds: the cursor's first half. */
   at: string;
   seq: string;
-  member_id: string | null;
-  m_name: string | null;
-  m_email: string | null;
-  m_external_id: string | null;
-  m_status: 'active' | 'removed' | null;
   api_key_id: string | null;
   feature: string;
   provider: string;
@@ -54,8 +50,7 @@ export function readEventRows(
   const [cmp, dir] = order === 'newest' ? ['<', 'DESC'] : ['>', 'ASC'];
   return db.query<EventRow>(
     `SELECT e.id, ${cursorTime('e.occurred_at')} AS at,
-            e.seq::text AS seq, e.member_id, m.name AS m_name, m.email AS m_email,
-            m.external_id AS m_external_id, m.status AS m_status, e.api_key_id, e.feature, e.provider,
+            e.seq::text AS seq, e.member_id, ${JOINED_MEMBER_COLUMNS}, e.api_key_id, e.feature, e.provider,
             e.model, e.surface, e.workspace, e.workspace_group, e.project, e.conversation_id,
             e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens, e.usage, e.credits,
             e.cost::text AS cost, e.currency, e.provider_cost_usd::text AS provider_cost_usd

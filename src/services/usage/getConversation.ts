@@ -80,6 +80,11 @@ const SUMS = `count(*)::text AS calls, sum(credits)::text AS credits, sum(cost):
 
 /** The conversation's title of an event: its `metadata.conversation_title`, trimmed as a tool name is. */
 const TITLE = metadataTextSql('metadata', 'conversation_title');
+/**
+ * A conversation's title as an aggregate over its events (`occurred_at`, `id`, `metadata` of
+ * events): the latest non-empty one, so a blank title sent later keeps the earlier one.
+ */
+export const LATEST_TITLE = `(array_agg(${TITLE} ORDER BY occurred_at DESC, id DESC) FILTER (WHERE ${TITLE} <> ''))[1]`;
 
 const int = (s: string | null) => (s === null ? null : Number(s.split('.')[0]));
 
@@ -141,9 +146,9 @@ export async function getConversation(
   const [total] = await ctx.db.read.query<
     Sums & { first_at: string | null; last_at: string | null; members: string[]; title: string | null }
   >(
-    // The latest non-empty title, in the same pass as the sums.
+    // The title in the same pass as the sums.
     `SELECT ${SUMS}, ${AT} AS first_at, ${LAST} AS last_at, array_agg(DISTINCT member_id) AS members,
-            (array_agg(${TITLE} ORDER BY occurred_at DESC, id DESC) FILTER (WHERE ${TITLE} <> ''))[1] AS title
+            ${LATEST_TITLE} AS title
        FROM events WHERE org_id = $1 AND conversation_id = $2`,
     [orgId, conversationId],
   );

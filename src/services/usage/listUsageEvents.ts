@@ -13,8 +13,7 @@ import { readEventRows } from './eventRows.ts';
 import {
   COST_SCALE,
   loadScope,
-  type MemberLabelRow,
-  memberLabel,
+  memberView,
   PCOST_SCALE,
   rangeView,
   type UsageQuery,
@@ -44,31 +43,13 @@ export async function listUsageEvents(ctx: Ctx, orgId: string, query: EventsQuer
     query.limit,
     (r) => [r.at, r.seq],
     (r) => {
-      const member: MemberLabelRow | undefined =
-        r.member_id && r.m_status
-          ? {
-              id: r.member_id,
-              name: r.m_name,
-              email: r.m_email,
-              external_id: r.m_external_id,
-              status: r.m_status,
-            }
-          : undefined;
-      const active = member?.status === 'active';
       const input = BigInt(r.input_tokens);
       const output = BigInt(r.output_tokens);
       return {
         id: r.id,
         object: 'usage_event' as const,
         occurred_at: `${r.at.slice(0, 23)}Z`,
-        member: {
-          id: r.member_id,
-          label: memberLabel(member),
-          name: active ? member.name : null,
-          email: active ? member.email : null,
-          external_id: active ? member.external_id : null,
-          removed: !active,
-        },
+        member: memberView(r),
         feature: r.feature,
         provider: r.provider,
         model: r.model,

@@ -317,6 +317,41 @@ export interface MemberLabelRow {
 export const memberLabel = (m: MemberLabelRow | undefined): string =>
   !m || m.status === 'removed' ? UNKNOWN_USER : (m.name ?? m.email ?? m.external_id ?? UNKNOWN_USER);
 
+/** The member columns a usage row joins in (`members m`), as memberView reads them. */
+export const JOINED_MEMBER_COLUMNS =
+  'm.name AS m_name, m.email AS m_email, m.external_id AS m_external_id, m.status AS m_status';
+
+export interface JoinedMember {
+  member_id: string | null;
+  m_name: string | null;
+  m_email: string | null;
+  m_external_id: string | null;
+  m_status: 'active' | 'removed' | null;
+}
+
+/** A row's member as usage lists show it: always labelled, personal details only while active. */
+export function memberView(r: JoinedMember) {
+  const member: MemberLabelRow | undefined =
+    r.member_id && r.m_status
+      ? {
+          id: r.member_id,
+          name: r.m_name,
+          email: r.m_email,
+          external_id: r.m_external_id,
+          status: r.m_status,
+        }
+      : undefined;
+  const active = member?.status === 'active';
+  return {
+    id: r.member_id,
+    label: memberLabel(member),
+    name: active ? member.name : null,
+    email: active ? member.email : null,
+    external_id: active ? member.external_id : null,
+    removed: !active,
+  };
+}
+
 export interface Labelled {
   label: string;
   provider?: string;
