@@ -93,7 +93,10 @@ describe('allowance bars', () => {
     const [budget] = (await web.tally.call('GET', `/v1/orgs/${orgId}/budgets`)).body.data;
     const spent = Number(budget.current_period.spent);
     expect(spent).toBeGreaterThanOrEqual(0.75);
-    expect(budget.current_period.status).toBe(spent >= 1 ? 'exceeded' : 'warning');
+    // Budgets warn from 75 %, then say caution from 90 % and critical from 95 % (exceeded from 100 %).
+    const status =
+      spent >= 1 ? 'exceeded' : spent >= 0.95 ? 'critical' : spent >= 0.9 ? 'caution' : 'warning';
+    expect(budget.current_period.status).toBe(status);
     const page = await newPage();
     await page.goto((await embedLink(web, 'owner', { member: 'owner-1', orgId })).url);
     await page.getByRole('link', { name: 'Limits', exact: true }).first().click();

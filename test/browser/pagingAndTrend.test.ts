@@ -11,6 +11,7 @@ import type { Browser, Page, Request, Route } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFormats, type Formats, providerName } from '../../web/src/format.ts';
 import type { UsageEvent } from '../../web/src/types.ts';
+import { otherUsageText } from '../../web/src/units.ts';
 import { launchBrowser, ownerPage, startWebTally, type WebTally } from './support.ts';
 
 /** Rows a page of recent activity holds (web/src/components/Activity.tsx). */
@@ -130,6 +131,13 @@ describe('paged activity and the trend tooltip', () => {
         ]),
       );
 
+  /** The tokens cell's text: the count, then what else the call counted ("1 web search"), if any. */
+  const usageCell = (e: UsageEvent) => {
+    const other = otherUsageText(formats, e.usage);
+    const tokens = new Intl.NumberFormat('en-US').format(e.tokens.total);
+    return (e.tokens.total > 0 || other.length === 0 ? [tokens, ...other] : other).join('');
+  };
+
   /** The rows the API's pages should show, in their order. */
   const rowsOf = (...pages: EventsPage[]) =>
     pages
@@ -141,7 +149,7 @@ describe('paged activity and the trend tooltip', () => {
         `${e.member?.label || 'Unknown user'}${e.member?.email ?? ''}`,
         `${e.feature}${e.surface_label ?? ''}`,
         `${providerName(e.provider)} · ${e.model}`,
-        new Intl.NumberFormat('en-US').format(e.tokens.total),
+        usageCell(e),
         formats.credits(e.credits),
         formats.money(e.cost, e.currency),
         `input ${e.tokens.input}, output ${e.tokens.output}, cache read ${e.tokens.cache_read}, cache write ${e.tokens.cache_write}`,
