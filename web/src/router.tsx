@@ -16,6 +16,19 @@ export function navigate(to: string, replace = false): void {
   dispatchEvent(new PopStateEvent('popstate'));
 }
 
+/**
+ * Sets query parameters of the current address in place (an empty value removes one), the others
+ * kept (a host app's choices among them): for a choice on a page that a reload should keep.
+ */
+export function replaceQuery(changes: Record<string, string>): void {
+  const url = new URL(location.href);
+  for (const [name, value] of Object.entries(changes)) {
+    if (value) url.searchParams.set(name, value);
+    else url.searchParams.delete(name);
+  }
+  navigate(`${url.pathname}${url.search}${url.hash}`, true);
+}
+
 export function LocationProvider({ children }: { children: React.ReactNode }) {
   const [url, setUrl] = useState(() => new URL(location.href));
   useEffect(() => {

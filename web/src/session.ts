@@ -57,9 +57,22 @@ function saveLocale(tag: string | null): void {
   }
 }
 
+/** The overview's choices a host app may add to an embed link (see screens/Overview.tsx). */
+const OVERVIEW_CHOICES = ['periods', 'period'];
+
+/** The page to open, with the overview choices the link carries added to its query. */
+function withOverviewChoices(next: string, params: URLSearchParams): string {
+  const url = new URL(next, location.origin);
+  for (const name of OVERVIEW_CHOICES) {
+    const value = params.get(name);
+    if (value !== null) url.searchParams.set(name, value);
+  }
+  return `${url.pathname}${url.search}`;
+}
+
 /**
- * An embed link carries its token (and an optional theme and locale) in the URL fragment: taken once,
- * then removed from the address.
+ * An embed link carries its token (and an optional theme, locale, page and overview choices) in the
+ * URL fragment: taken once, then removed from the address.
  */
 function takeEmbedFragment(): { token: string | null; theme: Record<string, string>; next: string } {
   const params = new URLSearchParams(location.hash.slice(1));
@@ -70,11 +83,8 @@ function takeEmbedFragment(): { token: string | null; theme: Record<string, stri
   }
   // Where to open, e.g. the quota page; only a page of this app, never another site.
   const next = params.get('next') ?? '';
-  return {
-    token: params.get('token'),
-    theme,
-    next: /^\/usage(\/[\w/.-]*)?(\?[^#]*)?$/.test(next) ? next : '/usage',
-  };
+  const page = /^\/usage(\/[\w/.-]*)?(\?[^#]*)?$/.test(next) ? next : '/usage';
+  return { token: params.get('token'), theme, next: withOverviewChoices(page, params) };
 }
 
 /**

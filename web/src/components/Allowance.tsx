@@ -1,11 +1,11 @@
 /**
  * The allowance bar (monthly then bonus credits used of those granted, what remains) and, once the
  * org set an alert threshold or an allowed limit, its month's spend against them on a bar of its
- * own (money per month: the ticks measure what the allowance bar does not), or for a BYOM org its
+ * own (money per month: the two ticks measure what the allowance bar does not), or for a BYOM org its
  * month's spend against its cap; the cycle cards and the run-out warning. Every figure is the API's.
  */
 import { allowanceUsed } from '../allowance.ts';
-import { leftOf, ratio } from '../decimal.ts';
+import { compareDecimal, leftOf, ratio } from '../decimal.ts';
 import { Link } from '../router.tsx';
 import { useOrg } from '../sessionContext.tsx';
 import type { Balance, Limits } from '../types.ts';
@@ -71,30 +71,32 @@ function CreditsBar({ balance }: { balance: Balance }) {
 /** What the month's cap is called, and what reaching it means, by who pays the provider. */
 const CAPS = {
   'spend cap': {
+    label: 'Spend cap',
     meter: 'Spend cap used',
     reached:
       'The spend cap is reached: new requests are blocked until next month or until an admin raises it.',
   },
   'allowed limit': {
+    label: 'Allowed limit',
     meter: 'Allowed limit used',
     reached: 'The allowed limit is reached: credit-consuming features are blocked.',
   },
 } as const;
+type CapName = keyof typeof CAPS;
 
 /**
  * The month's spend against the org's allowed limit (for a BYOM org, its spend cap at provider cost),
- * with the alert threshold as a tick, in the currency limits are set in.
+ * with the alert threshold and the cap as ticks, in the currency limits are set in.
  */
-function MonthSpendBar({ limits, cap: capName }: { limits: Limits; cap: keyof typeof CAPS }) {
+function MonthSpendBar({ limits, cap: capName }: { limits: Limits; cap: CapName }) {
   const { formats } = useOrg();
   const money = (value: string) => formats.money(value, limits.currency);
   const cap = limits.allowed_limit;
   const threshold = limits.alert_threshold;
-  // Without a cap the bar runs up to the alert threshold.
-  const scale = cap ?? threshold;
+  // What the bar measures the spend against: the cap, else the alert threshold.
+  const measure = cap ?? threshold;
   const state =
     limits.status === 'exceeded' ? 'over-limit' : limits.status === 'alert' ? 'over-threshold' : '';
-  const used = (amount: string) => (scale ? Math.min(1, ratio(amount, scale)) * 100 : 0);
   return (
     <div className={`allowance ${state}`}>
       <div className="allowance-head">
@@ -111,32 +113,22 @@ function MonthSpendBar({ limits, cap: capName }: { limits: Limits; cap: keyof ty
           )}
         </span>
       </div>
-      {scale && (
-        // biome-ignore lint/a11y/useSemanticElements: <meter> cannot show the alert threshold tick.
-        <div
-          className="allowance-track"
-          role="meter"
-          aria-label={cap ? CAPS[capName].meter : 'Alert threshold used'}
-          aria-valuemin={0}
-          aria-valuemax={100}
-          aria-valuenow={Math.round(used(limits.spent))}
-        >
-          <div className="seg seg-monthly" style={{ width: `${used(limits.spent)}%` }} />
-          {threshold && (
-            <div
-              className="tick tick-alert"
-              style={{ left: `${used(threshold)}%` }}
-              title={`Alert threshold: ${money(threshold)}`}
-            />
-          )}
-        </div>
-      )}
-      {threshold && (
-        <ul className="allowance-legend">
-          <li>
-            <span className="swatch tick-alert" aria-hidden="true" /> Alert threshold: {money(threshold)}
-          </li>
-        </ul>
+      {measure && (
+        <>
+          <MonthSpendTrack limits={limits} measure={measure} capName={capName} />
+          <ul className="allowance-legend">
+            {threshold && (
+              <li>
+                <span className="swatch tick-alert" aria-hidden="true" /> Alert threshold: {money(threshold)}
+              </li>
+            )}
+            {cap && (
+              <li>
+                <span className="swatch tick-limit" aria-hidden="true" /> {CAPS[capName].label}: {money(cap)}
+              </li>
+            )}
+          </ul>
+        </>
       )}
       {limits.status === 'alert' && (
         <p className="note warn">Spending has passed the alert threshold for this month.</p>
@@ -145,6 +137,56 @@ function MonthSpendBar({ limits, cap: capName }: { limits: Limits; cap: keyof ty
         <p className="note error" role="alert">
           {CAPS[capName].reached} <Link href="/usage/quota">What now?</Link>
         </p>
+      )}
+    </div>
+  );
+}
+
+/**
+ * The bar under the month's spend: it runs up to `measure`, or up to the spend once past it, so the
+ * ticks stay on the bar. Its meter value is the spend's share of `measure`, in percent.
+ */
+function MonthSpendTrack({
+  limits,
+  measure,
+  capName,
+}: {
+  limits: Limits;
+  measure: string;
+  capName: CapName;
+}) {
+  const { formats } = useOrg();
+  const money = (value: string) => formats.money(value, limits.currency);
+  const { spent, alert_threshold: threshold, allowed_limit: cap } = limits;
+  const end = compareDecimal(spent, measure) > 0 ? spent : measure;
+  const at = (amount: string) => ratio(amount, end) * 100;
+  const percent = Math.round(ratio(spent, measure) * 100);
+  const thresholdText = cap && threshold ? `, alert threshold ${money(threshold)}` : '';
+  return (
+    // biome-ignore lint/a11y/useSemanticElements: <meter> cannot show the threshold and limit ticks.
+    <div
+      className="allowance-track"
+      role="meter"
+      aria-label={cap ? CAPS[capName].meter : 'Alert threshold used'}
+      aria-valuemin={0}
+      aria-valuemax={Math.max(100, percent)}
+      aria-valuenow={percent}
+      aria-valuetext={`${money(spent)} of the ${money(measure)} ${cap ? capName : 'alert threshold'}${thresholdText}`}
+    >
+      <div className="seg seg-monthly" style={{ width: `${at(spent)}%` }} />
+      {threshold && (
+        <div
+          className="tick tick-alert"
+          style={{ left: `${at(threshold)}%` }}
+          title={`Alert threshold: ${money(threshold)}`}
+        />
+      )}
+      {cap && (
+        <div
+          className="tick tick-limit"
+          style={{ left: `${at(cap)}%` }}
+          title={`${CAPS[capName].label}: ${money(cap)}`}
+        />
       )}
     </div>
   );

@@ -18,7 +18,7 @@ const TOP_MEMBERS = 5;
 /** Members a page of "Show all" loads. */
 const MEMBERS_PAGE = 100;
 
-const useBreakdown = (by: string, query: Query, limit: number) =>
+export const useBreakdown = (by: string, query: Query, limit: number) =>
   useApi<Breakdown>(`/v1/orgs/${useOrg().org.id}/usage/breakdown`, { ...query, by, limit });
 
 /** Tokens in short (29.4K tokens), to fit beside the spend in a breakdown row. */

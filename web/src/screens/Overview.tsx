@@ -1,12 +1,18 @@
 /**
  * The usage overview: period, member filter, KPIs, allowance, cycle, charts, breakdowns (by tool and
  * integration among them), files, activity, insights.
+ *
+ * The host app chooses the period tabs in the page URL's query (or an embed link's fragment):
+ * `periods` lists the tabs to show, in order, comma-separated (24h, 7d, 30d, this_month, this_cycle,
+ * last_month, custom; the API's range names 1d, mtd and cycle work too), and `period` the one selected
+ * (else the first of `periods`, else 30 days). Unknown names are ignored; none left, the default tabs
+ * show. The tab and user (`member`) the reader picks are written back to the query, so a reload keeps them.
  */
 import { type KeyboardEvent, useEffect, useMemo, useState } from 'react';
 import { type Query, saveBlob, withQuery } from '../api.ts';
 import { ActivityTable } from '../components/Activity.tsx';
 import { AllowanceBar, CycleCards } from '../components/Allowance.tsx';
-import { FeaturePills, MemberShares, ModelBars, TopTable } from '../components/Breakdowns.tsx';
+import { FeaturePills, MemberShares, ModelBars, TopTable, useBreakdown } from '../components/Breakdowns.tsx';
 import { FilesPanel } from '../components/Files.tsx';
 import {
   AnomaliesPanel,
@@ -18,7 +24,7 @@ import { Await, ErrorNote, Panel } from '../components/states.tsx';
 import { CumulativeChart, SurfaceChart } from '../components/UsageCharts.tsx';
 import { useOrgChanges } from '../live.ts';
 import { memberLabel } from '../members.ts';
-import { Link } from '../router.tsx';
+import { Link, replaceQuery, useLocation } from '../router.tsx';
 import { useOrg } from '../sessionContext.tsx';
 import type { Balance, Limits, Member, Org, Summary, UsageRange } from '../types.ts';
 import { moneyNote, spendText } from '../units.ts';
@@ -26,24 +32,38 @@ import { useApi } from '../useApi.ts';
 import { usePagedList } from '../usePagedList.ts';
 import { TopUpButton } from './Payments.tsx';
 
+/** The period tabs: the name a URL gives each, the API range it shows, its label. */
 const PERIODS = [
-  ['1d', '24 hours'],
-  ['7d', '7 days'],
-  ['30d', '30 days'],
-  ['mtd', 'This month'],
-  ['cycle', 'This cycle'],
-  ['last_month', 'Last month'],
-  ['custom', 'Custom'],
+  { name: '24h', range: '1d', label: '24 hours' },
+  { name: '7d', range: '7d', label: '7 days' },
+  { name: '30d', range: '30d', label: '30 days' },
+  { name: 'this_month', range: 'mtd', label: 'This month' },
+  { name: 'this_cycle', range: 'cycle', label: 'This cycle' },
+  { name: 'last_month', range: 'last_month', label: 'Last month' },
+  { name: 'custom', range: 'custom', label: 'Custom' },
 ] as const;
-type Period = (typeof PERIODS)[number][0];
+type Period = (typeof PERIODS)[number];
+const DEFAULT_PERIOD = PERIODS[2];
 
 /**
- * The periods offered to this org: "This cycle" only when its billing cycle starts on another day
- * than the 1st (otherwise it is "This month" twice).
+ * The periods offered when the host app chose none: "This cycle" only when the org's billing cycle
+ * starts on another day than the 1st (otherwise it is "This month" twice).
  */
-function periodsOf(org: Org) {
+function defaultPeriods(org: Org): readonly Period[] {
   const cycleIsMonth = org.billing_cycle_anchor.endsWith('-01');
-  return cycleIsMonth ? PERIODS.filter(([value]) => value !== 'cycle') : PERIODS;
+  return cycleIsMonth ? PERIODS.filter(({ range }) => range !== 'cycle') : PERIODS;
+}
+
+/** The period a URL names, by its own name or the API range it shows. */
+const periodNamed = (name: string | null) => PERIODS.find((p) => p.name === name || p.range === name);
+
+/** The tabs and the selected period the page URL asks for (see the top of this file). */
+function periodsChosen(query: URLSearchParams, org: Org): { tabs: readonly Period[]; selected: Period } {
+  const named = (query.get('periods') ?? '').split(',').map((name) => periodNamed(name.trim()));
+  const chosen = [...new Set(named)].filter((period) => period !== undefined);
+  const tabs = chosen.length > 0 ? chosen : defaultPeriods(org);
+  const asked = periodNamed(query.get('period'));
+  return { tabs, selected: asked && tabs.includes(asked) ? asked : (chosen[0] ?? DEFAULT_PERIOD) };
 }
 
 /** Live updates: the figures reload when the org's usage changes, at most this often. */
@@ -57,9 +77,11 @@ const LIVE_START_MS = 3000;
 
 export function OverviewScreen() {
   const { org } = useOrg();
-  const [period, setPeriod] = useState<Period>('30d');
+  const address = useLocation();
+  const { tabs, selected } = useMemo(() => periodsChosen(address.searchParams, org), [address, org]);
+  const period = selected.range;
+  const member = address.searchParams.get('member') ?? '';
   const [custom, setCustom] = useState({ from: '', to: '' });
-  const [member, setMember] = useState('');
   // Refresh reloads everything; a pushed change reloads everything but the lists being paged through.
   const [refreshes, setRefreshes] = useState(0);
   const [live, setLive] = useState(0);
@@ -87,7 +109,7 @@ export function OverviewScreen() {
   return (
     <div className="overview" key={org.id}>
       <div className="toolbar">
-        <PeriodTabs periods={periodsOf(org)} period={period} onChange={setPeriod} />
+        <PeriodTabs periods={tabs} period={selected} onChange={(tab) => replaceQuery({ period: tab.name })} />
         {period === 'custom' && (
           <div className="custom-range">
             <label>
@@ -113,7 +135,7 @@ export function OverviewScreen() {
             )}
           </div>
         )}
-        <MemberFilter value={member} onChange={setMember} />
+        <MemberFilter value={member} onChange={(id) => replaceQuery({ member: id })} />
         <button type="button" className="secondary" onClick={() => setRefreshes((n) => n + 1)}>
           Refresh
         </button>
@@ -134,7 +156,7 @@ function PeriodTabs({
   period,
   onChange,
 }: {
-  periods: readonly (typeof PERIODS)[number][];
+  periods: readonly Period[];
   period: Period;
   onChange(period: Period): void;
 }) {
@@ -143,26 +165,26 @@ function PeriodTabs({
     if (!step) return;
     event.preventDefault();
     // From the focused tab (the pattern's rule), which is the selected one unless clicked elsewhere.
-    const focused = (event.target as HTMLElement).dataset.period ?? period;
-    const index = periods.findIndex(([value]) => value === focused);
-    const next = periods[(index + step + periods.length) % periods.length]![0];
+    const focused = (event.target as HTMLElement).dataset.period ?? period.name;
+    const index = periods.findIndex(({ name }) => name === focused);
+    const next = periods[(index + step + periods.length) % periods.length]!;
     onChange(next);
-    event.currentTarget.querySelector<HTMLButtonElement>(`[data-period="${next}"]`)?.focus();
+    event.currentTarget.querySelector<HTMLButtonElement>(`[data-period="${next.name}"]`)?.focus();
   };
   return (
     <div className="tabs" role="tablist" aria-label="Period" onKeyDown={move}>
-      {periods.map(([value, label]) => (
+      {periods.map((tab) => (
         <button
-          key={value}
+          key={tab.name}
           type="button"
           role="tab"
-          data-period={value}
-          aria-selected={period === value}
-          tabIndex={period === value ? 0 : -1}
-          className={period === value ? 'tab active' : 'tab'}
-          onClick={() => onChange(value)}
+          data-period={tab.name}
+          aria-selected={period === tab}
+          tabIndex={period === tab ? 0 : -1}
+          className={period === tab ? 'tab active' : 'tab'}
+          onClick={() => onChange(tab)}
         >
-          {label}
+          {tab.label}
         </button>
       ))}
     </div>
@@ -253,7 +275,7 @@ function OverviewBody({
 }) {
   const { org } = useOrg();
   const summary = useApi<Summary>(`/v1/orgs/${org.id}/usage/summary`, query);
-  if (org.billing_mode === 'byok') return <ByokNotice />;
+  if (org.billing_mode === 'byok') return <ByokNotice query={query} />;
   return (
     <>
       <Await loaded={summary} what="the summary">
@@ -519,10 +541,25 @@ function DailyBreakdown({ query }: { query: Query }) {
   );
 }
 
-/** BYOK: calls go to the org's own provider, so there is no cost to show; say so and point to the consoles. */
-function ByokNotice() {
+/** Where each provider (by the catalog's id) shows an org its own usage and spend. */
+const PROVIDER_CONSOLES = [
+  { provider: 'openai', label: 'OpenAI usage', href: 'https://platform.openai.com/usage' },
+  { provider: 'anthropic', label: 'Anthropic usage', href: 'https://console.anthropic.com/settings/usage' },
+  { provider: 'google', label: 'Google Cloud billing', href: 'https://console.cloud.google.com/billing' },
+];
+/** More providers than an org uses at once, so the breakdown lists every one. */
+const PROVIDERS_LIMIT = 50;
+
+/**
+ * BYOK: calls go to the org's own provider, so there is no cost to show; say so and point to the
+ * consoles of the providers its usage names in the period (all of them while none is known).
+ */
+function ByokNotice({ query }: { query: Query }) {
   const { org } = useOrg();
   const balance = useApi<Balance>(`/v1/orgs/${org.id}/balance`);
+  const providers = useBreakdown('provider', query, PROVIDERS_LIMIT);
+  const used = new Set(providers.data?.data.map((row) => row.key));
+  const consoles = PROVIDER_CONSOLES.filter(({ provider }) => used.has(provider));
   return (
     <Panel title="Usage tracking is not available">
       <p>
@@ -531,21 +568,13 @@ function ByokNotice() {
       </p>
       <p>See your spend in your provider's own console:</p>
       <ul>
-        <li>
-          <a href="https://platform.openai.com/usage" target="_blank" rel="noreferrer">
-            OpenAI usage
-          </a>
-        </li>
-        <li>
-          <a href="https://console.anthropic.com/settings/usage" target="_blank" rel="noreferrer">
-            Anthropic usage
-          </a>
-        </li>
-        <li>
-          <a href="https://console.cloud.google.com/billing" target="_blank" rel="noreferrer">
-            Google Cloud billing
-          </a>
-        </li>
+        {(consoles.length > 0 ? consoles : PROVIDER_CONSOLES).map(({ provider, label, href }) => (
+          <li key={provider}>
+            <a href={href} target="_blank" rel="noreferrer">
+              {label}
+            </a>
+          </li>
+        ))}
       </ul>
     </Panel>
   );
