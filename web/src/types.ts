@@ -166,6 +166,22 @@ export interface UsageFiles extends Page<UsageFile> {
   currency: string;
 }
 
+/** A conversation (chat) active in the range, with its figures there (GET /conversations). */
+export interface UsageConversation extends Figures {
+  conversation_id: string;
+  title: string | null;
+  /** Who started it in the range. */
+  member: { id: string | null; label: string };
+  last_activity_at: string;
+  messages: number;
+  tokens: Tokens;
+}
+
+export interface UsageConversations extends Page<UsageConversation> {
+  unit: Unit;
+  currency: string;
+}
+
 export interface UsageEvent {
   id: string;
   occurred_at: string;

@@ -1,6 +1,6 @@
 /**
  * The usage overview: period, member filter, KPIs, allowance, cycle, charts, breakdowns (by tool and
- * integration among them), files, activity, insights.
+ * integration among them), files, conversations, activity, insights.
  *
  * The host app chooses the period tabs in the page URL's query (or an embed link's fragment):
  * `periods` lists the tabs to show, in order, comma-separated (24h, 7d, 30d, this_month, this_cycle,
@@ -13,6 +13,7 @@ import { type Query, saveBlob, withQuery } from '../api.ts';
 import { ActivityTable } from '../components/Activity.tsx';
 import { AllowanceBar, CycleCards } from '../components/Allowance.tsx';
 import { FeaturePills, MemberShares, ModelBars, TopTable, useBreakdown } from '../components/Breakdowns.tsx';
+import { ConversationsPanel } from '../components/Conversations.tsx';
 import { FilesPanel } from '../components/Files.tsx';
 import {
   AnomaliesPanel,
@@ -308,6 +309,7 @@ function OverviewBody({
       </div>
       <FilesPanel query={listQuery} live={live} />
       <DailyBreakdown query={query} />
+      <ConversationsPanel query={listQuery} live={live} />
       <ActivityTable query={listQuery} live={live} />
       <div className="grid two">
         <ForecastPanel />
