@@ -200,11 +200,15 @@ describe('usage page screens', () => {
     await page.getByLabel('Covers').selectOption('workspace');
     await page.getByLabel('Which (id or name)').fill('platform');
     await page.getByLabel('Amount (EUR)').fill('25');
+    await page.getByLabel('Period').selectOption('cycle');
     await page.getByRole('button', { name: 'Add budget' }).click();
     await page.getByRole('row', { name: /Platform cap/ }).waitFor();
+    expect(await page.getByRole('row', { name: /Platform cap/ }).textContent()).toContain(
+      'per billing cycle',
+    );
     const budgets = await api('/budgets');
     expect(budgets.data).toMatchObject([
-      { name: 'Platform cap', amount: '25', scope: { kind: 'workspace' } },
+      { name: 'Platform cap', amount: '25', period: 'cycle', scope: { kind: 'workspace' } },
     ]);
     await screenshot(page, 'limits');
     await page.getByRole('button', { name: 'Remove budget Platform cap' }).click();

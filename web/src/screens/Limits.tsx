@@ -229,7 +229,14 @@ function Budgets() {
   const memberLabels = useMemberLabels(
     budgets.rows.filter((b) => b.scope.kind === 'member').map((b) => b.scope.id),
   );
-  const [form, setForm] = useState({ name: '', kind: 'member', id: '', amount: '', enforcement: 'hard' });
+  const [form, setForm] = useState({
+    name: '',
+    kind: 'member',
+    id: '',
+    amount: '',
+    period: 'month',
+    enforcement: 'hard',
+  });
   const [error, setError] = useState<Error | null>(null);
   const [fieldError, setFieldError] = useState('');
   const create = async (event: FormEvent) => {
@@ -245,6 +252,7 @@ function Budgets() {
         name: form.name.trim(),
         scope: { kind: form.kind, id: form.id.trim() },
         amount: form.amount.trim(),
+        period: form.period,
         enforcement: form.enforcement,
       });
       setForm({ ...form, name: '', id: '', amount: '' });
@@ -355,6 +363,13 @@ function Budgets() {
               value={form.amount}
               onChange={(e) => setForm({ ...form, amount: e.target.value })}
             />
+          </label>
+          <label>
+            Period{' '}
+            <select value={form.period} onChange={(e) => setForm({ ...form, period: e.target.value })}>
+              <option value="month">Calendar month</option>
+              <option value="cycle">Billing cycle</option>
+            </select>
           </label>
           <label>
             When reached{' '}
