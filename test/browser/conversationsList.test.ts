@@ -9,7 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFormats, type Formats } from '../../web/src/format.ts';
 import type { UsageConversation, UsageConversations } from '../../web/src/types.ts';
 import { moneyNote, spendText } from '../../web/src/units.ts';
-import { launchBrowser, ownerPage, SCREENS_DIR, startWebTally, type WebTally } from './support.ts';
+import {
+  demoOrgGet,
+  launchBrowser,
+  ownerPage,
+  SCREENS_DIR,
+  startWebTally,
+  type WebTally,
+} from './support.ts';
 
 /** Rows a page of the panel holds (web/src/components/Conversations.tsx). */
 const PAGE = 10;
@@ -25,11 +32,7 @@ describe('the conversations on the overview', () => {
   let formats: Formats;
   let quietId: string;
 
-  const usage = async (path: string) => {
-    const res = await web.tally.call('GET', `/v1/orgs/${web.orgId}${path}`);
-    if (res.status !== 200) throw new Error(`GET ${path}: ${JSON.stringify(res.body)}`);
-    return res.body;
-  };
+  const usage = (path: string) => demoOrgGet(web, path);
   const conversations = (query: Record<string, string>): Promise<UsageConversations> =>
     usage(`/conversations?${new URLSearchParams({ limit: String(PAGE), ...query })}`);
 

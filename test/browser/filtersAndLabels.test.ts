@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatUnits, parseUnits } from '../../src/domain/money.ts';
 import { createFormats, type Formats } from '../../web/src/format.ts';
 import { spendAndMoney } from '../../web/src/units.ts';
-import { launchBrowser, ownerPage, screenshot, startWebTally, type WebTally } from './support.ts';
+import { demoOrgGet, launchBrowser, ownerPage, screenshot, startWebTally, type WebTally } from './support.ts';
 
 /** A host app user known only by the events it sent: its member has no name. */
 const PROBE_USER = 'u_filter_probe';
@@ -28,11 +28,7 @@ describe('filters and member labels in the browser', () => {
   let formats: Formats;
   let probeId: string;
 
-  const usage = async (path: string) => {
-    const res = await web.tally.call('GET', `/v1/orgs/${web.orgId}${path}`);
-    if (res.status !== 200) throw new Error(`GET ${path}: ${JSON.stringify(res.body)}`);
-    return res.body;
-  };
+  const usage = (path: string) => demoOrgGet(web, path);
   const panel = (title: string) => page.getByRole('region', { name: title });
   const rowTexts = (title: string) =>
     panel(title)
@@ -126,8 +122,10 @@ describe('filters and member labels in the browser', () => {
   });
 
   it('shows each projection of the forecast in money beside its credits', async () => {
+    // Compared with the answer the page itself got: a forecast moves with the clock between reads.
+    const answered = page.waitForResponse((r) => new URL(r.url()).pathname.endsWith('/usage/forecast'));
     await page.goto(`${web.url}/usage`);
-    const forecast = await usage('/usage/forecast');
+    const forecast = await (await answered).json();
     expect(forecast.unit).toBe('credits');
     const cells = (p: Record<string, { amount: string; cost: string }>) =>
       [p.conservative!, p.likely!, p.aggressive!].map(

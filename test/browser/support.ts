@@ -88,6 +88,13 @@ export async function startWebTally(demo: { volume: number; days: number }): Pro
   };
 }
 
+/** The demo org's answer at `path` (below /v1/orgs/{org}) for the operator; anything but 200 fails the test. */
+export async function demoOrgGet(web: WebTally, path: string) {
+  const res = await web.tally.call('GET', `/v1/orgs/${web.orgId}${path}`);
+  if (res.status !== 200) throw new Error(`GET ${path}: ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
 /** Mints an embed token for a demo member and role through the public API. */
 export async function embedLink(
   web: WebTally,
