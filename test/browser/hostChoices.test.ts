@@ -105,6 +105,14 @@ describe("the host app's choices on the usage page", () => {
     await expect.poll(() => page.getByLabel('User', { exact: true }).inputValue()).toBe(member.id);
     await kpisMatch(`range=mtd&member=${member.id}`);
 
+    // Another page and the menu's way back lead to the overview as the reader left it.
+    await page.getByRole('link', { name: 'Limits', exact: true }).click();
+    await page.getByRole('heading', { name: 'Budgets' }).waitFor();
+    await page.getByRole('link', { name: 'Overview', exact: true }).click();
+    await expect.poll(() => tabLabels(page)).toEqual(['This month', 'Last month']);
+    expect(await selectedTab(page)).toBe('This month');
+    expect(query(page).get('member')).toBe(member.id);
+
     // Names it does not know are left out; with none left, the default tabs and period show.
     await page.goto(`${web.url}/usage?periods=24h,weekly,7d,30d&period=7d`);
     await expect.poll(() => tabLabels(page)).toEqual(['24 hours', '7 days', '30 days']);

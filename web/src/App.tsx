@@ -16,7 +16,15 @@ import { PricingScreen } from './screens/Pricing.tsx';
 import { QuotaScreen } from './screens/Quota.tsx';
 import { SettingsScreen } from './screens/Settings.tsx';
 import { SignIn } from './screens/SignIn.tsx';
-import { chooseOrg, isEmbedToken, readChosenOrg, readCredential, readLocale, signOut } from './session.ts';
+import {
+  chooseOrg,
+  isEmbedToken,
+  overviewHref,
+  readChosenOrg,
+  readCredential,
+  readLocale,
+  signOut,
+} from './session.ts';
 import { SessionContext, type SessionValue, useSession as useSessionValue } from './sessionContext.tsx';
 import type { Org, Session } from './types.ts';
 import { UsageBar } from './usageBar/UsageBar.tsx';
@@ -183,9 +191,12 @@ function Layout({ children, onSignOut, wide }: { children: ReactNode; onSignOut(
             <ul>
               {links
                 .filter(([, , shown]) => shown)
-                .map(([href, label]) => (
-                  <li key={href}>
-                    <Link href={href} aria-current={pathname === href ? 'page' : undefined}>
+                .map(([path, label]) => (
+                  <li key={path}>
+                    <Link
+                      href={path === '/usage' ? overviewHref() : path}
+                      aria-current={pathname === path ? 'page' : undefined}
+                    >
                       {label}
                     </Link>
                   </li>

@@ -57,6 +57,19 @@ function saveLocale(tag: string | null): void {
   }
 }
 
+const OVERVIEW_QUERY = 'tally.overview';
+
+/**
+ * The overview's address as the reader left it (its period tabs, period and user): the app's links
+ * back to the overview lead there, so a host app's tabs and the reader's choice survive a visit to
+ * another page.
+ */
+export const overviewHref = (): string => {
+  const query = store.getItem(OVERVIEW_QUERY);
+  return query ? `/usage?${query}` : '/usage';
+};
+export const keepOverviewQuery = (query: string) => store.setItem(OVERVIEW_QUERY, query);
+
 /** The overview's choices a host app may add to an embed link (see screens/Overview.tsx). */
 const OVERVIEW_CHOICES = ['periods', 'period'];
 

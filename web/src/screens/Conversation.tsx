@@ -4,6 +4,7 @@
  */
 import { Await, ListFoot, Panel } from '../components/states.tsx';
 import { Link } from '../router.tsx';
+import { overviewHref } from '../session.ts';
 import { useOrg } from '../sessionContext.tsx';
 import type { Page, Tokens, Unit } from '../types.ts';
 import { spendText } from '../units.ts';
@@ -66,7 +67,7 @@ export function ConversationScreen({ id }: { id: string }) {
     <Panel
       // The chat's title after what the page is, so the heading names both.
       title={messages.first.data?.title ? `Conversation: ${messages.first.data.title}` : 'Conversation'}
-      actions={<Link href="/usage">Back to the overview</Link>}
+      actions={<Link href={overviewHref()}>Back to the overview</Link>}
     >
       <Await loaded={messages.first} what="the conversation">
         {(c) => (

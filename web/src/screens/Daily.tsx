@@ -1,6 +1,7 @@
 /** One day, itemized: each operation with its billing unit, calls, credits and cost. */
 import { Await, Panel } from '../components/states.tsx';
 import { Link, useLocation } from '../router.tsx';
+import { overviewHref } from '../session.ts';
 import { useOrg } from '../sessionContext.tsx';
 import type { Figures, Unit } from '../types.ts';
 import { moneyNote, spendText } from '../units.ts';
@@ -31,13 +32,13 @@ export function DailyScreen({ date }: { date: string }) {
   if (!valid)
     return (
       <p className="empty">
-        That is not a day. <Link href="/usage">Back to the overview</Link>
+        That is not a day. <Link href={overviewHref()}>Back to the overview</Link>
       </p>
     );
   return (
     <Panel
       title={`Daily detail: ${formats.day(date)}`}
-      actions={<Link href="/usage">Back to the overview</Link>}
+      actions={<Link href={overviewHref()}>Back to the overview</Link>}
     >
       {member && (
         <p className="muted">

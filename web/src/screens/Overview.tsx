@@ -6,7 +6,8 @@
  * `periods` lists the tabs to show, in order, comma-separated (24h, 7d, 30d, this_month, this_cycle,
  * last_month, custom; the API's range names 1d, mtd and cycle work too), and `period` the one selected
  * (else the first of `periods`, else 30 days). Unknown names are ignored; none left, the default tabs
- * show. The tab and user (`member`) the reader picks are written back to the query, so a reload keeps them.
+ * show. The tab and user (`member`) the reader picks are written back to the query, so a reload keeps them,
+ * and kept for the app's links back to the overview (session.ts `overviewHref`).
  */
 import { type KeyboardEvent, useEffect, useMemo, useState } from 'react';
 import { type Query, saveBlob, withQuery } from '../api.ts';
@@ -26,6 +27,7 @@ import { CumulativeChart, SurfaceChart } from '../components/UsageCharts.tsx';
 import { useOrgChanges } from '../live.ts';
 import { memberLabel } from '../members.ts';
 import { Link, replaceQuery, useLocation } from '../router.tsx';
+import { keepOverviewQuery } from '../session.ts';
 import { useOrg } from '../sessionContext.tsx';
 import type { Balance, Limits, Member, Org, Summary, UsageRange } from '../types.ts';
 import { moneyNote, spendText } from '../units.ts';
@@ -67,6 +69,16 @@ function periodsChosen(query: URLSearchParams, org: Org): { tabs: readonly Perio
   return { tabs, selected: asked && tabs.includes(asked) ? asked : (chosen[0] ?? DEFAULT_PERIOD) };
 }
 
+/** The overview's choices in its query (the rest, such as a cache-busting `_`, is not kept). */
+function keptChoices(query: URLSearchParams): string {
+  const kept = new URLSearchParams();
+  for (const name of ['periods', 'period', 'member']) {
+    const value = query.get(name);
+    if (value) kept.set(name, value);
+  }
+  return kept.toString();
+}
+
 /** Live updates: the figures reload when the org's usage changes, at most this often. */
 const LIVE_RELOAD_MIN_MS = 5000;
 /**
@@ -82,6 +94,7 @@ export function OverviewScreen() {
   const { tabs, selected } = useMemo(() => periodsChosen(address.searchParams, org), [address, org]);
   const period = selected.range;
   const member = address.searchParams.get('member') ?? '';
+  useEffect(() => keepOverviewQuery(keptChoices(address.searchParams)), [address]);
   const [custom, setCustom] = useState({ from: '', to: '' });
   // Refresh reloads everything; a pushed change reloads everything but the lists being paged through.
   const [refreshes, setRefreshes] = useState(0);
