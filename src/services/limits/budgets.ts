@@ -8,6 +8,7 @@ import { formatUnits, parseUnits } from '../../domain/money.ts';
 import { anchorDayOf, billingCycle, calendarMonth } from '../../domain/periods.ts';
 import { creditsToMoney } from '../../domain/pricing.ts';
 import type { Queryable } from '../../store/db.ts';
+import { ALERT_PERCENTAGES } from '../alerts/evaluateSpendAlerts.ts';
 import { audit, type Ctx, scopeOrg } from '../context.ts';
 import { notFound } from '../errors.ts';
 import { lockBalance } from '../ledger/balances.ts';
@@ -44,19 +45,21 @@ interface PeriodSpend {
   status: BudgetStatus;
 }
 
-/** How far a budget's spend has gone: from the shares where its alerts fire (ALERT_PERCENTAGES). */
 export const BUDGET_STATUSES = ['ok', 'warning', 'caution', 'critical', 'exceeded'] as const;
 type BudgetStatus = (typeof BUDGET_STATUSES)[number];
-/** The share of the amount spent at which each status begins, highest first. */
-const LEVELS: [BudgetStatus, bigint][] = [
-  ['exceeded', 100n],
-  ['critical', 95n],
-  ['caution', 90n],
-  ['warning', 75n],
-];
+/** How far a budget's spend has gone: the status that begins at each share where its alerts fire. */
+const STATUS_FROM: Record<(typeof ALERT_PERCENTAGES)[number], Exclude<BudgetStatus, 'ok'>> = {
+  75: 'warning',
+  90: 'caution',
+  95: 'critical',
+  100: 'exceeded',
+};
 
-const statusOf = (spent: bigint, amount: bigint): BudgetStatus =>
-  LEVELS.find(([, percent]) => spent * 100n >= amount * percent)?.[0] ?? 'ok';
+/** The status of the highest alert share the spend has reached, else ok. */
+function statusOf(spent: bigint, amount: bigint): BudgetStatus {
+  const reached = ALERT_PERCENTAGES.filter((percent) => spent * 100n >= amount * BigInt(percent)).at(-1);
+  return reached === undefined ? 'ok' : STATUS_FROM[reached];
+}
 
 const budgetView = (b: BudgetRow, current: PeriodSpend) => ({
   id: b.id,

@@ -208,19 +208,18 @@ async function applyReversal(tx: Queryable, payment: PaymentRow, memo: string, a
     [payment.org_id, payment.id, status, String(take), String(due > 0n ? due - take : 0n)],
   );
   if (due > 0n) {
-    const reversal = {
-      memo,
-      refunded_amount: fixedMinor(refunded, payment.currency),
-      disputed_amount: fixedMinor(disputed, payment.currency),
-      credits_taken_back: String(take),
-      credits_unrecovered: String(due - take),
-    };
     await writeAudit(tx, {
       orgId: payment.org_id,
       actor,
       action: 'payment.reversed',
       target: payment.id,
-      data: reversal,
+      data: {
+        memo,
+        refunded_amount: fixedMinor(refunded, payment.currency),
+        disputed_amount: fixedMinor(disputed, payment.currency),
+        credits_taken_back: String(take),
+        credits_unrecovered: String(due - take),
+      },
     });
     const reversed = (await lockPayment(tx, payment.org_id, payment.id))!;
     await emitWebhookEvent(tx, payment.org_id, 'payment.reversed', {
