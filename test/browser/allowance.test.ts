@@ -138,6 +138,25 @@ describe('allowance bars', () => {
     await page.context().close();
   });
 
+  it("shows the month's spending against its limit in the monthly history", async () => {
+    const orgId = await orgWithOwner({ billing_mode: 'credits', plan_allowance_credits: '500' });
+    await web.tally.call('PUT', `/v1/orgs/${orgId}/limits`, {
+      body: { alert_threshold: '0.5', allowed_limit: '1' },
+    });
+    // USD 0.60, as above.
+    await ingest(orgId, 'spend', new Date(), 40_000);
+    const page = await newPage();
+    await page.goto((await embedLink(web, 'owner', { member: 'owner-1', orgId })).url);
+    await page.getByRole('link', { name: 'Monthly history', exact: true }).first().click();
+    const table = page.getByRole('table', { name: 'Monthly limit against spending' });
+    await table.waitFor();
+    const month = new Intl.DateTimeFormat('en-US', { timeZone: 'UTC', month: 'long', year: 'numeric' });
+    expect(await table.locator('tbody tr').allTextContents()).toEqual([
+      `${month.format(new Date())}$1.00$0.50$0.60 (60%)Past alert threshold`,
+    ]);
+    await page.context().close();
+  });
+
   it("shows a BYOM org's month against its spend cap, on the page and in the usage bar", async () => {
     const orgId = await orgWithOwner({ billing_mode: 'byom' });
     await web.tally.call('PUT', `/v1/orgs/${orgId}/limits`, {

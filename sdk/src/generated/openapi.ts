@@ -10627,6 +10627,7 @@ export interface components {
                 /** @example 125.5 */
                 provider_cost_usd: string | null;
                 calls: number;
+                limit: components["schemas"]["MonthLimit"];
                 previous_year: {
                     month: string;
                     /** @example 125.5 */
@@ -10639,6 +10640,17 @@ export interface components {
                 };
             }[];
         };
+        /** @description The org's monthly limits in force at the month's end (now, in the current month) against its spend; null when none were set, for months to come and in a filtered view */
+        MonthLimit: {
+            alert_threshold: string | null;
+            allowed_limit: string | null;
+            /** @description The month's spend on the limits' basis, in the limits' currency */
+            spent: string;
+            /** @description spent as a percentage of allowed_limit, to a tenth */
+            used_percent: string | null;
+            /** @enum {string} */
+            status: "ok" | "alert" | "exceeded";
+        } | null;
         UsageDay: {
             /** @enum {string} */
             object: "usage_day";

@@ -1,6 +1,6 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { BUDGET_STATUSES, createBudget, deleteBudget, listBudgets } from '../../services/limits/budgets.ts';
-import { getLimits } from '../../services/limits/getLimits.ts';
+import { getLimits, LIMIT_STATUSES } from '../../services/limits/getLimits.ts';
 import { setLimits } from '../../services/limits/setLimits.ts';
 import type { AppEnv } from '../env.ts';
 import {
@@ -28,7 +28,7 @@ export const LimitsSchema = z
     allowed_limit: z.string().nullable(),
     spent: z.string(),
     held: z.string(),
-    status: z.enum(['ok', 'alert', 'exceeded']),
+    status: z.enum(LIMIT_STATUSES),
   })
   .openapi('Limits');
 

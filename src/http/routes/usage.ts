@@ -2,6 +2,7 @@
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { FIRST_YEAR, isCalendarDate, LAST_YEAR } from '../../domain/calendar.ts';
 import { GRANULARITIES, RANGES } from '../../domain/ranges.ts';
+import { LIMIT_STATUSES } from '../../services/limits/getLimits.ts';
 import { getDailyUsage } from '../../services/usage/getDailyUsage.ts';
 import { getMonthlyUsage } from '../../services/usage/getMonthlyUsage.ts';
 import { getUsageBreakdown } from '../../services/usage/getUsageBreakdown.ts';
@@ -214,6 +215,25 @@ export const UsageDailySchema = z
   })
   .openapi('UsageDaily');
 
+const MonthLimit = z
+  .object({
+    alert_threshold: z.string().nullable(),
+    allowed_limit: z.string().nullable(),
+    spent: z
+      .string()
+      .openapi({ description: "The month's spend on the limits' basis, in the limits' currency" }),
+    used_percent: z
+      .string()
+      .nullable()
+      .openapi({ description: 'spent as a percentage of allowed_limit, to a tenth' }),
+    status: z.enum(LIMIT_STATUSES),
+  })
+  .nullable()
+  .openapi('MonthLimit', {
+    description:
+      "The org's monthly limits in force at the month's end (now, in the current month) against its spend; null when none were set, for months to come and in a filtered view",
+  });
+
 export const UsageMonthlySchema = z
   .object({
     object: z.literal('usage_monthly'),
@@ -228,6 +248,7 @@ export const UsageMonthlySchema = z
       z.object({
         month: z.string(),
         ...Total.shape,
+        limit: MonthLimit,
         previous_year: z.object({ month: z.string(), ...Total.shape }),
       }),
     ),

@@ -6,10 +6,25 @@ import { type Ctx, scopeOrg } from '../context.ts';
 import { loadOrg, type OrgRow } from '../orgs/shape.ts';
 import { counterKey, loadLimitSettings, readCounters } from './scopes.ts';
 
-const money = (text: string | null) => (text === null ? null : formatUnits(parseUnits(text, 6), 6));
+/** A limit amount as the API shows it: to the micro-unit, without trailing zeros. */
+export const limitMoney = (text: string | null) =>
+  text === null ? null : formatUnits(parseUnits(text, 6), 6);
 
 export function unitValue(org: OrgRow): Ratio {
   return org.billing_mode === 'byom' ? Ratio.ONE : Ratio.parse(org.credit_value);
+}
+
+export const LIMIT_STATUSES = ['ok', 'alert', 'exceeded'] as const;
+
+/** Where a month's spend stands against the org's alert threshold and allowed limit. */
+export function limitStatus(
+  spent: Ratio,
+  alertThreshold: string | null,
+  allowedLimit: string | null,
+): (typeof LIMIT_STATUSES)[number] {
+  if (allowedLimit !== null && spent.cmp(Ratio.parse(allowedLimit)) >= 0) return 'exceeded';
+  if (alertThreshold !== null && spent.cmp(Ratio.parse(alertThreshold)) >= 0) return 'alert';
+  return 'ok';
 }
 
 /** The org's monthly limits with this month's spend and holds against them. */
@@ -29,12 +44,6 @@ export async function limitsOf(q: Queryable, org: OrgRow, now: Date) {
     held: 0n,
   };
   const spent = Ratio.parse(creditsToMoney(counter.spent, unitValue(org)));
-  const status: 'ok' | 'alert' | 'exceeded' =
-    settings.allowedLimit !== null && spent.cmp(Ratio.parse(settings.allowedLimit)) >= 0
-      ? 'exceeded'
-      : settings.alertThreshold !== null && spent.cmp(Ratio.parse(settings.alertThreshold)) >= 0
-        ? 'alert'
-        : 'ok';
   return {
     object: 'limits' as const,
     org_id: orgId,
@@ -45,10 +54,10 @@ export async function limitsOf(q: Queryable, org: OrgRow, now: Date) {
       start: month.start.toISOString(),
       end: month.end.toISOString(),
     },
-    alert_threshold: money(settings.alertThreshold),
-    allowed_limit: money(settings.allowedLimit),
+    alert_threshold: limitMoney(settings.alertThreshold),
+    allowed_limit: limitMoney(settings.allowedLimit),
     spent: spent.toDecimal(CREDIT_SCALE + 6),
     held: creditsToMoney(counter.held, unitValue(org)),
-    status,
+    status: limitStatus(spent, settings.alertThreshold, settings.allowedLimit),
   };
 }

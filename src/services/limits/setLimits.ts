@@ -26,6 +26,10 @@ export async function setLimits(
          allowed_limit = EXCLUDED.allowed_limit, updated_at = now()`,
       [orgId, threshold, limit],
     );
+    await tx.query(
+      'INSERT INTO org_limit_changes (org_id, alert_threshold, allowed_limit) VALUES ($1, $2, $3)',
+      [orgId, threshold, limit],
+    );
     await audit(tx, ctx, orgId, 'limits.set', orgId, { ...input });
   });
   return getLimits(ctx, orgId);

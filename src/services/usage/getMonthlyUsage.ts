@@ -1,15 +1,23 @@
 /**
  * Month-by-month totals of one year in the org's time zone, with the same month of the year
- * before beside each (year-over-year), from the rollups (see source.ts).
+ * before beside each (year-over-year), from the rollups (see source.ts). Unfiltered, each month
+ * up to the current one also shows the org's monthly limit in force at its end against its spend
+ * (budget against actual).
  */
 import { dateIn } from '../../domain/calendar.ts';
+import { CREDIT_SCALE, Ratio } from '../../domain/money.ts';
 import { startOfLocalDay } from '../../domain/periods.ts';
+import { creditsToMoney } from '../../domain/pricing.ts';
 import { floorHour } from '../../domain/ranges.ts';
+import type { Queryable } from '../../store/db.ts';
 import type { Ctx } from '../context.ts';
+import { limitMoney, limitStatus, unitValue } from '../limits/getLimits.ts';
+import type { OrgRow } from '../orgs/shape.ts';
 import {
   addTotals,
   figuresView,
   loadScope,
+  PCOST_SCALE,
   SUM_COLUMNS,
   type SumRow,
   type Totals,
@@ -43,6 +51,9 @@ export async function getMonthlyUsage(ctx: Ctx, orgId: string, query: MonthlyQue
     params,
   );
   const byMonth = new Map(rows.map((r) => [r.month, totalsOf(r)]));
+  // The org's limit is org-wide: a filtered view has no budget to compare with.
+  const filtered = Object.values(filters).some((v) => v !== undefined);
+  const changes = filtered ? [] : await limitChanges(ctx.db.read, orgId, edges[24]!);
   const total = zeroTotals();
   const previousTotal = zeroTotals();
   const figures = (t: Totals) => {
@@ -58,6 +69,10 @@ export async function getMonthlyUsage(ctx: Ctx, orgId: string, query: MonthlyQue
     return {
       month: `${year}-${mm}`,
       ...figures(t),
+      limit:
+        edges[12 + i]! > now
+          ? null
+          : monthLimit(scope.org, changes, edges[13 + i]! < now ? edges[13 + i]! : now, t),
       previous_year: { month: `${year - 1}-${mm}`, ...figures(p) },
     };
   });
@@ -71,5 +86,42 @@ export async function getMonthlyUsage(ctx: Ctx, orgId: string, query: MonthlyQue
     total: figures(total),
     previous_year_total: figures(previousTotal),
     data,
+  };
+}
+
+interface LimitChange {
+  changed_at: Date;
+  alert_threshold: string | null;
+  allowed_limit: string | null;
+}
+
+/** The org's limits as they were set before `until`, oldest first. */
+function limitChanges(q: Queryable, orgId: string, until: Date): Promise<LimitChange[]> {
+  return q.query<LimitChange>(
+    `SELECT changed_at, alert_threshold::text, allowed_limit::text FROM org_limit_changes
+      WHERE org_id = $1 AND changed_at < $2 ORDER BY changed_at, id`,
+    [orgId, until],
+  );
+}
+
+/**
+ * The limits in force at `at` (a month's end, or now in the current month) against the month's
+ * spend on the limits' own basis: credits at the org's credit value, provider cost for BYOM.
+ */
+function monthLimit(org: OrgRow, changes: LimitChange[], at: Date, t: Totals) {
+  const set = changes.findLast((c) => c.changed_at < at);
+  if (!set || (set.alert_threshold === null && set.allowed_limit === null)) return null;
+  const spent =
+    org.billing_mode === 'byom'
+      ? Ratio.fromUnits(t.providerCost, PCOST_SCALE)
+      : Ratio.parse(creditsToMoney(t.credits, unitValue(org)));
+  const allowed = set.allowed_limit === null ? null : Ratio.parse(set.allowed_limit);
+  return {
+    alert_threshold: limitMoney(set.alert_threshold),
+    allowed_limit: limitMoney(set.allowed_limit),
+    spent: spent.toDecimal(CREDIT_SCALE + 6),
+    used_percent:
+      allowed === null || allowed.isZero() ? null : spent.mul(Ratio.int(100)).div(allowed).toDecimal(1),
+    status: limitStatus(spent, set.alert_threshold, set.allowed_limit),
   };
 }

@@ -1,4 +1,7 @@
-/** Month-by-month totals for a year, with the same month of the year before beside each. */
+/**
+ * Month-by-month totals for a year, with the same month of the year before beside each, and each
+ * month's spending against the org's monthly limit in force then (budget against actual).
+ */
 import { useState } from 'react';
 import { BarList } from '../components/charts.tsx';
 import { Await, Panel } from '../components/states.tsx';
@@ -7,14 +10,28 @@ import type { Figures, Unit } from '../types.ts';
 import { spendText } from '../units.ts';
 import { useApi } from '../useApi.ts';
 
+interface MonthLimit {
+  alert_threshold: string | null;
+  allowed_limit: string | null;
+  spent: string;
+  used_percent: string | null;
+  status: 'ok' | 'alert' | 'exceeded';
+}
+
 interface Monthly {
   year: number;
   unit: Unit;
   currency: string;
   total: Figures;
   previous_year_total: Figures;
-  data: (Figures & { month: string; previous_year: Figures & { month: string } })[];
+  data: (Figures & { month: string; limit: MonthLimit | null; previous_year: Figures & { month: string } })[];
 }
+
+const LIMIT_STATUS = {
+  ok: { tone: '', label: null },
+  alert: { tone: 'tone-warn', label: 'Past alert threshold' },
+  exceeded: { tone: 'tone-error', label: 'Over limit' },
+} as const;
 
 export function MonthlyScreen() {
   const { org, formats } = useOrg();
@@ -52,9 +69,53 @@ export function MonthlyScreen() {
                 note: `${year - 1}: ${spendText(formats, m.unit, row.previous_year)}`,
               }))}
             />
+            <LimitsAgainstSpend monthly={m} />
           </>
         )}
       </Await>
     </Panel>
+  );
+}
+
+/** The months that had a monthly limit, each with what was spent against it. */
+function LimitsAgainstSpend({ monthly }: { monthly: Monthly }) {
+  const { formats } = useOrg();
+  const months = monthly.data.flatMap(({ month, limit }) => (limit ? [{ month, limit }] : []));
+  if (months.length === 0) return null;
+  const money = (value: string | null) => (value === null ? '—' : formats.money(value, monthly.currency));
+  return (
+    <table className="table">
+      <caption>Monthly limit against spending</caption>
+      <thead>
+        <tr>
+          <th scope="col">Month</th>
+          <th scope="col" className="num">
+            Allowed limit
+          </th>
+          <th scope="col" className="num">
+            Alert threshold
+          </th>
+          <th scope="col" className="num">
+            Spent
+          </th>
+        </tr>
+      </thead>
+      <tbody>
+        {months.map(({ month, limit }) => (
+          <tr key={month}>
+            <th scope="row">{formats.month(month)}</th>
+            <td className="num">{money(limit.allowed_limit)}</td>
+            <td className="num">{money(limit.alert_threshold)}</td>
+            <td className={`num ${LIMIT_STATUS[limit.status].tone}`}>
+              {money(limit.spent)}
+              {limit.used_percent !== null && ` (${formats.percent(limit.used_percent)})`}
+              {LIMIT_STATUS[limit.status].label && (
+                <span className="tag">{LIMIT_STATUS[limit.status].label}</span>
+              )}
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }
