@@ -466,11 +466,11 @@ describe("budgets: a member named by the host app's user id", () => {
     const before = await t.call('POST', '/v1/events', { key, body: { events: [event('before')] } });
     const budget = await budgetFor(org.id, key, 'host-user-42');
     expect(budget.status, JSON.stringify(budget.body)).toBe(201);
-    expect(budget.body.scope).toEqual({ kind: 'member', id: member.body.id });
+    expect(budget.body.scope).toEqual({ kind: 'member', id: member.body.id, label: 'host-user-42' });
     expect(cost(budget.body.current_period.spent)).toBe(cost(before.body.results[0].cost));
     const after = await t.call('POST', '/v1/events', { key, body: { events: [event('after')] } });
     const [listed] = (await t.call('GET', `/v1/orgs/${org.id}/budgets`, { key })).body.data;
-    expect(listed.scope).toEqual({ kind: 'member', id: member.body.id });
+    expect(listed.scope).toEqual({ kind: 'member', id: member.body.id, label: 'host-user-42' });
     expect(cost(listed.current_period.spent)).toBe(
       cost(before.body.results[0].cost) + cost(after.body.results[0].cost),
     );
@@ -487,6 +487,37 @@ describe("budgets: a member named by the host app's user id", () => {
     });
     expect(namesake.status).toBe(201);
     expect((await budgetFor(org.id, key, member.body.id)).body.scope.id).toBe(member.body.id);
+  });
+
+  it('names each scope as the pages do: a member as usage names them, any other scope by its id', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    const people = [
+      { external_id: 'u-named', name: 'Ana Lima', email: 'ana@example.com' },
+      { external_id: 'u-mailed', email: 'ben@example.com' },
+      { external_id: 'u-bare' },
+      { external_id: 'u-leaving', name: 'Cy Leaving' },
+    ];
+    for (const body of people) {
+      expect((await t.call('POST', `/v1/orgs/${org.id}/members`, { key, body })).status).toBe(201);
+    }
+    for (const { external_id } of people)
+      expect((await budgetFor(org.id, key, external_id)).status).toBe(201);
+    const workspace = await t.call('POST', `/v1/orgs/${org.id}/budgets`, {
+      key,
+      body: { name: 'Team cap', scope: { kind: 'workspace', id: 'platform' }, amount: '50', period: 'month' },
+    });
+    expect(workspace.body.scope).toEqual({ kind: 'workspace', id: 'platform', label: 'platform' });
+    const leaving = (
+      await t.db.query<{ id: string }>('SELECT id FROM members WHERE org_id = $1 AND external_id = $2', [
+        org.id,
+        'u-leaving',
+      ])
+    )[0]!.id;
+    expect((await t.call('DELETE', `/v1/orgs/${org.id}/members/${leaving}`, { key })).status).toBe(200);
+    const listed = (await t.call('GET', `/v1/orgs/${org.id}/budgets`, { key })).body.data;
+    expect(listed.map((b: { scope: { label: string } }) => b.scope.label).sort()).toEqual(
+      ['Ana Lima', 'ben@example.com', 'u-bare', 'Unknown user', 'platform'].sort(),
+    );
   });
 
   it('answers 404 naming scope.id for an unknown or erased member, and writes nothing', async () => {

@@ -10288,6 +10288,8 @@ export interface components {
                 /** @enum {string} */
                 kind: "member" | "workspace" | "workspace_group" | "project" | "api_key";
                 id: string;
+                /** @description How the pages name the scope: a member as usage names them (name, else email, else the host app user id; "Unknown user" once removed), any other scope by its id */
+                label: string;
             };
             /** @enum {string} */
             period: "month" | "cycle";

@@ -40,7 +40,14 @@ export const BudgetSchema = z
     object: z.literal('budget'),
     org_id: z.string(),
     name: z.string(),
-    scope: z.object({ kind: ScopeKind, id: z.string() }),
+    scope: z.object({
+      kind: ScopeKind,
+      id: z.string(),
+      label: z.string().openapi({
+        description:
+          'How the pages name the scope: a member as usage names them (name, else email, else the host app user id; "Unknown user" once removed), any other scope by its id',
+      }),
+    }),
     period: z.enum(['month', 'cycle']),
     amount: z.string(),
     enforcement: z.enum(['hard', 'soft']),

@@ -15,6 +15,7 @@ import { lockBalance } from '../ledger/balances.ts';
 import { findMemberId } from '../members/shape.ts';
 import { loadOrg, type OrgRow } from '../orgs/shape.ts';
 import { decodeCursor, type Page, toPage } from '../pagination.ts';
+import { type MemberLabelRow, memberLabel } from '../usage/scope.ts';
 import { unitValue } from './getLimits.ts';
 import { COUNTER_UPSERT, counterKey, readCounters, SCOPE_FIELD, toUnits } from './scopes.ts';
 
@@ -61,12 +62,12 @@ function statusOf(spent: bigint, amount: bigint): BudgetStatus {
   return reached === undefined ? 'ok' : STATUS_FROM[reached];
 }
 
-const budgetView = (b: BudgetRow, current: PeriodSpend) => ({
+const budgetView = (b: BudgetRow, label: string, current: PeriodSpend) => ({
   id: b.id,
   object: 'budget' as const,
   org_id: b.org_id,
   name: b.name,
-  scope: { kind: b.scope_kind, id: b.scope_id },
+  scope: { kind: b.scope_kind, id: b.scope_id, label },
   period: b.period,
   amount: formatUnits(parseUnits(b.amount, 6), 6),
   enforcement: b.enforcement,
@@ -102,16 +103,29 @@ async function spentSince(q: Queryable, org: OrgRow, b: BudgetRow, start: Date):
   return BigInt(row!.spent);
 }
 
+/** The members the budgets cover, by Tally id, to name them as usage does. */
+async function budgetMembers(q: Queryable, orgId: string, rows: BudgetRow[]) {
+  const ids = rows.filter((b) => b.scope_kind === 'member').map((b) => b.scope_id);
+  if (ids.length === 0) return new Map<string, MemberLabelRow>();
+  const members = await q.query<MemberLabelRow>(
+    'SELECT id, name, email, external_id, status FROM members WHERE org_id = $1 AND id = ANY($2::text[])',
+    [orgId, ids],
+  );
+  return new Map(members.map((m) => [m.id, m]));
+}
+
 /** The budgets as the API shows them: each with what was spent and held in its current period. */
 async function budgetViews(q: Queryable, org: OrgRow, rows: BudgetRow[], now: Date): Promise<BudgetView[]> {
   const periods = rows.map((b) => periodOf(org, b, now));
   const scopes = rows.map((b, i) => ({ scope: `budget:${b.id}`, periodStart: periods[i]!.start }));
   const counters = await readCounters(q, org.id, scopes);
   const money = (units: bigint) => creditsToMoney(units, unitValue(org));
+  const members = await budgetMembers(q, org.id, rows);
   return rows.map((b, i) => {
     const { spent, held } = counters.get(counterKey(scopes[i]!)) ?? { spent: 0n, held: 0n };
     const amount = toUnits(org, b.amount);
-    return budgetView(b, {
+    const label = b.scope_kind === 'member' ? memberLabel(members.get(b.scope_id)) : b.scope_id;
+    return budgetView(b, label, {
       start: periods[i]!.start.toISOString(),
       end: periods[i]!.end.toISOString(),
       spent: money(spent),

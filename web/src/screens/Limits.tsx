@@ -1,11 +1,9 @@
 /** The month's alert threshold and allowed limit (threshold <= limit, checked as you type), and budgets. */
-import { type FormEvent, useEffect, useState } from 'react';
-import type { Api } from '../api.ts';
+import { type FormEvent, useState } from 'react';
 import { Await, ErrorNote, ListFoot, Panel } from '../components/states.tsx';
 import { compareDecimal, isDecimal, percentFloor } from '../decimal.ts';
-import { memberLabel } from '../members.ts';
 import { useOrg } from '../sessionContext.tsx';
-import type { Limits, Member, Page } from '../types.ts';
+import type { Limits } from '../types.ts';
 import { useApi } from '../useApi.ts';
 import { usePagedList } from '../usePagedList.ts';
 
@@ -153,7 +151,7 @@ function LimitsForm({ limits, onSaved }: { limits: Limits; onSaved(): void }) {
 interface Budget {
   id: string;
   name: string;
-  scope: { kind: string; id: string };
+  scope: { kind: string; id: string; label: string };
   period: string;
   amount: string;
   enforcement: string;
@@ -181,54 +179,14 @@ const SCOPES = [
 ] as const;
 
 /** What a budget covers, as "Member: Ada Lovelace" or "Workspace: platform". */
-function scopeText(scope: Budget['scope'], memberLabels: ReadonlyMap<string, string>): string {
+function scopeText(scope: Budget['scope']): string {
   const kind = SCOPES.find(([value]) => value === scope.kind)?.[1] ?? scope.kind;
-  const which = scope.kind === 'member' ? (memberLabels.get(scope.id) ?? scope.id) : scope.id;
-  return `${kind}: ${which}`;
-}
-
-/** Members a page of the member list holds when looking budgets' members up (the API's largest page). */
-const MEMBERS_PAGE = 1000;
-
-/**
- * The labels of these members, by Tally id. Budgets store a member's Tally id; the member list is
- * read only until every one is found, as budgets name few members of what may be a long list.
- */
-function useMemberLabels(ids: string[]): ReadonlyMap<string, string> {
-  const { api, org } = useOrg();
-  const [labels, setLabels] = useState<ReadonlyMap<string, string>>(new Map());
-  const wanted = [...new Set(ids)].sort().join(' ');
-  useEffect(() => {
-    if (!wanted) return;
-    const controller = new AbortController();
-    // Unfound or failed, a budget shows the member's id: the table stays usable.
-    readMemberLabels(api, org.id, new Set(wanted.split(' ')), controller.signal).then(setLabels, () => {});
-    return () => controller.abort();
-  }, [api, org.id, wanted]);
-  return labels;
-}
-
-async function readMemberLabels(api: Api, orgId: string, ids: Set<string>, signal: AbortSignal) {
-  const labels = new Map<string, string>();
-  let cursor: string | null = null;
-  do {
-    const page: Page<Member> = await api.get(
-      `/v1/orgs/${orgId}/members`,
-      { limit: MEMBERS_PAGE, cursor },
-      signal,
-    );
-    for (const m of page.data) if (ids.has(m.id)) labels.set(m.id, memberLabel(m));
-    cursor = page.has_more ? page.next_cursor : null;
-  } while (cursor && labels.size < ids.size);
-  return labels;
+  return `${kind}: ${scope.label}`;
 }
 
 function Budgets() {
   const { api, org, can, formats } = useOrg();
   const budgets = usePagedList<Budget>(`/v1/orgs/${org.id}/budgets`, { limit: BUDGETS_PAGE });
-  const memberLabels = useMemberLabels(
-    budgets.rows.filter((b) => b.scope.kind === 'member').map((b) => b.scope.id),
-  );
   const [form, setForm] = useState({
     name: '',
     kind: 'member',
@@ -302,7 +260,7 @@ function Budgets() {
                   {budgets.rows.map((b) => (
                     <tr key={b.id}>
                       <th scope="row">{b.name}</th>
-                      <td>{scopeText(b.scope, memberLabels)}</td>
+                      <td>{scopeText(b.scope)}</td>
                       <td className="num">
                         {formats.money(b.amount, currency)} per{' '}
                         {b.period === 'month' ? 'month' : 'billing cycle'}
