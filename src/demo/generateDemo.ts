@@ -278,6 +278,10 @@ function chatSession(b: Builder, place: SessionPlace): void {
       metadata: {
         ...callMetadata(conversation.title, usage, 0),
         ...(document ? { files: [{ ...document, processed: i === 1 }] } : {}),
+        // Now and then the integration's call times out after the model answered (no random draw).
+        ...(surface === INTEGRATION && (conversation.n + i) % 19 === 0
+          ? { error: 'integration_timeout' }
+          : {}),
       },
     });
     parent = messageId;
@@ -318,6 +322,8 @@ function agentSession(b: Builder, place: SessionPlace, spike: boolean): void {
       metadata: {
         ...callMetadata(conversation.title, usage, i === steps ? 0 : 0.6),
         ...(i === steps ? {} : { tool: AGENT_TOOLS[i % AGENT_TOOLS.length] }),
+        // A tool call fails now and then; the model's tokens were used all the same.
+        ...(i !== steps && (conversation.n * 7 + i) % 37 === 0 ? { error: 'tool_error' } : {}),
       },
     });
     if (i > 1 && i < steps && rng.chance(0.18)) {

@@ -29,6 +29,9 @@ interface BreakdownRow {
   calls: number;
   share: string;
   tokens: { total: number };
+  failed_calls: number;
+  error_rate: string;
+  top_error: string | null;
 }
 
 const EMPTY = 'No files were used in this period.';
@@ -118,6 +121,9 @@ describe('files, tools and integrations on the overview', () => {
     `${f.credits(row.credits)} credits${f.money(row.cost)}`,
     f.count(row.calls),
     f.count(row.tokens.total),
+    row.failed_calls === 0
+      ? f.percent('0')
+      : `${f.percent(row.error_rate)}${row.top_error ? ` · ${row.top_error}` : ''}`,
     f.share(row.share),
   ];
 
@@ -222,7 +228,7 @@ describe('files, tools and integrations on the overview', () => {
         }),
         call('t-gmail-1', 47, { surface: 'gmail', usage: { input_tokens: 45_230, output_tokens: 900 } }),
         call('t-slack-1', 46, { surface: 'slack' }),
-        call('t-slack-2', 45, { surface: 'slack', metadata: { tool: 'Web search' } }),
+        call('t-slack-2', 45, { surface: 'slack', metadata: { tool: 'Web search', error: 'rate_limited' } }),
       ];
       const res = await fetch(`${web.url}/v1/events`, {
         method: 'POST',
@@ -278,7 +284,7 @@ describe('files, tools and integrations on the overview', () => {
       expect(await rowsOf('Files').count()).toBe(0);
     });
 
-    it('shows each tool and integration with its spend, requests, tokens and share', async () => {
+    it('shows each tool and integration with its spend, requests, tokens, error rate and share', async () => {
       await page.getByRole('tab', { name: '30 days' }).click();
       for (const [by, heading, named] of [
         ['tool', 'By tool', ['Web search', 'Document analysis']],
@@ -296,9 +302,14 @@ describe('files, tools and integrations on the overview', () => {
           'Spend',
           'Requests',
           'Tokens',
+          'Errors',
           'Share',
         ]);
       }
+      // One of Slack's two calls failed.
+      expect((await cells('By integration')).find((row) => row[0] === 'slack')![4]).toBe(
+        '50% · rate_limited',
+      );
       // Three calls searched the web (one of them through Slack), with the tokens they sent and got.
       const search = (await cells('By tool')).find((row) => row[0] === 'Web search')!;
       expect(search[2]).toBe('3');

@@ -137,6 +137,10 @@ export interface BreakdownRow extends Figures {
   email?: string | null;
   share: string;
   tokens: Tokens;
+  /** Calls whose metadata named an error, their percentage of calls, and the error most given. */
+  failed_calls: number;
+  error_rate: string;
+  top_error: string | null;
 }
 
 export interface Breakdown extends Page<BreakdownRow> {

@@ -10491,6 +10491,12 @@ export interface components {
                 tokens: components["schemas"]["TokenCounts"];
                 /** @description Fraction of the total, 4 decimals; rows add up to 1 */
                 share: string;
+                /** @description Calls of the group that failed: their metadata.error names the error (a non-empty string) or is true; counted as they stand now, at most the group's calls */
+                failed_calls: number;
+                /** @description failed_calls as a percentage of calls, to a tenth */
+                error_rate: string;
+                /** @description The error the group's failed calls gave most ('error' for error: true) */
+                top_error: string | null;
             }[];
             has_more: boolean;
             next_cursor: string | null;

@@ -141,6 +141,15 @@ export const UsageBreakdownSchema = z
         email: z.string().nullable().optional(),
         ...Figures,
         share: z.string().openapi({ description: 'Fraction of the total, 4 decimals; rows add up to 1' }),
+        failed_calls: Count.openapi({
+          description:
+            "Calls of the group that failed: their metadata.error names the error (a non-empty string) or is true; counted as they stand now, at most the group's calls",
+        }),
+        error_rate: z.string().openapi({ description: 'failed_calls as a percentage of calls, to a tenth' }),
+        top_error: z
+          .string()
+          .nullable()
+          .openapi({ description: "The error the group's failed calls gave most ('error' for error: true)" }),
       }),
     ),
     has_more: z.boolean(),

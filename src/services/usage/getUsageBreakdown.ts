@@ -30,7 +30,7 @@
  * `invalid_cursor`, one whose org changed its zone, cycle or billing mode with 409 `cursor_stale`.
  */
 import { createHash } from 'node:crypto';
-import { formatUnits } from '../../domain/money.ts';
+import { formatUnits, Ratio } from '../../domain/money.ts';
 import { floorHour } from '../../domain/ranges.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
@@ -39,6 +39,8 @@ import { type CursorPart, decodeCursor, encodeCursor } from '../pagination.ts';
 import {
   DIMENSION_KEY,
   type Dimension,
+  errorCodeSql,
+  failedSql,
   figuresView,
   labelsFor,
   loadScope,
@@ -46,9 +48,11 @@ import {
   rangeView,
   SUM_COLUMNS,
   type SumRow,
+  toolSql,
   totalsOf,
   type UsageQuery,
   weightSql,
+  whereOf,
   zeroTotals,
 } from './scope.ts';
 import { planOf, SUM_NAMES, sourceSql, wideRows } from './source.ts';
@@ -64,6 +68,8 @@ export interface BreakdownQuery extends UsageQuery {
 
 type GroupRow = SumRow & {
   key: string;
+  failed: string;
+  top_error: string | null;
   weight_text: string;
   share_units: string;
   groups: string;
@@ -144,6 +150,19 @@ function walkOf(cursor: string | undefined): Walk | null {
   };
 }
 
+/**
+ * A group's failed calls (metadata.error) as counted now, at most its calls (a later page ranks the
+ * usage of its first page, while failures are read as they stand), and their share of its calls.
+ */
+function failuresView(failed: bigint, calls: bigint, topError: string | null) {
+  const counted = failed < calls ? failed : calls;
+  return {
+    failed_calls: Number(counted),
+    error_rate: calls > 0n ? Ratio.of(counted * 100n, calls).toDecimal(1) : '0',
+    top_error: counted > 0n ? topError : null,
+  };
+}
+
 /** The recent part of a walk starts this long before the hour of its first page. */
 const RECENT_MS = 3_600_000;
 
@@ -201,8 +220,13 @@ export async function getUsageBreakdown(ctx: Ctx, orgId: string, query: Breakdow
                       FROM usage_hourly_total
                      WHERE org_id = ${org} AND bucket >= ${p(start.toISOString())} AND bucket < ${to})`;
   const after = p(walk?.weight ?? null);
+  const failedWhere = `${whereOf('events', orgId, { start, end }, query, params)} AND ${failedSql('e.metadata')}`;
   const rows = await ctx.db.read.query<GroupRow>(
-    `WITH u AS (
+    `WITH f AS (
+       SELECT ${query.by === 'tool' ? toolSql('e.metadata') : DIMENSION_KEY[query.by]} AS key, count(*) AS failed,
+              mode() WITHIN GROUP (ORDER BY ${errorCodeSql('e.metadata')}) AS top_error
+         FROM events e WHERE ${failedWhere} GROUP BY 1
+     ), u AS (
        SELECT key, ${SUM_NAMES} FROM ${src} AS s
        ${since}
      ), g AS (
@@ -228,7 +252,9 @@ export async function getUsageBreakdown(ctx: Ctx, orgId: string, query: Breakdow
             (base + CASE WHEN rn <= missing THEN 1 ELSE 0 END)::text AS share_units,
             total_calls::text AS total_calls, total_credits::text AS total_credits,
             total_cost::text AS total_cost, total_provider_cost_usd::text AS total_provider_cost_usd,
-            ${walk ? pinned : `CASE WHEN groups > ${query.limit} THEN ${pinned} END`} AS pinned
+            ${walk ? pinned : `CASE WHEN groups > ${query.limit} THEN ${pinned} END`} AS pinned,
+            coalesce((SELECT f.failed FROM f WHERE f.key = r.key), 0)::text AS failed,
+            (SELECT f.top_error FROM f WHERE f.key = r.key) AS top_error
        FROM r
       WHERE ${after}::numeric IS NULL OR weight < ${after}::numeric
          OR (weight = ${after}::numeric AND key > ${p(walk?.key ?? null)})
@@ -288,6 +314,7 @@ export async function getUsageBreakdown(ctx: Ctx, orgId: string, query: Breakdow
         ...(l.email !== undefined ? { email: l.email } : {}),
         ...figuresView(totalsOf(r), scope.operator),
         share: formatUnits(BigInt(r.share_units), SHARE_SCALE),
+        ...failuresView(BigInt(r.failed), BigInt(r.calls), r.top_error),
       };
     }),
     has_more,

@@ -152,8 +152,9 @@ const TOP_LABELS: Record<string, [string, string]> = {
 };
 /**
  * Dimensions most usage does not name (calls without a tool, calls made on the product's own
- * surfaces): their card shows the tokens as well, and stays hidden while the only row is the API's
- * "none" row (key '': "No tool", "No integration").
+ * surfaces): their card shows the tokens and the error rate as well (how the integration or tool
+ * performs), and stays hidden while the only row is the API's "none" row (key '': "No tool",
+ * "No integration").
  */
 const SPARSE = new Set(['tool', 'integration']);
 
@@ -197,6 +198,11 @@ export function TopTable({ by, query, live }: { by: keyof typeof TOP_LABELS; que
                         Tokens
                       </th>
                     )}
+                    {sparse && (
+                      <th scope="col" className="num">
+                        Errors
+                      </th>
+                    )}
                     <th scope="col" className="num">
                       Share
                     </th>
@@ -209,6 +215,7 @@ export function TopTable({ by, query, live }: { by: keyof typeof TOP_LABELS; que
                       <SpendCell unit={b.unit} figures={row} />
                       <td className="num">{formats.count(row.calls)}</td>
                       {sparse && <td className="num">{formats.count(row.tokens.total)}</td>}
+                      {sparse && <ErrorsCell row={row} />}
                       <td className="num">{formats.share(row.share)}</td>
                     </tr>
                   ))}
@@ -220,5 +227,20 @@ export function TopTable({ by, query, live }: { by: keyof typeof TOP_LABELS; que
         }
       </Await>
     </Panel>
+  );
+}
+
+/** A group's failed calls as a share of its calls, with the error they gave most. */
+function ErrorsCell({ row }: { row: BreakdownRow }) {
+  const { formats } = useOrg();
+  if (row.failed_calls === 0) return <td className="num muted">{formats.percent('0')}</td>;
+  return (
+    <td
+      className="num tone-warn"
+      title={`${formats.count(row.failed_calls)} of ${formats.count(row.calls)} calls failed`}
+    >
+      {formats.percent(row.error_rate)}
+      {row.top_error && <span className="muted"> · {row.top_error}</span>}
+    </td>
   );
 }
