@@ -74,6 +74,11 @@ describe('usage export', () => {
     const events = Array.from({ length: 12 }, (_, n) => event(`e${String(n).padStart(2, '0')}`, n));
     events[3] = event('e03', 3, { feature: 'Summarize, "quoted"\nnew line' });
     events[4] = event('e04', 4, { feature: '=HYPERLINK("http://evil")', workspace: 'ws-1' });
+    // A member known by an email and no name is named by it, as the usage pages name them.
+    await t.call('POST', `/v1/orgs/${org.id}/members`, {
+      key,
+      body: { external_id: 'u2', email: 'u2@example.com' },
+    });
     const sent = await t.call('POST', '/v1/events', { key, body: { events } });
     expect(sent.body.results.every((r: { status: string }) => r.status === 'accepted')).toBe(true);
     // A removed member is exported as "Unknown user".
@@ -97,6 +102,8 @@ describe('usage export', () => {
     expect(data[1]!.member_name).toBe('Unknown user');
     expect(data[1]!.member_external_id).toBe('');
     expect(data[0]!.member_external_id).toBe('u0');
+    expect(data[0]!.member_name).toBe('u0');
+    expect(data[2]!.member_name).toBe('u2@example.com');
     // An org key does not see provider cost.
     expect(data.every((r) => r.provider_cost_usd === '')).toBe(true);
 

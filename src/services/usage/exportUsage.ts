@@ -18,7 +18,7 @@ import { UNIT_COUNTS } from '../../domain/pricing.ts';
 import type { Ctx } from '../context.ts';
 import { type EventRow, readEventRows } from './eventRows.ts';
 import { FOCUS_COLUMNS, FOCUS_TEXT_COLUMNS, focusRow, type TallyRow } from './focusColumns.ts';
-import { COST_SCALE, loadScope, PCOST_SCALE, UNKNOWN_USER, type UsageQuery, whereOf } from './scope.ts';
+import { COST_SCALE, loadScope, memberView, PCOST_SCALE, type UsageQuery, whereOf } from './scope.ts';
 
 export const EXPORT_FORMATS = ['csv', 'jsonl', 'json'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
@@ -111,7 +111,7 @@ export async function exportUsage(
       event_id: r.id,
       member_id: r.member_id,
       member_external_id: active ? r.m_external_id : null,
-      member_name: r.member_id === null ? null : active ? (r.m_name ?? r.m_external_id) : UNKNOWN_USER,
+      member_name: r.member_id === null ? null : memberView(r).label,
       feature: r.feature,
       provider: r.provider,
       model: r.model,
