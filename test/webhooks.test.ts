@@ -13,6 +13,7 @@ import { pageOf } from '../src/http/schemas.ts';
 import { deliverWebhooks, retryDelaySeconds } from '../src/services/webhooks/deliverWebhooks.ts';
 import { emitWebhookEvent } from '../src/services/webhooks/emitWebhookEvent.ts';
 import { sendDailySummaries, yesterdayOf } from '../src/services/webhooks/sendDailySummaries.ts';
+import { lastMonthOf, sendMonthlySummaries } from '../src/services/webhooks/sendMonthlySummaries.ts';
 import { createOrgWithKey, onServer, startTally, type TestTally } from './support/harness.ts';
 
 let t: TestTally;
@@ -329,6 +330,103 @@ describe('webhooks: happy path', () => {
         top_features: [{ feature: 'Chat', calls: 2, credits: '27.6', cost: '0.276' }],
       },
     });
+  });
+
+  it("sends a monthly summary of the org's last local month once, with the pages' own figures", async () => {
+    const receiver = await startReceiver();
+    const zone = 'America/New_York';
+    const { org, key } = await createOrgWithKey(t, { timezone: zone });
+    await createEndpoint(org.id, receiver.url, { key, event_types: ['usage.monthly_summary'] });
+    const quiet = await createOrgWithKey(t, { timezone: zone });
+    const now = new Date();
+    const last = lastMonthOf(zone, now);
+    const event = (id: string, at: Date, feature: string, model: string) => ({
+      id,
+      member: id.startsWith('a') ? 'u1' : 'u2',
+      feature,
+      provider: 'openai',
+      model,
+      occurred_at: at.toISOString(),
+      usage: { input_tokens: 3_000, output_tokens: 10_000 },
+    });
+    const lastMonth = new Date(last.end.getTime() - 12 * 3_600_000);
+    const sent = await t.call('POST', '/v1/events', {
+      key,
+      body: {
+        events: [
+          event('a1', lastMonth, 'Chat', 'gpt-4o'),
+          event('b1', new Date(lastMonth.getTime() - 60_000), 'Agents', 'gpt-4o-mini'),
+          event('a2', new Date(lastMonth.getTime() - 120_000), 'Chat', 'gpt-4o-mini'),
+          // This month: not in the summary.
+          event('a3', new Date(last.end.getTime() + 60_000), 'Chat', 'gpt-4o'),
+        ],
+      },
+    });
+    expect(sent.body.results.every((r: { status: string }) => r.status === 'accepted')).toBe(true);
+    // The limit set before last month ended is the one its summary compares with.
+    await t.db.query(
+      `INSERT INTO org_limit_changes (org_id, changed_at, alert_threshold, allowed_limit) VALUES ($1, $2, '1', '2')`,
+      [org.id, last.start],
+    );
+    const ctx = {
+      db: t.db,
+      config: t.config,
+      prices: t.prices,
+      principal: { kind: 'operator' as const, id: 'op_test' },
+      requestId: 'req_test',
+    };
+    await Promise.all([sendMonthlySummaries(ctx, now), sendMonthlySummaries(ctx, now)]);
+    await sendMonthlySummaries(ctx, now);
+    await deliver();
+    expect(receiver.received).toHaveLength(1);
+    const { type, data } = bodyOf(receiver.received[0]!);
+    expect(type).toBe('usage.monthly_summary');
+    const page = async (path: string) => (await t.call('GET', `/v1/orgs/${org.id}${path}`, { key })).body;
+    const summary = await page('/usage/summary?range=last_month');
+    const features = await page('/usage/breakdown?range=last_month&by=feature&limit=5');
+    const models = await page('/usage/breakdown?range=last_month&by=model&limit=5');
+    const top = (rows: Record<string, unknown>[]) =>
+      rows.map(({ key, label, calls, credits, cost, share }) => ({
+        key,
+        label,
+        calls,
+        credits,
+        cost,
+        share,
+      }));
+    expect(data).toEqual({
+      org_id: org.id,
+      month: last.month,
+      timezone: zone,
+      start: summary.range.start,
+      end: summary.range.end,
+      unit: 'credits',
+      currency: 'EUR',
+      calls: 3,
+      active_members: 2,
+      credits: summary.credits,
+      cost: summary.cost,
+      tokens: summary.tokens,
+      top_features: top(features.data),
+      top_models: top(models.data),
+      limit: expect.objectContaining({ allowed_limit: '2', alert_threshold: '1' }),
+      report_path: expect.stringMatching(
+        /^\/v1\/orgs\/org_\w+\/usage\/export\?format=pdf&range=custom&from=/,
+      ),
+    });
+    expect(data.top_features.map((f: { key: string }) => f.key).sort()).toEqual(['Agents', 'Chat']);
+    expect(JSON.stringify(data)).not.toContain('provider_cost');
+    // The report it names is that month's PDF.
+    const report = await t.app.request(data.report_path, { headers: { authorization: `Bearer ${key}` } });
+    expect(report.status).toBe(200);
+    expect(report.headers.get('content-type')).toBe('application/pdf');
+    // An org with no usage last month got nothing.
+    expect(
+      await t.db.query(
+        "SELECT 1 FROM webhook_messages WHERE org_id = $1 AND type = 'usage.monthly_summary'",
+        [quiet.org.id],
+      ),
+    ).toEqual([]);
   });
 
   it('replay sends a delivery again with the same webhook-id', async () => {

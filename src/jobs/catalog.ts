@@ -13,6 +13,7 @@ import { runAutoTopups } from '../services/payments/runAutoTopups.ts';
 import { detectAnomalies } from '../services/usage/detectAnomalies.ts';
 import { deliverWebhooks } from '../services/webhooks/deliverWebhooks.ts';
 import { sendDailySummaries } from '../services/webhooks/sendDailySummaries.ts';
+import { sendMonthlySummaries } from '../services/webhooks/sendMonthlySummaries.ts';
 import type { JobDefinition } from './runner.ts';
 
 export function jobCatalog(ctx: Ctx): JobDefinition[] {
@@ -33,6 +34,7 @@ export function jobCatalog(ctx: Ctx): JobDefinition[] {
         }),
     },
     { name: 'daily_usage_summaries', everySeconds: 900, run: () => sendDailySummaries(ctx.db) },
+    { name: 'monthly_usage_summaries', everySeconds: 900, run: () => sendMonthlySummaries(ctx) },
     { name: 'projected_run_out_alerts', everySeconds: 3600, run: () => checkProjectedRunOut(ctx) },
     { name: 'auto_topups', everySeconds: 15, run: () => runAutoTopups(ctx) },
     { name: 'detect_anomalies', everySeconds: 900, run: () => detectAnomalies(ctx) },

@@ -11209,7 +11209,7 @@ export interface components {
             url: string;
             description: string | null;
             /** @description Empty: every event type */
-            event_types: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "webhook_endpoint.disabled" | "grant.created" | "usage.daily_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed" | "payment.completed" | "payment.reversed")[];
+            event_types: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "webhook_endpoint.disabled" | "grant.created" | "usage.daily_summary" | "usage.monthly_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed" | "payment.completed" | "payment.reversed")[];
             /** @description Nothing is sent while true; new messages still get a delivery, sent once it is enabled */
             disabled: boolean;
             disabled_at: string | null;
@@ -11231,7 +11231,7 @@ export interface components {
             url: string;
             description?: string | null;
             /** @description Only these types; empty or absent: every type */
-            event_types?: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "webhook_endpoint.disabled" | "grant.created" | "usage.daily_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed" | "payment.completed" | "payment.reversed")[];
+            event_types?: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "webhook_endpoint.disabled" | "grant.created" | "usage.daily_summary" | "usage.monthly_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed" | "payment.completed" | "payment.reversed")[];
         };
         UpdateWebhookEndpoint: {
             /**
@@ -11242,7 +11242,7 @@ export interface components {
             url?: string;
             description?: string | null;
             /** @description Only these types; empty or absent: every type */
-            event_types?: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "webhook_endpoint.disabled" | "grant.created" | "usage.daily_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed" | "payment.completed" | "payment.reversed")[];
+            event_types?: ("alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "webhook_endpoint.disabled" | "grant.created" | "usage.daily_summary" | "usage.monthly_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed" | "payment.completed" | "payment.reversed")[];
             /** @description true: send nothing (new messages wait); false: enable it, sending its pending deliveries now, in order */
             disabled?: boolean;
         };
@@ -11255,7 +11255,7 @@ export interface components {
             /** @description Sent as the webhook-id header */
             message_id: string;
             /** @enum {string} */
-            event_type: "alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "webhook_endpoint.disabled" | "grant.created" | "usage.daily_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed" | "payment.completed" | "payment.reversed";
+            event_type: "alert.threshold_crossed" | "quota.exceeded" | "credits.low" | "credits.projected_run_out" | "webhook_endpoint.disabled" | "grant.created" | "usage.daily_summary" | "usage.monthly_summary" | "anomaly.detected" | "auto_topup.succeeded" | "auto_topup.failed" | "payment.completed" | "payment.reversed";
             /** @enum {string} */
             status: "pending" | "succeeded" | "failed";
             attempts: number;

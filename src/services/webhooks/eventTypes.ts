@@ -14,6 +14,8 @@ export const WEBHOOK_EVENT_TYPES = [
   ...ALERT_TYPES,
   'grant.created',
   'usage.daily_summary',
+  // After each local month: its totals, top features and models, limit against spend, PDF report.
+  'usage.monthly_summary',
   'anomaly.detected',
   'auto_topup.succeeded',
   'auto_topup.failed',

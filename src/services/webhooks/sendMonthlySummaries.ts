@@ -1,0 +1,106 @@
+/**
+ * usage.monthly_summary: once per org and local month, after the month has ended in the org's time
+ * zone, what a host app needs to send its customer a monthly statement: the month's totals, its
+ * top features and models, the monthly limit in force against its spend, and the path of the
+ * month's PDF report. The figures are read through the usage pages' own services (the
+ * `last_month` range), so they are the pages' to the last unit; provider cost is left out, as org
+ * keys never see it. The job may run often and in several processes: the dedupe key
+ * (`usage.monthly_summary:<YYYY-MM>`) makes it one message per org and month. Orgs with no usage
+ * that month, and BYOK orgs (untracked), get none.
+ */
+import { dateIn } from '../../domain/calendar.ts';
+import { calendarMonth } from '../../domain/periods.ts';
+import type { Ctx } from '../context.ts';
+import { ORG_COLUMNS, type OrgRow } from '../orgs/shape.ts';
+import { getMonthlyUsage } from '../usage/getMonthlyUsage.ts';
+import { getUsageBreakdown } from '../usage/getUsageBreakdown.ts';
+import { getUsageSummary } from '../usage/getUsageSummary.ts';
+import { emitWebhookEvent } from './emitWebhookEvent.ts';
+
+const PAGE = 500;
+const TOP = 5;
+
+/** The org's last whole local month: its start and end, and its name (YYYY-MM). */
+export function lastMonthOf(zone: string, now: Date): { month: string; start: Date; end: Date } {
+  const last = calendarMonth(zone, new Date(calendarMonth(zone, now).start.getTime() - 1));
+  return { month: dateIn(zone, last.start).slice(0, 7), start: last.start, end: last.end };
+}
+
+export async function sendMonthlySummaries(ctx: Ctx, now = new Date()): Promise<{ sent: number }> {
+  let after = '';
+  let sent = 0;
+  for (;;) {
+    const orgs = await ctx.db.query<OrgRow>(
+      `SELECT ${ORG_COLUMNS} FROM orgs WHERE id > $1 AND billing_mode <> 'byok' ORDER BY id LIMIT ${PAGE}`,
+      [after],
+    );
+    if (orgs.length === 0) return { sent };
+    after = orgs[orgs.length - 1]!.id;
+    const months = new Map(orgs.map((o) => [o.id, lastMonthOf(o.timezone, now)]));
+    const wanted = [...months].map(([org_id, m]) => ({
+      org_id,
+      start: m.start.toISOString(),
+      end: m.end.toISOString(),
+      dedupe_key: `usage.monthly_summary:${m.month}`,
+    }));
+    // Orgs summarised already, or with no usage that month, cost this one query per run.
+    const due = await ctx.db.query<{ org_id: string }>(
+      `SELECT x.org_id
+         FROM jsonb_to_recordset($1::jsonb) AS x(org_id text, start timestamptz, "end" timestamptz, dedupe_key text)
+        WHERE NOT EXISTS (SELECT 1 FROM webhook_messages m WHERE m.org_id = x.org_id AND m.dedupe_key = x.dedupe_key)
+          AND EXISTS (SELECT 1 FROM usage_hourly_total u
+                       WHERE u.org_id = x.org_id AND u.bucket >= x.start AND u.bucket < x."end" AND u.calls > 0)`,
+      [JSON.stringify(wanted)],
+    );
+    for (const { org_id } of due) {
+      const month = months.get(org_id)!;
+      const data = await monthlySummary(ctx, org_id, month.month, now);
+      const id = await ctx.db.transaction((tx) =>
+        emitWebhookEvent(tx, org_id, 'usage.monthly_summary', data, {
+          dedupeKey: `usage.monthly_summary:${month.month}`,
+          at: now,
+        }),
+      );
+      if (id) sent++;
+    }
+  }
+}
+
+async function monthlySummary(ctx: Ctx, orgId: string, month: string, now: Date) {
+  const range = { range: 'last_month' as const };
+  const summary = await getUsageSummary(ctx, orgId, range, now);
+  const top = async (by: 'feature' | 'model') =>
+    (await getUsageBreakdown(ctx, orgId, { ...range, by, limit: TOP }, now)).data.map((row) => ({
+      key: row.key,
+      label: row.label,
+      calls: row.calls,
+      credits: row.credits,
+      cost: row.cost,
+      share: row.share,
+    }));
+  const year = await getMonthlyUsage(ctx, orgId, { year: Number(month.slice(0, 4)) }, now);
+  return {
+    org_id: orgId,
+    month,
+    timezone: year.timezone,
+    start: summary.range.start,
+    end: summary.range.end,
+    unit: summary.unit,
+    currency: summary.currency,
+    calls: summary.calls,
+    active_members: summary.active_members,
+    credits: summary.credits,
+    cost: summary.cost,
+    tokens: summary.tokens,
+    top_features: await top('feature'),
+    top_models: await top('model'),
+    limit: year.data.find((row) => row.month === month)?.limit ?? null,
+    // The month's own dates, so the path names the same month whenever it is read.
+    report_path: `/v1/orgs/${orgId}/usage/export?${new URLSearchParams({
+      format: 'pdf',
+      range: 'custom',
+      from: summary.range.start,
+      to: summary.range.end,
+    })}`,
+  };
+}
