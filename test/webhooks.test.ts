@@ -330,6 +330,8 @@ describe('webhooks: happy path', () => {
         top_features: [{ feature: 'Chat', calls: 2, credits: '27.6', cost: '0.276' }],
       },
     });
+    // The org's own endpoint never learns what the calls cost the operator.
+    expect(receiver.received[0]!.body).not.toContain('provider_cost');
   });
 
   it("sends a monthly summary of the org's last local month once, with the pages' own figures", async () => {

@@ -2,7 +2,8 @@
  * usage.daily_summary: once per org and local day, a summary of yesterday (midnight to midnight in
  * the org's time zone) read from the hourly rollup. The job may run often and in several processes:
  * the message's dedupe key (`usage.daily_summary:<date>`) makes it one per org and day. Orgs with no
- * usage that day get no message. Zones whose offset is not a whole hour (e.g. UTC+05:30) are
+ * usage that day get no message. Provider cost is left out: it is the operator's view only, and an
+ * org's own endpoints get these messages. Zones whose offset is not a whole hour (e.g. UTC+05:30) are
  * summed by whole UTC hours starting within the local day, as the rollup keeps no finer buckets.
  */
 import { formatCredits, Ratio } from '../../domain/money.ts';
@@ -29,7 +30,6 @@ interface DayTotals {
   calls: string;
   credits: string;
   cost: string;
-  provider_cost_usd: string;
   input_tokens: string;
   output_tokens: string;
   active_members: string;
@@ -55,7 +55,7 @@ export async function sendDailySummaries(db: Db, now = new Date()): Promise<{ se
     // Orgs already summarised for that day are left out here, so a repeated run costs one query.
     const totals = await db.query<DayTotals>(
       `SELECT x.org_id, sum(u.calls)::text AS calls, sum(u.credits)::text AS credits, sum(u.cost)::text AS cost,
-              sum(u.provider_cost_usd)::text AS provider_cost_usd, sum(u.input_tokens)::text AS input_tokens,
+              sum(u.input_tokens)::text AS input_tokens,
               sum(u.output_tokens)::text AS output_tokens,
               count(DISTINCT u.member_id) FILTER (WHERE u.member_id <> '')::text AS active_members
          FROM jsonb_to_recordset($1::jsonb) AS x(org_id text, day_start timestamptz, day_end timestamptz, dedupe_key text)
@@ -99,7 +99,6 @@ export async function sendDailySummaries(db: Db, now = new Date()): Promise<{ se
         active_members: Number(t.active_members),
         credits: formatCredits(BigInt(t.credits)),
         cost: money(t.cost),
-        provider_cost_usd: money(t.provider_cost_usd),
         input_tokens: Number(t.input_tokens),
         output_tokens: Number(t.output_tokens),
         top_features: features
