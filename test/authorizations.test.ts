@@ -122,6 +122,35 @@ describe('holds: happy path', () => {
     expect(events).toEqual([{ credits: '7590000' }]);
   });
 
+  it("records a capture's error as its event's metadata.error, counted as a failed call", async () => {
+    const { org, key, auth } = await holdWithStreamed({ orgOptions: { timezone: 'UTC' } });
+    const capture = (body: unknown) =>
+      t.call('POST', `/v1/authorizations/${auth.body.id}/capture`, { key, body });
+    for (const [error, reason] of [
+      ['', 'Too small'],
+      ['x'.repeat(201), 'Too big'],
+      [42, 'Invalid input'],
+    ] as const) {
+      const refused = await capture({ usage: { output_tokens: 1_000 }, error });
+      expect(refused.status, JSON.stringify(refused.body)).toBe(422);
+      expect(refused.body).toMatchObject({ param: 'error', detail: expect.stringContaining(reason) });
+    }
+    const done = await capture({ usage: { output_tokens: 1_000 }, error: 'tool_timeout' });
+    expect(done.status).toBe(200);
+    expect((await capture({ usage: { output_tokens: 1_000 }, error: 'tool_timeout' })).body).toEqual(
+      done.body,
+    );
+    const [event] = await t.db.query<{ metadata: Record<string, unknown> }>(
+      'SELECT metadata FROM events WHERE org_id = $1',
+      [org.id],
+    );
+    expect(event!.metadata).toEqual({ error: 'tool_timeout', authorization_id: auth.body.id });
+    const byFeature = await t.call('GET', `/v1/orgs/${org.id}/usage/breakdown?range=1d&by=feature`, { key });
+    expect(byFeature.body.data).toMatchObject([
+      { key: 'Chat', calls: 1, failed_calls: 1, top_error: 'tool_timeout' },
+    ]);
+  });
+
   it('bills many small increments exactly the price of their total, never a rounding more', async () => {
     const { org, key } = await createOrgWithKey(t);
     // gpt-4o-mini input: 0.0000207 credits a token, 20.7 micro-credits: one token alone rounds.

@@ -87,6 +87,8 @@ export interface MeteredStream<T> extends AsyncIterable<T> {
   readonly outcome: Promise<StreamOutcome>;
 }
 
+/** The error a capture records when the provider's stream broke before its end (metadata.error). */
+export const STREAM_INTERRUPTED = 'stream_interrupted';
 const DEFAULT_CAPTURE_RETRY_MS = 120_000;
 const DEFAULT_ANSWER_WAIT_MS = 2_000;
 
@@ -187,6 +189,7 @@ export function meterStream<T>(
     const request: CaptureRequest = {
       usage: finalUsage(),
       ...(options.eventId ? { event_id: options.eventId } : {}),
+      ...(interrupted ? { error: STREAM_INTERRUPTED } : {}),
     };
     try {
       const capture = await api.capture(id, request, {
@@ -208,10 +211,20 @@ export function meterStream<T>(
   outcome.catch(() => {});
 
   const upstream = source[Symbol.asyncIterator]();
+  // The provider's stream broke (a chunk it failed to deliver): the call is recorded as failed.
+  let interrupted = false;
+  const delivered: AsyncIterator<T> = {
+    next: () =>
+      upstream.next().catch((error: unknown) => {
+        interrupted = true;
+        throw error;
+      }),
+    return: async (value) => (upstream.return ? upstream.return(value) : { done: true, value }),
+  };
 
   async function* run(): AsyncGenerator<T> {
     try {
-      for await (const chunk of { [Symbol.asyncIterator]: () => upstream }) {
+      for await (const chunk of { [Symbol.asyncIterator]: () => delivered }) {
         const generated = tracker.observe(chunk);
         yield chunk;
         // Increments follow the answer as it is generated, by the provider's running counts when it

@@ -62,6 +62,20 @@ async function monthCost(orgId: string): Promise<number> {
   return Number(summary.body.cost);
 }
 
+/** Each provider's calls, credits and failed calls in the last day, as the usage breakdown counts them. */
+async function failuresByProvider(orgId: string) {
+  const page = await g.tally.call('GET', `/v1/orgs/${orgId}/usage/breakdown?range=1d&by=provider`);
+  expect(page.status).toBe(200);
+  return Object.fromEntries(
+    page.body.data.map(
+      (r: { key: string; calls: number; credits: string; failed_calls: number; top_error: string }) => [
+        r.key,
+        { calls: r.calls, credits: r.credits, failed_calls: r.failed_calls, top_error: r.top_error },
+      ],
+    ),
+  );
+}
+
 describe('a limit reached mid-stream', () => {
   it('cuts an OpenAI stream with finish_reason length and bills nothing past the limit', async () => {
     // gpt-4o in EUR: the cached prompt costs about 0.003, each output token about 0.0000135.
@@ -475,6 +489,10 @@ describe('a provider that fails mid-answer', () => {
     // message_start, content_block_start and ping came first: 28 text events were streamed.
     const event = await lastEvent(g, org.id);
     expect(event.tokens).toMatchObject({ input: 1200, cache_read: 800, cache_write: 100, output: 28 });
+    // Billed for what was streamed, and counted as a failed call.
+    expect(await failuresByProvider(org.id)).toEqual({
+      anthropic: { calls: 1, credits: event.credits, failed_calls: 1, top_error: 'upstream_interrupted' },
+    });
   });
 });
 
@@ -555,6 +573,12 @@ describe('refusals in the provider format', () => {
     const after = await balance(g, org.id);
     expect(after.held_credits).toBe('0');
     expect(after.available_credits).toBe('500');
+    // Each is recorded as a failed call with no usage, named by the provider's status.
+    const failed = await failuresByProvider(org.id);
+    expect(failed).toEqual({
+      openai: { calls: 2, credits: '0', failed_calls: 2, top_error: 'upstream_429' },
+      anthropic: { calls: 1, credits: '0', failed_calls: 1, top_error: 'upstream_529' },
+    });
   });
 
   it('refuses bad keys with 401 in each format', async () => {

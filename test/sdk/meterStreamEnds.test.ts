@@ -191,3 +191,42 @@ it('leaves the usage reported at the end of an answer to the capture, not to one
   expect(outcome.usage).toEqual({ input_tokens: 1000, output_tokens: 900 });
   expect(outcome.capture).toMatchObject({ status: 'captured' });
 });
+
+it('records a call whose provider stream broke as failed, billed for what streamed', async () => {
+  const { org, key } = await createOrgWithKey(t);
+  const tally = new Tally({ apiKey: key, baseUrl: server.url });
+  const hold = await tally.authorize({
+    member: 'u1',
+    feature: 'Chat',
+    provider: 'openai',
+    model: 'gpt-4o',
+    estimate: { input_tokens: 1000, max_output_tokens: 10_000 },
+  });
+  const broken = new Error('socket hang up');
+  async function* provider() {
+    for (let i = 0; i < 3; i++) yield textChunk();
+    throw broken;
+  }
+  const metered = tally.meterStream(provider(), {
+    provider: 'openai',
+    authorization: hold,
+    inputTokens: 1000,
+    onError: () => {},
+  });
+  let read = 0;
+  const thrown = await (async () => {
+    for await (const _ of metered) read++;
+  })().catch((error: unknown) => error);
+  expect(thrown).toBe(broken);
+  expect(read).toBe(3);
+  const outcome = await metered.outcome;
+  expect(outcome.usage).toEqual({ input_tokens: 1000, output_tokens: 240 });
+  const [event] = await t.db.query<{ metadata: Record<string, unknown>; output_tokens: string }>(
+    'SELECT metadata, output_tokens::text FROM events WHERE org_id = $1',
+    [org.id],
+  );
+  expect(event).toEqual({
+    metadata: { error: 'stream_interrupted', authorization_id: hold.id },
+    output_tokens: '240',
+  });
+});

@@ -10245,6 +10245,8 @@ export interface components {
         CaptureInput: {
             usage: components["schemas"]["Usage"];
             event_id?: string;
+            /** @description The call failed: the error's code, recorded as the event's metadata.error (counted in the breakdowns' error rates) */
+            error?: string;
         };
         Void: {
             /** @enum {string} */

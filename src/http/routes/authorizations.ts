@@ -192,7 +192,14 @@ export function authorizationRoutes(app: OpenAPIHono<AppEnv>) {
         params: AuthParam,
         ...body(
           z
-            .strictObject({ usage: UsageSchema, event_id: z.string().min(1).max(200).optional() })
+            .strictObject({
+              usage: UsageSchema,
+              event_id: z.string().min(1).max(200).optional(),
+              error: z.string().min(1).max(200).optional().openapi({
+                description:
+                  "The call failed: the error's code, recorded as the event's metadata.error (counted in the breakdowns' error rates)",
+              }),
+            })
             .openapi('CaptureInput'),
         ),
       },

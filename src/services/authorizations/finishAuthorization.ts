@@ -14,7 +14,10 @@ import { unitsFor } from './authorize.ts';
 import { bill, callCost, callEvent, type LockedCall, scopesOf } from './settle.ts';
 import { credits, findAuthorization, forgetAuthorization, lockedState } from './shape.ts';
 
-type Ending = { kind: 'capture'; usage: Usage; eventId?: string } | { kind: 'void' } | { kind: 'expire' };
+type Ending =
+  | { kind: 'capture'; usage: Usage; eventId?: string; error?: string }
+  | { kind: 'void' }
+  | { kind: 'expire' };
 
 export interface CaptureResult {
   object: 'authorization';
@@ -123,7 +126,8 @@ async function capture(
     release: true,
     last: true,
     end: ({ charged, unbilled }) => {
-      const event = callEvent(ctx, org, auth, usage, eventId, now, late ? charged - already : charged);
+      const billed = late ? charged - already : charged;
+      const event = callEvent(ctx, org, auth, usage, eventId, now, billed, ending.error);
       const result: CaptureResult = {
         object: 'authorization',
         id: auth.id,
@@ -144,12 +148,13 @@ async function capture(
 export async function captureAuthorization(
   ctx: Ctx,
   id: string,
-  input: { usage: Usage; event_id?: string },
+  input: { usage: Usage; event_id?: string | undefined; error?: string | undefined },
 ): Promise<CaptureResult> {
   const result = await finishAuthorization(ctx, id, {
     kind: 'capture',
     usage: input.usage,
     ...(input.event_id ? { eventId: input.event_id } : {}),
+    ...(input.error ? { error: input.error } : {}),
   });
   if (result.status !== 'captured')
     throw new ServiceError(409, 'authorization_not_active', `The authorization is ${result.status}`);

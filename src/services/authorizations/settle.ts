@@ -251,7 +251,10 @@ function countersAfter(
   });
 }
 
-/** The call's usage event, priced as usual but carrying exactly `billed`, what the call was charged in all. */
+/**
+ * The call's usage event, priced as usual but carrying exactly `billed`, what the call was charged
+ * in all; `error` marks a call that failed (its metadata.error).
+ */
 export function callEvent(
   ctx: Ctx,
   org: OrgRow,
@@ -260,6 +263,7 @@ export function callEvent(
   eventId: string,
   now: Date,
   billed: bigint,
+  error?: string,
 ): StorableEvent {
   const priced = unitsFor(ctx, org, auth, usage, now);
   const input: UsageEventInput = {
@@ -280,7 +284,7 @@ export function callEvent(
     ...(auth.parent_id ? { parent_id: auth.parent_id } : {}),
     usage,
     // The hold refuses a client's own authorization_id (routes/authorizations.ts).
-    metadata: { ...auth.metadata, [HOLD_ID_METADATA_KEY]: auth.id },
+    metadata: { ...auth.metadata, ...(error ? { error } : {}), [HOLD_ID_METADATA_KEY]: auth.id },
   };
   // The fingerprint is the recorded event's own, not that of the usage priced for it.
   return {

@@ -11,7 +11,7 @@ import { authorize, callPricer } from '../authorizations/authorize.ts';
 import { voidAuthorization } from '../authorizations/finishAuthorization.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
-import { captureCall, meteredStream } from './meteredStream.ts';
+import { captureCall, meteredStream, UPSTREAM_INTERRUPTED } from './meteredStream.ts';
 import type { GatewayCaller } from './resolveCaller.ts';
 import { postUpstream, type UpstreamAnswer, upstreamFor, upstreamUrl } from './upstream.ts';
 import { ERROR_STATUS, type ErrorKind, type PreparedRequest, type ProviderWire, textIn } from './wire.ts';
@@ -175,13 +175,14 @@ export async function meterCall(ctx: Ctx, call: GatewayCall, log: GatewayLog): P
     );
   } catch (error) {
     log.error('gateway upstream unreachable', error);
-    await voidAuthorization(ctx, authorizationId);
+    await captureCall(ctx, authorizationId, {}, log.error, 'upstream_unreachable');
     return providerError(wire, 'upstream', 'The provider could not be reached');
   }
   if (answer.status < 200 || answer.status > 299) {
-    // Nothing was generated: release the hold and pass the provider's error through as it is.
+    // Nothing was generated: the call is recorded as failed, with no usage (the hold is released),
+    // and the provider's error passes through as it is.
     const text = await answer.text().catch(() => '');
-    await voidAuthorization(ctx, authorizationId);
+    await captureCall(ctx, authorizationId, {}, log.error, `upstream_${answer.status}`);
     return new Response(text, { status: answer.status, headers: passedHeaders(answer.headers) });
   }
   if (answer.headers.get('content-type')?.includes('text/event-stream')) {
@@ -268,7 +269,7 @@ async function plainAnswer(
     text = await answer.text();
   } catch (error) {
     log.error('gateway upstream answer failed', error);
-    await voidAuthorization(ctx, authorizationId);
+    await captureCall(ctx, authorizationId, {}, log.error, UPSTREAM_INTERRUPTED);
     return providerError(wire, 'upstream', 'The provider connection failed mid-answer');
   }
   const parsed = parseObject(text);

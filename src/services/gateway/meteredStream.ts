@@ -66,6 +66,9 @@ const isZero = (decimal: string) => /^0(\.0*)?$/.test(decimal);
 /** How long a provider may keep the connection open after the answer's closing event. */
 const UPSTREAM_CLOSE_GRACE_MS = 1_000;
 
+/** The error a call records when the provider's connection broke mid-answer. */
+export const UPSTREAM_INTERRUPTED = 'upstream_interrupted';
+
 const CAPTURE_ATTEMPTS = 5;
 const FIRST_CAPTURE_RETRY_MS = 200;
 
@@ -80,10 +83,11 @@ export async function captureCall(
   authorizationId: string,
   usage: Usage,
   logError: (what: string, error: unknown) => void,
+  failure?: string,
 ): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await captureAuthorization(ctx, authorizationId, { usage });
+      await captureAuthorization(ctx, authorizationId, { usage, error: failure });
       return;
     } catch (error) {
       const refused = error instanceof ServiceError && error.status < 500;
@@ -114,6 +118,8 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
   let settled: Promise<void> | null = null;
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let cancelled = false;
+  /** Why the call failed, when the provider's connection broke mid-answer (the event's metadata.error). */
+  let failure: string | undefined;
 
   /** What the call used: exact when the provider said so, else the documented estimate. */
   function usedSoFar(): Usage {
@@ -125,7 +131,7 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
   function settle(): Promise<void> {
     settled ??= (async () => {
       while (increment) await increment;
-      await captureCall(ctx, authorizationId, usedSoFar(), options.logError);
+      await captureCall(ctx, authorizationId, usedSoFar(), options.logError, failure);
     })();
     return settled;
   }
@@ -286,6 +292,7 @@ export function meteredStream(options: MeteredStreamOptions): ReadableStream<Uin
           // The answer was over and went to the client whole: the connection's end is no error of it.
           if (state.finished) return finish('');
           options.logError('gateway upstream stream failed', error);
+          failure = UPSTREAM_INTERRUPTED;
           const body = wire.errorBody('upstream', 'The provider connection failed mid-answer');
           return end(`event: error\ndata: ${JSON.stringify(body)}\n\n`);
         }
