@@ -4,7 +4,7 @@
  * the error they gave most, under the breakdown's filters and range, for its own org only.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UsageBreakdownSchema } from '../src/http/routes/usage.ts';
+import { UsageBreakdownSchema, UsageEventsPageSchema } from '../src/http/routes/usage.ts';
 import { createOrgWithKey, minutesAgo, startTally, type TestTally } from './support/harness.ts';
 
 let t: TestTally;
@@ -181,5 +181,30 @@ describe('failed calls in the breakdowns', () => {
       cursor = page.next_cursor;
     } while (cursor);
     expect(paged.map(failures)).toEqual([...all.values()].map(failures));
+  });
+});
+
+describe('failed calls in the activity log and the export', () => {
+  it("names each call's error, and none for a call that succeeded", async () => {
+    const { org, key } = await createOrgWithKey(t);
+    await sendCalls(key, 'x');
+    const expected = new Map(
+      CALLS.map(([, , error], i) => [
+        `x-${i}`,
+        error === true ? 'error' : typeof error === 'string' && error !== '' ? error : null,
+      ]),
+    );
+    const log = await t.call('GET', `/v1/orgs/${org.id}/usage/events?range=1d&limit=100`, { key });
+    expect(log.status).toBe(200);
+    const events = UsageEventsPageSchema.parse(log.body).data;
+    expect(new Map(events.map((e) => [e.id, e.error]))).toEqual(expected);
+    const exported = await t.app.request(`/v1/orgs/${org.id}/usage/export?format=jsonl&range=1d`, {
+      headers: { authorization: `Bearer ${key}` },
+    });
+    const rows = (await exported.text())
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { event_id: string; error: string | null });
+    expect(new Map(rows.map((r) => [r.event_id, r.error]))).toEqual(expected);
   });
 });

@@ -306,10 +306,13 @@ describe('files, tools and integrations on the overview', () => {
           'Share',
         ]);
       }
-      // One of Slack's two calls failed.
+      // One of Slack's two calls failed, and the activity log says so on its row.
       expect((await cells('By integration')).find((row) => row[0] === 'slack')![4]).toBe(
         '50% · rate_limited',
       );
+      await expect
+        .poll(() => panel('Recent activity').locator('.tag.tone-warn').allTextContents())
+        .toEqual(['Failed: rate_limited']);
       // Three calls searched the web (one of them through Slack), with the tokens they sent and got.
       const search = (await cells('By tool')).find((row) => row[0] === 'Web search')!;
       expect(search[2]).toBe('3');

@@ -198,6 +198,8 @@ export interface UsageEvent {
   surface_label: string | null;
   workspace: string | null;
   conversation_id: string | null;
+  /** A failed call's error (its metadata.error), null when it succeeded. */
+  error: string | null;
   tokens: Tokens;
   /** Every quantity the event recorded: tokens by kind, images, seconds, requests, web searches. */
   usage: Partial<Record<string, number>>;

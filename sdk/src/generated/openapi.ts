@@ -5766,7 +5766,7 @@ export interface paths {
         };
         /**
          * Export every event of a range, oldest first, streamed (CSV, JSON Lines or JSON), or the PDF report
-         * @description Columns: occurred_at, event_id, member_id, member_external_id, member_name, feature, provider, model, surface, workspace, workspace_group, project, api_key_id, conversation_id, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, images, seconds, requests, web_searches, credits, cost, currency, provider_cost_usd. Amounts are exact decimal strings; provider_cost_usd is filled for operator keys only; a removed member is "Unknown user".
+         * @description Columns: occurred_at, event_id, member_id, member_external_id, member_name, feature, provider, model, surface, workspace, workspace_group, project, api_key_id, conversation_id, error, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, images, seconds, requests, web_searches, credits, cost, currency, provider_cost_usd. Amounts are exact decimal strings; provider_cost_usd is filled for operator keys only; a removed member is "Unknown user".
          */
         get: {
             parameters: {
@@ -10538,6 +10538,8 @@ export interface components {
             project: string | null;
             api_key_id: string | null;
             conversation_id: string | null;
+            /** @description A failed call's error (its metadata.error: the code, or 'error' for true); null when it succeeded */
+            error: string | null;
             tokens: components["schemas"]["TokenCounts"];
             usage: components["schemas"]["RecordedUsage"];
             /** @example 125.5 */

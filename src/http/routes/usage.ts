@@ -191,6 +191,10 @@ export const UsageEventSchema = z
     project: z.string().nullable(),
     api_key_id: z.string().nullable(),
     conversation_id: z.string().nullable(),
+    error: z.string().nullable().openapi({
+      description:
+        "A failed call's error (its metadata.error: the code, or 'error' for true); null when it succeeded",
+    }),
     tokens: Tokens,
     usage: RecordedUsage,
     credits: Amount,

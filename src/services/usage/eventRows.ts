@@ -6,7 +6,7 @@
 import type { Usage } from '../../domain/pricing.ts';
 import type { Queryable } from '../../store/db.ts';
 import { cursorTime } from '../pagination.ts';
-import { JOINED_MEMBER_COLUMNS, type JoinedMember } from './scope.ts';
+import { errorCodeSql, failedSql, JOINED_MEMBER_COLUMNS, type JoinedMember } from './scope.ts';
 
 export interface EventRow extends JoinedMember {
   id: string;
@@ -22,6 +22,8 @@ export interface EventRow extends JoinedMember {
   workspace_group: string;
   project: string;
   conversation_id: string | null;
+  /** The error of a call that failed (its metadata.error), else null. */
+  error: string | null;
   input_tokens: string;
   output_tokens: string;
   cache_read_tokens: string;
@@ -52,6 +54,7 @@ export function readEventRows(
     `SELECT e.id, ${cursorTime('e.occurred_at')} AS at,
             e.seq::text AS seq, e.member_id, ${JOINED_MEMBER_COLUMNS}, e.api_key_id, e.feature, e.provider,
             e.model, e.surface, e.workspace, e.workspace_group, e.project, e.conversation_id,
+            CASE WHEN ${failedSql('e.metadata')} THEN ${errorCodeSql('e.metadata')} END AS error,
             e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens, e.usage, e.credits,
             e.cost::text AS cost, e.currency, e.provider_cost_usd::text AS provider_cost_usd
        FROM events e

@@ -7,9 +7,9 @@
  *
  * Columns (in this order; the CSV header names them):
  * occurred_at, event_id, member_id, member_external_id, member_name, feature, provider, model, surface,
- * workspace, workspace_group, project, api_key_id, conversation_id, input_tokens, output_tokens,
- * cache_read_tokens, cache_write_tokens, images, seconds, requests, web_searches, credits, cost, currency,
- * provider_cost_usd (operator keys only).
+ * workspace, workspace_group, project, api_key_id, conversation_id, error (a failed call's metadata.error),
+ * input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, images, seconds, requests,
+ * web_searches, credits, cost, currency, provider_cost_usd (operator keys only).
  * With `columns=focus` the rows carry the FOCUS column set instead (focusColumns.ts).
  */
 import { dateIn } from '../../domain/calendar.ts';
@@ -40,6 +40,7 @@ export const EXPORT_COLUMNS = [
   'project',
   'api_key_id',
   'conversation_id',
+  'error',
   'input_tokens',
   'output_tokens',
   'cache_read_tokens',
@@ -121,6 +122,7 @@ export async function exportUsage(
       project: r.project || null,
       api_key_id: r.api_key_id,
       conversation_id: r.conversation_id,
+      error: r.error,
       input_tokens: r.input_tokens,
       output_tokens: r.output_tokens,
       cache_read_tokens: r.cache_read_tokens,

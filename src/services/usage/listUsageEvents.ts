@@ -60,6 +60,7 @@ export async function listUsageEvents(ctx: Ctx, orgId: string, query: EventsQuer
         project: r.project || null,
         api_key_id: r.api_key_id,
         conversation_id: r.conversation_id,
+        error: r.error,
         tokens: {
           input: Number(input),
           output: Number(output),

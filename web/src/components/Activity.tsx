@@ -68,6 +68,11 @@ export function ActivityTable({ query, live }: { query: Query; live: number }) {
                             e.feature
                           )}
                           {e.surface_label && <span className="tag">{e.surface_label}</span>}
+                          {e.error && (
+                            <span className="tag tone-warn" title={`The call failed: ${e.error}`}>
+                              Failed: {e.error}
+                            </span>
+                          )}
                         </td>
                         {showsModel && (
                           <td>
