@@ -377,6 +377,8 @@ describe('webhooks: happy path', () => {
       principal: { kind: 'operator' as const, id: 'op_test' },
       requestId: 'req_test',
     };
+    // Out of time before the first org: nothing sent, and the run says it stopped short.
+    expect(await sendMonthlySummaries(ctx, now, { budgetMs: 0 })).toEqual({ sent: 0, done: false });
     await Promise.all([sendMonthlySummaries(ctx, now), sendMonthlySummaries(ctx, now)]);
     await sendMonthlySummaries(ctx, now);
     await deliver();

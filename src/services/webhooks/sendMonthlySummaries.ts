@@ -26,7 +26,16 @@ export function lastMonthOf(zone: string, now: Date): { month: string; start: Da
   return { month: dateIn(zone, last.start).slice(0, 7), start: last.start, end: last.end };
 }
 
-export async function sendMonthlySummaries(ctx: Ctx, now = new Date()): Promise<{ sent: number }> {
+/**
+ * Sends the summaries due. With `budgetMs`, no org is started after that long (the job's lease is
+ * short; the next run goes on where this one stopped, as the sent ones are skipped).
+ */
+export async function sendMonthlySummaries(
+  ctx: Ctx,
+  now = new Date(),
+  options: { budgetMs?: number } = {},
+): Promise<{ sent: number; done: boolean }> {
+  const stopAt = performance.now() + (options.budgetMs ?? Number.POSITIVE_INFINITY);
   let after = '';
   let sent = 0;
   for (;;) {
@@ -34,7 +43,7 @@ export async function sendMonthlySummaries(ctx: Ctx, now = new Date()): Promise<
       `SELECT ${ORG_COLUMNS} FROM orgs WHERE id > $1 AND billing_mode <> 'byok' ORDER BY id LIMIT ${PAGE}`,
       [after],
     );
-    if (orgs.length === 0) return { sent };
+    if (orgs.length === 0) return { sent, done: true };
     after = orgs[orgs.length - 1]!.id;
     const months = new Map(orgs.map((o) => [o.id, lastMonthOf(o.timezone, now)]));
     const wanted = [...months].map(([org_id, m]) => ({
@@ -53,6 +62,7 @@ export async function sendMonthlySummaries(ctx: Ctx, now = new Date()): Promise<
       [JSON.stringify(wanted)],
     );
     for (const { org_id } of due) {
+      if (performance.now() > stopAt) return { sent, done: false };
       const month = months.get(org_id)!;
       const data = await monthlySummary(ctx, org_id, month.month, now);
       const id = await ctx.db.transaction((tx) =>
