@@ -192,11 +192,11 @@ describe('resolveRange', () => {
 
 describe('trendOf', () => {
   it('says +N %, -N %, flat or new', () => {
-    expect(trendOf(150n, 100n).label).toBe('+50 %');
-    expect(trendOf(50n, 100n).label).toBe('-50 %');
+    expect(trendOf(150n, 100n).label).toBe('+50%');
+    expect(trendOf(50n, 100n).label).toBe('-50%');
     expect(trendOf(1004n, 1000n).label).toBe('flat');
     expect(trendOf(1005n, 1000n).label).toBe('flat'); // 0.5 rounds half to even: 0
-    expect(trendOf(1015n, 1000n).label).toBe('+2 %');
+    expect(trendOf(1015n, 1000n).label).toBe('+2%');
     expect(trendOf(0n, 0n).label).toBe('flat');
     expect(trendOf(5n, 0n)).toEqual({ direction: 'new', percent: null, label: 'new' });
   });

@@ -218,7 +218,7 @@ export function resolveRange(
 }
 
 /**
- * "+N %", "-N %" or "flat": the change from `previous` to `current` in whole percent (half to
+ * "+N%", "-N%" or "flat" (as the usage pages write it): the change from `previous` to `current` in whole percent (half to
  * even); "new" when there was nothing before and something now.
  */
 export function trendOf(
@@ -245,7 +245,7 @@ export function trendOf(
   return {
     direction: percent > 0 ? 'up' : 'down',
     percent,
-    label: `${percent > 0 ? '+' : '-'}${whole} %`,
+    label: `${percent > 0 ? '+' : '-'}${whole}%`,
   };
 }
 

@@ -102,7 +102,7 @@ describe('allowance bars', () => {
     await page.getByRole('link', { name: 'Limits', exact: true }).first().click();
     const row = page.getByRole('row', { name: /Owner cap/ });
     const money = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD' }).format(spent);
-    await expect.poll(() => row.textContent()).toContain(`${money} (${Math.floor(spent * 100)} %)`);
+    await expect.poll(() => row.textContent()).toContain(`${money} (${Math.floor(spent * 100)}%)`);
     expect(await row.locator('td.tone-warn, td.tone-error').count()).toBe(1);
     await page.context().close();
   });
@@ -182,7 +182,7 @@ describe('allowance bars', () => {
       const bar = page.frameLocator('tally-usage-bar iframe');
       await expect
         .poll(() => bar.locator('.usage-bar-text').textContent())
-        .toBe('$0.70 left of the cap · 30 % used');
+        .toBe('$0.70 left of the cap · 30% used');
       // Referrals and upgrades buy credits; a BYOM org has none to buy.
       expect(await bar.getByRole('button').count()).toBe(0);
     } finally {

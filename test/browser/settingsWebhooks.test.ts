@@ -148,7 +148,7 @@ describe('webhook endpoint health, alerts and budgets in the browser', () => {
       .toBe(
         `Webhook endpoint ${url} was disabled after failing since ${f.date(failingSince.toISOString())}: ${lastError}`,
       );
-    expect(await endpointRow.textContent()).not.toMatch(/(^|\D)0 %/);
+    expect(await endpointRow.textContent()).not.toMatch(/(^|\D)0 ?%/);
     expect(await endpointRow.locator('td').last().textContent()).toBe('—');
 
     const budgetRow = page.locator('tbody tr', { hasText: 'Research team' });
@@ -156,7 +156,7 @@ describe('webhook endpoint health, alerts and budgets in the browser', () => {
       expect.any(String),
       'Threshold reached',
       'Budget “Research team”',
-      '75 %',
+      '75%',
     ]);
     expect(await page.locator('tbody').textContent()).not.toContain(`budget:${budget.id}`);
     await screenshot(page, 'alerts-sentences');

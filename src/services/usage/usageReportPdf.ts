@@ -124,7 +124,7 @@ export async function usageReportPdf(ctx: Ctx, orgId: string, query: UsageQuery,
     const parts = allocate(minor(b.total.cost), [...listed, rest]);
     b.data.forEach((r, i) => {
       const share = Ratio.parse(r.share).mul(Ratio.int(100)).toDecimal(1);
-      doc.text(`${r.label}: ${figures(r, showMinor(parts[i]!))}, ${r.calls} calls, ${share} %`);
+      doc.text(`${r.label}: ${figures(r, showMinor(parts[i]!))}, ${r.calls} calls, ${share}%`);
     });
     if (b.groups > b.data.length) {
       doc.text(`... and ${b.groups - b.data.length} more: ${showMinor(parts.at(-1)!)}`);
@@ -151,7 +151,7 @@ export async function usageReportPdf(ctx: Ctx, orgId: string, query: UsageQuery,
   if (inRange.length === 0) doc.text('No alerts in this period.');
   for (const a of inRange) {
     doc.text(
-      `${a.created_at.slice(0, 16).replace('T', ' ')} UTC: ${a.type} (${a.scope}, ${a.threshold_percent} %)`,
+      `${a.created_at.slice(0, 16).replace('T', ' ')} UTC: ${a.type} (${a.scope}, ${a.threshold_percent}%)`,
     );
   }
   doc.end();

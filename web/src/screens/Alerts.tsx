@@ -84,7 +84,9 @@ export function AlertsScreen() {
                       <td>
                         <AlertSubject alert={a} />
                       </td>
-                      <td className="num">{a.threshold_percent === 0 ? '—' : `${a.threshold_percent} %`}</td>
+                      <td className="num">
+                        {a.threshold_percent === 0 ? '—' : formats.percent(String(a.threshold_percent))}
+                      </td>
                     </tr>
                   ))}
                 </tbody>

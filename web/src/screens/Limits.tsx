@@ -267,7 +267,7 @@ function Budgets() {
                       </td>
                       <td className={`num ${BUDGET_STATUS[b.current_period.status].tone}`}>
                         {formats.money(b.current_period.spent, currency)} (
-                        {formats.count(percentFloor(b.current_period.spent, b.amount))} %)
+                        {formats.percent(String(percentFloor(b.current_period.spent, b.amount)))})
                         {BUDGET_STATUS[b.current_period.status].label && (
                           <span className="tag">{BUDGET_STATUS[b.current_period.status].label}</span>
                         )}

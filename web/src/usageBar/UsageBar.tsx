@@ -66,7 +66,7 @@ export function UsageBar() {
             <span data-testid="bar-available">{formats.credits(b.available_credits)}</span> credits left
           </>
         )}
-        {percent !== null && <span className="muted"> · {percent} % used</span>}
+        {percent !== null && <span className="muted"> · {formats.percent(String(percent))} used</span>}
       </div>
       {percent !== null && (
         // biome-ignore lint/a11y/useSemanticElements: <meter> cannot show the monthly and bonus segments.
