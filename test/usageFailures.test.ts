@@ -4,7 +4,7 @@
  * the error they gave most, under the breakdown's filters and range, for its own org only.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UsageBreakdownSchema, UsageEventsPageSchema } from '../src/http/routes/usage.ts';
+import { UsageBreakdownSchema, UsageEventsPageSchema, UsageSummarySchema } from '../src/http/routes/usage.ts';
 import { createOrgWithKey, minutesAgo, startTally, type TestTally } from './support/harness.ts';
 
 let t: TestTally;
@@ -94,6 +94,18 @@ describe('failed calls in the breakdowns', () => {
       error_rate: '33.3',
       top_error: 'timeout',
     });
+  });
+
+  it('counts them in the summary of the range, under its filters', async () => {
+    const summary = async (query: string) => {
+      const r = await t.call('GET', `/v1/orgs/${org.id}/usage/summary?range=7d${query}`, { key });
+      expect(r.status).toBe(200);
+      const s = UsageSummarySchema.parse(r.body);
+      return { calls: s.calls, failed_calls: s.failed_calls, error_rate: s.error_rate };
+    };
+    expect(await summary('')).toEqual({ calls: 10, failed_calls: 5, error_rate: '50' });
+    expect(await summary('&integration=gmail')).toEqual({ calls: 3, failed_calls: 1, error_rate: '33.3' });
+    expect(await summary('&surface=api')).toEqual({ calls: 1, failed_calls: 0, error_rate: '0' });
   });
 
   it('counts them in every dimension, the tool included', async () => {

@@ -313,6 +313,11 @@ describe('files, tools and integrations on the overview', () => {
       await expect
         .poll(() => panel('Recent activity').locator('.tag.tone-warn').allTextContents())
         .toEqual(['Failed: rate_limited']);
+      const summary = await usage('/usage/summary?range=30d');
+      expect(summary.failed_calls).toBe(1);
+      expect(await page.getByTestId('kpi-failed').textContent()).toBe(
+        `1 failed (${f.percent(summary.error_rate)})`,
+      );
       // Three calls searched the web (one of them through Slack), with the tokens they sent and got.
       const search = (await cells('By tool')).find((row) => row[0] === 'Web search')!;
       expect(search[2]).toBe('3');

@@ -65,6 +65,9 @@ export interface Summary extends Figures {
   provider_cost_usd?: string;
   tokens: Tokens;
   active_members: number;
+  /** Calls whose metadata.error says they failed, and their percentage of calls. */
+  failed_calls: number;
+  error_rate: string;
   features: number;
   model_tiers: number;
   trend: { direction: 'up' | 'down' | 'flat'; percent: number | null; label: string };

@@ -10359,6 +10359,10 @@ export interface components {
             calls: number;
             tokens: components["schemas"]["TokenCounts"];
             active_members: number;
+            /** @description Calls of the range whose metadata.error says they failed */
+            failed_calls: number;
+            /** @description failed_calls as a percentage of calls, to a tenth */
+            error_rate: string;
             features: number;
             model_tiers: number;
             previous: {
@@ -10378,7 +10382,7 @@ export interface components {
                 /** @enum {string} */
                 direction: "up" | "down" | "flat" | "new";
                 percent: number | null;
-                /** @example +12 % */
+                /** @example +12% */
                 label: string;
             };
         };

@@ -86,13 +86,15 @@ export const UsageSummarySchema = z
     currency: z.string(),
     ...Figures,
     active_members: Count,
+    failed_calls: Count.openapi({ description: 'Calls of the range whose metadata.error says they failed' }),
+    error_rate: z.string().openapi({ description: 'failed_calls as a percentage of calls, to a tenth' }),
     features: Count,
     model_tiers: Count,
     previous: z.object(Figures),
     trend: z.object({
       direction: z.enum(['up', 'down', 'flat', 'new']),
       percent: z.int().nullable(),
-      label: z.string().openapi({ example: '+12 %' }),
+      label: z.string().openapi({ example: '+12%' }),
     }),
   })
   .openapi('UsageSummary');

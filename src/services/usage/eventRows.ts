@@ -6,7 +6,8 @@
 import type { Usage } from '../../domain/pricing.ts';
 import type { Queryable } from '../../store/db.ts';
 import { cursorTime } from '../pagination.ts';
-import { errorCodeSql, failedSql, JOINED_MEMBER_COLUMNS, type JoinedMember } from './scope.ts';
+import { errorCodeSql, failedSql } from './failures.ts';
+import { JOINED_MEMBER_COLUMNS, type JoinedMember } from './scope.ts';
 
 export interface EventRow extends JoinedMember {
   id: string;

@@ -30,17 +30,16 @@
  * `invalid_cursor`, one whose org changed its zone, cycle or billing mode with 409 `cursor_stale`.
  */
 import { createHash } from 'node:crypto';
-import { formatUnits, Ratio } from '../../domain/money.ts';
+import { formatUnits } from '../../domain/money.ts';
 import { floorHour } from '../../domain/ranges.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import type { OrgRow } from '../orgs/shape.ts';
 import { type CursorPart, decodeCursor, encodeCursor } from '../pagination.ts';
+import { errorCodeSql, failedSql, failuresView } from './failures.ts';
 import {
   DIMENSION_KEY,
   type Dimension,
-  errorCodeSql,
-  failedSql,
   figuresView,
   labelsFor,
   loadScope,
@@ -147,19 +146,6 @@ function walkOf(cursor: string | undefined): Walk | null {
     key: key!,
     query: query!,
     org: org!,
-  };
-}
-
-/**
- * A group's failed calls (metadata.error) as counted now, at most its calls (a later page ranks the
- * usage of its first page, while failures are read as they stand), and their share of its calls.
- */
-function failuresView(failed: bigint, calls: bigint, topError: string | null) {
-  const counted = failed < calls ? failed : calls;
-  return {
-    failed_calls: Number(counted),
-    error_rate: calls > 0n ? Ratio.of(counted * 100n, calls).toDecimal(1) : '0',
-    top_error: counted > 0n ? topError : null,
   };
 }
 

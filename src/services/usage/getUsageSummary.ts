@@ -7,6 +7,7 @@
  */
 import { trendOf } from '../../domain/ranges.ts';
 import type { Ctx } from '../context.ts';
+import { countFailedCalls, failuresView } from './failures.ts';
 import {
   figuresView,
   loadScope,
@@ -135,8 +136,13 @@ export async function getUsageSummary(ctx: Ctx, orgId: string, query: UsageQuery
     );
     return row!;
   };
-  const [current, previous] = await Promise.all([read(range), read(range.previous)]);
+  const [current, previous, failed] = await Promise.all([
+    read(range),
+    read(range.previous),
+    countFailedCalls(ctx.db.read, orgId, range, query),
+  ]);
   const now_ = totalsOf(current);
+  const { failed_calls, error_rate } = failuresView(failed, now_.calls, null);
   const before = totalsOf(previous);
   return {
     object: 'usage_summary' as const,
@@ -147,6 +153,8 @@ export async function getUsageSummary(ctx: Ctx, orgId: string, query: UsageQuery
     currency: scope.currency,
     ...figuresView(now_, scope.operator),
     active_members: current.active_members,
+    failed_calls,
+    error_rate,
     features: current.features,
     model_tiers: current.model_tiers,
     previous: figuresView(before, scope.operator),

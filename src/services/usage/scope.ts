@@ -73,17 +73,6 @@ export const toolSql = (metadata: string) => metadataTextSql(metadata, 'tool');
 export const metadataTextSql = (metadata: string, key: string) =>
   `coalesce(CASE WHEN jsonb_typeof(${metadata} -> '${key}') = 'string'
                  THEN left(btrim(${metadata} ->> '${key}', E' \\t\\n\\r\\f' || chr(11)), 200) END, '')`;
-/**
- * Whether a call failed: its metadata names the error (`error`: a non-empty string, its code) or
- * says so (`error: true`). The `metadata ? 'error'` condition lets the partial index events_failed
- * (migration 0032) find them.
- */
-export const failedSql = (metadata: string) =>
-  `(${metadata} ? 'error' AND (${metadata} -> 'error' = 'true'::jsonb
-     OR (jsonb_typeof(${metadata} -> 'error') = 'string' AND ${metadata} ->> 'error' <> '')))`;
-/** A failed call's error code: the string it gave, or 'error' for `error: true`. */
-export const errorCodeSql = (metadata: string) =>
-  `CASE WHEN jsonb_typeof(${metadata} -> 'error') = 'string' THEN left(${metadata} ->> 'error', 200) ELSE 'error' END`;
 /** Dimensions whose daily rows exist only for the events that name one (see source.ts dailyPart). */
 export const SPARSE_DIMENSIONS: readonly Dimension[] = ['integration', 'tool'];
 

@@ -409,6 +409,11 @@ function KpiCards({ summary }: { summary: Summary }) {
       <div className="card">
         <dt>Calls</dt>
         <dd data-testid="kpi-calls">{formats.count(summary.calls)}</dd>
+        {summary.failed_calls > 0 && (
+          <dd className="muted" data-testid="kpi-failed">
+            {formats.count(summary.failed_calls)} failed ({formats.percent(summary.error_rate)})
+          </dd>
+        )}
       </div>
       <div className="card">
         <dt>Tokens</dt>
