@@ -147,7 +147,7 @@ describe('paged activity and the trend tooltip', () => {
           new Date(e.occurred_at),
         ),
         `${e.member?.label || 'Unknown user'}${e.member?.email ?? ''}`,
-        `${e.feature}${e.surface_label ?? ''}`,
+        `${e.feature}${e.surface_label ?? ''}${e.error ? `Failed: ${e.error}` : ''}`,
         `${providerName(e.provider)} · ${e.model}`,
         usageCell(e),
         formats.credits(e.credits),

@@ -154,7 +154,7 @@ describe('readable figures', () => {
         f.dateTime(a.created_at),
         typeNames[a.type],
         about(a),
-        a.threshold_percent === 0 ? '—' : `${a.threshold_percent} %`,
+        a.threshold_percent === 0 ? '—' : percent(String(a.threshold_percent)),
       ]),
     );
     // The figures as a reader checks them: EUR 5.106 spent of the EUR 4 limit, 500 of 500 plan credits.
