@@ -53,3 +53,17 @@ export async function loadOrg(q: Queryable, orgId: string, param = 'org'): Promi
   if (!row) throw notFound('Organization', param);
   return row;
 }
+
+/** The orgs whose usage Tally tracks (all but BYOK), in pages of `size` by id: for jobs that visit every org. */
+export async function* trackedOrgPages(q: Queryable, size = 500): AsyncGenerator<OrgRow[]> {
+  let after = '';
+  for (;;) {
+    const orgs = await q.query<OrgRow>(
+      `SELECT ${ORG_COLUMNS} FROM orgs WHERE id > $1 AND billing_mode <> 'byok' ORDER BY id LIMIT ${size}`,
+      [after],
+    );
+    if (orgs.length === 0) return;
+    yield orgs;
+    after = orgs[orgs.length - 1]!.id;
+  }
+}

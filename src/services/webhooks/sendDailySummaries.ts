@@ -9,10 +9,9 @@
 import { formatCredits, Ratio } from '../../domain/money.ts';
 import { localDate, startOfLocalDay } from '../../domain/periods.ts';
 import type { Db } from '../../store/db.ts';
-import { ORG_COLUMNS, type OrgRow } from '../orgs/shape.ts';
+import { trackedOrgPages } from '../orgs/shape.ts';
 import { emitWebhookEvent } from './emitWebhookEvent.ts';
 
-const PAGE = 500;
 const TOP_FEATURES = 5;
 
 export function yesterdayOf(zone: string, now: Date): { date: string; start: Date; end: Date } {
@@ -36,15 +35,8 @@ interface DayTotals {
 }
 
 export async function sendDailySummaries(db: Db, now = new Date()): Promise<{ sent: number }> {
-  let after = '';
   let sent = 0;
-  for (;;) {
-    const orgs = await db.query<OrgRow>(
-      `SELECT ${ORG_COLUMNS} FROM orgs WHERE id > $1 AND billing_mode <> 'byok' ORDER BY id LIMIT ${PAGE}`,
-      [after],
-    );
-    if (orgs.length === 0) return { sent };
-    after = orgs[orgs.length - 1]!.id;
+  for await (const orgs of trackedOrgPages(db)) {
     const days = new Map(orgs.map((o) => [o.id, yesterdayOf(o.timezone, now)]));
     const wanted = [...days].map(([org_id, d]) => ({
       org_id,
@@ -119,4 +111,5 @@ export async function sendDailySummaries(db: Db, now = new Date()): Promise<{ se
       if (id) sent++;
     }
   }
+  return { sent };
 }

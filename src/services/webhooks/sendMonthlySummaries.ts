@@ -11,13 +11,12 @@
 import { dateIn } from '../../domain/calendar.ts';
 import { calendarMonth } from '../../domain/periods.ts';
 import type { Ctx } from '../context.ts';
-import { ORG_COLUMNS, type OrgRow } from '../orgs/shape.ts';
+import { trackedOrgPages } from '../orgs/shape.ts';
 import { getMonthlyUsage } from '../usage/getMonthlyUsage.ts';
 import { getUsageBreakdown } from '../usage/getUsageBreakdown.ts';
 import { getUsageSummary } from '../usage/getUsageSummary.ts';
 import { emitWebhookEvent } from './emitWebhookEvent.ts';
 
-const PAGE = 500;
 const TOP = 5;
 
 /** The org's last whole local month: its start and end, and its name (YYYY-MM). */
@@ -36,15 +35,8 @@ export async function sendMonthlySummaries(
   options: { budgetMs?: number } = {},
 ): Promise<{ sent: number; done: boolean }> {
   const stopAt = performance.now() + (options.budgetMs ?? Number.POSITIVE_INFINITY);
-  let after = '';
   let sent = 0;
-  for (;;) {
-    const orgs = await ctx.db.query<OrgRow>(
-      `SELECT ${ORG_COLUMNS} FROM orgs WHERE id > $1 AND billing_mode <> 'byok' ORDER BY id LIMIT ${PAGE}`,
-      [after],
-    );
-    if (orgs.length === 0) return { sent, done: true };
-    after = orgs[orgs.length - 1]!.id;
+  for await (const orgs of trackedOrgPages(ctx.db)) {
     const months = new Map(orgs.map((o) => [o.id, lastMonthOf(o.timezone, now)]));
     const wanted = [...months].map(([org_id, m]) => ({
       org_id,
@@ -74,6 +66,7 @@ export async function sendMonthlySummaries(
       if (id) sent++;
     }
   }
+  return { sent, done: true };
 }
 
 async function monthlySummary(ctx: Ctx, orgId: string, month: string, now: Date) {
