@@ -358,7 +358,10 @@ describe('webhooks: happy path', () => {
         events: [
           event('a1', lastMonth, 'Chat', 'gpt-4o'),
           event('b1', new Date(lastMonth.getTime() - 60_000), 'Agents', 'gpt-4o-mini'),
-          event('a2', new Date(lastMonth.getTime() - 120_000), 'Chat', 'gpt-4o-mini'),
+          {
+            ...event('a2', new Date(lastMonth.getTime() - 120_000), 'Chat', 'gpt-4o-mini'),
+            metadata: { error: 'timeout' },
+          },
           // This month: not in the summary.
           event('a3', new Date(last.end.getTime() + 60_000), 'Chat', 'gpt-4o'),
         ],
@@ -407,6 +410,8 @@ describe('webhooks: happy path', () => {
       unit: 'credits',
       currency: 'EUR',
       calls: 3,
+      failed_calls: 1,
+      error_rate: '33.3',
       active_members: 2,
       credits: summary.credits,
       cost: summary.cost,

@@ -1,11 +1,11 @@
 /**
  * usage.monthly_summary: once per org and local month, after the month has ended in the org's time
- * zone, what a host app needs to send its customer a monthly statement: the month's totals, its
- * top features and models, the monthly limit in force against its spend, and the path of the
- * month's PDF report. The figures are read through the usage pages' own services (the
- * `last_month` range), so they are the pages' to the last unit; provider cost is left out, as org
- * keys never see it. The job may run often and in several processes: the dedupe key
- * (`usage.monthly_summary:<YYYY-MM>`) makes it one message per org and month. Orgs with no usage
+ * zone, what a host app needs to send its customer a monthly statement: the month's totals (failed
+ * calls and error rate among them), its top features and models, the monthly limit in force against
+ * its spend, and the path of the month's PDF report. The figures are read through the usage pages'
+ * own services (the `last_month` range), so they are the pages' to the last unit; provider cost is
+ * left out, as org keys never see it. The job may run often and in several processes: the dedupe
+ * key (`usage.monthly_summary:<YYYY-MM>`) makes it one message per org and month. Orgs with no usage
  * that month, and BYOK orgs (untracked), get none.
  */
 import { dateIn } from '../../domain/calendar.ts';
@@ -91,6 +91,8 @@ async function monthlySummary(ctx: Ctx, orgId: string, month: string, now: Date)
     unit: summary.unit,
     currency: summary.currency,
     calls: summary.calls,
+    failed_calls: summary.failed_calls,
+    error_rate: summary.error_rate,
     active_members: summary.active_members,
     credits: summary.credits,
     cost: summary.cost,
