@@ -11,6 +11,7 @@ import {
   UsageTimeseriesSchema,
 } from '../src/http/routes/usage.ts';
 import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
+import { everyPage } from './support/paging.ts';
 import { cost, credits, sum } from './support/units.ts';
 
 let t: TestTally;
@@ -66,26 +67,7 @@ async function send(key: string, events: unknown[]) {
 }
 
 /** Every page of a paginated usage endpoint. */
-async function allPages(path: string, key?: string) {
-  const rows: any[] = [];
-  let cursor: string | null = null;
-  for (let n = 0; n < 100; n++) {
-    const sep = path.includes('?') ? '&' : '?';
-    const r: { status: number; body: any } = await t.call(
-      'GET',
-      `${path}${cursor ? `${sep}cursor=${cursor}` : ''}`,
-      { key },
-    );
-    expect(r.status, JSON.stringify(r.body)).toBe(200);
-    rows.push(r.body);
-    if (!r.body.has_more) {
-      expect(r.body.next_cursor).toBeNull();
-      return rows;
-    }
-    cursor = r.body.next_cursor;
-  }
-  throw new Error('pagination did not end');
-}
+const allPages = (path: string, key?: string): Promise<any[]> => everyPage(t, path, key, (body: any) => body);
 
 /** The same figures summed naively over raw events. */
 async function rawTotals(orgId: string, start: string, end: string, extra = '') {

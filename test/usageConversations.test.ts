@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConversationUsageSchema, UsageConversationsSchema } from '../src/http/routes/usageInsights.ts';
 import { ProblemSchema } from '../src/http/schemas.ts';
 import { createOrgWithKey, minutesAgo, OPERATOR_KEY, startTally, type TestTally } from './support/harness.ts';
+import { everyPage } from './support/paging.ts';
 import { cost, credits, sum } from './support/units.ts';
 
 let t: TestTally;
@@ -60,16 +61,15 @@ async function page(orgId: string, query: string, key?: string) {
 
 /** Every page of the list, one conversation at a time. */
 async function allPages(orgId: string, key: string, query: string): Promise<Item[]> {
-  const out: Item[] = [];
-  let cursor: string | null = null;
-  for (let n = 0; n < 20; n++) {
-    const p = await page(orgId, `${query}&limit=1${cursor ? `&cursor=${cursor}` : ''}`, key);
-    expect(p.data.length).toBeLessThanOrEqual(1);
-    out.push(...p.data);
-    if (!p.has_more) return out;
-    cursor = p.next_cursor;
-  }
-  throw new Error('pagination did not end');
+  const pages = await everyPage(
+    t,
+    `/v1/orgs/${orgId}/conversations?${query}&limit=1`,
+    key,
+    (body) => UsageConversationsSchema.parse(body),
+    20,
+  );
+  for (const p of pages) expect(p.data.length).toBeLessThanOrEqual(1);
+  return pages.flatMap((p) => p.data);
 }
 
 describe('conversations list', () => {

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UsageBreakdownSchema, UsageEventsPageSchema, UsageSummarySchema } from '../src/http/routes/usage.ts';
 import { createOrgWithKey, minutesAgo, startTally, type TestTally } from './support/harness.ts';
+import { everyPage } from './support/paging.ts';
 
 let t: TestTally;
 beforeAll(async () => {
@@ -180,18 +181,13 @@ describe('failed calls in the breakdowns', () => {
 
   it('pages the same figures one group at a time', async () => {
     const all = await breakdown('by=integration');
-    const paged: Row[] = [];
-    let cursor: string | null = null;
-    do {
-      const r = await t.call(
-        'GET',
-        `/v1/orgs/${org.id}/usage/breakdown?range=7d&by=integration&limit=1${cursor ? `&cursor=${cursor}` : ''}`,
-        { key },
-      );
-      const page = UsageBreakdownSchema.parse(r.body);
-      paged.push(...page.data);
-      cursor = page.next_cursor;
-    } while (cursor);
+    const pages = await everyPage(
+      t,
+      `/v1/orgs/${org.id}/usage/breakdown?range=7d&by=integration&limit=1`,
+      key,
+      (body) => UsageBreakdownSchema.parse(body),
+    );
+    const paged = pages.flatMap((page) => page.data);
     expect(paged.map(failures)).toEqual([...all.values()].map(failures));
   });
 });

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decimalUnits } from '../src/domain/money.ts';
 import { UsageFilesSchema } from '../src/http/routes/usageInsights.ts';
 import { createOrgWithKey, minutesAgo, startTally, type TestTally } from './support/harness.ts';
+import { everyPage } from './support/paging.ts';
 
 let t: TestTally;
 beforeAll(async () => {
@@ -35,21 +36,9 @@ async function send(key: string, events: unknown[]) {
 }
 
 async function files(orgId: string, key: string | undefined, query = '') {
-  const out: ReturnType<typeof UsageFilesSchema.parse>['data'] = [];
-  let cursor: string | null = null;
-  for (let n = 0; n < 20; n++) {
-    const r = await t.call(
-      'GET',
-      `/v1/orgs/${orgId}/usage/files?range=7d&limit=1${query}${cursor ? `&cursor=${cursor}` : ''}`,
-      { key },
-    );
-    expect(r.status, JSON.stringify(r.body)).toBe(200);
-    const page = UsageFilesSchema.parse(r.body);
-    out.push(...page.data);
-    if (!page.has_more) return out;
-    cursor = page.next_cursor;
-  }
-  throw new Error('pagination did not end');
+  const path = `/v1/orgs/${orgId}/usage/files?range=7d&limit=1${query}`;
+  const pages = await everyPage(t, path, key, (body) => UsageFilesSchema.parse(body), 20);
+  return pages.flatMap((page) => page.data);
 }
 
 describe('usage files', () => {

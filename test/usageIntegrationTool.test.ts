@@ -14,6 +14,7 @@ import {
   UsageTimeseriesSchema,
 } from '../src/http/routes/usage.ts';
 import { createOrgWithKey, startTally, type TestTally } from './support/harness.ts';
+import { everyPage } from './support/paging.ts';
 import { cost, credits } from './support/units.ts';
 
 let t: TestTally;
@@ -71,19 +72,8 @@ async function send(key: string, events: Omit<Sent, 'credits' | 'cost'>[]): Prom
 }
 
 async function allRows(path: string, key: string) {
-  const rows: ReturnType<typeof UsageBreakdownSchema.parse>['data'] = [];
-  let cursor: string | null = null;
-  let first: ReturnType<typeof UsageBreakdownSchema.parse> | null = null;
-  for (let n = 0; n < 50; n++) {
-    const r = await t.call('GET', `${path}${cursor ? `&cursor=${cursor}` : ''}`, { key });
-    expect(r.status, JSON.stringify(r.body)).toBe(200);
-    const page = UsageBreakdownSchema.parse(r.body);
-    first ??= page;
-    rows.push(...page.data);
-    if (!page.has_more) return { rows, first };
-    cursor = page.next_cursor;
-  }
-  throw new Error('pagination did not end');
+  const pages = await everyPage(t, path, key, (body) => UsageBreakdownSchema.parse(body), 50);
+  return { rows: pages.flatMap((page) => page.data), first: pages[0]! };
 }
 
 /** Per key: credits, cost and calls of the events in [start, end) passing `keep`. */
