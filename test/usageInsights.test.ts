@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dateIn } from '../src/domain/calendar.ts';
-import { forecastDaily, horizon, median, robustScore } from '../src/domain/forecast.ts';
+import { errorRateSpike, forecastDaily, horizon, median, robustScore } from '../src/domain/forecast.ts';
 import { UsageSummarySchema } from '../src/http/routes/usage.ts';
 import {
   ConversationUsageSchema,
@@ -78,6 +78,29 @@ describe('forecast and anomaly statistics', () => {
     expect(Number.isFinite(r.score)).toBe(true);
     expect(r.score).toBeCloseTo(3, 6);
     expect(robustScore(0, [], 1)).toMatchObject({ median: 0, severity: null });
+  });
+
+  it('scores an error rate spike only on enough failures against enough known days', () => {
+    const quiet = Array.from({ length: 28 }, (_, i) => ({ calls: 20, failed: i % 3 === 0 ? 1 : 0 }));
+    // 10 of 20 failed against rates of 0 and 5 %: median 0, spread floored at 2 points.
+    expect(errorRateSpike({ calls: 20, failed: 10 }, quiet)).toMatchObject({
+      rate: 50,
+      median: 0,
+      score: 25,
+      severity: 'high',
+    });
+    // Fewer than 5 failed calls is never a spike, whatever the share.
+    expect(errorRateSpike({ calls: 4, failed: 4 }, quiet)).toBeNull();
+    expect(errorRateSpike({ calls: 20, failed: 1 }, quiet)).toBeNull();
+    // Days with no calls or purged failures (null) are no baseline: 6 known days are too few.
+    const sparse = [...Array.from({ length: 22 }, () => null), ...quiet.slice(0, 6)];
+    expect(errorRateSpike({ calls: 20, failed: 10 }, sparse)).toBeNull();
+    const idle = [...Array.from({ length: 22 }, () => ({ calls: 0, failed: 0 })), ...quiet.slice(0, 6)];
+    expect(errorRateSpike({ calls: 20, failed: 10 }, idle)).toBeNull();
+    expect(errorRateSpike({ calls: 20, failed: 10 }, [...sparse.slice(1), quiet[0]!])).not.toBeNull();
+    // A usual error rate is no spike: 10 % every day.
+    const usual = Array.from({ length: 28 }, () => ({ calls: 100, failed: 10 }));
+    expect(errorRateSpike({ calls: 100, failed: 11 }, usual)).toBeNull();
   });
 
   it('takes the median of odd and even lists, with repeats, and leaves its input as it was', () => {
@@ -335,6 +358,99 @@ describe('usage insights over HTTP', () => {
       new Set(['org:Acme', 'member:mallory', 'feature:Deep research']),
     );
     expect(messages.every((m) => m.payload.data.date === today())).toBe(true);
+  });
+});
+
+describe('error rate spikes', () => {
+  let org: { id: string; timezone: string };
+  let key: string;
+  const today = () => dateIn(org.timezone, new Date());
+  const jobCtx = () => ({
+    db: t.db,
+    config: t.config,
+    prices: t.prices,
+    principal: { kind: 'operator' as const, id: 'job' },
+    requestId: 'job',
+  });
+  const call = (id: string, feature: string, at: string, error?: string) => ({
+    id,
+    member: 'alice',
+    feature,
+    provider: 'openai',
+    model: 'gpt-4o-mini',
+    occurred_at: at,
+    usage: { input_tokens: 100, output_tokens: 20 },
+    ...(error ? { metadata: { error } } : {}),
+  });
+
+  beforeAll(async () => {
+    ({ org, key } = await createOrgWithKey(t, { timezone: 'UTC', plan_allowance_credits: '5000' }));
+    const events: Record<string, unknown>[] = [];
+    // 30 steady days: Search fails once every third day, Chat never; today Search fails 10 of 20
+    // times and Chat once in 10.
+    for (let d = 1; d <= 30; d++) {
+      for (let i = 0; i < 10; i++) {
+        const at = ago(d * DAY + i * 60_000);
+        events.push(call(`s${d}-${i}`, 'Search', at, d % 3 === 0 && i === 0 ? 'timeout' : undefined));
+        events.push(call(`c${d}-${i}`, 'Chat', at));
+      }
+    }
+    for (let i = 0; i < 20; i++)
+      events.push(call(`s-today-${i}`, 'Search', ago(60_000 + i * 1000), i % 2 ? 'rate_limited' : undefined));
+    for (let i = 0; i < 10; i++)
+      events.push(call(`c-today-${i}`, 'Chat', ago(60_000 + i * 1000), i === 0 ? 'timeout' : undefined));
+    await send(key, events);
+  });
+
+  const errorSpikes = async () => {
+    const r = await t.call('GET', `/v1/orgs/${org.id}/usage/anomalies?days=7`, { key });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    return UsageAnomaliesSchema.parse(r.body).data.filter((x) => x.metric === 'error_rate');
+  };
+
+  it('flags the failing feature and the org, with exact rates and counts, and not the healthy one', async () => {
+    const spikes = await errorSpikes();
+    expect(
+      spikes.map((x) => [x.date, x.scope, x.label, x.value, x.failed_calls, x.calls, x.severity]),
+    ).toEqual([
+      [today(), 'feature', 'Search', '50', 10, 20, 'high'],
+      [today(), 'org', 'Acme', '36.7', 11, 30, 'high'],
+    ]);
+    for (const x of spikes) expect([x.median, x.mad]).toEqual(['0', '0']);
+    // The counts are the raw events' own.
+    const [raw] = await t.db.query<{ failed: number }>(
+      `SELECT count(*)::int AS failed FROM events WHERE org_id = $1 AND id LIKE '%today%' AND metadata ? 'error'`,
+      [org.id],
+    );
+    expect(raw!.failed).toBe(11);
+  });
+
+  it('leaves days with purged raw events out of the baseline', async () => {
+    await t.db.query(
+      `INSERT INTO raw_event_purges (org_id, purged_before) VALUES ($1, now() - interval '3 days')`,
+      [org.id],
+    );
+    try {
+      expect(await errorSpikes()).toEqual([]);
+    } finally {
+      await t.db.query('DELETE FROM raw_event_purges WHERE org_id = $1', [org.id]);
+    }
+    expect(await errorSpikes()).toHaveLength(2);
+  });
+
+  it('fires anomaly.detected once per error rate spike, apart from spend spikes of the same scope', async () => {
+    await detectAnomalies(jobCtx());
+    expect((await detectAnomalies(jobCtx())).sent).toBe(0);
+    const messages = await t.db.query<{
+      payload: { data: { metric: string; scope: string; value: string } };
+    }>(`SELECT payload FROM webhook_messages WHERE org_id = $1 AND type = 'anomaly.detected' ORDER BY seq`, [
+      org.id,
+    ]);
+    const errors = messages.filter((m) => m.payload.data.metric === 'error_rate');
+    expect(errors.map((m) => [m.payload.data.scope, m.payload.data.value])).toEqual([
+      ['feature', '50'],
+      ['org', '36.7'],
+    ]);
   });
 });
 

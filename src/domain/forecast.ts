@@ -20,6 +20,11 @@
  * the median, or a minimum the caller gives in its units) keeps a flat baseline from turning any
  * change into an infinite score. Severity: >= 3.5 low, >= 6 medium, >= 10 high (Iglewicz and
  * Hoaglin's 3.5 as the first threshold).
+ *
+ * ERROR RATE SPIKES (`errorRateSpike`): a day's share of failed calls, in percent, scored the same
+ * way against the rates of the trailing days that had calls, with a floor of 2 percentage points;
+ * only days with at least 5 failed calls and baselines of at least 7 such days count, so a handful
+ * of calls never makes a spike.
  */
 
 export const FORECAST_METHOD =
@@ -128,3 +133,35 @@ export function robustScore(
     score >= 10 ? 'high' : score >= 6 ? 'medium' : score >= 3.5 ? 'low' : null;
   return { median: m, mad, score, severity };
 }
+
+/** A day's calls and how many of them failed. */
+export interface DayCalls {
+  calls: number;
+  failed: number;
+}
+
+/** Fewest failed calls on a day for its error rate to count as a spike. */
+export const MIN_FAILED_CALLS = 5;
+/** Fewest trailing days with calls an error rate is scored against. */
+export const MIN_RATE_BASELINE_DAYS = 7;
+/** The smallest spread of error rates scored with, in percentage points. */
+const MIN_RATE_SPREAD = 2;
+
+/**
+ * The error rate spike of `day` (rates in percent) against the trailing days, `null` where a day's
+ * failures are unknown (its raw events were purged); null when the day is not a spike.
+ */
+export function errorRateSpike(
+  day: DayCalls,
+  baseline: (DayCalls | null)[],
+): { rate: number; median: number; mad: number; score: number; severity: Severity } | null {
+  if (day.calls <= 0 || day.failed < MIN_FAILED_CALLS) return null;
+  const rates = baseline.filter((d): d is DayCalls => d !== null && d.calls > 0).map(rateOf);
+  if (rates.length < MIN_RATE_BASELINE_DAYS) return null;
+  const rate = rateOf(day);
+  const r = robustScore(rate, rates, MIN_RATE_SPREAD);
+  return r.severity ? { rate, median: r.median, mad: r.mad, score: r.score, severity: r.severity } : null;
+}
+
+/** A day's failed calls as a percentage of its calls (never above 100). */
+const rateOf = (d: DayCalls) => (Math.min(d.failed, d.calls) * 100) / d.calls;

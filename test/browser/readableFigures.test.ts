@@ -1,7 +1,8 @@
 /**
  * Figures in words a customer reads, checked against what the API answers over HTTP: each alert's
  * type and scope by name with its spend against its limit, each feature's and model's share and money,
- * the share of spend a recommendation saves, and the day a reached monthly limit resets.
+ * the share of spend a recommendation saves, the day a reached monthly limit resets, and an error rate
+ * spike.
  */
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -186,6 +187,62 @@ describe('readable figures', () => {
           `${f.money(limits.allowed_limit, limits.currency)}. AI features that use credits are paused until the ` +
           `limit is raised or the new month begins on ${f.date(limits.period.end)}.`,
       );
+    await owner.context().close();
+  });
+
+  it('tells an error rate spike in words: the share of calls that failed, of how many, against the usual', async () => {
+    const org = await web.tally.call('POST', '/v1/orgs', {
+      body: { name: 'Flaky Search', currency: 'EUR', timezone: 'UTC', billing_mode: 'credits' },
+    });
+    const orgId = org.body.id as string;
+    await web.tally.call('POST', `/v1/orgs/${orgId}/members`, {
+      body: { external_id: 'lab-1', name: 'Lab Owner', role: 'owner' },
+    });
+    const call = (id: string, ago: number, error: boolean) => ({
+      id,
+      org_id: orgId,
+      member: 'lab-1',
+      feature: 'Search',
+      provider: 'openai',
+      model: 'gpt-4o-mini',
+      occurred_at: new Date(Date.now() - ago).toISOString(),
+      usage: { input_tokens: 100, output_tokens: 20 },
+      ...(error ? { metadata: { error: 'upstream_503' } } : {}),
+    });
+    // 30 days of 10 calls that never fail, then 10 of 20 failing today.
+    const events = [
+      ...Array.from({ length: 300 }, (_, i) =>
+        call(`d${i}`, (Math.floor(i / 10) + 1) * 86_400_000 + i * 1000, false),
+      ),
+      ...Array.from({ length: 20 }, (_, i) => call(`t${i}`, 60_000 + i * 1000, i % 2 === 1)),
+    ];
+    const sent = await web.tally.call('POST', '/v1/events', { body: { events } });
+    expect(sent.body.results.every((r: { status: string }) => r.status === 'accepted')).toBe(true);
+    const f = await formatsOf(orgId);
+    const { data } = await get(`/v1/orgs/${orgId}/usage/anomalies`);
+    const errors = data.filter((a: { metric: string }) => a.metric === 'error_rate');
+    expect(errors.map((a: { scope: string; value: string }) => [a.scope, a.value])).toEqual([
+      ['org', '50'],
+      ['feature', '50'],
+    ]);
+
+    const owner = await openAsOwner(orgId, '/');
+    const items = owner
+      .locator('section', { has: owner.getByRole('heading', { name: 'Unusual spikes', exact: true }) })
+      .locator('li');
+    await expect.poll(() => items.count()).toBe(data.length);
+    const shown = await items.allTextContents();
+    for (const a of errors) {
+      const who = a.scope === 'org' ? 'the organization' : a.label;
+      expect(shown).toContain(
+        `${a.severity}${f.day(a.date)}: ${who} failed ${percent(a.value)} of calls ` +
+          `(${f.count(a.failed_calls)} of ${f.count(a.calls)}; usually ${percent(a.median)})`,
+      );
+    }
+    expect(shown).toContain(
+      `high${f.day(errors[0].date)}: Search failed 50% of calls (10 of 20; usually 0%)`,
+    );
+    await screenshot(owner, 'anomalies-error-rate');
     await owner.context().close();
   });
 

@@ -5536,7 +5536,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Unusual daily spend of the org, members and features against the trailing 4 weeks */
+        /** Unusual daily spend and error rates of the org, members and features against the trailing 4 weeks */
         get: {
             parameters: {
                 query?: {
@@ -11101,7 +11101,15 @@ export interface components {
             method: string;
             data: {
                 date: string;
-                /** @enum {string} */
+                /**
+                 * @description spend: value, median and MAD in the unit; error_rate: in percent of the calls
+                 * @enum {string}
+                 */
+                metric: "spend" | "error_rate";
+                /**
+                 * @description error_rate: org or feature
+                 * @enum {string}
+                 */
                 scope: "org" | "member" | "feature";
                 key: string;
                 label: string;
@@ -11114,6 +11122,10 @@ export interface components {
                 score: number;
                 /** @enum {string} */
                 severity: "low" | "medium" | "high";
+                /** @description error_rate: the day's failed calls */
+                failed_calls: number | null;
+                /** @description error_rate: the day's calls */
+                calls: number | null;
             }[];
         };
         UsageRecommendations: {

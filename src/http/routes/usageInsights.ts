@@ -1,7 +1,7 @@
 /**
  * Usage insights: the itemized entries of one day, the conversations of a range with their totals,
  * one conversation with its messages and files, patterns (busiest hours and weekdays, week over
- * week), the spend forecast, spend anomalies and recommendations.
+ * week), the spend forecast, spend and error rate anomalies and recommendations.
  */
 import { createRoute, type OpenAPIHono, z } from '@hono/zod-openapi';
 import { getConversation } from '../../services/usage/getConversation.ts';
@@ -278,7 +278,10 @@ export const UsageAnomaliesSchema = z
     data: z.array(
       z.object({
         date: z.string(),
-        scope: z.enum(['org', 'member', 'feature']),
+        metric: z.enum(['spend', 'error_rate']).openapi({
+          description: 'spend: value, median and MAD in the unit; error_rate: in percent of the calls',
+        }),
+        scope: z.enum(['org', 'member', 'feature']).openapi({ description: 'error_rate: org or feature' }),
         key: z.string(),
         label: z.string(),
         value: Amount,
@@ -286,6 +289,8 @@ export const UsageAnomaliesSchema = z
         mad: Amount,
         score: z.number(),
         severity: z.enum(['low', 'medium', 'high']),
+        failed_calls: z.int().nullable().openapi({ description: "error_rate: the day's failed calls" }),
+        calls: z.int().nullable().openapi({ description: "error_rate: the day's calls" }),
       }),
     ),
   })
@@ -444,7 +449,8 @@ export function usageInsightRoutes(app: OpenAPIHono<AppEnv>) {
     route({
       method: 'get',
       path: '/v1/orgs/{org}/usage/anomalies',
-      summary: 'Unusual daily spend of the org, members and features against the trailing 4 weeks',
+      summary:
+        'Unusual daily spend and error rates of the org, members and features against the trailing 4 weeks',
       request: {
         params: OrgParam,
         query: z.strictObject({ days: z.coerce.number().int().min(1).max(30).default(7) }),

@@ -1,7 +1,7 @@
 /**
  * The anomaly job: for every org with usage in the last day, today's and yesterday's spikes (as
  * `GET .../usage/anomalies` reports them) each fire one `anomaly.detected` webhook. The job runs
- * often and in any process: the message's dedupe key (date, scope and key of the spike) makes each
+ * often and in any process: the message's dedupe key (metric, date, scope and key of the spike) makes each
  * anomaly one message, even when its score moves as the day goes on.
  */
 import type { Db } from '../../store/db.ts';
@@ -40,7 +40,10 @@ async function emitAll(
         orgId,
         'anomaly.detected',
         { org_id: orgId, unit, currency, ...a },
-        { dedupeKey: `anomaly.detected:${a.date}:${a.scope}:${a.key}` },
+        // Spend spikes keep the key they had before error rates were scored: none is sent twice.
+        {
+          dedupeKey: `anomaly.detected:${a.metric === 'spend' ? '' : `${a.metric}:`}${a.date}:${a.scope}:${a.key}`,
+        },
       );
       if (id) sent++;
     }

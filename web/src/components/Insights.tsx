@@ -107,12 +107,16 @@ function ProjectionCell({
 
 interface Anomaly {
   date: string;
+  /** spend: value and median in the unit; error_rate: in percent of the calls. */
+  metric: 'spend' | 'error_rate';
   scope: 'org' | 'member' | 'feature';
   key: string;
   label: string;
   value: string;
   median: string;
   severity: 'low' | 'medium' | 'high';
+  failed_calls: number | null;
+  calls: number | null;
 }
 
 export function AnomaliesPanel() {
@@ -130,12 +134,14 @@ export function AnomaliesPanel() {
           ) : (
             <ul className="anomalies">
               {a.data.slice(0, 8).map((item) => (
-                <li key={`${item.date}-${item.scope}-${item.key}`}>
+                <li key={`${item.date}-${item.metric}-${item.scope}-${item.key}`}>
                   <span className={`severity severity-${item.severity}`}>{item.severity}</span>
                   <span className="grow">
                     {formats.day(item.date)}:{' '}
-                    {item.scope === 'org' ? 'the organization' : item.label || 'Unknown user'} spent{' '}
-                    {format(item.value)} (usually {format(item.median)})
+                    {item.scope === 'org' ? 'the organization' : item.label || 'Unknown user'}{' '}
+                    {item.metric === 'error_rate'
+                      ? `failed ${formats.percent(item.value)} of calls (${formats.count(item.failed_calls ?? 0)} of ${formats.count(item.calls ?? 0)}; usually ${formats.percent(item.median)})`
+                      : `spent ${format(item.value)} (usually ${format(item.median)})`}
                   </span>
                 </li>
               ))}

@@ -1,4 +1,4 @@
-/** Alerts the org received: thresholds reached, quota exceeded, low credits, anomalies, disabled webhook endpoints. */
+/** Alerts the org received: thresholds reached, quota exceeded, low credits, disabled webhook endpoints. */
 import { Await, ListFoot, Panel } from '../components/states.tsx';
 import type { Formats } from '../format.ts';
 import { useOrg } from '../sessionContext.tsx';
