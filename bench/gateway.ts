@@ -64,6 +64,54 @@ function startUpstreamProcess(
   });
 }
 
+/**
+ * The baseline of the added latency: a pass-through proxy in the bench process (where Tally runs)
+ * with no framework, no metering and no database, that reads the request and pipes the upstream's
+ * answer back as it comes: what forwarding a stream alone adds on this machine.
+ */
+async function startBareProxy(upstreamUrl: string): Promise<{ url: string; close: () => Promise<void> }> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4096 });
+  const target = new URL(upstreamUrl);
+  const server = http.createServer((req, res) => {
+    const body: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => body.push(chunk));
+    req.on('end', () => {
+      const payload = Buffer.concat(body);
+      const forward = http.request(
+        {
+          host: target.hostname,
+          port: target.port,
+          path: req.url,
+          method: req.method,
+          agent,
+          headers: {
+            authorization: req.headers.authorization ?? '',
+            'content-type': 'application/json',
+            'content-length': payload.length,
+          },
+        },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, { 'content-type': answer.headers['content-type'] ?? '' });
+          answer.pipe(res);
+        },
+      );
+      forward.on('error', () => res.destroy());
+      forward.end(payload);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise((resolve) => {
+        agent.destroy();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // The steady-state load generator: a process of its own (this file forked), so its CPU is never
 // charged to the Tally it measures; node:http with keep-alive sockets and the SSE read raw.
@@ -366,7 +414,7 @@ function profileLines(profile: ProfileSummary, timer: SqlTimer, streams: number)
 
 export const gateway: BenchModule = {
   name: 'gateway',
-  description: `Gateway overhead: the same streamed chat completions sent straight to a local upstream (test/support/fakeProviders.ts, in a process of its own) and through \`/gateway/openai/v1/chat/completions\`, on Tally started in the bench process, spread over ${ORGS} orgs with monthly limits (org keys, 50 members each). Each gateway stream places a hold, bills increments while streaming (at least every 2 s while the hold covers it, at once when one more step of 16 output tokens might not fit) and captures with the provider's usage before it closes. Added latency = gateway percentile - direct percentile, at the first byte (after the hold), at the last event (\`[DONE]\`) and at the close of the stream (after the capture); figures are the median over runs, with min and max. **Steady state (the target):** ${STEADY_STREAMS} streams open at every moment for ${STEADY_WARM_UP_S} s of warm-up and then ${STEADY_MEASURED_S} s measured; each stream is ${STEADY_CHUNKS} one-token chunks ${STEADY_CHUNK_DELAY_MS} ms apart, paced from the stream's start as a provider generates (about 3.0 s; the fake provider sends events that are ready together in one write), with the usage in a final chunk (\`stream_options.include_usage\`), and a new stream starts as soon as one ends (so about 60 new streams a second); the ${STEADY_STREAMS} slots start spread over one stream's length. Streams started in the measured window are measured, and the load stays on until the last of them has ended. The load comes from a process of its own (node:http keep-alive agent, SSE read as raw bytes), never from Tally's; each run is one direct phase then one gateway phase, each with its own warm-up. Beside the latencies: the CPU per stream of the Tally process (all of the bench process's CPU during the gateway phase: the bench process does nothing else meanwhile) and of the database's Postgres backends (/proc), over every stream of the phase; the cores busy on the whole machine in each phase (/proc/stat), the share of the gateway phase Tally's main thread spent runnable but waiting for a core (/proc schedstat), and how late its 1 ms timers ran (event loop delay). **Bursts (no target):** ${CONCURRENCY.slice(1).join(' and ')} streams started at the same instant (${CHUNKS} chunks ${CHUNK_DELAY_MS} ms apart), and one at a time (${IN_A_ROW} in a row), read with fetch from the bench process (so the client's CPU shares Tally's event loop there); a burst of 200 holds queues behind each other by construction. For reference, the same number of holds at once through \`POST /v1/authorizations\`. With BENCH_PROFILE, one more steady-state gateway phase runs under the CPU profiler with every SQL statement counted (statements per stream).`,
+  description: `Gateway overhead: the same streamed chat completions sent straight to a local upstream (test/support/fakeProviders.ts, in a process of its own) and through \`/gateway/openai/v1/chat/completions\`, on Tally started in the bench process, spread over ${ORGS} orgs with monthly limits (org keys, 50 members each). Each gateway stream places a hold, bills increments while streaming (at least every 2 s while the hold covers it, at once when one more step of 16 output tokens might not fit) and captures with the provider's usage before it closes. Added latency = gateway percentile - direct percentile, at the first byte (after the hold), at the last event (\`[DONE]\`) and at the close of the stream (after the capture); figures are the median over runs, with min and max. **Steady state (the target):** ${STEADY_STREAMS} streams open at every moment for ${STEADY_WARM_UP_S} s of warm-up and then ${STEADY_MEASURED_S} s measured; each stream is ${STEADY_CHUNKS} one-token chunks ${STEADY_CHUNK_DELAY_MS} ms apart, paced from the stream's start as a provider generates (about 3.0 s; the fake provider sends events that are ready together in one write), with the usage in a final chunk (\`stream_options.include_usage\`), and a new stream starts as soon as one ends (so about 60 new streams a second); the ${STEADY_STREAMS} slots start spread over one stream's length. Streams started in the measured window are measured, and the load stays on until the last of them has ended. The load comes from a process of its own (node:http keep-alive agent, SSE read as raw bytes), never from Tally's; each run is one direct phase, one bare proxy phase and one gateway phase, each with its own warm-up. **Baseline:** the same load through a bare pass-through proxy in the bench process (where Tally runs): node:http with no framework, no metering and no database, reading the request and piping the upstream's answer back as it comes; what it adds over the direct phase stands beside each added latency of the gateway (what forwarding a stream alone costs on this machine), ratio = gateway / bare proxy. Beside the latencies: the CPU per stream of the Tally process (all of the bench process's CPU during the gateway phase: the bench process does nothing else meanwhile) and of the database's Postgres backends (/proc), over every stream of the phase; the cores busy on the whole machine in each phase (/proc/stat), the share of the gateway phase Tally's main thread spent runnable but waiting for a core (/proc schedstat), and how late its 1 ms timers ran (event loop delay). **Bursts (no target):** ${CONCURRENCY.slice(1).join(' and ')} streams started at the same instant (${CHUNKS} chunks ${CHUNK_DELAY_MS} ms apart), and one at a time (${IN_A_ROW} in a row), read with fetch from the bench process (so the client's CPU shares Tally's event loop there); a burst of 200 holds queues behind each other by construction. For reference, the same number of holds at once through \`POST /v1/authorizations\`. With BENCH_PROFILE, one more steady-state gateway phase runs under the CPU profiler with every SQL statement counted (statements per stream).`,
   async run(options: BenchOptions): Promise<BenchResult> {
     const measurements: Measurement[] = [];
     const lines: string[] = [];
@@ -378,6 +426,7 @@ export const gateway: BenchModule = {
     const load = () => loadavg()[0]!.toFixed(2);
     const upstream = await startUpstreamProcess(CHUNKS, CHUNK_DELAY_MS);
     const steadyUpstream = await startUpstreamProcess(STEADY_CHUNKS, STEADY_CHUNK_DELAY_MS);
+    const bareProxy = await startBareProxy(steadyUpstream.url);
     const generator = await forkGenerator<SteadyJob, SteadyResult>(import.meta.url, GENERATOR_FLAG);
     const aim = (running: Awaited<ReturnType<BenchDatabase['startTally']>>, url: string) =>
       // Bench Tallies start with the default settings; aim this one's gateway at the local upstream.
@@ -396,21 +445,25 @@ export const gateway: BenchModule = {
             warmUpMs,
             measuredMs,
           });
-          const directSteady = steadyJob(`${steadyUpstream.url}/v1/chat/completions`, [
-            { authorization: `Bearer ${UPSTREAM_KEY}` },
-          ]);
+          const upstreamAuth = [{ authorization: `Bearer ${UPSTREAM_KEY}` }];
+          const directSteady = steadyJob(`${steadyUpstream.url}/v1/chat/completions`, upstreamAuth);
+          const bareSteady = steadyJob(`${bareProxy.url}/v1/chat/completions`, upstreamAuth);
           const gatewaySteady = () =>
             steadyJob(`${running.url}/gateway/openai/v1/chat/completions`, gatewayHeaders(keys));
 
           // Steady state.
           aim(running, steadyUpstream.url);
           const steady = new Map<string, number[]>();
-          const add = (name: string, value: number) => steady.set(name, [...(steady.get(name) ?? []), value]);
+          /** What the bare proxy added, by the name of the gateway's figure it stands beside. */
+          const bareAdded = new Map<string, number[]>();
+          const add = (figures: Map<string, number[]>, name: string, value: number) =>
+            figures.set(name, [...(figures.get(name) ?? []), value]);
           for (let run = 1; run <= steadyRuns; run++) {
             const directCpu = cpuSnapshot();
             const base = await generator.run(directSteady);
             const directBusy = cpuSince(directCpu).machine;
             const loadDirect = load();
+            const bare = await generator.run(bareSteady);
             const pgPids = await database.backendPids();
             const pgBefore = cpuMsOf(pgPids);
             const nodeBefore = process.cpuUsage();
@@ -429,34 +482,40 @@ export const gateway: BenchModule = {
             const nodePerStream = (node.user + node.system) / 1000 / through.total;
             const pgPerStream = pgMs / through.total;
             const where = `${database.label}, ${steadyLabel}, run ${run}`;
-            if (base.failures > 0 || through.failures > 0) {
+            if (base.failures > 0 || bare.failures > 0 || through.failures > 0) {
               lines.push(
-                `- ${where}: ${base.failures} direct and ${through.failures} gateway streams failed (first: ${through.firstFailure ?? base.firstFailure})`,
+                `- ${where}: ${base.failures} direct, ${bare.failures} bare proxy and ${through.failures} gateway streams failed (first: ${through.firstFailure ?? bare.firstFailure ?? base.firstFailure})`,
               );
             }
             for (const [what, key] of POINTS) {
               for (const p of [50, 99]) {
                 const d = percentile(base[key], p);
+                const b = percentile(bare[key], p);
                 const t = percentile(through[key], p);
-                add(`gateway added latency, ${what} p${p}, ${steadyLabel}`, t - d);
+                const name = `gateway added latency, ${what} p${p}, ${steadyLabel}`;
+                add(steady, name, t - d);
+                add(bareAdded, name, b - d);
                 lines.push(
-                  `- ${where}, ${what} p${p}: direct ${d.toFixed(1)} ms, through the gateway ${t.toFixed(1)} ms, added ${(t - d).toFixed(1)} ms`,
+                  `- ${where}, ${what} p${p}: direct ${d.toFixed(1)} ms, through the bare proxy ${b.toFixed(1)} ms (added ${(b - d).toFixed(1)} ms), through the gateway ${t.toFixed(1)} ms, added ${(t - d).toFixed(1)} ms`,
                 );
               }
             }
-            add(`Tally CPU per gateway stream, ${steadyLabel}`, nodePerStream);
-            if (kind === 'server') add(`Postgres CPU per gateway stream, ${steadyLabel}`, pgPerStream);
+            add(steady, `Tally CPU per gateway stream, ${steadyLabel}`, nodePerStream);
+            if (kind === 'server')
+              add(steady, `Postgres CPU per gateway stream, ${steadyLabel}`, pgPerStream);
             const text = `${where}: ${base.firstByte.length} direct and ${through.firstByte.length} gateway streams measured (${base.total} and ${through.total} in the phases, ${((through.total / through.ms) * 1000).toFixed(0)}/s through the gateway over ${(through.ms / 1000).toFixed(0)} s, ${through.failures} failed${through.firstFailure ? `, first: ${through.firstFailure.slice(0, 200)}` : ''}); CPU per gateway stream Tally ${nodePerStream.toFixed(1)} ms${kind === 'server' ? ` + Postgres ${pgPerStream.toFixed(1)} ms` : ''}; cores busy on the whole machine ${directBusy.toFixed(2)} in the direct phase and ${gatewayBusy.toFixed(2)} in the gateway phase (of ${availableParallelism()}); Tally's event loop waited for a core ${(waited * 100).toFixed(0)} % of the gateway phase, its timers ran late by p50 ${ms(loopDelay.percentile(50))} / p99 ${ms(loopDelay.percentile(99))} / max ${ms(loopDelay.max)} ms; 1-minute load average ${loadDirect} after the direct phase, ${load()} after the gateway phase`;
             lines.push(`- ${text}`);
             options.log(`  ${text}`);
           }
           for (const [benchmark, values] of steady) {
+            const bareRuns = bareAdded.get(benchmark);
             measurements.push({
               benchmark,
               database: database.label,
               unit: 'ms',
               better: 'lower',
               runs: values,
+              ...(bareRuns ? { baseline: { label: 'added by a bare node:http proxy', runs: bareRuns } } : {}),
               ...(benchmark.startsWith('gateway') && benchmark.includes('p99') ? { target: 10 } : {}),
             });
           }
@@ -538,6 +597,7 @@ export const gateway: BenchModule = {
         }
       }
     } finally {
+      await bareProxy.close();
       upstream.child.disconnect();
       steadyUpstream.child.disconnect();
       await generator.stop();

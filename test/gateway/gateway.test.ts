@@ -405,6 +405,8 @@ it('documents the gateway endpoints and settings in the served OpenAPI document'
       '/gateway/openai/v1/responses',
       '/gateway/openai/v1/embeddings',
       '/gateway/anthropic/v1/messages',
+      '/gateway/openai/v1/models',
+      '/gateway/anthropic/v1/models',
       '/v1/orgs/{org}/gateway_keys',
       '/v1/orgs/{org}/gateway/upstreams/{provider}',
     ]),

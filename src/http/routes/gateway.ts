@@ -174,6 +174,23 @@ function documentGatewayPaths(app: OpenAPIHono<AppEnv>) {
       },
     });
   }
+  for (const [provider, auth] of [
+    ['openai', 'Bearer gateway key or org key'],
+    ['anthropic', 'x-api-key: gateway key or org key'],
+  ] as const) {
+    app.openAPIRegistry.registerPath({
+      method: 'get',
+      path: `/gateway/${provider}/v1/models`,
+      tags: ['Gateway'],
+      summary: "The provider's model list through the gateway (unmetered)",
+      description: `Authenticate as the provider SDK does (${auth}). The provider's answer, passed through unchanged; 502 in the provider's format when it cannot be reached.`,
+      responses: {
+        200: { description: "The provider's model list" },
+        401: { description: 'Missing or invalid key (provider error format)' },
+        502: { description: 'The provider could not be reached (provider error format)' },
+      },
+    });
+  }
 }
 
 const Dimension = Text(200);
