@@ -653,14 +653,23 @@ describe('holds: errors and security', () => {
     });
   });
 
-  it('rejects an unpriced model with a clear error', async () => {
-    const { key } = await createOrgWithKey(t);
-    const res = await t.call('POST', '/v1/authorizations', {
-      key,
-      body: { ...call, model: 'no-such-model', estimate: { input_tokens: 1, max_output_tokens: 1 } },
-    });
-    expect(res.status).toBe(422);
-    expect(res.body.detail).toContain('no-such-model');
+  it('rejects an unpriced model with a clear error, whichever way the estimate is given', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    for (const estimate of [{ input_tokens: 1, max_output_tokens: 1 }, { credits: '1' }]) {
+      const res = await t.call('POST', '/v1/authorizations', {
+        key,
+        body: { ...call, model: 'no-such-model', estimate },
+      });
+      expect(res.status, JSON.stringify(estimate)).toBe(422);
+      expect(res.body).toMatchObject({ code: 'model_unpriced', param: 'model' });
+      expect(res.body.detail).toContain('no-such-model');
+    }
+    // Nothing was held: a call that could never be billed is not let through.
+    const [held] = await t.db.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM authorizations WHERE org_id = $1',
+      [org.id],
+    );
+    expect(held!.n).toBe(0);
   });
 });
 

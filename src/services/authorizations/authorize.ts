@@ -139,16 +139,18 @@ export async function authorize(ctx: Ctx, input: AuthorizeInput) {
 async function authorizeOn(ctx: Ctx, { org, settings, version }: SpendTerms, input: AuthorizeInput) {
   const orgId = org.id;
   const now = new Date();
-  const priced =
+  // Priced even for a credits estimate: a call whose model has no price could never be billed,
+  // so it is refused here (422 model_unpriced), before it is made.
+  const tokens = unitsFor(
+    ctx,
+    org,
+    input,
     'credits' in input.estimate
-      ? parseUnits(input.estimate.credits, CREDIT_SCALE)
-      : unitsFor(
-          ctx,
-          org,
-          input,
-          { input_tokens: input.estimate.input_tokens, output_tokens: input.estimate.max_output_tokens },
-          now,
-        ).units;
+      ? { requests: 0 }
+      : { input_tokens: input.estimate.input_tokens, output_tokens: input.estimate.max_output_tokens },
+    now,
+  ).units;
+  const priced = 'credits' in input.estimate ? parseUnits(input.estimate.credits, CREDIT_SCALE) : tokens;
   const expiresAt = new Date(now.getTime() + (input.ttl_seconds ?? DEFAULT_HOLD_TTL_SECONDS) * 1000);
   const id = newId('auth');
   const apiKeyId = ctx.principal.kind === 'org_key' ? ctx.principal.id : '';
