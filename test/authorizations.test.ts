@@ -415,6 +415,59 @@ describe('holds: limits', () => {
     expect(limits.body).toMatchObject({ spent: '0.08', held: '0' });
   });
 
+  it("keeps the month's spend in money when the credit value changes, so a hard limit still holds", async () => {
+    const { org, key } = await createOrgWithKey(t, { plan_allowance_credits: '100000' });
+    await t.call('PUT', `/v1/orgs/${org.id}/limits`, {
+      key,
+      body: { alert_threshold: '8', allowed_limit: '10' },
+    });
+    // 500 000 output tokens = 690 credits = EUR 6.90.
+    const sent = await t.call('POST', '/v1/events', {
+      key,
+      body: {
+        events: [
+          { ...call, id: 'cv-1', occurred_at: new Date().toISOString(), usage: { output_tokens: 500_000 } },
+        ],
+      },
+    });
+    expect(sent.body.results[0]).toMatchObject({ status: 'accepted', credits: '690', cost: '6.9' });
+    const limits = async () => (await t.call('GET', `/v1/orgs/${org.id}/limits`, { key })).body;
+    const setValue = (credit_value: string) =>
+      t.call('PATCH', `/v1/orgs/${org.id}`, { body: { credit_value } });
+    expect((await setValue('0.02')).status).toBe(200);
+    expect(await limits()).toMatchObject({ spent: '6.9', status: 'ok' });
+    expect((await setValue('0.005')).status).toBe(200);
+    expect(await limits()).toMatchObject({ spent: '6.9', status: 'ok' });
+    // 3 credits' worth at 0.07 is no whole number of micro-credits: rounded up, never down.
+    expect((await setValue('0.07')).status).toBe(200);
+    const rounded = await limits();
+    expect(cost(rounded.spent) - cost('6.9')).toBeGreaterThanOrEqual(0n);
+    expect(cost(rounded.spent) - cost('6.9')).toBeLessThan(cost('0.00000007'));
+    expect((await setValue('0.005')).status).toBe(200);
+    // EUR 3.10 of room is 620 credits at 0.005; a call worth EUR 6.55 is billed only that far.
+    const auth = await t.call('POST', '/v1/authorizations', {
+      key,
+      body: { ...call, estimate: { input_tokens: 0, max_output_tokens: 2_000_000 } },
+    });
+    expect(auth.body).toMatchObject({ approved: true, reason: 'partial' });
+    expect(cost(auth.body.held_credits)).toBeLessThanOrEqual(cost('620'));
+    // The value cannot change under an active hold, which counts its credits at the old one; the
+    // value it has already is no change.
+    expect((await setValue('0.0050')).status).toBe(200);
+    const refused = await setValue('0.01');
+    expect(refused.status).toBe(409);
+    expect(refused.body).toMatchObject({ code: 'holds_active', param: 'credit_value' });
+    await t.call('POST', `/v1/authorizations/${auth.body.id}/capture`, {
+      key,
+      body: { usage: { output_tokens: 2_000_000 } },
+    });
+    const after = await limits();
+    expect(cost(after.spent)).toBeLessThanOrEqual(cost('10'));
+    const summary = await t.call('GET', `/v1/orgs/${org.id}/usage/summary?range=mtd`, { key });
+    expect(cost(summary.body.cost)).toBeLessThanOrEqual(cost('10'));
+    expect(after.status).toBe('exceeded');
+  });
+
   it('judges whether a stream may go on by its next output, not by the prompt its first report carries', async () => {
     const { org, key } = await createOrgWithKey(t);
     // 26 credits a month; the hold takes 20.01 of them: 50 000 input tokens (17.25) and 2 000 output (2.76).

@@ -25,7 +25,7 @@ export interface UpdateOrgInput {
  * and cycles) are the operator's to change, not the tenant's.
  */
 /** The terms an active hold was placed under, which may not change while one is. */
-const HOLD_TERMS = ['billing_mode', 'timezone', 'billing_cycle_anchor'] as const;
+const HOLD_TERMS = ['billing_mode', 'credit_value', 'timezone', 'billing_cycle_anchor'] as const;
 
 export async function updateOrg(ctx: Ctx, orgId: string, input: UpdateOrgInput): Promise<OrgView> {
   scopeOrg(ctx, orgId, 'org:update');
@@ -48,7 +48,10 @@ export async function updateOrg(ctx: Ctx, orgId: string, input: UpdateOrgInput):
   return ctx.db.transaction(async (tx) => {
     const current = await loadOrg(tx, orgId);
     const changed = (field: (typeof HOLD_TERMS)[number]) =>
-      input[field] !== undefined && input[field] !== current[field];
+      field === 'credit_value'
+        ? input.credit_value !== undefined &&
+          parseUnits(input.credit_value, CREDIT_SCALE) !== parseUnits(current.credit_value, CREDIT_SCALE)
+        : input[field] !== undefined && input[field] !== current[field];
     // A hold settles in the mode and on the counter periods it was placed with.
     const moved = HOLD_TERMS.find(changed);
     if (moved) await requireNoActiveHolds(tx, orgId, moved);
@@ -76,6 +79,9 @@ export async function updateOrg(ctx: Ctx, orgId: string, input: UpdateOrgInput):
       ],
     );
     if (changed('timezone') || changed('billing_cycle_anchor')) await carryCounters(tx, current, row!);
+    if (changed('credit_value') && current.billing_mode === 'credits' && row!.billing_mode === 'credits') {
+      await rescaleCounters(tx, orgId, current.credit_value, row!.credit_value);
+    }
     await audit(tx, ctx, orgId, 'org.updated', orgId, { ...input });
     return orgView(row!);
   });
@@ -101,6 +107,22 @@ async function requireNoActiveHolds(tx: Queryable, orgId: string, field: string)
       field,
     );
   }
+}
+
+/**
+ * Limit and budget counters count credits, which they turn into money at the org's credit value;
+ * the spend they hold was drawn at the old one. Rescaled to the new value, each keeps the money it
+ * counted (rounded up to the micro-credit: a limit is never passed by a rounding), so a new value
+ * neither blocks an org under its limit nor frees room it has spent. No hold is active (HOLD_TERMS).
+ */
+async function rescaleCounters(tx: Queryable, orgId: string, before: string, after: string): Promise<void> {
+  await tx.query(
+    // Capped at 2^62 (far past any limit, with room left to add to): a far smaller value could
+    // multiply a spend past BIGINT.
+    `UPDATE spend_counters SET spent = least(div(spent::numeric * $2 + $3 - 1, $3), 4611686018427387904)::bigint
+      WHERE org_id = $1 AND spent > 0`,
+    [orgId, parseUnits(before, CREDIT_SCALE).toString(), parseUnits(after, CREDIT_SCALE).toString()],
+  );
 }
 
 /**
