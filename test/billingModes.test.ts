@@ -187,6 +187,45 @@ describe('changing billing terms', () => {
     expect(await checkLedger(t.db, org.id)).toEqual([]);
   });
 
+  it('refuses a move between credits and BYOM once the org has spent in one, even by way of BYOK', async () => {
+    const { org, key } = await createOrgWithKey(t, { currency: 'EUR', timezone: 'UTC' });
+    const patch = (billing_mode: string) => t.call('PATCH', `/v1/orgs/${org.id}`, { body: { billing_mode } });
+    // No usage yet: the mode is still the operator's to choose.
+    expect((await patch('byom')).status).toBe(200);
+    expect((await patch('credits')).status).toBe(200);
+    const sent = await t.call('POST', '/v1/events', {
+      key,
+      body: { events: [{ ...call, id: 'u1', occurred_at: minutesAgo(1), usage: { output_tokens: 1_000 } }] },
+    });
+    expect(sent.body.results[0]).toMatchObject({ status: 'accepted', currency: 'EUR' });
+    const refused = await patch('byom');
+    expect(refused.status).toBe(409);
+    expect(refused.body).toMatchObject({ code: 'usage_recorded', param: 'billing_mode' });
+    expect(refused.body.detail).toContain('credits in EUR');
+    // Refused whole: nothing else of the request changed either.
+    const both = await t.call('PATCH', `/v1/orgs/${org.id}`, {
+      body: { billing_mode: 'byom', name: 'Renamed' },
+    });
+    expect(both.status).toBe(409);
+    expect((await t.call('GET', `/v1/orgs/${org.id}`)).body).toMatchObject({
+      billing_mode: 'credits',
+      name: 'Acme',
+    });
+    // BYOK spends nothing: the org may go there and come back, but not on to BYOM.
+    expect((await patch('byok')).status).toBe(200);
+    expect((await patch('byom')).status).toBe(409);
+    expect((await patch('credits')).status).toBe(200);
+    // And the other way: a BYOM org that spent stays out of credits.
+    const byom = await createOrgWithKey(t, { currency: 'EUR', timezone: 'UTC', billing_mode: 'byom' });
+    await t.call('POST', '/v1/events', {
+      key: byom.key,
+      body: { events: [{ ...call, id: 'm1', occurred_at: minutesAgo(1), usage: { output_tokens: 1_000 } }] },
+    });
+    const toCredits = await t.call('PATCH', `/v1/orgs/${byom.org.id}`, { body: { billing_mode: 'credits' } });
+    expect(toCredits.status).toBe(409);
+    expect(toCredits.body.detail).toContain('USD at provider cost');
+  });
+
   it("keeps the month's spend against the limit when the operator moves the time zone; the tenant may not", async () => {
     const { org, key } = await createOrgWithKey(t, { currency: 'USD', timezone: 'Europe/Berlin' });
     await t.call('PUT', `/v1/orgs/${org.id}/limits`, { body: { alert_threshold: null, allowed_limit: '1' } });

@@ -55,6 +55,7 @@ export async function updateOrg(ctx: Ctx, orgId: string, input: UpdateOrgInput):
     // A hold settles in the mode and on the counter periods it was placed with.
     const moved = HOLD_TERMS.find(changed);
     if (moved) await requireNoActiveHolds(tx, orgId, moved);
+    if (changed('billing_mode')) await requireSameSpendUnit(tx, current, input.billing_mode!);
     const [row] = await tx.query<OrgRow>(
       `UPDATE orgs SET name = $2, timezone = $3, billing_mode = $4, credit_value = $5,
               plan_allowance_credits = $6, billing_cycle_anchor = $7, external_id = $8,
@@ -105,6 +106,29 @@ async function requireNoActiveHolds(tx: Queryable, orgId: string, field: string)
       'holds_active',
       `${field} cannot change while the org has ${row!.n} active hold(s): capture or void them, or let them expire`,
       field,
+    );
+  }
+}
+
+/**
+ * Credits and BYOM orgs count spend in different units (credits in the org currency, USD at
+ * provider cost), in their reports' costs and in their limit counters alike: an org whose usage
+ * spent in one of them may not move to the other, or its reports would add one unit to the other
+ * (a stop in BYOK on the way changes nothing). BYOK spends nothing, so any org may move to it.
+ * Read from the hourly totals: a BYOM call is one with a cost and no credits.
+ */
+async function requireSameSpendUnit(tx: Queryable, current: OrgRow, next: OrgRow['billing_mode']) {
+  if (next === 'byok') return;
+  const other = next === 'credits' ? 'credits = 0 AND cost > 0' : 'credits > 0';
+  const [spent] = await tx.query(`SELECT 1 FROM usage_hourly_total WHERE org_id = $1 AND ${other} LIMIT 1`, [
+    current.id,
+  ]);
+  if (spent) {
+    throw new ServiceError(
+      409,
+      'usage_recorded',
+      `billing_mode cannot change to ${next}: the org has usage billed in ${next === 'credits' ? 'USD at provider cost (byom)' : `credits in ${current.currency}`}, and its reports and limits count every call in one unit`,
+      'billing_mode',
     );
   }
 }
