@@ -180,3 +180,92 @@ describe('migration 0031 backfill', () => {
     ]);
   });
 });
+
+describe('monthly history: the limit counts what the limit itself counted', () => {
+  it('agrees with the limits page in a half-hour zone, where the totals start the month on the hour', async () => {
+    const { org, key } = await createOrgWithKey(t, { timezone: 'Asia/Kolkata', currency: 'USD' });
+    const now = new Date();
+    const local = new Intl.DateTimeFormat('en-CA', {
+      timeZone: 'Asia/Kolkata',
+      year: 'numeric',
+      month: '2-digit',
+    })
+      .format(now)
+      .split('-')
+      .map(Number) as [number, number];
+    // Local midnight on the 1st in Kolkata (+05:30) is 18:30Z the day before.
+    const monthStartsAt = new Date(Date.UTC(local[0], local[1] - 1, 1) - 5.5 * 3_600_000);
+    if (now.getTime() - monthStartsAt.getTime() < 15 * 60_000) return; // the month's first minutes
+    const send = async (id: string, at: Date) => {
+      const r = await t.call('POST', '/v1/events', {
+        key,
+        body: {
+          events: [
+            {
+              id,
+              member: 'ana',
+              feature: 'Chat',
+              provider: 'openai',
+              model: 'gpt-4o',
+              occurred_at: at.toISOString(),
+              usage: { input_tokens: 1_000_000 },
+            },
+          ],
+        },
+      });
+      expect(r.body.results[0].status).toBe('accepted');
+    };
+    // 23:40 on the last day of last month, local time, and 00:10 on the 1st.
+    await send('late', new Date(monthStartsAt.getTime() - 20 * 60_000));
+    await send('early', new Date(monthStartsAt.getTime() + 10 * 60_000));
+    await t.call('PUT', `/v1/orgs/${org.id}/limits`, {
+      key,
+      body: { alert_threshold: '8', allowed_limit: '10' },
+    });
+    const limits = LimitsSchema.parse((await t.call('GET', `/v1/orgs/${org.id}/limits`, { key })).body);
+    const r = await t.call('GET', `/v1/orgs/${org.id}/usage/monthly?year=${local[0]}`, { key });
+    const row = UsageMonthlySchema.parse(r.body).data.find(
+      (m) => m.month === `${local[0]}-${String(local[1]).padStart(2, '0')}`,
+    )!;
+    // The totals' month starts at 18:00Z and holds both calls; the limit's month holds one.
+    expect(Ratio.parse(row.cost).cmp(Ratio.parse(limits.spent).mul(Ratio.int(2)))).toBe(0);
+    expect(row.limit).toMatchObject({ spent: limits.spent, status: limits.status });
+  });
+
+  it("keeps a past month's spend in money after the credit value changes", async () => {
+    const { org, key } = await createOrgWithKey(t, { timezone: 'UTC' });
+    const lastMonthAt = new Date(monthStart(new Date()).getTime() - DAY / 2);
+    const r = await t.call('POST', '/v1/events', {
+      key,
+      body: {
+        events: [
+          {
+            id: 'old',
+            member: 'ana',
+            feature: 'Chat',
+            provider: 'openai',
+            model: 'gpt-4o',
+            occurred_at: lastMonthAt.toISOString(),
+            usage: { output_tokens: 100_000 },
+          },
+        ],
+      },
+    });
+    expect(r.body.results[0]).toMatchObject({ status: 'accepted', cost: '1.38' });
+    await t.db.query(
+      `INSERT INTO org_limit_changes (org_id, changed_at, alert_threshold, allowed_limit) VALUES ($1, $2, NULL, '2')`,
+      [org.id, monthStart(new Date(), 1)],
+    );
+    const lastMonth = async () => {
+      const m = await t.call('GET', `/v1/orgs/${org.id}/usage/monthly?year=${lastMonthAt.getUTCFullYear()}`, {
+        key,
+      });
+      return UsageMonthlySchema.parse(m.body).data.find((row) => row.month === monthOf(lastMonthAt))!;
+    };
+    expect((await lastMonth()).limit).toMatchObject({ spent: '1.38', used_percent: '69' });
+    expect((await t.call('PATCH', `/v1/orgs/${org.id}`, { body: { credit_value: '0.02' } })).status).toBe(
+      200,
+    );
+    expect((await lastMonth()).limit).toMatchObject({ spent: '1.38', used_percent: '69' });
+  });
+});

@@ -1,8 +1,11 @@
 /**
  * Month-by-month totals of one year in the org's time zone, with the same month of the year
  * before beside each (year-over-year), from the rollups (see source.ts). Unfiltered, each month
- * up to the current one also shows the org's monthly limit in force at its end against its spend
- * (budget against actual).
+ * up to the current one also shows the org's monthly limit in force at its end against the spend
+ * that limit counted (budget against actual): the org's counter of the month, as GET .../limits
+ * reads it. Its month is the exact local one, where the totals' months start on the UTC hour that
+ * holds local midnight (domain/ranges.ts): in zones offset by a half or quarter hour, a call in the
+ * last minutes of a month counts in the next month's totals but in its own month's limit.
  */
 import { dateIn } from '../../domain/calendar.ts';
 import { CREDIT_SCALE, Ratio } from '../../domain/money.ts';
@@ -17,7 +20,6 @@ import {
   addTotals,
   figuresView,
   loadScope,
-  PCOST_SCALE,
   SUM_COLUMNS,
   type SumRow,
   type Totals,
@@ -53,7 +55,13 @@ export async function getMonthlyUsage(ctx: Ctx, orgId: string, query: MonthlyQue
   const byMonth = new Map(rows.map((r) => [r.month, totalsOf(r)]));
   // The org's limit is org-wide: a filtered view has no budget to compare with.
   const filtered = Object.values(filters).some((v) => v !== undefined);
-  const changes = filtered ? [] : await limitChanges(ctx.db.read, orgId, edges[24]!);
+  const monthStarts = Array.from({ length: 13 }, (_, i) => startOfLocalDay(zone, year, i + 1, 1));
+  const [changes, counted] = filtered
+    ? [[], new Map<number, bigint>()]
+    : await Promise.all([
+        limitChanges(ctx.db.read, orgId, edges[24]!),
+        monthCounters(ctx.db.read, orgId, monthStarts.slice(0, 12)),
+      ]);
   const total = zeroTotals();
   const previousTotal = zeroTotals();
   const figures = (t: Totals) => {
@@ -70,9 +78,14 @@ export async function getMonthlyUsage(ctx: Ctx, orgId: string, query: MonthlyQue
       month: `${year}-${mm}`,
       ...figures(t),
       limit:
-        edges[12 + i]! > now
+        monthStarts[i]! > now
           ? null
-          : monthLimit(scope.org, changes, edges[13 + i]! < now ? edges[13 + i]! : now, t),
+          : monthLimit(
+              scope.org,
+              changes,
+              monthStarts[i + 1]! < now ? monthStarts[i + 1]! : now,
+              counted.get(monthStarts[i]!.getTime()) ?? 0n,
+            ),
       previous_year: { month: `${year - 1}-${mm}`, ...figures(p) },
     };
   });
@@ -104,17 +117,25 @@ function limitChanges(q: Queryable, orgId: string, until: Date): Promise<LimitCh
   );
 }
 
+/** The spend the org's monthly counters hold for the months starting at `starts`, by start. */
+async function monthCounters(q: Queryable, orgId: string, starts: Date[]): Promise<Map<number, bigint>> {
+  const rows = await q.query<{ period_start: Date; spent: string }>(
+    `SELECT period_start, spent FROM spend_counters
+      WHERE org_id = $1 AND scope = 'org' AND period_start = ANY($2::timestamptz[])`,
+    [orgId, starts.map((s) => s.toISOString())],
+  );
+  return new Map(rows.map((r) => [r.period_start.getTime(), BigInt(r.spent)]));
+}
+
 /**
- * The limits in force at `at` (a month's end, or now in the current month) against the month's
- * spend on the limits' own basis: credits at the org's credit value, provider cost for BYOM.
+ * The limits in force at `at` (a month's end, or now in the current month) against the spend the
+ * month's counter holds, on the limits' own basis (credits at the org's credit value, or provider
+ * cost for BYOM), as GET .../limits shows it.
  */
-function monthLimit(org: OrgRow, changes: LimitChange[], at: Date, t: Totals) {
+function monthLimit(org: OrgRow, changes: LimitChange[], at: Date, counted: bigint) {
   const set = changes.findLast((c) => c.changed_at < at);
   if (!set || (set.alert_threshold === null && set.allowed_limit === null)) return null;
-  const spent =
-    org.billing_mode === 'byom'
-      ? Ratio.fromUnits(t.providerCost, PCOST_SCALE)
-      : Ratio.parse(creditsToMoney(t.credits, unitValue(org)));
+  const spent = Ratio.parse(creditsToMoney(counted, unitValue(org)));
   const allowed = set.allowed_limit === null ? null : Ratio.parse(set.allowed_limit);
   return {
     alert_threshold: limitMoney(set.alert_threshold),
