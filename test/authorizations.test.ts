@@ -619,6 +619,25 @@ describe("budgets: a member named by the host app's user id", () => {
     expect(await budgetRows(org.id)).toEqual([]);
   });
 
+  it("takes an API key scope only for one of the org's own keys", async () => {
+    const a = await createOrgWithKey(t);
+    const b = await createOrgWithKey(t);
+    const budgetOn = (id: string) =>
+      t.call('POST', `/v1/orgs/${a.org.id}/budgets`, {
+        key: a.key,
+        body: { name: 'Key cap', scope: { kind: 'api_key', id }, amount: '5', period: 'month' },
+      });
+    for (const id of ['key_nope', b.keyId]) {
+      const res = await budgetOn(id);
+      expect(res.status, id).toBe(404);
+      expect(res.body).toMatchObject({ code: 'not_found', param: 'scope.id' });
+    }
+    expect(await budgetRows(a.org.id)).toEqual([]);
+    const own = await budgetOn(a.keyId);
+    expect(own.status).toBe(201);
+    expect(own.body.scope).toMatchObject({ kind: 'api_key', id: a.keyId });
+  });
+
   it("never finds another org's member, by either id", async () => {
     const a = await createOrgWithKey(t);
     const b = await createOrgWithKey(t);

@@ -146,9 +146,20 @@ export interface CreateBudgetInput {
 
 /**
  * The scope as stored. A member may be named by its Tally id or the host app's user id; the budget
- * keeps the Tally id, so it follows the member whatever the host app's id becomes.
+ * keeps the Tally id, so it follows the member whatever the host app's id becomes. An API key is
+ * one of the org's keys (an API or a gateway key: the calls either makes carry its id); workspaces,
+ * groups and projects are the client's names, which a budget may set before their first call.
  */
 async function storedScope(q: Queryable, orgId: string, scope: CreateBudgetInput['scope']) {
+  if (scope.kind === 'api_key') {
+    const [key] = await q.query(
+      `SELECT 1 FROM api_keys WHERE org_id = $1 AND id = $2
+       UNION ALL SELECT 1 FROM gateway_keys WHERE org_id = $1 AND id = $2`,
+      [orgId, scope.id],
+    );
+    if (!key) throw notFound('API key', 'scope.id');
+    return scope;
+  }
   if (scope.kind !== 'member') return scope;
   const memberId = await findMemberId(q, orgId, scope.id);
   if (!memberId) throw notFound('Member', 'scope.id');
