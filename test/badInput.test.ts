@@ -643,7 +643,14 @@ describe('orgs', () => {
   });
 
   it('takes a zone by its current IANA name as by the older one, and refuses names Postgres reads otherwise', async () => {
-    for (const timezone of ['Asia/Kolkata', 'Asia/Calcutta', 'Asia/Kathmandu', 'Europe/Kyiv']) {
+    for (const timezone of [
+      'Asia/Kolkata',
+      'Asia/Calcutta',
+      'Asia/Kathmandu',
+      'Europe/Kyiv',
+      'Etc/GMT+12',
+      'Etc/GMT-14',
+    ]) {
       const created = await t.call('POST', '/v1/orgs', {
         body: { name: 'Zones', currency: 'EUR', timezone },
       });
@@ -652,7 +659,12 @@ describe('orgs', () => {
       const summary = await t.call('GET', `/v1/orgs/${created.body.id}/usage/summary?range=mtd`);
       expect(summary.status, timezone).toBe(200);
     }
-    for (const timezone of ['GMT+5', 'EST', 'Asia/Nowhere']) {
+    // Etc/GMT+12 is UTC-12 to Postgres as to the platform: its months start at noon UTC.
+    const [aoe] = await t.db.query<{ local: string }>(
+      `SELECT to_char(timestamptz '2026-01-01T00:00:00Z' AT TIME ZONE 'Etc/GMT+12', 'YYYY-MM-DD HH24') AS local`,
+    );
+    expect(aoe!.local).toBe('2025-12-31 12');
+    for (const timezone of ['GMT+5', 'EST', 'Asia/Nowhere', 'Etc/GMT+13', 'Etc/GMT+1.5']) {
       await refused(
         ['POST', '/v1/orgs', { body: { name: 'Zones', currency: 'EUR', timezone } }],
         422,

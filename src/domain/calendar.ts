@@ -3,16 +3,26 @@ const ZONES = new Set([...Intl.supportedValuesOf('timeZone'), 'UTC']);
 
 /**
  * An IANA zone name: one the platform lists, or an Area/Location alias of one (the platform lists
- * Asia/Calcutta, people write Asia/Kolkata; Postgres knows both). Other names the platform would
- * take, such as GMT+5, are refused: Postgres reads those as POSIX rules, with the sign turned.
+ * Asia/Calcutta, people write Asia/Kolkata; Postgres knows both), or a fixed offset of the Etc area
+ * (Etc/GMT+12 is UTC-12, "anywhere on Earth", in the platform and in Postgres alike). Other names
+ * the platform would take, such as GMT+5, are refused: Postgres reads those as POSIX rules, with
+ * the sign turned.
  */
+const FIXED_OFFSET_ZONE = /^Etc\/GMT[+-](?:[0-9]|1[0-4])$/;
+
 export function isTimeZone(zone: string): boolean {
   if (ZONES.has(zone)) return true;
+  if (FIXED_OFFSET_ZONE.test(zone)) return resolvedZone(zone) !== null;
   if (!/^[A-Za-z]+(\/[A-Za-z0-9_-]+)+$/.test(zone)) return false;
+  return ZONES.has(resolvedZone(zone) ?? '');
+}
+
+/** The platform's name for a zone, or null when it knows none by that name. */
+function resolvedZone(zone: string): string | null {
   try {
-    return ZONES.has(new Intl.DateTimeFormat('en', { timeZone: zone }).resolvedOptions().timeZone);
+    return new Intl.DateTimeFormat('en', { timeZone: zone }).resolvedOptions().timeZone;
   } catch {
-    return false;
+    return null;
   }
 }
 
