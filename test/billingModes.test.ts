@@ -61,7 +61,7 @@ describe('BYOM: a USD spend cap at provider cost', () => {
     // USD 0.96997 left at USD 0.03003 over the days elapsed.
     const exact = (0.96997 * cycle.days_elapsed) / 0.03003;
     expect(Math.abs(cycle.run_out_in_days - exact)).toBeLessThanOrEqual(0.5);
-    expect(cycle.runs_out_before_cycle_end).toBe(cycle.run_out_in_days < cycle.days_remaining);
+    expect(cycle.runs_out_before_cycle_end).toBe(cycle.run_out_in_days <= cycle.days_remaining);
   });
 
   it('holds within the cap, partly at its edge, and denies past it; captures count against it', async () => {

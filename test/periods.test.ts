@@ -270,7 +270,8 @@ describe('plan allowance: one grant per billing cycle', () => {
     expect(localDaysBetween('Europe/Berlin', at('2027-02-28T23:00:00.000Z'), now)).toBe(29);
     const operator = { ...t, principal: { kind: 'operator' as const, id: 'op_test' }, requestId: 'days' };
     const balance = await getBalance(operator, berlin.id, now);
-    expect(balance.cycle).toMatchObject({ days_elapsed: 30, days_remaining: 2 });
+    // The 30th day elapsed (today), the 31st to come: the 31 days of March.
+    expect(balance.cycle).toMatchObject({ days_elapsed: 30, days_remaining: 1 });
   });
 
   it('issues exactly one grant when 20 transactions ensure it at once', async () => {

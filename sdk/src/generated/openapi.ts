@@ -10197,7 +10197,9 @@ export interface components {
             cycle: {
                 start: string;
                 end: string;
+                /** @description Local days of the cycle so far, today's included */
                 days_elapsed: number;
+                /** @description Local days of the cycle after today: with days_elapsed, all its days */
                 days_remaining: number;
                 /** @example 125.5 */
                 spent_credits: string;

@@ -45,8 +45,10 @@ export const BalanceSchema = z
     cycle: z.object({
       start: z.string(),
       end: z.string(),
-      days_elapsed: z.int(),
-      days_remaining: z.int(),
+      days_elapsed: z.int().openapi({ description: "Local days of the cycle so far, today's included" }),
+      days_remaining: z
+        .int()
+        .openapi({ description: 'Local days of the cycle after today: with days_elapsed, all its days' }),
       spent_credits: Credits,
       average_per_day_credits: Credits,
       run_out_in_days: z.int().nullable(),

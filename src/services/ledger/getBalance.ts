@@ -51,9 +51,9 @@ export async function getBalance(ctx: Ctx, orgId: string, now = new Date()) {
   const cycleSpend = byom
     ? Ratio.parse(spent?.spent ?? '0').roundHalfEven(CREDIT_SCALE)
     : BigInt(spent?.spent ?? '0');
-  // Local calendar days, today included in both: the cycle's days are the org's days.
+  // Local calendar days, today counted as elapsed: the two add up to the cycle's days.
   const daysElapsed = Math.max(1, localDaysBetween(org.timezone, cycle.start, now) + 1);
-  const daysRemaining = Math.max(0, localDaysBetween(org.timezone, now, cycle.end));
+  const daysRemaining = Math.max(0, localDaysBetween(org.timezone, now, cycle.end) - 1);
   const perDay = Ratio.of(cycleSpend, BigInt(daysElapsed));
   const free = available(balance);
   // A credits org runs out of credits; a BYOM org reaches its monthly spend cap (no cap: never).
@@ -123,7 +123,8 @@ export async function getBalance(ctx: Ctx, orgId: string, now = new Date()) {
       spent_credits: view(cycleSpend),
       average_per_day_credits: formatCredits(perDay.roundHalfEven(0)),
       run_out_in_days: runOut,
-      runs_out_before_cycle_end: runOut !== null && runOut < daysRemaining,
+      // Running out on the cycle's last day is before its end.
+      runs_out_before_cycle_end: runOut !== null && runOut <= daysRemaining,
     },
   };
 }
