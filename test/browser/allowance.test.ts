@@ -157,6 +157,38 @@ describe('allowance bars', () => {
     await page.context().close();
   });
 
+  it('shows usage past every credit as overage, in credits and money, on the page and in the usage bar', async () => {
+    const orgId = await orgWithOwner({ billing_mode: 'credits', plan_allowance_credits: '500' });
+    // gpt-4o: 400 000 output tokens are 600 credits (USD 6.00): 100 past the 500 granted.
+    await ingest(orgId, 'past-the-plan', new Date(), 400_000);
+    const balance = (await web.tally.call('GET', `/v1/orgs/${orgId}/balance`)).body;
+    expect(balance).toMatchObject({ overage_credits: '100', overage_amount: '1', available_credits: '0' });
+    const { token, url } = await embedLink(web, 'owner', { member: 'owner-1', orgId });
+    const page = await newPage();
+    await page.goto(url);
+    const legend = page.locator('.allowance-legend li');
+    await expect
+      .poll(() => legend.allTextContents())
+      .toEqual([
+        ' Monthly credits: 500 credits of 500 credits',
+        ' Bonus and purchased credits: 0 credits of 0 credits',
+        ' Overage: 100 credits ($1.00) used beyond the credits granted',
+      ]);
+    const host = await startHostPage(`<!doctype html><title>Editor</title>
+      <header><tally-usage-bar token="${token}"></tally-usage-bar></header>
+      <script type="module" src="${web.url}/usage-bar.js"></script>`);
+    try {
+      await page.goto(host.url);
+      const bar = page.frameLocator('tally-usage-bar iframe');
+      await expect
+        .poll(() => bar.locator('.usage-bar-text').textContent())
+        .toBe('0 credits left · 100 over · 100% used');
+    } finally {
+      await host.close();
+      await page.context().close();
+    }
+  });
+
   it("shows a BYOM org's month against its spend cap, on the page and in the usage bar", async () => {
     const orgId = await orgWithOwner({ billing_mode: 'byom' });
     await web.tally.call('PUT', `/v1/orgs/${orgId}/limits`, {

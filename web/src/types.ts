@@ -88,7 +88,9 @@ export interface Balance {
   available_credits: string;
   available_amount: string;
   held_credits: string;
+  /** Credits used past every grant (recorded, billed beyond the credits), and their worth. */
   overage_credits: string;
+  overage_amount: string;
   granted_credits: string;
   consumed_credits: string;
   remaining_credits: string;

@@ -63,6 +63,13 @@ function CreditsBar({ balance }: { balance: Balance }) {
           <span className="swatch seg-bonus" aria-hidden="true" /> Bonus and purchased credits:{' '}
           {unitLabel(balance.bonus.used_credits)} of {unitLabel(balance.bonus.granted_credits)}
         </li>
+        {compareDecimal(balance.overage_credits, '0') > 0 && (
+          <li className="overage">
+            <span className="swatch seg-overage" aria-hidden="true" /> Overage:{' '}
+            {unitLabel(balance.overage_credits)} ({formats.money(balance.overage_amount, balance.currency)})
+            used beyond the credits granted
+          </li>
+        )}
       </ul>
     </div>
   );

@@ -6,7 +6,7 @@
  */
 import { useEffect } from 'react';
 import { allowanceUsed, shareUsed } from '../allowance.ts';
-import { leftOf, ratio } from '../decimal.ts';
+import { compareDecimal, leftOf, ratio } from '../decimal.ts';
 import { useOrgChanges } from '../live.ts';
 import { useOrg } from '../sessionContext.tsx';
 import type { Balance, Limits } from '../types.ts';
@@ -64,6 +64,12 @@ export function UsageBar() {
         ) : (
           <>
             <span data-testid="bar-available">{formats.credits(b.available_credits)}</span> credits left
+            {compareDecimal(b.overage_credits, '0') > 0 && (
+              <span className="over">
+                {' '}
+                · <span data-testid="bar-overage">{formats.credits(b.overage_credits)}</span> over
+              </span>
+            )}
           </>
         )}
         {percent !== null && <span className="muted"> · {formats.percent(String(percent))} used</span>}
