@@ -257,7 +257,21 @@ describe('embedding, roles, top-ups and the usage bar', () => {
       await page.getByText(text).first().waitFor();
       if (mode === 'credits') await page.getByText('No activity in this period.').waitFor();
       if (mode === 'byom') await expect.poll(() => page.getByTestId('kpi-spent').textContent()).toBe('$0.00');
-      if (mode === 'byok') expect(await page.getByRole('link', { name: 'OpenAI usage' }).count()).toBe(1);
+      if (mode === 'byok') {
+        expect(await page.getByRole('link', { name: 'OpenAI usage' }).count()).toBe(1);
+        // No period, filter or export over figures it does not have, and no pages of spend or limits.
+        expect(await page.getByRole('tab', { name: '30 days' }).count()).toBe(0);
+        expect(await page.getByRole('button', { name: 'Refresh' }).count()).toBe(0);
+        for (const link of ['Monthly history', 'Limits'])
+          expect(await page.getByRole('link', { name: link, exact: true }).count(), link).toBe(0);
+        for (const path of ['/usage/monthly', '/usage/limits']) {
+          const url = new URL(page.url());
+          url.pathname = path;
+          await page.goto(url.toString());
+          await page.getByText('Usage tracking is not available').first().waitFor();
+          expect(await page.getByRole('button', { name: 'Save', exact: true }).count(), path).toBe(0);
+        }
+      }
       await screenshot(page, name);
       await page.context().close();
     }

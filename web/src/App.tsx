@@ -10,7 +10,7 @@ import { DailyScreen } from './screens/Daily.tsx';
 import { LimitsScreen } from './screens/Limits.tsx';
 import { MonthlyScreen } from './screens/Monthly.tsx';
 import { OrgsScreen } from './screens/Orgs.tsx';
-import { OverviewScreen } from './screens/Overview.tsx';
+import { ByokNotice, OverviewScreen } from './screens/Overview.tsx';
 import { CheckoutReturnedTab, PaymentsScreen } from './screens/Payments.tsx';
 import { PricingScreen } from './screens/Pricing.tsx';
 import { QuotaScreen } from './screens/Quota.tsx';
@@ -123,7 +123,11 @@ function Screens({ onSignOut, onPickOrg }: { onSignOut(): void; onPickOrg(id: st
   const value = useSessionValue();
   if (pathname === '/embed/bar' && value.org) return <UsageBar />;
   const operatorHome = value.session.kind === 'operator' && (!value.org || pathname === '/usage/orgs');
-  const screen = operatorHome ? <OrgsScreen onPick={onPickOrg} /> : route(pathname);
+  const screen = operatorHome ? (
+    <OrgsScreen onPick={onPickOrg} />
+  ) : (
+    route(pathname, value.org?.billing_mode === 'byok')
+  );
   return (
     <Layout onSignOut={onSignOut} wide={operatorHome}>
       {screen}
@@ -131,8 +135,12 @@ function Screens({ onSignOut, onPickOrg }: { onSignOut(): void; onPickOrg(id: st
   );
 }
 
-function route(pathname: string): ReactNode {
+/** BYOK orgs' spend is not tracked: the pages of spend and of its limits say so instead. */
+const SPEND_PAGES = new Set(['daily', 'monthly', 'limits']);
+
+function route(pathname: string, byok: boolean): ReactNode {
   const [, , page, param] = pathname.split('/');
+  if (byok && page && SPEND_PAGES.has(page)) return <ByokNotice query={{ range: '30d' }} />;
   switch (page) {
     case undefined:
     case '':
@@ -169,10 +177,10 @@ function Layout({ children, onSignOut, wide }: { children: ReactNode; onSignOut(
   const { pathname } = useLocation();
   const links: [string, string, boolean][] = [
     ['/usage', 'Overview', true],
-    ['/usage/monthly', 'Monthly history', true],
+    ['/usage/monthly', 'Monthly history', org?.billing_mode !== 'byok'],
     ['/usage/payments', 'Payments', can('billing:purchase') && org?.billing_mode === 'credits'],
     ['/usage/pricing', 'Pricing', true],
-    ['/usage/limits', 'Limits', true],
+    ['/usage/limits', 'Limits', org?.billing_mode !== 'byok'],
     ['/usage/alerts', 'Alerts', true],
     ['/usage/settings', 'Settings', can('members:read')],
   ];

@@ -122,43 +122,51 @@ export function OverviewScreen() {
 
   return (
     <div className="overview" key={org.id}>
-      <div className="toolbar">
-        <PeriodTabs periods={tabs} period={selected} onChange={(tab) => replaceQuery({ period: tab.name })} />
-        {period === 'custom' && (
-          <div className="custom-range">
-            <label>
-              From{' '}
-              <input
-                type="date"
-                value={custom.from}
-                onChange={(e) => setCustom({ ...custom, from: e.target.value })}
-              />
-            </label>
-            <label>
-              To{' '}
-              <input
-                type="date"
-                value={custom.to}
-                onChange={(e) => setCustom({ ...custom, to: e.target.value })}
-              />
-            </label>
-            {!customReady && custom.from && custom.to && (
-              <span className="field-error" role="alert">
-                The start must not be after the end.
-              </span>
-            )}
-          </div>
-        )}
-        <MemberFilter value={member} onChange={(id) => replaceQuery({ member: id })} />
-        <button type="button" className="secondary" onClick={() => setRefreshes((n) => n + 1)}>
-          Refresh
-        </button>
-        <ExportButtons query={query} />
-      </div>
+      {/* BYOK: nothing to pick a period of, filter or export; the body says why. */}
+      {org.billing_mode !== 'byok' && (
+        <div className="toolbar">
+          <PeriodTabs
+            periods={tabs}
+            period={selected}
+            onChange={(tab) => replaceQuery({ period: tab.name })}
+          />
+          {period === 'custom' && (
+            <div className="custom-range">
+              <label>
+                From{' '}
+                <input
+                  type="date"
+                  value={custom.from}
+                  onChange={(e) => setCustom({ ...custom, from: e.target.value })}
+                />
+              </label>
+              <label>
+                To{' '}
+                <input
+                  type="date"
+                  value={custom.to}
+                  onChange={(e) => setCustom({ ...custom, to: e.target.value })}
+                />
+              </label>
+              {!customReady && custom.from && custom.to && (
+                <span className="field-error" role="alert">
+                  The start must not be after the end.
+                </span>
+              )}
+            </div>
+          )}
+          <MemberFilter value={member} onChange={(id) => replaceQuery({ member: id })} />
+          <button type="button" className="secondary" onClick={() => setRefreshes((n) => n + 1)}>
+            Refresh
+          </button>
+          <ExportButtons query={query} />
+        </div>
+      )}
       {customReady ? (
         <OverviewBody query={query} listQuery={listQuery} live={live} generation={generation} />
       ) : (
-        <p className="empty">Pick a start and an end date.</p>
+        // Dates in the wrong order are named by the toolbar's own message.
+        (!custom.from || !custom.to) && <p className="empty">Pick a start and an end date.</p>
       )}
     </div>
   );
@@ -574,7 +582,7 @@ const PROVIDERS_LIMIT = 50;
  * BYOK: calls go to the org's own provider, so there is no cost to show; say so and point to the
  * consoles of the providers its usage names in the period (all of them while none is known).
  */
-function ByokNotice({ query }: { query: Query }) {
+export function ByokNotice({ query }: { query: Query }) {
   const { org } = useOrg();
   const balance = useApi<Balance>(`/v1/orgs/${org.id}/balance`);
   const providers = useBreakdown('provider', query, PROVIDERS_LIMIT);
