@@ -215,16 +215,25 @@ describe('readable figures', () => {
         call(`d${i}`, (Math.floor(i / 10) + 1) * 86_400_000 + i * 1000, false),
       ),
       ...Array.from({ length: 20 }, (_, i) => call(`t${i}`, 60_000 + i * 1000, i % 2 === 1)),
+      // And a spend spike today, on a new feature.
+      ...Array.from({ length: 5 }, (_, i) => ({
+        ...call(`r${i}`, 30_000 + i * 1000, false),
+        feature: 'Research',
+        model: 'gpt-4o',
+        usage: { output_tokens: 100_000 },
+      })),
     ];
     const sent = await web.tally.call('POST', '/v1/events', { body: { events } });
     expect(sent.body.results.every((r: { status: string }) => r.status === 'accepted')).toBe(true);
     const f = await formatsOf(orgId);
     const { data } = await get(`/v1/orgs/${orgId}/usage/anomalies`);
     const errors = data.filter((a: { metric: string }) => a.metric === 'error_rate');
-    expect(errors.map((a: { scope: string; value: string }) => [a.scope, a.value])).toEqual([
-      ['org', '50'],
-      ['feature', '50'],
+    expect(errors.map((a: { scope: string; label: string }) => [a.scope, a.label])).toEqual([
+      ['feature', 'Search'],
+      ['org', 'Flaky Search'],
     ]);
+    const spends = data.filter((a: { metric: string }) => a.metric === 'spend');
+    expect(spends.map((a: { label: string }) => a.label)).toContain('Research');
 
     const owner = await openAsOwner(orgId, '/');
     const items = owner
@@ -237,6 +246,13 @@ describe('readable figures', () => {
       expect(shown).toContain(
         `${a.severity}${f.day(a.date)}: ${who} failed ${percent(a.value)} of calls ` +
           `(${f.count(a.failed_calls)} of ${f.count(a.calls)}; usually ${percent(a.median)})`,
+      );
+    }
+    for (const a of spends) {
+      const who = a.scope === 'org' ? 'the organization' : a.label;
+      // Spend in credits says so: a bare number could be anything.
+      expect(shown).toContain(
+        `${a.severity}${f.day(a.date)}: ${who} spent ${f.credits(a.value)} credits (usually ${f.credits(a.median)} credits)`,
       );
     }
     expect(shown).toContain(

@@ -129,6 +129,8 @@ export function AnomaliesPanel() {
       <Await loaded={answer} what="anomalies">
         {(a) => {
           const format = unitValue(formats, a.unit);
+          const spend = (value: string) =>
+            a.unit === 'credits' ? `${format(value)} credits` : format(value);
           return a.data.length === 0 ? (
             <p className="empty">Nothing unusual in the last 7 days.</p>
           ) : (
@@ -141,7 +143,7 @@ export function AnomaliesPanel() {
                     {item.scope === 'org' ? 'the organization' : item.label || 'Unknown user'}{' '}
                     {item.metric === 'error_rate'
                       ? `failed ${formats.percent(item.value)} of calls (${formats.count(item.failed_calls ?? 0)} of ${formats.count(item.calls ?? 0)}; usually ${formats.percent(item.median)})`
-                      : `spent ${format(item.value)} (usually ${format(item.median)})`}
+                      : `spent ${spend(item.value)} (usually ${spend(item.median)})`}
                   </span>
                 </li>
               ))}
