@@ -174,6 +174,15 @@ describe('allowance bars', () => {
         ' Bonus and purchased credits: 0 credits of 0 credits',
         ' Overage: 100 credits ($1.00) used beyond the credits granted',
       ]);
+    // Run out already: said as it is, not as running out "in 0 days".
+    const left = balance.cycle.days_remaining;
+    expect(balance.cycle).toMatchObject({ run_out_in_days: 0, runs_out_before_cycle_end: true });
+    expect(await page.locator('.note.warn.banner').textContent()).toBe(
+      `Your credits have run out, and ${left === 1 ? '1 day is' : `${left} days are`} left in this cycle. Upgrade or top up`,
+    );
+    expect(
+      await page.locator('.cycle-cards .card', { hasText: 'Run out in' }).locator('dd').textContent(),
+    ).toBe('Run out');
     const host = await startHostPage(`<!doctype html><title>Editor</title>
       <header><tally-usage-bar token="${token}"></tally-usage-bar></header>
       <script type="module" src="${web.url}/usage-bar.js"></script>`);

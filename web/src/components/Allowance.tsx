@@ -206,13 +206,18 @@ export function CycleCards({ balance }: { balance: Balance }) {
     balance.unit === 'usd'
       ? formats.money(cycle.average_per_day_credits, 'USD')
       : formats.credits(cycle.average_per_day_credits);
+  // Under half a day rounds to 0: "within a day", unless nothing is left at all.
+  const days = (n: number) => (n === 0 ? 'less than a day' : n === 1 ? '1 day' : `${formats.count(n)} days`);
+  const usd = balance.unit === 'usd';
+  const runOut = !usd && compareDecimal(balance.available_credits, '0') <= 0;
+  const left = `${days(cycle.days_remaining)} ${cycle.days_remaining === 1 ? 'is' : 'are'} left in this cycle`;
   return (
     <>
       {cycle.runs_out_before_cycle_end && (
         <div className="note warn banner" role="status">
-          At the current rate {balance.unit === 'usd' ? 'spending reaches the cap' : 'your credits run out'}{' '}
-          in {formats.count(cycle.run_out_in_days ?? 0)} days, before this cycle ends in{' '}
-          {formats.count(cycle.days_remaining)} days.{' '}
+          {runOut
+            ? `Your credits have run out, and ${left}.`
+            : `At the current rate ${usd ? 'spending reaches the cap' : 'your credits run out'} in ${days(cycle.run_out_in_days ?? 0)}, before this cycle ends (${left}).`}{' '}
           {balance.unit === 'usd'
             ? can('limits:write') && <Link href="/usage/limits">Review the cap</Link>
             : can('billing:purchase') && <Link href="/usage/payments">Upgrade or top up</Link>}
@@ -234,9 +239,11 @@ export function CycleCards({ balance }: { balance: Balance }) {
         <div className="card">
           <dt>Run out in</dt>
           <dd>
-            {cycle.run_out_in_days === null
-              ? 'Not at this rate'
-              : `${formats.count(cycle.run_out_in_days)} days`}
+            {runOut
+              ? 'Run out'
+              : cycle.run_out_in_days === null
+                ? 'Not at this rate'
+                : days(cycle.run_out_in_days)}
           </dd>
         </div>
       </dl>
