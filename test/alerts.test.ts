@@ -113,6 +113,27 @@ describe('alerts: happy path', () => {
     expect(messages.map((m) => m.alert_id).sort()).toEqual(alerts.map((a) => a.id).sort());
   });
 
+  it('fires at once when a threshold or limit is set under what the month has spent, once', async () => {
+    const { org, key } = await createOrgWithKey(t);
+    await spend(key, 5); // EUR 0.69
+    expect(await alertsOf(org.id)).toEqual([]);
+    await setLimits(org.id, key, '0.5', '0.6');
+    expect(summary(await alertsOf(org.id)).sort()).toEqual(
+      [
+        'alert.threshold_crossed alert_threshold 100',
+        'alert.threshold_crossed monthly_limit 75',
+        'alert.threshold_crossed monthly_limit 90',
+        'alert.threshold_crossed monthly_limit 95',
+        'alert.threshold_crossed monthly_limit 100',
+        'quota.exceeded monthly_limit 100',
+      ].sort(),
+    );
+    // Set again, or raised past the spend: nothing new.
+    await setLimits(org.id, key, '0.5', '0.6');
+    await setLimits(org.id, key, '5', '6');
+    expect(await alertsOf(org.id)).toHaveLength(6);
+  });
+
   it("names how far a budget's spend has gone at the shares its alerts fire: warning, caution, critical", async () => {
     const { org, key } = await createOrgWithKey(t);
     const member = await t.call('POST', `/v1/orgs/${org.id}/members`, { key, body: { external_id: 'lv' } });

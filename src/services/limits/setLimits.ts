@@ -1,8 +1,11 @@
 import { Ratio } from '../../domain/money.ts';
+import type { Queryable } from '../../store/db.ts';
+import { evaluateSpendAlerts } from '../alerts/evaluateSpendAlerts.ts';
 import { audit, type Ctx, scopeOrg } from '../context.ts';
 import { invalid } from '../errors.ts';
-import { loadOrg } from '../orgs/shape.ts';
+import { loadOrg, type OrgRow } from '../orgs/shape.ts';
 import { getLimits } from './getLimits.ts';
+import { counterKey, loadLimitSettings, readCounters, scopesFor } from './scopes.ts';
 
 /** Sets the monthly alert threshold and allowed limit (org currency; USD provider cost for BYOM). */
 export async function setLimits(
@@ -19,7 +22,7 @@ export async function setLimits(
     );
   }
   await ctx.db.transaction(async (tx) => {
-    await loadOrg(tx, orgId);
+    const org = await loadOrg(tx, orgId);
     await tx.query(
       `INSERT INTO org_limits (org_id, alert_threshold, allowed_limit) VALUES ($1, $2, $3)
        ON CONFLICT (org_id) DO UPDATE SET alert_threshold = EXCLUDED.alert_threshold,
@@ -31,6 +34,24 @@ export async function setLimits(
       [orgId, threshold, limit],
     );
     await audit(tx, ctx, orgId, 'limits.set', orgId, { ...input });
+    await alertOnSpendSoFar(tx, org);
   });
   return getLimits(ctx, orgId);
+}
+
+/**
+ * A threshold or limit set under what the month has spent already fires its alerts now (as the
+ * next charge would), so the alerts page and webhooks agree with the limits page at once.
+ */
+async function alertOnSpendSoFar(tx: Queryable, org: OrgRow): Promise<void> {
+  const none = { member_id: '', workspace: '', workspace_group: '', project: '', api_key_id: '' };
+  const scopes = scopesFor(org, await loadLimitSettings(tx, org.id), none, new Date()).filter(
+    (s) => s.kind === 'org',
+  );
+  const counted = await readCounters(tx, org.id, scopes);
+  const counters = scopes.flatMap((s) => {
+    const c = counted.get(counterKey(s));
+    return c ? [{ scope: s.scope, periodStart: s.periodStart, ...c }] : [];
+  });
+  if (counters.length > 0) await evaluateSpendAlerts(tx, org, { scopes, counters, charged: null });
 }
