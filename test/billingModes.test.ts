@@ -62,6 +62,45 @@ describe('BYOM: a USD spend cap at provider cost', () => {
     const exact = (0.96997 * cycle.days_elapsed) / 0.03003;
     expect(Math.abs(cycle.run_out_in_days - exact)).toBeLessThanOrEqual(0.5);
     expect(cycle.runs_out_before_cycle_end).toBe(cycle.run_out_in_days <= cycle.days_remaining);
+    expect(cycle.run_out_by).toBe('spend_cap');
+  });
+
+  it("projects a credits org's run-out to its allowed limit when the limit comes first, within the month", async () => {
+    const { org, key } = await createOrgWithKey(t, {
+      currency: 'USD',
+      timezone: 'UTC',
+      plan_allowance_credits: '100000',
+    });
+    // 100 000 output tokens of gpt-4o: USD 1.50, 150 credits.
+    const events = [{ ...call, id: 'c1', occurred_at: minutesAgo(1), usage: { output_tokens: 100_000 } }];
+    expect((await t.call('POST', '/v1/events', { key, body: { events } })).body.results[0].credits).toBe(
+      '150',
+    );
+    const cycleNow = async () => (await t.call('GET', `/v1/orgs/${org.id}/balance`)).body.cycle;
+    const byCredits = await cycleNow();
+    expect(byCredits.run_out_by).toBe('credits');
+    // USD 0.10 left before the allowed limit is 10 credits: gone long before the 99 850 credits.
+    await t.call('PUT', `/v1/orgs/${org.id}/limits`, {
+      body: { alert_threshold: null, allowed_limit: '1.6' },
+    });
+    const cycle = await cycleNow();
+    const byLimit = Math.round((10 * cycle.days_elapsed) / 150);
+    const today = new Date();
+    const monthDaysLeft =
+      new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth() + 1, 0)).getUTCDate() -
+      today.getUTCDate();
+    if (byLimit <= monthDaysLeft) {
+      expect(cycle).toMatchObject({ run_out_by: 'allowed_limit', run_out_in_days: byLimit });
+      expect(cycle.run_out_in_days).toBeLessThan(byCredits.run_out_in_days);
+    } else expect(cycle.run_out_by).toBe('credits');
+    // A limit far away leaves the credits first again.
+    await t.call('PUT', `/v1/orgs/${org.id}/limits`, {
+      body: { alert_threshold: null, allowed_limit: '100000' },
+    });
+    expect(await cycleNow()).toMatchObject({
+      run_out_by: 'credits',
+      run_out_in_days: byCredits.run_out_in_days,
+    });
   });
 
   it('holds within the cap, partly at its edge, and denies past it; captures count against it', async () => {

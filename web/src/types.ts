@@ -104,6 +104,8 @@ export interface Balance {
     spent_credits: string;
     average_per_day_credits: string;
     run_out_in_days: number | null;
+    /** What runs out first: the credits, the month's allowed limit, or a BYOM org's spend cap. */
+    run_out_by: 'credits' | 'allowed_limit' | 'spend_cap' | null;
     runs_out_before_cycle_end: boolean;
   };
 }

@@ -10206,6 +10206,11 @@ export interface components {
                 /** @example 125.5 */
                 average_per_day_credits: string;
                 run_out_in_days: number | null;
+                /**
+                 * @description What runs out first at this cycle's daily average: the credits, the month's allowed limit (a credits org, when reached before the month ends) or a BYOM org's spend cap
+                 * @enum {string|null}
+                 */
+                run_out_by: "credits" | "allowed_limit" | "spend_cap" | null;
                 runs_out_before_cycle_end: boolean;
             };
         };

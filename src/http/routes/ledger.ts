@@ -52,6 +52,10 @@ export const BalanceSchema = z
       spent_credits: Credits,
       average_per_day_credits: Credits,
       run_out_in_days: z.int().nullable(),
+      run_out_by: z.enum(['credits', 'allowed_limit', 'spend_cap']).nullable().openapi({
+        description:
+          "What runs out first at this cycle's daily average: the credits, the month's allowed limit (a credits org, when reached before the month ends) or a BYOM org's spend cap",
+      }),
       runs_out_before_cycle_end: z.boolean(),
     }),
   })

@@ -43,7 +43,8 @@ export async function checkProjectedRunOut(ctx: Ctx, now = new Date()): Promise<
       if (done.has(org.id)) continue;
       const balance = await getBalance(ctx, org.id, now);
       const { cycle } = balance;
-      if (!cycle.runs_out_before_cycle_end) continue;
+      // Credits or a spend cap: an allowed limit ahead has alerts of its own (its threshold, quota.exceeded).
+      if (!cycle.runs_out_before_cycle_end || cycle.run_out_by === 'allowed_limit') continue;
       const ids = await ctx.db.transaction((tx) =>
         recordAlerts(
           tx,

@@ -1,14 +1,15 @@
 /**
  * The balance page's figures: what is available, held and in overage, per grant kind (monthly vs
  * bonus), and the billing cycle with the average spend per day and the projected run-out: of
- * credits for a credits org, of the monthly spend cap (GET .../limits) for a BYOM org.
+ * credits for a credits org, or of its allowed limit (GET .../limits) when that comes first and
+ * before the month ends; of the monthly spend cap for a BYOM org.
  */
 import { DRAW_ORDER } from '../../domain/drawdown.ts';
 import { CREDIT_SCALE, formatCredits, Ratio } from '../../domain/money.ts';
-import { anchorDayOf, billingCycle, localDaysBetween } from '../../domain/periods.ts';
+import { anchorDayOf, billingCycle, calendarMonth, localDaysBetween } from '../../domain/periods.ts';
 import { creditsToMoney } from '../../domain/pricing.ts';
 import { type Ctx, scopeOrg } from '../context.ts';
-import { limitsOf } from '../limits/getLimits.ts';
+import { limitsOf, unitValue } from '../limits/getLimits.ts';
 import { loadOrg, type OrgRow } from '../orgs/shape.ts';
 import { available, lockBalance, readBalance } from './balances.ts';
 import { ensurePlanGrant } from './ensurePlanGrant.ts';
@@ -56,9 +57,7 @@ export async function getBalance(ctx: Ctx, orgId: string, now = new Date()) {
   const daysRemaining = Math.max(0, localDaysBetween(org.timezone, now, cycle.end) - 1);
   const perDay = Ratio.of(cycleSpend, BigInt(daysElapsed));
   const free = available(balance);
-  // A credits org runs out of credits; a BYOM org reaches its monthly spend cap (no cap: never).
-  const left = byom ? await capLeft(ctx, org, now) : org.billing_mode === 'credits' ? free : null;
-  const runOut =
+  const daysOf = (left: bigint | null) =>
     perDay.isZero() || left === null
       ? null
       : Number(
@@ -66,6 +65,20 @@ export async function getBalance(ctx: Ctx, orgId: string, now = new Date()) {
             .div(perDay)
             .roundHalfEven(0),
         );
+  // A BYOM org reaches its monthly spend cap (no cap: never). A credits org runs out of credits,
+  // or first reaches its allowed limit, which blocks it as surely, unless the month ends before.
+  const limitRoom = org.billing_mode === 'byok' ? null : await limitLeft(ctx, org, now);
+  let runOut = daysOf(byom ? limitRoom : org.billing_mode === 'credits' ? free : null);
+  let runOutBy: 'credits' | 'allowed_limit' | 'spend_cap' | null =
+    runOut === null ? null : byom ? 'spend_cap' : 'credits';
+  if (org.billing_mode === 'credits') {
+    const byLimit = daysOf(limitRoom);
+    const monthDaysLeft = localDaysBetween(org.timezone, now, calendarMonth(org.timezone, now).end) - 1;
+    if (byLimit !== null && byLimit <= monthDaysLeft && (runOut === null || byLimit < runOut)) {
+      runOut = byLimit;
+      runOutBy = 'allowed_limit';
+    }
+  }
   const view = (micro: bigint) => formatCredits(micro);
   const byKind = Object.fromEntries(
     DRAW_ORDER.map((kind) => {
@@ -123,6 +136,7 @@ export async function getBalance(ctx: Ctx, orgId: string, now = new Date()) {
       spent_credits: view(cycleSpend),
       average_per_day_credits: formatCredits(perDay.roundHalfEven(0)),
       run_out_in_days: runOut,
+      run_out_by: runOutBy,
       // Running out on the cycle's last day is before its end.
       runs_out_before_cycle_end: runOut !== null && runOut <= daysRemaining,
     },
@@ -130,9 +144,15 @@ export async function getBalance(ctx: Ctx, orgId: string, now = new Date()) {
 }
 export type BalanceView = Awaited<ReturnType<typeof getBalance>>;
 
-/** What is left of a BYOM org's monthly spend cap, in micro-USD; null when it has none. */
-async function capLeft(ctx: Ctx, org: OrgRow, now: Date): Promise<bigint | null> {
+/**
+ * What is left of the org's allowed limit this month in its units (micro-credits, or micro-USD for
+ * BYOM, where it is the spend cap); null when it has none.
+ */
+async function limitLeft(ctx: Ctx, org: OrgRow, now: Date): Promise<bigint | null> {
   const limits = await limitsOf(ctx.db, org, now);
   if (limits.allowed_limit === null) return null;
-  return Ratio.parse(limits.allowed_limit).sub(Ratio.parse(limits.spent)).roundHalfEven(CREDIT_SCALE);
+  return Ratio.parse(limits.allowed_limit)
+    .sub(Ratio.parse(limits.spent))
+    .div(unitValue(org))
+    .roundHalfEven(CREDIT_SCALE);
 }

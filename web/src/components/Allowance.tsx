@@ -199,6 +199,13 @@ function MonthSpendTrack({
   );
 }
 
+/** What the run-out warning says runs out, by what runs out first. */
+const RUN_OUT = {
+  credits: 'your credits run out',
+  allowed_limit: "spending reaches this month's allowed limit",
+  spend_cap: 'spending reaches the cap',
+} as const;
+
 export function CycleCards({ balance }: { balance: Balance }) {
   const { formats, can } = useOrg();
   const { cycle } = balance;
@@ -217,9 +224,11 @@ export function CycleCards({ balance }: { balance: Balance }) {
         <div className="note warn banner" role="status">
           {runOut
             ? `Your credits have run out, and ${left}.`
-            : `At the current rate ${usd ? 'spending reaches the cap' : 'your credits run out'} in ${days(cycle.run_out_in_days ?? 0)}, before this cycle ends (${left}).`}{' '}
-          {balance.unit === 'usd'
-            ? can('limits:write') && <Link href="/usage/limits">Review the cap</Link>
+            : `At the current rate ${RUN_OUT[cycle.run_out_by ?? 'credits']} in ${days(cycle.run_out_in_days ?? 0)}, before this cycle ends (${left}).`}{' '}
+          {cycle.run_out_by === 'spend_cap' || cycle.run_out_by === 'allowed_limit'
+            ? can('limits:write') && (
+                <Link href="/usage/limits">{usd ? 'Review the cap' : 'Review the limit'}</Link>
+              )
             : can('billing:purchase') && <Link href="/usage/payments">Upgrade or top up</Link>}
         </div>
       )}
