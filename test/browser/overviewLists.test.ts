@@ -154,6 +154,7 @@ describe('overview figures and paged lists', () => {
     // A role changed on the second page is changed in place: the pages read stay.
     const last = all[all.length - 1]!;
     await page.getByLabel(`Role of ${last.name}`).selectOption('viewer');
+    await page.getByRole('button', { name: 'Save role' }).click();
     await expect
       .poll(async () => (await usage('/members?limit=1000')).data.find((m: any) => m.id === last.id).role)
       .toBe('viewer');

@@ -49,6 +49,10 @@ describe('usage page screens', () => {
     await page.getByRole('heading', { name: 'Recent activity' }).waitFor();
     await page.locator('.chart svg polyline').first().waitFor();
     await page.getByText('Days remaining').waitFor();
+    // Signed in at the root: the page has its heading, and the menu marks the overview as current.
+    expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Usage & Billing');
+    const current = page.locator('nav[aria-label="Usage pages"] [aria-current="page"]');
+    expect(await current.allTextContents()).toEqual(['Overview']);
     const patterns = await api('/usage/patterns?range=30d');
     await page.getByText(`Busiest hour: ${String(patterns.busiest_hour).padStart(2, '0')}:00`).waitFor();
     const recommendations = await api('/usage/recommendations?range=30d');
@@ -246,12 +250,22 @@ describe('usage page screens', () => {
     await page.goto(`${web.url}/usage/settings`);
     const members = await web.tally.call('GET', `/v1/orgs/${web.orgId}/members?limit=100`);
     const noah = members.body.data.find((m: any) => m.name === 'Noah Fischer');
-    await page.getByLabel('Role of Noah Fischer').selectOption('viewer');
     const roleOf = async (id: string) =>
       (await web.tally.call('GET', `/v1/orgs/${web.orgId}/members?limit=100`)).body.data.find(
         (m: any) => m.id === id,
       ).role;
+    // A key press on the focused role changes nothing until it is saved; Cancel puts it back.
+    const role = page.getByLabel('Role of Noah Fischer');
+    await role.focus();
+    await page.keyboard.press('ArrowDown');
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    expect(await roleOf(noah.id)).toBe(noah.role);
+    expect(await role.inputValue()).toBe(noah.role);
+    await role.selectOption('viewer');
+    expect(await roleOf(noah.id)).toBe(noah.role);
+    await page.getByRole('button', { name: 'Save role' }).click();
     await expect.poll(() => roleOf(noah.id)).toBe('viewer');
+    expect(await page.getByRole('button', { name: 'Save role' }).count()).toBe(0);
 
     await page.getByLabel('Key name').fill('reporting');
     await page.getByRole('button', { name: 'Create key' }).click();

@@ -71,15 +71,7 @@ function MembersPanel() {
                     <td>{m.email}</td>
                     <td>
                       {writable && m.status === 'active' ? (
-                        <select
-                          aria-label={`Role of ${memberLabel(m)}`}
-                          value={m.role}
-                          onChange={(e) => changeRole(m, e.target.value)}
-                        >
-                          {ROLES.map((role) => (
-                            <option key={role}>{role}</option>
-                          ))}
-                        </select>
+                        <RoleChoice member={m} onSave={(role) => changeRole(m, role)} />
                       ) : (
                         m.role
                       )}
@@ -93,6 +85,34 @@ function MembersPanel() {
         )}
       </Await>
     </Panel>
+  );
+}
+
+/**
+ * A member's role, changed only by its own Save: arrow keys on a focused select change its value at
+ * once, and a role is not something to change by a stray key press.
+ */
+function RoleChoice({ member, onSave }: { member: Member; onSave(role: string): void }) {
+  const [draft, setDraft] = useState(member.role);
+  const label = memberLabel(member);
+  return (
+    <span className="role-choice">
+      <select aria-label={`Role of ${label}`} value={draft} onChange={(e) => setDraft(e.target.value)}>
+        {ROLES.map((role) => (
+          <option key={role}>{role}</option>
+        ))}
+      </select>
+      {draft !== member.role && (
+        <>
+          <button type="button" className="primary" onClick={() => onSave(draft)}>
+            Save role
+          </button>
+          <button type="button" className="link" onClick={() => setDraft(member.role)}>
+            Cancel
+          </button>
+        </>
+      )}
+    </span>
   );
 }
 
