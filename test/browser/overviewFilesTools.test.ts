@@ -300,7 +300,7 @@ describe('files, tools and integrations on the overview', () => {
         expect(await panel(heading).locator('thead th').allTextContents()).toEqual([
           by === 'tool' ? 'Tool' : 'Integration',
           'Spend',
-          'Requests',
+          'Calls',
           'Tokens',
           'Errors',
           'Share',

@@ -191,7 +191,7 @@ function Layout({ children, onSignOut, wide }: { children: ReactNode; onSignOut(
       </a>
       <header className="top">
         <div className="brand">
-          <span className="title">Usage &amp; Billing</span>
+          <h1 className="title">Usage &amp; Billing</h1>
           {org && !wide && <span className="org-name">{org.name}</span>}
         </div>
         {org && !wide && (
@@ -203,7 +203,7 @@ function Layout({ children, onSignOut, wide }: { children: ReactNode; onSignOut(
                   <li key={path}>
                     <Link
                       href={path === '/usage' ? overviewHref() : path}
-                      aria-current={pathname === path ? 'page' : undefined}
+                      aria-current={(pathname === '/' ? '/usage' : pathname) === path ? 'page' : undefined}
                     >
                       {label}
                     </Link>

@@ -191,7 +191,7 @@ export function TopTable({ by, query, live }: { by: keyof typeof TOP_LABELS; que
                       Spend
                     </th>
                     <th scope="col" className="num">
-                      Requests
+                      Calls
                     </th>
                     {sparse && (
                       <th scope="col" className="num">

@@ -57,7 +57,14 @@ export function LineChart({
         ))}
         {xLabels.map((label, i) =>
           i % labelEvery === 0 ? (
-            <text key={label + String(i)} className="axis" x={x(i)} y={HEIGHT - 8} textAnchor="middle">
+            // The first and last labels lean inward, so neither is cut at the chart's edge.
+            <text
+              key={label + String(i)}
+              className="axis"
+              x={x(i)}
+              y={HEIGHT - 8}
+              textAnchor={i === 0 ? 'start' : i === xLabels.length - 1 ? 'end' : 'middle'}
+            >
               {label}
             </text>
           ) : null,
