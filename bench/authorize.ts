@@ -13,6 +13,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { processTicks } from './support/cpu.ts';
 import { BENCH_OPERATOR_KEY, openBenchDatabase } from './support/databases.ts';
 import { overlapping, probeKernelMonitors } from './support/kernelStalls.ts';
@@ -40,6 +41,9 @@ const GENERATOR_FLAG = '--authorize-load-generator';
 /** Set in the forked baseline server. */
 const BARE_SERVER_FLAG = '--bare-http-answer';
 const BASELINE_LABEL = 'bare node:http answer';
+const FLOOR_LABEL = 'bare node:http answer after one committed UPDATE of one row';
+/** The floor's table: one row, which every request updates (as every hold of an org locks its balance row). */
+const FLOOR_TABLE = 'bench_hold_floor';
 
 /**
  * The baseline: a node:http server in a process of its own that answers every request with the
@@ -47,24 +51,44 @@ const BASELINE_LABEL = 'bare node:http answer';
  * what the HTTP round trip alone costs on this machine under the same client and rate.
  */
 if (process.argv.includes(BARE_SERVER_FLAG)) {
-  const answer = process.argv[process.argv.indexOf(BARE_SERVER_FLAG) + 1]!;
+  const [answer, databaseUrl] = process.argv.slice(process.argv.indexOf(BARE_SERVER_FLAG) + 1);
+  // The floor: the least a hold must do, one committed write under its org's row lock, with
+  // Tally's pool size.
+  const pool = databaseUrl ? new pg.Pool({ connectionString: databaseUrl, max: 10 }) : null;
+  const answerWith = (res: http.ServerResponse) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(answer);
+  };
   const server = http.createServer((req, res) => {
     req.resume();
     req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(answer);
+      if (!pool) return answerWith(res);
+      pool.query(`UPDATE ${FLOOR_TABLE} SET n = n + 1 WHERE id = 1`).then(
+        () => answerWith(res),
+        () => res.writeHead(500).end(),
+      );
     });
   });
   server.listen(0, '127.0.0.1', () => process.send?.({ port: (server.address() as AddressInfo).port }));
   process.on('disconnect', () => server.close(() => process.exit(0)));
 }
 
-/** Starts the baseline server with `npm start`'s Node.js flags; answers its URL and pid. */
-async function startBareServer(answer: string): Promise<{ url: string; pid: number; stop: () => void }> {
-  const child = fork(fileURLToPath(import.meta.url), [BARE_SERVER_FLAG, answer], {
-    execArgv: [...START_NODE_FLAGS, '--import', 'tsx'],
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
+/**
+ * Starts the baseline server with `npm start`'s Node.js flags (updating the floor's row in
+ * `databaseUrl` before each answer, when given); answers its URL and pid.
+ */
+async function startBareServer(
+  answer: string,
+  databaseUrl?: string,
+): Promise<{ url: string; pid: number; stop: () => void }> {
+  const child = fork(
+    fileURLToPath(import.meta.url),
+    [BARE_SERVER_FLAG, answer, ...(databaseUrl ? [databaseUrl] : [])],
+    {
+      execArgv: [...START_NODE_FLAGS, '--import', 'tsx'],
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    },
+  );
   const { port } = await new Promise<{ port: number }>((resolve, reject) => {
     child.once('message', (m) => resolve(m as { port: number }));
     child.once('exit', (code) => reject(new Error(`the baseline server exited with ${code}`)));
@@ -289,7 +313,7 @@ class CpuMeter {
 
 export const authorize: BenchModule = {
   name: 'authorize',
-  description: `Hold round trip: \`POST /v1/authorizations\` (estimate 1 credit, 100 members of one EUR org with a monthly limit and a large grant) over real HTTP at a fixed arrival rate (open loop; latency counted from each request’s scheduled start). The load generator is a process of its own (a keep-alive node:http client), so it shares the machine’s 2 cores but never Tally’s event loop. Tally runs first in the bench process (prepare/listen), then as \`npm start\` does in its own process (TALLY_WORKERS=1) and in 2 worker processes (TALLY_WORKERS=2), with the flag \`npm start\` gives Node.js: \`--single-threaded-gc\` (V8 collects garbage on the main thread alone; its default, 4 helper threads per process, woke together at each collection and took both cores from Postgres and the load generator for 10 to 30 ms: measured with \`perf sched\`, the slow holds of a run came in clusters at those moments). In the bench process Tally keeps V8's default (the benches before this one leave their heap there). Each set of runs follows a warm-up at 500/s in steps of 2 s (at least 3, at most 15) until Tally's CPU per hold falls by less than 10 % from one step to the next: the connection pool opens its connections, each new Postgres backend plans the hold function once, and V8 compiles the hold's path (measured: Tally's CPU per hold fell from 0.44 ms in the first seconds after a 2 s warm-up to 0.26 ms, and its compiler threads used a tenth of a core meanwhile). Each run lasts 10 s (5 000 holds at 500/s). Each hold is one statement (\`tally_place_hold\`): it locks the org balance row, reads the counters and writes the hold, its ledger entry and the counters inside Postgres; holds that queue in the process while two statements of the org are in flight go together in one statement and one commit (\`tally_place_holds\`), each decided as alone. Figures are the median over runs of each run’s p50 and p99; CPU per hold is the user + system time of Tally’s process(es) and of the database’s Postgres backends over a run (from /proc) divided by the holds sent. Baseline: the same client at the same rate against a bare node:http server in a process of its own (with \`npm start\`'s Node.js flags) that answers every request with the bytes of a real approval, with no framework and no database, after a warm-up of ${WARM_MIN_STEPS} steps: what the HTTP round trip alone costs on this machine. Its p50, p99 and CPU per answer stand beside each figure at 500/s, and ratio = Tally / baseline. At 500/s the load generator also polls the kernel’s memory monitor thread (\`kdamond\`, DAMON, when the machine runs one) every 2 ms and counts the holds over ${TARGET_P99_MS} ms that were in flight during one of its bursts or the ${DRAIN_MS} ms after it: on this VM it samples physical memory every 500 ms, spends 10 to 20 ms of CPU on each sample under load, and every process stalls meanwhile.`,
+  description: `Hold round trip: \`POST /v1/authorizations\` (estimate 1 credit, 100 members of one EUR org with a monthly limit and a large grant) over real HTTP at a fixed arrival rate (open loop; latency counted from each request’s scheduled start). The load generator is a process of its own (a keep-alive node:http client), so it shares the machine’s 2 cores but never Tally’s event loop. Tally runs first in the bench process (prepare/listen), then as \`npm start\` does in its own process (TALLY_WORKERS=1) and in 2 worker processes (TALLY_WORKERS=2), with the flag \`npm start\` gives Node.js: \`--single-threaded-gc\` (V8 collects garbage on the main thread alone; its default, 4 helper threads per process, woke together at each collection and took both cores from Postgres and the load generator for 10 to 30 ms: measured with \`perf sched\`, the slow holds of a run came in clusters at those moments). In the bench process Tally keeps V8's default (the benches before this one leave their heap there). Each set of runs follows a warm-up at 500/s in steps of 2 s (at least 3, at most 15) until Tally's CPU per hold falls by less than 10 % from one step to the next: the connection pool opens its connections, each new Postgres backend plans the hold function once, and V8 compiles the hold's path (measured: Tally's CPU per hold fell from 0.44 ms in the first seconds after a 2 s warm-up to 0.26 ms, and its compiler threads used a tenth of a core meanwhile). Each run lasts 10 s (5 000 holds at 500/s). Each hold is one statement (\`tally_place_hold\`): it locks the org balance row, reads the counters and writes the hold, its ledger entry and the counters inside Postgres; holds that queue in the process while two statements of the org are in flight go together in one statement and one commit (\`tally_place_holds\`), each decided as alone. Figures are the median over runs of each run’s p50 and p99; CPU per hold is the user + system time of Tally’s process(es) and of the database’s Postgres backends over a run (from /proc) divided by the holds sent. Baseline: the same client at the same rate against a bare node:http server in a process of its own (with \`npm start\`'s Node.js flags) that answers every request with the bytes of a real approval, with no framework and no database, after a warm-up of ${WARM_MIN_STEPS} steps: what the HTTP round trip alone costs on this machine. Its p50, p99 and CPU per answer stand beside each figure at 500/s, and ratio = Tally / baseline. A second baseline, the floor of any hold, has the same server commit one \`UPDATE\` of one row of the bench database (a pool of 10 connections, as Tally's) before it answers: one durable write, serialized on one row as an org's holds are on its balance row. At 500/s the load generator also polls the kernel’s memory monitor thread (\`kdamond\`, DAMON, when the machine runs one) every 2 ms and counts the holds over ${TARGET_P99_MS} ms that were in flight during one of its bursts or the ${DRAIN_MS} ms after it: on this VM it samples physical memory every 500 ms, spends 10 to 20 ms of CPU on each sample under load, and every process stalls meanwhile.`,
   async run(options: BenchOptions): Promise<BenchResult> {
     const measurements: Measurement[] = [];
     const lines: string[] = [];
@@ -418,21 +442,31 @@ export const authorize: BenchModule = {
           });
           // The bytes of a real approval, which the baseline server answers with.
           const approval = JSON.stringify(await json(`${base}/v1/authorizations`, key, 'POST', holdBody(0)));
-          const bareServer = await startBareServer(approval);
-          let bare: Measured;
-          try {
-            const job: Job = { kind: 'open', base: bareServer.url, key, rate: 500, seconds };
-            for (let step = 0; step < WARM_MIN_STEPS; step++) {
-              await generator.run({ ...job, seconds: WARM_STEP_SECONDS });
+          /** A baseline server at 500/s, after a warm-up of WARM_MIN_STEPS steps. */
+          const measureBare = async (label: string, databaseUrl?: string) => {
+            const bareServer = await startBareServer(approval, databaseUrl);
+            try {
+              const job: Job = { kind: 'open', base: bareServer.url, key, rate: 500, seconds };
+              for (let step = 0; step < WARM_MIN_STEPS; step++) {
+                await generator.run({ ...job, seconds: WARM_STEP_SECONDS });
+              }
+              return await measure(`Baseline (${label}), 500/s`, () => [bareServer.pid], job, 'server');
+            } finally {
+              bareServer.stop();
             }
-            bare = await measure(
-              `Baseline (${BASELINE_LABEL}), 500/s`,
-              () => [bareServer.pid],
-              job,
-              'server',
-            );
-          } finally {
-            bareServer.stop();
+          };
+          const bare = await measureBare(BASELINE_LABEL);
+          await database.withRaw(async (raw) => {
+            await raw.query(`CREATE TABLE ${FLOOR_TABLE} (id int PRIMARY KEY, n bigint NOT NULL)`);
+            await raw.query(`INSERT INTO ${FLOOR_TABLE} VALUES (1, 0)`);
+          });
+          const floor = await measureBare(FLOOR_LABEL, database.url!);
+          for (const p of ['p50', 'p99'] as const) {
+            measurements.push({
+              benchmark: `baseline round trip ${p} at 500/s: ${FLOOR_LABEL}`,
+              runs: floor[p],
+              ...common,
+            });
           }
           await warmUp('Tally in the bench process', base, key, 'self');
           // One client, one hold at a time: the unqueued round trip, and so the capacity of one org.

@@ -50,6 +50,8 @@ export interface BenchDatabase {
   withRaw<T>(fn: (raw: RawDb) => Promise<T>): Promise<T>;
   /** Process ids of the server backends serving this database (none for PGlite: it runs in Node). */
   backendPids(): Promise<number[]>;
+  /** The server database's postgres:// URL (null for PGlite, which has none). */
+  url: string | null;
   dispose(): Promise<void>;
 }
 
@@ -104,6 +106,7 @@ export function embeddedDatabase(): BenchDatabase {
   return {
     kind: 'embedded',
     label: DATABASE_LABEL.embedded,
+    url: null,
     version: () =>
       withRaw(async (raw) => shortVersion((await raw.query<{ v: string }>('SELECT version() v'))[0]!.v)),
     startTally: (timer) => start({ TALLY_DATA_DIR: dir }, timer),
@@ -161,6 +164,7 @@ export async function serverDatabase(
   return {
     kind: 'server',
     label: DATABASE_LABEL.server,
+    url: url.toString(),
     version: async () => shortVersion((await admin.query('SELECT version() v')).rows[0].v),
     startTally: (timer) => start({ DATABASE_URL: url.toString() }, timer),
     withRaw,
