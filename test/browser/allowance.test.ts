@@ -2,7 +2,7 @@
  * The allowance bar and the in-editor usage bar in a real browser: a credits org's "used this
  * cycle" counts this cycle only, and a BYOM org's bars show its month's spend against its cap.
  */
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   embedLink,
@@ -56,6 +56,21 @@ describe('allowance bars', () => {
     });
     expect(sent.body.results[0].status).toBe('accepted');
   };
+
+  /** The page showing a host app whose header holds the usage bar for `token`; close() ends both. */
+  async function openUsageBar(page: Page, token: string) {
+    const host = await startHostPage(`<!doctype html><title>Editor</title>
+      <header><tally-usage-bar token="${token}"></tally-usage-bar></header>
+      <script type="module" src="${web.url}/usage-bar.js"></script>`);
+    await page.goto(host.url);
+    return {
+      frame: page.frameLocator('tally-usage-bar iframe'),
+      close: async () => {
+        await host.close();
+        await page.context().close();
+      },
+    };
+  }
 
   it("counts only this cycle's usage as used this cycle, though earlier usage drew from its grants", async () => {
     const orgId = await orgWithOwner({ billing_mode: 'credits', plan_allowance_credits: '500' });
@@ -183,18 +198,13 @@ describe('allowance bars', () => {
     expect(
       await page.locator('.cycle-cards .card', { hasText: 'Run out in' }).locator('dd').textContent(),
     ).toBe('Run out');
-    const host = await startHostPage(`<!doctype html><title>Editor</title>
-      <header><tally-usage-bar token="${token}"></tally-usage-bar></header>
-      <script type="module" src="${web.url}/usage-bar.js"></script>`);
+    const bar = await openUsageBar(page, token);
     try {
-      await page.goto(host.url);
-      const bar = page.frameLocator('tally-usage-bar iframe');
       await expect
-        .poll(() => bar.locator('.usage-bar-text').textContent())
+        .poll(() => bar.frame.locator('.usage-bar-text').textContent())
         .toBe('0 credits left · 100 over · 100% used');
     } finally {
-      await host.close();
-      await page.context().close();
+      await bar.close();
     }
   });
 
@@ -215,20 +225,15 @@ describe('allowance bars', () => {
     expect(await page.getByRole('meter', { name: 'Spend cap used' }).getAttribute('aria-valuenow')).toBe(
       '30',
     );
-    const host = await startHostPage(`<!doctype html><title>Editor</title>
-      <header><tally-usage-bar token="${token}"></tally-usage-bar></header>
-      <script type="module" src="${web.url}/usage-bar.js"></script>`);
+    const bar = await openUsageBar(page, token);
     try {
-      await page.goto(host.url);
-      const bar = page.frameLocator('tally-usage-bar iframe');
       await expect
-        .poll(() => bar.locator('.usage-bar-text').textContent())
+        .poll(() => bar.frame.locator('.usage-bar-text').textContent())
         .toBe('$0.70 left of the cap · 30% used');
       // Referrals and upgrades buy credits; a BYOM org has none to buy.
-      expect(await bar.getByRole('button').count()).toBe(0);
+      expect(await bar.frame.getByRole('button').count()).toBe(0);
     } finally {
-      await host.close();
-      await page.context().close();
+      await bar.close();
     }
   });
 });
