@@ -142,6 +142,12 @@ describe('embedding, roles, top-ups and the usage bar', () => {
         .click(),
     ]);
     expect(invoice.suggestedFilename()).toMatch(/\.pdf$/);
+    // The banner's Dismiss sits with the banner, and takes both away.
+    const returned = page.locator('.checkout-return');
+    expect(await returned.getByRole('button', { name: 'Dismiss' }).count()).toBe(1);
+    await returned.getByRole('button', { name: 'Dismiss' }).click();
+    await expect.poll(() => page.getByText('credits were added to your balance').count()).toBe(0);
+    expect(new URL(page.url()).search).toBe('');
 
     // Automatic top-up: the target must be above the threshold, checked as you type.
     const auto = page.locator('section', { has: page.getByRole('heading', { name: 'Automatic top-up' }) });

@@ -315,7 +315,12 @@ export function PaymentsScreen() {
   return (
     <>
       {paymentId && outcome && (
-        <CheckoutReturn key={paymentId} paymentId={paymentId} outcome={outcome} onSettled={onSettled} />
+        <div className="checkout-return">
+          <CheckoutReturn key={paymentId} paymentId={paymentId} outcome={outcome} onSettled={onSettled} />
+          <button type="button" className="link" onClick={() => navigate('/usage/payments', true)}>
+            Dismiss
+          </button>
+        </div>
       )}
       <Panel title="Payments" actions={<TopUpButton />}>
         <AvailableCredits generation={settled} />
@@ -373,11 +378,6 @@ export function PaymentsScreen() {
             )
           }
         </Await>
-        {paymentId && (
-          <button type="button" className="link" onClick={() => navigate('/usage/payments', true)}>
-            Dismiss
-          </button>
-        )}
       </Panel>
       <AutoTopupPanel />
     </>
