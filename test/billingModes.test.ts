@@ -146,6 +146,28 @@ describe('BYOM: a USD spend cap at provider cost', () => {
 });
 
 describe("BYOK: calls on the org's own provider key, untracked", () => {
+  it('refuses a limit or budget, which could never count anything, and still clears old ones', async () => {
+    const { org, key } = await createOrgWithKey(t, { billing_mode: 'byok' });
+    const limits = await t.call('PUT', `/v1/orgs/${org.id}/limits`, {
+      key,
+      body: { alert_threshold: null, allowed_limit: '10' },
+    });
+    expect(limits.status).toBe(409);
+    expect(limits.body).toMatchObject({ code: 'spend_not_tracked', param: 'allowed_limit' });
+    const budget = await t.call('POST', `/v1/orgs/${org.id}/budgets`, {
+      key,
+      body: { name: 'Cap', scope: { kind: 'workspace', id: 'w' }, amount: '5', period: 'month' },
+    });
+    expect(budget.status).toBe(409);
+    expect(budget.body).toMatchObject({ code: 'spend_not_tracked', param: 'amount' });
+    expect((await t.db.query('SELECT 1 FROM budgets WHERE org_id = $1', [org.id])).length).toBe(0);
+    const cleared = await t.call('PUT', `/v1/orgs/${org.id}/limits`, {
+      key,
+      body: { alert_threshold: null, allowed_limit: null },
+    });
+    expect(cleared.status).toBe(200);
+  });
+
   it('approves holds without holding or charging anything, and says why', async () => {
     const { org, key } = await createOrgWithKey(t, { billing_mode: 'byok' });
     const hold = await t.call('POST', '/v1/authorizations', {

@@ -16,7 +16,7 @@ import { findMemberId } from '../members/shape.ts';
 import { loadOrg, type OrgRow } from '../orgs/shape.ts';
 import { decodeCursor, type Page, toPage } from '../pagination.ts';
 import { type MemberLabelRow, memberLabel } from '../usage/scope.ts';
-import { unitValue } from './getLimits.ts';
+import { requireTrackedSpend, unitValue } from './getLimits.ts';
 import { COUNTER_UPSERT, counterKey, readCounters, SCOPE_FIELD, toUnits } from './scopes.ts';
 
 export type BudgetScopeKind = 'member' | 'workspace' | 'workspace_group' | 'project' | 'api_key';
@@ -170,6 +170,7 @@ export async function createBudget(ctx: Ctx, orgId: string, input: CreateBudgetI
   scopeOrg(ctx, orgId, 'limits:write');
   return ctx.db.transaction(async (tx) => {
     const org = await loadOrg(tx, orgId);
+    requireTrackedSpend(org, 'amount');
     const scope = await storedScope(tx, orgId, input.scope);
     // A budget counts its period's spend so far, as if it had been there all along. Under the
     // org's balance lock, where every charge counts its spend, no charge commits between this

@@ -3,6 +3,7 @@ import { calendarMonth } from '../../domain/periods.ts';
 import { creditsToMoney } from '../../domain/pricing.ts';
 import type { Queryable } from '../../store/db.ts';
 import { type Ctx, scopeOrg } from '../context.ts';
+import { ServiceError } from '../errors.ts';
 import { loadOrg, type OrgRow } from '../orgs/shape.ts';
 import { counterKey, loadLimitSettings, readCounters } from './scopes.ts';
 
@@ -12,6 +13,17 @@ export const limitMoney = (text: string | null) =>
 
 export function unitValue(org: OrgRow): Ratio {
   return org.billing_mode === 'byom' ? Ratio.ONE : Ratio.parse(org.credit_value);
+}
+
+/** A BYOK org's spend is not tracked: a limit or budget could never apply to it, so none is set. */
+export function requireTrackedSpend(org: OrgRow, field: string): void {
+  if (org.billing_mode !== 'byok') return;
+  throw new ServiceError(
+    409,
+    'spend_not_tracked',
+    "This org's calls go straight to its own provider account (BYOK), so Tally tracks no spend for a limit or budget to count",
+    field,
+  );
 }
 
 export const LIMIT_STATUSES = ['ok', 'alert', 'exceeded'] as const;

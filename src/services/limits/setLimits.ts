@@ -4,7 +4,7 @@ import { evaluateSpendAlerts } from '../alerts/evaluateSpendAlerts.ts';
 import { audit, type Ctx, scopeOrg } from '../context.ts';
 import { invalid } from '../errors.ts';
 import { loadOrg, type OrgRow } from '../orgs/shape.ts';
-import { getLimits } from './getLimits.ts';
+import { getLimits, requireTrackedSpend } from './getLimits.ts';
 import { counterKey, loadLimitSettings, readCounters, scopesFor } from './scopes.ts';
 
 /** Sets the monthly alert threshold and allowed limit (org currency; USD provider cost for BYOM). */
@@ -23,6 +23,10 @@ export async function setLimits(
   }
   await ctx.db.transaction(async (tx) => {
     const org = await loadOrg(tx, orgId);
+    // Clearing a BYOK org's limits (set before it moved to BYOK) stays possible.
+    if (threshold !== null || limit !== null) {
+      requireTrackedSpend(org, threshold !== null ? 'alert_threshold' : 'allowed_limit');
+    }
     await tx.query(
       `INSERT INTO org_limits (org_id, alert_threshold, allowed_limit) VALUES ($1, $2, $3)
        ON CONFLICT (org_id) DO UPDATE SET alert_threshold = EXCLUDED.alert_threshold,
