@@ -81,9 +81,16 @@ describe('usage page screens', () => {
     await page.getByLabel('From').fill(day(3));
     await page.getByLabel('To').fill(day(10));
     await page.getByText('The start must not be after the end.').waitFor();
+    // Said once: not also asked to pick the dates it has.
+    expect(await page.getByText('Pick a start and an end date.').count()).toBe(0);
     await page.getByLabel('To').fill(day(3));
     await page.getByLabel('From').fill(day(10));
     const summary = await api(`/usage/summary?range=custom&from=${day(10)}&to=${day(3)}`);
+    await expect.poll(() => kpiCalls().textContent()).toBe(formatCount(summary.calls));
+    // The dates are in the address: a reload shows the same range.
+    await page.reload();
+    expect(await page.getByLabel('From', { exact: true }).inputValue()).toBe(day(10));
+    expect(await page.getByLabel('To', { exact: true }).inputValue()).toBe(day(3));
     await expect.poll(() => kpiCalls().textContent()).toBe(formatCount(summary.calls));
   });
 

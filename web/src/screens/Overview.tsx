@@ -72,7 +72,7 @@ function periodsChosen(query: URLSearchParams, org: Org): { tabs: readonly Perio
 /** The overview's choices in its query (the rest, such as a cache-busting `_`, is not kept). */
 function keptChoices(query: URLSearchParams): string {
   const kept = new URLSearchParams();
-  for (const name of ['periods', 'period', 'member']) {
+  for (const name of ['periods', 'period', 'member', 'from', 'to']) {
     const value = query.get(name);
     if (value) kept.set(name, value);
   }
@@ -95,7 +95,11 @@ export function OverviewScreen() {
   const period = selected.range;
   const member = address.searchParams.get('member') ?? '';
   useEffect(() => keepOverviewQuery(keptChoices(address.searchParams)), [address]);
-  const [custom, setCustom] = useState({ from: '', to: '' });
+  // A custom range's dates live in the URL, so a reload or a shared link keeps them.
+  const from = address.searchParams.get('from') ?? '';
+  const to = address.searchParams.get('to') ?? '';
+  const custom = useMemo(() => ({ from, to }), [from, to]);
+  const setCustom = (dates: { from: string; to: string }) => replaceQuery(dates);
   // Refresh reloads everything; a pushed change reloads everything but the lists being paged through.
   const [refreshes, setRefreshes] = useState(0);
   const [live, setLive] = useState(0);
