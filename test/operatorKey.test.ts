@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { prepare } from '../src/server.ts';
 import { KEY_KEPT_MS } from '../src/services/keys/authenticate.ts';
-import { OPERATOR_KEY, startTally, type TestTally } from './support/harness.ts';
+import { ensureOperatorKey } from '../src/services/keys/ensureOperatorKey.ts';
+import { OPERATOR_KEY, onServer, startTally, type TestTally } from './support/harness.ts';
 
 let t: TestTally;
 beforeAll(async () => {
@@ -34,5 +35,20 @@ describe('operator key', () => {
     // The generated key, printed to a terminal and the logs, stops working once a key is chosen.
     await new Promise((r) => setTimeout(r, KEY_KEPT_MS + 100));
     expect((await orgsWith(generated!)).status).toBe(401);
+  });
+});
+
+describe.runIf(onServer)('operator key: processes starting at once on the server', () => {
+  it('registers the configured key once, and every process starts', async () => {
+    const key = 'tally_op_started_together_0123456789abcdef';
+    // A first start: no row yet, so every process inserts it.
+    await t.db.query(`DELETE FROM operator_keys WHERE id = 'op_env'`);
+    const starts = await Promise.allSettled(Array.from({ length: 8 }, () => ensureOperatorKey(t.db, key)));
+    expect(starts.map((s) => s.status)).toEqual(Array(8).fill('fulfilled'));
+    const active = await t.db.query<{ id: string }>(
+      'SELECT id FROM operator_keys WHERE revoked_at IS NULL ORDER BY id',
+    );
+    expect(active).toEqual([{ id: 'op_env' }]);
+    expect((await orgsWith(key)).status).toBe(200);
   });
 });

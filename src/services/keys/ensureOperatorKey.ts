@@ -11,10 +11,16 @@ import type { Db } from '../../store/db.ts';
 
 export async function ensureOperatorKey(db: Db, configured: string | undefined): Promise<string | null> {
   if (configured) {
+    const hash = hashSecret(configured);
+    // Insert, then update: processes starting at once insert the same row, and an upsert on `id`
+    // alone let the loser fail on the key_hash index instead of finding the row there.
+    await db.query(`INSERT INTO operator_keys (id, key_hash) VALUES ('op_env', $1) ON CONFLICT DO NOTHING`, [
+      hash,
+    ]);
     await db.query(
-      `INSERT INTO operator_keys (id, key_hash) VALUES ('op_env', $1)
-       ON CONFLICT (id) DO UPDATE SET key_hash = EXCLUDED.key_hash, revoked_at = NULL`,
-      [hashSecret(configured)],
+      `UPDATE operator_keys SET key_hash = $1, revoked_at = NULL
+        WHERE id = 'op_env' AND (key_hash <> $1 OR revoked_at IS NOT NULL)`,
+      [hash],
     );
     await db.query(`UPDATE operator_keys SET revoked_at = now() WHERE id <> 'op_env' AND revoked_at IS NULL`);
     return null;
