@@ -20,11 +20,11 @@ import {
   robustScore,
   type Severity,
 } from '../../domain/forecast.ts';
-import { decimalUnits, formatUnits, Ratio } from '../../domain/money.ts';
+import { decimalUnits, formatUnits } from '../../domain/money.ts';
 import { startOfLocalDay } from '../../domain/periods.ts';
 import { floorHour } from '../../domain/ranges.ts';
 import type { Ctx } from '../context.ts';
-import { failedSql } from './failures.ts';
+import { failedSql, failuresView } from './failures.ts';
 import { COST_SCALE, labelsFor, loadScope } from './scope.ts';
 import { dimensionParts, unionAll } from './source.ts';
 
@@ -105,19 +105,20 @@ export async function getUsageAnomalies(ctx: Ctx, orgId: string, query: AnomalyQ
       const day = days[i];
       const spike = day ? errorRateSpike(day, days.slice(i - BASELINE_DAYS, i)) : null;
       if (!day || !spike) continue;
-      const failed = Math.min(day.failed, day.calls);
+      // The breakdowns' own view: failed calls at most the calls, and their share to a tenth.
+      const { failed_calls, error_rate } = failuresView(BigInt(day.failed), BigInt(day.calls), null);
       out.push({
         date: dates[i]!,
         metric: 'error_rate',
         scope: scopeName,
         key,
         label,
-        value: Ratio.of(BigInt(failed) * 100n, BigInt(day.calls)).toDecimal(1),
+        value: error_rate,
         median: percentOf(spike.median),
         mad: percentOf(spike.mad),
         score: Math.round(spike.score * 100) / 100,
         severity: spike.severity,
-        failed_calls: failed,
+        failed_calls,
         calls: day.calls,
       });
     }
