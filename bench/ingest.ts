@@ -3,6 +3,8 @@
  * `npm start` starts it, from several concurrent keep-alive clients, with pricing, idempotency
  * (event ids and an Idempotency-Key per request) and hourly rollups on. Beside it, the physical
  * baseline: a raw COPY of the very rows Tally stored into the same `events` table.
+ * The clients run in a process of their own (this file, forked), so sending the batches and
+ * reading the answers never takes Tally's event loop (only the machine's cores).
  */
 import { availableParallelism } from 'node:os';
 import type { UsageEventInput } from '../src/domain/usageEvent.ts';
@@ -15,11 +17,14 @@ import {
   type RunningTally,
 } from './support/databases.ts';
 import { DEFAULT_SHAPE, makeEvents } from './support/events.ts';
+import { forkGenerator, type LoadGenerator, serveGeneratorJobs } from './support/loadGenerator.ts';
 import { cpuProfile, type ProfileSummary } from './support/profile.ts';
 import { SqlTimer, type StatementStats } from './support/sqlTimer.ts';
 import { fmt, median } from './support/stats.ts';
 import type { BenchModule, BenchOptions, BenchResult, Measurement, Section } from './types.ts';
 
+/** Set in the forked load generator. */
+const GENERATOR_FLAG = '--ingest-clients';
 const BATCH = 1000;
 const CLIENTS = 4;
 const ORGS = 4;
@@ -149,8 +154,45 @@ async function send(url: string, batch: Batch): Promise<void> {
   if (bad) throw new Error(`an event was not accepted: ${JSON.stringify(bad)}`);
 }
 
+/**
+ * The load generator's jobs: `make` readies `count` events of `makeEvents` in batches (untimed),
+ * `send` times sending the batches made last to `url`.
+ */
+type DriveJob =
+  | { kind: 'make'; orgIds: string[]; count: number; tag: string; seed: number }
+  | { kind: 'send'; url: string };
+
+interface Driven {
+  ms: number;
+  latencies: number[];
+}
+
+let made: Batch[] = [];
+
+async function runDriveJob(job: DriveJob): Promise<Driven> {
+  if (job.kind === 'send') return drive(job.url, made, CLIENTS);
+  made = batchesOf(
+    makeEvents({ ...DEFAULT_SHAPE, orgIds: job.orgIds }, job.count, job.tag, job.seed),
+    job.tag,
+  );
+  return { ms: 0, latencies: [] };
+}
+
+serveGeneratorJobs<DriveJob, Driven>(GENERATOR_FLAG, runDriveJob, () => {});
+
+/** Sends `count` events of `makeEvents` for `orgIds` through the load generator (`measure` wraps the sending). */
+async function sendEvents(
+  generator: LoadGenerator<DriveJob, Driven>,
+  url: string,
+  events: { orgIds: string[]; count: number; tag: string; seed: number },
+  measure: (send: () => Promise<Driven>) => Promise<Driven> = (send) => send(),
+): Promise<Driven> {
+  await generator.run({ kind: 'make', ...events });
+  return measure(() => generator.run({ kind: 'send', url }));
+}
+
 /** `clients` keep-alive clients take the next batch until none is left. */
-async function drive(url: string, batches: Batch[], clients: number) {
+async function drive(url: string, batches: Batch[], clients: number): Promise<Driven> {
   let next = 0;
   const latencies: number[] = [];
   const client = async () => {
@@ -173,6 +215,7 @@ interface OneRun {
 
 /** One run on a fresh database: warm up, time the batches, verify, then the COPY baseline. */
 async function oneRun(
+  generator: LoadGenerator<DriveJob, Driven>,
   database: BenchDatabase,
   kind: DatabaseKind,
   runNo: number,
@@ -183,7 +226,7 @@ async function oneRun(
 ): Promise<OneRun> {
   const timer = new SqlTimer();
   const tally = await database.startTally(timer);
-  let ingested: { ms: number; latencies: number[] } | null = null;
+  let ingested: Driven | null = null;
   let profile: ProfileSummary | null = null;
   const tag = `${kind}-${billingMode}-${runNo}`;
   const events = sizes.batches * BATCH;
@@ -192,24 +235,29 @@ async function oneRun(
   let sql: StatementStats[] = [];
   try {
     const warmOrgs = await createOrgs(tally, 1, `${tag}-warmup`);
-    const warm = batchesOf(
-      makeEvents({ ...DEFAULT_SHAPE, orgIds: warmOrgs }, sizes.warmup * BATCH, `w${tag}`, 7),
-      `w${tag}`,
-    );
-    await drive(tally.url, warm, CLIENTS);
+    await sendEvents(generator, tally.url, {
+      orgIds: warmOrgs,
+      count: sizes.warmup * BATCH,
+      tag: `w${tag}`,
+      seed: 7,
+    });
 
     orgIds = await createOrgs(tally, ORGS, tag, billingMode);
-    const batches = batchesOf(makeEvents({ ...DEFAULT_SHAPE, orgIds }, events, `e${tag}`, 1000 + runNo), tag);
-    timer.reset();
-    const cpuBefore = cpuSnapshot(await database.backendPids());
-    if (mode === 'profiled') {
-      const profiled = await cpuProfile(() => drive(tally.url, batches, CLIENTS));
-      ingested = profiled.result;
-      profile = profiled.summary;
-    } else {
-      ingested = await drive(tally.url, batches, CLIENTS);
-    }
-    cpu = cpuSince(cpuBefore, await database.backendPids());
+    const timed = { orgIds, count: events, tag: `e${tag}`, seed: 1000 + runNo };
+    ingested = await sendEvents(generator, tally.url, timed, async (send) => {
+      timer.reset();
+      const cpuBefore = cpuSnapshot(await database.backendPids(), [generator.pid]);
+      let driven: Driven;
+      if (mode === 'profiled') {
+        const profiled = await cpuProfile(send);
+        driven = profiled.result;
+        profile = profiled.summary;
+      } else {
+        driven = await send();
+      }
+      cpu = cpuSince(cpuBefore, await database.backendPids());
+      return driven;
+    });
     sql = timer.snapshot();
 
     const [stored] = await tally.tally.db.query<{ n: string; calls: string }>(
@@ -262,7 +310,7 @@ async function oneRun(
 
 const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(0)} %` : '-');
 const core = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '-');
-const cores = (c: CpuFigures) => `${core(c.node)} / ${core(c.others)} / ${core(c.rest)}`;
+const cores = (c: CpuFigures) => `${core(c.node)} / ${core(c.others)} / ${core(c.clients)} / ${core(c.rest)}`;
 const quantile = (values: number[], q: number) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
@@ -272,7 +320,7 @@ function runsSection(label: string, runs: RunFigures[]): string[] {
   return [
     `${label}: ${CLIENTS} concurrent clients, batches of ${BATCH}, ${ORGS} orgs (EUR and USD), operator key.`,
     '',
-    `| run | events | seconds | events/s | COPY rows/s | cores busy: Node.js / Postgres backends / rest of the machine (of ${availableParallelism()}) | batch latency p50 / p95 ms |`,
+    `| run | events | seconds | events/s | COPY rows/s | cores busy: Tally's Node.js / Postgres backends / clients / rest of the machine (of ${availableParallelism()}) | batch latency p50 / p95 ms |`,
     '|---|---|---|---|---|---|---|',
     ...runs.map(
       (r, i) =>
@@ -282,9 +330,9 @@ function runsSection(label: string, runs: RunFigures[]): string[] {
     ),
     '',
     label === 'PGlite'
-      ? 'PGlite runs inside the Node.js process, so its Postgres time is in the Node.js figure.'
+      ? "PGlite runs inside Tally's Node.js process, so its Postgres time is in the Node.js figure."
       : 'Postgres backends: the server processes serving the bench database (background writers not counted).',
-    'The rest of the machine is whatever else ran meanwhile (other work on a shared machine lowers the figures).',
+    'Clients: the load generator, a process of its own. The rest of the machine is whatever else ran meanwhile (other work on a shared machine lowers the figures).',
   ];
 }
 
@@ -384,7 +432,7 @@ export const ingest: BenchModule = {
     'Events per second accepted by `POST /v1/events`: batches of 1 000 realistic events (4 orgs in EUR and USD, 250 members ' +
     'each, 6 features, 7 surfaces, 12 workspaces, 9 OpenAI/Anthropic/Google models priced from the catalog, prompt-cache ' +
     'reads and writes, conversations, some metadata, spread over 72 hourly buckets) sent over real HTTP by 4 concurrent ' +
-    'keep-alive clients in the same process to a Tally started with `listen()` from src/server.ts (pricing, event-id ' +
+    "keep-alive clients in a process of their own (so they never take Tally's event loop, only the machine's cores) to a Tally started with `listen()` from src/server.ts (pricing, event-id " +
     'idempotency, an `Idempotency-Key` per request, hourly rollups; request log off). Every run starts on a fresh database, ' +
     'warms up, then times the batches; every event must come back `accepted`, and the stored rows and the rollup calls are ' +
     'counted afterwards. Baseline: the same rows, exported from `events`, written back into the emptied `events` table ' +
@@ -394,93 +442,114 @@ export const ingest: BenchModule = {
     'billed at provider cost (BYOM), which draw no grants and write no ledger entries but keep their spend counters; the ' +
     'ledger-on rate is compared with its twin run by run. Figures are the median of 3 runs, with min and max.',
   async run(options: BenchOptions): Promise<BenchResult> {
-    const measurements: Measurement[] = [];
-    const sections: BenchResult['sections'] = [];
-    const readings: string[] = [];
-    const profiles: [string, ProfileSummary][] = [];
-    const size = options.quick ? SIZES.quick : SIZES.full;
-    for (const kind of options.databases) {
-      const runs: RunFigures[] = [];
-      // The same runs with the ledger off, each right after its ledger-on twin, so drift over the
-      // bench falls on both alike.
-      const ledgerOff: RunFigures[] = [];
-      let label = '';
-      for (let run = 1; run <= RUNS; run++) {
-        for (const billingMode of ['credits', 'byom'] as const) {
-          const database = await openBenchDatabase(kind, options.serverUrl);
-          label = database.label;
-          try {
-            const { figures } = await oneRun(
-              database,
-              kind,
-              run,
-              size[kind],
-              'timed',
-              options.log,
-              billingMode,
-            );
-            (billingMode === 'credits' ? runs : ledgerOff).push(figures!);
-          } finally {
-            await database.dispose();
-          }
-        }
-      }
-      measurements.push({
-        benchmark: 'ingest, batches of 1 000 over HTTP',
-        database: label,
-        unit: 'events/s',
-        better: 'higher',
-        runs: runs.map((r) => r.rate),
-        baseline: { label: 'COPY rows/s', runs: runs.map((r) => r.copyRate) },
-        target: TARGET[kind],
-      });
-      measurements.push({
-        benchmark: 'ingest with the ledger off (BYOM orgs: no grants drawn, no ledger entries)',
-        database: label,
-        unit: 'events/s',
-        better: 'higher',
-        runs: ledgerOff.map((r) => r.rate),
-      });
-      measurements.push({
-        benchmark: 'ingest with the ledger on, as a share of the rate with it off (run by run)',
-        database: label,
-        unit: '%',
-        better: 'higher',
-        runs: runs.map((r, i) => (r.rate / ledgerOff[i]!.rate) * 100),
-        target: LEDGER_ON_SHARE_TARGET,
-      });
-      const perRun: Section = { title: `Ingest runs on ${label}`, lines: runsSection(label, runs) };
-      perRun.lines.push(
-        '',
-        'Where a batch spends its time in SQL (measured around each statement Tally sends):',
-        '',
-      );
-      perRun.lines.push(...phaseSection(runs));
-      sections.push(perRun);
-      readings.push(...reading(label, runs, TARGET[kind]));
-      if (options.profile) {
+    const generator = await forkGenerator<DriveJob, Driven>(import.meta.url, GENERATOR_FLAG);
+    try {
+      return await measureIngest(options, generator);
+    } finally {
+      await generator.stop();
+    }
+  },
+};
+
+async function measureIngest(
+  options: BenchOptions,
+  generator: LoadGenerator<DriveJob, Driven>,
+): Promise<BenchResult> {
+  const measurements: Measurement[] = [];
+  const sections: BenchResult['sections'] = [];
+  const readings: string[] = [];
+  const profiles: [string, ProfileSummary][] = [];
+  const size = options.quick ? SIZES.quick : SIZES.full;
+  for (const kind of options.databases) {
+    const runs: RunFigures[] = [];
+    // The same runs with the ledger off, each right after its ledger-on twin, so drift over the
+    // bench falls on both alike.
+    const ledgerOff: RunFigures[] = [];
+    let label = '';
+    for (let run = 1; run <= RUNS; run++) {
+      for (const billingMode of ['credits', 'byom'] as const) {
         const database = await openBenchDatabase(kind, options.serverUrl);
+        label = database.label;
         try {
-          const { profile } = await oneRun(database, kind, RUNS + 1, size[kind], 'profiled', options.log);
-          sections.push({ title: `CPU profile of ingest on ${label}`, lines: profileSection(profile!) });
-          profiles.push([label, profile!]);
+          const { figures } = await oneRun(
+            generator,
+            database,
+            kind,
+            run,
+            size[kind],
+            'timed',
+            options.log,
+            billingMode,
+          );
+          (billingMode === 'credits' ? runs : ledgerOff).push(figures!);
         } finally {
           await database.dispose();
         }
       }
     }
-    for (const [label, profile] of profiles) {
-      const share = (ms: number) => `${((ms / profile.totalMs) * 100).toFixed(0)} %`;
-      const areas = profile.byArea.slice(0, 3).map((a) => `${a.area} ${share(a.ms)}`);
-      const fns = profile.byFunction
-        .filter((f) => !f.fn.startsWith('('))
-        .slice(0, 3)
-        .map((f) => `${f.fn} ${share(f.ms)}`);
-      readings.push(
-        `- Profile on ${label}, Node.js self time: ${areas.join(', ')}; hottest functions: ${fns.join(', ')}.`,
-      );
+    measurements.push({
+      benchmark: 'ingest, batches of 1 000 over HTTP',
+      database: label,
+      unit: 'events/s',
+      better: 'higher',
+      runs: runs.map((r) => r.rate),
+      baseline: { label: 'COPY rows/s', runs: runs.map((r) => r.copyRate) },
+      target: TARGET[kind],
+    });
+    measurements.push({
+      benchmark: 'ingest with the ledger off (BYOM orgs: no grants drawn, no ledger entries)',
+      database: label,
+      unit: 'events/s',
+      better: 'higher',
+      runs: ledgerOff.map((r) => r.rate),
+    });
+    measurements.push({
+      benchmark: 'ingest with the ledger on, as a share of the rate with it off (run by run)',
+      database: label,
+      unit: '%',
+      better: 'higher',
+      runs: runs.map((r, i) => (r.rate / ledgerOff[i]!.rate) * 100),
+      target: LEDGER_ON_SHARE_TARGET,
+    });
+    const perRun: Section = { title: `Ingest runs on ${label}`, lines: runsSection(label, runs) };
+    perRun.lines.push(
+      '',
+      'Where a batch spends its time in SQL (measured around each statement Tally sends):',
+      '',
+    );
+    perRun.lines.push(...phaseSection(runs));
+    sections.push(perRun);
+    readings.push(...reading(label, runs, TARGET[kind]));
+    if (options.profile) {
+      const database = await openBenchDatabase(kind, options.serverUrl);
+      try {
+        const { profile } = await oneRun(
+          generator,
+          database,
+          kind,
+          RUNS + 1,
+          size[kind],
+          'profiled',
+          options.log,
+        );
+        sections.push({ title: `CPU profile of ingest on ${label}`, lines: profileSection(profile!) });
+        profiles.push([label, profile!]);
+      } finally {
+        await database.dispose();
+      }
     }
-    sections.push({ title: 'Reading', lines: readings });
-    return { measurements, sections };
-  },
-};
+  }
+  for (const [label, profile] of profiles) {
+    const share = (ms: number) => `${((ms / profile.totalMs) * 100).toFixed(0)} %`;
+    const areas = profile.byArea.slice(0, 3).map((a) => `${a.area} ${share(a.ms)}`);
+    const fns = profile.byFunction
+      .filter((f) => !f.fn.startsWith('('))
+      .slice(0, 3)
+      .map((f) => `${f.fn} ${share(f.ms)}`);
+    readings.push(
+      `- Profile on ${label}, Node.js self time: ${areas.join(', ')}; hottest functions: ${fns.join(', ')}.`,
+    );
+  }
+  sections.push({ title: 'Reading', lines: readings });
+  return { measurements, sections };
+}

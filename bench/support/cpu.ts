@@ -10,6 +10,7 @@ export interface CpuSnapshot {
   machine: { busy: number; total: number };
   node: NodeJS.CpuUsage;
   pids: Map<number, number>;
+  clients: Map<number, number>;
 }
 
 export interface CpuFigures {
@@ -18,6 +19,8 @@ export interface CpuFigures {
   node: number;
   /** The given processes (NaN when none were given or /proc cannot tell). */
   others: number;
+  /** The load generator's process (NaN when it runs in this process). */
+  clients: number;
   /** Everything else running on the machine meanwhile. */
   rest: number;
 }
@@ -48,32 +51,41 @@ export function processTicks(pid: number): number {
   }
 }
 
-export function cpuSnapshot(pids: number[] = []): CpuSnapshot {
+const ticksOf = (pids: number[]) => new Map(pids.map((pid) => [pid, processTicks(pid)]));
+
+/** `clients`: the processes of a load generator, counted apart from the rest of the machine. */
+export function cpuSnapshot(pids: number[] = [], clients: number[] = []): CpuSnapshot {
   return {
     at: performance.now(),
     machine: machineTicks(),
     node: process.cpuUsage(),
-    pids: new Map(pids.map((pid) => [pid, processTicks(pid)])),
+    pids: ticksOf(pids),
+    clients: ticksOf(clients),
   };
+}
+
+/** Ticks the processes of `after` used since `before` (new ones from zero; gone ones left out). */
+function ticksSince(before: Map<number, number>, after: Map<number, number>): number {
+  let ticks = 0;
+  for (const [pid, now] of after) {
+    if (Number.isFinite(now)) ticks += now - (before.get(pid) ?? 0);
+  }
+  return ticks;
 }
 
 /** CPU used between `before` and now; `pids` are the processes to count now (new ones from zero). */
 export function cpuSince(before: CpuSnapshot, pids: number[] = []): CpuFigures {
-  const after = cpuSnapshot(pids);
+  const after = cpuSnapshot(pids, [...before.clients.keys()]);
   const cores = availableParallelism();
   const ticksPerCore = (after.machine.total - before.machine.total) / cores;
   const machine = (after.machine.busy - before.machine.busy) / ticksPerCore;
   const nodeUsage = process.cpuUsage(before.node);
   const node = (nodeUsage.user + nodeUsage.system) / 1000 / (after.at - before.at);
-  let others = Number.NaN;
-  if (pids.length > 0) {
-    let ticks = 0;
-    for (const [pid, now] of after.pids) {
-      if (Number.isFinite(now)) ticks += now - (before.pids.get(pid) ?? 0);
-    }
-    others = ticks / ticksPerCore;
-  }
-  return { machine, node, others, rest: machine - node - (Number.isFinite(others) ? others : 0) };
+  const others = pids.length > 0 ? ticksSince(before.pids, after.pids) / ticksPerCore : Number.NaN;
+  const clients =
+    before.clients.size > 0 ? ticksSince(before.clients, after.clients) / ticksPerCore : Number.NaN;
+  const known = [node, others, clients].filter(Number.isFinite).reduce((a, b) => a + b, 0);
+  return { machine, node, others, clients, rest: machine - known };
 }
 
 /**
