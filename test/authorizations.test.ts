@@ -115,6 +115,24 @@ describe('holds: happy path', () => {
       body: { usage: { input_tokens: 10_000, output_tokens: 3_000 } },
     });
     expect(again.body).toEqual(cap.body);
+    // Less than was captured is read as the captured usage (as a count below the streamed one is).
+    const less = await t.call('POST', `/v1/authorizations/${auth.body.id}/capture`, {
+      key,
+      body: { usage: { input_tokens: 10_000, output_tokens: 2_000 } },
+    });
+    expect(less.body).toEqual(cap.body);
+    // More usage, or another event id, would be billed nowhere: refused, the first capture stands.
+    for (const body of [
+      { usage: { input_tokens: 10_000, output_tokens: 4_000 } },
+      { usage: { input_tokens: 10_000, output_tokens: 3_000, cache_write_tokens: 10 } },
+      { usage: { input_tokens: 10_000, output_tokens: 3_000 }, event_id: 'another-event' },
+    ]) {
+      const other = await t.call('POST', `/v1/authorizations/${auth.body.id}/capture`, { key, body });
+      expect(other.status, JSON.stringify(body)).toBe(409);
+      expect(other.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(other.body).toMatchObject({ code: 'authorization_captured' });
+    }
+    expect(await balanceOf(org.id)).toMatchObject({ held_credits: '0', available_credits: '492.41' });
     expect(await checkLedger(t.db, org.id)).toEqual([]);
     const events = await t.db.query<{ credits: string }>('SELECT credits FROM events WHERE org_id = $1', [
       org.id,

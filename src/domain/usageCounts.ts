@@ -42,6 +42,10 @@ export function usageAtLeast(reported: Usage, streamed: Usage): Usage {
   return out;
 }
 
+/** Whether two reports count the same (a count left out is zero). */
+export const sameUsage = (a: Usage, b: Usage): boolean =>
+  USAGE_KEYS.every((kind) => (a[kind] ?? 0) === (b[kind] ?? 0));
+
 /**
  * What `final` adds to the usage recorded already (`final` holds at least as much of each whole):
  * each count's difference, its parts' differences kept within it.

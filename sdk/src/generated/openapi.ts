@@ -3493,7 +3493,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Record the final usage (idempotent) and release the rest of the hold */
+        /**
+         * Record the final usage (idempotent) and release the rest of the hold
+         * @description Sent again with the same usage (or less, read as the captured usage), it answers the first capture. With more usage or another `event_id` it is refused (409 `authorization_captured`): the first capture stands.
+         */
         post: {
             parameters: {
                 query?: never;

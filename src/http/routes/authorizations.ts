@@ -188,6 +188,8 @@ export function authorizationRoutes(app: OpenAPIHono<AppEnv>) {
       path: '/v1/authorizations/{id}/capture',
       tags: ['Holds'],
       summary: 'Record the final usage (idempotent) and release the rest of the hold',
+      description:
+        'Sent again with the same usage (or less, read as the captured usage), it answers the first capture. With more usage or another `event_id` it is refused (409 `authorization_captured`): the first capture stands.',
       request: {
         params: AuthParam,
         ...body(

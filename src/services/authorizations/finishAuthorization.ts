@@ -4,7 +4,7 @@
  * event, so a client that disconnects mid-stream still pays for what it streamed.
  */
 import type { Usage } from '../../domain/pricing.ts';
-import { usageAtLeast, usageBeyond } from '../../domain/usageCounts.ts';
+import { sameUsage, usageAtLeast, usageBeyond } from '../../domain/usageCounts.ts';
 import { withRetry } from '../../store/retry.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
@@ -34,7 +34,8 @@ export interface CaptureResult {
 
 type Outcome =
   | { kind: 'replay' | 'done'; result: CaptureResult | EndResult }
-  | { kind: 'refused'; status: string };
+  | { kind: 'refused'; status: string }
+  | { kind: 'conflict' };
 
 export interface EndResult {
   object: 'authorization';
@@ -58,7 +59,14 @@ export async function finishAuthorization(
         requireCurrent(version, lock.spendVersion);
         const auth = lockedState(found, lock.authorization);
         if (auth.status === 'captured' && ending.kind === 'capture') {
-          return { kind: 'replay', result: auth.result as unknown as CaptureResult };
+          const first = auth.result as unknown as CaptureResult;
+          // A retry answers the first capture; one that reports more, or names another event, would
+          // be billed nowhere, so it is refused instead. Less than was captured is read as the
+          // captured usage, as a final count below the streamed one is.
+          const same =
+            sameUsage(usageAtLeast(ending.usage, auth.usage), auth.usage) &&
+            (ending.eventId === undefined || ending.eventId === first.event_id);
+          return same ? { kind: 'replay', result: first } : { kind: 'conflict' };
         }
         // A capture after the expiry job ended the hold still bills the rest of the call: usage
         // happened, and is never dropped.
@@ -94,6 +102,13 @@ export async function finishAuthorization(
     ),
   );
   forgetAuthorization(found.id);
+  if (outcome.kind === 'conflict') {
+    throw new ServiceError(
+      409,
+      'authorization_captured',
+      'The authorization was captured before with other usage or another event id; that capture stands',
+    );
+  }
   if (outcome.kind === 'refused') {
     throw new ServiceError(409, 'authorization_not_active', `The authorization is ${outcome.status}`);
   }
@@ -122,7 +137,8 @@ async function capture(
   const eventId = ending.eventId ?? (restOnly ? `${auth.id}:late` : auth.id);
   const { end } = await bill(call, total > already ? total - already : 0n, {
     eventId,
-    usage: null,
+    // The call's final usage: a capture sent again is compared with it.
+    usage: final,
     release: true,
     last: true,
     end: ({ charged, unbilled }) => {
