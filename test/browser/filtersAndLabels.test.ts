@@ -117,6 +117,19 @@ describe('filters and member labels in the browser', () => {
       .toBe(
         `Total: ${formats.credits(credits)} credits (${formats.money(cost, day.currency)}), ${formats.count(calls)} calls`,
       );
+    // The entries' amounts are rounded together, so those shown add up to the total shown.
+    const costs = formats.moneyParts(
+      cost,
+      day.data.map((entry: { cost: string }) => entry.cost),
+      day.currency,
+    ).parts;
+    const entryCredits = formats.creditParts(
+      credits,
+      day.data.map((entry: { credits: string }) => entry.credits),
+    ).parts;
+    await expect
+      .poll(() => page.locator('table tbody tr td:last-child').allTextContents())
+      .toEqual(costs.map((shown, i) => `${shown}${entryCredits[i]} credits`));
     await page.getByText("One user's usage, as chosen on the overview.").waitFor();
     await screenshot(page, 'daily-one-user');
   });

@@ -58,3 +58,43 @@ export function ratio(part: string, whole: string): number {
   const w = Number(whole);
   return w > 0 ? Math.max(0, Number(part) / w) : 0;
 }
+
+/** `value` rounded to `scale` decimals, half away from zero (as Intl rounds what it shows). */
+function roundedAt(value: bigint, from: number, scale: number): bigint {
+  const step = 10n ** BigInt(from - scale);
+  const magnitude = value < 0n ? -value : value;
+  const rounded = (magnitude + step / 2n) / step;
+  return value < 0n ? -rounded : rounded;
+}
+
+/**
+ * A total and its parts as shown with `scale` decimals, the shown parts adding up to the shown
+ * total: the total rounded as Intl rounds it, spread over the parts by largest remainder. Null
+ * when the parts do not add up to the total exactly, or one is negative (each is then shown
+ * rounded on its own).
+ */
+export function shownParts(
+  total: string,
+  parts: string[],
+  scale: number,
+): { total: string; parts: string[] } | null {
+  const exact = Math.max(scale, scaleOf(total, ...parts));
+  const values = parts.map((p) => scaled(p, exact));
+  const whole = scaled(total, exact);
+  if (values.some((v) => v < 0n) || values.reduce((a, b) => a + b, 0n) !== whole) return null;
+  const step = 10n ** BigInt(exact - scale);
+  const shownTotal = roundedAt(whole, exact, scale);
+  const floors = values.map((v) => v / step);
+  let left = shownTotal - floors.reduce((a, b) => a + b, 0n);
+  const rest = values.map((v) => v % step);
+  const order = values
+    .map((_, i) => i)
+    .sort((a, b) => (rest[b]! > rest[a]! ? 1 : rest[b]! < rest[a]! ? -1 : a - b));
+  const shown = [...floors];
+  for (const i of order) {
+    if (left <= 0n) break;
+    shown[i]! += 1n;
+    left -= 1n;
+  }
+  return { total: unscaled(shownTotal, scale), parts: shown.map((v) => unscaled(v, scale)) };
+}

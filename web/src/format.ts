@@ -2,7 +2,13 @@
  * Numbers and dates for display: in the host app's or the viewer's locale, the org's currency and the org's time zone.
  * Decimal strings go to Intl as strings, so formatting never rounds through a float.
  */
-import { compareDecimal } from './decimal.ts';
+import { compareDecimal, shownParts } from './decimal.ts';
+
+/** A total and its parts as shown: the parts add up to the total to the last digit shown. */
+export interface ShownParts {
+  total: string;
+  parts: string[];
+}
 
 export interface Formats {
   locale: string;
@@ -10,6 +16,10 @@ export interface Formats {
   timeZone: string;
   credits(value: string): string;
   money(value: string, currency?: string): string;
+  /** A money total and its parts (which add up to it), rounded so the parts shown add up to the total shown. */
+  moneyParts(total: string, parts: string[], currency?: string): ShownParts;
+  /** Credits likewise. */
+  creditParts(total: string, parts: string[]): ShownParts;
   /** A unit price: down to the eighth decimal the API gives, so small prices do not show as zero. */
   price(value: string, currency: string): string;
   count(value: number): string;
@@ -32,7 +42,8 @@ export interface Formats {
 const asNumeric = (value: string) => value as Intl.StringNumericLiteral;
 
 export function createFormats(currency: string, timeZone: string, locale: string): Formats {
-  const credits = new Intl.NumberFormat(locale, { maximumFractionDigits: 2 });
+  const CREDIT_DIGITS = 2;
+  const credits = new Intl.NumberFormat(locale, { maximumFractionDigits: CREDIT_DIGITS });
   const moneyFormats = new Map<string, [Intl.NumberFormat, Intl.NumberFormat]>();
   const moneyFor = (code: string) => {
     let pair = moneyFormats.get(code);
@@ -63,16 +74,34 @@ export function createFormats(currency: string, timeZone: string, locale: string
     month: 'short',
   });
   const month = new Intl.DateTimeFormat(locale, { timeZone: 'UTC', month: 'long', year: 'numeric' });
+  const isSmall = (value: string) => value !== '0' && compareDecimal(value.replace('-', ''), '1') < 0;
+  const money = (value: string, code = currency) => {
+    const [normal, fine] = moneyFor(code);
+    return (isSmall(value) ? fine : normal).format(asNumeric(value));
+  };
+  const formatCredits = (value: string) => credits.format(asNumeric(value));
+  /** Each shown with `format` after rounding together at `scale` (each on its own when they do not add up). */
+  const parts = (
+    total: string,
+    values: string[],
+    scale: number,
+    format: (v: string) => string,
+  ): ShownParts => {
+    const shown = shownParts(total, values, scale) ?? { total, parts: values };
+    return { total: format(shown.total), parts: shown.parts.map(format) };
+  };
   return {
     locale,
     currency,
     timeZone,
-    credits: (value) => credits.format(asNumeric(value)),
-    money(value, code = currency) {
+    credits: formatCredits,
+    money,
+    moneyParts(total, values, code = currency) {
       const [normal, fine] = moneyFor(code);
-      const small = value !== '0' && compareDecimal(value.replace('-', ''), '1') < 0;
-      return (small ? fine : normal).format(asNumeric(value));
+      const scale = (isSmall(total) ? fine : normal).resolvedOptions().maximumFractionDigits ?? 2;
+      return parts(total, values, scale, (v) => money(v, code));
     },
+    creditParts: (total, values) => parts(total, values, CREDIT_DIGITS, formatCredits),
     price: (value, code) =>
       new Intl.NumberFormat(locale, { style: 'currency', currency: code, maximumFractionDigits: 8 }).format(
         asNumeric(value),

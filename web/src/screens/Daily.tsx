@@ -47,64 +47,77 @@ export function DailyScreen({ date }: { date: string }) {
         </p>
       )}
       <Await loaded={day} what="the day's entries">
-        {(d) =>
-          d.data.length === 0 ? (
-            <p className="empty">No usage on this day.</p>
-          ) : (
-            <>
-              <p>
-                Total: <strong>{spendText(formats, d.unit, d.total)}</strong>
-                {moneyNote(formats, d.unit, d.total, d.currency) && (
-                  <> ({moneyNote(formats, d.unit, d.total, d.currency)})</>
-                )}
-                , {formats.count(d.total.calls)} calls
-              </p>
-              <div className="scroll">
-                <table className="table">
-                  <thead>
-                    <tr>
-                      <th scope="col">Category</th>
-                      <th scope="col">Operation</th>
-                      <th scope="col" className="num">
-                        Unit price
-                      </th>
-                      <th scope="col" className="num">
-                        Quantity
-                      </th>
-                      <th scope="col" className="num">
-                        Calls
-                      </th>
-                      <th scope="col" className="num">
-                        Cost
-                      </th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {d.data.map((item) => (
-                      <tr key={`${item.category}|${item.operation}|${item.component}`}>
-                        <td>{item.category}</td>
-                        <th scope="row">{item.operation}</th>
-                        <td className="num">
-                          {formats.price(item.unit_price, d.currency)} / {item.billing_unit}
-                        </td>
-                        <td className="num">{formats.credits(item.quantity)}</td>
-                        <td className="num">{formats.count(item.calls)}</td>
-                        <td className="num">
-                          {formats.money(item.cost, d.currency)}
-                          {d.unit === 'credits' && (
-                            <div className="muted">{formats.credits(item.credits)} credits</div>
-                          )}
-                        </td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
-              {d.truncated && <p className="muted">Only the largest entries are listed.</p>}
-            </>
-          )
-        }
+        {(d) => (d.data.length === 0 ? <p className="empty">No usage on this day.</p> : <DayTable day={d} />)}
       </Await>
     </Panel>
+  );
+}
+
+/**
+ * The day's total and its entries. The entries' amounts are rounded together, so those shown add
+ * up to the total shown (each rounded on its own could miss it by a cent); when only the largest
+ * entries are listed, each is rounded on its own.
+ */
+function DayTable({ day: d }: { day: DayItems }) {
+  const { formats } = useOrg();
+  const costs = formats.moneyParts(
+    d.total.cost,
+    d.data.map((item) => item.cost),
+    d.currency,
+  ).parts;
+  const credits = formats.creditParts(
+    d.total.credits,
+    d.data.map((item) => item.credits),
+  ).parts;
+  return (
+    <>
+      <p>
+        Total: <strong>{spendText(formats, d.unit, d.total)}</strong>
+        {moneyNote(formats, d.unit, d.total, d.currency) && (
+          <> ({moneyNote(formats, d.unit, d.total, d.currency)})</>
+        )}
+        , {formats.count(d.total.calls)} calls
+      </p>
+      <div className="scroll">
+        <table className="table">
+          <thead>
+            <tr>
+              <th scope="col">Category</th>
+              <th scope="col">Operation</th>
+              <th scope="col" className="num">
+                Unit price
+              </th>
+              <th scope="col" className="num">
+                Quantity
+              </th>
+              <th scope="col" className="num">
+                Calls
+              </th>
+              <th scope="col" className="num">
+                Cost
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {d.data.map((item, i) => (
+              <tr key={`${item.category}|${item.operation}|${item.component}`}>
+                <td>{item.category}</td>
+                <th scope="row">{item.operation}</th>
+                <td className="num">
+                  {formats.price(item.unit_price, d.currency)} / {item.billing_unit}
+                </td>
+                <td className="num">{formats.credits(item.quantity)}</td>
+                <td className="num">{formats.count(item.calls)}</td>
+                <td className="num">
+                  {costs[i]}
+                  {d.unit === 'credits' && <div className="muted">{credits[i]} credits</div>}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {d.truncated && <p className="muted">Only the largest entries are listed.</p>}
+    </>
   );
 }
