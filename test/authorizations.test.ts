@@ -132,6 +132,17 @@ describe('holds: happy path', () => {
       expect(other.headers.get('content-type')).toMatch(/^application\/problem\+json/);
       expect(other.body).toMatchObject({ code: 'authorization_captured' });
     }
+    // A capture kept before its usage was (no captured_usage) answers a capture sent again as it did.
+    await t.db.query(
+      "UPDATE authorizations SET result = result - 'captured_usage' WHERE org_id = $1 AND id = $2",
+      [org.id, auth.body.id],
+    );
+    const older = await t.call('POST', `/v1/authorizations/${auth.body.id}/capture`, {
+      key,
+      body: { usage: { input_tokens: 10_000, output_tokens: 4_000 } },
+    });
+    expect(older.status).toBe(200);
+    expect(older.body).toEqual(cap.body);
     expect(await balanceOf(org.id)).toMatchObject({ held_credits: '0', available_credits: '492.41' });
     expect(await checkLedger(t.db, org.id)).toEqual([]);
     const events = await t.db.query<{ credits: string }>('SELECT credits FROM events WHERE org_id = $1', [

@@ -32,6 +32,9 @@ export interface CaptureResult {
   late: boolean;
 }
 
+/** A capture's answer as the authorization keeps it, with the call's final usage to compare a capture sent again with. */
+type KeptCapture = CaptureResult & { captured_usage?: Usage };
+
 type Outcome =
   | { kind: 'replay' | 'done'; result: CaptureResult | EndResult }
   | { kind: 'refused'; status: string }
@@ -59,13 +62,15 @@ export async function finishAuthorization(
         requireCurrent(version, lock.spendVersion);
         const auth = lockedState(found, lock.authorization);
         if (auth.status === 'captured' && ending.kind === 'capture') {
-          const first = auth.result as unknown as CaptureResult;
+          const { captured_usage: captured, ...first } = auth.result as unknown as KeptCapture;
           // A retry answers the first capture; one that reports more, or names another event, would
           // be billed nowhere, so it is refused instead. Less than was captured is read as the
-          // captured usage, as a final count below the streamed one is.
+          // captured usage, as a final count below the streamed one is. A capture kept without its
+          // usage (before Tally kept it) answers as it did.
           const same =
-            sameUsage(usageAtLeast(ending.usage, auth.usage), auth.usage) &&
-            (ending.eventId === undefined || ending.eventId === first.event_id);
+            captured === undefined ||
+            (sameUsage(usageAtLeast(ending.usage, captured), captured) &&
+              (ending.eventId === undefined || ending.eventId === first.event_id));
           return same ? { kind: 'replay', result: first } : { kind: 'conflict' };
         }
         // A capture after the expiry job ended the hold still bills the rest of the call: usage
@@ -137,8 +142,7 @@ async function capture(
   const eventId = ending.eventId ?? (restOnly ? `${auth.id}:late` : auth.id);
   const { end } = await bill(call, total > already ? total - already : 0n, {
     eventId,
-    // The call's final usage: a capture sent again is compared with it.
-    usage: final,
+    usage: null,
     release: true,
     last: true,
     end: ({ charged, unbilled }) => {
@@ -155,7 +159,8 @@ async function capture(
         unbilled_credits: credits(unbilled),
         late,
       };
-      return { status: 'captured', result, event };
+      const kept: KeptCapture = { ...result, captured_usage: final };
+      return { status: 'captured', result, kept, event };
     },
   });
   return end!.result;

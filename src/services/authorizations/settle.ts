@@ -82,6 +82,8 @@ export interface Billed {
 export interface AuthorizationEnd<R> {
   status: 'captured' | 'voided' | 'expired';
   result: R;
+  /** What the authorization keeps as its result, when more than the answer (`result`, kept by default). */
+  kept?: object;
   event: StorableEvent | null;
 }
 
@@ -207,7 +209,7 @@ export async function bill<R = never>(
         options.usage === null ? null : JSON.stringify(options.usage),
         JSON.stringify(auth.scopes),
         end?.status ?? null,
-        end ? JSON.stringify(end.result) : null,
+        end ? JSON.stringify(end.kept ?? end.result) : null,
         eventId,
         plan?.draws ?? '[]',
         plan?.entries ?? '[]',
