@@ -42,9 +42,10 @@ describe('web decimals', () => {
 
   it('shows money and credit parts at the digits the total is shown with', () => {
     const formats = createFormats('EUR', 'UTC', 'en-US');
-    expect(formats.moneyParts('1', ['0.335', '0.335', '0.33'])).toEqual({
-      total: '€1.00',
-      parts: ['€0.34', '€0.33', '€0.33'],
+    // Each rounded on its own: €1.34 + €1.34 under €2.67.
+    expect(formats.moneyParts('2.67', ['1.335', '1.335'])).toEqual({
+      total: '€2.67',
+      parts: ['€1.34', '€1.33'],
     });
     // Below one unit, four decimals are shown, and the parts are rounded at four.
     expect(formats.moneyParts('0.01', ['0.00335', '0.00335', '0.0033'])).toEqual({
@@ -59,10 +60,15 @@ describe('web decimals', () => {
       total: '1',
       parts: ['0.34', '0.33', '0.33'],
     });
-    // Parts that do not add up are each shown rounded on their own.
-    expect(formats.moneyParts('2', ['0.335', '0.335'])).toEqual({
-      total: '€2.00',
-      parts: ['€0.335', '€0.335'],
+    // Parts that do not add up are each shown rounded on their own; so are parts below one unit
+    // under a total above it: they keep their four decimals rather than show as €0.00.
+    expect(formats.moneyParts('3', ['1.335', '1.335'])).toEqual({
+      total: '€3.00',
+      parts: ['€1.34', '€1.34'],
+    });
+    expect(formats.moneyParts('5', ['4.9966', '0.0034'])).toEqual({
+      total: '€5.00',
+      parts: ['€5.00', '€0.0034'],
     });
   });
 });
