@@ -87,6 +87,8 @@ interface MHold {
   usage: { input_tokens?: number; output_tokens?: number };
   status: 'active' | 'captured' | 'voided' | 'expired';
   captured?: unknown;
+  /** The output tokens the capture counted (the final count, at least the streamed one). */
+  capturedOutput?: number;
 }
 
 interface Scope {
@@ -565,6 +567,13 @@ class Run {
           body: { usage },
         });
         if (h.status === 'captured') {
+          if (usage.output_tokens > h.capturedOutput!) {
+            // More than was captured would be billed nowhere: refused, the first capture stands.
+            seen('capture again with more');
+            expect(res.status).toBe(409);
+            expect(res.body).toMatchObject({ code: 'authorization_captured' });
+            return;
+          }
           // Idempotent: the first answer again, nothing billed twice.
           expect(res.status).toBe(200);
           expect(res.body).toEqual(h.captured);
@@ -594,6 +603,7 @@ class Run {
         m.eventCredits += late ? h.charged - streamed : h.charged;
         h.status = 'captured';
         h.captured = res.body;
+        h.capturedOutput = Math.max(usage.output_tokens, streamedOutput);
         expect(res.body).toMatchObject({
           status: 'captured',
           credits: decimal(h.charged),
