@@ -65,7 +65,9 @@ describe('the conversations on the overview', () => {
             feature: 'Chat',
             provider: 'openai',
             model: 'gpt-4o',
-            occurred_at: new Date(Date.now() - 60_000).toISOString(),
+            // Now, after the demo's usage (made up to the moment it was seeded), so this chat is
+            // the latest: a minute back, a demo chat of the last minute came first.
+            occurred_at: new Date().toISOString(),
             conversation_id: 'untitled-chat',
             message_id: 'untitled-chat-m1',
             usage: { input_tokens: 1_500, output_tokens: 700 },
