@@ -272,7 +272,8 @@ describe('usage page screens', () => {
     expect(await roleOf(noah.id)).toBe(noah.role);
     await page.getByRole('button', { name: 'Save role' }).click();
     await expect.poll(() => roleOf(noah.id)).toBe('viewer');
-    expect(await page.getByRole('button', { name: 'Save role' }).count()).toBe(0);
+    // The page shows the saved role once it has read the members again, after the API has it.
+    await expect.poll(() => page.getByRole('button', { name: 'Save role' }).count()).toBe(0);
 
     await page.getByLabel('Key name').fill('reporting');
     await page.getByRole('button', { name: 'Create key' }).click();
