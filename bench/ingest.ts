@@ -180,17 +180,6 @@ async function runDriveJob(job: DriveJob): Promise<Driven> {
 
 serveGeneratorJobs<DriveJob, Driven>(GENERATOR_FLAG, runDriveJob, () => {});
 
-/** Sends `count` events of `makeEvents` for `orgIds` through the load generator (`measure` wraps the sending). */
-async function sendEvents(
-  generator: LoadGenerator<DriveJob, Driven>,
-  url: string,
-  events: { orgIds: string[]; count: number; tag: string; seed: number },
-  measure: (send: () => Promise<Driven>) => Promise<Driven> = (send) => send(),
-): Promise<Driven> {
-  await generator.run({ kind: 'make', ...events });
-  return measure(() => generator.run({ kind: 'send', url }));
-}
-
 /** `clients` keep-alive clients take the next batch until none is left. */
 async function drive(url: string, batches: Batch[], clients: number): Promise<Driven> {
   let next = 0;
@@ -235,29 +224,28 @@ async function oneRun(
   let sql: StatementStats[] = [];
   try {
     const warmOrgs = await createOrgs(tally, 1, `${tag}-warmup`);
-    await sendEvents(generator, tally.url, {
+    const send = () => generator.run({ kind: 'send', url: tally.url });
+    await generator.run({
+      kind: 'make',
       orgIds: warmOrgs,
       count: sizes.warmup * BATCH,
       tag: `w${tag}`,
       seed: 7,
     });
+    await send();
 
     orgIds = await createOrgs(tally, ORGS, tag, billingMode);
-    const timed = { orgIds, count: events, tag: `e${tag}`, seed: 1000 + runNo };
-    ingested = await sendEvents(generator, tally.url, timed, async (send) => {
-      timer.reset();
-      const cpuBefore = cpuSnapshot(await database.backendPids(), [generator.pid]);
-      let driven: Driven;
-      if (mode === 'profiled') {
-        const profiled = await cpuProfile(send);
-        driven = profiled.result;
-        profile = profiled.summary;
-      } else {
-        driven = await send();
-      }
-      cpu = cpuSince(cpuBefore, await database.backendPids());
-      return driven;
-    });
+    await generator.run({ kind: 'make', orgIds, count: events, tag: `e${tag}`, seed: 1000 + runNo });
+    timer.reset();
+    const cpuBefore = cpuSnapshot(await database.backendPids(), [generator.pid]);
+    if (mode === 'profiled') {
+      const profiled = await cpuProfile(send);
+      ingested = profiled.result;
+      profile = profiled.summary;
+    } else {
+      ingested = await send();
+    }
+    cpu = cpuSince(cpuBefore, await database.backendPids());
     sql = timer.snapshot();
 
     const [stored] = await tally.tally.db.query<{ n: string; calls: string }>(

@@ -2,6 +2,8 @@
  * Exact decimal strings, as the API sends money: compared and subtracted as scaled BigInts, never as
  * floats. Only chart geometry (pixels) uses Number, and only through `ratio`.
  */
+import { allocate, Ratio } from '../../src/domain/money.ts';
+
 const PATTERN = /^(-)?(\d+)(?:\.(\d+))?$/;
 
 export const isDecimal = (text: string) => PATTERN.test(text.trim());
@@ -69,9 +71,9 @@ function roundedAt(value: bigint, from: number, scale: number): bigint {
 
 /**
  * A total and its parts as shown with `scale` decimals, the shown parts adding up to the shown
- * total: the total rounded as Intl rounds it, spread over the parts by largest remainder. Null
- * when the parts do not add up to the total exactly, or one is negative (each is then shown
- * rounded on its own).
+ * total: the total rounded as Intl rounds it, spread over the parts by `allocate` (largest
+ * remainder, as the PDF report spreads its rows). Null when the parts do not add up to the total
+ * exactly, or one is negative (each is then shown rounded on its own).
  */
 export function shownParts(
   total: string,
@@ -82,19 +84,10 @@ export function shownParts(
   const values = parts.map((p) => scaled(p, exact));
   const whole = scaled(total, exact);
   if (values.some((v) => v < 0n) || values.reduce((a, b) => a + b, 0n) !== whole) return null;
-  const step = 10n ** BigInt(exact - scale);
   const shownTotal = roundedAt(whole, exact, scale);
-  const floors = values.map((v) => v / step);
-  let left = shownTotal - floors.reduce((a, b) => a + b, 0n);
-  const rest = values.map((v) => v % step);
-  const order = values
-    .map((_, i) => i)
-    .sort((a, b) => (rest[b]! > rest[a]! ? 1 : rest[b]! < rest[a]! ? -1 : a - b));
-  const shown = [...floors];
-  for (const i of order) {
-    if (left <= 0n) break;
-    shown[i]! += 1n;
-    left -= 1n;
-  }
+  const shown = allocate(
+    shownTotal,
+    values.map((v) => Ratio.of(v)),
+  );
   return { total: unscaled(shownTotal, scale), parts: shown.map((v) => unscaled(v, scale)) };
 }
