@@ -456,3 +456,76 @@ describe.runIf(onServer)('holds under concurrency: 3 Tally processes, 300 client
     await expectSound(tally.db, org.id);
   });
 });
+
+describe.runIf(onServer)('captures racing ingest batches on the same rollup rows', () => {
+  let tally: Tally;
+  beforeAll(async () => {
+    const fresh = await freshDb();
+    await fresh.db.close();
+    const db = await openServer(fresh.url!, { max: 4 });
+    const processes = await startProcesses(2, { databaseUrl: fresh.url!, jobsOn: [] });
+    tally = { processes, db };
+  }, 90_000);
+  afterAll(async () => {
+    await stopProcesses(tally?.processes ?? []);
+    await tally?.db.close();
+  });
+
+  // A batch writes its wide rollup rows with its events, before the org's balance lock; a capture
+  // writes its row under that lock. When both want the same row, Postgres may pick one of them as
+  // a deadlock victim: it must be retried, never answered with an error or counted twice.
+  it('answers every batch and capture, and every rollup equals the events', {
+    timeout: 120_000,
+  }, async () => {
+    const org = await newOrg(tally, null);
+    const holds: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const auth = await request(tally.processes[i % 2]!.url, 'POST', '/v1/authorizations', {
+        key: org.key,
+        body: { ...CALL, member: 'shared', estimate: { credits: '5' } },
+      });
+      expect(auth.status).toBe(200);
+      holds.push(auth.body.id);
+    }
+    const at = new Date().toISOString();
+    const batches = Array.from({ length: 12 }, (_, b) =>
+      Array.from({ length: 100 }, (_, i) => ({
+        id: `mix-${b}-${i}`,
+        ...CALL,
+        member: 'shared',
+        occurred_at: at,
+        usage: { input_tokens: 100 + i, output_tokens: 10 + b },
+      })),
+    );
+    const answers = await Promise.all([
+      ...holds.map((id, i) =>
+        request(tally.processes[i % 2]!.url, 'POST', `/v1/authorizations/${id}/capture`, {
+          key: org.key,
+          body: { usage: { input_tokens: 50, output_tokens: 500 } },
+        }),
+      ),
+      ...batches.map((events, b) =>
+        request(tally.processes[b % 2]!.url, 'POST', '/v1/events', { key: org.key, body: { events } }),
+      ),
+    ]);
+    for (const answer of answers) expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+    for (const answer of answers.slice(holds.length)) {
+      expect(answer.body.results.every((r: { status: string }) => r.status === 'accepted')).toBe(true);
+    }
+    const sums = (from: string, where = '') =>
+      `SELECT ${from === 'events' ? 'count(*)' : 'sum(calls)'}::text AS calls, sum(credits)::text AS credits,
+              sum(cost)::text AS cost, sum(input_tokens)::text AS input, sum(output_tokens)::text AS output
+         FROM ${from} WHERE org_id = $1 ${where}`;
+    const [events] = await tally.db.query(sums('events'), [org.id]);
+    expect(events).toMatchObject({ calls: String(holds.length + 1_200) });
+    for (const rollup of ['usage_hourly', 'usage_hourly_total']) {
+      expect(await tally.db.query(sums(rollup), [org.id]), rollup).toEqual([events]);
+    }
+    for (const dimension of ['all', 'member', 'model']) {
+      expect(
+        await tally.db.query(sums('usage_daily_dim', 'AND dimension = $2'), [org.id, dimension]),
+      ).toEqual([events]);
+    }
+    await expectSound(tally.db, org.id);
+  });
+});

@@ -199,7 +199,7 @@ export async function bill<R = never>(
        )}
      )
      -- An event id recorded before fails the statement (SQLSTATE TL409, migration 0028).
-     SELECT ${recording ? 'tally_require_recorded(count(*), $10) FROM x' : '1'}`,
+     SELECT ${recording ? 'tally_require_recorded(count(*), $10) FROM ins' : '1'}`,
       [
         org.id,
         auth.id,

@@ -1,9 +1,10 @@
 /**
  * Stores priced events once each: members and workspaces seen for the first time, the event rows,
  * the rollups, the draw-down from grants and the limit counters, in the caller's transaction.
- * Lock order (members, events, workspaces, balance row, rollup, grants, counters) is the same for
- * every batch, so concurrent batches of one org queue instead of deadlocking (a call's event takes
- * its workspace under the balance lock; the rare deadlock with a batch is retried). A call billed
+ * Lock order (members, events with their wide rollup rows, workspaces, balance row, org-wide
+ * rollups, grants, counters) is the same for every batch, so concurrent batches of one org queue
+ * instead of deadlocking (a call's event takes its workspace and its wide rollup row under the
+ * balance lock; the rare deadlock with a batch is retried). A call billed
  * through an authorization is recorded by the statement that bills it (`callEventWrites`).
  */
 import { newId } from '../../domain/ids.ts';
@@ -56,14 +57,24 @@ export async function recordEvents(
   const orgs = [...new Map(sorted.map((e) => [e.org.id, e.org])).values()];
   const memberIds = options.memberIds ?? (await ensureMembers(tx, memberRefs(sorted)));
   const rows = storedRows(ctx, sorted, memberIds);
-  const [inserted] = await tx.query<{ skipped: number[] }>(INSERT_EVENTS, insertParams(rows));
+  // PGlite runs one transaction at a time, so no batch ever waits on another's locks: there the
+  // statement inserting the events adds them to the wide rollup too, from the rows it inserted,
+  // rather than the rollup statement under the lock from rows summed in JS (a tenth less work a
+  // batch in the bench). On a server, a batch holding wide rows while it waits for the balance
+  // lock would deadlock with a call that holds that lock and writes the same row.
+  const wideWithEvents = ctx.db.kind === 'embedded';
+  const [inserted] = await tx.query<{ skipped: number[] }>(
+    wideWithEvents ? INSERT_EVENTS_AND_WIDE : INSERT_EVENTS,
+    insertParams(rows),
+  );
   // Limits and budgets come from this process's copy, as a hold's do, checked under the lock.
   const terms = new Map<string, SpendTerms>();
   for (const org of orgs) terms.set(org.id, await keptSpendTerms(tx, org.id));
-  // The org balance row is locked before any shared row of the org (rollups, grants, counters),
-  // as holds and captures do, so they queue there instead of deadlocking. The event rows come
-  // first: they are the bulk of the work and no other writer shares them, so batches of one org
-  // overlap while inserting and only queue for the short rest.
+  // The org balance row is locked before the rows every writer of the org shares (org-wide
+  // rollups, grants, counters), as holds and captures do, so they queue there instead of
+  // deadlocking. The event rows and their wide rollup rows come first: they are the bulk of the
+  // work and other writers seldom share them, so batches of one org overlap while inserting and
+  // only queue for the short rest.
   const taken = new Set(inserted!.skipped);
   const isNew = (i: number) => !taken.has(i);
   const fresh = rows.filter((_, i) => isNew(i));
@@ -74,7 +85,7 @@ export async function recordEvents(
   );
   const days = await localDaysOf(tx, orgs, fresh);
   // Everything JavaScript works out is done before the lock, which is held until commit.
-  const daily = fresh.length > 0 ? JSON.stringify(dailyRows(fresh, days)) : null;
+  const totals = fresh.length > 0 ? rollupParams(fresh, days, !wideWithEvents) : null;
   const spendIn = (org: OrgRow, settings: LimitSettings) =>
     spendOf(
       org,
@@ -94,9 +105,7 @@ export async function recordEvents(
     }
     locks.set(org.id, lock);
   }
-  if (daily !== null) {
-    await tx.query(ROLLUP, [fresh.map((r) => r.org_id), fresh.map((r) => r.id), daily]);
-  }
+  if (totals !== null) await tx.query(ROLLUP, totals);
   for (const spend of spends.values()) {
     if (spend.changes.length > 0) await chargeAndCount(tx, locks.get(spend.org.id)!, spend);
   }
@@ -145,7 +154,7 @@ export function answerFromRecord(e: StorableEvent, prior: RecordedEvent): EventR
  * The CTEs that record the event of a call billed through an authorization (its capture, or its
  * void or expiry after streaming) and add it to the rollups, for the statement that bills the call
  * (settle.ts) under the spend lock its caller holds: the credits were drawn as it was billed. Their
- * parameters are numbered from `$at`. CTE `x` then holds the event if it was stored, and nothing
+ * parameters are numbered from `$at`. CTE `ins` then holds the event if it was stored, and nothing
  * if its id was taken (and then no rollup changes).
  */
 export async function callEventWrites(
@@ -158,10 +167,11 @@ export async function callEventWrites(
   const rows = storedRows(ctx, [event], new Map([[memberKey(event.org.id, event.input.member), memberId]]));
   await ensureWorkspaces(tx, [event]);
   const days = await localDaysOf(tx, [event.org], rows);
+  const [hourly, daily] = rollupParams(rows, days, true);
   return {
-    ctes: `${insertEventsCtes(`$${at}`, `$${at + 1}`, '*')},
-     x AS MATERIALIZED (SELECT ${rolledUp('')} FROM ins), ${rollupCtes(`$${at + 2}`)}`,
-    params: [...insertParams(rows), JSON.stringify(dailyRows(rows, days))],
+    ctes: `${insertEventsCtes(`$${at}`, `$${at + 1}`)},
+     ${rollupCtes(`$${at + 2}`, `$${at + 3}`, 'EXISTS (SELECT FROM ins)')}`,
+    params: [...insertParams(rows), hourly, daily],
   };
 }
 
@@ -306,10 +316,10 @@ function insertParams(rows: StoredRow[]): [string, string] {
 
 /**
  * CTEs `src` (the rows sent, parameters `values` and `pricings` as insertParams makes them) and
- * `ins` (those new to `events`, inserted, `returning` their columns). A JSON null is SQL NULL; ''
- * as the API key is the operator's (none).
+ * `ins` (those new to `events`, inserted, returning their keys). A JSON null is SQL NULL; '' as
+ * the API key is the operator's (none).
  */
-const insertEventsCtes = (values: string, pricings: string, returning: string) => `src AS (
+const insertEventsCtes = (values: string, pricings: string, returning = 'org_id, id') => `src AS (
        SELECT r, n FROM jsonb_array_elements(${values}::jsonb) WITH ORDINALITY AS x (r, n)
      ), ins AS (
        INSERT INTO events (${EVENT_COLUMNS.map(([column]) => column).join(', ')})
@@ -326,15 +336,6 @@ const insertEventsCtes = (values: string, pricings: string, returning: string) =
        ON CONFLICT (org_id, id) DO NOTHING
        RETURNING ${returning}
      )`;
-
-/**
- * Inserts the rows new to `events` and answers the positions (0-based, in the order sent) of
- * those whose key was already taken: usually none, so one short row comes back instead of a key
- * per event.
- */
-const INSERT_EVENTS = `WITH ${insertEventsCtes('$1', '$2', 'org_id, id')}
-     SELECT coalesce(array_agg((n - 1)::int), '{}') AS skipped FROM src
-      WHERE NOT EXISTS (SELECT FROM ins WHERE ins.org_id = src.r ->> 0 AND ins.id = src.r ->> 1)`;
 
 /** The (org, external id) of each event's member, as `ensureMembers` takes them. */
 export const memberRefs = (events: PricedEvent[]) =>
@@ -416,56 +417,70 @@ const SUM_NAMES = `calls, credits, cost, provider_cost_usd, input_tokens, output
        cache_write_tokens`;
 const DIMS = ROLLUP_DIMENSIONS.join(', ');
 
-/** What the hourly rollups sum of an event, from the `events` columns (prefixed `p`). */
-const rolledUp = (p: string) =>
-  `${p}org_id, date_trunc('hour', ${p}occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket,
-   ${ROLLUP_DIMENSIONS.filter((d) => d !== 'api_key_id')
-     .map((d) => p + d)
-     .join(', ')},
-   coalesce(${p}api_key_id, '') AS api_key_id, 1 AS calls, ${p}credits, ${p}cost, ${p}provider_cost_usd,
-   ${p}input_tokens, ${p}output_tokens, ${p}cache_read_tokens, ${p}cache_write_tokens`;
+/** What the wide rollup sums of each event `ins` returns, from the `events` columns (with its id). */
+const WIDE_COLUMNS = `id, org_id, date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket,
+   ${ROLLUP_DIMENSIONS.filter((d) => d !== 'api_key_id').join(', ')},
+   coalesce(api_key_id, '') AS api_key_id, 1 AS calls, credits, cost, provider_cost_usd,
+   input_tokens, output_tokens, cache_read_tokens, cache_write_tokens`;
+
+/** The columns of a summed row as rollupParams sends them, from its JSON array `r` at `from`. */
+const sentSums = (r: string, from: number) =>
+  `(${r} ->> ${from})::bigint, (${r} ->> ${from + 1})::bigint, (${r} ->> ${from + 2})::numeric,
+   (${r} ->> ${from + 3})::numeric, (${r} ->> ${from + 4})::bigint, (${r} ->> ${from + 5})::bigint,
+   (${r} ->> ${from + 6})::bigint, (${r} ->> ${from + 7})::bigint`;
 
 /**
- * CTEs adding the events of CTE `x` (their rolledUp columns) to the rollups. The hourly ones are
- * summed by Postgres from x: the wide rollup and the org's hourly total. The narrow daily rows
- * (one dimension per row per day of the org's time zone, 'all' being the org total) come summed
- * from JS (parameter `daily`), grouped by org and day: fanning each event out to a dozen rows
- * cost Postgres more than the JS sums do. They are written only when x holds an event, so a call's
- * event whose id was taken adds nothing. Each table is written in key order.
+ * CTEs adding events to the rollups, summed in JS (rollupParams): per org and UTC hour (parameter
+ * `hourly`) the org's total and the wide rows, and the narrow daily rows (`daily`, one dimension
+ * per row per day of the org's time zone, 'all' being the org total). Batches and calls of the org
+ * share these rows, so they are written under its balance lock, each table in key order. With
+ * `onlyIf`, only when that condition holds (a call's event whose id was taken adds nothing).
  */
-const rollupCtes = (daily: string) => `wide AS (
+const rollupCtes = (hourly: string, daily: string, onlyIf = 'true') => `wide AS (
        INSERT INTO usage_hourly AS t (org_id, bucket, ${DIMS}, ${SUM_NAMES})
-       SELECT org_id, bucket, ${DIMS}, ${SUMS} FROM x GROUP BY org_id, bucket, ${DIMS}
-        ORDER BY org_id, bucket, ${DIMS}
+       SELECT h ->> 0, (h ->> 1)::timestamptz, ${ROLLUP_DIMENSIONS.map((_, i) => `r ->> ${i}`).join(', ')},
+              ${sentSums('r', ROLLUP_DIMENSIONS.length)}
+         FROM jsonb_array_elements(${hourly}::jsonb) AS h CROSS JOIN LATERAL jsonb_array_elements(h -> 3) AS r
+        WHERE ${onlyIf}
+        ORDER BY ${Array.from({ length: ROLLUP_DIMENSIONS.length + 2 }, (_, i) => i + 1).join(', ')}
        ON CONFLICT (org_id, bucket, ${DIMS}) DO UPDATE SET ${SUM_UPDATES}
      ), total AS (
        INSERT INTO usage_hourly_total AS t (org_id, bucket, ${SUM_NAMES})
-       SELECT org_id, bucket, ${SUMS} FROM x GROUP BY 1, 2 ORDER BY 1, 2
+       SELECT h ->> 0, (h ->> 1)::timestamptz, ${sentSums('(h -> 2)', 0)}
+         FROM jsonb_array_elements(${hourly}::jsonb) AS h
+        WHERE ${onlyIf}
+        ORDER BY 1, 2
        ON CONFLICT (org_id, bucket) DO UPDATE SET ${SUM_UPDATES}
      ), daily AS (
        INSERT INTO usage_daily_dim AS t (org_id, dimension, bucket, day_end, key, ${SUM_NAMES})
-       SELECT g ->> 0, r ->> 0, (g ->> 1)::timestamptz, (g ->> 2)::timestamptz, r ->> 1, (r ->> 2)::bigint,
-              (r ->> 3)::bigint, (r ->> 4)::numeric, (r ->> 5)::numeric, (r ->> 6)::bigint, (r ->> 7)::bigint,
-              (r ->> 8)::bigint, (r ->> 9)::bigint
+       SELECT g ->> 0, r ->> 0, (g ->> 1)::timestamptz, (g ->> 2)::timestamptz, r ->> 1, ${sentSums('r', 2)}
          FROM jsonb_array_elements(${daily}::jsonb) AS g CROSS JOIN LATERAL jsonb_array_elements(g -> 3) AS r
-        WHERE EXISTS (SELECT FROM x)
+        WHERE ${onlyIf}
         ORDER BY 1, 2, 3, 4, 5
        ON CONFLICT (org_id, dimension, bucket, day_end, key) DO UPDATE SET ${SUM_UPDATES}
      )`;
 
+/** Adds a batch's newly stored events to the rollups ($1 hourly rows, $2 daily rows). */
+const ROLLUP = `WITH ${rollupCtes('$1', '$2')} SELECT 1`;
+
 /**
- * Adds a batch's newly stored events to the rollups, read back by key ($1 orgs, $2 ids: only the
- * keys cross the wire; $3 the daily rows).
+ * Inserts the rows new to `events` and answers the positions (0-based, in the order sent) of
+ * those whose key was already taken: usually none, so one short row comes back instead of a key
+ * per event.
  */
-const ROLLUP = `WITH x AS MATERIALIZED (
-       SELECT ${rolledUp('e.')}
-         FROM unnest($1::text[], $2::text[]) AS k (org_id, id)
-        -- One primary key lookup per event, never a scan of the table: PGlite keeps no statistics
-        -- to tell the planner how few keys there are, and OFFSET 0 keeps it from turning the
-        -- lookup back into a join.
-        CROSS JOIN LATERAL (SELECT * FROM events WHERE org_id = k.org_id AND id = k.id OFFSET 0) AS e
-     ), ${rollupCtes('$3')}
-     SELECT count(*)::int AS rolled_up FROM x`;
+const INSERT_EVENTS = `WITH ${insertEventsCtes('$1', '$2')}
+     SELECT coalesce(array_agg((n - 1)::int), '{}') AS skipped FROM src
+      WHERE NOT EXISTS (SELECT FROM ins WHERE ins.org_id = src.r ->> 0 AND ins.id = src.r ->> 1)`;
+
+/** INSERT_EVENTS that also adds the rows it inserted to the wide rollup (PGlite: see recordEvents). */
+const INSERT_EVENTS_AND_WIDE = `WITH ${insertEventsCtes('$1', '$2', WIDE_COLUMNS)}, wide AS (
+       INSERT INTO usage_hourly AS t (org_id, bucket, ${DIMS}, ${SUM_NAMES})
+       SELECT org_id, bucket, ${DIMS}, ${SUMS} FROM ins GROUP BY org_id, bucket, ${DIMS}
+        ORDER BY org_id, bucket, ${DIMS}
+       ON CONFLICT (org_id, bucket, ${DIMS}) DO UPDATE SET ${SUM_UPDATES}
+     )
+     SELECT coalesce(array_agg((n - 1)::int), '{}') AS skipped FROM src
+      WHERE NOT EXISTS (SELECT FROM ins WHERE ins.org_id = src.r ->> 0 AND ins.id = src.r ->> 1)`;
 
 /** A local day [start, end) as ISO strings. */
 type LocalDay = [string, string];
@@ -525,15 +540,71 @@ interface Sums {
   cacheWrite: bigint;
 }
 
+/** Adds one event's sums to a row's. */
+function addSums(s: Sums, add: Sums): void {
+  s.calls += add.calls;
+  s.credits += add.credits;
+  s.cost += add.cost;
+  s.pcost += add.pcost;
+  s.input += add.input;
+  s.output += add.output;
+  s.cacheRead += add.cacheRead;
+  s.cacheWrite += add.cacheWrite;
+}
+
+/** A summed row's columns as SQL reads them (sentSums). */
+const sentValues = (s: Sums) => [
+  String(s.calls),
+  s.credits.toString(),
+  formatUnits(s.cost, COST_SCALE),
+  formatUnits(s.pcost, PROVIDER_COST_SCALE),
+  s.input.toString(),
+  s.output.toString(),
+  s.cacheRead.toString(),
+  s.cacheWrite.toString(),
+];
+
 /**
- * The narrow daily rows of the rows' events, summed per org and local day, then per dimension and
- * key (short map keys: a batch adds each event to a dozen rows): one [org, day start, day end,
- * rows] group per org and day, each row [dimension, key, sums...], so the org and the day are sent
- * once per group rather than once per row (they were a third of the bytes).
+ * The rollup rows of the rows' events, as the JSON parameters of rollupCtes. Hourly: one [org,
+ * hour, total sums, wide rows] group per org and UTC hour, each wide row [member, feature, ...,
+ * api key, sums...]. Daily: summed per org and local day, then per dimension and key, one [org,
+ * day start, day end, rows] group per org and day, each row [dimension, key, sums...]. The org,
+ * hour and day are sent once per group rather than once per row (they were a third of the bytes);
+ * map keys are short, as a batch adds each event to a dozen rows.
  */
-function dailyRows(rows: StoredRow[], days: LocalDay[]): [string, string, string, string[][]][] {
+function rollupParams(rows: StoredRow[], days: LocalDay[], withWide: boolean): [string, string] {
+  const hours = new Map<
+    string,
+    { orgId: string; hour: string; total: Sums | null; wide: Map<string, Sums> }
+  >();
   const groups = new Map<string, { orgId: string; day: LocalDay; byKey: Map<string, Sums>[] }>();
   rows.forEach((r, i) => {
+    const sums: Sums = {
+      calls: 1,
+      credits: BigInt(r.credits),
+      cost: decimalUnits(r.cost as string, COST_SCALE),
+      pcost: decimalUnits(r.provider_cost_usd as string, PROVIDER_COST_SCALE),
+      input: BigInt(r.input_tokens as number),
+      output: BigInt(r.output_tokens as number),
+      cacheRead: BigInt(r.cache_read_tokens as number),
+      cacheWrite: BigInt(r.cache_write_tokens as number),
+    };
+    // occurred_at is a normalised ISO string: its first 13 characters name the UTC hour.
+    const hourId = `${r.org_id}\u0000${r.occurred_at.slice(0, 13)}`;
+    let hour = hours.get(hourId);
+    if (!hour) {
+      hour = { orgId: r.org_id, hour: `${r.occurred_at.slice(0, 13)}:00:00Z`, total: null, wide: new Map() };
+      hours.set(hourId, hour);
+    }
+    if (hour.total) addSums(hour.total, sums);
+    else hour.total = { ...sums };
+    if (withWide) {
+      const wideKey = ROLLUP_DIMENSIONS.map((d) => r[d]).join('\u0000');
+      const wide = hour.wide.get(wideKey);
+      if (wide) addSums(wide, sums);
+      else hour.wide.set(wideKey, { ...sums });
+    }
+
     const day = days[i]!;
     const groupId = `${r.org_id}\u0000${day[0]}`;
     let group = groups.get(groupId);
@@ -541,49 +612,28 @@ function dailyRows(rows: StoredRow[], days: LocalDay[]): [string, string, string
       group = { orgId: r.org_id, day, byKey: DAILY_KEYS.map(() => new Map()) };
       groups.set(groupId, group);
     }
-    const credits = BigInt(r.credits);
-    const cost = decimalUnits(r.cost as string, COST_SCALE);
-    const pcost = decimalUnits(r.provider_cost_usd as string, PROVIDER_COST_SCALE);
-    const input = BigInt(r.input_tokens as number);
-    const output = BigInt(r.output_tokens as number);
-    const cacheRead = BigInt(r.cache_read_tokens as number);
-    const cacheWrite = BigInt(r.cache_write_tokens as number);
     for (let d = 0; d < DAILY_KEYS.length; d++) {
       const key = DAILY_KEYS[d]![1](r);
       if (key === null) continue;
       const byKey = group.byKey[d]!;
       const s = byKey.get(key);
-      if (s) {
-        s.calls += 1;
-        s.credits += credits;
-        s.cost += cost;
-        s.pcost += pcost;
-        s.input += input;
-        s.output += output;
-        s.cacheRead += cacheRead;
-        s.cacheWrite += cacheWrite;
-      } else byKey.set(key, { calls: 1, credits, cost, pcost, input, output, cacheRead, cacheWrite });
+      if (s) addSums(s, sums);
+      else byKey.set(key, { ...sums });
     }
   });
-  return [...groups.values()].map(({ orgId, day, byKey }) => [
+  const hourly = [...hours.values()].map(({ orgId, hour, total, wide }) => [
+    orgId,
+    hour,
+    sentValues(total!),
+    [...wide].map(([key, s]) => [...key.split('\u0000'), ...sentValues(s)]),
+  ]);
+  const daily = [...groups.values()].map(({ orgId, day, byKey }) => [
     orgId,
     day[0],
     day[1],
-    byKey.flatMap((sums, d) =>
-      [...sums].map(([key, s]) => [
-        DAILY_KEYS[d]![0],
-        key,
-        String(s.calls),
-        s.credits.toString(),
-        formatUnits(s.cost, COST_SCALE),
-        formatUnits(s.pcost, PROVIDER_COST_SCALE),
-        s.input.toString(),
-        s.output.toString(),
-        s.cacheRead.toString(),
-        s.cacheWrite.toString(),
-      ]),
-    ),
+    byKey.flatMap((sums, d) => [...sums].map(([key, s]) => [DAILY_KEYS[d]![0], key, ...sentValues(s)])),
   ]);
+  return [JSON.stringify(hourly), JSON.stringify(daily)];
 }
 
 /** An event's id is unique within its org: the key of a batch's events and of `loadExisting`. */
