@@ -196,28 +196,26 @@ function cachedAudioTokens(usage: Usage): number {
   return Math.max(0, Math.min(Math.max(usage.cache_audio_read_tokens ?? 0, forced), cacheRead, audio));
 }
 
+const countOf = (usage: Usage, k: UsageKey) => BigInt(usage[k] ?? 0);
+
 /** Quantities per component, each token in one; a kind with no price of its own is billed as its parent. */
-function quantities(
-  usage: Usage,
-  hasPrice: (c: Component) => boolean,
-  defaultRequests: bigint,
-): Map<Component, bigint> {
-  const q = (k: UsageKey) => BigInt(usage[k] ?? 0);
+function quantities(input: PricingInput): Map<Component, bigint> {
+  const { usage } = input;
   const cachedAudio = BigInt(cachedAudioTokens(usage));
   const [cacheRead, cacheWrite, audio] = [
-    q('cache_read_tokens'),
-    q('cache_write_tokens'),
-    q('input_audio_tokens'),
+    countOf(usage, 'cache_read_tokens'),
+    countOf(usage, 'cache_write_tokens'),
+    countOf(usage, 'input_audio_tokens'),
   ];
   const out = new Map<Component, bigint>([
     ['cache_read', cacheRead - cachedAudio],
     ['cache_audio_read', cachedAudio],
-    ['cache_write', cacheWrite - q('cache_write_1h_tokens')],
-    ['cache_write_1h', q('cache_write_1h_tokens')],
+    ['cache_write', cacheWrite - countOf(usage, 'cache_write_1h_tokens')],
+    ['cache_write_1h', countOf(usage, 'cache_write_1h_tokens')],
     ['input_audio', audio - cachedAudio],
-    ['input', q('input_tokens') - cacheRead - cacheWrite - audio + cachedAudio],
-    ['output_audio', q('output_audio_tokens')],
-    ['output', q('output_tokens') - q('output_audio_tokens')],
+    ['input', countOf(usage, 'input_tokens') - cacheRead - cacheWrite - audio + cachedAudio],
+    ['output_audio', countOf(usage, 'output_audio_tokens')],
+    ['output', countOf(usage, 'output_tokens') - countOf(usage, 'output_audio_tokens')],
   ]);
   for (const [kind, parents] of BILLED_AS_ENTRIES) {
     // Most events have none of most kinds: no price needs looking up for them.
@@ -225,14 +223,17 @@ function quantities(
       out.delete(kind);
       continue;
     }
-    if (hasPrice(kind)) continue;
-    const to = parents.find(hasPrice) ?? parents.at(-1)!;
+    if (hasPrice(input, kind)) continue;
+    const to = parents.find((parent) => hasPrice(input, parent)) ?? parents.at(-1)!;
     out.set(to, out.get(to)! + out.get(kind)!);
     out.delete(kind);
   }
-  for (const unit of ['images', 'seconds', 'web_searches'] as const) out.set(unit, q(unit));
-  const requests = q('requests');
-  out.set('requests', requests > 0n ? requests : hasPrice('requests') ? defaultRequests : 0n);
+  for (const unit of ['images', 'seconds', 'web_searches'] as const) out.set(unit, countOf(usage, unit));
+  const requests = countOf(usage, 'requests');
+  out.set(
+    'requests',
+    requests > 0n ? requests : hasPrice(input, 'requests') ? (input.defaultRequests ?? 1n) : 0n,
+  );
   return out;
 }
 
@@ -246,26 +247,29 @@ export function tierPrice(value: PriceValue, totalInputTokens: bigint): Ratio {
   return Ratio.parse(price);
 }
 
+// Module functions rather than closures made per event: the hot path of every ingested event.
+function catalogValue(providerPrices: ProviderPriceSpec | null, c: Component): PriceValue | undefined {
+  const ref = CATALOG_KEYS[c];
+  return ref && providerPrices ? providerPrices[ref.key] : undefined;
+}
+
+function hasPrice({ providerPrices, sellOverrides }: PricingInput, c: Component): boolean {
+  const coveredBy = COVERED_BY[c];
+  if (coveredBy && sellOverrides[coveredBy] && !sellOverrides[c]) return false;
+  return sellOverrides[c] !== undefined || catalogValue(providerPrices, c) !== undefined;
+}
+
 export function priceEvent(input: PricingInput): PricingResult {
   const { usage, providerPrices, sellOverrides } = input;
-  const catalogValue = (c: Component): PriceValue | undefined => {
-    const ref = CATALOG_KEYS[c];
-    return ref && providerPrices ? providerPrices[ref.key] : undefined;
-  };
-  const hasPrice = (c: Component) => {
-    const coveredBy = COVERED_BY[c];
-    if (coveredBy && sellOverrides[coveredBy] && !sellOverrides[c]) return false;
-    return sellOverrides[c] !== undefined || catalogValue(c) !== undefined;
-  };
   if (!providerPrices && Object.keys(sellOverrides).length === 0) {
     return { ok: false, code: 'model_unpriced', detail: 'no price' };
   }
   const totalInput = BigInt(usage.input_tokens ?? 0);
   const parts: { component: Component; quantity: bigint; cost: Ratio; sell: Ratio }[] = [];
-  for (const [component, quantity] of quantities(usage, hasPrice, input.defaultRequests ?? 1n)) {
+  for (const [component, quantity] of quantities(input)) {
     if (quantity <= 0n) continue;
     const override = sellOverrides[component];
-    const value = catalogValue(component);
+    const value = catalogValue(providerPrices, component);
     const ref = CATALOG_KEYS[component];
     let cost: Ratio | null = null;
     if (value !== undefined && ref) cost = tierPrice(value, totalInput).mul(Ratio.of(quantity, ref.per));

@@ -11,7 +11,9 @@ export interface MemberRef {
 
 /** The ids of the members that exist among `refs`, by `memberKey`; nothing is created. */
 export async function findMembers(q: Queryable, refs: MemberRef[]): Promise<Map<string, string>> {
-  const rows = refs.length > 0 ? await readMembers(q, refs) : [];
+  // A batch names each member many times: each is looked up once.
+  const distinct = [...new Map(refs.map((r) => [memberKey(r.orgId, r.externalId), r])).values()];
+  const rows = distinct.length > 0 ? await readMembers(q, distinct) : [];
   return new Map(rows.map((r) => [memberKey(r.org_id, r.external_id), r.id]));
 }
 
