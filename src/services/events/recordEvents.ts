@@ -3,8 +3,9 @@
  * the rollups, the draw-down from grants and the limit counters, in the caller's transaction.
  * Lock order (members, events with their wide rollup rows, workspaces, balance row, org-wide
  * rollups, grants, counters) is the same for every batch, so concurrent batches of one org queue
- * instead of deadlocking (a call's event takes its workspace and its wide rollup row under the
- * balance lock; the rare deadlock with a batch is retried). A call billed
+ * instead of deadlocking. A call's event takes its workspace and its wide rollup row under the
+ * balance lock: its wide rows are not a batch's (migration 0033), and the rare deadlock with a
+ * batch creating the same workspace is retried. A call billed
  * through an authorization is recorded by the statement that bills it (`callEventWrites`).
  */
 import { newId } from '../../domain/ids.ts';
@@ -57,24 +58,15 @@ export async function recordEvents(
   const orgs = [...new Map(sorted.map((e) => [e.org.id, e.org])).values()];
   const memberIds = options.memberIds ?? (await ensureMembers(tx, memberRefs(sorted)));
   const rows = storedRows(ctx, sorted, memberIds);
-  // PGlite runs one transaction at a time, so no batch ever waits on another's locks: there the
-  // statement inserting the events adds them to the wide rollup too, from the rows it inserted,
-  // rather than the rollup statement under the lock from rows summed in JS (a tenth less work a
-  // batch in the bench). On a server, a batch holding wide rows while it waits for the balance
-  // lock would deadlock with a call that holds that lock and writes the same row.
-  const wideWithEvents = ctx.db.kind === 'embedded';
-  const [inserted] = await tx.query<{ skipped: number[] }>(
-    wideWithEvents ? INSERT_EVENTS_AND_WIDE : INSERT_EVENTS,
-    insertParams(rows),
-  );
+  const [inserted] = await tx.query<{ skipped: number[] }>(INSERT_EVENTS, insertParams(rows));
   // Limits and budgets come from this process's copy, as a hold's do, checked under the lock.
   const terms = new Map<string, SpendTerms>();
   for (const org of orgs) terms.set(org.id, await keptSpendTerms(tx, org.id));
   // The org balance row is locked before the rows every writer of the org shares (org-wide
   // rollups, grants, counters), as holds and captures do, so they queue there instead of
   // deadlocking. The event rows and their wide rollup rows come first: they are the bulk of the
-  // work and other writers seldom share them, so batches of one org overlap while inserting and
-  // only queue for the short rest.
+  // work, calls never share them and batches seldom do, so batches of one org overlap while
+  // inserting and only queue for the short rest.
   const taken = new Set(inserted!.skipped);
   const isNew = (i: number) => !taken.has(i);
   const fresh = rows.filter((_, i) => isNew(i));
@@ -85,7 +77,7 @@ export async function recordEvents(
   );
   const days = await localDaysOf(tx, orgs, fresh);
   // Everything JavaScript works out is done before the lock, which is held until commit.
-  const totals = fresh.length > 0 ? rollupParams(fresh, days, !wideWithEvents) : null;
+  const totals = fresh.length > 0 ? rollupParams(fresh, days) : null;
   const spendIn = (org: OrgRow, settings: LimitSettings) =>
     spendOf(
       org,
@@ -167,9 +159,9 @@ export async function callEventWrites(
   const rows = storedRows(ctx, [event], new Map([[memberKey(event.org.id, event.input.member), memberId]]));
   await ensureWorkspaces(tx, [event]);
   const days = await localDaysOf(tx, [event.org], rows);
-  const [hourly, daily] = rollupParams(rows, days, true);
+  const [hourly, daily] = rollupParams(rows, days);
   return {
-    ctes: `${insertEventsCtes(`$${at}`, `$${at + 1}`)},
+    ctes: `${insertEventsCtes(`$${at}`, `$${at + 1}`, true)},
      ${rollupCtes(`$${at + 2}`, `$${at + 3}`, 'EXISTS (SELECT FROM ins)')}`,
     params: [...insertParams(rows), hourly, daily],
   };
@@ -315,11 +307,12 @@ function insertParams(rows: StoredRow[]): [string, string] {
 }
 
 /**
- * CTEs `src` (the rows sent, parameters `values` and `pricings` as insertParams makes them) and
- * `ins` (those new to `events`, inserted, returning their keys). A JSON null is SQL NULL; '' as
- * the API key is the operator's (none).
+ * CTEs `src` (the rows sent, parameters `values` and `pricings` as insertParams makes them), `ins`
+ * (those new to `events`, inserted) and `wide` (adding them to the wide hourly rollup, in the rows
+ * of calls or of batches: migration 0033). A JSON null is SQL NULL; '' as the API key is the
+ * operator's (none).
  */
-const insertEventsCtes = (values: string, pricings: string, returning = 'org_id, id') => `src AS (
+const insertEventsCtes = (values: string, pricings: string, fromCalls: boolean) => `src AS (
        SELECT r, n FROM jsonb_array_elements(${values}::jsonb) WITH ORDINALITY AS x (r, n)
      ), ins AS (
        INSERT INTO events (${EVENT_COLUMNS.map(([column]) => column).join(', ')})
@@ -334,7 +327,12 @@ const insertEventsCtes = (values: string, pricings: string, returning = 'org_id,
        ).join(', ')}
          FROM src
        ON CONFLICT (org_id, id) DO NOTHING
-       RETURNING ${returning}
+       RETURNING id, ${ROLLED_UP}
+     ), wide AS (
+       INSERT INTO usage_hourly AS t (org_id, bucket, ${DIMS}, from_calls, ${SUM_NAMES})
+       SELECT org_id, bucket, ${DIMS}, ${fromCalls}, ${SUMS} FROM ins GROUP BY org_id, bucket, ${DIMS}
+        ORDER BY org_id, bucket, ${DIMS}
+       ON CONFLICT (org_id, bucket, ${DIMS}, from_calls) DO UPDATE SET ${SUM_UPDATES}
      )`;
 
 /** The (org, external id) of each event's member, as `ensureMembers` takes them. */
@@ -417,8 +415,8 @@ const SUM_NAMES = `calls, credits, cost, provider_cost_usd, input_tokens, output
        cache_write_tokens`;
 const DIMS = ROLLUP_DIMENSIONS.join(', ');
 
-/** What the wide rollup sums of each event `ins` returns, from the `events` columns (with its id). */
-const WIDE_COLUMNS = `id, org_id, date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket,
+/** What the wide rollup sums of an event, from the `events` columns. */
+const ROLLED_UP = `org_id, date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket,
    ${ROLLUP_DIMENSIONS.filter((d) => d !== 'api_key_id').join(', ')},
    coalesce(api_key_id, '') AS api_key_id, 1 AS calls, credits, cost, provider_cost_usd,
    input_tokens, output_tokens, cache_read_tokens, cache_write_tokens`;
@@ -430,23 +428,15 @@ const sentSums = (r: string, from: number) =>
    (${r} ->> ${from + 6})::bigint, (${r} ->> ${from + 7})::bigint`;
 
 /**
- * CTEs adding events to the rollups, summed in JS (rollupParams): per org and UTC hour (parameter
- * `hourly`) the org's total and the wide rows, and the narrow daily rows (`daily`, one dimension
- * per row per day of the org's time zone, 'all' being the org total). Batches and calls of the org
- * share these rows, so they are written under its balance lock, each table in key order. With
- * `onlyIf`, only when that condition holds (a call's event whose id was taken adds nothing).
+ * CTEs adding events to the rollups every writer of the org shares, summed in JS (rollupParams):
+ * the org's total per UTC hour (parameter `hourly`) and the narrow daily rows (`daily`, one
+ * dimension per row per day of the org's time zone, 'all' being the org total). They are written
+ * under the org's balance lock, each table in key order. With `onlyIf`, only when that condition
+ * holds (a call's event whose id was taken adds nothing).
  */
-const rollupCtes = (hourly: string, daily: string, onlyIf = 'true') => `wide AS (
-       INSERT INTO usage_hourly AS t (org_id, bucket, ${DIMS}, ${SUM_NAMES})
-       SELECT h ->> 0, (h ->> 1)::timestamptz, ${ROLLUP_DIMENSIONS.map((_, i) => `r ->> ${i}`).join(', ')},
-              ${sentSums('r', ROLLUP_DIMENSIONS.length)}
-         FROM jsonb_array_elements(${hourly}::jsonb) AS h CROSS JOIN LATERAL jsonb_array_elements(h -> 3) AS r
-        WHERE ${onlyIf}
-        ORDER BY ${Array.from({ length: ROLLUP_DIMENSIONS.length + 2 }, (_, i) => i + 1).join(', ')}
-       ON CONFLICT (org_id, bucket, ${DIMS}) DO UPDATE SET ${SUM_UPDATES}
-     ), total AS (
+const rollupCtes = (hourly: string, daily: string, onlyIf = 'true') => `total AS (
        INSERT INTO usage_hourly_total AS t (org_id, bucket, ${SUM_NAMES})
-       SELECT h ->> 0, (h ->> 1)::timestamptz, ${sentSums('(h -> 2)', 0)}
+       SELECT h ->> 0, (h ->> 1)::timestamptz, ${sentSums('h', 2)}
          FROM jsonb_array_elements(${hourly}::jsonb) AS h
         WHERE ${onlyIf}
         ORDER BY 1, 2
@@ -460,25 +450,16 @@ const rollupCtes = (hourly: string, daily: string, onlyIf = 'true') => `wide AS 
        ON CONFLICT (org_id, dimension, bucket, day_end, key) DO UPDATE SET ${SUM_UPDATES}
      )`;
 
-/** Adds a batch's newly stored events to the rollups ($1 hourly rows, $2 daily rows). */
+/** Adds a batch's newly stored events to the org-wide rollups ($1 hourly totals, $2 daily rows). */
 const ROLLUP = `WITH ${rollupCtes('$1', '$2')} SELECT 1`;
 
 /**
- * Inserts the rows new to `events` and answers the positions (0-based, in the order sent) of
- * those whose key was already taken: usually none, so one short row comes back instead of a key
- * per event.
+ * Inserts the rows new to `events`, adds them to the wide rollup (before the balance lock: they are
+ * the bulk of the work and other batches seldom share their rows, so batches of one org overlap
+ * there) and answers the positions (0-based, in the order sent) of those whose key was already
+ * taken: usually none, so one short row comes back instead of a key per event.
  */
-const INSERT_EVENTS = `WITH ${insertEventsCtes('$1', '$2')}
-     SELECT coalesce(array_agg((n - 1)::int), '{}') AS skipped FROM src
-      WHERE NOT EXISTS (SELECT FROM ins WHERE ins.org_id = src.r ->> 0 AND ins.id = src.r ->> 1)`;
-
-/** INSERT_EVENTS that also adds the rows it inserted to the wide rollup (PGlite: see recordEvents). */
-const INSERT_EVENTS_AND_WIDE = `WITH ${insertEventsCtes('$1', '$2', WIDE_COLUMNS)}, wide AS (
-       INSERT INTO usage_hourly AS t (org_id, bucket, ${DIMS}, ${SUM_NAMES})
-       SELECT org_id, bucket, ${DIMS}, ${SUMS} FROM ins GROUP BY org_id, bucket, ${DIMS}
-        ORDER BY org_id, bucket, ${DIMS}
-       ON CONFLICT (org_id, bucket, ${DIMS}) DO UPDATE SET ${SUM_UPDATES}
-     )
+const INSERT_EVENTS = `WITH ${insertEventsCtes('$1', '$2', false)}
      SELECT coalesce(array_agg((n - 1)::int), '{}') AS skipped FROM src
       WHERE NOT EXISTS (SELECT FROM ins WHERE ins.org_id = src.r ->> 0 AND ins.id = src.r ->> 1)`;
 
@@ -542,9 +523,14 @@ interface Sums {
   cacheWrite: number;
 }
 
-/** Adds one event's sums to a row's. */
-function addSums(s: Sums, add: Sums): void {
-  s.calls += add.calls;
+/** Adds one event's sums (calls 1) to the row of `key` in `byKey`. */
+function addTo(byKey: Map<string, Sums>, key: string, add: Sums): void {
+  const s = byKey.get(key);
+  if (!s) {
+    byKey.set(key, { ...add });
+    return;
+  }
+  s.calls += 1;
   s.credits += add.credits;
   s.cost += add.cost;
   s.pcost += add.pcost;
@@ -567,18 +553,15 @@ const sentValues = (s: Sums) => [
 ];
 
 /**
- * The rollup rows of the rows' events, as the JSON parameters of rollupCtes. Hourly: one [org,
- * hour, total sums, wide rows] group per org and UTC hour, each wide row [member, feature, ...,
- * api key, sums...]. Daily: summed per org and local day, then per dimension and key, one [org,
- * day start, day end, rows] group per org and day, each row [dimension, key, sums...]. The org,
- * hour and day are sent once per group rather than once per row (they were a third of the bytes);
- * map keys are short, as a batch adds each event to a dozen rows.
+ * The org-wide rollup rows of the rows' events, as the JSON parameters of rollupCtes: the hourly
+ * totals, [org, hour, sums...] per org and UTC hour; and the narrow daily rows, summed per org and
+ * local day, then per dimension and key (short map keys: a batch adds each event to a dozen rows):
+ * one [org, day start, day end, rows] group per org and day, each row [dimension, key, sums...], so
+ * the org and the day are sent once per group rather than once per row (they were a third of the
+ * bytes).
  */
-function rollupParams(rows: StoredRow[], days: LocalDay[], withWide: boolean): [string, string] {
-  const hours = new Map<
-    string,
-    { orgId: string; hour: string; total: Sums | null; wide: Map<string, Sums> }
-  >();
+function rollupParams(rows: StoredRow[], days: LocalDay[]): [string, string] {
+  const hours = new Map<string, Sums>();
   const groups = new Map<string, { orgId: string; day: LocalDay; byKey: Map<string, Sums>[] }>();
   rows.forEach((r, i) => {
     const sums: Sums = {
@@ -592,22 +575,7 @@ function rollupParams(rows: StoredRow[], days: LocalDay[], withWide: boolean): [
       cacheWrite: r.cache_write_tokens as number,
     };
     // occurred_at is a normalised ISO string: its first 13 characters name the UTC hour.
-    const hourId = `${r.org_id}\u0000${r.occurred_at.slice(0, 13)}`;
-    let hour = hours.get(hourId);
-    if (!hour) {
-      hour = { orgId: r.org_id, hour: `${r.occurred_at.slice(0, 13)}:00:00Z`, total: null, wide: new Map() };
-      hours.set(hourId, hour);
-    }
-    if (hour.total) addSums(hour.total, sums);
-    else hour.total = { ...sums };
-    if (withWide) {
-      let wideKey = r.member_id as string;
-      for (let d = 1; d < ROLLUP_DIMENSIONS.length; d++) wideKey += `\u0000${r[ROLLUP_DIMENSIONS[d]!]}`;
-      const wide = hour.wide.get(wideKey);
-      if (wide) addSums(wide, sums);
-      else hour.wide.set(wideKey, { ...sums });
-    }
-
+    addTo(hours, `${r.org_id}\u0000${r.occurred_at.slice(0, 13)}`, sums);
     const day = days[i]!;
     const groupId = `${r.org_id}\u0000${day[0]}`;
     let group = groups.get(groupId);
@@ -617,19 +585,13 @@ function rollupParams(rows: StoredRow[], days: LocalDay[], withWide: boolean): [
     }
     for (let d = 0; d < DAILY_KEYS.length; d++) {
       const key = DAILY_KEYS[d]![1](r);
-      if (key === null) continue;
-      const byKey = group.byKey[d]!;
-      const s = byKey.get(key);
-      if (s) addSums(s, sums);
-      else byKey.set(key, { ...sums });
+      if (key !== null) addTo(group.byKey[d]!, key, sums);
     }
   });
-  const hourly = [...hours.values()].map(({ orgId, hour, total, wide }) => [
-    orgId,
-    hour,
-    sentValues(total!),
-    [...wide].map(([key, s]) => [...key.split('\u0000'), ...sentValues(s)]),
-  ]);
+  const hourly = [...hours].map(([key, s]) => {
+    const [orgId, hour] = key.split('\u0000');
+    return [orgId, `${hour}:00:00Z`, ...sentValues(s)];
+  });
   const daily = [...groups.values()].map(({ orgId, day, byKey }) => [
     orgId,
     day[0],

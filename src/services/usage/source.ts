@@ -24,7 +24,9 @@
  * hourly. Every event is in exactly one row of each table, so all paths give the same sums to the
  * last unit.
  */
+
 import type { Interval } from '../../domain/ranges.ts';
+import { ROLLUP_KEY_FIELDS } from '../../domain/usageEvent.ts';
 import type { Queryable } from '../../store/db.ts';
 import {
   DIMENSION_KEY,
@@ -80,7 +82,8 @@ export function wideRows(
   const time = fromEvents ? 'e.occurred_at' : 'bucket';
   let where = whereOf(fromEvents ? 'events' : 'rollup', orgId, dated, filters, params);
   if (Array.isArray(bounds)) where += ` AND (${intervalsSql(time, bounds, params)})`;
-  if (!fromEvents) return `(SELECT * FROM usage_hourly WHERE ${where})`;
+  // Not *: the rows of calls and of batches (from_calls, migration 0033) read as one.
+  if (!fromEvents) return `(SELECT ${HOURLY_COLUMNS} FROM usage_hourly WHERE ${where})`;
   return `(SELECT date_trunc('hour', e.occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket,
                   e.member_id, e.feature, e.provider, e.model, e.surface, e.workspace, e.workspace_group,
                   e.project, coalesce(e.api_key_id, '') AS api_key_id, ${toolSql('e.metadata')} AS tool, e.seq,
@@ -104,6 +107,7 @@ function intervalsSql(column: string, intervals: Interval[], params: unknown[]):
 
 export const SUM_NAMES =
   'calls, credits, cost, provider_cost_usd, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens';
+const HOURLY_COLUMNS = `org_id, bucket, member_id, ${ROLLUP_KEY_FIELDS.join(', ')}, api_key_id, ${SUM_NAMES}`;
 const prefixed = (alias: string) =>
   SUM_NAMES.split(', ')
     .map((c) => `${alias}.${c}`)
