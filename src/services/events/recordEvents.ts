@@ -9,7 +9,7 @@
  * through an authorization is recorded by the statement that bills it (`callEventWrites`).
  */
 import { newId } from '../../domain/ids.ts';
-import { decimalUnits, formatCredits, formatUnits, PROVIDER_COST_SCALE, Ratio } from '../../domain/money.ts';
+import { decimalUnits, formatCredits, formatUnits, Ratio } from '../../domain/money.ts';
 import { anchorDayOf, billingCycle } from '../../domain/periods.ts';
 import { BUILT_IN_SURFACES, normalizedUsage, ROLLUP_KEY_FIELDS } from '../../domain/usageEvent.ts';
 import type { Queryable } from '../../store/db.ts';
@@ -27,6 +27,7 @@ import {
 import { keptSpendTerms, reloadSpendTerms, type SpendTerms } from '../limits/spendTerms.ts';
 import { ensureMembers, memberKey } from '../members/ensureMembers.ts';
 import type { OrgRow } from '../orgs/shape.ts';
+import { addTotals, COST_SCALE, PCOST_SCALE, type Totals } from '../usage/scope.ts';
 import { type EventResult, type PricedEvent, rejected, type StorableEvent } from './priceUsageEvent.ts';
 
 type StoredRow = Dimensions & {
@@ -398,9 +399,6 @@ const DAILY_KEYS: [string, (r: StoredRow) => string | null][] = [
   ['tool', (r) => toolOf(r.metadata)],
 ];
 
-/** Event costs are stored with 12 decimals (NUMERIC(30, 12)). */
-const COST_SCALE = 12;
-
 const SUM_UPDATES = `calls = t.calls + EXCLUDED.calls,
        credits = t.credits + EXCLUDED.credits,
        cost = t.cost + EXCLUDED.cost,
@@ -509,47 +507,23 @@ async function localDaysOf(q: Queryable, orgs: OrgRow[], rows: StoredRow[]): Pro
   return days as LocalDay[];
 }
 
-/** Sums of one rollup row, kept in integer units (cost and provider cost scaled) while adding. */
-interface Sums {
-  calls: number;
-  credits: bigint;
-  cost: bigint;
-  pcost: bigint;
-  // Token counts are whole numbers of at most 10^9 an event (usageEvent.ts), so a batch's sums stay
-  // far below 2^53: exact as numbers, without a new bigint per addition.
-  input: number;
-  output: number;
-  cacheRead: number;
-  cacheWrite: number;
-}
-
-/** Adds one event's sums (calls 1) to the row of `key` in `byKey`. */
-function addTo(byKey: Map<string, Sums>, key: string, add: Sums): void {
-  const s = byKey.get(key);
-  if (!s) {
-    byKey.set(key, { ...add });
-    return;
-  }
-  s.calls += 1;
-  s.credits += add.credits;
-  s.cost += add.cost;
-  s.pcost += add.pcost;
-  s.input += add.input;
-  s.output += add.output;
-  s.cacheRead += add.cacheRead;
-  s.cacheWrite += add.cacheWrite;
+/** Adds one event's totals to the row of `key` in `byKey`. */
+function addTo(byKey: Map<string, Totals>, key: string, add: Totals): void {
+  const row = byKey.get(key);
+  if (row) addTotals(row, add);
+  else byKey.set(key, { ...add });
 }
 
 /** A summed row's columns as SQL reads them (sentSums). */
-const sentValues = (s: Sums) => [
-  String(s.calls),
+const sentValues = (s: Totals) => [
+  s.calls.toString(),
   s.credits.toString(),
   formatUnits(s.cost, COST_SCALE),
-  formatUnits(s.pcost, PROVIDER_COST_SCALE),
-  String(s.input),
-  String(s.output),
-  String(s.cacheRead),
-  String(s.cacheWrite),
+  formatUnits(s.providerCost, PCOST_SCALE),
+  s.input.toString(),
+  s.output.toString(),
+  s.cacheRead.toString(),
+  s.cacheWrite.toString(),
 ];
 
 /**
@@ -561,18 +535,18 @@ const sentValues = (s: Sums) => [
  * bytes).
  */
 function rollupParams(rows: StoredRow[], days: LocalDay[]): [string, string] {
-  const hours = new Map<string, Sums>();
-  const groups = new Map<string, { orgId: string; day: LocalDay; byKey: Map<string, Sums>[] }>();
+  const hours = new Map<string, Totals>();
+  const groups = new Map<string, { orgId: string; day: LocalDay; byKey: Map<string, Totals>[] }>();
   rows.forEach((r, i) => {
-    const sums: Sums = {
-      calls: 1,
+    const sums: Totals = {
+      calls: 1n,
       credits: BigInt(r.credits),
       cost: decimalUnits(r.cost as string, COST_SCALE),
-      pcost: decimalUnits(r.provider_cost_usd as string, PROVIDER_COST_SCALE),
-      input: r.input_tokens as number,
-      output: r.output_tokens as number,
-      cacheRead: r.cache_read_tokens as number,
-      cacheWrite: r.cache_write_tokens as number,
+      providerCost: decimalUnits(r.provider_cost_usd as string, PCOST_SCALE),
+      input: BigInt(r.input_tokens as number),
+      output: BigInt(r.output_tokens as number),
+      cacheRead: BigInt(r.cache_read_tokens as number),
+      cacheWrite: BigInt(r.cache_write_tokens as number),
     };
     // occurred_at is a normalised ISO string: its first 13 characters name the UTC hour.
     addTo(hours, `${r.org_id}\u0000${r.occurred_at.slice(0, 13)}`, sums);
