@@ -15,10 +15,12 @@ import { BUILT_IN_SURFACES, normalizedUsage, ROLLUP_KEY_FIELDS } from '../../dom
 import type { Queryable } from '../../store/db.ts';
 import { evaluateSpendAlerts } from '../alerts/evaluateSpendAlerts.ts';
 import type { Ctx } from '../context.ts';
-import { applyCharges, type Charge, type ChargeOutcome } from '../ledger/applyCharges.ts';
+import { type Charge, type ChargeOutcome, chargeCtes, planCharges } from '../ledger/applyCharges.ts';
 import { lockForSpend, type SpendLock } from '../ledger/lockForSpend.ts';
 import {
-  addToCounters,
+  COUNTER_DELTAS,
+  COUNTER_UPSERT,
+  counterDeltas,
   type Dimensions,
   type LimitScope,
   type LimitSettings,
@@ -98,10 +100,7 @@ export async function recordEvents(
     }
     locks.set(org.id, lock);
   }
-  if (totals !== null) await tx.query(ROLLUP, totals);
-  for (const spend of spends.values()) {
-    if (spend.changes.length > 0) await chargeAndCount(tx, locks.get(spend.org.id)!, spend);
-  }
+  await chargeAndCount(tx, [...spends.values()], locks, totals);
 
   const earlier = await loadExisting(
     tx,
@@ -239,15 +238,66 @@ function spendOf(org: OrgRow, settings: LimitSettings, rows: StoredRow[], histor
   return { org, charges, changes: [...perScope.values()] };
 }
 
-/** Draws the new events' credits from the org's grants and adds them to its limit counters. */
-async function chargeAndCount(tx: Queryable, lock: SpendLock, spend: OrgSpend): Promise<void> {
-  const { org, charges, changes } = spend;
-  const charged: ChargeOutcome | null = charges
-    ? await applyCharges(tx, org.id, lock.balance, charges, lock.grants)
-    : null;
-  const counters = await addToCounters(tx, org.id, changes);
-  // Alerts fire in this transaction, so they exist exactly when the spend that fired them does.
-  await evaluateSpendAlerts(tx, org, { scopes: changes.filter((c) => c.spent > 0n), counters, charged });
+/**
+ * Adds the batch to its orgs' rollups (`rollups`: rollupParams), draws each org's credits from its
+ * grants and adds its spend to its limit counters: one statement under the orgs' balance locks
+ * (each org took two round trips, the rollups one). Then judges each org's alerts on its counters.
+ */
+async function chargeAndCount(
+  tx: Queryable,
+  spends: OrgSpend[],
+  locks: Map<string, SpendLock>,
+  rollups: [string, string] | null,
+): Promise<void> {
+  const params: string[] = [];
+  const param = (value: string) => {
+    params.push(value);
+    return `$${params.length}`;
+  };
+  const ctes = rollups ? [rollupCtes(param(rollups[0]), param(rollups[1]))] : [];
+  const counted: string[] = [];
+  const charged = new Map<string, ChargeOutcome | null>();
+  spends.forEach(({ org, charges, changes }, k) => {
+    const deltas = counterDeltas(changes);
+    if (deltas === null) return;
+    const orgId = param(org.id);
+    const lock = locks.get(org.id)!;
+    const plan = charges ? planCharges(lock.balance, lock.grants, charges) : null;
+    charged.set(org.id, plan?.outcome ?? null);
+    if (plan) ctes.push(chargeCtes(orgId, plan, `_${k}`, param));
+    ctes.push(`counters_${k} AS (
+       ${COUNTER_UPSERT(orgId, COUNTER_DELTAS(param(deltas)))}
+       RETURNING org_id, scope, period_start, spent, held
+     )`);
+    counted.push(`SELECT * FROM counters_${k}`);
+  });
+  if (ctes.length === 0) return;
+  const counters = await tx.query<{
+    org_id: string;
+    scope: string;
+    period_start: Date;
+    spent: string;
+    held: string;
+  }>(
+    `WITH ${ctes.join(', ')} ${counted.length > 0 ? counted.join(' UNION ALL ') : 'SELECT NULL WHERE false'}`,
+    params,
+  );
+  for (const { org, changes } of spends) {
+    if (!charged.has(org.id)) continue;
+    // Alerts fire in this transaction, so they exist exactly when the spend that fired them does.
+    await evaluateSpendAlerts(tx, org, {
+      scopes: changes.filter((c) => c.spent > 0n),
+      counters: counters
+        .filter((c) => c.org_id === org.id)
+        .map((c) => ({
+          scope: c.scope,
+          periodStart: c.period_start,
+          spent: BigInt(c.spent),
+          held: BigInt(c.held),
+        })),
+      charged: charged.get(org.id)!,
+    });
+  }
 }
 
 /** The columns of `events` ingest writes, with their SQL types (text when not given). */
@@ -447,9 +497,6 @@ const rollupCtes = (hourly: string, daily: string, onlyIf = 'true') => `total AS
         ORDER BY 1, 2, 3, 4, 5
        ON CONFLICT (org_id, dimension, bucket, day_end, key) DO UPDATE SET ${SUM_UPDATES}
      )`;
-
-/** Adds a batch's newly stored events to the org-wide rollups ($1 hourly totals, $2 daily rows). */
-const ROLLUP = `WITH ${rollupCtes('$1', '$2')} SELECT 1`;
 
 /**
  * Inserts the rows new to `events`, adds them to the wide rollup (before the balance lock: they are

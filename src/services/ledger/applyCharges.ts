@@ -3,11 +3,10 @@
  * drew from (so every charge traces to its funding), and `overage` for what no grant covered.
  * Runs inside the caller's transaction, with the org's balance row locked and due grants expired
  * (lockForSpend); `balance` is the row as this transaction sees it and `grants` the active grants
- * the lock read. Writes grants, entries and balance in one statement.
+ * the lock read. Its writes (grants, entries, balance) are CTEs of the caller's statement.
  */
 import { drawDown } from '../../domain/drawdown.ts';
-import type { Queryable } from '../../store/db.ts';
-import { ADD_TO_BALANCE, type BalanceRow, balanceDeltaParams, type GrantRow } from './balances.ts';
+import type { BalanceRow, GrantRow } from './balances.ts';
 
 export interface Charge {
   amount: bigint;
@@ -83,9 +82,9 @@ export function planCharges(balance: BalanceRow, grants: GrantRow[], charges: Ch
   };
 }
 
-/** A CTE drawing a plan's amounts (`draws`, its JSON as a parameter) from org `org`'s grants. */
-export const DRAW_FROM_GRANTS = (org: string, draws: string) =>
-  `drawn AS (
+/** A CTE `name` drawing a plan's amounts (`draws`, its JSON as a parameter) from org `org`'s grants. */
+export const DRAW_FROM_GRANTS = (org: string, draws: string, name = 'drawn') =>
+  `${name} AS (
        UPDATE grants g SET consumed = g.consumed + x.amount, remaining = g.remaining - x.amount
          FROM jsonb_to_recordset(${draws}::jsonb) AS x(id text, amount bigint)
         WHERE g.org_id = ${org} AND g.id = x.id
@@ -98,25 +97,22 @@ export const PLANNED_ENTRIES = (org: string, entries: string) =>
 /** The columns PLANNED_ENTRIES fills, in its order. */
 export const ENTRY_COLUMNS = '(org_id, kind, grant_id, amount, event_id, authorization_id, memo)';
 
-export async function applyCharges(
-  tx: Queryable,
-  orgId: string,
-  balance: BalanceRow,
-  charges: Charge[],
-  grants: GrantRow[],
-): Promise<ChargeOutcome | null> {
-  const plan = planCharges(balance, grants, charges);
-  if (!plan) return null;
-  await tx.query(
-    `WITH ${DRAW_FROM_GRANTS('$1', '$8')}, entries AS (
-       INSERT INTO ledger_entries ${ENTRY_COLUMNS} ${PLANNED_ENTRIES('$1', '$9')}
-     )
-     ${ADD_TO_BALANCE}`,
-    [
-      ...balanceDeltaParams(orgId, { consumed: plan.drawn, remaining: -plan.drawn, overage: plan.overage }),
-      plan.draws,
-      plan.entries,
-    ],
-  );
-  return plan.outcome;
+/**
+ * CTEs (named with `suffix`) writing a plan for org `org` (a parameter): the draws from its grants,
+ * its ledger entries and its balance; `param` adds a parameter and answers its placeholder.
+ */
+export function chargeCtes(
+  org: string,
+  plan: ChargePlan,
+  suffix: string,
+  param: (value: string) => string,
+): string {
+  const drawn = param(String(plan.drawn));
+  return `${DRAW_FROM_GRANTS(org, param(plan.draws), `drawn${suffix}`)}, entries${suffix} AS (
+       INSERT INTO ledger_entries ${ENTRY_COLUMNS} ${PLANNED_ENTRIES(org, param(plan.entries))}
+     ), balance${suffix} AS (
+       UPDATE org_balances SET consumed = consumed + ${drawn}::bigint, remaining = remaining - ${drawn}::bigint,
+              overage = overage + ${param(String(plan.overage))}::bigint, updated_at = now()
+        WHERE org_id = ${org}
+     )`;
 }

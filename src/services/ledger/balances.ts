@@ -48,27 +48,22 @@ export const toBalance = (row: Record<keyof BalanceRow, string>): BalanceRow => 
 /** Credits that can still be spent or held: what grants hold, less holds and unpaid overage. */
 export const available = (b: BalanceRow): bigint => b.remaining - b.held - b.overage;
 
-/**
- * Adds deltas to an org's balance row: `$1` is the org, `$2`..`$7` the deltas as
- * `balanceDeltaParams` orders them, so the statement can end a CTE that has further parameters.
- */
-export const ADD_TO_BALANCE = `UPDATE org_balances SET granted = granted + $2, consumed = consumed + $3,
-       expired = expired + $4, remaining = remaining + $5, held = held + $6, overage = overage + $7,
-       updated_at = now()
- WHERE org_id = $1`;
-
-export const balanceDeltaParams = (orgId: string, delta: Partial<BalanceRow>): string[] => [
-  orgId,
-  String(delta.granted ?? 0n),
-  String(delta.consumed ?? 0n),
-  String(delta.expired ?? 0n),
-  String(delta.remaining ?? 0n),
-  String(delta.held ?? 0n),
-  String(delta.overage ?? 0n),
-];
-
+/** Adds deltas to an org's balance row. */
 export async function addToBalance(tx: Queryable, orgId: string, delta: Partial<BalanceRow>): Promise<void> {
-  await tx.query(ADD_TO_BALANCE, balanceDeltaParams(orgId, delta));
+  await tx.query(
+    `UPDATE org_balances SET granted = granted + $2, consumed = consumed + $3, expired = expired + $4,
+            remaining = remaining + $5, held = held + $6, overage = overage + $7, updated_at = now()
+      WHERE org_id = $1`,
+    [
+      orgId,
+      String(delta.granted ?? 0n),
+      String(delta.consumed ?? 0n),
+      String(delta.expired ?? 0n),
+      String(delta.remaining ?? 0n),
+      String(delta.held ?? 0n),
+      String(delta.overage ?? 0n),
+    ],
+  );
 }
 
 export interface GrantRow extends DrawableGrant {

@@ -160,14 +160,13 @@ export const COUNTER_UPSERT = (orgParam: string, source: string) =>
        SET spent = spend_counters.spent + EXCLUDED.spent, held = spend_counters.held + EXCLUDED.held`;
 
 /**
- * Adds spend (and moves holds) on the counters of the given scopes; counters are created on first
- * use. Returns the counters' new values, so alerts can be judged in the same transaction.
+ * The spend to add (and holds to move) on the counters of the given scopes, merged per counter in
+ * key order, as the JSON COUNTER_DELTAS reads (null when there is none). Counters are created on
+ * first use.
  */
-export async function addToCounters(
-  tx: Queryable,
-  orgId: string,
+export function counterDeltas(
   changes: { scope: string; periodStart: Date; spent: bigint; held: bigint }[],
-): Promise<CounterValue[]> {
+): string | null {
   const merged = new Map<string, { scope: string; period_start: string; spent: bigint; held: bigint }>();
   for (const c of changes) {
     const key = `${c.scope}\u0000${c.periodStart.toISOString()}`;
@@ -181,25 +180,17 @@ export async function addToCounters(
     row.held += c.held;
     merged.set(key, row);
   }
-  if (merged.size === 0) return [];
-  const rows = [...merged.entries()]
-    .sort(([a], [b]) => (a < b ? -1 : 1))
-    .map(([, r]) => ({ ...r, spent: String(r.spent), held: String(r.held) }));
-  const updated = await tx.query<{ scope: string; period_start: Date; spent: string; held: string }>(
-    `${COUNTER_UPSERT(
-      '$1',
-      'jsonb_to_recordset($2::jsonb) AS x(scope text, period_start timestamptz, spent bigint, held bigint)',
-    )}
-     RETURNING scope, period_start, spent, held`,
-    [orgId, JSON.stringify(rows)],
+  if (merged.size === 0) return null;
+  return JSON.stringify(
+    [...merged.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([, r]) => ({ ...r, spent: String(r.spent), held: String(r.held) })),
   );
-  return updated.map((r) => ({
-    scope: r.scope,
-    periodStart: r.period_start,
-    spent: BigInt(r.spent),
-    held: BigInt(r.held),
-  }));
 }
+
+/** The rows of counterDeltas' JSON (a parameter), as a source for COUNTER_UPSERT. */
+export const COUNTER_DELTAS = (json: string) =>
+  `jsonb_to_recordset(${json}::jsonb) AS x(scope text, period_start timestamptz, spent bigint, held bigint)`;
 
 /** Spent and held units per counter, keyed by `counterKey`. */
 export type CounterTotals = Map<string, { spent: bigint; held: bigint }>;
