@@ -173,8 +173,8 @@ function generateSql(prefix: string): string {
 
 /**
  * The rollup rows of the orgs that `orgs` (a condition on an org id column) selects, from their raw events:
- * one SELECT per table giving exactly the rows the ingest path (`addToRollup` in
- * src/services/events/recordEvents.ts) keeps: the wide hourly rows, the hourly org totals, and the
+ * one SELECT per table giving exactly the rows the ingest path (src/services/events/recordEvents.ts)
+ * keeps: the wide hourly rows, the hourly org totals, and the
  * narrow daily rows of every dimension (migrations 0005 and 0011: 'integration' and 'tool' only for
  * events naming one) on the org's local days. The daily rows are summed from the wide ones (and,
  * for integration and tool, from events summed per hour first), each (org, hour)'s local day looked
@@ -264,7 +264,7 @@ const ROLLUP_COLUMNS = {
     output_tokens, cache_read_tokens, cache_write_tokens`,
 };
 const ROLLUP_TABLES = ['usage_hourly', 'usage_hourly_total', 'usage_daily_dim'] as const;
-/** Positions of each table's primary key among its backfill columns. */
+/** Positions of each table's primary key among its backfill columns (usage_hourly's from_calls keeps its default: batch rows). */
 const ROLLUP_KEYS = {
   usage_hourly: '1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11',
   usage_hourly_total: '1, 2',

@@ -35,7 +35,8 @@ export const HOLD_ID_METADATA_KEY = 'authorization_id';
 
 /**
  * The dimensions a client gives a call, in the order the hourly rollup's key holds them (with the
- * member and API key ids around them: usage_hourly's primary key, recordEvents.ts).
+ * member and API key ids around them, and whether calls or batches wrote the row after them:
+ * usage_hourly's primary key, recordEvents.ts).
  */
 export const ROLLUP_KEY_FIELDS = [
   'feature',

@@ -12,6 +12,7 @@ import { newId } from '../../domain/ids.ts';
 import { decimalUnits, formatCredits, formatUnits, Ratio } from '../../domain/money.ts';
 import { anchorDayOf, billingCycle } from '../../domain/periods.ts';
 import { BUILT_IN_SURFACES, normalizedUsage, ROLLUP_KEY_FIELDS } from '../../domain/usageEvent.ts';
+import { addTotals, COST_SCALE, PCOST_SCALE, type Totals } from '../../domain/usageTotals.ts';
 import type { Queryable } from '../../store/db.ts';
 import { evaluateSpendAlerts } from '../alerts/evaluateSpendAlerts.ts';
 import type { Ctx } from '../context.ts';
@@ -29,7 +30,6 @@ import {
 import { keptSpendTerms, reloadSpendTerms, type SpendTerms } from '../limits/spendTerms.ts';
 import { ensureMembers, memberKey } from '../members/ensureMembers.ts';
 import type { OrgRow } from '../orgs/shape.ts';
-import { addTotals, COST_SCALE, PCOST_SCALE, type Totals } from '../usage/scope.ts';
 import { type EventResult, type PricedEvent, rejected, type StorableEvent } from './priceUsageEvent.ts';
 
 type StoredRow = Dimensions & {

@@ -1,11 +1,11 @@
 import { decimalUnits, formatCredits, formatUnits } from '../../domain/money.ts';
 import { anchorDayOf } from '../../domain/periods.ts';
 import { resolveRange } from '../../domain/ranges.ts';
+import { COST_SCALE } from '../../domain/usageTotals.ts';
 import type { Queryable } from '../../store/db.ts';
 import { type Ctx, permissionsOf } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import { decodeCursor, type Page, toPage } from '../pagination.ts';
-import { COST_SCALE } from '../usage/scope.ts';
 import { ORG_COLUMNS, type OrgRow, type OrgView, orgView } from './shape.ts';
 
 export interface ListOrgsQuery {

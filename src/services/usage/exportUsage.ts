@@ -15,10 +15,11 @@
 import { dateIn } from '../../domain/calendar.ts';
 import { decimalUnits, formatCredits, formatUnits } from '../../domain/money.ts';
 import { UNIT_COUNTS } from '../../domain/pricing.ts';
+import { COST_SCALE, PCOST_SCALE } from '../../domain/usageTotals.ts';
 import type { Ctx } from '../context.ts';
 import { type EventRow, readEventRows } from './eventRows.ts';
 import { FOCUS_COLUMNS, FOCUS_TEXT_COLUMNS, focusRow, type TallyRow } from './focusColumns.ts';
-import { COST_SCALE, loadScope, memberView, PCOST_SCALE, type UsageQuery, whereOf } from './scope.ts';
+import { loadScope, memberView, type UsageQuery, whereOf } from './scope.ts';
 
 export const EXPORT_FORMATS = ['csv', 'jsonl', 'json'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];

@@ -23,11 +23,12 @@
  */
 import { CREDIT_SCALE, decimalUnits, formatCredits, formatUnits } from '../../domain/money.ts';
 import { COMPONENTS } from '../../domain/pricing.ts';
+import { COST_SCALE, PCOST_SCALE } from '../../domain/usageTotals.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import { cursorTime, decodeCursor, encodeCursor } from '../pagination.ts';
 import { ITEM_FROM, ITEM_SUMS } from './getDayItems.ts';
-import { COST_SCALE, loadScope, metadataTextSql, PCOST_SCALE } from './scope.ts';
+import { loadScope, metadataTextSql } from './scope.ts';
 
 export interface ConversationQuery {
   limit: number;

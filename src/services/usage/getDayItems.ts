@@ -23,18 +23,10 @@ import {
   UNPRICED_CALLS_LABEL,
 } from '../../domain/pricing.ts';
 import { floorHour } from '../../domain/ranges.ts';
+import { COST_SCALE, PCOST_SCALE } from '../../domain/usageTotals.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
-import {
-  COST_SCALE,
-  figuresView,
-  loadScope,
-  PCOST_SCALE,
-  type SumRow,
-  totalsOf,
-  type UsageFilters,
-  whereOf,
-} from './scope.ts';
+import { figuresView, loadScope, type SumRow, totalsOf, type UsageFilters, whereOf } from './scope.ts';
 import { coverageOf, SUM_NAMES } from './source.ts';
 
 /**

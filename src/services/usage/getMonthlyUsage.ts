@@ -12,21 +12,12 @@ import { CREDIT_SCALE, Ratio } from '../../domain/money.ts';
 import { startOfLocalDay } from '../../domain/periods.ts';
 import { creditsToMoney } from '../../domain/pricing.ts';
 import { floorHour } from '../../domain/ranges.ts';
+import { addTotals, type Totals, zeroTotals } from '../../domain/usageTotals.ts';
 import type { Queryable } from '../../store/db.ts';
 import type { Ctx } from '../context.ts';
 import { limitMoney, limitStatus, unitValue } from '../limits/getLimits.ts';
 import type { OrgRow } from '../orgs/shape.ts';
-import {
-  addTotals,
-  figuresView,
-  loadScope,
-  SUM_COLUMNS,
-  type SumRow,
-  type Totals,
-  totalsOf,
-  type UsageFilters,
-  zeroTotals,
-} from './scope.ts';
+import { figuresView, loadScope, SUM_COLUMNS, type SumRow, totalsOf, type UsageFilters } from './scope.ts';
 import { planOf, sourceSql } from './source.ts';
 
 export interface MonthlyQuery extends UsageFilters {

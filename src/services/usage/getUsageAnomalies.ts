@@ -23,9 +23,10 @@ import {
 import { decimalUnits, formatUnits } from '../../domain/money.ts';
 import { startOfLocalDay } from '../../domain/periods.ts';
 import { floorHour } from '../../domain/ranges.ts';
+import { COST_SCALE } from '../../domain/usageTotals.ts';
 import type { Ctx } from '../context.ts';
 import { failedSql, failuresView } from './failures.ts';
-import { COST_SCALE, labelsFor, loadScope } from './scope.ts';
+import { labelsFor, loadScope } from './scope.ts';
 import { dimensionParts, unionAll } from './source.ts';
 
 const DAY_MS = 86_400_000;

@@ -32,6 +32,7 @@
 import { createHash } from 'node:crypto';
 import { formatUnits } from '../../domain/money.ts';
 import { floorHour } from '../../domain/ranges.ts';
+import { zeroTotals } from '../../domain/usageTotals.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import type { OrgRow } from '../orgs/shape.ts';
@@ -52,7 +53,6 @@ import {
   type UsageQuery,
   weightSql,
   whereOf,
-  zeroTotals,
 } from './scope.ts';
 import { planOf, SUM_NAMES, sourceSql, wideRows } from './source.ts';
 

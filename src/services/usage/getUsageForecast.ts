@@ -12,10 +12,11 @@ import { FORECAST_METHOD, forecastDaily, horizon } from '../../domain/forecast.t
 import { decimalUnits, formatCredits, formatUnits, Ratio } from '../../domain/money.ts';
 import { startOfLocalDay } from '../../domain/periods.ts';
 import { creditsToMoney } from '../../domain/pricing.ts';
+import { COST_SCALE } from '../../domain/usageTotals.ts';
 import type { Ctx } from '../context.ts';
 import { available, readBalance } from '../ledger/balances.ts';
 import { getUsageTimeseries } from './getUsageTimeseries.ts';
-import { COST_SCALE, loadScope, type Unit } from './scope.ts';
+import { loadScope, type Unit } from './scope.ts';
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;

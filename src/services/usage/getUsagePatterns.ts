@@ -10,22 +10,19 @@
  */
 import { decimalUnits, formatUnits } from '../../domain/money.ts';
 import { trendOf } from '../../domain/ranges.ts';
+import { addTotals, COST_SCALE, type Totals, zeroTotals } from '../../domain/usageTotals.ts';
 import type { Ctx } from '../context.ts';
 import { getUsageTimeseries } from './getUsageTimeseries.ts';
 import {
-  addTotals,
-  COST_SCALE,
   figuresView,
   loadScope,
   rangeView,
   SUM_COLUMNS,
   type SumRow,
-  type Totals,
   totalsOf,
   type UsageQuery,
   weightOf,
   whereOf,
-  zeroTotals,
 } from './scope.ts';
 import { planOf, wideRows } from './source.ts';
 

@@ -24,6 +24,7 @@ import {
   tierPrice,
   type Usage,
 } from '../../domain/pricing.ts';
+import type { Totals } from '../../domain/usageTotals.ts';
 import type { Ctx } from '../context.ts';
 import type { OrgRow } from '../orgs/shape.ts';
 import {
@@ -33,7 +34,6 @@ import {
   rangeView,
   SUM_COLUMNS,
   type SumRow,
-  type Totals,
   totalsOf,
   type UsageQuery,
   whereOf,

@@ -11,9 +11,9 @@
  * as in domain/ranges.ts).
  */
 import { floorHour } from '../../domain/ranges.ts';
+import { addTotals, type Totals, zeroTotals } from '../../domain/usageTotals.ts';
 import type { Ctx } from '../context.ts';
 import {
-  addTotals,
   type Dimension,
   figuresView,
   labelsFor,
@@ -21,11 +21,9 @@ import {
   rangeView,
   SUM_COLUMNS,
   type SumRow,
-  type Totals,
   totalsOf,
   type UsageQuery,
   weightOf,
-  zeroTotals,
 } from './scope.ts';
 import { planOf, sourceSql } from './source.ts';
 

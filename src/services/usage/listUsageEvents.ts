@@ -7,18 +7,11 @@
  */
 import { decimalUnits, formatCredits, formatUnits } from '../../domain/money.ts';
 import { surfaceLabel } from '../../domain/usageEvent.ts';
+import { COST_SCALE, PCOST_SCALE } from '../../domain/usageTotals.ts';
 import type { Ctx } from '../context.ts';
 import { decodeCursor, toPage } from '../pagination.ts';
 import { readEventRows } from './eventRows.ts';
-import {
-  COST_SCALE,
-  loadScope,
-  memberView,
-  PCOST_SCALE,
-  rangeView,
-  type UsageQuery,
-  whereOf,
-} from './scope.ts';
+import { loadScope, memberView, rangeView, type UsageQuery, whereOf } from './scope.ts';
 
 export interface EventsQuery extends UsageQuery {
   limit: number;

@@ -11,9 +11,10 @@
  * (migration 0012).
  */
 import { allocate, decimalUnits, formatCredits, formatUnits, Ratio } from '../../domain/money.ts';
+import { COST_SCALE, PCOST_SCALE } from '../../domain/usageTotals.ts';
 import type { Ctx } from '../context.ts';
 import { cursorTime, decodeCursor, toPage } from '../pagination.ts';
-import { COST_SCALE, loadScope, PCOST_SCALE, rangeView, type UsageQuery, whereOf } from './scope.ts';
+import { loadScope, rangeView, type UsageQuery, whereOf } from './scope.ts';
 
 export interface FilesQuery extends UsageQuery {
   limit: number;

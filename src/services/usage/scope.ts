@@ -16,6 +16,7 @@ import {
   resolveRange,
 } from '../../domain/ranges.ts';
 import { BUILT_IN_SURFACES, surfaceLabel } from '../../domain/usageEvent.ts';
+import { COST_SCALE, PCOST_SCALE, type Totals } from '../../domain/usageTotals.ts';
 import type { Queryable } from '../../store/db.ts';
 import { type Ctx, scopeOrg } from '../context.ts';
 import { ServiceError } from '../errors.ts';
@@ -97,10 +98,6 @@ export const DIMENSION_KEY: Record<Dimension, string> = {
 export const UNKNOWN_USER = 'Unknown user';
 /** Label of the group of usage that did not name the dimension (no workspace, no surface, ...). */
 export const NONE_LABEL = 'None';
-
-/** Cost sums are NUMERIC(30, 12) in SQL; provider cost NUMERIC(30, 10). */
-export const COST_SCALE = 12;
-export const PCOST_SCALE = 10;
 
 export type Unit = 'credits' | 'usd' | 'tokens';
 
@@ -211,29 +208,6 @@ export function weightSql(unit: Unit): string {
   }
 }
 
-/** Sums kept exact in integer units while a report adds rows up. */
-export interface Totals {
-  calls: bigint;
-  credits: bigint;
-  cost: bigint;
-  providerCost: bigint;
-  input: bigint;
-  output: bigint;
-  cacheRead: bigint;
-  cacheWrite: bigint;
-}
-
-export const zeroTotals = (): Totals => ({
-  calls: 0n,
-  credits: 0n,
-  cost: 0n,
-  providerCost: 0n,
-  input: 0n,
-  output: 0n,
-  cacheRead: 0n,
-  cacheWrite: 0n,
-});
-
 /** The SELECT list of summed figures, read back by `totalsOf`. */
 export const SUM_COLUMNS = `coalesce(sum(calls), 0)::text AS calls, coalesce(sum(credits), 0)::text AS credits,
   coalesce(sum(cost), 0)::text AS cost, coalesce(sum(provider_cost_usd), 0)::text AS provider_cost_usd,
@@ -262,19 +236,6 @@ export const totalsOf = (r: SumRow): Totals => ({
   cacheRead: BigInt(r.cache_read_tokens),
   cacheWrite: BigInt(r.cache_write_tokens),
 });
-
-/** Adds `more` into `into`, field by field (it runs for every row a report reads). */
-export function addTotals(into: Totals, more: Totals): Totals {
-  into.calls += more.calls;
-  into.credits += more.credits;
-  into.cost += more.cost;
-  into.providerCost += more.providerCost;
-  into.input += more.input;
-  into.output += more.output;
-  into.cacheRead += more.cacheRead;
-  into.cacheWrite += more.cacheWrite;
-  return into;
-}
 
 export const tokensView = (t: Totals) => ({
   input: Number(t.input),

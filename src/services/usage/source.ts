@@ -82,7 +82,7 @@ export function wideRows(
   const time = fromEvents ? 'e.occurred_at' : 'bucket';
   let where = whereOf(fromEvents ? 'events' : 'rollup', orgId, dated, filters, params);
   if (Array.isArray(bounds)) where += ` AND (${intervalsSql(time, bounds, params)})`;
-  // Not *: the rows of calls and of batches (from_calls, migration 0033) read as one.
+  // Not *: the columns every source of hourly rows has (usage_hourly's from_calls is not one).
   if (!fromEvents) return `(SELECT ${HOURLY_COLUMNS} FROM usage_hourly WHERE ${where})`;
   return `(SELECT date_trunc('hour', e.occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS bucket,
                   e.member_id, e.feature, e.provider, e.model, e.surface, e.workspace, e.workspace_group,

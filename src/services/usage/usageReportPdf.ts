@@ -7,6 +7,7 @@
  */
 import { dateIn } from '../../domain/calendar.ts';
 import { allocate, formatCredits, formatUnits, Ratio } from '../../domain/money.ts';
+import { COST_SCALE } from '../../domain/usageTotals.ts';
 import { type Currency, fixedMinor, MINOR_DIGITS } from '../../domain/vat.ts';
 import { listAlerts } from '../alerts/listAlerts.ts';
 import type { Ctx } from '../context.ts';
@@ -14,7 +15,7 @@ import { getLimits } from '../limits/getLimits.ts';
 import { getUsageBreakdown, type UsageBreakdown } from './getUsageBreakdown.ts';
 import { getUsageSummary } from './getUsageSummary.ts';
 import { getUsageTimeseries } from './getUsageTimeseries.ts';
-import { COST_SCALE, loadScope, type UsageQuery, whereOf } from './scope.ts';
+import { loadScope, type UsageQuery, whereOf } from './scope.ts';
 
 const TOP = 10;
 const MARGIN = 50;
