@@ -48,6 +48,9 @@ export const ROLLUP_KEY_FIELDS = [
   'project',
 ] as const;
 
+/** usage_hourly's key columns between its org and hour and its from_calls: the client's dimensions between ids. */
+export const ROLLUP_DIMENSIONS = ['member_id', ...ROLLUP_KEY_FIELDS, 'api_key_id'] as const;
+
 /**
  * The product's own surfaces, with the names the usage pages show them by. Any other surface names
  * the integration that made the call (Slack, Gmail, ...), and is shown as the client wrote it.

@@ -4,6 +4,10 @@
  * in units of 10^-COST_SCALE, provider cost of 10^-PCOST_SCALE.
  */
 
+/** The rollup tables' columns of the sums, in the order of Totals' fields. */
+export const SUM_NAMES =
+  'calls, credits, cost, provider_cost_usd, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens';
+
 /** Cost sums are NUMERIC(30, 12) in SQL; provider cost NUMERIC(30, 10). */
 export const COST_SCALE = 12;
 export const PCOST_SCALE = 10;

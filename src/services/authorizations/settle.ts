@@ -14,8 +14,8 @@ import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import type { PricedUsage, StorableEvent } from '../events/priceUsageEvent.ts';
 import { callEventWrites } from '../events/recordEvents.ts';
-import { DRAW_FROM_GRANTS, ENTRY_COLUMNS, PLANNED_ENTRIES, planCharges } from '../ledger/applyCharges.ts';
 import type { SpendLock } from '../ledger/lockForSpend.ts';
+import { DRAW_FROM_GRANTS, ENTRY_COLUMNS, PLANNED_ENTRIES, planCharges } from '../ledger/planCharges.ts';
 import {
   COUNTER_UPSERT,
   type CounterValue,

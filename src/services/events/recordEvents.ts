@@ -11,13 +11,13 @@
 import { newId } from '../../domain/ids.ts';
 import { decimalUnits, formatCredits, formatUnits, Ratio } from '../../domain/money.ts';
 import { anchorDayOf, billingCycle } from '../../domain/periods.ts';
-import { BUILT_IN_SURFACES, normalizedUsage, ROLLUP_KEY_FIELDS } from '../../domain/usageEvent.ts';
-import { addTotals, COST_SCALE, PCOST_SCALE, type Totals } from '../../domain/usageTotals.ts';
+import { BUILT_IN_SURFACES, normalizedUsage, ROLLUP_DIMENSIONS } from '../../domain/usageEvent.ts';
+import { addTotals, COST_SCALE, PCOST_SCALE, SUM_NAMES, type Totals } from '../../domain/usageTotals.ts';
 import type { Queryable } from '../../store/db.ts';
 import { evaluateSpendAlerts } from '../alerts/evaluateSpendAlerts.ts';
 import type { Ctx } from '../context.ts';
-import { type Charge, type ChargeOutcome, chargeCtes, planCharges } from '../ledger/applyCharges.ts';
 import { lockForSpend, type SpendLock } from '../ledger/lockForSpend.ts';
+import { type Charge, type ChargeOutcome, chargeCtes, planCharges } from '../ledger/planCharges.ts';
 import {
   COUNTER_DELTAS,
   COUNTER_UPSERT,
@@ -80,7 +80,7 @@ export async function recordEvents(
   );
   const days = await localDaysOf(tx, orgs, fresh);
   // Everything JavaScript works out is done before the lock, which is held until commit.
-  const totals = fresh.length > 0 ? rollupParams(fresh, days) : null;
+  const rollups = fresh.length > 0 ? rollupParams(fresh, days) : null;
   const spendIn = (org: OrgRow, settings: LimitSettings) =>
     spendOf(
       org,
@@ -100,7 +100,7 @@ export async function recordEvents(
     }
     locks.set(org.id, lock);
   }
-  await chargeAndCount(tx, [...spends.values()], locks, totals);
+  await chargeAndCount(tx, [...spends.values()], locks, rollups);
 
   const earlier = await loadExisting(
     tx,
@@ -147,7 +147,7 @@ export function answerFromRecord(e: StorableEvent, prior: RecordedEvent): EventR
  * void or expiry after streaming) and add it to the rollups, for the statement that bills the call
  * (settle.ts) under the spend lock its caller holds: the credits were drawn as it was billed. Their
  * parameters are numbered from `$at`. CTE `ins` then holds the event if it was stored, and nothing
- * if its id was taken (and then no rollup changes).
+ * if its id was taken: the caller's statement then fails (tally_require_recorded), rollups and all.
  */
 export async function callEventWrites(
   tx: Queryable,
@@ -162,7 +162,7 @@ export async function callEventWrites(
   const [hourly, daily] = rollupParams(rows, days);
   return {
     ctes: `${insertEventsCtes(`$${at}`, `$${at + 1}`, true)},
-     ${rollupCtes(`$${at + 2}`, `$${at + 3}`, 'EXISTS (SELECT FROM ins)')}`,
+     ${rollupCtes(`$${at + 2}`, `$${at + 3}`)}`,
     params: [...insertParams(rows), hourly, daily],
   };
 }
@@ -412,9 +412,6 @@ async function ensureWorkspaces(tx: Queryable, events: StorableEvent[]): Promise
   );
 }
 
-/** The hourly rollup's key: the client's dimensions (their size is checked at the edge) between ids. */
-const ROLLUP_DIMENSIONS = ['member_id', ...ROLLUP_KEY_FIELDS, 'api_key_id'] as const;
-
 /** Surfaces Tally knows (and none); any other surface names an integration (the `integration` rollup dimension). */
 const NO_INTEGRATION = new Set(['', ...Object.keys(BUILT_IN_SURFACES)]);
 const TOOL_MAX_CHARS = 200;
@@ -459,8 +456,6 @@ const SUM_UPDATES = `calls = t.calls + EXCLUDED.calls,
        cache_write_tokens = t.cache_write_tokens + EXCLUDED.cache_write_tokens`;
 const SUMS = `sum(calls), sum(credits), sum(cost), sum(provider_cost_usd), sum(input_tokens), sum(output_tokens),
          sum(cache_read_tokens), sum(cache_write_tokens)`;
-const SUM_NAMES = `calls, credits, cost, provider_cost_usd, input_tokens, output_tokens, cache_read_tokens,
-       cache_write_tokens`;
 const DIMS = ROLLUP_DIMENSIONS.join(', ');
 
 /** What the wide rollup sums of an event, from the `events` columns. */
@@ -479,21 +474,18 @@ const sentSums = (r: string, from: number) =>
  * CTEs adding events to the rollups every writer of the org shares, summed in JS (rollupParams):
  * the org's total per UTC hour (parameter `hourly`) and the narrow daily rows (`daily`, one
  * dimension per row per day of the org's time zone, 'all' being the org total). They are written
- * under the org's balance lock, each table in key order. With `onlyIf`, only when that condition
- * holds (a call's event whose id was taken adds nothing).
+ * under the org's balance lock, each table in key order.
  */
-const rollupCtes = (hourly: string, daily: string, onlyIf = 'true') => `total AS (
+const rollupCtes = (hourly: string, daily: string) => `total AS (
        INSERT INTO usage_hourly_total AS t (org_id, bucket, ${SUM_NAMES})
        SELECT h ->> 0, (h ->> 1)::timestamptz, ${sentSums('h', 2)}
          FROM jsonb_array_elements(${hourly}::jsonb) AS h
-        WHERE ${onlyIf}
         ORDER BY 1, 2
        ON CONFLICT (org_id, bucket) DO UPDATE SET ${SUM_UPDATES}
      ), daily AS (
        INSERT INTO usage_daily_dim AS t (org_id, dimension, bucket, day_end, key, ${SUM_NAMES})
        SELECT g ->> 0, r ->> 0, (g ->> 1)::timestamptz, (g ->> 2)::timestamptz, r ->> 1, ${sentSums('r', 2)}
          FROM jsonb_array_elements(${daily}::jsonb) AS g CROSS JOIN LATERAL jsonb_array_elements(g -> 3) AS r
-        WHERE ${onlyIf}
         ORDER BY 1, 2, 3, 4, 5
        ON CONFLICT (org_id, dimension, bucket, day_end, key) DO UPDATE SET ${SUM_UPDATES}
      )`;

@@ -160,32 +160,22 @@ export const COUNTER_UPSERT = (orgParam: string, source: string) =>
        SET spent = spend_counters.spent + EXCLUDED.spent, held = spend_counters.held + EXCLUDED.held`;
 
 /**
- * The spend to add (and holds to move) on the counters of the given scopes, merged per counter in
- * key order, as the JSON COUNTER_DELTAS reads (null when there is none). Counters are created on
- * first use.
+ * The spend to add (and holds to move) on the counters of the given scopes, one change per counter,
+ * in key order, as the JSON COUNTER_DELTAS reads (null when there is none). Counters are created
+ * on first use.
  */
 export function counterDeltas(
   changes: { scope: string; periodStart: Date; spent: bigint; held: bigint }[],
 ): string | null {
-  const merged = new Map<string, { scope: string; period_start: string; spent: bigint; held: bigint }>();
-  for (const c of changes) {
-    const key = `${c.scope}\u0000${c.periodStart.toISOString()}`;
-    const row = merged.get(key) ?? {
-      scope: c.scope,
-      period_start: c.periodStart.toISOString(),
-      spent: 0n,
-      held: 0n,
-    };
-    row.spent += c.spent;
-    row.held += c.held;
-    merged.set(key, row);
-  }
-  if (merged.size === 0) return null;
-  return JSON.stringify(
-    [...merged.entries()]
-      .sort(([a], [b]) => (a < b ? -1 : 1))
-      .map(([, r]) => ({ ...r, spent: String(r.spent), held: String(r.held) })),
-  );
+  if (changes.length === 0) return null;
+  const rows = changes.map((c) => ({
+    scope: c.scope,
+    period_start: c.periodStart.toISOString(),
+    spent: String(c.spent),
+    held: String(c.held),
+  }));
+  const keyOf = (r: { scope: string; period_start: string }) => `${r.scope}\u0000${r.period_start}`;
+  return JSON.stringify(rows.sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : 1)));
 }
 
 /** The rows of counterDeltas' JSON (a parameter), as a source for COUNTER_UPSERT. */

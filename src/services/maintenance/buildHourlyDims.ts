@@ -9,8 +9,8 @@
  * one snapshot of its raw events; the job stops starting hours after `budgetMs`.
  */
 import { MAX_EVENT_AGE_MS } from '../../domain/usageEvent.ts';
+import { SUM_NAMES } from '../../domain/usageTotals.ts';
 import type { Db, Queryable } from '../../store/db.ts';
-import { SUM_NAMES } from '../usage/source.ts';
 import { buildWithin, CLOSED_FOR_MS, eventsOf } from './jobRollups.ts';
 
 /**

@@ -12,10 +12,10 @@
  * run goes on where it stopped.
  */
 import { MAX_EVENT_AGE_MS } from '../../domain/usageEvent.ts';
+import { SUM_NAMES } from '../../domain/usageTotals.ts';
 import type { Db, Queryable } from '../../store/db.ts';
 import { ITEM_FROM, ITEM_GROUP, ITEM_SUMS } from '../usage/getDayItems.ts';
 import { FILTERS } from '../usage/scope.ts';
-import { SUM_NAMES } from '../usage/source.ts';
 import { buildWithin, CLOSED_FOR_MS, eventsOf } from './jobRollups.ts';
 
 /**

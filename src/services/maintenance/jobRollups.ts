@@ -2,9 +2,11 @@
  * What the rollups built by the build_usage_rollups job share (migration 0018): the events of a
  * period keyed on every dimension as reports key wide rows, and a budgeted loop over due periods.
  */
+
+import { SUM_NAMES } from '../../domain/usageTotals.ts';
 import type { Db, Queryable } from '../../store/db.ts';
 import { DIMENSION_KEY, FILTERS } from '../usage/scope.ts';
-import { SUM_NAMES, wideRows } from '../usage/source.ts';
+import { wideRows } from '../usage/source.ts';
 
 /** A period is built only once it ended this long ago. */
 export const CLOSED_FOR_MS = 3_600_000;

@@ -9,10 +9,13 @@ export interface MemberRef {
   externalId: string;
 }
 
+/** Each member once, by `memberKey`. */
+const byKey = (refs: MemberRef[]) => new Map(refs.map((r) => [memberKey(r.orgId, r.externalId), r]));
+
 /** The ids of the members that exist among `refs`, by `memberKey`; nothing is created. */
 export async function findMembers(q: Queryable, refs: MemberRef[]): Promise<Map<string, string>> {
   // A batch names each member many times: each is looked up once.
-  const distinct = [...new Map(refs.map((r) => [memberKey(r.orgId, r.externalId), r])).values()];
+  const distinct = [...byKey(refs).values()];
   const rows = distinct.length > 0 ? await readMembers(q, distinct) : [];
   return new Map(rows.map((r) => [memberKey(r.org_id, r.external_id), r.id]));
 }
@@ -38,7 +41,7 @@ export async function ensureMembers(
   refs: MemberRef[],
   known: Map<string, string> = new Map(),
 ): Promise<Map<string, string>> {
-  let missing = [...new Map(refs.map((r) => [memberKey(r.orgId, r.externalId), r])).entries()]
+  let missing = [...byKey(refs).entries()]
     .filter(([key]) => !known.has(key))
     // Byte order of the UTF-8 keys, as Postgres's "C" collation sorts (tally_place_holds creates
     // members in it too): a shared order never deadlocks.

@@ -23,11 +23,11 @@ import {
   UNPRICED_CALLS_LABEL,
 } from '../../domain/pricing.ts';
 import { floorHour } from '../../domain/ranges.ts';
-import { COST_SCALE, PCOST_SCALE } from '../../domain/usageTotals.ts';
+import { COST_SCALE, PCOST_SCALE, SUM_NAMES } from '../../domain/usageTotals.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import { figuresView, loadScope, type SumRow, totalsOf, type UsageFilters, whereOf } from './scope.ts';
-import { coverageOf, SUM_NAMES } from './source.ts';
+import { coverageOf } from './source.ts';
 
 /**
  * How many units of each component a unit price is quoted for, and what that unit is called: every

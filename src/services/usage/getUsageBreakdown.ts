@@ -32,7 +32,7 @@
 import { createHash } from 'node:crypto';
 import { formatUnits } from '../../domain/money.ts';
 import { floorHour } from '../../domain/ranges.ts';
-import { zeroTotals } from '../../domain/usageTotals.ts';
+import { SUM_NAMES, zeroTotals } from '../../domain/usageTotals.ts';
 import type { Ctx } from '../context.ts';
 import { ServiceError } from '../errors.ts';
 import type { OrgRow } from '../orgs/shape.ts';
@@ -54,7 +54,7 @@ import {
   weightSql,
   whereOf,
 } from './scope.ts';
-import { planOf, SUM_NAMES, sourceSql, wideRows } from './source.ts';
+import { planOf, sourceSql, wideRows } from './source.ts';
 
 const SHARE_SCALE = 4;
 const SHARE_UNITS = 10n ** BigInt(SHARE_SCALE);

@@ -26,7 +26,8 @@
  */
 
 import type { Interval } from '../../domain/ranges.ts';
-import { ROLLUP_KEY_FIELDS } from '../../domain/usageEvent.ts';
+import { ROLLUP_DIMENSIONS } from '../../domain/usageEvent.ts';
+import { SUM_NAMES } from '../../domain/usageTotals.ts';
 import type { Queryable } from '../../store/db.ts';
 import {
   DIMENSION_KEY,
@@ -105,9 +106,7 @@ function intervalsSql(column: string, intervals: Interval[], params: unknown[]):
     .join(' OR ');
 }
 
-export const SUM_NAMES =
-  'calls, credits, cost, provider_cost_usd, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens';
-const HOURLY_COLUMNS = `org_id, bucket, member_id, ${ROLLUP_KEY_FIELDS.join(', ')}, api_key_id, ${SUM_NAMES}`;
+const HOURLY_COLUMNS = `org_id, bucket, ${ROLLUP_DIMENSIONS.join(', ')}, ${SUM_NAMES}`;
 const prefixed = (alias: string) =>
   SUM_NAMES.split(', ')
     .map((c) => `${alias}.${c}`)
