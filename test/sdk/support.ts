@@ -105,12 +105,22 @@ export async function startFaultyProxy(target: string, plan: Fault[] = []): Prom
         ([name]) => !['host', 'connection', 'content-length'].includes(name),
       ),
     ) as Record<string, string>;
-    const answer = await fetch(`${target}${req.url}`, {
-      method: req.method,
-      headers,
-      body: raw.length ? raw : undefined,
-    });
-    const text = await answer.text();
+    // Tally may be gone (a test stopped it, or ended while a background request was on its way):
+    // answered as a proxy answers an unreachable upstream, never as an unhandled rejection.
+    let answer: Response;
+    let text: string;
+    try {
+      answer = await fetch(`${target}${req.url}`, {
+        method: req.method,
+        headers,
+        body: raw.length ? raw : undefined,
+      });
+      text = await answer.text();
+    } catch {
+      res.writeHead(502, { 'content-type': 'text/plain' });
+      res.end('upstream unreachable');
+      return;
+    }
     if (fault === 'drop') {
       req.socket.destroy();
       return;
