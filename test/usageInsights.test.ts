@@ -196,9 +196,13 @@ describe('usage insights over HTTP', () => {
         key,
       });
       expect(
-        listed.body.data.map((p: { id: string; operation: string }) => [p.id, p.operation]),
-      ).toContainEqual([`${l.provider}/${l.model}/${l.component}`, l.operation]);
-      const exact = (Number(l.cost) / Number(l.quantity)) * (l.billing_unit === '1K tokens' ? 1000 : 1);
+        listed.body.data.map((p: { id: string; operation: string; unit_label: string }) => [
+          p.id,
+          p.operation,
+          p.unit_label,
+        ]),
+      ).toContainEqual([`${l.provider}/${l.model}/${l.component}`, l.operation, `per ${l.billing_unit}`]);
+      const exact = (Number(l.cost) / Number(l.quantity)) * (l.billing_unit === '1 000 tokens' ? 1000 : 1);
       expect(Number(l.unit_price)).toBeCloseTo(exact, 7);
       expect(l.provider_cost_usd).toBeNull();
     }

@@ -182,7 +182,7 @@ describe('usage page screens', () => {
     const first = await rows.first().locator('td, th').allTextContents();
     expect(first[0]).toBe(day.data[0].category);
     expect(first[1]).toBe(day.data[0].operation);
-    expect(first[2]).toContain(`/ ${day.data[0].billing_unit}`);
+    expect(first[2]).toContain(`per ${day.data[0].billing_unit}`);
     await screenshot(page, 'daily-detail');
   });
 

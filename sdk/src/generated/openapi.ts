@@ -10812,7 +10812,7 @@ export interface components {
                 component: string;
                 /** @description Units of the component (tokens, images, ...) */
                 quantity: string;
-                /** @example 1K tokens */
+                /** @example 1 000 tokens */
                 billing_unit: string;
                 /**
                  * @description Cost per billing unit, 8 decimals

@@ -48,7 +48,7 @@ export const UsageDaySchema = z
         model: z.string(),
         component: z.string(),
         quantity: z.string().openapi({ description: 'Units of the component (tokens, images, ...)' }),
-        billing_unit: z.string().openapi({ example: '1K tokens' }),
+        billing_unit: z.string().openapi({ example: '1 000 tokens' }),
         unit_price: Amount.openapi({ description: 'Cost per billing unit, 8 decimals' }),
         calls: Count,
         credits: Amount,

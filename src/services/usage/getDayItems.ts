@@ -34,14 +34,14 @@ import { coverageOf } from './source.ts';
  * component has one (`satisfies`); a stored line of a name not known here falls back to 'unit'.
  */
 const BILLING_UNITS: Record<string, { per: bigint; unit: string }> = {
-  input: { per: 1000n, unit: '1K tokens' },
-  cache_read: { per: 1000n, unit: '1K tokens' },
-  cache_audio_read: { per: 1000n, unit: '1K tokens' },
-  cache_write: { per: 1000n, unit: '1K tokens' },
-  cache_write_1h: { per: 1000n, unit: '1K tokens' },
-  input_audio: { per: 1000n, unit: '1K tokens' },
-  output: { per: 1000n, unit: '1K tokens' },
-  output_audio: { per: 1000n, unit: '1K tokens' },
+  input: { per: 1000n, unit: '1 000 tokens' },
+  cache_read: { per: 1000n, unit: '1 000 tokens' },
+  cache_audio_read: { per: 1000n, unit: '1 000 tokens' },
+  cache_write: { per: 1000n, unit: '1 000 tokens' },
+  cache_write_1h: { per: 1000n, unit: '1 000 tokens' },
+  input_audio: { per: 1000n, unit: '1 000 tokens' },
+  output: { per: 1000n, unit: '1 000 tokens' },
+  output_audio: { per: 1000n, unit: '1 000 tokens' },
   images: { per: 1n, unit: 'image' },
   seconds: { per: 60n, unit: 'minute' },
   requests: { per: 1n, unit: 'request' },

@@ -104,7 +104,7 @@ function DayTable({ day: d }: { day: DayItems }) {
                 <td>{item.category}</td>
                 <th scope="row">{item.operation}</th>
                 <td className="num">
-                  {formats.price(item.unit_price, d.currency)} / {item.billing_unit}
+                  {formats.price(item.unit_price, d.currency)} per {item.billing_unit}
                 </td>
                 <td className="num">{formats.credits(item.quantity)}</td>
                 <td className="num">{formats.count(item.calls)}</td>
