@@ -191,6 +191,9 @@ describe('usage page screens', () => {
     await page.locator('table.activity a').first().click();
     await page.getByRole('heading', { name: 'Conversation' }).waitFor();
     await page.getByText('Messages', { exact: true }).waitFor();
+    // Models are named as the activity log names them: the provider's display name, then the model.
+    const models = page.locator('table.table > tbody > tr').first().locator('td').nth(1).locator('.muted');
+    expect(await models.textContent()).toMatch(/^(OpenAI|Anthropic|Google) · [^/]+$/);
     await screenshot(page, 'conversation');
   });
 

@@ -151,3 +151,9 @@ const PROVIDER_NAMES: Record<string, string> = {
 };
 
 export const providerName = (id: string) => PROVIDER_NAMES[id] ?? id;
+
+/** A `provider/model` reference as the activity log names a model: "OpenAI · gpt-4o". */
+export function modelRefName(ref: string): string {
+  const at = ref.indexOf('/');
+  return at < 0 ? ref : `${providerName(ref.slice(0, at))} · ${ref.slice(at + 1)}`;
+}

@@ -3,6 +3,7 @@
  * output splits, how long the model took, and its exact cost by priced component.
  */
 import { Await, ListFoot, Panel } from '../components/states.tsx';
+import { modelRefName } from '../format.ts';
 import { Link } from '../router.tsx';
 import { overviewHref } from '../session.ts';
 import { useOrg } from '../sessionContext.tsx';
@@ -126,7 +127,7 @@ export function ConversationScreen({ id }: { id: string }) {
                       <td>{formats.dateTime(m.started_at)}</td>
                       <td>
                         {m.features.join(', ')}
-                        <div className="muted">{m.models.join(', ')}</div>
+                        <div className="muted">{m.models.map(modelRefName).join(', ')}</div>
                       </td>
                       <td className="num">
                         {formats.count(m.tokens.input)}
