@@ -308,6 +308,12 @@ describe('usage page screens', () => {
       return win.document.documentElement.scrollWidth - win.innerWidth;
     });
     expect(overflow).toBeLessThanOrEqual(0);
+    // Each activity row is a card there: its cost, the last column, is on screen, not scrolled away.
+    const cost = phone.locator('table.activity tbody tr').first().locator('td[data-label="Cost"]');
+    const box = (await cost.boundingBox())!;
+    expect(box.x).toBeGreaterThanOrEqual(0);
+    expect(box.x + box.width).toBeLessThanOrEqual(375);
+    expect(await cost.textContent()).toMatch(/€/);
     await screenshot(phone, 'overview-phone');
   });
 

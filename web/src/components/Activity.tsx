@@ -29,7 +29,7 @@ export function ActivityTable({ query, live }: { query: Query; live: number }) {
           ) : (
             <>
               <div className="scroll">
-                <table className="table activity">
+                <table className="table activity cards">
                   <thead>
                     <tr>
                       <th scope="col">Date</th>
@@ -54,12 +54,12 @@ export function ActivityTable({ query, live }: { query: Query; live: number }) {
                   <tbody>
                     {list.rows.map((e) => (
                       <tr key={e.id}>
-                        <td>{formats.dateTime(e.occurred_at)}</td>
-                        <td>
+                        <td data-label="Date">{formats.dateTime(e.occurred_at)}</td>
+                        <td data-label="User">
                           {memberName({ label: e.member?.label ?? null })}
                           {e.member?.email && <div className="muted">{e.member.email}</div>}
                         </td>
-                        <td>
+                        <td data-label="Event type">
                           {e.conversation_id ? (
                             <Link href={`/usage/conversations/${encodeURIComponent(e.conversation_id)}`}>
                               {e.feature}
@@ -75,15 +75,19 @@ export function ActivityTable({ query, live }: { query: Query; live: number }) {
                           )}
                         </td>
                         {showsModel && (
-                          <td>
+                          <td data-label="Provider / model">
                             {providerName(e.provider)} · {e.model}
                           </td>
                         )}
                         <UsageCell event={e} />
                         {!byok && (
                           <>
-                            <td className="num">{formats.credits(e.credits)}</td>
-                            <td className="num">{formats.money(e.cost, e.currency)}</td>
+                            <td className="num" data-label="Credits">
+                              {formats.credits(e.credits)}
+                            </td>
+                            <td className="num" data-label="Cost">
+                              {formats.money(e.cost, e.currency)}
+                            </td>
                           </>
                         )}
                       </tr>
@@ -113,6 +117,7 @@ function UsageCell({ event }: { event: UsageEvent }) {
   return (
     <td
       className="num"
+      data-label="Tokens"
       title={`input ${tokens.input}, output ${tokens.output}, cache read ${tokens.cache_read}, cache write ${tokens.cache_write}`}
     >
       {first}

@@ -42,7 +42,7 @@ export function ConversationsPanel({ query, live }: { query: Query; live: number
           ) : (
             <>
               <div className="scroll">
-                <table className="table conversations">
+                <table className="table conversations cards">
                   <thead>
                     <tr>
                       <th scope="col">Conversation</th>
@@ -102,10 +102,14 @@ function ConversationRow({ chat, answer }: { chat: UsageConversation; answer: Us
         </Link>
         <div className="muted">Last active {formats.dateTime(chat.last_activity_at)}</div>
       </th>
-      <td>{memberName(chat.member)}</td>
-      <td className="num">{formats.count(chat.messages)}</td>
-      <td className="num">{formats.count(chat.tokens.total)}</td>
-      <SpendCell unit={answer.unit} figures={chat} currency={answer.currency} />
+      <td data-label="Started by">{memberName(chat.member)}</td>
+      <td className="num" data-label="Messages">
+        {formats.count(chat.messages)}
+      </td>
+      <td className="num" data-label="Tokens">
+        {formats.count(chat.tokens.total)}
+      </td>
+      <SpendCell unit={answer.unit} figures={chat} currency={answer.currency} label="Spend" />
     </tr>
   );
 }

@@ -36,7 +36,7 @@ export function FilesPanel({ query, live }: { query: Query; live: number }) {
           ) : (
             <>
               <div className="scroll">
-                <table className="table files">
+                <table className="table files cards">
                   <thead>
                     <tr>
                       <th scope="col">File</th>
@@ -61,14 +61,19 @@ export function FilesPanel({ query, live }: { query: Query; live: number }) {
                           {file.name ?? file.id}
                           <div className="muted">Last used {formats.dateTime(file.last_used_at)}</div>
                         </th>
-                        <td className="num">
+                        <td className="num" data-label="Size">
                           {file.size_bytes === null ? '—' : formats.fileSize(file.size_bytes)}
                         </td>
-                        <td className="num">
+                        <td className="num" data-label="Extracted tokens">
                           {file.extracted_tokens === null ? '—' : formats.count(file.extracted_tokens)}
                         </td>
-                        <SpendCell unit={answer.unit} figures={file.processing} currency={answer.currency} />
-                        <td className="num">
+                        <SpendCell
+                          unit={answer.unit}
+                          figures={file.processing}
+                          currency={answer.currency}
+                          label="Processing cost"
+                        />
+                        <td className="num" data-label="Reuse">
                           {counted(formats, file.conversations, 'conversation')}
                           <div className="muted">{counted(formats, file.calls, 'call')}</div>
                         </td>
