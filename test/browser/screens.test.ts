@@ -2,7 +2,7 @@
  * The usage page in a real browser on the demo data: every screen renders (a screenshot of each is saved
  * under test-artifacts/screens), figures match the API, paging and expanding work, limits validate inline.
  */
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPERATOR_KEY } from '../support/harness.ts';
 import { formatCount, launchBrowser, screenshot, startWebTally, type WebTally } from './support.ts';
@@ -309,12 +309,23 @@ describe('usage page screens', () => {
     });
     expect(overflow).toBeLessThanOrEqual(0);
     // Each activity row is a card there: its cost, the last column, is on screen, not scrolled away.
-    const cost = phone.locator('table.activity tbody tr').first().locator('td[data-label="Cost"]');
-    const box = (await cost.boundingBox())!;
-    expect(box.x).toBeGreaterThanOrEqual(0);
-    expect(box.x + box.width).toBeLessThanOrEqual(375);
-    expect(await cost.textContent()).toMatch(/€/);
+    const costOnScreen = async (row: Locator) => {
+      const cost = row.locator('td[data-label="Cost"]');
+      const box = (await cost.boundingBox())!;
+      expect(box.x).toBeGreaterThanOrEqual(0);
+      expect(box.x + box.width).toBeLessThanOrEqual(375);
+      expect(await cost.textContent()).toMatch(/€/);
+    };
+    await costOnScreen(phone.locator('table.activity tbody tr').first());
     await screenshot(phone, 'overview-phone');
+    // So is a day's itemized entry.
+    await phone
+      .locator('section', { has: phone.getByRole('heading', { name: 'Daily breakdown this month' }) })
+      .locator('tbody a')
+      .first()
+      .click();
+    await phone.getByRole('heading', { name: /Daily detail/ }).waitFor();
+    await costOnScreen(phone.locator('table tbody tr').first());
   });
 
   it('lists every organization with its spend for the operator', async () => {

@@ -79,7 +79,7 @@ function DayTable({ day: d }: { day: DayItems }) {
         , {formats.count(d.total.calls)} calls
       </p>
       <div className="scroll">
-        <table className="table">
+        <table className="table cards">
           <thead>
             <tr>
               <th scope="col">Category</th>
@@ -101,14 +101,18 @@ function DayTable({ day: d }: { day: DayItems }) {
           <tbody>
             {d.data.map((item, i) => (
               <tr key={`${item.category}|${item.operation}|${item.component}`}>
-                <td>{item.category}</td>
+                <td data-label="Category">{item.category}</td>
                 <th scope="row">{item.operation}</th>
-                <td className="num">
+                <td className="num" data-label="Unit price">
                   {formats.price(item.unit_price, d.currency)} per {item.billing_unit}
                 </td>
-                <td className="num">{formats.credits(item.quantity)}</td>
-                <td className="num">{formats.count(item.calls)}</td>
-                <td className="num">
+                <td className="num" data-label="Quantity">
+                  {formats.credits(item.quantity)}
+                </td>
+                <td className="num" data-label="Calls">
+                  {formats.count(item.calls)}
+                </td>
+                <td className="num" data-label="Cost">
                   {costs[i]}
                   {d.unit === 'credits' && <div className="muted">{credits[i]} credits</div>}
                 </td>

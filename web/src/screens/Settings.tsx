@@ -53,7 +53,7 @@ function MembersPanel() {
       <Await loaded={members.first} what="members">
         {() => (
           <>
-            <table className="table">
+            <table className="table cards">
               <thead>
                 <tr>
                   <th scope="col">Name</th>
@@ -68,8 +68,8 @@ function MembersPanel() {
                       {memberLabel(m)}
                       {m.status === 'removed' && <span className="tag">removed</span>}
                     </th>
-                    <td>{m.email}</td>
-                    <td>
+                    <td data-label="Email">{m.email}</td>
+                    <td data-label="Role">
                       {writable && m.status === 'active' ? (
                         <RoleChoice member={m} onSave={(role) => changeRole(m, role)} />
                       ) : (
