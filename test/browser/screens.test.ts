@@ -317,6 +317,9 @@ describe('usage page screens', () => {
       expect(await cost.textContent()).toMatch(/€/);
     };
     await costOnScreen(phone.locator('table.activity tbody tr').first());
+    // Chart labels keep their 11 px instead of shrinking with a drawing made for 640 px (they were 6).
+    const label = (await phone.locator('figure.chart svg text').first().boundingBox())!;
+    expect(label.height).toBeGreaterThanOrEqual(10);
     await screenshot(phone, 'overview-phone');
     // So is a day's itemized entry.
     await phone

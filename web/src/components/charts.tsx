@@ -2,7 +2,7 @@
  * Charts drawn as SVG, no chart library. Values arrive as decimal strings; Number() turns them into
  * pixel positions only, while labels and the accessible table show the exact figures.
  */
-import { useId } from 'react';
+import { type RefObject, useId, useLayoutEffect, useRef, useState } from 'react';
 
 export interface LineSeries {
   key: string;
@@ -14,6 +14,30 @@ export interface LineSeries {
 const WIDTH = 640;
 const HEIGHT = 220;
 const PAD = { left: 56, right: 12, top: 12, bottom: 28 };
+
+/**
+ * The width a chart draws at: its figure's width on screen, up to WIDTH. One unit of the drawing is
+ * then one CSS pixel on a phone, so labels keep their size there instead of shrinking with a
+ * drawing made for 640 px; wider screens scale the 640 px drawing up, as before.
+ */
+function useDrawingWidth(): [RefObject<HTMLElement | null>, number] {
+  const ref = useRef<HTMLElement>(null);
+  const [width, setWidth] = useState(WIDTH);
+  useLayoutEffect(() => {
+    const figure = ref.current;
+    if (!figure) return;
+    const measure = () => setWidth(Math.min(WIDTH, Math.max(MIN_WIDTH, Math.round(figure.clientWidth))));
+    measure();
+    const observer = new ResizeObserver(measure);
+    observer.observe(figure);
+    return () => observer.disconnect();
+  }, []);
+  return [ref, width];
+}
+/** Below this a chart scales down again rather than crowd its labels (a figure not laid out measures 0). */
+const MIN_WIDTH = 240;
+/** Room each x-axis label gets, in drawing units (CSS pixels on a phone). */
+const LABEL_ROOM = 80;
 
 function niceMax(max: number): number {
   if (max <= 0) return 1;
@@ -36,20 +60,21 @@ export function LineChart({
   formatAxis(value: number): string;
 }) {
   const id = useId();
+  const [figure, width] = useDrawingWidth();
   const max = niceMax(Math.max(0, ...series.flatMap((s) => s.values.map(Number))));
-  const innerW = WIDTH - PAD.left - PAD.right;
+  const innerW = width - PAD.left - PAD.right;
   const innerH = HEIGHT - PAD.top - PAD.bottom;
   const x = (i: number) =>
     PAD.left + (xLabels.length <= 1 ? innerW / 2 : (i * innerW) / (xLabels.length - 1));
   const y = (v: number) => PAD.top + innerH - (v / max) * innerH;
-  const labelEvery = Math.max(1, Math.ceil(xLabels.length / 8));
+  const labelEvery = Math.max(1, Math.ceil(xLabels.length / Math.max(2, Math.floor(innerW / LABEL_ROOM))));
   return (
-    <figure className="chart">
-      <svg viewBox={`0 0 ${WIDTH} ${HEIGHT}`} role="img" aria-labelledby={`${id}-title`}>
+    <figure className="chart" ref={figure}>
+      <svg viewBox={`0 0 ${width} ${HEIGHT}`} role="img" aria-labelledby={`${id}-title`}>
         <title id={`${id}-title`}>{title}</title>
         {[0, 0.25, 0.5, 0.75, 1].map((f) => (
           <g key={f} className="grid">
-            <line x1={PAD.left} x2={WIDTH - PAD.right} y1={y(max * f)} y2={y(max * f)} />
+            <line x1={PAD.left} x2={width - PAD.right} y1={y(max * f)} y2={y(max * f)} />
             <text x={PAD.left - 6} y={y(max * f) + 4} textAnchor="end">
               {formatAxis(max * f)}
             </text>
@@ -160,13 +185,15 @@ export function ColumnChart({
   columns: { key: string; label: string; value: string; text: string; highlight?: boolean }[];
 }) {
   const id = useId();
+  const [figure, width] = useDrawingWidth();
   const height = 120;
-  const width = 640;
-  const gap = 4;
+  const gap = width < WIDTH ? 2 : 4;
   const max = Math.max(0, ...columns.map((c) => Number(c.value)));
   const columnWidth = (width - gap * (columns.length - 1)) / Math.max(1, columns.length);
+  // Every third column is labelled on a wide screen; fewer where the labels would touch.
+  const labelEvery = Math.max(3, Math.ceil((columns.length * LABEL_ROOM) / 2 / width));
   return (
-    <figure className="chart">
+    <figure className="chart" ref={figure}>
       <svg viewBox={`0 0 ${width} ${height + 18}`} role="img" aria-labelledby={`${id}-title`}>
         <title id={`${id}-title`}>{title}</title>
         {columns.map((c, i) => {
@@ -177,8 +204,13 @@ export function ColumnChart({
               <rect x={x} y={height - h} width={columnWidth} height={h} rx={2}>
                 <title>{`${c.label}: ${c.text}`}</title>
               </rect>
-              {i % 3 === 0 && (
-                <text x={x + columnWidth / 2} y={height + 14} textAnchor="middle">
+              {i % labelEvery === 0 && (
+                // The first label starts at the chart's edge: centred under a narrow column it was cut.
+                <text
+                  x={i === 0 ? 0 : x + columnWidth / 2}
+                  y={height + 14}
+                  textAnchor={i === 0 ? 'start' : 'middle'}
+                >
                   {c.label}
                 </text>
               )}
