@@ -317,6 +317,27 @@ describe('usage page screens', () => {
       expect(await cost.textContent()).toMatch(/€/);
     };
     await costOnScreen(phone.locator('table.activity tbody tr').first());
+    // No table reaches past the screen's edge (breakdowns, forecast, files and lists alike).
+    for (const panel of ['Top users', 'Top workspace groups', 'Forecast', 'Files']) {
+      await phone
+        .locator('section', { has: phone.getByRole('heading', { name: panel }) })
+        .locator('table')
+        .waitFor();
+    }
+    const cut = await phone.evaluate(() => {
+      const win = globalThis as unknown as {
+        innerWidth: number;
+        document: {
+          querySelectorAll(
+            s: string,
+          ): Iterable<{ className: string; getBoundingClientRect(): { right: number } }>;
+        };
+      };
+      return [...win.document.querySelectorAll('table:not(.sr-only)')]
+        .filter((t) => t.getBoundingClientRect().right > win.innerWidth)
+        .map((t) => t.className);
+    });
+    expect(cut).toEqual([]);
     // Chart labels keep their 11 px instead of shrinking with a drawing made for 640 px (they were 6).
     const label = (await phone.locator('figure.chart svg text').first().boundingBox())!;
     expect(label.height).toBeGreaterThanOrEqual(10);

@@ -183,7 +183,7 @@ export function TopTable({ by, query, live }: { by: keyof typeof TOP_LABELS; que
             <p className="empty">No usage in this period.</p>
           ) : (
             <>
-              <table className="table">
+              <table className="table cards">
                 <thead>
                   <tr>
                     <th scope="col">{column}</th>
@@ -212,11 +212,19 @@ export function TopTable({ by, query, live }: { by: keyof typeof TOP_LABELS; que
                   {list.rows.map((row) => (
                     <tr key={row.key}>
                       <th scope="row">{by === 'member' ? memberName(row) : row.label}</th>
-                      <SpendCell unit={b.unit} figures={row} />
-                      <td className="num">{formats.count(row.calls)}</td>
-                      {sparse && <td className="num">{formats.count(row.tokens.total)}</td>}
+                      <SpendCell unit={b.unit} figures={row} label="Spend" />
+                      <td className="num" data-label="Calls">
+                        {formats.count(row.calls)}
+                      </td>
+                      {sparse && (
+                        <td className="num" data-label="Tokens">
+                          {formats.count(row.tokens.total)}
+                        </td>
+                      )}
                       {sparse && <ErrorsCell row={row} />}
-                      <td className="num">{formats.share(row.share)}</td>
+                      <td className="num" data-label="Share">
+                        {formats.share(row.share)}
+                      </td>
                     </tr>
                   ))}
                 </tbody>
@@ -233,10 +241,16 @@ export function TopTable({ by, query, live }: { by: keyof typeof TOP_LABELS; que
 /** A group's failed calls as a share of its calls, with the error they gave most. */
 function ErrorsCell({ row }: { row: BreakdownRow }) {
   const { formats } = useOrg();
-  if (row.failed_calls === 0) return <td className="num muted">{formats.percent('0')}</td>;
+  if (row.failed_calls === 0)
+    return (
+      <td className="num muted" data-label="Errors">
+        {formats.percent('0')}
+      </td>
+    );
   return (
     <td
       className="num tone-warn"
+      data-label="Errors"
       title={`${formats.count(row.failed_calls)} of ${formats.count(row.calls)} calls failed`}
     >
       {formats.percent(row.error_rate)}

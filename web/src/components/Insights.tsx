@@ -41,7 +41,7 @@ export function ForecastPanel() {
           ];
           return (
             <>
-              <table className="table">
+              <table className="table cards">
                 <thead>
                   <tr>
                     <th scope="col">Period</th>
@@ -60,9 +60,9 @@ export function ForecastPanel() {
                   {rows.map(([label, p]) => (
                     <tr key={label}>
                       <th scope="row">{label}</th>
-                      <ProjectionCell projection={p.conservative} forecast={f} />
-                      <ProjectionCell projection={p.likely} forecast={f} strong />
-                      <ProjectionCell projection={p.aggressive} forecast={f} />
+                      <ProjectionCell projection={p.conservative} forecast={f} label="Conservative" />
+                      <ProjectionCell projection={p.likely} forecast={f} label="Likely" strong />
+                      <ProjectionCell projection={p.aggressive} forecast={f} label="Aggressive" />
                     </tr>
                   ))}
                 </tbody>
@@ -89,16 +89,19 @@ export function ForecastPanel() {
 function ProjectionCell({
   projection,
   forecast,
+  label,
   strong = false,
 }: {
   projection: Projection;
   forecast: Pick<Forecast, 'unit' | 'currency'>;
+  /** The column's name, shown beside the figure where a phone shows the row as a card. */
+  label: string;
   strong?: boolean;
 }) {
   const { formats } = useOrg();
   const money = moneyNote(formats, forecast.unit, projection, forecast.currency);
   return (
-    <td className={strong ? 'num strong' : 'num'}>
+    <td className={strong ? 'num strong' : 'num'} data-label={label}>
       {unitValue(formats, forecast.unit)(projection.amount)}
       {money && <div className="muted">{money}</div>}
     </td>
