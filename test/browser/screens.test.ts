@@ -317,6 +317,10 @@ describe('usage page screens', () => {
       expect(await cost.textContent()).toMatch(/€/);
     };
     await costOnScreen(phone.locator('table.activity tbody tr').first());
+    // The names shown beside the values are not read out again: the column headers name the cells.
+    const row = await phone.locator('table.activity tbody tr').first().ariaSnapshot();
+    expect(row).toMatch(/cell "€/);
+    expect(row).not.toMatch(/cell "(Date|User|Cost)/);
     // No table reaches past the screen's edge (breakdowns, forecast, files and lists alike).
     for (const panel of ['Top users', 'Top workspace groups', 'Forecast', 'Files']) {
       await phone
