@@ -6,7 +6,15 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFormats } from '../../web/src/format.ts';
 import { OPERATOR_KEY } from '../support/harness.ts';
-import { formatCount, launchBrowser, openPage, screenshot, startWebTally, type WebTally } from './support.ts';
+import {
+  formatCount,
+  launchBrowser,
+  openPage,
+  screenshot,
+  startWebTally,
+  tablesPastEdge,
+  type WebTally,
+} from './support.ts';
 
 /** Waits on the page for longer than expect.poll's default second: a loaded machine is slow. */
 const eventually = <T>(read: () => Promise<T>) => expect.poll(read, { timeout: 8000 });
@@ -98,6 +106,10 @@ describe('operator view of every organization', () => {
     // A BYOM org spends USD, and credits mean nothing to it.
     expect(await rowOf('Tenant 005').locator('td').allTextContents()).toEqual(['byom', '—', '$0.00', '0']);
     await screenshot(page, 'operator-orgs-all');
+    // On a phone each organization is a card that fits the screen.
+    await page.setViewportSize({ width: 375, height: 800 });
+    expect(await tablesPastEdge(page)).toEqual([]);
+    await page.setViewportSize({ width: 1280, height: 900 });
   });
 
   it('searches by name, any case, with wildcards taken literally', async () => {

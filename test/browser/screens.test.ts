@@ -5,7 +5,14 @@
 import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPERATOR_KEY } from '../support/harness.ts';
-import { formatCount, launchBrowser, screenshot, startWebTally, type WebTally } from './support.ts';
+import {
+  formatCount,
+  launchBrowser,
+  screenshot,
+  startWebTally,
+  tablesPastEdge,
+  type WebTally,
+} from './support.ts';
 
 describe('usage page screens', () => {
   let web: WebTally;
@@ -328,20 +335,7 @@ describe('usage page screens', () => {
         .locator('table')
         .waitFor();
     }
-    const cut = await phone.evaluate(() => {
-      const win = globalThis as unknown as {
-        innerWidth: number;
-        document: {
-          querySelectorAll(
-            s: string,
-          ): Iterable<{ className: string; getBoundingClientRect(): { right: number } }>;
-        };
-      };
-      return [...win.document.querySelectorAll('table:not(.sr-only)')]
-        .filter((t) => t.getBoundingClientRect().right > win.innerWidth)
-        .map((t) => t.className);
-    });
-    expect(cut).toEqual([]);
+    expect(await tablesPastEdge(phone)).toEqual([]);
     // Chart labels keep their 11 px instead of shrinking with a drawing made for 640 px (they were 6).
     const label = (await phone.locator('figure.chart svg text').first().boundingBox())!;
     expect(label.height).toBeGreaterThanOrEqual(10);

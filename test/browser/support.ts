@@ -110,6 +110,24 @@ export async function embedLink(
   return { token: res.body.token, url: `${web.url}/embed#token=${res.body.token}` };
 }
 
+/** The class names of the page's visible tables that reach past the right edge of its viewport. */
+export function tablesPastEdge(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    // Runs in the page (the tests' typings have no DOM).
+    const win = globalThis as unknown as {
+      innerWidth: number;
+      document: {
+        querySelectorAll(
+          s: string,
+        ): Iterable<{ className: string; getBoundingClientRect(): { right: number } }>;
+      };
+    };
+    return [...win.document.querySelectorAll('table:not(.sr-only)')]
+      .filter((t) => t.getBoundingClientRect().right > win.innerWidth)
+      .map((t) => t.className);
+  });
+}
+
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(SCREENS_DIR, { recursive: true });
   await page.screenshot({ path: `${SCREENS_DIR}/${name}.png`, fullPage: true });

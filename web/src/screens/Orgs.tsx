@@ -45,7 +45,7 @@ export function OrgsScreen({ onPick }: { onPick(id: string): void }) {
             </p>
           ) : (
             <>
-              <table className="table">
+              <table className="table cards">
                 <caption className="sr-only">Organizations and their spend this month</caption>
                 <thead>
                   <tr>
@@ -90,16 +90,20 @@ function OrgRow({ org, onPick }: { org: OrgWithSpend; onPick(id: string): void }
           {org.name}
         </button>
       </th>
-      <td>{org.billing_mode}</td>
-      <td className="num">{org.billing_mode === 'credits' ? formats.credits(spend.credits) : '—'}</td>
-      <td className="num">
+      <td data-label="Billing">{org.billing_mode}</td>
+      <td className="num" data-label="Credits this month">
+        {org.billing_mode === 'credits' ? formats.credits(spend.credits) : '—'}
+      </td>
+      <td className="num" data-label="Spend this month">
         {org.billing_mode === 'byok' ? (
           <span title="BYOK: the provider bills the customer directly">—</span>
         ) : (
           formats.money(spend.cost, spend.currency)
         )}
       </td>
-      <td className="num">{formats.count(spend.calls)}</td>
+      <td className="num" data-label="Calls">
+        {formats.count(spend.calls)}
+      </td>
     </tr>
   );
 }
