@@ -152,8 +152,11 @@ const PROVIDER_NAMES: Record<string, string> = {
 
 export const providerName = (id: string) => PROVIDER_NAMES[id] ?? id;
 
-/** A `provider/model` reference as the activity log names a model: "OpenAI · gpt-4o". */
+/** A model as the pages name it: "OpenAI · gpt-4o". */
+export const modelName = (provider: string, model: string) => `${providerName(provider)} · ${model}`;
+
+/** A `provider/model` reference (as conversations list their models), named as modelName does. */
 export function modelRefName(ref: string): string {
   const at = ref.indexOf('/');
-  return at < 0 ? ref : `${providerName(ref.slice(0, at))} · ${ref.slice(at + 1)}`;
+  return at < 0 ? ref : modelName(ref.slice(0, at), ref.slice(at + 1));
 }

@@ -35,7 +35,7 @@ export function reachedPercents(used: bigint, total: bigint): number[] {
 export interface SpendChange {
   /** The scopes whose spend went up, with their limits. */
   scopes: LimitScope[];
-  /** The counters' values after the change (from `addToCounters`). */
+  /** The counters' values after the change. */
   counters: CounterValue[];
   /** What the draw-down left (credits orgs), or null when nothing was drawn. */
   charged: ChargeOutcome | null;

@@ -31,7 +31,7 @@ export interface LimitScope {
   alertAt?: bigint | null;
 }
 
-/** A counter's values after a change, as `addToCounters` leaves them. */
+/** A counter's values after a change (the rows COUNTER_UPSERT returns). */
 export interface CounterValue {
   scope: string;
   periodStart: Date;
@@ -168,14 +168,16 @@ export function counterDeltas(
   changes: { scope: string; periodStart: Date; spent: bigint; held: bigint }[],
 ): string | null {
   if (changes.length === 0) return null;
-  const rows = changes.map((c) => ({
-    scope: c.scope,
-    period_start: c.periodStart.toISOString(),
-    spent: String(c.spent),
-    held: String(c.held),
-  }));
-  const keyOf = (r: { scope: string; period_start: string }) => `${r.scope}\u0000${r.period_start}`;
-  return JSON.stringify(rows.sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : 1)));
+  return JSON.stringify(
+    [...changes]
+      .sort((a, b) => (counterKey(a) < counterKey(b) ? -1 : 1))
+      .map((c) => ({
+        scope: c.scope,
+        period_start: c.periodStart.toISOString(),
+        spent: String(c.spent),
+        held: String(c.held),
+      })),
+  );
 }
 
 /** The rows of counterDeltas' JSON (a parameter), as a source for COUNTER_UPSERT. */

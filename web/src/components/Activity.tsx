@@ -1,6 +1,6 @@
 /** Recent activity: 50 rows a page, Load more on the API's cursor, and the end of the period said plainly. */
 import type { Query } from '../api.ts';
-import { providerName } from '../format.ts';
+import { modelName } from '../format.ts';
 import { Link } from '../router.tsx';
 import { useOrg } from '../sessionContext.tsx';
 import type { UsageEvent } from '../types.ts';
@@ -75,9 +75,7 @@ export function ActivityTable({ query, live }: { query: Query; live: number }) {
                           )}
                         </td>
                         {showsModel && (
-                          <td data-label="Provider / model">
-                            {providerName(e.provider)} · {e.model}
-                          </td>
+                          <td data-label="Provider / model">{modelName(e.provider, e.model)}</td>
                         )}
                         <UsageCell event={e} />
                         {!byok && (

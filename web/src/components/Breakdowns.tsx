@@ -4,7 +4,7 @@
  */
 import { useState } from 'react';
 import type { Query } from '../api.ts';
-import { type Formats, providerName } from '../format.ts';
+import { type Formats, modelName } from '../format.ts';
 import { useOrg } from '../sessionContext.tsx';
 import type { Breakdown, BreakdownRow, Tokens } from '../types.ts';
 import { spendAndMoney, spendText } from '../units.ts';
@@ -130,7 +130,7 @@ export function ModelBars({ query }: { query: Query }) {
             <BarList
               rows={b.data.map((row) => ({
                 key: row.key,
-                label: row.provider ? `${providerName(row.provider)} · ${row.label}` : row.label,
+                label: row.provider ? modelName(row.provider, row.label) : row.label,
                 value: b.unit === 'usd' ? row.cost : row.credits,
                 text: spendAndMoney(formats, b.unit, row),
                 note: rowNote(formats, row),

@@ -36,8 +36,9 @@ function useDrawingWidth(): [RefObject<HTMLElement | null>, number] {
 }
 /** Below this a chart scales down again rather than crowd its labels (a figure not laid out measures 0). */
 const MIN_WIDTH = 240;
-/** Room each x-axis label gets, in drawing units (CSS pixels on a phone). */
+/** Room each x-axis label gets, in drawing units (CSS pixels on a phone): a date, a column's hour. */
 const LABEL_ROOM = 80;
+const COLUMN_LABEL_ROOM = 40;
 
 function niceMax(max: number): number {
   if (max <= 0) return 1;
@@ -191,7 +192,7 @@ export function ColumnChart({
   const max = Math.max(0, ...columns.map((c) => Number(c.value)));
   const columnWidth = (width - gap * (columns.length - 1)) / Math.max(1, columns.length);
   // Every third column is labelled on a wide screen; fewer where the labels would touch.
-  const labelEvery = Math.max(3, Math.ceil((columns.length * LABEL_ROOM) / 2 / width));
+  const labelEvery = Math.max(3, Math.ceil((columns.length * COLUMN_LABEL_ROOM) / width));
   return (
     <figure className="chart" ref={figure}>
       <svg viewBox={`0 0 ${width} ${height + 18}`} role="img" aria-labelledby={`${id}-title`}>
