@@ -4,6 +4,7 @@
  * created or its url changed, and the address a name resolves to is checked again when a delivery
  * connects; TALLY_WEBHOOK_ALLOW_PRIVATE=1 allows them (development, tests).
  */
+import dnsPromises from 'node:dns/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -16,28 +17,26 @@ import { createOrgWithKey, OPERATOR_KEY, startTally, type TestTally } from './su
 
 // A zone of names for the check at creation, which resolves with node:dns/promises (the test
 // machine may have no DNS): names under .invalid do not exist; other names go to the real
-// resolver. Deliveries connect through node:dns, which this leaves alone.
-vi.mock('node:dns/promises', async (importOriginal) => {
-  const dns = await importOriginal<typeof import('node:dns/promises')>();
-  const zone: Record<string, string[]> = {
-    'public.example': ['93.184.215.14', '2606:2800:21f:cb07:6820:80da:af6b:8b2c'],
-    'loopback.example': ['127.0.0.1'],
-    'partly-private.example': ['93.184.215.14', '10.0.0.7'],
-  };
-  const lookup = (async (host: string, options: object) => {
-    // A name whose name servers never answer, and one whose name servers fail.
-    if (host === 'silent.example') return new Promise(() => {});
-    if (host === 'failing.example') throw Object.assign(new Error('queryA EAI_AGAIN'), { code: 'EAI_AGAIN' });
-    if (host.endsWith('.invalid')) {
-      throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
-    }
-    return (
-      zone[host]?.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })) ??
-      dns.lookup(host, options)
-    );
-  }) as typeof dns.lookup;
-  return { ...dns, lookup, default: { ...dns, lookup } };
-});
+// resolver. Deliveries connect through node:dns, which this leaves alone. Replaced for this file's
+// tests only (the module object is shared with other test files of the worker).
+const realLookup = dnsPromises.lookup;
+const zone: Record<string, string[]> = {
+  'public.example': ['93.184.215.14', '2606:2800:21f:cb07:6820:80da:af6b:8b2c'],
+  'loopback.example': ['127.0.0.1'],
+  'partly-private.example': ['93.184.215.14', '10.0.0.7'],
+};
+const zoneLookup = (async (host: string, options: object) => {
+  // A name whose name servers never answer, and one whose name servers fail.
+  if (host === 'silent.example') return new Promise(() => {});
+  if (host === 'failing.example') throw Object.assign(new Error('queryA EAI_AGAIN'), { code: 'EAI_AGAIN' });
+  if (host.endsWith('.invalid')) {
+    throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
+  }
+  return (
+    zone[host]?.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })) ??
+    realLookup(host, options)
+  );
+}) as typeof dnsPromises.lookup;
 
 /** Tally as it starts by default: private addresses refused. */
 let t: TestTally;
@@ -49,6 +48,7 @@ let port = 0;
 const received: string[] = [];
 
 beforeAll(async () => {
+  vi.spyOn(dnsPromises, 'lookup').mockImplementation(zoneLookup);
   t = await startTally({ TALLY_WEBHOOK_ALLOW_PRIVATE: '0' });
   allowing = await prepare({ ...t.config, TALLY_WEBHOOK_ALLOW_PRIVATE: '1' }, t.db);
   receiver = createServer((req, res) => {
@@ -59,6 +59,7 @@ beforeAll(async () => {
   port = (receiver.address() as AddressInfo).port;
 });
 afterAll(async () => {
+  vi.restoreAllMocks();
   receiver?.closeAllConnections();
   await new Promise((resolve) => receiver?.close(resolve));
   await t?.close();

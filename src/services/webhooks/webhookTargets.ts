@@ -5,7 +5,7 @@
  * unless the operator sets TALLY_WEBHOOK_ALLOW_PRIVATE=1 (development, tests).
  */
 import { lookup as dnsLookup } from 'node:dns';
-import { lookup as resolveName } from 'node:dns/promises';
+import dnsPromises from 'node:dns/promises';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
@@ -46,7 +46,7 @@ export async function refusedTarget(url: string, timeoutMs = LOOKUP_TIMEOUT_MS):
     timer = setTimeout(() => resolve('timeout'), timeoutMs);
   });
   try {
-    const answer = await Promise.race([resolveName(host, { all: true }), timeout]);
+    const answer = await Promise.race([dnsPromises.lookup(host, { all: true }), timeout]);
     if (answer === 'timeout') {
       return `${host} did not resolve within ${timeoutMs / 1000} s (its name servers may be down: try again later)`;
     }
