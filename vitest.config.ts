@@ -10,8 +10,8 @@ export default defineConfig({
     // slow 2-core VM during the server run (the figure asserted was right once it came).
     expect: { poll: { timeout: 5_000 } },
     pool: 'forks',
-    // One module graph per worker, not one per file: importing the server afresh for each of 80
-    // files cost more CPU than most files' tests. Each file still opens its own database and Tally;
+    // One module graph per worker, not one per file: importing the server afresh for every file
+    // cost more CPU than most files' tests. Each file still opens its own database and Tally;
     // a file that replaces a function restores it in its afterAll.
     poolOptions: { forks: { maxForks: 2, minForks: 1, isolate: false } },
   },

@@ -46,9 +46,10 @@ let allowing: Tally;
 let receiver: Server;
 let port = 0;
 const received: string[] = [];
+let zoneInstalled: { mockRestore(): void } | undefined;
 
 beforeAll(async () => {
-  vi.spyOn(dnsPromises, 'lookup').mockImplementation(zoneLookup);
+  zoneInstalled = vi.spyOn(dnsPromises, 'lookup').mockImplementation(zoneLookup);
   t = await startTally({ TALLY_WEBHOOK_ALLOW_PRIVATE: '0' });
   allowing = await prepare({ ...t.config, TALLY_WEBHOOK_ALLOW_PRIVATE: '1' }, t.db);
   receiver = createServer((req, res) => {
@@ -59,7 +60,7 @@ beforeAll(async () => {
   port = (receiver.address() as AddressInfo).port;
 });
 afterAll(async () => {
-  vi.restoreAllMocks();
+  zoneInstalled?.mockRestore();
   receiver?.closeAllConnections();
   await new Promise((resolve) => receiver?.close(resolve));
   await t?.close();

@@ -36,8 +36,9 @@ function useDrawingWidth(): [RefObject<HTMLElement | null>, number] {
 }
 /** Below this a chart scales down again rather than crowd its labels (a figure not laid out measures 0). */
 const MIN_WIDTH = 240;
-/** Room each x-axis label gets, in drawing units (CSS pixels on a phone): a date, a column's hour. */
+/** Room each x-axis date label gets, in drawing units (CSS pixels on a phone). */
 const LABEL_ROOM = 80;
+/** Room a column chart's label (an hour) gets: half a date's. */
 const COLUMN_LABEL_ROOM = 40;
 
 function niceMax(max: number): number {
