@@ -16,7 +16,7 @@ import { addTotals, COST_SCALE, PCOST_SCALE, SUM_NAMES, type Totals } from '../.
 import type { Queryable } from '../../store/db.ts';
 import { evaluateSpendAlerts } from '../alerts/evaluateSpendAlerts.ts';
 import type { Ctx } from '../context.ts';
-import { lockForSpend, type SpendLock } from '../ledger/lockForSpend.ts';
+import { lockOrgsForSpend, type SpendLock } from '../ledger/lockForSpend.ts';
 import { type Charge, type ChargeOutcome, chargeCtes, planCharges } from '../ledger/planCharges.ts';
 import {
   COUNTER_DELTAS,
@@ -91,8 +91,8 @@ export async function recordEvents(
   const spends = new Map(orgs.map((org) => [org.id, spendIn(org, terms.get(org.id)!.settings)]));
   const now = new Date();
   const locks = new Map<string, SpendLock>();
-  for (const org of orgs) {
-    const lock = await lockForSpend(tx, org, [], now);
+  for (const [i, lock] of (await lockOrgsForSpend(tx, orgs, now)).entries()) {
+    const org = orgs[i]!;
     // A limit or budget changed since the copy was read (a budget made meanwhile counts this
     // batch only so): the spend is worked out again with them, under the lock.
     if (lock.spendVersion !== terms.get(org.id)!.version) {
