@@ -60,15 +60,20 @@ describe('web decimals', () => {
       total: '1',
       parts: ['0.34', '0.33', '0.33'],
     });
-    // Parts that do not add up are each shown rounded on their own; so are parts below one unit
-    // under a total above it: they keep their four decimals rather than show as €0.00.
+    // Parts that do not add up are each shown rounded on their own.
     expect(formats.moneyParts('3', ['1.335', '1.335'])).toEqual({
       total: '€3.00',
       parts: ['€1.34', '€1.34'],
     });
+    // A part below one unit under a total above it keeps its four decimals rather than show as
+    // €0.00, and so do the total and the other parts: €5.00 + €0.0069 would not add up to €5.00.
+    expect(formats.moneyParts('5.00347', ['4.99662', '0.00685'])).toEqual({
+      total: '€5.0035',
+      parts: ['€4.9966', '€0.0069'],
+    });
     expect(formats.moneyParts('5', ['4.9966', '0.0034'])).toEqual({
       total: '€5.00',
-      parts: ['€5.00', '€0.0034'],
+      parts: ['€4.9966', '€0.0034'],
     });
   });
 });

@@ -231,13 +231,19 @@ describe('filters and member labels in the browser', () => {
   it("rounds a day's entries together, so those shown add up to the total shown", async () => {
     const org = await usage('');
     // Two entries of 1.335 each: rounded on their own they show 1.34 + 1.34 under a total of 2.67.
-    for (const component of ['input', 'output']) {
+    // Then one of 0.00685, below one unit.
+    const prices: [string, string, string][] = [
+      ['rounding-probe', 'input', '1.335'],
+      ['rounding-probe', 'output', '1.335'],
+      ['rounding-probe-small', 'input', '0.00685'],
+    ];
+    for (const [model, component, price] of prices) {
       const set = await web.tally.call('POST', '/v1/prices', {
         body: {
           provider: 'inhouse',
-          model: 'rounding-probe',
+          model,
           component,
-          price: '1.335',
+          price,
           unit: 'per_1k_tokens',
           currency: org.currency,
           org_id: web.orgId,
@@ -248,23 +254,26 @@ describe('filters and member labels in the browser', () => {
     // A price applies from its creation: the event comes after the process next reads prices.
     await new Promise((resolve) => setTimeout(resolve, 1100));
     const at = new Date();
-    const sent = await web.tally.call('POST', '/v1/events', {
-      body: {
-        events: [
-          {
-            id: 'rounding-probe',
-            org_id: web.orgId,
-            member: 'u_rounding',
-            feature: 'Chat',
-            provider: 'inhouse',
-            model: 'rounding-probe',
-            occurred_at: at.toISOString(),
-            usage: { input_tokens: 1_000, output_tokens: 1_000 },
-          },
-        ],
-      },
-    });
-    expect(sent.body.results[0].status).toBe('accepted');
+    const send = async (model: string, usage: Record<string, number>) => {
+      const sent = await web.tally.call('POST', '/v1/events', {
+        body: {
+          events: [
+            {
+              id: model,
+              org_id: web.orgId,
+              member: 'u_rounding',
+              feature: 'Chat',
+              provider: 'inhouse',
+              model,
+              occurred_at: at.toISOString(),
+              usage,
+            },
+          ],
+        },
+      });
+      expect(sent.body.results[0].status).toBe('accepted');
+    };
+    await send('rounding-probe', { input_tokens: 1_000, output_tokens: 1_000 });
     const member = (await usage('/members?limit=1000')).data.find(
       (m: { external_id: string }) => m.external_id === 'u_rounding',
     ).id;
@@ -278,5 +287,20 @@ describe('filters and member labels in the browser', () => {
       .locator('table tbody tr td:last-child')
       .evaluateAll((cells) => cells.map((cell) => cell.firstChild?.textContent));
     expect(costs.sort()).toEqual([formats.money('1.33'), formats.money('1.34')]);
+
+    // With an entry below one unit, the total and every entry are shown to four decimals: the
+    // entry's €0.0069 beside €1.34 + €1.33 under €2.68 would not add up.
+    await send('rounding-probe-small', { input_tokens: 1_000 });
+    await page.reload();
+    const shown = formats.moneyParts('2.67685', ['1.335', '1.335', '0.00685'], org.currency);
+    await expect.poll(() => page.locator('p', { hasText: 'Total:' }).textContent()).toContain(shown.total);
+    const withSmall = await page
+      .locator('table tbody tr td:last-child')
+      .evaluateAll((cells) => cells.map((cell) => cell.firstChild?.textContent ?? ''));
+    expect(withSmall.sort()).toEqual([...shown.parts].sort());
+    // Read back as numbers of ten-thousandths, the entries add up to the total shown.
+    const units = (text: string) => parseUnits(text.replace(/[^0-9.]/g, ''), 4);
+    expect(withSmall.reduce((sum, text) => sum + units(text), 0n)).toBe(units(shown.total));
+    expect(formatUnits(units(shown.total), 4)).toBe('2.6769');
   });
 });

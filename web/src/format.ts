@@ -97,13 +97,13 @@ export function createFormats(currency: string, timeZone: string, locale: string
     credits: formatCredits,
     money,
     moneyParts(total, values, code = currency) {
-      const format = (v: string) => money(v, code);
       // A part below one unit is shown to four decimals (a single call's cost): rounded with the
-      // rest to the currency's digits it would show as nothing. Then each is shown on its own.
-      if (!isSmall(total) && values.some(isSmall)) return { total: format(total), parts: values.map(format) };
+      // rest to the currency's digits it would show as nothing. Then the total and every part are
+      // rounded together at four, so that those shown still add up to the total shown.
       const [normal, fine] = moneyFor(code);
-      const scale = (isSmall(total) ? fine : normal).resolvedOptions().maximumFractionDigits ?? 2;
-      return parts(total, values, scale, format);
+      const chosen = isSmall(total) || values.some(isSmall) ? fine : normal;
+      const scale = chosen.resolvedOptions().maximumFractionDigits ?? 2;
+      return parts(total, values, scale, (v) => chosen.format(asNumeric(v)));
     },
     creditParts: (total, values) => parts(total, values, CREDIT_DIGITS, formatCredits),
     price: (value, code) =>

@@ -64,7 +64,11 @@ function DayTable({ day: d }: { day: DayItems }) {
     d.total.cost,
     d.data.map((item) => item.cost),
     d.currency,
-  ).parts;
+  );
+  // The day's money shown as its entries' costs were rounded with it (to four decimals when one of
+  // them is below one unit), so that those add up to the total above them.
+  const totalFormats = { ...formats, money: () => costs.total };
+  const money = moneyNote(totalFormats, d.unit, d.total, d.currency);
   const credits = formats.creditParts(
     d.total.credits,
     d.data.map((item) => item.credits),
@@ -72,11 +76,8 @@ function DayTable({ day: d }: { day: DayItems }) {
   return (
     <>
       <p>
-        Total: <strong>{spendText(formats, d.unit, d.total)}</strong>
-        {moneyNote(formats, d.unit, d.total, d.currency) && (
-          <> ({moneyNote(formats, d.unit, d.total, d.currency)})</>
-        )}
-        , {formats.count(d.total.calls)} calls
+        Total: <strong>{spendText(totalFormats, d.unit, d.total)}</strong>
+        {money && <> ({money})</>}, {formats.count(d.total.calls)} calls
       </p>
       <div className="scroll">
         <table className="table cards">
@@ -113,7 +114,7 @@ function DayTable({ day: d }: { day: DayItems }) {
                   {formats.count(item.calls)}
                 </td>
                 <td className="num" data-label="Cost">
-                  {costs[i]}
+                  {costs.parts[i]}
                   {d.unit === 'credits' && <div className="muted">{credits[i]} credits</div>}
                 </td>
               </tr>
