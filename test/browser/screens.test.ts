@@ -46,6 +46,13 @@ describe('usage page screens', () => {
     await page.getByLabel('API key').fill('tally_sk_not_a_real_key');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await expect.poll(() => page.getByRole('alert').textContent()).toContain('not valid');
+    // The figures at the top are asked for before anything below them.
+    const usageAsked: string[] = [];
+    const noteUsage = (request: { url(): string }) => {
+      const path = new URL(request.url()).pathname;
+      if (path.includes('/usage/')) usageAsked.push(path.replace(/^.*\/usage\//, ''));
+    };
+    page.on('request', noteUsage);
     await page.getByLabel('API key').fill(ownerKey);
     await page.getByRole('button', { name: 'Sign in' }).click();
     const summary = await api('/usage/summary?range=30d');
@@ -65,6 +72,9 @@ describe('usage page screens', () => {
     const recommendations = await api('/usage/recommendations?range=30d');
     await expect.poll(() => page.locator('.recommendations li').count()).toBe(recommendations.data.length);
     await screenshot(page, 'overview');
+    page.off('request', noteUsage);
+    expect(usageAsked[0]).toBe('summary');
+    expect(usageAsked.length).toBeGreaterThan(10);
   });
 
   it('switches periods and shows what the API says for each', async () => {

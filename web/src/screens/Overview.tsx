@@ -300,19 +300,11 @@ function OverviewBody({
   generation: number;
 }) {
   const { org } = useOrg();
-  const summary = useApi<Summary>(`/v1/orgs/${org.id}/usage/summary`, query);
   if (org.billing_mode === 'byok') return <ByokNotice query={query} />;
   return (
     <>
-      <Await loaded={summary} what="the summary">
-        {(s) => <KpiCards summary={s} />}
-      </Await>
+      <Headline query={query} />
       <AllowancePanel generation={generation} />
-      {summary.data && summary.data.calls === 0 && query.range !== '1d' && (
-        <p className="empty">
-          No usage yet in this period. When your apps send usage it shows up here within seconds.
-        </p>
-      )}
       <div className="grid two">
         <CumulativeChart query={query} />
         <SurfaceChart query={query} />
@@ -344,6 +336,28 @@ function OverviewBody({
         <RecommendationsPanel query={query} />
         <PatternsPanel query={query} />
       </div>
+    </>
+  );
+}
+
+/**
+ * The period's key figures, or word that it has no usage yet. A component of its own, first in
+ * the page: React starts a parent's requests after its children's, so asked for by the page they
+ * came last and the figures at the top showed after everything below them.
+ */
+function Headline({ query }: { query: Query }) {
+  const { org } = useOrg();
+  const summary = useApi<Summary>(`/v1/orgs/${org.id}/usage/summary`, query);
+  return (
+    <>
+      <Await loaded={summary} what="the summary">
+        {(s) => <KpiCards summary={s} />}
+      </Await>
+      {summary.data && summary.data.calls === 0 && query.range !== '1d' && (
+        <p className="empty">
+          No usage yet in this period. When your apps send usage it shows up here within seconds.
+        </p>
+      )}
     </>
   );
 }
