@@ -10,6 +10,7 @@ import { checkLedger } from '../src/services/ledger/checkLedger.ts';
 import {
   createOrgWithKey,
   minutesAgo,
+  OPERATOR_KEY,
   onServer,
   type Response,
   startTally,
@@ -509,6 +510,57 @@ describe.runIf(onServer)('under concurrency (Postgres server)', () => {
     expect(BigInt(sums.rollup.credits!)).toBe(accepted);
     const members = await t.db.query('SELECT 1 FROM members WHERE org_id = $1', [org.org.id]);
     expect(members).toHaveLength(29);
+  });
+
+  it('draws each org once when 10 batches naming three orgs race for their balances', async () => {
+    // An operator's batch names several orgs and locks them all (lockOrgsForSpend). The batches
+    // share no event id and no member, so nothing but those locks orders their draws.
+    const orgs = await Promise.all(
+      ['Concurrent A', 'Concurrent B', 'Concurrent C'].map((name) =>
+        createOrgWithKey(t, { name, plan_allowance_credits: '40' }),
+      ),
+    );
+    const batches = Array.from({ length: 10 }, (_, b) =>
+      shuffle(
+        orgs.flatMap((org, o) =>
+          Array.from({ length: 6 }, (_, k) => ({
+            ...event({
+              id: `m-${b}-${k}`,
+              // A member of its own: no wide rollup row is shared either (they would order the batches).
+              member: `racer-${b}`,
+              usage: { input_tokens: 20_000 + 7 * k + o, output_tokens: 3_000 },
+            }),
+            org_id: org.org.id as string,
+          })),
+        ),
+        b + 11,
+      ),
+    );
+    const responses = await Promise.all(batches.map((batch) => send(OPERATOR_KEY, batch)));
+    const accepted = new Map<string, bigint>();
+    responses.forEach((res, b) => {
+      expect(res.status, JSON.stringify(res.body).slice(0, 500)).toBe(200);
+      for (const [i, r] of IngestAnswer.parse(res.body).results.entries()) {
+        expect(r.status, JSON.stringify(r)).toBe('accepted');
+        const orgId = batches[b]![i]!.org_id;
+        accepted.set(orgId, (accepted.get(orgId) ?? 0n) + units(r.credits!));
+      }
+    });
+    for (const org of orgs) {
+      const sums = await totals(org.org.id);
+      expect(sums.events.calls).toBe('60');
+      expect(sums.rollup.calls).toBe('60');
+      expect(BigInt(sums.rollup.credits!)).toBe(accepted.get(org.org.id));
+      // The plan's 40 credits are drawn once, whichever batch came first; the rest is overage.
+      expect(accepted.get(org.org.id)! > units('40')).toBe(true);
+      const [ledger] = await t.db.query<{ consumed: string; overage: string }>(
+        'SELECT consumed::text, overage::text FROM org_balances WHERE org_id = $1',
+        [org.org.id],
+      );
+      expect(BigInt(ledger!.consumed)).toBe(units('40'));
+      expect(BigInt(ledger!.consumed) + BigInt(ledger!.overage)).toBe(accepted.get(org.org.id));
+      expect(await checkLedger(t.db, org.org.id)).toEqual([]);
+    }
   });
 
   it('keeps the totals right when retries and conflicts race', async () => {
