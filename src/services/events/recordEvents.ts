@@ -90,15 +90,13 @@ export async function recordEvents(
     );
   const spends = new Map(orgs.map((org) => [org.id, spendIn(org, terms.get(org.id)!.settings)]));
   const now = new Date();
-  const locks = new Map<string, SpendLock>();
-  for (const [i, lock] of (await lockOrgsForSpend(tx, orgs, now)).entries()) {
-    const org = orgs[i]!;
+  const locks = await lockOrgsForSpend(tx, orgs, now);
+  for (const org of orgs) {
     // A limit or budget changed since the copy was read (a budget made meanwhile counts this
     // batch only so): the spend is worked out again with them, under the lock.
-    if (lock.spendVersion !== terms.get(org.id)!.version) {
+    if (locks.get(org.id)!.spendVersion !== terms.get(org.id)!.version) {
       spends.set(org.id, spendIn(org, (await reloadSpendTerms(tx, org.id)).settings));
     }
-    locks.set(org.id, lock);
   }
   await chargeAndCount(tx, [...spends.values()], locks, rollups);
 

@@ -82,20 +82,24 @@ export async function lockForSpend(
 
 /**
  * Locks the balance rows of several orgs for a batch of events (no scopes, no authorization) in
- * one round trip, in the order given (every batch gives them in id order, so batches queue rather
+ * one round trip, answering each org's lock by its id, in the order given (every batch gives them in id order, so batches queue rather
  * than deadlock). Each call inside the statement still reads with a snapshot of its own, taken
  * after its lock: the function is volatile.
  */
-export async function lockOrgsForSpend(tx: Queryable, orgs: OrgRow[], now: Date): Promise<SpendLock[]> {
+export async function lockOrgsForSpend(
+  tx: Queryable,
+  orgs: OrgRow[],
+  now: Date,
+): Promise<Map<string, SpendLock>> {
   const rows = await tx.query<LockedRow>(
     `SELECT l.* FROM unnest($1::text[]) WITH ORDINALITY AS o (id, n)
       CROSS JOIN LATERAL tally_lock_for_spend(o.id, $2, '[]', NULL) AS l
       ORDER BY o.n`,
     [orgs.map((o) => o.id), now.toISOString()],
   );
-  const locks: SpendLock[] = [];
+  const locks = new Map<string, SpendLock>();
   // Housekeeping, when due, runs org by org once every lock is held.
-  for (const [i, org] of orgs.entries()) locks.push(await spendLockOf(tx, org, rows[i]!, now));
+  for (const [i, org] of orgs.entries()) locks.set(org.id, await spendLockOf(tx, org, rows[i]!, now));
   return locks;
 }
 

@@ -65,8 +65,9 @@ function DayTable({ day: d }: { day: DayItems }) {
     d.data.map((item) => item.cost),
     d.currency,
   );
-  // The day's money shown as its entries' costs were rounded with it (to four decimals when one of
-  // them is below one unit), so that those add up to the total above them.
+  // spendText and moneyNote show the day's cost through `money`: here they get the total as the
+  // entries' costs were rounded with it (to four decimals when one is below one unit), so the
+  // entries add up to the total above them.
   const totalFormats = { ...formats, money: () => costs.total };
   const money = moneyNote(totalFormats, d.unit, d.total, d.currency);
   const credits = formats.creditParts(
