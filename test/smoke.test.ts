@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createOrgWithKey, minutesAgo, startTally, type TestTally } from './support/harness.ts';
 
 let t: TestTally;
@@ -53,6 +53,23 @@ describe('operations endpoints', () => {
     };
     for (const path of ['/healthz', '/readyz', '/metrics', '/openapi.json', '/docs']) {
       expect(doc.paths[path]?.get?.security, path).toEqual([]);
+    }
+  });
+
+  it('builds the API document once: later requests for /openapi.json and /docs reuse it', async () => {
+    const first = await t.app.request('/openapi.json');
+    expect(first.headers.get('content-type')).toMatch(/^application\/json/);
+    const text = await first.text();
+    const html = await (await t.app.request('/docs')).text();
+    const build = vi.spyOn(t.app, 'getOpenAPI31Document');
+    try {
+      for (let i = 0; i < 3; i++) {
+        expect(await (await t.app.request('/openapi.json')).text()).toBe(text);
+        expect(await (await t.app.request('/docs')).text()).toBe(html);
+      }
+      expect(build).not.toHaveBeenCalled();
+    } finally {
+      build.mockRestore();
     }
   });
 });
