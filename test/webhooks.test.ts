@@ -45,6 +45,18 @@ interface Receiver {
 const receivers: Receiver[] = [];
 afterEach(async () => {
   await Promise.all(receivers.splice(0).map((r) => r.close()));
+  // Every test starts with no endpoint: one left live (an operator-wide one receives every org)
+  // would take deliveries of the next test and change what it counts.
+  const live = await t.db.query<{ id: string; org_id: string | null }>(
+    'SELECT id, org_id FROM webhook_endpoints WHERE deleted_at IS NULL',
+  );
+  for (const e of live) {
+    const res = await t.call(
+      'DELETE',
+      `${e.org_id ? `/v1/orgs/${e.org_id}` : '/v1'}/webhook_endpoints/${e.id}`,
+    );
+    expect(res.status).toBe(200);
+  }
 });
 
 async function startReceiver(port = 0): Promise<Receiver> {
