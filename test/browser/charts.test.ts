@@ -29,6 +29,24 @@ describe('overview charts', () => {
   beforeAll(async () => {
     [web, browser] = await Promise.all([startWebTally({ volume: 0.1, days: 40 }), launchBrowser()]);
     timeZone = (await web.tally.call('GET', `/v1/orgs/${web.orgId}`)).body.timezone;
+    // The demo's weekends are quiet: run early on a Monday, its last 24 hours could hold no web or
+    // CLI call, and the hourly chart would show its empty state. A few calls make sure it draws.
+    const sent = await web.tally.call('POST', '/v1/events', {
+      body: {
+        events: [2, 7, 13, 19].map((hoursAgo, n) => ({
+          id: `charts-recent-${n}`,
+          org_id: web.orgId,
+          member: 'charts-tester',
+          feature: 'Chat',
+          provider: 'openai',
+          model: 'gpt-4o',
+          surface: n % 2 ? 'cli' : 'web',
+          occurred_at: new Date(Date.now() - hoursAgo * 3_600_000).toISOString(),
+          usage: { input_tokens: 1200, output_tokens: 300 },
+        })),
+      },
+    });
+    expect(sent.body.results.map((r: { status: string }) => r.status)).toEqual(Array(4).fill('accepted'));
     page = await openPage(browser);
     await page.goto((await embedLink(web, 'owner')).url);
     await page.getByTestId('kpi-calls').waitFor();

@@ -13,7 +13,9 @@ describe('conversation page', () => {
   let ownerKey: string;
 
   beforeAll(async () => {
-    [web, browser] = await Promise.all([startWebTally({ volume: 0.05, days: 3 }), launchBrowser()]);
+    // Five days always hold two whole weekdays: three days from early on a Monday held only a quiet
+    // weekend, and no chat at this volume.
+    [web, browser] = await Promise.all([startWebTally({ volume: 0.05, days: 5 }), launchBrowser()]);
     ({ page, key: ownerKey } = await ownerPage(browser, web));
   });
   afterAll(async () => {
