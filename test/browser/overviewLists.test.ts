@@ -101,6 +101,9 @@ describe('overview figures and paged lists', () => {
     expect(fine).toBeDefined();
     await page.goto(`${web.url}/usage/pricing`);
     await page.getByLabel('Search by name').fill(fine!.operation);
+    // The search applies once typing pauses; until then the unfiltered list, which may hold the
+    // row too, is on screen. The filtered list fits on one page: its end shows when it is there.
+    await page.getByText('End of the price list').waitFor();
     const exact = new Intl.NumberFormat('en-US', {
       style: 'currency',
       currency: fine!.currency,
@@ -118,8 +121,9 @@ describe('overview figures and paged lists', () => {
     expect(has_more).toBe(true);
     await page.getByLabel('Search by name').fill('');
     const rows = page.locator('tbody tr');
+    // Read once the cleared search applies (after the typing pause), not from the list before it.
+    await expect.poll(() => rows.first().locator('th').textContent()).toBe(data[0].operation);
     await expect.poll(() => rows.count()).toBe(PAGE);
-    expect(await rows.first().locator('th').textContent()).toBe(data[0].operation);
     await page.getByRole('button', { name: 'Load more' }).click();
     const second = await api(`/v1/prices?limit=${PAGE * 2}`);
     await expect.poll(() => rows.count()).toBe(second.data.length);
