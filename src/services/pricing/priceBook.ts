@@ -54,6 +54,8 @@ export class PriceBook {
   private generation = '';
   private checkedAt = 0;
   private byProvider = new Map<string, ProviderPriceRow[]>();
+  /** The rows of each catalog model, by `modelKey`: an event's price is looked up among its model's rows only. */
+  private byModel = new Map<string, ProviderPriceRow[]>();
   private matchCache = new Map<string, string | null>();
   private sell = new Map<string, SellPriceRow[]>();
   private fx = new Map<string, { rate: string; valid_from: Date }[]>();
@@ -82,6 +84,7 @@ export class PriceBook {
          FROM provider_prices ORDER BY valid_from, id`,
     );
     this.byProvider = group(rows, (r) => r.provider);
+    this.byModel = group(rows, (r) => modelKey(r.provider, r.model));
     this.matchCache.clear();
     const sells = await db.query<SellPriceRow>(
       'SELECT id, org_id, provider, model, component, price, unit, currency, valid_from FROM sell_prices ORDER BY valid_from, id',
@@ -123,22 +126,7 @@ export class PriceBook {
   providerPrice(provider: string, model: string, at: Date): ProviderPriceRow | null {
     const id = this.catalogModel(provider, model);
     if (!id) return null;
-    let operator: ProviderPriceRow | null = null;
-    let listFrom: Date | null = null;
-    let list: ProviderPriceRow[] = [];
-    for (const row of this.byProvider.get(provider) ?? []) {
-      if (row.model !== id) continue;
-      if (row.list_from === null) {
-        if (row.valid_from <= at && (!operator || row.valid_from >= operator.valid_from)) operator = row;
-      } else if (row.list_from <= at) {
-        // Rows come ordered by start, so a list that took effect later replaces the one gathered so far.
-        if (!listFrom || row.list_from > listFrom) [listFrom, list] = [row.list_from, []];
-        if (row.list_from.getTime() === listFrom.getTime()) list.push(row);
-      }
-    }
-    const catalog = pickListEntry(list, at);
-    if (operator && (!catalog || operator.valid_from >= catalog.valid_from)) return operator;
-    return catalog;
+    return pickPrice(this.byModel.get(modelKey(provider, id)) ?? [], at);
   }
 
   resolve(orgId: string, currency: string, provider: string, model: string, at: Date): ResolvedPrice | null {
@@ -179,11 +167,9 @@ export class PriceBook {
   /** Every provider price row in force now, for the price list and the models endpoint. */
   current(at: Date = new Date()): ProviderPriceRow[] {
     const out: ProviderPriceRow[] = [];
-    for (const [provider, rows] of this.byProvider) {
-      for (const model of new Set(rows.map((r) => r.model))) {
-        const row = this.providerPrice(provider, model, at);
-        if (row) out.push(row);
-      }
+    for (const rows of this.byModel.values()) {
+      const row = pickPrice(rows, at);
+      if (row) out.push(row);
     }
     return out;
   }
@@ -199,6 +185,31 @@ export class PriceBook {
   markupText(): string {
     return this.markup;
   }
+}
+
+const modelKey = (provider: string, model: string) => `${provider}\u0000${model}`;
+
+/**
+ * Of one model's rows (ordered by start), the price in force at an instant: the catalog's newest
+ * list that has taken effect, evaluated as genai-prices does, unless an operator price started at
+ * or after it.
+ */
+function pickPrice(rows: ProviderPriceRow[], at: Date): ProviderPriceRow | null {
+  let operator: ProviderPriceRow | null = null;
+  let listFrom: Date | null = null;
+  let list: ProviderPriceRow[] = [];
+  for (const row of rows) {
+    if (row.list_from === null) {
+      if (row.valid_from <= at && (!operator || row.valid_from >= operator.valid_from)) operator = row;
+    } else if (row.list_from <= at) {
+      // Rows come ordered by start, so a list that took effect later replaces the one gathered so far.
+      if (!listFrom || row.list_from > listFrom) [listFrom, list] = [row.list_from, []];
+      if (row.list_from.getTime() === listFrom.getTime()) list.push(row);
+    }
+  }
+  const catalog = pickListEntry(list, at);
+  if (operator && (!catalog || operator.valid_from >= catalog.valid_from)) return operator;
+  return catalog;
 }
 
 function latest<T extends { valid_from: Date }>(rows: T[], at: Date): T | undefined {
