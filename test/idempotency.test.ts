@@ -417,6 +417,46 @@ describe.runIf(onServer)('under concurrency (Postgres server)', () => {
     return out;
   };
 
+  it('answers a retried batch while the org is busy: repeating recorded events takes no balance lock', async () => {
+    const org = await createOrgWithKey(t, { name: 'Busy retry' });
+    const batch = Array.from({ length: 20 }, (_, i) => event({ id: `busy-${i}`, member: `user-${i % 3}` }));
+    const first = IngestAnswer.parse((await send(org.key, batch)).body);
+    expect(first.results.every((r) => r.status === 'accepted')).toBe(true);
+    const before = await totals(org.org.id);
+    // Another writer of the org (a hold, a batch) holds its balance row meanwhile.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let locked!: () => void;
+    const lockTaken = new Promise<void>((resolve) => {
+      locked = resolve;
+    });
+    const holder = t.db.transaction(async (tx) => {
+      await tx.query('SELECT 1 FROM org_balances WHERE org_id = $1 FOR UPDATE', [org.org.id]);
+      locked();
+      await released;
+    });
+    await lockTaken;
+    try {
+      const retry = send(org.key, batch);
+      const answer = await Promise.race([
+        retry,
+        new Promise<'waiting'>((resolve) => setTimeout(() => resolve('waiting'), 3_000)),
+      ]);
+      expect(answer, 'the retry waited for the lock').not.toBe('waiting');
+      const results = IngestAnswer.parse((answer as Response).body).results;
+      expect(results.map((r) => [r.status, r.credits])).toEqual(
+        first.results.map((r) => ['duplicate', r.credits]),
+      );
+    } finally {
+      release();
+      await holder;
+    }
+    expect(await totals(org.org.id)).toEqual(before);
+    expect(await checkLedger(t.db, org.org.id)).toEqual([]);
+  });
+
   it('counts a batch of 200 sent 10 times at once exactly once', async () => {
     const org = await createOrgWithKey(t, { name: 'Concurrent 1' });
     const batch = Array.from({ length: 200 }, (_, i) =>

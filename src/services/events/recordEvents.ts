@@ -62,9 +62,6 @@ export async function recordEvents(
   const memberIds = options.memberIds ?? (await ensureMembers(tx, memberRefs(sorted)));
   const rows = storedRows(ctx, sorted, memberIds);
   const [inserted] = await tx.query<{ skipped: number[] }>(INSERT_EVENTS, insertParams(rows));
-  // Limits and budgets come from this process's copy, as a hold's do, checked under the lock.
-  const terms = new Map<string, SpendTerms>();
-  for (const org of orgs) terms.set(org.id, await keptSpendTerms(tx, org.id));
   // The org balance row is locked before the rows every writer of the org shares (org-wide
   // rollups, grants, counters), as holds and captures do, so they queue there instead of
   // deadlocking. The event rows and their wide rollup rows come first: they are the bulk of the
@@ -73,6 +70,13 @@ export async function recordEvents(
   const taken = new Set(inserted!.skipped);
   const isNew = (i: number) => !taken.has(i);
   const fresh = rows.filter((_, i) => isNew(i));
+  // Only the orgs of events stored here spend: a batch repeating recorded events (a client's
+  // retry) takes no balance lock, so it never waits for the org's batches and holds in flight.
+  const storedFor = new Set(fresh.map((r) => r.org_id));
+  const spending = orgs.filter((org) => storedFor.has(org.id));
+  // Limits and budgets come from this process's copy, as a hold's do, checked under the lock.
+  const terms = new Map<string, SpendTerms>();
+  for (const org of spending) terms.set(org.id, await keptSpendTerms(tx, org.id));
   // Only stored events name workspaces: a duplicate or conflicting one writes nothing.
   await ensureWorkspaces(
     tx,
@@ -88,10 +92,10 @@ export async function recordEvents(
       fresh.filter((r) => r.org_id === org.id),
       options.history ?? false,
     );
-  const spends = new Map(orgs.map((org) => [org.id, spendIn(org, terms.get(org.id)!.settings)]));
+  const spends = new Map(spending.map((org) => [org.id, spendIn(org, terms.get(org.id)!.settings)]));
   const now = new Date();
-  const locks = await lockOrgsForSpend(tx, orgs, now);
-  for (const org of orgs) {
+  const locks = await lockOrgsForSpend(tx, spending, now);
+  for (const org of spending) {
     // A limit or budget changed since the copy was read (a budget made meanwhile counts this
     // batch only so): the spend is worked out again with them, under the lock.
     if (locks.get(org.id)!.spendVersion !== terms.get(org.id)!.version) {

@@ -91,6 +91,7 @@ export async function lockOrgsForSpend(
   orgs: OrgRow[],
   now: Date,
 ): Promise<Map<string, SpendLock>> {
+  if (orgs.length === 0) return new Map();
   const rows = await tx.query<LockedRow>(
     `SELECT l.* FROM unnest($1::text[]) WITH ORDINALITY AS o (id, n)
       CROSS JOIN LATERAL tally_lock_for_spend(o.id, $2, '[]', NULL) AS l
