@@ -82,9 +82,10 @@ export async function lockForSpend(
 
 /**
  * Locks the balance rows of several orgs for a batch of events (no scopes, no authorization) in
- * one round trip, answering each org's lock by its id, in the order given (every batch gives them in id order, so batches queue rather
- * than deadlock). Each call inside the statement still reads with a snapshot of its own, taken
- * after its lock: the function is volatile.
+ * one round trip, in the order given (every batch gives them in id order, so batches queue rather
+ * than deadlock), and answers each org's lock by its id; no org, no statement. Each call inside
+ * the statement still reads with a snapshot of its own, taken after its lock: the function is
+ * volatile.
  */
 export async function lockOrgsForSpend(
   tx: Queryable,

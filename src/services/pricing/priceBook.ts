@@ -54,7 +54,7 @@ export class PriceBook {
   private generation = '';
   private checkedAt = 0;
   private byProvider = new Map<string, ProviderPriceRow[]>();
-  /** The rows of each catalog model, by `modelKey`: an event's price is looked up among its model's rows only. */
+  /** The rows of each catalog model, by `modelKey`: a price is looked up among its model's rows only. */
   private byModel = new Map<string, ProviderPriceRow[]>();
   private matchCache = new Map<string, string | null>();
   private sell = new Map<string, SellPriceRow[]>();
@@ -89,7 +89,7 @@ export class PriceBook {
     const sells = await db.query<SellPriceRow>(
       'SELECT id, org_id, provider, model, component, price, unit, currency, valid_from FROM sell_prices ORDER BY valid_from, id',
     );
-    this.sell = group(sells, (r) => `${r.provider}\u0000${r.model.toLowerCase()}`);
+    this.sell = group(sells, (r) => modelKey(r.provider, r.model.toLowerCase()));
     const fx = await db.query<{ currency: string; rate: string; valid_from: Date }>(
       'SELECT currency, rate, valid_from FROM fx_rates ORDER BY valid_from, id',
     );
@@ -105,7 +105,7 @@ export class PriceBook {
 
   /** The catalog model id an event's model name belongs to, by exact id first, then match rules. */
   private catalogModel(provider: string, model: string): string | null {
-    const key = `${provider}\u0000${model}`;
+    const key = modelKey(provider, model);
     const cached = this.matchCache.get(key);
     if (cached !== undefined) return cached;
     const rows = this.byProvider.get(provider) ?? [];
@@ -119,10 +119,7 @@ export class PriceBook {
     return found;
   }
 
-  /**
-   * The provider list price in force for a model at an instant: the catalog's newest list that has
-   * taken effect, evaluated as genai-prices does, unless an operator price started at or after it.
-   */
+  /** The provider list price in force for a model, as written by a client, at an instant (pickPrice). */
   providerPrice(provider: string, model: string, at: Date): ProviderPriceRow | null {
     const id = this.catalogModel(provider, model);
     if (!id) return null;
@@ -136,7 +133,7 @@ export class PriceBook {
     if (!fx) return null;
     const sellOverrides: Partial<Record<Component, SellOverride>> = {};
     const chosen = new Map<Component, SellPriceRow>();
-    for (const row of this.sell.get(`${provider}\u0000${model.toLowerCase()}`) ?? []) {
+    for (const row of this.sell.get(modelKey(provider, model.toLowerCase())) ?? []) {
       if (row.currency !== currency || row.valid_from > at) continue;
       if (row.org_id !== null && row.org_id !== orgId) continue;
       const current = chosen.get(row.component);
@@ -187,6 +184,7 @@ export class PriceBook {
   }
 }
 
+/** The key of a provider's model in the book's maps. */
 const modelKey = (provider: string, model: string) => `${provider}\u0000${model}`;
 
 /**
