@@ -1,7 +1,8 @@
 /**
  * Paging and the trend tooltip in a real browser, against a real Tally over HTTP: the overview's
  * recent activity appends the API's next pages in order (busy while a page is in flight), starts over
- * on a new filter or range without taking a late page of the old list, and the trend pill of a custom
+ * on a new filter or range without taking a late page of the old list, keeps a Load more clicked while
+ * a pushed change reloads the list (going on from the new first page), and the trend pill of a custom
  * range names the exact previous period the API compares it with.
  *
  * A page "in flight" is the browser's real request, held by page.route until the test lets it go on
@@ -250,6 +251,52 @@ describe('paged activity and the trend tooltip', () => {
     expect(week1.data.length).toBeGreaterThan(0);
     await eventually(shownRows).toEqual(rowsOf(week1));
     if (week1.has_more) expect(await moreButton().textContent()).toBe('Load more');
+  });
+
+  it('goes on from the new first page when Load more is clicked while a pushed change reloads the list', async () => {
+    await page.goto(`${web.url}/usage`);
+    const query = { range: '30d' };
+    const before = await events(query);
+    await eventually(shownRows).toEqual(rowsOf(before));
+    // Let the page's stream start watching (3 s after the overview opens).
+    await page.waitForTimeout(4500);
+    const reload = await holdNextRequest(page, (url) => isEventsPage(url) && !url.searchParams.has('cursor'));
+    const [member] = (await http('/members', { limit: '1' })).data;
+    const latest = before.data[0]!;
+    const id = `paging-live-${Date.now()}`;
+    const sent = await web.tally.call('POST', '/v1/events', {
+      body: {
+        events: [
+          {
+            id,
+            org_id: web.orgId,
+            member: member.external_id,
+            feature: latest.feature,
+            provider: latest.provider,
+            model: latest.model,
+            occurred_at: new Date().toISOString(),
+            usage: { input_tokens: 1000, output_tokens: 100 },
+          },
+        ],
+      },
+    });
+    expect(sent.body.results[0].status).toBe('accepted');
+    // The pushed change reloads the first page; the reader clicks Load more while it is on its way.
+    await reload.query();
+    await moreButton().click();
+    await eventually(() => moreButton().textContent()).toBe('Loading…');
+    expect(await shownRows()).toEqual(rowsOf(before));
+    const next = await holdNextRequest(page, isEventsPage);
+    await reload.release();
+    const after1 = await events(query);
+    expect(after1.data[0]?.id).toBe(id);
+    // The click is kept: the next page follows the new first page's cursor, not the old one's.
+    expect((await next.query()).get('cursor')).toBe(after1.next_cursor);
+    await next.release();
+    const after2 = await events({ ...query, cursor: after1.next_cursor! });
+    await eventually(shownRows).toEqual(rowsOf(after1, after2));
+    expectDistinct(after1, after2);
+    expect(await activity().getByText('New activity since this list was loaded.').count()).toBe(0);
   });
 
   it('names in the trend tooltip the exact period a custom range is compared with', async () => {

@@ -42,16 +42,27 @@ export function usePagedList<Row, Answer extends Page<Row> = Page<Row>>(
   const pages = kept.of === first.data ? kept : pagesFrom<Row, Answer>(first.data);
   // The latest loadMore's state belongs to its first page as well: a new first page shows none.
   const [moreOf, setMoreOf] = useState<MoreState<Answer>>({ of: null, loading: false, error: null });
-  const more = moreOf.of === first.data ? { loading: moreOf.loading, error: moreOf.error } : NO_MORE;
+  // A Load more asked while the first page is loading again (a live change) waits for the new first
+  // page and goes on from it; the reader's click is not lost. It holds the list's key, so a click
+  // made before another query was chosen is dropped.
+  const key = `${path}?${JSON.stringify(query)}`;
+  const [waiting, setWaiting] = useState<string | null>(null);
+  const queued = waiting === key;
+  const more =
+    moreOf.of === first.data
+      ? { loading: moreOf.loading || queued, error: moreOf.error }
+      : { ...NO_MORE, loading: queued };
   const setMore = (of: Answer | null, state: { loading: boolean; error: Error | null }) =>
     setMoreOf({ of, ...state });
+  // The reader asking for more counts as paging: a live change then says the list is behind rather
+  // than reloading the first page under the page being read.
   const { behind, catchUp, settled } = useLiveList(
     live,
-    pages.rows.length > (first.data?.data.length ?? 0),
+    pages.rows.length > (first.data?.data.length ?? 0) || more.loading,
     first.reload,
   );
-  const latest = useRef(first.data);
-  latest.current = first.data;
+  const latest = useRef({ data: first.data, key });
+  latest.current = { data: first.data, key };
   // biome-ignore lint/correctness/useExhaustiveDependencies: `settled` only clears a flag.
   useEffect(() => {
     settled();
@@ -59,13 +70,24 @@ export function usePagedList<Row, Answer extends Page<Row> = Page<Row>>(
   /** Changes the pages of the first page `of`, unless the list loaded afresh since. */
   const update = (of: Answer | null, change: (pages: Pages<Row, Answer>) => Pages<Row, Answer>) =>
     setKept((previous) => change(previous.of === of ? previous : pagesFrom<Row, Answer>(of)));
+  /** The first page loaded again while the next one was on its way: ask again from the new one. */
+  const goOnFromNewFirstPage = () => {
+    if (latest.current.key === key) setWaiting(key);
+  };
   const loadMore = async () => {
+    if (first.loading && first.data) {
+      setWaiting(key);
+      return;
+    }
     const { of, cursor } = pages;
     if (!path || !cursor) return;
     setMore(of, { loading: true, error: null });
     try {
       const page = await api.get<Answer>(path, { ...query, cursor });
-      if (latest.current !== of) return;
+      if (latest.current.data !== of) {
+        goOnFromNewFirstPage();
+        return;
+      }
       update(of, (p) => ({
         of,
         rows: [...p.rows, ...page.data],
@@ -73,7 +95,10 @@ export function usePagedList<Row, Answer extends Page<Row> = Page<Row>>(
       }));
       setMore(of, { loading: false, error: null });
     } catch (error) {
-      if (latest.current !== of) return;
+      if (latest.current.data !== of) {
+        goOnFromNewFirstPage();
+        return;
+      }
       // A ranked list (usage breakdowns) whose ranking moved since its first page: the API cannot go
       // on from the cursor (409), so the list loads again from the top.
       if (error instanceof ApiError && error.code === 'cursor_stale') {
@@ -84,6 +109,12 @@ export function usePagedList<Row, Answer extends Page<Row> = Page<Row>>(
       setMore(of, { loading: false, error: error as Error });
     }
   };
+  // biome-ignore lint/correctness/useExhaustiveDependencies: runs this render's loadMore, on the first page it shows.
+  useEffect(() => {
+    if (!queued || first.loading) return;
+    setWaiting(null);
+    loadMore();
+  }, [queued, first.loading, first.data]);
   const setRows = (change: (rows: Row[]) => Row[]) =>
     update(first.data, (p) => ({ ...p, rows: change(p.rows) }));
   return {
