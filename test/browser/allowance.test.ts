@@ -192,8 +192,12 @@ describe('allowance bars', () => {
     // Run out already: said as it is, not as running out "in 0 days".
     const left = balance.cycle.days_remaining;
     expect(balance.cycle).toMatchObject({ run_out_in_days: 0, runs_out_before_cycle_end: true });
+    const cycleLeft =
+      left === 0
+        ? 'today is the last day of this cycle'
+        : `${left === 1 ? '1 day is' : `${left} days are`} left in this cycle`;
     expect(await page.locator('.note.warn.banner').textContent()).toBe(
-      `Your credits have run out, and ${left === 1 ? '1 day is' : `${left} days are`} left in this cycle. Upgrade or top up`,
+      `Your credits have run out, and ${cycleLeft}. Upgrade or top up`,
     );
     expect(
       await page.locator('.cycle-cards .card', { hasText: 'Run out in' }).locator('dd').textContent(),

@@ -5,6 +5,7 @@
  */
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dateIn } from '../../src/domain/calendar.ts';
 import {
   embedLink,
   launchBrowser,
@@ -424,6 +425,9 @@ describe('embedding, roles, top-ups and the usage bar', () => {
         timezone: 'Europe/Berlin',
         billing_mode: 'credits',
         plan_allowance_credits: '400',
+        // The cycle starts today, so 80 % used today runs out before it ends on any day of the
+        // month (late in a calendar month the daily average would last past the month's end).
+        billing_cycle_anchor: dateIn('Europe/Berlin', new Date()),
       },
     });
     const orgId = org.body.id;

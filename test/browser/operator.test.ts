@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFormats } from '../../web/src/format.ts';
 import { OPERATOR_KEY } from '../support/harness.ts';
 import {
+  demoCallNow,
   formatCount,
   launchBrowser,
   openPage,
@@ -61,6 +62,7 @@ describe('operator view of every organization', () => {
       },
     });
     expect(spent.body.results.every((r: { status: string }) => r.status === 'accepted')).toBe(true);
+    await demoCallNow(web);
     total = (await web.tally.call('GET', '/v1/orgs?limit=1000')).body.data.length;
     expect(total).toBeGreaterThan(PAGE_SIZE);
     page = await openPage(browser);

@@ -160,15 +160,17 @@ describe('files, tools and integrations on the overview', () => {
     let memberId: string;
 
     beforeAll(async () => {
-      const at = (minutes: number) => new Date(Date.now() - minutes * 60_000).toISOString();
-      const call = (id: string, minutes: number, extra: Record<string, unknown>) => ({
+      // Seconds ago, not minutes: the calls are this month's in Berlin (none of last month's) unless
+      // the test runs in the month's first 100 seconds.
+      const at = (secondsAgo: number) => new Date(Date.now() - secondsAgo * 1000).toISOString();
+      const call = (id: string, secondsAgo: number, extra: Record<string, unknown>) => ({
         id,
         member: 'u_1001',
         feature: 'Chat',
         provider: 'openai',
         model: 'gpt-4o',
-        occurred_at: at(minutes),
-        usage: { input_tokens: 15_000 + minutes, output_tokens: 700 },
+        occurred_at: at(secondsAgo),
+        usage: { input_tokens: 15_000 + secondsAgo, output_tokens: 700 },
         ...extra,
       });
       const report = {

@@ -6,6 +6,7 @@ import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OPERATOR_KEY } from '../support/harness.ts';
 import {
+  demoCallNow,
   formatCount,
   launchBrowser,
   screenshot,
@@ -27,6 +28,7 @@ describe('usage page screens', () => {
       body: { name: 'browser test', role: 'owner' },
     });
     ownerKey = key.body.key;
+    await demoCallNow(web);
     context = await browser.newContext({ locale: 'en-US', viewport: { width: 1280, height: 900 } });
     page = await context.newPage();
     page.on('pageerror', (error) => {

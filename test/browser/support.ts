@@ -95,6 +95,30 @@ export async function demoOrgGet(web: WebTally, path: string) {
   return res.body;
 }
 
+/**
+ * One call of a demo member now, so "this month" has usage in the demo org however early in the
+ * month the test runs (its generated history may hold none yet in the month's first hours).
+ */
+export async function demoCallNow(web: WebTally): Promise<void> {
+  const res = await web.tally.call('POST', '/v1/events', {
+    body: {
+      events: [
+        {
+          id: `demo-now-${Date.now()}`,
+          org_id: web.orgId,
+          member: 'u_1001',
+          feature: 'Chat',
+          provider: 'openai',
+          model: 'gpt-4o',
+          occurred_at: new Date().toISOString(),
+          usage: { input_tokens: 1_000, output_tokens: 100 },
+        },
+      ],
+    },
+  });
+  if (res.body.results?.[0]?.status !== 'accepted') throw new Error(`demo call: ${JSON.stringify(res.body)}`);
+}
+
 /** Mints an embed token for a demo member and role through the public API. */
 export async function embedLink(
   web: WebTally,

@@ -217,7 +217,11 @@ export function CycleCards({ balance }: { balance: Balance }) {
   const days = (n: number) => (n === 0 ? 'less than a day' : n === 1 ? '1 day' : `${formats.count(n)} days`);
   const usd = balance.unit === 'usd';
   const runOut = !usd && compareDecimal(balance.available_credits, '0') <= 0;
-  const left = `${days(cycle.days_remaining)} ${cycle.days_remaining === 1 ? 'is' : 'are'} left in this cycle`;
+  // Days after today: none left means today is the cycle's last day, however many hours remain.
+  const left =
+    cycle.days_remaining === 0
+      ? 'today is the last day of this cycle'
+      : `${days(cycle.days_remaining)} ${cycle.days_remaining === 1 ? 'is' : 'are'} left in this cycle`;
   return (
     <>
       {cycle.runs_out_before_cycle_end && (
