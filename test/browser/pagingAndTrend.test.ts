@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFormats, type Formats, providerName } from '../../web/src/format.ts';
 import type { UsageEvent } from '../../web/src/types.ts';
 import { otherUsageText } from '../../web/src/units.ts';
-import { launchBrowser, ownerPage, startWebTally, type WebTally } from './support.ts';
+import { demoCallNow, launchBrowser, ownerPage, startWebTally, type WebTally } from './support.ts';
 
 /** Rows a page of recent activity holds (web/src/components/Activity.tsx). */
 const PAGE = 50;
@@ -261,26 +261,7 @@ describe('paged activity and the trend tooltip', () => {
     // Let the page's stream start watching (3 s after the overview opens).
     await page.waitForTimeout(4500);
     const reload = await holdNextRequest(page, (url) => isEventsPage(url) && !url.searchParams.has('cursor'));
-    const [member] = (await http('/members', { limit: '1' })).data;
-    const latest = before.data[0]!;
-    const id = `paging-live-${Date.now()}`;
-    const sent = await web.tally.call('POST', '/v1/events', {
-      body: {
-        events: [
-          {
-            id,
-            org_id: web.orgId,
-            member: member.external_id,
-            feature: latest.feature,
-            provider: latest.provider,
-            model: latest.model,
-            occurred_at: new Date().toISOString(),
-            usage: { input_tokens: 1000, output_tokens: 100 },
-          },
-        ],
-      },
-    });
-    expect(sent.body.results[0].status).toBe('accepted');
+    const id = await demoCallNow(web);
     // The pushed change reloads the first page; the reader clicks Load more while it is on its way.
     await reload.query();
     await moreButton().click();

@@ -96,15 +96,16 @@ export async function demoOrgGet(web: WebTally, path: string) {
 }
 
 /**
- * One call of a demo member now, so "this month" has usage in the demo org however early in the
+ * One call of a demo member now (its event id answered), so "this month" has usage in the demo org however early in the
  * month the test runs (its generated history may hold none yet in the month's first hours).
  */
-export async function demoCallNow(web: WebTally): Promise<void> {
+export async function demoCallNow(web: WebTally): Promise<string> {
+  const id = `demo-now-${Date.now()}`;
   const res = await web.tally.call('POST', '/v1/events', {
     body: {
       events: [
         {
-          id: `demo-now-${Date.now()}`,
+          id,
           org_id: web.orgId,
           member: 'u_1001',
           feature: 'Chat',
@@ -117,6 +118,7 @@ export async function demoCallNow(web: WebTally): Promise<void> {
     },
   });
   if (res.body.results?.[0]?.status !== 'accepted') throw new Error(`demo call: ${JSON.stringify(res.body)}`);
+  return id;
 }
 
 /** Mints an embed token for a demo member and role through the public API. */

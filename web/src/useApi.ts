@@ -10,6 +10,10 @@ export interface Loaded<T> {
   reload(): void;
 }
 
+/** What identifies a request of a component: its path and query (null: no request). */
+export const requestKey = (path: string | null, query: Query): string | null =>
+  path === null ? null : `${path}?${JSON.stringify(query)}`;
+
 export function useApi<T>(path: string | null, query: Query = {}): Loaded<T> {
   const { api } = useSession();
   const [state, setState] = useState<{ data: T | null; error: ApiError | null; loading: boolean }>({
@@ -18,7 +22,7 @@ export function useApi<T>(path: string | null, query: Query = {}): Loaded<T> {
     loading: path !== null,
   });
   const [generation, setGeneration] = useState(0);
-  const key = path === null ? null : `${path}?${JSON.stringify(query)}`;
+  const key = requestKey(path, query);
   // biome-ignore lint/correctness/useExhaustiveDependencies: `key` stands for path and query.
   useEffect(() => {
     if (path === null) return;

@@ -7,7 +7,7 @@ import { ApiError, type Query } from './api.ts';
 import { useLiveList } from './live.ts';
 import { useSession } from './sessionContext.tsx';
 import type { Page } from './types.ts';
-import { type Loaded, useApi } from './useApi.ts';
+import { type Loaded, requestKey, useApi } from './useApi.ts';
 
 export interface PagedList<Row, Answer extends Page<Row>> {
   /** The first page's answer: its loading and error states, and whatever else the answer carries. */
@@ -45,9 +45,9 @@ export function usePagedList<Row, Answer extends Page<Row> = Page<Row>>(
   // A Load more asked while the first page is loading again (a live change) waits for the new first
   // page and goes on from it; the reader's click is not lost. It holds the list's key, so a click
   // made before another query was chosen is dropped.
-  const key = `${path}?${JSON.stringify(query)}`;
+  const key = requestKey(path, query);
   const [waiting, setWaiting] = useState<string | null>(null);
-  const queued = waiting === key;
+  const queued = waiting !== null && waiting === key;
   const more =
     moreOf.of === first.data
       ? { loading: moreOf.loading || queued, error: moreOf.error }
@@ -70,10 +70,6 @@ export function usePagedList<Row, Answer extends Page<Row> = Page<Row>>(
   /** Changes the pages of the first page `of`, unless the list loaded afresh since. */
   const update = (of: Answer | null, change: (pages: Pages<Row, Answer>) => Pages<Row, Answer>) =>
     setKept((previous) => change(previous.of === of ? previous : pagesFrom<Row, Answer>(of)));
-  /** The first page loaded again while the next one was on its way: ask again from the new one. */
-  const goOnFromNewFirstPage = () => {
-    if (latest.current.key === key) setWaiting(key);
-  };
   const loadMore = async () => {
     if (first.loading && first.data) {
       setWaiting(key);
@@ -82,12 +78,18 @@ export function usePagedList<Row, Answer extends Page<Row> = Page<Row>>(
     const { of, cursor } = pages;
     if (!path || !cursor) return;
     setMore(of, { loading: true, error: null });
+    /**
+     * The first page loaded again while the next one was on its way: the answer is dropped, and
+     * asked again from the new first page (unless another query was chosen meanwhile).
+     */
+    const superseded = () => {
+      if (latest.current.data === of) return false;
+      if (latest.current.key === key) setWaiting(key);
+      return true;
+    };
     try {
       const page = await api.get<Answer>(path, { ...query, cursor });
-      if (latest.current.data !== of) {
-        goOnFromNewFirstPage();
-        return;
-      }
+      if (superseded()) return;
       update(of, (p) => ({
         of,
         rows: [...p.rows, ...page.data],
@@ -95,10 +97,7 @@ export function usePagedList<Row, Answer extends Page<Row> = Page<Row>>(
       }));
       setMore(of, { loading: false, error: null });
     } catch (error) {
-      if (latest.current.data !== of) {
-        goOnFromNewFirstPage();
-        return;
-      }
+      if (superseded()) return;
       // A ranked list (usage breakdowns) whose ranking moved since its first page: the API cannot go
       // on from the cursor (409), so the list loads again from the top.
       if (error instanceof ApiError && error.code === 'cursor_stale') {
