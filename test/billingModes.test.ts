@@ -9,7 +9,7 @@ import { checkLedger } from '../src/services/ledger/checkLedger.ts';
 import {
   createOrgWithKey,
   freshIdempotencyKey,
-  minutesAgo,
+  justNow,
   startTally,
   type TestTally,
 } from './support/harness.ts';
@@ -34,7 +34,7 @@ describe('BYOM: a USD spend cap at provider cost', () => {
     const events = Array.from({ length: 3 }, (_, i) => ({
       ...call,
       id: `e${i}`,
-      occurred_at: minutesAgo(1),
+      occurred_at: justNow(),
       usage: { output_tokens: 1_000 + i },
     }));
     const sent = await t.call('POST', '/v1/events', { key, body: { events } });
@@ -52,7 +52,7 @@ describe('BYOM: a USD spend cap at provider cost', () => {
       billing_mode: 'byom',
     });
     await t.call('PUT', `/v1/orgs/${org.id}/limits`, { body: { alert_threshold: null, allowed_limit: '1' } });
-    const events = [{ ...call, id: 'e1', occurred_at: minutesAgo(1), usage: { output_tokens: 3_003 } }];
+    const events = [{ ...call, id: 'e1', occurred_at: justNow(), usage: { output_tokens: 3_003 } }];
     expect((await t.call('POST', '/v1/events', { key, body: { events } })).body.results[0].cost).toBe(
       '0.03003',
     );
@@ -72,7 +72,7 @@ describe('BYOM: a USD spend cap at provider cost', () => {
       plan_allowance_credits: '100000',
     });
     // 100 000 output tokens of gpt-4o: USD 1.50, 150 credits.
-    const events = [{ ...call, id: 'c1', occurred_at: minutesAgo(1), usage: { output_tokens: 100_000 } }];
+    const events = [{ ...call, id: 'c1', occurred_at: justNow(), usage: { output_tokens: 100_000 } }];
     expect((await t.call('POST', '/v1/events', { key, body: { events } })).body.results[0].credits).toBe(
       '150',
     );
@@ -256,7 +256,7 @@ describe('changing billing terms', () => {
     expect((await patch('credits')).status).toBe(200);
     const sent = await t.call('POST', '/v1/events', {
       key,
-      body: { events: [{ ...call, id: 'u1', occurred_at: minutesAgo(1), usage: { output_tokens: 1_000 } }] },
+      body: { events: [{ ...call, id: 'u1', occurred_at: justNow(), usage: { output_tokens: 1_000 } }] },
     });
     expect(sent.body.results[0]).toMatchObject({ status: 'accepted', currency: 'EUR' });
     const refused = await patch('byom');
@@ -280,7 +280,7 @@ describe('changing billing terms', () => {
     const byom = await createOrgWithKey(t, { currency: 'EUR', timezone: 'UTC', billing_mode: 'byom' });
     await t.call('POST', '/v1/events', {
       key: byom.key,
-      body: { events: [{ ...call, id: 'm1', occurred_at: minutesAgo(1), usage: { output_tokens: 1_000 } }] },
+      body: { events: [{ ...call, id: 'm1', occurred_at: justNow(), usage: { output_tokens: 1_000 } }] },
     });
     const toCredits = await t.call('PATCH', `/v1/orgs/${byom.org.id}`, { body: { billing_mode: 'credits' } });
     expect(toCredits.status).toBe(409);
@@ -293,7 +293,7 @@ describe('changing billing terms', () => {
     const sent = await t.call('POST', '/v1/events', {
       key,
       body: {
-        events: [{ ...call, id: 'big', occurred_at: minutesAgo(1), usage: { output_tokens: 100_000 } }],
+        events: [{ ...call, id: 'big', occurred_at: justNow(), usage: { output_tokens: 100_000 } }],
       },
     });
     expect(sent.body.results[0]).toMatchObject({ status: 'accepted', cost: '1.5' });

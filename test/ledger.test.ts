@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BalanceSchema, GrantSchema } from '../src/http/routes/ledger.ts';
 import { LimitsSchema } from '../src/http/routes/limits.ts';
 import { checkLedger } from '../src/services/ledger/checkLedger.ts';
-import { createOrgWithKey, minutesAgo, startTally, type TestTally } from './support/harness.ts';
+import { createOrgWithKey, justNow, startTally, type TestTally } from './support/harness.ts';
 
 let t: TestTally;
 beforeAll(async () => {
@@ -18,7 +18,7 @@ const chat = (id: string) => ({
   feature: 'Chat',
   provider: 'openai',
   model: 'gpt-4o',
-  occurred_at: minutesAgo(1),
+  occurred_at: justNow(),
   usage: { input_tokens: 100_000, output_tokens: 50_000 },
 });
 

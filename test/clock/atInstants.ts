@@ -50,7 +50,7 @@ function instants(now: Date): Instant[] {
       why: "a month's last day in every zone the tests use (noon UTC)",
     },
     {
-      at: next((n) => new Date(monthAfter(berlin, now, n).end.getTime() + 90_000), now),
+      at: next((n) => new Date(monthAfter(berlin, now, n).end.getTime() + 10_000), now),
       why: "a month's first minutes in Berlin, its last hours in New York",
     },
     {

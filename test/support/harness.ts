@@ -97,6 +97,12 @@ export async function createOrgWithKey(t: TestTally, overrides: Record<string, u
 
 export const minutesAgo = (n: number) => new Date(Date.now() - n * 60_000).toISOString();
 
+/**
+ * An event time in the month and day the test runs in, wherever it runs: a minute ago falls in the
+ * month before during a month's first minute, and a limit or cycle test then counts nothing.
+ */
+export const justNow = () => new Date().toISOString();
+
 /** A new Idempotency-Key header, as a delta increment (`usage`) must carry. */
 export const freshIdempotencyKey = (): Record<string, string> => ({
   'idempotency-key': `test-${randomUUID()}`,
