@@ -584,7 +584,9 @@ export const gateway: BenchModule = {
             running = await database.startTally(timer);
             aim(running, steadyUpstream.url);
             const job = { ...gatewaySteady(), warmUpMs: 2000, measuredMs: options.quick ? 3000 : 8000 };
-            const { result, summary } = await cpuProfile(() => generator.run(job));
+            const { result, summary } = await cpuProfile(`gateway ${database.label}`, () =>
+              generator.run(job),
+            );
             sections.push({
               title: `Gateway: statements and CPU profile per stream on ${database.label} (${steadyLabel})`,
               lines: profileLines(summary, timer, result.total),

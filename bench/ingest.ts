@@ -243,7 +243,7 @@ async function oneRun(
     timer.reset();
     const cpuBefore = cpuSnapshot(await database.backendPids(), [generator.pid]);
     if (mode === 'profiled') {
-      const profiled = await cpuProfile(send);
+      const profiled = await cpuProfile(`ingest ${database.label}`, send);
       ingested = profiled.result;
       profile = profiled.summary;
     } else {

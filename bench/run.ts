@@ -4,6 +4,7 @@
  *
  * Environment: BENCH_QUICK=1 (small sizes; BENCHMARKS.md left alone unless BENCH_WRITE=1),
  * BENCH_DB=embedded|server|both, BENCH_PROFILE=0|1 (extra CPU-profiled run; default on unless quick),
+ * BENCH_PROFILE_DIR (also save each profiled run's whole profile there, `<name>.cpuprofile`),
  * BENCH_SECTIONS=1 (also print the detail sections, e.g. profiles, that BENCHMARKS.md gets),
  * TALLY_BENCH_DATABASE_URL (the Postgres server, default postgres://postgres@127.0.0.1:5432/postgres).
  */

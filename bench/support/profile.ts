@@ -1,8 +1,12 @@
 /**
  * A CPU profile of this process around some work (node:inspector), summarised by where the time
  * went: Tally's own files, each package, PGlite's WebAssembly, the garbage collector, idle.
+ * With BENCH_PROFILE_DIR set, the whole profile is also saved there as `<name>.cpuprofile`, for
+ * Chrome DevTools or speedscope (the summary keeps self time only; call trees need the file).
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
 
 interface ProfileNode {
   id: number;
@@ -31,7 +35,10 @@ function areaOf(url: string, fn: string): string {
   return url;
 }
 
-export async function cpuProfile<T>(work: () => Promise<T>): Promise<{ result: T; summary: ProfileSummary }> {
+export async function cpuProfile<T>(
+  name: string,
+  work: () => Promise<T>,
+): Promise<{ result: T; summary: ProfileSummary }> {
   const session = new Session();
   session.connect();
   await session.post('Profiler.enable');
@@ -44,6 +51,11 @@ export async function cpuProfile<T>(work: () => Promise<T>): Promise<{ result: T
   } finally {
     profile = ((await session.post('Profiler.stop')) as unknown as { profile: Profile }).profile;
     session.disconnect();
+  }
+  const dir = process.env.BENCH_PROFILE_DIR;
+  if (dir) {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, `${name.replace(/[^A-Za-z0-9]+/g, '-')}.cpuprofile`), JSON.stringify(profile));
   }
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const areas = new Map<string, number>();

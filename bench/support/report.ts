@@ -136,6 +136,7 @@ export function writeBenchmarksMd(
     'BENCH_QUICK=1 npm run bench   # small sizes, a smoke run (prints only, unless BENCH_WRITE=1)',
     'BENCH_DB=embedded npm run bench   # only PGlite (or BENCH_DB=server)',
     'BENCH_PROFILE=0 npm run bench     # skip the extra CPU-profiled run',
+    'BENCH_PROFILE_DIR=/tmp/profiles npm run bench -- ingest   # also save each profile (.cpuprofile)',
     '```',
     '',
     'The Postgres server is `TALLY_BENCH_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`);',
