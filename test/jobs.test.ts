@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonLogger } from '../src/http/logger.ts';
-import { type JobDefinition, registerJobs, runDueJob } from '../src/jobs/runner.ts';
+import { didWork, type JobDefinition, registerJobs, runDueJob } from '../src/jobs/runner.ts';
 import { issuePlanGrants } from '../src/services/ledger/issuePlanGrants.ts';
 import { createOrgWithKey, onServer, startTally, type TestTally } from './support/harness.ts';
 
@@ -61,9 +61,14 @@ describe('scheduler', () => {
 
   it('issues each plan grant once however often the job runs', async () => {
     const { org } = await createOrgWithKey(t);
-    await Promise.all([issuePlanGrants(t.db), issuePlanGrants(t.db), issuePlanGrants(t.db)]);
+    const runs = await Promise.all([issuePlanGrants(t.db), issuePlanGrants(t.db), issuePlanGrants(t.db)]);
     const grants = await t.db.query("SELECT id FROM grants WHERE org_id = $1 AND kind = 'plan'", [org.id]);
     expect(grants).toHaveLength(1);
+    expect(runs.reduce((sum, run) => sum + run.issued, 0)).toBe(1);
+    // A run that issues nothing reports no work, so the runner does not log it every minute.
+    const idle = await issuePlanGrants(t.db);
+    expect(idle).toEqual({ issued: 0 });
+    expect(didWork(idle)).toBe(false);
   });
 
   it('logs the runs that did something and every failure, not the idle runs', async () => {
