@@ -2,6 +2,7 @@
 import cluster from 'node:cluster';
 import { type Config, ConfigError, loadConfig } from './config.ts';
 import { seedDemo } from './demo/seedDemo.ts';
+import { answerWorkersScrapes } from './http/clusterMetrics.ts';
 import { jobCatalog } from './jobs/catalog.ts';
 import { registerJobs, startScheduler } from './jobs/runner.ts';
 import { listen, prepare, type Tally } from './server.ts';
@@ -79,6 +80,7 @@ async function superviseWorkers(config: Config) {
     process.stderr.write(`Tally worker ${worker.process.pid} ended (${signal ?? code}); starting another\n`);
     cluster.fork();
   });
+  answerWorkersScrapes();
   const first = cluster.fork();
   for (let i = 1; i < config.TALLY_WORKERS; i++) cluster.fork();
   const address = await new Promise<{ port: number }>((resolve) =>

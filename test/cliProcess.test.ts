@@ -5,6 +5,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -87,7 +88,8 @@ describe('tally bin', () => {
     expect(stdout).toMatch(/^Usage: tally migrate/);
   });
 
-  it('start serves the API until SIGTERM', async () => {
+  /** `tally start` in a child process on this test's database; answers the child and its URL. */
+  async function startBin(extra: Record<string, string> = {}) {
     const { DATABASE_URL: _url, TALLY_DATA_DIR: _dir, TALLY_ADMIN_KEY: _key, ...inherited } = process.env;
     const child = spawn(process.execPath, [BIN, 'start', '--port', '0', '--host', '127.0.0.1'], {
       env: {
@@ -97,6 +99,7 @@ describe('tally bin', () => {
         TALLY_DEMO: '0',
         TALLY_JOBS: '0',
         TALLY_LOG: 'off',
+        ...extra,
       },
     });
     const exited = once(child, 'exit');
@@ -109,12 +112,52 @@ describe('tally bin', () => {
       });
       child.on('exit', () => reject(new Error(`start exited: ${stderr}`)));
     });
+    return { child, exited, url };
+  }
+
+  it('start serves the API until SIGTERM', async () => {
+    const { child, exited, url } = await startBin();
     const ready = await fetch(`${url}/readyz`);
     expect(ready.status).toBe(200);
     child.kill('SIGTERM');
     const [code] = await exited;
     expect(code).toBe(0);
   }, 120_000);
+
+  // Workers need a Postgres server (the embedded database serves one process).
+  it.skipIf(!onServer)(
+    'counts every worker in each /metrics scrape under TALLY_WORKERS=2, whichever worker answers it',
+    async () => {
+      const { child, exited, url } = await startBin({ TALLY_WORKERS: '2' });
+      try {
+        // One connection a request: the cluster hands connections to its workers in turn.
+        const get = (path: string) =>
+          new Promise<{ status: number; body: string }>((resolve, reject) => {
+            http
+              .get(`${url}${path}`, { agent: false }, (res) => {
+                let body = '';
+                res.on('data', (chunk) => {
+                  body += chunk;
+                });
+                res.on('end', () => resolve({ status: res.statusCode!, body }));
+              })
+              .on('error', reject);
+          });
+        for (let i = 0; i < 10; i++) expect((await get('/readyz')).status).toBe(200);
+        for (let scrape = 0; scrape < 4; scrape++) {
+          const metrics = await get('/metrics');
+          expect(metrics.status).toBe(200);
+          expect(metrics.body).toContain(
+            'tally_http_requests_total{method="GET",route="/readyz",status="200"} 10\n',
+          );
+        }
+      } finally {
+        child.kill('SIGTERM');
+        await exited;
+      }
+    },
+    120_000,
+  );
 
   it('migrates, then keys create prints a key that works', async () => {
     expect(await tally('migrate')).toMatchObject({ code: 0, stdout: 'Migrations applied.\n' });

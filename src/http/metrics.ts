@@ -1,11 +1,14 @@
 /** Prometheus metrics for /metrics. One registry per app so tests can build many apps. */
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { metricsOf } from './clusterMetrics.ts';
 
 export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   return {
     registry,
+    /** What /metrics answers (under TALLY_WORKERS, every worker's figures summed). */
+    text: metricsOf(registry),
     requests: new Counter({
       name: 'tally_http_requests_total',
       help: 'HTTP requests by route and status',

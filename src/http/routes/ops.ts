@@ -22,9 +22,13 @@ export function opsRoutes(app: OpenAPIHono<AppEnv>, deps: { db: Db; metrics: Met
       return problem(c, 503, 'unavailable', 'The database is not reachable');
     }
   });
-  app.get('/metrics', async (c) =>
-    c.body(await deps.metrics.registry.metrics(), 200, { 'content-type': deps.metrics.registry.contentType }),
-  );
+  app.get('/metrics', async (c) => {
+    try {
+      return c.body(await deps.metrics.text(), 200, { 'content-type': deps.metrics.registry.contentType });
+    } catch (error) {
+      return problem(c, 503, 'unavailable', (error as Error).message);
+    }
+  });
   // Built at the first request (every route is registered by then) and kept: building it took
   // 54 ms of CPU, and these pages answer anyone, without a key.
   let served: { json: string; html: string } | undefined;
