@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { registerJobs } from '../src/jobs/runner.ts';
 import { createOrgWithKey, minutesAgo, startTally, type TestTally } from './support/harness.ts';
 
 let t: TestTally;
@@ -54,6 +55,33 @@ describe('operations endpoints', () => {
     for (const path of ['/healthz', '/readyz', '/metrics', '/openapi.json', '/docs']) {
       expect(doc.paths[path]?.get?.security, path).toEqual([]);
     }
+  });
+
+  it('counts hold decisions by reason and shows how far behind each background job is', async () => {
+    const { key } = await createOrgWithKey(t);
+    const call = { member: 'u1', feature: 'Chat', provider: 'openai', model: 'gpt-4o' };
+    const hold = (credits: string) =>
+      t.call('POST', '/v1/authorizations', { key, body: { ...call, estimate: { credits } } });
+    expect((await hold('10')).body).toMatchObject({ approved: true, reason: null });
+    // More than is left is held in part; then nothing is left.
+    expect((await hold('1000000')).body).toMatchObject({ approved: true, reason: 'partial' });
+    expect((await hold('10')).body).toMatchObject({ approved: false, reason: 'insufficient_credits' });
+    // A job an hour overdue whose last run failed.
+    await registerJobs(t.db, [{ name: 'expire_holds', everySeconds: 30, run: async () => 0 }]);
+    await t.db.query(
+      `UPDATE scheduled_jobs SET next_run_at = now() - interval '1 hour',
+              last_finished_at = to_timestamp(1796600000), last_error = 'connection reset'
+        WHERE name = 'expire_holds'`,
+    );
+    const text = await (await t.app.request('/metrics')).text();
+    expect(text).toContain('tally_authorizations_total{decision="approved",reason="none"} 1\n');
+    expect(text).toContain('tally_authorizations_total{decision="approved",reason="partial"} 1\n');
+    expect(text).toContain('tally_authorizations_total{decision="denied",reason="insufficient_credits"} 1\n');
+    const behind = Number(/^tally_job_behind_seconds\{job="expire_holds"\} (\d+)$/m.exec(text)?.[1]);
+    expect(behind).toBeGreaterThanOrEqual(3600);
+    expect(behind).toBeLessThan(3700);
+    expect(text).toContain('tally_job_last_finished_timestamp_seconds{job="expire_holds"} 1796600000\n');
+    expect(text).toContain('tally_job_last_run_failed{job="expire_holds"} 1\n');
   });
 
   it('builds the API document once: later requests for /openapi.json and /docs reuse it', async () => {

@@ -50,7 +50,7 @@ export interface AppDeps {
 }
 
 export function buildApp(deps: AppDeps) {
-  const metrics = createMetrics();
+  const metrics = createMetrics(deps.db);
   const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result, c) =>
       result.success ? undefined : validationProblem(c, result.error, result.target),
@@ -143,7 +143,7 @@ export function buildApp(deps: AppDeps) {
   });
   pricingRoutes(app);
   ledgerRoutes(app);
-  authorizationRoutes(app);
+  authorizationRoutes(app, (decision, reason) => metrics.holds.inc({ decision, reason }));
   limitRoutes(app);
   usageRoutes(app);
   usageInsightRoutes(app);

@@ -1,8 +1,9 @@
 /** Prometheus metrics for /metrics. One registry per app so tests can build many apps. */
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { Db } from '../store/db.ts';
 import { metricsOf } from './clusterMetrics.ts';
 
-export function createMetrics() {
+export function createMetrics(db: Db) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   return {
@@ -28,6 +29,74 @@ export function createMetrics() {
       labelNames: ['status'],
       registers: [registry],
     }),
+    holds: new Counter({
+      name: 'tally_authorizations_total',
+      help: 'Answers of POST /v1/authorizations: approved or denied, with the reason (none when there is none)',
+      labelNames: ['decision', 'reason'],
+      registers: [registry],
+    }),
+    ...jobGauges(db, registry),
+  };
+}
+
+interface JobRow {
+  name: string;
+  behind: string;
+  finished: string | null;
+  failed: boolean;
+}
+
+/**
+ * The background jobs as the database records them (every process's runs, so each worker reports
+ * the same figures: under TALLY_WORKERS the first is kept, not the sum). `behind` is the one to
+ * alert on: a job due long ago that no process runs (TALLY_JOBS=0 everywhere, or a run stuck) lets
+ * holds and grants outlive their expiry.
+ */
+function jobGauges(db: Db, registry: Registry) {
+  // The gauges are read together at each scrape: one query for the three.
+  let reading: Promise<JobRow[]> | null = null;
+  const rows = () =>
+    (reading ??= db
+      .query<JobRow>(
+        `SELECT name, floor(greatest(0, extract(epoch FROM now() - next_run_at)))::bigint AS behind,
+                floor(extract(epoch FROM last_finished_at))::bigint AS finished,
+                last_error IS NOT NULL AS failed
+           FROM scheduled_jobs ORDER BY name`,
+      )
+      // Database down: /readyz says so, and the process's own figures still answer.
+      .catch((): JobRow[] => [])
+      .finally(() => {
+        reading = null;
+      }));
+  const gauge = (name: string, help: string, value: (row: JobRow) => number | null) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['job'],
+      aggregator: 'first',
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const row of await rows()) {
+          const v = value(row);
+          if (v !== null) this.set({ job: row.name }, v);
+        }
+      },
+    });
+  return {
+    jobBehind: gauge(
+      'tally_job_behind_seconds',
+      'Seconds since the job was due, 0 when it is not due yet',
+      (r) => Number(r.behind),
+    ),
+    jobFinished: gauge(
+      'tally_job_last_finished_timestamp_seconds',
+      'When its last run ended (Unix time)',
+      (r) => (r.finished === null ? null : Number(r.finished)),
+    ),
+    jobFailed: gauge('tally_job_last_run_failed', '1 when its last run ended in an error, else 0', (r) =>
+      r.failed ? 1 : 0,
+    ),
   };
 }
 export type Metrics = ReturnType<typeof createMetrics>;

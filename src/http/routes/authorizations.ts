@@ -117,7 +117,10 @@ const VoidSchema = z
 
 const AuthParam = z.object({ id: Id('auth').openapi({ param: { name: 'id', in: 'path' } }) });
 
-export function authorizationRoutes(app: OpenAPIHono<AppEnv>) {
+export function authorizationRoutes(
+  app: OpenAPIHono<AppEnv>,
+  onDecision: (decision: 'approved' | 'denied', reason: string) => void,
+) {
   app.openapi(
     createRoute({
       method: 'post',
@@ -131,6 +134,7 @@ export function authorizationRoutes(app: OpenAPIHono<AppEnv>) {
       const ctx = c.get('ctx');
       const input = c.req.valid('json');
       const result = await authorize(ctx, input);
+      onDecision(result.approved ? 'approved' : 'denied', result.reason ?? 'none');
       const orgId = ctx.principal.kind === 'org_key' ? ctx.principal.orgId : input.org_id!;
       const quota =
         result.approved || !result.reason
