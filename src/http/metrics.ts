@@ -6,6 +6,7 @@ import { metricsOf } from './clusterMetrics.ts';
 export function createMetrics(db: Db) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  registerJobGauges(db, registry);
   return {
     registry,
     /** What /metrics answers (under TALLY_WORKERS, every worker's figures summed). */
@@ -35,7 +36,6 @@ export function createMetrics(db: Db) {
       labelNames: ['decision', 'reason'],
       registers: [registry],
     }),
-    ...jobGauges(db, registry),
   };
 }
 
@@ -52,7 +52,7 @@ interface JobRow {
  * alert on: a job due long ago that no process runs (TALLY_JOBS=0 everywhere, or a run stuck) lets
  * holds and grants outlive their expiry.
  */
-function jobGauges(db: Db, registry: Registry) {
+function registerJobGauges(db: Db, registry: Registry): void {
   // The gauges are read together at each scrape: one query for the three.
   let reading: Promise<JobRow[]> | null = null;
   const rows = () =>
@@ -83,20 +83,14 @@ function jobGauges(db: Db, registry: Registry) {
         }
       },
     });
-  return {
-    jobBehind: gauge(
-      'tally_job_behind_seconds',
-      'Seconds since the job was due, 0 when it is not due yet',
-      (r) => Number(r.behind),
-    ),
-    jobFinished: gauge(
-      'tally_job_last_finished_timestamp_seconds',
-      'When its last run ended (Unix time)',
-      (r) => (r.finished === null ? null : Number(r.finished)),
-    ),
-    jobFailed: gauge('tally_job_last_run_failed', '1 when its last run ended in an error, else 0', (r) =>
-      r.failed ? 1 : 0,
-    ),
-  };
+  gauge('tally_job_behind_seconds', 'Seconds since the job was due, 0 when it is not due yet', (r) =>
+    Number(r.behind),
+  );
+  gauge('tally_job_last_finished_timestamp_seconds', 'When its last run ended (Unix time)', (r) =>
+    r.finished === null ? null : Number(r.finished),
+  );
+  gauge('tally_job_last_run_failed', '1 when its last run ended in an error, else 0', (r) =>
+    r.failed ? 1 : 0,
+  );
 }
 export type Metrics = ReturnType<typeof createMetrics>;
