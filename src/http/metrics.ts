@@ -1,5 +1,6 @@
 /** Prometheus metrics for /metrics. One registry per app so tests can build many apps. */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { type JobState, jobStates } from '../jobs/runner.ts';
 import type { Db } from '../store/db.ts';
 import { metricsOf } from './clusterMetrics.ts';
 
@@ -39,13 +40,6 @@ export function createMetrics(db: Db) {
   };
 }
 
-interface JobRow {
-  name: string;
-  behind: string;
-  finished: string | null;
-  failed: boolean;
-}
-
 /**
  * The background jobs as the database records them (every process's runs, so each worker reports
  * the same figures: under TALLY_WORKERS the first is kept, not the sum). `behind` is the one to
@@ -54,21 +48,15 @@ interface JobRow {
  */
 function registerJobGauges(db: Db, registry: Registry): void {
   // The gauges are read together at each scrape: one query for the three.
-  let reading: Promise<JobRow[]> | null = null;
-  const rows = () =>
-    (reading ??= db
-      .query<JobRow>(
-        `SELECT name, floor(greatest(0, extract(epoch FROM now() - next_run_at)))::bigint AS behind,
-                floor(extract(epoch FROM last_finished_at))::bigint AS finished,
-                last_error IS NOT NULL AS failed
-           FROM scheduled_jobs ORDER BY name`,
-      )
+  let reading: Promise<JobState[]> | null = null;
+  const states = () =>
+    (reading ??= jobStates(db)
       // Database down: /readyz says so, and the process's own figures still answer.
-      .catch((): JobRow[] => [])
+      .catch((): JobState[] => [])
       .finally(() => {
         reading = null;
       }));
-  const gauge = (name: string, help: string, value: (row: JobRow) => number | null) =>
+  const gauge = (name: string, help: string, value: (job: JobState) => number | null) =>
     new Gauge({
       name,
       help,
@@ -77,20 +65,24 @@ function registerJobGauges(db: Db, registry: Registry): void {
       registers: [registry],
       async collect() {
         this.reset();
-        for (const row of await rows()) {
-          const v = value(row);
-          if (v !== null) this.set({ job: row.name }, v);
+        for (const job of await states()) {
+          const v = value(job);
+          if (v !== null) this.set({ job: job.name }, v);
         }
       },
     });
-  gauge('tally_job_behind_seconds', 'Seconds since the job was due, 0 when it is not due yet', (r) =>
-    Number(r.behind),
+  gauge(
+    'tally_job_behind_seconds',
+    'Seconds since the job was due, 0 when it is not due yet',
+    (j) => j.behindSeconds,
   );
-  gauge('tally_job_last_finished_timestamp_seconds', 'When its last run ended (Unix time)', (r) =>
-    r.finished === null ? null : Number(r.finished),
+  gauge(
+    'tally_job_last_finished_timestamp_seconds',
+    'When its last run ended (Unix time)',
+    (j) => j.lastFinishedAt,
   );
-  gauge('tally_job_last_run_failed', '1 when its last run ended in an error, else 0', (r) =>
-    r.failed ? 1 : 0,
+  gauge('tally_job_last_run_failed', '1 when its last run ended in an error, else 0', (j) =>
+    j.lastRunFailed ? 1 : 0,
   );
 }
 export type Metrics = ReturnType<typeof createMetrics>;

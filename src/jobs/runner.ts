@@ -72,6 +72,31 @@ export async function runDueJob(
   return job.name;
 }
 
+export interface JobState {
+  name: string;
+  /** Whole seconds since the job was due; 0 when it is not due yet. */
+  behindSeconds: number;
+  /** When its last run ended (whole Unix seconds), or null before its first run. */
+  lastFinishedAt: number | null;
+  lastRunFailed: boolean;
+}
+
+/** Every job as the database records it, whichever process ran it. */
+export async function jobStates(db: Db): Promise<JobState[]> {
+  const rows = await db.query<{ name: string; behind: string; finished: string | null; failed: boolean }>(
+    `SELECT name, floor(greatest(0, extract(epoch FROM now() - next_run_at)))::bigint AS behind,
+            floor(extract(epoch FROM last_finished_at))::bigint AS finished,
+            last_error IS NOT NULL AS failed
+       FROM scheduled_jobs ORDER BY name`,
+  );
+  return rows.map((r) => ({
+    name: r.name,
+    behindSeconds: Number(r.behind),
+    lastFinishedAt: r.finished === null ? null : Number(r.finished),
+    lastRunFailed: r.failed,
+  }));
+}
+
 /** Starts ticking; the returned function stops it (after the job in progress, if any). */
 export function startScheduler(
   db: Db,
